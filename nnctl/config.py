@@ -1,0 +1,409 @@
+"""The config: one table of keys (`SPEC`) gives defaults, validation, the JSON Schema and the
+starter config. `load_config` reads YAML (safe_load only), applies `--set` overrides, checks
+every key and returns the resolved config: a plain nested dict with every default filled in and
+`data.path` / `model.init_from` made absolute.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import NnctlError, did_you_mean
+
+REQUIRED = object()
+
+
+@dataclass
+class Key:
+    default: Any
+    kind: str  # int | float | bool | str | choice | path | names | layers | activation | ...
+    help: str
+    choices: tuple = ()
+    low: float | None = None  # inclusive unless low_open
+    high: float | None = None  # exclusive
+    low_open: bool = False
+    nullable: bool = False
+    sub: dict = field(default_factory=dict)  # for mappings: their own keys
+
+
+def _names(table_module: str, table: str) -> tuple:
+    import importlib
+
+    return tuple(getattr(importlib.import_module(f"nnctl.{table_module}"), table))
+
+
+def _spec() -> dict:
+    # Allowed names are read from the tables the math uses: one source of truth.
+    activations = _names("activations", "ACTIVATIONS")
+    losses = ("auto",) + _names("losses", "LOSSES")
+    optimizers = _names("optimizers", "OPTIMIZERS")
+    schedules = _names("optimizers", "SCHEDULES")
+    inits = ("auto",) + _names("network", "INITIALIZERS")
+    return {
+        "seed": Key(42, "int", "init seed; the same seed gives bit-identical weights", low=0),
+        "data": {
+            "path": Key(REQUIRED, "path", "CSV file with a header row (relative to this file)"),
+            "target": Key(REQUIRED, "str", "the column to predict"),
+            "features": Key(None, "names", "columns to use as inputs; null = every column but the target", nullable=True),
+            "validation_split": Key(0.2, "float", "fraction held out for validation (stratified for classification)", low=0.0, high=1.0),
+            "scale": Key("standard", "choice", "feature scaling, fit on the training part only", ("standard", "minmax", "none")),
+            "scale_target": Key(True, "bool", "regression: standardize the target for training; predictions come back in its units"),
+            "missing": Key("error", "choice", "rows with missing values: error | drop | mean (fill with the training mean)", ("error", "drop", "mean")),
+            "categorical": Key([], "categorical", "string columns to one-hot encode, or auto (every non-numeric feature)"),
+            "unknown_category": Key("error", "choice", "a category at predict time that training never saw: error | ignore (all-zero one-hot)", ("error", "ignore")),
+            "delimiter": Key(None, "delimiter", "field separator; null = sniffed (comma, semicolon, tab)", nullable=True),
+        },
+        "model": {
+            "task": Key("auto", "choice", "auto | classification | regression", ("auto", "classification", "regression")),
+            "layers": Key([16, 16], "layers", "hidden layer sizes; input and output sizes come from the data"),
+            "activation": Key("relu", "activation", "one name, or a list with one per hidden layer", activations),
+            "init": Key("auto", "choice", "weight initializer (auto: he for the relu family, xavier otherwise)", inits),
+            "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
+        },
+        "training": {
+            "learning_rate": Key(0.01, "float", "step size of every update", low=0.0, low_open=True),
+            "iterations": Key(200, "int", "epochs: passes over the training data", low=1),
+            "batch_size": Key(32, "int", "rows per update; null or 0 = full batch", low=0, nullable=True),
+            "optimizer": Key("sgd", "choice", "update rule (PyTorch's equations)", optimizers),
+            "momentum": Key(0.9, "float", "for momentum / nesterov", low=0.0, high=1.0),
+            "beta1": Key(0.9, "float", "adam / adamw: decay of the first moment", low=0.0, high=1.0),
+            "beta2": Key(0.999, "float", "adam / adamw: decay of the second moment", low=0.0, high=1.0),
+            "eps": Key(1e-8, "float", "adam / adamw / rmsprop: added to the denominator", low=0.0, low_open=True),
+            "alpha": Key(0.99, "float", "rmsprop: decay of the squared-gradient average", low=0.0, high=1.0),
+            "schedule": Key({"name": "constant"}, "schedule", "learning-rate schedule: a name, or {name: step, step_size: 50, gamma: 0.1}", schedules),
+            "loss": Key("auto", "choice", "auto picks cross_entropy / binary_cross_entropy / mse from the task", losses),
+            "l2": Key(0.0, "float", "weight decay: adds l2 * W to each weight gradient (biases are not decayed)", low=0.0),
+            "shuffle": Key(True, "bool", "reshuffle the training rows every epoch"),
+            "early_stopping": Key(None, "early_stopping", "null, or {patience: 20, min_delta: 0.0, metric: val_loss, restore_best: true}", nullable=True),
+            "dtype": Key("float32", "choice", "float32 | float64, used throughout", ("float32", "float64")),
+            "display_rows": Key(30, "int", "about how many epochs the loss table shows (plus the last)", low=1),
+        },
+    }
+
+
+EARLY_STOPPING_DEFAULTS = {"patience": 20, "min_delta": 0.0, "metric": "val_loss", "restore_best": True}
+EARLY_STOPPING_METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2")
+
+_SPEC: dict | None = None
+
+
+def spec() -> dict:
+    global _SPEC
+    if _SPEC is None:
+        _SPEC = _spec()
+    return _SPEC
+
+
+# --- reading ---------------------------------------------------------------------------------
+def read_yaml(path: str | Path) -> tuple[Any, Any]:
+    """(data, node tree) of a YAML file; errors name the file, line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise NnctlError("config file not found", str(path), "check the path, or create one with `nnctl init`")
+    except IsADirectoryError:
+        raise NnctlError("config path is a folder, not a file", str(path))
+    except UnicodeDecodeError:
+        raise NnctlError("config file is not UTF-8 text", str(path))
+    except OSError as exc:
+        raise NnctlError(f"cannot read config: {exc.strerror}", str(path))
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "could not determine a constructor" in str(exc):
+            problem = "YAML tags that build objects are not allowed"
+        raise NnctlError(f"invalid YAML: {problem}", where)
+    except yaml.YAMLError as exc:
+        raise NnctlError(f"invalid YAML: {exc}", str(path))
+    return data, node
+
+
+def _line_of(node, keys: list[str]) -> int | None:
+    """1-based line of the key path in a composed YAML tree, or None."""
+    line = None
+    for key in keys:
+        if not isinstance(node, yaml.MappingNode):
+            return line
+        for k, v in node.value:
+            if k.value == key:
+                line, node = k.start_mark.line + 1, v
+                break
+        else:
+            return line
+    return line
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'training.learning_rate=0.1' -> (['training', 'learning_rate'], 0.1); the value is read
+    as a YAML scalar or flow list."""
+    if "=" not in text:
+        raise NnctlError(f"--set expects KEY=VALUE, got '{text}'", "--set", "e.g. --set training.learning_rate=0.1")
+    key, _, raw = text.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise NnctlError(f"cannot read the value '{raw}'", f"--set {key}", "quote strings with YAML quotes, lists as [a, b]")
+    return [k for k in key.strip().split(".")], value
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
+    """Read, override, validate and resolve a config file (see module docstring)."""
+    path = Path(path)
+    raw, node = read_yaml(path)
+    if raw is None:
+        raise NnctlError("config file is empty", str(path), "start from `nnctl init`")
+    if not isinstance(raw, dict):
+        raise NnctlError(f"config must be a mapping of keys, got a {type(raw).__name__}", str(path))
+    set_paths = []
+    for text in overrides:
+        keys, value = parse_override(text)
+        _set(raw, keys, value)
+        set_paths.append(keys)
+    return resolve(raw, base_dir=path.resolve().parent, source=str(path), node=node, set_paths=set_paths)
+
+
+def _set(raw: dict, keys: list[str], value) -> None:
+    """Put an override into the raw mapping; validation later names unknown keys."""
+    node = raw
+    for key in keys[:-1]:
+        child = node.get(key)
+        if isinstance(child, str):  # `schedule: step` written short, overridden by a sub-key
+            child = {"name": child}
+        elif not isinstance(child, dict):
+            child = {}
+        node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+# --- validation ------------------------------------------------------------------------------
+class _Checker:
+    def __init__(self, source: str, node, base_dir: Path, set_paths):
+        self.source, self.node, self.base_dir = source, node, base_dir
+        self.set_paths = [tuple(p) for p in set_paths]
+
+    def where(self, keys: list[str]) -> str:
+        for p in self.set_paths:
+            if tuple(keys[: len(p)]) == p or tuple(p[: len(keys)]) == tuple(keys):
+                return f"--set {'.'.join(keys)}"
+        line = _line_of(self.node, keys) if self.node is not None else None
+        loc = f"{self.source}, line {line}" if line else self.source
+        return f"{loc}, key {'.'.join(keys)}"
+
+    def fail(self, keys, message, hint=None):
+        raise NnctlError(f"{'.'.join(keys)} {message}", self.where(keys), hint)
+
+    def section(self, raw, table: dict, keys: list[str]) -> dict:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.fail(keys, f"must be a mapping of keys, got {_show(raw)}")
+        for k in raw:
+            if k not in table:
+                self.fail(keys + [str(k)], f"is not a known key{did_you_mean(k, table)}",
+                          f"known keys here: {', '.join(table)}")
+        out = {}
+        for name, entry in table.items():
+            path = keys + [name]
+            if isinstance(entry, dict):
+                out[name] = self.section(raw.get(name), entry, path)
+            elif name not in raw:
+                if entry.default is REQUIRED:
+                    self.fail(path, "is required", f"add `{name}:` under `{keys[-1]}:`" if keys else None)
+                out[name] = self.value(_copy(entry.default), entry, path)
+            else:
+                out[name] = self.value(raw[name], entry, path)
+        return out
+
+    def value(self, v, key: Key, path):
+        if v is None and key.nullable:
+            return None
+        method = getattr(self, f"kind_{key.kind}")
+        return method(v, key, path)
+
+    def kind_int(self, v, key, path):
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            else:
+                self.fail(path, f"must be an integer, got {_show(v)}")
+        return self._range(v, key, path)
+
+    def kind_float(self, v, key, path):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(path, f"must be a number, got {_show(v)}")
+        if v != v or v in (float("inf"), float("-inf")):
+            self.fail(path, f"must be a finite number, got {v}")
+        return float(self._range(v, key, path))
+
+    def _range(self, v, key, path):
+        if key.low is not None and (v <= key.low if key.low_open else v < key.low):
+            self.fail(path, f"must be {'>' if key.low_open else '>='} {key.low:g}, got {v}")
+        if key.high is not None and v >= key.high:
+            self.fail(path, f"must be < {key.high:g}, got {v}")
+        return v
+
+    def kind_bool(self, v, key, path):
+        if not isinstance(v, bool):
+            self.fail(path, f"must be true or false, got {_show(v)}")
+        return v
+
+    def kind_str(self, v, key, path):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)  # a column named 2024 is still a column name
+        if not isinstance(v, str) or not v:
+            self.fail(path, f"must be a non-empty string, got {_show(v)}")
+        return v
+
+    def kind_choice(self, v, key, path):
+        if not isinstance(v, str) or v not in key.choices:
+            self.fail(path, f"must be one of {', '.join(key.choices)}; got {_show(v)}{did_you_mean(v, key.choices)}")
+        return v
+
+    def kind_path(self, v, key, path):
+        v = self.kind_str(v, key, path)
+        base = Path.cwd() if self.where(path).startswith("--set") else self.base_dir
+        return str((base / os.path.expanduser(v)).resolve())
+
+    def kind_names(self, v, key, path):
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not v:
+            self.fail(path, f"must be a list of column names, got {_show(v)}")
+        names = [self.kind_str(x, key, path) for x in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            self.fail(path, f"lists {', '.join(dupes)} more than once")
+        return names
+
+    def kind_categorical(self, v, key, path):
+        if v == "auto":
+            return v
+        if v is None or v == []:
+            return []
+        return self.kind_names(v, key, path)
+
+    def kind_delimiter(self, v, key, path):
+        named = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "space": " "}
+        v = named.get(v, v)
+        if not isinstance(v, str) or len(v) != 1:
+            self.fail(path, f"must be one character (or comma, semicolon, tab, pipe, space), got {_show(v)}")
+        return v
+
+    def kind_layers(self, v, key, path):
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = [v]
+        if not isinstance(v, list):
+            self.fail(path, f"must be a list of hidden layer sizes like [16, 16], got {_show(v)}")
+        for size in v:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                self.fail(path, f"sizes must be integers >= 1, got {_show(size)}")
+        return list(v)
+
+    def kind_activation(self, v, key, path):
+        items = v if isinstance(v, list) else [v]
+        for name in items:
+            if not isinstance(name, str) or name not in key.choices:
+                self.fail(path, f"must name an activation ({', '.join(key.choices)}); got {_show(name)}{did_you_mean(name, key.choices)}")
+        return v
+
+    def kind_schedule(self, v, key, path):
+        from .optimizers import SCHEDULES
+
+        if isinstance(v, str):
+            v = {"name": v}
+        if not isinstance(v, dict) or "name" not in v:
+            self.fail(path, "must be a schedule name or a mapping with `name`", f"choices: {', '.join(key.choices)}")
+        name = v["name"]
+        if name not in SCHEDULES:
+            self.fail(path + ["name"], f"must be one of {', '.join(SCHEDULES)}; got {_show(name)}{did_you_mean(name, SCHEDULES)}")
+        own = SCHEDULES[name][1]
+        out = {"name": name}
+        for k, val in v.items():
+            if k != "name" and k not in own:
+                self.fail(path + [str(k)], f"is not a key of the {name} schedule{did_you_mean(k, own)}",
+                          f"its keys: {', '.join(own) or 'none'}")
+        for k, default in own.items():
+            val = v.get(k, default)
+            if k == "step_size":
+                out[k] = self.kind_int(val, Key(0, "int", "", low=1), path + [k])
+            elif k == "gamma":
+                out[k] = self.kind_float(val, Key(0, "float", "", low=0.0, low_open=True, high=1.0 + 1e-12), path + [k])
+            else:
+                out[k] = self.kind_float(val, Key(0, "float", "", low=0.0), path + [k])
+        return out
+
+    def kind_early_stopping(self, v, key, path):
+        if v is False:
+            return None
+        if v is True:
+            v = {}
+        if not isinstance(v, dict):
+            self.fail(path, f"must be null or a mapping like {{patience: 20}}, got {_show(v)}")
+        for k in v:
+            if k not in EARLY_STOPPING_DEFAULTS:
+                self.fail(path + [str(k)], f"is not a known key{did_you_mean(k, EARLY_STOPPING_DEFAULTS)}",
+                          f"known keys: {', '.join(EARLY_STOPPING_DEFAULTS)}")
+        merged = {**EARLY_STOPPING_DEFAULTS, **v}
+        return {
+            "patience": self.kind_int(merged["patience"], Key(0, "int", "", low=1), path + ["patience"]),
+            "min_delta": self.kind_float(merged["min_delta"], Key(0, "float", "", low=0.0), path + ["min_delta"]),
+            "metric": self.kind_choice(merged["metric"], Key(0, "choice", "", EARLY_STOPPING_METRICS), path + ["metric"]),
+            "restore_best": self.kind_bool(merged["restore_best"], None, path + ["restore_best"]),
+        }
+
+
+def _show(v) -> str:
+    if isinstance(v, str):
+        return f"'{v}'"
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, dict)):
+        return f"a {'list' if isinstance(v, list) else 'mapping'}"
+    return repr(v)
+
+
+def _copy(v):
+    return [*v] if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+
+
+def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_paths=()) -> dict:
+    """Validate a raw config mapping and fill every default; cross-key rules are checked too."""
+    checker = _Checker(source, node, Path(base_dir), set_paths)
+    cfg = checker.section(raw, spec(), [])
+    model, training = cfg["model"], cfg["training"]
+    if isinstance(model["activation"], list) and len(model["activation"]) != len(model["layers"]):
+        checker.fail(["model", "activation"],
+                     f"lists {len(model['activation'])} activations for {len(model['layers'])} hidden layers",
+                     "give one name per hidden layer, or a single name for all")
+    if training["batch_size"] == 0:
+        training["batch_size"] = None
+    stop = training["early_stopping"]
+    if stop and stop["metric"].startswith("val_") and cfg["data"]["validation_split"] == 0:
+        checker.fail(["training", "early_stopping", "metric"], f"{stop['metric']} needs a validation part",
+                     "set data.validation_split > 0, or metric: train_loss")
+    features = cfg["data"]["features"]
+    if features and cfg["data"]["target"] in features:
+        checker.fail(["data", "features"], f"includes the target column '{cfg['data']['target']}'")
+    return cfg
+
+
+def hidden_activations(cfg: dict) -> list[str]:
+    act, layers = cfg["model"]["activation"], cfg["model"]["layers"]
+    return list(act) if isinstance(act, list) else [act] * len(layers)
+
+
+def dump_config(cfg: dict) -> str:
+    """The resolved config as YAML, keys in the spec's order; loading it gives the same dict."""
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, allow_unicode=True)

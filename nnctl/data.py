@@ -1,0 +1,287 @@
+"""CSV -> Dataset: features and targets as arrays, the encoder that made them, the split.
+
+`load_dataset(cfg)` reads `data.path`, picks the task, encodes labels (sorted, kept as
+`classes`), splits off a validation part from the seed (stratified for classification) and fits
+the FeatureEncoder on the training part only.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .encoding import FeatureEncoder, fit_target_scaler
+from .errors import NnctlError, did_you_mean
+
+SNIFFED_DELIMITERS = ",;\t|"
+MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is taken as classes
+
+
+@dataclass
+class Dataset:
+    X_train: np.ndarray  # (rows, inputs)
+    y_train: np.ndarray  # class indices (rows,) or regression targets (rows, 1), scaled
+    X_val: np.ndarray
+    y_val: np.ndarray
+    task: str
+    target: str
+    encoder: FeatureEncoder
+    classes: list | None = None
+    target_scaler: dict | None = None
+    rows_read: int = 0
+    rows_dropped: int = 0
+    class_counts: dict = field(default_factory=dict)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "regression":
+            return self.y_train.shape[1]
+        return 1 if len(self.classes) == 2 else len(self.classes)
+
+
+# --- reading CSV files -----------------------------------------------------------------------
+def sniff(path: Path, delimiter: str | None) -> tuple[str, str, list[str]]:
+    """(encoding, delimiter, header names) of a CSV file, with clear errors for files that are
+    missing, binary, empty, or whose header has blank or repeated names."""
+    if not path.exists():
+        raise NnctlError("data file not found", str(path), "check data.path (relative to the config file)")
+    if path.is_dir():
+        raise NnctlError("data path is a folder, not a CSV file", str(path))
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if not head.strip():
+        raise NnctlError("data file is empty", str(path))
+    if b"\x00" in head:
+        raise NnctlError("data file is not a text CSV file (it has binary content)", str(path))
+    try:
+        text, encoding = head.decode("utf-8-sig"), "utf-8-sig"
+    except UnicodeDecodeError as exc:
+        if len(head) == 65536 and exc.start >= len(head) - 4:  # a character cut at the boundary
+            text, encoding = head[: exc.start].decode("utf-8-sig"), "utf-8-sig"
+        else:  # every byte is valid Latin-1, the usual encoding of CSVs that are not UTF-8
+            text, encoding = head.decode("latin-1"), "latin-1"
+    first_line = text.splitlines()[0] if text.splitlines() else ""
+    if delimiter is None:
+        counts = {d: _count_outside_quotes(first_line, d) for d in SNIFFED_DELIMITERS}
+        delimiter = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
+    header = next(csv.reader(io.StringIO(first_line), delimiter=delimiter, skipinitialspace=True), [])
+    header = [h.strip() for h in header]
+    for i, name in enumerate(header):
+        if not name:
+            raise NnctlError(f"column {i + 1} of the header has no name", str(path), "give every column a name")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise NnctlError(f"the header names {', '.join(repr(d) for d in dupes)} more than once", str(path),
+                         "rename the repeated columns")
+    return encoding, delimiter, header
+
+
+def _count_outside_quotes(line: str, char: str) -> int:
+    count, quoted = 0, False
+    for c in line:
+        if c == '"':
+            quoted = not quoted
+        elif c == char and not quoted:
+            count += 1
+    return count
+
+
+def read_csv(path, delimiter=None, columns=None, chunksize=None):
+    """A DataFrame (or an iterator of them with `chunksize`) of the CSV; `columns` restricts
+    which are parsed. Parser errors become NnctlError naming the file and line."""
+    import pandas as pd
+
+    path = Path(path)
+    encoding, delimiter, header = sniff(path, delimiter)
+    if columns is not None:
+        _require_columns(header, columns, path)
+    try:
+        frame = pd.read_csv(path, sep=delimiter, encoding=encoding, skipinitialspace=True,
+                            usecols=columns, chunksize=chunksize, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise NnctlError("data file is empty", str(path))
+    except pd.errors.ParserError as exc:
+        raise NnctlError(f"cannot parse the CSV: {str(exc).strip()}", str(path),
+                         "check the delimiter (data.delimiter) and quoting")
+    except UnicodeDecodeError:
+        raise NnctlError("data file is not UTF-8 or Latin-1 text", str(path))
+    if chunksize is None:
+        frame.columns = [str(c).strip() for c in frame.columns]
+        if len(frame) == 0:
+            raise NnctlError("data file has a header but no data rows", str(path))
+    return frame
+
+
+def _require_columns(header, columns, path):
+    missing = [c for c in columns if c not in header]
+    if missing:
+        first = missing[0]
+        raise NnctlError(f"column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} not in the CSV"
+                         f"{did_you_mean(first, header)}", str(path),
+                         f"its columns: {', '.join(header[:20])}{' ...' if len(header) > 20 else ''}")
+
+
+# --- building the dataset --------------------------------------------------------------------
+def feature_columns(cfg_data: dict, header: list[str]) -> list[str]:
+    return cfg_data["features"] or [c for c in header if c != cfg_data["target"]]
+
+
+def load_dataset(cfg: dict) -> Dataset:
+    """The resolved config's data, ready for training (see module docstring)."""
+    data = cfg["data"]
+    path = Path(data["path"])
+    _, _, header = sniff(path, data["delimiter"])
+    target = data["target"]
+    if target not in header:
+        raise NnctlError(f"target column '{target}' not in the CSV{did_you_mean(target, header)}", str(path),
+                         f"set data.target to one of: {', '.join(header[:20])}")
+    features = feature_columns(data, header)
+    if not features:
+        raise NnctlError("there are no feature columns besides the target", str(path))
+    df = read_csv(path, data["delimiter"], columns=list(dict.fromkeys(features + [target])))
+    rows_read = len(df)
+    categorical = _categorical_columns(df, features, data["categorical"], path)
+    df = _handle_missing(df, features, target, data["missing"], path)
+    task = data_task(cfg["model"]["task"], df[target])
+    rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"]).spawn(1)[0])
+    if task == "classification":
+        classes, y = encode_labels(df[target], target, path)
+        train_idx, val_idx = stratified_split(y, data["validation_split"], rng)
+    else:
+        y = _regression_target(df[target], target, path)
+        train_idx, val_idx = random_split(len(y), data["validation_split"], rng)
+        classes = None
+    dtype = np.dtype(cfg["training"]["dtype"])
+    encoder = FeatureEncoder(features, unknown=data["unknown_category"])
+    where = f"{path}"
+    X_train = encoder.fit(df.iloc[train_idx], categorical, data["scale"], data["missing"], dtype)
+    X_val = encoder.transform(df.iloc[val_idx], dtype, where=where)
+    dataset = Dataset(X_train, y[train_idx], X_val, y[val_idx], task, target, encoder, classes,
+                      rows_read=rows_read, rows_dropped=rows_read - len(df))
+    if task == "classification":
+        counts = np.bincount(y, minlength=len(classes))
+        dataset.class_counts = {str(c): int(n) for c, n in zip(classes, counts)}
+    elif data["scale_target"]:
+        dataset.target_scaler = fit_target_scaler(dataset.y_train)
+        offset = np.asarray(dataset.target_scaler["offset"])
+        scale = np.asarray(dataset.target_scaler["scale"])
+        dataset.y_train = ((dataset.y_train - offset) / scale).astype(dtype)
+        dataset.y_val = ((dataset.y_val - offset) / scale).astype(dtype)
+    return dataset
+
+
+def _categorical_columns(df, features, setting, path) -> list[str]:
+    import pandas as pd
+
+    numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])}
+    if setting == "auto":
+        return [c for c in features if c not in numeric]
+    for col in setting:
+        if col not in features:
+            raise NnctlError(f"data.categorical names '{col}', which is not a feature column{did_you_mean(col, features)}",
+                             str(path))
+    for col in features:
+        if col not in numeric and col not in setting:
+            example = next((v for v in df[col].dropna() if not _is_float(v)), df[col].dropna().iloc[0] if df[col].notna().any() else "")
+            raise NnctlError(f"column '{col}' is not numeric (e.g. {str(example)!r})", str(path),
+                             f"list it in data.categorical to one-hot encode it (or `categorical: auto`), "
+                             f"or leave it out with data.features")
+    return list(setting)
+
+
+def _is_float(v) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _handle_missing(df, features, target, policy, path):
+    used = list(dict.fromkeys(features + [target]))
+    counts = df[used].isna().sum()
+    counts = counts[counts > 0]
+    if len(counts) == 0:
+        return df
+    if policy == "error":
+        listed = ", ".join(f"'{c}' ({n})" for c, n in counts.items())
+        raise NnctlError(f"missing values in column{'s' if len(counts) > 1 else ''} {listed}", str(path),
+                         "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)")
+    subset = used if policy == "drop" else [target]
+    kept = df.dropna(subset=subset)
+    if len(kept) == 0:
+        raise NnctlError("no rows left after dropping rows with missing values", str(path))
+    return kept.reset_index(drop=True)
+
+
+def data_task(setting: str, column) -> str:
+    """`auto`: strings, booleans and integers with few distinct values are classes;
+    other numbers are a regression target."""
+    import pandas as pd
+
+    if setting != "auto":
+        return setting
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return "classification"
+    values = column.to_numpy(dtype=np.float64)
+    if np.all(np.mod(values, 1) == 0) and len(np.unique(values)) <= MAX_AUTO_CLASSES:
+        return "classification"
+    return "regression"
+
+
+def encode_labels(column, target, path) -> tuple[list, np.ndarray]:
+    """Sorted class labels (numbers stay numbers: 0/1, not '0.0') and each row's class index."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=bool)
+    elif pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype=np.float64)
+        if np.all(np.mod(values, 1) == 0):
+            values = values.astype(np.int64)
+    else:
+        values = np.array([str(v).strip() for v in column], dtype=object)
+    classes, y = np.unique(values, return_inverse=True)
+    if len(classes) < 2:
+        raise NnctlError(f"target column '{target}' has a single class ({classes[0]!r}); classification needs two or more",
+                         str(path), "check data.target, or set model.task: regression")
+    return [c.item() if hasattr(c, "item") else c for c in classes], y.astype(np.int64).ravel()
+
+
+def _regression_target(column, target, path) -> np.ndarray:
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        raise NnctlError(f"target column '{target}' is not numeric, so it cannot be a regression target", str(path),
+                         "set model.task: classification (or auto)")
+    y = column.to_numpy(dtype=np.float64).reshape(-1, 1)
+    if not np.all(np.isfinite(y)):
+        raise NnctlError(f"target column '{target}' has an infinite value", str(path))
+    return y
+
+
+def stratified_split(y: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row indices, each class split in the same proportion (every class
+    keeps at least one training row)."""
+    if fraction == 0:
+        return np.arange(len(y)), np.arange(0)
+    train, val = [], []
+    for c in range(int(y.max()) + 1):
+        rows = rng.permutation(np.flatnonzero(y == c))
+        n_val = min(int(round(fraction * len(rows))), len(rows) - 1)
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def random_split(n: int, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    rows = rng.permutation(n)
+    n_val = min(int(round(fraction * n)), n - 1)
+    return np.sort(rows[n_val:]), np.sort(rows[:n_val])

@@ -1,0 +1,177 @@
+"""Turning table columns into the network's input matrix, the same way at training and predict.
+
+A `FeatureEncoder` is fit on the training rows: it remembers the feature columns in order, the
+categories of one-hot encoded columns, the fill values for missing numbers (`missing: mean`) and
+the scaler. `transform` builds one contiguous (rows, inputs) array and scales it in place.
+Everything it knows round-trips through `model.npz`'s meta as plain JSON.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import NnctlError
+
+
+def category_strings(column) -> np.ndarray:
+    """Category values as strings (object array); missing values stay None."""
+    values = column.to_numpy(dtype=object)
+    return np.array([None if _missing(v) else _label(v) for v in values], dtype=object)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _label(v) -> str:
+    # 3.0 read from a float column and 3 from an int column are the same category
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v).strip()
+
+
+class FeatureEncoder:
+    def __init__(self, features, categories=None, fill=None, scaler=None, unknown="error"):
+        self.features = list(features)
+        self.categories = dict(categories or {})  # column -> list of category strings
+        self.fill = fill  # column -> value, or None (missing values are an error)
+        self.scaler = scaler  # {"kind", "offset", "scale"} over the encoded inputs
+        self.unknown = unknown  # error | ignore
+
+    @property
+    def inputs(self) -> list[str]:
+        """Names of the encoded input columns: a categorical column becomes `col=category`."""
+        names = []
+        for f in self.features:
+            names += [f"{f}={c}" for c in self.categories[f]] if f in self.categories else [f]
+        return names
+
+    def fit(self, df, categorical, scale: str, missing: str, dtype) -> np.ndarray:
+        """Learn categories, fill values and scaler from the training rows `df`; returns the
+        encoded, scaled training matrix."""
+        for col in categorical:
+            seen = {v for v in category_strings(df[col]) if v is not None}
+            self.categories[col] = sorted(seen)
+        if missing == "mean":
+            self.fill = {}
+            for col in self.features:
+                if col in self.categories:
+                    strings = [v for v in category_strings(df[col]) if v is not None]
+                    self.fill[col] = max(set(strings), key=strings.count) if strings else None
+                else:
+                    mean = float(np.nanmean(df[col].to_numpy(dtype=np.float64))) if df[col].notna().any() else 0.0
+                    self.fill[col] = mean
+        X = self.transform(df, dtype, scaled=False)
+        self.scaler = _fit_scaler(X, scale, self._onehot_mask())
+        _apply_scaler(X, self.scaler)
+        return X
+
+    def _onehot_mask(self) -> np.ndarray:
+        mask = []
+        for f in self.features:
+            mask += [True] * len(self.categories[f]) if f in self.categories else [False]
+        return np.array(mask, dtype=bool)
+
+    def transform(self, df, dtype=np.float32, scaled=True, where="data") -> np.ndarray:
+        """(rows, inputs) array of `df`'s feature columns, encoded and (by default) scaled."""
+        X = np.empty((len(df), len(self.inputs)), dtype=dtype)
+        j = 0
+        for col in self.features:
+            if col in self.categories:
+                width = len(self.categories[col])
+                X[:, j:j + width] = self._onehot(df[col], col, where, dtype)
+                j += width
+            else:
+                X[:, j] = self._numeric(df[col], col, where)
+                j += 1
+        if scaled:
+            _apply_scaler(X, self.scaler)
+        return X
+
+    def _numeric(self, column, col, where) -> np.ndarray:
+        try:
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            example = next((v for v in column if not _is_number(v)), None)
+            raise NnctlError(f"column '{col}' is not numeric (e.g. {example!r})", where,
+                             "list it in data.categorical to one-hot encode it, or fix the values")
+        bad = ~np.isfinite(values)
+        if bad.any():
+            nan = np.isnan(values)
+            if (bad & ~nan).any():
+                row = int(np.flatnonzero(bad & ~nan)[0])
+                raise NnctlError(f"column '{col}' has an infinite value (data row {row + 1})", where,
+                                 "replace it with a finite number or leave the cell empty")
+            if self.fill is None or self.fill.get(col) is None:
+                raise NnctlError(f"column '{col}' has {int(nan.sum())} missing value(s)", where,
+                                 "fill them in, or set data.missing: drop | mean")
+            values = np.where(nan, self.fill[col], values)
+        return values
+
+    def _onehot(self, column, col, where, dtype) -> np.ndarray:
+        cats = self.categories[col]
+        strings = category_strings(column)
+        if self.fill is not None and self.fill.get(col) is not None:
+            strings = np.where(strings == None, self.fill[col], strings)  # noqa: E711 (elementwise)
+        index = {c: i for i, c in enumerate(cats)}
+        codes = np.array([index.get(v, -1) for v in strings], dtype=np.int64)
+        unknown = codes < 0
+        if unknown.any():
+            missing = np.array([v is None for v in strings], dtype=bool)
+            if missing.any():
+                raise NnctlError(f"column '{col}' has {int(missing.sum())} missing value(s)", where,
+                                 "fill them in, or set data.missing: drop | mean")
+            if self.unknown == "error":
+                first = strings[int(np.flatnonzero(unknown)[0])]
+                raise NnctlError(f"column '{col}' has the category '{first}' that training never saw", where,
+                                 f"known: {', '.join(cats[:10])}{' ...' if len(cats) > 10 else ''}; "
+                                 "or train with data.unknown_category: ignore")
+        onehot = np.zeros((len(codes), len(cats)), dtype=dtype)
+        rows = np.flatnonzero(~unknown)
+        onehot[rows, codes[rows]] = 1
+        return onehot
+
+    def to_meta(self) -> dict:
+        return {"features": self.features, "categories": self.categories, "fill": self.fill,
+                "scaler": self.scaler, "unknown_category": self.unknown}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "FeatureEncoder":
+        return cls(meta["features"], meta.get("categories") or {}, meta.get("fill"), meta["scaler"],
+                   meta.get("unknown_category", "error"))
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _fit_scaler(X: np.ndarray, kind: str, passthrough: np.ndarray) -> dict:
+    """offset/scale per column so that (x - offset) / scale is standardized or in [0, 1];
+    one-hot columns and constant columns pass through unscaled."""
+    X64 = X.astype(np.float64, copy=False)
+    if kind == "standard" and len(X):
+        offset, scale = X64.mean(axis=0), X64.std(axis=0)
+    elif kind == "minmax" and len(X):
+        offset, scale = X64.min(axis=0), X64.max(axis=0) - X64.min(axis=0)
+    else:
+        offset, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+    scale = np.where(scale > 0, scale, 1.0)
+    offset = np.where(passthrough, 0.0, offset)
+    scale = np.where(passthrough, 1.0, scale)
+    return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
+
+
+def _apply_scaler(X: np.ndarray, scaler: dict) -> None:
+    X -= np.asarray(scaler["offset"], dtype=X.dtype)
+    X /= np.asarray(scaler["scale"], dtype=X.dtype)
+
+
+def fit_target_scaler(y: np.ndarray) -> dict:
+    """Standardize a regression target: (y - offset) / scale; the network's output maps back as
+    o * scale + offset."""
+    offset, scale = y.astype(np.float64).mean(axis=0), y.astype(np.float64).std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return {"kind": "standard", "offset": offset.tolist(), "scale": scale.tolist()}

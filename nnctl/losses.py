@@ -1,0 +1,115 @@
+"""Losses, each paired with the output activation it is defined on.
+
+Every loss is a mean over the batch (and over outputs), as in PyTorch and Keras. `delta` is the
+gradient of the loss with respect to the output layer's pre-activation `z` — for softmax +
+cross-entropy and sigmoid + binary cross-entropy that is the fused, stable `(p - y) / n`.
+
+Shapes: `z`, `a` are (rows, outputs). Targets `y` are class indices (rows,) for cross_entropy,
+and floats (rows, outputs) for the others.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .activations import identity, sigmoid
+
+HUBER_DELTA = 1.0  # PyTorch's HuberLoss default
+
+
+class Loss(NamedTuple):
+    output: str  # name of the output activation
+    task: str  # classification | regression
+    forward: Callable  # (z, out) -> a, the output activation
+    value: Callable  # (z, a, y) -> float
+    delta: Callable  # (z, a, y, out) -> dL/dz written into out
+
+
+def softmax(z, out):
+    np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+    return out
+
+
+def cross_entropy(z, a, y):
+    # log-sum-exp from the logits, so a probability that underflows to 0 never gives log(0)
+    m = z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]
+    return float(np.mean(lse - z[np.arange(len(y)), y]))
+
+
+def cross_entropy_delta(z, a, y, out):
+    np.copyto(out, a)
+    out[np.arange(len(y)), y] -= 1
+    out /= len(y)
+    return out
+
+
+def binary_cross_entropy(z, a, y):
+    # from the logit: max(z, 0) - z*y + log(1 + e^-|z|)
+    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+
+
+def binary_cross_entropy_delta(z, a, y, out):
+    np.subtract(a, y, out=out)
+    out /= len(y)
+    return out
+
+
+def mse(z, a, y):
+    diff = a - y
+    return float(np.mean(diff * diff))
+
+
+def mse_delta(z, a, y, out):
+    np.subtract(a, y, out=out)
+    out *= 2.0 / a.size
+    return out
+
+
+def mae(z, a, y):
+    return float(np.mean(np.abs(a - y)))
+
+
+def mae_delta(z, a, y, out):
+    np.subtract(a, y, out=out)
+    np.sign(out, out=out)
+    out /= a.size
+    return out
+
+
+def huber(z, a, y):
+    err = np.abs(a - y)
+    quadratic = np.minimum(err, HUBER_DELTA)
+    return float(np.mean(0.5 * quadratic * quadratic + HUBER_DELTA * (err - quadratic)))
+
+
+def huber_delta(z, a, y, out):
+    np.subtract(a, y, out=out)
+    np.clip(out, -HUBER_DELTA, HUBER_DELTA, out=out)
+    out /= a.size
+    return out
+
+
+LOSSES: dict[str, Loss] = {
+    "cross_entropy": Loss("softmax", "classification", softmax, cross_entropy, cross_entropy_delta),
+    "binary_cross_entropy": Loss(
+        "sigmoid", "classification", sigmoid, binary_cross_entropy, binary_cross_entropy_delta
+    ),
+    "mse": Loss("identity", "regression", identity, mse, mse_delta),
+    "mae": Loss("identity", "regression", identity, mae, mae_delta),
+    "huber": Loss("identity", "regression", identity, huber, huber_delta),
+}
+
+
+def loss_for(task: str, n_classes: int | None, requested: str = "auto") -> str:
+    """The loss name for a task: softmax + cross-entropy for several classes, one sigmoid unit
+    + binary cross-entropy for two, MSE for regression, unless `requested` names another."""
+    if task == "classification":
+        # cross_entropy on two classes is the same model written with one sigmoid unit
+        if n_classes == 2 and requested in ("auto", "cross_entropy", "binary_cross_entropy"):
+            return "binary_cross_entropy"
+        return "cross_entropy" if requested == "auto" else requested
+    return "mse" if requested == "auto" else requested

@@ -1,0 +1,176 @@
+"""`model.npz`: a trained network plus everything predict needs, and the `Model` that uses it.
+
+Arrays W0..W{L-1} (fan_in, fan_out) and b0..b{L-1} (fan_out,), and `meta`, a 0-d unicode array
+holding one JSON object (format, activations, task, features, classes, scaler, ...). Loaded with
+`allow_pickle=False` only; anything malformed is an NnctlError naming the file.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .encoding import FeatureEncoder
+from .errors import NnctlError
+from .losses import LOSSES
+from .network import MLP
+
+FORMAT = "nnctl-mlp"
+FORMAT_VERSION = 1
+OUTPUT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
+
+
+def build_meta(network: MLP, dataset, cfg: dict) -> dict:
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "nnctl_version": __version__,
+        "activations": network.output_activations,
+        "loss": network.loss_name,
+        "task": dataset.task,
+        "target": dataset.target,
+        "inputs": dataset.encoder.inputs,
+        "dtype": str(network.dtype),
+        **dataset.encoder.to_meta(),
+    }
+    if dataset.task == "classification":
+        meta["classes"] = dataset.classes
+    else:
+        meta["target_scaler"] = dataset.target_scaler
+    return meta
+
+
+def save_model(path, network: MLP, meta: dict) -> None:
+    arrays = {}
+    for i, (W, b) in enumerate(zip(network.weights, network.biases)):
+        arrays[f"W{i}"], arrays[f"b{i}"] = W, b
+    with open(path, "wb") as fh:
+        np.savez(fh, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def model_path(path) -> Path:
+    """A run folder or a model.npz -> the model.npz."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.npz"
+        if not path.exists():
+            raise NnctlError("no model.npz in this folder", str(path.parent), "pass a run folder written by `nnctl train`")
+    elif not path.exists():
+        raise NnctlError("model not found", str(path), "pass a run folder or its model.npz")
+    return path
+
+
+def load_model(path) -> "Model":
+    path = model_path(path)
+    where = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise NnctlError("model file holds pickled objects, which nnctl never loads", where)
+        raise NnctlError(f"model file is not a valid .npz: {exc}", where)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise NnctlError(f"model file is corrupt or not a .npz ({type(exc).__name__})", where,
+                         "train again, or point at another run")
+    meta = _read_meta(arrays, where)
+    weights, biases = _read_layers(arrays, meta, where)
+    activations = meta["activations"]
+    loss = meta.get("loss") or OUTPUT_LOSS.get(activations[-1])
+    if loss not in LOSSES or LOSSES[loss].output != activations[-1]:
+        raise NnctlError(f"model's output activation '{activations[-1]}' is not one nnctl knows", where)
+    from .activations import ACTIVATIONS
+
+    for name in activations[:-1]:
+        if name not in ACTIVATIONS:
+            raise NnctlError(f"model uses the activation '{name}', which this nnctl does not know", where)
+    return Model(MLP(weights, biases, activations[:-1], loss), meta, path)
+
+
+def _read_meta(arrays: dict, where: str) -> dict:
+    if "meta" not in arrays:
+        raise NnctlError("model file has no `meta` array", where)
+    try:
+        meta = json.loads(str(arrays["meta"].item()))
+    except (ValueError, TypeError):
+        raise NnctlError("model file's meta is not a JSON object", where)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise NnctlError(f"not an nnctl model (format is {meta.get('format') if isinstance(meta, dict) else None!r})", where)
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise NnctlError(f"model format_version {version!r} is newer than this nnctl reads ({FORMAT_VERSION})", where,
+                         "upgrade nnctl: pip install -U nnctl")
+    for key in ("activations", "task", "features", "scaler"):
+        if key not in meta:
+            raise NnctlError(f"model meta lacks `{key}`", where)
+    if meta["task"] == "classification" and not meta.get("classes"):
+        raise NnctlError("model meta lacks `classes`", where)
+    return meta
+
+
+def _read_layers(arrays: dict, meta: dict, where: str):
+    n = len(meta["activations"])
+    weights, biases = [], []
+    for i in range(n):
+        for name in (f"W{i}", f"b{i}"):
+            if name not in arrays:
+                raise NnctlError(f"model file lacks the array {name}", where)
+        W, b = arrays[f"W{i}"], arrays[f"b{i}"]
+        if W.dtype.kind != "f" or b.dtype.kind != "f" or W.ndim != 2 or b.shape != (W.shape[1],):
+            raise NnctlError(f"layer {i}: W{i} {W.shape} and b{i} {b.shape} are not a float layer", where)
+        if weights and weights[-1].shape[1] != W.shape[0]:
+            raise NnctlError(f"layer shapes do not chain: W{i - 1} {weights[-1].shape} then W{i} {W.shape}", where)
+        weights.append(W)
+        biases.append(b.astype(W.dtype))
+    if len(meta.get("inputs", meta["features"])) != weights[0].shape[0]:
+        raise NnctlError(f"W0 expects {weights[0].shape[0]} inputs but meta names "
+                         f"{len(meta.get('inputs', meta['features']))}", where)
+    return weights, biases
+
+
+class Model:
+    """A loaded model: `predict(df)` gives labels or values, `predict_proba(df)` class
+    probabilities (rows, classes)."""
+
+    def __init__(self, network: MLP, meta: dict, path=None):
+        self.network, self.meta, self.path = network, meta, path
+        self.encoder = FeatureEncoder.from_meta(meta)
+
+    @property
+    def task(self) -> str:
+        return self.meta["task"]
+
+    @property
+    def classes(self) -> list | None:
+        return self.meta.get("classes")
+
+    def inputs(self, df, where="data") -> np.ndarray:
+        return self.encoder.transform(df, self.network.dtype, where=where)
+
+    def proba_from_inputs(self, X: np.ndarray) -> np.ndarray:
+        out = self.network.predict_output(X)
+        if len(self.classes) == 2:
+            return np.hstack([1 - out, out])
+        return out
+
+    def values_from_inputs(self, X: np.ndarray) -> np.ndarray:
+        out = self.network.predict_output(X).astype(np.float64)
+        scaler = self.meta.get("target_scaler")
+        if scaler:
+            out = out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def predict_proba(self, df, where="data") -> np.ndarray:
+        return self.proba_from_inputs(self.inputs(df, where))
+
+    def predict(self, df, where="data") -> np.ndarray:
+        X = self.inputs(df, where)
+        if self.task == "regression":
+            return self.values_from_inputs(X)
+        return self.labels(self.proba_from_inputs(X))
+
+    def labels(self, proba: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]

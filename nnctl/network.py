@@ -1,0 +1,180 @@
+"""The multilayer perceptron: initialize, forward, backward — over whole batches as matrices.
+
+Layer i computes `a_i = f_i(z_i)`, `z_i = a_{i-1} @ W_i + b_i`, with `a_{-1} = X`. The output
+layer's activation belongs to the loss (softmax, sigmoid or identity). Weights are (fan_in,
+fan_out), biases (fan_out,), inputs (rows, features); one dtype throughout.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .losses import LOSSES
+
+
+# name -> weight sampler (rng, fan_in, fan_out) -> float64 array; biases start at zero
+def _he(rng, fan_in, fan_out):
+    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
+
+
+def _he_uniform(rng, fan_in, fan_out):
+    limit = np.sqrt(6.0 / fan_in)
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
+
+
+def _xavier(rng, fan_in, fan_out):
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
+
+
+def _xavier_normal(rng, fan_in, fan_out):
+    return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=(fan_in, fan_out))
+
+
+def _lecun(rng, fan_in, fan_out):
+    return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=(fan_in, fan_out))
+
+
+def _normal(rng, fan_in, fan_out):
+    return rng.normal(0.0, 0.05, size=(fan_in, fan_out))
+
+
+INITIALIZERS = {
+    "he": _he,
+    "he_uniform": _he_uniform,
+    "xavier": _xavier,
+    "glorot": _xavier,
+    "xavier_normal": _xavier_normal,
+    "lecun": _lecun,
+    "normal": _normal,
+}
+
+
+def init_names(activations: list[str], output: str, init: str) -> list[str]:
+    """The initializer of each layer: `auto` picks He for the ReLU family, Xavier otherwise
+    (and for the output layer, whose softmax/sigmoid/identity is not ReLU-like)."""
+    if init != "auto":
+        return [init] * (len(activations) + 1)
+    return [ACTIVATIONS[a].init for a in activations] + ["xavier"]
+
+
+class MLP:
+    """weights[i]: (sizes[i], sizes[i+1]); biases[i]: (sizes[i+1],); `activations` name the
+    hidden layers' functions, `loss` the loss (and through it the output activation)."""
+
+    def __init__(self, weights, biases, activations, loss):
+        if len(activations) != len(weights) - 1:
+            raise ValueError("one activation per hidden layer")
+        self.weights = list(weights)
+        self.biases = list(biases)
+        self.activation_names = list(activations)
+        self.loss_name = loss
+        self.loss = LOSSES[loss]
+        self._functions = [ACTIVATIONS[a] for a in activations]
+        self.grads_W = [np.zeros_like(W) for W in self.weights]
+        self.grads_b = [np.zeros_like(b) for b in self.biases]
+        # W0, b0, W1, b1, ...: the same array objects, updated in place by optimizers
+        self.params = [p for pair in zip(self.weights, self.biases) for p in pair]
+        self.grads = [g for pair in zip(self.grads_W, self.grads_b) for g in pair]
+        self._buffers: dict[int, tuple] = {}
+        self._X = None
+
+    @classmethod
+    def initialize(cls, sizes, activations, loss, init="auto", seed=0, dtype=np.float32):
+        """Draw weights from `numpy.random.default_rng(seed)` (float64, then cast), layer by
+        layer; the same seed gives bit-identical weights. Biases start at zero."""
+        rng = np.random.default_rng(seed)
+        inits = init_names(list(activations), LOSSES[loss].output, init)
+        weights, biases = [], []
+        for fan_in, fan_out, name in zip(sizes[:-1], sizes[1:], inits):
+            weights.append(INITIALIZERS[name](rng, fan_in, fan_out).astype(dtype))
+            biases.append(np.zeros(fan_out, dtype=dtype))
+        return cls(weights, biases, activations, loss)
+
+    # --- shape and parameters ---------------------------------------------------------------
+    @property
+    def sizes(self) -> list[int]:
+        return [self.weights[0].shape[0]] + [W.shape[1] for W in self.weights]
+
+    @property
+    def dtype(self):
+        return self.weights[0].dtype
+
+    @property
+    def output_activations(self) -> list[str]:
+        """Every layer's activation, the output's included (as model.npz stores them)."""
+        return self.activation_names + [self.loss.output]
+
+    def n_params(self) -> int:
+        return sum(p.size for p in self.params)
+
+    def get_params(self) -> list[np.ndarray]:
+        return [p.copy() for p in self.params]
+
+    def set_params(self, values) -> None:
+        for p, v in zip(self.params, values):
+            np.copyto(p, v)
+
+    def astype(self, dtype) -> "MLP":
+        return MLP([W.astype(dtype) for W in self.weights], [b.astype(dtype) for b in self.biases],
+                   self.activation_names, self.loss_name)
+
+    # --- forward ----------------------------------------------------------------------------
+    def _buffers_for(self, rows: int):
+        """Pre-activations, activations and deltas for a batch of `rows`, allocated once per
+        batch size and reused, so the training loop allocates nothing per batch."""
+        buf = self._buffers.get(rows)
+        if buf is None:
+            if len(self._buffers) > 4:  # many sizes (prediction chunks): keep memory bounded
+                self._buffers.clear()
+            shapes = [(rows, W.shape[1]) for W in self.weights]
+            buf = tuple([np.empty(s, dtype=self.dtype) for s in shapes] for _ in range(3))
+            self._buffers[rows] = buf
+        return buf
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """X: (rows, inputs) -> output activations (rows, outputs). Keeps z and a of every layer
+        for `backward`; the returned array is a buffer overwritten by the next call."""
+        zs, outs, _ = self._buffers_for(X.shape[0])
+        last = len(self.weights) - 1
+        a = X
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            z = np.matmul(a, W, out=zs[i])
+            z += b
+            f = self.loss.forward if i == last else self._functions[i].forward
+            a = f(z, outs[i])
+        self._X = X
+        return a
+
+    def loss_value(self, y) -> float:
+        """Loss of the last forward pass against targets y."""
+        zs, outs, _ = self._buffers_for(self._X.shape[0])
+        return self.loss.value(zs[-1], outs[-1], y)
+
+    # --- backward ---------------------------------------------------------------------------
+    def backward(self, y) -> list[np.ndarray]:
+        """Back-propagate the error of the last forward pass against targets y.
+
+        The output delta is dL/dz of the last layer; each earlier layer's is
+        `delta_i = (delta_{i+1} @ W_{i+1}.T) * f_i'(z_i)`. Then dL/dW_i = a_{i-1}.T @ delta_i
+        and dL/db_i = sum of delta_i over rows. Returns `grads` (W0, b0, W1, b1, ...)."""
+        X = self._X
+        zs, outs, deltas = self._buffers_for(X.shape[0])
+        last = len(self.weights) - 1
+        delta = self.loss.delta(zs[last], outs[last], y, deltas[last])
+        for i in range(last, -1, -1):
+            a_prev = X if i == 0 else outs[i - 1]
+            np.matmul(a_prev.T, delta, out=self.grads_W[i])
+            np.sum(delta, axis=0, out=self.grads_b[i])
+            if i > 0:
+                delta_prev = np.matmul(delta, self.weights[i].T, out=deltas[i - 1])
+                self._functions[i - 1].backward(delta_prev, zs[i - 1], outs[i - 1])
+                delta = delta_prev
+        return self.grads
+
+    def predict_output(self, X: np.ndarray, chunk: int = 65536) -> np.ndarray:
+        """Output activations for any number of rows, in chunks; returns a new array."""
+        parts = [self.forward(X[s:s + chunk]).copy() for s in range(0, X.shape[0], chunk)]
+        if not parts:
+            return np.empty((0, self.sizes[-1]), dtype=self.dtype)
+        return np.concatenate(parts)

@@ -1,0 +1,173 @@
+"""Optimizers (PyTorch's update equations) and learning-rate schedules.
+
+Each optimizer owns its state (velocities, moments, step count) and has one method, `step`,
+that updates the parameters in place from their gradients. `l2` is weight decay as PyTorch's
+`weight_decay`: `g + l2 * W` for weight matrices only (biases are not decayed); for `adamw` it is
+the decoupled form `W *= 1 - lr * l2`. Gradients are modified in place; parameters, gradients
+and state share one dtype.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, params, l2=0.0, **hyper):
+        self.params = params
+        self.decay = [p.ndim == 2 for p in params]  # weight matrices yes, bias vectors no
+        self.l2 = l2
+        self.hyper = hyper
+        self.scratch = [np.empty_like(p) for p in params]
+        self.t = 0
+
+    def _decayed(self, i, g):
+        if self.l2 and self.decay[i]:
+            np.multiply(self.params[i], self.l2, out=self.scratch[i])
+            g += self.scratch[i]
+        return g
+
+    def step(self, grads, lr: float) -> None:
+        self.t += 1
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            self._update(i, p, self._decayed(i, g), lr)
+
+    def _update(self, i, p, g, lr):  # pragma: no cover - every optimizer defines it
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """p -= lr * g"""
+
+    def _update(self, i, p, g, lr):
+        np.multiply(g, lr, out=self.scratch[i])
+        p -= self.scratch[i]
+
+
+class Momentum(Optimizer):
+    """v = momentum * v + g;  p -= lr * v   (nesterov: p -= lr * (g + momentum * v))"""
+
+    def __init__(self, params, l2=0.0, momentum=0.9, nesterov=False):
+        super().__init__(params, l2)
+        self.momentum, self.nesterov = momentum, nesterov
+        self.velocities = [np.zeros_like(p) for p in params]
+
+    def _update(self, i, p, g, lr):
+        v, s = self.velocities[i], self.scratch[i]
+        v *= self.momentum
+        v += g
+        if self.nesterov:
+            np.multiply(v, self.momentum, out=s)
+            s += g
+        else:
+            np.copyto(s, v)
+        s *= lr
+        p -= s
+
+
+class Adam(Optimizer):
+    """m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
+    p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (PyTorch's form)"""
+
+    def __init__(self, params, l2=0.0, beta1=0.9, beta2=0.999, eps=1e-8, decoupled=False):
+        super().__init__(params, 0.0 if decoupled else l2)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.decoupled_l2 = l2 if decoupled else 0.0
+        self.ms = [np.zeros_like(p) for p in params]
+        self.vs = [np.zeros_like(p) for p in params]
+
+    def step(self, grads, lr):
+        self._c1 = 1.0 - self.beta1 ** (self.t + 1)
+        self._c2_sqrt = math.sqrt(1.0 - self.beta2 ** (self.t + 1))
+        super().step(grads, lr)
+
+    def _update(self, i, p, g, lr):
+        m, v, s = self.ms[i], self.vs[i], self.scratch[i]
+        if self.decoupled_l2 and self.decay[i]:
+            p *= 1.0 - lr * self.decoupled_l2
+        m *= self.beta1
+        np.multiply(g, 1.0 - self.beta1, out=s)
+        m += s
+        v *= self.beta2
+        np.multiply(g, g, out=s)
+        s *= 1.0 - self.beta2
+        v += s
+        np.sqrt(v, out=s)
+        s /= self._c2_sqrt
+        s += self.eps
+        np.divide(m, s, out=s)
+        s *= lr / self._c1
+        p -= s
+
+
+class RMSprop(Optimizer):
+    """v = alpha*v + (1-alpha)*g^2;  p -= lr * g / (sqrt(v) + eps)"""
+
+    def __init__(self, params, l2=0.0, alpha=0.99, eps=1e-8):
+        super().__init__(params, l2)
+        self.alpha, self.eps = alpha, eps
+        self.square_avgs = [np.zeros_like(p) for p in params]
+
+    def _update(self, i, p, g, lr):
+        v, s = self.square_avgs[i], self.scratch[i]
+        v *= self.alpha
+        np.multiply(g, g, out=s)
+        s *= 1.0 - self.alpha
+        v += s
+        np.sqrt(v, out=s)
+        s += self.eps
+        np.divide(g, s, out=s)
+        s *= lr
+        p -= s
+
+
+OPTIMIZERS = {
+    "sgd": lambda params, t: SGD(params, t["l2"]),
+    "momentum": lambda params, t: Momentum(params, t["l2"], t["momentum"]),
+    "nesterov": lambda params, t: Momentum(params, t["l2"], t["momentum"], nesterov=True),
+    "adam": lambda params, t: Adam(params, t["l2"], t["beta1"], t["beta2"], t["eps"]),
+    "adamw": lambda params, t: Adam(params, t["l2"], t["beta1"], t["beta2"], t["eps"], decoupled=True),
+    "rmsprop": lambda params, t: RMSprop(params, t["l2"], t["alpha"], t["eps"]),
+}
+
+
+def make_optimizer(params, training: dict) -> Optimizer:
+    """The optimizer named by `training["optimizer"]`, reading its hyper-parameters from the
+    resolved `training` section of the config."""
+    return OPTIMIZERS[training["optimizer"]](params, training)
+
+
+# --- learning-rate schedules, per epoch (epoch counts from 0) --------------------------------
+def _constant(lr, epoch, epochs, s):
+    return lr
+
+
+def _step(lr, epoch, epochs, s):
+    return lr * s["gamma"] ** (epoch // s["step_size"])
+
+
+def _exponential(lr, epoch, epochs, s):
+    return lr * s["gamma"] ** epoch
+
+
+def _cosine(lr, epoch, epochs, s):
+    low = s["min_learning_rate"]
+    return low + (lr - low) * (1 + math.cos(math.pi * epoch / max(epochs, 1))) / 2
+
+
+# name -> (function, its own keys with their defaults)
+SCHEDULES = {
+    "constant": (_constant, {}),
+    "step": (_step, {"step_size": 50, "gamma": 0.1}),
+    "exponential": (_exponential, {"gamma": 0.99}),
+    "cosine": (_cosine, {"min_learning_rate": 0.0}),
+}
+
+
+def learning_rate(training: dict, epoch: int) -> float:
+    """The learning rate for `epoch` under the resolved config's schedule (as PyTorch's StepLR,
+    ExponentialLR and CosineAnnealingLR with T_max = iterations)."""
+    schedule = training["schedule"]
+    function, _ = SCHEDULES[schedule["name"]]
+    return function(training["learning_rate"], epoch, training["iterations"], schedule)

@@ -1,0 +1,46 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = ROOT / "datasets"
+CONFIGS = ROOT / "configs"
+
+# Plain output in every test, whatever terminal pytest runs in.
+os.environ.setdefault("NO_COLOR", "1")
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """write_config(text, name='config.yaml') -> path of a config file in a temp folder."""
+
+    def write(text: str, name: str = "config.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    def write(text: str, name: str = "data.csv") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def iris_config(write_config):
+    def make(extra: str = "") -> Path:
+        return write_config(f"data:\n  path: {DATASETS / 'iris.csv'}\n  target: species\n{extra}")
+
+    return make
+
+
+def rng():
+    return np.random.default_rng(0)

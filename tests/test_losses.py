@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+import pytest
+
+from nnctl.losses import LOSSES, loss_for
+
+
+def _targets(name, rng, rows, outputs):
+    if name == "cross_entropy":
+        return rng.integers(0, outputs, size=rows)
+    if name == "binary_cross_entropy":
+        return rng.integers(0, 2, size=(rows, 1)).astype(float)
+    return rng.normal(size=(rows, outputs))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_delta_is_the_gradient_of_the_loss_wrt_z(name):
+    rng = np.random.default_rng(2)
+    outputs = 1 if name == "binary_cross_entropy" else 3
+    z = rng.normal(size=(6, outputs))
+    y = _targets(name, rng, 6, outputs)
+    loss = LOSSES[name]
+
+    def value(z):
+        return loss.value(z, loss.forward(z, np.empty_like(z)), y)
+
+    numeric = np.zeros_like(z)
+    h = 1e-6
+    for idx in np.ndindex(z.shape):
+        zp, zm = z.copy(), z.copy()
+        zp[idx] += h
+        zm[idx] -= h
+        numeric[idx] = (value(zp) - value(zm)) / (2 * h)
+    a = loss.forward(z, np.empty_like(z))
+    delta = loss.delta(z, a, y, np.empty_like(z))
+    np.testing.assert_allclose(delta, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_cross_entropy_value_by_hand_and_stable_for_huge_logits():
+    z = np.array([[1.0, 2.0, 3.0]])
+    p = np.exp(z) / np.exp(z).sum()
+    assert LOSSES["cross_entropy"].value(z, p, np.array([0])) == pytest.approx(-math.log(p[0, 0]))
+    z = np.array([[1000.0, -1000.0]], dtype=np.float32)
+    a = LOSSES["cross_entropy"].forward(z, np.empty_like(z))
+    assert np.all(np.isfinite(a))
+    assert LOSSES["cross_entropy"].value(z, a, np.array([1])) == pytest.approx(2000.0)
+
+
+def test_binary_cross_entropy_from_logits_is_stable():
+    z = np.array([[-800.0], [800.0]])
+    a = LOSSES["binary_cross_entropy"].forward(z, np.empty_like(z))
+    value = LOSSES["binary_cross_entropy"].value(z, a, np.array([[1.0], [1.0]]))
+    assert value == pytest.approx(400.0)
+
+
+def test_regression_losses_by_hand():
+    a = np.array([[1.0], [3.0]])
+    y = np.array([[0.0], [0.5]])
+    assert LOSSES["mse"].value(a, a, y) == pytest.approx((1 + 6.25) / 2)
+    assert LOSSES["mae"].value(a, a, y) == pytest.approx((1 + 2.5) / 2)
+    assert LOSSES["huber"].value(a, a, y) == pytest.approx((0.5 + 2.0) / 2)
+
+
+def test_loss_for_picks_by_task_and_classes():
+    assert loss_for("classification", 3) == "cross_entropy"
+    assert loss_for("classification", 2) == "binary_cross_entropy"
+    assert loss_for("classification", 2, "cross_entropy") == "binary_cross_entropy"
+    assert loss_for("regression", None) == "mse"
+    assert loss_for("regression", None, "huber") == "huber"
