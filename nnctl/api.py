@@ -1,7 +1,7 @@
 """The plain Python API the command line is a thin layer over.
 
     cfg = load_config("configs/iris.yaml", ["training.iterations=50"])
-    run = train_config(cfg, runs_dir="runs")          # -> Path of the run folder
+    run = train_config(cfg, runs_dir="runs").run      # -> Path of the run folder
     predictions = predict_csv(run, "datasets/iris.csv")  # -> DataFrame
     report = evaluate_csv(run, "datasets/iris.csv")      # -> dict of metrics
 """
@@ -63,8 +63,9 @@ def _warm_start(path, sizes, activations, loss, dtype) -> MLP:
 
 
 def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
-                 plot: bool = True) -> Path:
-    """Train the resolved config and save a run folder; returns its path."""
+                 plot: bool = True):
+    """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
+    is the folder's path."""
     from .model import build_meta, save_model
     from .runs import atomic_run_folder, ensure_writable, write_history, write_json
     from .trainer import train
@@ -87,4 +88,119 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             from .plot import try_plot_run
 
             try_plot_run(tmp, result.history)
-    return run["final"]
+    result.run = run["final"]
+    return result
+
+
+PREDICT_CHUNK_ROWS = 100_000
+
+
+def _chunks(data_path, columns, chunk_rows=PREDICT_CHUNK_ROWS):
+    from .data import read_csv
+
+    return read_csv(data_path, None, columns=columns, chunksize=chunk_rows)
+
+
+def predict_frames(model, data_path, proba: bool = False, chunk_rows: int = PREDICT_CHUNK_ROWS):
+    """DataFrames of predictions for the CSV, one per chunk of rows: `prediction` (original
+    labels, or numbers for regression) and with `proba` one `p_<class>` column per class.
+    Columns are matched by name; extra columns are ignored, missing ones are an error."""
+    import pandas as pd
+
+    where = str(data_path)
+    for chunk in _chunks(data_path, model.encoder.features, chunk_rows=chunk_rows):
+        chunk.columns = [str(c).strip() for c in chunk.columns]
+        X = model.inputs(chunk, where)
+        if model.task == "regression":
+            values = model.values_from_inputs(X)
+            frame = pd.DataFrame({"prediction": values} if values.ndim == 1 else
+                                 {f"prediction_{i}": values[:, i] for i in range(values.shape[1])})
+        else:
+            p = model.proba_from_inputs(X)
+            frame = pd.DataFrame({"prediction": pd.Series(model.labels(p), dtype=object)})
+            if proba:
+                for i, c in enumerate(model.classes):
+                    frame[f"p_{c}"] = p[:, i]
+        yield frame
+
+
+def predict_csv(model_path, data_path, proba: bool = False):
+    """All predictions for a CSV as one DataFrame (see `predict_frames`)."""
+    import pandas as pd
+
+    from .model import load_model
+
+    model = load_model(model_path)
+    frames = list(predict_frames(model, data_path, proba))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"prediction": []})
+
+
+def _label_key(v) -> str:
+    from .encoding import _label
+
+    return _label(v)
+
+
+def evaluate_csv(model_path, data_path, chunk_rows: int = PREDICT_CHUNK_ROWS) -> dict:
+    """Every metric of the model on a labelled CSV (scikit-learn's definitions): for
+    classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss and the
+    confusion matrix with its labels; for regression mse, rmse, mae, r2."""
+    from .metrics import classification_report, regression_report
+    from .model import load_model
+
+    model = load_model(model_path)
+    target = model.meta["target"]
+    where = str(data_path)
+    truths, outputs = [], []
+    index = {_label_key(c): i for i, c in enumerate(model.classes or [])}
+    for chunk in _chunks(data_path, list(dict.fromkeys(model.encoder.features + [target])), chunk_rows=chunk_rows):
+        chunk.columns = [str(c).strip() for c in chunk.columns]
+        if chunk[target].isna().any():
+            raise NnctlError(f"target column '{target}' has missing values", where, "drop those rows to evaluate")
+        X = model.inputs(chunk, where)
+        if model.task == "regression":
+            truths.append(chunk[target].to_numpy(dtype=np.float64))
+            outputs.append(model.values_from_inputs(X))
+        else:
+            keys = [_label_key(v) for v in chunk[target]]
+            unknown = [k for k in keys if k not in index]
+            if unknown:
+                raise NnctlError(f"label '{unknown[0]}' in column '{target}' is not a class the model knows", where,
+                                 f"its classes: {', '.join(map(str, model.classes))}")
+            truths.append(np.array([index[k] for k in keys], dtype=np.int64))
+            outputs.append(model.proba_from_inputs(X))
+    if not truths:
+        raise NnctlError("data file has no rows to evaluate", where)
+    y, out = np.concatenate(truths), np.concatenate(outputs)
+    report = {"task": model.task, "rows": int(len(y))}
+    if model.task == "regression":
+        return {**report, **regression_report(y, out)}
+    metrics = classification_report(y, out.argmax(axis=1), out, len(model.classes))
+    return {**report, **metrics, "labels": model.classes}
+
+
+def check_thresholds(report: dict, fail_under: list[str], fail_over: list[str]) -> list[str]:
+    """Messages for every missed threshold; unknown metric names are an NnctlError."""
+    from .metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    valid = CLASSIFICATION_METRICS if report["task"] == "classification" else REGRESSION_METRICS
+    missed = []
+    for flag, specs in (("--fail-under", fail_under), ("--fail-over", fail_over)):
+        for spec in specs:
+            name, _, raw = spec.partition("=")
+            name = name.strip()
+            try:
+                limit = float(raw)
+            except ValueError:
+                raise NnctlError(f"{flag} expects METRIC=NUMBER, got '{spec}'", flag, f"e.g. {flag} {valid[0]}=0.9")
+            if name not in valid:
+                from .errors import did_you_mean
+
+                raise NnctlError(f"unknown metric '{name}'{did_you_mean(name, valid)}", flag,
+                                 f"valid metrics for {report['task']}: {', '.join(valid)}")
+            value = report[name]
+            if flag == "--fail-under" and not value >= limit:
+                missed.append(f"{name} {value:.4f} is under {limit:g}")
+            if flag == "--fail-over" and not value <= limit:
+                missed.append(f"{name} {value:.4f} is over {limit:g}")
+    return missed

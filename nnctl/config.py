@@ -6,6 +6,7 @@ every key and returns the resolved config: a plain nested dict with every defaul
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import yaml
 from .errors import NnctlError, did_you_mean
 
 REQUIRED = object()
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass
@@ -239,6 +241,8 @@ class _Checker:
         return self._range(v, key, path)
 
     def kind_float(self, v, key, path):
+        if isinstance(v, str) and _SCIENTIFIC.fullmatch(v.strip()):
+            v = float(v)  # YAML 1.1 reads 1e-3 (no dot) as a string; users mean the number
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.fail(path, f"must be a number, got {_show(v)}")
         if v != v or v in (float("inf"), float("-inf")):

@@ -35,6 +35,7 @@ class TrainResult:
     best_epoch: int | None
     seconds: float
     metrics: dict = field(default_factory=dict)
+    run: object = None  # the run folder's Path, once saved
 
 
 def targets_for(network: MLP, y: np.ndarray) -> np.ndarray:
@@ -107,16 +108,50 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
     optimizer = make_optimizer(network.params, training)
     has_val = len(dataset.X_val) > 0
-    metric = f"val_{metric_name(dataset.task)}"
     stopper = _EarlyStopping(training["early_stopping"]) if training["early_stopping"] else None
-    watch = "val_loss" if has_val else "train_loss"
-    # one contiguous buffer per epoch: batches are then views, not gathered copies
-    X_epoch, y_epoch = (np.empty_like(X), np.empty_like(y)) if training["shuffle"] else (X, y)
-    history, status, best = [], "completed", (math.inf, None)
     callback.on_train_begin({"epochs": training["iterations"], "rows": rows, "batch_size": batch,
-                             "batches": -(-rows // batch), "validation": has_val, "metric": metric,
+                             "batches": -(-rows // batch), "validation": has_val,
+                             "metric": f"val_{metric_name(dataset.task)}",
                              "task": dataset.task})
     start = time.perf_counter()
+    # overflow shows up as a non-finite loss, reported below with advice; numpy's own
+    # RuntimeWarnings would only add noise on stderr
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        history, status = _epochs(network, dataset, training, optimizer, rng, X, y, batch, callback,
+                                  should_stop, stopper, start)
+    if stopper and stopper.best_params is not None and status != "interrupted":
+        network.set_params(stopper.best_params)
+    best_epoch = stopper.best_epoch if stopper else _best_epoch(history, "val_loss" if has_val else "train_loss")
+    result = TrainResult(history, status, best_epoch, time.perf_counter() - start)
+    result.metrics = final_metrics(network, dataset, result)
+    callback.on_train_end(result)
+    return result
+
+
+def final_metrics(network: MLP, dataset, result: TrainResult) -> dict:
+    name = metric_name(dataset.task)
+    metrics = {"status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
+               "seconds": round(result.seconds, 4)}
+    for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
+        if len(X):
+            loss, value = score(network, dataset.task, X, y)
+            metrics[part] = {"loss": loss, name: value, "rows": len(X)}
+    return metrics
+
+
+def _best_epoch(history: list[dict], key: str) -> int | None:
+    finite = [row for row in history if math.isfinite(row[key])]
+    return min(finite, key=lambda row: row[key])["epoch"] if finite else None
+
+
+def _epochs(network, dataset, training, optimizer, rng, X, y, batch, callback, should_stop, stopper, start):
+    """Run the epochs; returns (history, status)."""
+    rows = len(X)
+    has_val = len(dataset.X_val) > 0
+    metric = f"val_{metric_name(dataset.task)}"
+    # one contiguous buffer per epoch: batches are then views, not gathered copies
+    X_epoch, y_epoch = (np.empty_like(X), np.empty_like(y)) if training["shuffle"] else (X, y)
+    history = []
     for epoch in range(training["iterations"]):
         lr = learning_rate(training, epoch)
         if training["shuffle"]:
@@ -140,35 +175,14 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
                 interrupted = True
                 break
         if interrupted:
-            status = "interrupted"
-            break
+            return history, "interrupted"
         log = {"epoch": epoch + 1, "train_loss": total / rows}
         if has_val:
             log["val_loss"], log[metric] = score(network, dataset.task, dataset.X_val, dataset.y_val)
         log["learning_rate"] = lr
         log["seconds"] = time.perf_counter() - start
         history.append(log)
-        if log[watch] < best[0]:
-            best = (log[watch], log["epoch"])
         callback.on_epoch_end(log)
         if stopper and stopper.update(log, network):
-            status = "early_stopped"
-            break
-    if stopper and stopper.best_params is not None and status != "interrupted":
-        network.set_params(stopper.best_params)
-    best_epoch = stopper.best_epoch if stopper else best[1]
-    result = TrainResult(history, status, best_epoch, time.perf_counter() - start)
-    result.metrics = final_metrics(network, dataset, result)
-    callback.on_train_end(result)
-    return result
-
-
-def final_metrics(network: MLP, dataset, result: TrainResult) -> dict:
-    name = metric_name(dataset.task)
-    metrics = {"status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
-               "seconds": round(result.seconds, 4)}
-    for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
-        if len(X):
-            loss, value = score(network, dataset.task, X, y)
-            metrics[part] = {"loss": loss, name: value, "rows": len(X)}
-    return metrics
+            return history, "early_stopped"
+    return history, "completed"

@@ -121,3 +121,10 @@ def test_bundled_configs_are_valid():
     for path in sorted(CONFIGS.glob("*.yaml")):
         cfg = load_config(path)
         assert cfg["data"]["path"].startswith(str(DATASETS))
+
+
+def test_scientific_notation_without_a_dot_is_a_number(write_config):
+    # YAML 1.1 reads `1e-3` as a string; nnctl takes it as the number the user meant
+    cfg = load_config(write_config(MINIMAL + "training:\n  learning_rate: 1e-3\n  l2: 5E-4\n"), ["training.eps=1e-7"])
+    assert cfg["training"]["learning_rate"] == 0.001
+    assert cfg["training"]["l2"] == 0.0005 and cfg["training"]["eps"] == 1e-7

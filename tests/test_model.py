@@ -18,7 +18,7 @@ def iris_run(tmp_path_factory):
     path = folder / "iris.yaml"
     path.write_text(f"data:\n  path: {DATASETS / 'iris.csv'}\n  target: species\ntraining:\n  iterations: 30\n"
                     "  optimizer: adam\n")
-    return train_config(load_config(path), runs_dir=folder / "runs", name="iris", plot=False), path
+    return train_config(load_config(path), runs_dir=folder / "runs", name="iris", plot=False).run, path
 
 
 def test_model_npz_follows_the_contract(iris_run):
@@ -63,7 +63,7 @@ def test_save_load_round_trip_keeps_every_array(iris_run):
 
 def test_training_again_from_the_saved_config_gives_the_same_weights(iris_run, tmp_path):
     run, _ = iris_run
-    again = train_config(load_config(run / "config.yaml"), runs_dir=tmp_path, name="again", plot=False)
+    again = train_config(load_config(run / "config.yaml"), runs_dir=tmp_path, name="again", plot=False).run
     a, b = load_model(run), load_model(again)
     for x, y in zip(a.network.params, b.network.params):
         assert x.tobytes() == y.tobytes()

@@ -1,0 +1,4 @@
+"""`python -m nnctl` works like `nnctl`."""
+from .cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""What the commands print or write: CSV streams, atomic files and rich tables.
+
+Tables are data here, so they go to stdout; rich drops colour when stdout is not a terminal or
+NO_COLOR is set.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else 120,
+                   no_color=bool(os.environ.get("NO_COLOR")) or None)
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write a file via a temporary file renamed into place: never half-written."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv_frames(frames, output=None) -> int:
+    """Write DataFrames as one CSV (header once) to `output` atomically, or to stdout."""
+    from .errors import NnctlError
+
+    if output is None:
+        rows = 0
+        for i, frame in enumerate(frames):
+            frame.to_csv(sys.stdout, header=i == 0, index=False, lineterminator="\n")
+            rows += len(frame)
+        sys.stdout.flush()
+        return rows
+    output = Path(output)
+    if output.is_dir():
+        raise NnctlError("--output is a folder", str(output), "give a file name, e.g. predictions.csv")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent if str(output.parent) else ".")
+    except OSError as exc:
+        raise NnctlError(f"cannot write there: {exc.strerror}", str(output))
+    try:
+        rows = 0
+        with os.fdopen(fd, "w", newline="") as fh:
+            for i, frame in enumerate(frames):
+                frame.to_csv(fh, header=i == 0, index=False, lineterminator="\n")
+                rows += len(frame)
+        os.replace(tmp, output)
+        return rows
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _num(v) -> str:
+    if isinstance(v, float):
+        return "nan" if not math.isfinite(v) else f"{v:.4f}"
+    return str(v)
+
+
+def print_evaluation(report: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"{report['task']} · {report['rows']} rows", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report.items():
+        if key in ("task", "rows", "labels", "confusion_matrix"):
+            continue
+        table.add_row(key, _num(value))
+    console.print(table)
+    if "confusion_matrix" in report:
+        labels = [str(c) for c in report["labels"]]
+        cm = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+        cm.add_column("")
+        for label in labels:
+            cm.add_column(label, justify="right")
+        for label, row in zip(labels, report["confusion_matrix"]):
+            cm.add_row(label, *[str(n) for n in row])
+        console.print(cm)
+
+
+def print_runs(runs: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title_justify="left")
+    for col in ("run", "created", "task", "architecture", "epochs", "status", "val metric"):
+        table.add_column(col, justify="right" if col in ("epochs", "val metric") else "left")
+    for r in runs:
+        part = r.get("validation") or r.get("train") or {}
+        metric = r.get("metric")
+        shown = f"{metric} {_num(part[metric])}" if metric and metric in part else ""
+        table.add_row(r["name"], str(r.get("created", "")).replace("T", " "), r.get("task", ""),
+                      r.get("architecture", ""), str(r.get("epochs", "")), r.get("status", ""), shown)
+    _console().print(table)
+
+
+def print_gradcheck(results, tol: float, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"tol": tol, "passed": all(r.passed(tol) for r in results), "parameters": [
+            {"name": r.name, "shape": list(r.shape), "checked": r.checked, "max_abs_error": r.max_abs,
+             "max_rel_error": r.max_rel, "passed": r.passed(tol)} for r in results]}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"backprop vs central finite differences (float64), tolerance {tol:g}", title_justify="left")
+    for col in ("parameter", "shape", "checked", "max abs error", "max rel error", "result"):
+        table.add_column(col, justify="left" if col == "parameter" else "right")
+    for r in results:
+        table.add_row(r.name, "×".join(map(str, r.shape)), str(r.checked), f"{r.max_abs:.2e}", f"{r.max_rel:.2e}",
+                      "pass" if r.passed(tol) else "FAIL")
+    console = _console()
+    console.print(table)
+    failed = [r.name for r in results if not r.passed(tol)]
+    console.print(f"FAILED: {', '.join(failed)}" if failed else "all gradients match")

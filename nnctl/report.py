@@ -1,0 +1,233 @@
+"""Reporters: how a training run is shown. Each is a trainer Callback.
+
+- `LiveTable`: a rich table redrawn in place on a terminal (a few times a second at most, built
+  only when redrawn, so fast epochs cost nothing), with a loss trend line and an ETA.
+- `PlainLines`: the same rows as plain text lines, for logs and CI (no escape codes).
+- `JsonLines`: one JSON object per epoch on stdout, then a summary (the CLI writes it).
+Rows are thinned to about `display_rows` evenly spaced epochs plus the last.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def thin_every(epochs: int, display_rows: int) -> int:
+    return max(1, math.ceil(epochs / max(display_rows, 1)))
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """A one-line trend of the values (log scale when all positive), newest on the right."""
+    values = [v for v in values if math.isfinite(v)]
+    if len(values) > width:  # sample evenly, keeping the last
+        step = len(values) / width
+        values = [values[min(len(values) - 1, int(round((i + 1) * step)) - 1)] for i in range(width)]
+    if not values:
+        return ""
+    if all(v > 0 for v in values):
+        values = [math.log(v) for v in values]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(SPARKS[min(len(SPARKS) - 1, int((v - low) / span * len(SPARKS)))] for v in values)
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.3e}"
+    return str(v)
+
+
+class _Rows:
+    """Shared bookkeeping: which epochs are shown, the columns, ETA."""
+
+    def __init__(self, display_rows: int):
+        self.display_rows = display_rows
+        self.rows: list[dict] = []
+        self.losses: list[float] = []
+        self.epochs = 0
+        self.metric = None
+        self.every = 1
+        self.last = None
+
+    def begin(self, info: dict) -> None:
+        self.epochs = info["epochs"]
+        self.metric = info["metric"] if info["validation"] else None
+        self.every = thin_every(self.epochs, self.display_rows)
+
+    def add(self, log: dict) -> bool:
+        """Record an epoch; True when it is one of the shown rows."""
+        self.last = log
+        self.losses.append(log["train_loss"])
+        shown = log["epoch"] == 1 or log["epoch"] % self.every == 0 or log["epoch"] == self.epochs
+        if shown:
+            self.rows.append(log)
+        return shown
+
+    def columns(self) -> list[str]:
+        cols = ["epoch", "train_loss"]
+        if self.metric:
+            cols += ["val_loss", self.metric]
+        return cols + ["learning_rate", "elapsed", "eta"]
+
+    def cells(self, log: dict) -> list[str]:
+        done = log["epoch"]
+        eta = log["seconds"] / done * (self.epochs - done) if done else float("nan")
+        values = [str(done), _fmt(log["train_loss"])]
+        if self.metric:
+            values += [_fmt(log.get("val_loss")), _fmt(log.get(self.metric))]
+        return values + [f"{log['learning_rate']:.3g}", format_duration(log["seconds"]), format_duration(eta)]
+
+
+class PlainLines:
+    """Rows as aligned plain-text lines on `stream` (stderr by default)."""
+
+    def __init__(self, stream=None, display_rows: int = 30):
+        self.stream = stream or sys.stderr
+        self.table = _Rows(display_rows)
+        self.widths: list[int] = []
+
+    def _line(self, cells) -> None:
+        self.stream.write("  ".join(c.rjust(w) for c, w in zip(cells, self.widths)).rstrip() + "\n")
+        self.stream.flush()
+
+    def on_train_begin(self, info):
+        self.table.begin(info)
+        cols = self.table.columns()
+        self.widths = [max(len(c), 10) for c in cols]
+        self.widths[0] = max(len(str(info["epochs"])), 5)
+        self._line(cols)
+
+    def on_epoch_end(self, log):
+        if self.table.add(log):
+            self._line(self.table.cells(log))
+
+    def on_train_end(self, result):
+        pass
+
+
+class LiveTable:
+    """A rich table redrawn in place; the renderable is built only when rich refreshes."""
+
+    def __init__(self, console, display_rows: int = 30, title: str = "training"):
+        self.console = console
+        self.table = _Rows(display_rows)
+        self.title = title
+        self.live = None
+
+    def render(self):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(title=self.title, title_justify="left", box=None, header_style="bold", pad_edge=False)
+        for col in self.table.columns():
+            table.add_column(col.replace("_", " "), justify="right")
+        rows = self.table.rows[-(self.table.display_rows + 1):]
+        if self.table.last is not None and (not rows or rows[-1] is not self.table.last):
+            rows = rows + [self.table.last]
+        for i, log in enumerate(rows):
+            style = "dim" if log is self.table.last and log not in self.table.rows else None
+            table.add_row(*self.table.cells(log), style=style)
+        trend = Text(f"loss trend  {sparkline(self.table.losses)}", style="cyan")
+        return Group(table, trend)
+
+    def on_train_begin(self, info):
+        from rich.live import Live
+
+        self.table.begin(info)
+        self.live = Live(console=self.console, get_renderable=self.render, refresh_per_second=4,
+                         transient=False, redirect_stdout=False, redirect_stderr=False)
+        self.live.start()
+
+    def on_epoch_end(self, log):
+        self.table.add(log)
+
+    def on_train_end(self, result):
+        self.close()
+
+    def close(self):
+        if self.live is not None:
+            self.live.refresh()
+            self.live.stop()
+            self.live = None
+
+
+class JsonLines:
+    """One JSON object per epoch on `stream` (stdout), flushed so pipes see it at once."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def on_train_begin(self, info):
+        pass
+
+    def on_epoch_end(self, log):
+        self.stream.write(json.dumps(log) + "\n")
+        self.stream.flush()
+
+    def on_train_end(self, result):
+        pass
+
+
+class Many:
+    """Several reporters watching one loop."""
+
+    def __init__(self, *reporters):
+        self.reporters = [r for r in reporters if r is not None]
+
+    def on_train_begin(self, info):
+        for r in self.reporters:
+            r.on_train_begin(info)
+
+    def on_epoch_end(self, log):
+        for r in self.reporters:
+            r.on_epoch_end(log)
+
+    def on_train_end(self, result):
+        for r in self.reporters:
+            r.on_train_end(result)
+
+    def close(self):
+        for r in self.reporters:
+            if hasattr(r, "close"):
+                r.close()
+
+
+def summary_line(result, run) -> str:
+    """One closing line: status, best epoch, final metrics, time and the run folder."""
+    m = result.metrics
+    parts = [result.status.replace("_", " ")]
+    if result.best_epoch:
+        parts.append(f"best epoch {result.best_epoch}")
+    for part in ("validation", "train"):
+        if part in m:
+            name = next(k for k in m[part] if k not in ("loss", "rows"))
+            parts.append(f"{'val' if part == 'validation' else 'train'} loss {_fmt(m[part]['loss'])}, "
+                         f"{name} {_fmt(m[part][name])}")
+            break
+    parts.append(f"{len(result.history)} epochs in {format_duration(result.seconds)}")
+    return " · ".join(parts) + f"\nrun saved to {run}"
+
+
+def stderr_is_live() -> bool:
+    """A live, coloured display only on a real terminal without NO_COLOR (https://no-color.org)."""
+    import os
+
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"

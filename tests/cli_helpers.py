@@ -1,0 +1,34 @@
+"""Run the real command line: in-process with typer's CliRunner, or as a subprocess."""
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from nnctl.cli import app
+
+
+def cli(*args, env=None):
+    """CliRunner result with separate .stdout / .stderr."""
+    runner = CliRunner()
+    return runner.invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", **(env or {})}, catch_exceptions=False)
+
+
+def subprocess_cli(*args, env=None, timeout=120, **kwargs):
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "nnctl", *[str(a) for a in args]], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, **kwargs)
+
+
+def assert_clean_error(result, *fragments):
+    """Exit 2; one `error:` line naming the culprit, last on stderr but for one hint line (progress
+    lines may come before it); no traceback."""
+    code = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    assert code == 2, (code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert len(lines) - errors[0] <= 2, result.stderr
+    assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
