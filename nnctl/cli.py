@@ -66,6 +66,11 @@ def guarded(debug: bool, action):
     except KeyboardInterrupt:
         sys.stderr.write("aborted\n")
         raise typer.Exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # `nnctl predict ... | head`: the reader has all it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0)
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as exc:  # an nnctl bug: say so plainly; --debug shows where
@@ -77,7 +82,7 @@ def guarded(debug: bool, action):
 # --- train -----------------------------------------------------------------------------------
 @app.command()
 def train(
-    config: Path = typer.Argument(..., help="YAML config file"),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder for run folders"),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the config file's stem)"),
@@ -130,7 +135,7 @@ def train(
 # --- validate --------------------------------------------------------------------------------
 @app.command()
 def validate(
-    config: Path = typer.Argument(..., help="YAML config file"),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
     debug: bool = DebugOption,
 ):
@@ -166,8 +171,8 @@ def validate(
 # --- predict ---------------------------------------------------------------------------------
 @app.command()
 def predict(
-    model: Path = typer.Argument(..., help="Run folder or its model.npz"),
-    data: Path = typer.Argument(..., help="CSV with the model's feature columns (any order; extra columns ignored)"),
+    model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
+    data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the CSV here instead of stdout"),
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
     debug: bool = DebugOption,
@@ -193,8 +198,8 @@ def predict(
 # --- evaluate --------------------------------------------------------------------------------
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="Run folder or its model.npz"),
-    data: Path = typer.Argument(..., help="CSV with the feature columns and the target column"),
+    model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
+    data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the feature columns and the target column"),
     json_: bool = typer.Option(False, "--json", help="Print one JSON object with every metric"),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
@@ -228,7 +233,7 @@ def evaluate(
 # --- gradcheck -------------------------------------------------------------------------------
 @app.command()
 def gradcheck(
-    config: Path = typer.Argument(..., help="YAML config file"),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
     rows: int = typer.Option(16, "--rows", min=1, help="Rows of the config's training data to use"),
     tol: float = typer.Option(1e-6, "--tol", help="Largest relative error that passes"),
@@ -257,7 +262,7 @@ def gradcheck(
 # --- trace -----------------------------------------------------------------------------------
 @app.command()
 def trace(
-    config: Path = typer.Argument(..., help="YAML config file"),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
     rows: int = typer.Option(4, "--rows", min=1, help="Rows of training data in the batch"),
     steps: int = typer.Option(1, "--steps", min=1, help="Training steps to show"),
@@ -287,7 +292,7 @@ def trace(
 # --- plot ------------------------------------------------------------------------------------
 @app.command()
 def plot(
-    runs: List[Path] = typer.Argument(..., help="One or more run folders"),
+    runs: List[Path] = typer.Argument(..., metavar="RUN...", help="One or more run folders"),
     output: Path = typer.Option(Path("loss-curves.png"), "--output", "-o", help="PNG file to write"),
     debug: bool = DebugOption,
 ):
@@ -322,7 +327,7 @@ def schema():
 
 @app.command()
 def init(
-    path: Path = typer.Argument(Path("nnctl.yaml"), help="Where to write the config"),
+    path: Path = typer.Argument(Path("nnctl.yaml"), metavar="[PATH]", help="Where to write the config"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
     debug: bool = DebugOption,
 ):
@@ -347,7 +352,7 @@ def init(
 
 @app.command(name="runs")
 def runs_(
-    folder: Path = typer.Argument(Path("runs"), help="Folder holding run folders"),
+    folder: Path = typer.Argument(Path("runs"), metavar="[DIR]", help="Folder holding run folders"),
     json_: bool = typer.Option(False, "--json", help="Print a JSON list"),
 ):
     """List runs, newest first, with their final metrics.

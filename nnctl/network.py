@@ -172,6 +172,12 @@ class MLP:
                 delta = delta_prev
         return self.grads
 
+    def internals(self) -> tuple:
+        """(X, zs, activations, deltas) of the last forward/backward pass, per layer: what
+        `nnctl trace` shows. Buffers, overwritten by the next pass."""
+        zs, outs, deltas = self._buffers_for(self._X.shape[0])
+        return self._X, zs, outs, deltas
+
     def predict_output(self, X: np.ndarray, chunk: int = 65536) -> np.ndarray:
         """Output activations for any number of rows, in chunks; returns a new array."""
         parts = [self.forward(X[s:s + chunk]).copy() for s in range(0, X.shape[0], chunk)]

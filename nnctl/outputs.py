@@ -85,7 +85,8 @@ def print_evaluation(report: dict) -> None:
     console.print(table)
     if "confusion_matrix" in report:
         labels = [str(c) for c in report["labels"]]
-        cm = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+        console.print("confusion matrix: rows are the true class, columns the predicted one")
+        cm = Table()
         cm.add_column("")
         for label in labels:
             cm.add_column(label, justify="right")
@@ -127,3 +128,58 @@ def print_gradcheck(results, tol: float, as_json: bool) -> None:
     console.print(table)
     failed = [r.name for r in results if not r.passed(tol)]
     console.print(f"FAILED: {', '.join(failed)}" if failed else "all gradients match")
+
+
+def format_matrix(values, max_size: int = 48) -> str:
+    """A small matrix in full; a large one as its shape, norm and top-left corner."""
+    import numpy as np
+
+    a = np.asarray(values, dtype=np.float64)
+    opts = {"precision": 4, "suppress_small": True, "max_line_width": 100}
+    if a.size <= max_size:
+        return np.array2string(a, **opts)
+    corner = np.array2string(a[:6] if a.ndim == 1 else a[:3, :6], **opts)
+    return f"shape {'×'.join(map(str, a.shape))}, ‖·‖ = {np.linalg.norm(a):.4g}, first values:\n{corner} …"
+
+
+def print_trace(record: dict) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = _console()
+    acts = record["activations"]
+    console.print(f"{record['architecture']} · {record['rows']} rows · activations {' → '.join(acts)} · "
+                  f"loss {record['loss']} · {record['optimizer']}, learning rate {record['learning_rate']:g}"
+                  + (f", l2 {record['l2']:g}" if record["l2"] else ""))
+
+    def panel(title, blocks):
+        console.print(Panel(Text("\n\n".join(blocks)), title=title, title_align="left"))
+
+    panel("1. initialize (from the seed, or model.init_from)",
+          [f"W{l['layer']} =\n{format_matrix(l['W'])}\nb{l['layer']} = {format_matrix(l['b'])}" for l in record["initial"]])
+    last = len(acts) - 1
+    for step in record["steps"]:
+        s = f"step {step['step']}: "
+        blocks = [f"a_in = X (scaled input rows) =\n{format_matrix(record['input'])}"]
+        for f in step["forward"]:
+            i = f["layer"]
+            prev = "X" if i == 0 else f"a{i - 1}"
+            blocks.append(f"layer {i}: z{i} = {prev}·W{i} + b{i} =\n{format_matrix(f['z'])}\n"
+                          f"a{i} = {f['activation']}(z{i}) =\n{format_matrix(f['a'])}")
+        panel(s + "2. forward propagation", blocks)
+        console.print(f"{s}3. loss ({record['loss']}, mean over rows) = {step['loss']:.6g}")
+        blocks = []
+        for b in step["backward"]:
+            i = b["layer"]
+            rule = (f"delta{i} = ∂L/∂z{i} (output layer, fused {acts[-1]} + {record['loss']})" if i == last else
+                    f"delta{i} = (delta{i + 1} · W{i + 1}ᵀ) ⊙ {acts[i]}'(z{i})")
+            prev = "X" if i == 0 else f"a{i - 1}"
+            blocks.append(f"{rule} =\n{format_matrix(b['delta'])}\n"
+                          f"∂L/∂W{i} = {prev}ᵀ · delta{i} =\n{format_matrix(b['dW'])}\n"
+                          f"∂L/∂b{i} = Σ_rows delta{i} = {format_matrix(b['db'])}")
+        panel(s + "4. back-propagate the error", blocks)
+        rule = ("W ← W − lr · ∂L/∂W" if record["optimizer"] == "sgd" else f"{record['optimizer']} update")
+        panel(s + f"5. update: {rule}", [f"W{u['layer']} before =\n{format_matrix(u['W_before'])}\n"
+                                          f"W{u['layer']} after =\n{format_matrix(u['W_after'])}\n"
+                                          f"b{u['layer']}: {format_matrix(u['b_before'])} → {format_matrix(u['b_after'])}"
+                                          for u in step["update"]])

@@ -1,0 +1,50 @@
+"""`nnctl trace`: training steps of the config's real network, every number kept.
+
+For N rows of the training part, in float64: the initial weights; the forward pass layer by
+layer (z = a·W + b, a = f(z)); the loss; the backward pass (the output delta, then
+delta = (delta_next · W_nextᵀ) ⊙ f'(z) for each hidden layer); every gradient; and the update
+with the weights before and after. Repeated for K steps on the same rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _m(a) -> list:
+    return np.asarray(a, dtype=np.float64).tolist()
+
+
+def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
+    from .api import architecture
+    from .gradcheck import prepare_float64
+    from .optimizers import learning_rate, make_optimizer
+
+    network, X, y, cfg, dataset = prepare_float64(config, overrides, rows)
+    training = cfg["training"]
+    optimizer = make_optimizer(network.params, training)
+    lr = learning_rate(training, 0)
+    layers = len(network.weights)
+    record = {
+        "config": str(config), "architecture": architecture(network.sizes), "rows": int(len(X)),
+        "activations": network.output_activations, "loss": network.loss_name,
+        "optimizer": training["optimizer"], "learning_rate": lr, "l2": training["l2"],
+        "input": _m(X), "targets": np.asarray(y).tolist(),
+        "initial": [{"layer": i, "W": _m(W), "b": _m(b)} for i, (W, b) in enumerate(zip(network.weights, network.biases))],
+        "steps": [],
+    }
+    for step in range(1, steps + 1):
+        network.forward(X)
+        loss = network.loss_value(y)
+        network.backward(y)
+        _, zs, outs, deltas = network.internals()
+        forward = [{"layer": i, "activation": network.output_activations[i], "z": _m(zs[i]), "a": _m(outs[i])}
+                   for i in range(layers)]
+        backward = [{"layer": i, "delta": _m(deltas[i]), "dW": _m(network.grads_W[i]), "db": _m(network.grads_b[i])}
+                    for i in reversed(range(layers))]
+        before = [(W.copy(), b.copy()) for W, b in zip(network.weights, network.biases)]
+        optimizer.step(network.grads, lr)
+        update = [{"layer": i, "W_before": _m(Wb), "W_after": _m(W), "b_before": _m(bb), "b_after": _m(b)}
+                  for i, ((Wb, bb), W, b) in enumerate(zip(before, network.weights, network.biases))]
+        record["steps"].append({"step": step, "forward": forward, "loss": loss, "backward": backward,
+                                "update": update})
+    return record
