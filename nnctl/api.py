@@ -87,7 +87,7 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
         if plot:
             from .plot import try_plot_run
 
-            try_plot_run(tmp, result.history)
+            try_plot_run(tmp, result.history, name)
     result.run = run["final"]
     return result
 

@@ -52,9 +52,9 @@ def plot_histories(curves: list[tuple[str, list[dict]]], output) -> Path:
     return output
 
 
-def try_plot_run(folder, history: list[dict]) -> bool:
+def try_plot_run(folder, history: list[dict], label: str) -> bool:
     """Write `loss.png` into a run folder when matplotlib is installed; otherwise do nothing."""
     if not have_matplotlib() or not history:
         return False
-    plot_histories([(Path(folder).name, history)], Path(folder) / "loss.png")
+    plot_histories([(label, history)], Path(folder) / "loss.png")
     return True

@@ -77,7 +77,7 @@ def _number(v):
 
 def write_json(path, data: dict) -> None:
     with open(path, "w") as fh:
-        json.dump(data, fh, indent=2, allow_nan=True)
+        json.dump(data, fh, indent=2, allow_nan=True, ensure_ascii=False)
         fh.write("\n")
 
 
