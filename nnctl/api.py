@@ -38,12 +38,27 @@ def choose_loss(cfg: dict, dataset: Dataset) -> str:
 def build_network(cfg: dict, dataset: Dataset) -> MLP:
     """The config's network for this dataset: fresh from the seed, or from `model.init_from`."""
     sizes = [dataset.n_inputs] + list(cfg["model"]["layers"]) + [dataset.n_outputs]
+    _check_model_fits(sizes, cfg, dataset)
     activations = hidden_activations(cfg)
     loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg["training"]["dtype"])
     if cfg["model"]["init_from"]:
         return _warm_start(cfg["model"]["init_from"], sizes, activations, loss, dtype)
     return MLP.initialize(sizes, activations, loss, cfg["model"]["init"], cfg["seed"], dtype)
+
+
+def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
+    """Weights, gradients, two optimizer states, scratch and the float64 draw: about six
+    copies of the parameters; plus activations, pre-activations and deltas per batch row."""
+    from .resources import require_memory
+
+    itemsize = np.dtype(cfg["training"]["dtype"]).itemsize
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    n = len(dataset.X_train)
+    rows = max(min(cfg["training"]["batch_size"] or n, n), min(n, 65536))  # a batch, or a scoring chunk
+    needed = params * itemsize * 6 + 3 * rows * sum(sizes[1:]) * itemsize
+    require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
+                   "use smaller layers (model.layers) or a smaller batch_size")
 
 
 def _warm_start(path, sizes, activations, loss, dtype) -> MLP:

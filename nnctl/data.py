@@ -103,8 +103,13 @@ def read_csv(path, delimiter=None, columns=None, chunksize=None):
     if columns is not None:
         _require_columns(header, columns, path)
     try:
+        # every column is parsed (not `usecols`), so a row with too many fields is an error
         frame = pd.read_csv(path, sep=delimiter, encoding=encoding, skipinitialspace=True,
-                            usecols=columns, chunksize=chunksize, low_memory=False)
+                            chunksize=chunksize, low_memory=False)
+        if chunksize is None:
+            frame = _select(frame, columns)
+        else:
+            frame = (_select(chunk, columns) for chunk in _parsed(frame, path))
     except pd.errors.EmptyDataError:
         raise NnctlError("data file is empty", str(path))
     except pd.errors.ParserError as exc:
@@ -113,10 +118,25 @@ def read_csv(path, delimiter=None, columns=None, chunksize=None):
     except UnicodeDecodeError:
         raise NnctlError("data file is not UTF-8 or Latin-1 text", str(path))
     if chunksize is None:
-        frame.columns = [str(c).strip() for c in frame.columns]
         if len(frame) == 0:
             raise NnctlError("data file has a header but no data rows", str(path))
     return frame
+
+
+def _select(frame, columns):
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame if columns is None else frame[list(columns)]
+
+
+def _parsed(chunks, path):
+    """Chunks of a CSV, with parser errors in later chunks turned into NnctlError too."""
+    import pandas as pd
+
+    try:
+        yield from chunks
+    except pd.errors.ParserError as exc:
+        raise NnctlError(f"cannot parse the CSV: {str(exc).strip()}", str(path),
+                         "check the delimiter (data.delimiter) and quoting")
 
 
 def _require_columns(header, columns, path):
@@ -145,6 +165,7 @@ def load_dataset(cfg: dict) -> Dataset:
     features = feature_columns(data, header)
     if not features:
         raise NnctlError("there are no feature columns besides the target", str(path))
+    _check_fits(path, len(header), len(features) + 1, np.dtype(cfg["training"]["dtype"]).itemsize)
     df = read_csv(path, data["delimiter"], columns=list(dict.fromkeys(features + [target])))
     rows_read = len(df)
     categorical = _categorical_columns(df, features, data["categorical"], path)
@@ -160,8 +181,8 @@ def load_dataset(cfg: dict) -> Dataset:
         classes = None
     dtype = np.dtype(cfg["training"]["dtype"])
     encoder = FeatureEncoder(features, unknown=data["unknown_category"])
-    where = f"{path}"
-    X_train = encoder.fit(df.iloc[train_idx], categorical, data["scale"], data["missing"], dtype)
+    where = str(path)
+    X_train = encoder.fit(df.iloc[train_idx], categorical, data["scale"], data["missing"], dtype, where)
     X_val = encoder.transform(df.iloc[val_idx], dtype, where=where)
     dataset = Dataset(X_train, y[train_idx], X_val, y[val_idx], task, target, encoder, classes,
                       rows_read=rows_read, rows_dropped=rows_read - len(df))
@@ -175,6 +196,17 @@ def load_dataset(cfg: dict) -> Dataset:
         dataset.y_train = ((dataset.y_train - offset) / scale).astype(dtype)
         dataset.y_val = ((dataset.y_val - offset) / scale).astype(dtype)
     return dataset
+
+
+def _check_fits(path: Path, columns: int, used: int, itemsize: int) -> None:
+    """Parsing keeps about 8 bytes per used cell (plus strings), and the feature matrix
+    `itemsize` more; the file's size over its column count estimates the cells."""
+    from .resources import require_memory
+
+    size = path.stat().st_size
+    cells = size / max(columns, 1) * used / 4  # a numeric cell takes about 4 bytes of text or more
+    require_memory(cells * (8 + itemsize) + size, f"loading {path.name} ({size / 2**20:.0f} MB)", str(path),
+                   "use fewer rows or columns (data.features), or a machine with more memory")
 
 
 def _categorical_columns(df, features, setting, path) -> list[str]:

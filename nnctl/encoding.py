@@ -45,7 +45,7 @@ class FeatureEncoder:
             names += [f"{f}={c}" for c in self.categories[f]] if f in self.categories else [f]
         return names
 
-    def fit(self, df, categorical, scale: str, missing: str, dtype) -> np.ndarray:
+    def fit(self, df, categorical, scale: str, missing: str, dtype, where: str = "data") -> np.ndarray:
         """Learn categories, fill values and scaler from the training rows `df`; returns the
         encoded, scaled training matrix."""
         for col in categorical:
@@ -60,9 +60,10 @@ class FeatureEncoder:
                 else:
                     mean = float(np.nanmean(df[col].to_numpy(dtype=np.float64))) if df[col].notna().any() else 0.0
                     self.fill[col] = mean
-        X = self.transform(df, dtype, scaled=False)
+        X = self.transform(df, dtype, scaled=False, where=where)
         self.scaler = _fit_scaler(X, scale, self._onehot_mask())
         _apply_scaler(X, self.scaler)
+        self._check_range(X, where)
         return X
 
     def _onehot_mask(self) -> np.ndarray:
@@ -75,16 +76,19 @@ class FeatureEncoder:
         """(rows, inputs) array of `df`'s feature columns, encoded and (by default) scaled."""
         X = np.empty((len(df), len(self.inputs)), dtype=dtype)
         j = 0
-        for col in self.features:
-            if col in self.categories:
-                width = len(self.categories[col])
-                X[:, j:j + width] = self._onehot(df[col], col, where, dtype)
-                j += width
-            else:
-                X[:, j] = self._numeric(df[col], col, where)
-                j += 1
-        if scaled:
-            _apply_scaler(X, self.scaler)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by column
+            for col in self.features:
+                if col in self.categories:
+                    width = len(self.categories[col])
+                    X[:, j:j + width] = self._onehot(df[col], col, where, dtype)
+                    j += width
+                else:
+                    X[:, j] = self._numeric(df[col], col, where)
+                    j += 1
+            self._check_range(X, where)
+            if scaled:
+                _apply_scaler(X, self.scaler)
+                self._check_range(X, where)
         return X
 
     def _numeric(self, column, col, where) -> np.ndarray:
@@ -106,6 +110,15 @@ class FeatureEncoder:
                                  "fill them in, or set data.missing: drop | mean")
             values = np.where(nan, self.fill[col], values)
         return values
+
+    def _check_range(self, X: np.ndarray, where: str) -> None:
+        """Numbers beyond the dtype's range (1e300 in float32) would turn into inf silently."""
+        limit = np.finfo(X.dtype).max
+        bad = ~np.isfinite(X).all(axis=0)
+        if bad.any():
+            col = self.inputs[int(np.flatnonzero(bad)[0])]
+            raise NnctlError(f"column '{col}' has values too large for {X.dtype} (beyond ±{limit:.3g})", where,
+                             "rescale that column, or set training.dtype: float64")
 
     def _onehot(self, column, col, where, dtype) -> np.ndarray:
         cats = self.categories[col]
@@ -152,16 +165,20 @@ def _fit_scaler(X: np.ndarray, kind: str, passthrough: np.ndarray) -> dict:
     """offset/scale per column so that (x - offset) / scale is standardized or in [0, 1];
     one-hot columns and constant columns pass through unscaled."""
     X64 = X.astype(np.float64, copy=False)
-    if kind == "standard" and len(X):
-        offset, scale = X64.mean(axis=0), X64.std(axis=0)
-    elif kind == "minmax" and len(X):
-        offset, scale = X64.min(axis=0), X64.max(axis=0) - X64.min(axis=0)
-    else:
-        offset, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
-    scale = np.where(scale > 0, scale, 1.0)
-    offset = np.where(passthrough, 0.0, offset)
+    with np.errstate(over="ignore", invalid="ignore"):
+        offset, scale = _scaler_stats(X64, kind)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    offset = np.where(passthrough | ~np.isfinite(offset), 0.0, offset)
     scale = np.where(passthrough, 1.0, scale)
     return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
+
+
+def _scaler_stats(X64: np.ndarray, kind: str):
+    if kind == "standard" and len(X64):
+        return X64.mean(axis=0), X64.std(axis=0)
+    if kind == "minmax" and len(X64):
+        return X64.min(axis=0), X64.max(axis=0) - X64.min(axis=0)
+    return np.zeros(X64.shape[1]), np.ones(X64.shape[1])
 
 
 def _apply_scaler(X: np.ndarray, scaler: dict) -> None:

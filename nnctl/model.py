@@ -66,6 +66,8 @@ def model_path(path) -> Path:
 def load_model(path) -> "Model":
     path = model_path(path)
     where = str(path)
+    if not zipfile.is_zipfile(path):  # np.load would take other bytes for a pickle
+        raise NnctlError("model file is corrupt or not a .npz", where, "train again, or point at another run")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
