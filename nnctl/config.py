@@ -298,7 +298,7 @@ class _Checker:
 
     def kind_delimiter(self, v, key, path):
         named = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "space": " "}
-        v = named.get(v, v)
+        v = named.get(v, v) if isinstance(v, str) else v
         if not isinstance(v, str) or len(v) != 1:
             self.fail(path, f"must be one character (or comma, semicolon, tab, pipe, space), got {_show(v)}")
         return v
@@ -328,7 +328,7 @@ class _Checker:
         if not isinstance(v, dict) or "name" not in v:
             self.fail(path, "must be a schedule name or a mapping with `name`", f"choices: {', '.join(key.choices)}")
         name = v["name"]
-        if name not in SCHEDULES:
+        if not isinstance(name, str) or name not in SCHEDULES:
             self.fail(path + ["name"], f"must be one of {', '.join(SCHEDULES)}; got {_show(name)}{did_you_mean(name, SCHEDULES)}")
         own = SCHEDULES[name][1]
         out = {"name": name}

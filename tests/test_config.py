@@ -54,6 +54,9 @@ def test_config_runs_from_any_working_directory(write_config, tmp_path, monkeypa
         ("training:\n  schedule: {name: step, gama: 0.5}\n", "did you mean 'gamma'"),
         ("training:\n  early_stopping: {patience: 0}\n", "training.early_stopping.patience must be >= 1"),
         ("training:\n  loss: crossentropy\n", "did you mean 'cross_entropy'"),
+        # found by the fuzzer: lists where a name belongs
+        ("data:\n  path: d.csv\n  target: y\n  delimiter: []\n", "data.delimiter must be one character"),
+        ("training:\n  schedule: {name: [step]}\n", "training.schedule.name must be one of"),
     ],
 )
 def test_errors_name_the_key_path(write_config, extra, message):
