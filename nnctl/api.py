@@ -78,7 +78,7 @@ def _warm_start(path, sizes, activations, loss, dtype) -> MLP:
 
 
 def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
-                 plot: bool = True):
+                 plot: bool = True, cache: bool = True):
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
     is the folder's path."""
     from .model import build_meta, save_model
@@ -86,7 +86,7 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
     from .trainer import train
 
     runs_dir = ensure_writable(runs_dir)
-    dataset = load_dataset(cfg)
+    dataset = load_dataset(cfg, cache=cache)
     network = build_network(cfg, dataset)
     with atomic_run_folder(runs_dir, name) as run:
         result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,

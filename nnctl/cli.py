@@ -29,6 +29,7 @@ EXIT_INTERRUPTED = 130
 
 SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Override a config key (repeatable), e.g. training.learning_rate=0.1")
 DebugOption = typer.Option(False, "--debug", help="Show the traceback of an error.")
+NoCacheOption = typer.Option(False, "--no-cache", help="Parse the CSV again instead of using the dataset cache")
 
 
 def _version(value: bool):
@@ -87,7 +88,8 @@ def train(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder for run folders"),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the config file's stem)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder's path"),
-    json_: bool = typer.Option(False, "--json", help="One JSON object per epoch on stdout, then a summary"),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per logged epoch on stdout, then a summary"),
+    no_cache: bool = NoCacheOption,
     debug: bool = DebugOption,
 ):
     """Train a network and save a run folder; its path is the last line of stdout.
@@ -116,7 +118,8 @@ def train(
         reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
         with Interrupts() as interrupts:
             try:
-                result = train_config(cfg, runs_dir, name or config.stem, callback=reporter, should_stop=interrupts)
+                result = train_config(cfg, runs_dir, name or config.stem, callback=reporter, should_stop=interrupts,
+                                      cache=not no_cache)
             finally:
                 reporter.close()
         run = result.run
@@ -137,6 +140,7 @@ def train(
 def validate(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
+    no_cache: bool = NoCacheOption,
     debug: bool = DebugOption,
 ):
     """Check a config and its dataset without training; print the resolved config (stdout) and
@@ -151,7 +155,7 @@ def validate(
         from .data import load_dataset
 
         cfg = load_config(config, set_ or [])
-        dataset = load_dataset(cfg)
+        dataset = load_dataset(cfg, cache=not no_cache)
         net = build_network(cfg, dataset)
         typer.echo(dump_config(cfg), nl=False)
         lines = [f"architecture  {architecture(net.sizes)}  ({net.n_params():,} parameters; "

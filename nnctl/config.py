@@ -82,6 +82,7 @@ def _spec() -> dict:
             "shuffle": Key(True, "bool", "reshuffle the training rows every epoch"),
             "early_stopping": Key(None, "early_stopping", "null, or {patience: 20, min_delta: 0.0, metric: val_loss, restore_best: true}", nullable=True),
             "dtype": Key("float32", "choice", "float32 | float64, used throughout", ("float32", "float64")),
+            "log_every": Key("auto", "log_every", "measure and log every Nth epoch (and the first and last); auto keeps about 200 rows", low=1),
             "display_rows": Key(30, "int", "about how many epochs the loss table shows (plus the last)", low=1),
         },
     }
@@ -319,6 +320,9 @@ class _Checker:
             if not isinstance(name, str) or name not in key.choices:
                 self.fail(path, f"must name an activation ({', '.join(key.choices)}); got {_show(name)}{did_you_mean(name, key.choices)}")
         return v
+
+    def kind_log_every(self, v, key, path):
+        return v if v == "auto" else self.kind_int(v, key, path)
 
     def kind_schedule(self, v, key, path):
         from .optimizers import SCHEDULES

@@ -153,8 +153,28 @@ def feature_columns(cfg_data: dict, header: list[str]) -> list[str]:
     return cfg_data["features"] or [c for c in header if c != cfg_data["target"]]
 
 
-def load_dataset(cfg: dict) -> Dataset:
-    """The resolved config's data, ready for training (see module docstring)."""
+def load_dataset(cfg: dict, cache: bool = True) -> Dataset:
+    """The resolved config's data, ready for training (see module docstring); from the dataset
+    cache when this file and config were prepared before (see `nnctl.cache`)."""
+    from . import cache as dataset_cache
+
+    key = None
+    if cache:
+        try:
+            key = dataset_cache.cache_key(cfg)
+        except OSError:  # missing or unreadable: _prepare says so properly
+            key = None
+    if key is not None:
+        cached = dataset_cache.load(key)
+        if cached is not None:
+            return cached
+    dataset = _prepare(cfg)
+    if key is not None:
+        dataset_cache.save(key, dataset)
+    return dataset
+
+
+def _prepare(cfg: dict) -> Dataset:
     data = cfg["data"]
     path = Path(data["path"])
     _, _, header = sniff(path, data["delimiter"])
@@ -276,7 +296,7 @@ def encode_labels(column, target, path) -> tuple[list, np.ndarray]:
         values = column.to_numpy(dtype=bool)
     elif pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype=np.float64)
-        if np.all(np.mod(values, 1) == 0):
+        if np.all(np.mod(values, 1) == 0) and np.all(np.abs(values) < 2**53):  # exact as integers
             values = values.astype(np.int64)
     else:
         values = np.array([str(v).strip() for v in column], dtype=object)

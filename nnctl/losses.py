@@ -4,8 +4,8 @@ Every loss is a mean over the batch (and over outputs), as in PyTorch and Keras.
 gradient of the loss with respect to the output layer's pre-activation `z` — for softmax +
 cross-entropy and sigmoid + binary cross-entropy that is the fused, stable `(p - y) / n`.
 
-Shapes: `z`, `a` are (rows, outputs). Targets `y` are class indices (rows,) for cross_entropy,
-and floats (rows, outputs) for the others.
+Shapes: `z`, `a` and targets `y` are all (rows, outputs); for cross_entropy `y` is one-hot (or
+any rows of class probabilities), for binary_cross_entropy a column of 0/1.
 """
 from __future__ import annotations
 
@@ -37,25 +37,20 @@ def cross_entropy(z, a, y):
     # log-sum-exp from the logits, so a probability that underflows to 0 never gives log(0)
     m = z.max(axis=1, keepdims=True)
     lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]
-    return float(np.mean(lse - z[np.arange(len(y)), y]))
+    return float(np.mean(lse - (y * z).sum(axis=1)))
 
 
-def cross_entropy_delta(z, a, y, out):
-    np.copyto(out, a)
-    out[np.arange(len(y)), y] -= 1
-    out /= len(y)
+def probability_delta(z, a, y, out):
+    """(p - y) / n: the gradient wrt z of softmax + cross-entropy and of sigmoid + binary
+    cross-entropy alike — the output nonlinearity's derivative cancels the loss's."""
+    np.subtract(a, y, out=out)
+    out *= 1.0 / len(y)
     return out
 
 
 def binary_cross_entropy(z, a, y):
     # from the logit: max(z, 0) - z*y + log(1 + e^-|z|)
     return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
-
-
-def binary_cross_entropy_delta(z, a, y, out):
-    np.subtract(a, y, out=out)
-    out /= len(y)
-    return out
 
 
 def mse(z, a, y):
@@ -94,10 +89,8 @@ def huber_delta(z, a, y, out):
 
 
 LOSSES: dict[str, Loss] = {
-    "cross_entropy": Loss("softmax", "classification", softmax, cross_entropy, cross_entropy_delta),
-    "binary_cross_entropy": Loss(
-        "sigmoid", "classification", sigmoid, binary_cross_entropy, binary_cross_entropy_delta
-    ),
+    "cross_entropy": Loss("softmax", "classification", softmax, cross_entropy, probability_delta),
+    "binary_cross_entropy": Loss("sigmoid", "classification", sigmoid, binary_cross_entropy, probability_delta),
     "mse": Loss("identity", "regression", identity, mse, mse_delta),
     "mae": Loss("identity", "regression", identity, mae, mae_delta),
     "huber": Loss("identity", "regression", identity, huber, huber_delta),

@@ -65,15 +65,32 @@ class MLP:
     def __init__(self, weights, biases, activations, loss):
         if len(activations) != len(weights) - 1:
             raise ValueError("one activation per hidden layer")
-        self.weights = list(weights)
-        self.biases = list(biases)
         self.activation_names = list(activations)
         self.loss_name = loss
         self.loss = LOSSES[loss]
         self._functions = [ACTIVATIONS[a] for a in activations]
-        self.grads_W = [np.zeros_like(W) for W in self.weights]
-        self.grads_b = [np.zeros_like(b) for b in self.biases]
-        # W0, b0, W1, b1, ...: the same array objects, updated in place by optimizers
+        dtype = np.asarray(weights[0]).dtype
+        total = sum(np.size(W) + np.size(b) for W, b in zip(weights, biases))
+        # All parameters live in one flat array (and all gradients in another); W_i and b_i are
+        # views into it. An optimizer then updates everything with a handful of whole-array
+        # operations instead of a handful per parameter: that is most of the step's cost for
+        # small networks. `decay_mask` is 1 on weight entries, 0 on biases (l2 skips biases).
+        self.flat_params = np.empty(total, dtype=dtype)
+        self.flat_grads = np.zeros(total, dtype=dtype)
+        self.decay_mask = np.zeros(total, dtype=dtype)
+        self.weights, self.biases, self.grads_W, self.grads_b = [], [], [], []
+        offset = 0
+        for W, b in zip(weights, biases):
+            for value, params, grads, decays in ((W, self.weights, self.grads_W, True), (b, self.biases, self.grads_b, False)):
+                value = np.asarray(value)
+                end = offset + value.size
+                view = self.flat_params[offset:end].reshape(value.shape)
+                view[...] = value
+                params.append(view)
+                grads.append(self.flat_grads[offset:end].reshape(value.shape))
+                self.decay_mask[offset:end] = decays
+                offset = end
+        # W0, b0, W1, b1, ...: views, updated in place
         self.params = [p for pair in zip(self.weights, self.biases) for p in pair]
         self.grads = [g for pair in zip(self.grads_W, self.grads_b) for g in pair]
         self._buffers: dict[int, tuple] = {}
@@ -108,12 +125,12 @@ class MLP:
     def n_params(self) -> int:
         return sum(p.size for p in self.params)
 
-    def get_params(self) -> list[np.ndarray]:
-        return [p.copy() for p in self.params]
+    def get_params(self) -> np.ndarray:
+        """A copy of every parameter (the flat array)."""
+        return self.flat_params.copy()
 
-    def set_params(self, values) -> None:
-        for p, v in zip(self.params, values):
-            np.copyto(p, v)
+    def set_params(self, flat: np.ndarray) -> None:
+        np.copyto(self.flat_params, flat)
 
     def astype(self, dtype) -> "MLP":
         return MLP([W.astype(dtype) for W in self.weights], [b.astype(dtype) for b in self.biases],
@@ -129,13 +146,14 @@ class MLP:
                 self._buffers.clear()
             shapes = [(rows, W.shape[1]) for W in self.weights]
             buf = tuple([np.empty(s, dtype=self.dtype) for s in shapes] for _ in range(3))
+            buf += (np.ones(rows, dtype=self.dtype),)  # 1ᵀ, to sum deltas over rows with BLAS
             self._buffers[rows] = buf
         return buf
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """X: (rows, inputs) -> output activations (rows, outputs). Keeps z and a of every layer
         for `backward`; the returned array is a buffer overwritten by the next call."""
-        zs, outs, _ = self._buffers_for(X.shape[0])
+        zs, outs, _, _ = self._buffers_for(X.shape[0])
         last = len(self.weights) - 1
         a = X
         for i, (W, b) in enumerate(zip(self.weights, self.biases)):
@@ -148,7 +166,7 @@ class MLP:
 
     def loss_value(self, y) -> float:
         """Loss of the last forward pass against targets y."""
-        zs, outs, _ = self._buffers_for(self._X.shape[0])
+        zs, outs, _, _ = self._buffers_for(self._X.shape[0])
         return self.loss.value(zs[-1], outs[-1], y)
 
     # --- backward ---------------------------------------------------------------------------
@@ -157,15 +175,15 @@ class MLP:
 
         The output delta is dL/dz of the last layer; each earlier layer's is
         `delta_i = (delta_{i+1} @ W_{i+1}.T) * f_i'(z_i)`. Then dL/dW_i = a_{i-1}.T @ delta_i
-        and dL/db_i = sum of delta_i over rows. Returns `grads` (W0, b0, W1, b1, ...)."""
+        and dL/db_i = 1ᵀ @ delta_i (the sum over rows). Returns `grads` (W0, b0, W1, b1, ...)."""
         X = self._X
-        zs, outs, deltas = self._buffers_for(X.shape[0])
+        zs, outs, deltas, ones = self._buffers_for(X.shape[0])
         last = len(self.weights) - 1
         delta = self.loss.delta(zs[last], outs[last], y, deltas[last])
         for i in range(last, -1, -1):
             a_prev = X if i == 0 else outs[i - 1]
             np.matmul(a_prev.T, delta, out=self.grads_W[i])
-            np.sum(delta, axis=0, out=self.grads_b[i])
+            np.matmul(ones, delta, out=self.grads_b[i])
             if i > 0:
                 delta_prev = np.matmul(delta, self.weights[i].T, out=deltas[i - 1])
                 self._functions[i - 1].backward(delta_prev, zs[i - 1], outs[i - 1])
@@ -175,7 +193,7 @@ class MLP:
     def internals(self) -> tuple:
         """(X, zs, activations, deltas) of the last forward/backward pass, per layer: what
         `nnctl trace` shows. Buffers, overwritten by the next pass."""
-        zs, outs, deltas = self._buffers_for(self._X.shape[0])
+        zs, outs, deltas, _ = self._buffers_for(self._X.shape[0])
         return self._X, zs, outs, deltas
 
     def predict_output(self, X: np.ndarray, chunk: int = 65536) -> np.ndarray:

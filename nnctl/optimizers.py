@@ -14,18 +14,32 @@ import numpy as np
 
 
 class Optimizer:
-    def __init__(self, params, l2=0.0, **hyper):
+    """`params`: arrays updated in place. `decay`: per array, whether l2 applies — True/False,
+    or a 0/1 mask of the array's shape (a network's flat parameters mix weights and biases).
+    By default weight matrices (2-d) are decayed and bias vectors are not."""
+
+    def __init__(self, params, l2=0.0, decay=None):
         self.params = params
-        self.decay = [p.ndim == 2 for p in params]  # weight matrices yes, bias vectors no
+        self.decay = decay if decay is not None else [p.ndim == 2 for p in params]
         self.l2 = l2
-        self.hyper = hyper
         self.scratch = [np.empty_like(p) for p in params]
         self.t = 0
 
+    def _weights_only(self, i, values, factor):
+        """scratch[i] = factor * values where weight decay applies, 0 elsewhere (or None)."""
+        mask, s = self.decay[i], self.scratch[i]
+        if mask is False or mask is None:
+            return None
+        np.multiply(values, factor, out=s)
+        if mask is not True:
+            s *= mask
+        return s
+
     def _decayed(self, i, g):
-        if self.l2 and self.decay[i]:
-            np.multiply(self.params[i], self.l2, out=self.scratch[i])
-            g += self.scratch[i]
+        if self.l2:
+            s = self._weights_only(i, self.params[i], self.l2)
+            if s is not None:
+                g += s
         return g
 
     def step(self, grads, lr: float) -> None:
@@ -48,8 +62,8 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """v = momentum * v + g;  p -= lr * v   (nesterov: p -= lr * (g + momentum * v))"""
 
-    def __init__(self, params, l2=0.0, momentum=0.9, nesterov=False):
-        super().__init__(params, l2)
+    def __init__(self, params, l2=0.0, momentum=0.9, nesterov=False, decay=None):
+        super().__init__(params, l2, decay)
         self.momentum, self.nesterov = momentum, nesterov
         self.velocities = [np.zeros_like(p) for p in params]
 
@@ -70,8 +84,8 @@ class Adam(Optimizer):
     """m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
     p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (PyTorch's form)"""
 
-    def __init__(self, params, l2=0.0, beta1=0.9, beta2=0.999, eps=1e-8, decoupled=False):
-        super().__init__(params, 0.0 if decoupled else l2)
+    def __init__(self, params, l2=0.0, beta1=0.9, beta2=0.999, eps=1e-8, decoupled=False, decay=None):
+        super().__init__(params, 0.0 if decoupled else l2, decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.decoupled_l2 = l2 if decoupled else 0.0
         self.ms = [np.zeros_like(p) for p in params]
@@ -84,8 +98,10 @@ class Adam(Optimizer):
 
     def _update(self, i, p, g, lr):
         m, v, s = self.ms[i], self.vs[i], self.scratch[i]
-        if self.decoupled_l2 and self.decay[i]:
-            p *= 1.0 - lr * self.decoupled_l2
+        if self.decoupled_l2:  # AdamW: W -= lr * l2 * W, weights only
+            shrink = self._weights_only(i, p, lr * self.decoupled_l2)
+            if shrink is not None:
+                p -= shrink
         m *= self.beta1
         np.multiply(g, 1.0 - self.beta1, out=s)
         m += s
@@ -104,8 +120,8 @@ class Adam(Optimizer):
 class RMSprop(Optimizer):
     """v = alpha*v + (1-alpha)*g^2;  p -= lr * g / (sqrt(v) + eps)"""
 
-    def __init__(self, params, l2=0.0, alpha=0.99, eps=1e-8):
-        super().__init__(params, l2)
+    def __init__(self, params, l2=0.0, alpha=0.99, eps=1e-8, decay=None):
+        super().__init__(params, l2, decay)
         self.alpha, self.eps = alpha, eps
         self.square_avgs = [np.zeros_like(p) for p in params]
 
@@ -123,19 +139,24 @@ class RMSprop(Optimizer):
 
 
 OPTIMIZERS = {
-    "sgd": lambda params, t: SGD(params, t["l2"]),
-    "momentum": lambda params, t: Momentum(params, t["l2"], t["momentum"]),
-    "nesterov": lambda params, t: Momentum(params, t["l2"], t["momentum"], nesterov=True),
-    "adam": lambda params, t: Adam(params, t["l2"], t["beta1"], t["beta2"], t["eps"]),
-    "adamw": lambda params, t: Adam(params, t["l2"], t["beta1"], t["beta2"], t["eps"], decoupled=True),
-    "rmsprop": lambda params, t: RMSprop(params, t["l2"], t["alpha"], t["eps"]),
+    "sgd": lambda params, t, d: SGD(params, t["l2"], d),
+    "momentum": lambda params, t, d: Momentum(params, t["l2"], t["momentum"], decay=d),
+    "nesterov": lambda params, t, d: Momentum(params, t["l2"], t["momentum"], nesterov=True, decay=d),
+    "adam": lambda params, t, d: Adam(params, t["l2"], t["beta1"], t["beta2"], t["eps"], decay=d),
+    "adamw": lambda params, t, d: Adam(params, t["l2"], t["beta1"], t["beta2"], t["eps"], decoupled=True, decay=d),
+    "rmsprop": lambda params, t, d: RMSprop(params, t["l2"], t["alpha"], t["eps"], decay=d),
 }
 
 
-def make_optimizer(params, training: dict) -> Optimizer:
+def make_optimizer(params, training: dict, decay=None) -> Optimizer:
     """The optimizer named by `training["optimizer"]`, reading its hyper-parameters from the
     resolved `training` section of the config."""
-    return OPTIMIZERS[training["optimizer"]](params, training)
+    return OPTIMIZERS[training["optimizer"]](params, training, decay)
+
+
+def network_optimizer(network, training: dict) -> Optimizer:
+    """An optimizer over a network's flat parameters: `step([network.flat_grads], lr)`."""
+    return make_optimizer([network.flat_params], training, decay=[network.decay_mask])
 
 
 # --- learning-rate schedules, per epoch (epoch counts from 0) --------------------------------

@@ -64,6 +64,7 @@ class _Rows:
         self.epochs = 0
         self.metric = None
         self.every = 1
+        self.next_due = 0
         self.last = None
 
     def begin(self, info: dict) -> None:
@@ -75,9 +76,10 @@ class _Rows:
         """Record an epoch; True when it is one of the shown rows."""
         self.last = log
         self.losses.append(log["train_loss"])
-        shown = log["epoch"] == 1 or log["epoch"] % self.every == 0 or log["epoch"] == self.epochs
+        shown = log["epoch"] >= self.next_due or log["epoch"] == self.epochs
         if shown:
             self.rows.append(log)
+            self.next_due = (log["epoch"] // self.every + 1) * self.every
         return shown
 
     def columns(self) -> list[str]:

@@ -17,6 +17,8 @@ def _key_schema(key: Key) -> dict:
             s["exclusiveMinimum" if key.low_open else "minimum"] = key.low
         if key.high is not None:
             s["exclusiveMaximum"] = key.high
+    elif kind == "log_every":
+        s = {"anyOf": [{"const": "auto"}, {"type": "integer", "minimum": 1}]}
     elif kind == "bool":
         s = {"type": "boolean"}
     elif kind in ("str", "path"):

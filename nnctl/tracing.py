@@ -17,18 +17,18 @@ def _m(a) -> list:
 def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
     from .api import architecture
     from .gradcheck import prepare_float64
-    from .optimizers import learning_rate, make_optimizer
+    from .optimizers import learning_rate, network_optimizer
 
     network, X, y, cfg, dataset = prepare_float64(config, overrides, rows)
     training = cfg["training"]
-    optimizer = make_optimizer(network.params, training)
+    optimizer = network_optimizer(network, training)
     lr = learning_rate(training, 0)
     layers = len(network.weights)
     record = {
         "config": str(config), "architecture": architecture(network.sizes), "rows": int(len(X)),
         "activations": network.output_activations, "loss": network.loss_name,
         "optimizer": training["optimizer"], "learning_rate": lr, "l2": training["l2"],
-        "input": _m(X), "targets": np.asarray(y).tolist(),
+        "input": _m(X), "targets": _m(y),
         "initial": [{"layer": i, "W": _m(W), "b": _m(b)} for i, (W, b) in enumerate(zip(network.weights, network.biases))],
         "steps": [],
     }
@@ -42,7 +42,7 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
         backward = [{"layer": i, "delta": _m(deltas[i]), "dW": _m(network.grads_W[i]), "db": _m(network.grads_b[i])}
                     for i in reversed(range(layers))]
         before = [(W.copy(), b.copy()) for W, b in zip(network.weights, network.biases)]
-        optimizer.step(network.grads, lr)
+        optimizer.step([network.flat_grads], lr)
         update = [{"layer": i, "W_before": _m(Wb), "W_after": _m(W), "b_before": _m(bb), "b_after": _m(b)}
                   for i, ((Wb, bb), W, b) in enumerate(zip(before, network.weights, network.biases))]
         record["steps"].append({"step": step, "forward": forward, "loss": loss, "backward": backward,

@@ -15,7 +15,7 @@ import numpy as np
 from .errors import NnctlError
 from .metrics import r2
 from .network import MLP
-from .optimizers import learning_rate, make_optimizer
+from .optimizers import learning_rate, network_optimizer
 
 
 class Callback:
@@ -39,10 +39,12 @@ class TrainResult:
 
 
 def targets_for(network: MLP, y: np.ndarray) -> np.ndarray:
-    """Targets in the form the network's loss takes: class indices for cross_entropy, a float
-    column of 0/1 for binary_cross_entropy, floats for regression."""
+    """Targets in the form the network's loss takes: one-hot rows for cross_entropy, a column
+    of 0/1 for binary_cross_entropy, floats for regression — all (rows, outputs)."""
     if network.loss_name == "cross_entropy":
-        return y.astype(np.int64, copy=False)
+        onehot = np.zeros((len(y), network.sizes[-1]), dtype=network.dtype)
+        onehot[np.arange(len(y)), y.astype(np.int64, copy=False)] = 1
+        return onehot
     return y.astype(network.dtype, copy=False).reshape(len(y), -1)
 
 
@@ -53,11 +55,12 @@ def metric_name(task: str) -> str:
 CHUNK = 65536  # rows per forward pass when scoring, to bound memory
 
 
-def score(network: MLP, task: str, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(loss, accuracy or R²) of the network on (X, y): one forward pass, in chunks of rows."""
+def score(network: MLP, task: str, X: np.ndarray, y: np.ndarray, targets=None) -> tuple[float, float]:
+    """(loss, accuracy or R²) of the network on (X, y): one forward pass, in chunks of rows.
+    `targets` is `targets_for(network, y)`, when the caller already has it."""
     if len(X) == 0:
         return float("nan"), float("nan")
-    t = targets_for(network, y)
+    t = targets_for(network, y) if targets is None else targets
     total, correct, outputs = 0.0, 0, []
     for s in range(0, len(X), CHUNK):
         out = network.forward(X[s:s + CHUNK])
@@ -70,6 +73,12 @@ def score(network: MLP, task: str, X: np.ndarray, y: np.ndarray) -> tuple[float,
     if task == "regression":
         return total / len(X), r2(t, np.concatenate(outputs))
     return total / len(X), correct / len(X)
+
+
+def log_every(training: dict) -> int:
+    """Epochs between logged epochs: `auto` keeps about 200 rows of history."""
+    every = training.get("log_every", 1)
+    return max(1, training["iterations"] // 200) if every == "auto" else every
 
 
 class _EarlyStopping:
@@ -98,31 +107,27 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
           should_stop=None) -> TrainResult:
     """Train `network` in place on `dataset` under the resolved `training` config.
 
-    `should_stop()` is polled after every batch (an interrupt sets it): training then ends after
-    the current batch with status `interrupted`. A loss that becomes NaN or infinite raises
-    NnctlError suggesting a lower learning rate."""
+    Every epoch runs forward -> backward -> update over shuffled mini-batches. Logged epochs
+    (the first, the last, and every `log_every`-th) also measure the training loss (the mean over
+    the epoch's batches) and the validation loss and metric, and go to `history` and the
+    callback; with early stopping every epoch is measured. `should_stop()` is polled after every
+    batch (an interrupt sets it): training then ends with status `interrupted`. A loss that
+    becomes NaN or infinite raises NnctlError suggesting a lower learning rate."""
     callback = callback or Callback()
-    X, y = dataset.X_train, targets_for(network, dataset.y_train)
-    rows = len(X)
-    batch = min(training["batch_size"] or rows, rows)
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
-    optimizer = make_optimizer(network.params, training)
-    has_val = len(dataset.X_val) > 0
-    stopper = _EarlyStopping(training["early_stopping"]) if training["early_stopping"] else None
-    callback.on_train_begin({"epochs": training["iterations"], "rows": rows, "batch_size": batch,
-                             "batches": -(-rows // batch), "validation": has_val,
-                             "metric": f"val_{metric_name(dataset.task)}",
-                             "task": dataset.task})
+    loop = _Loop(network, dataset, training, seed, callback, should_stop)
+    callback.on_train_begin({"epochs": training["iterations"], "rows": loop.rows, "batch_size": loop.batch,
+                             "batches": -(-loop.rows // loop.batch), "validation": loop.has_val,
+                             "metric": loop.metric, "task": dataset.task})
     start = time.perf_counter()
-    # overflow shows up as a non-finite loss, reported below with advice; numpy's own
+    # overflow shows up as a non-finite loss, reported with advice; numpy's own
     # RuntimeWarnings would only add noise on stderr
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        history, status = _epochs(network, dataset, training, optimizer, rng, X, y, batch, callback,
-                                  should_stop, stopper, start)
+        status = loop.run(start)
+    stopper = loop.stopper
     if stopper and stopper.best_params is not None and status != "interrupted":
         network.set_params(stopper.best_params)
-    best_epoch = stopper.best_epoch if stopper else _best_epoch(history, "val_loss" if has_val else "train_loss")
-    result = TrainResult(history, status, best_epoch, time.perf_counter() - start)
+    best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, "val_loss" if loop.has_val else "train_loss")
+    result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start)
     result.metrics = final_metrics(network, dataset, result)
     callback.on_train_end(result)
     return result
@@ -130,8 +135,8 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
 
 def final_metrics(network: MLP, dataset, result: TrainResult) -> dict:
     name = metric_name(dataset.task)
-    metrics = {"status": result.status, "epochs": len(result.history), "best_epoch": result.best_epoch,
-               "seconds": round(result.seconds, 4)}
+    metrics = {"status": result.status, "epochs": result.history[-1]["epoch"] if result.history else 0,
+               "best_epoch": result.best_epoch, "seconds": round(result.seconds, 4)}
     for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
         if len(X):
             loss, value = score(network, dataset.task, X, y)
@@ -144,45 +149,80 @@ def _best_epoch(history: list[dict], key: str) -> int | None:
     return min(finite, key=lambda row: row[key])["epoch"] if finite else None
 
 
-def _epochs(network, dataset, training, optimizer, rng, X, y, batch, callback, should_stop, stopper, start):
-    """Run the epochs; returns (history, status)."""
-    rows = len(X)
-    has_val = len(dataset.X_val) > 0
-    metric = f"val_{metric_name(dataset.task)}"
-    # one contiguous buffer per epoch: batches are then views, not gathered copies
-    X_epoch, y_epoch = (np.empty_like(X), np.empty_like(y)) if training["shuffle"] else (X, y)
-    history = []
-    for epoch in range(training["iterations"]):
-        lr = learning_rate(training, epoch)
-        if training["shuffle"]:
-            order = rng.permutation(rows)
-            np.take(X, order, axis=0, out=X_epoch)
-            np.take(y, order, axis=0, out=y_epoch)
-        total, interrupted = 0.0, False
-        for s in range(0, rows, batch):
-            xb, yb = X_epoch[s:s + batch], y_epoch[s:s + batch]
+class _Loop:
+    """The epochs of one training run; `run` returns the status and fills `history`."""
+
+    def __init__(self, network, dataset, training, seed, callback, should_stop):
+        self.network, self.dataset, self.training = network, dataset, training
+        self.callback, self.should_stop = callback, should_stop
+        self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
+        self.rows = len(self.X)
+        self.batch = min(training["batch_size"] or self.rows, self.rows)
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+        self.optimizer = network_optimizer(network, training)
+        self.grads = [network.flat_grads]
+        self.has_val = len(dataset.X_val) > 0
+        self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
+        self.metric = f"val_{metric_name(dataset.task)}"
+        self.stopper = _EarlyStopping(training["early_stopping"]) if training["early_stopping"] else None
+        self.history: list[dict] = []
+        # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
+        # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
+        self.shuffle = training["shuffle"] and self.batch < self.rows
+        self.X_epoch = np.empty_like(self.X) if self.shuffle else self.X
+        self.y_epoch = np.empty_like(self.y) if self.shuffle else self.y
+
+    def run(self, start: float) -> str:
+        epochs, every = self.training["iterations"], log_every(self.training)
+        for epoch in range(1, epochs + 1):
+            logged = epoch == 1 or epoch == epochs or epoch % every == 0
+            measured = logged or self.stopper is not None
+            train_loss = self.epoch(epoch, measured)
+            if train_loss is None:
+                return "interrupted"
+            if not measured:
+                continue
+            log = self.measure(epoch, train_loss, start)
+            stop = self.stopper is not None and self.stopper.update(log, self.network)
+            if logged or stop:
+                self.history.append(log)
+                self.callback.on_epoch_end(log)
+            if stop:
+                return "early_stopped"
+        return "completed"
+
+    def epoch(self, epoch: int, measured: bool) -> float | None:
+        """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
+        None when interrupted."""
+        network, step, grads = self.network, self.optimizer.step, self.grads
+        lr = learning_rate(self.training, epoch - 1)
+        if self.shuffle:
+            order = self.rng.permutation(self.rows)
+            # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
+            np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
+            np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
+        total = 0.0
+        for s in range(0, self.rows, self.batch):
+            xb, yb = self.X_epoch[s:s + self.batch], self.y_epoch[s:s + self.batch]
             network.forward(xb)
-            loss = network.loss_value(yb)
-            if not math.isfinite(loss):
-                raise NnctlError(f"training diverged: the loss became {loss} in epoch {epoch + 1}",
-                                 "training.learning_rate",
-                                 f"lower training.learning_rate (now {training['learning_rate']:g}), "
-                                 "or scale the data (data.scale: standard)")
-            total += loss * len(xb)
+            if measured:
+                total += network.loss_value(yb) * len(xb)
             network.backward(yb)
-            optimizer.step(network.grads, lr)
-            if should_stop is not None and should_stop():
-                interrupted = True
-                break
-        if interrupted:
-            return history, "interrupted"
-        log = {"epoch": epoch + 1, "train_loss": total / rows}
-        if has_val:
-            log["val_loss"], log[metric] = score(network, dataset.task, dataset.X_val, dataset.y_val)
-        log["learning_rate"] = lr
+            step(grads, lr)
+            if self.should_stop is not None and self.should_stop():
+                return None
+        return total / self.rows
+
+    def measure(self, epoch: int, train_loss: float, start: float) -> dict:
+        if not math.isfinite(train_loss):
+            raise NnctlError(f"training diverged: the loss became {train_loss} by epoch {epoch}",
+                             "training.learning_rate",
+                             f"lower training.learning_rate (now {self.training['learning_rate']:g}), "
+                             "or scale the data (data.scale: standard)")
+        log = {"epoch": epoch, "train_loss": train_loss}
+        if self.has_val:
+            log["val_loss"], log[self.metric] = score(self.network, self.dataset.task, self.dataset.X_val,
+                                                      self.dataset.y_val, self.val_targets)
+        log["learning_rate"] = learning_rate(self.training, epoch - 1)
         log["seconds"] = time.perf_counter() - start
-        history.append(log)
-        callback.on_epoch_end(log)
-        if stopper and stopper.update(log, network):
-            return history, "early_stopped"
-    return history, "completed"
+        return log

@@ -12,6 +12,12 @@ CONFIGS = ROOT / "configs"
 os.environ.setdefault("NO_COLOR", "1")
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own dataset cache folder, never the user's."""
+    monkeypatch.setenv("NNCTL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def write_config(tmp_path):
     """write_config(text, name='config.yaml') -> path of a config file in a temp folder."""

@@ -125,3 +125,27 @@ def test_regression_run_predicts_in_target_units(tmp_path):
     model = load_model(runs_in(tmp_path)[0])
     predictions = model.predict(pd.read_csv(DATASETS / "diabetes.csv"))
     assert 50 < np.mean(predictions) < 250  # the target's own units, not standardized
+
+
+def _history_epochs(run):
+    with open(f"{run}/history.csv") as fh:
+        return [int(row["epoch"]) for row in csv.DictReader(fh)]
+
+
+def test_log_every_auto_keeps_about_200_rows_with_the_first_and_last(tmp_path):
+    run = cli("train", CONFIGS / "xor.yaml", "--runs-dir", tmp_path, "--quiet",
+              "--set", "training.iterations=1003").stdout.strip()
+    epochs = _history_epochs(run)
+    assert epochs[:3] == [1, 5, 10] and epochs[-2:] == [1000, 1003] and len(epochs) == 202
+    run = cli("train", CONFIGS / "xor.yaml", "--runs-dir", tmp_path, "--quiet",
+              "--set", "training.iterations=12", "--set", "training.log_every=5").stdout.strip()
+    assert _history_epochs(run) == [1, 5, 10, 12]
+    assert json.loads(open(f"{run}/metrics.json").read())["epochs"] == 12
+
+
+def test_early_stopping_measures_every_epoch_and_logs_where_it_stopped(tmp_path):
+    run = cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path, "--quiet", "--set", "training.log_every=50",
+              "--set", "training.early_stopping={patience: 3, min_delta: 0.5}").stdout.strip()
+    metrics = json.loads(open(f"{run}/metrics.json").read())
+    assert metrics["status"] == "early_stopped"
+    assert _history_epochs(run)[-1] == metrics["epochs"] == metrics["best_epoch"] + 3

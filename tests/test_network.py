@@ -9,7 +9,7 @@ from nnctl.network import INITIALIZERS, MLP
 
 def _targets(loss, rng, rows, outputs):
     if loss == "cross_entropy":
-        return rng.integers(0, outputs, size=rows)
+        return np.eye(outputs)[rng.integers(0, outputs, size=rows)]
     if loss == "binary_cross_entropy":
         return rng.integers(0, 2, size=(rows, 1)).astype(np.float64)
     return rng.normal(size=(rows, outputs))
@@ -39,7 +39,7 @@ def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
     monkeypatch.setitem(acts.ACTIVATIONS, "tanh", wrong)
     rng = np.random.default_rng(0)
     net = MLP.initialize([3, 4, 2], ["tanh"], "cross_entropy", seed=1, dtype=np.float64)
-    results = check_gradients(net, rng.normal(size=(5, 3)), rng.integers(0, 2, size=5))
+    results = check_gradients(net, rng.normal(size=(5, 3)), np.eye(2)[rng.integers(0, 2, size=5)])
     assert not results[0].passed(1e-6)  # W0 sits below the wrong derivative
     assert results[-2].passed(1e-6)  # the output layer's gradient does not pass through it
 
@@ -86,7 +86,7 @@ def test_dtype_is_kept_through_forward_and_backward():
     net = MLP.initialize([3, 4, 3], ["gelu"], "cross_entropy", seed=0, dtype=np.float32)
     X = rng.normal(size=(6, 3)).astype(np.float32)
     assert net.forward(X).dtype == np.float32
-    assert all(g.dtype == np.float32 for g in net.backward(rng.integers(0, 3, 6)))
+    assert all(g.dtype == np.float32 for g in net.backward(np.eye(3, dtype=np.float32)[rng.integers(0, 3, 6)]))
 
 
 def test_batches_of_different_sizes_reuse_their_own_buffers():
@@ -104,7 +104,15 @@ def test_backward_output_delta_for_softmax_is_p_minus_y_over_n():
     net = MLP([np.eye(2)], [np.zeros(2)], [], "cross_entropy")
     X = np.array([[0.0, 0.0], [1.0, 0.0]])
     p = net.forward(X).copy()
-    net.backward(np.array([0, 1]))
-    expected_delta = (p - np.eye(2)[[0, 1]]) / 2
+    net.backward(np.eye(2))
+    expected_delta = (p - np.eye(2)) / 2
     np.testing.assert_allclose(net.grads_W[0], X.T @ expected_delta)
     np.testing.assert_allclose(net.grads_b[0], expected_delta.sum(axis=0))
+
+
+def test_parameters_are_views_of_one_flat_array():
+    net = MLP.initialize([3, 4, 2], ["relu"], "mse", seed=0)
+    assert net.flat_params.size == net.n_params() == 3 * 4 + 4 + 4 * 2 + 2
+    net.flat_params[:] = 0
+    assert not net.weights[1].any()
+    np.testing.assert_array_equal(net.decay_mask, np.concatenate([np.ones(12), np.zeros(4), np.ones(8), np.zeros(2)]))

@@ -140,3 +140,14 @@ def test_steps_equal_pytorch_when_installed():
             topt.step()
             opt.step([g.copy()], 0.05)
         np.testing.assert_allclose(W, tp.detach().numpy(), rtol=1e-10, err_msg=name)
+
+
+def test_a_decay_mask_decays_only_masked_entries():
+    p = np.array([1.0, -2.0, 0.5])
+    opt = make_optimizer([p], {**BASE, "optimizer": "sgd", "l2": 0.1}, decay=[np.array([1.0, 1.0, 0.0])])
+    opt.step([np.array([0.5, -1.0, 2.0])], 0.1)
+    np.testing.assert_allclose(p, [1 - 0.1 * 0.6, -2 - 0.1 * -1.2, 0.5 - 0.2])
+    q = np.array([1.0, 1.0])
+    adamw = make_optimizer([q], {**BASE, "optimizer": "adamw", "l2": 0.5}, decay=[np.array([1.0, 0.0])])
+    adamw.step([np.zeros(2)], 0.1)
+    np.testing.assert_allclose(q, [1 - 0.1 * 0.5, 1.0])

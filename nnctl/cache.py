@@ -1,0 +1,95 @@
+"""A cache of prepared datasets, so training on the same CSV again skips parsing.
+
+An entry holds the arrays `load_dataset` made (as memory-mappable `.npy` files) and the rest of
+the Dataset as JSON. Its key is a hash of the CSV's resolved path, size and modification time,
+the `data` config, the seed, the task and the dtype: change any of them and a new entry is made.
+Entries are written to a temporary folder and renamed into place; one that cannot be read back
+whole (truncated, corrupt, from another nnctl) is deleted and rebuilt, never trusted.
+
+Location: `$NNCTL_CACHE_DIR`, else `$XDG_CACHE_HOME/nnctl`, else `~/.cache/nnctl`. Files smaller
+than `MIN_BYTES` parse in milliseconds and are not cached. Deleting the folder is always safe.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1
+MIN_BYTES = 1 << 20
+ARRAYS = ("X_train", "y_train", "X_val", "y_val")
+
+
+def cache_dir() -> Path:
+    if os.environ.get("NNCTL_CACHE_DIR"):
+        return Path(os.environ["NNCTL_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nnctl"
+
+
+def cache_key(cfg: dict) -> str | None:
+    """The entry's name for this config's data, or None when the file is too small to cache."""
+    from . import __version__
+
+    path = Path(cfg["data"]["path"])
+    stat = path.stat()
+    if stat.st_size < MIN_BYTES:
+        return None
+    identity = {"format": FORMAT, "nnctl": __version__, "path": str(path.resolve()), "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns, "data": cfg["data"], "seed": cfg["seed"],
+                "task": cfg["model"]["task"], "dtype": cfg["training"]["dtype"]}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def load(key: str):
+    """The cached Dataset, or None (a damaged entry is removed)."""
+    from .data import Dataset
+    from .encoding import FeatureEncoder
+
+    folder = cache_dir() / key
+    if not folder.is_dir():
+        return None
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("key") != key:
+            raise ValueError("key mismatch")
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+        for name, shape in meta["shapes"].items():
+            if list(arrays[name].shape) != shape:
+                raise ValueError(f"{name} shape")
+        return Dataset(**arrays, task=meta["task"], target=meta["target"],
+                       encoder=FeatureEncoder.from_meta(meta["encoder"]), classes=meta["classes"],
+                       target_scaler=meta["target_scaler"], rows_read=meta["rows_read"],
+                       rows_dropped=meta["rows_dropped"], class_counts=meta["class_counts"])
+    except (OSError, ValueError, KeyError, TypeError):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+def save(key: str, dataset) -> None:
+    """Store the dataset under `key`; a cache that cannot be written is skipped silently
+    (training does not depend on it)."""
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    except OSError:
+        return
+    try:
+        for name in ARRAYS:
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(dataset, name)), allow_pickle=False)
+        meta = {"key": key, "task": dataset.task, "target": dataset.target, "encoder": dataset.encoder.to_meta(),
+                "classes": dataset.classes, "target_scaler": dataset.target_scaler, "rows_read": dataset.rows_read,
+                "rows_dropped": dataset.rows_dropped, "class_counts": dataset.class_counts,
+                "shapes": {name: list(getattr(dataset, name).shape) for name in ARRAYS}}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        os.rename(tmp, root / key)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

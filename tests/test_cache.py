@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+import nnctl.cache as cache
+from nnctl.config import load_config
+from nnctl.data import load_dataset
+
+from .cli_helpers import cli
+from .conftest import CONFIGS
+
+
+@pytest.fixture
+def cached_config(write_config, write_csv, monkeypatch):
+    monkeypatch.setattr(cache, "MIN_BYTES", 0)
+    data = write_csv("a,b,y\n" + "".join(f"{i},{i % 7},{i % 3}\n" for i in range(60)))
+    return write_config(f"data:\n  path: {data}\n  target: y\n"), data
+
+
+def _parse_fails(monkeypatch):
+    import nnctl.data
+
+    def fail(cfg):
+        raise AssertionError("parsed the CSV again")
+
+    monkeypatch.setattr(nnctl.data, "_prepare", fail)
+
+
+def test_second_load_comes_from_the_cache_and_is_identical(cached_config, monkeypatch):
+    path, _ = cached_config
+    first = load_dataset(load_config(path))
+    _parse_fails(monkeypatch)
+    second = load_dataset(load_config(path))
+    np.testing.assert_array_equal(first.X_train, second.X_train)
+    np.testing.assert_array_equal(first.y_val, second.y_val)
+    assert second.classes == first.classes and second.encoder.scaler == first.encoder.scaler
+    assert isinstance(second.X_train, np.memmap)
+
+
+def test_a_changed_file_or_config_is_not_served_stale(cached_config):
+    path, data = cached_config
+    first = load_dataset(load_config(path))
+    assert load_dataset(load_config(path, ["seed=7"])).X_val.tolist() != first.X_val.tolist()
+    data.write_text(data.read_text().replace("a,b,y\n0,0,0", "a,b,y\n500,0,0"))
+    assert load_dataset(load_config(path)).X_train.max() > first.X_train.max()
+
+
+def test_a_corrupt_entry_is_rebuilt(cached_config):
+    path, _ = cached_config
+    first = load_dataset(load_config(path))
+    entry = next(p for p in cache.cache_dir().iterdir() if not p.name.startswith("."))
+    (entry / "X_train.npy").write_bytes(b"\x93NUMPY garbage")
+    again = load_dataset(load_config(path))
+    np.testing.assert_array_equal(first.X_train, again.X_train)
+    assert (entry / "X_train.npy").stat().st_size > 100  # written anew
+
+
+def test_no_cache_flag_and_small_files(cached_config, monkeypatch, tmp_path):
+    path, _ = cached_config
+    result = cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet", "--no-cache")
+    assert result.exit_code == 0
+    assert [p for p in cache.cache_dir().iterdir()] == []
+    monkeypatch.setattr(cache, "MIN_BYTES", 1 << 20)
+    cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path / "runs", "--quiet")
+    assert [p for p in cache.cache_dir().iterdir()] == []  # iris is too small to be worth caching
