@@ -107,16 +107,21 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
     return result
 
 
-PREDICT_CHUNK_ROWS = 100_000
+PREDICT_CHUNK_CELLS = 20_000_000  # cells parsed at a time: about 160 MB as float64
 
 
-def _chunks(data_path, columns, chunk_rows=PREDICT_CHUNK_ROWS):
-    from .data import read_csv
+def _chunks(data_path, columns, chunk_rows=None):
+    """The CSV in chunks of rows, sized by its column count so memory stays bounded however
+    long or wide the file is."""
+    from .data import read_csv, sniff
 
+    if chunk_rows is None:
+        header = sniff(Path(data_path), None)[2]
+        chunk_rows = max(1000, PREDICT_CHUNK_CELLS // max(len(header), 1))
     return read_csv(data_path, None, columns=columns, chunksize=chunk_rows)
 
 
-def predict_frames(model, data_path, proba: bool = False, chunk_rows: int = PREDICT_CHUNK_ROWS):
+def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None):
     """DataFrames of predictions for the CSV, one per chunk of rows: `prediction` (original
     labels, or numbers for regression) and with `proba` one `p_<class>` column per class.
     Columns are matched by name; extra columns are ignored, missing ones are an error."""
@@ -156,7 +161,7 @@ def _label_key(v) -> str:
     return _label(v)
 
 
-def evaluate_csv(model_path, data_path, chunk_rows: int = PREDICT_CHUNK_ROWS) -> dict:
+def evaluate_csv(model_path, data_path, chunk_rows: int | None = None) -> dict:
     """Every metric of the model on a labelled CSV (scikit-learn's definitions): for
     classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss and the
     confusion matrix with its labels; for regression mse, rmse, mae, r2."""

@@ -205,15 +205,18 @@ class _Checker:
     def fail(self, keys, message, hint=None):
         raise NnctlError(f"{'.'.join(keys)} {message}", self.where(keys), hint)
 
+    def reject_unknown(self, raw: dict, known, keys: list[str], what: str = "a known key") -> None:
+        for k in raw:
+            if not isinstance(k, str) or k not in known:
+                self.fail(keys + [str(k)], f"is not {what}{did_you_mean(k, known)}",
+                          f"known keys here: {', '.join(known) or 'none'}")
+
     def section(self, raw, table: dict, keys: list[str]) -> dict:
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
             self.fail(keys, f"must be a mapping of keys, got {_show(raw)}")
-        for k in raw:
-            if k not in table:
-                self.fail(keys + [str(k)], f"is not a known key{did_you_mean(k, table)}",
-                          f"known keys here: {', '.join(table)}")
+        self.reject_unknown(raw, table, keys)
         out = {}
         for name, entry in table.items():
             path = keys + [name]
@@ -336,10 +339,7 @@ class _Checker:
             self.fail(path + ["name"], f"must be one of {', '.join(SCHEDULES)}; got {_show(name)}{did_you_mean(name, SCHEDULES)}")
         own = SCHEDULES[name][1]
         out = {"name": name}
-        for k, val in v.items():
-            if k != "name" and k not in own:
-                self.fail(path + [str(k)], f"is not a key of the {name} schedule{did_you_mean(k, own)}",
-                          f"its keys: {', '.join(own) or 'none'}")
+        self.reject_unknown({k: x for k, x in v.items() if k != "name"}, own, path, f"a key of the {name} schedule")
         for k, default in own.items():
             val = v.get(k, default)
             if k == "step_size":
@@ -357,10 +357,7 @@ class _Checker:
             v = {}
         if not isinstance(v, dict):
             self.fail(path, f"must be null or a mapping like {{patience: 20}}, got {_show(v)}")
-        for k in v:
-            if k not in EARLY_STOPPING_DEFAULTS:
-                self.fail(path + [str(k)], f"is not a known key{did_you_mean(k, EARLY_STOPPING_DEFAULTS)}",
-                          f"known keys: {', '.join(EARLY_STOPPING_DEFAULTS)}")
+        self.reject_unknown(v, EARLY_STOPPING_DEFAULTS, path)
         merged = {**EARLY_STOPPING_DEFAULTS, **v}
         return {
             "patience": self.kind_int(merged["patience"], Key(0, "int", "", low=1), path + ["patience"]),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoding import FeatureEncoder, fit_target_scaler
+from .encoding import FeatureEncoder, fit_target_scaler, is_number
 from .errors import NnctlError, did_you_mean
 
 SNIFFED_DELIMITERS = ",;\t|"
@@ -241,19 +241,11 @@ def _categorical_columns(df, features, setting, path) -> list[str]:
                              str(path))
     for col in features:
         if col not in numeric and col not in setting:
-            example = next((v for v in df[col].dropna() if not _is_float(v)), df[col].dropna().iloc[0] if df[col].notna().any() else "")
+            example = next((v for v in df[col].dropna() if not is_number(v)), df[col].dropna().iloc[0] if df[col].notna().any() else "")
             raise NnctlError(f"column '{col}' is not numeric (e.g. {str(example)!r})", str(path),
                              f"list it in data.categorical to one-hot encode it (or `categorical: auto`), "
                              f"or leave it out with data.features")
     return list(setting)
-
-
-def _is_float(v) -> bool:
-    try:
-        float(v)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def _handle_missing(df, features, target, policy, path):

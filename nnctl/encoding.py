@@ -95,7 +95,7 @@ class FeatureEncoder:
         try:
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
-            example = next((v for v in column if not _is_number(v)), None)
+            example = next((v for v in column if not is_number(v)), None)
             raise NnctlError(f"column '{col}' is not numeric (e.g. {example!r})", where,
                              "list it in data.categorical to one-hot encode it, or fix the values")
         bad = ~np.isfinite(values)
@@ -153,7 +153,7 @@ class FeatureEncoder:
                    meta.get("unknown_category", "error"))
 
 
-def _is_number(v) -> bool:
+def is_number(v) -> bool:
     try:
         float(v)
         return True

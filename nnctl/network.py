@@ -93,7 +93,8 @@ class MLP:
         # W0, b0, W1, b1, ...: views, updated in place
         self.params = [p for pair in zip(self.weights, self.biases) for p in pair]
         self.grads = [g for pair in zip(self.grads_W, self.grads_b) for g in pair]
-        self._buffers: dict[int, tuple] = {}
+        self._buffers: dict[int, list] = {}
+        self._capacity, self._full = 0, None
         self._X = None
 
     @classmethod
@@ -137,18 +138,28 @@ class MLP:
                    self.activation_names, self.loss_name)
 
     # --- forward ----------------------------------------------------------------------------
-    def _buffers_for(self, rows: int):
-        """Pre-activations, activations and deltas for a batch of `rows`, allocated once per
-        batch size and reused, so the training loop allocates nothing per batch."""
-        buf = self._buffers.get(rows)
-        if buf is None:
-            if len(self._buffers) > 4:  # many sizes (prediction chunks): keep memory bounded
+    def _buffers_for(self, rows: int, backward: bool = False):
+        """(pre-activations, activations, deltas, 1ᵀ) for a batch of `rows`. One set of buffers
+        is allocated, for the largest batch seen; smaller batches get row-slices of it (views,
+        cached per size), so the training loop allocates nothing per batch and memory holds one
+        set however many batch sizes training, scoring and prediction use. Deltas and 1ᵀ are
+        made on the first backward pass: forward-only use never needs them."""
+        views = self._buffers.get(rows)
+        if views is None:
+            if rows > self._capacity:
+                self._capacity = rows
+                self._full = [[np.empty((rows, W.shape[1]), dtype=self.dtype) for W in self.weights]
+                              for _ in range(2)] + [None, None]
                 self._buffers.clear()
-            shapes = [(rows, W.shape[1]) for W in self.weights]
-            buf = tuple([np.empty(s, dtype=self.dtype) for s in shapes] for _ in range(3))
-            buf += (np.ones(rows, dtype=self.dtype),)  # 1ᵀ, to sum deltas over rows with BLAS
-            self._buffers[rows] = buf
-        return buf
+            views = [[b[:rows] for b in self._full[0]], [b[:rows] for b in self._full[1]], None, None]
+            self._buffers[rows] = views
+        if backward and views[2] is None:
+            if self._full[2] is None:
+                self._full[2] = [np.empty_like(z) for z in self._full[0]]
+                self._full[3] = np.ones(self._capacity, dtype=self.dtype)  # 1ᵀ: row sums with BLAS
+            views[2] = [d[:rows] for d in self._full[2]]
+            views[3] = self._full[3][:rows]
+        return views
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """X: (rows, inputs) -> output activations (rows, outputs). Keeps z and a of every layer
@@ -177,7 +188,7 @@ class MLP:
         `delta_i = (delta_{i+1} @ W_{i+1}.T) * f_i'(z_i)`. Then dL/dW_i = a_{i-1}.T @ delta_i
         and dL/db_i = 1ᵀ @ delta_i (the sum over rows). Returns `grads` (W0, b0, W1, b1, ...)."""
         X = self._X
-        zs, outs, deltas, ones = self._buffers_for(X.shape[0])
+        zs, outs, deltas, ones = self._buffers_for(X.shape[0], backward=True)
         last = len(self.weights) - 1
         delta = self.loss.delta(zs[last], outs[last], y, deltas[last])
         for i in range(last, -1, -1):
@@ -196,7 +207,7 @@ class MLP:
         zs, outs, deltas, _ = self._buffers_for(self._X.shape[0])
         return self._X, zs, outs, deltas
 
-    def predict_output(self, X: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    def predict_output(self, X: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """Output activations for any number of rows, in chunks; returns a new array."""
         parts = [self.forward(X[s:s + chunk]).copy() for s in range(0, X.shape[0], chunk)]
         if not parts:

@@ -18,26 +18,25 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("NNCTL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
-@pytest.fixture
-def write_config(tmp_path):
-    """write_config(text, name='config.yaml') -> path of a config file in a temp folder."""
-
-    def write(text: str, name: str = "config.yaml") -> Path:
+def _file_writer(tmp_path, default_name):
+    def write(text: str, name: str = default_name) -> Path:
         path = tmp_path / name
         path.write_text(text)
         return path
 
     return write
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """write_config(text, name='config.yaml') -> path of a config file in a temp folder."""
+    return _file_writer(tmp_path, "config.yaml")
 
 
 @pytest.fixture
 def write_csv(tmp_path):
-    def write(text: str, name: str = "data.csv") -> Path:
-        path = tmp_path / name
-        path.write_text(text)
-        return path
-
-    return write
+    """write_csv(text, name='data.csv') -> path of a CSV file in a temp folder."""
+    return _file_writer(tmp_path, "data.csv")
 
 
 @pytest.fixture

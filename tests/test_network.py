@@ -116,3 +116,18 @@ def test_parameters_are_views_of_one_flat_array():
     net.flat_params[:] = 0
     assert not net.weights[1].any()
     np.testing.assert_array_equal(net.decay_mask, np.concatenate([np.ones(12), np.zeros(4), np.ones(8), np.zeros(2)]))
+
+
+def test_one_buffer_set_serves_every_batch_size():
+    rng = np.random.default_rng(7)
+    net = MLP.initialize([3, 5, 2], ["relu"], "mse", seed=0, dtype=np.float64)
+    X = rng.normal(size=(50, 3))
+    big = net.forward(X).copy()
+    small = net.forward(X[:8])
+    assert np.shares_memory(small, net.forward(X[:50]))  # a view of the one set, not a new buffer
+    np.testing.assert_allclose(net.forward(X[:8]), big[:8])
+    before = net._capacity
+    for rows in (3, 9, 17, 33):
+        net.forward(X[:rows])
+        net.backward(rng.normal(size=(rows, 2)))
+    assert net._capacity == before == 50

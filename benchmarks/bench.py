@@ -1,0 +1,280 @@
+"""nnctl's benchmark suite: training speed against PyTorch and scikit-learn, start-up, end-to-end
+time, dataset reload and peak memory. Prints figures; asserts nothing (tests do that).
+
+    pip install -e ".[bench]"            # PyTorch (CPU) and scikit-learn, optional peers
+    python benchmarks/bench.py           # all workloads, 3 repeats
+    python benchmarks/bench.py --workloads W1 W2 --repeat 5 --skip-cli
+
+Training speed is measured as the checker does: each run at E and 3E epochs, nnctl and its peers
+alternated in the same process, and the difference of the two times (which cancels start-up and
+CSV parsing) gives the seconds of 2E epochs of the training loop as a user runs it — validation,
+history and logging included. Ratios are taken within one run; the machine is shared and noisy,
+so compare ratios, not absolute figures. float32, 2 threads (OMP/OPENBLAS/MKL_NUM_THREADS).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "2")
+
+import contextlib  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# name: rows, features, hidden layers, classes, batch (0 = full), learning rate, E epochs
+WORKLOADS = {
+    "W1": (150, 4, [16], 3, 0, 0.1, 2000),
+    "W2": (20_000, 64, [128, 64], 10, 64, 0.01, 10),
+    "W3": (60_000, 784, [256, 128], 10, 128, 0.01, 2),
+}
+
+
+# --- data ------------------------------------------------------------------------------------
+def synthesize(name: str, data_dir: Path) -> tuple[Path, Path]:
+    """(csv, config) of a workload, made deterministically once and reused."""
+    rows, features, layers, classes, batch, lr, epochs = WORKLOADS[name]
+    csv, config = data_dir / f"{name.lower()}.csv", data_dir / f"{name.lower()}.yaml"
+    if not csv.exists():
+        import pandas as pd
+
+        rng = np.random.default_rng(int(name[1:]))
+        if name == "W3":  # pixel-like integers 0..255, as MNIST
+            X = rng.integers(0, 256, size=(rows, features)).astype(np.int32)
+            Xf = X / 255.0
+        else:
+            X = Xf = rng.normal(size=(rows, features)).round(4)
+        teacher = rng.normal(size=(features, classes))
+        y = np.argmax(np.tanh(Xf @ teacher) + 0.1 * rng.normal(size=(rows, classes)), axis=1)
+        frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(features)])
+        frame["label"] = y
+        tmp = csv.with_suffix(".tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.rename(csv)
+    config.write_text(
+        f"seed: 0\ndata:\n  path: {csv.name}\n  target: label\n  validation_split: 0.2\n"
+        f"model:\n  task: classification\n  layers: {layers}\n  activation: relu\n"
+        f"training:\n  optimizer: sgd\n  learning_rate: {lr}\n  batch_size: {batch or 'null'}\n"
+        f"  iterations: {epochs}\n  log_every: auto\n")
+    return csv, config
+
+
+def weights_of(name: str) -> int:
+    rows, features, layers, classes, *_ = WORKLOADS[name]
+    sizes = [features] + layers + [classes]
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+# --- peers -----------------------------------------------------------------------------------
+def nnctl_api(config: Path, epochs: int) -> float:
+    """Seconds of nnctl's training loop (validation, history and plain-line logging included)."""
+    from nnctl.api import build_network
+    from nnctl.config import load_config
+    from nnctl.data import load_dataset
+    from nnctl.report import PlainLines
+    from nnctl.trainer import train
+
+    cfg = load_config(config, [f"training.iterations={epochs}"])
+    dataset = load_dataset(cfg)
+    network = build_network(cfg, dataset)
+    with open(os.devnull, "w") as devnull:
+        start = time.perf_counter()
+        train(network, dataset, cfg["training"], seed=cfg["seed"], callback=PlainLines(devnull))
+        return time.perf_counter() - start
+
+
+def torch_api(name: str, csv: Path, epochs: int) -> float:
+    rows, features, layers, classes, batch, lr, _ = WORKLOADS[name]
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "torch_mlp.py"), str(csv), "--layers",
+                          *map(str, layers), "--batch", str(batch), "--lr", str(lr), "--epochs", str(epochs)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def sklearn_api(config: Path, epochs: int) -> float:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    from nnctl.config import load_config
+    from nnctl.data import load_dataset
+
+    cfg = load_config(config)
+    dataset = load_dataset(cfg)
+    t = cfg["training"]
+    model = MLPClassifier(hidden_layer_sizes=cfg["model"]["layers"], solver="sgd", learning_rate_init=t["learning_rate"],
+                          batch_size=t["batch_size"] or len(dataset.X_train), momentum=0.0, nesterovs_momentum=False,
+                          alpha=0.0, max_iter=epochs, tol=0.0, n_iter_no_change=10**9, shuffle=True, random_state=0)
+    X, y = np.asarray(dataset.X_train), np.asarray(dataset.y_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        model.fit(X, y)
+        return time.perf_counter() - start
+
+
+def wall(cmd: list[str], cwd=None) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    return time.perf_counter() - start
+
+
+def nnctl_cli(config: Path, epochs: int, runs: Path) -> float:
+    return wall([sys.executable, "-m", "nnctl", "train", str(config), "--quiet", "--runs-dir", str(runs),
+                 "--set", f"training.iterations={epochs}"])
+
+
+def torch_cli(name: str, csv: Path, epochs: int) -> float:
+    rows, features, layers, classes, batch, lr, _ = WORKLOADS[name]
+    return wall([sys.executable, str(ROOT / "benchmarks" / "torch_mlp.py"), str(csv), "--layers", *map(str, layers),
+                 "--batch", str(batch), "--lr", str(lr), "--epochs", str(epochs)])
+
+
+def loop_seconds(runs: dict, repeat: int, epochs: int) -> dict:
+    """For each peer, the best time of 2E epochs: min over repeats of t(3E) - t(E), with the
+    peers alternated inside every repeat."""
+    times = {peer: {1: [], 3: []} for peer in runs}
+    for _ in range(repeat):
+        for factor in (1, 3):
+            for peer, run in runs.items():
+                times[peer][factor].append(run(epochs * factor))
+    return {peer: max(min(t[3]) - min(t[1]), 1e-9) for peer, t in times.items()}
+
+
+# --- the other figures -----------------------------------------------------------------------
+def gemm_peak() -> float:
+    """GFLOP/s of a large float32 matrix product with this NumPy, best of 5."""
+    a = np.random.default_rng(0).normal(size=(2048, 2048)).astype(np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(5))
+    return 2 * 2048 ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def startup(repeat: int) -> tuple[float, float]:
+    """(`nnctl --help`, `python -c pass`) wall seconds, best of `repeat`."""
+    help_ = min(wall([sys.executable, "-m", "nnctl", "--help"]) for _ in range(repeat))
+    bare = min(wall([sys.executable, "-c", "pass"]) for _ in range(repeat))
+    return help_, bare
+
+
+def end_to_end(repeat: int) -> float:
+    with tempfile.TemporaryDirectory() as runs:
+        return min(wall([sys.executable, "-m", "nnctl", "train", str(ROOT / "configs" / "iris.yaml"), "--quiet",
+                         "--runs-dir", runs]) for _ in range(repeat))
+
+
+def reload(config: Path) -> tuple[float, float]:
+    """(first, second) seconds of load_dataset on a cold, then warm, dataset cache."""
+    from nnctl.config import load_config
+    from nnctl.data import load_dataset
+
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["NNCTL_CACHE_DIR"] = cache
+        cfg = load_config(config)
+        first = _timed(lambda: load_dataset(cfg))
+        second = _timed(lambda: load_dataset(cfg))
+        del os.environ["NNCTL_CACHE_DIR"]
+    return first, second
+
+
+def peak_memory(config: Path) -> tuple[float, float]:
+    """(peak bytes held while training one epoch, bytes of float32 data + model). The data
+    arrays are counted in full; what training allocates is traced with tracemalloc."""
+    from nnctl.api import build_network
+    from nnctl.config import load_config
+    from nnctl.data import load_dataset
+    from nnctl.trainer import train
+
+    cfg = load_config(config, ["training.iterations=1"])
+    dataset = load_dataset(cfg, cache=False)
+    data_bytes = sum(np.asarray(getattr(dataset, n)).nbytes for n in ("X_train", "X_val", "y_train", "y_val"))
+    network = build_network(cfg, dataset)
+    tracemalloc.start()
+    train(network, dataset, cfg["training"], seed=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    model_bytes = network.flat_params.nbytes
+    return data_bytes + model_bytes + peak, data_bytes + model_bytes
+
+
+# --- report ----------------------------------------------------------------------------------
+def have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-cli", action="store_true", help="skip the whole-command-line comparison")
+    parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
+    args = parser.parse_args()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    torch_ok = have("torch") and not args.skip_torch
+    sklearn_ok = have("sklearn")
+
+    peak = gemm_peak()
+    print(f"machine: {os.cpu_count()} cores, {os.environ['OPENBLAS_NUM_THREADS']} BLAS threads; "
+          f"NumPy {np.__version__} float32 GEMM peak {peak:.1f} GFLOP/s (2048³)\n")
+    header = f"{'workload':9} {'how':6} {'peer':8} {'samples/s':>12} {'GFLOP/s':>9} {'% peak':>7} {'nnctl ÷ peer':>13}"
+    print(header)
+    print("-" * len(header))
+    with tempfile.TemporaryDirectory() as runs:
+        for name in args.workloads:
+            rows, features, layers, classes, batch, lr, epochs = WORKLOADS[name]
+            csv, config = synthesize(name, args.data_dir)
+            train_rows = rows - round(0.2 * rows)
+            samples = 2 * epochs * train_rows
+            flops = 6 * weights_of(name) * samples
+            suites = {"api": {"nnctl": lambda e, c=config: nnctl_api(c, e)}}
+            if torch_ok:
+                suites["api"]["pytorch"] = lambda e, n=name, c=csv: torch_api(n, c, e)
+            if sklearn_ok:
+                suites["api"]["sklearn"] = lambda e, c=config: sklearn_api(c, e)
+            if not args.skip_cli:
+                suites["cli"] = {"nnctl": lambda e, c=config: nnctl_cli(c, e, Path(runs))}
+                if torch_ok:
+                    suites["cli"]["pytorch"] = lambda e, n=name, c=csv: torch_cli(n, c, e)
+            for how, peers in suites.items():
+                nnctl_api(config, 1)  # warm the dataset cache and imports
+                seconds = loop_seconds(peers, args.repeat, epochs)
+                for peer, s in seconds.items():
+                    ratio = "" if peer == "nnctl" else f"{s / seconds['nnctl']:.2f}×"
+                    gflops = flops / s / 1e9
+                    print(f"{name:9} {how:6} {peer:8} {samples / s:12,.0f} {gflops:9.1f} {100 * gflops / peak:6.0f}% {ratio:>13}")
+        print()
+        help_, bare = startup(max(args.repeat, 5))
+        print(f"startup: `nnctl --help` {help_:.3f} s (python -c pass: {bare:.3f} s)")
+        print(f"end to end: `nnctl train configs/iris.yaml` {end_to_end(args.repeat):.3f} s wall")
+        if "W3" in args.workloads:
+            first, second = reload(synthesize("W3", args.data_dir)[1])
+            print(f"data reload (W3 CSV): first {first:.2f} s, second {second:.3f} s: {first / second:.0f}× faster")
+            held, budget = peak_memory(synthesize("W3", args.data_dir)[1])
+            print(f"peak memory training W3: {held / 2**20:.0f} MB = {held / budget:.2f}× (float32 data + model: "
+                  f"{budget / 2**20:.0f} MB)")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
