@@ -113,7 +113,7 @@ PREDICT_CHUNK_CELLS = 20_000_000  # cells parsed at a time: about 160 MB as floa
 def _chunks(data_path, columns, chunk_rows=None):
     """The CSV in chunks of rows, sized by its column count so memory stays bounded however
     long or wide the file is."""
-    from .data import read_csv, sniff
+    from .csvfile import read_csv, sniff
 
     if chunk_rows is None:
         header = sniff(Path(data_path), None)[2]

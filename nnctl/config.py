@@ -1,105 +1,17 @@
-"""The config: one table of keys (`SPEC`) gives defaults, validation, the JSON Schema and the
-starter config. `load_config` reads YAML (safe_load only), applies `--set` overrides, checks
-every key and returns the resolved config: a plain nested dict with every default filled in and
-`data.path` / `model.init_from` made absolute.
+"""Reading and checking configs. `load_config` reads YAML (safe_load only), applies `--set`
+overrides, checks every key against the table in `spec.py` and returns the resolved config: a
+plain nested dict with every default filled in and `data.path` / `model.init_from` made absolute.
 """
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import NnctlError, did_you_mean
-
-REQUIRED = object()
-_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-@dataclass
-class Key:
-    default: Any
-    kind: str  # int | float | bool | str | choice | path | names | layers | activation | ...
-    help: str
-    choices: tuple = ()
-    low: float | None = None  # inclusive unless low_open
-    high: float | None = None  # exclusive
-    low_open: bool = False
-    nullable: bool = False
-    sub: dict = field(default_factory=dict)  # for mappings: their own keys
-
-
-def _names(table_module: str, table: str) -> tuple:
-    import importlib
-
-    return tuple(getattr(importlib.import_module(f"nnctl.{table_module}"), table))
-
-
-def _spec() -> dict:
-    # Allowed names are read from the tables the math uses: one source of truth.
-    activations = _names("activations", "ACTIVATIONS")
-    losses = ("auto",) + _names("losses", "LOSSES")
-    optimizers = _names("optimizers", "OPTIMIZERS")
-    schedules = _names("optimizers", "SCHEDULES")
-    inits = ("auto",) + _names("network", "INITIALIZERS")
-    return {
-        "seed": Key(42, "int", "init seed; the same seed gives bit-identical weights", low=0),
-        "data": {
-            "path": Key(REQUIRED, "path", "CSV file with a header row (relative to this file)"),
-            "target": Key(REQUIRED, "str", "the column to predict"),
-            "features": Key(None, "names", "columns to use as inputs; null = every column but the target", nullable=True),
-            "validation_split": Key(0.2, "float", "fraction held out for validation (stratified for classification)", low=0.0, high=1.0),
-            "scale": Key("standard", "choice", "feature scaling, fit on the training part only", ("standard", "minmax", "none")),
-            "scale_target": Key(True, "bool", "regression: standardize the target for training; predictions come back in its units"),
-            "missing": Key("error", "choice", "rows with missing values: error | drop | mean (fill with the training mean)", ("error", "drop", "mean")),
-            "categorical": Key([], "categorical", "string columns to one-hot encode, or auto (every non-numeric feature)"),
-            "unknown_category": Key("error", "choice", "a category at predict time that training never saw: error | ignore (all-zero one-hot)", ("error", "ignore")),
-            "delimiter": Key(None, "delimiter", "field separator; null = sniffed (comma, semicolon, tab)", nullable=True),
-        },
-        "model": {
-            "task": Key("auto", "choice", "auto | classification | regression", ("auto", "classification", "regression")),
-            "layers": Key([16, 16], "layers", "hidden layer sizes; input and output sizes come from the data"),
-            "activation": Key("relu", "activation", "one name, or a list with one per hidden layer", activations),
-            "init": Key("auto", "choice", "weight initializer (auto: he for the relu family, xavier otherwise)", inits),
-            "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
-        },
-        "training": {
-            "learning_rate": Key(0.01, "float", "step size of every update", low=0.0, low_open=True),
-            "iterations": Key(200, "int", "epochs: passes over the training data", low=1),
-            "batch_size": Key(32, "int", "rows per update; null or 0 = full batch", low=0, nullable=True),
-            "optimizer": Key("sgd", "choice", "update rule (PyTorch's equations)", optimizers),
-            "momentum": Key(0.9, "float", "for momentum / nesterov", low=0.0, high=1.0),
-            "beta1": Key(0.9, "float", "adam / adamw: decay of the first moment", low=0.0, high=1.0),
-            "beta2": Key(0.999, "float", "adam / adamw: decay of the second moment", low=0.0, high=1.0),
-            "eps": Key(1e-8, "float", "adam / adamw / rmsprop: added to the denominator", low=0.0, low_open=True),
-            "alpha": Key(0.99, "float", "rmsprop: decay of the squared-gradient average", low=0.0, high=1.0),
-            "schedule": Key({"name": "constant"}, "schedule", "learning-rate schedule: a name, or {name: step, step_size: 50, gamma: 0.1}", schedules),
-            "loss": Key("auto", "choice", "auto picks cross_entropy / binary_cross_entropy / mse from the task", losses),
-            "l2": Key(0.0, "float", "weight decay: adds l2 * W to each weight gradient (biases are not decayed)", low=0.0),
-            "shuffle": Key(True, "bool", "reshuffle the training rows every epoch"),
-            "early_stopping": Key(None, "early_stopping", "null, or {patience: 20, min_delta: 0.0, metric: val_loss, restore_best: true}", nullable=True),
-            "dtype": Key("float32", "choice", "float32 | float64, used throughout", ("float32", "float64")),
-            "log_every": Key("auto", "log_every", "measure and log every Nth epoch (and the first and last); auto keeps about 200 rows", low=1),
-            "display_rows": Key(30, "int", "about how many epochs the loss table shows (plus the last)", low=1),
-        },
-    }
-
-
-EARLY_STOPPING_DEFAULTS = {"patience": 20, "min_delta": 0.0, "metric": "val_loss", "restore_best": True}
-EARLY_STOPPING_METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2")
-
-_SPEC: dict | None = None
-
-
-def spec() -> dict:
-    global _SPEC
-    if _SPEC is None:
-        _SPEC = _spec()
-    return _SPEC
-
+from .spec import EARLY_STOPPING_DEFAULTS, EARLY_STOPPING_METRICS, REQUIRED, SCIENTIFIC, Key, spec
 
 # --- reading ---------------------------------------------------------------------------------
 def read_yaml(path: str | Path) -> tuple[Any, Any]:
@@ -245,7 +157,7 @@ class _Checker:
         return self._range(v, key, path)
 
     def kind_float(self, v, key, path):
-        if isinstance(v, str) and _SCIENTIFIC.fullmatch(v.strip()):
+        if isinstance(v, str) and SCIENTIFIC.fullmatch(v.strip()):
             v = float(v)  # YAML 1.1 reads 1e-3 (no dot) as a string; users mean the number
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.fail(path, f"must be a number, got {_show(v)}")

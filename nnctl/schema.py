@@ -1,8 +1,8 @@
 """The config's JSON Schema and the commented starter config, both generated from
-`config.spec()` — the same table the validator reads."""
+`spec.spec()` — the same table the validator reads."""
 from __future__ import annotations
 
-from .config import EARLY_STOPPING_DEFAULTS, EARLY_STOPPING_METRICS, REQUIRED, Key, spec
+from .spec import EARLY_STOPPING_METRICS, REQUIRED, Key, spec
 
 SCHEMA_ID = "https://nnctl.dev/schema/config.json"
 

@@ -49,6 +49,7 @@ def test_json_lines_then_a_summary(tmp_path):
 def test_set_overrides_and_name(tmp_path):
     result = cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path, "--name", "lr05", "--quiet",
                  "--set", "training.iterations=3", "--set", "training.learning_rate=0.05")
+    assert result.exit_code == 0
     run = runs_in(tmp_path)[0]
     assert run.name.startswith("lr05-")
     saved = (run / "config.yaml").read_text()
