@@ -4,8 +4,8 @@ Every loss is a mean over the batch (and over outputs), as in PyTorch and Keras.
 gradient of the loss with respect to the output layer's pre-activation `z` — for softmax +
 cross-entropy and sigmoid + binary cross-entropy that is the fused, stable `(p - y) / n`.
 
-Shapes: `z`, `a` and targets `y` are all (rows, outputs); for cross_entropy `y` is one-hot (or
-any rows of class probabilities), for binary_cross_entropy a column of 0/1.
+Shapes: `z`, `a` and targets `y` are all (rows, outputs); for cross_entropy `y` is one-hot, for
+binary_cross_entropy a column of 0/1.
 """
 from __future__ import annotations
 
@@ -34,7 +34,12 @@ def softmax(z, out):
 
 
 def cross_entropy(z, a, y):
-    # log-sum-exp from the logits, so a probability that underflows to 0 never gives log(0)
+    # -log of the probability given to the true class, read off the softmax already computed.
+    # If that probability underflowed to 0, take the exact log-sum-exp form from the logits.
+    with np.errstate(divide="ignore"):
+        value = -float(np.mean(np.log(np.einsum("ij,ij->i", y, a))))
+    if np.isfinite(value):
+        return value
     m = z.max(axis=1, keepdims=True)
     lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]
     return float(np.mean(lse - (y * z).sum(axis=1)))

@@ -171,6 +171,9 @@ class _Loop:
         self.shuffle = training["shuffle"] and self.batch < self.rows
         self.X_epoch = np.empty_like(self.X) if self.shuffle else self.X
         self.y_epoch = np.empty_like(self.y) if self.shuffle else self.y
+        # the buffers are refilled in place each epoch, so their batch views are made once
+        self.batches = [(self.X_epoch[s:s + self.batch], self.y_epoch[s:s + self.batch])
+                        for s in range(0, self.rows, self.batch)]
 
     def run(self, start: float) -> str:
         epochs, every = self.training["iterations"], log_every(self.training)
@@ -202,8 +205,7 @@ class _Loop:
             np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
             np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
         total = 0.0
-        for s in range(0, self.rows, self.batch):
-            xb, yb = self.X_epoch[s:s + self.batch], self.y_epoch[s:s + self.batch]
+        for xb, yb in self.batches:
             network.forward(xb)
             if measured:
                 total += network.loss_value(yb) * len(xb)
