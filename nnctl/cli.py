@@ -74,6 +74,11 @@ def guarded(debug: bool, action):
         raise typer.Exit(0)
     except (typer.Exit, typer.Abort, SystemExit):
         raise
+    except OSError as exc:  # the machine said no: permissions, a full disk, a vanished file
+        if debug:
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        fail(f"{exc.strerror or exc}{where}\ncheck the path, its permissions and the free disk space")
     except Exception as exc:  # an nnctl bug: say so plainly; --debug shows where
         if debug:
             raise

@@ -242,3 +242,33 @@ def test_features_are_held_once_as_contiguous_arrays(iris_config):
     ds = load_dataset(load_config(iris_config("training:\n  dtype: float64\n")))
     for a in (ds.X_train, ds.X_val):
         assert a.flags.c_contiguous and a.flags.owndata and a.dtype == np.float64
+
+
+def test_a_full_disk_while_saving_is_a_clean_error_and_leaves_no_run(tmp_path, monkeypatch):
+    import errno
+
+    import nnctl.model
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "model.npz"))
+
+    monkeypatch.setattr(nnctl.model, "save_model", full)
+    result = cli("train", CONFIGS / "xor.yaml", "--runs-dir", tmp_path / "runs", "--set", "training.iterations=2")
+    assert_clean_error(result, "No space left on device", "free disk space")
+    assert_no_run(tmp_path / "runs")
+
+
+def test_an_unreadable_data_file_is_a_clean_error(write_config, tmp_path, monkeypatch):
+    import builtins
+
+    data = tmp_path / "d.csv"
+    data.write_text("a,y\n1,0\n2,1\n")
+    real_open = builtins.open
+
+    def deny(path, *args, **kwargs):
+        if str(path) == str(data):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    assert_clean_error(cli("validate", config_for(write_config, data)), "Permission denied", str(data))
