@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from .spec import EARLY_STOPPING_METRICS, REQUIRED, Key, spec
 
-SCHEMA_ID = "https://nnctl.dev/schema/config.json"
-
-
 def _key_schema(key: Key) -> dict:
     from .optimizers import SCHEDULES
 
@@ -74,8 +71,8 @@ def _section(table: dict) -> dict:
 
 
 def json_schema() -> dict:
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-              "title": "nnctl config", **_section(spec())}
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "nnctl config",
+              **_section(spec())}
     schema["required"] = ["data"]
     return schema
 

@@ -236,3 +236,9 @@ def test_schema_accepts_the_bundled_configs():
 def test_every_command_has_help_with_an_example(command):
     result = cli(command, "--help")
     assert result.exit_code == 0 and "Example:" in result.stdout
+
+
+def test_the_committed_schema_file_is_current():
+    from .conftest import ROOT
+
+    assert (ROOT / "nnctl.schema.json").read_text() == cli("schema").stdout
