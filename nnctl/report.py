@@ -223,7 +223,7 @@ def summary_line(result, run) -> str:
             parts.append(f"{'val' if part == 'validation' else 'train'} loss {_fmt(m[part]['loss'])}, "
                          f"{name} {_fmt(m[part][name])}")
             break
-    parts.append(f"{len(result.history)} epochs in {format_duration(result.seconds)}")
+    parts.append(f"{result.epochs} epochs in {format_duration(result.seconds)}")
     return " · ".join(parts) + f"\nrun saved to {run}"
 
 

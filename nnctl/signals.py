@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 
 
 class Interrupts:
@@ -17,11 +16,10 @@ class Interrupts:
         return self.count > 0
 
     def _handle(self, signum, frame):
+        # nothing is printed here: a write would garble a live table mid-redraw, and the stop
+        # comes after the current batch anyway; the closing summary says "interrupted"
         self.count += 1
-        if self.count == 1:
-            sys.stderr.write("\nstopping after this batch and saving the run (interrupt again to abort)\n")
-            sys.stderr.flush()
-        else:
+        if self.count > 1:
             raise KeyboardInterrupt
 
     def __enter__(self):

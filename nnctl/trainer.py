@@ -34,6 +34,7 @@ class TrainResult:
     status: str  # completed | early_stopped | interrupted
     best_epoch: int | None
     seconds: float
+    epochs: int = 0  # completed epochs (history holds only the logged ones)
     metrics: dict = field(default_factory=dict)
     run: object = None  # the run folder's Path, once saved
 
@@ -127,7 +128,7 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
     if stopper and stopper.best_params is not None and status != "interrupted":
         network.set_params(stopper.best_params)
     best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, "val_loss" if loop.has_val else "train_loss")
-    result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start)
+    result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start, loop.completed)
     result.metrics = final_metrics(network, dataset, result)
     callback.on_train_end(result)
     return result
@@ -135,7 +136,7 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
 
 def final_metrics(network: MLP, dataset, result: TrainResult) -> dict:
     name = metric_name(dataset.task)
-    metrics = {"status": result.status, "epochs": result.history[-1]["epoch"] if result.history else 0,
+    metrics = {"status": result.status, "epochs": result.epochs,
                "best_epoch": result.best_epoch, "seconds": round(result.seconds, 4)}
     for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
         if len(X):
@@ -166,6 +167,7 @@ class _Loop:
         self.metric = f"val_{metric_name(dataset.task)}"
         self.stopper = _EarlyStopping(training["early_stopping"]) if training["early_stopping"] else None
         self.history: list[dict] = []
+        self.completed = 0
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
         # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
         self.shuffle = training["shuffle"] and self.batch < self.rows
@@ -183,6 +185,7 @@ class _Loop:
             train_loss = self.epoch(epoch, measured)
             if train_loss is None:
                 return "interrupted"
+            self.completed = epoch
             if not measured:
                 continue
             log = self.measure(epoch, train_loss, start)

@@ -210,7 +210,10 @@ def test_first_interrupt_saves_a_complete_run_marked_interrupted(tmp_path, sig):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     run = out.strip().splitlines()[-1]
-    assert json.loads(open(f"{run}/metrics.json").read())["status"] == "interrupted"
+    metrics = json.loads(open(f"{run}/metrics.json").read())
+    assert metrics["status"] == "interrupted"
+    last_logged = int(open(f"{run}/history.csv").read().strip().splitlines()[-1].split(",")[0])
+    assert metrics["epochs"] >= last_logged and f"{metrics['epochs']} epochs in" in err
     assert load_model(run).network.sizes == [10, 32, 16, 1]
     assert "Traceback" not in err and "interrupted" in err
 
