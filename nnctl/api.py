@@ -155,16 +155,11 @@ def predict_csv(model_path, data_path, proba: bool = False):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"prediction": []})
 
 
-def _label_key(v) -> str:
-    from .encoding import _label
-
-    return _label(v)
-
-
 def evaluate_csv(model_path, data_path, chunk_rows: int | None = None) -> dict:
     """Every metric of the model on a labelled CSV (scikit-learn's definitions): for
     classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss and the
     confusion matrix with its labels; for regression mse, rmse, mae, r2."""
+    from .encoding import category_label
     from .metrics import classification_report, regression_report
     from .model import load_model
 
@@ -172,7 +167,7 @@ def evaluate_csv(model_path, data_path, chunk_rows: int | None = None) -> dict:
     target = model.meta["target"]
     where = str(data_path)
     truths, outputs = [], []
-    index = {_label_key(c): i for i, c in enumerate(model.classes or [])}
+    index = {category_label(c): i for i, c in enumerate(model.classes or [])}
     for chunk in _chunks(data_path, list(dict.fromkeys(model.encoder.features + [target])), chunk_rows=chunk_rows):
         chunk.columns = [str(c).strip() for c in chunk.columns]
         if chunk[target].isna().any():
@@ -182,7 +177,7 @@ def evaluate_csv(model_path, data_path, chunk_rows: int | None = None) -> dict:
             truths.append(chunk[target].to_numpy(dtype=np.float64))
             outputs.append(model.values_from_inputs(X))
         else:
-            keys = [_label_key(v) for v in chunk[target]]
+            keys = [category_label(v) for v in chunk[target]]
             unknown = [k for k in keys if k not in index]
             if unknown:
                 raise NnctlError(f"label '{unknown[0]}' in column '{target}' is not a class the model knows", where,

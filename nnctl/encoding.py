@@ -15,15 +15,16 @@ from .errors import NnctlError
 def category_strings(column) -> np.ndarray:
     """Category values as strings (object array); missing values stay None."""
     values = column.to_numpy(dtype=object)
-    return np.array([None if _missing(v) else _label(v) for v in values], dtype=object)
+    return np.array([None if _missing(v) else category_label(v) for v in values], dtype=object)
 
 
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and v != v)
 
 
-def _label(v) -> str:
-    # 3.0 read from a float column and 3 from an int column are the same category
+def category_label(v) -> str:
+    """A value as a category or class name: 3.0 read from a float column and 3 from an int
+    column are the same category."""
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     return str(v).strip()

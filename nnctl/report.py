@@ -12,6 +12,8 @@ import json
 import math
 import sys
 
+from .trainer import Callback
+
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -96,7 +98,7 @@ class _Rows:
         return values + [f"{log['learning_rate']:.3g}", format_duration(log["seconds"]), format_duration(eta)]
 
 
-class PlainLines:
+class PlainLines(Callback):
     """Rows as aligned plain-text lines on `stream` (stderr by default)."""
 
     def __init__(self, stream=None, display_rows: int = 30):
@@ -119,11 +121,8 @@ class PlainLines:
         if self.table.add(log):
             self._line(self.table.cells(log))
 
-    def on_train_end(self, result):
-        pass
 
-
-class LiveTable:
+class LiveTable(Callback):
     """A rich table redrawn in place; the renderable is built only when rich refreshes."""
 
     def __init__(self, console, display_rows: int = 30, title: str = "training"):
@@ -170,24 +169,18 @@ class LiveTable:
             self.live = None
 
 
-class JsonLines:
-    """One JSON object per epoch on `stream` (stdout), flushed so pipes see it at once."""
+class JsonLines(Callback):
+    """One JSON object per logged epoch on `stream` (stdout), flushed so pipes see it at once."""
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
-
-    def on_train_begin(self, info):
-        pass
 
     def on_epoch_end(self, log):
         self.stream.write(json.dumps(log) + "\n")
         self.stream.flush()
 
-    def on_train_end(self, result):
-        pass
 
-
-class Many:
+class Many(Callback):
     """Several reporters watching one loop."""
 
     def __init__(self, *reporters):
