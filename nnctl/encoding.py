@@ -108,7 +108,7 @@ class FeatureEncoder:
                                  "replace it with a finite number or leave the cell empty")
             if self.fill is None or self.fill.get(col) is None:
                 raise NnctlError(f"column '{col}' has {int(nan.sum())} missing value(s)", where,
-                                 "fill them in, or set data.missing: drop | mean")
+                                 "fill them in, or train with data.missing: mean (the model then fills them itself)")
             values = np.where(nan, self.fill[col], values)
         return values
 
@@ -133,7 +133,7 @@ class FeatureEncoder:
             missing = np.array([v is None for v in strings], dtype=bool)
             if missing.any():
                 raise NnctlError(f"column '{col}' has {int(missing.sum())} missing value(s)", where,
-                                 "fill them in, or set data.missing: drop | mean")
+                                 "fill them in, or train with data.missing: mean (the model then fills them itself)")
             if self.unknown == "error":
                 first = strings[int(np.flatnonzero(unknown)[0])]
                 raise NnctlError(f"column '{col}' has the category '{first}' that training never saw", where,
