@@ -201,7 +201,7 @@ class _Loop:
         """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
         None when interrupted."""
         network, step, grads = self.network, self.optimizer.step, self.grads
-        lr = learning_rate(self.training, epoch - 1)
+        lr = self.lr = learning_rate(self.training, epoch - 1)
         if self.shuffle:
             order = self.rng.permutation(self.rows)
             # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
@@ -228,6 +228,6 @@ class _Loop:
         if self.has_val:
             log["val_loss"], log[self.metric] = score(self.network, self.dataset.task, self.dataset.X_val,
                                                       self.dataset.y_val, self.val_targets)
-        log["learning_rate"] = learning_rate(self.training, epoch - 1)
+        log["learning_rate"] = self.lr
         log["seconds"] = time.perf_counter() - start
         return log
