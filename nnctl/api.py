@@ -115,10 +115,10 @@ def _chunks(data_path, columns, chunk_rows=None):
     long or wide the file is."""
     from .csvfile import read_csv, sniff
 
+    sniffed = sniff(Path(data_path), None)
     if chunk_rows is None:
-        header = sniff(Path(data_path), None)[2]
-        chunk_rows = max(1000, PREDICT_CHUNK_CELLS // max(len(header), 1))
-    return read_csv(data_path, None, columns=columns, chunksize=chunk_rows)
+        chunk_rows = max(1000, PREDICT_CHUNK_CELLS // max(len(sniffed[2]), 1))
+    return read_csv(data_path, None, columns=columns, chunksize=chunk_rows, sniffed=sniffed)
 
 
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None):

@@ -58,13 +58,14 @@ def _count_outside_quotes(line: str, char: str) -> int:
     return count
 
 
-def read_csv(path, delimiter=None, columns=None, chunksize=None):
+def read_csv(path, delimiter=None, columns=None, chunksize=None, sniffed=None):
     """A DataFrame (or an iterator of them with `chunksize`) of the CSV; `columns` restricts
-    which are parsed. Parser errors become NnctlError naming the file and line."""
+    which are parsed. `sniffed` is `sniff(path, delimiter)` when the caller already has it.
+    Parser errors become NnctlError naming the file and line."""
     import pandas as pd
 
     path = Path(path)
-    encoding, delimiter, header = sniff(path, delimiter)
+    encoding, delimiter, header = sniffed or sniff(path, delimiter)
     if columns is not None:
         _require_columns(header, columns, path)
     try:

@@ -73,7 +73,8 @@ def load_dataset(cfg: dict, cache: bool = True) -> Dataset:
 def _prepare(cfg: dict) -> Dataset:
     data = cfg["data"]
     path = Path(data["path"])
-    _, _, header = sniff(path, data["delimiter"])
+    sniffed = sniff(path, data["delimiter"])
+    header = sniffed[2]
     target = data["target"]
     if target not in header:
         raise NnctlError(f"target column '{target}' not in the CSV{did_you_mean(target, header)}", str(path),
@@ -82,7 +83,7 @@ def _prepare(cfg: dict) -> Dataset:
     if not features:
         raise NnctlError("there are no feature columns besides the target", str(path))
     _check_fits(path, len(header), len(features) + 1, np.dtype(cfg["training"]["dtype"]).itemsize)
-    df = read_csv(path, data["delimiter"], columns=list(dict.fromkeys(features + [target])))
+    df = read_csv(path, data["delimiter"], columns=list(dict.fromkeys(features + [target])), sniffed=sniffed)
     rows_read = len(df)
     categorical = _categorical_columns(df, features, data["categorical"], path)
     df = _handle_missing(df, features, target, data["missing"], path)

@@ -73,4 +73,3 @@ def regression_report(y_true, y_pred) -> dict:
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "log_loss")
 REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")
-LOWER_IS_BETTER = {"log_loss", "mse", "rmse", "mae", "loss"}
