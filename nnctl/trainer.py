@@ -129,18 +129,22 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
         network.set_params(stopper.best_params)
     best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, "val_loss" if loop.has_val else "train_loss")
     result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start, loop.completed)
-    result.metrics = final_metrics(network, dataset, result)
+    result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets))
     callback.on_train_end(result)
     return result
 
 
-def final_metrics(network: MLP, dataset, result: TrainResult) -> dict:
+def final_metrics(network: MLP, dataset, result: TrainResult, targets=(None, None)) -> dict:
+    """Loss and metric on the training and validation parts; `targets` are their
+    `targets_for` forms when the caller already has them."""
     name = metric_name(dataset.task)
     metrics = {"status": result.status, "epochs": result.epochs,
                "best_epoch": result.best_epoch, "seconds": round(result.seconds, 4)}
-    for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
+    parts = (("train", dataset.X_train, dataset.y_train, targets[0]),
+             ("validation", dataset.X_val, dataset.y_val, targets[1]))
+    for part, X, y, t in parts:
         if len(X):
-            loss, value = score(network, dataset.task, X, y)
+            loss, value = score(network, dataset.task, X, y, t)
             metrics[part] = {"loss": loss, name: value, "rows": len(X)}
     return metrics
 
