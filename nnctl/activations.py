@@ -1,8 +1,10 @@
 """Hidden-layer activations: name -> (forward, backward), the derivative beside its function.
 
-`forward(z, out)` writes f(z) into `out` and returns it. `backward(delta, z, a)` multiplies
-`delta` in place by f'(z), using the pre-activation `z` or the output `a = f(z)`, whichever is
-cheaper (as scikit-learn does). All arrays are (rows, units) and share one dtype.
+`forward(z, out, saved)` writes f(z) into `out` and returns it. `backward(delta, z, a, saved)`
+multiplies `delta` in place by f'(z), using the pre-activation `z`, the output `a = f(z)` or what
+forward kept in `saved`, whichever is cheapest (scikit-learn uses `z` or `a` the same way; `saved`
+is autograd's "save for backward"). `saved` is a buffer shaped like `z`, or None when there will
+be no backward pass (prediction). All arrays are (rows, units) and share one dtype.
 """
 from __future__ import annotations
 
@@ -22,26 +24,31 @@ class Activation(NamedTuple):
 
 
 # --- relu -----------------------------------------------------------------------------------
-def relu(z, out):
-    return np.maximum(z, 0, out=out)
+def relu(z, out, saved=None):
+    if saved is None:
+        return np.maximum(z, 0, out=out)
+    # keep f'(z), the 0/1 mask, for backward: then backward is one multiply instead of a
+    # comparison and a bool -> float cast; and z * mask is no slower than np.maximum here
+    np.greater(z, 0, out=saved, casting="unsafe")
+    return np.multiply(z, saved, out=out)
 
 
-def relu_backward(delta, z, a):
-    delta *= a > 0
+def relu_backward(delta, z, a, saved=None):
+    delta *= a > 0 if saved is None else saved
 
 
 # --- leaky_relu -----------------------------------------------------------------------------
-def leaky_relu(z, out):
+def leaky_relu(z, out, saved=None):
     np.multiply(z, LEAKY_SLOPE, out=out)
     return np.maximum(z, out, out=out)
 
 
-def leaky_relu_backward(delta, z, a):
+def leaky_relu_backward(delta, z, a, saved=None):
     delta *= np.where(z > 0, 1.0, LEAKY_SLOPE).astype(delta.dtype, copy=False)
 
 
 # --- elu ------------------------------------------------------------------------------------
-def elu(z, out):
+def elu(z, out, saved=None):
     np.minimum(z, 0, out=out)
     np.expm1(out, out=out)
     out *= ELU_ALPHA
@@ -49,7 +56,7 @@ def elu(z, out):
     return out
 
 
-def elu_backward(delta, z, a):
+def elu_backward(delta, z, a, saved=None):
     # f'(z) = 1 for z > 0, else alpha * exp(z) = a + alpha
     delta *= np.where(z > 0, 1.0, a + ELU_ALPHA).astype(delta.dtype, copy=False)
 
@@ -100,12 +107,12 @@ _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-def gelu(z, out):
+def gelu(z, out, saved=None):
     cdf = 0.5 * (1.0 + erf(z * _INV_SQRT2))
     return np.multiply(z, cdf, out=out, casting="unsafe")
 
 
-def gelu_backward(delta, z, a):
+def gelu_backward(delta, z, a, saved=None):
     # d/dz z*Phi(z) = Phi(z) + z*phi(z)
     z64 = z.astype(np.float64, copy=False)
     grad = 0.5 * (1.0 + erf(z64 * _INV_SQRT2)) + z64 * _INV_SQRT2PI * np.exp(-0.5 * z64 * z64)
@@ -113,16 +120,16 @@ def gelu_backward(delta, z, a):
 
 
 # --- tanh -----------------------------------------------------------------------------------
-def tanh(z, out):
+def tanh(z, out, saved=None):
     return np.tanh(z, out=out)
 
 
-def tanh_backward(delta, z, a):
+def tanh_backward(delta, z, a, saved=None):
     delta *= 1 - a * a
 
 
 # --- sigmoid --------------------------------------------------------------------------------
-def sigmoid(z, out):
+def sigmoid(z, out, saved=None):
     # 0.5 * (1 + tanh(z / 2)) never overflows, unlike 1 / (1 + exp(-z))
     np.multiply(z, 0.5, out=out)
     np.tanh(out, out=out)
@@ -131,12 +138,12 @@ def sigmoid(z, out):
     return out
 
 
-def sigmoid_backward(delta, z, a):
+def sigmoid_backward(delta, z, a, saved=None):
     delta *= a * (1 - a)
 
 
 # --- softplus -------------------------------------------------------------------------------
-def softplus(z, out):
+def softplus(z, out, saved=None):
     # log(1 + e^z) = max(z, 0) + log1p(e^-|z|), stable for any z
     np.abs(z, out=out)
     np.negative(out, out=out)
@@ -146,18 +153,18 @@ def softplus(z, out):
     return out
 
 
-def softplus_backward(delta, z, a):
+def softplus_backward(delta, z, a, saved=None):
     # softplus' = sigmoid(z) = 1 - exp(-a)
     delta *= -np.expm1(-a)
 
 
 # --- identity -------------------------------------------------------------------------------
-def identity(z, out):
+def identity(z, out, saved=None):
     np.copyto(out, z)
     return out
 
 
-def identity_backward(delta, z, a):
+def identity_backward(delta, z, a, saved=None):
     pass
 
 

@@ -11,7 +11,9 @@ import numpy as np
 
 
 def _m(a) -> list:
-    return np.asarray(a, dtype=np.float64).tolist()
+    # + 0.0 turns -0.0 (ReLU's z * 0 for negative z, a delta masked to 0) into 0.0: the same
+    # number, but "-0." on screen would puzzle a reader
+    return (np.asarray(a, dtype=np.float64) + 0.0).tolist()
 
 
 def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:

@@ -28,6 +28,26 @@ def test_derivative_matches_central_differences(name):
     np.testing.assert_allclose(delta, numeric, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_saving_for_backward_changes_nothing(name):
+    # training passes a `saved` buffer (ReLU keeps its mask there); prediction passes None
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 2, size=(6, 4)).astype(np.float32)
+    z[0, 0] = 0.0  # ReLU's kink: f'(0) is taken as 0, as PyTorch does
+    act = ACTIVATIONS[name]
+    plain = act.forward(z, np.empty_like(z), None)
+    saved = np.full_like(z, np.nan)
+    kept = act.forward(z, np.empty_like(z), saved)
+    np.testing.assert_array_equal(kept, plain)
+    delta = rng.normal(size=z.shape).astype(np.float32)
+    via_output, via_saved = delta.copy(), delta.copy()
+    act.backward(via_output, z, plain, None)
+    act.backward(via_saved, z, kept, saved)
+    np.testing.assert_array_equal(via_saved, via_output)
+    if name == "relu":
+        np.testing.assert_array_equal(via_saved, np.where(z > 0, delta, 0))
+
+
 @pytest.mark.parametrize(
     "name, z, expected",
     [

@@ -32,7 +32,7 @@ def test_gradcheck_passes_for_every_task_and_loss(config, sets):
 def test_gradcheck_fails_with_exit_1_on_a_wrong_derivative(monkeypatch):
     import nnctl.activations as acts
 
-    def wrong_backward(delta, z, a):
+    def wrong_backward(delta, z, a, saved=None):
         delta *= 1 - a  # the true derivative of tanh is 1 - a**2
 
     monkeypatch.setitem(acts.ACTIVATIONS, "tanh", acts.Activation(acts.tanh, wrong_backward, "xavier"))
@@ -107,6 +107,16 @@ def test_trace_steps_lower_the_loss_and_show_panels(tmp_path, write_config):
         assert part in text
     assert "delta1 = (delta2 · W2ᵀ) ⊙ relu'(z1)" in text
     assert "shape 4×16" not in text or "‖·‖" in text
+
+
+def test_trace_never_shows_negative_zero():
+    # ReLU computes z * mask, which gives -0.0 for negative z; the trace shows plain 0
+    result = cli("trace", CONFIGS / "xor.yaml", "--set", "model.activation=relu")
+    assert result.exit_code == 0
+    assert "-0. " not in result.stdout and "-0.]" not in result.stdout
+    t = json.loads(cli("trace", CONFIGS / "xor.yaml", "--set", "model.activation=relu", "--json").stdout)
+    a0 = np.array(t["steps"][0]["forward"][0]["a"])
+    assert (a0 == 0).any() and not np.signbit(a0).any()
 
 
 def _png_loads(path):

@@ -35,7 +35,7 @@ def test_backprop_matches_finite_differences(activation, loss):
 def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
     import nnctl.activations as acts
 
-    wrong = acts.Activation(acts.tanh, lambda delta, z, a: delta.__imul__(1 - a), "xavier")
+    wrong = acts.Activation(acts.tanh, lambda delta, z, a, saved=None: delta.__imul__(1 - a), "xavier")
     monkeypatch.setitem(acts.ACTIVATIONS, "tanh", wrong)
     rng = np.random.default_rng(0)
     net = MLP.initialize([3, 4, 2], ["tanh"], "cross_entropy", seed=1, dtype=np.float64)
