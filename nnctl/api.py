@@ -49,14 +49,15 @@ def build_network(cfg: dict, dataset: Dataset) -> MLP:
 
 def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
     """Weights, gradients, two optimizer states, scratch and the float64 draw: about six
-    copies of the parameters; plus activations, pre-activations and deltas per batch row."""
+    copies of the parameters; plus pre-activations, activations, what activations save for
+    backward, and deltas per batch row."""
     from .resources import require_memory
 
     itemsize = np.dtype(cfg["training"]["dtype"]).itemsize
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     n = len(dataset.X_train)
     rows = max(min(cfg["training"]["batch_size"] or n, n), min(n, 65536))  # a batch, or a scoring chunk
-    needed = params * itemsize * 6 + 3 * rows * sum(sizes[1:]) * itemsize
+    needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")
 
