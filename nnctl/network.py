@@ -163,10 +163,12 @@ class MLP:
         return views
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """X: (rows, inputs) -> output activations (rows, outputs). Keeps z and a of every layer
-        for `backward`; the returned array is a buffer overwritten by the next call."""
+        """X: (rows, inputs) -> output activations (rows, outputs). Keeps every layer's z and a,
+        and what its activation saves, for `backward`; the returned array is a buffer
+        overwritten by the next call."""
         zs, outs, saved, _, _ = self._buffers_for(X.shape[0])
         a = X
+        # the hidden layers (zip stops with `_functions`, one per hidden layer), then the output
         for W, b, f, z, out, keep in zip(self.weights, self.biases, self._functions, zs, outs, saved):
             # np.dot rather than np.matmul: a little less dispatch per call on small products
             # (W2's forward 33 -> 31 us, backward 34 -> 33 us per batch), the same on large ones
