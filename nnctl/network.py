@@ -149,8 +149,10 @@ class MLP:
         if views is None:
             if rows > self._capacity:
                 self._capacity = rows
-                self._full = [[np.empty((rows, W.shape[1]), dtype=self.dtype) for W in self.weights]
-                              for _ in range(3)] + [None, None]
+                units = [W.shape[1] for W in self.weights]
+                zs, outs = ([np.empty((rows, n), dtype=self.dtype) for n in units] for _ in range(2))
+                saved = [np.empty((rows, n), dtype=self.dtype) for n in units[:-1]]  # hidden layers
+                self._full = [zs, outs, saved, None, None]
                 self._buffers.clear()
             views = [[b[:rows] for b in self._full[k]] for k in range(3)] + [None, None]
             self._buffers[rows] = views
@@ -194,15 +196,16 @@ class MLP:
         and dL/db_i = 1ᵀ @ delta_i (the sum over rows). Returns `grads` (W0, b0, W1, b1, ...)."""
         X = self._X
         zs, outs, saved, deltas, ones = self._buffers_for(X.shape[0], backward=True)
-        delta = self.loss.delta(zs[-1], outs[-1], y, deltas[-1])
-        for i in range(len(self.weights) - 1, 0, -1):
-            np.dot(outs[i - 1].T, delta, out=self.grads_W[i])
+        last = len(self.weights) - 1
+        delta = self.loss.delta(zs[last], outs[last], y, deltas[last])
+        for i in range(last, -1, -1):
+            a_prev = X if i == 0 else outs[i - 1]
+            np.dot(a_prev.T, delta, out=self.grads_W[i])
             np.dot(ones, delta, out=self.grads_b[i])
-            delta_prev = np.dot(delta, self.weights[i].T, out=deltas[i - 1])
-            self._functions[i - 1].backward(delta_prev, zs[i - 1], outs[i - 1], saved[i - 1])
-            delta = delta_prev
-        np.dot(X.T, delta, out=self.grads_W[0])
-        np.dot(ones, delta, out=self.grads_b[0])
+            if i > 0:
+                delta_prev = np.dot(delta, self.weights[i].T, out=deltas[i - 1])
+                self._functions[i - 1].backward(delta_prev, zs[i - 1], outs[i - 1], saved[i - 1])
+                delta = delta_prev
         return self.grads
 
     def internals(self) -> tuple:
