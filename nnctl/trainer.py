@@ -124,12 +124,14 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
     # RuntimeWarnings would only add noise on stderr
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         status = loop.run(start)
-    stopper = loop.stopper
-    if stopper and stopper.best_params is not None and status != "interrupted":
-        network.set_params(stopper.best_params)
-    best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, "val_loss" if loop.has_val else "train_loss")
-    result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start, loop.completed)
-    result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets))
+        stopper = loop.stopper
+        if stopper and stopper.best_params is not None and status != "interrupted":
+            network.set_params(stopper.best_params)
+        best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, "val_loss" if loop.has_val else "train_loss")
+        result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start, loop.completed)
+        result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets))
+    # the last update may have broken weights that every measured loss came before
+    check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), training)
     callback.on_train_end(result)
     return result
 
@@ -147,6 +149,14 @@ def final_metrics(network: MLP, dataset, result: TrainResult, targets=(None, Non
             loss, value = score(network, dataset.task, X, y, t)
             metrics[part] = {"loss": loss, name: value, "rows": len(X)}
     return metrics
+
+
+def check_finite(loss: float, epoch: int, training: dict) -> None:
+    """NnctlError, with advice, when a loss has become NaN or infinite."""
+    if not math.isfinite(loss):
+        raise NnctlError(f"training diverged: the loss became {loss} by epoch {epoch}", "training.learning_rate",
+                         f"lower training.learning_rate (now {training['learning_rate']:g}), "
+                         "or scale the data (data.scale: standard)")
 
 
 def _best_epoch(history: list[dict], key: str) -> int | None:
@@ -223,15 +233,13 @@ class _Loop:
         return total / self.rows
 
     def measure(self, epoch: int, train_loss: float, start: float) -> dict:
-        if not math.isfinite(train_loss):
-            raise NnctlError(f"training diverged: the loss became {train_loss} by epoch {epoch}",
-                             "training.learning_rate",
-                             f"lower training.learning_rate (now {self.training['learning_rate']:g}), "
-                             "or scale the data (data.scale: standard)")
+        check_finite(train_loss, epoch, self.training)
         log = {"epoch": epoch, "train_loss": train_loss}
         if self.has_val:
             log["val_loss"], log[self.metric] = score(self.network, self.dataset.task, self.dataset.X_val,
                                                       self.dataset.y_val, self.val_targets)
+            # the training loss is measured before each update, validation after the epoch's last
+            check_finite(log["val_loss"], epoch, self.training)
         log["learning_rate"] = self.lr
         log["seconds"] = time.perf_counter() - start
         return log

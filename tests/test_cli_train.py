@@ -91,6 +91,18 @@ def test_divergence_is_an_error_and_leaves_no_run(tmp_path):
     assert runs_in(tmp_path) == []
 
 
+@pytest.mark.parametrize("split", ["0.2", "0"])
+def test_a_last_update_that_breaks_the_weights_is_divergence_too(tmp_path, split):
+    # one full batch: its loss is measured before the update, which makes the weights overflow;
+    # validation (after the epoch) or the final metrics see it
+    result = cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path, "--set", "training.learning_rate=1e30",
+                 "--set", "training.iterations=1", "--set", "training.batch_size=null",
+                 "--set", f"data.validation_split={split}")
+    assert_clean_error(result, "training diverged: the loss became nan by epoch 1", "lower training.learning_rate")
+    assert "RuntimeWarning" not in result.stderr
+    assert runs_in(tmp_path) == []
+
+
 def test_without_validation_there_are_no_validation_columns(tmp_path):
     cli("train", CONFIGS / "xor.yaml", "--runs-dir", tmp_path, "--quiet", "--set", "training.iterations=2")
     header = (runs_in(tmp_path)[0] / "history.csv").read_text().splitlines()[0]
