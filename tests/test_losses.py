@@ -47,6 +47,18 @@ def test_cross_entropy_value_by_hand_and_stable_for_huge_logits():
     assert LOSSES["cross_entropy"].value(z, a, np.array([[0, 1]], dtype=np.float32)) == pytest.approx(2000.0)
 
 
+@pytest.mark.parametrize("shape, scale", [((1, 1), 1.0), ((64, 10), 1.0), ((7, 3), 1e4), ((5, 4), 0.0)])
+def test_softmax_matches_the_textbook_form(shape, scale):
+    # softmax reads the row maximum at argmax and sums rows with a dot product; ties (scale 0)
+    # and logits far from 0 must give the same probabilities as max/sum(axis=1) in float64
+    z = (np.random.default_rng(3).normal(size=shape) * scale + scale).astype(np.float32)
+    p = LOSSES["cross_entropy"].forward(z, np.empty_like(z))
+    z64 = z.astype(np.float64)
+    e = np.exp(z64 - z64.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p, e / e.sum(axis=1, keepdims=True), rtol=1e-6, atol=1e-7)
+    assert p.dtype == np.float32 and np.allclose(p.sum(axis=1), 1, atol=1e-6)
+
+
 def test_binary_cross_entropy_from_logits_is_stable():
     z = np.array([[-800.0], [800.0]])
     a = LOSSES["binary_cross_entropy"].forward(z, np.empty_like(z))
