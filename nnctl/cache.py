@@ -7,22 +7,30 @@ Entries are written to a temporary folder and renamed into place; one that canno
 whole (truncated, corrupt, from another nnctl) is deleted and rebuilt, never trusted.
 
 Location: `$NNCTL_CACHE_DIR`, else `$XDG_CACHE_HOME/nnctl`, else `~/.cache/nnctl`. Files smaller
-than `MIN_BYTES` parse in milliseconds and are not cached. Deleting the folder is always safe.
+than `MIN_BYTES` parse in milliseconds and are not cached. The cache holds at most
+`$NNCTL_CACHE_LIMIT` (default 2GB): after writing an entry, the least recently used others are
+deleted until it fits. Deleting the folder is always safe.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
+from .errors import NnctlError
+
 FORMAT = 1
 MIN_BYTES = 1 << 20
+DEFAULT_LIMIT = "2GB"
 ARRAYS = ("X_train", "y_train", "X_val", "y_val")
+_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
 
 
 def cache_dir() -> Path:
@@ -30,6 +38,19 @@ def cache_dir() -> Path:
         return Path(os.environ["NNCTL_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "nnctl"
+
+
+def limit_bytes() -> int:
+    """The cache's size bound from `$NNCTL_CACHE_LIMIT` ("500MB", "2GB", "0" to keep only the
+    newest entry)."""
+    text = os.environ.get("NNCTL_CACHE_LIMIT", "").strip() or DEFAULT_LIMIT
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?b?)", text, re.IGNORECASE)
+    if not match:
+        raise NnctlError(f"NNCTL_CACHE_LIMIT must be a size such as 500MB or 2GB, got {text!r}",
+                         "NNCTL_CACHE_LIMIT", f"set it to a size, e.g. export NNCTL_CACHE_LIMIT={DEFAULT_LIMIT}")
+    number, unit = match.groups()
+    unit = unit.lower()
+    return int(float(number) * _UNITS[unit if unit in _UNITS else unit + "b"])
 
 
 def cache_key(cfg: dict) -> str | None:
@@ -62,6 +83,7 @@ def load(key: str):
         for name, shape in meta["shapes"].items():
             if list(arrays[name].shape) != shape:
                 raise ValueError(f"{name} shape")
+        _touch(folder / "meta.json")  # most recently used: pruned last
         return Dataset(**arrays, task=meta["task"], target=meta["target"],
                        encoder=FeatureEncoder.from_meta(meta["encoder"]), classes=meta["classes"],
                        target_scaler=meta["target_scaler"], rows_read=meta["rows_read"],
@@ -71,9 +93,9 @@ def load(key: str):
         return None
 
 
-def save(key: str, dataset) -> None:
-    """Store the dataset under `key`; a cache that cannot be written is skipped silently
-    (training does not depend on it)."""
+def save(key: str, dataset, limit: int) -> None:
+    """Store the dataset under `key`, then prune the cache to `limit` bytes; a cache that cannot
+    be written is skipped silently (training does not depend on it)."""
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -88,8 +110,41 @@ def save(key: str, dataset) -> None:
                 "rows_dropped": dataset.rows_dropped, "class_counts": dataset.class_counts,
                 "shapes": {name: list(getattr(dataset, name).shape) for name in ARRAYS}}
         (tmp / "meta.json").write_text(json.dumps(meta))
+        _touch(tmp / "meta.json")
         os.rename(tmp, root / key)
     except OSError:
-        pass
+        return
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    prune(limit, keep=key)
+
+
+def prune(limit: int, keep: str | None = None) -> None:
+    """Delete the least recently used entries (never `keep`) until the cache holds at most
+    `limit` bytes. A process still reading a deleted entry keeps its memory-mapped files."""
+    entries = []
+    try:
+        for folder in cache_dir().iterdir():
+            if folder.is_dir() and not folder.name.startswith("."):
+                size = sum(f.stat().st_size for f in folder.iterdir())
+                meta = folder / "meta.json"
+                used = meta.stat().st_mtime_ns if meta.exists() else 0
+                entries.append((folder.name == keep, used, size, folder))
+    except OSError:
+        return
+    total = sum(size for _, _, size, _ in entries)
+    for kept, _, size, folder in sorted(entries, key=lambda e: (e[0], e[1])):
+        if total <= limit or kept:
+            break
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry used now. The time is given explicitly: the kernel's own file times come
+    from a clock that ticks only every few milliseconds, too coarse to order uses."""
+    try:
+        now = time.time_ns()
+        os.utime(path, ns=(now, now))
+    except OSError:  # a read-only cache still serves
+        pass

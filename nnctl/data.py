@@ -56,6 +56,7 @@ def load_dataset(cfg: dict, cache: bool = True) -> Dataset:
 
     key = None
     if cache:
+        limit = dataset_cache.limit_bytes()
         try:
             key = dataset_cache.cache_key(cfg)
         except OSError:  # missing or unreadable: _prepare says so properly
@@ -66,7 +67,7 @@ def load_dataset(cfg: dict, cache: bool = True) -> Dataset:
             return cached
     dataset = _prepare(cfg)
     if key is not None:
-        dataset_cache.save(key, dataset)
+        dataset_cache.save(key, dataset, limit)
     return dataset
 
 

@@ -62,3 +62,53 @@ def test_no_cache_flag_and_small_files(cached_config, monkeypatch, tmp_path):
     monkeypatch.setattr(cache, "MIN_BYTES", 1 << 20)
     cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path / "runs", "--quiet")
     assert [p for p in cache.cache_dir().iterdir()] == []  # iris is too small to be worth caching
+
+
+def _entries():
+    return sorted(p.name for p in cache.cache_dir().iterdir() if not p.name.startswith("."))
+
+
+def _load(path, seed):
+    return load_dataset(load_config(path, [f"seed={seed}"]))
+
+
+def test_the_cache_keeps_to_its_limit_dropping_the_least_recently_used(cached_config, monkeypatch):
+    path, _ = cached_config
+    _load(path, 1)
+    (first,) = _entries()
+    entry_bytes = sum(f.stat().st_size for f in (cache.cache_dir() / first).iterdir())
+    monkeypatch.setenv("NNCTL_CACHE_LIMIT", str(int(2.5 * entry_bytes)))  # room for two entries
+    _load(path, 2)
+    assert len(_entries()) == 2
+    _load(path, 1)  # used again: now the most recent
+    _load(path, 3)
+    remaining = _entries()
+    assert len(remaining) == 2 and first in remaining  # seed 2's entry went
+    _parse_fails(monkeypatch)
+    _load(path, 1), _load(path, 3)  # both still served from the cache
+
+
+def test_a_zero_limit_keeps_only_the_newest_entry(cached_config, monkeypatch):
+    path, _ = cached_config
+    monkeypatch.setenv("NNCTL_CACHE_LIMIT", "0")
+    for seed in (1, 2, 3):
+        _load(path, seed)
+    assert len(_entries()) == 1
+    _parse_fails(monkeypatch)
+    _load(path, 3)
+
+
+@pytest.mark.parametrize("text, expected", [("2GB", 2 << 30), ("500 mb", 500 << 20), ("1.5G", 3 << 29), ("123", 123)])
+def test_cache_limit_sizes(monkeypatch, text, expected):
+    monkeypatch.setenv("NNCTL_CACHE_LIMIT", text)
+    assert cache.limit_bytes() == expected
+
+
+def test_a_bad_cache_limit_is_a_clean_error(cached_config, monkeypatch, tmp_path):
+    from .cli_helpers import assert_clean_error
+
+    path, _ = cached_config
+    monkeypatch.setenv("NNCTL_CACHE_LIMIT", "lots")
+    result = cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet")
+    assert_clean_error(result, "NNCTL_CACHE_LIMIT must be a size such as 500MB or 2GB, got 'lots'", "NNCTL_CACHE_LIMIT=2GB")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
