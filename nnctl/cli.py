@@ -29,7 +29,7 @@ EXIT_INTERRUPTED = 130
 
 SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Override a config key (repeatable), e.g. training.learning_rate=0.1")
 DebugOption = typer.Option(False, "--debug", help="Show the traceback of an error.")
-NoCacheOption = typer.Option(False, "--no-cache", help="Parse the CSV again instead of using the dataset cache")
+NoCacheOption = typer.Option(False, "--no-cache", help="Parse the CSV again instead of using the dataset cache (~/.cache/nnctl, or $NNCTL_CACHE_DIR; at most $NNCTL_CACHE_LIMIT, default 2GB)")
 
 
 def _version(value: bool):
