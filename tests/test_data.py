@@ -102,3 +102,30 @@ def test_missing_policies(write_config, write_csv):
 
 def test_missing_file(write_config, tmp_path):
     assert "not found" in error_of(write_config, tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("kind", ["standard", "minmax"])
+def test_scaler_stats_over_row_chunks_match_float64_numpy(monkeypatch, kind):
+    import nnctl.encoding as encoding
+
+    monkeypatch.setattr(encoding, "STATS_ROWS", 7)  # several chunks and a ragged last one
+    X = (np.random.default_rng(4).normal(size=(50, 3)) * [1, 1e3, 1e-3] + [0, 5e4, -2]).astype(np.float32)
+    offset, scale = encoding._scaler_stats(X, kind)
+    X64 = X.astype(np.float64)
+    if kind == "standard":
+        expected = X64.mean(axis=0), X64.std(axis=0)
+    else:
+        expected = X64.min(axis=0), X64.max(axis=0) - X64.min(axis=0)
+    np.testing.assert_allclose(offset, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(scale, expected[1], rtol=1e-10)
+
+
+def test_range_check_finds_overflow_in_float32_but_not_huge_float64(write_config, write_csv):
+    rows = "a,y\n" + "".join(f"{v},{i % 2}\n" for i, v in enumerate(["1e308", "1e308", "1", "2"] * 3))
+    data = write_csv(rows)
+    cfg = write_config(f"data:\n  path: {data}\n  target: y\n  scale: none\n")
+    with pytest.raises(NnctlError, match="too large for float32"):
+        load_dataset(load_config(cfg))
+    # the same values fit float64, though their float64 column sum overflows
+    dataset = load_dataset(load_config(cfg, ["training.dtype=float64"]))
+    assert np.isfinite(dataset.X_train).all() and dataset.X_train.max() == 1e308
