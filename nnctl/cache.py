@@ -9,7 +9,8 @@ whole (truncated, corrupt, from another nnctl) is deleted and rebuilt, never tru
 Location: `$NNCTL_CACHE_DIR`, else `$XDG_CACHE_HOME/nnctl`, else `~/.cache/nnctl`. Files smaller
 than `MIN_BYTES` parse in milliseconds and are not cached. The cache holds at most
 `$NNCTL_CACHE_LIMIT` (default 2GB): after writing an entry, the least recently used others are
-deleted until it fits. Deleting the folder is always safe.
+deleted until it fits, and so are half-written entries over an hour old (a killed writer's).
+Deleting the folder is always safe.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from .errors import NnctlError
 FORMAT = 1
 MIN_BYTES = 1 << 20
 DEFAULT_LIMIT = "2GB"
+STALE_SECONDS = 3600  # a half-written entry this old belongs to no running writer
 ARRAYS = ("X_train", "y_train", "X_val", "y_val")
 _UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
 
@@ -125,7 +127,9 @@ def prune(limit: int, keep: str | None = None) -> None:
     entries = []
     try:
         for folder in cache_dir().iterdir():
-            if folder.is_dir() and not folder.name.startswith("."):
+            if folder.name.startswith(".tmp-") and time.time() - folder.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)  # left by a writer that was killed
+            elif folder.is_dir() and not folder.name.startswith("."):
                 size = sum(f.stat().st_size for f in folder.iterdir())
                 meta = folder / "meta.json"
                 used = meta.stat().st_mtime_ns if meta.exists() else 0

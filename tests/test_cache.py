@@ -112,3 +112,19 @@ def test_a_bad_cache_limit_is_a_clean_error(cached_config, monkeypatch, tmp_path
     result = cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet")
     assert_clean_error(result, "NNCTL_CACHE_LIMIT must be a size such as 500MB or 2GB, got 'lots'", "NNCTL_CACHE_LIMIT=2GB")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_pruning_clears_half_written_entries_left_by_killed_writers(cached_config):
+    import os
+    import time
+
+    path, _ = cached_config
+    stale, fresh = cache.cache_dir() / ".tmp-stale", cache.cache_dir() / ".tmp-fresh"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+        (folder / "X_train.npy").write_bytes(b"half")
+    old = time.time() - 2 * cache.STALE_SECONDS
+    os.utime(stale, (old, old))
+    _load(path, 1)
+    assert not stale.exists()
+    assert fresh.exists()  # may belong to a writer still at work
