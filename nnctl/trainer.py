@@ -160,8 +160,8 @@ def check_finite(loss: float, epoch: int, training: dict) -> None:
 
 
 def _best_epoch(history: list[dict], key: str) -> int | None:
-    finite = [row for row in history if math.isfinite(row[key])]
-    return min(finite, key=lambda row: row[key])["epoch"] if finite else None
+    # every logged loss is finite: `measure` stops training at the first that is not
+    return min(history, key=lambda row: row[key])["epoch"] if history else None
 
 
 class _Loop:
