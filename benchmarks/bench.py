@@ -1,7 +1,8 @@
 """nnctl's benchmark suite: training speed against PyTorch and scikit-learn, start-up, end-to-end
 time, dataset reload and peak memory. Prints figures; asserts nothing (tests do that).
 
-    pip install -e ".[bench]"            # PyTorch (CPU) and scikit-learn, optional peers
+    pip install torch --index-url https://download.pytorch.org/whl/cpu   # PyTorch's CPU build
+    pip install -e ".[bench]"            # scikit-learn (and torch, if absent), optional peers
     python benchmarks/bench.py           # all workloads, 3 repeats
     python benchmarks/bench.py --workloads W1 W2 --repeat 5 --skip-cli
 
@@ -166,6 +167,29 @@ def gemm_peak() -> float:
     return 2 * 2048 ** 3 / best / 1e9
 
 
+def products_per_batch(name: str, repeat: int = 5) -> float:
+    """Seconds of one batch's matrix products alone, each timed on its own as nnctl calls it:
+    a forward product per layer, a weight gradient per layer, an input gradient per layer but
+    the first. The rest of a batch (biases, activations, softmax, update) costs extra, so PyTorch's
+    time per batch over this is the most any NumPy trainer could beat it by on this machine."""
+    rows, features, layers, classes, batch, *_ = WORKLOADS[name]
+    n = batch or rows - round(0.2 * rows)
+    sizes = [features] + layers + [classes]
+    rng = np.random.default_rng(0)
+    acts = [rng.normal(size=(n, k)).astype(np.float32) for k in sizes]
+    weights = [rng.normal(size=(a, b)).astype(np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
+    grads = [np.empty_like(W) for W in weights]
+    calls = []
+    for i, W in enumerate(weights):
+        calls.append(lambda a=acts[i], W=W, z=acts[i + 1]: np.dot(a, W, out=z))
+        calls.append(lambda a=acts[i], d=acts[i + 1], g=grads[i]: np.dot(a.T, d, out=g))
+        if i > 0:
+            calls.append(lambda d=acts[i + 1], W=W, out=acts[i]: np.dot(d, W.T, out=out))
+    number = max(1, int(2e-3 / max(_timed(calls[0]), 1e-7)))
+    return sum(min(_timed(lambda: [call() for _ in range(number)]) for _ in range(repeat)) / number
+               for call in calls)
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -220,6 +244,18 @@ def peak_memory(config: Path) -> tuple[float, float]:
 
 
 # --- report ----------------------------------------------------------------------------------
+def budget_line(name: str, seconds: dict, batches: int, products: float) -> str:
+    """Per batch: the matrix products alone, nnctl's whole loop and PyTorch's, and so the
+    ceiling on nnctl's ratio if everything but the products cost nothing."""
+    line = (f"{name} per batch: matrix products alone {products * 1e6:.1f} µs, "
+            f"nnctl's whole loop {seconds['nnctl'] / batches * 1e6:.1f} µs")
+    if "pytorch" in seconds:
+        torch_batch = seconds["pytorch"] / batches
+        line += (f", PyTorch's {torch_batch * 1e6:.1f} µs: even with everything but the products free, "
+                 f"at most {torch_batch / products:.1f}× PyTorch")
+    return line
+
+
 def have(module: str) -> bool:
     import importlib.util
 
@@ -244,6 +280,7 @@ def main() -> None:
     header = f"{'workload':9} {'how':6} {'peer':8} {'samples/s':>12} {'GFLOP/s':>9} {'% peak':>7} {'nnctl ÷ peer':>13}"
     print(header)
     print("-" * len(header))
+    budgets = []
     with tempfile.TemporaryDirectory() as runs:
         for name in args.workloads:
             rows, features, layers, classes, batch, lr, epochs = WORKLOADS[name]
@@ -261,6 +298,9 @@ def main() -> None:
             for how, peers in suites.items():
                 nnctl_api(config, 1)  # warm the dataset cache and imports
                 run_epochs = epochs * (CLI_EPOCH_FACTOR.get(name, 1) if how == "cli" else 1)
+                # the products are timed on both sides of the loop, the faster kept: a burst of
+                # load from another tenant would otherwise inflate them (once 35 -> 55 us for W2)
+                products = products_per_batch(name) if how == "api" else None
                 seconds = loop_seconds(peers, args.repeat, run_epochs)
                 samples = 2 * run_epochs * train_rows
                 flops = 6 * weights_of(name) * samples
@@ -268,7 +308,13 @@ def main() -> None:
                     ratio = "" if peer == "nnctl" else f"{s / seconds['nnctl']:.2f}×"
                     gflops = flops / s / 1e9
                     print(f"{name:9} {how:6} {peer:8} {samples / s:12,.0f} {gflops:9.1f} {100 * gflops / peak:6.0f}% {ratio:>13}")
+                if how == "api":
+                    products = min(products, products_per_batch(name))
+                    budgets.append(budget_line(name, seconds, 2 * run_epochs * -(-train_rows // (batch or train_rows)),
+                                               products))
         print()
+        for line in budgets:
+            print(line)
         help_, bare = startup(max(args.repeat, 5))
         print(f"startup: `nnctl --help` {help_:.3f} s (python -c pass: {bare:.3f} s)")
         print(f"end to end: `nnctl train configs/iris.yaml` {end_to_end(args.repeat):.3f} s wall")
