@@ -74,6 +74,10 @@ def synthesize(name: str, data_dir: Path) -> tuple[Path, Path]:
     return csv, config
 
 
+def train_rows_of(name: str) -> int:
+    return WORKLOADS[name][0] - round(0.2 * WORKLOADS[name][0])  # the configs hold out 20%
+
+
 def weights_of(name: str) -> int:
     rows, features, layers, classes, *_ = WORKLOADS[name]
     sizes = [features] + layers + [classes]
@@ -173,7 +177,7 @@ def products_per_batch(name: str, repeat: int = 5) -> float:
     the first. The rest of a batch (biases, activations, softmax, update) costs extra, so PyTorch's
     time per batch over this is the most any NumPy trainer could beat it by on this machine."""
     rows, features, layers, classes, batch, *_ = WORKLOADS[name]
-    n = batch or rows - round(0.2 * rows)
+    n = batch or train_rows_of(name)
     sizes = [features] + layers + [classes]
     rng = np.random.default_rng(0)
     acts = [rng.normal(size=(n, k)).astype(np.float32) for k in sizes]
@@ -285,7 +289,7 @@ def main() -> None:
         for name in args.workloads:
             rows, features, layers, classes, batch, lr, epochs = WORKLOADS[name]
             csv, config = synthesize(name, args.data_dir)
-            train_rows = rows - round(0.2 * rows)
+            train_rows = train_rows_of(name)
             suites = {"api": {"nnctl": lambda e, c=config: nnctl_api(c, e)}}
             if torch_ok:
                 suites["api"]["pytorch"] = lambda e, n=name, c=csv: torch_api(n, c, e)
