@@ -87,11 +87,11 @@ def weights_of(name: str) -> int:
 # --- peers -----------------------------------------------------------------------------------
 def nnctl_api(config: Path, epochs: int) -> float:
     """Seconds of nnctl's training loop (validation, history and plain-line logging included)."""
-    from nnctl.api import build_network
+    from nnctl.training.build import build_network
     from nnctl.config import load_config
     from nnctl.data import load_dataset
-    from nnctl.report import PlainLines
-    from nnctl.trainer import train
+    from nnctl.ui.progress import PlainLines
+    from nnctl.training import train
 
     cfg = load_config(config, [f"training.iterations={epochs}"])
     dataset = load_dataset(cfg)
@@ -230,10 +230,10 @@ def reload(config: Path) -> tuple[float, float]:
 def peak_memory(config: Path) -> tuple[float, float]:
     """(peak bytes held while training one epoch, bytes of float32 data + model). The data
     arrays are counted in full; what training allocates is traced with tracemalloc."""
-    from nnctl.api import build_network
+    from nnctl.training.build import build_network
     from nnctl.config import load_config
     from nnctl.data import load_dataset
-    from nnctl.trainer import train
+    from nnctl.training import train
 
     cfg = load_config(config, ["training.iterations=1"])
     dataset = load_dataset(cfg, cache=False)

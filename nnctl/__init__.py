@@ -8,13 +8,13 @@ __version__ = "0.1.0"
 _API = {
     "load_config": "nnctl.config",
     "load_dataset": "nnctl.data",
-    "MLP": "nnctl.network",
+    "MLP": "nnctl.nn.network",
     "NnctlError": "nnctl.errors",
-    "load_model": "nnctl.model",
-    "train": "nnctl.trainer",
-    "train_config": "nnctl.api",
-    "predict_csv": "nnctl.api",
-    "evaluate_csv": "nnctl.api",
+    "load_model": "nnctl.runs.model",
+    "train": "nnctl.training",
+    "train_config": "nnctl.commands.train",
+    "predict_csv": "nnctl.commands.predict",
+    "evaluate_csv": "nnctl.commands.predict",
 }
 
 

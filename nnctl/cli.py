@@ -50,43 +50,66 @@ def fail(message: str, code: int = EXIT_BAD_INPUT):
     raise typer.Exit(code)
 
 
-def guarded(debug: bool, action):
-    """Run `action()`, turning user errors into one `error:` line and exit 2."""
+def errors_handled(command):
+    """nnctl's one error policy, for every command: a user mistake (NnctlError), a machine
+    that says no (memory, permissions, a full disk) or a bug each become one `error:` line and
+    exit 2; Ctrl-C exits 130; a closed pipe ends quietly. With `--debug` the traceback shows."""
+    import functools
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from .errors import NnctlError
+
+        debug = kwargs.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            sys.stderr.write("aborted\n")
+            raise typer.Exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `nnctl predict ... | head`: the reader has all it wanted
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0)
+        except Exception as exc:
+            if debug:
+                raise
+            fail(_message(exc, NnctlError))
+
+    return run
+
+
+def _message(exc: Exception, user_error) -> str:
+    if isinstance(exc, user_error):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this data or model\nuse fewer rows, a smaller model, or float32 (training.dtype)"
+    if isinstance(exc, OSError):  # the machine said no: permissions, a full disk, a vanished file
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"{exc.strerror or exc}{where}\ncheck the path, its permissions and the free disk space"
+    return (f"unexpected {type(exc).__name__}: {exc}\n"
+            "this is a bug in nnctl; rerun with --debug and report the traceback")
+
+
+def parse_limits(flag: str, specs: list[str]) -> dict:
+    """['accuracy=0.9'] -> {'accuracy': 0.9}; a malformed one is an NnctlError naming the flag."""
     from .errors import NnctlError
 
-    try:
-        return action()
-    except NnctlError as exc:
-        if debug:
-            raise
-        fail(str(exc))
-    except MemoryError:
-        if debug:
-            raise
-        fail("not enough memory for this data or model\nuse fewer rows, a smaller model, or float32 (training.dtype)")
-    except KeyboardInterrupt:
-        sys.stderr.write("aborted\n")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    except BrokenPipeError:  # `nnctl predict ... | head`: the reader has all it wanted
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0)
-    except (typer.Exit, typer.Abort, SystemExit):
-        raise
-    except OSError as exc:  # the machine said no: permissions, a full disk, a vanished file
-        if debug:
-            raise
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        fail(f"{exc.strerror or exc}{where}\ncheck the path, its permissions and the free disk space")
-    except Exception as exc:  # an nnctl bug: say so plainly; --debug shows where
-        if debug:
-            raise
-        fail(f"unexpected {type(exc).__name__}: {exc}\nthis is a bug in nnctl; rerun with --debug and report the traceback")
+    limits = {}
+    for spec in specs:
+        name, _, raw = spec.partition("=")
+        try:
+            limits[name.strip()] = float(raw)
+        except ValueError:
+            raise NnctlError(f"{flag} expects METRIC=NUMBER, got '{spec}'", flag, f"e.g. {flag} accuracy=0.9")
+    return limits
 
 
 # --- train -----------------------------------------------------------------------------------
 @app.command()
+@errors_handled
 def train(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
@@ -101,47 +124,45 @@ def train(
 
     Example: RUN=$(nnctl train configs/iris.yaml --set training.learning_rate=0.05 --quiet)
     """
-    from .signals import Interrupts
+    import json
 
-    def action():
-        import json
+    from .commands.train import train_config
+    from .config import load_config
+    from .training.callbacks import Many
+    from .training.signals import Interrupts
+    from .ui.progress import JsonLines, LiveTable, PlainLines, stderr_is_live, summary_line
 
-        from .api import train_config
-        from .config import load_config
-        from .report import JsonLines, LiveTable, Many, PlainLines, stderr_is_live, summary_line
+    cfg = load_config(config, set_ or [])
+    rows = cfg["training"]["display_rows"]
+    shown = None
+    if not quiet:
+        if stderr_is_live():
+            from rich.console import Console
 
-        cfg = load_config(config, set_ or [])
-        rows = cfg["training"]["display_rows"]
-        shown = None
-        if not quiet:
-            if stderr_is_live():
-                from rich.console import Console
-
-                shown = LiveTable(Console(stderr=True), rows, title=f"training {config.name}")
-            else:
-                shown = PlainLines(sys.stderr, rows)
-        reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
-        with Interrupts() as interrupts:
-            try:
-                result = train_config(cfg, runs_dir, name or config.stem, callback=reporter, should_stop=interrupts,
-                                      cache=not no_cache)
-            finally:
-                reporter.close()
-        run = result.run
-        if not quiet:
-            sys.stderr.write(summary_line(result, run) + "\n")
-        if json_:
-            typer.echo(json.dumps({"run": str(run), **result.metrics}))
+            shown = LiveTable(Console(stderr=True), rows, title=f"training {config.name}")
         else:
-            typer.echo(str(run))
-        if result.status == "interrupted":
-            raise typer.Exit(EXIT_INTERRUPTED)
-
-    guarded(debug, action)
+            shown = PlainLines(sys.stderr, rows)
+    reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
+    with Interrupts() as interrupts:
+        try:
+            result = train_config(cfg, runs_dir, name or config.stem, callback=reporter, should_stop=interrupts,
+                                  cache=not no_cache)
+        finally:
+            reporter.close()
+    run = result.run
+    if not quiet:
+        sys.stderr.write(summary_line(result, run) + "\n")
+    if json_:
+        typer.echo(json.dumps({"run": str(run), **result.metrics}))
+    else:
+        typer.echo(str(run))
+    if result.status == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 # --- validate --------------------------------------------------------------------------------
 @app.command()
+@errors_handled
 def validate(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
@@ -153,32 +174,21 @@ def validate(
 
     Example: nnctl validate configs/iris.yaml --set model.layers=[32,16]
     """
+    from .config import dump_config, load_config
+    from .data import load_dataset
+    from .training.build import build_network
+    from .ui.printing import validation_summary
 
-    def action():
-        from .api import architecture, build_network
-        from .config import dump_config, load_config
-        from .data import load_dataset
-
-        cfg = load_config(config, set_ or [])
-        dataset = load_dataset(cfg, cache=not no_cache)
-        net = build_network(cfg, dataset)
-        typer.echo(dump_config(cfg), nl=False)
-        lines = [f"architecture  {architecture(net.sizes)}  ({net.n_params():,} parameters; "
-                 f"{' → '.join(net.output_activations)})",
-                 f"task          {dataset.task} (loss {net.loss_name})",
-                 f"rows          {dataset.rows_read} read"
-                 + (f", {dataset.rows_dropped} dropped for missing values" if dataset.rows_dropped else ""),
-                 f"features      {len(dataset.encoder.features)} columns → {dataset.n_inputs} inputs",
-                 f"split         {len(dataset.X_train)} train, {len(dataset.X_val)} validation"]
-        if dataset.classes:
-            lines.insert(3, "classes       " + ", ".join(f"{c} ({n})" for c, n in dataset.class_counts.items()))
-        sys.stderr.write("\n".join(lines) + "\nconfig is valid\n")
-
-    guarded(debug, action)
+    cfg = load_config(config, set_ or [])
+    dataset = load_dataset(cfg, cache=not no_cache)
+    network = build_network(cfg, dataset)
+    typer.echo(dump_config(cfg), nl=False)
+    sys.stderr.write(validation_summary(network, dataset) + "\nconfig is valid\n")
 
 
 # --- predict ---------------------------------------------------------------------------------
 @app.command()
+@errors_handled
 def predict(
     model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
     data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored)"),
@@ -190,22 +200,19 @@ def predict(
 
     Example: nnctl predict runs/iris-20250101-120000 new.csv --proba > predictions.csv
     """
+    from .commands.predict import predict_frames
+    from .runs.model import load_model
+    from .ui.printing import write_csv_frames
 
-    def action():
-        from .api import predict_frames
-        from .model import load_model
-        from .outputs import write_csv_frames
-
-        loaded = load_model(model)
-        write_csv_frames(predict_frames(loaded, data, proba), output)
-        if output is not None:
-            sys.stderr.write(f"predictions written to {output}\n")
-
-    guarded(debug, action)
+    loaded = load_model(model)
+    write_csv_frames(predict_frames(loaded, data, proba), output)
+    if output is not None:
+        sys.stderr.write(f"predictions written to {output}\n")
 
 
 # --- evaluate --------------------------------------------------------------------------------
 @app.command()
+@errors_handled
 def evaluate(
     model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
     data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the feature columns and the target column"),
@@ -218,29 +225,27 @@ def evaluate(
 
     Example: nnctl evaluate "$RUN" datasets/iris.csv --fail-under accuracy=0.9
     """
+    import json
 
-    def action():
-        import json
+    from .commands.predict import check_thresholds, evaluate_csv
+    from .ui.printing import print_evaluation
 
-        from .api import check_thresholds, evaluate_csv
-        from .outputs import print_evaluation
-
-        report = evaluate_csv(model, data)
-        missed = check_thresholds(report, fail_under or [], fail_over or [])
-        if json_:
-            typer.echo(json.dumps(report))
-        else:
-            print_evaluation(report)
-        for line in missed:
-            sys.stderr.write(f"failed: {line}\n")
-        if missed:
-            raise typer.Exit(EXIT_CHECK_FAILED)
-
-    guarded(debug, action)
+    under, over = parse_limits("--fail-under", fail_under or []), parse_limits("--fail-over", fail_over or [])
+    report = evaluate_csv(model, data)
+    missed = check_thresholds(report, under, over)
+    if json_:
+        typer.echo(json.dumps(report))
+    else:
+        print_evaluation(report)
+    for line in missed:
+        sys.stderr.write(f"failed: {line}\n")
+    if missed:
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 # --- gradcheck -------------------------------------------------------------------------------
 @app.command()
+@errors_handled
 def gradcheck(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
@@ -254,22 +259,18 @@ def gradcheck(
 
     Example: nnctl gradcheck configs/iris.yaml --set model.activation=gelu
     """
+    from .commands.gradcheck import run_gradcheck
+    from .ui.printing import print_gradcheck
 
-    def action():
-        from .gradcheck import run_gradcheck
-        from .outputs import print_gradcheck
-
-        results = run_gradcheck(config, set_ or [], rows, max_entries)
-        passed = all(r.passed(tol) for r in results)
-        print_gradcheck(results, tol, json_)
-        if not passed:
-            raise typer.Exit(EXIT_CHECK_FAILED)
-
-    guarded(debug, action)
+    results = run_gradcheck(config, set_ or [], rows, max_entries)
+    print_gradcheck(results, tol, json_)
+    if not all(r.passed(tol) for r in results):
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 # --- trace -----------------------------------------------------------------------------------
 @app.command()
+@errors_handled
 def trace(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
@@ -282,24 +283,21 @@ def trace(
 
     Example: nnctl trace configs/xor.yaml --rows 4 --steps 1
     """
+    import json
 
-    def action():
-        import json
+    from .commands.trace import run_trace
+    from .ui.printing import print_trace
 
-        from .tracing import run_trace
-        from .outputs import print_trace
-
-        record = run_trace(config, set_ or [], rows, steps)
-        if json_:
-            typer.echo(json.dumps(record))
-        else:
-            print_trace(record)
-
-    guarded(debug, action)
+    record = run_trace(config, set_ or [], rows, steps)
+    if json_:
+        typer.echo(json.dumps(record))
+    else:
+        print_trace(record)
 
 
 # --- plot ------------------------------------------------------------------------------------
 @app.command()
+@errors_handled
 def plot(
     runs: List[Path] = typer.Argument(..., metavar="RUN...", help="One or more run folders"),
     output: Path = typer.Option(Path("loss-curves.png"), "--output", "-o", help="PNG file to write"),
@@ -309,32 +307,30 @@ def plot(
 
     Example: nnctl plot runs/iris-* --output compare.png
     """
+    from .commands.plot import plot_histories
+    from .runs.folder import read_history
 
-    def action():
-        from .plot import plot_histories
-        from .runs import read_history
-
-        curves = [(Path(r).name, read_history(r)) for r in runs]
-        typer.echo(str(plot_histories(curves, output)))
-
-    guarded(debug, action)
+    curves = [(Path(r).name, read_history(r)) for r in runs]
+    typer.echo(str(plot_histories(curves, output)))
 
 
 # --- schema, init, runs ----------------------------------------------------------------------
 @app.command()
-def schema():
+@errors_handled
+def schema(debug: bool = DebugOption):
     """Print the config's JSON Schema (for editor completion and checks).
 
     Example: nnctl schema > nnctl.schema.json
     """
     import json
 
-    from .schema import json_schema
+    from .config.schema import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
 @app.command()
+@errors_handled
 def init(
     path: Path = typer.Argument(Path("nnctl.yaml"), metavar="[PATH]", help="Where to write the config"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
@@ -344,25 +340,23 @@ def init(
 
     Example: nnctl init my.yaml && nnctl train my.yaml
     """
+    from .atomic import write_text_atomic
+    from .config.schema import starter_config
+    from .errors import NnctlError
 
-    def action():
-        from .errors import NnctlError
-        from .outputs import write_text_atomic
-        from .schema import starter_config
-
-        if path.exists() and not force:
-            raise NnctlError("file exists", str(path), "pass --force to overwrite it")
-        iris = Path(__file__).resolve().parent / "examples" / "iris.csv"
-        write_text_atomic(path, starter_config(str(iris), "species"))
-        sys.stderr.write(f"wrote {path}; train it with: nnctl train {path}\n")
-
-    guarded(debug, action)
+    if path.exists() and not force:
+        raise NnctlError("file exists", str(path), "pass --force to overwrite it")
+    iris = Path(__file__).resolve().parent / "examples" / "iris.csv"
+    write_text_atomic(path, starter_config(str(iris), "species"))
+    sys.stderr.write(f"wrote {path}; train it with: nnctl train {path}\n")
 
 
 @app.command(name="runs")
+@errors_handled
 def runs_(
     folder: Path = typer.Argument(Path("runs"), metavar="[DIR]", help="Folder holding run folders"),
     json_: bool = typer.Option(False, "--json", help="Print a JSON list"),
+    debug: bool = DebugOption,
 ):
     """List runs, newest first, with their final metrics.
 
@@ -370,8 +364,8 @@ def runs_(
     """
     import json
 
-    from .outputs import print_runs
-    from .runs import list_runs
+    from .runs.folder import list_runs
+    from .ui.printing import print_runs
 
     found = list_runs(folder)
     if json_:

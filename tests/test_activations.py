@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from nnctl.activations import ACTIVATIONS, erf
+from nnctl.nn.activations import ACTIVATIONS, erf
 
 NAMES = sorted(ACTIVATIONS)
 

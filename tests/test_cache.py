@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import nnctl.cache as cache
+import nnctl.data.cache as cache
 from nnctl.config import load_config
 from nnctl.data import load_dataset
 
@@ -17,12 +17,12 @@ def cached_config(write_config, write_csv, monkeypatch):
 
 
 def _parse_fails(monkeypatch):
-    import nnctl.data
+    import nnctl.data.dataset
 
     def fail(cfg):
         raise AssertionError("parsed the CSV again")
 
-    monkeypatch.setattr(nnctl.data, "_prepare", fail)
+    monkeypatch.setattr(nnctl.data.dataset, "_prepare", fail)
 
 
 def test_second_load_comes_from_the_cache_and_is_identical(cached_config, monkeypatch):

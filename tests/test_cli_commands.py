@@ -84,8 +84,8 @@ def test_predict_regression_in_target_units(diabetes_run):
 
 
 def test_predict_in_chunks_gives_the_same_rows(iris_run):
-    from nnctl.api import predict_frames
-    from nnctl.model import load_model
+    from nnctl.commands.predict import predict_frames
+    from nnctl.runs.model import load_model
 
     model = load_model(iris_run)
     whole = next(predict_frames(model, IRIS, proba=True))

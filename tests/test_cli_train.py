@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from nnctl.model import load_model
+from nnctl.runs.model import load_model
 
 from .cli_helpers import assert_clean_error, cli, subprocess_cli
 from .conftest import CONFIGS, DATASETS

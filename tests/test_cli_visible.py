@@ -30,7 +30,7 @@ def test_gradcheck_passes_for_every_task_and_loss(config, sets):
 
 
 def test_gradcheck_fails_with_exit_1_on_a_wrong_derivative(monkeypatch):
-    import nnctl.activations as acts
+    import nnctl.nn.activations as acts
 
     def wrong_backward(delta, z, a, saved=None):
         delta *= 1 - a  # the true derivative of tanh is 1 - a**2
@@ -49,7 +49,7 @@ def test_gradcheck_on_an_init_from_model(tmp_path):
 
 def _hand_config(tmp_path, write_config):
     """A 2-2-1 regression network with known weights, saved as a model to start from."""
-    from nnctl.model import load_model, save_model
+    from nnctl.runs.model import load_model, save_model
 
     data = tmp_path / "tiny.csv"
     data.write_text("x1,x2,y\n1,2,0.5\n0.5,-1,1.0\n")
@@ -140,9 +140,9 @@ def test_runs_get_a_loss_png_and_plot_compares_runs(tmp_path):
 
 
 def test_without_matplotlib_plot_says_how_to_install_and_train_still_works(tmp_path, monkeypatch):
-    import nnctl.plot
+    import nnctl.commands.plot
 
-    monkeypatch.setattr(nnctl.plot, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(nnctl.commands.plot, "have_matplotlib", lambda: False)
     run = cli("train", CONFIGS / "xor.yaml", "--runs-dir", tmp_path, "--quiet", "--set", "training.iterations=2").stdout.strip()
     from pathlib import Path
 

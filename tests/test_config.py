@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from nnctl.config import dump_config, load_config, parse_override, resolve
+from nnctl.config import dump_config, load_config, resolve
+from nnctl.config.yamlfile import parse_override
 from nnctl.errors import NnctlError
 
 from .conftest import DATASETS
@@ -70,7 +71,7 @@ def test_error_names_the_line(write_config):
 
 
 def test_allowed_names_come_from_the_math_tables(write_config):
-    from nnctl.activations import ACTIVATIONS
+    from nnctl.nn.activations import ACTIVATIONS
 
     message = error_of(write_config(MINIMAL + "model:\n  activation: nope\n"))
     for name in ACTIVATIONS:

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from nnctl.config import load_config
-from nnctl.data import load_dataset, stratified_split
+from nnctl.data import load_dataset
+from nnctl.data.dataset import stratified_split
 from nnctl.errors import NnctlError
 
 
@@ -106,7 +107,7 @@ def test_missing_file(write_config, tmp_path):
 
 @pytest.mark.parametrize("kind", ["standard", "minmax"])
 def test_scaler_stats_over_row_chunks_match_float64_numpy(monkeypatch, kind):
-    import nnctl.encoding as encoding
+    import nnctl.data.encoding as encoding
 
     monkeypatch.setattr(encoding, "STATS_ROWS", 7)  # several chunks and a ragged last one
     X = (np.random.default_rng(4).normal(size=(50, 3)) * [1, 1e3, 1e-3] + [0, 5e4, -2]).astype(np.float32)

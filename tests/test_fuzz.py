@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from nnctl.model import load_model
+from nnctl.runs.model import load_model
 
 from .cli_helpers import cli
 from .conftest import DATASETS

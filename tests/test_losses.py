@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from nnctl.losses import LOSSES, loss_for
+from nnctl.nn.losses import LOSSES, loss_for
 
 
 def _targets(name, rng, rows, outputs):

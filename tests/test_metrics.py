@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from nnctl.metrics import classification_report, confusion_matrix, r2, regression_report
+from nnctl.nn.metrics import classification_report, confusion_matrix, r2, regression_report
 
 
 def test_classification_by_hand():

@@ -3,11 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from nnctl.api import build_network, train_config
+from nnctl.commands.train import train_config
+from nnctl.training.build import build_network
 from nnctl.config import load_config
 from nnctl.data import load_dataset
 from nnctl.errors import NnctlError
-from nnctl.model import load_model
+from nnctl.runs.model import load_model
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from nnctl.activations import ACTIVATIONS
-from nnctl.gradcheck import check_gradients
-from nnctl.losses import LOSSES
-from nnctl.network import INITIALIZERS, MLP
+from nnctl.nn.activations import ACTIVATIONS
+from nnctl.nn.gradcheck import check_gradients
+from nnctl.nn.losses import LOSSES
+from nnctl.nn.initializers import INITIALIZERS
+from nnctl.nn.network import MLP
 
 
 def _targets(loss, rng, rows, outputs):
@@ -33,7 +34,7 @@ def test_backprop_matches_finite_differences(activation, loss):
 
 
 def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
-    import nnctl.activations as acts
+    import nnctl.nn.activations as acts
 
     wrong = acts.Activation(acts.tanh, lambda delta, z, a, saved=None: delta.__imul__(1 - a), "xavier")
     monkeypatch.setitem(acts.ACTIVATIONS, "tanh", wrong)

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from nnctl.optimizers import SCHEDULES, learning_rate, make_optimizer
+from nnctl.nn.optimizers import make_optimizer
+from nnctl.nn.schedules import SCHEDULES, learning_rate
 
 BASE = {"l2": 0.0, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "alpha": 0.99}
 

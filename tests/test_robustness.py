@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from nnctl.model import load_model
+from nnctl.runs.model import load_model
 
 from .cli_helpers import assert_clean_error, cli
 from .conftest import CONFIGS, DATASETS
@@ -250,12 +250,12 @@ def test_features_are_held_once_as_contiguous_arrays(iris_config):
 def test_a_full_disk_while_saving_is_a_clean_error_and_leaves_no_run(tmp_path, monkeypatch):
     import errno
 
-    import nnctl.model
+    import nnctl.commands.train
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "model.npz"))
 
-    monkeypatch.setattr(nnctl.model, "save_model", full)
+    monkeypatch.setattr(nnctl.commands.train, "save_model", full)
     result = cli("train", CONFIGS / "xor.yaml", "--runs-dir", tmp_path / "runs", "--set", "training.iterations=2")
     assert_clean_error(result, "No space left on device", "free disk space")
     assert_no_run(tmp_path / "runs")

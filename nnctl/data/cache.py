@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import NnctlError
+from ..errors import NnctlError
 
 FORMAT = 1
 MIN_BYTES = 1 << 20
@@ -57,7 +57,7 @@ def limit_bytes() -> int:
 
 def cache_key(cfg: dict) -> str | None:
     """The entry's name for this config's data, or None when the file is too small to cache."""
-    from . import __version__
+    from .. import __version__
 
     path = Path(cfg["data"]["path"])
     stat = path.stat()
@@ -71,7 +71,7 @@ def cache_key(cfg: dict) -> str | None:
 
 def load(key: str):
     """The cached Dataset, or None (a damaged entry is removed)."""
-    from .data import Dataset
+    from .dataset import Dataset
     from .encoding import FeatureEncoder
 
     folder = cache_dir() / key

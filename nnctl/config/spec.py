@@ -1,12 +1,13 @@
 """The config's keys: one table (`spec()`) of every key with its default, type, range and help.
 
-The validator (`config.py`), the JSON Schema and the starter config (`schema.py`) all read this
-table; allowed names (activations, losses, optimizers, ...) come from the tables the math uses.
+The validator (`validate.py`), the JSON Schema and the starter config (`schema.py`) all walk this
+table, sub-keys included (`Key.sub`); allowed names (activations, losses, optimizers, schedules)
+come from the tables the math uses.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 REQUIRED = object()
@@ -16,29 +17,48 @@ SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 @dataclass
 class Key:
     default: Any
-    kind: str  # int | float | bool | str | choice | path | names | layers | activation | ...
+    kind: str  # a name in kinds.KINDS: int | float | bool | choice | path | schedule | ...
     help: str
     choices: tuple = ()
     low: float | None = None  # inclusive unless low_open
-    high: float | None = None  # exclusive
+    high: float | None = None  # exclusive unless high_closed
     low_open: bool = False
+    high_closed: bool = False
     nullable: bool = False
-    sub: dict = field(default_factory=dict)  # for mappings: their own keys
+    # a mapping's own keys: {name: Key}; for `schedule`, {schedule name: {name: Key}}
+    sub: dict = field(default_factory=dict)
 
 
-def _names(table_module: str, table: str) -> tuple:
-    import importlib
+def _schedule_keys() -> dict:
+    """Each schedule's own keys, with the defaults the schedule table gives them."""
+    from ..nn.schedules import SCHEDULES
 
-    return tuple(getattr(importlib.import_module(f"nnctl.{table_module}"), table))
+    ranges = {
+        "step_size": Key(None, "int", "epochs between decays", low=1),
+        "gamma": Key(None, "float", "factor applied at each decay", low=0.0, low_open=True, high=1.0, high_closed=True),
+        "min_learning_rate": Key(None, "float", "the learning rate at the last epoch", low=0.0),
+    }
+    return {name: {k: replace(ranges[k], default=default) for k, default in own.items()}
+            for name, (_, own) in SCHEDULES.items()}
+
+
+EARLY_STOPPING_METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2")
+
+EARLY_STOPPING = {
+    "patience": Key(20, "int", "logged epochs without improvement before stopping", low=1),
+    "min_delta": Key(0.0, "float", "the smallest change that counts as an improvement", low=0.0),
+    "metric": Key("val_loss", "choice", "the value watched", EARLY_STOPPING_METRICS),
+    "restore_best": Key(True, "bool", "end with the best epoch's weights"),
+}
 
 
 def _spec() -> dict:
-    # Allowed names are read from the tables the math uses: one source of truth.
-    activations = _names("activations", "ACTIVATIONS")
-    losses = ("auto",) + _names("losses", "LOSSES")
-    optimizers = _names("optimizers", "OPTIMIZERS")
-    schedules = _names("optimizers", "SCHEDULES")
-    inits = ("auto",) + _names("network", "INITIALIZERS")
+    from ..nn.activations import ACTIVATIONS
+    from ..nn.initializers import INITIALIZERS
+    from ..nn.losses import LOSSES
+    from ..nn.optimizers import OPTIMIZERS
+    from ..nn.schedules import SCHEDULES
+
     return {
         "seed": Key(42, "int", "init seed; the same seed gives bit-identical weights", low=0),
         "data": {
@@ -56,34 +76,33 @@ def _spec() -> dict:
         "model": {
             "task": Key("auto", "choice", "auto | classification | regression", ("auto", "classification", "regression")),
             "layers": Key([16, 16], "layers", "hidden layer sizes; input and output sizes come from the data"),
-            "activation": Key("relu", "activation", "one name, or a list with one per hidden layer", activations),
-            "init": Key("auto", "choice", "weight initializer (auto: he for the relu family, xavier otherwise)", inits),
+            "activation": Key("relu", "activation", "one name, or a list with one per hidden layer", tuple(ACTIVATIONS)),
+            "init": Key("auto", "choice", "weight initializer (auto: he for the relu family, xavier otherwise)", ("auto",) + tuple(INITIALIZERS)),
             "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
         },
         "training": {
             "learning_rate": Key(0.01, "float", "step size of every update", low=0.0, low_open=True),
             "iterations": Key(200, "int", "epochs: passes over the training data", low=1),
             "batch_size": Key(32, "int", "rows per update; null or 0 = full batch", low=0, nullable=True),
-            "optimizer": Key("sgd", "choice", "update rule (PyTorch's equations)", optimizers),
+            "optimizer": Key("sgd", "choice", "update rule (PyTorch's equations)", tuple(OPTIMIZERS)),
             "momentum": Key(0.9, "float", "for momentum / nesterov", low=0.0, high=1.0),
             "beta1": Key(0.9, "float", "adam / adamw: decay of the first moment", low=0.0, high=1.0),
             "beta2": Key(0.999, "float", "adam / adamw: decay of the second moment", low=0.0, high=1.0),
             "eps": Key(1e-8, "float", "adam / adamw / rmsprop: added to the denominator", low=0.0, low_open=True),
             "alpha": Key(0.99, "float", "rmsprop: decay of the squared-gradient average", low=0.0, high=1.0),
-            "schedule": Key({"name": "constant"}, "schedule", "learning-rate schedule: a name, or {name: step, step_size: 50, gamma: 0.1}", schedules),
-            "loss": Key("auto", "choice", "auto picks cross_entropy / binary_cross_entropy / mse from the task", losses),
+            "schedule": Key({"name": "constant"}, "schedule", "learning-rate schedule: a name, or {name: step, step_size: 50, gamma: 0.1}",
+                            tuple(SCHEDULES), sub=_schedule_keys()),
+            "loss": Key("auto", "choice", "auto picks cross_entropy / binary_cross_entropy / mse from the task", ("auto",) + tuple(LOSSES)),
             "l2": Key(0.0, "float", "weight decay: adds l2 * W to each weight gradient (biases are not decayed)", low=0.0),
             "shuffle": Key(True, "bool", "reshuffle the training rows every epoch"),
-            "early_stopping": Key(None, "early_stopping", "null, or {patience: 20, min_delta: 0.0, metric: val_loss, restore_best: true}", nullable=True),
+            "early_stopping": Key(None, "early_stopping", "null, or {patience: 20, min_delta: 0.0, metric: val_loss, restore_best: true}",
+                                  nullable=True, sub=EARLY_STOPPING),
             "dtype": Key("float32", "choice", "float32 | float64, used throughout", ("float32", "float64")),
             "log_every": Key("auto", "log_every", "measure and log every Nth epoch (and the first and last); auto keeps about 200 rows", low=1),
             "display_rows": Key(30, "int", "about how many epochs the loss table shows (plus the last)", low=1),
         },
     }
 
-
-EARLY_STOPPING_DEFAULTS = {"patience": 20, "min_delta": 0.0, "metric": "val_loss", "restore_best": True}
-EARLY_STOPPING_METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2")
 
 _SPEC: dict | None = None
 

@@ -1,4 +1,4 @@
-"""Optimizers (PyTorch's update equations) and learning-rate schedules.
+"""Optimizers: PyTorch's update equations, each a class that owns its state.
 
 Each optimizer owns its state (velocities, moments, step count) and has one method, `step`,
 that updates the parameters in place from their gradients. `l2` is weight decay as PyTorch's
@@ -90,6 +90,7 @@ class Adam(Optimizer):
         self.decoupled_l2 = l2 if decoupled else 0.0
         self.ms = [np.zeros_like(p) for p in params]
         self.vs = [np.zeros_like(p) for p in params]
+        self._c1 = self._c2_sqrt = 1.0  # bias corrections of the step being taken
 
     def step(self, grads, lr):
         self._c1 = 1.0 - self.beta1 ** (self.t + 1)
@@ -138,13 +139,18 @@ class RMSprop(Optimizer):
         p -= s
 
 
+# name -> (params, the config's `training` section, decay masks) -> Optimizer
 OPTIMIZERS = {
-    "sgd": lambda params, t, d: SGD(params, t["l2"], d),
-    "momentum": lambda params, t, d: Momentum(params, t["l2"], t["momentum"], decay=d),
-    "nesterov": lambda params, t, d: Momentum(params, t["l2"], t["momentum"], nesterov=True, decay=d),
-    "adam": lambda params, t, d: Adam(params, t["l2"], t["beta1"], t["beta2"], t["eps"], decay=d),
-    "adamw": lambda params, t, d: Adam(params, t["l2"], t["beta1"], t["beta2"], t["eps"], decoupled=True, decay=d),
-    "rmsprop": lambda params, t, d: RMSprop(params, t["l2"], t["alpha"], t["eps"], decay=d),
+    "sgd": lambda params, training, decay: SGD(params, training["l2"], decay),
+    "momentum": lambda params, training, decay: Momentum(params, training["l2"], training["momentum"], decay=decay),
+    "nesterov": lambda params, training, decay: Momentum(params, training["l2"], training["momentum"], nesterov=True,
+                                                         decay=decay),
+    "adam": lambda params, training, decay: Adam(params, training["l2"], training["beta1"], training["beta2"],
+                                                 training["eps"], decay=decay),
+    "adamw": lambda params, training, decay: Adam(params, training["l2"], training["beta1"], training["beta2"],
+                                                  training["eps"], decoupled=True, decay=decay),
+    "rmsprop": lambda params, training, decay: RMSprop(params, training["l2"], training["alpha"], training["eps"],
+                                                       decay=decay),
 }
 
 
@@ -157,38 +163,3 @@ def make_optimizer(params, training: dict, decay=None) -> Optimizer:
 def network_optimizer(network, training: dict) -> Optimizer:
     """An optimizer over a network's flat parameters: `step([network.flat_grads], lr)`."""
     return make_optimizer([network.flat_params], training, decay=[network.decay_mask])
-
-
-# --- learning-rate schedules, per epoch (epoch counts from 0) --------------------------------
-def _constant(lr, epoch, epochs, s):
-    return lr
-
-
-def _step(lr, epoch, epochs, s):
-    return lr * s["gamma"] ** (epoch // s["step_size"])
-
-
-def _exponential(lr, epoch, epochs, s):
-    return lr * s["gamma"] ** epoch
-
-
-def _cosine(lr, epoch, epochs, s):
-    low = s["min_learning_rate"]
-    return low + (lr - low) * (1 + math.cos(math.pi * epoch / max(epochs, 1))) / 2
-
-
-# name -> (function, its own keys with their defaults)
-SCHEDULES = {
-    "constant": (_constant, {}),
-    "step": (_step, {"step_size": 50, "gamma": 0.1}),
-    "exponential": (_exponential, {"gamma": 0.99}),
-    "cosine": (_cosine, {"min_learning_rate": 0.0}),
-}
-
-
-def learning_rate(training: dict, epoch: int) -> float:
-    """The learning rate for `epoch` under the resolved config's schedule (as PyTorch's StepLR,
-    ExponentialLR and CosineAnnealingLR with T_max = iterations)."""
-    schedule = training["schedule"]
-    function, _ = SCHEDULES[schedule["name"]]
-    return function(training["learning_rate"], epoch, training["iterations"], schedule)

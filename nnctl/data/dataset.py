@@ -13,7 +13,7 @@ import numpy as np
 
 from .csvfile import read_csv, sniff
 from .encoding import FeatureEncoder, fit_target_scaler, is_number
-from .errors import NnctlError, did_you_mean
+from ..errors import NnctlError, did_you_mean
 
 MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is taken as classes
 
@@ -119,7 +119,7 @@ def _prepare(cfg: dict) -> Dataset:
 def _check_fits(path: Path, columns: int, used: int, itemsize: int) -> None:
     """Parsing keeps about 8 bytes per used cell (plus strings), and the feature matrix
     `itemsize` more; the file's size over its column count estimates the cells."""
-    from .resources import require_memory
+    from ..resources import require_memory
 
     size = path.stat().st_size
     cells = size / max(columns, 1) * used / 4  # a numeric cell takes about 4 bytes of text or more

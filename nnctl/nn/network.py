@@ -6,56 +6,24 @@ fan_out), biases (fan_out,), inputs (rows, features); one dtype throughout.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .activations import ACTIVATIONS
+from .initializers import INITIALIZERS, init_names
 from .losses import LOSSES
 
-
-# name -> weight sampler (rng, fan_in, fan_out) -> float64 array; biases start at zero
-def _he(rng, fan_in, fan_out):
-    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
+CHUNK = 2048  # rows per forward pass when scoring or predicting: fast BLAS, small buffers
 
 
-def _he_uniform(rng, fan_in, fan_out):
-    limit = np.sqrt(6.0 / fan_in)
-    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
-
-
-def _xavier(rng, fan_in, fan_out):
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=(fan_in, fan_out))
-
-
-def _xavier_normal(rng, fan_in, fan_out):
-    return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=(fan_in, fan_out))
-
-
-def _lecun(rng, fan_in, fan_out):
-    return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=(fan_in, fan_out))
-
-
-def _normal(rng, fan_in, fan_out):
-    return rng.normal(0.0, 0.05, size=(fan_in, fan_out))
-
-
-INITIALIZERS = {
-    "he": _he,
-    "he_uniform": _he_uniform,
-    "xavier": _xavier,
-    "glorot": _xavier,
-    "xavier_normal": _xavier_normal,
-    "lecun": _lecun,
-    "normal": _normal,
-}
-
-
-def init_names(activations: list[str], output: str, init: str) -> list[str]:
-    """The initializer of each layer: `auto` picks He for the ReLU family, Xavier otherwise
-    (and for the output layer, whose softmax/sigmoid/identity is not ReLU-like)."""
-    if init != "auto":
-        return [init] * (len(activations) + 1)
-    return [ACTIVATIONS[a].init for a in activations] + ["xavier"]
+class Buffers(NamedTuple):
+    """Per-layer arrays of one batch, reused from batch to batch (see `MLP._buffers_for`)."""
+    zs: list  # pre-activations z_i, (rows, units_i)
+    outs: list  # activations a_i = f_i(z_i), (rows, units_i)
+    saved: list  # what each hidden activation keeps for its backward, (rows, units_i)
+    deltas: list | None  # dL/dz_i, (rows, units_i); made on the first backward pass
+    ones: np.ndarray | None  # 1ᵀ, (rows,): sums over rows as one BLAS product
 
 
 class MLP:
@@ -102,7 +70,7 @@ class MLP:
         """Draw weights from `numpy.random.default_rng(seed)` (float64, then cast), layer by
         layer; the same seed gives bit-identical weights. Biases start at zero."""
         rng = np.random.default_rng(seed)
-        inits = init_names(list(activations), LOSSES[loss].output, init)
+        inits = init_names(list(activations), init, lambda name: ACTIVATIONS[name].init)
         weights, biases = [], []
         for fan_in, fan_out, name in zip(sizes[:-1], sizes[1:], inits):
             weights.append(INITIALIZERS[name](rng, fan_in, fan_out).astype(dtype))
@@ -119,7 +87,7 @@ class MLP:
         return self.weights[0].dtype
 
     @property
-    def output_activations(self) -> list[str]:
+    def layer_activations(self) -> list[str]:
         """Every layer's activation, the output's included (as model.npz stores them)."""
         return self.activation_names + [self.loss.output]
 
@@ -138,13 +106,12 @@ class MLP:
                    self.activation_names, self.loss_name)
 
     # --- forward ----------------------------------------------------------------------------
-    def _buffers_for(self, rows: int, backward: bool = False):
-        """(pre-activations, activations, saved, deltas, 1ᵀ) for a batch of `rows`; `saved` is
-        what each hidden activation keeps for its backward. One set of buffers is allocated, for
-        the largest batch seen; smaller batches get row-slices of it (views, cached per size), so
-        the training loop allocates nothing per batch and memory holds one set however many
-        batch sizes training, scoring and prediction use. Deltas and 1ᵀ are made on the first
-        backward pass: forward-only use never needs them."""
+    def _buffers_for(self, rows: int, backward: bool = False) -> Buffers:
+        """The Buffers for a batch of `rows`. One set is allocated, for the largest batch seen;
+        smaller batches get row-slices of it (views, cached per size), so the training loop
+        allocates nothing per batch and memory holds one set however many batch sizes training,
+        scoring and prediction use. Deltas and 1ᵀ are made on the first backward pass:
+        forward-only use never needs them."""
         views = self._buffers.get(rows)
         if views is None:
             if rows > self._capacity:
@@ -152,16 +119,17 @@ class MLP:
                 units = [W.shape[1] for W in self.weights]
                 zs, outs = ([np.empty((rows, n), dtype=self.dtype) for n in units] for _ in range(2))
                 saved = [np.empty((rows, n), dtype=self.dtype) for n in units[:-1]]  # hidden layers
-                self._full = [zs, outs, saved, None, None]
+                self._full = Buffers(zs, outs, saved, None, None)
                 self._buffers.clear()
-            views = [[b[:rows] for b in self._full[k]] for k in range(3)] + [None, None]
-            self._buffers[rows] = views
-        if backward and views[3] is None:
-            if self._full[3] is None:
-                self._full[3] = [np.empty_like(z) for z in self._full[0]]
-                self._full[4] = np.ones(self._capacity, dtype=self.dtype)  # 1ᵀ: row sums with BLAS
-            views[3] = [d[:rows] for d in self._full[3]]
-            views[4] = self._full[4][:rows]
+            full = self._full
+            views = Buffers([z[:rows] for z in full.zs], [a[:rows] for a in full.outs],
+                            [k[:rows] for k in full.saved], None, None)
+        if backward and views.deltas is None:
+            if self._full.deltas is None:
+                self._full = self._full._replace(deltas=[np.empty_like(z) for z in self._full.zs],
+                                                 ones=np.ones(self._capacity, dtype=self.dtype))
+            views = views._replace(deltas=[d[:rows] for d in self._full.deltas], ones=self._full.ones[:rows])
+        self._buffers[rows] = views
         return views
 
     def forward(self, X: np.ndarray) -> np.ndarray:
@@ -172,8 +140,7 @@ class MLP:
         a = X
         # the hidden layers (zip stops with `_functions`, one per hidden layer), then the output
         for W, b, f, z, out, keep in zip(self.weights, self.biases, self._functions, zs, outs, saved):
-            # np.dot rather than np.matmul: a little less dispatch per call on small products
-            # (W2's forward 33 -> 31 us, backward 34 -> 33 us per batch), the same on large ones
+            # np.dot rather than np.matmul: less dispatch per call on small products
             np.dot(a, W, out=z)
             z += b
             a = f.forward(z, out, keep)
@@ -184,8 +151,8 @@ class MLP:
 
     def loss_value(self, y) -> float:
         """Loss of the last forward pass against targets y."""
-        zs, outs = self._buffers_for(self._X.shape[0])[:2]
-        return self.loss.value(zs[-1], outs[-1], y)
+        buffers = self._buffers_for(self._X.shape[0])
+        return self.loss.value(buffers.zs[-1], buffers.outs[-1], y)
 
     # --- backward ---------------------------------------------------------------------------
     def backward(self, y) -> list[np.ndarray]:
@@ -211,12 +178,19 @@ class MLP:
     def internals(self) -> tuple:
         """(X, zs, activations, deltas) of the last forward/backward pass, per layer: what
         `nnctl trace` shows. Buffers, overwritten by the next pass."""
-        zs, outs, _, deltas, _ = self._buffers_for(self._X.shape[0])
-        return self._X, zs, outs, deltas
+        buffers = self._buffers_for(self._X.shape[0])
+        return self._X, buffers.zs, buffers.outs, buffers.deltas
 
-    def predict_output(self, X: np.ndarray, chunk: int = 2048) -> np.ndarray:
-        """Output activations for any number of rows, in chunks; returns a new array."""
-        parts = [self.forward(X[s:s + chunk]).copy() for s in range(0, X.shape[0], chunk)]
-        if not parts:
-            return np.empty((0, self.sizes[-1]), dtype=self.dtype)
-        return np.concatenate(parts)
+    def forward_chunks(self, X: np.ndarray, chunk: int = CHUNK):
+        """Yield (start, output) for consecutive chunks of X's rows: the whole of X scored with
+        buffers of at most `chunk` rows. Each output is overwritten by the next chunk; the loss
+        of the chunk against its targets is `loss_value`."""
+        for start in range(0, X.shape[0], chunk):
+            yield start, self.forward(X[start:start + chunk])
+
+    def predict_output(self, X: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+        """Output activations (rows, outputs) for any number of rows; a new array."""
+        out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        for start, part in self.forward_chunks(X, chunk):
+            out[start:start + len(part)] = part
+        return out

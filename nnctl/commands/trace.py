@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.optimizers import network_optimizer
+from ..nn.schedules import learning_rate
+from ..training.build import architecture, prepare_float64
+
 
 def _m(a) -> list:
     # + 0.0 turns -0.0 (ReLU's z * 0 for negative z, a delta masked to 0) into 0.0: the same
@@ -17,18 +21,14 @@ def _m(a) -> list:
 
 
 def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
-    from .api import architecture
-    from .gradcheck import prepare_float64
-    from .optimizers import learning_rate, network_optimizer
-
-    network, X, y, cfg, dataset = prepare_float64(config, overrides, rows)
+    network, X, y, cfg = prepare_float64(config, overrides, rows)
     training = cfg["training"]
     optimizer = network_optimizer(network, training)
     lr = learning_rate(training, 0)
     layers = len(network.weights)
     record = {
         "config": str(config), "architecture": architecture(network.sizes), "rows": int(len(X)),
-        "activations": network.output_activations, "loss": network.loss_name,
+        "activations": network.layer_activations, "loss": network.loss_name,
         "optimizer": training["optimizer"], "learning_rate": lr, "l2": training["l2"],
         "input": _m(X), "targets": _m(y),
         "initial": [{"layer": i, "W": _m(W), "b": _m(b)} for i, (W, b) in enumerate(zip(network.weights, network.biases))],
@@ -39,7 +39,7 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
         loss = network.loss_value(y)
         network.backward(y)
         _, zs, outs, deltas = network.internals()
-        forward = [{"layer": i, "activation": network.output_activations[i], "z": _m(zs[i]), "a": _m(outs[i])}
+        forward = [{"layer": i, "activation": network.layer_activations[i], "z": _m(zs[i]), "a": _m(outs[i])}
                    for i in range(layers)]
         backward = [{"layer": i, "delta": _m(deltas[i]), "dW": _m(network.grads_W[i]), "db": _m(network.grads_b[i])}
                     for i in reversed(range(layers))]

@@ -12,20 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import NnctlError
-from .metrics import r2
-from .network import MLP
-from .optimizers import learning_rate, network_optimizer
-
-
-class Callback:
-    """What a reporter may implement; every method is optional."""
-
-    def on_train_begin(self, info: dict) -> None: ...
-
-    def on_epoch_end(self, log: dict) -> None: ...
-
-    def on_train_end(self, result: "TrainResult") -> None: ...
+from ..errors import NnctlError
+from ..nn.network import MLP
+from ..nn.optimizers import network_optimizer
+from ..nn.schedules import learning_rate
+from .callbacks import Callback
+from .scoring import metric_name, score, targets_for
+from .stopping import EarlyStopping
 
 
 @dataclass
@@ -39,69 +32,10 @@ class TrainResult:
     run: object = None  # the run folder's Path, once saved
 
 
-def targets_for(network: MLP, y: np.ndarray) -> np.ndarray:
-    """Targets in the form the network's loss takes: one-hot rows for cross_entropy, a column
-    of 0/1 for binary_cross_entropy, floats for regression — all (rows, outputs)."""
-    if network.loss_name == "cross_entropy":
-        onehot = np.zeros((len(y), network.sizes[-1]), dtype=network.dtype)
-        onehot[np.arange(len(y)), y.astype(np.int64, copy=False)] = 1
-        return onehot
-    return y.astype(network.dtype, copy=False).reshape(len(y), -1)
-
-
-def metric_name(task: str) -> str:
-    return "accuracy" if task == "classification" else "r2"
-
-
-CHUNK = 2048  # rows per forward pass when scoring: large enough for fast BLAS, small in memory
-
-
-def score(network: MLP, task: str, X: np.ndarray, y: np.ndarray, targets=None) -> tuple[float, float]:
-    """(loss, accuracy or R²) of the network on (X, y): one forward pass, in chunks of rows.
-    `targets` is `targets_for(network, y)`, when the caller already has it."""
-    if len(X) == 0:
-        return float("nan"), float("nan")
-    t = targets_for(network, y) if targets is None else targets
-    total, correct, outputs = 0.0, 0, []
-    for s in range(0, len(X), CHUNK):
-        out = network.forward(X[s:s + CHUNK])
-        total += network.loss_value(t[s:s + CHUNK]) * len(out)
-        if task == "regression":
-            outputs.append(out.copy())
-        else:
-            predicted = out.argmax(axis=1) if out.shape[1] > 1 else (out[:, 0] > 0.5)
-            correct += int(np.count_nonzero(predicted == y[s:s + CHUNK]))
-    if task == "regression":
-        return total / len(X), r2(t, np.concatenate(outputs))
-    return total / len(X), correct / len(X)
-
-
 def log_every(training: dict) -> int:
     """Epochs between logged epochs: `auto` keeps about 200 rows of history."""
     every = training.get("log_every", 1)
     return max(1, training["iterations"] // 200) if every == "auto" else every
-
-
-class _EarlyStopping:
-    def __init__(self, cfg: dict):
-        self.cfg = cfg
-        self.maximize = cfg["metric"] in ("val_accuracy", "val_r2")
-        self.best = -math.inf if self.maximize else math.inf
-        self.best_epoch = None
-        self.best_params = None
-        self.waited = 0
-
-    def update(self, log: dict, network: MLP) -> bool:
-        """Record the epoch; True when training should stop."""
-        value = log[self.cfg["metric"]]
-        gain = value - self.best if self.maximize else self.best - value
-        if gain > self.cfg["min_delta"] or self.best_epoch is None:
-            self.best, self.best_epoch, self.waited = value, log["epoch"], 0
-            if self.cfg["restore_best"]:
-                self.best_params = network.get_params()
-            return False
-        self.waited += 1
-        return self.waited >= self.cfg["patience"]
 
 
 def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callback | None = None,
@@ -179,7 +113,7 @@ class _Loop:
         self.has_val = len(dataset.X_val) > 0
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         self.metric = f"val_{metric_name(dataset.task)}"
-        self.stopper = _EarlyStopping(training["early_stopping"]) if training["early_stopping"] else None
+        self.stopper = EarlyStopping(training["early_stopping"]) if training["early_stopping"] else None
         self.history: list[dict] = []
         self.completed = 0
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .encoding import FeatureEncoder
-from .errors import NnctlError
-from .losses import LOSSES
-from .network import MLP
+from .. import __version__
+from ..data.encoding import FeatureEncoder
+from ..errors import NnctlError
+from ..nn.losses import LOSSES
+from ..nn.network import MLP
 
 FORMAT = "nnctl-mlp"
 FORMAT_VERSION = 1
@@ -28,7 +28,7 @@ def build_meta(network: MLP, dataset, cfg: dict) -> dict:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "nnctl_version": __version__,
-        "activations": network.output_activations,
+        "activations": network.layer_activations,
         "loss": network.loss_name,
         "task": dataset.task,
         "target": dataset.target,
@@ -84,7 +84,7 @@ def load_model(path) -> "Model":
     loss = meta.get("loss") or OUTPUT_LOSS.get(activations[-1])
     if loss not in LOSSES or LOSSES[loss].output != activations[-1]:
         raise NnctlError(f"model's output activation '{activations[-1]}' is not one nnctl knows", where)
-    from .activations import ACTIVATIONS
+    from ..nn.activations import ACTIVATIONS
 
     for name in activations[:-1]:
         if name not in ACTIVATIONS:

@@ -59,24 +59,3 @@ def check_gradients(network: MLP, X: np.ndarray, y: np.ndarray, h: float = 1e-6,
         max_rel = max_abs / scale if scale > 1e-12 else max_abs
         results.append(ParamCheck(name, param.shape, len(entries), max_abs, max_rel))
     return results
-
-
-def prepare_float64(config, overrides, rows: int):
-    """(network, X, y) for a config in float64: the network it would train (its seed, or
-    `init_from`), and the first `rows` rows of its training part."""
-    from .api import build_network
-    from .config import load_config
-    from .data import load_dataset
-    from .trainer import targets_for
-
-    cfg = load_config(config, list(overrides) + ["training.dtype=float64"])
-    dataset = load_dataset(cfg)
-    network = build_network(cfg, dataset)
-    X = dataset.X_train[:rows]
-    return network, X, targets_for(network, dataset.y_train[:rows]), cfg, dataset
-
-
-def run_gradcheck(config, overrides=(), rows: int = 16, max_entries: int | None = 200) -> list[ParamCheck]:
-    """check_gradients on the config's own network and data (see `prepare_float64`)."""
-    network, X, y, _, _ = prepare_float64(config, overrides, rows)
-    return check_gradients(network, X, y, max_entries=max_entries)

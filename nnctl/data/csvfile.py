@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from .errors import NnctlError, did_you_mean
+from ..errors import NnctlError, did_you_mean
 
 SNIFFED_DELIMITERS = ",;\t|"
 

@@ -1,4 +1,4 @@
-"""What the commands print or write: CSV streams, atomic files and rich tables.
+"""What the commands print or write: CSV streams, rich tables, summaries.
 
 Tables are data here, so they go to stdout; rich drops colour when stdout is not a terminal or
 NO_COLOR is set.
@@ -6,11 +6,12 @@ NO_COLOR is set.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from ..atomic import atomic_file
+from .fmt import format_number
 
 
 def _console(stderr: bool = False):
@@ -21,54 +22,30 @@ def _console(stderr: bool = False):
                    no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
-def write_text_atomic(path, text: str) -> None:
-    """Write a file via a temporary file renamed into place: never half-written."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv_frames(frames, output=None) -> int:
     """Write DataFrames as one CSV (header once) to `output` atomically, or to stdout."""
-    from .errors import NnctlError
+    from ..errors import NnctlError
 
     if output is None:
-        rows = 0
-        for i, frame in enumerate(frames):
-            frame.to_csv(sys.stdout, header=i == 0, index=False, lineterminator="\n")
-            rows += len(frame)
+        rows = _write_frames(frames, sys.stdout)
         sys.stdout.flush()
         return rows
     output = Path(output)
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. predictions.csv")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent if str(output.parent) else ".")
-    except OSError as exc:
+        with atomic_file(output, newline="") as fh:
+            return _write_frames(frames, fh)
+    except (PermissionError, FileNotFoundError) as exc:
         raise NnctlError(f"cannot write there: {exc.strerror}", str(output))
-    try:
-        rows = 0
-        with os.fdopen(fd, "w", newline="") as fh:
-            for i, frame in enumerate(frames):
-                frame.to_csv(fh, header=i == 0, index=False, lineterminator="\n")
-                rows += len(frame)
-        os.replace(tmp, output)
-        return rows
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
-def _num(v) -> str:
-    if isinstance(v, float):
-        return "nan" if not math.isfinite(v) else f"{v:.4f}"
-    return str(v)
+def _write_frames(frames, fh) -> int:
+    rows = 0
+    for i, frame in enumerate(frames):
+        frame.to_csv(fh, header=i == 0, index=False, lineterminator="\n")
+        rows += len(frame)
+    return rows
 
 
 def print_evaluation(report: dict) -> None:
@@ -81,7 +58,7 @@ def print_evaluation(report: dict) -> None:
     for key, value in report.items():
         if key in ("task", "rows", "labels", "confusion_matrix"):
             continue
-        table.add_row(key, _num(value))
+        table.add_row(key, format_number(value))
     console.print(table)
     if "confusion_matrix" in report:
         labels = [str(c) for c in report["labels"]]
@@ -104,7 +81,7 @@ def print_runs(runs: list[dict]) -> None:
     for r in runs:
         part = r.get("validation") or r.get("train") or {}
         metric = r.get("metric")
-        shown = f"{metric} {_num(part[metric])}" if metric and metric in part else ""
+        shown = f"{metric} {format_number(part[metric])}" if metric and metric in part else ""
         table.add_row(r["name"], str(r.get("created", "")).replace("T", " "), r.get("task", ""),
                       r.get("architecture", ""), str(r.get("epochs", "")), r.get("status", ""), shown)
     _console().print(table)
@@ -183,3 +160,19 @@ def print_trace(record: dict) -> None:
                                           f"W{u['layer']} after =\n{format_matrix(u['W_after'])}\n"
                                           f"b{u['layer']}: {format_matrix(u['b_before'])} → {format_matrix(u['b_after'])}"
                                           for u in step["update"]])
+
+
+def validation_summary(network, dataset) -> str:
+    """What `nnctl validate` says about a config's network and data, for stderr."""
+    from ..training.build import architecture
+
+    lines = [f"architecture  {architecture(network.sizes)}  ({network.n_params():,} parameters; "
+             f"{' → '.join(network.layer_activations)})",
+             f"task          {dataset.task} (loss {network.loss_name})",
+             f"rows          {dataset.rows_read} read"
+             + (f", {dataset.rows_dropped} dropped for missing values" if dataset.rows_dropped else ""),
+             f"features      {len(dataset.encoder.features)} columns → {dataset.n_inputs} inputs",
+             f"split         {len(dataset.X_train)} train, {len(dataset.X_val)} validation"]
+    if dataset.classes:
+        lines.insert(3, "classes       " + ", ".join(f"{c} ({n})" for c, n in dataset.class_counts.items()))
+    return "\n".join(lines)

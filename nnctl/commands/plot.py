@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import NnctlError
+from ..errors import NnctlError
 
 INSTALL_HINT = "install the plot extra: pip install 'nnctl[plot]' (or pip install matplotlib)"
 

@@ -28,9 +28,9 @@ class Loss(NamedTuple):
 
 
 def softmax(z, out):
-    # Subtract each row's maximum so exp never overflows. Reading it at the row's argmax, and
-    # summing rows as a product with a column of ones, is ~2x faster than max/sum(axis=1),
-    # which loop slowly over a few columns (9 -> 5 us per 64x10 batch).
+    # Subtract each row's maximum so exp never overflows. The maximum is read at the row's
+    # argmax, and rows are summed as a product with a column of ones: max/sum(axis=1) reduce
+    # slowly over few columns.
     rows = np.arange(len(z))
     np.subtract(z, z[rows, z.argmax(axis=1)][:, None], out=out)
     np.exp(out, out=out)

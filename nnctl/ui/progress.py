@@ -12,47 +12,12 @@ import json
 import math
 import sys
 
-from .trainer import Callback
-
-SPARKS = "▁▂▃▄▅▆▇█"
+from ..training.callbacks import Callback
+from .fmt import format_duration, format_number, sparkline
 
 
 def thin_every(epochs: int, display_rows: int) -> int:
     return max(1, math.ceil(epochs / max(display_rows, 1)))
-
-
-def sparkline(values: list[float], width: int = 40) -> str:
-    """A one-line trend of the values (log scale when all positive), newest on the right."""
-    values = [v for v in values if math.isfinite(v)]
-    if len(values) > width:  # sample evenly, keeping the last
-        step = len(values) / width
-        values = [values[min(len(values) - 1, int(round((i + 1) * step)) - 1)] for i in range(width)]
-    if not values:
-        return ""
-    if all(v > 0 for v in values):
-        values = [math.log(v) for v in values]
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    return "".join(SPARKS[min(len(SPARKS) - 1, int((v - low) / span * len(SPARKS)))] for v in values)
-
-
-def format_duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return str(v)
-        return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.3e}"
-    return str(v)
 
 
 class _Rows:
@@ -92,9 +57,9 @@ class _Rows:
     def cells(self, log: dict) -> list[str]:
         done = log["epoch"]
         eta = log["seconds"] / done * (self.epochs - done) if done else float("nan")
-        values = [str(done), _fmt(log["train_loss"])]
+        values = [str(done), format_number(log["train_loss"])]
         if self.metric:
-            values += [_fmt(log.get("val_loss")), _fmt(log.get(self.metric))]
+            values += [format_number(log.get("val_loss")), format_number(log.get(self.metric))]
         return values + [f"{log['learning_rate']:.3g}", format_duration(log["seconds"]), format_duration(eta)]
 
 
@@ -180,30 +145,6 @@ class JsonLines(Callback):
         self.stream.flush()
 
 
-class Many(Callback):
-    """Several reporters watching one loop."""
-
-    def __init__(self, *reporters):
-        self.reporters = [r for r in reporters if r is not None]
-
-    def on_train_begin(self, info):
-        for r in self.reporters:
-            r.on_train_begin(info)
-
-    def on_epoch_end(self, log):
-        for r in self.reporters:
-            r.on_epoch_end(log)
-
-    def on_train_end(self, result):
-        for r in self.reporters:
-            r.on_train_end(result)
-
-    def close(self):
-        for r in self.reporters:
-            if hasattr(r, "close"):
-                r.close()
-
-
 def summary_line(result, run) -> str:
     """One closing line: status, best epoch, final metrics, time and the run folder."""
     m = result.metrics
@@ -213,8 +154,8 @@ def summary_line(result, run) -> str:
     for part in ("validation", "train"):
         if part in m:
             name = next(k for k in m[part] if k not in ("loss", "rows"))
-            parts.append(f"{'val' if part == 'validation' else 'train'} loss {_fmt(m[part]['loss'])}, "
-                         f"{name} {_fmt(m[part][name])}")
+            parts.append(f"{'val' if part == 'validation' else 'train'} loss {format_number(m[part]['loss'])}, "
+                         f"{name} {format_number(m[part][name])}")
             break
     parts.append(f"{result.epochs} epochs in {format_duration(result.seconds)}")
     return " · ".join(parts) + f"\nrun saved to {run}"

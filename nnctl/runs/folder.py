@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import NnctlError
+from ..errors import NnctlError
 
 TMP_PREFIX = ".tmp-"
 

@@ -1,0 +1,275 @@
+"""What each kind of config value accepts: its check beside its JSON Schema.
+
+`KINDS[name].check(checker, value, key, path)` returns the resolved value or calls
+`checker.fail`; `KINDS[name].schema(key)` is the JSON Schema of the same set of values. Ranges
+(`Key.low`, `Key.high`) and sub-keys (`Key.sub`) are read from the key, so both sides follow the
+table in `spec.py`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from ..errors import did_you_mean
+from .spec import REQUIRED, SCIENTIFIC, Key
+
+
+class Kind(NamedTuple):
+    check: Callable
+    schema: Callable
+
+
+def show(v) -> str:
+    """A value as a user wrote it in YAML, for messages."""
+    if isinstance(v, str):
+        return f"'{v}'"
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, dict)):
+        return f"a {'list' if isinstance(v, list) else 'mapping'}"
+    return repr(v)
+
+
+# --- numbers ---------------------------------------------------------------------------------
+def _in_range(checker, v, key: Key, path):
+    if key.low is not None and (v <= key.low if key.low_open else v < key.low):
+        checker.fail(path, f"must be {'>' if key.low_open else '>='} {key.low:g}, got {v}")
+    if key.high is not None and (v > key.high if key.high_closed else v >= key.high):
+        checker.fail(path, f"must be {'<=' if key.high_closed else '<'} {key.high:g}, got {v}")
+    return v
+
+
+def _range_schema(key: Key, schema: dict) -> dict:
+    if key.low is not None:
+        schema["exclusiveMinimum" if key.low_open else "minimum"] = key.low
+    if key.high is not None:
+        schema["maximum" if key.high_closed else "exclusiveMaximum"] = key.high
+    return schema
+
+
+def check_int(checker, v, key, path):
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        else:
+            checker.fail(path, f"must be an integer, got {show(v)}")
+    return _in_range(checker, v, key, path)
+
+
+def schema_int(key):
+    return _range_schema(key, {"type": "integer"})
+
+
+def check_float(checker, v, key, path):
+    if isinstance(v, str) and SCIENTIFIC.fullmatch(v.strip()):
+        v = float(v)  # YAML 1.1 reads 1e-3 (no dot) as a string; users mean the number
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        checker.fail(path, f"must be a number, got {show(v)}")
+    if v != v or v in (float("inf"), float("-inf")):
+        checker.fail(path, f"must be a finite number, got {v}")
+    return float(_in_range(checker, v, key, path))
+
+
+def schema_float(key):
+    return _range_schema(key, {"type": "number"})
+
+
+def check_log_every(checker, v, key, path):
+    return v if v == "auto" else check_int(checker, v, key, path)
+
+
+def schema_log_every(key):
+    return {"anyOf": [{"const": "auto"}, schema_int(key)]}
+
+
+# --- scalars ---------------------------------------------------------------------------------
+def check_bool(checker, v, key, path):
+    if not isinstance(v, bool):
+        checker.fail(path, f"must be true or false, got {show(v)}")
+    return v
+
+
+def check_str(checker, v, key, path):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        v = str(v)  # a column named 2024 is still a column name
+    if not isinstance(v, str) or not v:
+        checker.fail(path, f"must be a non-empty string, got {show(v)}")
+    return v
+
+
+def schema_str(key):
+    return {"type": "string", "minLength": 1}
+
+
+def check_path(checker, v, key, path):
+    v = check_str(checker, v, key, path)
+    return str((checker.base_for(path) / os.path.expanduser(v)).resolve())
+
+
+def check_choice(checker, v, key, path):
+    if not isinstance(v, str) or v not in key.choices:
+        checker.fail(path, f"must be one of {', '.join(key.choices)}; got {show(v)}{did_you_mean(v, key.choices)}")
+    return v
+
+
+def schema_choice(key):
+    return {"enum": list(key.choices)}
+
+
+DELIMITER_NAMES = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "space": " "}
+
+
+def check_delimiter(checker, v, key, path):
+    v = DELIMITER_NAMES.get(v, v) if isinstance(v, str) else v
+    if not isinstance(v, str) or len(v) != 1:
+        checker.fail(path, f"must be one character (or {', '.join(DELIMITER_NAMES)}), got {show(v)}")
+    return v
+
+
+def schema_delimiter(key):
+    return {"type": "string"}
+
+
+# --- lists -----------------------------------------------------------------------------------
+def check_names(checker, v, key, path):
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v:
+        checker.fail(path, f"must be a list of column names, got {show(v)}")
+    names = [check_str(checker, x, key, path) for x in v]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        checker.fail(path, f"lists {', '.join(dupes)} more than once")
+    return names
+
+
+def schema_names(key):
+    return {"type": "array", "items": {"type": "string"}, "minItems": 1}
+
+
+def check_categorical(checker, v, key, path):
+    if v == "auto":
+        return v
+    if v is None or v == []:
+        return []
+    return check_names(checker, v, key, path)
+
+
+def schema_categorical(key):
+    return {"anyOf": [{"const": "auto"}, {"type": "array", "items": {"type": "string"}}]}
+
+
+def check_layers(checker, v, key, path):
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = [v]
+    if not isinstance(v, list):
+        checker.fail(path, f"must be a list of hidden layer sizes like [16, 16], got {show(v)}")
+    for size in v:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            checker.fail(path, f"sizes must be integers >= 1, got {show(size)}")
+    return list(v)
+
+
+def schema_layers(key):
+    return {"type": "array", "items": {"type": "integer", "minimum": 1}}
+
+
+def check_activation(checker, v, key, path):
+    for name in v if isinstance(v, list) else [v]:
+        if not isinstance(name, str) or name not in key.choices:
+            checker.fail(path, f"must name an activation ({', '.join(key.choices)}); got {show(name)}"
+                               f"{did_you_mean(name, key.choices)}")
+    return v
+
+
+def schema_activation(key):
+    names = {"enum": list(key.choices)}
+    return {"anyOf": [names, {"type": "array", "items": names}]}
+
+
+# --- mappings with their own keys ------------------------------------------------------------
+def check_schedule(checker, v, key, path):
+    if isinstance(v, str):
+        v = {"name": v}
+    if not isinstance(v, dict) or "name" not in v:
+        checker.fail(path, "must be a schedule name or a mapping with `name`", f"choices: {', '.join(key.choices)}")
+    name = v["name"]
+    if not isinstance(name, str) or name not in key.sub:
+        checker.fail(path + ["name"], f"must be one of {', '.join(key.sub)}; got {show(name)}{did_you_mean(name, key.sub)}")
+    own = {k: x for k, x in v.items() if k != "name"}
+    return {"name": name, **checker.section(own, key.sub[name], path, f"a key of the {name} schedule")}
+
+
+def schema_schedule(key):
+    variants = [{"enum": list(key.sub)}]
+    for name, own in key.sub.items():
+        variant = section_schema(own)
+        variant["properties"] = {"name": {"const": name}, **variant["properties"]}
+        variant["required"] = ["name"]
+        variants.append(variant)
+    return {"anyOf": variants}
+
+
+def check_early_stopping(checker, v, key, path):
+    if v is False:
+        return None
+    if v is True:
+        v = {}
+    if not isinstance(v, dict):
+        checker.fail(path, f"must be null or a mapping like {{patience: 20}}, got {show(v)}")
+    return checker.section(v, key.sub, path)
+
+
+def schema_early_stopping(key):
+    return {"anyOf": [{"type": "boolean"}, section_schema(key.sub)]}
+
+
+def _schema_of(kind: str):
+    return lambda key: {"type": kind}
+
+
+KINDS: dict[str, Kind] = {
+    "int": Kind(check_int, schema_int),
+    "float": Kind(check_float, schema_float),
+    "log_every": Kind(check_log_every, schema_log_every),
+    "bool": Kind(check_bool, _schema_of("boolean")),
+    "str": Kind(check_str, schema_str),
+    "path": Kind(check_path, schema_str),
+    "choice": Kind(check_choice, schema_choice),
+    "delimiter": Kind(check_delimiter, schema_delimiter),
+    "names": Kind(check_names, schema_names),
+    "categorical": Kind(check_categorical, schema_categorical),
+    "layers": Kind(check_layers, schema_layers),
+    "activation": Kind(check_activation, schema_activation),
+    "schedule": Kind(check_schedule, schema_schedule),
+    "early_stopping": Kind(check_early_stopping, schema_early_stopping),
+}
+
+
+# --- JSON Schema of a key and of a table -----------------------------------------------------
+def key_schema(key: Key) -> dict:
+    s = KINDS[key.kind].schema(key)
+    if key.nullable:
+        s = {"anyOf": [s, {"type": "null"}]}
+    s["description"] = key.help
+    if key.default is not REQUIRED:
+        s["default"] = key.default
+    return s
+
+
+def section_schema(table: dict) -> dict:
+    props, required = {}, []
+    for name, entry in table.items():
+        if isinstance(entry, dict):
+            props[name] = section_schema(entry)
+        else:
+            props[name] = key_schema(entry)
+            if entry.default is REQUIRED:
+                required.append(name)
+    out = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        out["required"] = required
+    return out

@@ -1,0 +1,122 @@
+"""Checking a config against the key table. `load_config` reads YAML (safe_load only), applies
+`--set` overrides, checks every key against `spec.spec()` and returns the resolved config: a
+plain nested dict with every default filled in and `data.path` / `model.init_from` made absolute.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ..errors import NnctlError, did_you_mean
+from .kinds import KINDS, show
+from .spec import REQUIRED, Key, spec
+from .yamlfile import line_of, parse_override, read_yaml, set_override
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
+    """Read, override, validate and resolve a config file (see module docstring)."""
+    path = Path(path)
+    raw, node = read_yaml(path)
+    if raw is None:
+        raise NnctlError("config file is empty", str(path), "start from `nnctl init`")
+    if not isinstance(raw, dict):
+        raise NnctlError(f"config must be a mapping of keys, got a {type(raw).__name__}", str(path))
+    set_paths = []
+    for text in overrides:
+        keys, value = parse_override(text)
+        set_override(raw, keys, value)
+        set_paths.append(keys)
+    return resolve(raw, base_dir=path.resolve().parent, source=str(path), node=node, set_paths=set_paths)
+
+
+class Checker:
+    """Walks a raw mapping against a table of Keys; `fail` raises an NnctlError that names the
+    key and where it was written (the file and line, or the `--set` flag)."""
+
+    def __init__(self, source: str, node, base_dir: Path, set_paths):
+        self.source, self.node, self.base_dir = source, node, base_dir
+        self.set_paths = [tuple(p) for p in set_paths]
+
+    def _set_by_flag(self, keys: list[str]) -> bool:
+        return any(tuple(keys[: len(p)]) == p or tuple(p[: len(keys)]) == tuple(keys) for p in self.set_paths)
+
+    def where(self, keys: list[str]) -> str:
+        if self._set_by_flag(keys):
+            return f"--set {'.'.join(keys)}"
+        line = line_of(self.node, keys) if self.node is not None else None
+        loc = f"{self.source}, line {line}" if line else self.source
+        return f"{loc}, key {'.'.join(keys)}"
+
+    def base_for(self, keys: list[str]) -> Path:
+        """Relative paths are relative to the config's folder, or to the working directory
+        when given with --set."""
+        return Path.cwd() if self._set_by_flag(keys) else self.base_dir
+
+    def fail(self, keys, message, hint=None):
+        raise NnctlError(f"{'.'.join(keys)} {message}", self.where(keys), hint)
+
+    def reject_unknown(self, raw: dict, known, keys: list[str], what: str = "a known key") -> None:
+        for k in raw:
+            if not isinstance(k, str) or k not in known:
+                self.fail(keys + [str(k)], f"is not {what}{did_you_mean(k, known)}",
+                          f"known keys here: {', '.join(known) or 'none'}")
+
+    def section(self, raw, table: dict, keys: list[str], what: str = "a known key") -> dict:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            self.fail(keys, f"must be a mapping of keys, got {show(raw)}")
+        self.reject_unknown(raw, table, keys, what)
+        out = {}
+        for name, entry in table.items():
+            path = keys + [name]
+            if isinstance(entry, dict):
+                out[name] = self.section(raw.get(name), entry, path)
+            elif name not in raw:
+                if entry.default is REQUIRED:
+                    self.fail(path, "is required", f"add `{name}:` under `{keys[-1]}:`" if keys else None)
+                out[name] = self.value(_copy(entry.default), entry, path)
+            else:
+                out[name] = self.value(raw[name], entry, path)
+        return out
+
+    def value(self, v, key: Key, path):
+        if v is None and key.nullable:
+            return None
+        return KINDS[key.kind].check(self, v, key, path)
+
+
+def _copy(v):
+    return [*v] if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+
+
+def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_paths=()) -> dict:
+    """Validate a raw config mapping and fill every default; cross-key rules are checked too."""
+    checker = Checker(source, node, Path(base_dir), set_paths)
+    cfg = checker.section(raw, spec(), [])
+    model, training = cfg["model"], cfg["training"]
+    if isinstance(model["activation"], list) and len(model["activation"]) != len(model["layers"]):
+        checker.fail(["model", "activation"],
+                     f"lists {len(model['activation'])} activations for {len(model['layers'])} hidden layers",
+                     "give one name per hidden layer, or a single name for all")
+    if training["batch_size"] == 0:
+        training["batch_size"] = None
+    stop = training["early_stopping"]
+    if stop and stop["metric"].startswith("val_") and cfg["data"]["validation_split"] == 0:
+        checker.fail(["training", "early_stopping", "metric"], f"{stop['metric']} needs a validation part",
+                     "set data.validation_split > 0, or metric: train_loss")
+    features = cfg["data"]["features"]
+    if features and cfg["data"]["target"] in features:
+        checker.fail(["data", "features"], f"includes the target column '{cfg['data']['target']}'")
+    return cfg
+
+
+def hidden_activations(cfg: dict) -> list[str]:
+    act, layers = cfg["model"]["activation"], cfg["model"]["layers"]
+    return list(act) if isinstance(act, list) else [act] * len(layers)
+
+
+def dump_config(cfg: dict) -> str:
+    """The resolved config as YAML, keys in the spec's order; loading it gives the same dict."""
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, allow_unicode=True)

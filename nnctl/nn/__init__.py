@@ -1,0 +1,13 @@
+"""The math of a multilayer perceptron, and nothing else: a student reads only this folder.
+
+- `activations.py`  hidden-layer functions, each derivative beside its function
+- `losses.py`       losses with the output activation each belongs to, and the output delta
+- `initializers.py` weight samplers (He, Xavier, ...)
+- `network.py`      `MLP`: initialize, forward, backward over whole batches
+- `optimizers.py`   update rules (PyTorch's equations), each owning its state
+- `schedules.py`    learning rate per epoch
+- `gradcheck.py`    backprop against central finite differences
+- `metrics.py`      scores of predictions (scikit-learn's definitions)
+
+Nothing here imports the rest of nnctl: no config, files or command line.
+"""
