@@ -5,6 +5,7 @@ time, dataset reload and peak memory. Prints figures; asserts nothing (tests do 
     pip install -e ".[bench]"            # scikit-learn (and torch, if absent), optional peers
     python benchmarks/bench.py           # all workloads, 3 repeats
     python benchmarks/bench.py --workloads W1 W2 --repeat 5 --skip-cli
+    python benchmarks/bench.py --workloads W1 W2 --baseline HEAD~1   # this tree vs a revision
 
 Training speed is measured as the checker does: each run at E and 3E epochs, nnctl and its peers
 alternated in the same process, and the difference of the two times (which cancels start-up and
@@ -133,6 +134,34 @@ def sklearn_api(config: Path, epochs: int) -> float:
         return time.perf_counter() - start
 
 
+def base_api(tree: Path, config: Path, epochs: int) -> float:
+    """The training loop of another revision's source tree (see loop_time.py)."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "loop_time.py"), str(config), str(epochs)],
+                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(tree)})
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def base_cli(tree: Path, config: Path, epochs: int, runs: Path) -> float:
+    """`nnctl train` of another revision's source tree, as a whole process."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "nnctl", "train", str(config), "--quiet", "--runs-dir", str(runs),
+                    "--set", f"training.iterations={epochs}"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(tree)})
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def source_tree(rev: str | None):
+    """A checkout of `rev` in a temporary folder (None: nothing)."""
+    if rev is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as tree:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        yield Path(tree)
+
+
 def wall(cmd: list[str], cwd=None) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
@@ -208,7 +237,7 @@ def startup(repeat: int) -> tuple[float, float]:
 
 
 def end_to_end(repeat: int) -> float:
-    with tempfile.TemporaryDirectory() as runs:
+    with tempfile.TemporaryDirectory() as runs, source_tree(args.baseline) as base:
         return min(wall([sys.executable, "-m", "nnctl", "train", str(ROOT / "configs" / "iris.yaml"), "--quiet",
                          "--runs-dir", runs]) for _ in range(repeat))
 
@@ -273,6 +302,7 @@ def main() -> None:
     parser.add_argument("--skip-cli", action="store_true", help="skip the whole-command-line comparison")
     parser.add_argument("--skip-torch", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
+    parser.add_argument("--baseline", metavar="REV", help="also time nnctl as of this git revision (peer 'base')")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     torch_ok = have("torch") and not args.skip_torch
@@ -285,7 +315,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     budgets = []
-    with tempfile.TemporaryDirectory() as runs:
+    with tempfile.TemporaryDirectory() as runs, source_tree(args.baseline) as base:
         for name in args.workloads:
             rows, features, layers, classes, batch, lr, epochs = WORKLOADS[name]
             csv, config = synthesize(name, args.data_dir)
@@ -295,10 +325,14 @@ def main() -> None:
                 suites["api"]["pytorch"] = lambda e, n=name, c=csv: torch_api(n, c, e)
             if sklearn_ok:
                 suites["api"]["sklearn"] = lambda e, c=config: sklearn_api(c, e)
+            if base is not None:
+                suites["api"]["base"] = lambda e, c=config: base_api(base, c, e)
             if not args.skip_cli:
                 suites["cli"] = {"nnctl": lambda e, c=config: nnctl_cli(c, e, Path(runs))}
                 if torch_ok:
                     suites["cli"]["pytorch"] = lambda e, n=name, c=csv: torch_cli(n, c, e)
+                if base is not None:
+                    suites["cli"]["base"] = lambda e, c=config: base_cli(base, c, e, Path(runs))
             for how, peers in suites.items():
                 nnctl_api(config, 1)  # warm the dataset cache and imports
                 run_epochs = epochs * (CLI_EPOCH_FACTOR.get(name, 1) if how == "cli" else 1)

@@ -47,5 +47,23 @@ def iris_config(write_config):
     return make
 
 
-def rng():
-    return np.random.default_rng(0)
+@pytest.fixture(scope="session")
+def iris_run(tmp_path_factory):
+    """A run folder (Path) trained by the command line on configs/iris.yaml, shared by every
+    test that only reads it."""
+    from .cli_helpers import cli
+
+    runs = tmp_path_factory.mktemp("iris-runs")
+    result = cli("train", CONFIGS / "iris.yaml", "--runs-dir", runs, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    return Path(result.stdout.strip())
+
+
+def loss_targets(loss: str, rng, rows: int, outputs: int) -> np.ndarray:
+    """Random targets (rows, outputs) in the form `loss` takes: one-hot rows for cross_entropy,
+    a 0/1 column for binary_cross_entropy, normal values for regression losses."""
+    if loss == "cross_entropy":
+        return np.eye(outputs)[rng.integers(0, outputs, size=rows)]
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, size=(rows, 1)).astype(np.float64)
+    return rng.normal(size=(rows, outputs))

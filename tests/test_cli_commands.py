@@ -13,13 +13,6 @@ IRIS = DATASETS / "iris.csv"
 
 
 @pytest.fixture(scope="module")
-def iris_run(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    result = cli("train", CONFIGS / "iris.yaml", "--runs-dir", runs, "--quiet")
-    return result.stdout.strip()
-
-
-@pytest.fixture(scope="module")
 def diabetes_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     return cli("train", CONFIGS / "diabetes.yaml", "--runs-dir", runs, "--quiet").stdout.strip()
@@ -242,3 +235,14 @@ def test_the_committed_schema_file_is_current():
     from .conftest import ROOT
 
     assert (ROOT / "nnctl.schema.json").read_text() == cli("schema").stdout
+
+
+def test_predict_csv_api_equals_the_command_line(iris_run):
+    from nnctl import predict_csv
+
+    frame = predict_csv(iris_run, IRIS, proba=True)
+    printed = rows_of(cli("predict", iris_run, IRIS, "--proba").stdout)
+    assert list(frame.columns) == ["prediction", "p_setosa", "p_versicolor", "p_virginica"]
+    assert len(frame) == len(printed) == 150
+    assert frame["prediction"].tolist() == [r["prediction"] for r in printed]
+    np.testing.assert_allclose(frame["p_virginica"].to_numpy(), [float(r["p_virginica"]) for r in printed], rtol=1e-6)

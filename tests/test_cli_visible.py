@@ -106,7 +106,12 @@ def test_trace_steps_lower_the_loss_and_show_panels(tmp_path, write_config):
     for part in ("1. initialize", "2. forward propagation", "3. loss", "4. back-propagate", "5. update"):
         assert part in text
     assert "delta1 = (delta2 · W2ᵀ) ⊙ relu'(z1)" in text
-    assert "shape 4×16" not in text or "‖·‖" in text
+    # W0 (4×16, 64 values) is too large to print whole: its shape and norm stand in for it
+    initial = json.loads(cli("trace", CONFIGS / "iris.yaml", "--rows", "3", "--json").stdout)["initial"]
+    norm = np.linalg.norm(initial[0]["W"])
+    assert f"shape 4×16, ‖·‖ = {norm:.4g}, first values:" in text
+    # b0 (16 values, zero at the start) is printed whole
+    assert "b0 = [0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0.]" in text
 
 
 def test_trace_never_shows_negative_zero():

@@ -5,13 +5,7 @@ import pytest
 
 from nnctl.nn.losses import LOSSES, loss_for
 
-
-def _targets(name, rng, rows, outputs):
-    if name == "cross_entropy":
-        return np.eye(outputs)[rng.integers(0, outputs, size=rows)]
-    if name == "binary_cross_entropy":
-        return rng.integers(0, 2, size=(rows, 1)).astype(float)
-    return rng.normal(size=(rows, outputs))
+from .conftest import loss_targets
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
@@ -19,7 +13,7 @@ def test_delta_is_the_gradient_of_the_loss_wrt_z(name):
     rng = np.random.default_rng(2)
     outputs = 1 if name == "binary_cross_entropy" else 3
     z = rng.normal(size=(6, outputs))
-    y = _targets(name, rng, 6, outputs)
+    y = loss_targets(name, rng, 6, outputs)
     loss = LOSSES[name]
 
     def value(z):

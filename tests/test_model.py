@@ -10,20 +10,14 @@ from nnctl.data import load_dataset
 from nnctl.errors import NnctlError
 from nnctl.runs.model import load_model
 
+from .conftest import CONFIGS, DATASETS
 
-@pytest.fixture(scope="module")
-def iris_run(tmp_path_factory):
-    from .conftest import DATASETS
 
-    folder = tmp_path_factory.mktemp("cfg")
-    path = folder / "iris.yaml"
-    path.write_text(f"data:\n  path: {DATASETS / 'iris.csv'}\n  target: species\ntraining:\n  iterations: 30\n"
-                    "  optimizer: adam\n")
-    return train_config(load_config(path), runs_dir=folder / "runs", name="iris", plot=False).run, path
+IRIS_CONFIG = CONFIGS / "iris.yaml"
 
 
 def test_model_npz_follows_the_contract(iris_run):
-    run, _ = iris_run
+    run = iris_run
     with np.load(run / "model.npz", allow_pickle=False) as npz:
         assert sorted(npz.files) == ["W0", "W1", "W2", "b0", "b1", "b2", "meta"]
         assert npz["W0"].shape == (4, 16) and npz["b2"].shape == (3,)
@@ -40,9 +34,7 @@ def test_model_npz_follows_the_contract(iris_run):
 def test_third_party_forward_pass_in_ten_lines(iris_run):
     import pandas as pd
 
-    from .conftest import DATASETS
-
-    run, _ = iris_run
+    run = iris_run
     npz = np.load(run / "model.npz", allow_pickle=False)
     meta = json.loads(str(npz["meta"]))
     df = pd.read_csv(DATASETS / "iris.csv")
@@ -55,7 +47,7 @@ def test_third_party_forward_pass_in_ten_lines(iris_run):
 
 
 def test_save_load_round_trip_keeps_every_array(iris_run):
-    run, _ = iris_run
+    run = iris_run
     model = load_model(run / "model.npz")
     with np.load(run / "model.npz") as npz:
         for i, W in enumerate(model.network.weights):
@@ -63,7 +55,7 @@ def test_save_load_round_trip_keeps_every_array(iris_run):
 
 
 def test_training_again_from_the_saved_config_gives_the_same_weights(iris_run, tmp_path):
-    run, _ = iris_run
+    run = iris_run
     again = train_config(load_config(run / "config.yaml"), runs_dir=tmp_path, name="again", plot=False).run
     a, b = load_model(run), load_model(again)
     for x, y in zip(a.network.params, b.network.params):
@@ -71,14 +63,14 @@ def test_training_again_from_the_saved_config_gives_the_same_weights(iris_run, t
 
 
 def test_init_from_starts_from_the_saved_weights(iris_run):
-    run, cfg_path = iris_run
+    run, cfg_path = iris_run, IRIS_CONFIG
     cfg = load_config(cfg_path, [f"model.init_from={run}"])
     net = build_network(cfg, load_dataset(cfg))
     np.testing.assert_array_equal(net.weights[1], load_model(run).network.weights[1])
 
 
 def test_init_from_with_other_shapes_names_the_layer(iris_run):
-    run, cfg_path = iris_run
+    run, cfg_path = iris_run, IRIS_CONFIG
     cfg = load_config(cfg_path, [f"model.init_from={run}", "model.layers=[16, 8]"])
     with pytest.raises(NnctlError, match=r"layer 1 has weights 16×16, the config needs 16×8"):
         build_network(cfg, load_dataset(cfg))

@@ -7,13 +7,7 @@ from nnctl.nn.losses import LOSSES
 from nnctl.nn.initializers import INITIALIZERS
 from nnctl.nn.network import MLP
 
-
-def _targets(loss, rng, rows, outputs):
-    if loss == "cross_entropy":
-        return np.eye(outputs)[rng.integers(0, outputs, size=rows)]
-    if loss == "binary_cross_entropy":
-        return rng.integers(0, 2, size=(rows, 1)).astype(np.float64)
-    return rng.normal(size=(rows, outputs))
+from .conftest import loss_targets
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
@@ -25,7 +19,7 @@ def test_backprop_matches_finite_differences(activation, loss):
     for b in net.biases:  # non-zero biases exercise the bias gradients
         b[:] = rng.normal(0, 0.1, size=b.shape)
     X = rng.normal(size=(8, 4))
-    y = _targets(loss, rng, 8, outputs)
+    y = loss_targets(loss, rng, 8, outputs)
     results = check_gradients(net, X, y, max_entries=None)
     assert [r.name for r in results] == ["W0", "b0", "W1", "b1", "W2", "b2"]
     for r in results:
@@ -74,12 +68,37 @@ def test_init_draws_from_default_rng_of_the_seed():
     assert all(not b.any() for b in net.biases)
 
 
+# name -> (standard deviation for fan_in 200, fan_out 300, uniform?)
+EXPECTED_SCALE = {
+    "he": (np.sqrt(2 / 200), False),
+    "he_uniform": (np.sqrt(2 / 200), True),
+    "xavier": (np.sqrt(2 / 500), True),
+    "glorot": (np.sqrt(2 / 500), True),
+    "xavier_normal": (np.sqrt(2 / 500), False),
+    "lecun": (np.sqrt(1 / 200), False),
+    "normal": (0.05, False),
+}
+
+
+def test_every_initializer_has_an_expected_scale():
+    assert set(EXPECTED_SCALE) == set(INITIALIZERS)
+
+
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))
 def test_every_initializer_has_the_right_shape_and_scale(name):
     net = MLP.initialize([200, 300, 2], ["relu"], "mse", init=name, seed=0)
-    W = net.weights[0]
-    assert W.shape == (200, 300) and W.dtype == np.float32
-    assert 0.01 < W.std() < 0.2
+    W = net.weights[0].astype(np.float64)
+    assert W.shape == (200, 300) and net.weights[0].dtype == np.float32
+    std, uniform = EXPECTED_SCALE[name]
+    # 60,000 draws estimate the standard deviation to well under 1%: He (0.1) and Xavier
+    # (0.063) are far apart
+    assert W.std() == pytest.approx(std, rel=0.02)
+    assert abs(W.mean()) < 0.02 * std
+    limit = np.sqrt(3) * std  # a uniform distribution with this std lies within ±limit
+    if uniform:
+        assert np.abs(W).max() <= limit * (1 + 1e-6) and np.abs(W).max() > 0.99 * limit
+    else:
+        assert np.abs(W).max() > 3 * std  # a normal's tails reach far past the uniform's edge
 
 
 def test_dtype_is_kept_through_forward_and_backward():

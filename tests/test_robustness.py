@@ -139,14 +139,8 @@ def test_unknown_category_ignore_gives_an_all_zero_row(write_config, write_csv, 
 
 
 # --- model files -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def good_model(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    return cli("train", CONFIGS / "iris.yaml", "--runs-dir", runs, "--quiet", "--set", "training.iterations=2").stdout.strip()
-
-
-def _arrays(good_model):
-    with np.load(f"{good_model}/model.npz", allow_pickle=False) as npz:
+def _arrays(iris_run):
+    with np.load(f"{iris_run}/model.npz", allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
 
 
@@ -169,15 +163,15 @@ def _meta_with(arrays, **changes):
     (lambda a, p: np.savez(p, **{**a, "meta": np.array("{not json")}), "not a JSON object"),
     (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, activations=["relu", "swish", "softmax"])}), "swish"),
 ])
-def test_bad_model_files(good_model, tmp_path, make, fragment):
+def test_bad_model_files(iris_run, tmp_path, make, fragment):
     path = tmp_path / "model.npz"
-    path.write_bytes(open(f"{good_model}/model.npz", "rb").read())
-    make(_arrays(good_model), path)
+    path.write_bytes(open(f"{iris_run}/model.npz", "rb").read())
+    make(_arrays(iris_run), path)
     result = cli("predict", path, DATASETS / "iris.csv")
     assert_clean_error(result, fragment, str(path))
 
 
-def test_init_from_a_corrupt_model_is_a_config_error(good_model, tmp_path):
+def test_init_from_a_corrupt_model_is_a_config_error(iris_run, tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04 truncated")
     assert_clean_error(train(CONFIGS / "iris.yaml", tmp_path / "runs", f"model.init_from={bad}"), "corrupt")

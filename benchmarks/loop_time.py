@@ -1,0 +1,37 @@
+"""Seconds of nnctl's training loop on a config, printed on the last line: what bench.py's
+`--baseline` peer runs with PYTHONPATH pointing at another revision's source tree.
+
+    python benchmarks/loop_time.py CONFIG EPOCHS
+
+It imports the training loop from today's layout, or from the flat layout of revisions before
+nnctl was split into parts, so one script times both sides of a refactor.
+"""
+import os
+import sys
+import time
+
+
+def main(config: str, epochs: int) -> float:
+    from nnctl.config import load_config
+    from nnctl.data import load_dataset
+
+    try:
+        from nnctl.training import train
+        from nnctl.training.build import build_network
+        from nnctl.ui.progress import PlainLines
+    except ImportError:  # the flat layout: nnctl/api.py, trainer.py, report.py
+        from nnctl.api import build_network
+        from nnctl.report import PlainLines
+        from nnctl.trainer import train
+
+    cfg = load_config(config, [f"training.iterations={epochs}"])
+    dataset = load_dataset(cfg)
+    network = build_network(cfg, dataset)
+    with open(os.devnull, "w") as devnull:
+        start = time.perf_counter()
+        train(network, dataset, cfg["training"], seed=cfg["seed"], callback=PlainLines(devnull))
+        return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1], int(sys.argv[2])))
