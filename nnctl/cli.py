@@ -12,6 +12,19 @@ from typing import List, Optional
 
 import typer
 
+from .jsonfmt import dumps
+
+def _arguments_as_written() -> None:
+    """Usage lines read like the README's table (`nnctl train CONFIG`, `nnctl init [PATH]`,
+    `nnctl plot RUN...`): typer would wrap each metavar again in {} or [] and add its type."""
+    from typer.core import TyperArgument
+
+    TyperArgument._usage_display_name = lambda self: self.metavar or self.name.upper()
+    TyperArgument.display_type_rich = lambda self, ctx: None
+
+
+_arguments_as_written()
+
 app = typer.Typer(
     name="nnctl",
     help="Train multilayer perceptrons on CSV files from a YAML config, with NumPy backpropagation.\n\n"
@@ -58,13 +71,16 @@ def errors_handled(command):
 
     @functools.wraps(command)
     def run(*args, **kwargs):
-        from .errors import NnctlError
+        from .errors import NnctlError, NothingTrained
 
         debug = kwargs.get("debug", False)
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except NothingTrained as exc:
+            sys.stderr.write(f"{exc}\n")
+            raise typer.Exit(EXIT_INTERRUPTED)
         except KeyboardInterrupt:
             sys.stderr.write("aborted\n")
             raise typer.Exit(EXIT_INTERRUPTED)
@@ -113,8 +129,8 @@ def parse_limits(flag: str, specs: list[str]) -> dict:
 def train(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder for run folders"),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the config file's stem)"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder for run folders"),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Run name, one folder name (default: the config file's stem)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder's path"),
     json_: bool = typer.Option(False, "--json", help="One JSON object per logged epoch on stdout, then a summary"),
     no_cache: bool = NoCacheOption,
@@ -124,8 +140,6 @@ def train(
 
     Example: RUN=$(nnctl train configs/iris.yaml --set training.learning_rate=0.05 --quiet)
     """
-    import json
-
     from .commands.train import train_config
     from .config import load_config
     from .training.callbacks import Many
@@ -145,7 +159,7 @@ def train(
     reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
     with Interrupts() as interrupts:
         try:
-            result = train_config(cfg, runs_dir, name or config.stem, callback=reporter, should_stop=interrupts,
+            result = train_config(cfg, runs_dir, config.stem if name is None else name, callback=reporter, should_stop=interrupts,
                                   cache=not no_cache)
         finally:
             reporter.close()
@@ -153,7 +167,7 @@ def train(
     if not quiet:
         sys.stderr.write(summary_line(result, run) + "\n")
     if json_:
-        typer.echo(json.dumps({"run": str(run), **result.metrics}))
+        typer.echo(dumps({"run": str(run), **result.metrics}))
     else:
         typer.echo(str(run))
     if result.status == "interrupted":
@@ -191,8 +205,8 @@ def validate(
 @errors_handled
 def predict(
     model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
-    data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the CSV here instead of stdout"),
+    data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored); - reads stdin; .gz .bz2 .xz .zip are read as they are"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV here instead of stdout"),
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
     debug: bool = DebugOption,
 ):
@@ -215,7 +229,7 @@ def predict(
 @errors_handled
 def evaluate(
     model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
-    data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the feature columns and the target column"),
+    data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the feature columns and the target column; - reads stdin"),
     json_: bool = typer.Option(False, "--json", help="Print one JSON object with every metric"),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
@@ -225,8 +239,6 @@ def evaluate(
 
     Example: nnctl evaluate "$RUN" datasets/iris.csv --fail-under accuracy=0.9
     """
-    import json
-
     from .commands.predict import check_thresholds, evaluate_csv
     from .ui.printing import print_evaluation
 
@@ -234,7 +246,7 @@ def evaluate(
     report = evaluate_csv(model, data)
     missed = check_thresholds(report, under, over)
     if json_:
-        typer.echo(json.dumps(report))
+        typer.echo(dumps(report))
     else:
         print_evaluation(report)
     for line in missed:
@@ -249,9 +261,9 @@ def evaluate(
 def gradcheck(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
-    rows: int = typer.Option(16, "--rows", min=1, help="Rows of the config's training data to use"),
-    tol: float = typer.Option(1e-6, "--tol", help="Largest relative error that passes"),
-    max_entries: int = typer.Option(200, "--max-entries", min=1, help="Entries probed per parameter array"),
+    rows: int = typer.Option(16, "--rows", min=1, metavar="N", help="Rows of the config's training data to use"),
+    tol: float = typer.Option(1e-6, "--tol", metavar="TOL", help="Largest relative error that passes"),
+    max_entries: int = typer.Option(200, "--max-entries", min=1, metavar="N", help="Entries probed per parameter array"),
     json_: bool = typer.Option(False, "--json", help="Print the results as JSON"),
     debug: bool = DebugOption,
 ):
@@ -274,8 +286,8 @@ def gradcheck(
 def trace(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
-    rows: int = typer.Option(4, "--rows", min=1, help="Rows of training data in the batch"),
-    steps: int = typer.Option(1, "--steps", min=1, help="Training steps to show"),
+    rows: int = typer.Option(4, "--rows", min=1, metavar="N", help="Rows of training data in the batch"),
+    steps: int = typer.Option(1, "--steps", min=1, metavar="K", help="Training steps to show"),
     json_: bool = typer.Option(False, "--json", help="Every number as JSON"),
     debug: bool = DebugOption,
 ):
@@ -283,14 +295,12 @@ def trace(
 
     Example: nnctl trace configs/xor.yaml --rows 4 --steps 1
     """
-    import json
-
     from .commands.trace import run_trace
     from .ui.printing import print_trace
 
     record = run_trace(config, set_ or [], rows, steps)
     if json_:
-        typer.echo(json.dumps(record))
+        typer.echo(dumps(record))
     else:
         print_trace(record)
 
@@ -300,7 +310,7 @@ def trace(
 @errors_handled
 def plot(
     runs: List[Path] = typer.Argument(..., metavar="RUN...", help="One or more run folders"),
-    output: Path = typer.Option(Path("loss-curves.png"), "--output", "-o", help="PNG file to write"),
+    output: Path = typer.Option(Path("loss-curves.png"), "--output", "-o", metavar="FILE", help="PNG file to write"),
     debug: bool = DebugOption,
 ):
     """Draw the loss curves of one or more runs into a PNG (needs the plot extra).
@@ -322,11 +332,9 @@ def schema(debug: bool = DebugOption):
 
     Example: nnctl schema > nnctl.schema.json
     """
-    import json
-
     from .config.schema import json_schema
 
-    typer.echo(json.dumps(json_schema(), indent=2))
+    typer.echo(dumps(json_schema(), indent=2))
 
 
 @app.command()
@@ -336,10 +344,13 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
     debug: bool = DebugOption,
 ):
-    """Write a commented starter config that trains as-is on the bundled Iris data.
+    """Write a commented starter config, and a copy of the Iris data beside it (iris.csv) that
+    it trains on as-is.
 
     Example: nnctl init my.yaml && nnctl train my.yaml
     """
+    import shutil
+
     from .atomic import write_text_atomic
     from .config.schema import starter_config
     from .errors import NnctlError
@@ -347,8 +358,14 @@ def init(
     if path.exists() and not force:
         raise NnctlError("file exists", str(path), "pass --force to overwrite it")
     iris = Path(__file__).resolve().parent / "examples" / "iris.csv"
-    write_text_atomic(path, starter_config(str(iris), "species"))
-    sys.stderr.write(f"wrote {path}; train it with: nnctl train {path}\n")
+    data = path.parent / iris.name
+    if data.exists() and data.read_bytes() != iris.read_bytes() and not force:
+        raise NnctlError("another iris.csv is already there", str(data),
+                         "pass --force to overwrite it, or write the config into another folder")
+    if not data.exists() or force:
+        shutil.copyfile(iris, data)
+    write_text_atomic(path, starter_config(data.name, "species"))
+    sys.stderr.write(f"wrote {path} and the data it trains on, {data}; train it with: nnctl train {path}\n")
 
 
 @app.command(name="runs")
@@ -362,14 +379,16 @@ def runs_(
 
     Example: nnctl runs runs/ --json
     """
-    import json
-
+    from .errors import NnctlError
     from .runs.folder import list_runs
     from .ui.printing import print_runs
 
+    if not folder.is_dir():
+        raise NnctlError("no such folder" if not folder.exists() else "not a folder", str(folder),
+                         "give the folder that holds your run folders (train's --runs-dir; default: runs)")
     found = list_runs(folder)
     if json_:
-        typer.echo(json.dumps(found))
+        typer.echo(dumps(found))
     elif not found:
         sys.stderr.write(f"no runs in {folder}\n")
     else:

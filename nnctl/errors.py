@@ -1,4 +1,5 @@
-"""The one exception type for mistakes a user can make (bad config, bad data, bad model file)."""
+"""The one exception type for mistakes a user can make (bad config, bad data, bad model file),
+and the small helpers its messages share."""
 from __future__ import annotations
 
 
@@ -17,9 +18,33 @@ class NnctlError(Exception):
         return text if not self.hint else f"{text}\n{self.hint}"
 
 
-def did_you_mean(name: str, choices) -> str:
-    """' (did you mean 'x'?)' for a near miss among `choices`, else ''."""
+class NothingTrained(Exception):
+    """Training was interrupted before its first epoch completed: there is nothing to save.
+    The CLI says so and exits 130."""
+
+
+def did_you_mean(name, choices) -> str:
+    """' (did you mean 'x'?)' for a near miss among `choices`, else ''. Case does not matter
+    ('Relu' -> 'relu'), and a prefix counts ('acc' -> 'accuracy')."""
     import difflib
 
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    names = [str(c) for c in choices]
+    text = str(name).strip().lower()
+    if not text:
+        return ""
+    lowered = {c.lower(): c for c in names}
+    match = lowered.get(text)
+    if match is None and len(text) >= 2:
+        match = next((c for c in names if c.lower().startswith(text)), None)
+    if match is None:
+        close = difflib.get_close_matches(text, list(lowered), n=1, cutoff=0.6)
+        match = lowered[close[0]] if close else None
+    return f" (did you mean '{match}'?)" if match is not None and match != str(name) else ""
+
+
+def plain(value) -> str:
+    """A value as a person reads it in a message: NumPy scalars as plain numbers (3, not
+    np.int64(3)), strings in quotes."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    return f"'{value}'" if isinstance(value, str) else str(value)

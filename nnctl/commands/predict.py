@@ -15,15 +15,15 @@ from ..errors import NnctlError, did_you_mean
 PREDICT_CHUNK_CELLS = 20_000_000  # cells parsed at a time: about 160 MB as float64
 
 
-def _chunks(data_path, columns, chunk_rows=None):
-    """The CSV in chunks of rows, sized by its column count so memory stays bounded however
-    long or wide the file is."""
+def _chunks(model, data_path, columns, chunk_rows=None):
+    """The CSV (or `-` for stdin) in chunks of rows, sized by its column count so memory stays
+    bounded however long or wide the file is."""
     from ..data.csvfile import read_csv, sniff
 
-    sniffed = sniff(Path(data_path), None)
+    csv_file = sniff(data_path, None, given_as="the DATA argument")
     if chunk_rows is None:
-        chunk_rows = max(1000, PREDICT_CHUNK_CELLS // max(len(sniffed[2]), 1))
-    return read_csv(data_path, None, columns=columns, chunksize=chunk_rows, sniffed=sniffed)
+        chunk_rows = max(1000, PREDICT_CHUNK_CELLS // max(len(csv_file.header), 1))
+    return read_csv(csv_file, columns=columns, chunksize=chunk_rows, decimal=model.encoder.decimal)
 
 
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None):
@@ -32,8 +32,11 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
     Columns are matched by name; extra columns are ignored, missing ones are an error."""
     import pandas as pd
 
-    where = str(data_path)
-    for chunk in _chunks(data_path, model.encoder.features, chunk_rows=chunk_rows):
+    if proba and model.task == "regression":
+        raise NnctlError("--proba gives class probabilities, but this model is a regression", str(model.path),
+                         "leave out --proba: the prediction column holds the predicted values")
+    where = _where(data_path)
+    for chunk in _chunks(model, data_path, model.encoder.features, chunk_rows=chunk_rows):
         X = model.inputs(chunk, where)
         if model.task == "regression":
             values = model.values_from_inputs(X)
@@ -46,6 +49,12 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
                 for i, c in enumerate(model.classes):
                     frame[f"p_{c}"] = p[:, i]
         yield frame
+
+
+def _where(data_path) -> str:
+    from ..data.csvfile import STDIN
+
+    return "stdin" if str(data_path) == STDIN else str(data_path)
 
 
 def predict_csv(model_path, data_path, proba: bool = False):
@@ -69,10 +78,10 @@ def evaluate_csv(model_path, data_path, chunk_rows: int | None = None) -> dict:
 
     model = load_model(model_path)
     target = model.meta["target"]
-    where = str(data_path)
+    where = _where(data_path)
     truths, outputs = [], []
     index = {category_label(c): i for i, c in enumerate(model.classes or [])}
-    for chunk in _chunks(data_path, list(dict.fromkeys(model.encoder.features + [target])), chunk_rows=chunk_rows):
+    for chunk in _chunks(model, data_path, list(dict.fromkeys(model.encoder.features + [target])), chunk_rows):
         if chunk[target].isna().any():
             raise NnctlError(f"target column '{target}' has missing values", where, "drop those rows to evaluate")
         X = model.inputs(chunk, where)

@@ -9,7 +9,8 @@ import time
 
 from ..config import dump_config
 from ..data import load_dataset
-from ..runs.folder import atomic_run_folder, ensure_writable, write_history, write_json
+from ..errors import NothingTrained
+from ..runs.folder import atomic_run_folder, check_name, ensure_writable, write_history, write_json
 from ..runs.model import build_meta, save_model
 from ..training import train
 from ..training.build import architecture, build_network
@@ -20,13 +21,20 @@ from .plot import try_plot_run
 def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
                  plot: bool = True, cache: bool = True):
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
-    is the folder's path."""
+    is the folder's path. An interrupt (`should_stop()`) before the first epoch completes saves
+    nothing and raises NothingTrained."""
+    check_name(name)
     runs_dir = ensure_writable(runs_dir)
     dataset = load_dataset(cfg, cache=cache)
     network = build_network(cfg, dataset)
+    nothing = "interrupted before the first epoch completed: nothing was trained, no run was saved"
+    if should_stop is not None and should_stop():
+        raise NothingTrained(nothing)
     with atomic_run_folder(runs_dir, name) as run:
         result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
                        should_stop=should_stop)
+        if result.status == "interrupted" and result.epochs == 0:
+            raise NothingTrained(nothing)
         tmp = run["tmp"]
         save_model(tmp / "model.npz", network, build_meta(network, dataset, cfg))
         (tmp / "config.yaml").write_text(dump_config(cfg))

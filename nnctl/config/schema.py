@@ -14,13 +14,14 @@ def json_schema() -> dict:
 
 
 def starter_config(data_path: str, target: str) -> str:
-    """A commented config that trains as-is: every key with its default and what it does."""
+    """A commented config that trains as-is: `data.path` and `data.target` as given, every
+    other key with its default and what it does."""
     import yaml
 
-    lines = ["# nnctl config: `nnctl train THIS_FILE`. Every key is shown with its default;",
-             "# delete what you do not change. `nnctl schema` gives the JSON Schema for editors.", ""]
-    values = {("data", "path"): data_path, ("data", "target"): target, ("training", "optimizer"): "adam",
-              ("training", "iterations"): 100, ("training", "batch_size"): 16}
+    lines = ["# nnctl config: `nnctl train THIS_FILE`. Every key but data.path and data.target is shown",
+             "# with its default; delete what you do not change. Relative paths are relative to this",
+             "# file's folder. `nnctl schema` gives the JSON Schema for editors.", ""]
+    values = {("data", "path"): data_path, ("data", "target"): target}
 
     def emit(table, path, indent):
         for name, entry in table.items():

@@ -72,6 +72,7 @@ def _spec() -> dict:
             "categorical": Key([], "categorical", "string columns to one-hot encode, or auto (every non-numeric feature)"),
             "unknown_category": Key("error", "choice", "a category at predict time that training never saw: error | ignore (all-zero one-hot)", ("error", "ignore")),
             "delimiter": Key(None, "delimiter", "field separator; null = sniffed (comma, semicolon, tab)", nullable=True),
+            "decimal": Key(".", "choice", "decimal mark of numbers in the file: '.' or ',' (as in 25,24)", (".", ",")),
         },
         "model": {
             "task": Key("auto", "choice", "auto | classification | regression", ("auto", "classification", "regression")),

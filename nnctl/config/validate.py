@@ -59,6 +59,12 @@ class Checker:
     def reject_unknown(self, raw: dict, known, keys: list[str], what: str = "a known key") -> None:
         for k in raw:
             if not isinstance(k, str) or k not in known:
+                homes = [h for h in key_homes(str(k)) if h[:-1] != keys]
+                if homes:
+                    home = ".".join(homes[0])
+                    section = ".".join(homes[0][:-1])
+                    self.fail(keys + [str(k)], f"belongs under {section or 'the top level'}: write it as {home}",
+                              f"known keys here: {', '.join(known) or 'none'}")
                 self.fail(keys + [str(k)], f"is not {what}{did_you_mean(k, known)}",
                           f"known keys here: {', '.join(known) or 'none'}")
 
@@ -85,6 +91,18 @@ class Checker:
         if v is None and key.nullable:
             return None
         return KINDS[key.kind].check(self, v, key, path)
+
+
+def key_homes(name: str, table: dict | None = None, keys: tuple = ()) -> list[tuple]:
+    """Every place in the key table where a key called `name` lives, as key paths."""
+    table = spec() if table is None else table
+    found = []
+    for k, entry in table.items():
+        if isinstance(entry, dict):
+            found += key_homes(name, entry, keys + (k,))
+        elif k == name:
+            found.append(keys + (k,))
+    return found
 
 
 def _copy(v):
@@ -117,6 +135,20 @@ def hidden_activations(cfg: dict) -> list[str]:
     return list(act) if isinstance(act, list) else [act] * len(layers)
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Mappings always in block style; a list of plain values on one line, as people write
+    `layers: [16, 16]`."""
+
+
+def _represent_list(dumper, values):
+    flow = all(not isinstance(v, (list, dict)) for v in values)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", values, flow_style=flow)
+
+
+_BlockDumper.add_representer(list, _represent_list)
+
+
 def dump_config(cfg: dict) -> str:
-    """The resolved config as YAML, keys in the spec's order; loading it gives the same dict."""
-    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, allow_unicode=True)
+    """The resolved config as YAML, keys in the spec's order and every section in block style;
+    loading it gives the same dict."""
+    return yaml.dump(cfg, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)

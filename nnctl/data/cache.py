@@ -87,9 +87,10 @@ def load(key: str):
                 raise ValueError(f"{name} shape")
         _touch(folder / "meta.json")  # most recently used: pruned last
         return Dataset(**arrays, task=meta["task"], target=meta["target"],
-                       encoder=FeatureEncoder.from_meta(meta["encoder"]), classes=meta["classes"],
+                       encoder=FeatureEncoder.from_meta(meta["encoder"], saved=False), classes=meta["classes"],
                        target_scaler=meta["target_scaler"], rows_read=meta["rows_read"],
-                       rows_dropped=meta["rows_dropped"], class_counts=meta["class_counts"])
+                       rows_dropped=meta["rows_dropped"], class_counts=meta["class_counts"],
+                       notes=[tuple(n) for n in meta["notes"]])
     except (OSError, ValueError, KeyError, TypeError):
         shutil.rmtree(folder, ignore_errors=True)
         return None
@@ -109,7 +110,7 @@ def save(key: str, dataset, limit: int) -> None:
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(dataset, name)), allow_pickle=False)
         meta = {"key": key, "task": dataset.task, "target": dataset.target, "encoder": dataset.encoder.to_meta(),
                 "classes": dataset.classes, "target_scaler": dataset.target_scaler, "rows_read": dataset.rows_read,
-                "rows_dropped": dataset.rows_dropped, "class_counts": dataset.class_counts,
+                "rows_dropped": dataset.rows_dropped, "class_counts": dataset.class_counts, "notes": dataset.notes,
                 "shapes": {name: list(getattr(dataset, name).shape) for name in ARRAYS}}
         (tmp / "meta.json").write_text(json.dumps(meta))
         _touch(tmp / "meta.json")

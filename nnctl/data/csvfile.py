@@ -1,34 +1,68 @@
-"""Reading CSV files as they come: sniffed delimiter, byte-order mark, Latin-1, quoted fields.
-Problems (missing, binary, empty, blank or repeated header names, ragged rows) are NnctlErrors
-that name the file and say what to fix."""
+"""Reading CSV files as they come: a path, a compressed file (.gz .bz2 .xz .zip), or a stream
+(`-` for stdin, /dev/stdin, a shell's <(...)); sniffed delimiter, byte-order mark, Latin-1,
+quoted fields. Problems (missing, another format, binary, empty, repeated header names, ragged
+rows) are NnctlErrors that name the file and say what to fix."""
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import io
+import lzma
+import os
+import stat
+import sys
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NnctlError, did_you_mean
 
 SNIFFED_DELIMITERS = ",;\t|"
+STDIN = "-"
+HEAD_BYTES = 65536
+
+# magic bytes -> (compression pandas understands, opener of the decompressed stream)
+COMPRESSIONS = {
+    b"\x1f\x8b": ("gzip", gzip.GzipFile),
+    b"BZh": ("bz2", bz2.BZ2File),
+    b"\xfd7zXZ\x00": ("xz", lzma.LZMAFile),
+}
+# magic bytes of formats that are not CSV -> what to tell the user
+OTHER_FORMATS = {
+    b"\xd0\xcf\x11\xe0": "an Excel .xls workbook: export the sheet as CSV (File > Save As > CSV)",
+    b"PAR1": "a Parquet file: convert it to CSV, e.g. pandas.read_parquet(path).to_csv(out, index=False)",
+    b"%PDF": "a PDF document, not a table",
+    b"SQLite format 3": "an SQLite database: export the table as CSV",
+}
 
 
-def sniff(path: Path, delimiter: str | None) -> tuple[str, str, list[str]]:
-    """(encoding, delimiter, header names) of a CSV file, with clear errors for files that are
-    missing, binary, empty, or whose header has blank or repeated names."""
-    if not path.exists():
-        raise NnctlError("data file not found", str(path), "check data.path (relative to the config file)")
-    if path.is_dir():
-        raise NnctlError("data path is a folder, not a CSV file", str(path))
-    with open(path, "rb") as fh:
-        head = fh.read(65536)
+@dataclass
+class CsvFile:
+    """A sniffed CSV: what to hand pandas (`source`: a path, or the stream's bytes read once)."""
+    where: str  # the name in messages
+    source: object
+    compression: str | None
+    encoding: str
+    delimiter: str
+    header: list[str]  # stripped names; "" for a column without a name
+
+
+def sniff(path, delimiter: str | None = None, given_as: str = "data.path") -> CsvFile:
+    """Find how to read a CSV: compression, encoding, delimiter and header names. `given_as`
+    names where the path came from (a config key, or a command's argument) for the hints."""
+    where = "stdin" if str(path) == STDIN else str(path)
+    source, head = _open(path, where, given_as)
+    compression, head = _decompressed_head(source, head, where)
     if not head.strip():
-        raise NnctlError("data file is empty", str(path))
+        raise NnctlError("data file is empty", where)
     if b"\x00" in head:
-        raise NnctlError("data file is not a text CSV file (it has binary content)", str(path))
+        raise NnctlError("data file is not a text CSV file (it has binary content)", where,
+                         "give a CSV file (it may be compressed as .gz, .bz2, .xz or .zip)")
     try:
         text, encoding = head.decode("utf-8-sig"), "utf-8-sig"
     except UnicodeDecodeError as exc:
-        if len(head) == 65536 and exc.start >= len(head) - 4:  # a character cut at the boundary
+        if len(head) == HEAD_BYTES and exc.start >= len(head) - 4:  # a character cut at the boundary
             text, encoding = head[: exc.start].decode("utf-8-sig"), "utf-8-sig"
         else:  # every byte is valid Latin-1, the usual encoding of CSVs that are not UTF-8
             text, encoding = head.decode("latin-1"), "latin-1"
@@ -38,14 +72,67 @@ def sniff(path: Path, delimiter: str | None) -> tuple[str, str, list[str]]:
         delimiter = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
     header = next(csv.reader(io.StringIO(first_line), delimiter=delimiter, skipinitialspace=True), [])
     header = [h.strip() for h in header]
-    for i, name in enumerate(header):
-        if not name:
-            raise NnctlError(f"column {i + 1} of the header has no name", str(path), "give every column a name")
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    dupes = sorted({h for h in header if h and header.count(h) > 1})
     if dupes:
-        raise NnctlError(f"the header names {', '.join(repr(d) for d in dupes)} more than once", str(path),
+        raise NnctlError(f"the header names {', '.join(repr(d) for d in dupes)} more than once", where,
                          "rename the repeated columns")
-    return encoding, delimiter, header
+    return CsvFile(where, source, compression, encoding, delimiter, header)
+
+
+def _open(path, where: str, given_as: str):
+    """(what pandas reads, the first bytes). A regular file is read by path; a stream (stdin,
+    a pipe) has no size and cannot be read twice, so it is read once into memory."""
+    hint = f"check {given_as}" + (" (relative to the config file)" if given_as.startswith("data.") else "")
+    if where == "stdin":
+        data = sys.stdin.buffer.read()
+        return io.BytesIO(data), data[:HEAD_BYTES]
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise NnctlError("data file not found", where, hint)
+    if stat.S_ISDIR(mode):
+        raise NnctlError("data path is a folder, not a CSV file", where, hint)
+    if not stat.S_ISREG(mode):
+        with open(path, "rb") as fh:
+            data = fh.read()
+        return io.BytesIO(data), data[:HEAD_BYTES]
+    with open(path, "rb") as fh:
+        return path, fh.read(HEAD_BYTES)
+
+
+def _decompressed_head(source, head: bytes, where: str) -> tuple[str | None, bytes]:
+    """(compression, the first bytes of the text) — or an NnctlError naming a format that is
+    not CSV."""
+    for magic, what in OTHER_FORMATS.items():
+        if head.startswith(magic):
+            raise NnctlError(f"data file is {what.split(':')[0]}, not CSV", where, what.split(": ", 1)[-1])
+    if head.startswith(b"PK\x03\x04"):
+        with zipfile.ZipFile(_rewound(source)) as archive:
+            names = archive.namelist()
+            if any(n.startswith("xl/") for n in names):
+                raise NnctlError("data file is an Excel .xlsx workbook, not CSV", where,
+                                 "export the sheet as CSV (File > Save As > CSV)")
+            members = [n for n in names if not n.endswith("/")]
+            if len(members) != 1:
+                raise NnctlError(f"a .zip holding {len(members)} files; nnctl reads a .zip with one CSV in it",
+                                 where, "unzip it and give the CSV file")
+            with archive.open(members[0]) as fh:
+                return "zip", fh.read(HEAD_BYTES)
+    for magic, (compression, opener) in COMPRESSIONS.items():
+        if head.startswith(magic):
+            try:
+                with opener(_rewound(source)) as fh:
+                    return compression, fh.read(HEAD_BYTES)
+            except (OSError, EOFError, lzma.LZMAError) as exc:
+                raise NnctlError(f"cannot decompress the {compression} file: {exc}", where)
+    return None, head
+
+
+def _rewound(source):
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+    return source
 
 
 def _count_outside_quotes(line: str, char: str) -> int:
@@ -58,34 +145,35 @@ def _count_outside_quotes(line: str, char: str) -> int:
     return count
 
 
-def read_csv(path, delimiter=None, columns=None, chunksize=None, sniffed=None):
+def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."):
     """A DataFrame (or an iterator of them with `chunksize`) of the CSV; `columns` restricts
-    which are parsed. `sniffed` is `sniff(path, delimiter)` when the caller already has it.
-    Parser errors become NnctlError naming the file and line."""
+    which are kept. Parser errors become NnctlError naming the file and line."""
     import pandas as pd
 
-    path = Path(path)
-    encoding, delimiter, header = sniffed or sniff(path, delimiter)
+    where = csv_file.where
     if columns is not None:
-        _require_columns(header, columns, path)
+        require_columns(csv_file.header, columns, where)
+    if decimal == csv_file.delimiter:  # a comma file cannot also use decimal commas
+        decimal = "."
     try:
         # every column is parsed (not `usecols`), so a row with too many fields is an error
-        frame = pd.read_csv(path, sep=delimiter, encoding=encoding, skipinitialspace=True,
-                            chunksize=chunksize, low_memory=False)
+        frame = pd.read_csv(_rewound(csv_file.source), sep=csv_file.delimiter, encoding=csv_file.encoding,
+                            compression=csv_file.compression, skipinitialspace=True, chunksize=chunksize,
+                            low_memory=False, decimal=decimal)
         if chunksize is None:
             frame = _select(frame, columns)
         else:
-            frame = (_select(chunk, columns) for chunk in _parsed(frame, path))
+            frame = (_select(chunk, columns) for chunk in _parsed(frame, where))
     except pd.errors.EmptyDataError:
-        raise NnctlError("data file is empty", str(path))
+        raise NnctlError("data file is empty", where)
     except pd.errors.ParserError as exc:
-        raise NnctlError(f"cannot parse the CSV: {str(exc).strip()}", str(path),
+        raise NnctlError(f"cannot parse the CSV: {str(exc).strip()}", where,
                          "check the delimiter (data.delimiter) and quoting")
     except UnicodeDecodeError:
-        raise NnctlError("data file is not UTF-8 or Latin-1 text", str(path))
+        raise NnctlError("data file is not UTF-8 or Latin-1 text", where)
     if chunksize is None:
         if len(frame) == 0:
-            raise NnctlError("data file has a header but no data rows", str(path))
+            raise NnctlError("data file has a header but no data rows", where)
     return frame
 
 
@@ -94,21 +182,22 @@ def _select(frame, columns):
     return frame if columns is None else frame[list(columns)]
 
 
-def _parsed(chunks, path):
+def _parsed(chunks, where):
     """Chunks of a CSV, with parser errors in later chunks turned into NnctlError too."""
     import pandas as pd
 
     try:
         yield from chunks
     except pd.errors.ParserError as exc:
-        raise NnctlError(f"cannot parse the CSV: {str(exc).strip()}", str(path),
+        raise NnctlError(f"cannot parse the CSV: {str(exc).strip()}", where,
                          "check the delimiter (data.delimiter) and quoting")
 
 
-def _require_columns(header, columns, path):
+def require_columns(header, columns, where):
     missing = [c for c in columns if c not in header]
     if missing:
         first = missing[0]
+        named = [h for h in header if h]
         raise NnctlError(f"column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} not in the CSV"
-                         f"{did_you_mean(first, header)}", str(path),
-                         f"its columns: {', '.join(header[:20])}{' ...' if len(header) > 20 else ''}")
+                         f"{did_you_mean(first, named)}", where,
+                         f"its columns: {', '.join(named[:20])}{' ...' if len(named) > 20 else ''}")

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import NnctlError, did_you_mean, plain
 from .csvfile import read_csv, sniff
 from .encoding import FeatureEncoder, fit_target_scaler, is_number
-from ..errors import NnctlError, did_you_mean
 
 MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is taken as classes
+ID_MIN_ROWS = 20  # a column unique per row in fewer rows than this is no sign of an ID
+WIDE_ONE_HOT = 100  # one-hot columns beyond this many inputs are worth a warning
+DECIMAL_COMMA = r"^\s*[-+]?\d+,\d+\s*$"
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Dataset:
     rows_read: int = 0
     rows_dropped: int = 0
     class_counts: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)  # ("note" | "warning", text) for the user
 
     @property
     def n_inputs(self) -> int:
@@ -45,8 +49,23 @@ class Dataset:
 
 
 # --- building the dataset --------------------------------------------------------------------
-def feature_columns(cfg_data: dict, header: list[str]) -> list[str]:
-    return cfg_data["features"] or [c for c in header if c != cfg_data["target"]]
+def feature_columns(cfg_data: dict, header: list[str], where: str, notes: list) -> list[str]:
+    """The listed features, or every named column but the target. A first column without a
+    name is the index pandas' to_csv() writes: it is left out with a note. Any other column
+    used must have a name."""
+    features = cfg_data["features"]
+    if features:
+        return features
+    for i, name in enumerate(header):
+        if name:
+            continue
+        if i == 0:
+            notes.append(("note", "the first column has no name (an index written by pandas' to_csv()?); "
+                                  "it is not used"))
+        else:
+            raise NnctlError(f"column {i + 1} of the header has no name", where,
+                             "give it a name, or list the columns to use in data.features")
+    return [c for c in header if c and c != cfg_data["target"]]
 
 
 def load_dataset(cfg: dict, cache: bool = True) -> Dataset:
@@ -73,22 +92,25 @@ def load_dataset(cfg: dict, cache: bool = True) -> Dataset:
 
 def _prepare(cfg: dict) -> Dataset:
     data = cfg["data"]
-    path = Path(data["path"])
-    sniffed = sniff(path, data["delimiter"])
-    header = sniffed[2]
+    csv_file = sniff(Path(data["path"]), data["delimiter"])
+    path, header, notes = Path(data["path"]), csv_file.header, []
     target = data["target"]
+    named = [h for h in header if h]
     if target not in header:
-        raise NnctlError(f"target column '{target}' not in the CSV{did_you_mean(target, header)}", str(path),
-                         f"set data.target to one of: {', '.join(header[:20])}")
-    features = feature_columns(data, header)
+        raise NnctlError(f"target column '{target}' not in the CSV{did_you_mean(target, named)}", str(path),
+                         f"set data.target to one of: {', '.join(named[:20])}")
+    features = feature_columns(data, header, str(path), notes)
     if not features:
         raise NnctlError("there are no feature columns besides the target", str(path))
     _check_fits(path, len(header), len(features) + 1, np.dtype(cfg["training"]["dtype"]).itemsize)
-    df = read_csv(path, data["delimiter"], columns=list(dict.fromkeys(features + [target])), sniffed=sniffed)
+    df = read_csv(csv_file, columns=list(dict.fromkeys(features + [target])), decimal=data["decimal"])
     rows_read = len(df)
     categorical = _categorical_columns(df, features, data["categorical"], path)
+    notes += _suspicious_columns(df, features, categorical)
     df = _handle_missing(df, features, target, data["missing"], path)
     task = data_task(cfg["model"]["task"], df[target])
+    if task == "regression" and cfg["model"]["task"] == "auto":
+        notes += _regression_note(df[target], target)
     rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"]).spawn(1)[0])
     if task == "classification":
         classes, y = encode_labels(df[target], target, path)
@@ -98,12 +120,15 @@ def _prepare(cfg: dict) -> Dataset:
         train_idx, val_idx = random_split(len(y), data["validation_split"], rng)
         classes = None
     dtype = np.dtype(cfg["training"]["dtype"])
-    encoder = FeatureEncoder(features, unknown=data["unknown_category"])
+    encoder = FeatureEncoder(features, unknown=data["unknown_category"], decimal=data["decimal"])
     where = str(path)
-    X_train = encoder.fit(df.iloc[train_idx], categorical, data["scale"], data["missing"], dtype, where)
+    # categories come from the whole file, so whether a rare one lands in the validation part
+    # (the seed's luck) cannot decide if a config is valid; scaling is fit on training rows only
+    X_train = encoder.fit(df.iloc[train_idx], categorical, data["scale"], data["missing"], dtype, where,
+                          categories_from=df)
     X_val = encoder.transform(df.iloc[val_idx], dtype, where=where)
     dataset = Dataset(X_train, y[train_idx], X_val, y[val_idx], task, target, encoder, classes,
-                      rows_read=rows_read, rows_dropped=rows_read - len(df))
+                      rows_read=rows_read, rows_dropped=rows_read - len(df), notes=notes)
     if task == "classification":
         counts = np.bincount(y, minlength=len(classes))
         dataset.class_counts = {str(c): int(n) for c, n in zip(classes, counts)}
@@ -140,10 +165,50 @@ def _categorical_columns(df, features, setting, path) -> list[str]:
     for col in features:
         if col not in numeric and col not in setting:
             example = next((v for v in df[col].dropna() if not is_number(v)), df[col].dropna().iloc[0] if df[col].notna().any() else "")
-            raise NnctlError(f"column '{col}' is not numeric (e.g. {str(example)!r})", str(path),
+            if looks_like_decimal_commas(df[col]):
+                raise NnctlError(f"column '{col}' holds numbers written with a decimal comma (e.g. '{example}')",
+                                 str(path), "set data.decimal: \",\" to read them as numbers")
+            raise NnctlError(f"column '{col}' is not numeric (e.g. '{example}')", str(path),
                              "list it in data.categorical to one-hot encode it (or `categorical: auto`), "
                              "or leave it out with data.features")
     return list(setting)
+
+
+def looks_like_decimal_commas(column) -> bool:
+    """Most values read like '25,24': numbers from a locale that writes decimal commas."""
+    values = column.dropna().astype(str).head(1000)
+    return len(values) > 0 and values.str.match(DECIMAL_COMMA).mean() >= 0.9
+
+
+def _suspicious_columns(df, features, categorical) -> list:
+    """Warnings for inputs that are rarely meant: an ID (a different value in every row), free
+    text, or a one-hot encoding that adds very many inputs."""
+    import pandas as pd
+
+    notes, rows = [], len(df)
+    for col in features:
+        distinct = df[col].nunique(dropna=True)
+        exclude = f"leave it out with data.features (list the columns to use)"
+        if col in categorical:
+            if rows >= ID_MIN_ROWS and distinct == rows:
+                notes.append(("warning", f"column '{col}' has a different value in every row (an ID or free text?): "
+                                         f"one-hot encoding adds {distinct} inputs that cannot generalize; {exclude}"))
+            elif distinct > WIDE_ONE_HOT:
+                notes.append(("warning", f"one-hot encoding column '{col}' adds {distinct} inputs; "
+                                         f"{exclude}, or group its rare values"))
+        elif rows >= ID_MIN_ROWS and distinct == rows and pd.api.types.is_integer_dtype(df[col]) \
+                and not pd.api.types.is_bool_dtype(df[col]):
+            notes.append(("warning", f"column '{col}' has a different whole number in every row (an ID?) and is "
+                                     f"used as a feature; {exclude}"))
+    return notes
+
+
+def _regression_note(column, target) -> list:
+    distinct = column.nunique(dropna=True)
+    if distinct <= MAX_AUTO_CLASSES:
+        return [("note", f"target '{target}' has {distinct} distinct values, but not all whole numbers, so this is "
+                         "a regression; set model.task: classification to treat them as classes")]
+    return []
 
 
 def _handle_missing(df, features, target, policy, path):
@@ -192,7 +257,8 @@ def encode_labels(column, target, path) -> tuple[list, np.ndarray]:
         values = np.array([str(v).strip() for v in column], dtype=object)
     classes, y = np.unique(values, return_inverse=True)
     if len(classes) < 2:
-        raise NnctlError(f"target column '{target}' has a single class ({classes[0]!r}); classification needs two or more",
+        raise NnctlError(f"target column '{target}' has a single class ({plain(classes[0])}); "
+                         "classification needs two or more",
                          str(path), "check data.target, or set model.task: regression")
     return [c.item() if hasattr(c, "item") else c for c in classes], y.astype(np.int64).ravel()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import NnctlError
+from ..errors import NnctlError, plain
 
 
 def category_strings(column) -> np.ndarray:
@@ -31,12 +31,16 @@ def category_label(v) -> str:
 
 
 class FeatureEncoder:
-    def __init__(self, features, categories=None, fill=None, scaler=None, unknown="error"):
+    def __init__(self, features, categories=None, fill=None, scaler=None, unknown="error", decimal=".",
+                 saved=False):
         self.features = list(features)
         self.categories = dict(categories or {})  # column -> list of category strings
         self.fill = fill  # column -> value, or None (missing values are an error)
         self.scaler = scaler  # {"kind", "offset", "scale"} over the encoded inputs
         self.unknown = unknown  # error | ignore
+        self.decimal = decimal  # the decimal mark of the files it was fit on
+        # read back from a saved model: hints then speak of the model and the CSV, not a config
+        self.saved = saved
 
     @property
     def inputs(self) -> list[str]:
@@ -46,11 +50,13 @@ class FeatureEncoder:
             names += [f"{f}={c}" for c in self.categories[f]] if f in self.categories else [f]
         return names
 
-    def fit(self, df, categorical, scale: str, missing: str, dtype, where: str = "data") -> np.ndarray:
-        """Learn categories, fill values and scaler from the training rows `df`; returns the
-        encoded, scaled training matrix."""
+    def fit(self, df, categorical, scale: str, missing: str, dtype, where: str = "data",
+            categories_from=None) -> np.ndarray:
+        """Learn fill values and scaler from the training rows `df`, and the categories from
+        `categories_from` (by default `df` too); returns the encoded, scaled training matrix."""
         for col in categorical:
-            seen = {v for v in category_strings(df[col]) if v is not None}
+            source = df if categories_from is None else categories_from
+            seen = {v for v in category_strings(source[col]) if v is not None}
             self.categories[col] = sorted(seen)
         if missing == "mean":
             self.fill = {}
@@ -97,8 +103,12 @@ class FeatureEncoder:
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
             example = next((v for v in column if not is_number(v)), None)
-            raise NnctlError(f"column '{col}' is not numeric (e.g. {example!r})", where,
-                             "list it in data.categorical to one-hot encode it, or fix the values")
+            hint = ("the model takes it as a number: fix the values in the CSV" if self.saved else
+                    "list it in data.categorical to one-hot encode it, or fix the values")
+            if isinstance(example, str) and "," in example and is_number(example.replace(",", ".")):
+                hint = ("the model was trained on decimal points: write 25.24, not 25,24" if self.saved else
+                        "set data.decimal: \",\" to read decimal commas")
+            raise NnctlError(f"column '{col}' is not numeric (e.g. {plain(example)})", where, hint)
         bad = ~np.isfinite(values)
         if bad.any():
             nan = np.isnan(values)
@@ -140,8 +150,10 @@ class FeatureEncoder:
                 raise NnctlError(f"column '{col}' has {int(missing.sum())} missing value(s)", where,
                                  "fill them in, or train with data.missing: mean (the model then fills them itself)")
             if self.unknown == "error":
-                first = strings[int(np.flatnonzero(unknown)[0])]
-                raise NnctlError(f"column '{col}' has the category '{first}' that training never saw", where,
+                row = int(np.flatnonzero(unknown)[0])
+                first = strings[row]
+                raise NnctlError(f"column '{col}' has the category '{first}' that training never saw "
+                                 f"(data row {int(column.index[row]) + 1})", where,
                                  f"known: {', '.join(cats[:10])}{' ...' if len(cats) > 10 else ''}; "
                                  "or train with data.unknown_category: ignore")
         onehot = np.zeros((len(codes), len(cats)), dtype=dtype)
@@ -151,12 +163,12 @@ class FeatureEncoder:
 
     def to_meta(self) -> dict:
         return {"features": self.features, "categories": self.categories, "fill": self.fill,
-                "scaler": self.scaler, "unknown_category": self.unknown}
+                "scaler": self.scaler, "unknown_category": self.unknown, "decimal": self.decimal}
 
     @classmethod
-    def from_meta(cls, meta: dict) -> "FeatureEncoder":
+    def from_meta(cls, meta: dict, saved: bool = True) -> "FeatureEncoder":
         return cls(meta["features"], meta.get("categories") or {}, meta.get("fill"), meta["scaler"],
-                   meta.get("unknown_category", "error"))
+                   meta.get("unknown_category", "error"), meta.get("decimal", "."), saved=saved)
 
 
 def is_number(v) -> bool:

@@ -14,7 +14,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..atomic import follow_umask
 from ..errors import NnctlError
+from ..jsonfmt import dumps
 
 TMP_PREFIX = ".tmp-"
 
@@ -32,6 +34,14 @@ def ensure_writable(runs_dir) -> Path:
     return runs_dir
 
 
+def check_name(name: str) -> str:
+    """A run name is one folder name: no path separators, not '.' or '..'."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name.startswith(TMP_PREFIX):
+        raise NnctlError(f"a run name must be one folder name, not a path (got '{name}')", "--name",
+                         "use letters, digits, '-' and '_', e.g. --name iris-lr0.1; --runs-dir picks the folder")
+    return name
+
+
 def run_name(name: str, now: float | None = None) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
 
@@ -45,6 +55,7 @@ def atomic_run_folder(runs_dir, name: str):
     holder = {"tmp": tmp, "final": None}
     try:
         yield holder
+        follow_umask(tmp, folder=True)  # mkdtemp makes it private; a run is shared like any output
         base = run_name(name)
         for n in range(1, 1000):
             final = runs_dir / (base if n == 1 else f"{base}-{n}")
@@ -77,8 +88,7 @@ def _number(v):
 
 def write_json(path, data: dict) -> None:
     with open(path, "w") as fh:
-        json.dump(data, fh, indent=2, allow_nan=True, ensure_ascii=False)
-        fh.write("\n")
+        fh.write(dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_history(run) -> list[dict]:

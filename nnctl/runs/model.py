@@ -152,14 +152,20 @@ class Model:
     def inputs(self, df, where="data") -> np.ndarray:
         return self.encoder.transform(df, self.network.dtype, where=where)
 
+    def _output(self, X: np.ndarray) -> np.ndarray:
+        # a model can overflow on inputs far outside its training range; the ±inf or NaN it gives
+        # is reported as such (null in JSON), so NumPy's RuntimeWarnings would only add noise
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            return self.network.predict_output(X)
+
     def proba_from_inputs(self, X: np.ndarray) -> np.ndarray:
-        out = self.network.predict_output(X)
+        out = self._output(X)
         if len(self.classes) == 2:
             return np.hstack([1 - out, out])
         return out
 
     def values_from_inputs(self, X: np.ndarray) -> np.ndarray:
-        out = self.network.predict_output(X).astype(np.float64)
+        out = self._output(X).astype(np.float64)
         scaler = self.meta.get("target_scaler")
         if scaler:
             out = out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])

@@ -38,7 +38,7 @@ def build_network(cfg: dict, dataset: Dataset) -> MLP:
     loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg["training"]["dtype"])
     if cfg["model"]["init_from"]:
-        return _warm_start(cfg["model"]["init_from"], sizes, activations, loss, dtype)
+        return _warm_start(cfg["model"]["init_from"], sizes, activations, loss, dtype, dataset)
     return MLP.initialize(sizes, activations, loss, cfg["model"]["init"], cfg["seed"], dtype)
 
 
@@ -57,20 +57,53 @@ def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
                    "use smaller layers (model.layers) or a smaller batch_size")
 
 
-def _warm_start(path, sizes, activations, loss, dtype) -> MLP:
+def _warm_start(path, sizes, activations, loss, dtype, dataset: Dataset) -> MLP:
+    """The saved model's weights, matched to this dataset by name: the first layer's rows follow
+    the dataset's inputs and the output layer's units its classes, whatever order either comes
+    in. Different inputs, classes or task are an error naming what differs."""
     from ..runs.model import load_model
 
-    source = load_model(path).network
-    if len(source.weights) != len(sizes) - 1:
-        raise NnctlError(f"model.init_from has {len(source.weights)} layers, the config builds {len(sizes) - 1}",
+    source = load_model(path)
+    weights = [W.astype(dtype) for W in source.network.weights]
+    biases = [b.astype(dtype) for b in source.network.biases]
+    if source.task != dataset.task:
+        raise NnctlError(f"model.init_from is a {source.task} model, this data is a {dataset.task} task",
+                         "model.init_from", "set model.task to match, or train from scratch")
+    weights[0] = weights[0][_order("inputs", source.encoder.inputs, dataset.encoder.inputs)]
+    if dataset.task == "classification":
+        from ..data.encoding import category_label
+
+        order = _order("classes", [category_label(c) for c in source.classes],
+                       [category_label(c) for c in dataset.classes])
+        if len(order) == 2 and weights[-1].shape[1] == 1:
+            if order[0] == 1:  # one sigmoid unit: swapping the two classes negates its logit
+                weights[-1], biases[-1] = -weights[-1], -biases[-1]
+        else:
+            weights[-1], biases[-1] = weights[-1][:, order], biases[-1][order]
+    if len(weights) != len(sizes) - 1:
+        raise NnctlError(f"model.init_from has {len(weights)} layers, the config builds {len(sizes) - 1}",
                          "model.init_from", f"the config's architecture is {architecture(sizes)}")
-    for i, W in enumerate(source.weights):
+    for i, W in enumerate(weights):
         if W.shape != (sizes[i], sizes[i + 1]):
             raise NnctlError(f"model.init_from layer {i} has weights {W.shape[0]}×{W.shape[1]}, "
                              f"the config needs {sizes[i]}×{sizes[i + 1]}", "model.init_from",
                              f"the config's architecture is {architecture(sizes)}")
-    return MLP([W.astype(dtype) for W in source.weights], [b.astype(dtype) for b in source.biases],
-               activations, loss)
+    return MLP(weights, biases, activations, loss)
+
+
+def _order(what: str, saved: list, wanted: list) -> list[int]:
+    """Indices into `saved` that give `wanted`'s order; an NnctlError when they are not the
+    same names."""
+    if sorted(saved) != sorted(wanted):
+        only_model = [n for n in saved if n not in set(wanted)]
+        only_data = [n for n in wanted if n not in set(saved)]
+        parts = [f"only in the model: {', '.join(map(str, only_model[:10]))}" if only_model else "",
+                 f"only in this data: {', '.join(map(str, only_data[:10]))}" if only_data else ""]
+        raise NnctlError(f"model.init_from was trained on other {what} ({'; '.join(p for p in parts if p)})",
+                         "model.init_from",
+                         "use the same data.features, categories and target as that model, or train from scratch")
+    position = {name: i for i, name in enumerate(saved)}
+    return [position[name] for name in wanted]
 
 
 def prepare_float64(config, overrides, rows: int):

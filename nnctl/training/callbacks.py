@@ -10,6 +10,9 @@ class Callback:
 
     def on_epoch_end(self, log: dict) -> None: ...
 
+    def on_progress(self, progress: dict) -> None:
+        """Within an epoch, about twice a second: epoch, rows_done, rows, epoch_seconds."""
+
     def on_train_end(self, result: "TrainResult") -> None: ...
 
 
@@ -26,6 +29,10 @@ class Many(Callback):
     def on_epoch_end(self, log):
         for c in self.callbacks:
             c.on_epoch_end(log)
+
+    def on_progress(self, progress):
+        for c in self.callbacks:
+            c.on_progress(progress)
 
     def on_train_end(self, result):
         for c in self.callbacks:

@@ -21,6 +21,9 @@ from .scoring import metric_name, score, targets_for
 from .stopping import EarlyStopping
 
 
+PROGRESS_SECONDS = 0.5  # how often the loop reports progress inside an epoch
+
+
 @dataclass
 class TrainResult:
     history: list[dict]
@@ -28,6 +31,8 @@ class TrainResult:
     best_epoch: int | None
     seconds: float
     epochs: int = 0  # completed epochs (history holds only the logged ones)
+    restored_best: bool = False  # early stopping put back the best epoch's weights
+    best_by: str = "val_loss"  # what best_epoch is best at
     metrics: dict = field(default_factory=dict)
     run: object = None  # the run folder's Path, once saved
 
@@ -52,20 +57,23 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
     loop = _Loop(network, dataset, training, seed, callback, should_stop)
     callback.on_train_begin({"epochs": training["iterations"], "rows": loop.rows, "batch_size": loop.batch,
                              "batches": -(-loop.rows // loop.batch), "validation": loop.has_val,
-                             "metric": loop.metric, "task": dataset.task})
+                             "metric": loop.metric, "task": dataset.task, "notes": list(dataset.notes)})
     start = time.perf_counter()
     # overflow shows up as a non-finite loss, reported with advice; numpy's own
     # RuntimeWarnings would only add noise on stderr
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         status = loop.run(start)
         stopper = loop.stopper
-        if stopper and stopper.best_params is not None and status != "interrupted":
+        restored = bool(stopper and stopper.best_params is not None and status != "interrupted")
+        if restored:
             network.set_params(stopper.best_params)
-        best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, "val_loss" if loop.has_val else "train_loss")
-        result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start, loop.completed)
+        best_by = stopper.cfg["metric"] if stopper else "val_loss" if loop.has_val else "train_loss"
+        best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, best_by)
+        result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start, loop.completed,
+                             restored_best=restored, best_by=best_by)
         result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets))
     # the last update may have broken weights that every measured loss came before
-    check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), training)
+    check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), loop.advice)
     callback.on_train_end(result)
     return result
 
@@ -85,12 +93,21 @@ def final_metrics(network: MLP, dataset, result: TrainResult, targets=(None, Non
     return metrics
 
 
-def check_finite(loss: float, epoch: int, training: dict) -> None:
+def divergence_advice(training: dict, dataset) -> str:
+    """What to try when the loss blows up, leaving out what is already so."""
+    advice = f"lower training.learning_rate (now {training['learning_rate']:g})"
+    if (dataset.encoder.scaler or {}).get("kind") == "none":
+        advice += ", or scale the inputs (data.scale: standard)"
+    elif dataset.task == "regression" and dataset.target_scaler is None:
+        advice += ", or standardize the target (data.scale_target: true)"
+    return advice
+
+
+def check_finite(loss: float, epoch: int, advice: str) -> None:
     """NnctlError, with advice, when a loss has become NaN or infinite."""
     if not math.isfinite(loss):
         raise NnctlError(f"training diverged: the loss became {loss} by epoch {epoch}", "training.learning_rate",
-                         f"lower training.learning_rate (now {training['learning_rate']:g}), "
-                         "or scale the data (data.scale: standard)")
+                         advice)
 
 
 def _best_epoch(history: list[dict], key: str) -> int | None:
@@ -116,6 +133,8 @@ class _Loop:
         self.stopper = EarlyStopping(training["early_stopping"]) if training["early_stopping"] else None
         self.history: list[dict] = []
         self.completed = 0
+        self.advice = divergence_advice(training, dataset)
+        self.next_progress = 0.0
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
         # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
         self.shuffle = training["shuffle"] and self.batch < self.rows
@@ -155,8 +174,8 @@ class _Loop:
             # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
             np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
             np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
-        total = 0.0
-        for xb, yb in self.batches:
+        total, started, clock = 0.0, time.perf_counter(), time.perf_counter
+        for k, (xb, yb) in enumerate(self.batches):
             network.forward(xb)
             if measured:
                 total += network.loss_value(yb) * len(xb)
@@ -164,16 +183,21 @@ class _Loop:
             step(grads, lr)
             if self.should_stop is not None and self.should_stop():
                 return None
+            now = clock()
+            if now >= self.next_progress:  # a sign of life inside long epochs, twice a second
+                self.next_progress = now + PROGRESS_SECONDS
+                self.callback.on_progress({"epoch": epoch, "rows_done": min((k + 1) * self.batch, self.rows),
+                                           "rows": self.rows, "epoch_seconds": now - started})
         return total / self.rows
 
     def measure(self, epoch: int, train_loss: float, start: float) -> dict:
-        check_finite(train_loss, epoch, self.training)
+        check_finite(train_loss, epoch, self.advice)
         log = {"epoch": epoch, "train_loss": train_loss}
         if self.has_val:
             log["val_loss"], log[self.metric] = score(self.network, self.dataset.task, self.dataset.X_val,
                                                       self.dataset.y_val, self.val_targets)
             # the training loss is measured before each update, validation after the epoch's last
-            check_finite(log["val_loss"], epoch, self.training)
+            check_finite(log["val_loss"], epoch, self.advice)
         log["learning_rate"] = self.lr
         log["seconds"] = time.perf_counter() - start
         return log

@@ -5,12 +5,12 @@ NO_COLOR is set.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 from ..atomic import atomic_file
+from ..jsonfmt import dumps
 from .fmt import format_number
 
 
@@ -72,24 +72,41 @@ def print_evaluation(report: dict) -> None:
         console.print(cm)
 
 
+RUN_COLUMNS = ("run", "created", "task", "architecture", "epochs", "status", "val metric")
+
+
+def run_cells(r: dict) -> list[str]:
+    part = r.get("validation") or r.get("train") or {}
+    metric = r.get("metric")
+    shown = f"{metric} {format_number(part[metric])}" if metric and metric in part else ""
+    return [r["name"], str(r.get("created", "")).replace("T", " "), r.get("task", ""), r.get("architecture", ""),
+            str(r.get("epochs", "")), r.get("status", ""), shown]
+
+
 def print_runs(runs: list[dict]) -> None:
+    """A table on a terminal; tab-separated lines with a header when piped, for `cut` and
+    `awk`. The run name, the one thing people copy, is never cut short: other columns give way."""
+    if not sys.stdout.isatty():
+        for cells in [list(RUN_COLUMNS)] + [run_cells(r) for r in runs]:
+            sys.stdout.write("\t".join(c.replace("\t", " ") for c in cells) + "\n")
+        return
     from rich.table import Table
 
     table = Table(title_justify="left")
-    for col in ("run", "created", "task", "architecture", "epochs", "status", "val metric"):
-        table.add_column(col, justify="right" if col in ("epochs", "val metric") else "left")
+    for col in RUN_COLUMNS:
+        if col == "run":
+            table.add_column(col, no_wrap=True, min_width=max(len(r["name"]) for r in runs))
+        else:
+            table.add_column(col, justify="right" if col in ("epochs", "val metric") else "left",
+                             overflow="fold")
     for r in runs:
-        part = r.get("validation") or r.get("train") or {}
-        metric = r.get("metric")
-        shown = f"{metric} {format_number(part[metric])}" if metric and metric in part else ""
-        table.add_row(r["name"], str(r.get("created", "")).replace("T", " "), r.get("task", ""),
-                      r.get("architecture", ""), str(r.get("epochs", "")), r.get("status", ""), shown)
+        table.add_row(*run_cells(r))
     _console().print(table)
 
 
 def print_gradcheck(results, tol: float, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"tol": tol, "passed": all(r.passed(tol) for r in results), "parameters": [
+        print(dumps({"tol": tol, "passed": all(r.passed(tol) for r in results), "parameters": [
             {"name": r.name, "shape": list(r.shape), "checked": r.checked, "max_abs_error": r.max_abs,
              "max_rel_error": r.max_rel, "passed": r.passed(tol)} for r in results]}))
         return
@@ -165,6 +182,7 @@ def print_trace(record: dict) -> None:
 def validation_summary(network, dataset) -> str:
     """What `nnctl validate` says about a config's network and data, for stderr."""
     from ..training.build import architecture
+    from .progress import note_lines
 
     lines = [f"architecture  {architecture(network.sizes)}  ({network.n_params():,} parameters; "
              f"{' → '.join(network.layer_activations)})",
@@ -175,4 +193,4 @@ def validation_summary(network, dataset) -> str:
              f"split         {len(dataset.X_train)} train, {len(dataset.X_val)} validation"]
     if dataset.classes:
         lines.insert(3, "classes       " + ", ".join(f"{c} ({n})" for c, n in dataset.class_counts.items()))
-    return "\n".join(lines)
+    return "\n".join(note_lines(dataset.notes) + lines)

@@ -8,12 +8,19 @@ Rows are thinned to about `display_rows` evenly spaced epochs plus the last.
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 
+from ..jsonfmt import dumps
 from ..training.callbacks import Callback
 from .fmt import format_duration, format_number, sparkline
+
+PROGRESS_AFTER = 2.0  # seconds into an epoch before the live view shows progress within it
+
+
+def note_lines(notes) -> list[str]:
+    """('warning', text) -> 'warning: text'."""
+    return [f"{kind}: {text}" for kind, text in notes]
 
 
 def thin_every(epochs: int, display_rows: int) -> int:
@@ -48,6 +55,14 @@ class _Rows:
             self.next_due = (log["epoch"] // self.every + 1) * self.every
         return shown
 
+    def finish(self) -> dict | None:
+        """The last logged epoch when thinning left it out (an early stop, an interrupt): the
+        table always ends with it, whatever the status."""
+        if self.last is not None and (not self.rows or self.rows[-1] is not self.last):
+            self.rows.append(self.last)
+            return self.last
+        return None
+
     def columns(self) -> list[str]:
         cols = ["epoch", "train_loss"]
         if self.metric:
@@ -76,6 +91,8 @@ class PlainLines(Callback):
         self.stream.flush()
 
     def on_train_begin(self, info):
+        for line in note_lines(info.get("notes", ())):
+            self.stream.write(line + "\n")
         self.table.begin(info)
         cols = self.table.columns()
         self.widths = [max(len(c), 10) for c in cols]
@@ -86,6 +103,11 @@ class PlainLines(Callback):
         if self.table.add(log):
             self._line(self.table.cells(log))
 
+    def on_train_end(self, result):
+        last = self.table.finish()
+        if last is not None:
+            self._line(self.table.cells(last))
+
 
 class LiveTable(Callback):
     """A rich table redrawn in place; the renderable is built only when rich refreshes."""
@@ -95,6 +117,7 @@ class LiveTable(Callback):
         self.table = _Rows(display_rows)
         self.title = title
         self.live = None
+        self.progress = None  # the latest progress within the running epoch
 
     def render(self):
         from rich.console import Group
@@ -111,20 +134,31 @@ class LiveTable(Callback):
             style = "dim" if log is self.table.last and log not in self.table.rows else None
             table.add_row(*self.table.cells(log), style=style)
         trend = Text(f"loss trend  {sparkline(self.table.losses)}", style="cyan")
-        return Group(table, trend)
+        parts = [table, trend]
+        if self.progress is not None and self.progress["epoch_seconds"] >= PROGRESS_AFTER:
+            parts.append(Text(progress_text(self.progress, self.table.epochs), style="dim"))
+        return Group(*parts)
+
+    def on_progress(self, progress):
+        self.progress = progress
 
     def on_train_begin(self, info):
         from rich.live import Live
 
+        for line in note_lines(info.get("notes", ())):
+            self.console.print(line, markup=False, highlight=False)
         self.table.begin(info)
         self.live = Live(console=self.console, get_renderable=self.render, refresh_per_second=4,
                          transient=False, redirect_stdout=False, redirect_stderr=False)
         self.live.start()
 
     def on_epoch_end(self, log):
+        self.progress = None
         self.table.add(log)
 
     def on_train_end(self, result):
+        self.progress = None
+        self.table.finish()
         self.close()
 
     def close(self):
@@ -141,22 +175,35 @@ class JsonLines(Callback):
         self.stream = stream or sys.stdout
 
     def on_epoch_end(self, log):
-        self.stream.write(json.dumps(log) + "\n")
+        self.stream.write(dumps(log) + "\n")
         self.stream.flush()
 
 
+def progress_text(progress: dict, epochs: int) -> str:
+    """'epoch 3 of 10: 120,000 of 300,000 rows (40%), 45,000 rows/s'"""
+    done, rows, seconds = progress["rows_done"], progress["rows"], progress["epoch_seconds"]
+    rate = done / seconds if seconds > 0 else float("nan")
+    return (f"epoch {progress['epoch']} of {epochs}: {done:,} of {rows:,} rows ({100 * done / rows:.0f}%), "
+            f"{rate:,.0f} rows/s")
+
+
 def summary_line(result, run) -> str:
-    """One closing line: status, best epoch, final metrics, time and the run folder."""
+    """The closing lines: status, which weights were saved and their metrics, the best epoch
+    when it is another one, time and the run folder."""
     m = result.metrics
     parts = [result.status.replace("_", " ")]
-    if result.best_epoch:
-        parts.append(f"best epoch {result.best_epoch}")
-    for part in ("validation", "train"):
-        if part in m:
-            name = next(k for k in m[part] if k not in ("loss", "rows"))
-            parts.append(f"{'val' if part == 'validation' else 'train'} loss {format_number(m[part]['loss'])}, "
-                         f"{name} {format_number(m[part][name])}")
-            break
+    part = "validation" if "validation" in m else "train"
+    short = "val" if part == "validation" else "train"
+    if result.restored_best:
+        saved = f"saved model: best epoch {result.best_epoch} (restored)"
+    else:
+        saved = f"saved model: last epoch {result.epochs}"
+    if part in m:
+        name = next(k for k in m[part] if k not in ("loss", "rows"))
+        saved += f", {short} loss {format_number(m[part]['loss'])}, {name} {format_number(m[part][name])}"
+    parts.append(saved)
+    if result.best_epoch and not result.restored_best and result.best_epoch != result.epochs:
+        parts.append(f"best {result.best_by.replace('_', ' ')} at epoch {result.best_epoch} (not saved)")
     parts.append(f"{result.epochs} epochs in {format_duration(result.seconds)}")
     return " · ".join(parts) + f"\nrun saved to {run}"
 
