@@ -146,7 +146,8 @@ def base_cli(tree: Path, config: Path, epochs: int, runs: Path) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "nnctl", "train", str(config), "--quiet", "--runs-dir", str(runs),
                     "--set", f"training.iterations={epochs}"], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(tree)})
+                   stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(tree)},
+                   cwd=tree)  # `python -m` puts the working folder first on the import path
     return time.perf_counter() - start
 
 
