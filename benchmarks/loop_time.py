@@ -12,14 +12,17 @@ import time
 
 
 def main(config: str, epochs: int) -> float:
+    import nnctl
     from nnctl.config import load_config
     from nnctl.data import load_dataset
 
-    try:
+    # decided by the files, not by trying imports: an editable install of another tree would
+    # answer an import that this tree cannot
+    if os.path.isdir(os.path.join(os.path.dirname(nnctl.__file__), "training")):
         from nnctl.training import train
         from nnctl.training.build import build_network
         from nnctl.ui.progress import PlainLines
-    except ImportError:  # the flat layout: nnctl/api.py, trainer.py, report.py
+    else:  # the flat layout: nnctl/api.py, trainer.py, report.py
         from nnctl.api import build_network
         from nnctl.report import PlainLines
         from nnctl.trainer import train

@@ -127,8 +127,9 @@ def parse_limits(flag: str, specs: list[str]) -> dict:
 @app.command()
 @errors_handled
 def train(
-    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
+    config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN", help="Continue RUN (a run folder, or an incomplete one `nnctl runs` lists) from its checkpoint, in a new run folder; --set may change only training.iterations, log_every, display_rows and early_stopping.patience"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder for run folders"),
     name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Run name, one folder name (default: the config file's stem)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder's path"),
@@ -139,28 +140,42 @@ def train(
     """Train a network and save a run folder; its path is the last line of stdout.
 
     Example: RUN=$(nnctl train configs/iris.yaml --set training.learning_rate=0.05 --quiet)
+
+    Continue a run: nnctl train --resume "$RUN" --set training.iterations=400
     """
-    from .commands.train import train_config
+    from .commands.train import resume_config, train_config
     from .config import load_config
+    from .errors import NnctlError
     from .training.callbacks import Many
+    from .training.checkpoint import load_checkpoint
     from .training.signals import Interrupts
     from .ui.progress import JsonLines, LiveTable, PlainLines, stderr_is_live, summary_line
 
-    cfg = load_config(config, set_ or [])
+    if (config is None) == (resume is None):
+        raise NnctlError("give a CONFIG to train, or --resume RUN to continue a run (not both)", "nnctl train",
+                         "e.g. nnctl train configs/iris.yaml, or nnctl train --resume runs/iris-20260101-120000")
+    checkpoint = None
+    if resume is not None:
+        arrays, meta = load_checkpoint(resume)
+        cfg = resume_config(meta, set_ or [], str(resume))
+        checkpoint, default_name, title = (arrays, meta, resume), meta["name"], f"resuming {resume.name}"
+    else:
+        cfg = load_config(config, set_ or [])
+        default_name, title = config.stem, f"training {config.name}"
     rows = cfg["training"]["display_rows"]
     shown = None
     if not quiet:
         if stderr_is_live():
             from rich.console import Console
 
-            shown = LiveTable(Console(stderr=True), rows, title=f"training {config.name}")
+            shown = LiveTable(Console(stderr=True), rows, title=title)
         else:
             shown = PlainLines(sys.stderr, rows)
     reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
     with Interrupts() as interrupts:
         try:
-            result = train_config(cfg, runs_dir, config.stem if name is None else name, callback=reporter, should_stop=interrupts,
-                                  cache=not no_cache)
+            result = train_config(cfg, runs_dir, default_name if name is None else name, callback=reporter,
+                                  should_stop=interrupts, cache=not no_cache, resume=checkpoint)
         finally:
             reporter.close()
     run = result.run
@@ -373,6 +388,7 @@ def init(
 def runs_(
     folder: Path = typer.Argument(Path("runs"), metavar="[DIR]", help="Folder holding run folders"),
     json_: bool = typer.Option(False, "--json", help="Print a JSON list"),
+    incomplete: bool = typer.Option(False, "--incomplete", help="Only runs whose training was killed (resume them with train --resume PATH, or delete them)"),
     debug: bool = DebugOption,
 ):
     """List runs, newest first, with their final metrics.
@@ -386,7 +402,7 @@ def runs_(
     if not folder.is_dir():
         raise NnctlError("no such folder" if not folder.exists() else "not a folder", str(folder),
                          "give the folder that holds your run folders (train's --runs-dir; default: runs)")
-    found = list_runs(folder)
+    found = list_runs(folder, incomplete_only=incomplete)
     if json_:
         typer.echo(dumps(found))
     elif not found:

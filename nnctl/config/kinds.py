@@ -77,11 +77,11 @@ def schema_float(key):
     return _range_schema(key, {"type": "number"})
 
 
-def check_log_every(checker, v, key, path):
+def check_auto_int(checker, v, key, path):
     return v if v == "auto" else check_int(checker, v, key, path)
 
 
-def schema_log_every(key):
+def schema_auto_int(key):
     return {"anyOf": [{"const": "auto"}, schema_int(key)]}
 
 
@@ -234,7 +234,7 @@ def _schema_of(kind: str):
 KINDS: dict[str, Kind] = {
     "int": Kind(check_int, schema_int),
     "float": Kind(check_float, schema_float),
-    "log_every": Kind(check_log_every, schema_log_every),
+    "auto_int": Kind(check_auto_int, schema_auto_int),
     "bool": Kind(check_bool, _schema_of("boolean")),
     "str": Kind(check_str, schema_str),
     "path": Kind(check_path, schema_str),

@@ -99,8 +99,10 @@ def _spec() -> dict:
             "early_stopping": Key(None, "early_stopping", "null, or {patience: 20, min_delta: 0.0, metric: val_loss, restore_best: true}",
                                   nullable=True, sub=EARLY_STOPPING),
             "dtype": Key("float32", "choice", "float32 | float64, used throughout", ("float32", "float64")),
-            "log_every": Key("auto", "log_every", "measure and log every Nth epoch (and the first and last); auto keeps about 200 rows", low=1),
+            "log_every": Key("auto", "auto_int", "measure and log every Nth epoch (and the first and last); auto keeps about 200 rows", low=1),
             "display_rows": Key(30, "int", "about how many epochs the loss table shows (plus the last)", low=1),
+            "checkpoint_every": Key("auto", "auto_int", "epochs between checkpoints (checkpoint.npz, for --resume); auto: about every 30 s of training; null: none",
+                                    low=1, nullable=True),
         },
     }
 

@@ -14,7 +14,9 @@ import numpy as np
 
 
 class Optimizer:
-    """`params`: arrays updated in place. `decay`: per array, whether l2 applies — True/False,
+    """`params`: arrays updated in place. `STATE` names the lists of arrays (one per parameter
+    array) that carry over from step to step; with the step count `t` they are everything needed
+    to continue exactly where an optimizer stopped (`state` / `load_state`). `decay`: per array, whether l2 applies — True/False,
     or a 0/1 mask of the array's shape (a network's flat parameters mix weights and biases).
     By default weight matrices (2-d) are decayed and bias vectors are not."""
 
@@ -24,6 +26,23 @@ class Optimizer:
         self.l2 = l2
         self.scratch = [np.empty_like(p) for p in params]
         self.t = 0
+
+    STATE: tuple = ()
+
+    def state(self) -> dict:
+        """{'velocities0': array, ...} copies of the state, plus the step count as 't'."""
+        arrays = {f"{name}{i}": a.copy() for name in self.STATE for i, a in enumerate(getattr(self, name))}
+        return {"t": self.t, **arrays}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from `state()`'s result; a missing array or another shape is a ValueError."""
+        for name in self.STATE:
+            for i, a in enumerate(getattr(self, name)):
+                saved = state[f"{name}{i}"]
+                if saved.shape != a.shape:
+                    raise ValueError(f"{name}{i} has shape {saved.shape}, the optimizer's is {a.shape}")
+                np.copyto(a, saved)
+        self.t = int(state["t"])
 
     def _weights_only(self, i, values, factor):
         """scratch[i] = factor * values where weight decay applies, 0 elsewhere (or None)."""
@@ -67,6 +86,8 @@ class Momentum(Optimizer):
         self.momentum, self.nesterov = momentum, nesterov
         self.velocities = [np.zeros_like(p) for p in params]
 
+    STATE = ("velocities",)
+
     def _update(self, i, p, g, lr):
         v, s = self.velocities[i], self.scratch[i]
         v *= self.momentum
@@ -91,6 +112,8 @@ class Adam(Optimizer):
         self.ms = [np.zeros_like(p) for p in params]
         self.vs = [np.zeros_like(p) for p in params]
         self._c1 = self._c2_sqrt = 1.0  # bias corrections of the step being taken
+
+    STATE = ("ms", "vs")
 
     def step(self, grads, lr):
         self._c1 = 1.0 - self.beta1 ** (self.t + 1)
@@ -125,6 +148,8 @@ class RMSprop(Optimizer):
         super().__init__(params, l2, decay)
         self.alpha, self.eps = alpha, eps
         self.square_avgs = [np.zeros_like(p) for p in params]
+
+    STATE = ("square_avgs",)
 
     def _update(self, i, p, g, lr):
         v, s = self.square_avgs[i], self.scratch[i]

@@ -11,14 +11,18 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from ..atomic import follow_umask
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 
 TMP_PREFIX = ".tmp-"
+LOCK = ".lock"  # held (flock) by the process writing a run folder, released by the kernel if it dies
 
 
 def ensure_writable(runs_dir) -> Path:
@@ -50,11 +54,18 @@ def run_name(name: str, now: float | None = None) -> str:
 def atomic_run_folder(runs_dir, name: str):
     """Yields a temporary folder to fill; on success it is renamed to a unique
     `<runs_dir>/<name>-<timestamp>[-N]` (stored in `.final` on the yielded path's holder)."""
+    import fcntl
+
     runs_dir = Path(runs_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=runs_dir))
     holder = {"tmp": tmp, "final": None}
+    lock = open(tmp / LOCK, "w")
     try:
+        # while this process lives the folder is a run in progress; once it is killed, the lock is
+        # gone and `nnctl runs` lists the folder as incomplete
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield holder
+        (tmp / LOCK).unlink()
         follow_umask(tmp, folder=True)  # mkdtemp makes it private; a run is shared like any output
         base = run_name(name)
         for n in range(1, 1000):
@@ -71,6 +82,8 @@ def atomic_run_folder(runs_dir, name: str):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        lock.close()
 
 
 def write_history(path, history: list[dict]) -> None:
@@ -100,14 +113,54 @@ def read_history(run) -> list[dict]:
                 for row in csv.DictReader(fh)]
 
 
-def list_runs(runs_dir) -> list[dict]:
-    """Every complete run in `runs_dir`, newest first, with its metrics.json contents."""
+def is_running(folder: Path) -> bool:
+    """True while a live process holds the folder's lock."""
+    import fcntl
+
+    try:
+        with open(folder / LOCK) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+    except OSError:
+        return False
+    return False
+
+
+def _incomplete(folder: Path) -> dict | None:
+    """What `nnctl runs` shows of a run folder whose training was killed (its writer is gone)."""
+    if not (folder / "config.yaml").exists() or is_running(folder):
+        return None
+    entry = {"name": folder.name[len(TMP_PREFIX):], "path": str(folder), "status": "incomplete", "epochs": 0,
+             "modified": folder.stat().st_mtime}
+    checkpoint = folder / "checkpoint.npz"
+    if checkpoint.exists():
+        try:
+            with zipfile.ZipFile(checkpoint) as archive, archive.open("meta.npy") as fh:
+                meta = json.loads(np.lib.format.read_array(fh, allow_pickle=False).tobytes().decode())
+            entry.update(name=meta["name"], epochs=meta["completed"], created=meta.get("created", ""),
+                         modified=checkpoint.stat().st_mtime)
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile):
+            pass  # a damaged checkpoint: listed, and --resume will say what is wrong
+    return entry
+
+
+def list_runs(runs_dir, incomplete_only: bool = False) -> list[dict]:
+    """Every run in `runs_dir`, newest first: complete ones with their metrics.json contents,
+    and those killed before they completed (status `incomplete`; resumable when they hold a
+    checkpoint). `incomplete_only` lists just the latter."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
     runs = []
     for folder in runs_dir.iterdir():
-        if folder.name.startswith(TMP_PREFIX) or not (folder / "model.npz").exists():
+        if folder.name.startswith(TMP_PREFIX):
+            entry = _incomplete(folder) if folder.is_dir() else None
+            if entry is not None:
+                runs.append(entry)
+            continue
+        if incomplete_only or not (folder / "model.npz").exists():
             continue
         try:
             metrics = json.loads((folder / "metrics.json").read_text())

@@ -30,14 +30,15 @@ def choose_loss(cfg: dict, dataset: Dataset) -> str:
     return loss
 
 
-def build_network(cfg: dict, dataset: Dataset) -> MLP:
-    """The config's network for this dataset: fresh from the seed, or from `model.init_from`."""
+def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> MLP:
+    """The config's network for this dataset: from the seed, or from `model.init_from` unless
+    `fresh` (a resumed run, whose weights come from its checkpoint)."""
     sizes = [dataset.n_inputs] + list(cfg["model"]["layers"]) + [dataset.n_outputs]
     _check_model_fits(sizes, cfg, dataset)
     activations = hidden_activations(cfg)
     loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg["training"]["dtype"])
-    if cfg["model"]["init_from"]:
+    if cfg["model"]["init_from"] and not fresh:
         return _warm_start(cfg["model"]["init_from"], sizes, activations, loss, dtype, dataset)
     return MLP.initialize(sizes, activations, loss, cfg["model"]["init"], cfg["seed"], dtype)
 

@@ -44,7 +44,7 @@ def log_every(training: dict) -> int:
 
 
 def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callback | None = None,
-          should_stop=None) -> TrainResult:
+          should_stop=None, resume=None, checkpointer=None) -> TrainResult:
     """Train `network` in place on `dataset` under the resolved `training` config.
 
     Every epoch runs forward -> backward -> update over shuffled mini-batches. Logged epochs
@@ -52,9 +52,17 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
     the epoch's batches) and the validation loss and metric, and go to `history` and the
     callback; with early stopping every epoch is measured. `should_stop()` is polled after every
     batch (an interrupt sets it): training then ends with status `interrupted`. A loss that
-    becomes NaN or infinite raises NnctlError suggesting a lower learning rate."""
+    becomes NaN or infinite raises NnctlError suggesting a lower learning rate.
+
+    `resume`: a checkpoint's (arrays, meta) to continue from exactly: weights, optimizer state,
+    shuffle generator, early stopping, history, and the rest of an epoch cut short.
+    `checkpointer` (a training.checkpoint.Checkpointer) writes checkpoints at epoch ends when
+    due, and a last one when training ends (before early stopping restores the best weights)."""
     callback = callback or Callback()
     loop = _Loop(network, dataset, training, seed, callback, should_stop)
+    if resume is not None:
+        loop.restore(*resume)
+    loop.checkpointer = checkpointer
     callback.on_train_begin({"epochs": training["iterations"], "rows": loop.rows, "batch_size": loop.batch,
                              "batches": -(-loop.rows // loop.batch), "validation": loop.has_val,
                              "metric": loop.metric, "task": dataset.task, "notes": list(dataset.notes)})
@@ -63,13 +71,15 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
     # RuntimeWarnings would only add noise on stderr
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         status = loop.run(start)
+        if checkpointer is not None:
+            checkpointer.write(loop.state(start), status)
         stopper = loop.stopper
         restored = bool(stopper and stopper.best_params is not None and status != "interrupted")
         if restored:
             network.set_params(stopper.best_params)
         best_by = stopper.cfg["metric"] if stopper else "val_loss" if loop.has_val else "train_loss"
         best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, best_by)
-        result = TrainResult(loop.history, status, best_epoch, time.perf_counter() - start, loop.completed,
+        result = TrainResult(loop.history, status, best_epoch, loop.elapsed(start), loop.completed,
                              restored_best=restored, best_by=best_by)
         result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets))
     # the last update may have broken weights that every measured loss came before
@@ -135,6 +145,9 @@ class _Loop:
         self.completed = 0
         self.advice = divergence_advice(training, dataset)
         self.next_progress = 0.0
+        self.checkpointer = None
+        self.seconds_before = 0.0  # trained by the run this one resumes
+        self.partial = None  # (batches done, row order, loss so far) of the epoch cut short
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
         # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
         self.shuffle = training["shuffle"] and self.batch < self.rows
@@ -146,42 +159,51 @@ class _Loop:
 
     def run(self, start: float) -> str:
         epochs, every = self.training["iterations"], log_every(self.training)
-        for epoch in range(1, epochs + 1):
+        for epoch in range(self.completed + 1, epochs + 1):
             logged = epoch == 1 or epoch == epochs or epoch % every == 0
             measured = logged or self.stopper is not None
             train_loss = self.epoch(epoch, measured)
             if train_loss is None:
                 return "interrupted"
             self.completed = epoch
-            if not measured:
-                continue
-            log = self.measure(epoch, train_loss, start)
-            stop = self.stopper is not None and self.stopper.update(log, self.network)
-            if logged or stop:
-                self.history.append(log)
-                self.callback.on_epoch_end(log)
+            stop = False
+            if measured:
+                log = self.measure(epoch, train_loss, start)
+                stop = self.stopper is not None and self.stopper.update(log, self.network)
+                if logged or stop:
+                    self.history.append(log)
+                    self.callback.on_epoch_end(log)
             if stop:
                 return "early_stopped"
+            if self.checkpointer is not None and epoch < epochs and self.checkpointer.due(epoch):
+                self.checkpointer.write(self.state(start), "running")
         return "completed"
 
     def epoch(self, epoch: int, measured: bool) -> float | None:
         """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
-        None when interrupted."""
+        None when interrupted (`partial` then holds where it stopped)."""
         network, step, grads = self.network, self.optimizer.step, self.grads
         lr = self.lr = learning_rate(self.training, epoch - 1)
-        if self.shuffle:
+        first, order, total = 0, None, 0.0
+        if self.partial is not None:  # finish the epoch a resumed run was cut short in
+            first, order, total = self.partial
+            self.partial = None
+        elif self.shuffle:
             order = self.rng.permutation(self.rows)
+        if order is not None:
             # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
             np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
             np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
-        total, started, clock = 0.0, time.perf_counter(), time.perf_counter
-        for k, (xb, yb) in enumerate(self.batches):
+        started, clock = time.perf_counter(), time.perf_counter
+        for k in range(first, len(self.batches)):
+            xb, yb = self.batches[k]
             network.forward(xb)
             if measured:
                 total += network.loss_value(yb) * len(xb)
             network.backward(yb)
             step(grads, lr)
             if self.should_stop is not None and self.should_stop():
+                self.partial = (k + 1, order, total)
                 return None
             now = clock()
             if now >= self.next_progress:  # a sign of life inside long epochs, twice a second
@@ -189,6 +211,47 @@ class _Loop:
                 self.callback.on_progress({"epoch": epoch, "rows_done": min((k + 1) * self.batch, self.rows),
                                            "rows": self.rows, "epoch_seconds": now - started})
         return total / self.rows
+
+    def elapsed(self, start: float) -> float:
+        return self.seconds_before + time.perf_counter() - start
+
+    def state(self, start: float) -> tuple[dict, dict]:
+        """(arrays, meta) of everything `restore` needs to continue exactly from here."""
+        optimizer = self.optimizer.state()
+        arrays = {"params": self.network.get_params(),
+                  **{f"opt_{k}": v for k, v in optimizer.items() if k != "t"}}
+        meta = {"completed": self.completed, "rng": self.rng.bit_generator.state, "optimizer_t": optimizer["t"],
+                "history": self.history, "seconds": self.elapsed(start), "batches_done": 0, "partial_loss": 0.0}
+        if self.partial is not None:
+            done, order, total = self.partial
+            meta["batches_done"], meta["partial_loss"] = done, total
+            if order is not None:
+                arrays["order"] = order
+        if self.stopper is not None:
+            meta["stopper"] = self.stopper.state()
+            if self.stopper.best_params is not None:
+                arrays["best_params"] = self.stopper.best_params
+        return arrays, meta
+
+    def restore(self, arrays: dict, meta: dict) -> None:
+        """Continue from `state()`'s (arrays, meta); ValueError when they do not fit this loop."""
+        params = arrays["params"]
+        if params.shape != self.network.flat_params.shape:
+            raise ValueError(f"params has {params.size} values, the network {self.network.flat_params.size}")
+        self.network.set_params(params)
+        self.optimizer.load_state({"t": meta["optimizer_t"],
+                                   **{k[4:]: v for k, v in arrays.items() if k.startswith("opt_")}})
+        self.rng.bit_generator.state = meta["rng"]
+        self.completed = int(meta["completed"])
+        self.history = list(meta["history"])
+        self.seconds_before = float(meta["seconds"])
+        if meta.get("batches_done"):
+            order = arrays.get("order")
+            if self.shuffle and (order is None or order.shape != (self.rows,)):
+                raise ValueError("the row order of the epoch cut short is missing")
+            self.partial = (int(meta["batches_done"]), order, float(meta["partial_loss"]))
+        if self.stopper is not None and meta.get("stopper"):
+            self.stopper.load_state(meta["stopper"], arrays.get("best_params"))
 
     def measure(self, epoch: int, train_loss: float, start: float) -> dict:
         check_finite(train_loss, epoch, self.advice)
@@ -199,5 +262,5 @@ class _Loop:
             # the training loss is measured before each update, validation after the epoch's last
             check_finite(log["val_loss"], epoch, self.advice)
         log["learning_rate"] = self.lr
-        log["seconds"] = time.perf_counter() - start
+        log["seconds"] = self.elapsed(start)
         return log

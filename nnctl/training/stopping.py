@@ -27,3 +27,13 @@ class EarlyStopping:
             return False
         self.waited += 1
         return self.waited >= self.cfg["patience"]
+
+    def state(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "waited": self.waited}
+
+    def load_state(self, state: dict, best_params) -> None:
+        # a best of ±inf (nothing measured yet) is stored as null in JSON
+        best = state["best"]
+        self.best = float(best) if best is not None else (-math.inf if self.maximize else math.inf)
+        self.best_epoch, self.waited = state["best_epoch"], int(state["waited"])
+        self.best_params = None if best_params is None else best_params.copy()

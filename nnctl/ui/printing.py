@@ -79,7 +79,8 @@ def run_cells(r: dict) -> list[str]:
     part = r.get("validation") or r.get("train") or {}
     metric = r.get("metric")
     shown = f"{metric} {format_number(part[metric])}" if metric and metric in part else ""
-    return [r["name"], str(r.get("created", "")).replace("T", " "), r.get("task", ""), r.get("architecture", ""),
+    # the folder's own name: for an incomplete run it is what `train --resume` takes
+    return [Path(r["path"]).name, str(r.get("created", "")).replace("T", " "), r.get("task", ""), r.get("architecture", ""),
             str(r.get("epochs", "")), r.get("status", ""), shown]
 
 
@@ -95,7 +96,7 @@ def print_runs(runs: list[dict]) -> None:
     table = Table(title_justify="left")
     for col in RUN_COLUMNS:
         if col == "run":
-            table.add_column(col, no_wrap=True, min_width=max(len(r["name"]) for r in runs))
+            table.add_column(col, no_wrap=True, min_width=max(len(Path(r["path"]).name) for r in runs))
         else:
             table.add_column(col, justify="right" if col in ("epochs", "val metric") else "left",
                              overflow="fold")

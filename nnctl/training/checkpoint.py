@@ -1,0 +1,139 @@
+"""`checkpoint.npz`: everything needed to continue training exactly where it stopped.
+
+Arrays: `params` (the network's flat parameters), `opt_<name><i>` (the optimizer's moments or
+velocities), `best_params` (early stopping's best weights, if kept) and `order` (the running
+epoch's row permutation, when it stopped mid-epoch). `meta` is one JSON object: the resolved
+config, the completed epochs and batches, the shuffle generator's state, the optimizer's step
+count, early stopping's state, the history so far, the seconds trained and a digest of the data.
+
+Written atomically (a temporary file, fsync, rename), so a checkpoint on disk is always whole;
+read with `allow_pickle=False` only, and anything malformed is an NnctlError naming the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..atomic import follow_umask
+from ..errors import NnctlError
+from ..jsonfmt import dumps
+
+FORMAT = "nnctl-checkpoint"
+FORMAT_VERSION = 1
+FILENAME = "checkpoint.npz"
+AUTO_SECONDS = 30.0  # `checkpoint_every: auto` writes about this often...
+MAX_COST_SHARE = 0.02  # ...and never so often that writing takes more than this share of training
+
+
+def data_digest(dataset) -> str:
+    """A hash of the prepared arrays: resuming on changed data is refused."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in ("X_train", "y_train", "X_val", "y_val"):
+        array = np.ascontiguousarray(getattr(dataset, name))
+        h.update(str(array.shape).encode())
+        h.update(array.tobytes() if array.size == 0 else memoryview(array).cast("B"))
+    return h.hexdigest()
+
+
+def save_checkpoint(path, arrays: dict, meta: dict) -> None:
+    """Write `arrays` and `meta` to `path` atomically and durably."""
+    path = Path(path)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "nnctl_version": __version__, **meta}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            # meta as UTF-8 bytes: a unicode array would take four bytes a character
+            np.savez(fh, meta=np.frombuffer(dumps(meta).encode(), dtype=np.uint8), **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        follow_umask(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_path(run) -> Path:
+    """A run folder (complete, or an incomplete one `nnctl runs` lists) or the file itself."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / FILENAME
+        if not path.exists():
+            raise NnctlError("no checkpoint.npz in this folder: nothing to resume", str(path.parent),
+                             "runs keep one when training.checkpoint_every is not null; "
+                             "a run killed before its first checkpoint can only be trained again")
+    elif not path.exists():
+        raise NnctlError("run not found", str(path), "pass a run folder, as `nnctl runs` lists them")
+    return path
+
+
+def load_checkpoint(run) -> tuple[dict, dict]:
+    """(arrays, meta) of a run's checkpoint; a truncated, corrupt, pickled or newer one is an
+    NnctlError."""
+    path = checkpoint_path(run)
+    where = str(path)
+    if not zipfile.is_zipfile(path):
+        raise NnctlError("checkpoint is corrupt or truncated (not a whole .npz)", where,
+                         "resume from another run, or train again")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise NnctlError("checkpoint holds pickled objects, which nnctl never loads", where)
+        raise NnctlError(f"checkpoint is not a valid .npz: {exc}", where)
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise NnctlError(f"checkpoint is corrupt or truncated ({type(exc).__name__})", where,
+                         "resume from another run, or train again")
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError):
+        raise NnctlError("checkpoint has no readable `meta`", where)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise NnctlError("not an nnctl checkpoint", where)
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise NnctlError(f"checkpoint format_version {version!r} is newer than this nnctl reads ({FORMAT_VERSION})",
+                         where, "upgrade nnctl: pip install -U nnctl")
+    for key in ("config", "completed", "rng", "optimizer_t", "history", "seconds", "data_digest", "name"):
+        if key not in meta:
+            raise NnctlError(f"checkpoint meta lacks `{key}`", where)
+    if "params" not in arrays:
+        raise NnctlError("checkpoint lacks the array `params`", where)
+    return arrays, meta
+
+
+class Checkpointer:
+    """Decides when the loop writes a checkpoint into a run folder, and writes it.
+
+    `every`: epochs between checkpoints, or "auto": every AUTO_SECONDS of training, stretched
+    so that writing never takes more than MAX_COST_SHARE of the time."""
+
+    def __init__(self, folder, every, meta: dict):
+        self.path = Path(folder) / FILENAME
+        self.every = every
+        self.meta = meta  # config, name, data digest, resumed_from: the same in every checkpoint
+        self.interval = AUTO_SECONDS
+        self.last = time.perf_counter()
+        self.written = 0
+
+    def due(self, epoch: int) -> bool:
+        if self.every == "auto":
+            return time.perf_counter() - self.last >= self.interval
+        return epoch % self.every == 0
+
+    def write(self, state: dict, status: str) -> None:
+        start = time.perf_counter()
+        arrays, meta = state
+        save_checkpoint(self.path, arrays, {**self.meta, **meta, "status": status})
+        self.last = time.perf_counter()
+        self.interval = max(AUTO_SECONDS, (self.last - start) / MAX_COST_SHARE)
+        self.written += 1
