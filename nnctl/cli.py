@@ -206,11 +206,13 @@ def validate(
     from .config import dump_config, load_config
     from .data import load_dataset
     from .training.build import build_network
+    from .training.scoring import class_weights
     from .ui.printing import validation_summary
 
     cfg = load_config(config, set_ or [])
     dataset = load_dataset(cfg, cache=not no_cache)
     network = build_network(cfg, dataset)
+    class_weights(cfg["training"]["class_weight"], dataset)
     typer.echo(dump_config(cfg), nl=False)
     sys.stderr.write(validation_summary(network, dataset) + "\nconfig is valid\n")
 
@@ -223,6 +225,8 @@ def predict(
     data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored); - reads stdin; .gz .bz2 .xz .zip are read as they are"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV here instead of stdout"),
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: predict the second class when its probability is at least T (default: the most probable class, i.e. 0.5)"),
+    keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
     debug: bool = DebugOption,
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
@@ -234,7 +238,7 @@ def predict(
     from .ui.printing import write_csv_frames
 
     loaded = load_model(model)
-    write_csv_frames(predict_frames(loaded, data, proba), output)
+    write_csv_frames(predict_frames(loaded, data, proba, threshold=threshold, keep=keep or ()), output)
     if output is not None:
         sys.stderr.write(f"predictions written to {output}\n")
 
@@ -248,6 +252,7 @@ def evaluate(
     json_: bool = typer.Option(False, "--json", help="Print one JSON object with every metric"),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the second class when its probability is at least T"),
     debug: bool = DebugOption,
 ):
     """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
@@ -258,7 +263,7 @@ def evaluate(
     from .ui.printing import print_evaluation
 
     under, over = parse_limits("--fail-under", fail_under or []), parse_limits("--fail-over", fail_over or [])
-    report = evaluate_csv(model, data)
+    report = evaluate_csv(model, data, threshold=threshold)
     missed = check_thresholds(report, under, over)
     if json_:
         typer.echo(dumps(report))

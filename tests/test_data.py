@@ -81,7 +81,7 @@ def test_numeric_labels_stay_numeric(write_config, write_csv):
         ("a,y\n1,1\n2,1\n3,1\n", "single class"),
         ("", "empty"),
         ("a,y\n", "no data rows"),
-        ("a,b\n1,2\n", "target column 'y' not in the CSV"),
+        ("a,b\n1,2\n", "target column 'y' not in the file"),
     ],
 )
 def test_data_errors_name_the_column(write_config, write_csv, text, message):

@@ -290,7 +290,7 @@ def test_compressed_csvs_are_read(tmp_path, iris_run, suffix, pack):
 @pytest.mark.parametrize("content, fragment", [
     (b"PK\x03\x04", "an Excel .xlsx workbook"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "an Excel .xls workbook"),
-    (b"PAR1" + b"\x00" * 100, "a Parquet file"),
+    (b"PAR1" + b"\x00" * 100, "cannot read the Parquet file"),
 ])
 def test_other_formats_are_named(tmp_path, content, fragment):
     data = tmp_path / "table.bin"

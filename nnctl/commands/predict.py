@@ -1,50 +1,84 @@
-"""`nnctl predict` and `nnctl evaluate`: a saved model on a CSV, read in chunks of rows.
+"""`nnctl predict` and `nnctl evaluate`: a saved model on a table (CSV, a stream, or Parquet),
+read in chunks of rows so memory stays bounded.
 
     predictions = predict_csv(run, "datasets/iris.csv")  # -> DataFrame
     report = evaluate_csv(run, "datasets/iris.csv")      # -> dict of metrics
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean
 
-
 PREDICT_CHUNK_CELLS = 20_000_000  # cells parsed at a time: about 160 MB as float64
 
 
-def _chunks(model, data_path, columns, chunk_rows=None):
-    """The CSV (or `-` for stdin) in chunks of rows, sized by its column count so memory stays
-    bounded however long or wide the file is."""
-    from ..data.csvfile import read_csv, sniff
+def _chunks(model, data_path, columns, chunk_rows=None, as_text=(), given_as="the DATA argument"):
+    """The table in chunks of rows, sized by its column count so memory stays bounded however
+    long or wide the file is."""
+    from ..data.tables import open_table, read_table
 
-    csv_file = sniff(data_path, None, given_as="the DATA argument")
+    table = open_table(data_path, None, given_as=given_as)
     if chunk_rows is None:
-        chunk_rows = max(1000, PREDICT_CHUNK_CELLS // max(len(csv_file.header), 1))
-    return read_csv(csv_file, columns=columns, chunksize=chunk_rows, decimal=model.encoder.decimal)
+        chunk_rows = max(1000, PREDICT_CHUNK_CELLS // max(len(table.header), 1))
+    return read_table(table, columns=columns, chunksize=chunk_rows, decimal=model.encoder.decimal, as_text=as_text)
 
 
-def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None):
-    """DataFrames of predictions for the CSV, one per chunk of rows: `prediction` (original
-    labels, or numbers for regression) and with `proba` one `p_<class>` column per class.
-    Columns are matched by name; extra columns are ignored, missing ones are an error."""
+def check_threshold(model, threshold) -> None:
+    """--threshold is a probability, for two-class models."""
+    if threshold is None:
+        return
+    if not 0.0 <= threshold <= 1.0:
+        raise NnctlError(f"--threshold must be a probability between 0 and 1, got {threshold:g}", "--threshold")
+    if model.task != "classification" or len(model.classes) != 2:
+        kind = "a regression" if model.task == "regression" else f"{len(model.classes)} classes"
+        raise NnctlError(f"--threshold applies to two-class models; this one has {kind}", "--threshold",
+                         "leave it out: the predicted class is the most probable one")
+
+
+def decide(model, proba: np.ndarray, threshold=None) -> np.ndarray:
+    """Class indices: the most probable class, or for two classes with a threshold T the second
+    class (classes[1]) whenever its probability is at least T."""
+    if threshold is None:
+        return proba.argmax(axis=1)
+    return (proba[:, 1] >= threshold).astype(np.int64)
+
+
+def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
+                   keep=()):
+    """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
+    exactly as written; then `prediction` (original labels, or numbers for regression) and with
+    `proba` one `p_<class>` column per class. Columns are matched by name; extra columns are
+    ignored, missing ones are an error."""
     import pandas as pd
 
     if proba and model.task == "regression":
         raise NnctlError("--proba gives class probabilities, but this model is a regression", str(model.path),
                          "leave out --proba: the prediction column holds the predicted values")
+    check_threshold(model, threshold)
+    keep = list(dict.fromkeys(keep))
+    taken = set(keep)
+    for name in ("prediction", *(f"p_{c}" for c in (model.classes or []) if proba)):
+        if name in taken:
+            raise NnctlError(f"--keep {name} would give the output two '{name}' columns", "--keep",
+                             "rename that column in the input")
+    columns = list(dict.fromkeys(model.encoder.features + keep))
+    as_text = [c for c in keep if c not in model.encoder.features]
     where = _where(data_path)
-    for chunk in _chunks(model, data_path, model.encoder.features, chunk_rows=chunk_rows):
+    for chunk in _chunks(model, data_path, columns, chunk_rows, as_text):
         X = model.inputs(chunk, where)
+        frame = chunk[keep].reset_index(drop=True) if keep else pd.DataFrame(index=range(len(chunk)))
         if model.task == "regression":
             values = model.values_from_inputs(X)
-            frame = pd.DataFrame({"prediction": values} if values.ndim == 1 else
-                                 {f"prediction_{i}": values[:, i] for i in range(values.shape[1])})
+            if values.ndim == 1:
+                frame["prediction"] = values
+            else:
+                for i in range(values.shape[1]):
+                    frame[f"prediction_{i}"] = values[:, i]
         else:
             p = model.proba_from_inputs(X)
-            frame = pd.DataFrame({"prediction": pd.Series(model.labels(p), dtype=object)})
+            frame["prediction"] = pd.Series(np.asarray(model.classes, dtype=object)[decide(model, p, threshold)],
+                                            dtype=object)
             if proba:
                 for i, c in enumerate(model.classes):
                     frame[f"p_{c}"] = p[:, i]
@@ -57,31 +91,32 @@ def _where(data_path) -> str:
     return "stdin" if str(data_path) == STDIN else str(data_path)
 
 
-def predict_csv(model_path, data_path, proba: bool = False):
-    """All predictions for a CSV as one DataFrame (see `predict_frames`)."""
+def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep=()):
+    """All predictions for a table as one DataFrame (see `predict_frames`)."""
     import pandas as pd
 
     from ..runs.model import load_model
 
     model = load_model(model_path)
-    frames = list(predict_frames(model, data_path, proba))
+    frames = list(predict_frames(model, data_path, proba, threshold=threshold, keep=keep))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"prediction": []})
 
 
-def evaluate_csv(model_path, data_path, chunk_rows: int | None = None) -> dict:
-    """Every metric of the model on a labelled CSV (scikit-learn's definitions): for
-    classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss and the
-    confusion matrix with its labels; for regression mse, rmse, mae, r2."""
+def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, given_as="the DATA argument") -> dict:
+    """Every metric of a loaded model on a labelled table (scikit-learn's definitions): for
+    classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss, roc_auc,
+    average_precision (two classes), per_class and the confusion matrix with its labels; for
+    regression mse, rmse, mae, r2."""
     from ..data.encoding import category_label
     from ..nn.metrics import classification_report, regression_report
-    from ..runs.model import load_model
 
-    model = load_model(model_path)
+    check_threshold(model, threshold)
     target = model.meta["target"]
     where = _where(data_path)
     truths, outputs = [], []
     index = {category_label(c): i for i, c in enumerate(model.classes or [])}
-    for chunk in _chunks(model, data_path, list(dict.fromkeys(model.encoder.features + [target])), chunk_rows):
+    for chunk in _chunks(model, data_path, list(dict.fromkeys(model.encoder.features + [target])), chunk_rows,
+                         given_as=given_as):
         if chunk[target].isna().any():
             raise NnctlError(f"target column '{target}' has missing values", where, "drop those rows to evaluate")
         X = model.inputs(chunk, where)
@@ -102,8 +137,17 @@ def evaluate_csv(model_path, data_path, chunk_rows: int | None = None) -> dict:
     report = {"task": model.task, "rows": int(len(y))}
     if model.task == "regression":
         return {**report, **regression_report(y, out)}
-    metrics = classification_report(y, out.argmax(axis=1), out, len(model.classes))
+    if threshold is not None:
+        report["threshold"] = threshold
+    metrics = classification_report(y, decide(model, out, threshold), out, len(model.classes), model.classes)
     return {**report, **metrics, "labels": model.classes}
+
+
+def evaluate_csv(model_path, data_path, chunk_rows: int | None = None, threshold=None) -> dict:
+    """`evaluate` of the model saved at `model_path` (a run folder or its model.npz)."""
+    from ..runs.model import load_model
+
+    return evaluate(load_model(model_path), data_path, threshold, chunk_rows)
 
 
 def check_thresholds(report: dict, fail_under: dict, fail_over: dict) -> list[str]:
@@ -111,16 +155,21 @@ def check_thresholds(report: dict, fail_under: dict, fail_over: dict) -> list[st
     `fail_over` {metric: highest passing value}. An unknown metric name is an NnctlError."""
     from ..nn.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
-    valid = CLASSIFICATION_METRICS if report["task"] == "classification" else REGRESSION_METRICS
+    valid = [m for m in (CLASSIFICATION_METRICS if report["task"] == "classification" else REGRESSION_METRICS)
+             if m in report]
     missed = []
     for flag, limits in (("--fail-under", fail_under), ("--fail-over", fail_over)):
         for name, limit in limits.items():
             if name not in valid:
                 raise NnctlError(f"unknown metric '{name}'{did_you_mean(name, valid)}", flag,
-                                 f"valid metrics for {report['task']}: {', '.join(valid)}")
+                                 f"valid metrics for this model: {', '.join(valid)}")
             value = report[name]
-            if flag == "--fail-under" and not value >= limit:
-                missed.append(f"{name} {value:.4f} is under {limit:g}")
-            if flag == "--fail-over" and not value <= limit:
-                missed.append(f"{name} {value:.4f} is over {limit:g}")
+            if flag == "--fail-under" and not (value is not None and value >= limit):
+                missed.append(f"{name} {_shown(value)} is under {limit:g}")
+            if flag == "--fail-over" and not (value is not None and value <= limit):
+                missed.append(f"{name} {_shown(value)} is over {limit:g}")
     return missed
+
+
+def _shown(value) -> str:
+    return "undefined" if value is None or value != value else f"{value:.4f}"

@@ -21,7 +21,7 @@ def _m(a) -> list:
 
 
 def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
-    network, X, y, cfg = prepare_float64(config, overrides, rows)
+    network, X, y, cfg, weights = prepare_float64(config, overrides, rows)
     training = cfg["training"]
     optimizer = network_optimizer(network, training)
     lr = learning_rate(training, 0)
@@ -36,8 +36,8 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
     }
     for step in range(1, steps + 1):
         network.forward(X)
-        loss = network.loss_value(y)
-        network.backward(y)
+        loss = network.loss_value(y, weights)
+        network.backward(y, weights)
         _, zs, outs, deltas = network.internals()
         forward = [{"layer": i, "activation": network.layer_activations[i], "z": _m(zs[i]), "a": _m(outs[i])}
                    for i in range(layers)]

@@ -16,12 +16,13 @@ from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
 from ..runs.folder import atomic_run_folder, check_name, ensure_writable, write_history, write_json
-from ..runs.model import build_meta, save_model
+from ..runs.model import Model, build_meta, save_model
 from ..training import train
 from ..training.build import architecture, build_network
 from ..training.checkpoint import Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .plot import try_plot_run
+from .predict import evaluate
 
 NOTHING = "interrupted before the first epoch completed: nothing was trained, no run was saved"
 # what `--resume` may change: how long to train and how it is shown; anything else would make
@@ -64,8 +65,12 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             raise NnctlError(f"checkpoint does not match its config: {exc}", str(resume[2]))
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
-        save_model(tmp / "model.npz", network, build_meta(network, dataset, cfg))
+        meta = build_meta(network, dataset, cfg)
+        save_model(tmp / "model.npz", network, meta)
         write_history(tmp / "history.csv", result.history)
+        if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
+            result.metrics["test"] = evaluate(Model(network, meta, tmp / "model.npz"), cfg["data"]["test_path"],
+                                              given_as="data.test_path")
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                    "metric": metric_name(dataset.task), "created": created}
         if resume is not None:

@@ -227,6 +227,25 @@ def schema_early_stopping(key):
     return {"anyOf": [{"type": "boolean"}, section_schema(key.sub)]}
 
 
+def check_class_weight(checker, v, key, path):
+    if v == "balanced":
+        return v
+    if not isinstance(v, dict) or not v:
+        checker.fail(path, f"must be null, balanced, or a mapping {{label: weight}}, got {show(v)}")
+    weights = {}
+    for label, weight in v.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0 or weight != weight \
+                or weight == float("inf"):
+            checker.fail(path + [str(label)], f"must be a positive number, got {show(weight)}")
+        weights[str(label).strip()] = float(weight)  # labels compare as text, as the target column's
+    return weights
+
+
+def schema_class_weight(key):
+    return {"anyOf": [{"const": "balanced"},
+                      {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}]}
+
+
 def _schema_of(kind: str):
     return lambda key: {"type": kind}
 
@@ -246,6 +265,7 @@ KINDS: dict[str, Kind] = {
     "activation": Kind(check_activation, schema_activation),
     "schedule": Kind(check_schedule, schema_schedule),
     "early_stopping": Kind(check_early_stopping, schema_early_stopping),
+    "class_weight": Kind(check_class_weight, schema_class_weight),
 }
 
 

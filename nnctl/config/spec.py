@@ -62,7 +62,9 @@ def _spec() -> dict:
     return {
         "seed": Key(42, "int", "init seed; the same seed gives bit-identical weights", low=0),
         "data": {
-            "path": Key(REQUIRED, "path", "CSV file with a header row (relative to this file)"),
+            "path": Key(REQUIRED, "path", "CSV (or .parquet) file with a header row (relative to this file)"),
+            "validation_path": Key(None, "path", "a separate validation file (validation_split is then not used)", nullable=True),
+            "test_path": Key(None, "path", "a test file, scored once with the final model -> metrics.json \"test\"", nullable=True),
             "target": Key(REQUIRED, "str", "the column to predict"),
             "features": Key(None, "names", "columns to use as inputs; null = every column but the target", nullable=True),
             "validation_split": Key(0.2, "float", "fraction held out for validation (stratified for classification)", low=0.0, high=1.0),
@@ -98,6 +100,7 @@ def _spec() -> dict:
             "shuffle": Key(True, "bool", "reshuffle the training rows every epoch"),
             "early_stopping": Key(None, "early_stopping", "null, or {patience: 20, min_delta: 0.0, metric: val_loss, restore_best: true}",
                                   nullable=True, sub=EARLY_STOPPING),
+            "class_weight": Key(None, "class_weight", "null | balanced | {label: weight}: each row's loss times its class's weight", nullable=True),
             "dtype": Key("float32", "choice", "float32 | float64, used throughout", ("float32", "float64")),
             "log_every": Key("auto", "auto_int", "measure and log every Nth epoch (and the first and last); auto keeps about 200 rows", low=1),
             "display_rows": Key(30, "int", "about how many epochs the loss table shows (plus the last)", low=1),

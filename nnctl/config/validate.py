@@ -121,9 +121,10 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
     if training["batch_size"] == 0:
         training["batch_size"] = None
     stop = training["early_stopping"]
-    if stop and stop["metric"].startswith("val_") and cfg["data"]["validation_split"] == 0:
+    if stop and stop["metric"].startswith("val_") and cfg["data"]["validation_split"] == 0 \
+            and not cfg["data"]["validation_path"]:
         checker.fail(["training", "early_stopping", "metric"], f"{stop['metric']} needs a validation part",
-                     "set data.validation_split > 0, or metric: train_loss")
+                     "set data.validation_split > 0 or data.validation_path, or metric: train_loss")
     features = cfg["data"]["features"]
     if features and cfg["data"]["target"] in features:
         checker.fail(["data", "features"], f"includes the target column '{cfg['data']['target']}'")

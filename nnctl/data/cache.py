@@ -63,8 +63,9 @@ def cache_key(cfg: dict) -> str | None:
     stat = path.stat()
     if stat.st_size < MIN_BYTES:
         return None
-    identity = {"format": FORMAT, "nnctl": __version__, "path": str(path.resolve()), "size": stat.st_size,
-                "mtime_ns": stat.st_mtime_ns, "data": cfg["data"], "seed": cfg["seed"],
+    files = [path] + [Path(p) for p in (cfg["data"]["validation_path"],) if p]
+    stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    identity = {"format": FORMAT, "nnctl": __version__, "files": stats, "data": cfg["data"], "seed": cfg["seed"],
                 "task": cfg["model"]["task"], "dtype": cfg["training"]["dtype"]}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -31,7 +31,7 @@ COMPRESSIONS = {
 # magic bytes of formats that are not CSV -> what to tell the user
 OTHER_FORMATS = {
     b"\xd0\xcf\x11\xe0": "an Excel .xls workbook: export the sheet as CSV (File > Save As > CSV)",
-    b"PAR1": "a Parquet file: convert it to CSV, e.g. pandas.read_parquet(path).to_csv(out, index=False)",
+    b"PAR1": "a Parquet file: give it as a file path (ending in .parquet), not a stream",
     b"%PDF": "a PDF document, not a table",
     b"SQLite format 3": "an SQLite database: export the table as CSV",
 }
@@ -145,9 +145,15 @@ def _count_outside_quotes(line: str, char: str) -> int:
     return count
 
 
-def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."):
+# pandas' own list of cells read as missing; given per column, so that `as_text` columns can do without it
+NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = ".", as_text=()):
     """A DataFrame (or an iterator of them with `chunksize`) of the CSV; `columns` restricts
-    which are kept. Parser errors become NnctlError naming the file and line."""
+    which are kept, and `as_text` columns are kept exactly as written (no number parsing, no
+    missing values). Parser errors become NnctlError naming the file and line."""
     import pandas as pd
 
     where = csv_file.where
@@ -155,11 +161,15 @@ def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."
         require_columns(csv_file.header, columns, where)
     if decimal == csv_file.delimiter:  # a comma file cannot also use decimal commas
         decimal = "."
+    text = {}
+    if as_text:
+        text = {"dtype": {c: str for c in as_text}, "keep_default_na": False,
+                "na_values": {c: NA_STRINGS for c in csv_file.header if c not in as_text}}
     try:
         # every column is parsed (not `usecols`), so a row with too many fields is an error
         frame = pd.read_csv(_rewound(csv_file.source), sep=csv_file.delimiter, encoding=csv_file.encoding,
                             compression=csv_file.compression, skipinitialspace=True, chunksize=chunksize,
-                            low_memory=False, decimal=decimal)
+                            low_memory=False, decimal=decimal, **text)
         if chunksize is None:
             frame = _select(frame, columns)
         else:

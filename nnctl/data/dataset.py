@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean, plain
-from .csvfile import read_csv, sniff
+from .csvfile import require_columns
+from .tables import open_table, read_table
 from .encoding import FeatureEncoder, fit_target_scaler, is_number
 
 MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is taken as classes
@@ -92,18 +93,20 @@ def load_dataset(cfg: dict, cache: bool = True) -> Dataset:
 
 def _prepare(cfg: dict) -> Dataset:
     data = cfg["data"]
-    csv_file = sniff(Path(data["path"]), data["delimiter"])
-    path, header, notes = Path(data["path"]), csv_file.header, []
-    target = data["target"]
+    path, notes = Path(data["path"]), []
+    table = open_table(path, data["delimiter"])
+    header, target = table.header, data["target"]
     named = [h for h in header if h]
     if target not in header:
-        raise NnctlError(f"target column '{target}' not in the CSV{did_you_mean(target, named)}", str(path),
+        raise NnctlError(f"target column '{target}' not in the file{did_you_mean(target, named)}", str(path),
                          f"set data.target to one of: {', '.join(named[:20])}")
     features = feature_columns(data, header, str(path), notes)
     if not features:
         raise NnctlError("there are no feature columns besides the target", str(path))
+    used = list(dict.fromkeys(features + [target]))
     _check_fits(path, len(header), len(features) + 1, np.dtype(cfg["training"]["dtype"]).itemsize)
-    df = read_csv(csv_file, columns=list(dict.fromkeys(features + [target])), decimal=data["decimal"])
+    extra = _other_files(data, used)  # checked before the long work: a typo there fails fast
+    df = read_table(table, columns=used, decimal=data["decimal"])
     rows_read = len(df)
     categorical = _categorical_columns(df, features, data["categorical"], path)
     notes += _suspicious_columns(df, features, categorical)
@@ -111,26 +114,46 @@ def _prepare(cfg: dict) -> Dataset:
     task = data_task(cfg["model"]["task"], df[target])
     if task == "regression" and cfg["model"]["task"] == "auto":
         notes += _regression_note(df[target], target)
+    train_rows = len(df)
+    if "validation" in extra:
+        # a separate validation file: appended after the training rows, and the split is theirs
+        where_val = extra["validation"].where
+        val_df = read_table(extra["validation"], columns=used, decimal=data["decimal"])
+        rows_read += len(val_df)
+        val_df = _handle_missing(val_df, features, target, data["missing"], where_val)
+        df = _concat(df, val_df)
+        if data["validation_split"]:
+            notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
     rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"]).spawn(1)[0])
     if task == "classification":
         classes, y = encode_labels(df[target], target, path)
-        train_idx, val_idx = stratified_split(y, data["validation_split"], rng)
+        if "validation" in extra:
+            train_idx, val_idx = np.arange(train_rows), np.arange(train_rows, len(df))
+            _only_known_classes(classes, y, train_idx, val_idx, target, extra["validation"].where)
+        else:
+            train_idx, val_idx = stratified_split(y, data["validation_split"], rng)
     else:
         y = _regression_target(df[target], target, path)
-        train_idx, val_idx = random_split(len(y), data["validation_split"], rng)
+        if "validation" in extra:
+            train_idx, val_idx = np.arange(train_rows), np.arange(train_rows, len(df))
+        else:
+            train_idx, val_idx = random_split(len(y), data["validation_split"], rng)
         classes = None
     dtype = np.dtype(cfg["training"]["dtype"])
     encoder = FeatureEncoder(features, unknown=data["unknown_category"], decimal=data["decimal"])
     where = str(path)
-    # categories come from the whole file, so whether a rare one lands in the validation part
-    # (the seed's luck) cannot decide if a config is valid; scaling is fit on training rows only
+    # categories come from the whole training file, so whether a rare one lands in the validation
+    # part (the seed's luck) cannot decide if a config is valid; scaling is fit on training rows only
     X_train = encoder.fit(df.iloc[train_idx], categorical, data["scale"], data["missing"], dtype, where,
-                          categories_from=df)
-    X_val = encoder.transform(df.iloc[val_idx], dtype, where=where)
+                          categories_from=df.iloc[:train_rows])
+    X_val = encoder.transform(df.iloc[val_idx], dtype,
+                              where=extra["validation"].where if "validation" in extra else where)
     dataset = Dataset(X_train, y[train_idx], X_val, y[val_idx], task, target, encoder, classes,
                       rows_read=rows_read, rows_dropped=rows_read - len(df), notes=notes)
     if task == "classification":
-        counts = np.bincount(y, minlength=len(classes))
+        counts = np.bincount(y[train_idx], minlength=len(classes))
+        if "validation" not in extra:
+            counts = np.bincount(y, minlength=len(classes))
         dataset.class_counts = {str(c): int(n) for c, n in zip(classes, counts)}
     elif data["scale_target"]:
         dataset.target_scaler = fit_target_scaler(dataset.y_train)
@@ -139,6 +162,31 @@ def _prepare(cfg: dict) -> Dataset:
         dataset.y_train = ((dataset.y_train - offset) / scale).astype(dtype)
         dataset.y_val = ((dataset.y_val - offset) / scale).astype(dtype)
     return dataset
+
+
+def _other_files(data: dict, used: list[str]) -> dict:
+    """The validation and test files, opened, with every used column checked to be there."""
+    files = {}
+    for part in ("validation", "test"):
+        path = data[f"{part}_path"]
+        if path:
+            table = open_table(Path(path), data["delimiter"], given_as=f"data.{part}_path")
+            require_columns(table.header, used, table.where)
+            files[part] = table
+    return files
+
+
+def _concat(df, other):
+    import pandas as pd
+
+    return pd.concat([df, other], ignore_index=True)
+
+
+def _only_known_classes(classes, y, train_idx, val_idx, target, where) -> None:
+    unseen = sorted(set(np.unique(y[val_idx]).tolist()) - set(np.unique(y[train_idx]).tolist()))
+    if unseen:
+        raise NnctlError(f"label {plain(classes[unseen[0]])} in column '{target}' is not in the training file", where,
+                         "the validation file may only use labels the training file has")
 
 
 def _check_fits(path: Path, columns: int, used: int, itemsize: int) -> None:

@@ -27,14 +27,15 @@ class ParamCheck:
 
 
 def check_gradients(network: MLP, X: np.ndarray, y: np.ndarray, h: float = 1e-6, max_entries: int | None = 200,
-                    seed: int = 0) -> list[ParamCheck]:
-    """Compare every weight and bias gradient of `network` (float64) on (X, y); at most
-    `max_entries` entries per array are probed (chosen from `seed`), None for all."""
+                    seed: int = 0, w: np.ndarray | None = None) -> list[ParamCheck]:
+    """Compare every weight and bias gradient of `network` (float64) on (X, y), with optional
+    row weights w (rows, 1); at most `max_entries` entries per array are probed (chosen from
+    `seed`), None for all."""
     if network.dtype != np.float64:
         raise ValueError("gradient checks need a float64 network")
     rng = np.random.default_rng(seed)
     network.forward(X)
-    analytic = [g.copy() for g in network.backward(y)]
+    analytic = [g.copy() for g in network.backward(y, w)]
     names = [f"{kind}{i}" for i in range(len(network.weights)) for kind in ("W", "b")]
     results = []
     for name, param, grad in zip(names, network.params, analytic):
@@ -47,10 +48,10 @@ def check_gradients(network: MLP, X: np.ndarray, y: np.ndarray, h: float = 1e-6,
             original = flat[j]
             flat[j] = original + h
             network.forward(X)
-            plus = network.loss_value(y)
+            plus = network.loss_value(y, w)
             flat[j] = original - h
             network.forward(X)
-            minus = network.loss_value(y)
+            minus = network.loss_value(y, w)
             flat[j] = original
             numeric[k] = (plus - minus) / (2 * h)
         exact = grad.reshape(-1)[entries]

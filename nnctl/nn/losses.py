@@ -5,7 +5,9 @@ gradient of the loss with respect to the output layer's pre-activation `z` — f
 cross-entropy and sigmoid + binary cross-entropy that is the fused, stable `(p - y) / n`.
 
 Shapes: `z`, `a` and targets `y` are all (rows, outputs); for cross_entropy `y` is one-hot, for
-binary_cross_entropy a column of 0/1.
+binary_cross_entropy a column of 0/1. `w`, when given, is a (rows, 1) column of row weights
+(class weights): each row's loss is multiplied by its weight and the loss stays the mean over
+rows, L = Σ wᵢ·lᵢ / n, as Keras and scikit-learn define it; its delta is wᵢ times the row's own.
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ class Loss(NamedTuple):
     output: str  # name of the output activation
     task: str  # classification | regression
     forward: Callable  # (z, out) -> a, the output activation
-    value: Callable  # (z, a, y) -> float
-    delta: Callable  # (z, a, y, out) -> dL/dz written into out
+    value: Callable  # (z, a, y, w=None) -> float
+    delta: Callable  # (z, a, y, out) -> dL/dz written into out (unweighted; see `weighted`)
 
 
 def softmax(z, out):
@@ -45,17 +47,27 @@ def _ones(n: int, dtype) -> np.ndarray:
     return ones
 
 
-def cross_entropy(z, a, y):
+def _mean(per_row, w) -> float:
+    """Σ wᵢ·lᵢ / n over a (rows,) or (rows, k) array of losses."""
+    if w is not None:
+        per_row = per_row * (w if per_row.ndim == 2 else w[:, 0])
+    return float(np.mean(per_row))
+
+
+def cross_entropy(z, a, y, w=None):
     # -log of the probability given to the true class, read off the softmax already computed.
     # If that probability underflowed to 0, take the exact log-sum-exp form from the logits.
     if len(y) == 0:
         return float("nan")
     p_true = np.einsum("ij,ij->i", y, a)
     if np.minimum.reduce(p_true) > 0:
-        return -float(np.add.reduce(np.log(p_true, out=p_true))) / len(p_true)
+        logs = np.log(p_true, out=p_true)
+        if w is not None:
+            logs *= w[:, 0]
+        return -float(np.add.reduce(logs)) / len(p_true)
     m = z.max(axis=1, keepdims=True)
     lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]
-    return float(np.mean(lse - (y * z).sum(axis=1)))
+    return _mean(lse - (y * z).sum(axis=1), w)
 
 
 def probability_delta(z, a, y, out):
@@ -66,14 +78,14 @@ def probability_delta(z, a, y, out):
     return out
 
 
-def binary_cross_entropy(z, a, y):
+def binary_cross_entropy(z, a, y, w=None):
     # from the logit: max(z, 0) - z*y + log(1 + e^-|z|)
-    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+    return _mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), w)
 
 
-def mse(z, a, y):
+def mse(z, a, y, w=None):
     diff = a - y
-    return float(np.mean(diff * diff))
+    return _mean(diff * diff, w)
 
 
 def mse_delta(z, a, y, out):
@@ -82,8 +94,8 @@ def mse_delta(z, a, y, out):
     return out
 
 
-def mae(z, a, y):
-    return float(np.mean(np.abs(a - y)))
+def mae(z, a, y, w=None):
+    return _mean(np.abs(a - y), w)
 
 
 def mae_delta(z, a, y, out):
@@ -93,10 +105,10 @@ def mae_delta(z, a, y, out):
     return out
 
 
-def huber(z, a, y):
+def huber(z, a, y, w=None):
     err = np.abs(a - y)
     quadratic = np.minimum(err, HUBER_DELTA)
-    return float(np.mean(0.5 * quadratic * quadratic + HUBER_DELTA * (err - quadratic)))
+    return _mean(0.5 * quadratic * quadratic + HUBER_DELTA * (err - quadratic), w)
 
 
 def huber_delta(z, a, y, out):

@@ -33,9 +33,11 @@ def log_loss(y_true, proba) -> float:
     return float(-np.mean(np.log(p)))
 
 
-def classification_report(y_true, y_pred, proba, n_classes: int) -> dict:
+def classification_report(y_true, y_pred, proba, n_classes: int, labels=None) -> dict:
     """accuracy, balanced_accuracy, macro precision/recall/F1 (over classes present in the
-    truth or the predictions, as scikit-learn's labels=None), log_loss and the confusion matrix."""
+    truth or the predictions, as scikit-learn's labels=None), log_loss, roc_auc (one-vs-rest
+    macro for several classes), average_precision (two classes), per_class (keyed by `labels`)
+    and the confusion matrix."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
     present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
     precision, recall, f1 = _per_class(cm)
@@ -47,8 +49,65 @@ def classification_report(y_true, y_pred, proba, n_classes: int) -> dict:
         "recall": float(np.mean(recall[present])),
         "f1": float(np.mean(f1[present])),
         "log_loss": log_loss(y_true, proba),
+        "roc_auc": roc_auc(y_true, proba),
+        **({"average_precision": average_precision(y_true == 1, proba[:, 1])} if n_classes == 2 else {}),
+        "per_class": per_class(cm, labels if labels is not None else range(n_classes)),
         "confusion_matrix": cm.tolist(),
     }
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values`, ties sharing their average rank."""
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
+
+
+def roc_auc_binary(positive, score) -> float:
+    """Area under the ROC curve: the probability that a random positive row scores above a
+    random negative one (ties count half), by the Mann-Whitney rank sum; nan with one class."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(np.asarray(score, dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_auc(y_true, proba) -> float:
+    """Binary: the AUC of the second class's probability. Several classes: the mean of each
+    class against the rest (scikit-learn's multi_class="ovr", average="macro"); nan when a class
+    is absent from y_true."""
+    if proba.shape[1] == 2:
+        return roc_auc_binary(y_true == 1, proba[:, 1])
+    return float(np.mean([roc_auc_binary(y_true == c, proba[:, c]) for c in range(proba.shape[1])]))
+
+
+def average_precision(positive, score) -> float:
+    """Σ (R_n − R_{n−1}) · P_n over the distinct score thresholds, highest first: the area under
+    the precision-recall curve as scikit-learn computes it; nan without positives."""
+    positive = np.asarray(positive, dtype=bool)
+    if not positive.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
+    hits, s = positive[order], np.asarray(score, dtype=np.float64)[order]
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]  # the last row of each threshold
+    tp = np.cumsum(hits)[last]
+    precision = tp / (last + 1)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def per_class(cm, labels) -> dict:
+    """{label: {precision, recall, f1, support}} from a confusion matrix."""
+    precision, recall, f1 = _per_class(cm)
+    support = cm.sum(axis=1)
+    return {str(label): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+            for label, p, r, f, n in zip(labels, precision, recall, f1, support)}
 
 
 def r2(y_true, y_pred) -> float:
@@ -71,5 +130,6 @@ def regression_report(y_true, y_pred) -> dict:
             "r2": r2(y_true, y_pred)}
 
 
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "log_loss")
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "log_loss", "roc_auc",
+                          "average_precision")
 REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")

@@ -149,14 +149,16 @@ class MLP:
         self._X = X
         return self.loss.forward(z, outs[-1])
 
-    def loss_value(self, y) -> float:
-        """Loss of the last forward pass against targets y."""
+    def loss_value(self, y, w=None) -> float:
+        """Loss of the last forward pass against targets y (rows, outputs); `w`: optional row
+        weights (rows, 1)."""
         buffers = self._buffers_for(self._X.shape[0])
-        return self.loss.value(buffers.zs[-1], buffers.outs[-1], y)
+        return self.loss.value(buffers.zs[-1], buffers.outs[-1], y, w)
 
     # --- backward ---------------------------------------------------------------------------
-    def backward(self, y) -> list[np.ndarray]:
-        """Back-propagate the error of the last forward pass against targets y.
+    def backward(self, y, w=None) -> list[np.ndarray]:
+        """Back-propagate the error of the last forward pass against targets y (and optional
+        row weights w, (rows, 1), which scale each row's output delta).
 
         The output delta is dL/dz of the last layer; each earlier layer's is
         `delta_i = (delta_{i+1} @ W_{i+1}.T) * f_i'(z_i)`. Then dL/dW_i = a_{i-1}.T @ delta_i
@@ -165,6 +167,8 @@ class MLP:
         zs, outs, saved, deltas, ones = self._buffers_for(X.shape[0], backward=True)
         last = len(self.weights) - 1
         delta = self.loss.delta(zs[last], outs[last], y, deltas[last])
+        if w is not None:
+            delta *= w
         for i in range(last, -1, -1):
             a_prev = X if i == 0 else outs[i - 1]
             np.dot(a_prev.T, delta, out=self.grads_W[i])

@@ -10,7 +10,7 @@ from ..data import Dataset, load_dataset
 from ..errors import NnctlError
 from ..nn.losses import LOSSES, loss_for
 from ..nn.network import MLP
-from .scoring import targets_for
+from .scoring import row_weights, targets_for
 
 
 def architecture(sizes) -> str:
@@ -108,11 +108,13 @@ def _order(what: str, saved: list, wanted: list) -> list[int]:
 
 
 def prepare_float64(config, overrides, rows: int):
-    """(network, X, targets, cfg) for a config file in float64: the network it would train
-    (its seed, or `init_from`) and the first `rows` rows of its training part, with targets in
-    the form the network's loss takes. What `gradcheck` and `trace` work on."""
+    """(network, X, targets, cfg, weights) for a config file in float64: the network it would
+    train (its seed, or `init_from`), the first `rows` rows of its training part with targets in
+    the form the network's loss takes, and their class weights (or None). What `gradcheck` and
+    `trace` work on."""
     cfg = load_config(config, list(overrides) + ["training.dtype=float64"])
     dataset = load_dataset(cfg)
     network = build_network(cfg, dataset)
-    X = dataset.X_train[:rows]
-    return network, X, targets_for(network, dataset.y_train[:rows]), cfg
+    X, y = dataset.X_train[:rows], dataset.y_train[:rows]
+    weights = row_weights(cfg["training"]["class_weight"], dataset, y, np.float64)
+    return network, X, targets_for(network, y), cfg, weights

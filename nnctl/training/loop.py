@@ -17,7 +17,7 @@ from ..nn.network import MLP
 from ..nn.optimizers import network_optimizer
 from ..nn.schedules import learning_rate
 from .callbacks import Callback
-from .scoring import metric_name, score, targets_for
+from .scoring import metric_name, row_weights, score, targets_for
 from .stopping import EarlyStopping
 
 
@@ -132,6 +132,8 @@ class _Loop:
         self.network, self.dataset, self.training = network, dataset, training
         self.callback, self.should_stop = callback, should_stop
         self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
+        # class weights multiply each training row's loss; validation losses stay unweighted
+        self.w = row_weights(training.get("class_weight"), dataset, dataset.y_train, network.dtype)
         self.rows = len(self.X)
         self.batch = min(training["batch_size"] or self.rows, self.rows)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
@@ -153,8 +155,10 @@ class _Loop:
         self.shuffle = training["shuffle"] and self.batch < self.rows
         self.X_epoch = np.empty_like(self.X) if self.shuffle else self.X
         self.y_epoch = np.empty_like(self.y) if self.shuffle else self.y
+        self.w_epoch = np.empty_like(self.w) if self.shuffle and self.w is not None else self.w
         # the buffers are refilled in place each epoch, so their batch views are made once
-        self.batches = [(self.X_epoch[s:s + self.batch], self.y_epoch[s:s + self.batch])
+        self.batches = [(self.X_epoch[s:s + self.batch], self.y_epoch[s:s + self.batch],
+                         None if self.w is None else self.w_epoch[s:s + self.batch])
                         for s in range(0, self.rows, self.batch)]
 
     def run(self, start: float) -> str:
@@ -194,13 +198,15 @@ class _Loop:
             # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
             np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
             np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
+            if self.w is not None:
+                np.take(self.w, order, axis=0, out=self.w_epoch, mode="clip")
         started, clock = time.perf_counter(), time.perf_counter
         for k in range(first, len(self.batches)):
-            xb, yb = self.batches[k]
+            xb, yb, wb = self.batches[k]
             network.forward(xb)
             if measured:
-                total += network.loss_value(yb) * len(xb)
-            network.backward(yb)
+                total += network.loss_value(yb, wb) * len(xb)
+            network.backward(yb, wb)
             step(grads, lr)
             if self.should_stop is not None and self.should_stop():
                 self.partial = (k + 1, order, total)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import NnctlError
 from ..nn.metrics import r2
 from ..nn.network import MLP
 
@@ -41,3 +42,32 @@ def score(network: MLP, task: str, X: np.ndarray, y: np.ndarray, targets=None) -
     if task == "regression":
         return total / len(X), r2(t, outputs)
     return total / len(X), correct / len(X)
+
+
+def class_weights(setting, dataset) -> np.ndarray | None:
+    """One weight per class from `training.class_weight`: None, `balanced` (n_rows / (n_classes ·
+    count_c) over the training part, as scikit-learn), or {label: weight} (labels unnamed there
+    weigh 1). A label the data does not have is an NnctlError naming the ones it has."""
+    if setting is None:
+        return None
+    if dataset.task != "classification":
+        raise NnctlError("training.class_weight is for classification, but this is a regression",
+                         "training.class_weight", "remove it, or set model.task: classification")
+    from ..data.encoding import category_label
+
+    n_classes = len(dataset.classes)
+    if setting == "balanced":
+        counts = np.bincount(dataset.y_train, minlength=n_classes).astype(np.float64)
+        return len(dataset.y_train) / (n_classes * np.maximum(counts, 1))
+    labels = [category_label(c) for c in dataset.classes]
+    for label in setting:
+        if label not in labels:
+            raise NnctlError(f"training.class_weight names '{label}', which is not a label of column "
+                             f"'{dataset.target}'", "training.class_weight", f"its labels: {', '.join(labels)}")
+    return np.array([setting.get(label, 1.0) for label in labels])
+
+
+def row_weights(setting, dataset, y: np.ndarray, dtype) -> np.ndarray | None:
+    """(rows, 1) weights of rows whose class indices are `y`, or None without class weights."""
+    weights = class_weights(setting, dataset)
+    return None if weights is None else weights[y].astype(dtype).reshape(-1, 1)

@@ -204,6 +204,10 @@ def summary_line(result, run) -> str:
     parts.append(saved)
     if result.best_epoch and not result.restored_best and result.best_epoch != result.epochs:
         parts.append(f"best {result.best_by.replace('_', ' ')} at epoch {result.best_epoch} (not saved)")
+    if "test" in m:
+        test = m["test"]
+        name = "accuracy" if test["task"] == "classification" else "r2"
+        parts.append(f"test {name} {format_number(test[name])} ({test['rows']} rows)")
     parts.append(f"{result.epochs} epochs in {format_duration(result.seconds)}")
     return " · ".join(parts) + f"\nrun saved to {run}"
 
