@@ -8,16 +8,18 @@ from nnctl.nn.losses import LOSSES, loss_for
 from .conftest import loss_targets
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("name", sorted(LOSSES))
-def test_delta_is_the_gradient_of_the_loss_wrt_z(name):
+def test_delta_is_the_gradient_of_the_loss_wrt_z(name, weighted):
     rng = np.random.default_rng(2)
     outputs = 1 if name == "binary_cross_entropy" else 3
     z = rng.normal(size=(6, outputs))
     y = loss_targets(name, rng, 6, outputs)
+    w = rng.uniform(0.2, 5.0, size=(6, 1)) if weighted else None
     loss = LOSSES[name]
 
     def value(z):
-        return loss.value(z, loss.forward(z, np.empty_like(z)), y)
+        return loss.value(z, loss.forward(z, np.empty_like(z)), y, w)
 
     numeric = np.zeros_like(z)
     h = 1e-6
@@ -28,7 +30,23 @@ def test_delta_is_the_gradient_of_the_loss_wrt_z(name):
         numeric[idx] = (value(zp) - value(zm)) / (2 * h)
     a = loss.forward(z, np.empty_like(z))
     delta = loss.delta(z, a, y, np.empty_like(z))
+    if weighted:
+        delta *= w  # what MLP.backward does with row weights
     np.testing.assert_allclose(delta, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_row_weights_scale_each_rows_loss_within_the_mean(name):
+    rng = np.random.default_rng(4)
+    outputs = 1 if name == "binary_cross_entropy" else 3
+    z = rng.normal(size=(5, outputs))
+    y = loss_targets(name, rng, 5, outputs)
+    loss = LOSSES[name]
+    a = loss.forward(z, np.empty_like(z))
+    per_row = [loss.value(z[i:i + 1], a[i:i + 1], y[i:i + 1]) for i in range(5)]
+    w = np.array([[1.0], [2.0], [0.5], [3.0], [1.0]])
+    assert loss.value(z, a, y, w) == pytest.approx(np.sum(w[:, 0] * per_row) / 5)
+    assert loss.value(z, a, y, np.ones((5, 1))) == pytest.approx(loss.value(z, a, y))
 
 
 def test_cross_entropy_value_by_hand_and_stable_for_huge_logits():

@@ -44,6 +44,11 @@ def test_agrees_with_scikit_learn_when_installed():
     assert ours["f1"] == pytest.approx(sk.f1_score(y, pred, average="macro"))
     assert ours["log_loss"] == pytest.approx(sk.log_loss(y, proba))
     assert ours["confusion_matrix"] == sk.confusion_matrix(y, pred).tolist()
+    assert ours["roc_auc"] == pytest.approx(sk.roc_auc_score(y, proba, multi_class="ovr", average="macro"))
+    precision, recall, f1, support = sk.precision_recall_fscore_support(y, pred, labels=range(4), zero_division=0)
+    for c in range(4):
+        assert ours["per_class"][str(c)] == pytest.approx(
+            {"precision": precision[c], "recall": recall[c], "f1": f1[c], "support": support[c]})
     t, p = rng.normal(size=50), rng.normal(size=50)
     ours = regression_report(t, p)
     assert ours["r2"] == pytest.approx(sk.r2_score(t, p))
@@ -52,3 +57,27 @@ def test_agrees_with_scikit_learn_when_installed():
 
 def test_confusion_matrix_rows_are_truth():
     assert confusion_matrix(np.array([0, 1]), np.array([1, 1]), 2).tolist() == [[0, 1], [0, 1]]
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_binary_ranking_metrics_agree_with_scikit_learn(ties):
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    y = (rng.random(300) < 0.1).astype(int)
+    score = rng.random(300) + 0.3 * y
+    if ties:  # coarse scores: many rows share a threshold
+        score = np.round(score, 1)
+    proba = np.column_stack([1 - score / 2, score / 2])
+    ours = classification_report(y, proba.argmax(axis=1), proba, 2)
+    assert ours["roc_auc"] == pytest.approx(sk.roc_auc_score(y, proba[:, 1]))
+    assert ours["average_precision"] == pytest.approx(sk.average_precision_score(y, proba[:, 1]))
+
+
+def test_ranking_metrics_by_hand():
+    from nnctl.nn.metrics import average_precision, roc_auc_binary
+
+    # positives score 0.9 and 0.4, negatives 0.5 and 0.1: 3 of 4 pairs ordered right
+    assert roc_auc_binary([1, 0, 1, 0], [0.9, 0.5, 0.4, 0.1]) == 0.75
+    # thresholds 0.9 (P=1, R=1/2), 0.5 (P=1/2, R=1/2), 0.4 (P=2/3, R=1): 1/2·1 + 1/2·2/3
+    assert average_precision([1, 0, 1, 0], [0.9, 0.5, 0.4, 0.1]) == pytest.approx(0.5 + 1 / 3)
+    assert np.isnan(roc_auc_binary([1, 1], [0.2, 0.3]))

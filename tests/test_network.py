@@ -25,6 +25,8 @@ def test_backprop_matches_finite_differences(activation, loss):
     for r in results:
         assert r.checked == np.prod(r.shape)
         assert r.max_rel < 1e-6, (r.name, r.max_rel)
+    weighted = check_gradients(net, X, y, max_entries=None, w=rng.uniform(0.2, 5.0, size=(8, 1)))
+    assert max(r.max_rel for r in weighted) < 1e-6
 
 
 def test_gradcheck_catches_a_wrong_derivative(monkeypatch):

@@ -52,14 +52,25 @@ def print_evaluation(report: dict) -> None:
     from rich.table import Table
 
     console = _console()
-    table = Table(title=f"{report['task']} · {report['rows']} rows", title_justify="left")
+    title = f"{report['task']} · {report['rows']} rows"
+    if "threshold" in report:
+        title += f" · threshold {report['threshold']:g}"
+    table = Table(title=title, title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in report.items():
-        if key in ("task", "rows", "labels", "confusion_matrix"):
+        if key in ("task", "rows", "labels", "confusion_matrix", "per_class", "threshold"):
             continue
-        table.add_row(key, format_number(value))
+        table.add_row(key, "undefined" if value is None else format_number(value))
     console.print(table)
+    if "per_class" in report:
+        per_class = Table()
+        for col in ("class", "precision", "recall", "f1", "support"):
+            per_class.add_column(col, justify="left" if col == "class" else "right")
+        for label, scores in report["per_class"].items():
+            per_class.add_row(label, *(format_number(scores[k]) for k in ("precision", "recall", "f1")),
+                              str(scores["support"]))
+        console.print(per_class)
     if "confusion_matrix" in report:
         labels = [str(c) for c in report["labels"]]
         console.print("confusion matrix: rows are the true class, columns the predicted one")
