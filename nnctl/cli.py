@@ -344,6 +344,25 @@ def plot(
     typer.echo(str(plot_histories(curves, output)))
 
 
+# --- export ----------------------------------------------------------------------------------
+@app.command()
+@errors_handled
+def export(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Where to write the ONNX file (default: <run>/model.onnx)"),
+    opset: int = typer.Option(21, "--opset", metavar="N", help="ONNX opset (13 and above)"),
+    debug: bool = DebugOption,
+):
+    """Export a model to ONNX with its whole pipeline inside (fill, one-hot, scaling, layers,
+    labels); prints the file's path. Needs the onnx extra.
+
+    Example: nnctl export runs/iris-20250101-120000 --output iris.onnx
+    """
+    from .commands.export import export_model
+
+    typer.echo(str(export_model(model, output, opset)))
+
+
 # --- schema, init, runs ----------------------------------------------------------------------
 @app.command()
 @errors_handled

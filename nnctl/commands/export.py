@@ -1,0 +1,245 @@
+"""`nnctl export`: a saved model as ONNX with the whole pipeline inside — raw columns in, labels
+and probabilities (or values in the target's units) out — built with the `onnx` package (the
+optional `onnx` extra). The graph does, in `predict`'s order:
+
+1. the missing-value fill of `missing: mean` models (NaN numbers, empty-string categories);
+2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder; an unknown
+   category gives all zeros under `unknown_category: ignore`, and fails the run under `error`);
+3. scaling, (x - offset) / scale;
+4. every layer: Gemm, then its activation;
+5. the output: softmax probabilities, the sigmoid's two columns, or the regression value mapped
+   back to the target's units; and the class label.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import NnctlError
+
+INSTALL_HINT = "install the onnx extra: pip install 'nnctl[onnx]' (or pip install onnx)"
+MIN_OPSET = 13  # Softmax over one axis, and every operator below in its current form
+# the newest opset whose versions of every operator used here onnxruntime implements (1.17 on);
+# later opsets change none of them
+DEFAULT_OPSET = 21
+ML_OPSET = 3
+LEAKY_SLOPE = 0.01
+ELU_ALPHA = 1.0
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise NnctlError("exporting ONNX needs the onnx package, which is not installed", "nnctl export",
+                         INSTALL_HINT)
+    return onnx, helper, numpy_helper
+
+
+class _Graph:
+    """Nodes and constants, with fresh names for intermediate values."""
+
+    def __init__(self, helper, numpy_helper, dtype):
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.dtype = dtype
+        self.nodes, self.initializers = [], []
+        self.count = 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def const(self, value, hint: str, dtype=None) -> str:
+        array = np.asarray(value, dtype=dtype if dtype is not None else self.dtype)
+        name = self.name(hint)
+        self.initializers.append(self.numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list, hint: str | None = None, domain: str = "", **attrs) -> str:
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(self.helper.make_node(op_type, inputs, [out], domain=domain or None, **attrs))
+        return out
+
+
+def _activation(g: _Graph, name: str, x: str, opset: int) -> str:
+    """`x` through one of nnctl's activations, as ONNX operators."""
+    if name == "identity":
+        return x
+    if name in ("relu", "tanh", "sigmoid"):
+        return g.op(name.capitalize(), [x])
+    # onnxruntime has no float64 kernels for LeakyRelu, Elu, Gelu and Erf: float64 graphs write
+    # the first two with operators it has, and compute gelu in float32 (a relative error ~1e-7)
+    double = g.dtype == np.float64
+    if name == "leaky_relu":
+        if double:
+            return g.op("Max", [x, g.op("Mul", [x, g.const(LEAKY_SLOPE, "slope")])], "leaky_relu")
+        return g.op("LeakyRelu", [x], alpha=LEAKY_SLOPE)
+    if name == "elu":
+        if double:
+            negative = g.op("Mul", [g.op("Sub", [g.op("Exp", [x]), g.const(1.0, "one")]), g.const(ELU_ALPHA, "alpha")])
+            return g.op("Where", [g.op("Greater", [x, g.const(0.0, "zero")]), x, negative], "elu")
+        return g.op("Elu", [x], alpha=ELU_ALPHA)
+    if name == "softplus":
+        # max(x, 0) + log(1 + e^-|x|): ONNX's Softplus, log(1 + e^x), overflows for large x
+        tail = g.op("Log", [g.op("Add", [g.const(1.0, "one"), g.op("Exp", [g.op("Neg", [g.op("Abs", [x])])])])])
+        return g.op("Add", [g.op("Relu", [x]), tail])
+    if name == "gelu":
+        if double:
+            single = g.dtype
+            g.dtype = np.float32
+            y = _activation(g, "gelu", g.op("Cast", [x], "gelu_in", to=1), opset)
+            g.dtype = single
+            return g.op("Cast", [y], "gelu_out", to=11)
+        if opset >= 20:
+            return g.op("Gelu", [x])
+        # x · Φ(x) = 0.5 · x · (1 + erf(x / √2)), for opsets before Gelu
+        erf = g.op("Erf", [g.op("Mul", [x, g.const(1 / math.sqrt(2.0), "inv_sqrt2")])])
+        return g.op("Mul", [g.op("Mul", [x, g.const(0.5, "half")]), g.op("Add", [erf, g.const(1.0, "one")])])
+    raise NnctlError(f"the activation '{name}' has no ONNX form in this nnctl", "nnctl export")  # pragma: no cover
+
+
+def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
+    """Graph inputs and the encoded input matrix (rows, inputs), before scaling."""
+    helper, encoder = g.helper, model.encoder
+    elem = onnx.TensorProto.DOUBLE if g.dtype == np.float64 else onnx.TensorProto.FLOAT
+    fill = encoder.fill or {}
+    if not encoder.categories:
+        inputs = [helper.make_tensor_value_info("features", elem, ["N", len(encoder.features)])]
+        x = "features"
+        if fill:
+            values = [fill[f] if fill.get(f) is not None else 0.0 for f in encoder.features]
+            x = g.op("Where", [g.op("IsNaN", [x]), g.const(values, "fill"), x], "filled")
+        return inputs, x
+    inputs, pieces = [], []
+    for column in encoder.features:
+        if column in encoder.categories:
+            inputs.append(helper.make_tensor_value_info(column, onnx.TensorProto.STRING, ["N", 1]))
+            pieces.append(_one_hot(g, column, encoder.categories[column], fill.get(column), encoder.unknown))
+        else:
+            inputs.append(helper.make_tensor_value_info(column, elem, ["N", 1]))
+            x = column
+            if fill.get(column) is not None:
+                x = g.op("Where", [g.op("IsNaN", [x]), g.const([fill[column]], "fill"), x], "filled")
+            pieces.append(x)
+    return inputs, g.op("Concat", pieces, "encoded", axis=1)
+
+
+def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> str:
+    """A string column (rows, 1) -> its one-hot block (rows, categories). A missing value is
+    an empty string, filled with the training mode under `missing: mean`."""
+    keys = list(categories) + ([""] if fill is not None else [])
+    values = list(categories) + ([fill] if fill is not None else [])
+    # known categories map to themselves; anything else to a value no category has
+    mapped = g.op("LabelEncoder", [column], "category", domain="ai.onnx.ml", keys_strings=keys,
+                  values_strings=values, default_string="\u0000unknown")
+    onehot = g.op("OneHotEncoder", [mapped], "onehot", domain="ai.onnx.ml", cats_strings=list(categories),
+                  zeros=1 if unknown == "ignore" else 0)
+    shaped = g.op("Reshape", [onehot, g.const([-1, len(categories)], "shape", np.int64)], "onehot2d")
+    return shaped if g.dtype == np.float32 else g.op("Cast", [shaped], "onehot64", to=11)
+
+
+def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = ""):
+    """The ONNX ModelProto of a loaded nnctl Model (see the module docstring)."""
+    onnx, helper, numpy_helper = _onnx()
+    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise NnctlError(f"opset {opset} cannot express this model: nnctl exports opsets {MIN_OPSET} to "
+                         f"{onnx.defs.onnx_opset_version()} (this onnx package's newest)", "--opset",
+                         f"leave --opset out for {DEFAULT_OPSET}")
+    network, meta = model.network, model.meta
+    dtype = np.dtype(network.dtype).type
+    g = _Graph(helper, numpy_helper, dtype)
+    inputs, x = _inputs(g, model, onnx)
+    scaler = meta["scaler"]
+    x = g.op("Div", [g.op("Sub", [x, g.const(scaler["offset"], "offset")]), g.const(scaler["scale"], "scale")],
+             "scaled")
+    activations = network.layer_activations
+    for i, (W, b) in enumerate(zip(network.weights, network.biases)):
+        x = g.op("Gemm", [x, g.const(W, f"W{i}"), g.const(b, f"b{i}")], f"z{i}")
+        if i < len(activations) - 1:
+            x = _activation(g, activations[i], x, opset)
+    elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
+    outputs = _outputs(g, model, x, onnx, elem)
+    graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
+    opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
+                              doc_string=_doc(model))
+    proto.ir_version = helper.find_min_ir_version_for(opsets)
+    import json
+
+    info = {"features": json.dumps(meta["features"]), "task": meta["task"], "target": meta["target"],
+            "nnctl_version": __version__, "run": run_name}
+    if model.classes is not None:
+        info["classes"] = json.dumps(model.classes)
+    helper.set_model_props(proto, info)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
+    helper, last = g.helper, model.network.layer_activations[-1]
+    if model.task == "regression":
+        scaler = model.meta.get("target_scaler")
+        if scaler:
+            x = g.op("Add", [g.op("Mul", [x, g.const(scaler["scale"], "target_scale")]),
+                             g.const(scaler["offset"], "target_offset")])
+        g.nodes.append(helper.make_node("Reshape", [x, g.const([-1], "flat", np.int64)], ["prediction"]))
+        return [helper.make_tensor_value_info("prediction", elem, ["N"])]
+    classes = model.classes
+    if last == "sigmoid":
+        p = g.op("Sigmoid", [x])
+        g.nodes.append(helper.make_node("Concat", [g.op("Sub", [g.const([1.0], "one"), p]), p], ["probabilities"],
+                                        axis=1))
+    else:
+        g.nodes.append(helper.make_node("Softmax", [x], ["probabilities"], axis=1))
+    index = g.op("ArgMax", ["probabilities"], "index", axis=1, keepdims=0)
+    integers = all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+    if integers:
+        labels, label_type = g.const(classes, "classes", np.int64), onnx.TensorProto.INT64
+    else:
+        name = g.name("classes")
+        g.initializers.append(g.helper.make_tensor(name, onnx.TensorProto.STRING, [len(classes)],
+                                                   [str(c).encode() for c in classes]))
+        labels, label_type = name, onnx.TensorProto.STRING
+    g.nodes.append(helper.make_node("Gather", [labels, index], ["label"], axis=0))
+    return [helper.make_tensor_value_info("label", label_type, ["N"]),
+            helper.make_tensor_value_info("probabilities", elem, ["N", len(classes)])]
+
+
+def _doc(model) -> str:
+    meta = model.meta
+    if model.encoder.categories:
+        how = ("one input per column, named after it, shape [N, 1]: numbers as floats (NaN for missing), "
+               "categories as strings (an empty string for missing)")
+    else:
+        how = f"'features', shape [N, {len(meta['features'])}], columns in this order: {', '.join(meta['features'])}"
+    if model.task == "regression":
+        out = f"'prediction' [N]: {meta['target']} in its own units"
+    else:
+        out = f"'label' [N] (one of {', '.join(map(str, model.classes))}) and 'probabilities' [N, {len(model.classes)}]"
+    doc = f"nnctl {meta['task']} model of '{meta['target']}'. Inputs: {how}. Outputs: {out}."
+    if model.network.dtype == np.float64 and "gelu" in model.network.layer_activations:
+        doc += " A float64 graph; its gelu layers compute in float32 (onnxruntime has no float64 gelu)."
+    return doc
+
+
+def export_model(model_path, output=None, opset: int = DEFAULT_OPSET) -> Path:
+    """Write the ONNX file of a run folder's (or model.npz's) model; returns its path
+    (default `<run>/model.onnx`)."""
+    from ..atomic import atomic_file
+    from ..runs.model import load_model
+
+    model = load_model(model_path)
+    output = Path(output) if output is not None else Path(model.path).parent / "model.onnx"
+    if output.is_dir():
+        raise NnctlError("--output is a folder", str(output), "give a file name, e.g. model.onnx")
+    proto = build_onnx(model, opset, Path(model.path).parent.name)
+    try:
+        with atomic_file(output, "wb") as fh:
+            fh.write(proto.SerializeToString())
+    except (PermissionError, FileNotFoundError) as exc:
+        raise NnctlError(f"cannot write there: {exc.strerror}", str(output), "give a writable --output path")
+    return output
