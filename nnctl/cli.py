@@ -134,6 +134,7 @@ def train(
     name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Run name, one folder name (default: the config file's stem)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder's path"),
     json_: bool = typer.Option(False, "--json", help="One JSON object per logged epoch on stdout, then a summary"),
+    report: bool = typer.Option(False, "--report", help="Also write report.html into the run folder (as `nnctl report RUN`)"),
     no_cache: bool = NoCacheOption,
     debug: bool = DebugOption,
 ):
@@ -179,6 +180,10 @@ def train(
         finally:
             reporter.close()
     run = result.run
+    if report:
+        from .report.write import report_runs
+
+        report_runs([run])
     if not quiet:
         sys.stderr.write(summary_line(result, run) + "\n")
     if json_:
@@ -342,6 +347,24 @@ def plot(
 
     curves = [(Path(r).name, read_history(r)) for r in runs]
     typer.echo(str(plot_histories(curves, output)))
+
+
+# --- report ----------------------------------------------------------------------------------
+@app.command()
+@errors_handled
+def report(
+    runs: List[Path] = typer.Argument(..., metavar="RUN...", help="One run folder, or several to compare"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="The HTML file (default for one run: <run>/report.html; required for several)"),
+    debug: bool = DebugOption,
+):
+    """Write one self-contained HTML report: curves, metrics, confusion matrix or residuals, and
+    backprop's health layer by layer; prints its path.
+
+    Example: nnctl report runs/iris-20250101-120000 && xdg-open runs/iris-20250101-120000/report.html
+    """
+    from .report.write import report_runs
+
+    typer.echo(str(report_runs(runs, output)))
 
 
 # --- export ----------------------------------------------------------------------------------

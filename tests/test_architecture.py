@@ -16,7 +16,8 @@ ALLOWED = {
     "training": {"nn", "config", "data", "runs", "base"},
     "commands": LOWER | {"commands"},
     "ui": LOWER | {"ui"},
-    "cli": LOWER | {"commands", "ui"},
+    "report": LOWER | {"report"},
+    "cli": LOWER | {"commands", "ui", "report"},
 }
 
 

@@ -15,7 +15,8 @@ from ..config import dump_config, resolve
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
-from ..runs.folder import atomic_run_folder, check_name, ensure_writable, write_history, write_json
+from ..runs.folder import (atomic_run_folder, check_name, ensure_writable, write_diagnostics, write_history,
+                           write_json, write_predictions)
 from ..runs.model import Model, build_meta, save_model
 from ..training import train
 from ..training.build import architecture, build_network
@@ -67,10 +68,13 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             raise NothingTrained(NOTHING)
         meta = build_meta(network, dataset, cfg)
         save_model(tmp / "model.npz", network, meta)
+        model = Model(network, meta, tmp / "model.npz")
         write_history(tmp / "history.csv", result.history)
+        write_diagnostics(tmp / "diagnostics.csv", result.diagnostics)
+        if len(dataset.X_val):
+            write_predictions(tmp / "validation.csv", model, dataset.X_val, dataset.y_val)
         if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
-            result.metrics["test"] = evaluate(Model(network, meta, tmp / "model.npz"), cfg["data"]["test_path"],
-                                              given_as="data.test_path")
+            result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                    "metric": metric_name(dataset.task), "created": created}
         if resume is not None:

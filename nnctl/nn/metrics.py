@@ -102,6 +102,28 @@ def average_precision(positive, score) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def _ranked(positive, score):
+    """Cumulative true and false positives at each distinct score, highest first."""
+    positive = np.asarray(positive, dtype=bool)
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
+    hits, s = positive[order], np.asarray(score, dtype=np.float64)[order]
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
+    tp = np.cumsum(hits)[last]
+    return tp, (last + 1) - tp
+
+
+def roc_curve(positive, score) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) at each threshold, from (0, 0) to (1, 1)."""
+    tp, fp = _ranked(positive, score)
+    return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
+
+
+def pr_curve(positive, score) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) at each threshold, highest threshold first."""
+    tp, fp = _ranked(positive, score)
+    return tp / max(tp[-1], 1), tp / (tp + fp)
+
+
 def per_class(cm, labels) -> dict:
     """{label: {precision, recall, f1, support}} from a confusion matrix."""
     precision, recall, f1 = _per_class(cm)

@@ -95,6 +95,41 @@ def write_history(path, history: list[dict]) -> None:
             writer.writerow({k: _number(v) for k, v in row.items()})
 
 
+DIAGNOSTIC_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction")
+
+
+def write_diagnostics(path, rows: list[dict]) -> None:
+    """diagnostics.csv in long format, one row per logged epoch and layer; dead_fraction is
+    empty for layers outside the ReLU family."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(DIAGNOSTIC_COLUMNS)
+        for row in rows:
+            writer.writerow(["" if row.get(k) is None else _number(row[k]) for k in DIAGNOSTIC_COLUMNS])
+
+
+def write_predictions(path, model, X, y) -> None:
+    """The validation part's truth and the saved model's predictions (validation.csv), so a
+    report needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns."""
+    import numpy as np
+
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        if model.task == "regression":
+            scaler = model.meta.get("target_scaler")
+            truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
+            if scaler:
+                truth = truth * scaler["scale"][0] + scaler["offset"][0]
+            writer.writerow(["target", "prediction"])
+            writer.writerows(zip(map(_number, truth.tolist()), map(_number, model.values_from_inputs(X).tolist())))
+            return
+        proba = model.proba_from_inputs(X)
+        classes = np.asarray(model.classes, dtype=object)
+        writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes])
+        for truth, predicted, p in zip(classes[np.asarray(y, dtype=np.int64)], classes[proba.argmax(axis=1)], proba):
+            writer.writerow([truth, predicted] + [f"{v:.8g}" for v in p])
+
+
 def _number(v):
     return f"{v:.8g}" if isinstance(v, float) else v
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NnctlError
+from ..nn.diagnostics import layer_diagnostics
 from ..nn.network import MLP
 from ..nn.optimizers import network_optimizer
 from ..nn.schedules import learning_rate
@@ -31,6 +32,7 @@ class TrainResult:
     best_epoch: int | None
     seconds: float
     epochs: int = 0  # completed epochs (history holds only the logged ones)
+    diagnostics: list = field(default_factory=list)  # per logged epoch and layer (nn.diagnostics)
     restored_best: bool = False  # early stopping put back the best epoch's weights
     best_by: str = "val_loss"  # what best_epoch is best at
     metrics: dict = field(default_factory=dict)
@@ -80,7 +82,7 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
         best_by = stopper.cfg["metric"] if stopper else "val_loss" if loop.has_val else "train_loss"
         best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, best_by)
         result = TrainResult(loop.history, status, best_epoch, loop.elapsed(start), loop.completed,
-                             restored_best=restored, best_by=best_by)
+                             diagnostics=loop.diagnostics, restored_best=restored, best_by=best_by)
         result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets))
     # the last update may have broken weights that every measured loss came before
     check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), loop.advice)
@@ -148,6 +150,7 @@ class _Loop:
         self.advice = divergence_advice(training, dataset)
         self.next_progress = 0.0
         self.checkpointer = None
+        self.diagnostics: list[dict] = []
         self.seconds_before = 0.0  # trained by the run this one resumes
         self.partial = None  # (batches done, row order, loss so far) of the epoch cut short
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
@@ -166,7 +169,7 @@ class _Loop:
         for epoch in range(self.completed + 1, epochs + 1):
             logged = epoch == 1 or epoch == epochs or epoch % every == 0
             measured = logged or self.stopper is not None
-            train_loss = self.epoch(epoch, measured)
+            train_loss = self.epoch(epoch, measured, diagnose=logged)
             if train_loss is None:
                 return "interrupted"
             self.completed = epoch
@@ -183,9 +186,10 @@ class _Loop:
                 self.checkpointer.write(self.state(start), "running")
         return "completed"
 
-    def epoch(self, epoch: int, measured: bool) -> float | None:
+    def epoch(self, epoch: int, measured: bool, diagnose: bool = False) -> float | None:
         """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
-        None when interrupted (`partial` then holds where it stopped)."""
+        None when interrupted (`partial` then holds where it stopped). With `diagnose`, the
+        epoch's last step is measured layer by layer (nn.diagnostics)."""
         network, step, grads = self.network, self.optimizer.step, self.grads
         lr = self.lr = learning_rate(self.training, epoch - 1)
         first, order, total = 0, None, 0.0
@@ -201,13 +205,20 @@ class _Loop:
             if self.w is not None:
                 np.take(self.w, order, axis=0, out=self.w_epoch, mode="clip")
         started, clock = time.perf_counter(), time.perf_counter
+        last = len(self.batches) - 1
         for k in range(first, len(self.batches)):
             xb, yb, wb = self.batches[k]
             network.forward(xb)
             if measured:
                 total += network.loss_value(yb, wb) * len(xb)
             network.backward(yb, wb)
-            step(grads, lr)
+            if diagnose and k == last:
+                before = network.flat_params.astype(np.float64)
+                step(grads, lr)
+                # read now: scoring the validation part reuses the pre-activation buffers
+                self.diagnostics += layer_diagnostics(network, before, network.internals()[1], epoch)
+            else:
+                step(grads, lr)
             if self.should_stop is not None and self.should_stop():
                 self.partial = (k + 1, order, total)
                 return None
@@ -227,7 +238,8 @@ class _Loop:
         arrays = {"params": self.network.get_params(),
                   **{f"opt_{k}": v for k, v in optimizer.items() if k != "t"}}
         meta = {"completed": self.completed, "rng": self.rng.bit_generator.state, "optimizer_t": optimizer["t"],
-                "history": self.history, "seconds": self.elapsed(start), "batches_done": 0, "partial_loss": 0.0}
+                "history": self.history, "diagnostics": self.diagnostics, "seconds": self.elapsed(start),
+                "batches_done": 0, "partial_loss": 0.0}
         if self.partial is not None:
             done, order, total = self.partial
             meta["batches_done"], meta["partial_loss"] = done, total
@@ -250,6 +262,7 @@ class _Loop:
         self.rng.bit_generator.state = meta["rng"]
         self.completed = int(meta["completed"])
         self.history = list(meta["history"])
+        self.diagnostics = list(meta.get("diagnostics", []))
         self.seconds_before = float(meta["seconds"])
         if meta.get("batches_done"):
             order = arrays.get("order")

@@ -1,0 +1,59 @@
+"""Backprop's health in words, from a run's diagnostics: what a student or an engineer should
+look at, each flag with the numbers behind it and what to try."""
+from __future__ import annotations
+
+import math
+
+VANISHING = 1e-3  # the first layer's gradient norm below this share of the last's
+EXPLODING = 1e3  # a layer's gradient norm grown by this factor since the first logged epoch
+DEAD = 0.5  # more than this share of a ReLU layer's units dead
+RATIO_LOW, RATIO_HIGH = 1e-5, 1e-1  # update ratios outside these are far from ~1e-3
+
+
+def _by_layer(rows: list[dict]) -> dict[int, list[dict]]:
+    layers: dict[int, list[dict]] = {}
+    for row in rows:
+        layers.setdefault(int(row["layer"]), []).append(row)
+    return layers
+
+
+def _median(values):
+    values = sorted(v for v in values if v is not None and math.isfinite(v))
+    return values[len(values) // 2] if values else None
+
+
+def flags(rows: list[dict]) -> list[tuple[str, str]]:
+    """(severity, sentence) for each sign of trouble; ('ok', ...) when there is none."""
+    if not rows:
+        return []
+    layers = _by_layer(rows)
+    first, last = min(layers), max(layers)
+    found = []
+    final = {i: layer[-1] for i, layer in layers.items()}
+    if len(layers) > 1 and final[last]["grad_norm"] and final[first]["grad_norm"] is not None:
+        share = final[first]["grad_norm"] / final[last]["grad_norm"]
+        if share < VANISHING:
+            found.append(("warning", f"Vanishing gradients: at epoch {int(final[first]['epoch'])} the first layer's "
+                                     f"gradient norm ({final[first]['grad_norm']:.2e}) is {share:.1e} of the last "
+                                     f"layer's ({final[last]['grad_norm']:.2e}). Its weights barely learn; try relu "
+                                     "activations, He initialization, or fewer layers."))
+    for i, layer in layers.items():
+        start, end = layer[0]["grad_norm"], layer[-1]["grad_norm"]
+        if start and end is not None and (not math.isfinite(end) or end / start > EXPLODING):
+            found.append(("warning", f"Exploding gradients in layer {i}: the gradient norm grew from {start:.2e} to "
+                                     f"{end:.2e}. Try a lower learning rate, or l2."))
+        dead = layer[-1].get("dead_fraction")
+        if dead is not None and dead > DEAD:
+            found.append(("warning", f"Dead units in layer {i}: {dead:.0%} of its units were ≤ 0 on every row of "
+                                     "the last logged batch, so they pass no gradient back. Try a lower learning "
+                                     "rate, leaky_relu, or a smaller init."))
+        ratio = _median(r["update_ratio"] for r in layer)
+        if ratio is not None and ratio < RATIO_LOW:
+            found.append(("warning", f"Tiny updates in layer {i}: the median update is {ratio:.1e} of the weights "
+                                     "(about 1e-3 is usual). The learning rate may be too low."))
+        elif ratio is not None and ratio > RATIO_HIGH:
+            found.append(("warning", f"Large updates in layer {i}: the median update is {ratio:.1e} of the weights "
+                                     "(about 1e-3 is usual). The learning rate may be too high."))
+    if not found:
+        found.append(("ok", "No sign of vanishing or exploding gradients, dead units or badly sized updates."))
+    return found

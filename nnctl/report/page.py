@@ -1,0 +1,238 @@
+"""The report page: one self-contained HTML file (inline CSS and SVG, no script, nothing to
+fetch) for one run, or comparing several."""
+from __future__ import annotations
+
+import math
+from html import escape
+
+from .. import __version__
+from ..nn.metrics import roc_curve, pr_curve, roc_auc_binary, average_precision
+from .health import flags
+from .rundata import RunData
+from .svg import histogram, line_chart, scatter
+
+CSS = """
+:root { --bg: #ffffff; --fg: #1d2329; --muted: #5b6570; --grid: #e3e7eb; --panel: #f6f8fa; --warn: #9a5b00;
+  --ok: #1f7a3d; --c0: #0072b2; --c1: #d55e00; --c2: #009e73; --c3: #cc79a7; --c4: #e69f00; --c5: #56b4e9;
+  --c6: #7a5c00; --c7: #555555; color-scheme: light dark; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #111418; --fg: #e4e8ec; --muted: #9aa5b1; --grid: #2a3036; --panel: #1a1f25; --warn: #f0b35a;
+    --ok: #6cc38a; --c0: #56b4e9; --c1: #f08a4b; --c2: #3fcf9f; --c3: #e29ac9; --c4: #f0c04a; --c5: #9fd4f5;
+    --c6: #d6b85a; --c7: #b0b0b0; } }
+body { background: var(--bg); color: var(--fg); font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif;
+  max-width: 1180px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 1.6em; margin: 0 0 4px; } h2 { font-size: 1.2em; margin: 32px 0 8px; border-bottom: 1px solid var(--grid); }
+.muted, figcaption, .tick, .axis { color: var(--muted); fill: var(--muted); }
+.grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 16px; }
+figure.chart { margin: 0; background: var(--panel); border-radius: 8px; padding: 8px; break-inside: avoid; }
+figure.chart > svg { width: 100%; height: auto; display: block; }
+.ctitle { font-size: 13px; font-weight: 600; padding: 2px 8px 4px; }
+figcaption { font-size: 12px; display: flex; flex-wrap: wrap; gap: 12px; padding: 4px 8px 0; }
+.key svg { vertical-align: middle; margin-right: 4px; }
+.plot { fill: none; stroke: var(--grid); } .grid { stroke: var(--grid); stroke-width: 1; }
+.tick { font-size: 11px; } .axis { font-size: 12px; }
+polyline.mark, .key line { fill: none; stroke-width: 2; stroke-linejoin: round; }
+.reference { stroke: var(--muted); stroke-dasharray: 2 4; stroke-width: 1.2; }
+.dashed { stroke-dasharray: 6 4; } .dot { fill-opacity: 0.55; } .bar { fill: var(--c0); }
+.s0 { stroke: var(--c0); fill: var(--c0); } .s1 { stroke: var(--c1); fill: var(--c1); }
+.s2 { stroke: var(--c2); fill: var(--c2); } .s3 { stroke: var(--c3); fill: var(--c3); }
+.s4 { stroke: var(--c4); fill: var(--c4); } .s5 { stroke: var(--c5); fill: var(--c5); }
+.s6 { stroke: var(--c6); fill: var(--c6); } .s7 { stroke: var(--c7); fill: var(--c7); }
+polyline.s0, polyline.s1, polyline.s2, polyline.s3, polyline.s4, polyline.s5, polyline.s6, polyline.s7 { fill: none; }
+table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 10px; border-bottom: 1px solid var(--grid); text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+td.cell { text-align: center; min-width: 48px; }
+.summary td:first-child { color: var(--muted); }
+pre { background: var(--panel); padding: 12px; border-radius: 8px; overflow-x: auto; font-size: 13px; }
+.flag { padding: 8px 12px; border-radius: 6px; margin: 6px 0; background: var(--panel);
+  border-left: 4px solid var(--warn); } .flag.ok { border-left-color: var(--ok); }
+.note { color: var(--muted); font-style: italic; }
+@media print { body { max-width: none; padding: 0; font-size: 11px; } .grid2 { grid-template-columns: 1fr 1fr; }
+  figure.chart { background: none; border: 1px solid #ccc; } h2 { break-after: avoid; } }
+"""
+
+
+def _num(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.3e}"
+    return escape(str(v))
+
+
+def _table(header: list[str], rows: list[list], cls: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _column(history: list[dict], key: str) -> list:
+    return [row.get(key) for row in history]
+
+
+def _metric_name(run: RunData) -> str:
+    return "accuracy" if run.task == "classification" else "r2"
+
+
+# --- one run ------------------------------------------------------------------------------------
+def _summary(run: RunData) -> str:
+    m = run.metrics
+    rows = [["status", escape(str(m.get("status", "?")).replace("_", " "))],
+            ["epochs", _num(m.get("epochs"))], ["best epoch", _num(m.get("best_epoch"))],
+            ["seconds", _num(m.get("seconds"))], ["task", escape(run.task)],
+            ["architecture", escape(str(m.get("architecture", "")))], ["created", escape(str(m.get("created", "")))]]
+    if m.get("resumed_from"):
+        rows.append(["resumed from", escape(m["resumed_from"])])
+    config = f"<details open><summary>resolved config</summary><pre>{escape(run.config)}</pre></details>"
+    return f'<h2>Summary</h2><div class="grid2"><div>{_table(["", ""], rows, "summary")}</div><div>{config}</div></div>'
+
+
+def _curves(runs: list[RunData]) -> str:
+    loss, metric, rate = [], [], []
+    for i, run in enumerate(runs):
+        epochs = _column(run.history, "epoch")
+        prefix = f"{run.name} " if len(runs) > 1 else ""
+        loss.append({"label": f"{prefix}train", "x": epochs, "y": _column(run.history, "train_loss"), "color": i})
+        if run.history and "val_loss" in run.history[0]:
+            loss.append({"label": f"{prefix}validation", "x": epochs, "y": _column(run.history, "val_loss"),
+                         "dashed": True, "color": i})
+        key = f"val_{_metric_name(run)}"
+        if run.history and key in run.history[0]:
+            metric.append({"label": f"{prefix}{key.replace('_', ' ')}", "x": epochs, "y": _column(run.history, key),
+                           "color": i})
+        rate.append({"label": f"{prefix}learning rate", "x": epochs, "y": _column(run.history, "learning_rate"),
+                     "color": i})
+    positive = all(v is None or v > 0 for s in loss for v in s["y"])
+    charts = [line_chart(loss, "loss per epoch", "epoch", "loss", log_y=positive)]
+    if metric:
+        charts.append(line_chart(metric, "validation metric per epoch", "epoch", "metric"))
+    charts.append(line_chart(rate, "learning rate per epoch", "epoch", "learning rate"))
+    return f'<h2>Learning curves</h2><div class="grid2">{"".join(charts)}</div>'
+
+
+def _final_metrics(run: RunData) -> str:
+    rows = []
+    for part in ("train", "validation", "test"):
+        scores = run.metrics.get(part)
+        if not scores:
+            continue
+        name = _metric_name(run)
+        rows.append([part, _num(scores.get("loss", scores.get("log_loss", scores.get("mse")))), _num(scores.get(name)),
+                     _num(scores.get("rows"))])
+    return f'<h2>Final metrics</h2>{_table(["part", "loss", _metric_name(run), "rows"], rows)}'
+
+
+def _classification(run: RunData) -> str:
+    rows = run.validation
+    if not rows:
+        return ""
+    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
+    index = {c: i for i, c in enumerate(classes)}
+    cm = [[0] * len(classes) for _ in classes]
+    for r in rows:
+        cm[index[r["target"]]][index[r["prediction"]]] += 1
+    peak = max(max(row) for row in cm) or 1
+    cells = [[escape(c)] + [f'<span style="display:block;background:rgba(0,114,178,{0.08 + 0.7 * n / peak:.2f})">{n}</span>'
+                            for n in row] for c, row in zip(classes, cm)]
+    out = ['<h2>Classification (validation part)</h2><div class="grid2"><div>',
+           "<p class=muted>Confusion matrix: rows are the true class, columns the predicted one.</p>",
+           _table(["true \\ predicted"] + classes, cells), ""]
+    per = []
+    for i, c in enumerate(classes):
+        tp, predicted, actual = cm[i][i], sum(row[i] for row in cm), sum(cm[i])
+        p = tp / predicted if predicted else 0.0
+        rec = tp / actual if actual else 0.0
+        f1 = 2 * p * rec / (p + rec) if p + rec else 0.0
+        per.append([escape(c), _num(p), _num(rec), _num(f1), str(actual)])
+    out.append(_table(["class", "precision", "recall", "f1", "support"], per))
+    out.append("</div>")
+    if len(classes) == 2:
+        positive = [r["target"] == classes[1] for r in rows]
+        score = [float(r[f"p_{classes[1]}"]) for r in rows]
+        fpr, tpr = roc_curve(positive, score)
+        recall, precision = pr_curve(positive, score)
+        auc, ap = roc_auc_binary(positive, score), average_precision(positive, score)
+        out.append(line_chart([{"label": f"ROC, AUC {auc:.3f} (positive: {classes[1]})", "x": list(fpr), "y": list(tpr)}],
+                              "ROC curve", "false positive rate", "true positive rate",
+                              reference=None, y_from_zero=True))
+        out.append(line_chart([{"label": f"precision-recall, AP {ap:.3f}", "x": list(recall), "y": list(precision),
+                                "color": 1}], "precision-recall curve", "recall", "precision", y_from_zero=True))
+    out.append("</div>")
+    return "".join(out)
+
+
+def _regression(run: RunData) -> str:
+    rows = run.validation
+    if not rows:
+        return ""
+    actual = [float(r["target"]) for r in rows]
+    predicted = [float(r["prediction"]) for r in rows]
+    residuals = [p - a for p, a in zip(predicted, actual)]
+    return ('<h2>Regression (validation part)</h2><div class="grid2">'
+            + scatter(actual, predicted, "predicted against actual", "actual", "predicted")
+            + histogram(residuals, "residuals (predicted − actual)", "residual") + "</div>")
+
+
+def _health(run: RunData) -> str:
+    if not run.diagnostics:
+        return ""
+    layers = sorted({int(r["layer"]) for r in run.diagnostics})
+
+    def series(key):
+        return [{"label": f"layer {i}", "x": [r["epoch"] for r in run.diagnostics if int(r["layer"]) == i],
+                 "y": [r[key] for r in run.diagnostics if int(r["layer"]) == i], "color": i} for i in layers]
+
+    charts = [line_chart(series("grad_norm"), "gradient norm per layer", "epoch", "‖∂L/∂W‖ (log)", log_y=True),
+              line_chart(series("update_ratio"), "update-to-weight ratio per layer", "epoch", "‖ΔW‖ / ‖W‖ (log)",
+                         log_y=True, reference=(1e-3, "1e-3")),
+              line_chart(series("weight_norm"), "weight norm per layer", "epoch", "‖W‖")]
+    dead = [s for s in series("dead_fraction") if any(v is not None for v in s["y"])]
+    if dead:
+        charts.append(line_chart(dead, "dead units per ReLU layer", "epoch", "share of units", y_from_zero=True))
+    said = "".join(f'<div class="flag {severity}">{escape(text)}</div>' for severity, text in flags(run.diagnostics))
+    return (f"<h2>Backprop health</h2><p class=muted>Measured on the last batch of each logged epoch.</p>{said}"
+            f'<div class="grid2">{"".join(charts)}</div>')
+
+
+def run_page(run: RunData) -> str:
+    m = run.metrics
+    part = m.get("validation") or m.get("train") or {}
+    headline = f"{_metric_name(run)} {_num(part.get(_metric_name(run)))}" if part else ""
+    notes = "".join(f'<p class="note">{escape(n)}</p>' for n in run.notes)
+    body = [f"<h1>{escape(run.name)}</h1>",
+            f'<p class="muted">{escape(run.task)} · {escape(str(m.get("status", "")).replace("_", " "))} · '
+            f"{escape(headline)} · nnctl {escape(__version__)}</p>", notes,
+            _summary(run), _curves([run]), _final_metrics(run),
+            _classification(run) if run.task == "classification" else _regression(run), _health(run)]
+    return _html(f"nnctl report: {run.name}", body)
+
+
+# --- several runs -------------------------------------------------------------------------------
+def comparison_page(runs: list[RunData]) -> str:
+    rows = []
+    for run in runs:
+        m = run.metrics
+        name = _metric_name(run)
+        rows.append([escape(run.name), escape(str(m.get("status", ""))), _num(m.get("epochs")),
+                     escape(str(m.get("architecture", ""))),
+                     _num((m.get("train") or {}).get("loss")), _num((m.get("validation") or {}).get("loss")),
+                     f"{name} {_num((m.get('validation') or m.get('train') or {}).get(name))}",
+                     _num((m.get("test") or {}).get(name)), _num(m.get("seconds"))])
+    table = _table(["run", "status", "epochs", "architecture", "train loss", "val loss", "val metric", "test metric",
+                    "seconds"], rows)
+    health = []
+    for run in runs:
+        said = flags(run.diagnostics)
+        worst = next((t for s, t in said if s == "warning"), said[0][1] if said else "no diagnostics")
+        health.append([escape(run.name), escape(worst)])
+    body = [f"<h1>Comparing {len(runs)} runs</h1>", f'<p class="muted">nnctl {escape(__version__)}</p>',
+            "<h2>Final metrics</h2>", table, _curves(runs), "<h2>Backprop health</h2>",
+            _table(["run", "first thing to look at"], health)]
+    return _html(f"nnctl report: {len(runs)} runs", body)
+
+
+def _html(title: str, body: list[str]) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

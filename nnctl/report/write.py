@@ -1,0 +1,28 @@
+"""`report_runs`: the report of one run (into its folder) or a comparison of several."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..atomic import write_text_atomic
+from ..errors import NnctlError
+from .page import comparison_page, run_page
+from .rundata import read_run
+
+
+def report_runs(runs, output=None) -> Path:
+    """Write the report; returns its path. One run: `<run>/report.html` by default; several
+    runs need `output`."""
+    runs = [Path(r) for r in runs]
+    if len(runs) > 1 and output is None:
+        raise NnctlError("several runs make one comparison page: say where it goes", "--output",
+                         "e.g. --output compare.html")
+    data = [read_run(r) for r in runs]
+    output = Path(output) if output is not None else runs[0] / "report.html"
+    if output.is_dir():
+        raise NnctlError("--output is a folder", str(output), "give a file name, e.g. report.html")
+    html = run_page(data[0]) if len(data) == 1 else comparison_page(data)
+    try:
+        write_text_atomic(output, html)
+    except (PermissionError, FileNotFoundError) as exc:
+        raise NnctlError(f"cannot write there: {exc.strerror}", str(output), "give a writable --output path")
+    return output
