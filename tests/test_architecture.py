@@ -15,9 +15,10 @@ ALLOWED = {
     "runs": {"nn", "data", "base"},
     "training": {"nn", "config", "data", "runs", "base"},
     "commands": LOWER | {"commands"},
-    "ui": LOWER | {"ui"},
+    "ui": LOWER | {"ui", "sweep"},
     "report": LOWER | {"report"},
-    "cli": LOWER | {"commands", "ui", "report"},
+    "sweep": LOWER | {"commands", "sweep"},
+    "cli": LOWER | {"commands", "ui", "report", "sweep"},
 }
 
 

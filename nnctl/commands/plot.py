@@ -58,3 +58,56 @@ def try_plot_run(folder, history: list[dict], label: str) -> bool:
         return False
     plot_histories([(label, history)], Path(folder) / "loss.png")
     return True
+
+
+def is_sweep(folder) -> bool:
+    return (Path(folder) / "trials.csv").exists() and (Path(folder) / "summary.json").exists()
+
+
+def plot_sweep(folder, output) -> Path:
+    """A sweep's optimization history (each trial's value, and the best so far) and each
+    parameter against the metric, one panel each, into a PNG."""
+    import csv
+    import json
+
+    if not have_matplotlib():
+        raise NnctlError("plotting needs matplotlib, which is not installed", "nnctl plot", INSTALL_HINT)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    with open(folder / "trials.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["state"] == "complete" and r["value"]]
+    if not rows:
+        raise NnctlError("the sweep has no complete trial to plot", str(folder))
+    fixed = {"trial", "state", "value", "epochs", "seconds", "node", "run", "error"}
+    params = [k for k in rows[0] if k not in fixed]
+    values = [float(r["value"]) for r in rows]
+    better = max if summary["goal"] == "maximize" else min
+    fig, axes = plt.subplots(1, 1 + len(params), figsize=(4.2 * (1 + len(params)), 3.6), squeeze=False)
+    history = axes[0][0]
+    trials = [int(r["trial"]) for r in rows]
+    history.scatter(trials, values, s=14, label="trial")
+    history.plot(trials, [better(values[: i + 1]) for i in range(len(values))], color="C1", label="best so far")
+    history.set(xlabel="trial", ylabel=summary["metric"], title="optimization history")
+    history.legend(fontsize="small")
+    for ax, name in zip(axes[0][1:], params):
+        shown = [r[name] for r in rows]
+        try:
+            xs = [float(v) for v in shown]
+            ax.scatter(xs, values, s=14)
+            if min(xs) > 0 and max(xs) / min(xs) > 100:
+                ax.set_xscale("log")
+        except ValueError:  # listed values such as [32, 16]: one column each
+            labels = sorted(set(shown), key=shown.index)
+            ax.scatter([labels.index(v) for v in shown], values, s=14)
+            ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize="small")
+        ax.set(xlabel=name, ylabel=summary["metric"], title=name)
+    fig.tight_layout()
+    output = Path(output)
+    fig.savefig(output, dpi=100)
+    plt.close(fig)
+    return output

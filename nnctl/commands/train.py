@@ -33,14 +33,17 @@ RESUMABLE = (("training", "iterations"), ("training", "log_every"), ("training",
 
 
 def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
-                 plot: bool = True, cache: bool = True, resume=None):
+                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None):
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
     is the folder's path. An interrupt (`should_stop()`) before the first epoch completes saves
     nothing and raises NothingTrained. `resume` is `(arrays, meta, path)` of a checkpoint to
-    continue from (see `resume_run`)."""
+    continue from (see `resume_run`); `fold` (i, K) validates on fold i of K (see
+    `load_dataset`); `dataset`, when the caller has prepared it already (a sweep on Ray);
+    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`."""
     check_name(name)
     runs_dir = ensure_writable(runs_dir)
-    dataset = load_dataset(cfg, cache=cache)
+    if dataset is None:
+        dataset = load_dataset(cfg, cache=cache, fold=fold)
     network = build_network(cfg, dataset, fresh=resume is not None)
     every = cfg["training"]["checkpoint_every"]
     digest = data_digest(dataset) if every is not None or resume is not None else None
@@ -50,7 +53,7 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
     if should_stop is not None and should_stop():
         raise NothingTrained(NOTHING)
     created = time.strftime("%Y-%m-%dT%H:%M:%S")
-    with atomic_run_folder(runs_dir, name) as run:
+    with atomic_run_folder(runs_dir, name, folder) as run:
         tmp = run["tmp"]
         (tmp / "config.yaml").write_text(dump_config(cfg))  # first: a killed run still says what it was
         checkpointer = None
@@ -77,6 +80,8 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                    "metric": metric_name(dataset.task), "created": created}
+        if fold is not None:
+            metrics["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:
             metrics["resumed_from"] = str(resume[2])
         write_json(tmp / "metrics.json", metrics)

@@ -55,7 +55,7 @@ def limit_bytes() -> int:
     return int(float(number) * _UNITS[unit if unit in _UNITS else unit + "b"])
 
 
-def cache_key(cfg: dict) -> str | None:
+def cache_key(cfg: dict, fold=None) -> str | None:
     """The entry's name for this config's data, or None when the file is too small to cache."""
     from .. import __version__
 
@@ -66,6 +66,7 @@ def cache_key(cfg: dict) -> str | None:
     files = [path] + [Path(p) for p in (cfg["data"]["validation_path"],) if p]
     stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     identity = {"format": FORMAT, "nnctl": __version__, "files": stats, "data": cfg["data"], "seed": cfg["seed"],
+                "fold": list(fold) if fold else None,
                 "task": cfg["model"]["task"], "dtype": cfg["training"]["dtype"]}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -69,29 +69,31 @@ def feature_columns(cfg_data: dict, header: list[str], where: str, notes: list) 
     return [c for c in header if c and c != cfg_data["target"]]
 
 
-def load_dataset(cfg: dict, cache: bool = True) -> Dataset:
+def load_dataset(cfg: dict, cache: bool = True, fold: tuple[int, int] | None = None) -> Dataset:
     """The resolved config's data, ready for training (see module docstring); from the dataset
-    cache when this file and config were prepared before (see `nnctl.cache`)."""
+    cache when this file and config were prepared before (see `nnctl.cache`). `fold` (i, K):
+    the validation part is fold i of a K-fold split of the training file (stratified for
+    classification, drawn from the seed) instead of `validation_split`."""
     from . import cache as dataset_cache
 
     key = None
     if cache:
         limit = dataset_cache.limit_bytes()
         try:
-            key = dataset_cache.cache_key(cfg)
+            key = dataset_cache.cache_key(cfg, fold)
         except OSError:  # missing or unreadable: _prepare says so properly
             key = None
     if key is not None:
         cached = dataset_cache.load(key)
         if cached is not None:
             return cached
-    dataset = _prepare(cfg)
+    dataset = _prepare(cfg, fold)
     if key is not None:
         dataset_cache.save(key, dataset, limit)
     return dataset
 
 
-def _prepare(cfg: dict) -> Dataset:
+def _prepare(cfg: dict, fold: tuple[int, int] | None = None) -> Dataset:
     data = cfg["data"]
     path, notes = Path(data["path"]), []
     table = open_table(path, data["delimiter"])
@@ -131,13 +133,15 @@ def _prepare(cfg: dict) -> Dataset:
             train_idx, val_idx = np.arange(train_rows), np.arange(train_rows, len(df))
             _only_known_classes(classes, y, train_idx, val_idx, target, extra["validation"].where)
         else:
-            train_idx, val_idx = stratified_split(y, data["validation_split"], rng)
+            train_idx, val_idx = (kfold_split(y, fold, rng, stratified=True) if fold else
+                                  stratified_split(y, data["validation_split"], rng))
     else:
         y = _regression_target(df[target], target, path)
         if "validation" in extra:
             train_idx, val_idx = np.arange(train_rows), np.arange(train_rows, len(df))
         else:
-            train_idx, val_idx = random_split(len(y), data["validation_split"], rng)
+            train_idx, val_idx = (kfold_split(y, fold, rng, stratified=False) if fold else
+                                  random_split(len(y), data["validation_split"], rng))
         classes = None
     dtype = np.dtype(cfg["training"]["dtype"])
     encoder = FeatureEncoder(features, unknown=data["unknown_category"], decimal=data["decimal"])
@@ -335,6 +339,21 @@ def stratified_split(y: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, n
         val.append(rows[:n_val])
         train.append(rows[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def kfold_split(y: np.ndarray, fold: tuple[int, int], rng, stratified: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row indices of fold i of K: rows are dealt to the K folds in a
+    shuffled order drawn from `rng` (class by class when `stratified`, so each fold keeps the
+    class proportions); the validation part is fold i, training the rest."""
+    i, k = fold
+    assignment = np.empty(len(y), dtype=np.int64)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratified else [np.arange(len(y))]
+    offset = 0
+    for rows in groups:
+        rows = rng.permutation(rows)
+        assignment[rows] = (np.arange(len(rows)) + offset) % k
+        offset += len(rows)  # the next class starts where this one stopped: folds stay even
+    return np.flatnonzero(assignment != i), np.flatnonzero(assignment == i)
 
 
 def random_split(n: int, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:

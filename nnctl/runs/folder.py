@@ -51,9 +51,10 @@ def run_name(name: str, now: float | None = None) -> str:
 
 
 @contextmanager
-def atomic_run_folder(runs_dir, name: str):
+def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
     """Yields a temporary folder to fill; on success it is renamed to a unique
-    `<runs_dir>/<name>-<timestamp>[-N]` (stored in `.final` on the yielded path's holder)."""
+    `<runs_dir>/<name>-<timestamp>[-N]`, or to `<runs_dir>/<exact>` (a sweep's `trials/007`),
+    stored in the yielded holder's "final"."""
     import fcntl
 
     runs_dir = Path(runs_dir)
@@ -67,8 +68,8 @@ def atomic_run_folder(runs_dir, name: str):
         yield holder
         (tmp / LOCK).unlink()
         follow_umask(tmp, folder=True)  # mkdtemp makes it private; a run is shared like any output
-        base = run_name(name)
-        for n in range(1, 1000):
+        base = exact or run_name(name)
+        for n in range(1, 1000 if exact is None else 2):
             final = runs_dir / (base if n == 1 else f"{base}-{n}")
             try:
                 os.rename(tmp, final)  # fails if `final` exists and is not empty
@@ -77,8 +78,9 @@ def atomic_run_folder(runs_dir, name: str):
             except OSError:
                 if not final.exists():
                     raise
-        else:  # pragma: no cover - a thousand runs in one second
-            raise NnctlError("could not find a free run folder name", str(runs_dir))
+        else:
+            raise NnctlError("could not find a free run folder name" if exact is None else "the run folder exists",
+                             str(runs_dir / base))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,328 @@
+"""The sweep driver: asks Optuna for trials, runs them as jobs on a runner, tells Optuna the
+results, and keeps the sweep folder current (trials.csv, summary.json, best.yaml) so an
+interrupted sweep keeps every finished trial. Also `run_cv`, K folds of one config."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import yaml
+
+from ..config import dump_config, load_config
+from ..errors import NnctlError
+from ..jsonfmt import dumps
+from ..runs.folder import ensure_writable, run_name
+from .space import decode, distributions, flow, grid, grid_size, optuna_module, pruner, sampler
+from .spec import load_sweep, trial_config
+
+STUDY = "nnctl"
+JOURNAL = "study.journal"
+
+
+class SweepCallback:
+    """What the sweep's display may implement; every method is optional."""
+
+    def on_start(self, info: dict) -> None: ...
+
+    def on_trial(self, row: dict, best: dict | None) -> None: ...
+
+
+def _folder(runs_dir, name: str) -> Path:
+    runs_dir = ensure_writable(runs_dir)
+    for n in range(1, 1000):
+        folder = runs_dir / (run_name(name) if n == 1 else f"{run_name(name)}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise NnctlError("could not find a free folder name", str(runs_dir))  # pragma: no cover
+
+
+def _study(folder: Path, sweep: dict, iterations: int, load: bool):
+    optuna = optuna_module()
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()  # Optuna's messages go to the sweep's own log
+    handler_path = folder / "sweep.log"
+    import logging
+
+    handler = logging.FileHandler(handler_path)
+    optuna.logging.get_logger("optuna").addHandler(handler)
+    storage = JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
+    direction = "maximize" if sweep["metric"]["goal"] == "maximize" else "minimize"
+    if load:
+        return optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler(sweep),
+                                 pruner=pruner(sweep, iterations))
+    study = optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler(sweep),
+                                pruner=pruner(sweep, iterations), direction=direction)
+    if sweep["method"] == "grid":
+        for params in grid(sweep):
+            study.enqueue_trial(params)
+    return study
+
+
+def _runner(workers: int, ray_address: str | None, folder: Path):
+    from .runners import LocalRunner, RayRunner
+
+    if ray_address:
+        runner = RayRunner(ray_address, folder)
+        capacity = max(1, int(runner.ray.cluster_resources().get("CPU", 1)))
+        return runner, capacity
+    return LocalRunner(workers), workers
+
+
+class _Table:
+    """The sweep's rows, written to trials.csv / summary.json / best.yaml after every trial."""
+
+    def __init__(self, folder: Path, sweep: dict):
+        self.folder, self.sweep = folder, sweep
+        self.rows: list[dict] = []
+        self.goal = sweep["metric"]["goal"]
+
+    def best(self) -> dict | None:
+        done = [r for r in self.rows if r["state"] == "complete" and r["value"] is not None]
+        if not done:
+            return None
+        return (max if self.goal == "maximize" else min)(done, key=lambda r: r["value"])
+
+    def add(self, row: dict) -> None:
+        self.rows = [r for r in self.rows if r["trial"] != row["trial"]] + [row]
+        self.rows.sort(key=lambda r: r["trial"])
+        self.write()
+
+    def write(self) -> None:
+        params = list(self.sweep["parameters"])
+        columns = ["trial", "state"] + params + ["value", "epochs", "seconds", "node", "run", "error"]
+        tmp = self.folder / ".trials.csv"
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            for r in self.rows:
+                writer.writerow([r["trial"], r["state"]] + [flow(r["params"][p]) if p in r["params"] else ""
+                                                            for p in params]
+                                + ["" if r["value"] is None else f"{r['value']:.8g}", r["epochs"],
+                                   f"{r['seconds']:.3f}", r["node"], r["run"], r.get("error") or ""])
+        os.replace(tmp, self.folder / "trials.csv")
+        best = self.best()
+        counts = {s: sum(r["state"] == s for r in self.rows) for s in ("complete", "pruned", "failed")}
+        summary = {"metric": self.sweep["metric"]["name"], "goal": self.goal, "counts": counts,
+                   "best": None if best is None else {"trial": best["trial"], "value": best["value"],
+                                                      "params": best["params"], "run": best["run"]}}
+        (self.folder / "summary.json").write_text(dumps(summary, indent=2) + "\n")
+        if best is not None:
+            (self.folder / "best.yaml").write_text(dump_config(trial_config(self.sweep, best["params"])))
+
+
+def _save_sweep(folder: Path, sweep: dict) -> None:
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(sweep, sort_keys=False, default_flow_style=None,
+                                                      allow_unicode=True))
+
+
+def _write_files(folder: Path, files: dict) -> None:
+    for relative, data in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None = None, workers: int | None = None,
+              ray_address: str | None = None, resume=None, callback: SweepCallback | None = None) -> dict:
+    """Run (or with `resume`, continue) a sweep; returns {"folder", "rows", "best", "status"}.
+    KeyboardInterrupt stops it with every finished trial kept (status "interrupted")."""
+    callback = callback or SweepCallback()
+    if resume is not None:
+        folder = Path(resume)
+        if not (folder / "sweep.yaml").exists() or not (folder / JOURNAL).exists():
+            raise NnctlError("not a sweep folder (no sweep.yaml and study.journal)", str(folder),
+                             "pass a folder that `nnctl sweep` wrote")
+        sweep = yaml.safe_load((folder / "sweep.yaml").read_text())
+    else:
+        sweep = load_sweep(sweep_path, overrides)
+    base_cfg = trial_config(sweep, {})  # the base config must be valid on its own
+    if ray_address and sweep["early_terminate"]:
+        raise NnctlError("early_terminate needs the trials to report to the study file, which a Ray cluster's "
+                         "nodes cannot reach", "early_terminate", "run it locally (--workers), or drop early_terminate")
+    total = grid_size(sweep["parameters"]) if sweep["method"] == "grid" else sweep["trials"]
+    if resume is None:
+        folder = _folder(runs_dir, name or Path(sweep_path).stem)
+        _save_sweep(folder, sweep)
+    (folder / "trials").mkdir(exist_ok=True)
+    study = _study(folder, sweep, base_cfg["training"]["iterations"], load=resume is not None)
+    table = _Table(folder, sweep)
+    _recover(study, folder, sweep, table)
+    dists = distributions(sweep["parameters"])
+    workers = workers or os.cpu_count() or 1
+    runner, capacity = _runner(workers, ray_address, folder)
+    callback.on_start({"total": total, "done": len(table.rows), "workers": capacity, "folder": str(folder),
+                       "parameters": list(sweep["parameters"]), "metric": sweep["metric"]})
+    pending, status = {}, "completed"
+    datasets: dict = {}
+    try:
+        while True:
+            while len(pending) < capacity and len(table.rows) + len(pending) < total:
+                trial = study.ask(dists)
+                params = decode(trial.params, sweep["parameters"])
+                job, invalid = _job(sweep, params, trial, folder, ray_address, runner, datasets)
+                if invalid is None:
+                    pending[runner.submit(job)] = (trial, params)
+                else:  # the sampled config is not valid: a failed trial, and on to the next
+                    _finish(study, table, callback, trial, params, invalid, folder)
+            if not pending:
+                break
+            for handle, result in runner.wait(pending):
+                trial, params = pending.pop(handle)
+                _write_files(folder / "trials", result.pop("files", {}))  # paths start with the trial's folder
+                _finish(study, table, callback, trial, params, result, folder)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        runner.close(cancel=True)
+        for trial, params in pending.values():
+            study.tell(trial, state=optuna_module().trial.TrialState.FAIL)
+            shutil.rmtree(folder / "trials" / f"{trial.number:03d}", ignore_errors=True)
+    else:
+        runner.close()
+    for leftover in (folder / "trials").glob(".tmp-*"):  # a trial's half-written run folder
+        shutil.rmtree(leftover, ignore_errors=True)
+    table.write()
+    if table.rows and all(r["state"] == "failed" for r in table.rows) and status == "completed":
+        status = "failed"
+    return {"folder": folder, "rows": table.rows, "best": table.best(), "status": status}
+
+
+def _job(sweep, params, trial, folder, ray_address, runner, datasets):
+    """(the job of one trial, None); or, when its config is not valid, (None, the failed result)."""
+    try:
+        cfg = trial_config(sweep, params)
+    except NnctlError as exc:
+        return None, {"state": "failed", "value": None, "epochs": 0, "seconds": 0.0, "node": "", "run": "",
+                      "error": str(exc).splitlines()[0]}
+    job = {"cfg": cfg, "runs_dir": str(folder / "trials"), "folder": f"{trial.number:03d}",
+           "metric": sweep["metric"], "folds": sweep["folds"]}
+    if ray_address:
+        _ship_data(job, cfg, sweep["folds"], runner, datasets)
+    elif sweep["early_terminate"] and not sweep["folds"]:
+        job["prune"] = {"journal": str(folder / JOURNAL), "study": STUDY, "trial_id": trial._trial_id,
+                        "sweep": {"early_terminate": sweep["early_terminate"]},
+                        "iterations": cfg["training"]["iterations"]}
+    return job, None
+
+
+def _ship_data(job: dict, cfg: dict, folds, runner, datasets: dict) -> None:
+    """Prepare each distinct dataset once on the driver and put it in Ray's object store: the
+    cluster's nodes need no access to the driver's files."""
+    from ..data import load_dataset
+
+    key = dumps({"data": cfg["data"], "seed": cfg["seed"], "task": cfg["model"]["task"],
+                 "dtype": cfg["training"]["dtype"], "folds": folds})
+    if key not in datasets:
+        if folds:
+            datasets[key] = ("datasets_ref", runner.put(key, {i: load_dataset(cfg, fold=(i, folds))
+                                                              for i in range(folds)}))
+        else:
+            datasets[key] = ("dataset_ref", runner.put(key, load_dataset(cfg)))
+    slot, ref = datasets[key]
+    job[slot] = ref
+
+
+def _finish(study, table: _Table, callback, trial, params, result: dict, folder: Path) -> None:
+    states = optuna_module().trial.TrialState
+    if result["state"] == "complete":
+        study.tell(trial, result["value"])
+    else:
+        study.tell(trial, state=states.PRUNED if result["state"] == "pruned" else states.FAIL)
+    run = folder / "trials" / f"{trial.number:03d}"
+    row = {"trial": trial.number, "state": result["state"], "params": params, "value": result["value"],
+           "epochs": result["epochs"], "seconds": result["seconds"], "node": result["node"],
+           "run": str(run) if run.exists() else "", "error": result.get("error")}
+    table.add(row)
+    callback.on_trial(row, table.best())
+
+
+def _recover(study, folder: Path, sweep: dict, table: _Table) -> None:
+    """Rows of trials a previous run of this sweep finished; trials it left running (killed or
+    interrupted) are failed and their folders removed, so they are run again."""
+    optuna = optuna_module()
+    states = optuna.trial.TrialState
+    old = {}
+    if (folder / "trials.csv").exists():
+        with open(folder / "trials.csv", newline="") as fh:
+            old = {int(r["trial"]): r for r in csv.DictReader(fh)}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == states.RUNNING:
+            study.tell(t.number, state=states.FAIL)
+            shutil.rmtree(folder / "trials" / f"{t.number:03d}", ignore_errors=True)
+            continue
+        if t.state == states.WAITING or (t.state == states.FAIL and t.number not in old):
+            continue  # a grid point still to run, or a trial an interrupt failed: neither counts
+        r = old.get(t.number, {})
+        table.rows.append({"trial": t.number, "state": {states.COMPLETE: "complete", states.PRUNED: "pruned"}.get(
+            t.state, "failed"), "params": decode(t.params, sweep["parameters"]), "value": t.value,
+            "epochs": int(r.get("epochs") or 0), "seconds": float(r.get("seconds") or 0.0),
+            "node": r.get("node", ""), "run": r.get("run", ""), "error": r.get("error") or None})
+
+
+# --- cross-validation ---------------------------------------------------------------------------------
+def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None = None, workers: int | None = None,
+           ray_address: str | None = None, callback=None) -> dict:
+    """K-fold cross-validation of one config (stratified for classification, from its seed):
+    each fold a run folder `fold_<i>`, `folds.csv` and `summary.json` beside them."""
+    if folds < 2:
+        raise NnctlError(f"--folds must be 2 or more, got {folds}", "--folds")
+    cfg = load_config(config, list(overrides))
+    folder = _folder(runs_dir, name or Path(config).stem)
+    metric = {"name": "val_loss", "goal": "minimize"}
+    jobs = [{"cfg": cfg, "runs_dir": str(folder), "folder": f"fold_{i}", "metric": metric, "fold": (i, folds)}
+            for i in range(folds)]
+    runner, capacity = _runner(min(workers or os.cpu_count() or 1, folds), ray_address, folder)
+    if ray_address:
+        from ..data import load_dataset
+
+        for i, job in enumerate(jobs):
+            job["dataset_ref"] = runner.put(i, load_dataset(cfg, fold=(i, folds)))
+    results = {}
+    try:
+        pending = {runner.submit(job): i for i, job in enumerate(jobs)}
+        while pending:
+            for handle, result in runner.wait(pending):
+                i = pending.pop(handle)
+                _write_files(folder, result.pop("files", {}))  # paths start with fold_<i>
+                results[i] = result
+                if callback:
+                    callback(i, result)
+    except KeyboardInterrupt:
+        runner.close(cancel=True)
+        raise
+    runner.close()
+    return _cv_summary(folder, folds, results)
+
+
+def _cv_summary(folder: Path, folds: int, results: dict) -> dict:
+    failed = [r for r in results.values() if r["state"] != "complete"]
+    if failed:
+        raise NnctlError(f"a fold failed: {failed[0]['error']}", str(folder))
+    rows = []
+    for i in range(folds):
+        metrics = json.loads((folder / f"fold_{i}" / "metrics.json").read_text())
+        name = metrics["metric"]
+        rows.append({"fold": i, "rows": metrics["validation"]["rows"], "val_loss": metrics["validation"]["loss"],
+                     f"val_{name}": metrics["validation"][name], "epochs": metrics["epochs"],
+                     "seconds": results[i]["seconds"], "run": str(folder / f"fold_{i}")})
+    name = next(k for k in rows[0] if k.startswith("val_") and k != "val_loss")
+    with open(folder / "folds.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = {"folds": folds}
+    for key in ("val_loss", name):
+        values = [r[key] for r in rows]
+        summary[key] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values)}
+    (folder / "summary.json").write_text(dumps(summary, indent=2) + "\n")
+    return {"folder": folder, "rows": rows, "summary": summary}

@@ -1,0 +1,88 @@
+"""One trial (or one cross-validation fold) as a job: a plain function of a dict, run in a
+local worker process or as a Ray task. Nothing here prints."""
+from __future__ import annotations
+
+import math
+import socket
+import time
+from pathlib import Path
+
+from ..training import Callback
+
+
+def metric_value(metrics: dict, name: str):
+    """The final value of a history column from metrics.json: val_loss -> validation.loss."""
+    part, _, key = name.partition("_")
+    scores = metrics.get({"val": "validation", "train": "train"}[part]) or {}
+    value = scores.get(key)
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+class _Pruning(Callback):
+    """Reports each logged epoch's metric to the Optuna trial and asks whether to stop."""
+
+    def __init__(self, trial, metric: str):
+        self.trial, self.metric, self.pruned = trial, metric, False
+
+    def on_epoch_end(self, log):
+        value = log.get(self.metric)
+        if value is not None and math.isfinite(value):
+            self.trial.report(value, int(log["epoch"]))
+            self.pruned = self.pruned or self.trial.should_prune()
+
+    def __call__(self) -> bool:  # should_stop
+        return self.pruned
+
+
+def _pruning_trial(prune: dict):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    import optuna
+
+    from .space import pruner
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(prune["journal"]))
+    study = optuna.load_study(study_name=prune["study"], storage=storage,
+                              pruner=pruner(prune["sweep"], prune["iterations"]))
+    return optuna.trial.Trial(study, prune["trial_id"])
+
+
+def run_job(job: dict) -> dict:
+    """Train `job["cfg"]` into `<runs_dir>/<folder>` (with `folds`, one run per fold inside
+    it, scored by their mean) and return {state, value, epochs, seconds, node, run, error}."""
+    from ..commands.train import train_config
+    from ..errors import NnctlError
+
+    start = time.perf_counter()
+    out = {"state": "complete", "value": None, "epochs": 0, "seconds": 0.0, "node": job.get("node") or
+           socket.gethostname(), "run": str(Path(job["runs_dir"]) / job["folder"]), "error": None}
+    metric = job["metric"]["name"]
+    folds = job.get("folds")
+    try:
+        if folds:
+            values, epochs = [], 0
+            for i in range(folds):
+                result = train_config(job["cfg"], Path(job["runs_dir"]) / job["folder"], "fold", plot=False,
+                                      fold=(i, folds), folder=f"fold_{i}", dataset=(job.get("datasets") or {}).get(i))
+                values.append(metric_value(result.metrics, metric))
+                epochs += result.epochs
+            out["fold_values"] = values
+            out["value"] = None if None in values else sum(values) / len(values)
+            out["epochs"] = epochs
+        else:
+            pruning = _Pruning(_pruning_trial(job["prune"]), metric) if job.get("prune") else None
+            result = train_config(job["cfg"], job["runs_dir"], "trial", callback=pruning, should_stop=pruning,
+                                  plot=False, folder=job["folder"], dataset=job.get("dataset"),
+                                  fold=tuple(job["fold"]) if job.get("fold") else None)
+            out["value"], out["epochs"] = metric_value(result.metrics, metric), result.epochs
+            if pruning is not None and pruning.pruned:
+                out["state"] = "pruned"
+        if out["value"] is None and out["state"] == "complete":
+            out["state"], out["error"] = "failed", f"the run has no {metric} (no validation part?)"
+    except NnctlError as exc:
+        out["state"], out["error"] = "failed", str(exc).splitlines()[0]
+    except MemoryError:
+        out["state"], out["error"] = "failed", "out of memory"
+    out["seconds"] = time.perf_counter() - start
+    return out

@@ -1,0 +1,83 @@
+"""A sweep's parameters as an Optuna search space, and its sampler and pruner.
+
+Listed `values` become categorical choices; since Optuna's choices must be plain scalars, each
+value is written as YAML flow text (`[32, 16]`), which is also how trials.csv shows it, and
+read back when a trial's config is built."""
+from __future__ import annotations
+
+import yaml
+
+from ..errors import NnctlError
+
+INSTALL_HINT = "install the sweep extra: pip install 'nnctl[sweep]' (or pip install optuna)"
+
+
+def optuna_module():
+    try:
+        import optuna
+    except ImportError:
+        raise NnctlError("nnctl sweep needs Optuna, which is not installed", "nnctl sweep", INSTALL_HINT)
+    return optuna
+
+
+def flow(value) -> str:
+    """A value as YAML flow text: 0.01, relu, [32, 16]."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def distributions(parameters: dict) -> dict:
+    optuna = optuna_module()
+    d = optuna.distributions
+    out = {}
+    for name, p in parameters.items():
+        if "values" in p:
+            out[name] = d.CategoricalDistribution([flow(v) for v in p["values"]])
+        elif p["distribution"] == "int_uniform":
+            out[name] = d.IntDistribution(int(p["min"]), int(p["max"]))
+        else:
+            out[name] = d.FloatDistribution(p["min"], p["max"], log=p["distribution"] == "log_uniform")
+    return out
+
+
+def decode(params: dict, parameters: dict) -> dict:
+    """Optuna's params -> config values (categorical choices read back from YAML)."""
+    return {k: yaml.safe_load(v) if "values" in parameters[k] else v for k, v in params.items()}
+
+
+def grid_size(parameters: dict) -> int:
+    size = 1
+    for p in parameters.values():
+        size *= len(p["values"])
+    return size
+
+
+def grid(sweep: dict) -> list[dict]:
+    """Every combination of the listed values, as Optuna params, in an order shuffled by the
+    sweep's seed. (A grid sweep enqueues these: Optuna's GridSampler stops the study itself,
+    which only works inside `optimize`, not with the ask-and-tell this driver uses.)"""
+    import itertools
+    import random
+
+    names = list(sweep["parameters"])
+    combos = [dict(zip(names, c)) for c in itertools.product(*([flow(v) for v in sweep["parameters"][n]["values"]]
+                                                               for n in names))]
+    random.Random(sweep["seed"]).shuffle(combos)
+    return combos
+
+
+def sampler(sweep: dict):
+    optuna = optuna_module()
+    method, seed = sweep["method"], sweep["seed"]
+    if method in ("random", "grid"):  # a grid's trials are all enqueued (see `grid`)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def pruner(sweep: dict, iterations: int):
+    optuna = optuna_module()
+    stop = sweep["early_terminate"]
+    if stop is None:
+        return optuna.pruners.NopPruner()
+    if stop["type"] == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=stop["min_epochs"])
+    return optuna.pruners.HyperbandPruner(min_resource=stop["min_epochs"], max_resource=max(iterations, stop["min_epochs"] + 1))
