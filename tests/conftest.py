@@ -67,3 +67,17 @@ def loss_targets(loss: str, rng, rows: int, outputs: int) -> np.ndarray:
     if loss == "binary_cross_entropy":
         return rng.integers(0, 2, size=(rows, 1)).astype(np.float64)
     return rng.normal(size=(rows, outputs))
+
+
+def hide_package(monkeypatch, package: str) -> None:
+    """Make `import package` (and its submodules) fail, as on a machine without that extra."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name == package or name.startswith(package + "."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)

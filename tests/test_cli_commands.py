@@ -220,12 +220,13 @@ def test_schema_accepts_the_bundled_configs():
     import yaml
 
     schema = json.loads(cli("schema").stdout)
+    sweep_schema = json.loads(cli("schema", "--sweep").stdout)
     for path in CONFIGS.glob("*.yaml"):
-        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+        jsonschema.validate(yaml.safe_load(path.read_text()), sweep_schema if "sweep" in path.stem else schema)
 
 
 @pytest.mark.parametrize("command", ["train", "predict", "evaluate", "validate", "gradcheck", "trace", "plot",
-                                     "schema", "init", "runs"])
+                                     "schema", "init", "runs", "sweep", "cv", "report", "export"])
 def test_every_command_has_help_with_an_example(command):
     result = cli(command, "--help")
     assert result.exit_code == 0 and "Example:" in result.stdout

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from .cli_helpers import assert_clean_error, cli
-from .conftest import CONFIGS, DATASETS
+from .conftest import CONFIGS, DATASETS, hide_package
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -186,16 +186,7 @@ def test_a_file_that_is_not_an_nnctl_model(tmp_path):
 
 
 def test_without_onnx_it_says_how_to_install(iris_run, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_onnx(name, *args, **kwargs):
-        if name == "onnx" or name.startswith("onnx."):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    hide_package(monkeypatch, "onnx")
     assert_clean_error(cli("export", iris_run), "needs the onnx package", "pip install 'nnctl[onnx]'")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from .cli_helpers import assert_clean_error, cli, subprocess_cli
-from .conftest import CONFIGS, DATASETS
+from .conftest import CONFIGS, DATASETS, hide_package
 
 pytest.importorskip("optuna")
 
@@ -217,16 +217,7 @@ def test_plot_of_a_sweep_folder(tmp_path):
 
 
 def test_without_optuna_the_error_says_which_extra(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_optuna(name, *args, **kwargs):
-        if name == "optuna" or name.startswith("optuna."):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_optuna)
+    hide_package(monkeypatch, "optuna")
     assert_clean_error(run(write_sweep(tmp_path, SMALL), tmp_path, ok=False), "needs Optuna",
                        "pip install 'nnctl[sweep]'")
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from .cli_helpers import assert_clean_error, cli
-from .conftest import CONFIGS, DATASETS
+from .conftest import CONFIGS, DATASETS, hide_package
 
 
 def rows_of(text):
@@ -240,18 +240,9 @@ def test_parquet_predict_reads_in_batches_and_keeps_ids(tmp_path, iris_run):
 
 
 def test_without_pyarrow_parquet_says_how_to_install(tmp_path, iris_run, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_pyarrow(name, *args, **kwargs):
-        if name.startswith("pyarrow"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
     data = tmp_path / "x.parquet"
     data.write_bytes(b"PAR1")
-    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    hide_package(monkeypatch, "pyarrow")
     assert_clean_error(cli("predict", iris_run, data), "needs pyarrow", "pip install 'nnctl[parquet]'")
 
 
