@@ -20,14 +20,18 @@ def follow_umask(path, folder: bool = False) -> None:
 
 
 @contextmanager
-def atomic_file(path, mode: str = "w", **open_args):
+def atomic_file(path, mode: str = "w", durable: bool = False, **open_args):
     """Yields an open file to write; on success it replaces `path`, on any error it is removed
-    and `path` is untouched."""
+    and `path` is untouched. `durable`: fsync before the rename, so that after a crash (not
+    just a killed process) the file on disk is the old one or the whole new one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
     try:
         with os.fdopen(fd, mode, **open_args) as fh:
             yield fh
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:

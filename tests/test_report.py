@@ -1,7 +1,6 @@
 """nnctl report: the page is written from the run folder alone, and opened in a real browser
 (headless Chromium through Playwright) it loads offline, draws every chart, and is not blank."""
 import io
-import json
 import os
 import shutil
 from pathlib import Path

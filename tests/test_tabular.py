@@ -46,7 +46,7 @@ def imbalanced(tmp_path_factory):
     frame.insert(0, "id", [f"T{i:05d}" for i in range(n)])
     frame.iloc[:2000].to_csv(folder / "train.csv", index=False)
     frame.iloc[2000:].to_csv(folder / "test.csv", index=False)
-    config = write_config(folder, f"""seed: 4
+    config = write_config(folder, """seed: 4
 data:
   path: train.csv
   target: label

@@ -8,7 +8,6 @@ table in `spec.py`.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 from ..errors import did_you_mean

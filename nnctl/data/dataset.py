@@ -240,7 +240,7 @@ def _suspicious_columns(df, features, categorical) -> list:
     notes, rows = [], len(df)
     for col in features:
         distinct = df[col].nunique(dropna=True)
-        exclude = f"leave it out with data.features (list the columns to use)"
+        exclude = "leave it out with data.features (list the columns to use)"
         if col in categorical:
             if rows >= ID_MIN_ROWS and distinct == rows:
                 notes.append(("warning", f"column '{col}' has a different value in every row (an ID or free text?): "

@@ -81,6 +81,8 @@ class RayRunner:
             raise NnctlError("running trials on Ray needs ray, which is not installed", "--ray", RAY_HINT)
         import logging
 
+        # Ray's C++ core logs warnings straight to the terminal; the sweep's table is the output
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
         self.ray = ray
         try:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,

@@ -2,6 +2,11 @@
 JSON lines) and tests implement it."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotation only: loop imports this module
+    from .loop import TrainResult
+
 
 class Callback:
     """What a reporter may implement; every method is optional."""

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..atomic import follow_umask
+from ..atomic import atomic_file
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 
@@ -45,20 +43,10 @@ def data_digest(dataset) -> str:
 
 def save_checkpoint(path, arrays: dict, meta: dict) -> None:
     """Write `arrays` and `meta` to `path` atomically and durably."""
-    path = Path(path)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "nnctl_version": __version__, **meta}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # meta as UTF-8 bytes: a unicode array would take four bytes a character
-            np.savez(fh, meta=np.frombuffer(dumps(meta).encode(), dtype=np.uint8), **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb", durable=True) as fh:
+        # meta as UTF-8 bytes: a unicode array would take four bytes a character
+        np.savez(fh, meta=np.frombuffer(dumps(meta).encode(), dtype=np.uint8), **arrays)
 
 
 def checkpoint_path(run) -> Path:
