@@ -165,6 +165,20 @@ def test_bad_sweep_files_are_one_clear_error(tmp_path, body, fragments):
     assert_clean_error(result, *fragments)
 
 
+def test_a_sweep_that_cannot_start_leaves_no_folder(tmp_path, monkeypatch):
+    """No Ray here: a runner that cannot start (as when a cluster is unreachable) is faked."""
+    import nnctl.sweep.driver as driver
+    from nnctl.errors import NnctlError
+
+    def unreachable(*args):
+        raise NnctlError("cannot connect to the Ray cluster: faked", "--ray")
+
+    monkeypatch.setattr(driver, "_runner", unreachable)
+    with pytest.raises(NnctlError, match="cannot connect"):
+        driver.run_sweep(write_sweep(tmp_path, SMALL), runs_dir=tmp_path / "runs", workers=1)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
 def test_json_lines_then_a_summary(tmp_path):
     result = run(write_sweep(tmp_path, SMALL), tmp_path, "--json", "--quiet")
     lines = result.stdout.strip().splitlines()
@@ -220,6 +234,7 @@ def test_without_optuna_the_error_says_which_extra(tmp_path, monkeypatch):
     hide_package(monkeypatch, "optuna")
     assert_clean_error(run(write_sweep(tmp_path, SMALL), tmp_path, ok=False), "needs Optuna",
                        "pip install 'nnctl[sweep]'")
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
 
 
 def test_the_bundled_sweep_file_and_the_committed_schema():

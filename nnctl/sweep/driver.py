@@ -137,6 +137,7 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
     """Run (or with `resume`, continue) a sweep; returns {"folder", "rows", "best", "status"}.
     KeyboardInterrupt stops it with every finished trial kept (status "interrupted")."""
     callback = callback or SweepCallback()
+    optuna_module()  # before anything is written: a missing Optuna leaves nothing behind
     if resume is not None:
         folder = Path(resume)
         if not (folder / "sweep.yaml").exists() or not (folder / JOURNAL).exists():
@@ -152,14 +153,19 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
     total = grid_size(sweep["parameters"]) if sweep["method"] == "grid" else sweep["trials"]
     if resume is None:
         folder = _folder(runs_dir, name or Path(sweep_path).stem)
-        _save_sweep(folder, sweep)
-    (folder / "trials").mkdir(exist_ok=True)
-    study = _study(folder, sweep, base_cfg["training"]["iterations"], load=resume is not None)
-    table = _Table(folder, sweep)
-    _recover(study, folder, sweep, table)
-    dists = distributions(sweep["parameters"])
-    workers = workers or os.cpu_count() or 1
-    runner, capacity = _runner(workers, ray_address, folder)
+    try:
+        if resume is None:
+            _save_sweep(folder, sweep)
+        (folder / "trials").mkdir(exist_ok=True)
+        study = _study(folder, sweep, base_cfg["training"]["iterations"], load=resume is not None)
+        table = _Table(folder, sweep)
+        _recover(study, folder, sweep, table)
+        dists = distributions(sweep["parameters"])
+        runner, capacity = _runner(workers or os.cpu_count() or 1, ray_address, folder)
+    except BaseException:
+        if resume is None:  # a sweep that could not start leaves no folder
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     callback.on_start({"total": total, "done": len(table.rows), "workers": capacity, "folder": str(folder),
                        "parameters": list(sweep["parameters"]), "metric": sweep["metric"]})
     pending, status = {}, "completed"
