@@ -46,7 +46,7 @@ parameters:
 """
 
 
-def test_a_sweep_writes_the_contracts_folder(tmp_path):
+def test_a_sweep_writes_the_contractsmake_folder(tmp_path):
     result = run(write_sweep(tmp_path, SMALL), tmp_path)
     folder = Path(result.stdout.strip().splitlines()[-1])
     assert folder.parent == tmp_path / "runs" and folder.name.startswith("sweep-")
@@ -165,7 +165,7 @@ def test_bad_sweep_files_are_one_clear_error(tmp_path, body, fragments):
     assert_clean_error(result, *fragments)
 
 
-def test_a_sweep_that_cannot_start_leaves_no_folder(tmp_path, monkeypatch):
+def test_a_sweep_that_cannot_start_leaves_nomake_folder(tmp_path, monkeypatch):
     """No Ray here: a runner that cannot start (as when a cluster is unreachable) is faked."""
     import nnctl.sweep.driver as driver
     from nnctl.errors import NnctlError
@@ -173,7 +173,7 @@ def test_a_sweep_that_cannot_start_leaves_no_folder(tmp_path, monkeypatch):
     def unreachable(*args):
         raise NnctlError("cannot connect to the Ray cluster: faked", "--ray")
 
-    monkeypatch.setattr(driver, "_runner", unreachable)
+    monkeypatch.setattr(driver, "make_runner", unreachable)
     with pytest.raises(NnctlError, match="cannot connect"):
         driver.run_sweep(write_sweep(tmp_path, SMALL), runs_dir=tmp_path / "runs", workers=1)
     assert list((tmp_path / "runs").iterdir()) == []
@@ -222,7 +222,7 @@ parameters:
     assert {p.name for p in (folder / "trials").iterdir()} == {r["run"].rsplit("/", 1)[-1] for r in rows}
 
 
-def test_plot_of_a_sweep_folder(tmp_path):
+def test_plot_of_a_sweepmake_folder(tmp_path):
     pytest.importorskip("matplotlib")
     folder = run(write_sweep(tmp_path, SMALL), tmp_path).stdout.strip()
     result = cli("plot", folder, "--output", tmp_path / "sweep.png")

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean, plain
+from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, handle_missing, regression_note,
+                      suspicious_columns)
 from .csvfile import require_columns
+from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .tables import open_table, read_table
-from .encoding import FeatureEncoder, fit_target_scaler, is_number
+from .encoding import FeatureEncoder, fit_target_scaler
 
-MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is taken as classes
-ID_MIN_ROWS = 20  # a column unique per row in fewer rows than this is no sign of an ID
-WIDE_ONE_HOT = 100  # one-hot columns beyond this many inputs are worth a warning
-DECIMAL_COMMA = r"^\s*[-+]?\d+,\d+\s*$"
 
 
 @dataclass
@@ -50,23 +49,6 @@ class Dataset:
 
 
 # --- building the dataset --------------------------------------------------------------------
-def feature_columns(cfg_data: dict, header: list[str], where: str, notes: list) -> list[str]:
-    """The listed features, or every named column but the target. A first column without a
-    name is the index pandas' to_csv() writes: it is left out with a note. Any other column
-    used must have a name."""
-    features = cfg_data["features"]
-    if features:
-        return features
-    for i, name in enumerate(header):
-        if name:
-            continue
-        if i == 0:
-            notes.append(("note", "the first column has no name (an index written by pandas' to_csv()?); "
-                                  "it is not used"))
-        else:
-            raise NnctlError(f"column {i + 1} of the header has no name", where,
-                             "give it a name, or list the columns to use in data.features")
-    return [c for c in header if c and c != cfg_data["target"]]
 
 
 def load_dataset(cfg: dict, cache: bool = True, fold: tuple[int, int] | None = None) -> Dataset:
@@ -110,19 +92,19 @@ def _prepare(cfg: dict, fold: tuple[int, int] | None = None) -> Dataset:
     extra = _other_files(data, used)  # checked before the long work: a typo there fails fast
     df = read_table(table, columns=used, decimal=data["decimal"])
     rows_read = len(df)
-    categorical = _categorical_columns(df, features, data["categorical"], path)
-    notes += _suspicious_columns(df, features, categorical)
-    df = _handle_missing(df, features, target, data["missing"], path)
+    categorical = categorical_columns(df, features, data["categorical"], path)
+    notes += suspicious_columns(df, features, categorical)
+    df = handle_missing(df, features, target, data["missing"], path)
     task = data_task(cfg["model"]["task"], df[target])
     if task == "regression" and cfg["model"]["task"] == "auto":
-        notes += _regression_note(df[target], target)
+        notes += regression_note(df[target], target)
     train_rows = len(df)
     if "validation" in extra:
         # a separate validation file: appended after the training rows, and the split is theirs
         where_val = extra["validation"].where
         val_df = read_table(extra["validation"], columns=used, decimal=data["decimal"])
         rows_read += len(val_df)
-        val_df = _handle_missing(val_df, features, target, data["missing"], where_val)
+        val_df = handle_missing(val_df, features, target, data["missing"], where_val)
         df = _concat(df, val_df)
         if data["validation_split"]:
             notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
@@ -204,82 +186,6 @@ def _check_fits(path: Path, columns: int, used: int, itemsize: int) -> None:
                    "use fewer rows or columns (data.features), or a machine with more memory")
 
 
-def _categorical_columns(df, features, setting, path) -> list[str]:
-    import pandas as pd
-
-    numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])}
-    if setting == "auto":
-        return [c for c in features if c not in numeric]
-    for col in setting:
-        if col not in features:
-            raise NnctlError(f"data.categorical names '{col}', which is not a feature column{did_you_mean(col, features)}",
-                             str(path))
-    for col in features:
-        if col not in numeric and col not in setting:
-            example = next((v for v in df[col].dropna() if not is_number(v)), df[col].dropna().iloc[0] if df[col].notna().any() else "")
-            if looks_like_decimal_commas(df[col]):
-                raise NnctlError(f"column '{col}' holds numbers written with a decimal comma (e.g. '{example}')",
-                                 str(path), "set data.decimal: \",\" to read them as numbers")
-            raise NnctlError(f"column '{col}' is not numeric (e.g. '{example}')", str(path),
-                             "list it in data.categorical to one-hot encode it (or `categorical: auto`), "
-                             "or leave it out with data.features")
-    return list(setting)
-
-
-def looks_like_decimal_commas(column) -> bool:
-    """Most values read like '25,24': numbers from a locale that writes decimal commas."""
-    values = column.dropna().astype(str).head(1000)
-    return len(values) > 0 and values.str.match(DECIMAL_COMMA).mean() >= 0.9
-
-
-def _suspicious_columns(df, features, categorical) -> list:
-    """Warnings for inputs that are rarely meant: an ID (a different value in every row), free
-    text, or a one-hot encoding that adds very many inputs."""
-    import pandas as pd
-
-    notes, rows = [], len(df)
-    for col in features:
-        distinct = df[col].nunique(dropna=True)
-        exclude = "leave it out with data.features (list the columns to use)"
-        if col in categorical:
-            if rows >= ID_MIN_ROWS and distinct == rows:
-                notes.append(("warning", f"column '{col}' has a different value in every row (an ID or free text?): "
-                                         f"one-hot encoding adds {distinct} inputs that cannot generalize; {exclude}"))
-            elif distinct > WIDE_ONE_HOT:
-                notes.append(("warning", f"one-hot encoding column '{col}' adds {distinct} inputs; "
-                                         f"{exclude}, or group its rare values"))
-        elif rows >= ID_MIN_ROWS and distinct == rows and pd.api.types.is_integer_dtype(df[col]) \
-                and not pd.api.types.is_bool_dtype(df[col]):
-            notes.append(("warning", f"column '{col}' has a different whole number in every row (an ID?) and is "
-                                     f"used as a feature; {exclude}"))
-    return notes
-
-
-def _regression_note(column, target) -> list:
-    distinct = column.nunique(dropna=True)
-    if distinct <= MAX_AUTO_CLASSES:
-        return [("note", f"target '{target}' has {distinct} distinct values, but not all whole numbers, so this is "
-                         "a regression; set model.task: classification to treat them as classes")]
-    return []
-
-
-def _handle_missing(df, features, target, policy, path):
-    used = list(dict.fromkeys(features + [target]))
-    counts = df[used].isna().sum()
-    counts = counts[counts > 0]
-    if len(counts) == 0:
-        return df
-    if policy == "error":
-        listed = ", ".join(f"'{c}' ({n})" for c, n in counts.items())
-        raise NnctlError(f"missing values in column{'s' if len(counts) > 1 else ''} {listed}", str(path),
-                         "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)")
-    subset = used if policy == "drop" else [target]
-    kept = df.dropna(subset=subset)
-    if len(kept) == 0:
-        raise NnctlError("no rows left after dropping rows with missing values", str(path))
-    return kept.reset_index(drop=True)
-
-
 def data_task(setting: str, column) -> str:
     """`auto`: strings, booleans and integers with few distinct values are classes;
     other numbers are a regression target."""
@@ -327,36 +233,3 @@ def _regression_target(column, target, path) -> np.ndarray:
     return y
 
 
-def stratified_split(y: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation row indices, each class split in the same proportion (every class
-    keeps at least one training row)."""
-    if fraction == 0:
-        return np.arange(len(y)), np.arange(0)
-    train, val = [], []
-    for c in range(int(y.max()) + 1):
-        rows = rng.permutation(np.flatnonzero(y == c))
-        n_val = min(int(round(fraction * len(rows))), len(rows) - 1)
-        val.append(rows[:n_val])
-        train.append(rows[n_val:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
-
-
-def kfold_split(y: np.ndarray, fold: tuple[int, int], rng, stratified: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation row indices of fold i of K: rows are dealt to the K folds in a
-    shuffled order drawn from `rng` (class by class when `stratified`, so each fold keeps the
-    class proportions); the validation part is fold i, training the rest."""
-    i, k = fold
-    assignment = np.empty(len(y), dtype=np.int64)
-    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratified else [np.arange(len(y))]
-    offset = 0
-    for rows in groups:
-        rows = rng.permutation(rows)
-        assignment[rows] = (np.arange(len(rows)) + offset) % k
-        offset += len(rows)  # the next class starts where this one stopped: folds stay even
-    return np.flatnonzero(assignment != i), np.flatnonzero(assignment == i)
-
-
-def random_split(n: int, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
-    rows = rng.permutation(n)
-    n_val = min(int(round(fraction * n)), n - 1)
-    return np.sort(rows[n_val:]), np.sort(rows[:n_val])

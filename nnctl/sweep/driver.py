@@ -1,18 +1,16 @@
 """The sweep driver: asks Optuna for trials, runs them as jobs on a runner, tells Optuna the
 results, and keeps the sweep folder current (trials.csv, summary.json, best.yaml) so an
-interrupted sweep keeps every finished trial. Also `run_cv`, K folds of one config."""
+interrupted sweep keeps every finished trial."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shutil
-import statistics
 from pathlib import Path
 
 import yaml
 
-from ..config import dump_config, load_config
+from ..config import dump_config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..runs.folder import ensure_writable, run_name
@@ -31,7 +29,7 @@ class SweepCallback:
     def on_trial(self, row: dict, best: dict | None) -> None: ...
 
 
-def _folder(runs_dir, name: str) -> Path:
+def make_folder(runs_dir, name: str) -> Path:
     runs_dir = ensure_writable(runs_dir)
     for n in range(1, 1000):
         folder = runs_dir / (run_name(name) if n == 1 else f"{run_name(name)}-{n}")
@@ -68,7 +66,7 @@ def _study(folder: Path, sweep: dict, iterations: int, load: bool):
     return study
 
 
-def _runner(workers: int, ray_address: str | None, folder: Path):
+def make_runner(workers: int, ray_address: str | None, folder: Path):
     from .runners import LocalRunner, RayRunner
 
     if ray_address:
@@ -125,7 +123,7 @@ def _save_sweep(folder: Path, sweep: dict) -> None:
                                                       allow_unicode=True))
 
 
-def _write_files(folder: Path, files: dict) -> None:
+def write_files(folder: Path, files: dict) -> None:
     for relative, data in files.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +150,7 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
                          "nodes cannot reach", "early_terminate", "run it locally (--workers), or drop early_terminate")
     total = grid_size(sweep["parameters"]) if sweep["method"] == "grid" else sweep["trials"]
     if resume is None:
-        folder = _folder(runs_dir, name or Path(sweep_path).stem)
+        folder = make_folder(runs_dir, name or Path(sweep_path).stem)
     try:
         if resume is None:
             _save_sweep(folder, sweep)
@@ -161,7 +159,7 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
         table = _Table(folder, sweep)
         _recover(study, folder, sweep, table)
         dists = distributions(sweep["parameters"])
-        runner, capacity = _runner(workers or os.cpu_count() or 1, ray_address, folder)
+        runner, capacity = make_runner(workers or os.cpu_count() or 1, ray_address, folder)
     except BaseException:
         if resume is None:  # a sweep that could not start leaves no folder
             shutil.rmtree(folder, ignore_errors=True)
@@ -184,7 +182,7 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
                 break
             for handle, result in runner.wait(pending):
                 trial, params = pending.pop(handle)
-                _write_files(folder / "trials", result.pop("files", {}))  # paths start with the trial's folder
+                write_files(folder / "trials", result.pop("files", {}))  # paths start with the trial's folder
                 _finish(study, table, callback, trial, params, result, folder)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -272,62 +270,3 @@ def _recover(study, folder: Path, sweep: dict, table: _Table) -> None:
             t.state, "failed"), "params": decode(t.params, sweep["parameters"]), "value": t.value,
             "epochs": int(r.get("epochs") or 0), "seconds": float(r.get("seconds") or 0.0),
             "node": r.get("node", ""), "run": r.get("run", ""), "error": r.get("error") or None})
-
-
-# --- cross-validation ---------------------------------------------------------------------------------
-def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None = None, workers: int | None = None,
-           ray_address: str | None = None, callback=None) -> dict:
-    """K-fold cross-validation of one config (stratified for classification, from its seed):
-    each fold a run folder `fold_<i>`, `folds.csv` and `summary.json` beside them."""
-    if folds < 2:
-        raise NnctlError(f"--folds must be 2 or more, got {folds}", "--folds")
-    cfg = load_config(config, list(overrides))
-    folder = _folder(runs_dir, name or Path(config).stem)
-    metric = {"name": "val_loss", "goal": "minimize"}
-    jobs = [{"cfg": cfg, "runs_dir": str(folder), "folder": f"fold_{i}", "metric": metric, "fold": (i, folds)}
-            for i in range(folds)]
-    runner, capacity = _runner(min(workers or os.cpu_count() or 1, folds), ray_address, folder)
-    if ray_address:
-        from ..data import load_dataset
-
-        for i, job in enumerate(jobs):
-            job["dataset_ref"] = runner.put(i, load_dataset(cfg, fold=(i, folds)))
-    results = {}
-    try:
-        pending = {runner.submit(job): i for i, job in enumerate(jobs)}
-        while pending:
-            for handle, result in runner.wait(pending):
-                i = pending.pop(handle)
-                _write_files(folder, result.pop("files", {}))  # paths start with fold_<i>
-                results[i] = result
-                if callback:
-                    callback(i, result)
-    except KeyboardInterrupt:
-        runner.close(cancel=True)
-        raise
-    runner.close()
-    return _cv_summary(folder, folds, results)
-
-
-def _cv_summary(folder: Path, folds: int, results: dict) -> dict:
-    failed = [r for r in results.values() if r["state"] != "complete"]
-    if failed:
-        raise NnctlError(f"a fold failed: {failed[0]['error']}", str(folder))
-    rows = []
-    for i in range(folds):
-        metrics = json.loads((folder / f"fold_{i}" / "metrics.json").read_text())
-        name = metrics["metric"]
-        rows.append({"fold": i, "rows": metrics["validation"]["rows"], "val_loss": metrics["validation"]["loss"],
-                     f"val_{name}": metrics["validation"][name], "epochs": metrics["epochs"],
-                     "seconds": results[i]["seconds"], "run": str(folder / f"fold_{i}")})
-    name = next(k for k in rows[0] if k.startswith("val_") and k != "val_loss")
-    with open(folder / "folds.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    summary = {"folds": folds}
-    for key in ("val_loss", name):
-        values = [r[key] for r in rows]
-        summary[key] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values)}
-    (folder / "summary.json").write_text(dumps(summary, indent=2) + "\n")
-    return {"folder": folder, "rows": rows, "summary": summary}

@@ -1,0 +1,91 @@
+"""`nnctl schema`, `nnctl init` and `nnctl runs`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ..jsonfmt import dumps
+from . import app, DebugOption, errors_handled
+
+
+# --- schema, init, runs ----------------------------------------------------------------------
+@app.command()
+@errors_handled
+def schema(
+    sweep_file: bool = typer.Option(False, "--sweep", help="The sweep file's schema instead of the config's"),
+    debug: bool = DebugOption,
+):
+    """Print the config's (or with --sweep, the sweep file's) JSON Schema, for editor completion
+    and checks.
+
+    Example: nnctl schema > nnctl.schema.json
+    """
+    if sweep_file:
+        from ..sweep.spec import sweep_schema
+
+        typer.echo(dumps(sweep_schema(), indent=2))
+        return
+    from ..config.schema import json_schema
+
+    typer.echo(dumps(json_schema(), indent=2))
+
+
+@app.command()
+@errors_handled
+def init(
+    path: Path = typer.Argument(Path("nnctl.yaml"), metavar="[PATH]", help="Where to write the config"),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
+    debug: bool = DebugOption,
+):
+    """Write a commented starter config, and a copy of the Iris data beside it (iris.csv) that
+    it trains on as-is.
+
+    Example: nnctl init my.yaml && nnctl train my.yaml
+    """
+    import shutil
+
+    from ..atomic import write_text_atomic
+    from ..config.schema import starter_config
+    from ..errors import NnctlError
+
+    if path.exists() and not force:
+        raise NnctlError("file exists", str(path), "pass --force to overwrite it")
+    iris = Path(__file__).resolve().parent.parent / "examples" / "iris.csv"
+    data = path.parent / iris.name
+    if data.exists() and data.read_bytes() != iris.read_bytes() and not force:
+        raise NnctlError("another iris.csv is already there", str(data),
+                         "pass --force to overwrite it, or write the config into another folder")
+    if not data.exists() or force:
+        shutil.copyfile(iris, data)
+    write_text_atomic(path, starter_config(data.name, "species"))
+    sys.stderr.write(f"wrote {path} and the data it trains on, {data}; train it with: nnctl train {path}\n")
+
+
+@app.command(name="runs")
+@errors_handled
+def runs_(
+    folder: Path = typer.Argument(Path("runs"), metavar="[DIR]", help="Folder holding run folders"),
+    json_: bool = typer.Option(False, "--json", help="Print a JSON list"),
+    incomplete: bool = typer.Option(False, "--incomplete", help="Only runs whose training was killed (resume them with train --resume PATH, or delete them)"),
+    debug: bool = DebugOption,
+):
+    """List runs, newest first, with their final metrics.
+
+    Example: nnctl runs runs/ --json
+    """
+    from ..errors import NnctlError
+    from ..runs.folder import list_runs
+    from ..ui.printing import print_runs
+
+    if not folder.is_dir():
+        raise NnctlError("no such folder" if not folder.exists() else "not a folder", str(folder),
+                         "give the folder that holds your run folders (train's --runs-dir; default: runs)")
+    found = list_runs(folder, incomplete_only=incomplete)
+    if json_:
+        typer.echo(dumps(found))
+    elif not found:
+        sys.stderr.write(f"no runs in {folder}\n")
+    else:
+        print_runs(found)

@@ -1,0 +1,106 @@
+"""`nnctl sweep` and `nnctl cv`: finding a better config."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..jsonfmt import dumps
+from . import app, DebugOption, errors_handled, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, SetOption
+
+
+# --- sweep, cv ---------------------------------------------------------------------------------
+@app.command()
+@errors_handled
+def sweep(
+    sweep_file: Optional[Path] = typer.Argument(None, metavar="SWEEP.yaml", help="The sweep file (not with --resume)"),
+    set_: Optional[List[str]] = SetOption,
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder for the sweep folder"),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Sweep name (default: the sweep file's stem)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="Trials at once on this machine (default: the number of cores), each with one BLAS thread"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the trials as tasks on a Ray cluster (auto: RAY_ADDRESS or the running cluster)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="Continue a sweep folder to its `trials`"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder's path"),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per finished trial on stdout, then a summary"),
+    debug: bool = DebugOption,
+):
+    """Search for a better config with Optuna (grid, random or TPE), trials in parallel on this
+    machine or on a Ray cluster; the sweep folder's path is the last line of stdout.
+
+    Example: nnctl sweep configs/iris-sweep.yaml --workers 2
+    """
+    import json
+
+    from ..errors import NnctlError
+    from ..sweep.driver import run_sweep
+    from ..ui.progress import stderr_is_live
+    from ..ui.sweeping import Both, SweepJson, SweepLines, SweepTable
+
+    if (sweep_file is None) == (resume is None):
+        raise NnctlError("give a SWEEP.yaml, or --resume SWEEP_DIR (not both)", "nnctl sweep",
+                         "e.g. nnctl sweep configs/iris-sweep.yaml")
+    shown = None
+    if not quiet:
+        if stderr_is_live():
+            from rich.console import Console
+
+            shown = SweepTable(Console(stderr=True))
+        else:
+            shown = SweepLines(sys.stderr)
+    display = Both(shown, SweepJson(sys.stdout) if json_ else None)
+    try:
+        result = run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume, callback=display)
+    finally:
+        display.close()
+    summary = json.loads((result["folder"] / "summary.json").read_text())
+    if not quiet:
+        best, counts = summary["best"], summary["counts"]
+        shown = "—" if best is None else f"{best['value']:.4g} (trial {best['trial']})"
+        sys.stderr.write(f"{result['status']} · {counts['complete']} complete, {counts['pruned']} pruned, "
+                         f"{counts['failed']} failed · best {summary['metric']} {shown}\n")
+    if json_:
+        typer.echo(dumps({"folder": str(result["folder"]), "status": result["status"], **summary}))
+    typer.echo(str(result["folder"]))
+    if result["status"] == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if result["status"] == "failed":
+        first = next(r["error"] for r in result["rows"] if r.get("error"))
+        sys.stderr.write(f"error: every trial failed; the first: {first}\n")
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+@errors_handled
+def cv(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
+    folds: int = typer.Option(..., "--folds", metavar="K", help="How many folds (2 or more)"),
+    set_: Optional[List[str]] = SetOption,
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder for the cv folder"),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Name (default: the config file's stem)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="Folds at once (default: the number of cores)"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the folder's path"),
+    json_: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+    debug: bool = DebugOption,
+):
+    """K-fold cross-validation of one config (stratified for classification, from its seed):
+    per-fold and mean ± std metrics; the folder's path is the last line of stdout.
+
+    Example: nnctl cv configs/iris.yaml --folds 5
+    """
+    from ..sweep.cv import run_cv
+
+    def said(i, result):
+        if not quiet:
+            sys.stderr.write(f"fold {i}: {result['state']} in {result['seconds']:.1f}s\n")
+
+    result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=said)
+    if not quiet:
+        for key, stats in result["summary"].items():
+            if key != "folds":
+                sys.stderr.write(f"{key}: {stats['mean']:.4f} ± {stats['std']:.4f} over {folds} folds\n")
+    if json_:
+        typer.echo(dumps(result["summary"]))
+    typer.echo(str(result["folder"]))

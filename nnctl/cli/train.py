@@ -1,0 +1,110 @@
+"""`nnctl train` (and --resume) and `nnctl validate`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..jsonfmt import dumps
+from . import app, DebugOption, errors_handled, EXIT_INTERRUPTED, NoCacheOption, SetOption
+
+
+# --- train -----------------------------------------------------------------------------------
+@app.command()
+@errors_handled
+def train(
+    config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="YAML config file"),
+    set_: Optional[List[str]] = SetOption,
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN", help="Continue RUN (a run folder, or an incomplete one `nnctl runs` lists) from its checkpoint, in a new run folder; --set may change only training.iterations, log_every, display_rows and early_stopping.patience"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder for run folders"),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Run name, one folder name (default: the config file's stem)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the run folder's path"),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per logged epoch on stdout, then a summary"),
+    report: bool = typer.Option(False, "--report", help="Also write report.html into the run folder (as `nnctl report RUN`)"),
+    no_cache: bool = NoCacheOption,
+    debug: bool = DebugOption,
+):
+    """Train a network and save a run folder; its path is the last line of stdout.
+
+    Example: RUN=$(nnctl train configs/iris.yaml --set training.learning_rate=0.05 --quiet)
+
+    Continue a run: nnctl train --resume "$RUN" --set training.iterations=400
+    """
+    from ..commands.train import resume_config, train_config
+    from ..config import load_config
+    from ..errors import NnctlError
+    from ..training.callbacks import Many
+    from ..training.checkpoint import load_checkpoint
+    from ..training.signals import Interrupts
+    from ..ui.progress import JsonLines, LiveTable, PlainLines, stderr_is_live, summary_line
+
+    if (config is None) == (resume is None):
+        raise NnctlError("give a CONFIG to train, or --resume RUN to continue a run (not both)", "nnctl train",
+                         "e.g. nnctl train configs/iris.yaml, or nnctl train --resume runs/iris-20260101-120000")
+    checkpoint = None
+    if resume is not None:
+        arrays, meta = load_checkpoint(resume)
+        cfg = resume_config(meta, set_ or [], str(resume))
+        checkpoint, default_name, title = (arrays, meta, resume), meta["name"], f"resuming {resume.name}"
+    else:
+        cfg = load_config(config, set_ or [])
+        default_name, title = config.stem, f"training {config.name}"
+    rows = cfg["training"]["display_rows"]
+    shown = None
+    if not quiet:
+        if stderr_is_live():
+            from rich.console import Console
+
+            shown = LiveTable(Console(stderr=True), rows, title=title)
+        else:
+            shown = PlainLines(sys.stderr, rows)
+    reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
+    with Interrupts() as interrupts:
+        try:
+            result = train_config(cfg, runs_dir, default_name if name is None else name, callback=reporter,
+                                  should_stop=interrupts, cache=not no_cache, resume=checkpoint)
+        finally:
+            reporter.close()
+    run = result.run
+    if report:
+        from ..report.write import report_runs
+
+        report_runs([run])
+    if not quiet:
+        sys.stderr.write(summary_line(result, run) + "\n")
+    if json_:
+        typer.echo(dumps({"run": str(run), **result.metrics}))
+    else:
+        typer.echo(str(run))
+    if result.status == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+# --- validate --------------------------------------------------------------------------------
+@app.command()
+@errors_handled
+def validate(
+    config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
+    set_: Optional[List[str]] = SetOption,
+    no_cache: bool = NoCacheOption,
+    debug: bool = DebugOption,
+):
+    """Check a config and its dataset without training; print the resolved config (stdout) and
+    the architecture, rows, classes and split (stderr).
+
+    Example: nnctl validate configs/iris.yaml --set model.layers=[32,16]
+    """
+    from ..config import dump_config, load_config
+    from ..data import load_dataset
+    from ..training.build import build_network
+    from ..training.scoring import class_weights
+    from ..ui.printing import validation_summary
+
+    cfg = load_config(config, set_ or [])
+    dataset = load_dataset(cfg, cache=not no_cache)
+    network = build_network(cfg, dataset)
+    class_weights(cfg["training"]["class_weight"], dataset)
+    typer.echo(dump_config(cfg), nl=False)
+    sys.stderr.write(validation_summary(network, dataset) + "\nconfig is valid\n")

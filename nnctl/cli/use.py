@@ -1,0 +1,69 @@
+"""`nnctl predict` and `nnctl evaluate`: a saved model on a table."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..jsonfmt import dumps
+from . import app, DebugOption, errors_handled, EXIT_CHECK_FAILED, parse_limits
+
+
+# --- predict ---------------------------------------------------------------------------------
+@app.command()
+@errors_handled
+def predict(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
+    data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored); - reads stdin; .gz .bz2 .xz .zip are read as they are"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV here instead of stdout"),
+    proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: predict the second class when its probability is at least T (default: the most probable class, i.e. 0.5)"),
+    keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
+    debug: bool = DebugOption,
+):
+    """Predict every row of a CSV; writes a CSV with a `prediction` column.
+
+    Example: nnctl predict runs/iris-20250101-120000 new.csv --proba > predictions.csv
+    """
+    from ..commands.predict import predict_frames
+    from ..runs.model import load_model
+    from ..ui.printing import write_csv_frames
+
+    loaded = load_model(model)
+    write_csv_frames(predict_frames(loaded, data, proba, threshold=threshold, keep=keep or ()), output)
+    if output is not None:
+        sys.stderr.write(f"predictions written to {output}\n")
+
+
+# --- evaluate --------------------------------------------------------------------------------
+@app.command()
+@errors_handled
+def evaluate(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
+    data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the feature columns and the target column; - reads stdin"),
+    json_: bool = typer.Option(False, "--json", help="Print one JSON object with every metric"),
+    fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
+    fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the second class when its probability is at least T"),
+    debug: bool = DebugOption,
+):
+    """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
+
+    Example: nnctl evaluate "$RUN" datasets/iris.csv --fail-under accuracy=0.9
+    """
+    from ..commands.predict import check_thresholds, evaluate_csv
+    from ..ui.printing import print_evaluation
+
+    under, over = parse_limits("--fail-under", fail_under or []), parse_limits("--fail-over", fail_over or [])
+    report = evaluate_csv(model, data, threshold=threshold)
+    missed = check_thresholds(report, under, over)
+    if json_:
+        typer.echo(dumps(report))
+    else:
+        print_evaluation(report)
+    for line in missed:
+        sys.stderr.write(f"failed: {line}\n")
+    if missed:
+        raise typer.Exit(EXIT_CHECK_FAILED)

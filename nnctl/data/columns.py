@@ -1,0 +1,106 @@
+"""Which columns are used, and how: the features (an unnamed index column left out), which are
+categorical, missing values, and the notes and warnings a careful user would want about them."""
+from __future__ import annotations
+
+from ..errors import NnctlError, did_you_mean
+from .encoding import is_number
+
+MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is taken as classes
+ID_MIN_ROWS = 20  # a column unique per row in fewer rows than this is no sign of an ID
+WIDE_ONE_HOT = 100  # one-hot columns beyond this many inputs are worth a warning
+DECIMAL_COMMA = r"^\s*[-+]?\d+,\d+\s*$"
+
+
+def feature_columns(cfg_data: dict, header: list[str], where: str, notes: list) -> list[str]:
+    """The listed features, or every named column but the target. A first column without a
+    name is the index pandas' to_csv() writes: it is left out with a note. Any other column
+    used must have a name."""
+    features = cfg_data["features"]
+    if features:
+        return features
+    for i, name in enumerate(header):
+        if name:
+            continue
+        if i == 0:
+            notes.append(("note", "the first column has no name (an index written by pandas' to_csv()?); "
+                                  "it is not used"))
+        else:
+            raise NnctlError(f"column {i + 1} of the header has no name", where,
+                             "give it a name, or list the columns to use in data.features")
+    return [c for c in header if c and c != cfg_data["target"]]
+
+
+def categorical_columns(df, features, setting, path) -> list[str]:
+    import pandas as pd
+
+    numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])}
+    if setting == "auto":
+        return [c for c in features if c not in numeric]
+    for col in setting:
+        if col not in features:
+            raise NnctlError(f"data.categorical names '{col}', which is not a feature column{did_you_mean(col, features)}",
+                             str(path))
+    for col in features:
+        if col not in numeric and col not in setting:
+            example = next((v for v in df[col].dropna() if not is_number(v)), df[col].dropna().iloc[0] if df[col].notna().any() else "")
+            if looks_like_decimal_commas(df[col]):
+                raise NnctlError(f"column '{col}' holds numbers written with a decimal comma (e.g. '{example}')",
+                                 str(path), "set data.decimal: \",\" to read them as numbers")
+            raise NnctlError(f"column '{col}' is not numeric (e.g. '{example}')", str(path),
+                             "list it in data.categorical to one-hot encode it (or `categorical: auto`), "
+                             "or leave it out with data.features")
+    return list(setting)
+
+
+def looks_like_decimal_commas(column) -> bool:
+    """Most values read like '25,24': numbers from a locale that writes decimal commas."""
+    values = column.dropna().astype(str).head(1000)
+    return len(values) > 0 and values.str.match(DECIMAL_COMMA).mean() >= 0.9
+
+
+def suspicious_columns(df, features, categorical) -> list:
+    """Warnings for inputs that are rarely meant: an ID (a different value in every row), free
+    text, or a one-hot encoding that adds very many inputs."""
+    import pandas as pd
+
+    notes, rows = [], len(df)
+    for col in features:
+        distinct = df[col].nunique(dropna=True)
+        exclude = "leave it out with data.features (list the columns to use)"
+        if col in categorical:
+            if rows >= ID_MIN_ROWS and distinct == rows:
+                notes.append(("warning", f"column '{col}' has a different value in every row (an ID or free text?): "
+                                         f"one-hot encoding adds {distinct} inputs that cannot generalize; {exclude}"))
+            elif distinct > WIDE_ONE_HOT:
+                notes.append(("warning", f"one-hot encoding column '{col}' adds {distinct} inputs; "
+                                         f"{exclude}, or group its rare values"))
+        elif rows >= ID_MIN_ROWS and distinct == rows and pd.api.types.is_integer_dtype(df[col]) \
+                and not pd.api.types.is_bool_dtype(df[col]):
+            notes.append(("warning", f"column '{col}' has a different whole number in every row (an ID?) and is "
+                                     f"used as a feature; {exclude}"))
+    return notes
+
+
+def regression_note(column, target) -> list:
+    distinct = column.nunique(dropna=True)
+    if distinct <= MAX_AUTO_CLASSES:
+        return [("note", f"target '{target}' has {distinct} distinct values, but not all whole numbers, so this is "
+                         "a regression; set model.task: classification to treat them as classes")]
+    return []
+
+
+def handle_missing(df, features, target, policy, path):
+    used = list(dict.fromkeys(features + [target]))
+    counts = df[used].isna().sum()
+    counts = counts[counts > 0]
+    if len(counts) == 0:
+        return df
+    if policy == "error":
+        listed = ", ".join(f"'{c}' ({n})" for c, n in counts.items())
+        raise NnctlError(f"missing values in column{'s' if len(counts) > 1 else ''} {listed}", str(path),
+                         "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)")
+    subset = used if policy == "drop" else [target]
+    kept = df.dropna(subset=subset)
+    if len(kept) == 0:
+        raise NnctlError("no rows left after dropping rows with missing values", str(path))
+    return kept.reset_index(drop=True)
