@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 RELU_FAMILY = ("relu", "leaky_relu")  # activations whose units can die (zero gradient below 0)
@@ -17,23 +19,35 @@ RELU_FAMILY = ("relu", "leaky_relu")  # activations whose units can die (zero gr
 
 def dead_fraction(z: np.ndarray) -> float:
     """z: (rows, units) pre-activations of one batch -> share of units ≤ 0 on every row."""
-    return float(np.mean(np.all(z <= 0, axis=0))) if z.size else 0.0
+    # a unit is dead when even its largest pre-activation over the batch is ≤ 0
+    return np.count_nonzero(z.max(axis=0) <= 0) / z.shape[1] if z.size else 0.0
 
 
-def layer_diagnostics(network, weights_before: np.ndarray, zs: list, epoch: int) -> list[dict]:
-    """One row per layer for the step just taken. `weights_before`: the flat parameters before
-    the step; `zs`: the step's pre-activations per layer (rows, units)."""
-    rows, offset = [], 0
-    flat = network.flat_params
-    for i, (W, b, grad) in enumerate(zip(network.weights, network.biases, network.grads_W)):
-        end = offset + W.size
-        change = flat[offset:end].astype(np.float64) - weights_before[offset:end]
-        weight_norm = float(np.linalg.norm(W.astype(np.float64)))
-        activation = network.layer_activations[i]
-        rows.append({"epoch": epoch, "layer": i,
-                     "grad_norm": float(np.linalg.norm(grad.astype(np.float64))),
-                     "weight_norm": weight_norm,
-                     "update_ratio": float(np.linalg.norm(change)) / weight_norm if weight_norm > 0 else float("nan"),
-                     "dead_fraction": dead_fraction(zs[i]) if activation in RELU_FAMILY else None})
-        offset = end + b.size
-    return rows
+class Diagnostics:
+    """Measures a network's steps layer by layer, from its flat parameter and gradient arrays
+    (W0, b0, W1, b1, ...): each norm is one dot product of a layer's slice with itself."""
+
+    def __init__(self, network):
+        self.network = network
+        self.slices, offset = [], 0
+        for W, b in zip(network.weights, network.biases):
+            self.slices.append(slice(offset, offset + W.size))  # the weights; the bias follows
+            offset += W.size + b.size
+        self.relu = [i for i, name in enumerate(network.layer_activations) if name in RELU_FAMILY]
+
+    def before_step(self) -> np.ndarray:
+        """A copy of the parameters, taken just before the step to be measured."""
+        return self.network.flat_params.copy()
+
+    def after_step(self, before: np.ndarray, zs: list, epoch: int) -> list[dict]:
+        """One row per layer for the step just taken; `zs`: its pre-activations per layer."""
+        params, grads, dot = self.network.flat_params, self.network.flat_grads, np.dot
+        change = params - before
+        rows = []
+        for i, s in enumerate(self.slices):
+            g, w, d = grads[s], params[s], change[s]
+            weight = math.sqrt(float(dot(w, w)))
+            rows.append({"epoch": epoch, "layer": i, "grad_norm": math.sqrt(float(dot(g, g))), "weight_norm": weight,
+                         "update_ratio": math.sqrt(float(dot(d, d))) / weight if weight > 0 else float("nan"),
+                         "dead_fraction": float(dead_fraction(zs[i])) if i in self.relu else None})
+        return rows

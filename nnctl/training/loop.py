@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NnctlError
-from ..nn.diagnostics import layer_diagnostics
+from ..nn.diagnostics import Diagnostics
 from ..nn.network import MLP
 from ..nn.optimizers import network_optimizer
 from ..nn.schedules import learning_rate
@@ -150,6 +150,7 @@ class _Loop:
         self.advice = divergence_advice(training, dataset)
         self.next_progress = 0.0
         self.checkpointer = None
+        self.diagnose = Diagnostics(network)
         self.diagnostics: list[dict] = []
         self.seconds_before = 0.0  # trained by the run this one resumes
         self.partial = None  # (batches done, row order, loss so far) of the epoch cut short
@@ -204,22 +205,23 @@ class _Loop:
             np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
             if self.w is not None:
                 np.take(self.w, order, axis=0, out=self.w_epoch, mode="clip")
-        started, clock = time.perf_counter(), time.perf_counter
-        last = len(self.batches) - 1
-        for k in range(first, len(self.batches)):
-            xb, yb, wb = self.batches[k]
+        clock, should_stop = time.perf_counter, self.should_stop
+        started = clock()
+        batches = self.batches if first == 0 else self.batches[first:]
+        last = len(self.batches) - 1 if diagnose else -1  # the step to measure, if any
+        for k, (xb, yb, wb) in enumerate(batches, first):
             network.forward(xb)
             if measured:
                 total += network.loss_value(yb, wb) * len(xb)
             network.backward(yb, wb)
-            if diagnose and k == last:
-                before = network.flat_params.astype(np.float64)
+            if k == last:
+                before = self.diagnose.before_step()
                 step(grads, lr)
                 # read now: scoring the validation part reuses the pre-activation buffers
-                self.diagnostics += layer_diagnostics(network, before, network.internals()[1], epoch)
+                self.diagnostics += self.diagnose.after_step(before, network.internals()[1], epoch)
             else:
                 step(grads, lr)
-            if self.should_stop is not None and self.should_stop():
+            if should_stop is not None and should_stop():
                 self.partial = (k + 1, order, total)
                 return None
             now = clock()
