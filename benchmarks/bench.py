@@ -112,6 +112,14 @@ def torch_api(name: str, csv: Path, epochs: int) -> float:
 
 
 def sklearn_api(config: Path, epochs: int) -> float:
+    """scikit-learn's MLPClassifier on the same prepared data, in its own process: SciPy's
+    OpenBLAS thread pool in this process would slow nnctl's in-process rows."""
+    out = subprocess.run([sys.executable, __file__, "--sklearn-peer", str(config), str(epochs)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _sklearn_fit(config: Path, epochs: int) -> float:
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -366,5 +374,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--sklearn-peer":  # the peer's own process
+        print(_sklearn_fit(Path(sys.argv[2]), int(sys.argv[3])))
+        sys.exit(0)
     with contextlib.suppress(KeyboardInterrupt):
         main()
