@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # name: rows, features, hidden layers, classes, batch (0 = full), learning rate, E epochs
 WORKLOADS = {
@@ -88,19 +89,9 @@ def weights_of(name: str) -> int:
 # --- peers -----------------------------------------------------------------------------------
 def nnctl_api(config: Path, epochs: int) -> float:
     """Seconds of nnctl's training loop (validation, history and plain-line logging included)."""
-    from nnctl.training.build import build_network
-    from nnctl.config import load_config
-    from nnctl.data import load_dataset
-    from nnctl.ui.progress import PlainLines
-    from nnctl.training import train
+    from loop_time import main as loop_seconds_of
 
-    cfg = load_config(config, [f"training.iterations={epochs}"])
-    dataset = load_dataset(cfg)
-    network = build_network(cfg, dataset)
-    with open(os.devnull, "w") as devnull:
-        start = time.perf_counter()
-        train(network, dataset, cfg["training"], seed=cfg["seed"], callback=PlainLines(devnull))
-        return time.perf_counter() - start
+    return loop_seconds_of(str(config), epochs)
 
 
 def torch_api(name: str, csv: Path, epochs: int) -> float:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "nnctl"
-BASE = {"errors", "resources", "atomic", "jsonfmt", "__init__", "__version__"}
+BASE = {"errors", "resources", "atomic", "jsonfmt", "npzfile", "__init__", "__version__"}
 LOWER = {"base", "nn", "config", "data", "runs", "training"}
 ALLOWED = {
     "nn": set(),

@@ -7,7 +7,6 @@ holding one JSON object (format, activations, task, features, classes, scaler, .
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from .. import __version__
 from ..data.encoding import FeatureEncoder
 from ..errors import NnctlError
+from ..npzfile import read_npz
 from ..nn.losses import LOSSES
 from ..nn.network import MLP
 
@@ -66,18 +66,7 @@ def model_path(path) -> Path:
 def load_model(path) -> "Model":
     path = model_path(path)
     where = str(path)
-    if not zipfile.is_zipfile(path):  # np.load would take other bytes for a pickle
-        raise NnctlError("model file is corrupt or not a .npz", where, "train again, or point at another run")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise NnctlError("model file holds pickled objects, which nnctl never loads", where)
-        raise NnctlError(f"model file is not a valid .npz: {exc}", where)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise NnctlError(f"model file is corrupt or not a .npz ({type(exc).__name__})", where,
-                         "train again, or point at another run")
+    arrays = read_npz(path, "model file", "corrupt or not a .npz", "train again, or point at another run")
     meta = _read_meta(arrays, where)
     weights, biases = _read_layers(arrays, meta, where)
     activations = meta["activations"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from .. import __version__
 from ..atomic import atomic_file
 from ..errors import NnctlError
 from ..jsonfmt import dumps
+from ..npzfile import read_npz
 
 FORMAT = "nnctl-checkpoint"
 FORMAT_VERSION = 1
@@ -68,19 +68,7 @@ def load_checkpoint(run) -> tuple[dict, dict]:
     NnctlError."""
     path = checkpoint_path(run)
     where = str(path)
-    if not zipfile.is_zipfile(path):
-        raise NnctlError("checkpoint is corrupt or truncated (not a whole .npz)", where,
-                         "resume from another run, or train again")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise NnctlError("checkpoint holds pickled objects, which nnctl never loads", where)
-        raise NnctlError(f"checkpoint is not a valid .npz: {exc}", where)
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise NnctlError(f"checkpoint is corrupt or truncated ({type(exc).__name__})", where,
-                         "resume from another run, or train again")
+    arrays = read_npz(path, "checkpoint", "corrupt or truncated", "resume from another run, or train again")
     try:
         meta = json.loads(arrays.pop("meta").tobytes().decode())
     except (KeyError, ValueError, TypeError, UnicodeDecodeError):
