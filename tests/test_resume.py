@@ -287,3 +287,16 @@ def test_a_running_run_is_not_listed_as_incomplete(tmp_path, slow_config):
         proc.kill()
         proc.wait()
     assert len(json.loads(cli("runs", runs, "--json", "--incomplete").stdout)) == 1
+
+
+def test_resuming_on_changed_data_is_refused(tmp_path):
+    data = tmp_path / "iris.csv"
+    data.write_text((DATASETS / "iris.csv").read_text())
+    config = tmp_path / "iris.yaml"
+    config.write_text(f"data:\n  path: {data}\n  target: species\ntraining:\n  iterations: 5\n")
+    run = cli("train", config, "--runs-dir", tmp_path / "runs", "--quiet").stdout.strip()
+    lines = data.read_text().splitlines()
+    lines[5] = lines[5].replace("3.6", "3.7", 1) if "3.6" in lines[5] else "9.9" + lines[5][3:]
+    data.write_text("\n".join(lines) + "\n")  # one value of one row
+    result = cli("train", "--resume", run, "--runs-dir", tmp_path / "runs", "--set", "training.iterations=10")
+    assert_clean_error(result, "the data changed since that run trained on it")
