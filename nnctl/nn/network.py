@@ -122,14 +122,14 @@ class MLP:
                 self._full = Buffers(zs, outs, saved, None, None)
                 self._buffers.clear()
             full = self._full
-            views = Buffers([z[:rows] for z in full.zs], [a[:rows] for a in full.outs],
-                            [k[:rows] for k in full.saved], None, None)
+            views = self._buffers[rows] = Buffers([z[:rows] for z in full.zs], [a[:rows] for a in full.outs],
+                                                  [k[:rows] for k in full.saved], None, None)
         if backward and views.deltas is None:
             if self._full.deltas is None:
                 self._full = self._full._replace(deltas=[np.empty_like(z) for z in self._full.zs],
                                                  ones=np.ones(self._capacity, dtype=self.dtype))
-            views = views._replace(deltas=[d[:rows] for d in self._full.deltas], ones=self._full.ones[:rows])
-        self._buffers[rows] = views
+            views = self._buffers[rows] = views._replace(deltas=[d[:rows] for d in self._full.deltas],
+                                                         ones=self._full.ones[:rows])
         return views
 
     def forward(self, X: np.ndarray) -> np.ndarray:
