@@ -161,6 +161,7 @@ def _rewrite(path: Path, change):
     ("newer", "newer than this nnctl reads"),
     ("params", "checkpoint does not match its config"),
     ("optimizer", "checkpoint does not match its config"),
+    ("no optimizer", "checkpoint does not match its config: ms0 is missing"),
     ("not nnctl", "not an nnctl checkpoint"),
 ])
 def test_bad_checkpoints_are_one_clear_error(tmp_path, iris_run, damage, fragment):
@@ -178,6 +179,8 @@ def test_bad_checkpoints_are_one_clear_error(tmp_path, iris_run, damage, fragmen
         _rewrite(path, lambda a, m: a.update(params=a["params"][:-5]))
     elif damage == "optimizer":
         _rewrite(path, lambda a, m: a.update({k: v[:3] for k, v in a.items() if k.startswith("opt_")}))
+    elif damage == "no optimizer":
+        _rewrite(path, lambda a, m: [a.pop(k) for k in [k for k in a if k.startswith("opt_")]])
     elif damage == "not nnctl":
         _rewrite(path, lambda a, m: m.update(format="something-else"))
     result = cli("train", "--resume", folder, "--runs-dir", tmp_path / "runs", "--set", "training.iterations=500")

@@ -60,13 +60,8 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
         if every is not None:
             checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
                                                      "created": created})
-        try:
-            result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
-                           should_stop=should_stop, resume=resume[:2] if resume else None, checkpointer=checkpointer)
-        except ValueError as exc:  # a checkpoint whose arrays do not fit this network
-            if resume is None:
-                raise
-            raise NnctlError(f"checkpoint does not match its config: {exc}", str(resume[2]))
+        result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
+                       should_stop=should_stop, resume=resume, checkpointer=checkpointer)
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
         meta = build_meta(network, dataset, cfg)

@@ -38,7 +38,9 @@ class Optimizer:
         """Continue from `state()`'s result; a missing array or another shape is a ValueError."""
         for name in self.STATE:
             for i, a in enumerate(getattr(self, name)):
-                saved = state[f"{name}{i}"]
+                saved = state.get(f"{name}{i}")
+                if saved is None:
+                    raise ValueError(f"{name}{i} is missing")
                 if saved.shape != a.shape:
                     raise ValueError(f"{name}{i} has shape {saved.shape}, the optimizer's is {a.shape}")
                 np.copyto(a, saved)

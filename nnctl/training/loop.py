@@ -56,14 +56,19 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
     batch (an interrupt sets it): training then ends with status `interrupted`. A loss that
     becomes NaN or infinite raises NnctlError suggesting a lower learning rate.
 
-    `resume`: a checkpoint's (arrays, meta) to continue from exactly: weights, optimizer state,
-    shuffle generator, early stopping, history, and the rest of an epoch cut short.
+    `resume`: a checkpoint's (arrays, meta[, where]) to continue from exactly: weights, optimizer
+    state, shuffle generator, early stopping, history, and the rest of an epoch cut short; arrays
+    that do not fit this network are an NnctlError naming `where` (the checkpoint's path).
     `checkpointer` (a training.checkpoint.Checkpointer) writes checkpoints at epoch ends when
     due, and a last one when training ends (before early stopping restores the best weights)."""
     callback = callback or Callback()
     loop = _Loop(network, dataset, training, seed, callback, should_stop)
     if resume is not None:
-        loop.restore(*resume)
+        try:
+            loop.restore(*resume[:2])
+        except ValueError as exc:
+            where = str(resume[2]) if len(resume) > 2 else "checkpoint"
+            raise NnctlError(f"checkpoint does not match its config: {exc}", where)
     loop.checkpointer = checkpointer
     callback.on_train_begin({"epochs": training["iterations"], "rows": loop.rows, "batch_size": loop.batch,
                              "batches": -(-loop.rows // loop.batch), "validation": loop.has_val,
