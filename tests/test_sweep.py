@@ -71,6 +71,18 @@ def test_a_sweep_writes_the_contractsmake_folder(tmp_path):
     assert len(json.loads(cli("runs", folder / "trials", "--json").stdout)) == 4
 
 
+def test_optunas_log_goes_to_each_sweeps_own_file_only_while_it_runs(tmp_path):
+    import logging
+
+    from nnctl.sweep.driver import run_sweep
+
+    before = list(logging.getLogger("optuna").handlers)
+    for i in range(2):
+        result = run_sweep(write_sweep(tmp_path, SMALL), runs_dir=tmp_path / f"runs{i}", workers=1)
+        assert (result["folder"] / "sweep.log").exists()
+    assert logging.getLogger("optuna").handlers == before
+
+
 def test_best_yaml_reproduces_the_best_trial_bit_for_bit(tmp_path):
     folder = Path(run(write_sweep(tmp_path, SMALL), tmp_path).stdout.strip())
     best = json.loads((folder / "summary.json").read_text())["best"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -47,12 +48,7 @@ def _study(folder: Path, sweep: dict, iterations: int, load: bool):
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    optuna.logging.disable_default_handler()  # Optuna's messages go to the sweep's own log
-    handler_path = folder / "sweep.log"
-    import logging
-
-    handler = logging.FileHandler(handler_path)
-    optuna.logging.get_logger("optuna").addHandler(handler)
+    optuna.logging.disable_default_handler()  # Optuna's messages go to the sweep's own log (see _log_to)
     storage = JournalStorage(JournalFileBackend(str(folder / JOURNAL)))
     direction = "maximize" if sweep["metric"]["goal"] == "maximize" else "minimize"
     if load:
@@ -64,6 +60,22 @@ def _study(folder: Path, sweep: dict, iterations: int, load: bool):
         for params in grid(sweep):
             study.enqueue_trial(params)
     return study
+
+
+@contextmanager
+def _log_to(folder: Path):
+    """Optuna's log messages into this sweep's `sweep.log`, for as long as the sweep runs (a
+    handler left behind would send a later sweep's messages here too)."""
+    import logging
+
+    logger = logging.getLogger("optuna")
+    handler = logging.FileHandler(folder / "sweep.log")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def make_runner(workers: int, ray_address: str | None, folder: Path):
@@ -151,6 +163,12 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
     total = grid_size(sweep["parameters"]) if sweep["method"] == "grid" else sweep["trials"]
     if resume is None:
         folder = make_folder(runs_dir, name or Path(sweep_path).stem)
+    with _log_to(folder):
+        return _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
+
+
+def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback) -> dict:
+    """The sweep in its folder: see `run_sweep`."""
     try:
         if resume is None:
             _save_sweep(folder, sweep)
