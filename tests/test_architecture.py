@@ -16,7 +16,7 @@ ALLOWED = {
     "training": {"nn", "config", "data", "runs", "base"},
     "commands": LOWER | {"commands"},
     "ui": LOWER | {"ui", "sweep"},
-    "report": LOWER | {"report"},
+    "report": LOWER | {"report", "ui"},
     "sweep": LOWER | {"commands", "sweep"},
     "cli": LOWER | {"commands", "ui", "report", "sweep"},
 }

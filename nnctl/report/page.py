@@ -7,6 +7,7 @@ from html import escape
 
 from .. import __version__
 from ..nn.metrics import roc_curve, pr_curve, roc_auc_binary, average_precision
+from ..ui.fmt import format_number
 from .health import flags
 from .rundata import RunData
 from .svg import histogram, line_chart, scatter
@@ -54,11 +55,10 @@ pre { background: var(--panel); padding: 12px; border-radius: 8px; overflow-x: a
 
 
 def _num(v) -> str:
+    """nnctl's one number format, with a dash for a value that is missing or not finite."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
-    if isinstance(v, float):
-        return f"{v:.4f}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.3e}"
-    return escape(str(v))
+    return escape(format_number(v))
 
 
 def _table(header: list[str], rows: list[list], cls: str = "") -> str:
