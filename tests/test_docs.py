@@ -260,3 +260,23 @@ def test_the_test_extra_installs_what_the_tests_import():
                    and not (ROOT / "tests" / f"{m}.py").exists() and not (ROOT / "benchmarks" / f"{m}.py").exists()}
     missing = sorted(m for m in third_party if module_to_package.get(m, m).replace("_", "-") not in names)
     assert not missing, f"the test extra lacks {missing} (pyproject.toml)"
+
+
+def test_the_commands_page_lists_every_option_of_every_command():
+    """docs/commands.md is the reference: each command has a row, and its row names every option
+    `--help` lists (`--help` and `--debug`, which every command has, are said once below it)."""
+    from typer.main import get_command
+
+    from nnctl.cli import app
+
+    rows = [line for line in (ROOT / "docs" / "commands.md").read_text().splitlines() if line.startswith("| `nnctl ")]
+    missing = []
+    for name, command in get_command(app).commands.items():
+        row = " ".join(line.split("|")[1] for line in rows if line.startswith(f"| `nnctl {name} "))
+        if not row:
+            missing.append(f"{name}: no row")
+            continue
+        options = [opt for param in command.params if not getattr(param, "hidden", False)
+                   for opt in param.opts if opt.startswith("--") and opt not in ("--help", "--debug")]
+        missing += [f"{name} {opt}" for opt in options if not re.search(rf"{re.escape(opt)}(?![\w-])", row)]
+    assert not missing, f"docs/commands.md's table lacks: {missing}"
