@@ -15,7 +15,7 @@ import typer
 
 
 def _arguments_as_written() -> None:
-    """Usage lines read like the README's table (`nnctl train CONFIG`, `nnctl init [PATH]`,
+    """Usage lines read like docs/commands.md's table (`nnctl train CONFIG`, `nnctl init [PATH]`,
     `nnctl plot RUN...`): typer would wrap each metavar again in {} or [] and add its type."""
     from typer.core import TyperArgument
 
