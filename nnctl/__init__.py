@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 _API = {
     "load_config": "nnctl.config",
     "load_dataset": "nnctl.data",
+    "Network": "nnctl.nn.network",
     "MLP": "nnctl.nn.network",
     "NnctlError": "nnctl.errors",
     "load_model": "nnctl.runs.model",

@@ -13,7 +13,8 @@ def test_gradcheck_passes_for_every_activation(activation):
     result = cli("gradcheck", CONFIGS / "iris.yaml", "--set", f"model.activation={activation}", "--json")
     report = json.loads(result.stdout)
     assert result.exit_code == 0, report
-    assert report["passed"] and [p["name"] for p in report["parameters"]] == ["W0", "b0", "W1", "b1", "W2", "b2"]
+    assert report["passed"] and [p["name"] for p in report["parameters"]] == [
+        "layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b", "layers.4.W", "layers.4.b"]
 
 
 @pytest.mark.parametrize("config, sets", [
@@ -38,7 +39,7 @@ def test_gradcheck_fails_with_exit_1_on_a_wrong_derivative(monkeypatch):
     monkeypatch.setitem(acts.ACTIVATIONS, "tanh", acts.Activation(acts.tanh, wrong_backward, "xavier"))
     result = cli("gradcheck", CONFIGS / "iris.yaml", "--set", "model.activation=tanh")
     assert result.exit_code == 1
-    assert "FAIL" in result.stdout and "FAILED: W0, b0, W1, b1" in result.stdout
+    assert "FAIL" in result.stdout and "FAILED: layers.0.W, layers.0.b, layers.2.W, layers.2.b" in result.stdout
 
 
 def test_gradcheck_on_an_init_from_model(tmp_path):
@@ -59,10 +60,11 @@ def _hand_config(tmp_path, write_config):
     run = cli("train", cfg, "--runs-dir", tmp_path / "runs", "--quiet").stdout.strip()
     model = load_model(run)
     net = model.network.astype(np.float64)
-    net.weights[0][:] = [[0.1, -0.2], [0.3, 0.4]]
-    net.biases[0][:] = [0.05, -0.05]
-    net.weights[1][:] = [[0.7], [-0.6]]
-    net.biases[1][:] = [0.2]
+    first, last = net.layers[0], net.layers[2]
+    first.W[:] = [[0.1, -0.2], [0.3, 0.4]]
+    first.b[:] = [0.05, -0.05]
+    last.W[:] = [[0.7], [-0.6]]
+    last.b[:] = [0.2]
     save_model(tmp_path / "known.npz", net, model.meta)
     return cfg, tmp_path / "known.npz"
 
@@ -78,22 +80,31 @@ def test_trace_json_equals_the_numbers_worked_by_hand(tmp_path, write_config):
     z0 = np.array([[0.75, 0.55], [0.5 * 0.1 - 1 * 0.3 + 0.05, 0.5 * -0.2 - 1 * 0.4 - 0.05]])
     a0 = sig(z0)
     z1 = a0 @ np.array([[0.7], [-0.6]]) + 0.2
-    np.testing.assert_allclose(step["forward"][0]["z"], z0, rtol=1e-12)
-    np.testing.assert_allclose(step["forward"][0]["a"], a0, rtol=1e-12)
-    np.testing.assert_allclose(step["forward"][1]["z"], z1, rtol=1e-12)
+    assert [(f["layer"], f["name"]) for f in step["forward"]] == [(0, "dense 2"), (1, "sigmoid"), (2, "dense 1")]
+    np.testing.assert_allclose(step["forward"][0]["output"], z0, rtol=1e-12)
+    np.testing.assert_allclose(step["forward"][1]["output"], a0, rtol=1e-12)
+    np.testing.assert_allclose(step["forward"][2]["output"], z1, rtol=1e-12)
+    np.testing.assert_allclose(step["output"], z1, rtol=1e-12)  # identity head
     y = np.array([[0.5], [1.0]])
     assert step["loss"] == pytest.approx(np.mean((z1 - y) ** 2), rel=1e-12)
     # backward: MSE delta = 2 (a1 - y) / n; hidden delta = (delta1 · W1ᵀ) ⊙ a0 (1 - a0)
     delta1 = 2 * (z1 - y) / 2
     delta0 = (delta1 @ np.array([[0.7, -0.6]])) * a0 * (1 - a0)
+    # the delta arriving at each layer is ∂L/∂(its output), last layer first
+    assert [b["layer"] for b in step["backward"]] == [2, 1, 0]
     back = {b["layer"]: b for b in step["backward"]}
-    np.testing.assert_allclose(back[1]["delta"], delta1, rtol=1e-12)
+    np.testing.assert_allclose(back[2]["delta"], delta1, rtol=1e-12)
+    np.testing.assert_allclose(back[1]["delta"], delta1 @ np.array([[0.7, -0.6]]), rtol=1e-12)
     np.testing.assert_allclose(back[0]["delta"], delta0, rtol=1e-12)
-    np.testing.assert_allclose(back[1]["dW"], a0.T @ delta1, rtol=1e-12)
-    np.testing.assert_allclose(back[0]["dW"], np.array([[1, 2], [0.5, -1]]).T @ delta0, rtol=1e-12)
-    np.testing.assert_allclose(back[0]["db"], delta0.sum(axis=0), rtol=1e-12)
+    assert back[1]["grads"] == {}
+    np.testing.assert_allclose(back[2]["grads"]["W"], a0.T @ delta1, rtol=1e-12)
+    np.testing.assert_allclose(back[0]["grads"]["W"], np.array([[1, 2], [0.5, -1]]).T @ delta0, rtol=1e-12)
+    np.testing.assert_allclose(back[0]["grads"]["b"], delta0.sum(axis=0), rtol=1e-12)
     # update: W ← W − 0.5 · ∂L/∂W
-    np.testing.assert_allclose(step["update"][1]["W_after"], np.array([[0.7], [-0.6]]) - 0.5 * a0.T @ delta1, rtol=1e-12)
+    assert [u["layer"] for u in step["update"]] == [0, 2]
+    np.testing.assert_allclose(step["update"][1]["before"]["W"], [[0.7], [-0.6]], rtol=1e-12)
+    np.testing.assert_allclose(step["update"][1]["after"]["W"], np.array([[0.7], [-0.6]]) - 0.5 * a0.T @ delta1,
+                               rtol=1e-12)
     assert [s["step"] for s in t["steps"]] == [1]
 
 
@@ -105,13 +116,16 @@ def test_trace_steps_lower_the_loss_and_show_panels(tmp_path, write_config):
     text = cli("trace", CONFIGS / "iris.yaml", "--rows", "3").stdout
     for part in ("1. initialize", "2. forward propagation", "3. loss", "4. back-propagate", "5. update"):
         assert part in text
-    assert "delta1 = (delta2 · W2ᵀ) ⊙ relu'(z1)" in text
-    # W0 (4×16, 64 values) is too large to print whole: its shape and norm stand in for it
+    assert "layer 1 (relu): out1 = relu(out0)" in text
+    assert "delta0 = delta1 ⊙ relu'(out0)" in text
+    assert "delta1 = delta2 · Wᵀ" in text
+    assert "delta4 = ∂L/∂out4 (the output delta, fused softmax + cross_entropy)" in text
+    # layers.0.W (4×16, 64 values) is too large to print whole: its shape and norm stand in for it
     initial = json.loads(cli("trace", CONFIGS / "iris.yaml", "--rows", "3", "--json").stdout)["initial"]
-    norm = np.linalg.norm(initial[0]["W"])
+    norm = np.linalg.norm(initial[0]["params"]["W"])
     assert f"shape 4×16, ‖·‖ = {norm:.4g}, first values:" in text
-    # b0 (16 values, zero at the start) is printed whole
-    assert "b0 = [0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0.]" in text
+    # layers.0.b (16 values, zero at the start) is printed whole
+    assert "layers.0.b = [0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0. 0.]" in text
 
 
 def test_trace_never_shows_negative_zero():
@@ -120,7 +134,7 @@ def test_trace_never_shows_negative_zero():
     assert result.exit_code == 0
     assert "-0. " not in result.stdout and "-0.]" not in result.stdout
     t = json.loads(cli("trace", CONFIGS / "xor.yaml", "--set", "model.activation=relu", "--json").stdout)
-    a0 = np.array(t["steps"][0]["forward"][0]["a"])
+    a0 = np.array(t["steps"][0]["forward"][1]["output"])
     assert (a0 == 0).any() and not np.signbit(a0).any()
 
 

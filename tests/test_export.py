@@ -211,7 +211,7 @@ def models(draw):
     biases = [rng.normal(0, 0.5, b).astype(dtype) for b in sizes[1:]]
     loss = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}[kind]
     features = [f"f{i}" for i in range(n_features)]
-    meta = {"features": features, "target": "t", "activations": acts + [kind],
+    meta = {"features": features, "target": "t", "output": kind,
             "scaler": {"kind": "standard", "offset": rng.normal(size=n_features).tolist(),
                        "scale": rng.uniform(0.5, 3, n_features).tolist()},
             "categories": {}, "fill": None, "unknown_category": "error", "dtype": np.dtype(dtype).name}
@@ -221,7 +221,7 @@ def models(draw):
         meta["task"] = "classification"
         meta["classes"] = [f"c{i}" for i in range(max(n_out, 2))]
     X = rng.normal(0, 2, (draw(st.integers(1, 20)), n_features))
-    return Model(MLP(weights, biases, acts, loss), meta, "model.npz"), pd.DataFrame(X, columns=features)
+    return Model(MLP.mlp(weights, biases, acts, loss), meta, "model.npz"), pd.DataFrame(X, columns=features)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

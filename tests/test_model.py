@@ -19,11 +19,15 @@ IRIS_CONFIG = CONFIGS / "iris.yaml"
 def test_model_npz_follows_the_contract(iris_run):
     run = iris_run
     with np.load(run / "model.npz", allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["W0", "W1", "W2", "b0", "b1", "b2", "meta"]
-        assert npz["W0"].shape == (4, 16) and npz["b2"].shape == (3,)
+        assert sorted(npz.files) == ["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b", "layers.4.W",
+                                     "layers.4.b", "meta"]
+        assert npz["layers.0.W"].shape == (4, 16) and npz["layers.4.b"].shape == (3,)
         meta = json.loads(str(npz["meta"]))
-    assert meta["format"] == "nnctl-mlp" and meta["format_version"] == 1
-    assert meta["activations"] == ["relu", "relu", "softmax"]
+    assert meta["format"] == "nnctl-mlp" and meta["format_version"] == 2
+    assert meta["layers"] == [{"type": "dense", "units": 16}, {"type": "activation", "name": "relu"},
+                              {"type": "dense", "units": 16}, {"type": "activation", "name": "relu"},
+                              {"type": "dense", "units": 3}]
+    assert meta["output"] == "softmax" and meta["loss"] == "cross_entropy"
     assert meta["classes"] == ["setosa", "versicolor", "virginica"]
     assert meta["features"] == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     assert meta["target"] == "species" and meta["task"] == "classification"
@@ -39,9 +43,12 @@ def test_third_party_forward_pass_in_ten_lines(iris_run):
     meta = json.loads(str(npz["meta"]))
     df = pd.read_csv(DATASETS / "iris.csv")
     a = (df[meta["features"]].to_numpy() - meta["scaler"]["offset"]) / meta["scaler"]["scale"]
-    for i, act in enumerate(meta["activations"]):
-        z = a @ npz[f"W{i}"] + npz[f"b{i}"]
-        a = np.maximum(z, 0) if act == "relu" else np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    for i, layer in enumerate(meta["layers"]):
+        if layer["type"] == "dense":
+            a = a @ npz[f"layers.{i}.W"] + npz[f"layers.{i}.b"]
+        elif layer["type"] == "activation" and layer["name"] == "relu":
+            a = np.maximum(a, 0)
+    a = np.exp(a) / np.exp(a).sum(axis=1, keepdims=True)  # meta["output"] == "softmax"
     mine = load_model(run).predict_proba(df)
     np.testing.assert_allclose(a, mine, atol=1e-5)
 
@@ -50,27 +57,29 @@ def test_save_load_round_trip_keeps_every_array(iris_run):
     run = iris_run
     model = load_model(run / "model.npz")
     with np.load(run / "model.npz") as npz:
-        for i, W in enumerate(model.network.weights):
-            np.testing.assert_array_equal(W, npz[f"W{i}"])
+        arrays = model.network.arrays()
+        assert list(arrays) == [name for name in npz.files if name != "meta"]
+        for name, value in arrays.items():
+            np.testing.assert_array_equal(value, npz[name])
 
 
 def test_training_again_from_the_saved_config_gives_the_same_weights(iris_run, tmp_path):
     run = iris_run
     again = train_config(load_config(run / "config.yaml"), runs_dir=tmp_path, name="again", plot=False).run
     a, b = load_model(run), load_model(again)
-    for x, y in zip(a.network.params, b.network.params):
-        assert x.tobytes() == y.tobytes()
+    assert a.network.flat_params.tobytes() == b.network.flat_params.tobytes()
 
 
 def test_init_from_starts_from_the_saved_weights(iris_run):
     run, cfg_path = iris_run, IRIS_CONFIG
     cfg = load_config(cfg_path, [f"model.init_from={run}"])
     net = build_network(cfg, load_dataset(cfg))
-    np.testing.assert_array_equal(net.weights[1], load_model(run).network.weights[1])
+    np.testing.assert_array_equal(net.layers[2].W, load_model(run).network.layers[2].W)
 
 
 def test_init_from_with_other_shapes_names_the_layer(iris_run):
     run, cfg_path = iris_run, IRIS_CONFIG
     cfg = load_config(cfg_path, [f"model.init_from={run}", "model.layers=[16, 8]"])
-    with pytest.raises(NnctlError, match=r"layer 1 has weights 16×16, the config needs 16×8"):
+    with pytest.raises(NnctlError, match=r"is 4 → 16 → 16 → 3 .*, the config builds 4 → 16 → 8 → 3 \(dense 16, "
+                                         r"relu, dense 8, relu, dense 3\)"):
         build_network(cfg, load_dataset(cfg))

@@ -107,20 +107,19 @@ def test_init_from_reorders_classes_by_name(tmp_path, order):
     with np.load(f"{run}/model.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(str(arrays["meta"]))
-    last = len(meta["activations"]) - 1
-    W, b = arrays[f"W{last}"], arrays[f"b{last}"]
+    last = len(meta["layers"]) - 1  # the output's dense layer
+    W, b = arrays[f"layers.{last}.W"], arrays[f"layers.{last}.b"]
     if len(order) == 2:
-        arrays[f"W{last}"], arrays[f"b{last}"] = -W, -b
+        arrays[f"layers.{last}.W"], arrays[f"layers.{last}.b"] = -W, -b
     else:
-        arrays[f"W{last}"], arrays[f"b{last}"] = W[:, order], b[order]
+        arrays[f"layers.{last}.W"], arrays[f"layers.{last}.b"] = W[:, order], b[order]
     meta["classes"] = [meta["classes"][i] for i in order]
     arrays["meta"] = np.array(json.dumps(meta))
     shuffled = tmp_path / "shuffled.npz"
     np.savez(shuffled, **arrays)
     cfg = load_config(config, [f"model.init_from={shuffled}"])
     warm = build_network(cfg, load_dataset(cfg))
-    for mine, original in zip(warm.params, load_model(run).network.params):
-        np.testing.assert_array_equal(mine, original)
+    np.testing.assert_array_equal(warm.flat_params, load_model(run).network.flat_params)
 
 
 # --- 2. a category seen only in the validation split -------------------------------------------
@@ -232,8 +231,8 @@ def test_evaluate_json_is_strict_when_a_metric_is_not_finite(tmp_path):
     run = train_run(CONFIGS / "diabetes.yaml", tmp_path / "runs", "training.iterations=2")
     with np.load(f"{run}/model.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    last = max(int(k[1:]) for k in arrays if k.startswith("W"))
-    arrays[f"W{last}"] = arrays[f"W{last}"] * np.float32(1e38)  # the outputs overflow to ±inf
+    last = max(k for k in arrays if k.endswith(".W"))
+    arrays[last] = arrays[last] * np.float32(1e38)  # the outputs overflow to ±inf
     np.savez(f"{run}/model.npz", **arrays)
     result = cli("evaluate", run, DATASETS / "diabetes.csv", "--json")
     assert result.exit_code == 0, result.stderr

@@ -4,8 +4,13 @@ import math
 import numpy as np
 import pytest
 
-from nnctl.nn.optimizers import make_optimizer
-from nnctl.nn.schedules import SCHEDULES, learning_rate
+from nnctl.nn.optimizers import SGD, Adam, Momentum, RMSprop
+from nnctl.nn.schedules import SCHEDULES
+from nnctl.training.optimization import build_optimizer as make_optimizer, build_schedule
+
+
+def learning_rate(training, epoch):
+    return build_schedule(training)(epoch)
 
 BASE = {"l2": 0.0, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "alpha": 0.99}
 
@@ -152,3 +157,22 @@ def test_a_decay_mask_decays_only_masked_entries():
     adamw = make_optimizer([q], {**BASE, "optimizer": "adamw", "l2": 0.5}, decay=[np.array([1.0, 0.0])])
     adamw.step([np.zeros(2)], 0.1)
     np.testing.assert_allclose(q, [1 - 0.1 * 0.5, 1.0])
+
+
+def test_optimizers_take_plain_arguments_as_pytorch_names_them():
+    # nn/ reads no config: the same steps from keyword arguments as from a `training` section
+    g = np.array([0.5, -1.0])
+    for made, cfg in ((Adam, {"optimizer": "adam", "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "l2": 0.1}),
+                      (Momentum, {"optimizer": "nesterov", "momentum": 0.5, "l2": 0.1}),
+                      (RMSprop, {"optimizer": "rmsprop", "alpha": 0.9, "eps": 1e-6, "l2": 0.1}),
+                      (SGD, {"optimizer": "sgd", "l2": 0.1})):
+        kwargs = {"adam": dict(betas=(0.8, 0.99), eps=1e-6), "nesterov": dict(momentum=0.5, nesterov=True),
+                  "rmsprop": dict(alpha=0.9, eps=1e-6), "sgd": {}}[cfg["optimizer"]]
+        p, q = np.array([1.0, 2.0]), np.array([1.0, 2.0])
+        direct = made([p], weight_decay=0.1, decay=[True], **kwargs)
+        built = make_optimizer([q], {**BASE, **cfg}, decay=[True])
+        for _ in range(3):
+            direct.step([g.copy()], 0.1)
+            built.step([g.copy()], 0.1)
+        np.testing.assert_array_equal(p, q)
+        assert not np.array_equal(p, [1.0, 2.0])

@@ -172,11 +172,11 @@ def test_bad_checkpoints_are_one_clear_error(tmp_path, iris_run, damage, fragmen
     elif damage == "garbage":
         path.write_bytes(os.urandom(2000))
     elif damage == "pickle":
-        np.savez(path, meta=np.array([{"format": "nnctl-checkpoint"}], dtype=object), params=np.zeros(3))
+        np.savez(path, meta=np.array([{"format": "nnctl-checkpoint"}], dtype=object), **{"layers.0.W": np.zeros(3)})
     elif damage == "newer":
         _rewrite(path, lambda a, m: m.update(format_version=99))
     elif damage == "params":
-        _rewrite(path, lambda a, m: a.update(params=a["params"][:-5]))
+        _rewrite(path, lambda a, m: a.update({"layers.0.W": a["layers.0.W"][:-1]}))
     elif damage == "optimizer":
         _rewrite(path, lambda a, m: a.update({k: v[:3] for k, v in a.items() if k.startswith("opt_")}))
     elif damage == "no optimizer":

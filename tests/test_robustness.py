@@ -154,14 +154,17 @@ def _meta_with(arrays, **changes):
     (lambda a, p: p.write_bytes(p.read_bytes()[:200]), "corrupt"),
     (lambda a, p: p.write_bytes(os.urandom(300)), "corrupt"),
     (lambda a, p: p.write_text("not a model"), "corrupt"),
-    (lambda a, p: np.savez(p, **{**a, "W1": np.array([{"evil": 1}], dtype=object)}), "pickled"),
-    (lambda a, p: np.savez(p, **{k: v for k, v in a.items() if k != "b1"}), "lacks the array b1"),
+    (lambda a, p: np.savez(p, **{**a, "layers.2.W": np.array([{"evil": 1}], dtype=object)}), "pickled"),
+    (lambda a, p: np.savez(p, **{k: v for k, v in a.items() if k != "layers.2.b"}), "lacks the array layers.2.b"),
     (lambda a, p: np.savez(p, **{k: v for k, v in a.items() if k != "meta"}), "no `meta`"),
-    (lambda a, p: np.savez(p, **{**a, "W1": np.zeros((5, 16), dtype=np.float32)}), "do not chain"),
+    (lambda a, p: np.savez(p, **{**a, "layers.2.W": np.zeros((5, 16), dtype=np.float32)}), "do not chain"),
     (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, format_version=99)}), "newer than this nnctl"),
     (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, format="keras")}), "not an nnctl model"),
     (lambda a, p: np.savez(p, **{**a, "meta": np.array("{not json")}), "not a JSON object"),
-    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, activations=["relu", "swish", "softmax"])}), "swish"),
+    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers=[{"type": "activation", "name": "swish"}])}),
+     "swish"),
+    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers=[{"type": "attention"}])}), "type 'attention'"),
+    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers="dense")}), "not a list of layers"),
 ])
 def test_bad_model_files(iris_run, tmp_path, make, fragment):
     path = tmp_path / "model.npz"

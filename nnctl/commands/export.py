@@ -6,7 +6,8 @@ optional `onnx` extra). The graph does, in `predict`'s order:
 2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder; an unknown
    category gives all zeros under `unknown_category: ignore`, and fails the run under `error`);
 3. scaling, (x - offset) / scale;
-4. every layer: Gemm, then its activation;
+4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
+   activation its operator);
 5. the output: softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units; and the class label.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import NnctlError
+from ..nn.activations import ELU_ALPHA, LEAKY_SLOPE
 
 INSTALL_HINT = "install the onnx extra: pip install 'nnctl[onnx]' (or pip install onnx)"
 MIN_OPSET = 13  # Softmax over one axis, and every operator below in its current form
@@ -26,8 +28,6 @@ MIN_OPSET = 13  # Softmax over one axis, and every operator below in its current
 # later opsets change none of them
 DEFAULT_OPSET = 21
 ML_OPSET = 3
-LEAKY_SLOPE = 0.01
-ELU_ALPHA = 1.0
 
 
 def _onnx():
@@ -102,6 +102,19 @@ def _activation(g: _Graph, name: str, x: str, opset: int) -> str:
     raise NnctlError(f"the activation '{name}' has no ONNX form in this nnctl", "nnctl export")  # pragma: no cover
 
 
+def _dense(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    return g.op("Gemm", [x, g.const(layer.W, f"W{i}"), g.const(layer.b, f"b{i}")], f"dense{i}")
+
+
+def _activation_layer(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    return _activation(g, layer.name, x, opset)
+
+
+# layer type -> (graph, layer, its index, input name, opset) -> output name: a new layer type
+# adds its translation here
+LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer}
+
+
 def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
     """Graph inputs and the encoded input matrix (rows, inputs), before scaling."""
     helper, encoder = g.helper, model.encoder
@@ -156,11 +169,11 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = ""):
     scaler = meta["scaler"]
     x = g.op("Div", [g.op("Sub", [x, g.const(scaler["offset"], "offset")]), g.const(scaler["scale"], "scale")],
              "scaled")
-    activations = network.layer_activations
-    for i, (W, b) in enumerate(zip(network.weights, network.biases)):
-        x = g.op("Gemm", [x, g.const(W, f"W{i}"), g.const(b, f"b{i}")], f"z{i}")
-        if i < len(activations) - 1:
-            x = _activation(g, activations[i], x, opset)
+    for i, layer in enumerate(network.layers):
+        if layer.type not in LAYER_EXPORTS:
+            raise NnctlError(f"layer {i} is of type '{layer.type}', which has no ONNX form in this nnctl",
+                             "nnctl export", "the model still predicts with nnctl predict")
+        x = LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
     elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
     outputs = _outputs(g, model, x, onnx, elem)
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
@@ -180,7 +193,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = ""):
 
 
 def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
-    helper, last = g.helper, model.network.layer_activations[-1]
+    helper, last = g.helper, model.network.output_head
     if model.task == "regression":
         scaler = model.meta.get("target_scaler")
         if scaler:
@@ -221,7 +234,7 @@ def _doc(model) -> str:
     else:
         out = f"'label' [N] (one of {', '.join(map(str, model.classes))}) and 'probabilities' [N, {len(model.classes)}]"
     doc = f"nnctl {meta['task']} model of '{meta['target']}'. Inputs: {how}. Outputs: {out}."
-    if model.network.dtype == np.float64 and "gelu" in model.network.layer_activations:
+    if model.network.dtype == np.float64 and any(getattr(layer, "name", None) == "gelu" for layer in model.network.layers):
         doc += " A float64 graph; its gelu layers compute in float32 (onnxruntime has no float64 gelu)."
     return doc
 

@@ -1,17 +1,17 @@
 """`nnctl trace`: training steps of the config's real network, every number kept.
 
-For N rows of the training part, in float64: the initial weights; the forward pass layer by
-layer (z = a·W + b, a = f(z)); the loss; the backward pass (the output delta, then
-delta = (delta_next · W_nextᵀ) ⊙ f'(z) for each hidden layer); every gradient; and the update
-with the weights before and after. Repeated for K steps on the same rows.
+For N rows of the training part, in float64: the initial arrays of every trainable layer; the
+forward pass layer by layer (each layer's output, the output head's probabilities); the loss; the
+backward pass (the delta arriving at each layer, ∂L/∂(its output), last to first, and each
+layer's gradients by name); and the update, with each array before and after. Repeated for K
+steps on the same rows. Works for any layer type through the layer contract.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..nn.optimizers import network_optimizer
-from ..nn.schedules import learning_rate
 from ..training.build import architecture, prepare_float64
+from ..training.optimization import build_schedule, network_optimizer
 
 
 def _m(a) -> list:
@@ -20,33 +20,40 @@ def _m(a) -> list:
     return (np.asarray(a, dtype=np.float64) + 0.0).tolist()
 
 
+def _arrays(layer) -> dict:
+    return {name: _m(value) for name, value in layer.params.items()}
+
+
 def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
     network, X, y, cfg, weights = prepare_float64(config, overrides, rows)
     training = cfg["training"]
     optimizer = network_optimizer(network, training)
-    lr = learning_rate(training, 0)
-    layers = len(network.weights)
+    lr = build_schedule(training)(0)
     record = {
         "config": str(config), "architecture": architecture(network.sizes), "rows": int(len(X)),
-        "activations": network.layer_activations, "loss": network.loss_name,
+        "layers": [{"layer": i, "type": layer.type, "name": layer.describe(), **layer.settings()}
+                   for i, layer in enumerate(network.layers)],
+        "output": network.output_head, "loss": network.loss_name,
         "optimizer": training["optimizer"], "learning_rate": lr, "l2": training["l2"],
         "input": _m(X), "targets": _m(y),
-        "initial": [{"layer": i, "W": _m(W), "b": _m(b)} for i, (W, b) in enumerate(zip(network.weights, network.biases))],
+        "initial": [{"layer": i, "type": layer.type, "params": _arrays(layer)} for i, layer in network.trainable],
         "steps": [],
     }
     for step in range(1, steps + 1):
-        network.forward(X)
+        outputs = {}
+        output = network.forward(X, training=True, watch=lambda i, out: outputs.__setitem__(i, _m(out)))
+        forward = [{"layer": i, "type": layer.type, "name": layer.describe(), "output": outputs[i]}
+                   for i, layer in enumerate(network.layers)]
         loss = network.loss_value(y, weights)
-        network.backward(y, weights)
-        _, zs, outs, deltas = network.internals()
-        forward = [{"layer": i, "activation": network.layer_activations[i], "z": _m(zs[i]), "a": _m(outs[i])}
-                   for i in range(layers)]
-        backward = [{"layer": i, "delta": _m(deltas[i]), "dW": _m(network.grads_W[i]), "db": _m(network.grads_b[i])}
-                    for i in reversed(range(layers))]
-        before = [(W.copy(), b.copy()) for W, b in zip(network.weights, network.biases)]
+        arriving = {}
+        network.backward(y, weights, watch=lambda i, delta: arriving.__setitem__(i, _m(delta)))
+        backward = [{"layer": i, "type": layer.type, "delta": arriving[i],
+                     "grads": {name: _m(g) for name, g in layer.grads.items()}}
+                    for i, layer in reversed(list(enumerate(network.layers)))]
+        before = {i: _arrays(layer) for i, layer in network.trainable}
         optimizer.step([network.flat_grads], lr)
-        update = [{"layer": i, "W_before": _m(Wb), "W_after": _m(W), "b_before": _m(bb), "b_after": _m(b)}
-                  for i, ((Wb, bb), W, b) in enumerate(zip(before, network.weights, network.biases))]
-        record["steps"].append({"step": step, "forward": forward, "loss": loss, "backward": backward,
-                                "update": update})
+        update = [{"layer": i, "type": layer.type, "before": before[i], "after": _arrays(layer)}
+                  for i, layer in network.trainable]
+        record["steps"].append({"step": step, "forward": forward, "output": _m(output), "loss": loss,
+                                "backward": backward, "update": update})
     return record

@@ -3,8 +3,9 @@
 - `activations.py`  hidden-layer functions, each derivative beside its function
 - `losses.py`       losses with the output activation each belongs to, and the output delta
 - `initializers.py` weight samplers (He, Xavier, ...)
-- `network.py`      `MLP`: initialize, forward, backward over whole batches
-- `optimizers.py`   update rules (PyTorch's equations), each owning its state
+- `layers.py`       layers as objects (`Dense`, `Activation`, ...): forward, backward, named arrays
+- `network.py`      `Network`: the layers in order plus the loss's output head; forward, backward
+- `optimizers.py`   update rules (PyTorch's equations, plain arguments), each owning its state
 - `schedules.py`    learning rate per epoch
 - `gradcheck.py`    backprop against central finite differences
 - `metrics.py`      scores of predictions (scikit-learn's definitions)

@@ -24,30 +24,50 @@ def dead_fraction(z: np.ndarray) -> float:
 
 
 class Diagnostics:
-    """Measures a network's steps layer by layer, from its flat parameter and gradient arrays
-    (W0, b0, W1, b1, ...): each norm is one dot product of a layer's slice with itself."""
+    """Measures a network's steps per trainable layer, from its flat parameter and gradient
+    arrays: each norm is one dot product of a layer's slice with itself. A layer's norms are
+    over its decayed arrays (a dense layer's W) when it has any, else over all its arrays.
+    `layer` in each row counts trainable layers: 0 is the first dense layer."""
 
     def __init__(self, network):
         self.network = network
-        self.slices, offset = [], 0
-        for W, b in zip(network.weights, network.biases):
-            self.slices.append(slice(offset, offset + W.size))  # the weights; the bias follows
-            offset += W.size + b.size
-        self.relu = [i for i, name in enumerate(network.layer_activations) if name in RELU_FAMILY]
+        self.slices, self.feeds = [], []
+        offset, layers = 0, network.layers
+        for i, layer in enumerate(layers):
+            if not layer.params:
+                continue
+            sizes = {name: value.size for name, value in layer.params.items()}
+            decayed = [name for name in sizes if layer.decay.get(name)] or list(sizes)
+            # the measured arrays sit together in the flat array (a dense layer's W, then its b)
+            first = offset + sum(sizes[n] for n in list(sizes)[:list(sizes).index(decayed[0])])
+            self.slices.append(slice(first, first + sum(sizes[n] for n in decayed)))
+            offset += sum(sizes.values())
+            self.feeds.append(_activation_fed(layers[i + 1:]))
 
     def before_step(self) -> np.ndarray:
         """A copy of the parameters, taken just before the step to be measured."""
         return self.network.flat_params.copy()
 
-    def after_step(self, before: np.ndarray, zs: list, epoch: int) -> list[dict]:
-        """One row per layer for the step just taken; `zs`: its pre-activations per layer."""
+    def after_step(self, before: np.ndarray, epoch: int) -> list[dict]:
+        """One row per trainable layer for the step just taken."""
         params, grads, dot = self.network.flat_params, self.network.flat_grads, np.dot
         change = params - before
         rows = []
-        for i, s in enumerate(self.slices):
+        for i, (s, activation) in enumerate(zip(self.slices, self.feeds)):
             g, w, d = grads[s], params[s], change[s]
             weight = math.sqrt(float(dot(w, w)))
             rows.append({"epoch": epoch, "layer": i, "grad_norm": math.sqrt(float(dot(g, g))), "weight_norm": weight,
                          "update_ratio": math.sqrt(float(dot(d, d))) / weight if weight > 0 else float("nan"),
-                         "dead_fraction": float(dead_fraction(zs[i])) if i in self.relu else None})
+                         "dead_fraction": float(dead_fraction(activation.x)) if activation is not None else None})
         return rows
+
+
+def _activation_fed(after: list):
+    """The ReLU-family activation layer a trainable layer feeds, before the next trainable
+    layer (a normalization may sit between), or None: only those units can die."""
+    for layer in after:
+        if layer.params:
+            return None
+        if layer.type == "activation":
+            return layer if layer.name in RELU_FAMILY else None
+    return None

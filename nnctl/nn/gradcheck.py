@@ -1,5 +1,9 @@
 """Backprop gradients against central finite differences, on the network's own forward/backward.
 
+Any layer type is checked the same way, through its named arrays (`layers.0.W`, ...). Layers that
+act differently in training (dropout, batch statistics) are checked in training mode, with their
+randomness fixed by the caller for the whole check.
+
 For each parameter array P and a sample of its entries p: numeric = (L(p + h) - L(p - h)) / 2h,
 analytic = backward()'s gradient. The relative error of an array is its largest absolute
 difference divided by the largest gradient magnitude in it, so entries whose gradient is
@@ -11,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import MLP
+from .network import Network
 
 
 @dataclass
 class ParamCheck:
-    name: str  # W0, b0, ...
+    name: str  # layers.0.W, layers.0.b, ...
     shape: tuple
     checked: int  # entries compared
     max_abs: float
@@ -26,19 +30,18 @@ class ParamCheck:
         return bool(self.max_rel <= tol)
 
 
-def check_gradients(network: MLP, X: np.ndarray, y: np.ndarray, h: float = 1e-6, max_entries: int | None = 200,
-                    seed: int = 0, w: np.ndarray | None = None) -> list[ParamCheck]:
-    """Compare every weight and bias gradient of `network` (float64) on (X, y), with optional
-    row weights w (rows, 1); at most `max_entries` entries per array are probed (chosen from
-    `seed`), None for all."""
+def check_gradients(network: Network, X: np.ndarray, y: np.ndarray, h: float = 1e-6, max_entries: int | None = 200,
+                    seed: int = 0, w: np.ndarray | None = None, training: bool = True) -> list[ParamCheck]:
+    """Compare the gradient of every trainable array of `network` (float64) on (X, y), with
+    optional row weights w (rows, 1); at most `max_entries` entries per array are probed (chosen
+    from `seed`), None for all. `training`: the mode of every forward pass."""
     if network.dtype != np.float64:
         raise ValueError("gradient checks need a float64 network")
     rng = np.random.default_rng(seed)
-    network.forward(X)
-    analytic = [g.copy() for g in network.backward(y, w)]
-    names = [f"{kind}{i}" for i in range(len(network.weights)) for kind in ("W", "b")]
+    network.forward(X, training)
+    network.backward(y, w)
     results = []
-    for name, param, grad in zip(names, network.params, analytic):
+    for name, param, grad in [(n, p, g.copy()) for n, p, g in network.named_params()]:
         flat = param.reshape(-1)  # a view: writing it moves the parameter
         entries = np.arange(flat.size)
         if max_entries is not None and flat.size > max_entries:
@@ -47,10 +50,10 @@ def check_gradients(network: MLP, X: np.ndarray, y: np.ndarray, h: float = 1e-6,
         for k, j in enumerate(entries):
             original = flat[j]
             flat[j] = original + h
-            network.forward(X)
+            network.forward(X, training)
             plus = network.loss_value(y, w)
             flat[j] = original - h
-            network.forward(X)
+            network.forward(X, training)
             minus = network.loss_value(y, w)
             flat[j] = original
             numeric[k] = (plus - minus) / (2 * h)

@@ -1,10 +1,12 @@
 """Optimizers: PyTorch's update equations, each a class that owns its state.
 
 Each optimizer owns its state (velocities, moments, step count) and has one method, `step`,
-that updates the parameters in place from their gradients. `l2` is weight decay as PyTorch's
-`weight_decay`: `g + l2 * W` for weight matrices only (biases are not decayed); for `adamw` it is
-the decoupled form `W *= 1 - lr * l2`. Gradients are modified in place; parameters, gradients
-and state share one dtype.
+that updates the parameters in place from their gradients and the learning rate. Hyper-parameters
+are plain arguments named as PyTorch names them (`Adam(params, betas=(0.9, 0.999), eps=1e-8,
+weight_decay=0.0)`). `weight_decay` is PyTorch's: `g + weight_decay * W` where decay applies
+(weight matrices, not biases); for AdamW (`decoupled=True`) it is the decoupled form
+`W *= 1 - lr * weight_decay`. Gradients are modified in place; parameters, gradients and state
+share one dtype.
 """
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ class Optimizer:
     or a 0/1 mask of the array's shape (a network's flat parameters mix weights and biases).
     By default weight matrices (2-d) are decayed and bias vectors are not."""
 
-    def __init__(self, params, l2=0.0, decay=None):
+    def __init__(self, params, weight_decay=0.0, decay=None):
         self.params = params
         self.decay = decay if decay is not None else [p.ndim == 2 for p in params]
-        self.l2 = l2
+        self.l2 = weight_decay
         self.scratch = [np.empty_like(p) for p in params]
         self.t = 0
 
@@ -83,8 +85,8 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """v = momentum * v + g;  p -= lr * v   (nesterov: p -= lr * (g + momentum * v))"""
 
-    def __init__(self, params, l2=0.0, momentum=0.9, nesterov=False, decay=None):
-        super().__init__(params, l2, decay)
+    def __init__(self, params, momentum=0.9, nesterov=False, weight_decay=0.0, decay=None):
+        super().__init__(params, weight_decay, decay)
         self.momentum, self.nesterov = momentum, nesterov
         self.velocities = [np.zeros_like(p) for p in params]
 
@@ -107,10 +109,10 @@ class Adam(Optimizer):
     """m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
     p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)   (PyTorch's form)"""
 
-    def __init__(self, params, l2=0.0, beta1=0.9, beta2=0.999, eps=1e-8, decoupled=False, decay=None):
-        super().__init__(params, 0.0 if decoupled else l2, decay)
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.decoupled_l2 = l2 if decoupled else 0.0
+    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False, decay=None):
+        super().__init__(params, 0.0 if decoupled else weight_decay, decay)
+        (self.beta1, self.beta2), self.eps = betas, eps
+        self.decoupled_l2 = weight_decay if decoupled else 0.0
         self.ms = [np.zeros_like(p) for p in params]
         self.vs = [np.zeros_like(p) for p in params]
         self._c1 = self._c2_sqrt = 1.0  # bias corrections of the step being taken
@@ -146,8 +148,8 @@ class Adam(Optimizer):
 class RMSprop(Optimizer):
     """v = alpha*v + (1-alpha)*g^2;  p -= lr * g / (sqrt(v) + eps)"""
 
-    def __init__(self, params, l2=0.0, alpha=0.99, eps=1e-8, decay=None):
-        super().__init__(params, l2, decay)
+    def __init__(self, params, alpha=0.99, eps=1e-8, weight_decay=0.0, decay=None):
+        super().__init__(params, weight_decay, decay)
         self.alpha, self.eps = alpha, eps
         self.square_avgs = [np.zeros_like(p) for p in params]
 
@@ -166,27 +168,12 @@ class RMSprop(Optimizer):
         p -= s
 
 
-# name -> (params, the config's `training` section, decay masks) -> Optimizer
+# name -> (class, fixed arguments): the names users choose from
 OPTIMIZERS = {
-    "sgd": lambda params, training, decay: SGD(params, training["l2"], decay),
-    "momentum": lambda params, training, decay: Momentum(params, training["l2"], training["momentum"], decay=decay),
-    "nesterov": lambda params, training, decay: Momentum(params, training["l2"], training["momentum"], nesterov=True,
-                                                         decay=decay),
-    "adam": lambda params, training, decay: Adam(params, training["l2"], training["beta1"], training["beta2"],
-                                                 training["eps"], decay=decay),
-    "adamw": lambda params, training, decay: Adam(params, training["l2"], training["beta1"], training["beta2"],
-                                                  training["eps"], decoupled=True, decay=decay),
-    "rmsprop": lambda params, training, decay: RMSprop(params, training["l2"], training["alpha"], training["eps"],
-                                                       decay=decay),
+    "sgd": (SGD, {}),
+    "momentum": (Momentum, {}),
+    "nesterov": (Momentum, {"nesterov": True}),
+    "adam": (Adam, {}),
+    "adamw": (Adam, {"decoupled": True}),
+    "rmsprop": (RMSprop, {}),
 }
-
-
-def make_optimizer(params, training: dict, decay=None) -> Optimizer:
-    """The optimizer named by `training["optimizer"]`, reading its hyper-parameters from the
-    resolved `training` section of the config."""
-    return OPTIMIZERS[training["optimizer"]](params, training, decay)
-
-
-def network_optimizer(network, training: dict) -> Optimizer:
-    """An optimizer over a network's flat parameters: `step([network.flat_grads], lr)`."""
-    return make_optimizer([network.flat_params], training, decay=[network.decay_mask])

@@ -11,34 +11,26 @@ from __future__ import annotations
 import math
 
 
-def constant(lr, epoch, epochs, s):
+def constant(lr: float, epoch: int, epochs: int) -> float:
     return lr
 
 
-def step(lr, epoch, epochs, s):
-    return lr * s["gamma"] ** (epoch // s["step_size"])
+def step(lr: float, epoch: int, epochs: int, step_size: int = 50, gamma: float = 0.1) -> float:
+    return lr * gamma ** (epoch // step_size)
 
 
-def exponential(lr, epoch, epochs, s):
-    return lr * s["gamma"] ** epoch
+def exponential(lr: float, epoch: int, epochs: int, gamma: float = 0.99) -> float:
+    return lr * gamma ** epoch
 
 
-def cosine(lr, epoch, epochs, s):
-    low = s["min_learning_rate"]
-    return low + (lr - low) * (1 + math.cos(math.pi * epoch / max(epochs, 1))) / 2
+def cosine(lr: float, epoch: int, epochs: int, min_learning_rate: float = 0.0) -> float:
+    return min_learning_rate + (lr - min_learning_rate) * (1 + math.cos(math.pi * epoch / max(epochs, 1))) / 2
 
 
-# name -> (function, its own keys with their defaults)
+# name -> (function, its own keyword arguments with their defaults)
 SCHEDULES = {
     "constant": (constant, {}),
     "step": (step, {"step_size": 50, "gamma": 0.1}),
     "exponential": (exponential, {"gamma": 0.99}),
     "cosine": (cosine, {"min_learning_rate": 0.0}),
 }
-
-
-def learning_rate(training: dict, epoch: int) -> float:
-    """The learning rate for `epoch` under the resolved config's `training` section."""
-    schedule = training["schedule"]
-    function, _ = SCHEDULES[schedule["name"]]
-    return function(training["learning_rate"], epoch, training["iterations"], schedule)

@@ -9,7 +9,7 @@ from ..config import hidden_activations, load_config
 from ..data import Dataset, load_dataset
 from ..errors import NnctlError
 from ..nn.losses import LOSSES, loss_for
-from ..nn.network import MLP
+from ..nn.network import Network
 from .scoring import row_weights, targets_for
 
 
@@ -30,7 +30,7 @@ def choose_loss(cfg: dict, dataset: Dataset) -> str:
     return loss
 
 
-def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> MLP:
+def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
     sizes = [dataset.n_inputs] + list(cfg["model"]["layers"]) + [dataset.n_outputs]
@@ -38,9 +38,10 @@ def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> MLP:
     activations = hidden_activations(cfg)
     loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg["training"]["dtype"])
+    network = Network.initialize(sizes, activations, loss, cfg["model"]["init"], cfg["seed"], dtype)
     if cfg["model"]["init_from"] and not fresh:
-        return _warm_start(cfg["model"]["init_from"], sizes, activations, loss, dtype, dataset)
-    return MLP.initialize(sizes, activations, loss, cfg["model"]["init"], cfg["seed"], dtype)
+        _warm_start(cfg["model"]["init_from"], network, dataset)
+    return network
 
 
 def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
@@ -58,38 +59,48 @@ def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
                    "use smaller layers (model.layers) or a smaller batch_size")
 
 
-def _warm_start(path, sizes, activations, loss, dtype, dataset: Dataset) -> MLP:
-    """The saved model's weights, matched to this dataset by name: the first layer's rows follow
-    the dataset's inputs and the output layer's units its classes, whatever order either comes
-    in. Different inputs, classes or task are an error naming what differs."""
+def describe(network: Network) -> str:
+    """'4 → 16 → 3 (dense 16, relu, dense 3)'"""
+    return f"{architecture(network.sizes)} ({', '.join(layer.describe() for layer in network.layers)})"
+
+
+def _warm_start(path, network: Network, dataset: Dataset) -> None:
+    """Load a saved model's arrays into `network`, matched by layer and array name, and to
+    this dataset by name: the first layer's rows follow the dataset's inputs and the last
+    trainable layer's units its classes, whatever order either comes in. Different inputs,
+    classes, task or layers are an error naming what differs."""
     from ..runs.model import load_model
 
     source = load_model(path)
-    weights = [W.astype(dtype) for W in source.network.weights]
-    biases = [b.astype(dtype) for b in source.network.biases]
     if source.task != dataset.task:
         raise NnctlError(f"model.init_from is a {source.task} model, this data is a {dataset.task} task",
                          "model.init_from", "set model.task to match, or train from scratch")
-    weights[0] = weights[0][_order("inputs", source.encoder.inputs, dataset.encoder.inputs)]
+    rows = _order("inputs", source.encoder.inputs, dataset.encoder.inputs)
+    units = None
     if dataset.task == "classification":
         from ..data.encoding import category_label
 
-        order = _order("classes", [category_label(c) for c in source.classes],
+        units = _order("classes", [category_label(c) for c in source.classes],
                        [category_label(c) for c in dataset.classes])
-        if len(order) == 2 and weights[-1].shape[1] == 1:
-            if order[0] == 1:  # one sigmoid unit: swapping the two classes negates its logit
-                weights[-1], biases[-1] = -weights[-1], -biases[-1]
-        else:
-            weights[-1], biases[-1] = weights[-1][:, order], biases[-1][order]
-    if len(weights) != len(sizes) - 1:
-        raise NnctlError(f"model.init_from has {len(weights)} layers, the config builds {len(sizes) - 1}",
-                         "model.init_from", f"the config's architecture is {architecture(sizes)}")
-    for i, W in enumerate(weights):
-        if W.shape != (sizes[i], sizes[i + 1]):
-            raise NnctlError(f"model.init_from layer {i} has weights {W.shape[0]}×{W.shape[1]}, "
-                             f"the config needs {sizes[i]}×{sizes[i + 1]}", "model.init_from",
-                             f"the config's architecture is {architecture(sizes)}")
-    return MLP(weights, biases, activations, loss)
+    theirs, ours = source.network, network
+    mine = ours.arrays()
+    saved = theirs.arrays()
+    if set(saved) != set(mine) or any(saved[name].shape != a.shape for name, a in mine.items()):
+        # arrays match by layer and name (`layers.0.W`); activations have none, so they may differ
+        raise NnctlError(f"model.init_from is {describe(theirs)}, the config builds {describe(ours)}",
+                         "model.init_from", "use the same model.layers as that model, or train from scratch")
+    arrays = {name: a.astype(network.dtype) for name, a in saved.items()}
+    first, last = f"layers.{ours.trainable[0][0]}.", f"layers.{ours.trainable[-1][0]}."
+    for name, a in arrays.items():
+        if name.startswith(first) and a.ndim == 2:  # (inputs, units): rows follow the inputs
+            arrays[name] = a = a[rows]
+        if units is not None and name.startswith(last):
+            if len(units) == 2 and a.shape[-1] == 1:
+                if units[0] == 1:  # one sigmoid unit: swapping the two classes negates its logit
+                    arrays[name] = -a
+            else:
+                arrays[name] = a[..., units]
+    network.load_arrays(arrays)
 
 
 def _order(what: str, saved: list, wanted: list) -> list[int]:

@@ -1,8 +1,9 @@
 """`checkpoint.npz`: everything needed to continue training exactly where it stopped.
 
-Arrays: `params` (the network's flat parameters), `opt_<name><i>` (the optimizer's moments or
-velocities), `best_params` (early stopping's best weights, if kept) and `order` (the running
-epoch's row permutation, when it stopped mid-epoch). `meta` is one JSON object: the resolved
+Arrays: the model's, named as in model.npz (`layers.<i>.<name>`: each layer's params and state),
+`opt_<name><i>` (the optimizer's moments or velocities over the flat parameters), `best.params`
+and `best.layers.<i>.<name>` (early stopping's best weights and layer state, if kept) and `order`
+(the running epoch's row permutation, when it stopped mid-epoch). `meta` is one JSON object: the resolved
 config, the completed epochs and batches, the shuffle generator's state, the optimizer's step
 count, early stopping's state, the history so far, the seconds trained and a digest of the data.
 
@@ -25,7 +26,7 @@ from ..jsonfmt import dumps
 from ..npzfile import read_npz
 
 FORMAT = "nnctl-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the network's flat `params` (before layers were objects); not read
 FILENAME = "checkpoint.npz"
 AUTO_SECONDS = 30.0  # `checkpoint_every: auto` writes about this often...
 MAX_COST_SHARE = 0.02  # ...and never so often that writing takes more than this share of training
@@ -87,14 +88,18 @@ def load_checkpoint(run) -> tuple[dict, dict]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise NnctlError("not an nnctl checkpoint", where)
     version = meta.get("format_version")
+    if version == 1:
+        raise NnctlError("this checkpoint was written by an older nnctl (checkpoint format 1), which this one cannot "
+                         "resume", where, "the run's model.npz still works: start a new run from it with "
+                         "model.init_from, or finish the run with the nnctl that started it")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise NnctlError(f"checkpoint format_version {version!r} is newer than this nnctl reads ({FORMAT_VERSION})",
                          where, "upgrade nnctl: pip install -U nnctl")
     for key in ("config", "completed", "rng", "optimizer_t", "history", "seconds", "data_digest", "name"):
         if key not in meta:
             raise NnctlError(f"checkpoint meta lacks `{key}`", where)
-    if "params" not in arrays:
-        raise NnctlError("checkpoint lacks the array `params`", where)
+    if not any(name.startswith("layers.") for name in arrays):
+        raise NnctlError("checkpoint lacks the model's arrays (layers.<i>.<name>)", where)
     return arrays, meta
 
 

@@ -14,10 +14,9 @@ import numpy as np
 
 from ..errors import NnctlError
 from ..nn.diagnostics import Diagnostics
-from ..nn.network import MLP
-from ..nn.optimizers import network_optimizer
-from ..nn.schedules import learning_rate
+from ..nn.network import Network
 from .callbacks import Callback
+from .optimization import build_schedule, network_optimizer
 from .scoring import metric_name, row_weights, score, targets_for
 from .stopping import EarlyStopping
 
@@ -45,7 +44,7 @@ def log_every(training: dict) -> int:
     return max(1, training["iterations"] // 200) if every == "auto" else every
 
 
-def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callback | None = None,
+def train(network: Network, dataset, training: dict, seed: int = 0, callback: Callback | None = None,
           should_stop=None, resume=None, checkpointer=None) -> TrainResult:
     """Train `network` in place on `dataset` under the resolved `training` config.
 
@@ -83,8 +82,8 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
         stopper = loop.stopper
         restored = bool(stopper and stopper.best_params is not None and status != "interrupted")
         if restored:
-            network.set_params(stopper.best_params)
-        best_by = stopper.cfg["metric"] if stopper else "val_loss" if loop.has_val else "train_loss"
+            network.restore(stopper.best_params)
+        best_by = stopper.metric if stopper else "val_loss" if loop.has_val else "train_loss"
         best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, best_by)
         result = TrainResult(loop.history, status, best_epoch, loop.elapsed(start), loop.completed,
                              diagnostics=loop.diagnostics, restored_best=restored, best_by=best_by)
@@ -95,7 +94,7 @@ def train(network: MLP, dataset, training: dict, seed: int = 0, callback: Callba
     return result
 
 
-def final_metrics(network: MLP, dataset, result: TrainResult, targets=(None, None)) -> dict:
+def final_metrics(network: Network, dataset, result: TrainResult, targets=(None, None)) -> dict:
     """Loss and metric on the training and validation parts; `targets` are their
     `targets_for` forms when the caller already has them."""
     name = metric_name(dataset.task)
@@ -145,11 +144,12 @@ class _Loop:
         self.batch = min(training["batch_size"] or self.rows, self.rows)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
         self.optimizer = network_optimizer(network, training)
+        self.schedule = build_schedule(training)
         self.grads = [network.flat_grads]
         self.has_val = len(dataset.X_val) > 0
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         self.metric = f"val_{metric_name(dataset.task)}"
-        self.stopper = EarlyStopping(training["early_stopping"]) if training["early_stopping"] else None
+        self.stopper = EarlyStopping.from_config(training["early_stopping"]) if training["early_stopping"] else None
         self.history: list[dict] = []
         self.completed = 0
         self.advice = divergence_advice(training, dataset)
@@ -197,7 +197,7 @@ class _Loop:
         None when interrupted (`partial` then holds where it stopped). With `diagnose`, the
         epoch's last step is measured layer by layer (nn.diagnostics)."""
         network, step, grads = self.network, self.optimizer.step, self.grads
-        lr = self.lr = learning_rate(self.training, epoch - 1)
+        lr = self.lr = self.schedule(epoch - 1)
         first, order, total = 0, None, 0.0
         if self.partial is not None:  # finish the epoch a resumed run was cut short in
             first, order, total = self.partial
@@ -215,15 +215,15 @@ class _Loop:
         batches = self.batches if first == 0 else self.batches[first:]
         last = len(self.batches) - 1 if diagnose else -1  # the step to measure, if any
         for k, (xb, yb, wb) in enumerate(batches, first):
-            network.forward(xb)
+            network.forward(xb, True)
             if measured:
                 total += network.loss_value(yb, wb) * len(xb)
             network.backward(yb, wb)
             if k == last:
                 before = self.diagnose.before_step()
                 step(grads, lr)
-                # read now: scoring the validation part reuses the pre-activation buffers
-                self.diagnostics += self.diagnose.after_step(before, network.internals()[1], epoch)
+                # read now: scoring the validation part reuses the layers' buffers
+                self.diagnostics += self.diagnose.after_step(before, epoch)
             else:
                 step(grads, lr)
             if should_stop is not None and should_stop():
@@ -242,7 +242,7 @@ class _Loop:
     def state(self, start: float) -> tuple[dict, dict]:
         """(arrays, meta) of everything `restore` needs to continue exactly from here."""
         optimizer = self.optimizer.state()
-        arrays = {"params": self.network.get_params(),
+        arrays = {**{name: a.copy() for name, a in self.network.arrays().items()},
                   **{f"opt_{k}": v for k, v in optimizer.items() if k != "t"}}
         meta = {"completed": self.completed, "rng": self.rng.bit_generator.state, "optimizer_t": optimizer["t"],
                 "history": self.history, "diagnostics": self.diagnostics, "seconds": self.elapsed(start),
@@ -255,15 +255,12 @@ class _Loop:
         if self.stopper is not None:
             meta["stopper"] = self.stopper.state()
             if self.stopper.best_params is not None:
-                arrays["best_params"] = self.stopper.best_params
+                arrays.update({f"best.{k}": v for k, v in self.stopper.best_params.items()})
         return arrays, meta
 
     def restore(self, arrays: dict, meta: dict) -> None:
         """Continue from `state()`'s (arrays, meta); ValueError when they do not fit this loop."""
-        params = arrays["params"]
-        if params.shape != self.network.flat_params.shape:
-            raise ValueError(f"params has {params.size} values, the network {self.network.flat_params.size}")
-        self.network.set_params(params)
+        self.network.load_arrays(arrays)
         self.optimizer.load_state({"t": meta["optimizer_t"],
                                    **{k[4:]: v for k, v in arrays.items() if k.startswith("opt_")}})
         self.rng.bit_generator.state = meta["rng"]
@@ -277,7 +274,10 @@ class _Loop:
                 raise ValueError("the row order of the epoch cut short is missing")
             self.partial = (int(meta["batches_done"]), order, float(meta["partial_loss"]))
         if self.stopper is not None and meta.get("stopper"):
-            self.stopper.load_state(meta["stopper"], arrays.get("best_params"))
+            best = {k[5:]: v for k, v in arrays.items() if k.startswith("best.")}
+            if best and best.get("params", np.empty(0)).shape != self.network.flat_params.shape:
+                raise ValueError("early stopping's best weights do not fit the network")
+            self.stopper.load_state(meta["stopper"], best or None)
 
     def measure(self, epoch: int, train_loss: float, start: float) -> dict:
         check_finite(train_loss, epoch, self.advice)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import NnctlError
 from ..nn.metrics import r2
-from ..nn.network import MLP
+from ..nn.network import Network
 
 
 def metric_name(task: str) -> str:
@@ -13,17 +13,17 @@ def metric_name(task: str) -> str:
     return "accuracy" if task == "classification" else "r2"
 
 
-def targets_for(network: MLP, y: np.ndarray) -> np.ndarray:
+def targets_for(network: Network, y: np.ndarray) -> np.ndarray:
     """Targets in the form the network's loss takes: one-hot rows for cross_entropy, a column
     of 0/1 for binary_cross_entropy, floats for regression — all (rows, outputs)."""
     if network.loss_name == "cross_entropy":
-        onehot = np.zeros((len(y), network.sizes[-1]), dtype=network.dtype)
+        onehot = np.zeros((len(y), network.n_outputs), dtype=network.dtype)
         onehot[np.arange(len(y)), y.astype(np.int64, copy=False)] = 1
         return onehot
     return y.astype(network.dtype, copy=False).reshape(len(y), -1)
 
 
-def score(network: MLP, task: str, X: np.ndarray, y: np.ndarray, targets=None) -> tuple[float, float]:
+def score(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=None) -> tuple[float, float]:
     """(loss, accuracy or R²) of the network on (X, y), X: (rows, inputs); one forward pass in
     chunks of rows. `targets` is `targets_for(network, y)`, when the caller already has it."""
     if len(X) == 0:

@@ -1,32 +1,41 @@
 """Early stopping: watch a logged value, stop after `patience` epochs without improvement, and
-keep the best epoch's weights."""
+keep the best epoch's weights (and layer state)."""
 from __future__ import annotations
 
 import math
 
-from ..nn.network import MLP
+from ..nn.network import Network
+
+MAXIMIZED = ("val_accuracy", "val_r2")
 
 
 class EarlyStopping:
-    def __init__(self, cfg: dict):
-        self.cfg = cfg
-        self.maximize = cfg["metric"] in ("val_accuracy", "val_r2")
+    def __init__(self, metric: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
+                 restore_best: bool = True):
+        self.metric, self.patience, self.min_delta, self.restore_best = metric, patience, min_delta, restore_best
+        self.maximize = metric in MAXIMIZED
         self.best = -math.inf if self.maximize else math.inf
         self.best_epoch = None
         self.best_params = None
         self.waited = 0
 
-    def update(self, log: dict, network: MLP) -> bool:
+    @classmethod
+    def from_config(cls, early_stopping: dict) -> "EarlyStopping":
+        """From the resolved `training.early_stopping` section."""
+        return cls(early_stopping["metric"], early_stopping["patience"], early_stopping["min_delta"],
+                   early_stopping["restore_best"])
+
+    def update(self, log: dict, network: Network) -> bool:
         """Record the epoch; True when training should stop."""
-        value = log[self.cfg["metric"]]
+        value = log[self.metric]
         gain = value - self.best if self.maximize else self.best - value
-        if gain > self.cfg["min_delta"] or self.best_epoch is None:
+        if gain > self.min_delta or self.best_epoch is None:
             self.best, self.best_epoch, self.waited = value, log["epoch"], 0
-            if self.cfg["restore_best"]:
-                self.best_params = network.get_params()
+            if self.restore_best:
+                self.best_params = network.snapshot()
             return False
         self.waited += 1
-        return self.waited >= self.cfg["patience"]
+        return self.waited >= self.patience
 
     def state(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch, "waited": self.waited}
@@ -36,4 +45,4 @@ class EarlyStopping:
         best = state["best"]
         self.best = float(best) if best is not None else (-math.inf if self.maximize else math.inf)
         self.best_epoch, self.waited = state["best_epoch"], int(state["waited"])
-        self.best_params = None if best_params is None else best_params.copy()
+        self.best_params = None if best_params is None else {k: v.copy() for k, v in best_params.items()}

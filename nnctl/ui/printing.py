@@ -148,47 +148,74 @@ def format_matrix(values, max_size: int = 48) -> str:
     return f"shape {'×'.join(map(str, a.shape))}, ‖·‖ = {np.linalg.norm(a):.4g}, first values:\n{corner} …"
 
 
+# How each layer type reads in the trace: its forward rule, and what its backward does, in the
+# trace's names (out{i}: the output of layer i, X its input for layer 0; delta{i} = ∂L/∂out{i}).
+# A layer type without an entry is shown by its values alone.
+TRACE_RULES = {
+    "dense": ("out{i} = {x}·W + b", "∂L/∂W = {x}ᵀ · delta{i},  ∂L/∂b = Σ_rows delta{i},  delta{p} = delta{i} · Wᵀ"),
+    "activation": ("out{i} = {name}({x})", "delta{p} = delta{i} ⊙ {name}'({x})"),
+}
+
+
+def _trace_arrays(i: int, values: dict, prefix: str = "") -> str:
+    """'layers.0.W =\n[[...]]' for each named array of layer i."""
+    lines = []
+    for name, value in values.items():
+        matrix = format_matrix(value)
+        lines.append(f"{prefix}layers.{i}.{name} =" + ("\n" if "\n" in matrix or "[[" in matrix else " ") + matrix)
+    return "\n".join(lines)
+
+
+def _trace_rule(layer: dict, which: int) -> str:
+    i = layer["layer"]
+    rule = TRACE_RULES.get(layer["type"], ("", ""))[which]
+    if i == 0:  # nothing comes before the first layer: its ∂L/∂X is never computed
+        rule = ",  ".join(part for part in rule.split(",  ") if "delta{p}" not in part)
+    return rule.format(i=i, p=i - 1, x="X" if i == 0 else f"out{i - 1}", name=layer.get("name", ""))
+
+
 def print_trace(record: dict) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
     console = _console()
-    acts = record["activations"]
-    console.print(f"{record['architecture']} · {record['rows']} rows · activations {' → '.join(acts)} · "
-                  f"loss {record['loss']} · {record['optimizer']}, learning rate {record['learning_rate']:g}"
-                  + (f", l2 {record['l2']:g}" if record["l2"] else ""))
+    layers = record["layers"]
+    console.print(f"{record['architecture']} · {record['rows']} rows · layers {' → '.join(l['name'] for l in layers)} · "
+                  f"output {record['output']}, loss {record['loss']} · {record['optimizer']}, "
+                  f"learning rate {record['learning_rate']:g}" + (f", l2 {record['l2']:g}" if record["l2"] else ""))
 
     def panel(title, blocks):
         console.print(Panel(Text("\n\n".join(blocks)), title=title, title_align="left"))
 
     panel("1. initialize (from the seed, or model.init_from)",
-          [f"W{l['layer']} =\n{format_matrix(l['W'])}\nb{l['layer']} = {format_matrix(l['b'])}" for l in record["initial"]])
-    last = len(acts) - 1
+          [_trace_arrays(l["layer"], l["params"]) for l in record["initial"]])
+    last = len(layers) - 1
     for step in record["steps"]:
         s = f"step {step['step']}: "
-        blocks = [f"a_in = X (scaled input rows) =\n{format_matrix(record['input'])}"]
+        blocks = [f"X (scaled input rows) =\n{format_matrix(record['input'])}"]
         for f in step["forward"]:
-            i = f["layer"]
-            prev = "X" if i == 0 else f"a{i - 1}"
-            blocks.append(f"layer {i}: z{i} = {prev}·W{i} + b{i} =\n{format_matrix(f['z'])}\n"
-                          f"a{i} = {f['activation']}(z{i}) =\n{format_matrix(f['a'])}")
+            layer = layers[f["layer"]]
+            rule = _trace_rule(layer, 0) or f"out{f['layer']}"
+            blocks.append(f"layer {f['layer']} ({layer['name']}): {rule} =\n{format_matrix(f['output'])}")
+        blocks.append(f"output: {record['output']}(out{last}) =\n{format_matrix(step['output'])}")
         panel(s + "2. forward propagation", blocks)
         console.print(f"{s}3. loss ({record['loss']}, mean over rows) = {step['loss']:.6g}")
         blocks = []
         for b in step["backward"]:
-            i = b["layer"]
-            rule = (f"delta{i} = ∂L/∂z{i} (output layer, fused {acts[-1]} + {record['loss']})" if i == last else
-                    f"delta{i} = (delta{i + 1} · W{i + 1}ᵀ) ⊙ {acts[i]}'(z{i})")
-            prev = "X" if i == 0 else f"a{i - 1}"
-            blocks.append(f"{rule} =\n{format_matrix(b['delta'])}\n"
-                          f"∂L/∂W{i} = {prev}ᵀ · delta{i} =\n{format_matrix(b['dW'])}\n"
-                          f"∂L/∂b{i} = Σ_rows delta{i} = {format_matrix(b['db'])}")
+            i, layer = b["layer"], layers[b["layer"]]
+            arriving = (f"delta{i} = ∂L/∂out{i} (the output delta, fused {record['output']} + {record['loss']})"
+                        if i == last else f"delta{i} = ∂L/∂out{i}")
+            parts = [f"layer {i} ({layer['name']}): {arriving} =\n{format_matrix(b['delta'])}"]
+            if _trace_rule(layer, 1):
+                parts.append(_trace_rule(layer, 1))
+            if b["grads"]:
+                parts.append(_trace_arrays(i, b["grads"], "∂L/∂"))
+            blocks.append("\n".join(parts))
         panel(s + "4. back-propagate the error", blocks)
-        rule = ("W ← W − lr · ∂L/∂W" if record["optimizer"] == "sgd" else f"{record['optimizer']} update")
-        panel(s + f"5. update: {rule}", [f"W{u['layer']} before =\n{format_matrix(u['W_before'])}\n"
-                                          f"W{u['layer']} after =\n{format_matrix(u['W_after'])}\n"
-                                          f"b{u['layer']}: {format_matrix(u['b_before'])} → {format_matrix(u['b_after'])}"
-                                          for u in step["update"]])
+        rule = "p ← p − lr · ∂L/∂p" if record["optimizer"] == "sgd" else f"{record['optimizer']} update"
+        panel(s + f"5. update: {rule}",
+              [f"before:\n{_trace_arrays(u['layer'], u['before'])}\nafter:\n{_trace_arrays(u['layer'], u['after'])}"
+               for u in step["update"]])
 
 
 def validation_summary(network, dataset) -> str:
@@ -197,7 +224,7 @@ def validation_summary(network, dataset) -> str:
     from .progress import note_lines
 
     lines = [f"architecture  {architecture(network.sizes)}  ({network.n_params():,} parameters; "
-             f"{' → '.join(network.layer_activations)})",
+             f"{' → '.join([layer.describe() for layer in network.layers] + [network.output_head])})",
              f"task          {dataset.task} (loss {network.loss_name})",
              f"rows          {dataset.rows_read} read"
              + (f", {dataset.rows_dropped} dropped for missing values" if dataset.rows_dropped else ""),
