@@ -27,10 +27,12 @@ def predict(
 
     Example: nnctl predict runs/iris-20250101-120000 new.csv --proba > predictions.csv
     """
+    from ..atomic import refuse_same_file
     from ..commands.predict import predict_frames
     from ..runs.model import load_model
     from ..ui.printing import write_csv_frames
 
+    refuse_same_file(output, [data, model])
     loaded = load_model(model)
     write_csv_frames(predict_frames(loaded, data, proba, threshold=threshold, keep=keep or ()), output)
     if output is not None:
