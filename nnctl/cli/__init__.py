@@ -9,6 +9,7 @@ Heavy modules are imported inside the commands, so `nnctl --help` starts fast.
 """
 from __future__ import annotations
 
+import math
 import sys
 
 import typer
@@ -120,6 +121,8 @@ def parse_limits(flag: str, specs: list[str]) -> dict:
             limits[name.strip()] = float(raw)
         except ValueError:
             raise NnctlError(f"{flag} expects METRIC=NUMBER, got '{spec}'", flag, f"e.g. {flag} accuracy=0.9")
+        if not math.isfinite(limits[name.strip()]):  # every comparison with nan is false: a gate that never holds
+            raise NnctlError(f"{flag} needs a finite number, got '{spec}'", flag, f"e.g. {flag} accuracy=0.9")
     return limits
 
 
