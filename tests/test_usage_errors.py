@@ -16,3 +16,37 @@ def test_a_non_finite_gate_is_a_usage_error(iris_run, flag, spec):
 @pytest.mark.parametrize("tol", ["nan", "-1", "0", "inf"])
 def test_gradcheck_tolerance_must_be_positive(tol):
     assert_clean_error(cli("gradcheck", CONFIGS / "iris.yaml", "--tol", tol), "--tol must be a positive number")
+
+
+def test_an_empty_feature_list_is_called_that(write_config):
+    config = write_config(f"data:\n  path: {DATASETS / 'iris.csv'}\n  target: species\n")
+    assert_clean_error(cli("validate", config, "--set", "data.features=[]"), "got an empty list", "data.features")
+
+
+def test_a_checkpoint_of_the_wrong_shape_says_so(write_config, tmp_path):
+    import numpy as np
+
+    config = write_config(f"data:\n  path: {DATASETS / 'iris.csv'}\n  target: species\nmodel:\n  layers: [4]\n"
+                          "training:\n  iterations: 2\n  checkpoint_every: 1\n")
+    trained = cli("train", config, "--runs-dir", tmp_path / "runs", "--quiet")
+    assert trained.exit_code == 0, trained.stderr
+    checkpoint = tmp_path / "runs" / trained.stdout.strip().splitlines()[-1].rsplit("/", 1)[-1] / "checkpoint.npz"
+    with np.load(checkpoint, allow_pickle=False) as npz:
+        arrays = dict(npz)
+    arrays["params"] = arrays["params"].reshape(1, -1)  # as many values, in two dimensions
+    np.savez(checkpoint, **arrays)
+    result = cli("train", "--resume", checkpoint.parent, "--set", "training.iterations=4", "--runs-dir", tmp_path / "more")
+    assert_clean_error(result, "wrong shape", f"(1, {arrays['params'].size})")
+
+
+def test_a_file_that_expands_past_memory_says_memory(write_config, monkeypatch):
+    import pandas as pd
+
+    def out_of_memory(*args, **kwargs):
+        raise pd.errors.ParserError("Error tokenizing data. C error: out of memory")
+
+    monkeypatch.setattr(pd, "read_csv", out_of_memory)
+    config = write_config(f"data:\n  path: {DATASETS / 'iris.csv'}\n  target: species\n")
+    result = cli("validate", config)
+    assert_clean_error(result, "not enough memory to read this file", "iris.csv")
+    assert "delimiter" not in result.stderr

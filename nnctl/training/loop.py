@@ -262,7 +262,8 @@ class _Loop:
         """Continue from `state()`'s (arrays, meta); ValueError when they do not fit this loop."""
         params = arrays["params"]
         if params.shape != self.network.flat_params.shape:
-            raise ValueError(f"params has {params.size} values, the network {self.network.flat_params.size}")
+            raise ValueError(f"params has the wrong shape {tuple(params.shape)}: the network's is "
+                             f"{tuple(self.network.flat_params.shape)}")
         self.network.set_params(params)
         self.optimizer.load_state({"t": meta["optimizer_t"],
                                    **{k[4:]: v for k, v in arrays.items() if k.startswith("opt_")}})
