@@ -50,3 +50,35 @@ def test_a_file_that_expands_past_memory_says_memory(write_config, monkeypatch):
     result = cli("validate", config)
     assert_clean_error(result, "not enough memory to read this file", "iris.csv")
     assert "delimiter" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict"], "error: missing argument 'MODEL' (nnctl predict)"),
+    (["gradcheck", "x.yaml", "--rows", "abc"], "error: invalid value for '--rows'"),
+    (["train", "--bogus"], "error: no such option: --bogus (nnctl train)"),
+    (["nosuch"], "error: no such command 'nosuch' (nnctl)"),
+])
+def test_the_parsers_own_usage_errors_are_error_lines(args, message):
+    result = cli(*args)
+    assert_clean_error(result, message)
+    assert result.stderr.splitlines()[0] == next(line for line in result.stderr.splitlines() if line.startswith(message))
+    assert "Error:" not in result.stderr and not result.stderr.startswith("\n") and result.stdout == ""
+    assert result.stderr.splitlines()[1].startswith(f"usage: nnctl {args[0] if args[0] != 'nosuch' else ''}".rstrip())
+
+
+def test_the_same_as_a_subprocess():
+    from .cli_helpers import subprocess_cli
+
+    result = subprocess_cli("evaluate", "--fail-under")
+    assert result.returncode == 2 and result.stderr.startswith("error: option '--fail-under' requires an argument")
+
+
+def test_every_command_takes_debug_from_one_place():
+    """--debug comes from the one error policy, not from each command's own parameters."""
+    from nnctl.cli import app, ExitCode
+    from typer.main import get_command
+
+    group = get_command(app)
+    for name, command in group.commands.items():
+        assert "--debug" in [o for p in command.params for o in getattr(p, "opts", [])], name
+    assert int(ExitCode.BAD_INPUT) == 2 and int(ExitCode.INTERRUPTED) == 130 and int(ExitCode.CHECK_FAILED) == 1

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, DebugOption, errors_handled, EXIT_CHECK_FAILED, parse_limits
+from . import app, errors_handled, ExitCode, parse_limits
 
 
 # --- predict ---------------------------------------------------------------------------------
@@ -21,7 +21,6 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: predict the second class when its probability is at least T (default: the most probable class, i.e. 0.5)"),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
-    debug: bool = DebugOption,
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
 
@@ -49,7 +48,6 @@ def evaluate(
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the second class when its probability is at least T"),
-    debug: bool = DebugOption,
 ):
     """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
 
@@ -68,4 +66,4 @@ def evaluate(
     for line in missed:
         sys.stderr.write(f"failed: {line}\n")
     if missed:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
