@@ -111,3 +111,23 @@ def test_plot_refuses_a_folder_and_an_unknown_format(iris_run, tmp_path):
     assert_clean_error(cli("plot", iris_run, "--output", tmp_path), "--output is a folder")
     assert_clean_error(cli("plot", iris_run, "--output", tmp_path / "x.txt"), "cannot draw a '.txt' image", "png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_predict_to_dev_stdout_writes_to_stdout(iris_run):
+    from .cli_helpers import subprocess_cli
+
+    assert written_directly(Path("/dev/stdout"))  # guard: never let a regression replace it
+    result = subprocess_cli("predict", iris_run, DATASETS / "iris.csv", "--output", "/dev/stdout")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "prediction" and len(result.stdout.splitlines()) == 151
+    assert Path("/dev/stdout").is_symlink() or not Path("/dev/stdout").is_file()
+
+
+def test_report_through_a_symlink(iris_run, tmp_path):
+    target = tmp_path / "real.html"
+    target.write_text("")
+    link = tmp_path / "report.html"
+    link.symlink_to(target)
+    result = cli("report", iris_run, "--output", link)
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink() and target.read_text().lstrip().lower().startswith("<!doctype html")
