@@ -11,11 +11,11 @@ import copy
 import time
 from pathlib import Path
 
+from ..atomic import naming_errors
 from ..config import dump_config, resolve
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
-from ..atomic import naming_errors
 from ..runs.folder import (atomic_run_folder, check_name, ensure_writable, write_diagnostics, write_history,
                            write_json, write_predictions, write_text)
 from ..runs.model import Model, build_meta, save_model
