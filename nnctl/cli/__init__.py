@@ -9,24 +9,106 @@ Heavy modules are imported inside the commands, so `nnctl --help` starts fast.
 """
 from __future__ import annotations
 
+import enum
+import math
 import sys
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 
-def _arguments_as_written() -> None:
-    """Usage lines read like docs/commands.md's table (`nnctl train CONFIG`, `nnctl init [PATH]`,
-    `nnctl plot RUN...`): typer would wrap each metavar again in {} or [] and add its type."""
-    from typer.core import TyperArgument
+class ExitCode(enum.IntEnum):
+    """What nnctl's exit status means, for scripts and CI (as httpie's ExitStatus)."""
+    OK = 0
+    CHECK_FAILED = 1  # evaluate missed a threshold, gradcheck failed, every sweep trial failed
+    BAD_INPUT = 2  # a user's mistake or a usage error: one `error:` line says which
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
 
-    TyperArgument._usage_display_name = lambda self: self.metavar or self.name.upper()
-    TyperArgument.display_type_rich = lambda self, ctx: None
+
+# the names the command modules used before ExitCode; kept so that code written against them works
+EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERRUPTED = ExitCode.BAD_INPUT, ExitCode.CHECK_FAILED, ExitCode.INTERRUPTED
 
 
-_arguments_as_written()
+class Command(TyperCommand):
+    """A command whose usage line and help name each argument by its metavar alone, as
+    docs/commands.md's table writes them (`nnctl train CONFIG`, `nnctl init [PATH]`, `nnctl plot RUN...`):
+    typer would wrap it again in {} or [] and add its type."""
 
-app = typer.Typer(
+    def collect_usage_pieces(self, ctx):
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                pieces.append(param.metavar or param.name.upper())
+            else:
+                pieces += param.get_usage_pieces(ctx)
+        return pieces
+
+    def format_options(self, ctx, formatter):
+        sections = {"argument": [], "option": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None and param.param_type_name in sections:
+                name, text = record
+                if param.param_type_name == "argument":
+                    name = param.metavar or name
+                sections[param.param_type_name].append((name, text))
+        for title, kind in (("Arguments", "argument"), ("Options", "option")):
+            if sections[kind]:
+                with formatter.section(title):
+                    formatter.write_dl(sections[kind])
+
+
+class Group(TyperGroup):
+    """nnctl itself: the parser's own usage errors (a missing argument, an unknown option, a
+    value of the wrong type) are `error:` lines with exit 2, like every other mistake."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            sys.stderr.write("aborted\n")
+            sys.exit(ExitCode.INTERRUPTED)
+        except Exception as exc:
+            if not _is_usage_error(exc):
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `nnctl` or `nnctl train`: the help
+                exc.show()
+                sys.exit(exc.exit_code)
+            sys.stderr.write(usage_error_lines(exc))
+            sys.exit(ExitCode.BAD_INPUT)
+        sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's ClickException family, told by what it offers: typer keeps its classes private."""
+    return callable(getattr(exc, "format_message", None)) and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def usage_error_lines(exc) -> str:
+    """'Missing argument 'MODEL'.' -> 'error: missing argument 'MODEL' (nnctl predict)', and a
+    line with the command's usage."""
+    message = exc.format_message().strip().rstrip(".")
+    message = message[:1].lower() + message[1:]
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return f"error: {message}\n"
+    usage = ctx.get_usage().strip()
+    usage = usage[len("Usage: "):] if usage.startswith("Usage: ") else usage
+    return f"error: {message} ({ctx.command_path})\nusage: {usage}; see {ctx.command_path} --help\n"
+
+
+class App(typer.Typer):
+    """typer's app, with nnctl's Command for every command."""
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or Command, **kwargs)
+
+
+app = App(
     name="nnctl",
+    cls=Group,
     help="Train multilayer perceptrons on CSV files from a YAML config, with NumPy backpropagation.\n\n"
     "Example: nnctl train configs/iris.yaml",
     add_completion=False,
@@ -35,10 +117,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-EXIT_BAD_INPUT = 2
-EXIT_CHECK_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Override a config key (repeatable), e.g. training.learning_rate=0.1")
 DebugOption = typer.Option(False, "--debug", help="Show the traceback of an error.")
@@ -58,7 +136,7 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
-def fail(message: str, code: int = EXIT_BAD_INPUT):
+def fail(message: str, code: int = ExitCode.BAD_INPUT):
     sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(code)
 
@@ -66,34 +144,43 @@ def fail(message: str, code: int = EXIT_BAD_INPUT):
 def errors_handled(command):
     """nnctl's one error policy, for every command: a user mistake (NnctlError), a machine
     that says no (memory, permissions, a full disk) or a bug each become one `error:` line and
-    exit 2; Ctrl-C exits 130; a closed pipe ends quietly. With `--debug` the traceback shows."""
+    exit 2; Ctrl-C exits 130; a closed pipe ends quietly. It also gives the command its
+    `--debug` option (the traceback instead of the error line), read here and nowhere else."""
     import functools
+    import inspect  # here: at module level the name would hide the `inspect` command module
+
+    signature = inspect.signature(command, eval_str=True)
+    declared = "debug" in signature.parameters  # a command written before --debug was added here
 
     @functools.wraps(command)
     def run(*args, **kwargs):
         from ..errors import NnctlError, NothingTrained
 
-        debug = kwargs.get("debug", False)
+        debug = kwargs.get("debug", False) if declared else kwargs.pop("debug", False)
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except NothingTrained as exc:
             sys.stderr.write(f"{exc}\n")
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(ExitCode.INTERRUPTED)
         except KeyboardInterrupt:
             sys.stderr.write("aborted\n")
-            raise typer.Exit(EXIT_INTERRUPTED)
+            raise typer.Exit(ExitCode.INTERRUPTED)
         except BrokenPipeError:  # `nnctl predict ... | head`: the reader has all it wanted
             import os
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(0)
+            raise typer.Exit(ExitCode.OK)
         except Exception as exc:
             if debug:
                 raise
             fail(_message(exc, NnctlError))
 
+    if not declared:
+        debug = inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=DebugOption, annotation=bool)
+        run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), debug])
+        run.__annotations__ = {**command.__annotations__, "debug": bool}
     return run
 
 
@@ -120,6 +207,8 @@ def parse_limits(flag: str, specs: list[str]) -> dict:
             limits[name.strip()] = float(raw)
         except ValueError:
             raise NnctlError(f"{flag} expects METRIC=NUMBER, got '{spec}'", flag, f"e.g. {flag} accuracy=0.9")
+        if not math.isfinite(limits[name.strip()]):  # every comparison with nan is false: a gate that never holds
+            raise NnctlError(f"{flag} needs a finite number, got '{spec}'", flag, f"e.g. {flag} accuracy=0.9")
     return limits
 
 

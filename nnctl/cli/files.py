@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ..jsonfmt import dumps
-from . import app, DebugOption, errors_handled
+from . import app, errors_handled
 
 
 # --- schema, init, runs ----------------------------------------------------------------------
@@ -15,7 +15,6 @@ from . import app, DebugOption, errors_handled
 @errors_handled
 def schema(
     sweep_file: bool = typer.Option(False, "--sweep", help="The sweep file's schema instead of the config's"),
-    debug: bool = DebugOption,
 ):
     """Print the config's (or with --sweep, the sweep file's) JSON Schema, for editor completion
     and checks.
@@ -37,7 +36,6 @@ def schema(
 def init(
     path: Path = typer.Argument(Path("nnctl.yaml"), metavar="[PATH]", help="Where to write the config"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
-    debug: bool = DebugOption,
 ):
     """Write a commented starter config, and a copy of the Iris data beside it (iris.csv) that
     it trains on as-is.
@@ -69,7 +67,6 @@ def runs_(
     folder: Path = typer.Argument(Path("runs"), metavar="[DIR]", help="Folder holding run folders"),
     json_: bool = typer.Option(False, "--json", help="Print a JSON list"),
     incomplete: bool = typer.Option(False, "--incomplete", help="Only runs whose training was killed (resume them with train --resume PATH, or delete them)"),
-    debug: bool = DebugOption,
 ):
     """List runs, newest first, with their final metrics.
 

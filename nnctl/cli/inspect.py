@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, DebugOption, errors_handled, EXIT_CHECK_FAILED, SetOption
+from . import app, errors_handled, ExitCode, SetOption
 
 
 # --- gradcheck -------------------------------------------------------------------------------
@@ -20,19 +20,21 @@ def gradcheck(
     tol: float = typer.Option(1e-6, "--tol", metavar="TOL", help="Largest relative error that passes"),
     max_entries: int = typer.Option(200, "--max-entries", min=1, metavar="N", help="Entries probed per parameter array"),
     json_: bool = typer.Option(False, "--json", help="Print the results as JSON"),
-    debug: bool = DebugOption,
 ):
     """Compare backprop gradients with central finite differences (float64); exit 1 on a failure.
 
     Example: nnctl gradcheck configs/iris.yaml --set model.activation=gelu
     """
     from ..commands.gradcheck import run_gradcheck
+    from ..errors import NnctlError
     from ..ui.printing import print_gradcheck
 
+    if not tol > 0 or tol == float("inf"):  # nan and negative tolerances pass or fail everything
+        raise NnctlError(f"--tol must be a positive number, got {tol:g}", "--tol", "e.g. --tol 1e-6")
     results = run_gradcheck(config, set_ or [], rows, max_entries)
     print_gradcheck(results, tol, json_)
     if not all(r.passed(tol) for r in results):
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 # --- trace -----------------------------------------------------------------------------------
@@ -44,7 +46,6 @@ def trace(
     rows: int = typer.Option(4, "--rows", min=1, metavar="N", help="Rows of training data in the batch"),
     steps: int = typer.Option(1, "--steps", min=1, metavar="K", help="Training steps to show"),
     json_: bool = typer.Option(False, "--json", help="Every number as JSON"),
-    debug: bool = DebugOption,
 ):
     """Show training steps layer by layer: forward values, loss, deltas, gradients, updates.
 
@@ -66,7 +67,6 @@ def trace(
 def plot(
     runs: List[Path] = typer.Argument(..., metavar="RUN...", help="One or more run folders"),
     output: Path = typer.Option(Path("loss-curves.png"), "--output", "-o", metavar="FILE", help="PNG file to write"),
-    debug: bool = DebugOption,
 ):
     """Draw the loss curves of one or more runs into a PNG, or a sweep folder's optimization
     history and each parameter against the metric (needs the plot extra).

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, DebugOption, errors_handled, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, SetOption
+from . import app, errors_handled, ExitCode, SetOption
 
 
 # --- sweep, cv ---------------------------------------------------------------------------------
@@ -24,7 +24,6 @@ def sweep(
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="Continue a sweep folder to its `trials`"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder's path"),
     json_: bool = typer.Option(False, "--json", help="One JSON object per finished trial on stdout, then a summary"),
-    debug: bool = DebugOption,
 ):
     """Search for a better config with Optuna (grid, random or TPE), trials in parallel on this
     machine or on a Ray cluster; the sweep folder's path is the last line of stdout.
@@ -64,11 +63,11 @@ def sweep(
         typer.echo(dumps({"folder": str(result["folder"]), "status": result["status"], **summary}))
     typer.echo(str(result["folder"]))
     if result["status"] == "interrupted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if result["status"] == "failed":
         first = next(r["error"] for r in result["rows"] if r.get("error"))
         sys.stderr.write(f"error: every trial failed; the first: {first}\n")
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 @app.command()
@@ -83,7 +82,6 @@ def cv(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the folder's path"),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
-    debug: bool = DebugOption,
 ):
     """K-fold cross-validation of one config (stratified for classification, from its seed):
     per-fold and mean ± std metrics; the folder's path is the last line of stdout.

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from . import app, DebugOption, errors_handled
+from . import app, errors_handled
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -15,7 +15,6 @@ from . import app, DebugOption, errors_handled
 def report(
     runs: List[Path] = typer.Argument(..., metavar="RUN...", help="One run folder, or several to compare"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="The HTML file (default for one run: <run>/report.html; required for several)"),
-    debug: bool = DebugOption,
 ):
     """Write one self-contained HTML report: curves, metrics, confusion matrix or residuals, and
     backprop's health layer by layer; prints its path.
@@ -34,7 +33,6 @@ def export(
     model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Where to write the ONNX file (default: <run>/model.onnx)"),
     opset: int = typer.Option(21, "--opset", metavar="N", help="ONNX opset (13 and above)"),
-    debug: bool = DebugOption,
 ):
     """Export a model to ONNX with its whole pipeline inside (fill, one-hot, scaling, layers,
     labels); prints the file's path. Needs the onnx extra.

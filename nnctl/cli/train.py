@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, DebugOption, errors_handled, EXIT_INTERRUPTED, NoCacheOption, SetOption
+from . import app, errors_handled, ExitCode, NoCacheOption, SetOption
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -24,7 +24,6 @@ def train(
     json_: bool = typer.Option(False, "--json", help="One JSON object per logged epoch on stdout, then a summary"),
     report: bool = typer.Option(False, "--report", help="Also write report.html into the run folder (as `nnctl report RUN`)"),
     no_cache: bool = NoCacheOption,
-    debug: bool = DebugOption,
 ):
     """Train a network and save a run folder; its path is the last line of stdout.
 
@@ -79,7 +78,7 @@ def train(
     else:
         typer.echo(str(run))
     if result.status == "interrupted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 # --- validate --------------------------------------------------------------------------------
@@ -89,7 +88,6 @@ def validate(
     config: Path = typer.Argument(..., metavar="CONFIG", help="YAML config file"),
     set_: Optional[List[str]] = SetOption,
     no_cache: bool = NoCacheOption,
-    debug: bool = DebugOption,
 ):
     """Check a config and its dataset without training; print the resolved config (stdout) and
     the architecture, rows, classes and split (stderr).

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, DebugOption, errors_handled, EXIT_CHECK_FAILED, parse_limits
+from . import app, errors_handled, ExitCode, parse_limits
 
 
 # --- predict ---------------------------------------------------------------------------------
@@ -21,16 +21,17 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: predict the second class when its probability is at least T (default: the most probable class, i.e. 0.5)"),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
-    debug: bool = DebugOption,
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
 
     Example: nnctl predict runs/iris-20250101-120000 new.csv --proba > predictions.csv
     """
+    from ..atomic import refuse_same_file
     from ..commands.predict import predict_frames
     from ..runs.model import load_model
     from ..ui.printing import write_csv_frames
 
+    refuse_same_file(output, [data, model])
     loaded = load_model(model)
     write_csv_frames(predict_frames(loaded, data, proba, threshold=threshold, keep=keep or ()), output)
     if output is not None:
@@ -47,7 +48,6 @@ def evaluate(
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the second class when its probability is at least T"),
-    debug: bool = DebugOption,
 ):
     """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
 
@@ -66,4 +66,4 @@ def evaluate(
     for line in missed:
         sys.stderr.write(f"failed: {line}\n")
     if missed:
-        raise typer.Exit(EXIT_CHECK_FAILED)
+        raise typer.Exit(ExitCode.CHECK_FAILED)

@@ -25,6 +25,7 @@ def plot_histories(curves: list[tuple[str, list[dict]]], output) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    image_format(output)
     metric = next((k for _, h in curves for k in (h[0] if h else {}) if k.startswith("val_") and k != "val_loss"), None)
     fig, axes = plt.subplots(1, 2 if metric else 1, figsize=(11 if metric else 7, 4.2), squeeze=False)
     loss_ax = axes[0][0]
@@ -46,9 +47,40 @@ def plot_histories(curves: list[tuple[str, list[dict]]], output) -> Path:
         axes[0][1].set(xlabel="epoch", ylabel=metric, title=metric)
         axes[0][1].legend(fontsize="small")
     fig.tight_layout()
+    return save_figure(fig, output)
+
+
+def image_format(output) -> str:
+    """The image format `output` names by its suffix (png without one, as `-o` means that very
+    file); a folder or a suffix matplotlib cannot write is an NnctlError, before any drawing."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
     output = Path(output)
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
+    if output.is_dir():
+        raise NnctlError("--output is a folder", str(output), "give a file name, e.g. loss-curves.png")
+    suffix = output.suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in formats:
+        raise NnctlError(f"cannot draw a '.{suffix}' image", str(output),
+                         f"use one of: {', '.join(sorted(formats))} (e.g. loss-curves.png)")
+    return suffix
+
+
+def save_figure(fig, output) -> Path:
+    """Save `fig` whole or not at all to exactly `output` (matplotlib alone would add `.png` to
+    a name without a suffix), then close it; returns the path written."""
+    import matplotlib.pyplot as plt
+
+    from ..atomic import atomic_file
+
+    output = Path(output)
+    try:
+        with atomic_file(output, "wb") as fh:
+            fig.savefig(fh, format=image_format(output), dpi=100)
+    finally:
+        plt.close(fig)
     return output
 
 
@@ -77,6 +109,7 @@ def plot_sweep(folder, output) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    image_format(output)
     folder = Path(folder)
     summary = json.loads((folder / "summary.json").read_text())
     with open(folder / "trials.csv", newline="") as fh:
@@ -107,7 +140,4 @@ def plot_sweep(folder, output) -> Path:
             ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize="small")
         ax.set(xlabel=name, ylabel=summary["metric"], title=name)
     fig.tight_layout()
-    output = Path(output)
-    fig.savefig(output, dpi=100)
-    plt.close(fig)
-    return output
+    return save_figure(fig, output)

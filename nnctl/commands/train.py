@@ -11,12 +11,13 @@ import copy
 import time
 from pathlib import Path
 
+from ..atomic import naming_errors
 from ..config import dump_config, resolve
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
 from ..runs.folder import (atomic_run_folder, check_name, ensure_writable, write_diagnostics, write_history,
-                           write_json, write_predictions)
+                           write_json, write_predictions, write_text)
 from ..runs.model import Model, build_meta, save_model
 from ..training import train
 from ..training.build import architecture, build_network
@@ -55,7 +56,7 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
     created = time.strftime("%Y-%m-%dT%H:%M:%S")
     with atomic_run_folder(runs_dir, name, folder) as run:
         tmp = run["tmp"]
-        (tmp / "config.yaml").write_text(dump_config(cfg))  # first: a killed run still says what it was
+        write_text(tmp / "config.yaml", dump_config(cfg))  # first: a killed run still says what it was
         checkpointer = None
         if every is not None:
             checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
@@ -65,7 +66,8 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
         meta = build_meta(network, dataset, cfg)
-        save_model(tmp / "model.npz", network, meta)
+        with naming_errors(tmp / "model.npz"):
+            save_model(tmp / "model.npz", network, meta)
         model = Model(network, meta, tmp / "model.npz")
         write_history(tmp / "history.csv", result.history)
         write_diagnostics(tmp / "diagnostics.csv", result.diagnostics)
@@ -80,9 +82,9 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
         if resume is not None:
             metrics["resumed_from"] = str(resume[2])
         write_json(tmp / "metrics.json", metrics)
-        if plot:
-            try_plot_run(tmp, result.history, name)
     result.run = run["final"]
+    if plot:  # an extra, drawn once the run is complete: a kill while drawing strands nothing
+        try_plot_run(result.run, result.history, name)
     return result
 
 

@@ -28,7 +28,7 @@ def show(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (list, dict)):
-        return f"a {'list' if isinstance(v, list) else 'mapping'}"
+        return f"{'an empty' if not v else 'a'} {'list' if isinstance(v, list) else 'mapping'}"
     return repr(v)
 
 

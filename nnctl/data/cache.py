@@ -126,16 +126,17 @@ def save(key: str, dataset, limit: int) -> None:
 
 def prune(limit: int, keep: str | None = None) -> None:
     """Delete the least recently used entries (never `keep`) until the cache holds at most
-    `limit` bytes. A process still reading a deleted entry keeps its memory-mapped files."""
+    `limit` bytes. A process still reading a deleted entry keeps its memory-mapped files.
+    Only nnctl's own entries are ever deleted: `$NNCTL_CACHE_DIR` may point at a folder that
+    holds other things too."""
     entries = []
     try:
         for folder in cache_dir().iterdir():
-            if folder.name.startswith(".tmp-") and time.time() - folder.stat().st_mtime > STALE_SECONDS:
+            if _stale_temporary(folder):
                 shutil.rmtree(folder, ignore_errors=True)  # left by a writer that was killed
-            elif folder.is_dir() and not folder.name.startswith("."):
+            elif _is_entry(folder):
                 size = sum(f.stat().st_size for f in folder.iterdir())
-                meta = folder / "meta.json"
-                used = meta.stat().st_mtime_ns if meta.exists() else 0
+                used = (folder / "meta.json").stat().st_mtime_ns
                 entries.append((folder.name == keep, used, size, folder))
     except OSError:
         return
@@ -145,6 +146,32 @@ def prune(limit: int, keep: str | None = None) -> None:
             break
         shutil.rmtree(folder, ignore_errors=True)
         total -= size
+
+
+ENTRY_FILES = {"meta.json"} | {f"{name}.npy" for name in ARRAYS}
+
+
+def _is_entry(folder: Path) -> bool:
+    """An entry nnctl wrote: named by its key (32 hex digits), holding nnctl's files only, and a
+    meta.json that names the same key."""
+    if not re.fullmatch(r"[0-9a-f]{32}", folder.name) or not folder.is_dir():
+        return False
+    if not {f.name for f in folder.iterdir()} <= ENTRY_FILES:
+        return False
+    try:
+        return json.loads((folder / "meta.json").read_text()).get("key") == folder.name
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _stale_temporary(folder: Path) -> bool:
+    """A half-written entry (`.tmp-*` from mkdtemp, nothing but nnctl's files in it) whose
+    writer is long gone."""
+    if not re.fullmatch(r"\.tmp-[A-Za-z0-9_]+", folder.name) or not folder.is_dir():
+        return False
+    if not {f.name for f in folder.iterdir()} <= ENTRY_FILES:
+        return False
+    return time.time() - folder.stat().st_mtime > STALE_SECONDS
 
 
 def _touch(path: Path) -> None:

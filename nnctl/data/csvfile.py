@@ -177,14 +177,24 @@ def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."
     except pd.errors.EmptyDataError:
         raise NnctlError("data file is empty", where)
     except pd.errors.ParserError as exc:
-        raise NnctlError(f"cannot parse the CSV: {str(exc).strip()}", where,
-                         "check the delimiter (data.delimiter) and quoting")
+        raise parse_error(exc, where)
     except UnicodeDecodeError:
         raise NnctlError("data file is not UTF-8 or Latin-1 text", where)
     if chunksize is None:
         if len(frame) == 0:
             raise NnctlError("data file has a header but no data rows", where)
     return frame
+
+
+def parse_error(exc, where) -> NnctlError:
+    """pandas' parser error as the user's mistake it is; its tokenizer runs out of memory on a
+    file (a compressed one, often) that expands past what the machine holds, and then the
+    delimiter has nothing to do with it."""
+    text = str(exc).strip()
+    if "out of memory" in text.lower():
+        return NnctlError("not enough memory to read this file: it expands to more than this machine holds", where,
+                          "use a smaller file or fewer columns (data.features), or more memory")
+    return NnctlError(f"cannot parse the CSV: {text}", where, "check the delimiter (data.delimiter) and quoting")
 
 
 def _select(frame, columns):
@@ -199,8 +209,7 @@ def _parsed(chunks, where):
     try:
         yield from chunks
     except pd.errors.ParserError as exc:
-        raise NnctlError(f"cannot parse the CSV: {str(exc).strip()}", where,
-                         "check the delimiter (data.delimiter) and quoting")
+        raise parse_error(exc, where)
 
 
 def require_columns(header, columns, where):

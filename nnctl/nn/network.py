@@ -134,7 +134,7 @@ class Network:
             if saved is None:
                 raise ValueError(f"{name} is missing")
             if saved.shape != value.shape:
-                raise ValueError(f"{name} has shape {saved.shape}, the network's is {value.shape}")
+                raise ValueError(f"{name} has the wrong shape {saved.shape}: the network's is {value.shape}")
             np.copyto(value, saved, casting="same_kind")
 
     @property

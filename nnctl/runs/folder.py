@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import follow_umask
+from ..atomic import DISK_FULL, follow_umask, naming_errors
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 
 TMP_PREFIX = ".tmp-"
+CHECKPOINT = "checkpoint.npz"
 LOCK = ".lock"  # held (flock) by the process writing a run folder, released by the kernel if it dies
 
 
@@ -81,6 +82,14 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
         else:
             raise NnctlError("could not find a free run folder name" if exact is None else "the run folder exists",
                              str(runs_dir / base))
+    except OSError as exc:
+        if exc.errno in DISK_FULL and (tmp / CHECKPOINT).exists():
+            # as after kill -9: the last whole checkpoint stays, and the run can be resumed
+            raise NnctlError(exc.strerror, exc.filename or str(tmp),
+                             f"the run is kept with its last checkpoint: free some space, then continue it with "
+                             f"nnctl train --resume {tmp}") from exc
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -88,9 +97,14 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
         lock.close()
 
 
+def write_text(path, text: str) -> None:
+    with naming_errors(path), open(path, "w") as fh:
+        fh.write(text)
+
+
 def write_history(path, history: list[dict]) -> None:
     columns = list(history[0]) if history else ["epoch", "train_loss", "learning_rate", "seconds"]
-    with open(path, "w", newline="") as fh:
+    with naming_errors(path), open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         for row in history:
@@ -103,7 +117,7 @@ DIAGNOSTIC_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_rati
 def write_diagnostics(path, rows: list[dict]) -> None:
     """diagnostics.csv in long format, one row per logged epoch and layer; dead_fraction is
     empty for layers outside the ReLU family."""
-    with open(path, "w", newline="") as fh:
+    with naming_errors(path), open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(DIAGNOSTIC_COLUMNS)
         for row in rows:
@@ -115,7 +129,7 @@ def write_predictions(path, model, X, y) -> None:
     report needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns."""
     import numpy as np
 
-    with open(path, "w", newline="") as fh:
+    with naming_errors(path), open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         if model.task == "regression":
             scaler = model.meta.get("target_scaler")
@@ -137,7 +151,7 @@ def _number(v):
 
 
 def write_json(path, data: dict) -> None:
-    with open(path, "w") as fh:
+    with naming_errors(path), open(path, "w") as fh:
         fh.write(dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
