@@ -43,14 +43,37 @@ def test_training_writes_diagnostics_in_long_format(runs):
 
 
 def test_diagnostics_are_what_they_say(tmp_path):
-    """grad_norm is the last batch's ‖∂L/∂W‖, update_ratio ‖ΔW‖/‖W‖ of that step: for SGD on one
-    full batch, ‖ΔW‖ = lr · ‖∂L/∂W‖ exactly."""
+    """grad_norm is a step's ‖∂L/∂W‖, update_ratio ‖ΔW‖/‖W‖ of that step: for SGD on one full
+    batch (one step an epoch), ‖ΔW‖ = lr · ‖∂L/∂W‖ exactly."""
     run = train("xor", tmp_path, "training.optimizer=sgd", "training.learning_rate=0.5", "training.iterations=5",
                 "training.log_every=1")
     rows = [line.split(",") for line in (run / "diagnostics.csv").read_text().splitlines()[1:]]
     for r in rows:
         grad, weight, ratio = float(r[2]), float(r[3]), float(r[4])
         assert ratio * weight == pytest.approx(0.5 * grad, rel=1e-4)
+
+
+def test_diagnostics_average_the_epochs_steps_and_leave_out_a_short_last_batch(tmp_path, monkeypatch):
+    from nnctl.nn.diagnostics import SAMPLED_STEPS, Diagnostics
+
+    steps = Diagnostics.steps_to_measure(10, last_is_short=True)
+    assert steps == frozenset(range(9))  # the short tenth batch is left out
+    assert len(Diagnostics.steps_to_measure(300, last_is_short=False)) == SAMPLED_STEPS
+    assert Diagnostics.steps_to_measure(1, last_is_short=True) == {0}
+    seen = []
+    original = Diagnostics.after_step
+
+    def recording(self, before):
+        s = self.slices[0]
+        seen.append(float(np.linalg.norm(self.network.flat_grads[s])))
+        original(self, before)
+
+    monkeypatch.setattr(Diagnostics, "after_step", recording)
+    # iris: 120 training rows in batches of 32 -> 3 full batches and one of 24
+    run = train("iris", tmp_path, "training.batch_size=32", "training.iterations=1")
+    rows = [line.split(",") for line in (run / "diagnostics.csv").read_text().splitlines()[1:]]
+    assert len(seen) == 3
+    assert float(rows[0][2]) == pytest.approx(np.mean(seen), rel=1e-6)
 
 
 def test_dead_relus_are_counted_and_flagged(tmp_path):
@@ -60,7 +83,7 @@ def test_dead_relus_are_counted_and_flagged(tmp_path):
     source = train("iris", tmp_path / "a", "training.iterations=1")
     with np.load(source / "model.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    arrays["b0"][:12] = -100.0  # 12 of layer 0's 16 units below zero for any input: dead
+    arrays["layers.0.b"][:12] = -100.0  # 12 of layer 0's 16 units below zero for any input: dead
     np.savez(tmp_path / "dying.npz", **arrays)
     run = train("iris", tmp_path / "b", f"model.init_from={tmp_path / 'dying.npz'}", "training.iterations=3")
     data = read_run(run)

@@ -1,4 +1,6 @@
-"""How backpropagation itself is doing, layer by layer, measured on one training step:
+"""How backpropagation itself is doing, layer by layer, measured on training steps and averaged
+over the steps measured in an epoch (`SAMPLED_STEPS` of them, spread evenly; an epoch's last
+batch is left out when it is shorter than the rest, as its few rows make a noisy gradient):
 
 - grad_norm     ‖∂L/∂Wᵢ‖ (Frobenius) of the step's batch: vanishing gradients show as the first
                 layers' norms orders of magnitude below the last's; exploding ones as growth;
@@ -15,6 +17,7 @@ import math
 import numpy as np
 
 RELU_FAMILY = ("relu", "leaky_relu")  # activations whose units can die (zero gradient below 0)
+SAMPLED_STEPS = 16  # steps measured per logged epoch: enough to average, cheap beside the epoch
 
 
 def dead_fraction(z: np.ndarray) -> float:
@@ -44,22 +47,43 @@ class Diagnostics:
             offset += sum(sizes.values())
             self.feeds.append(_activation_fed(layers[i + 1:]))
 
+    @staticmethod
+    def steps_to_measure(batches: int, last_is_short: bool) -> frozenset:
+        """Indices of the batches to measure in an epoch of `batches` batches."""
+        full = batches - 1 if last_is_short and batches > 1 else batches
+        return frozenset(np.linspace(0, full - 1, min(SAMPLED_STEPS, full)).round().astype(int).tolist())
+
+    def begin_epoch(self) -> None:
+        self.sums = np.zeros((len(self.slices), 4))  # grad, weight, update ratio, dead; per layer
+        self.steps = 0
+
     def before_step(self) -> np.ndarray:
-        """A copy of the parameters, taken just before the step to be measured."""
+        """A copy of the parameters, taken just before a step to be measured."""
         return self.network.flat_params.copy()
 
-    def after_step(self, before: np.ndarray, epoch: int) -> list[dict]:
-        """One row per trainable layer for the step just taken."""
+    def after_step(self, before: np.ndarray) -> None:
+        """Add the step just taken to the epoch's sums."""
         params, grads, dot = self.network.flat_params, self.network.flat_grads, np.dot
         change = params - before
-        rows = []
         for i, (s, activation) in enumerate(zip(self.slices, self.feeds)):
             g, w, d = grads[s], params[s], change[s]
             weight = math.sqrt(float(dot(w, w)))
-            rows.append({"epoch": epoch, "layer": i, "grad_norm": math.sqrt(float(dot(g, g))), "weight_norm": weight,
-                         "update_ratio": math.sqrt(float(dot(d, d))) / weight if weight > 0 else float("nan"),
-                         "dead_fraction": float(dead_fraction(activation.x)) if activation is not None else None})
-        return rows
+            row = self.sums[i]
+            row[0] += math.sqrt(float(dot(g, g)))
+            row[1] += weight
+            row[2] += math.sqrt(float(dot(d, d))) / weight if weight > 0 else math.nan
+            if activation is not None:
+                row[3] += dead_fraction(activation.x)
+        self.steps += 1
+
+    def end_epoch(self, epoch: int) -> list[dict]:
+        """One row per trainable layer: the means over the epoch's measured steps."""
+        if not self.steps:
+            return []
+        means = self.sums / self.steps
+        return [{"epoch": epoch, "layer": i, "grad_norm": float(m[0]), "weight_norm": float(m[1]),
+                 "update_ratio": float(m[2]), "dead_fraction": float(m[3]) if self.feeds[i] is not None else None}
+                for i, m in enumerate(means)]
 
 
 def _activation_fed(after: list):

@@ -156,6 +156,7 @@ class _Loop:
         self.next_progress = 0.0
         self.checkpointer = None
         self.diagnose = Diagnostics(network)
+        self.sampled = Diagnostics.steps_to_measure(-(-self.rows // self.batch), self.rows % self.batch != 0)
         self.diagnostics: list[dict] = []
         self.seconds_before = 0.0  # trained by the run this one resumes
         self.partial = None  # (batches done, row order, loss so far) of the epoch cut short
@@ -194,8 +195,8 @@ class _Loop:
 
     def epoch(self, epoch: int, measured: bool, diagnose: bool = False) -> float | None:
         """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
-        None when interrupted (`partial` then holds where it stopped). With `diagnose`, the
-        epoch's last step is measured layer by layer (nn.diagnostics)."""
+        None when interrupted (`partial` then holds where it stopped). With `diagnose`, some of
+        the epoch's steps are measured layer by layer and averaged (nn.diagnostics)."""
         network, step, grads = self.network, self.optimizer.step, self.grads
         lr = self.lr = self.schedule(epoch - 1)
         first, order, total = 0, None, 0.0
@@ -213,17 +214,18 @@ class _Loop:
         clock, should_stop = time.perf_counter, self.should_stop
         started = clock()
         batches = self.batches if first == 0 else self.batches[first:]
-        last = len(self.batches) - 1 if diagnose else -1  # the step to measure, if any
+        sampled = self.sampled if diagnose else ()  # the steps to measure, if any
+        if diagnose:
+            self.diagnose.begin_epoch()
         for k, (xb, yb, wb) in enumerate(batches, first):
             network.forward(xb, True)
             if measured:
                 total += network.loss_value(yb, wb) * len(xb)
             network.backward(yb, wb)
-            if k == last:
+            if k in sampled:
                 before = self.diagnose.before_step()
                 step(grads, lr)
-                # read now: scoring the validation part reuses the layers' buffers
-                self.diagnostics += self.diagnose.after_step(before, epoch)
+                self.diagnose.after_step(before)
             else:
                 step(grads, lr)
             if should_stop is not None and should_stop():
@@ -234,6 +236,8 @@ class _Loop:
                 self.next_progress = now + PROGRESS_SECONDS
                 self.callback.on_progress({"epoch": epoch, "rows_done": min((k + 1) * self.batch, self.rows),
                                            "rows": self.rows, "epoch_seconds": now - started})
+        if diagnose:
+            self.diagnostics += self.diagnose.end_epoch(epoch)
         return total / self.rows
 
     def elapsed(self, start: float) -> float:
