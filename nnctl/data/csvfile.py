@@ -15,6 +15,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import NnctlError, did_you_mean
 
@@ -31,7 +32,7 @@ COMPRESSIONS = {
 # magic bytes of formats that are not CSV -> what to tell the user
 OTHER_FORMATS = {
     b"\xd0\xcf\x11\xe0": "an Excel .xls workbook: export the sheet as CSV (File > Save As > CSV)",
-    b"PAR1": "a Parquet file: give it as a file path (ending in .parquet), not a stream",
+    b"PAR1": "a Parquet file: give it as a file named .parquet (a stream or another suffix is read as CSV)",
     b"%PDF": "a PDF document, not a table",
     b"SQLite format 3": "an SQLite database: export the table as CSV",
 }
@@ -46,6 +47,7 @@ class CsvFile:
     encoding: str
     delimiter: str
     header: list[str]  # stripped names; "" for a column without a name
+    kind: ClassVar[str] = "csv"  # its reader in tables.READERS
 
 
 def sniff(path, delimiter: str | None = None, given_as: str = "data.path") -> CsvFile:
@@ -79,21 +81,27 @@ def sniff(path, delimiter: str | None = None, given_as: str = "data.path") -> Cs
     return CsvFile(where, source, compression, encoding, delimiter, header)
 
 
-def _open(path, where: str, given_as: str):
-    """(what pandas reads, the first bytes). A regular file is read by path; a stream (stdin,
-    a pipe) has no size and cannot be read twice, so it is read once into memory."""
+def require_file(path, where: str, given_as: str) -> int:
+    """The path's stat mode; a missing path or a folder is an NnctlError saying where the path
+    came from (`given_as`: a config key or a command's argument)."""
     hint = f"check {given_as}" + (" (relative to the config file)" if given_as.startswith("data.") else "")
-    if where == "stdin":
-        data = sys.stdin.buffer.read()
-        return io.BytesIO(data), data[:HEAD_BYTES]
-    path = Path(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise NnctlError("data file not found", where, hint)
     if stat.S_ISDIR(mode):
-        raise NnctlError("data path is a folder, not a CSV file", where, hint)
-    if not stat.S_ISREG(mode):
+        raise NnctlError("data path is a folder, not a data file", where, hint)
+    return mode
+
+
+def _open(path, where: str, given_as: str):
+    """(what pandas reads, the first bytes). A regular file is read by path; a stream (stdin,
+    a pipe) has no size and cannot be read twice, so it is read once into memory."""
+    if where == "stdin":
+        data = sys.stdin.buffer.read()
+        return io.BytesIO(data), data[:HEAD_BYTES]
+    path = Path(path)
+    if not stat.S_ISREG(require_file(path, where, given_as)):
         with open(path, "rb") as fh:
             data = fh.read()
         return io.BytesIO(data), data[:HEAD_BYTES]
