@@ -34,6 +34,15 @@ def categorical_columns(df, features, setting, path) -> list[str]:
     import pandas as pd
 
     numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])}
+    # before `auto` takes text columns as categories: numbers written with decimal commas are
+    # text to the parser, and one-hot encoding them would silently make every value a category
+    # (a column listed in data.categorical by name is the user's choice)
+    listed = () if setting == "auto" else setting
+    for col in features:
+        if col not in numeric and col not in listed and looks_like_decimal_commas(df[col]):
+            example = df[col].dropna().iloc[0]
+            raise NnctlError(f"column '{col}' holds numbers written with a decimal comma (e.g. '{example}')",
+                             str(path), "set data.decimal: \",\" to read them as numbers")
     if setting == "auto":
         return [c for c in features if c not in numeric]
     for col in setting:
@@ -43,9 +52,6 @@ def categorical_columns(df, features, setting, path) -> list[str]:
     for col in features:
         if col not in numeric and col not in setting:
             example = next((v for v in df[col].dropna() if not is_number(v)), df[col].dropna().iloc[0] if df[col].notna().any() else "")
-            if looks_like_decimal_commas(df[col]):
-                raise NnctlError(f"column '{col}' holds numbers written with a decimal comma (e.g. '{example}')",
-                                 str(path), "set data.decimal: \",\" to read them as numbers")
             raise NnctlError(f"column '{col}' is not numeric (e.g. '{example}')", str(path),
                              "list it in data.categorical to one-hot encode it (or `categorical: auto`), "
                              "or leave it out with data.features")
