@@ -110,6 +110,25 @@ def _spec() -> dict:
     }
 
 
+# what other libraries call a key (PyTorch, Keras, scikit-learn), for the "did you mean" of an unknown one
+OTHER_NAMES = {"lr": "learning_rate", "epochs": "iterations", "n_epochs": "iterations", "max_iter": "iterations",
+               "weight_decay": "l2", "hidden_layer_sizes": "layers", "hidden_layers": "layers", "optim": "optimizer"}
+
+
+def suggest(name, known) -> str:
+    """' (did you mean 'x'?)' for an unknown key: its nnctl name when another library's name was
+    used (`training.lr` -> `training.learning_rate`), else a near miss among `known`."""
+    from ..errors import did_you_mean
+
+    head, _, last = str(name).rpartition(".")
+    other = OTHER_NAMES.get(last.strip().lower())
+    if other is not None:
+        candidate = f"{head}.{other}" if head else other
+        if candidate in known:
+            return f" (did you mean '{candidate}'?)"
+    return did_you_mean(name, known)
+
+
 _SPEC: dict | None = None
 
 
