@@ -67,6 +67,7 @@ def _spec() -> dict:
             "test_path": Key(None, "path", "a test file, scored once with the final model -> metrics.json \"test\"", nullable=True),
             "target": Key(REQUIRED, "str", "the column to predict"),
             "features": Key(None, "names", "columns to use as inputs; null = every column but the target", nullable=True),
+            "exclude": Key([], "columns", "columns to leave out (IDs, leaks); with features: null, every other column is used"),
             "validation_split": Key(0.2, "float", "fraction held out for validation (stratified for classification)", low=0.0, high=1.0),
             "scale": Key("standard", "choice", "feature scaling, fit on the training part only", ("standard", "minmax", "none")),
             "scale_target": Key(True, "bool", "regression: standardize the target for training; predictions come back in its units"),

@@ -126,9 +126,15 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
             and not cfg["data"]["validation_path"]:
         checker.fail(["training", "early_stopping", "metric"], f"{stop['metric']} needs a validation part",
                      "set data.validation_split > 0 or data.validation_path, or metric: train_loss")
-    features = cfg["data"]["features"]
-    if features and cfg["data"]["target"] in features:
-        checker.fail(["data", "features"], f"includes the target column '{cfg['data']['target']}'")
+    features, exclude, target = cfg["data"]["features"], cfg["data"]["exclude"], cfg["data"]["target"]
+    if features and target in features:
+        checker.fail(["data", "features"], f"includes the target column '{target}'")
+    if features and exclude:
+        checker.fail(["data", "exclude"], "is set together with data.features, which already lists every input",
+                     "use one: data.features (the columns to use) or data.exclude (the columns to leave out)")
+    if target in exclude:
+        checker.fail(["data", "exclude"], f"names the target column '{target}', which is never an input anyway",
+                     "remove it from data.exclude")
     return cfg
 
 
