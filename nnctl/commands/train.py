@@ -75,6 +75,8 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                    "metric": metric_name(dataset.task), "created": created}
+        if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
+            metrics["positive_class"] = dataset.classes[1]
         if fold is not None:
             metrics["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:

@@ -68,6 +68,8 @@ def _spec() -> dict:
             "target": Key(REQUIRED, "str", "the column to predict"),
             "features": Key(None, "names", "columns to use as inputs; null = every column but the target", nullable=True),
             "exclude": Key([], "columns", "columns to leave out (IDs, leaks); with features: null, every other column is used"),
+            "positive_class": Key(None, "label", "two classes: the label the sigmoid, thresholds, ROC and PR refer to; null = the second label, sorted",
+                                  nullable=True),
             "validation_split": Key(0.2, "float", "fraction held out for validation (stratified for classification)", low=0.0, high=1.0),
             "scale": Key("standard", "choice", "feature scaling, fit on the training part only", ("standard", "minmax", "none")),
             "scale_target": Key(True, "bool", "regression: standardize the target for training; predictions come back in its units"),

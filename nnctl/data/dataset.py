@@ -17,7 +17,7 @@ from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, ha
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .tables import open_table, read_table
-from .encoding import FeatureEncoder, fit_target_scaler
+from .encoding import FeatureEncoder, fit_target_scaler, label_index
 
 
 
@@ -144,10 +144,13 @@ def _split(cfg: dict, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
     (stratified) fraction drawn from the seed."""
     target, fraction = cfg["data"]["target"], cfg["data"]["validation_split"]
     rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"]).spawn(1)[0])
-    classes = None
+    classes, positive = None, cfg["data"].get("positive_class")
     if rows.task == "classification":
         classes, y = encode_labels(rows.df[target], target, rows.where)
     else:
+        if positive is not None:
+            raise NnctlError("data.positive_class is set, but this is a regression", rows.where,
+                             "leave data.positive_class out, or set model.task: classification")
         y = _regression_target(rows.df[target], target, rows.where)
     stratified = rows.task == "classification"
     if rows.val_where is not None:
@@ -160,6 +163,9 @@ def _split(cfg: dict, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
         train_idx, val_idx = stratified_split(y, fraction, rng)
     else:
         train_idx, val_idx = random_split(len(y), fraction, rng)
+    if positive is not None and classes is not None:
+        # after the split, so that naming the positive class draws the same rows
+        classes, y = _positive_last(classes, y, positive, target, rows.where)
     return _Split(y, classes, train_idx, val_idx)
 
 
@@ -259,6 +265,21 @@ def encode_labels(column, target, path) -> tuple[list, np.ndarray]:
                          "classification needs two or more",
                          str(path), "check data.target, or set model.task: regression")
     return [c.item() if hasattr(c, "item") else c for c in classes], y.astype(np.int64).ravel()
+
+
+def _positive_last(classes: list, y: np.ndarray, positive, target: str, where: str) -> tuple[list, np.ndarray]:
+    """Two classes ordered so that the positive one is second: the sigmoid's output, thresholds,
+    ROC and PR all refer to classes[1]."""
+    if len(classes) != 2:
+        raise NnctlError(f"data.positive_class is for two classes; '{target}' has {len(classes)}", where,
+                         "leave data.positive_class out")
+    index = label_index(positive, classes)
+    if index is None:
+        raise NnctlError(f"data.positive_class {plain(positive)} is not a label of column '{target}'", where,
+                         f"its labels: {', '.join(map(str, classes))}")
+    if index == 1:
+        return classes, y
+    return classes[::-1], 1 - y
 
 
 def _regression_target(column, target, path) -> np.ndarray:
