@@ -98,6 +98,8 @@ def resume_config(meta: dict, overrides, where: str) -> dict:
         set_override(raw, keys, value)
         set_paths.append(keys)
     cfg = resolve(raw, base_dir=Path.cwd(), source=where, set_paths=set_paths)
+    # a key added since that run (data.exclude, say) is filled with its default on both sides
+    saved = resolve(copy.deepcopy(saved), base_dir=Path.cwd(), source=where)
     for keys in _differences(saved, cfg):
         if keys not in RESUMABLE:
             allowed = ", ".join(".".join(k) for k in RESUMABLE)
