@@ -55,6 +55,11 @@ def init(
     if data.exists() and data.read_bytes() != iris.read_bytes() and not force:
         raise NnctlError("another iris.csv is already there", str(data),
                          "pass --force to overwrite it, or write the config into another folder")
+    try:  # `init experiments/a/cfg.yaml` makes its folders, as `mkdir -p` would
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NnctlError("cannot make the config's folder: a file has that name", str(path.parent),
+                         "choose another path")
     if not data.exists() or force:
         shutil.copyfile(iris, data)
     write_text_atomic(path, starter_config(data.name, "species"))

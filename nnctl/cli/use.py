@@ -19,7 +19,8 @@ def predict(
     data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored); - reads stdin; .gz .bz2 .xz .zip are read as they are"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV here instead of stdout"),
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: predict the second class when its probability is at least T (default: the most probable class, i.e. 0.5)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5)"),
+    positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold refers to (default: the model's positive class, data.positive_class)"),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
@@ -27,13 +28,17 @@ def predict(
     Example: nnctl predict runs/iris-20250101-120000 new.csv --proba > predictions.csv
     """
     from ..atomic import refuse_same_file
-    from ..commands.predict import predict_frames
+    from ..commands.predict import positive_index, predict_frames
     from ..runs.model import load_model
     from ..ui.printing import write_csv_frames
 
     refuse_same_file(output, [data, model])
     loaded = load_model(model)
-    write_csv_frames(predict_frames(loaded, data, proba, threshold=threshold, keep=keep or ()), output)
+    frames = predict_frames(loaded, data, proba, threshold=threshold, keep=keep or (), positive=positive)
+    write_csv_frames(frames, output)
+    if threshold is not None:
+        label = loaded.classes[positive_index(loaded, positive)]
+        sys.stderr.write(f"prediction is {label} where its probability (p_{label}) is at least {threshold:g}\n")
     if output is not None:
         sys.stderr.write(f"predictions written to {output}\n")
 
@@ -47,7 +52,8 @@ def evaluate(
     json_: bool = typer.Option(False, "--json", help="Print one JSON object with every metric"),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the second class when its probability is at least T"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the positive class when its probability is at least T"),
+    positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold, roc_auc and average_precision refer to (default: the model's positive class)"),
 ):
     """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
 
@@ -57,7 +63,7 @@ def evaluate(
     from ..ui.printing import print_evaluation
 
     under, over = parse_limits("--fail-under", fail_under or []), parse_limits("--fail-over", fail_over or [])
-    report = evaluate_csv(model, data, threshold=threshold)
+    report = evaluate_csv(model, data, threshold=threshold, positive=positive)
     missed = check_thresholds(report, under, over)
     if json_:
         typer.echo(dumps(report))

@@ -143,9 +143,14 @@ def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
 
 def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> str:
     """A string column (rows, 1) -> its one-hot block (rows, categories). A missing value is
-    an empty string, filled with the training mode under `missing: mean`."""
-    keys = list(categories) + ([""] if fill is not None else [])
-    values = list(categories) + ([fill] if fill is not None else [])
+    an empty string, or what a missing value becomes as text (`df[col].astype(str)` writes NaN
+    as 'nan', None as 'None'): predict reads the same cells as missing. Under `missing: mean`
+    it is filled with the training mode."""
+    from ..data.csvfile import NA_STRINGS
+
+    missing = [text for text in NA_STRINGS if text not in categories] if fill is not None else []
+    keys = list(categories) + missing
+    values = list(categories) + [fill] * len(missing)
     # known categories map to themselves; anything else to a value no category has
     mapped = g.op("LabelEncoder", [column], "category", domain="ai.onnx.ml", keys_strings=keys,
                   values_strings=values, default_string="\u0000unknown")
@@ -226,7 +231,7 @@ def _doc(model) -> str:
     meta = model.meta
     if model.encoder.categories:
         how = ("one input per column, named after it, shape [N, 1]: numbers as floats (NaN for missing), "
-               "categories as strings (an empty string for missing)")
+               "categories as strings (an empty string, 'nan' or 'None' for missing)")
     else:
         how = f"'features', shape [N, {len(meta['features'])}], columns in this order: {', '.join(meta['features'])}"
     if model.task == "regression":

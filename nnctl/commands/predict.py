@@ -30,22 +30,41 @@ def check_threshold(model, threshold) -> None:
         return
     if not 0.0 <= threshold <= 1.0:
         raise NnctlError(f"--threshold must be a probability between 0 and 1, got {threshold:g}", "--threshold")
+    if model.task == "regression":
+        raise NnctlError("--threshold turns a class probability into a class, but this model is a regression "
+                         "(it predicts numbers): leave --threshold out", "--threshold")
+    if len(model.classes) != 2:
+        raise NnctlError(f"--threshold applies to two-class models; this one has {len(model.classes)} classes",
+                         "--threshold", "leave it out: the predicted class is the most probable one")
+
+
+def positive_index(model, positive=None) -> int:
+    """Where the positive class is in `model.classes`: the one thresholds, ROC and PR refer to.
+    `positive` (a label, from --positive) overrides the model's own, which training put second."""
+    if positive is None:
+        return 1
     if model.task != "classification" or len(model.classes) != 2:
         kind = "a regression" if model.task == "regression" else f"{len(model.classes)} classes"
-        raise NnctlError(f"--threshold applies to two-class models; this one has {kind}", "--threshold",
-                         "leave it out: the predicted class is the most probable one")
+        raise NnctlError(f"--positive applies to two-class models; this one has {kind}", "--positive")
+    from ..data.encoding import label_index
+
+    index = label_index(positive, model.classes)
+    if index is None:
+        raise NnctlError(f"--positive '{positive}' is not a class of this model", "--positive",
+                         f"its classes: {', '.join(map(str, model.classes))}")
+    return index
 
 
-def decide(model, proba: np.ndarray, threshold=None) -> np.ndarray:
-    """Class indices: the most probable class, or for two classes with a threshold T the second
-    class (classes[1]) whenever its probability is at least T."""
+def decide(model, proba: np.ndarray, threshold=None, positive: int = 1) -> np.ndarray:
+    """Class indices: the most probable class, or for two classes with a threshold T the
+    positive class (index `positive`) whenever its probability is at least T."""
     if threshold is None:
         return proba.argmax(axis=1)
-    return (proba[:, 1] >= threshold).astype(np.int64)
+    return np.where(proba[:, positive] >= threshold, positive, 1 - positive).astype(np.int64)
 
 
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
-                   keep=()):
+                   keep=(), positive=None):
     """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
     exactly as written; then `prediction` (original labels, or numbers for regression) and with
     `proba` one `p_<class>` column per class. Columns are matched by name; extra columns are
@@ -56,6 +75,7 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
         raise NnctlError("--proba gives class probabilities, but this model is a regression", str(model.path),
                          "leave out --proba: the prediction column holds the predicted values")
     check_threshold(model, threshold)
+    chosen = positive_index(model, positive)
     keep = list(dict.fromkeys(keep))
     taken = set(keep)
     for name in ("prediction", *(f"p_{c}" for c in (model.classes or []) if proba)):
@@ -77,7 +97,7 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
                     frame[f"prediction_{i}"] = values[:, i]
         else:
             p = model.proba_from_inputs(X)
-            frame["prediction"] = pd.Series(np.asarray(model.classes, dtype=object)[decide(model, p, threshold)],
+            frame["prediction"] = pd.Series(np.asarray(model.classes, dtype=object)[decide(model, p, threshold, chosen)],
                                             dtype=object)
             if proba:
                 for i, c in enumerate(model.classes):
@@ -91,26 +111,28 @@ def _where(data_path) -> str:
     return "stdin" if str(data_path) == STDIN else str(data_path)
 
 
-def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep=()):
+def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep=(), positive=None):
     """All predictions for a table as one DataFrame (see `predict_frames`)."""
     import pandas as pd
 
     from ..runs.model import load_model
 
     model = load_model(model_path)
-    frames = list(predict_frames(model, data_path, proba, threshold=threshold, keep=keep))
+    frames = list(predict_frames(model, data_path, proba, threshold=threshold, keep=keep, positive=positive))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"prediction": []})
 
 
-def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, given_as="the DATA argument") -> dict:
+def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, given_as="the DATA argument",
+             positive=None) -> dict:
     """Every metric of a loaded model on a labelled table (scikit-learn's definitions): for
     classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss, roc_auc,
-    average_precision (two classes), per_class and the confusion matrix with its labels; for
-    regression mse, rmse, mae, r2."""
+    average_precision (two classes, of `positive_class`: the model's, or `positive`), per_class
+    and the confusion matrix with its labels; for regression mse, rmse, mae, r2."""
     from ..data.encoding import category_label
     from ..nn.metrics import classification_report, regression_report
 
     check_threshold(model, threshold)
+    chosen = positive_index(model, positive)
     target = model.meta["target"]
     where = _where(data_path)
     truths, outputs = [], []
@@ -137,17 +159,22 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
     report = {"task": model.task, "rows": int(len(y))}
     if model.task == "regression":
         return {**report, **regression_report(y, out)}
+    labels = list(model.classes)
+    if len(labels) == 2:
+        if chosen == 0:  # the metrics take the second class as positive: swap the two
+            y, out, labels = 1 - y, out[:, ::-1], labels[::-1]
+        report["positive_class"] = labels[1]
     if threshold is not None:
         report["threshold"] = threshold
-    metrics = classification_report(y, decide(model, out, threshold), out, len(model.classes), model.classes)
-    return {**report, **metrics, "labels": model.classes}
+    metrics = classification_report(y, decide(model, out, threshold), out, len(labels), labels)
+    return {**report, **metrics, "labels": labels}
 
 
-def evaluate_csv(model_path, data_path, chunk_rows: int | None = None, threshold=None) -> dict:
+def evaluate_csv(model_path, data_path, chunk_rows: int | None = None, threshold=None, positive=None) -> dict:
     """`evaluate` of the model saved at `model_path` (a run folder or its model.npz)."""
     from ..runs.model import load_model
 
-    return evaluate(load_model(model_path), data_path, threshold, chunk_rows)
+    return evaluate(load_model(model_path), data_path, threshold, chunk_rows, positive=positive)
 
 
 def check_thresholds(report: dict, fail_under: dict, fail_over: dict) -> list[str]:

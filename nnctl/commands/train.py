@@ -77,6 +77,8 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                    "metric": metric_name(dataset.task), "created": created}
+        if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
+            metrics["positive_class"] = dataset.classes[1]
         if fold is not None:
             metrics["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:
@@ -98,6 +100,8 @@ def resume_config(meta: dict, overrides, where: str) -> dict:
         set_override(raw, keys, value)
         set_paths.append(keys)
     cfg = resolve(raw, base_dir=Path.cwd(), source=where, set_paths=set_paths)
+    # a key added since that run (data.exclude, say) is filled with its default on both sides
+    saved = resolve(copy.deepcopy(saved), base_dir=Path.cwd(), source=where)
     for keys in _differences(saved, cfg):
         if keys not in RESUMABLE:
             allowed = ", ".join(".".join(k) for k in RESUMABLE)

@@ -149,6 +149,28 @@ def schema_names(key):
     return {"type": "array", "items": {"type": "string"}, "minItems": 1}
 
 
+def check_label(checker, v, key, path):
+    """A class label as the target column writes it: text, a number or a boolean."""
+    if isinstance(v, (list, dict)) or v == "":
+        checker.fail(path, f"must be one class label (text or a number), got {show(v)}")
+    return v
+
+
+def schema_label(key):
+    return {"type": ["string", "number", "boolean"]}
+
+
+def check_columns(checker, v, key, path):
+    """A list of column names that may be empty (`exclude: []`)."""
+    if v is None or v == []:
+        return []
+    return check_names(checker, v, key, path)
+
+
+def schema_columns(key):
+    return {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+
+
 def check_categorical(checker, v, key, path):
     if v == "auto":
         return v
@@ -259,6 +281,8 @@ KINDS: dict[str, Kind] = {
     "choice": Kind(check_choice, schema_choice),
     "delimiter": Kind(check_delimiter, schema_delimiter),
     "names": Kind(check_names, schema_names),
+    "columns": Kind(check_columns, schema_columns),
+    "label": Kind(check_label, schema_label),
     "categorical": Kind(check_categorical, schema_categorical),
     "layers": Kind(check_layers, schema_layers),
     "activation": Kind(check_activation, schema_activation),

@@ -67,6 +67,9 @@ def _spec() -> dict:
             "test_path": Key(None, "path", "a test file, scored once with the final model -> metrics.json \"test\"", nullable=True),
             "target": Key(REQUIRED, "str", "the column to predict"),
             "features": Key(None, "names", "columns to use as inputs; null = every column but the target", nullable=True),
+            "exclude": Key([], "columns", "columns to leave out (IDs, leaks); with features: null, every other column is used"),
+            "positive_class": Key(None, "label", "two classes: the label the sigmoid, thresholds, ROC and PR refer to; null = the second label, sorted",
+                                  nullable=True),
             "validation_split": Key(0.2, "float", "fraction held out for validation (stratified for classification)", low=0.0, high=1.0),
             "scale": Key("standard", "choice", "feature scaling, fit on the training part only", ("standard", "minmax", "none")),
             "scale_target": Key(True, "bool", "regression: standardize the target for training; predictions come back in its units"),
@@ -108,6 +111,25 @@ def _spec() -> dict:
                                     low=1, nullable=True),
         },
     }
+
+
+# what other libraries call a key (PyTorch, Keras, scikit-learn), for the "did you mean" of an unknown one
+OTHER_NAMES = {"lr": "learning_rate", "epochs": "iterations", "n_epochs": "iterations", "max_iter": "iterations",
+               "weight_decay": "l2", "hidden_layer_sizes": "layers", "hidden_layers": "layers", "optim": "optimizer"}
+
+
+def suggest(name, known) -> str:
+    """' (did you mean 'x'?)' for an unknown key: its nnctl name when another library's name was
+    used (`training.lr` -> `training.learning_rate`), else a near miss among `known`."""
+    from ..errors import did_you_mean
+
+    head, _, last = str(name).rpartition(".")
+    other = OTHER_NAMES.get(last.strip().lower())
+    if other is not None:
+        candidate = f"{head}.{other}" if head else other
+        if candidate in known:
+            return f" (did you mean '{candidate}'?)"
+    return did_you_mean(name, known)
 
 
 _SPEC: dict | None = None

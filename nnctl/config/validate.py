@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import NnctlError, did_you_mean
+from ..errors import NnctlError
 from .kinds import KINDS, show
-from .spec import REQUIRED, Key, spec
+from .spec import OTHER_NAMES, REQUIRED, Key, spec, suggest
 from .yamlfile import line_of, parse_override, read_yaml, set_override
 
 
@@ -59,13 +59,14 @@ class Checker:
     def reject_unknown(self, raw: dict, known, keys: list[str], what: str = "a known key") -> None:
         for k in raw:
             if not isinstance(k, str) or k not in known:
-                homes = [h for h in key_homes(str(k)) if h[:-1] != keys]
+                homes = [h for h in key_homes(str(k)) or key_homes(OTHER_NAMES.get(str(k).lower(), ""))
+                         if list(h[:-1]) != keys]
                 if homes:
                     home = ".".join(homes[0])
                     section = ".".join(homes[0][:-1])
                     self.fail(keys + [str(k)], f"belongs under {section or 'the top level'}: write it as {home}",
                               f"known keys here: {', '.join(known) or 'none'}")
-                self.fail(keys + [str(k)], f"is not {what}{did_you_mean(k, known)}",
+                self.fail(keys + [str(k)], f"is not {what}{suggest(k, known)}",
                           f"known keys here: {', '.join(known) or 'none'}")
 
     def section(self, raw, table: dict, keys: list[str], what: str = "a known key") -> dict:
@@ -125,9 +126,15 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
             and not cfg["data"]["validation_path"]:
         checker.fail(["training", "early_stopping", "metric"], f"{stop['metric']} needs a validation part",
                      "set data.validation_split > 0 or data.validation_path, or metric: train_loss")
-    features = cfg["data"]["features"]
-    if features and cfg["data"]["target"] in features:
-        checker.fail(["data", "features"], f"includes the target column '{cfg['data']['target']}'")
+    features, exclude, target = cfg["data"]["features"], cfg["data"]["exclude"], cfg["data"]["target"]
+    if features and target in features:
+        checker.fail(["data", "features"], f"includes the target column '{target}'")
+    if features and exclude:
+        checker.fail(["data", "exclude"], "is set together with data.features, which already lists every input",
+                     "use one: data.features (the columns to use) or data.exclude (the columns to leave out)")
+    if target in exclude:
+        checker.fail(["data", "exclude"], f"names the target column '{target}', which is never an input anyway",
+                     "remove it from data.exclude")
     return cfg
 
 

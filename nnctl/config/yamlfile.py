@@ -1,12 +1,93 @@
 """Reading YAML safely, with errors that name the file, line and column; `--set` overrides."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import NnctlError
+
+
+MAX_DEPTH = 50  # nesting deeper than any config needs; PyYAML would recurse past Python's limit
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load's loader, but a key written twice in one mapping is an error (PyYAML keeps the
+    last silently, so a second `training:` would drop the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<:` merges may repeat what they merge
+            first = seen.setdefault(key_node.value, key_node.start_mark)
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key_node.value}' is written twice, at lines {first.line + 1} and "
+                                f"{key_node.start_mark.line + 1} (keep one: the second would replace the first)",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+QUOTED = re.compile(r"'[^'\n]*'|\"(?:[^\"\\\n]|\\.)*\"")
+
+
+def _brackets_deeper_than(text: str, limit: int) -> bool:
+    """Whether flow brackets outside quotes nest deeper than `limit`: PyYAML takes seconds to
+    reach its recursion limit on thousands of them, so they are counted first."""
+    depth = deepest = 0
+    for char in QUOTED.sub("", text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest > limit
+
+
+def _depth(node, limit: int, level: int = 0) -> bool:
+    """Whether a composed YAML tree is nested deeper than `limit`, without recursing past it."""
+    stack = [(node, level)]
+    while stack:
+        node, level = stack.pop()
+        if level > limit:
+            return True
+        if isinstance(node, yaml.SequenceNode):
+            stack += [(child, level + 1) for child in node.value]
+        elif isinstance(node, yaml.MappingNode):
+            stack += [(child, level + 1) for pair in node.value for child in pair]
+    return False
+
+
+def load_text(text: str, where: str):
+    """(data, node tree) of YAML text; errors name `where` (the file or flag), line and column."""
+    too_deep = NnctlError(f"invalid YAML: nested more than {MAX_DEPTH} levels deep", where,
+                          "no config key takes values nested that deeply; check the brackets")
+    if _brackets_deeper_than(text, MAX_DEPTH):
+        raise too_deep
+    try:
+        node = yaml.compose(text, Loader=_StrictLoader)
+        if node is not None and _depth(node, MAX_DEPTH):
+            raise too_deep
+        loader = _StrictLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except RecursionError:  # block nesting: the composer recurses once per level
+        raise too_deep
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"{where}, line {mark.line + 1}, column {mark.column + 1}" if mark else where
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "could not determine a constructor" in str(exc):
+            problem = "YAML tags that build objects are not allowed"
+        raise NnctlError(f"invalid YAML: {problem}", at)
+    except yaml.YAMLError as exc:
+        raise NnctlError(f"invalid YAML: {exc}", where)
+    return data, node
 
 
 def read_yaml(path: str | Path) -> tuple[Any, Any]:
@@ -22,19 +103,7 @@ def read_yaml(path: str | Path) -> tuple[Any, Any]:
         raise NnctlError("config file is not UTF-8 text", str(path))
     except OSError as exc:
         raise NnctlError(f"cannot read config: {exc.strerror}", str(path))
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
-        problem = exc.problem or exc.context or "invalid YAML"
-        if "could not determine a constructor" in str(exc):
-            problem = "YAML tags that build objects are not allowed"
-        raise NnctlError(f"invalid YAML: {problem}", where)
-    except yaml.YAMLError as exc:
-        raise NnctlError(f"invalid YAML: {exc}", str(path))
-    return data, node
+    return load_text(text, str(path))
 
 
 def line_of(node, keys: list[str]) -> int | None:
@@ -59,9 +128,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise NnctlError(f"--set expects KEY=VALUE, got '{text}'", "--set", "e.g. --set training.learning_rate=0.1")
     key, _, raw = text.partition("=")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise NnctlError(f"cannot read the value '{raw}'", f"--set {key}", "quote strings with YAML quotes, lists as [a, b]")
+        value = load_text(raw, f"--set {key}")[0] if raw.strip() else None
+    except NnctlError as exc:
+        if raw.strip()[:1] in ("[", "{", '"', "'"):
+            shown = raw if len(raw) <= 40 else raw[:40] + "..."
+            raise NnctlError(f"cannot read the value '{shown}' ({exc.message})", f"--set {key}",
+                             "quote strings with YAML quotes, lists as [a, b]")
+        # a word YAML cannot read alone (`--set data.decimal=,`) is meant as that text, as a shell user writes it
+        value = raw.strip()
     return [k for k in key.strip().split(".")], value
 
 

@@ -18,6 +18,13 @@ def feature_columns(cfg_data: dict, header: list[str], where: str, notes: list) 
     features = cfg_data["features"]
     if features:
         return features
+    exclude = cfg_data.get("exclude") or []
+    for name in exclude:  # a typo would silently keep the column it meant to drop
+        if name not in header:
+            named = [h for h in header if h]
+            raise NnctlError(f"data.exclude names '{name}', which is not a column of the file"
+                             f"{did_you_mean(name, named)}", where,
+                             f"its columns: {', '.join(named[:20])}{' ...' if len(named) > 20 else ''}")
     for i, name in enumerate(header):
         if name:
             continue
@@ -27,13 +34,22 @@ def feature_columns(cfg_data: dict, header: list[str], where: str, notes: list) 
         else:
             raise NnctlError(f"column {i + 1} of the header has no name", where,
                              "give it a name, or list the columns to use in data.features")
-    return [c for c in header if c and c != cfg_data["target"]]
+    return [c for c in header if c and c != cfg_data["target"] and c not in exclude]
 
 
 def categorical_columns(df, features, setting, path) -> list[str]:
     import pandas as pd
 
     numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])}
+    # before `auto` takes text columns as categories: numbers written with decimal commas are
+    # text to the parser, and one-hot encoding them would silently make every value a category
+    # (a column listed in data.categorical by name is the user's choice)
+    listed = () if setting == "auto" else setting
+    for col in features:
+        if col not in numeric and col not in listed and looks_like_decimal_commas(df[col]):
+            example = df[col].dropna().iloc[0]
+            raise NnctlError(f"column '{col}' holds numbers written with a decimal comma (e.g. '{example}')",
+                             str(path), "set data.decimal: \",\" to read them as numbers")
     if setting == "auto":
         return [c for c in features if c not in numeric]
     for col in setting:
@@ -43,12 +59,9 @@ def categorical_columns(df, features, setting, path) -> list[str]:
     for col in features:
         if col not in numeric and col not in setting:
             example = next((v for v in df[col].dropna() if not is_number(v)), df[col].dropna().iloc[0] if df[col].notna().any() else "")
-            if looks_like_decimal_commas(df[col]):
-                raise NnctlError(f"column '{col}' holds numbers written with a decimal comma (e.g. '{example}')",
-                                 str(path), "set data.decimal: \",\" to read them as numbers")
             raise NnctlError(f"column '{col}' is not numeric (e.g. '{example}')", str(path),
                              "list it in data.categorical to one-hot encode it (or `categorical: auto`), "
-                             "or leave it out with data.features")
+                             f"or leave it out (data.exclude: [{col}], or drop it from data.features)")
     return list(setting)
 
 
@@ -66,7 +79,7 @@ def suspicious_columns(df, features, categorical) -> list:
     notes, rows = [], len(df)
     for col in features:
         distinct = df[col].nunique(dropna=True)
-        exclude = "leave it out with data.features (list the columns to use)"
+        exclude = f"leave it out with data.exclude: [{col}]"
         if col in categorical:
             if rows >= ID_MIN_ROWS and distinct == rows:
                 notes.append(("warning", f"column '{col}' has a different value in every row (an ID or free text?): "

@@ -10,17 +10,24 @@ import gzip
 import io
 import lzma
 import os
+import re
 import stat
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import NnctlError, did_you_mean
 
 SNIFFED_DELIMITERS = ",;\t|"
 STDIN = "-"
 HEAD_BYTES = 65536
+SCAN_BYTES = 1 << 20  # bytes decoded at a time when a file's encoding is checked
+# a character of two to four bytes as UTF-8 writes it; Latin-1 text almost never holds these pairs
+# (an accented capital followed by a symbol such as ©), so a file with them and with bytes that are
+# not UTF-8 mixes the two encodings
+UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 # magic bytes -> (compression pandas understands, opener of the decompressed stream)
 COMPRESSIONS = {
@@ -31,7 +38,7 @@ COMPRESSIONS = {
 # magic bytes of formats that are not CSV -> what to tell the user
 OTHER_FORMATS = {
     b"\xd0\xcf\x11\xe0": "an Excel .xls workbook: export the sheet as CSV (File > Save As > CSV)",
-    b"PAR1": "a Parquet file: give it as a file path (ending in .parquet), not a stream",
+    b"PAR1": "a Parquet file: give it as a file named .parquet (a stream or another suffix is read as CSV)",
     b"%PDF": "a PDF document, not a table",
     b"SQLite format 3": "an SQLite database: export the table as CSV",
 }
@@ -46,6 +53,7 @@ class CsvFile:
     encoding: str
     delimiter: str
     header: list[str]  # stripped names; "" for a column without a name
+    kind: ClassVar[str] = "csv"  # its reader in tables.READERS
 
 
 def sniff(path, delimiter: str | None = None, given_as: str = "data.path") -> CsvFile:
@@ -66,6 +74,7 @@ def sniff(path, delimiter: str | None = None, given_as: str = "data.path") -> Cs
             text, encoding = head[: exc.start].decode("utf-8-sig"), "utf-8-sig"
         else:  # every byte is valid Latin-1, the usual encoding of CSVs that are not UTF-8
             text, encoding = head.decode("latin-1"), "latin-1"
+            _refuse_mixed_encodings(source, compression, where)
     first_line = text.splitlines()[0] if text.splitlines() else ""
     if delimiter is None:
         counts = {d: _count_outside_quotes(first_line, d) for d in SNIFFED_DELIMITERS}
@@ -79,21 +88,27 @@ def sniff(path, delimiter: str | None = None, given_as: str = "data.path") -> Cs
     return CsvFile(where, source, compression, encoding, delimiter, header)
 
 
-def _open(path, where: str, given_as: str):
-    """(what pandas reads, the first bytes). A regular file is read by path; a stream (stdin,
-    a pipe) has no size and cannot be read twice, so it is read once into memory."""
+def require_file(path, where: str, given_as: str) -> int:
+    """The path's stat mode; a missing path or a folder is an NnctlError saying where the path
+    came from (`given_as`: a config key or a command's argument)."""
     hint = f"check {given_as}" + (" (relative to the config file)" if given_as.startswith("data.") else "")
-    if where == "stdin":
-        data = sys.stdin.buffer.read()
-        return io.BytesIO(data), data[:HEAD_BYTES]
-    path = Path(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise NnctlError("data file not found", where, hint)
     if stat.S_ISDIR(mode):
-        raise NnctlError("data path is a folder, not a CSV file", where, hint)
-    if not stat.S_ISREG(mode):
+        raise NnctlError("data path is a folder, not a data file", where, hint)
+    return mode
+
+
+def _open(path, where: str, given_as: str):
+    """(what pandas reads, the first bytes). A regular file is read by path; a stream (stdin,
+    a pipe) has no size and cannot be read twice, so it is read once into memory."""
+    if where == "stdin":
+        data = sys.stdin.buffer.read()
+        return io.BytesIO(data), data[:HEAD_BYTES]
+    path = Path(path)
+    if not stat.S_ISREG(require_file(path, where, given_as)):
         with open(path, "rb") as fh:
             data = fh.read()
         return io.BytesIO(data), data[:HEAD_BYTES]
@@ -127,6 +142,77 @@ def _decompressed_head(source, head: bytes, where: str) -> tuple[str | None, byt
             except (OSError, EOFError, lzma.LZMAError) as exc:
                 raise NnctlError(f"cannot decompress the {compression} file: {exc}", where)
     return None, head
+
+
+def _text_stream(source, compression):
+    """The file's bytes after decompression, as a binary file object to read in chunks."""
+    source = _rewound(source)
+    if compression == "zip":
+        archive = zipfile.ZipFile(source)
+        return archive.open([n for n in archive.namelist() if not n.endswith("/")][0])
+    if compression is not None:
+        return dict(COMPRESSIONS.values())[compression](source)
+    if isinstance(source, io.BytesIO):  # a stream read into memory: pandas reads it next, so it stays open
+        return io.BytesIO(source.getvalue())
+    return open(source, "rb")
+
+
+def _scan_lines(source, compression):
+    """(line number, bytes) of the file in chunks of whole lines (1-based number of each
+    chunk's first line)."""
+    with _text_stream(source, compression) as fh:
+        line, carry = 1, b""
+        while True:
+            chunk = fh.read(SCAN_BYTES)
+            data = carry + chunk
+            if not chunk:
+                if data:
+                    yield line, data
+                return
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield line, data[:cut]
+                line += data.count(b"\n", 0, cut)
+            carry = data[cut:]
+
+
+def _first_lines(source, compression) -> tuple[int | None, int | None]:
+    """(the first line that is not valid UTF-8, the first line with a UTF-8 character beyond
+    ASCII): each None when there is none."""
+    not_utf8 = utf8 = None
+    for line, data in _scan_lines(source, compression):
+        if not_utf8 is None:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                not_utf8 = line + data.count(b"\n", 0, exc.start)
+        if utf8 is None:
+            match = UTF8_MULTIBYTE.search(data)
+            if match:
+                utf8 = line + data.count(b"\n", 0, match.start())
+        if not_utf8 is not None and utf8 is not None:
+            break
+    return not_utf8, utf8
+
+
+def _refuse_mixed_encodings(source, compression, where: str) -> None:
+    """A file that is not valid UTF-8 is read as Latin-1; if it also holds UTF-8 characters, the
+    same word is spelt two ways and a label such as 'é' would become two classes."""
+    not_utf8, utf8 = _first_lines(source, compression)
+    if not_utf8 is not None and utf8 is not None:
+        raise NnctlError(f"data file mixes text encodings: it is not valid UTF-8 from line {not_utf8} on, so it "
+                         f"would be read as Latin-1, but line {utf8} is UTF-8 (the same label would be spelt two ways)",
+                         where, "save the file in one encoding (UTF-8), e.g. iconv -f latin1 -t utf-8 on the "
+                                "rows that are Latin-1")
+
+
+def _not_utf8_error(csv_file: CsvFile) -> NnctlError:
+    """The file started as UTF-8 (its first bytes were read so) and stops being UTF-8 later."""
+    not_utf8, _ = _first_lines(csv_file.source, csv_file.compression)
+    line = f"line {not_utf8}" if not_utf8 is not None else "a later line"
+    return NnctlError(f"data file is read as UTF-8 (as its first {HEAD_BYTES // 1024} KB are), but {line} is not "
+                      "valid UTF-8: the file mixes encodings, or is Latin-1 from there on", csv_file.where,
+                      "save the whole file as UTF-8")
 
 
 def _rewound(source):
@@ -173,13 +259,13 @@ def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."
         if chunksize is None:
             frame = _select(frame, columns)
         else:
-            frame = (_select(chunk, columns) for chunk in _parsed(frame, where))
+            frame = (_select(chunk, columns) for chunk in _parsed(frame, csv_file))
     except pd.errors.EmptyDataError:
         raise NnctlError("data file is empty", where)
     except pd.errors.ParserError as exc:
         raise parse_error(exc, where)
     except UnicodeDecodeError:
-        raise NnctlError("data file is not UTF-8 or Latin-1 text", where)
+        raise _not_utf8_error(csv_file)
     if chunksize is None:
         if len(frame) == 0:
             raise NnctlError("data file has a header but no data rows", where)
@@ -202,14 +288,16 @@ def _select(frame, columns):
     return frame if columns is None else frame[list(columns)]
 
 
-def _parsed(chunks, where):
+def _parsed(chunks, csv_file: CsvFile):
     """Chunks of a CSV, with parser errors in later chunks turned into NnctlError too."""
     import pandas as pd
 
     try:
         yield from chunks
     except pd.errors.ParserError as exc:
-        raise parse_error(exc, where)
+        raise parse_error(exc, csv_file.where)
+    except UnicodeDecodeError:
+        raise _not_utf8_error(csv_file)
 
 
 def require_columns(header, columns, where):

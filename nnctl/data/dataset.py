@@ -17,7 +17,7 @@ from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, ha
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .tables import open_table, read_table
-from .encoding import FeatureEncoder, fit_target_scaler
+from .encoding import FeatureEncoder, fit_target_scaler, label_index
 
 
 
@@ -76,6 +76,35 @@ def load_dataset(cfg: dict, cache: bool = True, fold: tuple[int, int] | None = N
 
 
 def _prepare(cfg: dict, fold: tuple[int, int] | None = None) -> Dataset:
+    """Read, then split, then encode: each stage returns what the next one needs."""
+    rows = _read(cfg)
+    split = _split(cfg, rows, fold)
+    return _encode(cfg, rows, split)
+
+
+@dataclass
+class _Rows:
+    """The rows read for training: the training file's rows first, then a validation file's."""
+    df: object  # DataFrame of the used columns, missing values handled
+    train_rows: int  # rows of the training file in `df`
+    features: list
+    categorical: list
+    task: str
+    where: str  # the training file
+    val_where: str | None  # the validation file, when data.validation_path gives one
+    rows_read: int
+    notes: list
+
+
+@dataclass
+class _Split:
+    y: np.ndarray  # every row's class index (rows,) or regression target (rows, 1)
+    classes: list | None
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+
+
+def _read(cfg: dict) -> _Rows:
     data = cfg["data"]
     path, notes = Path(data["path"]), []
     table = open_table(path, data["delimiter"])
@@ -98,56 +127,73 @@ def _prepare(cfg: dict, fold: tuple[int, int] | None = None) -> Dataset:
     task = data_task(cfg["model"]["task"], df[target])
     if task == "regression" and cfg["model"]["task"] == "auto":
         notes += regression_note(df[target], target)
-    train_rows = len(df)
+    train_rows, val_where = len(df), None
     if "validation" in extra:
         # a separate validation file: appended after the training rows, and the split is theirs
-        where_val = extra["validation"].where
+        val_where = extra["validation"].where
         val_df = read_table(extra["validation"], columns=used, decimal=data["decimal"])
         rows_read += len(val_df)
-        val_df = handle_missing(val_df, features, target, data["missing"], where_val)
-        df = _concat(df, val_df)
+        df = _concat(df, handle_missing(val_df, features, target, data["missing"], val_where))
         if data["validation_split"]:
             notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
+    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes)
+
+
+def _split(cfg: dict, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
+    """Targets and the train/validation rows: a validation file's rows, fold i of K, or a
+    (stratified) fraction drawn from the seed."""
+    target, fraction = cfg["data"]["target"], cfg["data"]["validation_split"]
     rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"]).spawn(1)[0])
-    if task == "classification":
-        classes, y = encode_labels(df[target], target, path)
-        if "validation" in extra:
-            train_idx, val_idx = np.arange(train_rows), np.arange(train_rows, len(df))
-            _only_known_classes(classes, y, train_idx, val_idx, target, extra["validation"].where)
-        else:
-            train_idx, val_idx = (kfold_split(y, fold, rng, stratified=True) if fold else
-                                  stratified_split(y, data["validation_split"], rng))
+    classes, positive = None, cfg["data"].get("positive_class")
+    if rows.task == "classification":
+        classes, y = encode_labels(rows.df[target], target, rows.where)
     else:
-        y = _regression_target(df[target], target, path)
-        if "validation" in extra:
-            train_idx, val_idx = np.arange(train_rows), np.arange(train_rows, len(df))
-        else:
-            train_idx, val_idx = (kfold_split(y, fold, rng, stratified=False) if fold else
-                                  random_split(len(y), data["validation_split"], rng))
-        classes = None
+        if positive is not None:
+            raise NnctlError("data.positive_class is set, but this is a regression", rows.where,
+                             "leave data.positive_class out, or set model.task: classification")
+        y = _regression_target(rows.df[target], target, rows.where)
+    stratified = rows.task == "classification"
+    if rows.val_where is not None:
+        train_idx, val_idx = np.arange(rows.train_rows), np.arange(rows.train_rows, len(rows.df))
+        if stratified:
+            _only_known_classes(classes, y, train_idx, val_idx, target, rows.val_where)
+    elif fold:
+        train_idx, val_idx = kfold_split(y, fold, rng, stratified=stratified)
+    elif stratified:
+        train_idx, val_idx = stratified_split(y, fraction, rng)
+    else:
+        train_idx, val_idx = random_split(len(y), fraction, rng)
+    if positive is not None and classes is not None:
+        # after the split, so that naming the positive class draws the same rows
+        classes, y = _positive_last(classes, y, positive, target, rows.where)
+    return _Split(y, classes, train_idx, val_idx)
+
+
+def _encode(cfg: dict, rows: _Rows, split: _Split) -> Dataset:
+    """The encoder fit on the training rows, the arrays it makes, and the target's scaling."""
+    data, df = cfg["data"], rows.df
     dtype = np.dtype(cfg["training"]["dtype"])
-    encoder = FeatureEncoder(features, unknown=data["unknown_category"], decimal=data["decimal"])
-    where = str(path)
+    encoder = FeatureEncoder(rows.features, unknown=data["unknown_category"], decimal=data["decimal"])
     # categories come from the whole training file, so whether a rare one lands in the validation
     # part (the seed's luck) cannot decide if a config is valid; scaling is fit on training rows only
-    X_train = encoder.fit(df.iloc[train_idx], categorical, data["scale"], data["missing"], dtype, where,
-                          categories_from=df.iloc[:train_rows])
-    X_val = encoder.transform(df.iloc[val_idx], dtype,
-                              where=extra["validation"].where if "validation" in extra else where)
-    dataset = Dataset(X_train, y[train_idx], X_val, y[val_idx], task, target, encoder, classes,
-                      rows_read=rows_read, rows_dropped=rows_read - len(df), notes=notes)
-    if task == "classification":
-        counts = np.bincount(y[train_idx], minlength=len(classes))
-        if "validation" not in extra:
-            counts = np.bincount(y, minlength=len(classes))
-        dataset.class_counts = {str(c): int(n) for c, n in zip(classes, counts)}
+    X_train = encoder.fit(df.iloc[split.train_idx], rows.categorical, data["scale"], data["missing"], dtype,
+                          rows.where, categories_from=df.iloc[:rows.train_rows])
+    X_val = encoder.transform(df.iloc[split.val_idx], dtype, where=rows.val_where or rows.where)
+    y_train, y_val = split.y[split.train_idx], split.y[split.val_idx]
+    class_counts, target_scaler = {}, None
+    if rows.task == "classification":
+        # with a validation file, the counts are the training file's; otherwise the whole file's
+        counted = y_train if rows.val_where is not None else split.y
+        counts = np.bincount(counted, minlength=len(split.classes))
+        class_counts = {str(c): int(n) for c, n in zip(split.classes, counts)}
     elif data["scale_target"]:
-        dataset.target_scaler = fit_target_scaler(dataset.y_train)
-        offset = np.asarray(dataset.target_scaler["offset"])
-        scale = np.asarray(dataset.target_scaler["scale"])
-        dataset.y_train = ((dataset.y_train - offset) / scale).astype(dtype)
-        dataset.y_val = ((dataset.y_val - offset) / scale).astype(dtype)
-    return dataset
+        target_scaler = fit_target_scaler(y_train)
+        offset, scale = np.asarray(target_scaler["offset"]), np.asarray(target_scaler["scale"])
+        y_train = ((y_train - offset) / scale).astype(dtype)
+        y_val = ((y_val - offset) / scale).astype(dtype)
+    return Dataset(X_train, y_train, X_val, y_val, rows.task, data["target"], encoder, split.classes,
+                   target_scaler=target_scaler, rows_read=rows.rows_read, rows_dropped=rows.rows_read - len(df),
+                   class_counts=class_counts, notes=rows.notes)
 
 
 def _other_files(data: dict, used: list[str]) -> dict:
@@ -219,6 +265,21 @@ def encode_labels(column, target, path) -> tuple[list, np.ndarray]:
                          "classification needs two or more",
                          str(path), "check data.target, or set model.task: regression")
     return [c.item() if hasattr(c, "item") else c for c in classes], y.astype(np.int64).ravel()
+
+
+def _positive_last(classes: list, y: np.ndarray, positive, target: str, where: str) -> tuple[list, np.ndarray]:
+    """Two classes ordered so that the positive one is second: the sigmoid's output, thresholds,
+    ROC and PR all refer to classes[1]."""
+    if len(classes) != 2:
+        raise NnctlError(f"data.positive_class is for two classes; '{target}' has {len(classes)}", where,
+                         "leave data.positive_class out")
+    index = label_index(positive, classes)
+    if index is None:
+        raise NnctlError(f"data.positive_class {plain(positive)} is not a label of column '{target}'", where,
+                         f"its labels: {', '.join(map(str, classes))}")
+    if index == 1:
+        return classes, y
+    return classes[::-1], 1 - y
 
 
 def _regression_target(column, target, path) -> np.ndarray:

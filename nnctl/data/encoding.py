@@ -30,6 +30,22 @@ def category_label(v) -> str:
     return str(v).strip()
 
 
+YAML_TRUE, YAML_FALSE = {"true", "yes", "y", "on"}, {"false", "no", "n", "off"}
+
+
+def label_index(value, labels) -> int | None:
+    """Where `value` (from a config or a flag) is among class `labels`, matched as text: 1 and
+    '1' are the same label. YAML reads `yes` as true, so a boolean also matches those words."""
+    wanted = {category_label(value)}
+    if isinstance(value, bool):
+        wanted |= YAML_TRUE if value else YAML_FALSE
+    names = [category_label(c) for c in labels]
+    exact = [i for i, name in enumerate(names) if name in wanted]
+    if not exact and isinstance(value, bool):
+        exact = [i for i, name in enumerate(names) if name.lower() in wanted]
+    return exact[0] if exact else None
+
+
 class FeatureEncoder:
     def __init__(self, features, categories=None, fill=None, scaler=None, unknown="error", decimal=".",
                  saved=False):
@@ -117,7 +133,8 @@ class FeatureEncoder:
                 raise NnctlError(f"column '{col}' has an infinite value (data row {row + 1})", where,
                                  "replace it with a finite number or leave the cell empty")
             if self.fill is None or self.fill.get(col) is None:
-                raise NnctlError(f"column '{col}' has {int(nan.sum())} missing value(s)", where,
+                raise NnctlError(f"column '{col}' has {int(nan.sum())} missing value(s)"
+                                 f"{_first_row(column, nan)}", where,
                                  "fill them in, or train with data.missing: mean (the model then fills them itself)")
             values = np.where(nan, self.fill[col], values)
         return values
@@ -147,7 +164,8 @@ class FeatureEncoder:
         if unknown.any():
             missing = np.array([v is None for v in strings], dtype=bool)
             if missing.any():
-                raise NnctlError(f"column '{col}' has {int(missing.sum())} missing value(s)", where,
+                raise NnctlError(f"column '{col}' has {int(missing.sum())} missing value(s)"
+                                 f"{_first_row(column, missing)}", where,
                                  "fill them in, or train with data.missing: mean (the model then fills them itself)")
             if self.unknown == "error":
                 row = int(np.flatnonzero(unknown)[0])
@@ -169,6 +187,12 @@ class FeatureEncoder:
     def from_meta(cls, meta: dict, saved: bool = True) -> "FeatureEncoder":
         return cls(meta["features"], meta.get("categories") or {}, meta.get("fill"), meta["scaler"],
                    meta.get("unknown_category", "error"), meta.get("decimal", "."), saved=saved)
+
+
+def _first_row(column, mask: np.ndarray) -> str:
+    """' (first in data row R)': the row as the file counts them (chunks keep their place, so
+    the column's index is the row's position in the whole table)."""
+    return f" (first in data row {int(column.index[int(np.flatnonzero(mask)[0])]) + 1})"
 
 
 def is_number(v) -> bool:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import NnctlError
 
+MAGIC = b"PAR1"  # a Parquet file's first bytes
 INSTALL_HINT = "install the parquet extra: pip install 'nnctl[parquet]' (or pip install pyarrow)"
 
 
@@ -15,6 +17,7 @@ class ParquetFile:
     where: str
     path: Path
     header: list[str]
+    kind: ClassVar[str] = "parquet"  # its reader in tables.READERS
 
 
 def _pyarrow(where: str):

@@ -1,52 +1,85 @@
 """One way to open a table, whatever file holds it: CSV (plain, compressed, or a stream) or
-Parquet. `open_table` finds out which and reads its header; `read_table` reads its rows."""
+Parquet. `FORMATS` maps a file's suffix to its reader; `open_table` picks one and reads the
+header, `read_table` reads the rows with the reader that opened the table. A new format is one
+reader and its suffixes here."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from .csvfile import STDIN, CsvFile, read_csv, require_columns, sniff
-from .parquetfile import ParquetFile, open_parquet, read_parquet
+from . import csvfile, parquetfile
+from .csvfile import STDIN, require_columns
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
-PARQUET_MAGIC = b"PAR1"
+
+@dataclass(frozen=True)
+class Reader:
+    """`open(path, delimiter, where)` -> a table with `.header` and `.where`;
+    `read(table, columns, chunksize, decimal, as_text)` -> a DataFrame or an iterator of them."""
+    kind: str
+    open: Callable
+    read: Callable
+
+
+def _open_csv(path, delimiter, given_as):
+    return csvfile.sniff(path, delimiter, given_as)
+
+
+def _read_csv(table, columns, chunksize, decimal, as_text):
+    return csvfile.read_csv(table, columns, chunksize, decimal, as_text)
+
+
+def _open_parquet(path, delimiter, given_as):
+    csvfile.require_file(path, str(path), given_as)  # the same 'not found' / 'is a folder' errors as CSV
+    return parquetfile.open_parquet(Path(path), str(path))
+
+
+def _read_parquet(table, columns, chunksize, decimal, as_text):
+    # Parquet stores types, so decimal marks and text columns need no parsing choices
+    if columns is not None:
+        require_columns(table.header, columns, table.where)
+    return parquetfile.read_parquet(table, list(columns) if columns is not None else None, chunksize)
+
+
+CSV = Reader("csv", _open_csv, _read_csv)
+PARQUET = Reader("parquet", _open_parquet, _read_parquet)
+READERS = {reader.kind: reader for reader in (CSV, PARQUET)}
+# CSV's compressions are found from their magic bytes, so any other suffix is read as CSV too
+FORMATS = {".parquet": PARQUET, ".pq": PARQUET,
+           ".csv": CSV, ".tsv": CSV, ".txt": CSV, ".gz": CSV, ".bz2": CSV, ".xz": CSV, ".zip": CSV}
+# a file named otherwise (data.bin, a file without a suffix) is known by its first bytes
+MAGIC = {parquetfile.MAGIC: PARQUET}
+
+
+def reader_for(path) -> Reader:
+    """The reader of a path: by suffix, else by magic bytes, else CSV. A stream is read once,
+    by the CSV reader: nothing peeks into it."""
+    if str(path) == STDIN:
+        return CSV
+    path = Path(path)
+    if path.suffix.lower() in FORMATS:
+        return FORMATS[path.suffix.lower()]
+    try:
+        if not path.is_file():
+            return CSV
+        with open(path, "rb") as fh:
+            head = fh.read(max(len(m) for m in MAGIC))
+    except OSError:
+        return CSV
+    return next((reader for magic, reader in MAGIC.items() if head.startswith(magic)), CSV)
 
 
 def is_parquet(path) -> bool:
-    if str(path) == STDIN:
-        return False
-    path = Path(path)
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        return True
-    try:
-        if not path.is_file():  # a stream is read once, by the CSV reader: never peek into it
-            return False
-        with open(path, "rb") as fh:
-            return fh.read(4) == PARQUET_MAGIC
-    except OSError:
-        return False
+    return reader_for(path) is PARQUET
 
 
-def open_table(path, delimiter: str | None = None, given_as: str = "data.path") -> CsvFile | ParquetFile:
-    """The file's kind and header; errors name the file and say how to fix it."""
-    if is_parquet(path):
-        sniff_missing(path, given_as)
-        return open_parquet(Path(path), str(path))
-    return sniff(path, delimiter, given_as)
-
-
-def sniff_missing(path, given_as: str) -> None:
-    """The same 'not found' / 'is a folder' errors for Parquet paths as for CSV ones."""
-    from .csvfile import _open
-
-    if not Path(path).is_file():
-        _open(path, str(path), given_as)
+def open_table(path, delimiter: str | None = None, given_as: str = "data.path"):
+    """The file's table and header; errors name the file and say how to fix it."""
+    reader = reader_for(path)
+    return reader.open(path, delimiter, given_as)
 
 
 def read_table(table, columns=None, chunksize=None, decimal: str = ".", as_text=()):
     """A DataFrame (or an iterator of them with `chunksize`) of the table's `columns`.
     `as_text`: CSV columns to keep exactly as written (IDs such as 007), not parsed."""
-    if isinstance(table, ParquetFile):
-        if columns is not None:
-            require_columns(table.header, columns, table.where)
-        return read_parquet(table, list(columns) if columns is not None else None, chunksize)
-    return read_csv(table, columns, chunksize, decimal, as_text)
+    return READERS[table.kind].read(table, columns, chunksize, decimal, as_text)

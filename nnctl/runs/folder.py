@@ -132,10 +132,7 @@ def write_predictions(path, model, X, y) -> None:
     with naming_errors(path), open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         if model.task == "regression":
-            scaler = model.meta.get("target_scaler")
-            truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
-            if scaler:
-                truth = truth * scaler["scale"][0] + scaler["offset"][0]
+            truth = _target_in_its_units(y, model.meta.get("target_scaler"))
             writer.writerow(["target", "prediction"])
             writer.writerows(zip(map(_number, truth.tolist()), map(_number, model.values_from_inputs(X).tolist())))
             return
@@ -144,6 +141,26 @@ def write_predictions(path, model, X, y) -> None:
         writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes])
         for truth, predicted, p in zip(classes[np.asarray(y, dtype=np.int64)], classes[proba.argmax(axis=1)], proba):
             writer.writerow([truth, predicted] + [f"{v:.8g}" for v in p])
+
+
+def _target_in_its_units(y, scaler):
+    """The regression truth as the data wrote it. Training keeps it scaled in its own dtype, so
+    mapping it back leaves noise below that dtype's precision (a 0 came back as 2.43e-08):
+    each value is rounded to the decimals its precision supports."""
+    import numpy as np
+
+    scaled = np.asarray(y).reshape(len(y), -1)[:, 0]
+    truth = scaled.astype(np.float64)
+    if not scaler:
+        return truth
+    scale, offset = scaler["scale"][0], scaler["offset"][0]
+    truth = truth * scale + offset
+    eps = np.finfo(scaled.dtype).eps if scaled.dtype.kind == "f" else np.finfo(np.float64).eps
+    error = (abs(offset) + np.abs(truth - offset)) * eps  # what the scaled value's last bit is worth
+    with np.errstate(divide="ignore"):
+        decimals = np.floor(-np.log10(2 * error))
+    q = 10.0 ** np.clip(decimals, -300, 300)
+    return np.where(error > 0, np.round(truth * q) / q + 0.0, truth)  # + 0.0: -0 reads as 0
 
 
 def _number(v):

@@ -44,6 +44,8 @@ def build_meta(network: Network, dataset, cfg: dict) -> dict:
     }
     if dataset.task == "classification":
         meta["classes"] = dataset.classes
+        if len(dataset.classes) == 2:  # the sigmoid's output is the probability of this class
+            meta["positive_class"] = dataset.classes[1]
     else:
         meta["target_scaler"] = dataset.target_scaler
     return meta

@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 
 from ..config.kinds import KINDS, Kind, section_schema, show
-from ..config.spec import REQUIRED, Key, spec
+from ..config.spec import REQUIRED, Key, spec, suggest
 from ..config.validate import Checker
 from ..config.yamlfile import parse_override, read_yaml, set_override
 from ..errors import NnctlError, did_you_mean
@@ -32,7 +32,7 @@ def _check_parameters(checker, v, key, path):
     for name, options in v.items():
         where = path + [str(name)]
         if name not in known:
-            checker.fail(where, f"is not a config key{did_you_mean(name, known)}", "parameters are dotted config keys, "
+            checker.fail(where, f"is not a config key{suggest(name, known)}", "parameters are dotted config keys, "
                          "e.g. training.learning_rate or model.layers")
         if not isinstance(options, dict):
             checker.fail(where, f"must be {{values: [...]}} or {{distribution: ..., min: ..., max: ...}}, got {show(options)}")

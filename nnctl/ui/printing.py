@@ -53,13 +53,15 @@ def print_evaluation(report: dict) -> None:
 
     console = _console()
     title = f"{report['task']} · {report['rows']} rows"
+    if "positive_class" in report:
+        title += f" · positive class {report['positive_class']}"
     if "threshold" in report:
         title += f" · threshold {report['threshold']:g}"
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in report.items():
-        if key in ("task", "rows", "labels", "confusion_matrix", "per_class", "threshold"):
+        if key in ("task", "rows", "labels", "confusion_matrix", "per_class", "threshold", "positive_class"):
             continue
         table.add_row(key, "undefined" if value is None else format_number(value))
     console.print(table)
@@ -231,5 +233,6 @@ def validation_summary(network, dataset) -> str:
              f"features      {len(dataset.encoder.features)} columns → {dataset.n_inputs} inputs",
              f"split         {len(dataset.X_train)} train, {len(dataset.X_val)} validation"]
     if dataset.classes:
-        lines.insert(3, "classes       " + ", ".join(f"{c} ({n})" for c, n in dataset.class_counts.items()))
+        positive = f" · positive: {dataset.classes[1]}" if len(dataset.classes) == 2 else ""
+        lines.insert(3, "classes       " + ", ".join(f"{c} ({n})" for c, n in dataset.class_counts.items()) + positive)
     return "\n".join(note_lines(dataset.notes) + lines)

@@ -1,0 +1,14 @@
+"""A run checkpointed before a config key existed still resumes (data.exclude, data.positive_class)."""
+from nnctl.commands.train import resume_config
+from nnctl.config import load_config
+
+from .conftest import CONFIGS
+
+
+def test_a_checkpoint_config_without_the_new_data_keys_resumes():
+    saved = load_config(CONFIGS / "iris.yaml")
+    for key in ("exclude", "positive_class"):
+        del saved["data"][key]  # as an nnctl from before these keys wrote it
+    cfg = resume_config({"config": saved, "completed": 10}, ["training.iterations=400"], "old-run")
+    assert cfg["data"]["exclude"] == [] and cfg["data"]["positive_class"] is None
+    assert cfg["training"]["iterations"] == 400
