@@ -63,11 +63,15 @@ def model_path(path) -> Path:
     return path
 
 
+MODEL_FILE = ("model file", "corrupt or not a .npz", "train again, or point at another run")
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes nnctl trains in
+
+
 def load_model(path) -> "Model":
     path = model_path(path)
     where = str(path)
-    arrays = read_npz(path, "model file", "corrupt or not a .npz", "train again, or point at another run")
-    meta = _read_meta(arrays, where)
+    meta = _read_meta(read_npz(path, *MODEL_FILE, limit=_meta_limit, names=("meta",)), where)
+    arrays = read_npz(path, *MODEL_FILE, limit=format1_limit(meta))
     weights, biases = _read_layers(arrays, meta, where)
     activations = meta["activations"]
     loss = meta.get("loss") or OUTPUT_LOSS.get(activations[-1])
@@ -79,6 +83,40 @@ def load_model(path) -> "Model":
         if name not in ACTIVATIONS:
             raise NnctlError(f"model uses the activation '{name}', which this nnctl does not know", where)
     return Model(MLP(weights, biases, activations[:-1], loss), meta, path)
+
+
+def _meta_limit(name: str, header) -> str | None:
+    if header.shape != () or header.dtype.kind != "U":
+        return f"`meta` is {header.dtype} {header.shape}, not one JSON text"
+    return None
+
+
+def format1_limit(meta: dict):
+    """A read_npz limit for a format-1 model: only `meta`, W0..W{L-1} and b0..b{L-1} of float32
+    or float64, with the input and output widths `meta` implies, judged before any data is read."""
+    n = len(meta["activations"])
+    inputs = len(meta.get("inputs", meta["features"]))
+    classes = meta.get("classes")
+    outputs = (1 if len(classes) == 2 else len(classes)) if meta["task"] == "classification" else None
+    expected = {"meta"} | {f"{p}{i}" for p in "Wb" for i in range(n)}
+
+    def limit(name: str, header) -> str | None:
+        if name not in expected:
+            return f"it holds an array `{name}` that a model with {n} layers does not have"
+        if name == "meta":
+            return _meta_limit(name, header)
+        if header.dtype not in FLOATS:
+            return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
+        ndim = 2 if name[0] == "W" else 1
+        if len(header.shape) != ndim:
+            return f"`{name}` has shape {header.shape}, not {ndim}-D"
+        if name == "W0" and header.shape[0] != inputs:
+            return f"`W0` has {header.shape[0]} rows, but meta names {inputs} inputs"
+        if outputs is not None and name in (f"W{n - 1}", f"b{n - 1}") and header.shape[-1] != outputs:
+            return f"`{name}` has {header.shape[-1]} outputs, but meta names {len(classes)} classes"
+        return None
+
+    return limit
 
 
 def _read_meta(arrays: dict, where: str) -> dict:
@@ -99,7 +137,52 @@ def _read_meta(arrays: dict, where: str) -> dict:
             raise NnctlError(f"model meta lacks `{key}`", where)
     if meta["task"] == "classification" and not meta.get("classes"):
         raise NnctlError("model meta lacks `classes`", where)
+    problem = _meta_problem(meta)
+    if problem:
+        raise NnctlError(f"model meta is damaged: {problem}", where, "train again, or point at another run")
     return meta
+
+
+def _names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _numbers(value, length: int) -> bool:
+    return (isinstance(value, list) and len(value) == length
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What is wrong with the kinds of value in a model's meta (a hand-edited or damaged file),
+    or None: each would otherwise fail deep inside predict."""
+    if not _names(meta["activations"]) or not meta["activations"]:
+        return "`activations` must be a non-empty list of names"
+    if meta["task"] not in ("classification", "regression"):
+        return f"`task` is {meta['task']!r}, not classification or regression"
+    if not _names(meta["features"]) or not meta["features"]:
+        return "`features` must be a non-empty list of column names"
+    categories = meta.get("categories") or {}
+    if not isinstance(categories, dict) or not all(_names(v) for v in categories.values()):
+        return "`categories` must map columns to lists of categories"
+    if "inputs" in meta and not _names(meta["inputs"]):
+        return "`inputs` must be a list of column names"
+    if meta.get("fill") is not None and not isinstance(meta["fill"], dict):
+        return "`fill` must map columns to values"
+    width = sum(len(categories[f]) if f in categories else 1 for f in meta["features"])
+    scaler = meta["scaler"]
+    if not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), width) \
+            or not _numbers(scaler.get("scale"), width):
+        return f"`scaler` must hold `offset` and `scale`, {width} numbers each (one per input)"
+    classes = meta.get("classes")
+    if meta["task"] == "classification" and (not isinstance(classes, list) or len(classes) < 2
+                                             or any(isinstance(c, (list, dict)) for c in classes)):
+        return "`classes` must list two or more labels"
+    target = meta.get("target_scaler")
+    width = len(target["offset"]) if isinstance(target, dict) and isinstance(target.get("offset"), list) else 0
+    if target is not None and (not width or not _numbers(target["offset"], width)
+                               or not _numbers(target.get("scale"), width)):
+        return "`target_scaler` must hold `offset` and `scale`, lists of as many numbers as outputs"
+    return None
 
 
 def _read_layers(arrays: dict, meta: dict, where: str):
@@ -114,6 +197,12 @@ def _read_layers(arrays: dict, meta: dict, where: str):
             raise NnctlError(f"layer {i}: W{i} {W.shape} and b{i} {b.shape} are not a float layer", where)
         if weights and weights[-1].shape[1] != W.shape[0]:
             raise NnctlError(f"layer shapes do not chain: W{i - 1} {weights[-1].shape} then W{i} {W.shape}", where)
+        for name, values in ((f"W{i}", W), (f"b{i}", b)):
+            if not np.isfinite(values).all():
+                kinds = " and ".join(k for k, test in (("NaN", np.isnan), ("inf", np.isinf)) if test(values).any())
+                raise NnctlError(f"model file's {name} holds {kinds} values: a model must have finite weights",
+                                 where, "the run diverged or the file is damaged: train again "
+                                        "(a lower training.learning_rate helps), or point at another run")
         weights.append(W)
         biases.append(b.astype(W.dtype))
     if len(meta.get("inputs", meta["features"])) != weights[0].shape[0]:

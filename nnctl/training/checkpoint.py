@@ -23,6 +23,7 @@ from ..atomic import atomic_file
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..npzfile import read_npz
+from .checkpoint_check import checkpoint_limit, checkpoint_meta_problem, nonfinite_array
 
 FORMAT = "nnctl-checkpoint"
 FORMAT_VERSION = 1
@@ -79,7 +80,8 @@ def load_checkpoint(run) -> tuple[dict, dict]:
     NnctlError."""
     path = checkpoint_path(run)
     where = str(path)
-    arrays = read_npz(path, "checkpoint", "corrupt or truncated", "resume from another run, or train again")
+    arrays = read_npz(path, "checkpoint", "corrupt or truncated", "resume from another run, or train again",
+                      limit=checkpoint_limit)
     try:
         meta = json.loads(arrays.pop("meta").tobytes().decode())
     except (KeyError, ValueError, TypeError, UnicodeDecodeError):
@@ -95,6 +97,10 @@ def load_checkpoint(run) -> tuple[dict, dict]:
             raise NnctlError(f"checkpoint meta lacks `{key}`", where)
     if "params" not in arrays:
         raise NnctlError("checkpoint lacks the array `params`", where)
+    problem = checkpoint_meta_problem(meta)
+    if problem or nonfinite_array(arrays):
+        raise NnctlError(f"checkpoint is damaged: {problem or f'`{nonfinite_array(arrays)}` holds NaN or inf'}",
+                         where, "resume from another run, or train again")
     return arrays, meta
 
 
