@@ -15,6 +15,7 @@ from ..config import dump_config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..runs.folder import ensure_writable, run_name
+from .journal import check_journal
 from .space import decode, distributions, flow, grid, grid_size, optuna_module, pruner, sampler
 from .spec import load_sweep, trial_config
 
@@ -153,6 +154,7 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
         if not (folder / "sweep.yaml").exists() or not (folder / JOURNAL).exists():
             raise NnctlError("not a sweep folder (no sweep.yaml and study.journal)", str(folder),
                              "pass a folder that `nnctl sweep` wrote")
+        check_journal(folder / JOURNAL)
         sweep = yaml.safe_load((folder / "sweep.yaml").read_text())
     else:
         sweep = load_sweep(sweep_path, overrides)
