@@ -97,7 +97,8 @@ def format1_limit(meta: dict):
     n = len(meta["activations"])
     inputs = len(meta.get("inputs", meta["features"]))
     classes = meta.get("classes")
-    outputs = (1 if len(classes) == 2 else len(classes)) if meta["task"] == "classification" else None
+    outputs = (1 if len(classes) == 2 else len(classes)) if meta["task"] == "classification" else \
+        len(meta["target_scaler"]["offset"]) if meta.get("target_scaler") else None
     expected = {"meta"} | {f"{p}{i}" for p in "Wb" for i in range(n)}
 
     def limit(name: str, header) -> str | None:
@@ -113,7 +114,7 @@ def format1_limit(meta: dict):
         if name == "W0" and header.shape[0] != inputs:
             return f"`W0` has {header.shape[0]} rows, but meta names {inputs} inputs"
         if outputs is not None and name in (f"W{n - 1}", f"b{n - 1}") and header.shape[-1] != outputs:
-            return f"`{name}` has {header.shape[-1]} outputs, but meta names {len(classes)} classes"
+            return f"`{name}` has {header.shape[-1]} outputs, but meta implies {outputs}"
         return None
 
     return limit
