@@ -175,6 +175,8 @@ CASES = [
                                                                   "scale": [1.0]}))),
      [PREDICT], ["model.npz", "scaler"]),
     ("model-task-unknown", on_model(model_meta(set_item("task", "poetry"))), [PREDICT], ["model.npz", "task"]),
+    ("model-loss-list", on_model(model_meta(set_item("loss", ["mse"]))), [PREDICT], ["model.npz", "loss"]),
+    ("model-decimal", on_model(model_meta(set_item("decimal", 5))), [PREDICT], ["model.npz", "decimal"]),
     ("model-meta-list", on_model(lambda a: a.__setitem__("meta", np.array("[1, 2]"))), [PREDICT], ["model.npz"]),
     ("model-float16", on_model(weights(0, lambda W: W.astype(np.float16))), [PREDICT, INIT_FROM],
      ["model.npz", "W0", "float16"]),
@@ -291,3 +293,20 @@ def test_a_sweep_journal_damaged_inside_is_one_clean_error(source_sweep, tmp_pat
     (sweep / "study.journal").write_bytes(b"\n".join(lines))
     result = cli("sweep", "--resume", sweep, "--workers", "1", "--quiet")
     assert_clean_error(result, "study.journal", "line 3")
+
+
+@pytest.mark.parametrize("name, tamper, fragments", [
+    ("sweep.yaml", lambda text: "[1, 2]\n", ["sweep.yaml", "not a sweep as nnctl saves it"]),
+    ("sweep.yaml", lambda text: "method: [\n", ["sweep.yaml"]),
+    ("sweep.yaml", lambda text: text.replace("method: random", "method: guess"), ["sweep.yaml", "method"]),
+    ("sweep.yaml", lambda text: text.replace("trials: 2", "trials: many"), ["sweep.yaml", "trials"]),
+    ("trials.csv", lambda text: text + "garbage,,,\n", ["trials.csv", "line 4"]),
+    ("trials.csv", lambda text: text.replace("\n0,", "\nzero,", 1), ["trials.csv", "line 2"]),
+], ids=["sweep-list", "sweep-yaml-syntax", "sweep-method", "sweep-trials", "trials-garbage", "trials-number"])
+def test_a_damaged_sweep_folder_is_one_clean_error(source_sweep, tmp_path, name, tamper, fragments):
+    sweep = tmp_path / source_sweep.name
+    shutil.copytree(source_sweep, sweep)
+    (sweep / name).write_text(tamper((sweep / name).read_text()))
+    result = cli("sweep", "--resume", sweep, "--workers", "1", "--quiet")
+    assert_clean_error(result, *fragments)
+    assert "bug" not in result.stderr

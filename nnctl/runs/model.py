@@ -158,6 +158,10 @@ def _meta_problem(meta: dict) -> str | None:
     or None: each would otherwise fail deep inside predict."""
     if not _names(meta["activations"]) or not meta["activations"]:
         return "`activations` must be a non-empty list of names"
+    if meta.get("loss") is not None and not isinstance(meta["loss"], str):
+        return "`loss` must be a loss's name"
+    if meta.get("decimal", ".") not in (".", ",") or meta.get("unknown_category", "error") not in ("error", "ignore"):
+        return "`decimal` must be '.' or ',', and `unknown_category` error or ignore"
     if meta["task"] not in ("classification", "regression"):
         return f"`task` is {meta['task']!r}, not classification or regression"
     if not _names(meta["features"]) or not meta["features"]:
