@@ -171,8 +171,12 @@ def _meta_problem(meta: dict) -> str | None:
         return "`categories` must map columns to lists of categories"
     if "inputs" in meta and not _names(meta["inputs"]):
         return "`inputs` must be a list of column names"
-    if meta.get("fill") is not None and not isinstance(meta["fill"], dict):
-        return "`fill` must map columns to values"
+    if len(set(meta["features"])) != len(meta["features"]):
+        return "`features` names a column twice"
+    fill = meta.get("fill")
+    if fill is not None and (not isinstance(fill, dict) or not all(
+            v is None or (isinstance(v, str) if f in categories else _numbers([v], 1)) for f, v in fill.items())):
+        return "`fill` must map each column to a value of its kind (a category, or a number)"
     width = sum(len(categories[f]) if f in categories else 1 for f in meta["features"])
     scaler = meta["scaler"]
     if not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), width) \
@@ -180,8 +184,9 @@ def _meta_problem(meta: dict) -> str | None:
         return f"`scaler` must hold `offset` and `scale`, {width} numbers each (one per input)"
     classes = meta.get("classes")
     if meta["task"] == "classification" and (not isinstance(classes, list) or len(classes) < 2
-                                             or any(isinstance(c, (list, dict)) for c in classes)):
-        return "`classes` must list two or more labels"
+                                             or any(isinstance(c, (list, dict)) for c in classes)
+                                             or len({str(c) for c in classes}) != len(classes)):
+        return "`classes` must list two or more different labels"
     target = meta.get("target_scaler")
     width = len(target["offset"]) if isinstance(target, dict) and isinstance(target.get("offset"), list) else 0
     if target is not None and (not width or not _numbers(target["offset"], width)
