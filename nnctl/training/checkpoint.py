@@ -97,10 +97,9 @@ def load_checkpoint(run) -> tuple[dict, dict]:
             raise NnctlError(f"checkpoint meta lacks `{key}`", where)
     if "params" not in arrays:
         raise NnctlError("checkpoint lacks the array `params`", where)
-    problem = checkpoint_meta_problem(meta)
-    if problem or nonfinite_array(arrays):
-        raise NnctlError(f"checkpoint is damaged: {problem or f'`{nonfinite_array(arrays)}` holds NaN or inf'}",
-                         where, "resume from another run, or train again")
+    problem = checkpoint_meta_problem(meta) or nonfinite_array(arrays)
+    if problem:
+        raise NnctlError(f"checkpoint is damaged: {problem}", where, "resume from another run, or train again")
     return arrays, meta
 
 

@@ -30,10 +30,10 @@ def checkpoint_limit(name: str, header) -> str | None:
 
 
 def nonfinite_array(arrays: dict) -> str | None:
-    """The name of the first float array holding NaN or inf: training never checkpoints one."""
+    """What is wrong when a float array holds NaN or inf (training never checkpoints one), or None."""
     for name, values in arrays.items():
         if values.dtype.kind == "f" and not np.isfinite(values).all():
-            return name
+            return f"`{name}` holds NaN or inf values"
     return None
 
 
