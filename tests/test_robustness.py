@@ -144,6 +144,12 @@ def _arrays(iris_run):
         return {k: npz[k] for k in npz.files}
 
 
+def _layers_with(arrays, i, layer):
+    layers = json.loads(str(arrays["meta"]))["layers"]
+    layers[i] = layer
+    return layers
+
+
 def _meta_with(arrays, **changes):
     meta = json.loads(str(arrays["meta"]))
     meta.update(changes)
@@ -161,10 +167,11 @@ def _meta_with(arrays, **changes):
     (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, format_version=99)}), "newer than this nnctl"),
     (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, format="keras")}), "not an nnctl model"),
     (lambda a, p: np.savez(p, **{**a, "meta": np.array("{not json")}), "not a JSON object"),
-    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers=[{"type": "activation", "name": "swish"}])}),
-     "swish"),
-    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers=[{"type": "attention"}])}), "type 'attention'"),
-    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers="dense")}), "not a list of layers"),
+    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers=_layers_with(a, 1, {"type": "activation",
+                                                                                     "name": "swish"}))}), "swish"),
+    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers=_layers_with(a, 1, {"type": "attention"}))}),
+     "type 'attention'"),
+    (lambda a, p: np.savez(p, **{**a, "meta": _meta_with(a, layers="dense")}), "`layers` must be a non-empty list"),
 ])
 def test_bad_model_files(iris_run, tmp_path, make, fragment):
     path = tmp_path / "model.npz"

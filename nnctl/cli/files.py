@@ -91,3 +91,6 @@ def runs_(
         sys.stderr.write(f"no runs in {folder}\n")
     else:
         print_runs(found)
+    for run in found:  # the table marks them `damaged`; this says what is wrong with each
+        if run.get("damaged"):
+            sys.stderr.write(f"damaged: {run['path']}: {run['damaged']}\n")

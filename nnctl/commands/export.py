@@ -28,6 +28,7 @@ MIN_OPSET = 13  # Softmax over one axis, and every operator below in its current
 # later opsets change none of them
 DEFAULT_OPSET = 21
 ML_OPSET = 3
+OUTPUT_NAMES = ("label", "probabilities", "prediction")  # what scripts read: never renamed
 
 
 def _onnx():
@@ -43,15 +44,22 @@ def _onnx():
 class _Graph:
     """Nodes and constants, with fresh names for intermediate values."""
 
-    def __init__(self, helper, numpy_helper, dtype):
+    def __init__(self, helper, numpy_helper, dtype, taken=()):
         self.helper, self.numpy_helper = helper, numpy_helper
         self.dtype = dtype
         self.nodes, self.initializers = [], []
         self.count = 0
+        # ONNX names every value once (SSA): an intermediate must never take the name of an
+        # input, which are the user's column names, or of an output
+        self.taken = set(taken) | set(OUTPUT_NAMES)
 
     def name(self, hint: str) -> str:
-        self.count += 1
-        return f"{hint}_{self.count}"
+        while True:
+            self.count += 1
+            name = f"{hint}_{self.count}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
 
     def const(self, value, hint: str, dtype=None) -> str:
         array = np.asarray(value, dtype=dtype if dtype is not None else self.dtype)
@@ -128,17 +136,31 @@ def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
             x = g.op("Where", [g.op("IsNaN", [x]), g.const(values, "fill"), x], "filled")
         return inputs, x
     inputs, pieces = [], []
+    names = input_names(encoder.features)
     for column in encoder.features:
         if column in encoder.categories:
-            inputs.append(helper.make_tensor_value_info(column, onnx.TensorProto.STRING, ["N", 1]))
-            pieces.append(_one_hot(g, column, encoder.categories[column], fill.get(column), encoder.unknown))
+            inputs.append(helper.make_tensor_value_info(names[column], onnx.TensorProto.STRING, ["N", 1]))
+            pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column), encoder.unknown))
         else:
-            inputs.append(helper.make_tensor_value_info(column, elem, ["N", 1]))
-            x = column
+            inputs.append(helper.make_tensor_value_info(names[column], elem, ["N", 1]))
+            x = names[column]
             if fill.get(column) is not None:
                 x = g.op("Where", [g.op("IsNaN", [x]), g.const([fill[column]], "fill"), x], "filled")
             pieces.append(x)
     return inputs, g.op("Concat", pieces, "encoded", axis=1)
+
+
+def input_names(columns: list) -> dict:
+    """{column: graph input name}: the column's own name, but for one named like an output
+    (`label`, `probabilities`, `prediction`), which gets `_input` added until it is free."""
+    names, taken = {}, set(columns) | set(OUTPUT_NAMES)
+    for column in columns:
+        name = column
+        while name in OUTPUT_NAMES or (name != column and name in taken):
+            name += "_input"
+        names[column] = name
+        taken.add(name)
+    return names
 
 
 def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> str:
@@ -169,7 +191,8 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = ""):
                          f"leave --opset out for {DEFAULT_OPSET}")
     network, meta = model.network, model.meta
     dtype = np.dtype(network.dtype).type
-    g = _Graph(helper, numpy_helper, dtype)
+    categorical = bool(model.encoder.categories)
+    g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"]).values() if categorical else ["features"])
     inputs, x = _inputs(g, model, onnx)
     scaler = meta["scaler"]
     x = g.op("Div", [g.op("Sub", [x, g.const(scaler["offset"], "offset")]), g.const(scaler["scale"], "scale")],
@@ -192,6 +215,9 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = ""):
             "nnctl_version": __version__, "run": run_name}
     if model.classes is not None:
         info["classes"] = json.dumps(model.classes)
+    renamed = {name: column for column, name in input_names(meta["features"]).items() if name != column}
+    if categorical and renamed:
+        info["renamed_inputs"] = json.dumps(renamed)
     helper.set_model_props(proto, info)
     onnx.checker.check_model(proto, full_check=True)
     return proto
@@ -232,6 +258,9 @@ def _doc(model) -> str:
     if model.encoder.categories:
         how = ("one input per column, named after it, shape [N, 1]: numbers as floats (NaN for missing), "
                "categories as strings (an empty string, 'nan' or 'None' for missing)")
+        renamed = {n: c for c, n in input_names(meta["features"]).items() if n != c}
+        if renamed:
+            how += " (named like an output, " + ", ".join(f"column '{c}' is input '{n}'" for n, c in renamed.items()) + ")"
     else:
         how = f"'features', shape [N, {len(meta['features'])}], columns in this order: {', '.join(meta['features'])}"
     if model.task == "regression":

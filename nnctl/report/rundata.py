@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NnctlError
+from ..runs.folder import DAMAGED, parse_history, read_metrics
 
 
 @dataclass
@@ -48,24 +48,60 @@ def read_run(folder) -> RunData:
     if not path.is_dir():
         raise NnctlError("not a run folder" if path.exists() else "run folder not found", str(path),
                          "pass run folders written by `nnctl train` (`nnctl runs` lists them)")
-    try:
-        metrics = json.loads((path / "metrics.json").read_text())
-        history = [{k: _number(v) for k, v in row.items()} for row in _rows(path / "history.csv")]
-    except FileNotFoundError as exc:
-        raise NnctlError(f"not a run folder: it has no {Path(exc.filename).name}", str(path),
+    metrics = read_metrics(path)
+    if not (path / "history.csv").exists():
+        raise NnctlError("not a run folder: it has no history.csv", str(path),
                          "pass run folders written by `nnctl train` (`nnctl runs` lists them)")
-    except ValueError:
-        raise NnctlError("metrics.json is not valid JSON", str(path / "metrics.json"))
+    with open(path / "history.csv", newline="") as fh:
+        history = [{k: None if v != v else v for k, v in row.items()}
+                   for row in parse_history(csv.DictReader(fh), path / "history.csv")]
     config = (path / "config.yaml").read_text() if (path / "config.yaml").exists() else ""
     run = RunData(path, metrics, config, history)
     if (path / "diagnostics.csv").exists():
-        run.diagnostics = [{k: _number(v) for k, v in row.items()} for row in _rows(path / "diagnostics.csv")]
+        run.diagnostics = _check_diagnostics(_rows(path / "diagnostics.csv"), path / "diagnostics.csv")
     else:
         run.notes.append("This run has no diagnostics.csv (it was trained by an older nnctl): "
                          "backprop health is not shown. Train it again to see it.")
     if (path / "validation.csv").exists():
-        run.validation = _rows(path / "validation.csv")
+        run.validation = _check_validation(_rows(path / "validation.csv"), run.task, path / "validation.csv")
     else:
         run.notes.append("This run has no validation.csv (no validation part, or an older nnctl): "
                          "the confusion matrix, ROC/PR curves and residuals are not shown.")
     return run
+
+
+def _check_validation(rows: list[dict], task: str, path: Path) -> list[dict]:
+    """validation.csv as `nnctl train` writes it: a true and a predicted label among the
+    `p_<class>` columns' classes and probabilities as numbers (classification), or two numbers
+    (regression); an NnctlError naming the file and line otherwise."""
+    classes = {k[2:] for k in (rows[0] if rows else {}) if k and k.startswith("p_")}
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values() or "target" not in row or "prediction" not in row:
+            raise NnctlError(f"validation.csv line {line} does not have its header's cells", str(path), DAMAGED)
+        for column, value in row.items():
+            wanted = classes if task == "classification" and column in ("target", "prediction") else None
+            if wanted is not None and value not in wanted:
+                raise NnctlError(f"validation.csv line {line}: {column} '{value[:40]}' is not one of the classes "
+                                 f"({', '.join(sorted(classes)[:10])})", str(path), DAMAGED)
+            if wanted is None and _number(value) is None:
+                raise NnctlError(f"validation.csv line {line}: {column} is '{value[:40]}', not a number",
+                                 str(path), DAMAGED)
+    return rows
+
+
+def _check_diagnostics(rows: list[dict], path: Path) -> list[dict]:
+    """diagnostics.csv's rows as numbers (None for an empty cell), each with a whole `epoch` and
+    `layer`; an NnctlError naming the file and line otherwise."""
+    checked = []
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise NnctlError(f"diagnostics.csv line {line} does not have its header's cells", str(path), DAMAGED)
+        numbers = {k: _number(v) for k, v in row.items()}
+        for column, value in row.items():
+            whole = column in ("epoch", "layer")
+            number = numbers[column]
+            if (value != "" or whole) and (number is None or whole and not (number.is_integer() and 0 <= number < 1e9)):
+                raise NnctlError(f"diagnostics.csv line {line}: {column} is '{value[:40]}', not "
+                                 f"{'a whole number' if whole else 'a number'}", str(path), DAMAGED)
+        checked.append(numbers)
+    return checked

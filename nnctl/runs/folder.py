@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
-import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 from ..atomic import DISK_FULL, follow_umask, naming_errors
 from ..errors import NnctlError
 from ..jsonfmt import dumps
+from ..npzfile import read_npz
 
 TMP_PREFIX = ".tmp-"
 CHECKPOINT = "checkpoint.npz"
@@ -177,8 +178,7 @@ def read_history(run) -> list[dict]:
     if not path.exists():
         raise NnctlError("no history.csv in this folder", str(run), "pass a run folder written by `nnctl train`")
     with open(path, newline="") as fh:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                for row in csv.DictReader(fh)]
+        return parse_history(csv.DictReader(fh), path)
 
 
 def is_running(folder: Path) -> bool:
@@ -205,13 +205,94 @@ def _incomplete(folder: Path) -> dict | None:
     checkpoint = folder / "checkpoint.npz"
     if checkpoint.exists():
         try:
-            with zipfile.ZipFile(checkpoint) as archive, archive.open("meta.npy") as fh:
-                meta = json.loads(np.lib.format.read_array(fh, allow_pickle=False).tobytes().decode())
-            entry.update(name=meta["name"], epochs=meta["completed"], created=meta.get("created", ""),
+            # only `meta`, its header checked first: a listing never reads a checkpoint's weights
+            arrays = read_npz(checkpoint, "checkpoint", "corrupt or truncated", "", names=("meta",),
+                              limit=lambda name, header: None if header.dtype == np.uint8 else "`meta` is not bytes")
+            meta = json.loads(arrays["meta"].tobytes().decode())
+            if not isinstance(meta.get("name"), str) or not isinstance(meta.get("completed"), int):
+                raise ValueError("meta lacks `name` or `completed`")
+            entry.update(name=meta["name"], epochs=meta["completed"], created=str(meta.get("created", "")),
                          modified=checkpoint.stat().st_mtime)
-        except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile):
-            pass  # a damaged checkpoint: listed, and --resume will say what is wrong
+        except (NnctlError, OSError, ValueError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+            # listed, marked; `--resume` says in full what is wrong
+            entry["damaged"] = f"checkpoint.npz: {getattr(exc, 'message', exc)}"
     return entry
+
+
+RUN_KEYS = {"status": str, "created": str, "task": str, "architecture": str, "metric": str, "epochs": int,
+            "best_epoch": int, "seconds": (int, float), "resumed_from": str,
+            "train": dict, "validation": dict, "test": dict}
+DAMAGED = "the run folder is damaged: train again, or restore the file"
+
+
+def read_metrics(folder) -> dict:
+    """A run folder's metrics.json; an NnctlError naming the file when it is missing, not JSON,
+    or holds a value of the wrong kind (a hand-edited or damaged file)."""
+    path = Path(folder) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NnctlError("not a run folder: it has no metrics.json", str(folder),
+                         "pass run folders written by `nnctl train` (`nnctl runs` lists them)")
+    except (ValueError, RecursionError) as exc:
+        raise NnctlError(f"metrics.json is not valid JSON ({str(exc)[:80]})", str(path), DAMAGED)
+    if not isinstance(metrics, dict):
+        raise NnctlError(f"metrics.json holds a JSON {type(metrics).__name__}, not an object", str(path), DAMAGED)
+    for key, kind in RUN_KEYS.items():
+        value = metrics.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise NnctlError(f"metrics.json's `{key}` is {value!r:.40}, which is not what nnctl writes there",
+                             str(path), DAMAGED)
+    for part in ("train", "validation", "test"):
+        for key, value in (metrics.get(part) or {}).items():
+            if not isinstance(value, (dict, list)) and value is not None and (
+                    not isinstance(value, (int, float)) or isinstance(value, bool)):
+                raise NnctlError(f"metrics.json's `{part}.{key}` is {value!r:.40}, not a number", str(path), DAMAGED)
+    return metrics
+
+
+def _metrics(folder: Path) -> dict:
+    """A finished run's metrics for listing; a damaged metrics.json gives status `damaged` and
+    what is wrong, so one bad file never hides the other runs."""
+    if not (folder / "metrics.json").exists():
+        return {}
+    try:
+        return read_metrics(folder)
+    except NnctlError as exc:
+        return {"status": "damaged", "damaged": f"metrics.json: {exc.message}"}
+    except OSError as exc:
+        return {"status": "damaged", "damaged": f"metrics.json: {exc.strerror or exc}"}
+
+
+MAX_EPOCH = 10 ** 9
+
+
+def parse_history(raw_rows, path) -> list[dict]:
+    """history.csv's rows (as csv.DictReader gives them) as floats, NaN for an empty cell; an
+    NnctlError naming the file and line for a ragged row, a value that is not a number, or an
+    epoch that is not a whole number after the one before."""
+    rows, previous = [], 0
+    for line, raw in enumerate(raw_rows, start=2):
+        if None in raw or None in raw.values():
+            raise NnctlError(f"history.csv line {line} has {'more' if None in raw else 'fewer'} cells than its header",
+                             str(path), DAMAGED)
+        row = {k: _float(v, line, k, path) for k, v in raw.items()}
+        epoch = row.get("epoch", math.nan)
+        if not (epoch.is_integer() and previous < epoch <= MAX_EPOCH):
+            raise NnctlError(f"history.csv line {line}: epoch {epoch:g} is not a whole number after {previous:g} "
+                             f"(and at most {MAX_EPOCH:,})", str(path), DAMAGED)
+        previous = epoch
+        rows.append(row)
+    return rows
+
+
+def _float(text: str, line: int, column: str, path) -> float:
+    if text == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise NnctlError(f"history.csv line {line}: {column} is '{text[:40]}', not a number", str(path), DAMAGED)
 
 
 def list_runs(runs_dir, incomplete_only: bool = False) -> list[dict]:
@@ -230,10 +311,6 @@ def list_runs(runs_dir, incomplete_only: bool = False) -> list[dict]:
             continue
         if incomplete_only or not (folder / "model.npz").exists():
             continue
-        try:
-            metrics = json.loads((folder / "metrics.json").read_text())
-        except (OSError, ValueError):
-            metrics = {}
-        runs.append({"name": folder.name, "path": str(folder), "modified": (folder / "model.npz").stat().st_mtime,
-                     **metrics})
+        runs.append({**_metrics(folder), "name": folder.name, "path": str(folder),
+                     "modified": (folder / "model.npz").stat().st_mtime})
     return sorted(runs, key=lambda r: (r.get("created") or "", r["modified"]), reverse=True)

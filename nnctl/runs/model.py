@@ -73,11 +73,17 @@ def model_path(path) -> Path:
     return path
 
 
+MODEL_FILE = ("model file", "corrupt or not a .npz", "train again, or point at another run")
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes nnctl trains in
+
+
 def load_model(path) -> "Model":
     path = model_path(path)
     where = str(path)
-    arrays = read_npz(path, "model file", "corrupt or not a .npz", "train again, or point at another run")
-    meta = _read_meta(arrays, where)
+    meta = _read_meta(read_npz(path, *MODEL_FILE, limit=_meta_limit, names=("meta",)), where)
+    limit = format1_limit(meta) if meta["format_version"] == 1 else format2_limit(meta)
+    arrays = read_npz(path, *MODEL_FILE, limit=limit)
+    _require_finite(arrays, where)
     if meta["format_version"] == 1:
         network = _format1_network(arrays, meta, where)
     else:
@@ -87,6 +93,84 @@ def load_model(path) -> "Model":
         raise NnctlError(f"the model's first layer takes {network.n_inputs} inputs but meta names {len(inputs)}",
                          where)
     return Model(network, meta, path)
+
+
+def _meta_limit(name: str, header) -> str | None:
+    if header.shape != () or header.dtype.kind != "U":
+        return f"`meta` is {header.dtype} {header.shape}, not one JSON text"
+    return None
+
+
+def format1_limit(meta: dict):
+    """A read_npz limit for a format-1 model: only `meta`, W0..W{L-1} and b0..b{L-1} of float32
+    or float64, with the input and output widths `meta` implies, judged before any data is read."""
+    n = len(meta["activations"])
+    inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
+    expected = {"meta"} | {f"{p}{i}" for p in "Wb" for i in range(n)}
+
+    def limit(name: str, header) -> str | None:
+        if name not in expected:
+            return f"it holds an array `{name}` that a model with {n} layers does not have"
+        if name == "meta":
+            return _meta_limit(name, header)
+        if header.dtype not in FLOATS:
+            return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
+        ndim = 2 if name[0] == "W" else 1
+        if len(header.shape) != ndim:
+            return f"`{name}` has shape {header.shape}, not {ndim}-D"
+        if name == "W0" and header.shape[0] != inputs:
+            return f"`W0` has {header.shape[0]} rows, but meta names {inputs} inputs"
+        if outputs is not None and name in (f"W{n - 1}", f"b{n - 1}") and header.shape[-1] != outputs:
+            return f"`{name}` has {header.shape[-1]} outputs, but meta implies {outputs}"
+        return None
+
+    return limit
+
+
+def _outputs(meta: dict) -> int | None:
+    """The output units that `meta` implies (None when it cannot tell)."""
+    classes = meta.get("classes")
+    if meta["task"] == "classification":
+        return 1 if len(classes) == 2 else len(classes)
+    return len(meta["target_scaler"]["offset"]) if meta.get("target_scaler") else None
+
+
+def format2_limit(meta: dict):
+    """A read_npz limit for a format-2 model: only `meta` and `layers.<i>.<name>` arrays of the
+    layers meta lists, float32 or float64; the first dense layer's rows are the inputs meta
+    names and the last's columns the outputs it implies. Judged before any data is read."""
+    specs = meta["layers"]
+    inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
+    dense = [i for i, spec in enumerate(specs) if spec.get("type") == "dense"]
+
+    def limit(name: str, header) -> str | None:
+        if name == "meta":
+            return _meta_limit(name, header)
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != "layers" or not parts[1].isdigit() or int(parts[1]) >= len(specs):
+            return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
+        if header.dtype not in FLOATS:
+            return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
+        if len(header.shape) > 2:
+            return f"`{name}` has shape {header.shape}, more dimensions than any layer's array"
+        i, array = int(parts[1]), parts[2]
+        if dense and i == dense[0] and array == "W" and len(header.shape) == 2 and header.shape[0] != inputs:
+            return f"`{name}` has {header.shape[0]} rows, but meta names {inputs} inputs"
+        if dense and i == dense[-1] and outputs is not None and header.shape and header.shape[-1] != outputs:
+            return f"`{name}` has {header.shape[-1]} outputs, but meta implies {outputs}"
+        return None
+
+    return limit
+
+
+def _require_finite(arrays: dict, where: str) -> None:
+    """A model must have finite weights: NaN or inf would predict one class for every row."""
+    for name, values in arrays.items():
+        if name != "meta" and values.dtype.kind == "f" and not np.isfinite(values).all():
+            kinds = " and ".join(k for k, test in (("NaN", np.isnan), ("inf", np.isinf)) if test(values).any())
+            raise NnctlError(f"model file's {name} holds {kinds} values: a model must have finite weights", where,
+                             "the run diverged or the file is damaged: train again (a lower "
+                             "training.learning_rate helps), or point at another run")
 
 
 def _read_meta(arrays: dict, where: str) -> dict:
@@ -108,6 +192,9 @@ def _read_meta(arrays: dict, where: str) -> dict:
             raise NnctlError(f"model meta lacks `{key}`", where)
     if meta["task"] == "classification" and not meta.get("classes"):
         raise NnctlError("model meta lacks `classes`", where)
+    problem = _meta_problem(meta)
+    if problem:
+        raise NnctlError(f"model meta is damaged: {problem}", where, "train again, or point at another run")
     return meta
 
 
@@ -170,6 +257,62 @@ def _format1_network(arrays: dict, meta: dict, where: str) -> Network:
             except ValueError:
                 raise NnctlError(f"model uses the activation '{name}', which this nnctl does not know", where)
     return _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
+
+
+def _names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _numbers(value, length: int) -> bool:
+    return (isinstance(value, list) and len(value) == length
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What is wrong with the kinds of value in a model's meta (a hand-edited or damaged file),
+    or None: each would otherwise fail deep inside predict."""
+    if meta["format_version"] == 1 and (not _names(meta["activations"]) or not meta["activations"]):
+        return "`activations` must be a non-empty list of names"
+    if meta["format_version"] >= 2 and (not isinstance(meta["layers"], list) or not meta["layers"]
+                                        or not all(isinstance(s, dict) for s in meta["layers"])):
+        return "`layers` must be a non-empty list of layers"
+    if meta["format_version"] >= 2 and not isinstance(meta["output"], str):
+        return "`output` must be an output head's name"
+    if meta.get("loss") is not None and not isinstance(meta["loss"], str):
+        return "`loss` must be a loss's name"
+    if meta.get("decimal", ".") not in (".", ",") or meta.get("unknown_category", "error") not in ("error", "ignore"):
+        return "`decimal` must be '.' or ',', and `unknown_category` error or ignore"
+    if meta["task"] not in ("classification", "regression"):
+        return f"`task` is {meta['task']!r}, not classification or regression"
+    if not _names(meta["features"]) or not meta["features"]:
+        return "`features` must be a non-empty list of column names"
+    categories = meta.get("categories") or {}
+    if not isinstance(categories, dict) or not all(_names(v) for v in categories.values()):
+        return "`categories` must map columns to lists of categories"
+    if "inputs" in meta and not _names(meta["inputs"]):
+        return "`inputs` must be a list of column names"
+    if len(set(meta["features"])) != len(meta["features"]):
+        return "`features` names a column twice"
+    fill = meta.get("fill")
+    if fill is not None and (not isinstance(fill, dict) or not all(
+            v is None or (isinstance(v, str) if f in categories else _numbers([v], 1)) for f, v in fill.items())):
+        return "`fill` must map each column to a value of its kind (a category, or a number)"
+    width = sum(len(categories[f]) if f in categories else 1 for f in meta["features"])
+    scaler = meta["scaler"]
+    if not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), width) \
+            or not _numbers(scaler.get("scale"), width):
+        return f"`scaler` must hold `offset` and `scale`, {width} numbers each (one per input)"
+    classes = meta.get("classes")
+    if meta["task"] == "classification" and (not isinstance(classes, list) or len(classes) < 2
+                                             or any(isinstance(c, (list, dict)) for c in classes)
+                                             or len({str(c) for c in classes}) != len(classes)):
+        return "`classes` must list two or more different labels"
+    target = meta.get("target_scaler")
+    width = len(target["offset"]) if isinstance(target, dict) and isinstance(target.get("offset"), list) else 0
+    if target is not None and (not width or not _numbers(target["offset"], width)
+                               or not _numbers(target.get("scale"), width)):
+        return "`target_scaler` must hold `offset` and `scale`, lists of as many numbers as outputs"
+    return None
 
 
 class Model:

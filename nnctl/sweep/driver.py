@@ -15,6 +15,7 @@ from ..config import dump_config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..runs.folder import ensure_writable, run_name
+from .saved import check_journal, read_saved_sweep, read_trials
 from .space import decode, distributions, flow, grid, grid_size, optuna_module, pruner, sampler
 from .spec import load_sweep, trial_config
 
@@ -153,7 +154,8 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
         if not (folder / "sweep.yaml").exists() or not (folder / JOURNAL).exists():
             raise NnctlError("not a sweep folder (no sweep.yaml and study.journal)", str(folder),
                              "pass a folder that `nnctl sweep` wrote")
-        sweep = yaml.safe_load((folder / "sweep.yaml").read_text())
+        check_journal(folder / JOURNAL)
+        sweep = read_saved_sweep(folder / "sweep.yaml")
     else:
         sweep = load_sweep(sweep_path, overrides)
     base_cfg = trial_config(sweep, {})  # the base config must be valid on its own
@@ -272,10 +274,7 @@ def _recover(study, folder: Path, sweep: dict, table: _Table) -> None:
     interrupted) are failed and their folders removed, so they are run again."""
     optuna = optuna_module()
     states = optuna.trial.TrialState
-    old = {}
-    if (folder / "trials.csv").exists():
-        with open(folder / "trials.csv", newline="") as fh:
-            old = {int(r["trial"]): r for r in csv.DictReader(fh)}
+    old = read_trials(folder / "trials.csv")
     for t in study.get_trials(deepcopy=False):
         if t.state == states.RUNNING:
             study.tell(t.number, state=states.FAIL)

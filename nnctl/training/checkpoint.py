@@ -24,6 +24,7 @@ from ..atomic import atomic_file
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..npzfile import read_npz
+from .checkpoint_check import checkpoint_limit, checkpoint_meta_problem, nonfinite_array
 
 FORMAT = "nnctl-checkpoint"
 FORMAT_VERSION = 2  # 1: the network's flat `params` (before layers were objects); not read
@@ -80,7 +81,8 @@ def load_checkpoint(run) -> tuple[dict, dict]:
     NnctlError."""
     path = checkpoint_path(run)
     where = str(path)
-    arrays = read_npz(path, "checkpoint", "corrupt or truncated", "resume from another run, or train again")
+    arrays = read_npz(path, "checkpoint", "corrupt or truncated", "resume from another run, or train again",
+                      limit=checkpoint_limit)
     try:
         meta = json.loads(arrays.pop("meta").tobytes().decode())
     except (KeyError, ValueError, TypeError, UnicodeDecodeError):
@@ -100,6 +102,9 @@ def load_checkpoint(run) -> tuple[dict, dict]:
             raise NnctlError(f"checkpoint meta lacks `{key}`", where)
     if not any(name.startswith("layers.") for name in arrays):
         raise NnctlError("checkpoint lacks the model's arrays (layers.<i>.<name>)", where)
+    problem = checkpoint_meta_problem(meta) or nonfinite_array(arrays)
+    if problem:
+        raise NnctlError(f"checkpoint is damaged: {problem}", where, "resume from another run, or train again")
     return arrays, meta
 
 

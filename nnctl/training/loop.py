@@ -16,6 +16,7 @@ from ..errors import NnctlError
 from ..nn.diagnostics import Diagnostics
 from ..nn.network import Network
 from .callbacks import Callback
+from .checkpoint import checkpoint_path
 from .optimization import build_schedule, network_optimizer
 from .scoring import metric_name, row_weights, score, targets_for
 from .stopping import EarlyStopping
@@ -66,7 +67,7 @@ def train(network: Network, dataset, training: dict, seed: int = 0, callback: Ca
         try:
             loop.restore(*resume[:2])
         except ValueError as exc:
-            where = str(resume[2]) if len(resume) > 2 else "checkpoint"
+            where = str(checkpoint_path(resume[2])) if len(resume) > 2 else "checkpoint"
             raise NnctlError(f"checkpoint does not match its config: {exc}", where)
     loop.checkpointer = checkpointer
     callback.on_train_begin({"epochs": training["iterations"], "rows": loop.rows, "batch_size": loop.batch,

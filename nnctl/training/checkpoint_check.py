@@ -1,0 +1,79 @@
+"""Is a `checkpoint.npz` whole and sound? Its arrays' headers are judged before their data is
+read, and its meta's values by kind, so a damaged or hand-edited checkpoint is one error naming
+the file and the key, never a crash deep inside the resumed loop."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def checkpoint_limit(name: str, header) -> str | None:
+    """A read_npz limit: the arrays `Loop.state` writes, each of the kind it writes."""
+    if name == "meta":
+        ok = len(header.shape) == 1 and header.dtype == np.uint8
+        return None if ok else f"`meta` is {header.dtype} {header.shape}, not JSON bytes"
+    if name == "order":
+        ok = len(header.shape) == 1 and header.dtype.kind in "iu"
+        return None if ok else f"`order` is {header.dtype} {header.shape}, not a row permutation"
+    model = name[5:] if name.startswith("best.") else name  # early stopping's copy of the model
+    if model == "params" or model.startswith("layers.") or name.startswith("opt_"):
+        if header.dtype not in FLOATS:
+            return f"`{name}` is {header.dtype}, where nnctl trains in float32 or float64"
+        if (model == "params" or name.startswith("opt_")) and len(header.shape) != 1:
+            return f"`{name}` has the wrong shape {header.shape}: a checkpoint keeps it flat (1-D)"
+        if len(header.shape) > 2:
+            return f"`{name}` has the wrong shape {header.shape}"
+        return None
+    return f"it holds an array `{name}` that nnctl does not write"
+
+
+def nonfinite_array(arrays: dict) -> str | None:
+    """What is wrong when a float array holds NaN or inf (training never checkpoints one), or None."""
+    for name, values in arrays.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            return f"`{name}` holds NaN or inf values"
+    return None
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def checkpoint_meta_problem(meta: dict) -> str | None:
+    """What is wrong with the kinds of value in a checkpoint's meta, or None."""
+    if not isinstance(meta["config"], dict) or not isinstance(meta["config"].get("training"), dict):
+        return "`config` is not a resolved config"
+    for key in ("completed", "optimizer_t"):
+        if not _count(meta[key]):
+            return f"`{key}` is {meta[key]!r}, not a count (a whole number, 0 or more)"
+    for key in ("batches_done",):
+        if key in meta and not _count(meta[key]):
+            return f"`{key}` is {meta[key]!r}, not a count (a whole number, 0 or more)"
+    for key in ("seconds", "partial_loss"):
+        if key in meta and not _number(meta[key]):
+            return f"`{key}` is {meta[key]!r}, not a finite number"
+    for key in ("history", "diagnostics"):
+        if key in meta and (not isinstance(meta[key], list) or not all(isinstance(r, dict) for r in meta[key])):
+            return f"`{key}` is not a list of logged epochs"
+    for key in ("data_digest", "name"):
+        if not isinstance(meta[key], str):
+            return f"`{key}` is {meta[key]!r}, not a text"
+    try:
+        np.random.PCG64().state = meta["rng"]  # as the loop will restore it
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return "`rng` is not the state of the shuffle generator"
+    if meta["config"]["training"].get("early_stopping") or meta.get("stopper") is not None:
+        stopper = meta.get("stopper")
+        if not isinstance(stopper, dict) or not {"best", "best_epoch", "waited"} <= set(stopper) \
+                or not (stopper["best"] is None or _number(stopper["best"])) \
+                or not (stopper.get("best_epoch") is None or _count(stopper["best_epoch"])) \
+                or not _count(stopper.get("waited")):
+            return "`stopper` lacks early stopping's `best`, `best_epoch` and `waited`"
+    return None
