@@ -15,8 +15,7 @@ from ..config import dump_config, resolve
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
-from ..runs.folder import (atomic_run_folder, check_name, ensure_writable, write_diagnostics, write_history,
-                           write_json, write_predictions)
+from ..runs.folder import RunFolder, atomic_run_folder, check_name, ensure_writable
 from ..runs.model import Model, build_meta, save_model
 from ..training import train
 from ..training.build import architecture, build_network
@@ -55,7 +54,8 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
     created = time.strftime("%Y-%m-%dT%H:%M:%S")
     with atomic_run_folder(runs_dir, name, folder) as run:
         tmp = run["tmp"]
-        (tmp / "config.yaml").write_text(dump_config(cfg))  # first: a killed run still says what it was
+        files = RunFolder(tmp)
+        files.write_config(dump_config(cfg))  # first: a killed run still says what it was
         checkpointer = None
         if every is not None:
             checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
@@ -65,12 +65,12 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
         meta = build_meta(network, dataset, cfg)
-        save_model(tmp / "model.npz", network, meta)
-        model = Model(network, meta, tmp / "model.npz")
-        write_history(tmp / "history.csv", result.history)
-        write_diagnostics(tmp / "diagnostics.csv", result.diagnostics)
+        save_model(files.file(files.MODEL), network, meta)
+        model = Model(network, meta, files.file(files.MODEL))
+        files.write_history(result.history)
+        files.write_diagnostics(result.diagnostics)
         if len(dataset.X_val):
-            write_predictions(tmp / "validation.csv", model, dataset.X_val, dataset.y_val)
+            files.write_predictions(files.VALIDATION, model, dataset.X_val, dataset.y_val)
         if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
             result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
@@ -79,7 +79,7 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             metrics["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:
             metrics["resumed_from"] = str(resume[2])
-        write_json(tmp / "metrics.json", metrics)
+        files.write_metrics(metrics)
         if plot:
             try_plot_run(tmp, result.history, name)
     result.run = run["final"]

@@ -1,12 +1,11 @@
 """Everything a report shows, read from a run folder alone."""
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NnctlError
+from ..runs.folder import NOT_A_RUN_HINT, RunFolder
 
 
 @dataclass
@@ -28,11 +27,6 @@ class RunData:
         return self.metrics.get("task", "classification")
 
 
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def _number(text):
     if text in ("", None):
         return None
@@ -46,26 +40,21 @@ def read_run(folder) -> RunData:
     """A run folder written by `nnctl train`; an NnctlError when it is not one."""
     path = Path(folder)
     if not path.is_dir():
-        raise NnctlError("not a run folder" if path.exists() else "run folder not found", str(path),
-                         "pass run folders written by `nnctl train` (`nnctl runs` lists them)")
-    try:
-        metrics = json.loads((path / "metrics.json").read_text())
-        history = [{k: _number(v) for k, v in row.items()} for row in _rows(path / "history.csv")]
-    except FileNotFoundError as exc:
-        raise NnctlError(f"not a run folder: it has no {Path(exc.filename).name}", str(path),
-                         "pass run folders written by `nnctl train` (`nnctl runs` lists them)")
-    except ValueError:
-        raise NnctlError("metrics.json is not valid JSON", str(path / "metrics.json"))
-    config = (path / "config.yaml").read_text() if (path / "config.yaml").exists() else ""
-    run = RunData(path, metrics, config, history)
-    if (path / "diagnostics.csv").exists():
-        run.diagnostics = [{k: _number(v) for k, v in row.items()} for row in _rows(path / "diagnostics.csv")]
+        raise NnctlError("not a run folder" if path.exists() else "run folder not found", str(path), NOT_A_RUN_HINT)
+    files = RunFolder(path)
+    metrics = files.read_metrics()
+    history = files.read_rows(files.HISTORY)
+    if history is None:
+        raise NnctlError(f"not a run folder: it has no {files.HISTORY}", str(path), NOT_A_RUN_HINT)
+    run = RunData(path, metrics, files.read_config(), [{k: _number(v) for k, v in row.items()} for row in history])
+    diagnostics = files.read_rows(files.DIAGNOSTICS)
+    if diagnostics is not None:
+        run.diagnostics = [{k: _number(v) for k, v in row.items()} for row in diagnostics]
     else:
-        run.notes.append("This run has no diagnostics.csv (it was trained by an older nnctl): "
+        run.notes.append(f"This run has no {files.DIAGNOSTICS} (it was trained by an older nnctl): "
                          "backprop health is not shown. Train it again to see it.")
-    if (path / "validation.csv").exists():
-        run.validation = _rows(path / "validation.csv")
-    else:
-        run.notes.append("This run has no validation.csv (no validation part, or an older nnctl): "
+    run.validation = files.read_rows(files.VALIDATION) or []
+    if not files.has(files.VALIDATION):
+        run.notes.append(f"This run has no {files.VALIDATION} (no validation part, or an older nnctl): "
                          "the confusion matrix, ROC/PR curves and residuals are not shown.")
     return run

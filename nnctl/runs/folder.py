@@ -88,66 +88,119 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
         lock.close()
 
 
-def write_history(path, history: list[dict]) -> None:
-    columns = list(history[0]) if history else ["epoch", "train_loss", "learning_rate", "seconds"]
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: _number(v) for k, v in row.items()})
+class RunFolder:
+    """One run folder's files: their names, and how each is written and read back. Everything
+    that touches a run folder's files goes through here, so a name or a format changes in one
+    place."""
+
+    CONFIG = "config.yaml"
+    MODEL = "model.npz"
+    CHECKPOINT = "checkpoint.npz"
+    METRICS = "metrics.json"
+    HISTORY = "history.csv"
+    DIAGNOSTICS = "diagnostics.csv"
+    VALIDATION = "validation.csv"  # the validation part's predictions
+    TEST = "test.csv"  # the test part's predictions (data.test_path)
+    PLOT = "loss.png"
+    REPORT = "report.html"
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    # --- writing (into the temporary folder, before it is renamed into place) --------------
+    def write_config(self, text: str) -> None:
+        self.file(self.CONFIG).write_text(text)
+
+    def write_metrics(self, metrics: dict) -> None:
+        with open(self.file(self.METRICS), "w") as fh:
+            fh.write(dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+
+    def write_history(self, history: list[dict]) -> None:
+        columns = list(history[0]) if history else ["epoch", "train_loss", "learning_rate", "seconds"]
+        with open(self.file(self.HISTORY), "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in history:
+                writer.writerow({k: _number(v) for k, v in row.items()})
+
+    def write_diagnostics(self, rows: list[dict]) -> None:
+        """diagnostics.csv in long format, one row per logged epoch and layer; dead_fraction is
+        empty for layers outside the ReLU family."""
+        with open(self.file(self.DIAGNOSTICS), "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(DIAGNOSTIC_COLUMNS)
+            for row in rows:
+                writer.writerow(["" if row.get(k) is None else _number(row[k]) for k in DIAGNOSTIC_COLUMNS])
+
+    def write_predictions(self, name: str, model, X, y) -> None:
+        """A part's truth and the saved model's predictions (VALIDATION or TEST), so a report
+        needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns;
+        for regression both in the target's own units."""
+        with open(self.file(name), "w", newline="") as fh:
+            writer = csv.writer(fh)
+            if model.task == "regression":
+                scaler = model.meta.get("target_scaler")
+                truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
+                if scaler:
+                    truth = truth * scaler["scale"][0] + scaler["offset"][0]
+                writer.writerow(["target", "prediction"])
+                writer.writerows(zip(map(_number, truth.tolist()),
+                                     map(_number, model.values_from_inputs(X).tolist())))
+                return
+            proba = model.proba_from_inputs(X)
+            classes = np.asarray(model.classes, dtype=object)
+            writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes])
+            for truth, predicted, p in zip(classes[np.asarray(y, dtype=np.int64)], classes[proba.argmax(axis=1)],
+                                           proba):
+                writer.writerow([truth, predicted] + [f"{v:.8g}" for v in p])
+
+    # --- reading ------------------------------------------------------------------------------
+    def read_config(self) -> str:
+        """The resolved config as written; empty when the folder has none."""
+        return self.file(self.CONFIG).read_text() if self.has(self.CONFIG) else ""
+
+    def read_metrics(self) -> dict:
+        """metrics.json; a missing, unreadable or non-object one is an NnctlError naming it."""
+        path = self.file(self.METRICS)
+        try:
+            metrics = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise NnctlError(f"not a run folder: it has no {self.METRICS}", str(self.path), NOT_A_RUN_HINT)
+        except (ValueError, UnicodeDecodeError):
+            raise NnctlError(f"{self.METRICS} is not valid JSON", str(path))
+        if not isinstance(metrics, dict):
+            raise NnctlError(f"{self.METRICS} is not a JSON object", str(path))
+        return metrics
+
+    def read_rows(self, name: str) -> list[dict] | None:
+        """A CSV file of the folder as rows of text; None when the folder has no such file."""
+        try:
+            with open(self.file(name), newline="") as fh:
+                return list(csv.DictReader(fh))
+        except FileNotFoundError:
+            return None
+
+    def read_history(self) -> list[dict]:
+        """history.csv as numbers (an empty cell is NaN)."""
+        rows = self.read_rows(self.HISTORY)
+        if rows is None:
+            raise NnctlError(f"no {self.HISTORY} in this folder", str(self.path),
+                             "pass a run folder written by `nnctl train`")
+        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()} for row in rows]
 
 
+NOT_A_RUN_HINT = "pass run folders written by `nnctl train` (`nnctl runs` lists them)"
 DIAGNOSTIC_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction")
-
-
-def write_diagnostics(path, rows: list[dict]) -> None:
-    """diagnostics.csv in long format, one row per logged epoch and layer; dead_fraction is
-    empty for layers outside the ReLU family."""
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(DIAGNOSTIC_COLUMNS)
-        for row in rows:
-            writer.writerow(["" if row.get(k) is None else _number(row[k]) for k in DIAGNOSTIC_COLUMNS])
-
-
-def write_predictions(path, model, X, y) -> None:
-    """The validation part's truth and the saved model's predictions (validation.csv), so a
-    report needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns."""
-    import numpy as np
-
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        if model.task == "regression":
-            scaler = model.meta.get("target_scaler")
-            truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
-            if scaler:
-                truth = truth * scaler["scale"][0] + scaler["offset"][0]
-            writer.writerow(["target", "prediction"])
-            writer.writerows(zip(map(_number, truth.tolist()), map(_number, model.values_from_inputs(X).tolist())))
-            return
-        proba = model.proba_from_inputs(X)
-        classes = np.asarray(model.classes, dtype=object)
-        writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes])
-        for truth, predicted, p in zip(classes[np.asarray(y, dtype=np.int64)], classes[proba.argmax(axis=1)], proba):
-            writer.writerow([truth, predicted] + [f"{v:.8g}" for v in p])
 
 
 def _number(v):
     return f"{v:.8g}" if isinstance(v, float) else v
-
-
-def write_json(path, data: dict) -> None:
-    with open(path, "w") as fh:
-        fh.write(dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def read_history(run) -> list[dict]:
-    path = Path(run) / "history.csv"
-    if not path.exists():
-        raise NnctlError("no history.csv in this folder", str(run), "pass a run folder written by `nnctl train`")
-    with open(path, newline="") as fh:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                for row in csv.DictReader(fh)]
 
 
 def is_running(folder: Path) -> bool:
@@ -167,11 +220,11 @@ def is_running(folder: Path) -> bool:
 
 def _incomplete(folder: Path) -> dict | None:
     """What `nnctl runs` shows of a run folder whose training was killed (its writer is gone)."""
-    if not (folder / "config.yaml").exists() or is_running(folder):
+    if not (folder / RunFolder.CONFIG).exists() or is_running(folder):
         return None
     entry = {"name": folder.name[len(TMP_PREFIX):], "path": str(folder), "status": "incomplete", "epochs": 0,
              "modified": folder.stat().st_mtime}
-    checkpoint = folder / "checkpoint.npz"
+    checkpoint = folder / RunFolder.CHECKPOINT
     if checkpoint.exists():
         try:
             with zipfile.ZipFile(checkpoint) as archive, archive.open("meta.npy") as fh:
@@ -197,12 +250,13 @@ def list_runs(runs_dir, incomplete_only: bool = False) -> list[dict]:
             if entry is not None:
                 runs.append(entry)
             continue
-        if incomplete_only or not (folder / "model.npz").exists():
+        run = RunFolder(folder)
+        if incomplete_only or not run.has(run.MODEL):
             continue
         try:
-            metrics = json.loads((folder / "metrics.json").read_text())
+            metrics = json.loads(run.file(run.METRICS).read_text())
         except (OSError, ValueError):
             metrics = {}
-        runs.append({"name": folder.name, "path": str(folder), "modified": (folder / "model.npz").stat().st_mtime,
+        runs.append({"name": folder.name, "path": str(folder), "modified": run.file(run.MODEL).stat().st_mtime,
                      **metrics})
     return sorted(runs, key=lambda r: (r.get("created") or "", r["modified"]), reverse=True)

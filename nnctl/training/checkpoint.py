@@ -23,10 +23,11 @@ from ..atomic import atomic_file
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..npzfile import read_npz
+from ..runs.folder import RunFolder
 
 FORMAT = "nnctl-checkpoint"
 FORMAT_VERSION = 1
-FILENAME = "checkpoint.npz"
+FILENAME = RunFolder.CHECKPOINT
 AUTO_SECONDS = 30.0  # `checkpoint_every: auto` writes about this often...
 MAX_COST_SHARE = 0.02  # ...and never so often that writing takes more than this share of training
 
