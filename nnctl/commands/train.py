@@ -75,6 +75,8 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                    "metric": metric_name(dataset.task), "created": created}
+        if dataset.task == "regression":
+            _add_target_units(metrics, model, dataset, cfg)
         if fold is not None:
             metrics["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:
@@ -84,6 +86,30 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             try_plot_run(tmp, result.history, name)
     result.run = run["final"]
     return result
+
+
+def _add_target_units(metrics: dict, model, dataset, cfg: dict) -> None:
+    """A regression's train and validation errors in the target's own units (mse, rmse, mae), as
+    `evaluate` gives the test part's, and `target_units`: what the loss is and the target's
+    scale, so a report can show the loss curves in those units too. The parts' `loss` stays on
+    the scale training saw (standardized when data.scale_target), as sweeps and early stopping
+    compare it."""
+    import numpy as np
+
+    from ..nn.losses import loss_for
+    from ..nn.metrics import regression_report
+
+    scaler = dataset.target_scaler
+    for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
+        if len(X) and part in metrics:
+            truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+            if scaler:
+                truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+            report = regression_report(truth.reshape(-1), model.values_from_inputs(X).reshape(-1))
+            metrics[part].update({k: report[k] for k in ("mse", "rmse", "mae")})
+    scale = float(np.asarray(scaler["scale"]).reshape(-1)[0]) if scaler else 1.0
+    metrics["target_units"] = {"target": cfg["data"]["target"], "scale": scale,
+                               "loss": loss_for("regression", None, cfg["training"]["loss"])}
 
 
 def resume_config(meta: dict, overrides, where: str) -> dict:

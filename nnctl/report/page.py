@@ -75,6 +75,33 @@ def _metric_name(run: RunData) -> str:
     return "accuracy" if run.task == "classification" else "r2"
 
 
+def _units(run: RunData):
+    """For a regression whose loss can be put in the target's own units: (converter, measure,
+    target), e.g. mse on a standardized target -> rmse in the target's units. None otherwise
+    (classification, huber, or a run from before nnctl recorded the target's scale)."""
+    units = run.metrics.get("target_units") if run.task == "regression" else None
+    if not isinstance(units, dict) or units.get("loss") not in ("mse", "mae"):
+        return None
+    scale = units.get("scale") or 1.0
+    if units["loss"] == "mse":
+        return (lambda v: None if v is None or v < 0 else math.sqrt(v) * scale), "rmse", units.get("target", "target")
+    return (lambda v: None if v is None else v * scale), "mae", units.get("target", "target")
+
+
+def _loss_axis(runs: list[RunData]):
+    """(per-run converter or None, the loss chart's y label): every regression's loss in its
+    target's units when all runs can say them in one measure of one target, so the chart shows
+    one unit; the loss as trained otherwise, labelled so."""
+    found = [_units(r) for r in runs]
+    kinds = {(u[1], u[2]) for u in found if u is not None}
+    if all(u is not None for u in found) and len(kinds) == 1:
+        measure, target = kinds.pop()
+        return [u[0] for u in found], f"{measure}, in units of {target}"
+    if any(r.task == "regression" for r in runs):
+        return [None] * len(runs), "loss (standardized target where data.scale_target)"
+    return [None] * len(runs), "loss"
+
+
 # --- one run ------------------------------------------------------------------------------------
 def _summary(run: RunData) -> str:
     m = run.metrics
@@ -90,12 +117,18 @@ def _summary(run: RunData) -> str:
 
 def _curves(runs: list[RunData]) -> str:
     loss, metric, rate = [], [], []
-    for i, run in enumerate(runs):
+    converters, loss_label = _loss_axis(runs)
+    for i, (run, convert) in enumerate(zip(runs, converters)):
         epochs = _column(run.history, "epoch")
         prefix = f"{run.name} " if len(runs) > 1 else ""
-        loss.append({"label": f"{prefix}train", "x": epochs, "y": _column(run.history, "train_loss"), "color": i})
+
+        def losses(key):
+            values = _column(run.history, key)
+            return values if convert is None else [convert(v) for v in values]
+
+        loss.append({"label": f"{prefix}train", "x": epochs, "y": losses("train_loss"), "color": i})
         if run.history and "val_loss" in run.history[0]:
-            loss.append({"label": f"{prefix}validation", "x": epochs, "y": _column(run.history, "val_loss"),
+            loss.append({"label": f"{prefix}validation", "x": epochs, "y": losses("val_loss"),
                          "dashed": True, "color": i})
         key = f"val_{_metric_name(run)}"
         if run.history and key in run.history[0]:
@@ -104,7 +137,7 @@ def _curves(runs: list[RunData]) -> str:
         rate.append({"label": f"{prefix}learning rate", "x": epochs, "y": _column(run.history, "learning_rate"),
                      "color": i})
     positive = all(v is None or v > 0 for s in loss for v in s["y"])
-    charts = [line_chart(loss, "loss per epoch", "epoch", "loss", log_y=positive)]
+    charts = [line_chart(loss, "loss per epoch", "epoch", loss_label, log_y=positive)]
     if metric:
         charts.append(line_chart(metric, "validation metric per epoch", "epoch", "metric"))
     charts.append(line_chart(rate, "learning rate per epoch", "epoch", "learning rate"))
@@ -112,6 +145,8 @@ def _curves(runs: list[RunData]) -> str:
 
 
 def _final_metrics(run: RunData) -> str:
+    if run.task == "regression":
+        return _final_regression(run)
     rows = []
     for part in ("train", "validation", "test"):
         scores = run.metrics.get(part)
@@ -121,6 +156,32 @@ def _final_metrics(run: RunData) -> str:
         rows.append([part, _num(scores.get("loss", scores.get("log_loss", scores.get("mse")))), _num(scores.get(name)),
                      _num(scores.get("rows"))])
     return f'<h2>Final metrics</h2>{_table(["part", "loss", _metric_name(run), "rows"], rows)}'
+
+
+def _final_regression(run: RunData) -> str:
+    """Every part's errors in the target's own units (the test part's come from `evaluate`, the
+    others from training; a run from before nnctl saved them gets its validation part's from
+    validation.csv), so the table never mixes a standardized loss with original units."""
+    target = (run.metrics.get("target_units") or {}).get("target", "the target")
+    rows = []
+    for part in ("train", "validation", "test"):
+        scores = dict(run.metrics.get(part) or {})
+        if not scores:
+            continue
+        if "rmse" not in scores and part == "validation" and run.validation:
+            scores.update(_errors(run.validation))
+        rows.append([part, _num(scores.get("rmse")), _num(scores.get("mae")), _num(scores.get("r2")),
+                     _num(scores.get("rows"))])
+    said = f"<p class=muted>rmse and mae in units of {escape(str(target))}; r2 has no unit.</p>"
+    return f'<h2>Final metrics</h2>{said}{_table(["part", "rmse", "mae", "r2", "rows"], rows)}'
+
+
+def _errors(rows: list[dict]) -> dict:
+    pairs = [(float(r["target"]), float(r["prediction"])) for r in rows]
+    if not pairs:
+        return {}
+    mse = sum((p - a) ** 2 for a, p in pairs) / len(pairs)
+    return {"rmse": math.sqrt(mse), "mae": sum(abs(p - a) for a, p in pairs) / len(pairs)}
 
 
 def _classification(run: RunData) -> str:
@@ -209,6 +270,15 @@ def run_page(run: RunData) -> str:
 
 
 # --- several runs -------------------------------------------------------------------------------
+def _loss_cell(run: RunData, part: str) -> str:
+    """A part's loss; a regression's as rmse in its target's units when the run saved it, as
+    the test part's is, so one row never mixes a standardized loss with original units."""
+    scores = run.metrics.get(part) or {}
+    if run.task == "regression" and "rmse" in scores:
+        return f"rmse {_num(scores['rmse'])}"
+    return _num(scores.get("loss"))
+
+
 def comparison_page(runs: list[RunData]) -> str:
     rows = []
     for run in runs:
@@ -216,7 +286,7 @@ def comparison_page(runs: list[RunData]) -> str:
         name = _metric_name(run)
         rows.append([escape(run.name), escape(str(m.get("status", ""))), _num(m.get("epochs")),
                      escape(str(m.get("architecture", ""))),
-                     _num((m.get("train") or {}).get("loss")), _num((m.get("validation") or {}).get("loss")),
+                     _loss_cell(run, "train"), _loss_cell(run, "validation"),
                      f"{name} {_num((m.get('validation') or m.get('train') or {}).get(name))}",
                      _num((m.get("test") or {}).get(name)), _num(m.get("seconds"))])
     table = _table(["run", "status", "epochs", "architecture", "train loss", "val loss", "val metric", "test metric",

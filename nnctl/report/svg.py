@@ -89,7 +89,13 @@ class _Axes:
         if log:
             decades = range(math.floor(low), math.ceil(high) + 1)
             step = max(1, len(decades) // 6)
-            return [(10.0 ** d, _label(10.0 ** d)) for d in decades[::step] if low <= d <= high]
+            ticks = [(10.0 ** d, _label(10.0 ** d)) for d in decades[::step] if low <= d <= high]
+            if len(ticks) >= 2:
+                return ticks
+            # within about one power of ten, decades alone leave the axis with one label or
+            # none: label round values in between, still placed on the log scale
+            values = [t for t in _nice_ticks(10.0 ** low, 10.0 ** high) if t > 0 and low <= math.log10(t) <= high]
+            return [(v, _label(v)) for v in values]
         return [(t, _label(t)) for t in _nice_ticks(low, high) if low <= t <= high]
 
 
