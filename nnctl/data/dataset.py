@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import NnctlError, did_you_mean, plain
 from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, handle_missing, regression_note,
                       suspicious_columns)
+from .columns import classes_note
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .tables import open_table, read_table
@@ -111,6 +112,7 @@ def _prepare(cfg: dict, fold: tuple[int, int] | None = None) -> Dataset:
     rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"]).spawn(1)[0])
     if task == "classification":
         classes, y = encode_labels(df[target], target, path)
+        notes += classes_note(classes, len(y), target)
         if "validation" in extra:
             train_idx, val_idx = np.arange(train_rows), np.arange(train_rows, len(df))
             _only_known_classes(classes, y, train_idx, val_idx, target, extra["validation"].where)
