@@ -107,10 +107,16 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
     classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss, roc_auc,
     average_precision (two classes), per_class and the confusion matrix with its labels; for
     regression mse, rmse, mae, r2."""
-    from ..data.encoding import category_label
-    from ..nn.metrics import classification_report, regression_report
-
     check_threshold(model, threshold)
+    y, out = labelled_outputs(model, data_path, chunk_rows, given_as)
+    return score_outputs(model, y, out, threshold)
+
+
+def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
+    """(truth, outputs) of a loaded model on a labelled table: class indices and probabilities
+    (rows, classes), or the target and the predictions in the target's units."""
+    from ..data.encoding import category_label
+
     target = model.meta["target"]
     where = _where(data_path)
     truths, outputs = [], []
@@ -133,7 +139,13 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
             outputs.append(model.proba_from_inputs(X))
     if not truths:
         raise NnctlError("data file has no rows to evaluate", where)
-    y, out = np.concatenate(truths), np.concatenate(outputs)
+    return np.concatenate(truths), np.concatenate(outputs)
+
+
+def score_outputs(model, y, out, threshold=None) -> dict:
+    """`evaluate`'s report from `labelled_outputs`."""
+    from ..nn.metrics import classification_report, regression_report
+
     report = {"task": model.task, "rows": int(len(y))}
     if model.task == "regression":
         return {**report, **regression_report(y, out)}

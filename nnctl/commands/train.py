@@ -22,7 +22,7 @@ from ..training.build import architecture, build_network
 from ..training.checkpoint import Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .plot import try_plot_run
-from .predict import evaluate
+from .predict import labelled_outputs, score_outputs
 
 NOTHING = "interrupted before the first epoch completed: nothing was trained, no run was saved"
 # what `--resume` may change: how long to train and how it is shown; anything else would make
@@ -72,7 +72,9 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
         if len(dataset.X_val):
             files.write_predictions(files.VALIDATION, model, dataset.X_val, dataset.y_val)
         if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
-            result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
+            truth, outputs = labelled_outputs(model, cfg["data"]["test_path"], given_as="data.test_path")
+            result.metrics["test"] = score_outputs(model, truth, outputs)
+            files.write_outputs(files.TEST, model, truth, outputs)
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                    "metric": metric_name(dataset.task), "created": created}
         if dataset.task == "regression":

@@ -184,55 +184,104 @@ def _errors(rows: list[dict]) -> dict:
     return {"rmse": math.sqrt(mse), "mae": sum(abs(p - a) for a, p in pairs) / len(pairs)}
 
 
+CM_CLASSES = 15  # a confusion matrix shows at most this many classes, the rest folded into "other"
+PER_CLASS_ROWS = 30  # the per-class table lists at most this many classes, then the macro average
+CONFUSIONS = 10  # with folded classes, this many of the most common confusions are listed
+OTHER = "(other)"
+
+
+def _parts(run: RunData) -> list[tuple[str, list[dict]]]:
+    """The parts with saved predictions, shown side by side: validation, and test when the run
+    had a data.test_path."""
+    return [(part, rows) for part, rows in (("validation", run.validation), ("test", run.test)) if rows]
+
+
 def _classification(run: RunData) -> str:
-    rows = run.validation
-    if not rows:
-        return ""
-    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
-    index = {c: i for i, c in enumerate(classes)}
-    cm = [[0] * len(classes) for _ in classes]
-    for r in rows:
-        cm[index[r["target"]]][index[r["prediction"]]] += 1
-    peak = max(max(row) for row in cm) or 1
-    cells = [[escape(c)] + [f'<span style="display:block;background:rgba(0,114,178,{0.08 + 0.7 * n / peak:.2f})">{n}</span>'
-                            for n in row] for c, row in zip(classes, cm)]
-    out = ['<h2>Classification (validation part)</h2><div class="grid2"><div>',
-           "<p class=muted>Confusion matrix: rows are the true class, columns the predicted one.</p>",
-           _table(["true \\ predicted"] + classes, cells), ""]
-    per = []
-    for i, c in enumerate(classes):
-        tp, predicted, actual = cm[i][i], sum(row[i] for row in cm), sum(cm[i])
-        p = tp / predicted if predicted else 0.0
-        rec = tp / actual if actual else 0.0
+    return "".join(_classification_part(part, run.classes, rows) for part, rows in _parts(run))
+
+
+def _classification_part(part: str, classes: list[str], rows: list[dict]) -> str:
+    from collections import Counter
+
+    pairs = Counter((r["target"], r["prediction"]) for r in rows)
+    support, predicted = Counter(r["target"] for r in rows), Counter(r["prediction"] for r in rows)
+    out = [f'<h2>Classification ({part} part)</h2><div class="grid2"><div>', _confusion(classes, pairs, support)]
+    per, macro = [], [0.0, 0.0, 0.0]
+    order = classes if len(classes) <= PER_CLASS_ROWS else sorted(classes, key=lambda c: -support[c])
+    for c in order:
+        tp = pairs[(c, c)]
+        p = tp / predicted[c] if predicted[c] else 0.0
+        rec = tp / support[c] if support[c] else 0.0
         f1 = 2 * p * rec / (p + rec) if p + rec else 0.0
-        per.append([escape(c), _num(p), _num(rec), _num(f1), str(actual)])
+        macro = [m + v / len(classes) for m, v in zip(macro, (p, rec, f1))]
+        if len(per) < PER_CLASS_ROWS:
+            per.append([escape(c), _num(p), _num(rec), _num(f1), str(support[c])])
+    if len(classes) > PER_CLASS_ROWS:
+        per.append([f"<em>all {len(classes)} classes, macro average</em>", _num(macro[0]), _num(macro[1]),
+                    _num(macro[2]), str(len(rows))])
+        out.append(f"<p class=muted>The {PER_CLASS_ROWS} classes with the most rows, of {len(classes)}.</p>")
     out.append(_table(["class", "precision", "recall", "f1", "support"], per))
     out.append("</div>")
     if len(classes) == 2:
-        positive = [r["target"] == classes[1] for r in rows]
-        score = [float(r[f"p_{classes[1]}"]) for r in rows]
-        fpr, tpr = roc_curve(positive, score)
-        recall, precision = pr_curve(positive, score)
-        auc, ap = roc_auc_binary(positive, score), average_precision(positive, score)
-        out.append(line_chart([{"label": f"ROC, AUC {auc:.3f} (positive: {classes[1]})", "x": list(fpr), "y": list(tpr)}],
-                              "ROC curve", "false positive rate", "true positive rate",
-                              reference=None, y_from_zero=True))
-        out.append(line_chart([{"label": f"precision-recall, AP {ap:.3f}", "x": list(recall), "y": list(precision),
-                                "color": 1}], "precision-recall curve", "recall", "precision", y_from_zero=True))
+        out.append(_roc_pr(part, classes, rows))
     out.append("</div>")
     return "".join(out)
 
 
+def _confusion(classes: list[str], pairs, support) -> str:
+    """The confusion matrix; with more than CM_CLASSES classes, the most frequent ones and the
+    rest as one "other" row and column, and the most common confusions listed, so the page
+    stays small whatever the number of classes."""
+    said = "<p class=muted>Confusion matrix: rows are the true class, columns the predicted one.</p>"
+    shown = classes
+    if len(classes) > CM_CLASSES:
+        shown = sorted(classes, key=lambda c: -support[c])[:CM_CLASSES]
+        said += (f"<p class=muted>{len(classes)} classes: the {CM_CLASSES} with the most rows, the rest counted "
+                 f"under {OTHER}.</p>")
+    index = {c: i for i, c in enumerate(shown)}
+    labels = shown + ([OTHER] if len(shown) < len(classes) else [])
+    cm = [[0] * len(labels) for _ in labels]
+    for (t, p), n in pairs.items():
+        cm[index.get(t, len(shown))][index.get(p, len(shown))] += n
+    peak = max(max(row) for row in cm) or 1
+    cells = [[escape(c)] + [_shade(n, peak) for n in row] for c, row in zip(labels, cm)]
+    table = _table(["true \\ predicted"] + labels, cells)
+    if len(shown) < len(classes):
+        worst = sorted(((n, t, p) for (t, p), n in pairs.items() if t != p), key=lambda x: (-x[0], x[1], x[2]))
+        table += "<p class=muted>The most common confusions:</p>" + _table(
+            ["true", "predicted", "rows"], [[escape(t), escape(p), str(n)] for n, t, p in worst[:CONFUSIONS]])
+    return said + table
+
+
+def _shade(n: int, peak: int) -> str:
+    if not n:  # most cells of a large matrix: plain, so the page stays small
+        return "0"
+    return f'<span style="display:block;background:rgba(0,114,178,{0.08 + 0.7 * n / peak:.2f})">{n}</span>'
+
+
+def _roc_pr(part: str, classes: list[str], rows: list[dict]) -> str:
+    positive = [r["target"] == classes[1] for r in rows]
+    score = [float(r[f"p_{classes[1]}"]) for r in rows]
+    fpr, tpr = roc_curve(positive, score)
+    recall, precision = pr_curve(positive, score)
+    auc, ap = roc_auc_binary(positive, score), average_precision(positive, score)
+    return (line_chart([{"label": f"ROC, AUC {auc:.3f} (positive: {classes[1]})", "x": list(fpr), "y": list(tpr)}],
+                       f"ROC curve ({part})", "false positive rate", "true positive rate",
+                       reference=None, y_from_zero=True)
+            + line_chart([{"label": f"precision-recall, AP {ap:.3f}", "x": list(recall), "y": list(precision),
+                           "color": 1}], f"precision-recall curve ({part})", "recall", "precision", y_from_zero=True))
+
+
 def _regression(run: RunData) -> str:
-    rows = run.validation
-    if not rows:
-        return ""
-    actual = [float(r["target"]) for r in rows]
-    predicted = [float(r["prediction"]) for r in rows]
-    residuals = [p - a for p, a in zip(predicted, actual)]
-    return ('<h2>Regression (validation part)</h2><div class="grid2">'
-            + scatter(actual, predicted, "predicted against actual", "actual", "predicted")
-            + histogram(residuals, "residuals (predicted − actual)", "residual") + "</div>")
+    out = []
+    for part, rows in _parts(run):
+        actual = [float(r["target"]) for r in rows]
+        predicted = [float(r["prediction"]) for r in rows]
+        residuals = [p - a for p, a in zip(predicted, actual)]
+        out.append(f'<h2>Regression ({part} part)</h2><div class="grid2">'
+                   + scatter(actual, predicted, "predicted against actual", "actual", "predicted")
+                   + histogram(residuals, "residuals (predicted − actual)", "residual") + "</div>")
+    return "".join(out)
 
 
 def _health(run: RunData) -> str:

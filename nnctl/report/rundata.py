@@ -16,6 +16,8 @@ class RunData:
     history: list[dict]
     diagnostics: list[dict] = field(default_factory=list)  # empty: a run from before diagnostics
     validation: list[dict] = field(default_factory=list)  # the validation part's predictions
+    test: list[dict] = field(default_factory=list)  # the test part's (data.test_path), when there is one
+    classes: list[str] = field(default_factory=list)  # the labels, from the predictions' p_<class> columns
     notes: list[str] = field(default_factory=list)  # what is missing, said on the page
 
     @property
@@ -53,7 +55,11 @@ def read_run(folder) -> RunData:
     else:
         run.notes.append(f"This run has no {files.DIAGNOSTICS} (it was trained by an older nnctl): "
                          "backprop health is not shown. Train it again to see it.")
-    run.validation = files.read_rows(files.VALIDATION) or []
+    for part in ("validation", "test"):
+        found = files.read_predictions(files.VALIDATION if part == "validation" else files.TEST)
+        if found is not None:
+            run.classes, rows = found
+            setattr(run, part, rows)
     if not files.has(files.VALIDATION):
         run.notes.append(f"This run has no {files.VALIDATION} (no validation part, or an older nnctl): "
                          "the confusion matrix, ROC/PR curves and residuals are not shown.")

@@ -141,24 +141,32 @@ class RunFolder:
     def write_predictions(self, name: str, model, X, y) -> None:
         """A part's truth and the saved model's predictions (VALIDATION or TEST), so a report
         needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns;
-        for regression both in the target's own units."""
+        for regression both in the target's own units. `y` as the dataset holds it."""
+        if model.task == "regression":
+            truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
+            scaler = model.meta.get("target_scaler")
+            if scaler:
+                truth = truth * scaler["scale"][0] + scaler["offset"][0]
+            self.write_outputs(name, model, truth, model.values_from_inputs(X))
+        else:
+            self.write_outputs(name, model, y, model.proba_from_inputs(X))
+
+    def write_outputs(self, name: str, model, truth, outputs) -> None:
+        """`write_predictions` from the truth (class indices, or the target in its units) and the
+        model's outputs (probabilities (rows, classes), or predicted values)."""
         with open(self.file(name), "w", newline="") as fh:
             writer = csv.writer(fh)
             if model.task == "regression":
-                scaler = model.meta.get("target_scaler")
-                truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)[:, 0]
-                if scaler:
-                    truth = truth * scaler["scale"][0] + scaler["offset"][0]
                 writer.writerow(["target", "prediction"])
-                writer.writerows(zip(map(_number, truth.tolist()),
-                                     map(_number, model.values_from_inputs(X).tolist())))
+                writer.writerows(zip(map(_number, np.asarray(truth, dtype=np.float64).tolist()),
+                                     map(_number, np.asarray(outputs, dtype=np.float64).reshape(len(truth), -1)[:, 0]
+                                         .tolist())))
                 return
-            proba = model.proba_from_inputs(X)
             classes = np.asarray(model.classes, dtype=object)
             writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes])
-            for truth, predicted, p in zip(classes[np.asarray(y, dtype=np.int64)], classes[proba.argmax(axis=1)],
-                                           proba):
-                writer.writerow([truth, predicted] + [f"{v:.8g}" for v in p])
+            for t, predicted, p in zip(classes[np.asarray(truth, dtype=np.int64)], classes[outputs.argmax(axis=1)],
+                                       outputs):
+                writer.writerow([t, predicted] + [f"{v:.8g}" for v in p])
 
     # --- reading ------------------------------------------------------------------------------
     def read_config(self) -> str:
@@ -185,6 +193,24 @@ class RunFolder:
                 return list(csv.DictReader(fh))
         except FileNotFoundError:
             return None
+
+    def read_predictions(self, name: str) -> tuple[list[str], list[dict]] | None:
+        """A part's predictions (VALIDATION or TEST): (classes, rows), classes from the
+        `p_<class>` columns (none for a regression). Rows hold `target` and `prediction`, and the
+        probabilities only with two classes, where ROC and PR need them: with thousands of
+        classes, holding every probability would take gigabytes for nothing. None when the
+        folder has no such file."""
+        try:
+            fh = open(self.file(name), newline="")
+        except FileNotFoundError:
+            return None
+        with fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            classes = [c[2:] for c in header if c.startswith("p_")]
+            keep = [i for i, c in enumerate(header) if c in ("target", "prediction") or
+                    (len(classes) == 2 and c.startswith("p_"))]
+            return classes, [{header[i]: row[i] for i in keep} for row in reader if len(row) == len(header)]
 
     def read_history(self) -> list[dict]:
         """history.csv as numbers (an empty cell is NaN)."""
