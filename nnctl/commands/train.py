@@ -32,13 +32,18 @@ RESUMABLE = (("training", "iterations"), ("training", "log_every"), ("training",
 
 
 def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
-                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None):
+                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None,
+                 written_paths: dict | None = None):
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
     is the folder's path. An interrupt (`should_stop()`) before the first epoch completes saves
     nothing and raises NothingTrained. `resume` is `(arrays, meta, path)` of a checkpoint to
     continue from (see `resume_run`); `fold` (i, K) validates on fold i of K (see
     `load_dataset`); `dataset`, when the caller has prepared it already (a sweep on Ray);
-    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`."""
+    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`;
+    `written_paths`: the config's paths as the user wrote them (`config.written_paths`), kept
+    in metrics.json for the report (a resume carries its run's along)."""
+    if resume is not None and written_paths is None:
+        written_paths = resume[1].get("paths_as_written")
     check_name(name)
     runs_dir = ensure_writable(runs_dir)
     if dataset is None:
@@ -59,7 +64,7 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
         checkpointer = None
         if every is not None:
             checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
-                                                     "created": created})
+                                                     "created": created, "paths_as_written": written_paths or {}})
         result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
                        should_stop=should_stop, resume=resume, checkpointer=checkpointer)
         if resume is None and result.status == "interrupted" and result.epochs == 0:
@@ -76,13 +81,18 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             result.metrics["test"] = score_outputs(model, truth, outputs)
             files.write_outputs(files.TEST, model, truth, outputs)
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
-                   "metric": metric_name(dataset.task), "created": created}
+                   "metric": metric_name(dataset.task), "created": created,
+                   # whose weights model.npz holds: early stopping may have put back its best epoch's
+                   "saved_epoch": result.best_epoch if result.restored_best else result.epochs,
+                   "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
         if dataset.task == "regression":
             _add_target_units(metrics, model, dataset, cfg)
         if fold is not None:
             metrics["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:
             metrics["resumed_from"] = str(resume[2])
+        if written_paths:
+            metrics["paths_as_written"] = written_paths
         files.write_metrics(metrics)
         if plot:
             try_plot_run(tmp, result.history, name)

@@ -8,7 +8,7 @@ from html import escape
 from .. import __version__
 from ..nn.metrics import roc_curve, pr_curve, roc_auc_binary, average_precision
 from ..ui.fmt import format_number
-from .health import flags
+from .health import flags, validation_rise
 from .rundata import RunData
 from .svg import histogram, line_chart, scatter
 
@@ -107,12 +107,56 @@ def _summary(run: RunData) -> str:
     m = run.metrics
     rows = [["status", escape(str(m.get("status", "?")).replace("_", " "))],
             ["epochs", _num(m.get("epochs"))], ["best epoch", _num(m.get("best_epoch"))],
+            *([["weights saved", _saved(m)]] if m.get("saved_epoch") is not None else []),
             ["seconds", _num(m.get("seconds"))], ["task", escape(run.task)],
             ["architecture", escape(str(m.get("architecture", "")))], ["created", escape(str(m.get("created", "")))]]
     if m.get("resumed_from"):
         rows.append(["resumed from", escape(m["resumed_from"])])
-    config = f"<details open><summary>resolved config</summary><pre>{escape(run.config)}</pre></details>"
+    config = f"<details open><summary>resolved config</summary><pre>{escape(_config_as_written(run))}</pre></details>"
     return f'<h2>Summary</h2><div class="grid2"><div>{_table(["", ""], rows, "summary")}</div><div>{config}</div></div>'
+
+
+def _saved(m: dict) -> str:
+    """Which epoch's weights model.npz holds, and why."""
+    why = str(m.get("saved_because", ""))
+    said = f"the {why.replace('_', ' ')}" if why.startswith("best") else "the last trained"
+    return f"epoch {_num(m['saved_epoch'])} ({escape(said)})"
+
+
+def _config_as_written(run: RunData) -> str:
+    """The resolved config with its paths as the user wrote them (metrics.json's
+    `paths_as_written`); a path written by a run without them (a sweep's trial, an older nnctl)
+    is shown relative to the run folder. Either way the page never carries an absolute path of
+    the machine that trained, and config.yaml itself keeps the absolute paths that reproduce
+    the run."""
+    import os
+
+    import yaml
+
+    from ..config import dump_config
+    from ..config.spec import Key, spec
+
+    try:
+        cfg = yaml.safe_load(run.config)
+    except yaml.YAMLError:
+        return run.config
+    if not isinstance(cfg, dict):
+        return run.config
+    written = run.metrics.get("paths_as_written") or {}
+    changed = False
+    for section, table in spec().items():
+        values = cfg.get(section)
+        if not isinstance(table, dict) or not isinstance(values, dict):
+            continue
+        for key, entry in table.items():
+            value, dotted = values.get(key), f"{section}.{key}"
+            if not (isinstance(entry, Key) and entry.kind == "path" and isinstance(value, str)):
+                continue
+            if isinstance(written.get(dotted), str):
+                values[key], changed = written[dotted], True
+            elif os.path.isabs(value):
+                values[key], changed = os.path.relpath(value, run.path), True
+    return dump_config(cfg) if changed else run.config
 
 
 def _curves(runs: list[RunData]) -> str:
@@ -141,7 +185,11 @@ def _curves(runs: list[RunData]) -> str:
     if metric:
         charts.append(line_chart(metric, "validation metric per epoch", "epoch", "metric"))
     charts.append(line_chart(rate, "learning rate per epoch", "epoch", "learning rate"))
-    return f'<h2>Learning curves</h2><div class="grid2">{"".join(charts)}</div>'
+    said = ""
+    if len(runs) == 1:
+        rise = validation_rise(runs[0].history, runs[0].metrics.get("saved_epoch"))
+        said = f'<div class="flag warning">{escape(rise)}</div>' if rise else ""
+    return f'<h2>Learning curves</h2>{said}<div class="grid2">{"".join(charts)}</div>'
 
 
 def _final_metrics(run: RunData) -> str:
