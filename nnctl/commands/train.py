@@ -15,7 +15,7 @@ from ..config import dump_config, resolve
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
-from ..runs.folder import RunFolder, atomic_run_folder, check_name, ensure_writable
+from ..runs.folder import RunFolder, atomic_run_folder, check_name, claim_for_resume, ensure_writable
 from ..runs.model import Model, build_meta, save_model
 from ..training import train
 from ..training.build import architecture, build_network
@@ -56,15 +56,18 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
                          cfg["data"]["path"], "restore the file, or start a new run (model.init_from) on the new data")
     if should_stop is not None and should_stop():
         raise NothingTrained(NOTHING)
-    created = time.strftime("%Y-%m-%dT%H:%M:%S")
-    with atomic_run_folder(runs_dir, name, folder) as run:
+    started = time.time()
+    created = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
+    with claim_for_resume(resume[2] if resume is not None else None), \
+            atomic_run_folder(runs_dir, name, folder, started) as run:
         tmp = run["tmp"]
         files = RunFolder(tmp)
         files.write_config(dump_config(cfg))  # first: a killed run still says what it was
         checkpointer = None
         if every is not None:
             checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
-                                                     "created": created, "paths_as_written": written_paths or {}})
+                                                     "created": created, "paths_as_written": written_paths or {},
+                                                     "resumed_from": str(resume[2]) if resume is not None else None})
         result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
                        should_stop=should_stop, resume=resume, checkpointer=checkpointer)
         if resume is None and result.status == "interrupted" and result.epochs == 0:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import follow_umask
+from ..atomic import follow_umask, write_text_atomic
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 
@@ -51,10 +51,11 @@ def run_name(name: str, now: float | None = None) -> str:
 
 
 @contextmanager
-def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
+def atomic_run_folder(runs_dir, name: str, exact: str | None = None, started: float | None = None):
     """Yields a temporary folder to fill; on success it is renamed to a unique
     `<runs_dir>/<name>-<timestamp>[-N]`, or to `<runs_dir>/<exact>` (a sweep's `trials/007`),
-    stored in the yielded holder's "final"."""
+    stored in the yielded holder's "final". The timestamp is `started` (the run's start, as
+    metrics.json's `created` says), or now."""
     import fcntl
 
     runs_dir = Path(runs_dir)
@@ -68,7 +69,7 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
         yield holder
         (tmp / LOCK).unlink()
         follow_umask(tmp, folder=True)  # mkdtemp makes it private; a run is shared like any output
-        base = exact or run_name(name)
+        base = exact or run_name(name, started)
         for n in range(1, 1000 if exact is None else 2):
             final = runs_dir / (base if n == 1 else f"{base}-{n}")
             try:
@@ -118,8 +119,13 @@ class RunFolder:
         self.file(self.CONFIG).write_text(text)
 
     def write_metrics(self, metrics: dict) -> None:
-        with open(self.file(self.METRICS), "w") as fh:
-            fh.write(dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        self.file(self.METRICS).write_text(_metrics_text(metrics))
+
+    def update_metrics(self, **changes) -> None:
+        """Change keys of a finished run's metrics.json, atomically (a sweep marks a pruned
+        trial's run `pruned` once its pruner has stopped it)."""
+        metrics = {**self.read_metrics(), **changes}
+        write_text_atomic(self.file(self.METRICS), _metrics_text(metrics))
 
     def write_history(self, history: list[dict]) -> None:
         columns = list(history[0]) if history else ["epoch", "train_loss", "learning_rate", "seconds"]
@@ -225,6 +231,10 @@ NOT_A_RUN_HINT = "pass run folders written by `nnctl train` (`nnctl runs` lists 
 DIAGNOSTIC_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction")
 
 
+def _metrics_text(metrics: dict) -> str:
+    return dumps(metrics, indent=2, ensure_ascii=False) + "\n"
+
+
 def _number(v):
     return f"{v:.8g}" if isinstance(v, float) else v
 
@@ -257,32 +267,84 @@ def _incomplete(folder: Path) -> dict | None:
                 meta = json.loads(np.lib.format.read_array(fh, allow_pickle=False).tobytes().decode())
             entry.update(name=meta["name"], epochs=meta["completed"], created=meta.get("created", ""),
                          modified=checkpoint.stat().st_mtime)
+            if meta.get("resumed_from"):
+                entry["resumed_from"] = meta["resumed_from"]
         except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile):
             pass  # a damaged checkpoint: listed, and --resume will say what is wrong
     return entry
 
 
 def list_runs(runs_dir, incomplete_only: bool = False) -> list[dict]:
-    """Every run in `runs_dir`, newest first: complete ones with their metrics.json contents,
-    and those killed before they completed (status `incomplete`; resumable when they hold a
-    checkpoint). `incomplete_only` lists just the latter."""
+    """Every run in `runs_dir`, newest first (kind `run`): complete ones with their
+    metrics.json contents, and those killed before they completed (status `incomplete`;
+    resumable when they hold a checkpoint, `resumed` with `resumed_as` once a run in the same
+    folder continued them). `incomplete_only` lists just the latter."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    runs = []
+    runs, continued = [], {}
     for folder in runs_dir.iterdir():
         if folder.name.startswith(TMP_PREFIX):
             entry = _incomplete(folder) if folder.is_dir() else None
-            if entry is not None:
-                runs.append(entry)
+        else:
+            entry = _complete(folder)
+        if entry is None:
             continue
-        run = RunFolder(folder)
-        if incomplete_only or not run.has(run.MODEL):
-            continue
+        entry["kind"] = "run"
+        runs.append(entry)
+        if entry.get("resumed_from"):
+            continued[Path(str(entry["resumed_from"])).name] = entry["path"]
+    for entry in runs:
+        if entry["status"] == "incomplete" and Path(entry["path"]).name in continued:
+            entry.update(status="resumed", resumed_as=continued[Path(entry["path"]).name])
+    if incomplete_only:
+        runs = [r for r in runs if r["status"] in ("incomplete", "resumed") and Path(r["path"]).name.startswith(TMP_PREFIX)]
+    return sorted(runs, key=lambda r: (str(r.get("created") or ""), r["modified"]), reverse=True)
+
+
+def _complete(folder: Path) -> dict | None:
+    run = RunFolder(folder)
+    if not run.has(run.MODEL):
+        return None
+    try:
+        metrics = json.loads(run.file(run.METRICS).read_text())
+    except (OSError, ValueError):
+        metrics = {}
+    return {"name": folder.name, "path": str(folder), "modified": run.file(run.MODEL).stat().st_mtime, **metrics}
+
+
+def resumed_as(source) -> list[str]:
+    """The runs beside `source` (a killed run's folder) that continued it, complete or not."""
+    source = Path(source)
+    return [r["path"] for r in list_runs(source.parent)
+            if r.get("resumed_from") and Path(str(r["resumed_from"])).name == source.name]
+
+
+@contextmanager
+def claim_for_resume(source):
+    """Held while `source` is being resumed: a killed run is continued once. A second resume,
+    at the same time (its lock is held) or after one (a run beside it continued it), is an
+    NnctlError naming the run to resume instead. A complete run may be continued again and
+    again, each time to a new run folder, like training on from a saved model."""
+    import fcntl
+
+    source = Path(source) if source is not None else None
+    if source is None or not (source.is_dir() and source.name.startswith(TMP_PREFIX)):
+        yield
+        return
+    done = resumed_as(source)
+    if done:
+        raise NnctlError(f"that run was already resumed, as {done[0]}", str(source),
+                         f"continue that one: nnctl train --resume {done[0]} (or delete {source})")
+    try:
+        lock = open(source / LOCK, "a")
+    except OSError:  # a folder we cannot write to: nothing to hold, the check above stands
+        yield
+        return
+    with lock:
         try:
-            metrics = json.loads(run.file(run.METRICS).read_text())
-        except (OSError, ValueError):
-            metrics = {}
-        runs.append({"name": folder.name, "path": str(folder), "modified": run.file(run.MODEL).stat().st_mtime,
-                     **metrics})
-    return sorted(runs, key=lambda r: (r.get("created") or "", r["modified"]), reverse=True)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise NnctlError("that run is being resumed by another process", str(source),
+                             "wait for it to finish; `nnctl runs` then shows the run it continued in")
+        yield

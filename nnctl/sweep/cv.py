@@ -21,7 +21,8 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
     if folds < 2:
         raise NnctlError(f"--folds must be 2 or more, got {folds}", "--folds")
     cfg = load_config(config, list(overrides))
-    folder = make_folder(runs_dir, name or Path(config).stem)
+    # "-cv<K>" in its name: a cv folder is never taken for a run at a glance
+    folder = make_folder(runs_dir, f"{name or Path(config).stem}-cv{folds}")
     metric = {"name": "val_loss", "goal": "minimize"}
     jobs = [{"cfg": cfg, "runs_dir": str(folder), "folder": f"fold_{i}", "metric": metric, "fold": (i, folds)}
             for i in range(folds)]
