@@ -422,9 +422,9 @@ def test_runs_piped_is_tab_separated_with_whole_names(tmp_path):
     train_run(CONFIGS / "xor.yaml", tmp_path, "training.iterations=2")
     cli("train", CONFIGS / "xor.yaml", "--runs-dir", tmp_path, "--name", name, "--set", "training.iterations=2")
     lines = subprocess_cli("runs", tmp_path).stdout.splitlines()
-    assert lines[0].split("\t") == ["run", "created", "task", "architecture", "epochs", "status", "val metric"]
+    assert lines[0].split("\t") == ["run", "created", "task", "architecture", "epochs", "status", "val metric", "kind"]
     assert lines[1].split("\t")[0].startswith(name) and "…" not in "".join(lines)
-    assert all(len(line.split("\t")) == 7 for line in lines)
+    assert all(len(line.split("\t")) == 8 for line in lines)
 
 
 def test_runs_of_a_missing_folder_is_an_error(tmp_path):

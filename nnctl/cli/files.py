@@ -73,7 +73,8 @@ def runs_(
     json_: bool = typer.Option(False, "--json", help="Print a JSON list"),
     incomplete: bool = typer.Option(False, "--incomplete", help="Only runs whose training was killed (resume them with train --resume PATH, or delete them)"),
 ):
-    """List runs, newest first, with their final metrics.
+    """List runs, sweeps and cv folders, newest first, with their final metrics (kind: run,
+    sweep or cv; a killed run that was resumed points to the run that continued it).
 
     Example: nnctl runs runs/ --json
     """
@@ -85,6 +86,11 @@ def runs_(
         raise NnctlError("no such folder" if not folder.exists() else "not a folder", str(folder),
                          "give the folder that holds your run folders (train's --runs-dir; default: runs)")
     found = list_runs(folder, incomplete_only=incomplete)
+    if not incomplete:  # sweeps and cv folders continue with their own --resume, not train's
+        from ..sweep.listing import list_searches
+
+        found = sorted(found + list_searches(folder), key=lambda r: (str(r.get("created") or ""), r["modified"]),
+                       reverse=True)
     if json_:
         typer.echo(dumps(found))
     elif not found:

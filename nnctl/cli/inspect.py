@@ -74,10 +74,10 @@ def plot(
     Example: nnctl plot runs/iris-* --output compare.png
     """
     from ..commands.plot import is_sweep, plot_histories, plot_sweep
-    from ..runs.folder import read_history
+    from ..runs.folder import RunFolder
 
     if len(runs) == 1 and is_sweep(runs[0]):
         typer.echo(str(plot_sweep(runs[0], output)))
         return
-    curves = [(Path(r).name, read_history(r)) for r in runs]
+    curves = [(Path(r).name, RunFolder(r).read_history()) for r in runs]
     typer.echo(str(plot_histories(curves, output)))

@@ -33,6 +33,7 @@ def train(
     """
     from ..commands.train import resume_config, train_config
     from ..config import load_config
+    from ..config.validate import written_paths
     from ..errors import NnctlError
     from ..training.callbacks import Many
     from ..training.checkpoint import load_checkpoint
@@ -42,13 +43,14 @@ def train(
     if (config is None) == (resume is None):
         raise NnctlError("give a CONFIG to train, or --resume RUN to continue a run (not both)", "nnctl train",
                          "e.g. nnctl train configs/iris.yaml, or nnctl train --resume runs/iris-20260101-120000")
-    checkpoint = None
+    checkpoint, written = None, None
     if resume is not None:
         arrays, meta = load_checkpoint(resume)
         cfg = resume_config(meta, set_ or [], str(resume))
         checkpoint, default_name, title = (arrays, meta, resume), meta["name"], f"resuming {resume.name}"
     else:
         cfg = load_config(config, set_ or [])
+        written = written_paths(config, set_ or [])
         default_name, title = config.stem, f"training {config.name}"
     rows = cfg["training"]["display_rows"]
     shown = None
@@ -63,7 +65,8 @@ def train(
     with Interrupts() as interrupts:
         try:
             result = train_config(cfg, runs_dir, default_name if name is None else name, callback=reporter,
-                                  should_stop=interrupts, cache=not no_cache, resume=checkpoint)
+                                  should_stop=interrupts, cache=not no_cache, resume=checkpoint,
+                                  written_paths=written)
         finally:
             reporter.close()
     run = result.run

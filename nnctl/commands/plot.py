@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 from ..errors import NnctlError
+from ..runs.folder import RunFolder
 
 INSTALL_HINT = "install the plot extra: pip install 'nnctl[plot]' (or pip install matplotlib)"
 
@@ -88,7 +89,7 @@ def try_plot_run(folder, history: list[dict], label: str) -> bool:
     """Write `loss.png` into a run folder when matplotlib is installed; otherwise do nothing."""
     if not have_matplotlib() or not history:
         return False
-    plot_histories([(label, history)], Path(folder) / "loss.png")
+    plot_histories([(label, history)], RunFolder(folder).file(RunFolder.PLOT))
     return True
 
 

@@ -128,11 +128,17 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
     classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss, roc_auc,
     average_precision (two classes, of `positive_class`: the model's, or `positive`), per_class
     and the confusion matrix with its labels; for regression mse, rmse, mae, r2."""
-    from ..data.encoding import category_label
-    from ..nn.metrics import classification_report, regression_report
-
     check_threshold(model, threshold)
-    chosen = positive_index(model, positive)
+    positive_index(model, positive)  # an unknown label is refused before the file is read
+    y, out = labelled_outputs(model, data_path, chunk_rows, given_as)
+    return score_outputs(model, y, out, threshold, positive)
+
+
+def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
+    """(truth, outputs) of a loaded model on a labelled table: class indices and probabilities
+    (rows, classes), or the target and the predictions in the target's units."""
+    from ..data.encoding import category_label
+
     target = model.meta["target"]
     where = _where(data_path)
     truths, outputs = [], []
@@ -155,13 +161,20 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
             outputs.append(model.proba_from_inputs(X))
     if not truths:
         raise NnctlError("data file has no rows to evaluate", where)
-    y, out = np.concatenate(truths), np.concatenate(outputs)
+    return np.concatenate(truths), np.concatenate(outputs)
+
+
+def score_outputs(model, y, out, threshold=None, positive=None) -> dict:
+    """`evaluate`'s report from `labelled_outputs`; `positive`: the label two-class metrics
+    refer to (default the model's positive class)."""
+    from ..nn.metrics import classification_report, regression_report
+
     report = {"task": model.task, "rows": int(len(y))}
     if model.task == "regression":
         return {**report, **regression_report(y, out)}
     labels = list(model.classes)
     if len(labels) == 2:
-        if chosen == 0:  # the metrics take the second class as positive: swap the two
+        if positive_index(model, positive) == 0:  # the metrics take the second class as positive: swap
             y, out, labels = 1 - y, out[:, ::-1], labels[::-1]
         report["positive_class"] = labels[1]
     if threshold is not None:

@@ -16,15 +16,14 @@ from ..config import dump_config, resolve
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
-from ..runs.folder import (atomic_run_folder, check_name, ensure_writable, write_diagnostics, write_history,
-                           write_json, write_predictions, write_text)
+from ..runs.folder import RunFolder, atomic_run_folder, check_name, claim_for_resume, ensure_writable
 from ..runs.model import Model, build_meta, save_model
 from ..training import train
 from ..training.build import architecture, build_network
 from ..training.checkpoint import Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .plot import try_plot_run
-from .predict import evaluate
+from .predict import labelled_outputs, score_outputs
 
 NOTHING = "interrupted before the first epoch completed: nothing was trained, no run was saved"
 # what `--resume` may change: how long to train and how it is shown; anything else would make
@@ -34,13 +33,18 @@ RESUMABLE = (("training", "iterations"), ("training", "log_every"), ("training",
 
 
 def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
-                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None):
+                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None,
+                 written_paths: dict | None = None):
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
     is the folder's path. An interrupt (`should_stop()`) before the first epoch completes saves
     nothing and raises NothingTrained. `resume` is `(arrays, meta, path)` of a checkpoint to
     continue from (see `resume_run`); `fold` (i, K) validates on fold i of K (see
     `load_dataset`); `dataset`, when the caller has prepared it already (a sweep on Ray);
-    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`."""
+    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`;
+    `written_paths`: the config's paths as the user wrote them (`config.written_paths`), kept
+    in metrics.json for the report (a resume carries its run's along)."""
+    if resume is not None and written_paths is None:
+        written_paths = resume[1].get("paths_as_written")
     check_name(name)
     runs_dir = ensure_writable(runs_dir)
     if dataset is None:
@@ -53,41 +57,78 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
                          cfg["data"]["path"], "restore the file, or start a new run (model.init_from) on the new data")
     if should_stop is not None and should_stop():
         raise NothingTrained(NOTHING)
-    created = time.strftime("%Y-%m-%dT%H:%M:%S")
-    with atomic_run_folder(runs_dir, name, folder) as run:
+    started = time.time()
+    created = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
+    with claim_for_resume(resume[2] if resume is not None else None), \
+            atomic_run_folder(runs_dir, name, folder, started) as run:
         tmp = run["tmp"]
-        write_text(tmp / "config.yaml", dump_config(cfg))  # first: a killed run still says what it was
+        files = RunFolder(tmp)
+        files.write_config(dump_config(cfg))  # first: a killed run still says what it was
         checkpointer = None
         if every is not None:
             checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
-                                                     "created": created})
+                                                     "created": created, "paths_as_written": written_paths or {},
+                                                     "resumed_from": str(resume[2]) if resume is not None else None})
         result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
                        should_stop=should_stop, resume=resume, checkpointer=checkpointer)
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
         meta = build_meta(network, dataset, cfg)
-        with naming_errors(tmp / "model.npz"):
-            save_model(tmp / "model.npz", network, meta)
-        model = Model(network, meta, tmp / "model.npz")
-        write_history(tmp / "history.csv", result.history)
-        write_diagnostics(tmp / "diagnostics.csv", result.diagnostics)
+        with naming_errors(files.file(files.MODEL)):
+            save_model(files.file(files.MODEL), network, meta)
+        model = Model(network, meta, files.file(files.MODEL))
+        files.write_history(result.history)
+        files.write_diagnostics(result.diagnostics)
         if len(dataset.X_val):
-            write_predictions(tmp / "validation.csv", model, dataset.X_val, dataset.y_val)
+            files.write_predictions(files.VALIDATION, model, dataset.X_val, dataset.y_val)
         if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
-            result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
+            truth, outputs = labelled_outputs(model, cfg["data"]["test_path"], given_as="data.test_path")
+            result.metrics["test"] = score_outputs(model, truth, outputs)
+            files.write_outputs(files.TEST, model, truth, outputs)
         metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
-                   "metric": metric_name(dataset.task), "created": created}
+                   "metric": metric_name(dataset.task), "created": created,
+                   # whose weights model.npz holds: early stopping may have put back its best epoch's
+                   "saved_epoch": result.best_epoch if result.restored_best else result.epochs,
+                   "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
         if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
             metrics["positive_class"] = dataset.classes[1]
+        if dataset.task == "regression":
+            _add_target_units(metrics, model, dataset, cfg)
         if fold is not None:
             metrics["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:
             metrics["resumed_from"] = str(resume[2])
-        write_json(tmp / "metrics.json", metrics)
+        if written_paths:
+            metrics["paths_as_written"] = written_paths
+        files.write_metrics(metrics)
     result.run = run["final"]
     if plot:  # an extra, drawn once the run is complete: a kill while drawing strands nothing
         try_plot_run(result.run, result.history, name)
     return result
+
+
+def _add_target_units(metrics: dict, model, dataset, cfg: dict) -> None:
+    """A regression's train and validation errors in the target's own units (mse, rmse, mae), as
+    `evaluate` gives the test part's, and `target_units`: what the loss is and the target's
+    scale, so a report can show the loss curves in those units too. The parts' `loss` stays on
+    the scale training saw (standardized when data.scale_target), as sweeps and early stopping
+    compare it."""
+    import numpy as np
+
+    from ..nn.losses import loss_for
+    from ..nn.metrics import regression_report
+
+    scaler = dataset.target_scaler
+    for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
+        if len(X) and part in metrics:
+            truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+            if scaler:
+                truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+            report = regression_report(truth.reshape(-1), model.values_from_inputs(X).reshape(-1))
+            metrics[part].update({k: report[k] for k in ("mse", "rmse", "mae")})
+    scale = float(np.asarray(scaler["scale"]).reshape(-1)[0]) if scaler else 1.0
+    metrics["target_units"] = {"target": cfg["data"]["target"], "scale": scale,
+                               "loss": loss_for("regression", None, cfg["training"]["loss"])}
 
 
 def resume_config(meta: dict, overrides, where: str) -> dict:

@@ -30,6 +30,28 @@ def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
     return resolve(raw, base_dir=path.resolve().parent, source=str(path), node=node, set_paths=set_paths)
 
 
+def written_paths(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
+    """{dotted key: value as written} for each path key the config file (or a --set) gives,
+    before it is made absolute: what a report shows, so a page never carries the absolute
+    paths of the machine that trained. Call it on a config that `load_config` accepted."""
+    raw, _ = read_yaml(Path(path))
+    for text in overrides:
+        keys, value = parse_override(text)
+        set_override(raw, keys, value)
+    found = {}
+
+    def walk(table: dict, node, keys: tuple):
+        for k, entry in table.items():
+            value = node.get(k) if isinstance(node, dict) else None
+            if isinstance(entry, dict):
+                walk(entry, value, keys + (k,))
+            elif isinstance(entry, Key) and entry.kind == "path" and isinstance(value, str):
+                found[".".join(keys + (k,))] = value
+
+    walk(spec(), raw, ())
+    return found
+
+
 class Checker:
     """Walks a raw mapping against a table of Keys; `fail` raises an NnctlError that names the
     key and where it was written (the file and line, or the `--set` flag)."""

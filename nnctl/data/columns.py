@@ -8,6 +8,7 @@ from .encoding import is_number
 MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is taken as classes
 ID_MIN_ROWS = 20  # a column unique per row in fewer rows than this is no sign of an ID
 WIDE_ONE_HOT = 100  # one-hot columns beyond this many inputs are worth a warning
+MANY_CLASSES = 100  # a target with more classes than this is worth a warning
 DECIMAL_COMMA = r"^\s*[-+]?\d+,\d+\s*$"
 
 
@@ -100,6 +101,16 @@ def regression_note(column, target) -> list:
         return [("note", f"target '{target}' has {distinct} distinct values, but not all whole numbers, so this is "
                          "a regression; set model.task: classification to treat them as classes")]
     return []
+
+
+def classes_note(classes, rows: int, target) -> list:
+    """A warning for a target with very many classes: more often a number or an ID taken as
+    labels than a real classification, and each class has few rows to learn from."""
+    if len(classes) <= MANY_CLASSES:
+        return []
+    return [("warning", f"target '{target}' has {len(classes)} classes, about {rows / len(classes):.3g} rows each: "
+                        "if it is a number to predict, set model.task: regression; the report summarizes a "
+                        "confusion matrix this large")]
 
 
 def handle_missing(df, features, target, policy, path):

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import NnctlError, did_you_mean, plain
 from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, handle_missing, regression_note,
                       suspicious_columns)
+from .columns import classes_note
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .tables import open_table, read_table
@@ -147,6 +148,7 @@ def _split(cfg: dict, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
     classes, positive = None, cfg["data"].get("positive_class")
     if rows.task == "classification":
         classes, y = encode_labels(rows.df[target], target, rows.where)
+        rows.notes.extend(classes_note(classes, len(y), target))
     else:
         if positive is not None:
             raise NnctlError("data.positive_class is set, but this is a regression", rows.where,

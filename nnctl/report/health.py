@@ -57,3 +57,35 @@ def flags(rows: list[dict]) -> list[tuple[str, str]]:
     if not found:
         found.append(("ok", "No sign of vanishing or exploding gradients, dead units or badly sized updates."))
     return found
+
+
+RISE_SHARE = 0.25  # validation loss above its lowest for at least this share of the epochs trained...
+RISE_ROWS = 5  # ...over at least this many logged epochs...
+RISE_FACTOR = 1.10  # ...and ending at least this factor above its lowest: overfitting worth a word
+
+
+def validation_rise(history: list[dict], saved_epoch=None) -> str | None:
+    """A sentence when validation loss rose for a long stretch at the end of training (the
+    network overfits), saying from where to where and which weights were saved; else None."""
+    rows = [(r["epoch"], r["val_loss"]) for r in history
+            if _finite(r.get("epoch")) and _finite(r.get("val_loss"))]
+    if len(rows) <= RISE_ROWS:
+        return None
+    best = min(range(len(rows)), key=lambda i: rows[i][1])
+    (best_epoch, lowest), (last_epoch, last) = rows[best], rows[-1]
+    stretch = last_epoch - best_epoch
+    if len(rows) - 1 - best < RISE_ROWS or stretch < RISE_SHARE * last_epoch or lowest <= 0 \
+            or last < lowest * RISE_FACTOR:
+        return None
+    said = (f"Validation loss rose for {stretch:g} epochs: from its lowest, {lowest:.4g} at epoch {best_epoch:g}, "
+            f"to {last:.4g} at epoch {last_epoch:g} ({last / lowest - 1:+.0%}). The network overfits after epoch "
+            f"{best_epoch:g}. ")
+    if saved_epoch is not None and saved_epoch == best_epoch:
+        return said + f"The saved weights are epoch {best_epoch:g}'s, the best."
+    return said + ((f"The saved weights are epoch {saved_epoch:g}'s. " if saved_epoch is not None else "")
+                   + "Early stopping (training.early_stopping: {patience: 20}) would keep the best epoch's "
+                   "weights; more l2 or a smaller network would overfit less.")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)

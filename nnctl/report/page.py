@@ -8,7 +8,7 @@ from html import escape
 from .. import __version__
 from ..nn.metrics import roc_curve, pr_curve, roc_auc_binary, average_precision
 from ..ui.fmt import format_number
-from .health import flags
+from .health import flags, validation_rise
 from .rundata import RunData
 from .svg import histogram, line_chart, scatter
 
@@ -75,27 +75,104 @@ def _metric_name(run: RunData) -> str:
     return "accuracy" if run.task == "classification" else "r2"
 
 
+def _units(run: RunData):
+    """For a regression whose loss can be put in the target's own units: (converter, measure,
+    target), e.g. mse on a standardized target -> rmse in the target's units. None otherwise
+    (classification, huber, or a run from before nnctl recorded the target's scale)."""
+    units = run.metrics.get("target_units") if run.task == "regression" else None
+    if not isinstance(units, dict) or units.get("loss") not in ("mse", "mae"):
+        return None
+    scale = units.get("scale") or 1.0
+    if units["loss"] == "mse":
+        return (lambda v: None if v is None or v < 0 else math.sqrt(v) * scale), "rmse", units.get("target", "target")
+    return (lambda v: None if v is None else v * scale), "mae", units.get("target", "target")
+
+
+def _loss_axis(runs: list[RunData]):
+    """(per-run converter or None, the loss chart's y label): every regression's loss in its
+    target's units when all runs can say them in one measure of one target, so the chart shows
+    one unit; the loss as trained otherwise, labelled so."""
+    found = [_units(r) for r in runs]
+    kinds = {(u[1], u[2]) for u in found if u is not None}
+    if all(u is not None for u in found) and len(kinds) == 1:
+        measure, target = kinds.pop()
+        return [u[0] for u in found], f"{measure}, in units of {target}"
+    if any(r.task == "regression" for r in runs):
+        return [None] * len(runs), "loss (standardized target where data.scale_target)"
+    return [None] * len(runs), "loss"
+
+
 # --- one run ------------------------------------------------------------------------------------
 def _summary(run: RunData) -> str:
     m = run.metrics
     rows = [["status", escape(str(m.get("status", "?")).replace("_", " "))],
             ["epochs", _num(m.get("epochs"))], ["best epoch", _num(m.get("best_epoch"))],
+            *([["weights saved", _saved(m)]] if m.get("saved_epoch") is not None else []),
             ["seconds", _num(m.get("seconds"))], ["task", escape(run.task)],
             ["architecture", escape(str(m.get("architecture", "")))], ["created", escape(str(m.get("created", "")))]]
     if m.get("resumed_from"):
         rows.append(["resumed from", escape(m["resumed_from"])])
-    config = f"<details open><summary>resolved config</summary><pre>{escape(run.config)}</pre></details>"
+    config = f"<details open><summary>resolved config</summary><pre>{escape(_config_as_written(run))}</pre></details>"
     return f'<h2>Summary</h2><div class="grid2"><div>{_table(["", ""], rows, "summary")}</div><div>{config}</div></div>'
+
+
+def _saved(m: dict) -> str:
+    """Which epoch's weights model.npz holds, and why."""
+    why = str(m.get("saved_because", ""))
+    said = f"the {why.replace('_', ' ')}" if why.startswith("best") else "the last trained"
+    return f"epoch {_num(m['saved_epoch'])} ({escape(said)})"
+
+
+def _config_as_written(run: RunData) -> str:
+    """The resolved config with its paths as the user wrote them (metrics.json's
+    `paths_as_written`); a path written by a run without them (a sweep's trial, an older nnctl)
+    is shown relative to the run folder. Either way the page never carries an absolute path of
+    the machine that trained, and config.yaml itself keeps the absolute paths that reproduce
+    the run."""
+    import os
+
+    import yaml
+
+    from ..config import dump_config
+    from ..config.spec import Key, spec
+
+    try:
+        cfg = yaml.safe_load(run.config)
+    except yaml.YAMLError:
+        return run.config
+    if not isinstance(cfg, dict):
+        return run.config
+    written = run.metrics.get("paths_as_written") or {}
+    changed = False
+    for section, table in spec().items():
+        values = cfg.get(section)
+        if not isinstance(table, dict) or not isinstance(values, dict):
+            continue
+        for key, entry in table.items():
+            value, dotted = values.get(key), f"{section}.{key}"
+            if not (isinstance(entry, Key) and entry.kind == "path" and isinstance(value, str)):
+                continue
+            if isinstance(written.get(dotted), str):
+                values[key], changed = written[dotted], True
+            elif os.path.isabs(value):
+                values[key], changed = os.path.relpath(value, run.path), True
+    return dump_config(cfg) if changed else run.config
 
 
 def _curves(runs: list[RunData]) -> str:
     loss, metric, rate = [], [], []
-    for i, run in enumerate(runs):
+    converters, loss_label = _loss_axis(runs)
+    for i, (run, convert) in enumerate(zip(runs, converters)):
         epochs = _column(run.history, "epoch")
         prefix = f"{run.name} " if len(runs) > 1 else ""
-        loss.append({"label": f"{prefix}train", "x": epochs, "y": _column(run.history, "train_loss"), "color": i})
+
+        def losses(key):
+            values = _column(run.history, key)
+            return values if convert is None else [convert(v) for v in values]
+
+        loss.append({"label": f"{prefix}train", "x": epochs, "y": losses("train_loss"), "color": i})
         if run.history and "val_loss" in run.history[0]:
-            loss.append({"label": f"{prefix}validation", "x": epochs, "y": _column(run.history, "val_loss"),
+            loss.append({"label": f"{prefix}validation", "x": epochs, "y": losses("val_loss"),
                          "dashed": True, "color": i})
         key = f"val_{_metric_name(run)}"
         if run.history and key in run.history[0]:
@@ -104,14 +181,20 @@ def _curves(runs: list[RunData]) -> str:
         rate.append({"label": f"{prefix}learning rate", "x": epochs, "y": _column(run.history, "learning_rate"),
                      "color": i})
     positive = all(v is None or v > 0 for s in loss for v in s["y"])
-    charts = [line_chart(loss, "loss per epoch", "epoch", "loss", log_y=positive)]
+    charts = [line_chart(loss, "loss per epoch", "epoch", loss_label, log_y=positive)]
     if metric:
         charts.append(line_chart(metric, "validation metric per epoch", "epoch", "metric"))
     charts.append(line_chart(rate, "learning rate per epoch", "epoch", "learning rate"))
-    return f'<h2>Learning curves</h2><div class="grid2">{"".join(charts)}</div>'
+    said = ""
+    if len(runs) == 1:
+        rise = validation_rise(runs[0].history, runs[0].metrics.get("saved_epoch"))
+        said = f'<div class="flag warning">{escape(rise)}</div>' if rise else ""
+    return f'<h2>Learning curves</h2>{said}<div class="grid2">{"".join(charts)}</div>'
 
 
 def _final_metrics(run: RunData) -> str:
+    if run.task == "regression":
+        return _final_regression(run)
     rows = []
     for part in ("train", "validation", "test"):
         scores = run.metrics.get(part)
@@ -123,55 +206,130 @@ def _final_metrics(run: RunData) -> str:
     return f'<h2>Final metrics</h2>{_table(["part", "loss", _metric_name(run), "rows"], rows)}'
 
 
+def _final_regression(run: RunData) -> str:
+    """Every part's errors in the target's own units (the test part's come from `evaluate`, the
+    others from training; a run from before nnctl saved them gets its validation part's from
+    validation.csv), so the table never mixes a standardized loss with original units."""
+    target = (run.metrics.get("target_units") or {}).get("target", "the target")
+    rows = []
+    for part in ("train", "validation", "test"):
+        scores = dict(run.metrics.get(part) or {})
+        if not scores:
+            continue
+        if "rmse" not in scores and part == "validation" and run.validation:
+            scores.update(_errors(run.validation))
+        rows.append([part, _num(scores.get("rmse")), _num(scores.get("mae")), _num(scores.get("r2")),
+                     _num(scores.get("rows"))])
+    said = f"<p class=muted>rmse and mae in units of {escape(str(target))}; r2 has no unit.</p>"
+    return f'<h2>Final metrics</h2>{said}{_table(["part", "rmse", "mae", "r2", "rows"], rows)}'
+
+
+def _errors(rows: list[dict]) -> dict:
+    pairs = [(float(r["target"]), float(r["prediction"])) for r in rows]
+    if not pairs:
+        return {}
+    mse = sum((p - a) ** 2 for a, p in pairs) / len(pairs)
+    return {"rmse": math.sqrt(mse), "mae": sum(abs(p - a) for a, p in pairs) / len(pairs)}
+
+
+CM_CLASSES = 15  # a confusion matrix shows at most this many classes, the rest folded into "other"
+PER_CLASS_ROWS = 30  # the per-class table lists at most this many classes, then the macro average
+CONFUSIONS = 10  # with folded classes, this many of the most common confusions are listed
+OTHER = "(other)"
+
+
+def _parts(run: RunData) -> list[tuple[str, list[dict]]]:
+    """The parts with saved predictions, shown side by side: validation, and test when the run
+    had a data.test_path."""
+    return [(part, rows) for part, rows in (("validation", run.validation), ("test", run.test)) if rows]
+
+
 def _classification(run: RunData) -> str:
-    rows = run.validation
-    if not rows:
-        return ""
-    classes = [k[2:] for k in rows[0] if k.startswith("p_")]
-    index = {c: i for i, c in enumerate(classes)}
-    cm = [[0] * len(classes) for _ in classes]
-    for r in rows:
-        cm[index[r["target"]]][index[r["prediction"]]] += 1
-    peak = max(max(row) for row in cm) or 1
-    cells = [[escape(c)] + [f'<span style="display:block;background:rgba(0,114,178,{0.08 + 0.7 * n / peak:.2f})">{n}</span>'
-                            for n in row] for c, row in zip(classes, cm)]
-    out = ['<h2>Classification (validation part)</h2><div class="grid2"><div>',
-           "<p class=muted>Confusion matrix: rows are the true class, columns the predicted one.</p>",
-           _table(["true \\ predicted"] + classes, cells), ""]
-    per = []
-    for i, c in enumerate(classes):
-        tp, predicted, actual = cm[i][i], sum(row[i] for row in cm), sum(cm[i])
-        p = tp / predicted if predicted else 0.0
-        rec = tp / actual if actual else 0.0
+    return "".join(_classification_part(part, run.classes, rows) for part, rows in _parts(run))
+
+
+def _classification_part(part: str, classes: list[str], rows: list[dict]) -> str:
+    from collections import Counter
+
+    pairs = Counter((r["target"], r["prediction"]) for r in rows)
+    support, predicted = Counter(r["target"] for r in rows), Counter(r["prediction"] for r in rows)
+    out = [f'<h2>Classification ({part} part)</h2><div class="grid2"><div>', _confusion(classes, pairs, support)]
+    per, macro = [], [0.0, 0.0, 0.0]
+    order = classes if len(classes) <= PER_CLASS_ROWS else sorted(classes, key=lambda c: -support[c])
+    for c in order:
+        tp = pairs[(c, c)]
+        p = tp / predicted[c] if predicted[c] else 0.0
+        rec = tp / support[c] if support[c] else 0.0
         f1 = 2 * p * rec / (p + rec) if p + rec else 0.0
-        per.append([escape(c), _num(p), _num(rec), _num(f1), str(actual)])
+        macro = [m + v / len(classes) for m, v in zip(macro, (p, rec, f1))]
+        if len(per) < PER_CLASS_ROWS:
+            per.append([escape(c), _num(p), _num(rec), _num(f1), str(support[c])])
+    if len(classes) > PER_CLASS_ROWS:
+        per.append([f"<em>all {len(classes)} classes, macro average</em>", _num(macro[0]), _num(macro[1]),
+                    _num(macro[2]), str(len(rows))])
+        out.append(f"<p class=muted>The {PER_CLASS_ROWS} classes with the most rows, of {len(classes)}.</p>")
     out.append(_table(["class", "precision", "recall", "f1", "support"], per))
     out.append("</div>")
     if len(classes) == 2:
-        positive = [r["target"] == classes[1] for r in rows]
-        score = [float(r[f"p_{classes[1]}"]) for r in rows]
-        fpr, tpr = roc_curve(positive, score)
-        recall, precision = pr_curve(positive, score)
-        auc, ap = roc_auc_binary(positive, score), average_precision(positive, score)
-        out.append(line_chart([{"label": f"ROC, AUC {auc:.3f} (positive: {classes[1]})", "x": list(fpr), "y": list(tpr)}],
-                              "ROC curve", "false positive rate", "true positive rate",
-                              reference=None, y_from_zero=True))
-        out.append(line_chart([{"label": f"precision-recall, AP {ap:.3f}", "x": list(recall), "y": list(precision),
-                                "color": 1}], "precision-recall curve", "recall", "precision", y_from_zero=True))
+        out.append(_roc_pr(part, classes, rows))
     out.append("</div>")
     return "".join(out)
 
 
+def _confusion(classes: list[str], pairs, support) -> str:
+    """The confusion matrix; with more than CM_CLASSES classes, the most frequent ones and the
+    rest as one "other" row and column, and the most common confusions listed, so the page
+    stays small whatever the number of classes."""
+    said = "<p class=muted>Confusion matrix: rows are the true class, columns the predicted one.</p>"
+    shown = classes
+    if len(classes) > CM_CLASSES:
+        shown = sorted(classes, key=lambda c: -support[c])[:CM_CLASSES]
+        said += (f"<p class=muted>{len(classes)} classes: the {CM_CLASSES} with the most rows, the rest counted "
+                 f"under {OTHER}.</p>")
+    index = {c: i for i, c in enumerate(shown)}
+    labels = shown + ([OTHER] if len(shown) < len(classes) else [])
+    cm = [[0] * len(labels) for _ in labels]
+    for (t, p), n in pairs.items():
+        cm[index.get(t, len(shown))][index.get(p, len(shown))] += n
+    peak = max(max(row) for row in cm) or 1
+    cells = [[escape(c)] + [_shade(n, peak) for n in row] for c, row in zip(labels, cm)]
+    table = _table(["true \\ predicted"] + labels, cells)
+    if len(shown) < len(classes):
+        worst = sorted(((n, t, p) for (t, p), n in pairs.items() if t != p), key=lambda x: (-x[0], x[1], x[2]))
+        table += "<p class=muted>The most common confusions:</p>" + _table(
+            ["true", "predicted", "rows"], [[escape(t), escape(p), str(n)] for n, t, p in worst[:CONFUSIONS]])
+    return said + table
+
+
+def _shade(n: int, peak: int) -> str:
+    if not n:  # most cells of a large matrix: plain, so the page stays small
+        return "0"
+    return f'<span style="display:block;background:rgba(0,114,178,{0.08 + 0.7 * n / peak:.2f})">{n}</span>'
+
+
+def _roc_pr(part: str, classes: list[str], rows: list[dict]) -> str:
+    positive = [r["target"] == classes[1] for r in rows]
+    score = [float(r[f"p_{classes[1]}"]) for r in rows]
+    fpr, tpr = roc_curve(positive, score)
+    recall, precision = pr_curve(positive, score)
+    auc, ap = roc_auc_binary(positive, score), average_precision(positive, score)
+    return (line_chart([{"label": f"ROC, AUC {auc:.3f} (positive: {classes[1]})", "x": list(fpr), "y": list(tpr)}],
+                       f"ROC curve ({part})", "false positive rate", "true positive rate",
+                       reference=None, y_from_zero=True)
+            + line_chart([{"label": f"precision-recall, AP {ap:.3f}", "x": list(recall), "y": list(precision),
+                           "color": 1}], f"precision-recall curve ({part})", "recall", "precision", y_from_zero=True))
+
+
 def _regression(run: RunData) -> str:
-    rows = run.validation
-    if not rows:
-        return ""
-    actual = [float(r["target"]) for r in rows]
-    predicted = [float(r["prediction"]) for r in rows]
-    residuals = [p - a for p, a in zip(predicted, actual)]
-    return ('<h2>Regression (validation part)</h2><div class="grid2">'
-            + scatter(actual, predicted, "predicted against actual", "actual", "predicted")
-            + histogram(residuals, "residuals (predicted − actual)", "residual") + "</div>")
+    out = []
+    for part, rows in _parts(run):
+        actual = [float(r["target"]) for r in rows]
+        predicted = [float(r["prediction"]) for r in rows]
+        residuals = [p - a for p, a in zip(predicted, actual)]
+        out.append(f'<h2>Regression ({part} part)</h2><div class="grid2">'
+                   + scatter(actual, predicted, "predicted against actual", "actual", "predicted")
+                   + histogram(residuals, "residuals (predicted − actual)", "residual") + "</div>")
+    return "".join(out)
 
 
 def _health(run: RunData) -> str:
@@ -209,6 +367,15 @@ def run_page(run: RunData) -> str:
 
 
 # --- several runs -------------------------------------------------------------------------------
+def _loss_cell(run: RunData, part: str) -> str:
+    """A part's loss; a regression's as rmse in its target's units when the run saved it, as
+    the test part's is, so one row never mixes a standardized loss with original units."""
+    scores = run.metrics.get(part) or {}
+    if run.task == "regression" and "rmse" in scores:
+        return f"rmse {_num(scores['rmse'])}"
+    return _num(scores.get("loss"))
+
+
 def comparison_page(runs: list[RunData]) -> str:
     rows = []
     for run in runs:
@@ -216,7 +383,7 @@ def comparison_page(runs: list[RunData]) -> str:
         name = _metric_name(run)
         rows.append([escape(run.name), escape(str(m.get("status", ""))), _num(m.get("epochs")),
                      escape(str(m.get("architecture", ""))),
-                     _num((m.get("train") or {}).get("loss")), _num((m.get("validation") or {}).get("loss")),
+                     _loss_cell(run, "train"), _loss_cell(run, "validation"),
                      f"{name} {_num((m.get('validation') or m.get('train') or {}).get(name))}",
                      _num((m.get("test") or {}).get(name)), _num(m.get("seconds"))])
     table = _table(["run", "status", "epochs", "architecture", "train loss", "val loss", "val metric", "test metric",

@@ -1,12 +1,11 @@
 """Everything a report shows, read from a run folder alone."""
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NnctlError
-from ..runs.folder import DAMAGED, parse_history, read_metrics
+from ..runs.folder import DAMAGED, NOT_A_RUN_HINT, RunFolder
 
 
 @dataclass
@@ -17,6 +16,8 @@ class RunData:
     history: list[dict]
     diagnostics: list[dict] = field(default_factory=list)  # empty: a run from before diagnostics
     validation: list[dict] = field(default_factory=list)  # the validation part's predictions
+    test: list[dict] = field(default_factory=list)  # the test part's (data.test_path), when there is one
+    classes: list[str] = field(default_factory=list)  # the labels, from the predictions' p_<class> columns
     notes: list[str] = field(default_factory=list)  # what is missing, said on the page
 
     @property
@@ -26,11 +27,6 @@ class RunData:
     @property
     def task(self) -> str:
         return self.metrics.get("task", "classification")
-
-
-def _rows(path: Path) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def _number(text):
@@ -46,45 +42,46 @@ def read_run(folder) -> RunData:
     """A run folder written by `nnctl train`; an NnctlError when it is not one."""
     path = Path(folder)
     if not path.is_dir():
-        raise NnctlError("not a run folder" if path.exists() else "run folder not found", str(path),
-                         "pass run folders written by `nnctl train` (`nnctl runs` lists them)")
-    metrics = read_metrics(path)
-    if not (path / "history.csv").exists():
-        raise NnctlError("not a run folder: it has no history.csv", str(path),
-                         "pass run folders written by `nnctl train` (`nnctl runs` lists them)")
-    with open(path / "history.csv", newline="") as fh:
-        history = [{k: None if v != v else v for k, v in row.items()}
-                   for row in parse_history(csv.DictReader(fh), path / "history.csv")]
-    config = (path / "config.yaml").read_text() if (path / "config.yaml").exists() else ""
-    run = RunData(path, metrics, config, history)
-    if (path / "diagnostics.csv").exists():
-        run.diagnostics = _check_diagnostics(_rows(path / "diagnostics.csv"), path / "diagnostics.csv")
+        raise NnctlError("not a run folder" if path.exists() else "run folder not found", str(path), NOT_A_RUN_HINT)
+    files = RunFolder(path)
+    metrics = files.read_metrics()
+    if not files.has(files.HISTORY):
+        raise NnctlError(f"not a run folder: it has no {files.HISTORY}", str(path), NOT_A_RUN_HINT)
+    history = [{k: None if v != v else v for k, v in row.items()} for row in files.read_history()]
+    run = RunData(path, metrics, files.read_config(), history)
+    diagnostics = files.read_rows(files.DIAGNOSTICS)
+    if diagnostics is not None:
+        run.diagnostics = _check_diagnostics(diagnostics, files.file(files.DIAGNOSTICS))
     else:
-        run.notes.append("This run has no diagnostics.csv (it was trained by an older nnctl): "
+        run.notes.append(f"This run has no {files.DIAGNOSTICS} (it was trained by an older nnctl): "
                          "backprop health is not shown. Train it again to see it.")
-    if (path / "validation.csv").exists():
-        run.validation = _check_validation(_rows(path / "validation.csv"), run.task, path / "validation.csv")
-    else:
-        run.notes.append("This run has no validation.csv (no validation part, or an older nnctl): "
+    for part in ("validation", "test"):
+        name = files.VALIDATION if part == "validation" else files.TEST
+        found = files.read_predictions(name)
+        if found is not None:
+            run.classes, rows = found
+            setattr(run, part, _check_predictions(rows, run.task, run.classes, files.file(name)))
+    if not files.has(files.VALIDATION):
+        run.notes.append(f"This run has no {files.VALIDATION} (no validation part, or an older nnctl): "
                          "the confusion matrix, ROC/PR curves and residuals are not shown.")
     return run
 
 
-def _check_validation(rows: list[dict], task: str, path: Path) -> list[dict]:
-    """validation.csv as `nnctl train` writes it: a true and a predicted label among the
-    `p_<class>` columns' classes and probabilities as numbers (classification), or two numbers
-    (regression); an NnctlError naming the file and line otherwise."""
-    classes = {k[2:] for k in (rows[0] if rows else {}) if k and k.startswith("p_")}
+def _check_predictions(rows: list[dict], task: str, classes: list, path: Path) -> list[dict]:
+    """validation.csv or test.csv as `nnctl train` writes them: a true and a predicted label
+    among the `p_<class>` columns' classes, probabilities as numbers (classification), or two
+    numbers (regression); an NnctlError naming the file and line otherwise."""
+    classes = set(classes)
     for line, row in enumerate(rows, start=2):
         if None in row or None in row.values() or "target" not in row or "prediction" not in row:
-            raise NnctlError(f"validation.csv line {line} does not have its header's cells", str(path), DAMAGED)
+            raise NnctlError(f"{path.name} line {line} does not have its header's cells", str(path), DAMAGED)
         for column, value in row.items():
             wanted = classes if task == "classification" and column in ("target", "prediction") else None
             if wanted is not None and value not in wanted:
-                raise NnctlError(f"validation.csv line {line}: {column} '{value[:40]}' is not one of the classes "
+                raise NnctlError(f"{path.name} line {line}: {column} '{value[:40]}' is not one of the classes "
                                  f"({', '.join(sorted(classes)[:10])})", str(path), DAMAGED)
             if wanted is None and _number(value) is None:
-                raise NnctlError(f"validation.csv line {line}: {column} is '{value[:40]}', not a number",
+                raise NnctlError(f"{path.name} line {line}: {column} is '{value[:40]}', not a number",
                                  str(path), DAMAGED)
     return rows
 

@@ -8,7 +8,8 @@ from html import escape
 
 WIDTH, HEIGHT = 560, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 44
-MAX_POINTS = 2000  # a scatter keeps at most this many points: the page stays small
+MAX_POINTS = 1000  # a scatter keeps at most this many points (evenly spread): the page stays small
+MAX_LINE_POINTS = 400  # a line keeps at most this many
 
 
 def _finite(v) -> bool:
@@ -89,7 +90,13 @@ class _Axes:
         if log:
             decades = range(math.floor(low), math.ceil(high) + 1)
             step = max(1, len(decades) // 6)
-            return [(10.0 ** d, _label(10.0 ** d)) for d in decades[::step] if low <= d <= high]
+            ticks = [(10.0 ** d, _label(10.0 ** d)) for d in decades[::step] if low <= d <= high]
+            if len(ticks) >= 2:
+                return ticks
+            # within about one power of ten, decades alone leave the axis with one label or
+            # none: label round values in between, still placed on the log scale
+            values = [t for t in _nice_ticks(10.0 ** low, 10.0 ** high) if t > 0 and low <= math.log10(t) <= high]
+            return [(v, _label(v)) for v in values]
         return [(t, _label(t)) for t in _nice_ticks(low, high) if low <= t <= high]
 
 
@@ -98,13 +105,27 @@ def _svg(body: list[str], title: str) -> str:
             f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{"".join(body)}</svg>')
 
 
-def _legend(labels: list[str], dashed: list[bool] | None = None) -> str:
+def _colour(series: dict, i: int) -> int:
+    return series.get("color", i) % 8
+
+
+def _legend(series: list[dict]) -> str:
+    """One key per series, drawn in the series' own colour and dash, as its line is."""
     items = []
-    for i, label in enumerate(labels):
-        dash = ' dashed' if dashed and dashed[i] else ""
-        items.append(f'<span class="key"><svg width="22" height="10"><line class="s{i % 8}{dash}" x1="0" x2="22" '
-                     f'y1="5" y2="5"/></svg>{escape(label)}</span>')
+    for i, s in enumerate(series):
+        dash = " dashed" if s.get("dashed") else ""
+        items.append(f'<span class="key"><svg width="22" height="10"><line class="s{_colour(s, i)}{dash}" x1="0" '
+                     f'x2="22" y1="5" y2="5"/></svg>{escape(s["label"])}</span>')
     return f'<figcaption>{"".join(items)}</figcaption>' if items else ""
+
+
+def _thin(points: list, most: int) -> list:
+    """At most `most` points, evenly spread, the first and last kept: a curve over tens of
+    thousands of rows (ROC, PR) or epochs looks the same and the page stays small."""
+    if len(points) <= most:
+        return points
+    step = (len(points) - 1) / (most - 1)
+    return [points[round(i * step)] for i in range(most)]
 
 
 def line_chart(series: list[dict], title: str, x_label: str, y_label: str, log_y: bool = False,
@@ -121,7 +142,7 @@ def line_chart(series: list[dict], title: str, x_label: str, y_label: str, log_y
         body.append(f'<text class="tick" x="{WIDTH - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">'
                     f'{escape(reference[1])}</text>')
     for i, s in enumerate(series):
-        color = s.get("color", i) % 8
+        color = _colour(s, i)
         dash = " dashed" if s.get("dashed") else ""
         runs, current = [], []
         for x, y in zip(s["x"], s["y"]):
@@ -133,12 +154,13 @@ def line_chart(series: list[dict], title: str, x_label: str, y_label: str, log_y
         if current:
             runs.append(current)
         for points in runs:
+            points = _thin(points, MAX_LINE_POINTS)
             if len(points) == 1:
                 cx, cy = points[0].split(",")
                 body.append(f'<circle class="mark s{color}" cx="{cx}" cy="{cy}" r="2.5"/>')
             else:
                 body.append(f'<polyline class="mark s{color}{dash}" points="{" ".join(points)}"/>')
-    legend = _legend([s["label"] for s in series], [bool(s.get("dashed")) for s in series])
+    legend = _legend(series)
     return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{_svg(body, title)}{legend}</figure>'
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ..atomic import write_text_atomic
 from ..errors import NnctlError
+from ..runs.folder import RunFolder
 from .page import comparison_page, run_page
 from .rundata import read_run
 
@@ -17,7 +18,7 @@ def report_runs(runs, output=None) -> Path:
         raise NnctlError("several runs make one comparison page: say where it goes", "--output",
                          "e.g. --output compare.html")
     data = [read_run(r) for r in runs]
-    output = Path(output) if output is not None else runs[0] / "report.html"
+    output = Path(output) if output is not None else RunFolder(runs[0]).file(RunFolder.REPORT)
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. report.html")
     html = run_page(data[0]) if len(data) == 1 else comparison_page(data)

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import DISK_FULL, follow_umask, naming_errors
+from ..atomic import DISK_FULL, follow_umask, naming_errors, write_text_atomic
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..npzfile import read_npz
 
 TMP_PREFIX = ".tmp-"
-CHECKPOINT = "checkpoint.npz"
 LOCK = ".lock"  # held (flock) by the process writing a run folder, released by the kernel if it dies
 
 
@@ -53,10 +52,11 @@ def run_name(name: str, now: float | None = None) -> str:
 
 
 @contextmanager
-def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
+def atomic_run_folder(runs_dir, name: str, exact: str | None = None, started: float | None = None):
     """Yields a temporary folder to fill; on success it is renamed to a unique
     `<runs_dir>/<name>-<timestamp>[-N]`, or to `<runs_dir>/<exact>` (a sweep's `trials/007`),
-    stored in the yielded holder's "final"."""
+    stored in the yielded holder's "final". The timestamp is `started` (the run's start, as
+    metrics.json's `created` says), or now."""
     import fcntl
 
     runs_dir = Path(runs_dir)
@@ -70,7 +70,7 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
         yield holder
         (tmp / LOCK).unlink()
         follow_umask(tmp, folder=True)  # mkdtemp makes it private; a run is shared like any output
-        base = exact or run_name(name)
+        base = exact or run_name(name, started)
         for n in range(1, 1000 if exact is None else 2):
             final = runs_dir / (base if n == 1 else f"{base}-{n}")
             try:
@@ -84,7 +84,7 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
             raise NnctlError("could not find a free run folder name" if exact is None else "the run folder exists",
                              str(runs_dir / base))
     except OSError as exc:
-        if exc.errno in DISK_FULL and (tmp / CHECKPOINT).exists():
+        if exc.errno in DISK_FULL and (tmp / RunFolder.CHECKPOINT).exists():
             # as after kill -9: the last whole checkpoint stays, and the run can be resumed
             raise NnctlError(exc.strerror, exc.filename or str(tmp),
                              f"the run is kept with its last checkpoint: free some space, then continue it with "
@@ -98,50 +98,142 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None):
         lock.close()
 
 
-def write_text(path, text: str) -> None:
-    with naming_errors(path), open(path, "w") as fh:
-        fh.write(text)
+class RunFolder:
+    """One run folder's files: their names, and how each is written and read back. Everything
+    that touches a run folder's files goes through here, so a name or a format changes in one
+    place."""
+
+    CONFIG = "config.yaml"
+    MODEL = "model.npz"
+    CHECKPOINT = "checkpoint.npz"
+    METRICS = "metrics.json"
+    HISTORY = "history.csv"
+    DIAGNOSTICS = "diagnostics.csv"
+    VALIDATION = "validation.csv"  # the validation part's predictions
+    TEST = "test.csv"  # the test part's predictions (data.test_path)
+    PLOT = "loss.png"
+    REPORT = "report.html"
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    # --- writing (into the temporary folder, before it is renamed into place) --------------
+    def write_config(self, text: str) -> None:
+        with naming_errors(self.file(self.CONFIG)):
+            self.file(self.CONFIG).write_text(text)
+
+    def write_metrics(self, metrics: dict) -> None:
+        with naming_errors(self.file(self.METRICS)):
+            self.file(self.METRICS).write_text(_metrics_text(metrics))
+
+    def update_metrics(self, **changes) -> None:
+        """Change keys of a finished run's metrics.json, atomically (a sweep marks a pruned
+        trial's run `pruned` once its pruner has stopped it)."""
+        metrics = {**self.read_metrics(), **changes}
+        write_text_atomic(self.file(self.METRICS), _metrics_text(metrics))
+
+    def write_history(self, history: list[dict]) -> None:
+        columns = list(history[0]) if history else ["epoch", "train_loss", "learning_rate", "seconds"]
+        with naming_errors(self.file(self.HISTORY)), open(self.file(self.HISTORY), "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in history:
+                writer.writerow({k: _number(v) for k, v in row.items()})
+
+    def write_diagnostics(self, rows: list[dict]) -> None:
+        """diagnostics.csv in long format, one row per logged epoch and layer; dead_fraction is
+        empty for layers outside the ReLU family."""
+        with naming_errors(self.file(self.DIAGNOSTICS)), open(self.file(self.DIAGNOSTICS), "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(DIAGNOSTIC_COLUMNS)
+            for row in rows:
+                writer.writerow(["" if row.get(k) is None else _number(row[k]) for k in DIAGNOSTIC_COLUMNS])
+
+    def write_predictions(self, name: str, model, X, y) -> None:
+        """A part's truth and the saved model's predictions (VALIDATION or TEST), so a report
+        needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns;
+        for regression both in the target's own units. `y` as the dataset holds it."""
+        if model.task == "regression":
+            truth = _target_in_its_units(y, model.meta.get("target_scaler"))
+            self.write_outputs(name, model, truth, model.values_from_inputs(X))
+        else:
+            self.write_outputs(name, model, y, model.proba_from_inputs(X))
+
+    def write_outputs(self, name: str, model, truth, outputs) -> None:
+        """`write_predictions` from the truth (class indices, or the target in its units) and the
+        model's outputs (probabilities (rows, classes), or predicted values)."""
+        with naming_errors(self.file(name)), open(self.file(name), "w", newline="") as fh:
+            writer = csv.writer(fh)
+            if model.task == "regression":
+                writer.writerow(["target", "prediction"])
+                writer.writerows(zip(map(_number, np.asarray(truth, dtype=np.float64).tolist()),
+                                     map(_number, np.asarray(outputs, dtype=np.float64).reshape(len(truth), -1)[:, 0]
+                                         .tolist())))
+                return
+            classes = np.asarray(model.classes, dtype=object)
+            writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes])
+            for t, predicted, p in zip(classes[np.asarray(truth, dtype=np.int64)], classes[outputs.argmax(axis=1)],
+                                       outputs):
+                writer.writerow([t, predicted] + [f"{v:.8g}" for v in p])
+
+    # --- reading ------------------------------------------------------------------------------
+    def read_config(self) -> str:
+        """The resolved config as written; empty when the folder has none."""
+        return self.file(self.CONFIG).read_text() if self.has(self.CONFIG) else ""
+
+    def read_metrics(self) -> dict:
+        """metrics.json; a missing, unreadable or damaged one is an NnctlError naming it."""
+        return read_metrics(self.path)
+
+    def read_rows(self, name: str) -> list[dict] | None:
+        """A CSV file of the folder as rows of text; None when the folder has no such file."""
+        try:
+            with open(self.file(name), newline="") as fh:
+                return list(csv.DictReader(fh))
+        except FileNotFoundError:
+            return None
+
+    def read_predictions(self, name: str) -> tuple[list[str], list[dict]] | None:
+        """A part's predictions (VALIDATION or TEST): (classes, rows), classes from the
+        `p_<class>` columns (none for a regression). Rows hold `target` and `prediction`, and the
+        probabilities only with two classes, where ROC and PR need them: with thousands of
+        classes, holding every probability would take gigabytes for nothing. None when the
+        folder has no such file."""
+        try:
+            fh = open(self.file(name), newline="")
+        except FileNotFoundError:
+            return None
+        with fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            classes = [c[2:] for c in header if c.startswith("p_")]
+            keep = [i for i, c in enumerate(header) if c in ("target", "prediction") or
+                    (len(classes) == 2 and c.startswith("p_"))]
+            return classes, [{header[i]: row[i] for i in keep} for row in reader if len(row) == len(header)]
+
+    def read_history(self) -> list[dict]:
+        """history.csv as numbers (an empty cell is NaN); a damaged one is an NnctlError naming
+        the file and line."""
+        path = self.file(self.HISTORY)
+        if not path.exists():
+            raise NnctlError(f"no {self.HISTORY} in this folder", str(self.path),
+                             "pass a run folder written by `nnctl train`")
+        with open(path, newline="") as fh:
+            return parse_history(csv.DictReader(fh), path)
 
 
-def write_history(path, history: list[dict]) -> None:
-    columns = list(history[0]) if history else ["epoch", "train_loss", "learning_rate", "seconds"]
-    with naming_errors(path), open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: _number(v) for k, v in row.items()})
-
-
+NOT_A_RUN_HINT = "pass run folders written by `nnctl train` (`nnctl runs` lists them)"
 DIAGNOSTIC_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction")
 
 
-def write_diagnostics(path, rows: list[dict]) -> None:
-    """diagnostics.csv in long format, one row per logged epoch and layer; dead_fraction is
-    empty for layers outside the ReLU family."""
-    with naming_errors(path), open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(DIAGNOSTIC_COLUMNS)
-        for row in rows:
-            writer.writerow(["" if row.get(k) is None else _number(row[k]) for k in DIAGNOSTIC_COLUMNS])
-
-
-def write_predictions(path, model, X, y) -> None:
-    """The validation part's truth and the saved model's predictions (validation.csv), so a
-    report needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns."""
-    import numpy as np
-
-    with naming_errors(path), open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        if model.task == "regression":
-            truth = _target_in_its_units(y, model.meta.get("target_scaler"))
-            writer.writerow(["target", "prediction"])
-            writer.writerows(zip(map(_number, truth.tolist()), map(_number, model.values_from_inputs(X).tolist())))
-            return
-        proba = model.proba_from_inputs(X)
-        classes = np.asarray(model.classes, dtype=object)
-        writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes])
-        for truth, predicted, p in zip(classes[np.asarray(y, dtype=np.int64)], classes[proba.argmax(axis=1)], proba):
-            writer.writerow([truth, predicted] + [f"{v:.8g}" for v in p])
+def _metrics_text(metrics: dict) -> str:
+    return dumps(metrics, indent=2, ensure_ascii=False) + "\n"
 
 
 def _target_in_its_units(y, scaler):
@@ -168,19 +260,6 @@ def _number(v):
     return f"{v:.8g}" if isinstance(v, float) else v
 
 
-def write_json(path, data: dict) -> None:
-    with naming_errors(path), open(path, "w") as fh:
-        fh.write(dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def read_history(run) -> list[dict]:
-    path = Path(run) / "history.csv"
-    if not path.exists():
-        raise NnctlError("no history.csv in this folder", str(run), "pass a run folder written by `nnctl train`")
-    with open(path, newline="") as fh:
-        return parse_history(csv.DictReader(fh), path)
-
-
 def is_running(folder: Path) -> bool:
     """True while a live process holds the folder's lock."""
     import fcntl
@@ -198,11 +277,11 @@ def is_running(folder: Path) -> bool:
 
 def _incomplete(folder: Path) -> dict | None:
     """What `nnctl runs` shows of a run folder whose training was killed (its writer is gone)."""
-    if not (folder / "config.yaml").exists() or is_running(folder):
+    if not (folder / RunFolder.CONFIG).exists() or is_running(folder):
         return None
     entry = {"name": folder.name[len(TMP_PREFIX):], "path": str(folder), "status": "incomplete", "epochs": 0,
              "modified": folder.stat().st_mtime}
-    checkpoint = folder / "checkpoint.npz"
+    checkpoint = folder / RunFolder.CHECKPOINT
     if checkpoint.exists():
         try:
             # only `meta`, its header checked first: a listing never reads a checkpoint's weights
@@ -213,9 +292,11 @@ def _incomplete(folder: Path) -> dict | None:
                 raise ValueError("meta lacks `name` or `completed`")
             entry.update(name=meta["name"], epochs=meta["completed"], created=str(meta.get("created", "")),
                          modified=checkpoint.stat().st_mtime)
+            if meta.get("resumed_from"):
+                entry["resumed_from"] = str(meta["resumed_from"])
         except (NnctlError, OSError, ValueError, KeyError, AttributeError, UnicodeDecodeError) as exc:
             # listed, marked; `--resume` says in full what is wrong
-            entry["damaged"] = f"checkpoint.npz: {getattr(exc, 'message', exc)}"
+            entry["damaged"] = f"{RunFolder.CHECKPOINT}: {getattr(exc, 'message', exc)}"
     return entry
 
 
@@ -296,21 +377,73 @@ def _float(text: str, line: int, column: str, path) -> float:
 
 
 def list_runs(runs_dir, incomplete_only: bool = False) -> list[dict]:
-    """Every run in `runs_dir`, newest first: complete ones with their metrics.json contents,
-    and those killed before they completed (status `incomplete`; resumable when they hold a
-    checkpoint). `incomplete_only` lists just the latter."""
+    """Every run in `runs_dir`, newest first (kind `run`): complete ones with their
+    metrics.json contents, and those killed before they completed (status `incomplete`;
+    resumable when they hold a checkpoint, `resumed` with `resumed_as` once a run in the same
+    folder continued them). `incomplete_only` lists just the latter."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    runs = []
+    runs, continued = [], {}
     for folder in runs_dir.iterdir():
         if folder.name.startswith(TMP_PREFIX):
             entry = _incomplete(folder) if folder.is_dir() else None
-            if entry is not None:
-                runs.append(entry)
+        else:
+            entry = _complete(folder)
+        if entry is None:
             continue
-        if incomplete_only or not (folder / "model.npz").exists():
-            continue
-        runs.append({**_metrics(folder), "name": folder.name, "path": str(folder),
-                     "modified": (folder / "model.npz").stat().st_mtime})
-    return sorted(runs, key=lambda r: (r.get("created") or "", r["modified"]), reverse=True)
+        entry["kind"] = "run"
+        runs.append(entry)
+        if entry.get("resumed_from"):
+            continued[Path(str(entry["resumed_from"])).name] = entry["path"]
+    for entry in runs:
+        if entry.get("status") == "incomplete" and Path(entry["path"]).name in continued:
+            entry.update(status="resumed", resumed_as=continued[Path(entry["path"]).name])
+    if incomplete_only:
+        runs = [r for r in runs if r.get("status") in ("incomplete", "resumed") and Path(r["path"]).name.startswith(TMP_PREFIX)]
+    return sorted(runs, key=lambda r: (str(r.get("created") or ""), r["modified"]), reverse=True)
+
+
+def _complete(folder: Path) -> dict | None:
+    run = RunFolder(folder)
+    if not run.has(run.MODEL):
+        return None
+    metrics = _metrics(folder)
+    return {"name": folder.name, "path": str(folder), "modified": run.file(run.MODEL).stat().st_mtime, **metrics}
+
+
+def resumed_as(source) -> list[str]:
+    """The runs beside `source` (a killed run's folder) that continued it, complete or not."""
+    source = Path(source)
+    return [r["path"] for r in list_runs(source.parent)
+            if r.get("resumed_from") and Path(str(r["resumed_from"])).name == source.name]
+
+
+@contextmanager
+def claim_for_resume(source):
+    """Held while `source` is being resumed: a killed run is continued once. A second resume,
+    at the same time (its lock is held) or after one (a run beside it continued it), is an
+    NnctlError naming the run to resume instead. A complete run may be continued again and
+    again, each time to a new run folder, like training on from a saved model."""
+    import fcntl
+
+    source = Path(source) if source is not None else None
+    if source is None or not (source.is_dir() and source.name.startswith(TMP_PREFIX)):
+        yield
+        return
+    done = resumed_as(source)
+    if done:
+        raise NnctlError(f"that run was already resumed, as {done[0]}", str(source),
+                         f"continue that one: nnctl train --resume {done[0]} (or delete {source})")
+    try:
+        lock = open(source / LOCK, "a")
+    except OSError:  # a folder we cannot write to: nothing to hold, the check above stands
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise NnctlError("that run is being resumed by another process", str(source),
+                             "wait for it to finish; `nnctl runs` then shows the run it continued in")
+        yield

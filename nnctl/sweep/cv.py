@@ -3,7 +3,6 @@ runners as a sweep's trials."""
 from __future__ import annotations
 
 import csv
-import json
 import os
 import statistics
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from ..config import load_config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
+from ..runs.folder import RunFolder
 from .driver import make_folder, make_runner, write_files
 
 
@@ -21,7 +21,8 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
     if folds < 2:
         raise NnctlError(f"--folds must be 2 or more, got {folds}", "--folds")
     cfg = load_config(config, list(overrides))
-    folder = make_folder(runs_dir, name or Path(config).stem)
+    # "-cv<K>" in its name: a cv folder is never taken for a run at a glance
+    folder = make_folder(runs_dir, f"{name or Path(config).stem}-cv{folds}")
     metric = {"name": "val_loss", "goal": "minimize"}
     jobs = [{"cfg": cfg, "runs_dir": str(folder), "folder": f"fold_{i}", "metric": metric, "fold": (i, folds)}
             for i in range(folds)]
@@ -54,7 +55,7 @@ def _cv_summary(folder: Path, folds: int, results: dict) -> dict:
         raise NnctlError(f"a fold failed: {failed[0]['error']}", str(folder))
     rows = []
     for i in range(folds):
-        metrics = json.loads((folder / f"fold_{i}" / "metrics.json").read_text())
+        metrics = RunFolder(folder / f"fold_{i}").read_metrics()
         name = metrics["metric"]
         rows.append({"fold": i, "rows": metrics["validation"]["rows"], "val_loss": metrics["validation"]["loss"],
                      f"val_{name}": metrics["validation"][name], "epochs": metrics["epochs"],

@@ -7,6 +7,7 @@ import socket
 import time
 from pathlib import Path
 
+from ..runs.folder import RunFolder
 from ..training import Callback
 
 
@@ -78,6 +79,7 @@ def run_job(job: dict) -> dict:
             out["value"], out["epochs"] = metric_value(result.metrics, metric), result.epochs
             if pruning is not None and pruning.pruned:
                 out["state"] = "pruned"
+                RunFolder(result.run).update_metrics(status="pruned")  # not "interrupted": nobody stopped it
         if out["value"] is None and out["state"] == "complete":
             out["state"], out["error"] = "failed", f"the run has no {metric} (no validation part?)"
     except NnctlError as exc:

@@ -24,11 +24,12 @@ from ..atomic import atomic_file
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..npzfile import read_npz
+from ..runs.folder import RunFolder
 from .checkpoint_check import checkpoint_limit, checkpoint_meta_problem, nonfinite_array
 
 FORMAT = "nnctl-checkpoint"
 FORMAT_VERSION = 2  # 1: the network's flat `params` (before layers were objects); not read
-FILENAME = "checkpoint.npz"
+FILENAME = RunFolder.CHECKPOINT
 AUTO_SECONDS = 30.0  # `checkpoint_every: auto` writes about this often...
 MAX_COST_SHARE = 0.02  # ...and never so often that writing takes more than this share of training
 

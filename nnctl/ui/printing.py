@@ -85,16 +85,29 @@ def print_evaluation(report: dict) -> None:
         console.print(cm)
 
 
-RUN_COLUMNS = ("run", "created", "task", "architecture", "epochs", "status", "val metric")
+# kind last: scripts that cut the first seven columns keep working
+RUN_COLUMNS = ("run", "created", "task", "architecture", "epochs", "status", "val metric", "kind")
 
 
 def run_cells(r: dict) -> list[str]:
     part = r.get("validation") or r.get("train") or {}
     metric = r.get("metric")
-    shown = f"{metric} {format_number(part[metric])}" if metric and metric in part else ""
+    shown = f"{metric} {format_number(part[metric])}" if metric and metric in part and isinstance(part, dict) else ""
+    status = str(r.get("status", ""))
+    if r.get("resumed_as"):
+        status = f"resumed as {Path(r['resumed_as']).name}"
     # the folder's own name: for an incomplete run it is what `train --resume` takes
-    return [Path(r["path"]).name, str(r.get("created", "")).replace("T", " "), r.get("task", ""), r.get("architecture", ""),
-            str(r.get("epochs", "")), r.get("status", ""), shown]
+    return [Path(r["path"]).name, str(r.get("created", "")).replace("T", " "), str(r.get("task", "")),
+            str(r.get("architecture", "")), str(r.get("epochs", "")), status, _summary(r.get("summary")) or shown,
+            r.get("kind", "run")]
+
+
+def _summary(said) -> str:
+    """A sweep's best value or a cv's mean (± std), as `nnctl runs` shows them."""
+    if not isinstance(said, dict) or not isinstance(said.get("value"), (int, float)):
+        return ""
+    spread = f" ± {format_number(said['std'])}" if isinstance(said.get("std"), (int, float)) else ""
+    return f"{said['label']} {format_number(said['value'])}{spread}"
 
 
 def print_runs(runs: list[dict]) -> None:
