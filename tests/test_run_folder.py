@@ -31,7 +31,7 @@ def test_history_round_trips_and_empty_cells_are_nan(tmp_path):
     assert rows[0]["val_loss"] != rows[0]["val_loss"]  # nan
 
 
-@pytest.mark.parametrize("text, said", [("[1, 2]", "metrics.json is not a JSON object"),
+@pytest.mark.parametrize("text, said", [("[1, 2]", "metrics.json holds a JSON list, not an object"),
                                         ("{", "metrics.json is not valid JSON")])
 def test_a_damaged_metrics_json_is_an_error_naming_it(tmp_path, text, said):
     (tmp_path / "metrics.json").write_text(text)

@@ -9,7 +9,7 @@ import pytest
 import nnctl.commands.train as train_module
 import nnctl.runs.folder as folder_module
 from nnctl.config import load_config
-from nnctl.runs.folder import list_runs
+from nnctl.runs.folder import RunFolder, list_runs
 
 from .cli_helpers import assert_clean_error, cli
 from .conftest import DATASETS
@@ -34,15 +34,16 @@ def full_disk(*args, **kwargs):
 def test_a_full_disk_after_a_checkpoint_keeps_the_run_resumable(write_config, tmp_path, monkeypatch):
     config = tiny_config(write_config)
     runs = tmp_path / "runs"
-    real_write_history = folder_module.write_history
+    real_write_history = RunFolder.write_history
 
-    def history_on_a_full_disk(path, history):
+    def history_on_a_full_disk(self, history):
+        path = self.file(self.HISTORY)
         with open(path, "w") as fh:  # the write that fails is history.csv's, after the last checkpoint
             fh.write("epoch")
         with folder_module.naming_errors(path):
             full_disk()
 
-    monkeypatch.setattr(train_module, "write_history", history_on_a_full_disk)
+    monkeypatch.setattr(RunFolder, "write_history", history_on_a_full_disk)
     result = cli("train", config, "--runs-dir", runs, "--quiet")
     assert_clean_error(result, "No space left on device", "history.csv", "train --resume")
     (kept,) = runs.iterdir()
@@ -50,7 +51,7 @@ def test_a_full_disk_after_a_checkpoint_keeps_the_run_resumable(write_config, tm
     (listed,) = list_runs(runs, incomplete_only=True)
     assert listed["status"] == "incomplete" and listed["epochs"] == 6
 
-    monkeypatch.setattr(train_module, "write_history", real_write_history)
+    monkeypatch.setattr(RunFolder, "write_history", real_write_history)
     resumed = cli("train", "--resume", kept, "--set", "training.iterations=8", "--runs-dir", runs, "--quiet")
     assert resumed.exit_code == 0, resumed.stderr
     run = Path(resumed.stdout.strip().splitlines()[-1])
@@ -58,10 +59,10 @@ def test_a_full_disk_after_a_checkpoint_keeps_the_run_resumable(write_config, tm
 
 
 def test_a_full_disk_before_any_checkpoint_leaves_nothing(write_config, tmp_path, monkeypatch):
-    config = tiny_config(write_config, "  checkpoint_every: null\n")
+    config = tiny_config(write_config)
     runs = tmp_path / "runs"
-    monkeypatch.setattr(train_module, "write_json", full_disk)
-    result = cli("train", config, "--runs-dir", runs, "--quiet")
+    monkeypatch.setattr(RunFolder, "write_metrics", full_disk)
+    result = cli("train", config, "--runs-dir", runs, "--quiet", "--set", "training.checkpoint_every=null")
     assert result.exit_code == 2 and "No space left on device" in result.stderr
     assert not list(runs.iterdir())
 
@@ -76,11 +77,14 @@ def test_every_run_file_is_named_when_the_disk_is_full(tmp_path, monkeypatch):
         return fh
 
     monkeypatch.setattr("builtins.open", open_on_a_full_disk)
-    for write, args in ((folder_module.write_json, ({"a": 1},)), (folder_module.write_history, ([{"epoch": 1}],)),
-                        (folder_module.write_text, ("x",))):
+    files = RunFolder(tmp_path)
+    for write, args, name in ((files.write_metrics, ({"a": 1},), files.METRICS),
+                              (files.write_history, ([{"epoch": 1}],), files.HISTORY),
+                              (files.write_config, ("x",), files.CONFIG),
+                              (files.write_diagnostics, ([],), files.DIAGNOSTICS)):
         with pytest.raises(OSError) as caught:
-            write(tmp_path / "f", *args)
-        assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "f")
+            write(*args)
+        assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / name)
 
 
 def test_the_run_is_complete_before_loss_png_is_drawn(write_config, tmp_path, monkeypatch):

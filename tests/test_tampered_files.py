@@ -236,7 +236,7 @@ CASES = [
      [REPORT], ["metrics.json"]),
     ("validation-unknown-class", edit_csv_cell("validation.csv", 3, 0, "tulip"), [REPORT],
      ["validation.csv", "tulip"]),
-    ("validation-bad-probability", edit_csv_cell("validation.csv", 3, 2, "x"), [REPORT], ["validation.csv"]),
+    ("validation-bad-prediction", edit_csv_cell("validation.csv", 3, 1, "x"), [REPORT], ["validation.csv", "line 4"]),
     ("history-huge-epoch", edit_csv_cell("history.csv", 2, 0, "1e308"), [REPORT, PLOT], ["history.csv", "epoch"]),
     ("history-epoch-text", edit_csv_cell("history.csv", 2, 0, "two"), [REPORT, PLOT], ["history.csv", "line 3"]),
     ("history-loss-text", edit_csv_cell("history.csv", 4, 1, "low"), [REPORT, PLOT], ["history.csv", "line 5"]),

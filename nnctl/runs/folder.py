@@ -125,12 +125,12 @@ class RunFolder:
 
     # --- writing (into the temporary folder, before it is renamed into place) --------------
     def write_config(self, text: str) -> None:
-        with naming_errors(self.file(self.CONFIG)):
-            self.file(self.CONFIG).write_text(text)
+        with naming_errors(self.file(self.CONFIG)), open(self.file(self.CONFIG), "w") as fh:
+            fh.write(text)
 
     def write_metrics(self, metrics: dict) -> None:
-        with naming_errors(self.file(self.METRICS)):
-            self.file(self.METRICS).write_text(_metrics_text(metrics))
+        with naming_errors(self.file(self.METRICS)), open(self.file(self.METRICS), "w") as fh:
+            fh.write(_metrics_text(metrics))
 
     def update_metrics(self, **changes) -> None:
         """Change keys of a finished run's metrics.json, atomically (a sweep marks a pruned
@@ -326,7 +326,7 @@ def read_metrics(folder) -> dict:
                              str(path), DAMAGED)
     for part in ("train", "validation", "test"):
         for key, value in (metrics.get(part) or {}).items():
-            if not isinstance(value, (dict, list)) and value is not None and (
+            if not isinstance(value, (dict, list, str)) and value is not None and (
                     not isinstance(value, (int, float)) or isinstance(value, bool)):
                 raise NnctlError(f"metrics.json's `{part}.{key}` is {value!r:.40}, not a number", str(path), DAMAGED)
     return metrics
