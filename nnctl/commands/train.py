@@ -34,13 +34,15 @@ RESUMABLE = (("training", "iterations"), ("training", "log_every"), ("training",
 
 
 def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
-                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None):
+                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None,
+                 metrics: dict | None = None):
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
     is the folder's path. An interrupt (`should_stop()`) before the first epoch completes saves
     nothing and raises NothingTrained. `resume` is `(arrays, meta, path)` of a checkpoint to
     continue from (see `resume_run`); `fold` (i, K) validates on fold i of K (see
     `load_dataset`); `dataset`, when the caller has prepared it already (a sweep on Ray);
-    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`."""
+    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`;
+    `metrics`: more history columns to log, {name: the key that asks for them} (see `train`)."""
     check_name(name)
     runs_dir = ensure_writable(runs_dir)
     if dataset is None:
@@ -62,7 +64,7 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
             checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
                                                      "created": created})
         result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
-                       should_stop=should_stop, resume=resume, checkpointer=checkpointer)
+                       should_stop=should_stop, resume=resume, checkpointer=checkpointer, metrics=metrics)
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
         meta = build_meta(network, dataset, cfg)
