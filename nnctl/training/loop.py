@@ -17,7 +17,7 @@ from ..nn.diagnostics import Diagnostics
 from ..nn.network import Network
 from .callbacks import Callback
 from .optimization import build_schedule, network_optimizer
-from .scoring import metric_name, metrics_in_use, row_weights, score_with, targets_for
+from .scoring import metric_name, metrics_in_use, row_weights, score_with, targets_for, watched_metrics
 from .stopping import EarlyStopping
 
 
@@ -154,9 +154,7 @@ class _Loop:
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         self.metric = f"val_{metric_name(dataset.task)}"
         self.stopper = EarlyStopping.from_config(training["early_stopping"]) if training["early_stopping"] else None
-        if self.stopper is not None:
-            watched = {self.stopper.metric: "training.early_stopping.metric", **watched}
-        self.extra = metrics_in_use(watched, dataset)  # measured only when in use: each costs a sort or a count
+        self.extra = metrics_in_use(watched_metrics(training, watched), dataset)  # measured only when in use: each costs a sort or a count
         self.history: list[dict] = []
         self.completed = 0
         self.advice = divergence_advice(training, dataset)

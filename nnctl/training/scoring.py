@@ -77,10 +77,16 @@ def extra_scores(names, y: np.ndarray, outputs: np.ndarray) -> dict:
     return {name: compute[name]() for name in names}
 
 
+def watched_metrics(training: dict, more: dict | None = None) -> dict:
+    """{history column: the key that asks for it}: the early-stopping metric, and `more`."""
+    stop = training.get("early_stopping")
+    return {**({stop["metric"]: "training.early_stopping.metric"} if stop else {}), **(more or {})}
+
+
 def metrics_in_use(watched: dict, dataset) -> list[str]:
-    """The EXTRA_METRICS among `watched` ({history column: the key that asks for it}) to log
-    each measured epoch, in EXTRA_METRICS' order. A column this dataset cannot give is an
-    NnctlError naming that key."""
+    """The EXTRA_METRICS among `watched` (see `watched_metrics`) to log each measured epoch,
+    in EXTRA_METRICS' order. A column this dataset cannot give is an NnctlError naming the key
+    that asks for it."""
     for name, key in watched.items():
         check_metric(name, dataset, key)
     return [name for name in EXTRA_METRICS if name in watched]
