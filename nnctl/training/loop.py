@@ -154,7 +154,8 @@ class _Loop:
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         self.metric = f"val_{metric_name(dataset.task)}"
         self.stopper = EarlyStopping.from_config(training["early_stopping"]) if training["early_stopping"] else None
-        self.extra = metrics_in_use(watched_metrics(training, watched), dataset)  # measured only when in use: each costs a sort or a count
+        # measured only when in use: each costs a sort or a count of the validation rows
+        self.extra = metrics_in_use(watched_metrics(training, watched), dataset)
         self.history: list[dict] = []
         self.completed = 0
         self.advice = divergence_advice(training, dataset)
