@@ -202,7 +202,7 @@ def parse_limits(flag: str, specs: list[str]) -> dict:
 
     limits = {}
     for spec in specs:
-        name, _, raw = spec.partition("=")
+        name, _, raw = spec.rpartition("=")  # a class label may hold '=', a number never does
         try:
             limits[name.strip()] = float(raw)
         except ValueError:

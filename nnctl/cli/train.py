@@ -100,12 +100,13 @@ def validate(
     from ..config import dump_config, load_config
     from ..data import load_dataset
     from ..training.build import build_network
-    from ..training.scoring import class_weights
+    from ..training.scoring import class_weights, metrics_in_use, watched_metrics
     from ..ui.printing import validation_summary
 
     cfg = load_config(config, set_ or [])
     dataset = load_dataset(cfg, cache=not no_cache)
     network = build_network(cfg, dataset)
     class_weights(cfg["training"]["class_weight"], dataset)
+    metrics_in_use(watched_metrics(cfg["training"]), dataset)
     typer.echo(dump_config(cfg), nl=False)
     sys.stderr.write(validation_summary(network, dataset) + "\nconfig is valid\n")

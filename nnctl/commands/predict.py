@@ -190,25 +190,51 @@ def evaluate_csv(model_path, data_path, chunk_rows: int | None = None, threshold
     return evaluate(load_model(model_path), data_path, threshold, chunk_rows, positive=positive)
 
 
+PER_CLASS = ("precision", "recall", "f1")
+
+
 def check_thresholds(report: dict, fail_under: dict, fail_over: dict) -> list[str]:
     """Messages for every missed threshold: `fail_under` {metric: lowest passing value},
-    `fail_over` {metric: highest passing value}. An unknown metric name is an NnctlError."""
+    `fail_over` {metric: highest passing value}; a metric is a name of the report or, for
+    classification, `per_class.<label>.<precision|recall|f1>`. An unknown metric name or label
+    is an NnctlError."""
     from ..nn.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
-    valid = [m for m in (CLASSIFICATION_METRICS if report["task"] == "classification" else REGRESSION_METRICS)
-             if m in report]
+    classification = report["task"] == "classification"
+    valid = [m for m in (CLASSIFICATION_METRICS if classification else REGRESSION_METRICS) if m in report]
     missed = []
     for flag, limits in (("--fail-under", fail_under), ("--fail-over", fail_over)):
         for name, limit in limits.items():
-            if name not in valid:
+            if classification and name.startswith("per_class."):
+                value = _per_class_value(report, name, flag)
+            elif name not in valid:
+                shown = valid + ["per_class.<label>.<precision|recall|f1>"] if classification else valid
                 raise NnctlError(f"unknown metric '{name}'{did_you_mean(name, valid)}", flag,
-                                 f"valid metrics for this model: {', '.join(valid)}")
-            value = report[name]
+                                 f"valid metrics for this model: {', '.join(shown)}")
+            else:
+                value = report[name]
             if flag == "--fail-under" and not (value is not None and value >= limit):
                 missed.append(f"{name} {_shown(value)} is under {limit:g}")
             if flag == "--fail-over" and not (value is not None and value <= limit):
                 missed.append(f"{name} {_shown(value)} is over {limit:g}")
     return missed
+
+
+def _per_class_value(report: dict, name: str, flag: str) -> float:
+    """The value of `per_class.<label>.<metric>`; the label may itself hold dots (1.5)."""
+    label, dot, metric = name[len("per_class."):].rpartition(".")
+    labels = list(report["per_class"])
+    if not dot:
+        raise NnctlError(f"'{name}' needs a class and a metric", flag,
+                         f"e.g. {flag} per_class.{labels[-1]}.recall=0.9; per-class metrics: {', '.join(PER_CLASS)}")
+    if label not in labels:
+        raise NnctlError(f"'{name}' names class '{label}', which this model does not have"
+                         f"{did_you_mean(label, labels)}", flag,
+                         f"its classes: {', '.join(labels)}; e.g. {flag} per_class.{labels[-1]}.recall=0.9")
+    if metric not in PER_CLASS:
+        raise NnctlError(f"unknown per-class metric '{metric}' in '{name}'{did_you_mean(metric, PER_CLASS)}", flag,
+                         f"per-class metrics: {', '.join(PER_CLASS)}, as in per_class.{label}.recall")
+    return report["per_class"][label][metric]
 
 
 def _shown(value) -> str:

@@ -34,7 +34,7 @@ RESUMABLE = (("training", "iterations"), ("training", "log_every"), ("training",
 
 def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
                  plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None,
-                 written_paths: dict | None = None):
+                 written_paths: dict | None = None, metrics: dict | None = None):
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
     is the folder's path. An interrupt (`should_stop()`) before the first epoch completes saves
     nothing and raises NothingTrained. `resume` is `(arrays, meta, path)` of a checkpoint to
@@ -42,7 +42,8 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
     `load_dataset`); `dataset`, when the caller has prepared it already (a sweep on Ray);
     `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`;
     `written_paths`: the config's paths as the user wrote them (`config.written_paths`), kept
-    in metrics.json for the report (a resume carries its run's along)."""
+    in metrics.json for the report (a resume carries its run's along); `metrics`: more history
+    columns to log, {name: the key that asks for them} (see `train`)."""
     if resume is not None and written_paths is None:
         written_paths = resume[1].get("paths_as_written")
     check_name(name)
@@ -70,7 +71,7 @@ def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, s
                                                      "created": created, "paths_as_written": written_paths or {},
                                                      "resumed_from": str(resume[2]) if resume is not None else None})
         result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
-                       should_stop=should_stop, resume=resume, checkpointer=checkpointer)
+                       should_stop=should_stop, resume=resume, checkpointer=checkpointer, metrics=metrics)
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
         meta = build_meta(network, dataset, cfg)

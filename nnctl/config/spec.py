@@ -42,7 +42,10 @@ def _schedule_keys() -> dict:
             for name, (_, own) in SCHEDULES.items()}
 
 
-EARLY_STOPPING_METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2")
+# training.scoring.EXTRA_METRICS are the last four; the two-class and per-task rules are checked
+# once the data is read (training.scoring.check_metric)
+EARLY_STOPPING_METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2", "val_roc_auc", "val_average_precision",
+                          "val_f1", "val_balanced_accuracy")
 
 EARLY_STOPPING = {
     "patience": Key(20, "int", "logged epochs without improvement before stopping", low=1),

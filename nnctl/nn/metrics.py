@@ -28,6 +28,23 @@ def _per_class(cm):
     return precision, recall, f1
 
 
+def balanced_accuracy(y_true, y_pred, n_classes: int) -> float:
+    """The mean recall over the classes present in y_true (scikit-learn's balanced_accuracy_score)."""
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    in_truth = cm.sum(axis=1) > 0
+    return float(np.mean(_per_class(cm)[1][in_truth]))
+
+
+def f1_score(y_true, y_pred, n_classes: int) -> float:
+    """scikit-learn's f1_score: with two classes the F1 of the second (average="binary"), with
+    more the mean over the classes present in the truth or the predictions (average="macro")."""
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    scores = _per_class(cm)[2]
+    if n_classes == 2:
+        return float(scores[1])
+    return float(np.mean(scores[(cm.sum(axis=0) + cm.sum(axis=1)) > 0]))
+
+
 def log_loss(y_true, proba) -> float:
     p = np.clip(proba[np.arange(len(y_true)), y_true].astype(np.float64), EPS, 1 - EPS)
     return float(-np.mean(np.log(p)))

@@ -59,13 +59,15 @@ def run_job(job: dict) -> dict:
     out = {"state": "complete", "value": None, "epochs": 0, "seconds": 0.0, "node": job.get("node") or
            socket.gethostname(), "run": str(Path(job["runs_dir"]) / job["folder"]), "error": None}
     metric = job["metric"]["name"]
+    watched = {metric: "metric.name"}  # logged every epoch, and scored in metrics.json
     folds = job.get("folds")
     try:
         if folds:
             values, epochs = [], 0
             for i in range(folds):
                 result = train_config(job["cfg"], Path(job["runs_dir"]) / job["folder"], "fold", plot=False,
-                                      fold=(i, folds), folder=f"fold_{i}", dataset=(job.get("datasets") or {}).get(i))
+                                      fold=(i, folds), folder=f"fold_{i}", dataset=(job.get("datasets") or {}).get(i),
+                                      metrics=watched)
                 values.append(metric_value(result.metrics, metric))
                 epochs += result.epochs
             out["fold_values"] = values
@@ -75,7 +77,7 @@ def run_job(job: dict) -> dict:
             pruning = _Pruning(_pruning_trial(job["prune"]), metric) if job.get("prune") else None
             result = train_config(job["cfg"], job["runs_dir"], "trial", callback=pruning, should_stop=pruning,
                                   plot=False, folder=job["folder"], dataset=job.get("dataset"),
-                                  fold=tuple(job["fold"]) if job.get("fold") else None)
+                                  fold=tuple(job["fold"]) if job.get("fold") else None, metrics=watched)
             out["value"], out["epochs"] = metric_value(result.metrics, metric), result.epochs
             if pruning is not None and pruning.pruned:
                 out["state"] = "pruned"

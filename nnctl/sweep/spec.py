@@ -6,12 +6,12 @@ import copy
 from pathlib import Path
 
 from ..config.kinds import KINDS, Kind, section_schema, show
-from ..config.spec import REQUIRED, Key, spec, suggest
+from ..config.spec import EARLY_STOPPING_METRICS, REQUIRED, Key, spec, suggest
 from ..config.validate import Checker
 from ..config.yamlfile import parse_override, read_yaml, set_override
 from ..errors import NnctlError, did_you_mean
 
-METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2")
+METRICS = EARLY_STOPPING_METRICS
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform")
 
 

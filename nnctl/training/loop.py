@@ -18,7 +18,7 @@ from ..nn.network import Network
 from .callbacks import Callback
 from .checkpoint import checkpoint_path
 from .optimization import build_schedule, network_optimizer
-from .scoring import metric_name, row_weights, score, targets_for
+from .scoring import metric_name, metrics_in_use, row_weights, score_with, targets_for, watched_metrics
 from .stopping import EarlyStopping
 
 
@@ -46,7 +46,7 @@ def log_every(training: dict) -> int:
 
 
 def train(network: Network, dataset, training: dict, seed: int = 0, callback: Callback | None = None,
-          should_stop=None, resume=None, checkpointer=None) -> TrainResult:
+          should_stop=None, resume=None, checkpointer=None, metrics: dict | None = None) -> TrainResult:
     """Train `network` in place on `dataset` under the resolved `training` config.
 
     Every epoch runs forward -> backward -> update over shuffled mini-batches. Logged epochs
@@ -60,9 +60,11 @@ def train(network: Network, dataset, training: dict, seed: int = 0, callback: Ca
     state, shuffle generator, early stopping, history, and the rest of an epoch cut short; arrays
     that do not fit this network are an NnctlError naming `where` (the checkpoint's path).
     `checkpointer` (a training.checkpoint.Checkpointer) writes checkpoints at epoch ends when
-    due, and a last one when training ends (before early stopping restores the best weights)."""
+    due, and a last one when training ends (before early stopping restores the best weights).
+    `metrics`: more history columns to log, {name: the key that asks for them} (a sweep's
+    metric); the early-stopping metric is always logged."""
     callback = callback or Callback()
-    loop = _Loop(network, dataset, training, seed, callback, should_stop)
+    loop = _Loop(network, dataset, training, seed, callback, should_stop, metrics or {})
     if resume is not None:
         try:
             loop.restore(*resume[:2])
@@ -72,7 +74,8 @@ def train(network: Network, dataset, training: dict, seed: int = 0, callback: Ca
     loop.checkpointer = checkpointer
     callback.on_train_begin({"epochs": training["iterations"], "rows": loop.rows, "batch_size": loop.batch,
                              "batches": -(-loop.rows // loop.batch), "validation": loop.has_val,
-                             "metric": loop.metric, "task": dataset.task, "notes": list(dataset.notes)})
+                             "metric": loop.metric, "watch": loop.extra, "task": dataset.task,
+                             "notes": list(dataset.notes)})
     start = time.perf_counter()
     # overflow shows up as a non-finite loss, reported with advice; numpy's own
     # RuntimeWarnings would only add noise on stderr
@@ -88,16 +91,17 @@ def train(network: Network, dataset, training: dict, seed: int = 0, callback: Ca
         best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, best_by)
         result = TrainResult(loop.history, status, best_epoch, loop.elapsed(start), loop.completed,
                              diagnostics=loop.diagnostics, restored_best=restored, best_by=best_by)
-        result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets))
+        result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets), loop.extra)
     # the last update may have broken weights that every measured loss came before
     check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), loop.advice)
     callback.on_train_end(result)
     return result
 
 
-def final_metrics(network: Network, dataset, result: TrainResult, targets=(None, None)) -> dict:
-    """Loss and metric on the training and validation parts; `targets` are their
-    `targets_for` forms when the caller already has them."""
+def final_metrics(network: Network, dataset, result: TrainResult, targets=(None, None), extra=()) -> dict:
+    """Loss and metric on the training and validation parts, and on the validation part the
+    `extra` history columns (val_f1 -> "f1"); `targets` are their `targets_for` forms when the
+    caller already has them."""
     name = metric_name(dataset.task)
     metrics = {"status": result.status, "epochs": result.epochs,
                "best_epoch": result.best_epoch, "seconds": round(result.seconds, 4)}
@@ -105,8 +109,8 @@ def final_metrics(network: Network, dataset, result: TrainResult, targets=(None,
              ("validation", dataset.X_val, dataset.y_val, targets[1]))
     for part, X, y, t in parts:
         if len(X):
-            loss, value = score(network, dataset.task, X, y, t)
-            metrics[part] = {"loss": loss, name: value, "rows": len(X)}
+            loss, value, more = score_with(network, dataset.task, X, y, t, extra if part == "validation" else ())
+            metrics[part] = {"loss": loss, name: value, **{k[len("val_"):]: v for k, v in more.items()}, "rows": len(X)}
     return metrics
 
 
@@ -135,7 +139,7 @@ def _best_epoch(history: list[dict], key: str) -> int | None:
 class _Loop:
     """The epochs of one training run; `run` returns the status and fills `history`."""
 
-    def __init__(self, network, dataset, training, seed, callback, should_stop):
+    def __init__(self, network, dataset, training, seed, callback, should_stop, watched):
         self.network, self.dataset, self.training = network, dataset, training
         self.callback, self.should_stop = callback, should_stop
         self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
@@ -151,6 +155,8 @@ class _Loop:
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         self.metric = f"val_{metric_name(dataset.task)}"
         self.stopper = EarlyStopping.from_config(training["early_stopping"]) if training["early_stopping"] else None
+        # measured only when in use: each costs a sort or a count of the validation rows
+        self.extra = metrics_in_use(watched_metrics(training, watched), dataset)
         self.history: list[dict] = []
         self.completed = 0
         self.advice = divergence_advice(training, dataset)
@@ -288,8 +294,9 @@ class _Loop:
         check_finite(train_loss, epoch, self.advice)
         log = {"epoch": epoch, "train_loss": train_loss}
         if self.has_val:
-            log["val_loss"], log[self.metric] = score(self.network, self.dataset.task, self.dataset.X_val,
-                                                      self.dataset.y_val, self.val_targets)
+            log["val_loss"], log[self.metric], extra = score_with(self.network, self.dataset.task, self.dataset.X_val,
+                                                                  self.dataset.y_val, self.val_targets, self.extra)
+            log.update(extra)
             # the training loss is measured before each update, validation after the epoch's last
             check_finite(log["val_loss"], epoch, self.advice)
         log["learning_rate"] = self.lr

@@ -26,22 +26,99 @@ def targets_for(network: Network, y: np.ndarray) -> np.ndarray:
 def score(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=None) -> tuple[float, float]:
     """(loss, accuracy or R²) of the network on (X, y), X: (rows, inputs); one forward pass in
     chunks of rows. `targets` is `targets_for(network, y)`, when the caller already has it."""
+    loss, value, _ = score_with(network, task, X, y, targets)
+    return loss, value
+
+
+def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=None,
+               extra=()) -> tuple[float, float, dict]:
+    """`score`, and {name: value} of the `extra` history columns (EXTRA_METRICS) in the same
+    forward pass; the outputs are kept only when some are asked for."""
     if len(X) == 0:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), {name: float("nan") for name in extra}
     t = targets_for(network, y) if targets is None else targets
     total, correct = 0.0, 0
-    outputs = np.empty(t.shape, dtype=network.dtype) if task == "regression" else None
+    outputs = np.empty(t.shape, dtype=network.dtype) if task == "regression" or extra else None
     for start, out in network.forward_chunks(X):
         end = start + len(out)
         total += network.loss_value(t[start:end]) * len(out)
-        if task == "regression":
+        if outputs is not None:
             outputs[start:end] = out
-        else:
+        if task != "regression":
             predicted = out.argmax(axis=1) if out.shape[1] > 1 else (out[:, 0] > 0.5)
             correct += int(np.count_nonzero(predicted == y[start:end]))
     if task == "regression":
-        return total / len(X), r2(t, outputs)
-    return total / len(X), correct / len(X)
+        return total / len(X), r2(t, outputs), {}
+    return total / len(X), correct / len(X), extra_scores(extra, y, outputs) if extra else {}
+
+
+# history columns beyond train_loss, val_loss and the task's own metric (always logged): each is
+# measured on the validation part only when an early stop or a sweep watches it
+EXTRA_METRICS = ("val_roc_auc", "val_average_precision", "val_f1", "val_balanced_accuracy")
+TWO_CLASSES = ("val_average_precision",)
+# these rank the rows by score, so every class they rank must be in the validation part
+RANKED = ("val_roc_auc", "val_average_precision")
+
+
+def extra_scores(names, y: np.ndarray, outputs: np.ndarray) -> dict:
+    """{name: value} of EXTRA_METRICS names, from class indices `y` and the network's outputs
+    (softmax rows, or one sigmoid column for two classes), as scikit-learn computes them."""
+    from ..nn import metrics
+
+    proba = outputs.astype(np.float64)
+    if proba.shape[1] == 1:
+        proba = np.hstack([1 - proba, proba])
+    predicted = proba.argmax(axis=1)
+    n = proba.shape[1]
+    compute = {"val_roc_auc": lambda: metrics.roc_auc(y, proba),
+               "val_average_precision": lambda: metrics.average_precision(y == 1, proba[:, 1]),
+               "val_f1": lambda: metrics.f1_score(y, predicted, n),
+               "val_balanced_accuracy": lambda: metrics.balanced_accuracy(y, predicted, n)}
+    return {name: compute[name]() for name in names}
+
+
+def watched_metrics(training: dict, more: dict | None = None) -> dict:
+    """{history column: the key that asks for it}: the early-stopping metric, and `more`."""
+    stop = training.get("early_stopping")
+    return {**({stop["metric"]: "training.early_stopping.metric"} if stop else {}), **(more or {})}
+
+
+def metrics_in_use(watched: dict, dataset) -> list[str]:
+    """The EXTRA_METRICS among `watched` (see `watched_metrics`) to log each measured epoch,
+    in EXTRA_METRICS' order. A column this dataset cannot give is an NnctlError naming the key
+    that asks for it."""
+    for name, key in watched.items():
+        check_metric(name, dataset, key)
+    return [name for name in EXTRA_METRICS if name in watched]
+
+
+def check_metric(name: str, dataset, key: str) -> None:
+    """NnctlError naming `key` when the history column `name` cannot be measured on `dataset`:
+    a classification metric on a regression (or val_r2 on a classification), a two-class
+    metric on several classes, a ranking metric whose validation part lacks a class."""
+    if name in ("train_loss", "val_loss"):
+        return
+    task = dataset.task
+    if (task == "regression") != (name == "val_r2"):
+        other = "val_loss or val_r2" if task == "regression" else \
+            f"one of val_loss, val_accuracy, {', '.join(EXTRA_METRICS)}"
+        raise NnctlError(f"{name} is for {'regression' if name == 'val_r2' else 'classification'}, but this is "
+                         f"a {task}", key, f"use {other}")
+    if task == "regression":
+        return
+    from ..data.encoding import category_label
+
+    labels = [category_label(c) for c in dataset.classes]
+    if name in TWO_CLASSES and len(labels) != 2:
+        raise NnctlError(f"{name} needs two classes, but column '{dataset.target}' has {len(labels)}", key,
+                         "use val_roc_auc (one-vs-rest), val_f1 (macro) or val_balanced_accuracy")
+    if name in RANKED and len(dataset.y_val):
+        ranked = labels[1:] if name == "val_average_precision" else labels
+        counts = np.bincount(dataset.y_val, minlength=len(labels))
+        missing = [label for i, label in enumerate(labels) if label in ranked and counts[i] == 0]
+        if missing:
+            raise NnctlError(f"{name} is undefined: the validation part has no rows of class '{missing[0]}'", key,
+                             "hold out more rows (data.validation_split), or use val_f1 or val_balanced_accuracy")
 
 
 def class_weights(setting, dataset) -> np.ndarray | None:

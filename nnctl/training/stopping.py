@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 from ..nn.network import Network
+from .scoring import EXTRA_METRICS
 
-MAXIMIZED = ("val_accuracy", "val_r2")
+MAXIMIZED = ("val_accuracy", "val_r2") + EXTRA_METRICS
 
 
 class EarlyStopping:

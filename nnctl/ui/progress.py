@@ -36,6 +36,7 @@ class _Rows:
         self.losses: list[float] = []
         self.epochs = 0
         self.metric = None
+        self.watch: list[str] = []  # more validation columns: what early stopping watches
         self.every = 1
         self.next_due = 0
         self.last = None
@@ -43,6 +44,7 @@ class _Rows:
     def begin(self, info: dict) -> None:
         self.epochs = info["epochs"]
         self.metric = info["metric"] if info["validation"] else None
+        self.watch = list(info.get("watch", ())) if info["validation"] else []
         self.every = thin_every(self.epochs, self.display_rows)
 
     def add(self, log: dict) -> bool:
@@ -67,7 +69,7 @@ class _Rows:
         cols = ["epoch", "train_loss"]
         if self.metric:
             cols += ["val_loss", self.metric]
-        return cols + ["learning_rate", "elapsed", "eta"]
+        return cols + self.watch + ["learning_rate", "elapsed", "eta"]
 
     def cells(self, log: dict) -> list[str]:
         done = log["epoch"]
@@ -75,6 +77,7 @@ class _Rows:
         values = [str(done), format_number(log["train_loss"])]
         if self.metric:
             values += [format_number(log.get("val_loss")), format_number(log.get(self.metric))]
+        values += [format_number(log.get(name)) for name in self.watch]
         return values + [f"{log['learning_rate']:.3g}", format_duration(log["seconds"]), format_duration(eta)]
 
 
@@ -201,6 +204,10 @@ def summary_line(result, run) -> str:
     if part in m:
         name = next(k for k in m[part] if k not in ("loss", "rows"))
         saved += f", {short} loss {format_number(m[part]['loss'])}, {name} {format_number(m[part][name])}"
+        watched = result.best_by[len("val_"):]  # what early stopping chose the epoch by, when another
+        if part == "validation" and result.best_by.startswith("val_") and watched not in ("loss", name) \
+                and watched in m[part]:
+            saved += f", {watched} {format_number(m[part][watched])}"
     parts.append(saved)
     if result.best_epoch and not result.restored_best and result.best_epoch != result.epochs:
         parts.append(f"best {result.best_by.replace('_', ' ')} at epoch {result.best_epoch} (not saved)")
