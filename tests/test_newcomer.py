@@ -1,4 +1,4 @@
-"""What a new user tripped over (issue 12), each through the command line."""
+"""What new users tripped over, by subject, each through the command line."""
 import bz2
 import csv
 import gzip
@@ -66,7 +66,11 @@ def config_for(tmp_path, data, target, extra="", name="config.yaml"):
     return path
 
 
-# --- 1. init_from matches weights by name -----------------------------------------------------
+
+
+# === Starting from a saved model (model.init_from) ===================================================
+
+
 def test_init_from_reorders_inputs_by_name(tmp_path):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(200, 5))
@@ -122,7 +126,11 @@ def test_init_from_reorders_classes_by_name(tmp_path, order):
     np.testing.assert_array_equal(warm.flat_params, load_model(run).network.flat_params)
 
 
-# --- 2. a category seen only in the validation split -------------------------------------------
+
+
+# === Reading tables: categories, streams, pandas' CSVs, compression, decimal commas, odd columns =====
+
+
 def test_a_rare_category_does_not_make_validity_depend_on_the_seed(tmp_path, table):
     path, frame = table
     frame.loc[7, "Port"] = "X"  # one row: it lands in training or validation by the seed's luck
@@ -143,7 +151,106 @@ def test_an_unknown_category_at_predict_time_names_the_row(tmp_path, table):
     assert_clean_error(cli("predict", run, new), "category 'Z' that training never saw (data row 5)")
 
 
-# --- 3. Ctrl-C while the CSV is still loading ---------------------------------------------------
+def test_predict_reads_stdin_dev_stdin_and_process_substitution(iris_run):
+    expected = cli("predict", iris_run, IRIS).stdout
+    assert len(rows_of(expected)) == 150
+    piped = subprocess_cli("predict", iris_run, "-", input=IRIS.read_text())
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == expected
+    with open(IRIS) as fh:
+        dev = subprocess_cli("predict", iris_run, "/dev/stdin", stdin=fh)
+    assert dev.stdout == expected, dev.stderr
+    substituted = subprocess.run(["bash", "-c", f'"{sys.executable}" -m nnctl predict "{iris_run}" <(cat "{IRIS}")'],
+                                 capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert substituted.stdout == expected, substituted.stderr
+
+
+def test_evaluate_reads_stdin(iris_run):
+    direct = json.loads(cli("evaluate", iris_run, IRIS, "--json").stdout)
+    piped = subprocess_cli("evaluate", iris_run, "-", "--json", input=IRIS.read_text())
+    assert json.loads(piped.stdout) == direct
+
+
+def test_an_unnamed_index_column_is_ignored_with_a_note(tmp_path, iris_run):
+    data = tmp_path / "indexed.csv"
+    pd.read_csv(IRIS).to_csv(data)  # an unnamed index column first
+    result = cli("train", config_for(tmp_path, data, "species"), "--runs-dir", tmp_path / "runs",
+                 "--set", "training.iterations=2")
+    assert result.exit_code == 0, result.stderr
+    assert "note: the first column has no name" in result.stderr
+    assert "4 → 16 → 16 → 3" in cli("runs", tmp_path / "runs").stdout
+    assert len(rows_of(cli("predict", iris_run, data).stdout)) == 150
+
+
+def test_an_unnamed_column_that_would_be_used_is_an_error(tmp_path):
+    data = tmp_path / "gap.csv"
+    data.write_text("a,,b,y\n1,2,3,0\n4,5,6,1\n")
+    assert_clean_error(cli("validate", config_for(tmp_path, data, "y")), "column 2 of the header has no name")
+
+
+@pytest.mark.parametrize("suffix, pack", [
+    (".csv.gz", gzip.compress), (".csv.bz2", bz2.compress), (".csv.xz", lzma.compress),
+    (".csv.zip", None),
+])
+def test_compressed_csvs_are_read(tmp_path, iris_run, suffix, pack):
+    data = tmp_path / f"iris{suffix}"
+    if pack is None:
+        with zipfile.ZipFile(data, "w") as archive:
+            archive.write(IRIS, "iris.csv")
+    else:
+        data.write_bytes(pack(IRIS.read_bytes()))
+    assert cli("predict", iris_run, data).stdout == cli("predict", iris_run, IRIS).stdout
+    result = cli("validate", config_for(tmp_path, data, "species"))
+    assert result.exit_code == 0 and "150 read" in result.stderr
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"PK\x03\x04", "an Excel .xlsx workbook"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "an Excel .xls workbook"),
+    (b"PAR1" + b"\x00" * 100, "cannot read the Parquet file"),
+])
+def test_other_formats_are_named(tmp_path, content, fragment):
+    data = tmp_path / "table.bin"
+    if content == b"PK\x03\x04":
+        with zipfile.ZipFile(data, "w") as archive:
+            archive.writestr("xl/workbook.xml", "<workbook/>")
+            archive.writestr("[Content_Types].xml", "<Types/>")
+    else:
+        data.write_bytes(content)
+    assert_clean_error(cli("validate", config_for(tmp_path, data, "y")), fragment)
+
+
+def test_decimal_commas(tmp_path):
+    frame = pd.read_csv(IRIS)
+    data = tmp_path / "european.csv"
+    frame.to_csv(data, sep=";", decimal=",", index=False)
+    config = config_for(tmp_path, data, "species")
+    assert_clean_error(cli("validate", config), "written with a decimal comma", 'set data.decimal: ","')
+    run = train_run(config, tmp_path / "runs", "data.decimal=','", "training.iterations=20")
+    predicted = rows_of(cli("predict", run, data).stdout)  # the model remembers the decimal mark
+    assert len(predicted) == 150 and {r["prediction"] for r in predicted} <= {"setosa", "versicolor", "virginica"}
+
+
+def test_id_and_free_text_columns_are_warned_about(tmp_path, table):
+    path, _ = table
+    config = config_for(tmp_path, path, "Survived", "  categorical: auto\n")
+    result = cli("validate", config)
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 2, result.stderr
+    assert "column 'PassengerId' has a different whole number in every row (an ID?)" in warnings[0]
+    assert "column 'Name' has a different value in every row (an ID or free text?)" in warnings[1]
+    assert "data.exclude: [PassengerId]" in warnings[0] and "data.exclude: [Name]" in warnings[1]
+    # the bundled examples trip none of them
+    for config in ("iris", "diabetes", "breast_cancer", "xor"):
+        assert "warning" not in cli("validate", CONFIGS / f"{config}.yaml").stderr
+
+
+
+
+# === Interrupts and run folders: Ctrl-C before training, names, permissions ==========================
+
+
 def test_interrupt_before_the_first_epoch_leaves_no_run(tmp_path):
     """The data comes through a FIFO: loading blocks until it is written, so the interrupt
     surely arrives before any epoch."""
@@ -179,7 +286,6 @@ def test_an_api_interrupt_before_training_raises_nothing_trained(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# --- 4. and 5. run names and permissions ----------------------------------------------------------
 @pytest.mark.parametrize("name", ["a/b", "../x", "..", ""])
 def test_a_run_name_is_one_folder_name(tmp_path, name):
     result = cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path, "--name", name)
@@ -205,28 +311,11 @@ def test_predict_output_file_follows_the_umask(tmp_path, iris_run):
     assert os.stat(out).st_mode & 0o777 == 0o644
 
 
-# --- 6. stdin and streams --------------------------------------------------------------------------
-def test_predict_reads_stdin_dev_stdin_and_process_substitution(iris_run):
-    expected = cli("predict", iris_run, IRIS).stdout
-    assert len(rows_of(expected)) == 150
-    piped = subprocess_cli("predict", iris_run, "-", input=IRIS.read_text())
-    assert piped.returncode == 0, piped.stderr
-    assert piped.stdout == expected
-    with open(IRIS) as fh:
-        dev = subprocess_cli("predict", iris_run, "/dev/stdin", stdin=fh)
-    assert dev.stdout == expected, dev.stderr
-    substituted = subprocess.run(["bash", "-c", f'"{sys.executable}" -m nnctl predict "{iris_run}" <(cat "{IRIS}")'],
-                                 capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
-    assert substituted.stdout == expected, substituted.stderr
 
 
-def test_evaluate_reads_stdin(iris_run):
-    direct = json.loads(cli("evaluate", iris_run, IRIS, "--json").stdout)
-    piped = subprocess_cli("evaluate", iris_run, "-", "--json", input=IRIS.read_text())
-    assert json.loads(piped.stdout) == direct
+# === What nnctl prints: strict JSON, the closing line, plain values, the table, progress, `nnctl runs` ===
 
 
-# --- 7. strict JSON --------------------------------------------------------------------------------
 def test_evaluate_json_is_strict_when_a_metric_is_not_finite(tmp_path):
     run = train_run(CONFIGS / "diabetes.yaml", tmp_path / "runs", "training.iterations=2")
     with np.load(f"{run}/model.npz", allow_pickle=False) as npz:
@@ -251,58 +340,6 @@ def test_every_json_output_parses_strictly(tmp_path, iris_run):
         strict_json(cli(*args).stdout)
 
 
-# --- 8. a CSV written by pandas' to_csv() ------------------------------------------------------------
-def test_an_unnamed_index_column_is_ignored_with_a_note(tmp_path, iris_run):
-    data = tmp_path / "indexed.csv"
-    pd.read_csv(IRIS).to_csv(data)  # an unnamed index column first
-    result = cli("train", config_for(tmp_path, data, "species"), "--runs-dir", tmp_path / "runs",
-                 "--set", "training.iterations=2")
-    assert result.exit_code == 0, result.stderr
-    assert "note: the first column has no name" in result.stderr
-    assert "4 → 16 → 16 → 3" in cli("runs", tmp_path / "runs").stdout
-    assert len(rows_of(cli("predict", iris_run, data).stdout)) == 150
-
-
-def test_an_unnamed_column_that_would_be_used_is_an_error(tmp_path):
-    data = tmp_path / "gap.csv"
-    data.write_text("a,,b,y\n1,2,3,0\n4,5,6,1\n")
-    assert_clean_error(cli("validate", config_for(tmp_path, data, "y")), "column 2 of the header has no name")
-
-
-# --- 9. compressed CSVs and other formats ----------------------------------------------------------
-@pytest.mark.parametrize("suffix, pack", [
-    (".csv.gz", gzip.compress), (".csv.bz2", bz2.compress), (".csv.xz", lzma.compress),
-    (".csv.zip", None),
-])
-def test_compressed_csvs_are_read(tmp_path, iris_run, suffix, pack):
-    data = tmp_path / f"iris{suffix}"
-    if pack is None:
-        with zipfile.ZipFile(data, "w") as archive:
-            archive.write(IRIS, "iris.csv")
-    else:
-        data.write_bytes(pack(IRIS.read_bytes()))
-    assert cli("predict", iris_run, data).stdout == cli("predict", iris_run, IRIS).stdout
-    result = cli("validate", config_for(tmp_path, data, "species"))
-    assert result.exit_code == 0 and "150 read" in result.stderr
-
-
-@pytest.mark.parametrize("content, fragment", [
-    (b"PK\x03\x04", "an Excel .xlsx workbook"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "an Excel .xls workbook"),
-    (b"PAR1" + b"\x00" * 100, "cannot read the Parquet file"),
-])
-def test_other_formats_are_named(tmp_path, content, fragment):
-    data = tmp_path / "table.bin"
-    if content == b"PK\x03\x04":
-        with zipfile.ZipFile(data, "w") as archive:
-            archive.writestr("xl/workbook.xml", "<workbook/>")
-            archive.writestr("[Content_Types].xml", "<Types/>")
-    else:
-        data.write_bytes(content)
-    assert_clean_error(cli("validate", config_for(tmp_path, data, "y")), fragment)
-
-
-# --- 10. the closing line ---------------------------------------------------------------------------
 def test_the_closing_line_says_which_epoch_was_saved(tmp_path):
     plain = cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path).stderr.splitlines()[-2]
     assert plain.startswith("completed · saved model: last epoch 150, val loss ")
@@ -312,70 +349,6 @@ def test_the_closing_line_says_which_epoch_was_saved(tmp_path):
     assert f"{metrics['epochs']} epochs in" in stopped
 
 
-# --- 11. nnctl init ----------------------------------------------------------------------------------
-def test_init_writes_the_real_defaults_and_a_relative_path(tmp_path):
-    from nnctl.config import load_config, resolve
-
-    path = tmp_path / "starter.yaml"
-    result = cli("init", path)
-    assert result.exit_code == 0, result.stderr
-    assert "  path: iris.csv" in path.read_text()
-    assert (tmp_path / "iris.csv").read_bytes() == (ROOT / "nnctl" / "examples" / "iris.csv").read_bytes()
-    written = load_config(path)
-    defaults = resolve({"data": {"path": "iris.csv", "target": "species"}}, base_dir=tmp_path)
-    assert written == defaults
-    # it trains from any working directory
-    trained = subprocess_cli("train", path.name, "--runs-dir", "runs", "--quiet", "--set", "training.iterations=2",
-                             cwd=tmp_path)
-    assert trained.returncode == 0, trained.stderr
-
-
-# --- 12. did you mean --------------------------------------------------------------------------------
-@pytest.mark.parametrize("sets, fragment", [
-    (["model.activation=Relu"], "(did you mean 'relu'?)"),
-    (["learning_rate=0.1"], "learning_rate belongs under training: write it as training.learning_rate"),
-    (["training.validation_split=0.1"], "belongs under data: write it as data.validation_split"),
-    (["training.optimizer=ADAM"], "(did you mean 'adam'?)"),
-])
-def test_did_you_mean_ignores_case_and_knows_other_sections(sets, fragment):
-    args = ["validate", CONFIGS / "iris.yaml"]
-    for s in sets:
-        args += ["--set", s]
-    assert_clean_error(cli(*args), fragment)
-
-
-def test_unknown_metric_names_suggest_the_full_name(iris_run):
-    assert_clean_error(cli("evaluate", iris_run, IRIS, "--fail-under", "acc=0.9"), "(did you mean 'accuracy'?)")
-
-
-# --- 13. predict's hints speak of the model and the CSV -------------------------------------------------
-def test_predict_hints_speak_of_the_model_and_the_csv(tmp_path, iris_run):
-    missing = cli("predict", iris_run, tmp_path / "nope.csv")
-    assert_clean_error(missing, "data file not found", "check the DATA argument")
-    assert "config" not in missing.stderr
-    frame = pd.read_csv(IRIS)
-    frame["sepal_width"] = frame["sepal_width"].astype(str)
-    frame.loc[3, "sepal_width"] = "wide"
-    bad = tmp_path / "bad.csv"
-    frame.to_csv(bad, index=False)
-    result = cli("predict", iris_run, bad)
-    assert_clean_error(result, "column 'sepal_width' is not numeric (e.g. 'wide')", "the model takes it as a number")
-    assert "data.categorical" not in result.stderr
-
-
-# --- 14. decimal commas ------------------------------------------------------------------------------
-def test_decimal_commas(tmp_path):
-    frame = pd.read_csv(IRIS)
-    data = tmp_path / "european.csv"
-    frame.to_csv(data, sep=";", decimal=",", index=False)
-    config = config_for(tmp_path, data, "species")
-    assert_clean_error(cli("validate", config), "written with a decimal comma", 'set data.decimal: ","')
-    run = train_run(config, tmp_path / "runs", "data.decimal=','", "training.iterations=20")
-    predicted = rows_of(cli("predict", run, data).stdout)  # the model remembers the decimal mark
-    assert len(predicted) == 150 and {r["prediction"] for r in predicted} <= {"setosa", "versicolor", "virginica"}
-
-
-# --- 15. plain values in messages -----------------------------------------------------------------------
 def test_messages_show_plain_values_not_numpy_reprs(tmp_path):
     data = tmp_path / "one.csv"
     data.write_text("x,y\n1,0\n2,0\n3,0\n")
@@ -384,31 +357,6 @@ def test_messages_show_plain_values_not_numpy_reprs(tmp_path):
     assert "np." not in result.stderr
 
 
-# --- 16. block style ---------------------------------------------------------------------------------
-def test_the_resolved_config_is_always_block_style(tmp_path):
-    out = cli("validate", CONFIGS / "iris.yaml", "--set", "data.categorical=auto").stdout
-    assert "data:\n  path: " in out and "{" not in out
-    assert "  layers: [16, 16]\n" in out
-    run = train_run(CONFIGS / "iris.yaml", tmp_path, "data.categorical=auto", "training.iterations=2")
-    assert "{" not in open(f"{run}/config.yaml").read()
-
-
-# --- 17. usage lines ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("command, usage", [
-    ("train", "nnctl train [OPTIONS] CONFIG"),
-    ("predict", "nnctl predict [OPTIONS] MODEL DATA.csv"),
-    ("evaluate", "nnctl evaluate [OPTIONS] MODEL DATA.csv"),
-    ("plot", "nnctl plot [OPTIONS] RUN..."),
-    ("init", "nnctl init [OPTIONS] [PATH]"),
-    ("runs", "nnctl runs [OPTIONS] [DIR]"),
-])
-def test_usage_lines_read_like_the_readme(command, usage):
-    text = cli(command, "--help").stdout
-    assert text.splitlines()[0] == f"Usage: {usage}"
-    assert "<path>" not in text and "list[" not in text and "{" not in text.splitlines()[0]
-
-
-# --- 18. the last epoch of an early-stopped run ---------------------------------------------------------
 def test_an_early_stopped_runs_last_epoch_is_in_the_table(tmp_path):
     result = cli("train", CONFIGS / "breast_cancer.yaml", "--runs-dir", tmp_path, "--set", "training.display_rows=3")
     epochs = json.loads(cli("runs", tmp_path, "--json").stdout)[0]["epochs"]
@@ -416,7 +364,6 @@ def test_an_early_stopped_runs_last_epoch_is_in_the_table(tmp_path):
     assert table[-1] == str(epochs) and len(table) <= 6
 
 
-# --- 19. nnctl runs ---------------------------------------------------------------------------------------
 def test_runs_piped_is_tab_separated_with_whole_names(tmp_path):
     name = "a-rather-long-run-name-that-a-narrow-table-would-cut-short"
     train_run(CONFIGS / "xor.yaml", tmp_path, "training.iterations=2")
@@ -431,7 +378,6 @@ def test_runs_of_a_missing_folder_is_an_error(tmp_path):
     assert_clean_error(cli("runs", tmp_path / "missing"), "no such folder")
 
 
-# --- 20. progress within a long epoch ------------------------------------------------------------------------
 def test_the_loop_reports_progress_within_an_epoch(monkeypatch):
     import nnctl.training.loop as loop
     from nnctl.config import load_config
@@ -471,23 +417,86 @@ def test_the_live_view_shows_progress_after_two_seconds_of_an_epoch():
     assert "epoch 1 of 10: 120,000 of 300,000 rows (40%), 48,000 rows/s" in console.file.getvalue()
 
 
-# --- 21. ID-like and wide columns ----------------------------------------------------------------------------
-def test_id_and_free_text_columns_are_warned_about(tmp_path, table):
-    path, _ = table
-    config = config_for(tmp_path, path, "Survived", "  categorical: auto\n")
-    result = cli("validate", config)
+
+
+# === Configs and usage: nnctl init, did you mean, block style, usage lines ===========================
+
+
+def test_init_writes_the_real_defaults_and_a_relative_path(tmp_path):
+    from nnctl.config import load_config, resolve
+
+    path = tmp_path / "starter.yaml"
+    result = cli("init", path)
     assert result.exit_code == 0, result.stderr
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 2, result.stderr
-    assert "column 'PassengerId' has a different whole number in every row (an ID?)" in warnings[0]
-    assert "column 'Name' has a different value in every row (an ID or free text?)" in warnings[1]
-    assert "data.exclude: [PassengerId]" in warnings[0] and "data.exclude: [Name]" in warnings[1]
-    # the bundled examples trip none of them
-    for config in ("iris", "diabetes", "breast_cancer", "xor"):
-        assert "warning" not in cli("validate", CONFIGS / f"{config}.yaml").stderr
+    assert "  path: iris.csv" in path.read_text()
+    assert (tmp_path / "iris.csv").read_bytes() == (ROOT / "nnctl" / "examples" / "iris.csv").read_bytes()
+    written = load_config(path)
+    defaults = resolve({"data": {"path": "iris.csv", "target": "species"}}, base_dir=tmp_path)
+    assert written == defaults
+    # it trains from any working directory
+    trained = subprocess_cli("train", path.name, "--runs-dir", "runs", "--quiet", "--set", "training.iterations=2",
+                             cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
 
 
-# --- 22. regression targets and --proba ----------------------------------------------------------------------
+@pytest.mark.parametrize("sets, fragment", [
+    (["model.activation=Relu"], "(did you mean 'relu'?)"),
+    (["learning_rate=0.1"], "learning_rate belongs under training: write it as training.learning_rate"),
+    (["training.validation_split=0.1"], "belongs under data: write it as data.validation_split"),
+    (["training.optimizer=ADAM"], "(did you mean 'adam'?)"),
+])
+def test_did_you_mean_ignores_case_and_knows_other_sections(sets, fragment):
+    args = ["validate", CONFIGS / "iris.yaml"]
+    for s in sets:
+        args += ["--set", s]
+    assert_clean_error(cli(*args), fragment)
+
+
+def test_unknown_metric_names_suggest_the_full_name(iris_run):
+    assert_clean_error(cli("evaluate", iris_run, IRIS, "--fail-under", "acc=0.9"), "(did you mean 'accuracy'?)")
+
+
+def test_the_resolved_config_is_always_block_style(tmp_path):
+    out = cli("validate", CONFIGS / "iris.yaml", "--set", "data.categorical=auto").stdout
+    assert "data:\n  path: " in out and "{" not in out
+    assert "  layers: [16, 16]\n" in out
+    run = train_run(CONFIGS / "iris.yaml", tmp_path, "data.categorical=auto", "training.iterations=2")
+    assert "{" not in open(f"{run}/config.yaml").read()
+
+
+@pytest.mark.parametrize("command, usage", [
+    ("train", "nnctl train [OPTIONS] CONFIG"),
+    ("predict", "nnctl predict [OPTIONS] MODEL DATA.csv"),
+    ("evaluate", "nnctl evaluate [OPTIONS] MODEL DATA.csv"),
+    ("plot", "nnctl plot [OPTIONS] RUN..."),
+    ("init", "nnctl init [OPTIONS] [PATH]"),
+    ("runs", "nnctl runs [OPTIONS] [DIR]"),
+])
+def test_usage_lines_read_like_the_readme(command, usage):
+    text = cli(command, "--help").stdout
+    assert text.splitlines()[0] == f"Usage: {usage}"
+    assert "<path>" not in text and "list[" not in text and "{" not in text.splitlines()[0]
+
+
+
+
+# === Advice in errors: predict's hints, regression targets, divergence ===============================
+
+
+def test_predict_hints_speak_of_the_model_and_the_csv(tmp_path, iris_run):
+    missing = cli("predict", iris_run, tmp_path / "nope.csv")
+    assert_clean_error(missing, "data file not found", "check the DATA argument")
+    assert "config" not in missing.stderr
+    frame = pd.read_csv(IRIS)
+    frame["sepal_width"] = frame["sepal_width"].astype(str)
+    frame.loc[3, "sepal_width"] = "wide"
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    result = cli("predict", iris_run, bad)
+    assert_clean_error(result, "column 'sepal_width' is not numeric (e.g. 'wide')", "the model takes it as a number")
+    assert "data.categorical" not in result.stderr
+
+
 def test_proba_on_a_regression_model_is_an_error(tmp_path):
     run = train_run(CONFIGS / "diabetes.yaml", tmp_path, "training.iterations=2")
     assert_clean_error(cli("predict", run, DATASETS / "diabetes.csv", "--proba"), "this model is a regression")
@@ -504,7 +513,6 @@ def test_a_fractional_target_with_few_values_says_it_is_a_regression(tmp_path):
            "set model.task: classification" in result.stderr
 
 
-# --- 23. divergence advice --------------------------------------------------------------------------------------
 def test_divergence_advice_leaves_out_what_is_already_set(tmp_path):
     scaled = cli("train", CONFIGS / "diabetes.yaml", "--runs-dir", tmp_path, "--set", "training.learning_rate=1e12",
                  "--set", "training.optimizer=sgd")
