@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import math
 import sys
+from contextlib import contextmanager
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -158,7 +159,8 @@ def errors_handled(command):
 
         debug = kwargs.get("debug", False) if declared else kwargs.pop("debug", False)
         try:
-            return command(*args, **kwargs)
+            with _stopped_by_signals():
+                return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except NothingTrained as exc:
@@ -182,6 +184,31 @@ def errors_handled(command):
         run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), debug])
         run.__annotations__ = {**command.__annotations__, "debug": bool}
     return run
+
+
+@contextmanager
+def _stopped_by_signals():
+    """SIGTERM stops a command as Ctrl-C does (KeyboardInterrupt: temporary files removed,
+    workers stopped, a summary, exit 130) rather than killing it mid-write. A SIGINT that a
+    non-interactive shell told a background job to ignore is heeded too: `kill -INT` is meant."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt)}
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _message(exc: Exception, user_error) -> str:

@@ -57,8 +57,9 @@ def sweep(
     if not quiet:
         best, counts = summary["best"], summary["counts"]
         shown = "—" if best is None else f"{best['value']:.4g} (trial {best['trial']})"
+        used_up = " · every combination of the parameters was tried" if result.get("used_up") else ""
         sys.stderr.write(f"{result['status']} · {counts['complete']} complete, {counts['pruned']} pruned, "
-                         f"{counts['failed']} failed · best {summary['metric']} {shown}\n")
+                         f"{counts['failed']} failed · best {summary['metric']} {shown}{used_up}\n")
     if json_:
         typer.echo(dumps({"folder": str(result["folder"]), "status": result["status"], **summary}))
     typer.echo(str(result["folder"]))

@@ -39,11 +39,20 @@ def ensure_writable(runs_dir) -> Path:
     return runs_dir
 
 
-def check_name(name: str) -> str:
-    """A run name is one folder name: no path separators, not '.' or '..'."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name.startswith(TMP_PREFIX):
-        raise NnctlError(f"a run name must be one folder name, not a path (got '{name}')", "--name",
+NAME_LIMIT = 100
+
+
+def check_name(name: str, what: str = "run") -> str:
+    """A run, sweep or cv name is one folder name: no path separators, no leading dot (hidden, and
+    '.' / '..' / the temporary prefix), no control characters (a newline breaks the `runs` table
+    and `tail -1` of stdout), at most NAME_LIMIT characters."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name:
+        raise NnctlError(f"a {what} name must be one folder name: not a path, not empty, not starting with '.' "
+                         f"(got {name!r})", "--name",
                          "use letters, digits, '-' and '_', e.g. --name iris-lr0.1; --runs-dir picks the folder")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name) > NAME_LIMIT:
+        raise NnctlError(f"a {what} name must be one line of at most {NAME_LIMIT} characters (got {name!r}, {len(name)} "
+                         "characters)", "--name", "use letters, digits, '-' and '_', e.g. --name iris-lr0.1")
     return name
 
 
@@ -258,6 +267,24 @@ def _target_in_its_units(y, scaler):
 
 def _number(v):
     return f"{v:.8g}" if isinstance(v, float) else v
+
+
+@contextmanager
+def folder_lock(folder: Path, busy: str, hint: str):
+    """Holds `folder`'s lock (the same `.lock` a run in progress holds) while a sweep or cv
+    driver writes in it, so `is_running` sees it and a second driver is refused (NnctlError
+    `busy`) instead of failing the first one's trials. The kernel releases it if the process dies."""
+    import fcntl
+
+    fh = open(Path(folder) / LOCK, "a")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise NnctlError(busy, str(folder), hint)
+        yield
+    finally:
+        fh.close()
 
 
 def is_running(folder: Path) -> bool:

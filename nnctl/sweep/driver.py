@@ -14,9 +14,10 @@ import yaml
 from ..config import dump_config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
-from ..runs.folder import ensure_writable, run_name
+from ..runs.folder import check_name, ensure_writable, folder_lock, run_name
+from .propose import DUPLICATE, Proposer
 from .saved import check_journal, read_saved_sweep, read_trials
-from .space import decode, distributions, flow, grid, grid_size, optuna_module, pruner, sampler
+from .space import decode, distributions, flow, grid_size, optuna_module, pruner, sampler
 from .spec import load_sweep, trial_config
 
 STUDY = "nnctl"
@@ -31,7 +32,8 @@ class SweepCallback:
     def on_trial(self, row: dict, best: dict | None) -> None: ...
 
 
-def make_folder(runs_dir, name: str) -> Path:
+def make_folder(runs_dir, name: str, what: str = "sweep") -> Path:
+    check_name(name, what)
     runs_dir = ensure_writable(runs_dir)
     for n in range(1, 1000):
         folder = runs_dir / (run_name(name) if n == 1 else f"{run_name(name)}-{n}")
@@ -55,12 +57,8 @@ def _study(folder: Path, sweep: dict, iterations: int, load: bool):
     if load:
         return optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler(sweep),
                                  pruner=pruner(sweep, iterations))
-    study = optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler(sweep),
-                                pruner=pruner(sweep, iterations), direction=direction)
-    if sweep["method"] == "grid":
-        for params in grid(sweep):
-            study.enqueue_trial(params)
-    return study
+    return optuna.create_study(study_name=STUDY, storage=storage, sampler=sampler(sweep),
+                               pruner=pruner(sweep, iterations), direction=direction)
 
 
 @contextmanager
@@ -162,10 +160,15 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
     if ray_address and sweep["early_terminate"]:
         raise NnctlError("early_terminate needs the trials to report to the study file, which a Ray cluster's "
                          "nodes cannot reach", "early_terminate", "run it locally (--workers), or drop early_terminate")
+    if sweep["folds"]:
+        from .cv import check_folds
+
+        check_folds(base_cfg, sweep["folds"], "folds")
     total = grid_size(sweep["parameters"]) if sweep["method"] == "grid" else sweep["trials"]
     if resume is None:
-        folder = make_folder(runs_dir, name or Path(sweep_path).stem)
-    with _log_to(folder):
+        folder = make_folder(runs_dir, Path(sweep_path).stem if name is None else name)
+    with folder_lock(folder, "this sweep is running: another `nnctl sweep` is writing in its folder",
+                     "wait for it to end, or stop it (Ctrl-C) and resume it then"), _log_to(folder):
         return _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
 
 
@@ -177,8 +180,8 @@ def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
         (folder / "trials").mkdir(exist_ok=True)
         study = _study(folder, sweep, base_cfg["training"]["iterations"], load=resume is not None)
         table = _Table(folder, sweep)
-        _recover(study, folder, sweep, table)
         dists = distributions(sweep["parameters"])
+        proposer = Proposer(study, sweep, dists, *_recover(study, folder, sweep, table))
         runner, capacity = make_runner(workers or os.cpu_count() or 1, ray_address, folder)
     except BaseException:
         if resume is None:  # a sweep that could not start leaves no folder
@@ -191,7 +194,9 @@ def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
     try:
         while True:
             while len(pending) < capacity and len(table.rows) + len(pending) < total:
-                trial = study.ask(dists)
+                trial = proposer.next()
+                if trial is None:
+                    break
                 params = decode(trial.params, sweep["parameters"])
                 job, invalid = _job(sweep, params, trial, folder, ray_address, runner, datasets)
                 if invalid is None:
@@ -204,20 +209,21 @@ def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
                 trial, params = pending.pop(handle)
                 write_files(folder / "trials", result.pop("files", {}))  # paths start with the trial's folder
                 _finish(study, table, callback, trial, params, result, folder)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli.errors_handled)
         status = "interrupted"
-        runner.close(cancel=True)
+        runner.close(cancel=True)  # its workers are gone before their trials' folders are removed
         for trial, params in pending.values():
             study.tell(trial, state=optuna_module().trial.TrialState.FAIL)
             shutil.rmtree(folder / "trials" / f"{trial.number:03d}", ignore_errors=True)
     else:
         runner.close()
-    for leftover in (folder / "trials").glob(".tmp-*"):  # a trial's half-written run folder
-        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in (folder / "trials").glob(".tmp-*"):  # a stopped trial's half-written run folder (or probe file)
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
     table.write()
     if table.rows and all(r["state"] == "failed" for r in table.rows) and status == "completed":
         status = "failed"
-    return {"folder": folder, "rows": table.rows, "best": table.best(), "status": status}
+    return {"folder": folder, "rows": table.rows, "best": table.best(), "status": status,
+            "used_up": proposer.used_up}
 
 
 def _job(sweep, params, trial, folder, ray_address, runner, datasets):
@@ -269,21 +275,27 @@ def _finish(study, table: _Table, callback, trial, params, result: dict, folder:
     callback.on_trial(row, table.best())
 
 
-def _recover(study, folder: Path, sweep: dict, table: _Table) -> None:
-    """Rows of trials a previous run of this sweep finished; trials it left running (killed or
-    interrupted) are failed and their folders removed, so they are run again."""
+def _recover(study, folder: Path, sweep: dict, table: _Table) -> tuple[list, list]:
+    """Rows of trials a previous run of this sweep finished, and the Optuna params of (those
+    trials, the trials it left unfinished). An unfinished trial (running when it was killed, or
+    failed by an interrupt) is failed, its folder removed, and its parameters are run again."""
     optuna = optuna_module()
     states = optuna.trial.TrialState
     old = read_trials(folder / "trials.csv")
+    tried, unfinished = [], []
     for t in study.get_trials(deepcopy=False):
-        if t.state == states.RUNNING:
-            study.tell(t.number, state=states.FAIL)
+        if t.state == states.WAITING or t.user_attrs.get(DUPLICATE):
+            continue  # enqueued but never started, or a repeated proposal set aside
+        if t.state == states.RUNNING or (t.state == states.FAIL and t.number not in old):
+            if t.state == states.RUNNING:
+                study.tell(t.number, state=states.FAIL)
             shutil.rmtree(folder / "trials" / f"{t.number:03d}", ignore_errors=True)
+            unfinished.append(t.params)
             continue
-        if t.state == states.WAITING or (t.state == states.FAIL and t.number not in old):
-            continue  # a grid point still to run, or a trial an interrupt failed: neither counts
+        tried.append(t.params)
         r = old.get(t.number, {})
         table.rows.append({"trial": t.number, "state": {states.COMPLETE: "complete", states.PRUNED: "pruned"}.get(
             t.state, "failed"), "params": decode(t.params, sweep["parameters"]), "value": t.value,
             "epochs": int(r.get("epochs") or 0), "seconds": float(r.get("seconds") or 0.0),
             "node": r.get("node", ""), "run": r.get("run", ""), "error": r.get("error") or None})
+    return tried, unfinished

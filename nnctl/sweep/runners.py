@@ -20,6 +20,29 @@ def _one_blas_thread():
         os.environ[var] = "1"
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _worker_start(parent: int):
+    """A local worker lives no longer than the driver that started it, however the driver dies
+    (an orphan would finish its trial and write into a folder nobody owns any more), and leaves
+    Ctrl-C to the driver, which stops its workers itself."""
+    import signal
+    import sys
+
+    _one_blas_thread()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:  # the driver died before the death signal was armed
+        os._exit(1)
+
+
 class LocalRunner:
     def __init__(self, workers: int):
         import multiprocessing
@@ -29,7 +52,7 @@ class LocalRunner:
         self._saved = {var: os.environ.get(var) for var in BLAS_THREADS}
         _one_blas_thread()  # read by each worker's BLAS when it starts ("spawn": a fresh interpreter)
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_one_blas_thread)
+                                        initializer=_worker_start, initargs=(os.getpid(),))
 
     def submit(self, job: dict):
         from .jobs import run_job
@@ -43,7 +66,17 @@ class LocalRunner:
         return [(h, h.result()) for h in done]
 
     def close(self, cancel: bool = False):
+        """Waits for the running jobs; with `cancel`, stops them: their workers are ended and
+        waited for, so none writes into the folder afterwards."""
+        workers = list((self.pool._processes or {}).values()) if cancel else []
         self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.join(5)
+            if process.is_alive():  # pragma: no cover - SIGTERM is not ignored by the workers
+                process.kill()
+                process.join()
         for var, value in self._saved.items():
             if value is None:
                 os.environ.pop(var, None)

@@ -5,6 +5,7 @@ value is written as YAML flow text (`[32, 16]`), which is also how trials.csv sh
 read back when a trial's config is built."""
 from __future__ import annotations
 
+import numpy as np
 import yaml
 
 from ..errors import NnctlError
@@ -44,6 +45,9 @@ def decode(params: dict, parameters: dict) -> dict:
     return {k: yaml.safe_load(v) if "values" in parameters[k] else v for k, v in params.items()}
 
 
+GRID_LIMIT = 10_000  # combinations; a larger grid is a job for random or tpe with `trials:`
+
+
 def grid_size(parameters: dict) -> int:
     size = 1
     for p in parameters.values():
@@ -65,12 +69,54 @@ def grid(sweep: dict) -> list[dict]:
     return combos
 
 
+def trial_seed(seed: int, number: int) -> int:
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
 def sampler(sweep: dict):
+    """The sweep's sampler, seeded afresh for each trial from (seed, trial number): a resumed
+    sweep (after Ctrl-C or kill -9) goes on with the proposals the uninterrupted one would have
+    made, where one sampler seeded once would start its sequence over and repeat the first trials."""
     optuna = optuna_module()
     method, seed = sweep["method"], sweep["seed"]
-    if method in ("random", "grid"):  # a grid's trials are all enqueued (see `grid`)
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    if method in ("random", "grid"):  # a grid's trials are enqueued (see `grid`)
+        return _per_trial(lambda number: optuna.samplers.RandomSampler(seed=trial_seed(seed, number)))
+    return _per_trial(lambda number: optuna.samplers.TPESampler(seed=trial_seed(seed, number)))
+
+
+def _per_trial(make):
+    """An Optuna sampler that hands each trial to its own sampler, `make(trial.number)`."""
+    from optuna.samplers import BaseSampler
+
+    class PerTrial(BaseSampler):
+        def __init__(self):
+            self.samplers: dict = {}
+
+        def of(self, trial):
+            if trial.number not in self.samplers:
+                self.samplers = {n: s for n, s in self.samplers.items() if n > trial.number - 64}
+                self.samplers[trial.number] = make(trial.number)
+            return self.samplers[trial.number]
+
+        def infer_relative_search_space(self, study, trial):
+            return self.of(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self.of(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.of(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial):
+            self.of(trial).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values):
+            self.of(trial).after_trial(study, trial, state, values)
+
+        def reseed_rng(self):  # the seeds are the trial numbers': nothing to reseed
+            pass
+
+    return PerTrial()
 
 
 def pruner(sweep: dict, iterations: int):

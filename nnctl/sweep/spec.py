@@ -10,6 +10,7 @@ from ..config.spec import EARLY_STOPPING_METRICS, REQUIRED, Key, spec, suggest
 from ..config.validate import Checker
 from ..config.yamlfile import parse_override, read_yaml, set_override
 from ..errors import NnctlError, did_you_mean
+from .space import GRID_LIMIT, grid_size
 
 METRICS = EARLY_STOPPING_METRICS
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform")
@@ -119,6 +120,10 @@ def load_sweep(path, overrides=()) -> dict:
         ranged = [k for k, p in sweep["parameters"].items() if "values" not in p]
         if ranged:
             checker.fail(["parameters", ranged[0]], "needs `values`: a grid runs every combination of listed values")
+        size = grid_size(sweep["parameters"])
+        if size > GRID_LIMIT:
+            checker.fail(["parameters"], f"make a grid of {size:,} combinations, more than the limit of {GRID_LIMIT:,}",
+                         "list fewer values, or use method: random (or tpe) with trials: N")
     base, base_node = read_yaml(sweep["config"])
     if not isinstance(base, dict):
         raise NnctlError("the base config must be a mapping of keys", sweep["config"])
