@@ -4,24 +4,31 @@
     cfg = load_config("configs/iris.yaml", ["training.iterations=50"])
     run = train_config(cfg, runs_dir="runs").run                       # -> Path of the run folder
     more = resume_run(run, ["training.iterations=100"], runs_dir="runs").run
+    quiet = RunOptions("runs", "iris", plot=False, callback=my_callback)
+    train_config(cfg, options=quiet)
+
+Every decision about resuming (which config, which name, whether the data and the overrides
+allow it) is made here; the CLI only parses its arguments and prints.
 """
 from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from ..atomic import naming_errors
-from ..config import dump_config, resolve
+from ..config import dump_config, load_config, resolve
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
 from ..runs.folder import (atomic_run_folder, check_name, ensure_writable, write_diagnostics, write_history,
                            write_json, write_predictions, write_text)
 from ..runs.model import Model, build_meta, save_model
-from ..training import train
+from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network
-from ..training.checkpoint import Checkpointer, data_digest, load_checkpoint
+from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .plot import try_plot_run
 from .predict import evaluate
@@ -33,65 +40,130 @@ RESUMABLE = (("training", "iterations"), ("training", "log_every"), ("training",
              ("training", "early_stopping", "patience"))
 
 
-def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
-                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None):
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out and where it is saved, apart from what it trains (the config).
+
+    `name`: the run's name, the folder's `<name>-<timestamp>` (None: "run", or for a resumed run
+    the name it had); `folder`: the folder's exact name inside `runs_dir` instead (a sweep's
+    `trials/007`); `plot`: draw loss.png; `cache`: use the dataset cache; `callback`: watches
+    the loop (training.Callback); `should_stop()`: polled after every batch (Ctrl-C sets it)."""
+
+    runs_dir: Path | str = "runs"
+    name: str | None = None
+    folder: str | None = None
+    plot: bool = True
+    cache: bool = True
+    callback: Callback | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+def run_options(options: RunOptions | None = None, **fields) -> RunOptions:
+    """`options` (default RunOptions()) with the fields given by keyword; a field given as None
+    keeps its value, so `train_config(cfg, "runs", plot=False)` and `options=` mix."""
+    return replace(options or RunOptions(), **{k: v for k, v in fields.items() if v is not None})
+
+
+def train_config(cfg: dict, runs_dir=None, name: str | None = None, *, options: RunOptions | None = None,
+                 resume: Checkpoint | None = None, fold=None, dataset=None, **fields) -> TrainResult:
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
-    is the folder's path. An interrupt (`should_stop()`) before the first epoch completes saves
-    nothing and raises NothingTrained. `resume` is `(arrays, meta, path)` of a checkpoint to
-    continue from (see `resume_run`); `fold` (i, K) validates on fold i of K (see
-    `load_dataset`); `dataset`, when the caller has prepared it already (a sweep on Ray);
-    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`."""
-    check_name(name)
-    runs_dir = ensure_writable(runs_dir)
+    is the folder's path. How it runs: `options` (RunOptions), or its fields by keyword
+    (`runs_dir`, `name`, `plot=False`, ...). An interrupt (`should_stop()`) before the first epoch
+    completes saves nothing and raises NothingTrained. `resume`: the Checkpoint to continue
+    from (see `resume_run`); `fold` (i, K) validates on fold i of K (see `load_dataset`);
+    `dataset`, when the caller has prepared it already (a sweep on Ray)."""
+    options = run_options(options, runs_dir=runs_dir, name=name, **fields)
+    name = check_name("run" if options.name is None else options.name)
+    runs_dir = ensure_writable(options.runs_dir)
     if dataset is None:
-        dataset = load_dataset(cfg, cache=cache, fold=fold)
+        dataset = load_dataset(cfg, cache=options.cache, fold=fold)
     network = build_network(cfg, dataset, fresh=resume is not None)
-    every = cfg["training"]["checkpoint_every"]
-    digest = data_digest(dataset) if every is not None or resume is not None else None
-    if resume is not None and digest != resume[1]["data_digest"]:
-        raise NnctlError("the data changed since that run trained on it: resuming needs the same data",
-                         cfg["data"]["path"], "restore the file, or start a new run (model.init_from) on the new data")
-    if should_stop is not None and should_stop():
+    digest = _checked_digest(cfg, dataset, resume)
+    if options.should_stop is not None and options.should_stop():
         raise NothingTrained(NOTHING)
     created = time.strftime("%Y-%m-%dT%H:%M:%S")
-    with atomic_run_folder(runs_dir, name, folder) as run:
+    with atomic_run_folder(runs_dir, name, options.folder) as run:
         tmp = run["tmp"]
         write_text(tmp / "config.yaml", dump_config(cfg))  # first: a killed run still says what it was
         checkpointer = None
-        if every is not None:
-            checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
-                                                     "created": created})
-        result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
-                       should_stop=should_stop, resume=resume, checkpointer=checkpointer)
+        if cfg["training"]["checkpoint_every"] is not None:
+            checkpointer = Checkpointer(tmp, cfg["training"]["checkpoint_every"],
+                                        {"config": cfg, "name": name, "data_digest": digest, "created": created})
+        result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=options.callback,
+                       should_stop=options.should_stop, resume=resume, checkpointer=checkpointer)
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
-        meta = build_meta(network, dataset, cfg)
-        with naming_errors(tmp / "model.npz"):
-            save_model(tmp / "model.npz", network, meta)
-        model = Model(network, meta, tmp / "model.npz")
-        write_history(tmp / "history.csv", result.history)
-        write_diagnostics(tmp / "diagnostics.csv", result.diagnostics)
-        if len(dataset.X_val):
-            write_predictions(tmp / "validation.csv", model, dataset.X_val, dataset.y_val)
-        if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
-            result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
-        metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
-                   "metric": metric_name(dataset.task), "created": created}
+        extra = {"created": created}
         if fold is not None:
-            metrics["fold"] = {"index": fold[0], "folds": fold[1]}
+            extra["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:
-            metrics["resumed_from"] = str(resume[2])
-        write_json(tmp / "metrics.json", metrics)
+            extra["resumed_from"] = str(resume.path)
+        _write_results(tmp, cfg, network, dataset, result, extra)
     result.run = run["final"]
-    if plot:  # an extra, drawn once the run is complete: a kill while drawing strands nothing
+    if options.plot:  # an extra, drawn once the run is complete: a kill while drawing strands nothing
         try_plot_run(result.run, result.history, name)
     return result
 
 
-def resume_config(meta: dict, overrides, where: str) -> dict:
+def _checked_digest(cfg: dict, dataset, resume: Checkpoint | None) -> str | None:
+    """The data's digest, when checkpoints need it; resuming on other data than the
+    checkpoint's is refused."""
+    if cfg["training"]["checkpoint_every"] is None and resume is None:
+        return None
+    digest = data_digest(dataset)
+    if resume is not None and digest != resume.data_digest:
+        raise NnctlError("the data changed since that run trained on it: resuming needs the same data",
+                         cfg["data"]["path"], "restore the file, or start a new run (model.init_from) on the new data")
+    return digest
+
+
+def _write_results(tmp: Path, cfg: dict, network, dataset, result: TrainResult, extra: dict) -> None:
+    """model.npz, history.csv, diagnostics.csv, validation.csv and metrics.json (ending with `extra`)."""
+    meta = build_meta(network, dataset, cfg)
+    with naming_errors(tmp / "model.npz"):
+        save_model(tmp / "model.npz", network, meta)
+    model = Model(network, meta, tmp / "model.npz")
+    write_history(tmp / "history.csv", result.history)
+    write_diagnostics(tmp / "diagnostics.csv", result.diagnostics)
+    if len(dataset.X_val):
+        write_predictions(tmp / "validation.csv", model, dataset.X_val, dataset.y_val)
+    if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
+        result.metrics["test"] = evaluate(model, cfg["data"]["test_path"], given_as="data.test_path")
+    metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
+               "metric": metric_name(dataset.task), **extra}
+    write_json(tmp / "metrics.json", metrics)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What `nnctl train` is about to run: the resolved config, the run's name unless one is
+    given, and the Checkpoint it continues (None for a new run)."""
+
+    cfg: dict
+    name: str
+    resume: Checkpoint | None = None
+
+
+def plan_training(config=None, resume=None, overrides=()) -> TrainPlan:
+    """A new run of the `config` file, or, given `resume` (a run folder or its checkpoint.npz),
+    the continuation of that run; `overrides` are `--set` texts."""
+    if resume is not None:
+        checkpoint = load_checkpoint(resume)
+        return TrainPlan(resume_config(checkpoint, overrides), checkpoint.name, checkpoint)
+    return TrainPlan(load_config(config, list(overrides)), Path(config).stem)
+
+
+def run_plan(plan: TrainPlan, options: RunOptions) -> TrainResult:
+    """Train `plan` under `options` (its name unless `options` gives one)."""
+    name = plan.name if options.name is None else options.name
+    return train_config(plan.cfg, options=run_options(options, name=name), resume=plan.resume)
+
+
+def resume_config(checkpoint: Checkpoint, overrides) -> dict:
     """The checkpoint's config with `--set` overrides of the keys that may change; any other
     difference is an NnctlError naming the key."""
-    saved = meta["config"]
+    where = str(checkpoint.path)
+    saved = checkpoint.config
     raw, set_paths = copy.deepcopy(saved), []
     for text in overrides:
         keys, value = parse_override(text)
@@ -104,13 +176,13 @@ def resume_config(meta: dict, overrides, where: str) -> dict:
             raise NnctlError(f"{'.'.join(keys)} cannot change when resuming", f"--set {'.'.join(keys)}",
                              f"only {allowed} may; to change the data, architecture or optimizer, "
                              "start a new run from this one's weights with model.init_from")
-    completed, iterations = meta["completed"], cfg["training"]["iterations"]
+    completed, iterations = checkpoint.completed, cfg["training"]["iterations"]
     if iterations <= completed:
         raise NnctlError(f"that run has already trained {completed} epochs (training.iterations is {iterations})",
                          where, f"--set training.iterations=N with N above {completed} to train on")
-    waited = (meta.get("stopper") or {}).get("waited", 0)
+    waited = checkpoint.waited
     patience = (cfg["training"]["early_stopping"] or {}).get("patience", 0)
-    if meta.get("status") == "early_stopped" and waited >= patience:
+    if checkpoint.status == "early_stopped" and waited >= patience:
         raise NnctlError(f"that run stopped early at epoch {completed}: {waited} epochs without improvement "
                          f"used up its patience ({patience})", where,
                          f"--set training.early_stopping.patience=N with N above {waited} to train on")
@@ -126,11 +198,9 @@ def _differences(a, b, keys: tuple = ()) -> list[tuple]:
     return [] if a == b else [keys]
 
 
-def resume_run(run, overrides=(), runs_dir="runs", name: str | None = None, callback=None, should_stop=None,
-               plot: bool = True, cache: bool = True):
+def resume_run(run, overrides=(), runs_dir=None, name: str | None = None, *, options: RunOptions | None = None,
+               **fields) -> TrainResult:
     """Continue `run` (a run folder, complete or killed) from its checkpoint in a new run folder;
-    `run` itself is only read. Returns the TrainResult like `train_config`."""
-    arrays, meta = load_checkpoint(run)
-    cfg = resume_config(meta, overrides, str(run))
-    return train_config(cfg, runs_dir, meta["name"] if name is None else name, callback, should_stop, plot, cache,
-                        resume=(arrays, meta, Path(run)))
+    `run` itself is only read. Options as for `train_config`; returns the TrainResult like it."""
+    options = run_options(options, runs_dir=runs_dir, name=name, **fields)
+    return run_plan(plan_training(resume=run, overrides=overrides), options)
