@@ -1,7 +1,7 @@
 """nnctl: train multilayer perceptrons on CSV files from a YAML config, with NumPy backpropagation.
 
-The Python API (what the command line calls): `load_config`, `load_dataset`, `train_config`,
-`load_model`, `predict_csv`, `evaluate_csv`. Imported lazily so `nnctl --help` starts fast.
+The Python API (what the command line calls): `load_config`, `load_dataset`, `train_config`
+(with `RunOptions`), `resume_run`, `load_model`, `predict_csv`, `evaluate_csv`. Imported lazily so `nnctl --help` starts fast.
 """
 __version__ = "0.1.0"
 
@@ -14,6 +14,8 @@ _API = {
     "load_model": "nnctl.runs.model",
     "train": "nnctl.training",
     "train_config": "nnctl.commands.train",
+    "RunOptions": "nnctl.commands.train",
+    "resume_run": "nnctl.commands.train",
     "predict_csv": "nnctl.commands.predict",
     "evaluate_csv": "nnctl.commands.predict",
 }

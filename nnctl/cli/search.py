@@ -34,8 +34,9 @@ def sweep(
 
     from ..errors import NnctlError
     from ..sweep.driver import run_sweep
+    from ..training.callbacks import Many
     from ..ui.progress import stderr_is_live
-    from ..ui.sweeping import Both, SweepJson, SweepLines, SweepTable
+    from ..ui.sweeping import SweepJson, SweepLines, SweepTable
 
     if (sweep_file is None) == (resume is None):
         raise NnctlError("give a SWEEP.yaml, or --resume SWEEP_DIR (not both)", "nnctl sweep",
@@ -48,7 +49,7 @@ def sweep(
             shown = SweepTable(Console(stderr=True))
         else:
             shown = SweepLines(sys.stderr)
-    display = Both(shown, SweepJson(sys.stdout) if json_ else None)
+    display = Many(shown, SweepJson(sys.stdout) if json_ else None)
     try:
         result = run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume, callback=display)
     finally:

@@ -31,30 +31,20 @@ def train(
 
     Continue a run: nnctl train --resume "$RUN" --set training.iterations=400
     """
-    from ..commands.train import resume_config, train_config
-    from ..config import load_config
-    from ..config.validate import written_paths
+    from ..commands.train import plan_training, run_plan, RunOptions
     from ..errors import NnctlError
     from ..training.callbacks import Many
-    from ..training.checkpoint import load_checkpoint
     from ..training.signals import Interrupts
     from ..ui.progress import JsonLines, LiveTable, PlainLines, stderr_is_live, summary_line
 
     if (config is None) == (resume is None):
         raise NnctlError("give a CONFIG to train, or --resume RUN to continue a run (not both)", "nnctl train",
                          "e.g. nnctl train configs/iris.yaml, or nnctl train --resume runs/iris-20260101-120000")
-    checkpoint, written = None, None
-    if resume is not None:
-        arrays, meta = load_checkpoint(resume)
-        cfg = resume_config(meta, set_ or [], str(resume))
-        checkpoint, default_name, title = (arrays, meta, resume), meta["name"], f"resuming {resume.name}"
-    else:
-        cfg = load_config(config, set_ or [])
-        written = written_paths(config, set_ or [])
-        default_name, title = config.stem, f"training {config.name}"
-    rows = cfg["training"]["display_rows"]
+    plan = plan_training(config, resume, set_ or [])
     shown = None
     if not quiet:
+        rows = plan.cfg["training"]["display_rows"]
+        title = f"resuming {resume.name}" if resume is not None else f"training {config.name}"
         if stderr_is_live():
             from rich.console import Console
 
@@ -64,9 +54,8 @@ def train(
     reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
     with Interrupts() as interrupts:
         try:
-            result = train_config(cfg, runs_dir, default_name if name is None else name, callback=reporter,
-                                  should_stop=interrupts, cache=not no_cache, resume=checkpoint,
-                                  written_paths=written)
+            result = run_plan(plan, RunOptions(runs_dir, name, callback=reporter, should_stop=interrupts,
+                                               cache=not no_cache))
         finally:
             reporter.close()
     run = result.run

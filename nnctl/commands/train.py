@@ -4,23 +4,31 @@
     cfg = load_config("configs/iris.yaml", ["training.iterations=50"])
     run = train_config(cfg, runs_dir="runs").run                       # -> Path of the run folder
     more = resume_run(run, ["training.iterations=100"], runs_dir="runs").run
+    quiet = RunOptions("runs", "iris", plot=False, callback=my_callback)
+    train_config(cfg, options=quiet)
+
+Every decision about resuming (which config, which name, whether the data and the overrides
+allow it) is made here; the CLI only parses its arguments and prints.
 """
 from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from ..atomic import naming_errors
-from ..config import dump_config, resolve
+from ..config import dump_config, load_config, resolve
+from ..config.validate import written_paths as paths_as_written
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
 from ..errors import NnctlError, NothingTrained
 from ..runs.folder import RunFolder, atomic_run_folder, check_name, claim_for_resume, ensure_writable
 from ..runs.model import Model, build_meta, save_model
-from ..training import train
+from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network
-from ..training.checkpoint import Checkpointer, data_digest, load_checkpoint
+from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .plot import try_plot_run
 from .predict import labelled_outputs, score_outputs
@@ -32,80 +40,121 @@ RESUMABLE = (("training", "iterations"), ("training", "log_every"), ("training",
              ("training", "early_stopping", "patience"))
 
 
-def train_config(cfg: dict, runs_dir="runs", name: str = "run", callback=None, should_stop=None,
-                 plot: bool = True, cache: bool = True, resume=None, fold=None, dataset=None, folder=None,
-                 written_paths: dict | None = None, metrics: dict | None = None):
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out and where it is saved, apart from what it trains (the config).
+
+    `name`: the run's name, the folder's `<name>-<timestamp>` (None: "run", or for a resumed run
+    the name it had); `folder`: the folder's exact name inside `runs_dir` instead (a sweep's
+    `trials/007`); `plot`: draw loss.png; `cache`: use the dataset cache; `callback`: watches
+    the loop (training.Callback); `should_stop()`: polled after every batch (Ctrl-C sets it)."""
+
+    runs_dir: Path | str = "runs"
+    name: str | None = None
+    folder: str | None = None
+    plot: bool = True
+    cache: bool = True
+    callback: Callback | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+def run_options(options: RunOptions | None = None, **fields) -> RunOptions:
+    """`options` (default RunOptions()) with the fields given by keyword; a field given as None
+    keeps its value, so `train_config(cfg, "runs", plot=False)` and `options=` mix."""
+    return replace(options or RunOptions(), **{k: v for k, v in fields.items() if v is not None})
+
+
+def train_config(cfg: dict, runs_dir=None, name: str | None = None, *, options: RunOptions | None = None,
+                 resume: Checkpoint | None = None, fold=None, dataset=None, written_paths: dict | None = None,
+                 metrics: dict | None = None, **fields) -> TrainResult:
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
-    is the folder's path. An interrupt (`should_stop()`) before the first epoch completes saves
-    nothing and raises NothingTrained. `resume` is `(arrays, meta, path)` of a checkpoint to
-    continue from (see `resume_run`); `fold` (i, K) validates on fold i of K (see
-    `load_dataset`); `dataset`, when the caller has prepared it already (a sweep on Ray);
-    `folder`: the run folder's exact name inside `runs_dir`, instead of `<name>-<timestamp>`;
+    is the folder's path. How it runs: `options` (RunOptions), or its fields by keyword
+    (`runs_dir`, `name`, `plot=False`, ...). An interrupt (`should_stop()`) before the first epoch
+    completes saves nothing and raises NothingTrained. What it trains, besides `cfg`: `resume`,
+    the Checkpoint to continue from (see `resume_run`); `fold` (i, K) validates on fold i of K
+    (see `load_dataset`); `dataset`, when the caller has prepared it already (a sweep on Ray);
     `written_paths`: the config's paths as the user wrote them (`config.written_paths`), kept
     in metrics.json for the report (a resume carries its run's along); `metrics`: more history
     columns to log, {name: the key that asks for them} (see `train`)."""
+    options = run_options(options, runs_dir=runs_dir, name=name, **fields)
     if resume is not None and written_paths is None:
-        written_paths = resume[1].get("paths_as_written")
-    check_name(name)
-    runs_dir = ensure_writable(runs_dir)
+        written_paths = resume.meta.get("paths_as_written")
+    name = check_name("run" if options.name is None else options.name)
+    runs_dir = ensure_writable(options.runs_dir)
     if dataset is None:
-        dataset = load_dataset(cfg, cache=cache, fold=fold)
+        dataset = load_dataset(cfg, cache=options.cache, fold=fold)
     network = build_network(cfg, dataset, fresh=resume is not None)
-    every = cfg["training"]["checkpoint_every"]
-    digest = data_digest(dataset) if every is not None or resume is not None else None
-    if resume is not None and digest != resume[1]["data_digest"]:
-        raise NnctlError("the data changed since that run trained on it: resuming needs the same data",
-                         cfg["data"]["path"], "restore the file, or start a new run (model.init_from) on the new data")
-    if should_stop is not None and should_stop():
+    digest = _checked_digest(cfg, dataset, resume)
+    if options.should_stop is not None and options.should_stop():
         raise NothingTrained(NOTHING)
     started = time.time()
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
-    with claim_for_resume(resume[2] if resume is not None else None), \
-            atomic_run_folder(runs_dir, name, folder, started) as run:
+    with claim_for_resume(resume.path if resume is not None else None), \
+            atomic_run_folder(runs_dir, name, options.folder, started) as run:
         tmp = run["tmp"]
         files = RunFolder(tmp)
         files.write_config(dump_config(cfg))  # first: a killed run still says what it was
         checkpointer = None
-        if every is not None:
-            checkpointer = Checkpointer(tmp, every, {"config": cfg, "name": name, "data_digest": digest,
-                                                     "created": created, "paths_as_written": written_paths or {},
-                                                     "resumed_from": str(resume[2]) if resume is not None else None})
-        result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=callback,
-                       should_stop=should_stop, resume=resume, checkpointer=checkpointer, metrics=metrics)
+        if cfg["training"]["checkpoint_every"] is not None:
+            checkpointer = Checkpointer(tmp, cfg["training"]["checkpoint_every"],
+                                        {"config": cfg, "name": name, "data_digest": digest, "created": created,
+                                         "paths_as_written": written_paths or {},
+                                         "resumed_from": str(resume.path) if resume is not None else None})
+        result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=options.callback,
+                       should_stop=options.should_stop, resume=resume, checkpointer=checkpointer, metrics=metrics)
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
-        meta = build_meta(network, dataset, cfg)
-        with naming_errors(files.file(files.MODEL)):
-            save_model(files.file(files.MODEL), network, meta)
-        model = Model(network, meta, files.file(files.MODEL))
-        files.write_history(result.history)
-        files.write_diagnostics(result.diagnostics)
-        if len(dataset.X_val):
-            files.write_predictions(files.VALIDATION, model, dataset.X_val, dataset.y_val)
-        if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
-            truth, outputs = labelled_outputs(model, cfg["data"]["test_path"], given_as="data.test_path")
-            result.metrics["test"] = score_outputs(model, truth, outputs)
-            files.write_outputs(files.TEST, model, truth, outputs)
-        metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
-                   "metric": metric_name(dataset.task), "created": created,
-                   # whose weights model.npz holds: early stopping may have put back its best epoch's
-                   "saved_epoch": result.best_epoch if result.restored_best else result.epochs,
-                   "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
-        if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
-            metrics["positive_class"] = dataset.classes[1]
-        if dataset.task == "regression":
-            _add_target_units(metrics, model, dataset, cfg)
+        extra = {"created": created}
         if fold is not None:
-            metrics["fold"] = {"index": fold[0], "folds": fold[1]}
+            extra["fold"] = {"index": fold[0], "folds": fold[1]}
         if resume is not None:
-            metrics["resumed_from"] = str(resume[2])
+            extra["resumed_from"] = str(resume.path)
         if written_paths:
-            metrics["paths_as_written"] = written_paths
-        files.write_metrics(metrics)
+            extra["paths_as_written"] = written_paths
+        _write_results(files, cfg, network, dataset, result, extra)
     result.run = run["final"]
-    if plot:  # an extra, drawn once the run is complete: a kill while drawing strands nothing
+    if options.plot:  # an extra, drawn once the run is complete: a kill while drawing strands nothing
         try_plot_run(result.run, result.history, name)
     return result
+
+
+def _checked_digest(cfg: dict, dataset, resume: Checkpoint | None) -> str | None:
+    """The data's digest, when checkpoints need it; resuming on other data than the
+    checkpoint's is refused."""
+    if cfg["training"]["checkpoint_every"] is None and resume is None:
+        return None
+    digest = data_digest(dataset)
+    if resume is not None and digest != resume.data_digest:
+        raise NnctlError("the data changed since that run trained on it: resuming needs the same data",
+                         cfg["data"]["path"], "restore the file, or start a new run (model.init_from) on the new data")
+    return digest
+
+
+def _write_results(files: RunFolder, cfg: dict, network, dataset, result: TrainResult, extra: dict) -> None:
+    """model.npz, history.csv, diagnostics.csv, validation.csv, test.csv and metrics.json (the
+    scores, what model.npz holds, and `extra`)."""
+    meta = build_meta(network, dataset, cfg)
+    with naming_errors(files.file(files.MODEL)):
+        save_model(files.file(files.MODEL), network, meta)
+    model = Model(network, meta, files.file(files.MODEL))
+    files.write_history(result.history)
+    files.write_diagnostics(result.diagnostics)
+    if len(dataset.X_val):
+        files.write_predictions(files.VALIDATION, model, dataset.X_val, dataset.y_val)
+    if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
+        truth, outputs = labelled_outputs(model, cfg["data"]["test_path"], given_as="data.test_path")
+        result.metrics["test"] = score_outputs(model, truth, outputs)
+        files.write_outputs(files.TEST, model, truth, outputs)
+    metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
+               "metric": metric_name(dataset.task), "created": extra["created"],
+               # whose weights model.npz holds: early stopping may have put back its best epoch's
+               "saved_epoch": result.best_epoch if result.restored_best else result.epochs,
+               "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
+    if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
+        metrics["positive_class"] = dataset.classes[1]
+    if dataset.task == "regression":
+        _add_target_units(metrics, model, dataset, cfg)
+    files.write_metrics({**metrics, **extra})  # `created` keeps its place
 
 
 def _add_target_units(metrics: dict, model, dataset, cfg: dict) -> None:
@@ -132,10 +181,40 @@ def _add_target_units(metrics: dict, model, dataset, cfg: dict) -> None:
                                "loss": loss_for("regression", None, cfg["training"]["loss"])}
 
 
-def resume_config(meta: dict, overrides, where: str) -> dict:
+@dataclass(frozen=True)
+class TrainPlan:
+    """What `nnctl train` is about to run: the resolved config, the run's name unless one is
+    given, the Checkpoint it continues (None for a new run), and the config's paths as the user
+    wrote them (a resumed run carries its own along)."""
+
+    cfg: dict
+    name: str
+    resume: Checkpoint | None = None
+    written_paths: dict | None = None
+
+
+def plan_training(config=None, resume=None, overrides=()) -> TrainPlan:
+    """A new run of the `config` file, or, given `resume` (a run folder or its checkpoint.npz),
+    the continuation of that run; `overrides` are `--set` texts."""
+    if resume is not None:
+        checkpoint = load_checkpoint(resume)
+        return TrainPlan(resume_config(checkpoint, overrides), checkpoint.name, checkpoint)
+    return TrainPlan(load_config(config, list(overrides)), Path(config).stem,
+                     written_paths=paths_as_written(config, list(overrides)))
+
+
+def run_plan(plan: TrainPlan, options: RunOptions) -> TrainResult:
+    """Train `plan` under `options` (its name unless `options` gives one)."""
+    name = plan.name if options.name is None else options.name
+    return train_config(plan.cfg, options=run_options(options, name=name), resume=plan.resume,
+                        written_paths=plan.written_paths)
+
+
+def resume_config(checkpoint: Checkpoint, overrides) -> dict:
     """The checkpoint's config with `--set` overrides of the keys that may change; any other
     difference is an NnctlError naming the key."""
-    saved = meta["config"]
+    where = str(checkpoint.path)
+    saved = checkpoint.config
     raw, set_paths = copy.deepcopy(saved), []
     for text in overrides:
         keys, value = parse_override(text)
@@ -150,13 +229,13 @@ def resume_config(meta: dict, overrides, where: str) -> dict:
             raise NnctlError(f"{'.'.join(keys)} cannot change when resuming", f"--set {'.'.join(keys)}",
                              f"only {allowed} may; to change the data, architecture or optimizer, "
                              "start a new run from this one's weights with model.init_from")
-    completed, iterations = meta["completed"], cfg["training"]["iterations"]
+    completed, iterations = checkpoint.completed, cfg["training"]["iterations"]
     if iterations <= completed:
         raise NnctlError(f"that run has already trained {completed} epochs (training.iterations is {iterations})",
                          where, f"--set training.iterations=N with N above {completed} to train on")
-    waited = (meta.get("stopper") or {}).get("waited", 0)
+    waited = checkpoint.waited
     patience = (cfg["training"]["early_stopping"] or {}).get("patience", 0)
-    if meta.get("status") == "early_stopped" and waited >= patience:
+    if checkpoint.status == "early_stopped" and waited >= patience:
         raise NnctlError(f"that run stopped early at epoch {completed}: {waited} epochs without improvement "
                          f"used up its patience ({patience})", where,
                          f"--set training.early_stopping.patience=N with N above {waited} to train on")
@@ -172,11 +251,9 @@ def _differences(a, b, keys: tuple = ()) -> list[tuple]:
     return [] if a == b else [keys]
 
 
-def resume_run(run, overrides=(), runs_dir="runs", name: str | None = None, callback=None, should_stop=None,
-               plot: bool = True, cache: bool = True):
+def resume_run(run, overrides=(), runs_dir=None, name: str | None = None, *, options: RunOptions | None = None,
+               **fields) -> TrainResult:
     """Continue `run` (a run folder, complete or killed) from its checkpoint in a new run folder;
-    `run` itself is only read. Returns the TrainResult like `train_config`."""
-    arrays, meta = load_checkpoint(run)
-    cfg = resume_config(meta, overrides, str(run))
-    return train_config(cfg, runs_dir, meta["name"] if name is None else name, callback, should_stop, plot, cache,
-                        resume=(arrays, meta, Path(run)))
+    `run` itself is only read. Options as for `train_config`; returns the TrainResult like it."""
+    options = run_options(options, runs_dir=runs_dir, name=name, **fields)
+    return run_plan(plan_training(resume=run, overrides=overrides), options)

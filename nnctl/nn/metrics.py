@@ -110,12 +110,7 @@ def average_precision(positive, score) -> float:
     positive = np.asarray(positive, dtype=bool)
     if not positive.any():
         return float("nan")
-    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
-    hits, s = positive[order], np.asarray(score, dtype=np.float64)[order]
-    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]  # the last row of each threshold
-    tp = np.cumsum(hits)[last]
-    precision = tp / (last + 1)
-    recall = tp / tp[-1]
+    recall, precision = pr_curve(positive, score)
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,22 @@ def run_name(name: str, now: float | None = None) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
 
 
+def unique_folder(parent: Path, base: str, take=os.mkdir, tries: int = 999, what: str = "folder") -> Path:
+    """The first of `<parent>/<base>`, `<base>-2`, `<base>-3`, ... that `take(path)` succeeds on:
+    a mkdir, or the rename of a finished run, both of which fail on a folder that exists (and is
+    not empty), so two runs started in the same second never share a folder. An NnctlError
+    once `tries` names are taken."""
+    for n in range(1, tries + 1):
+        path = parent / (base if n == 1 else f"{base}-{n}")
+        try:
+            take(path)
+            return path
+        except OSError:
+            if not path.exists():
+                raise
+    raise NnctlError(f"could not find a free {what} name" if tries > 1 else f"the {what} exists", str(parent / base))
+
+
 @contextmanager
 def atomic_run_folder(runs_dir, name: str, exact: str | None = None, started: float | None = None):
     """Yields a temporary folder to fill; on success it is renamed to a unique
@@ -79,19 +96,8 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None, started: fl
         yield holder
         (tmp / LOCK).unlink()
         follow_umask(tmp, folder=True)  # mkdtemp makes it private; a run is shared like any output
-        base = exact or run_name(name, started)
-        for n in range(1, 1000 if exact is None else 2):
-            final = runs_dir / (base if n == 1 else f"{base}-{n}")
-            try:
-                os.rename(tmp, final)  # fails if `final` exists and is not empty
-                holder["final"] = final
-                break
-            except OSError:
-                if not final.exists():
-                    raise
-        else:
-            raise NnctlError("could not find a free run folder name" if exact is None else "the run folder exists",
-                             str(runs_dir / base))
+        tries = 999 if exact is None else 1
+        holder["final"] = unique_folder(runs_dir, exact or run_name(name, started), partial(os.rename, tmp), tries, "run folder")
     except OSError as exc:
         if exc.errno in DISK_FULL and (tmp / RunFolder.CHECKPOINT).exists():
             # as after kill -9: the last whole checkpoint stays, and the run can be resumed

@@ -14,7 +14,7 @@ import yaml
 from ..config import dump_config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
-from ..runs.folder import check_name, ensure_writable, folder_lock, run_name
+from ..runs.folder import check_name, ensure_writable, folder_lock, run_name, unique_folder
 from .propose import DUPLICATE, Proposer
 from .saved import check_journal, read_saved_sweep, read_trials
 from .space import decode, distributions, flow, grid_size, optuna_module, pruner, sampler
@@ -34,15 +34,7 @@ class SweepCallback:
 
 def make_folder(runs_dir, name: str, what: str = "sweep") -> Path:
     check_name(name, what)
-    runs_dir = ensure_writable(runs_dir)
-    for n in range(1, 1000):
-        folder = runs_dir / (run_name(name) if n == 1 else f"{run_name(name)}-{n}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            continue
-    raise NnctlError("could not find a free folder name", str(runs_dir))  # pragma: no cover
+    return unique_folder(ensure_writable(runs_dir), run_name(name))
 
 
 def _study(folder: Path, sweep: dict, iterations: int, load: bool):

@@ -52,7 +52,7 @@ def _pruning_trial(prune: dict):
 def run_job(job: dict) -> dict:
     """Train `job["cfg"]` into `<runs_dir>/<folder>` (with `folds`, one run per fold inside
     it, scored by their mean) and return {state, value, epochs, seconds, node, run, error}."""
-    from ..commands.train import train_config
+    from ..commands.train import RunOptions, train_config
     from ..errors import NnctlError
 
     start = time.perf_counter()
@@ -65,9 +65,9 @@ def run_job(job: dict) -> dict:
         if folds:
             values, epochs = [], 0
             for i in range(folds):
-                result = train_config(job["cfg"], Path(job["runs_dir"]) / job["folder"], "fold", plot=False,
-                                      fold=(i, folds), folder=f"fold_{i}", dataset=(job.get("datasets") or {}).get(i),
-                                      metrics=watched)
+                options = RunOptions(Path(job["runs_dir"]) / job["folder"], "fold", folder=f"fold_{i}", plot=False)
+                result = train_config(job["cfg"], options=options, fold=(i, folds),
+                                      dataset=(job.get("datasets") or {}).get(i), metrics=watched)
                 values.append(metric_value(result.metrics, metric))
                 epochs += result.epochs
             out["fold_values"] = values
@@ -75,8 +75,9 @@ def run_job(job: dict) -> dict:
             out["epochs"] = epochs
         else:
             pruning = _Pruning(_pruning_trial(job["prune"]), metric) if job.get("prune") else None
-            result = train_config(job["cfg"], job["runs_dir"], "trial", callback=pruning, should_stop=pruning,
-                                  plot=False, folder=job["folder"], dataset=job.get("dataset"),
+            options = RunOptions(job["runs_dir"], "trial", folder=job["folder"], plot=False, callback=pruning,
+                                 should_stop=pruning)
+            result = train_config(job["cfg"], options=options, dataset=job.get("dataset"),
                                   fold=tuple(job["fold"]) if job.get("fold") else None, metrics=watched)
             out["value"], out["epochs"] = metric_value(result.metrics, metric), result.epochs
             if pruning is not None and pruning.pruned:

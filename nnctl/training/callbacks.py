@@ -21,29 +21,20 @@ class Callback:
     def on_train_end(self, result: "TrainResult") -> None: ...
 
 
-class Many(Callback):
-    """Several callbacks watching one loop."""
+class Many:
+    """Several watchers as one: each call (`on_epoch_end(log)` of a training Callback, a sweep
+    display's `on_trial(row, best)`, `close()`) goes to every watcher that has the method, so
+    one class serves the training loop and the sweep driver alike. None watchers are left out."""
 
-    def __init__(self, *callbacks):
-        self.callbacks = [c for c in callbacks if c is not None]
+    def __init__(self, *watchers):
+        self.watchers = [w for w in watchers if w is not None]
 
-    def on_train_begin(self, info):
-        for c in self.callbacks:
-            c.on_train_begin(info)
+    def __getattr__(self, method: str):
+        if method.startswith("_"):  # copy, pickle and friends must not see a catch-all
+            raise AttributeError(method)
 
-    def on_epoch_end(self, log):
-        for c in self.callbacks:
-            c.on_epoch_end(log)
-
-    def on_progress(self, progress):
-        for c in self.callbacks:
-            c.on_progress(progress)
-
-    def on_train_end(self, result):
-        for c in self.callbacks:
-            c.on_train_end(result)
-
-    def close(self):
-        for c in self.callbacks:
-            if hasattr(c, "close"):
-                c.close()
+        def each(*args):
+            for w in self.watchers:
+                if hasattr(w, method):
+                    getattr(w, method)(*args)
+        return each

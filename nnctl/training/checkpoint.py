@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,9 +78,49 @@ def checkpoint_path(run) -> Path:
     return path
 
 
-def load_checkpoint(run) -> tuple[dict, dict]:
-    """(arrays, meta) of a run's checkpoint; a truncated, corrupt, pickled or newer one is an
-    NnctlError."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint as read back: its arrays (named as above), its `meta`, and `path`, what it was
+    loaded from as the user gave it (a run folder or the file), which errors and a resumed run's
+    metrics.json (`resumed_from`) name."""
+
+    arrays: dict
+    meta: dict
+    path: Path
+
+    @property
+    def config(self) -> dict:
+        """The resolved config the run trained under."""
+        return self.meta["config"]
+
+    @property
+    def name(self) -> str:
+        """The run's name (a resumed run keeps it unless given another)."""
+        return self.meta["name"]
+
+    @property
+    def completed(self) -> int:
+        """Epochs trained so far."""
+        return self.meta["completed"]
+
+    @property
+    def data_digest(self) -> str:
+        """The `data_digest` of the data it trained on."""
+        return self.meta["data_digest"]
+
+    @property
+    def status(self) -> str | None:
+        """running | completed | early_stopped | interrupted, as the loop last wrote it."""
+        return self.meta.get("status")
+
+    @property
+    def waited(self) -> int:
+        """Epochs early stopping had waited without improvement (0 without early stopping)."""
+        return (self.meta.get("stopper") or {}).get("waited", 0)
+
+
+def load_checkpoint(run) -> Checkpoint:
+    """A run's checkpoint; a truncated, corrupt, pickled or newer one is an NnctlError."""
     path = checkpoint_path(run)
     where = str(path)
     arrays = read_npz(path, "checkpoint", "corrupt or truncated", "resume from another run, or train again",
@@ -106,7 +147,7 @@ def load_checkpoint(run) -> tuple[dict, dict]:
     problem = checkpoint_meta_problem(meta) or nonfinite_array(arrays)
     if problem:
         raise NnctlError(f"checkpoint is damaged: {problem}", where, "resume from another run, or train again")
-    return arrays, meta
+    return Checkpoint(arrays, meta, Path(run))
 
 
 class Checkpointer:

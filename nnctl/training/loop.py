@@ -56,9 +56,9 @@ def train(network: Network, dataset, training: dict, seed: int = 0, callback: Ca
     batch (an interrupt sets it): training then ends with status `interrupted`. A loss that
     becomes NaN or infinite raises NnctlError suggesting a lower learning rate.
 
-    `resume`: a checkpoint's (arrays, meta[, where]) to continue from exactly: weights, optimizer
+    `resume`: a training.checkpoint.Checkpoint to continue from exactly: weights, optimizer
     state, shuffle generator, early stopping, history, and the rest of an epoch cut short; arrays
-    that do not fit this network are an NnctlError naming `where` (the checkpoint's path).
+    that do not fit this network are an NnctlError naming the checkpoint's path.
     `checkpointer` (a training.checkpoint.Checkpointer) writes checkpoints at epoch ends when
     due, and a last one when training ends (before early stopping restores the best weights).
     `metrics`: more history columns to log, {name: the key that asks for them} (a sweep's
@@ -67,10 +67,9 @@ def train(network: Network, dataset, training: dict, seed: int = 0, callback: Ca
     loop = _Loop(network, dataset, training, seed, callback, should_stop, metrics or {})
     if resume is not None:
         try:
-            loop.restore(*resume[:2])
+            loop.restore(resume.arrays, resume.meta)
         except ValueError as exc:
-            where = str(checkpoint_path(resume[2])) if len(resume) > 2 else "checkpoint"
-            raise NnctlError(f"checkpoint does not match its config: {exc}", where)
+            raise NnctlError(f"checkpoint does not match its config: {exc}", str(checkpoint_path(resume.path)))
     loop.checkpointer = checkpointer
     callback.on_train_begin({"epochs": training["iterations"], "rows": loop.rows, "batch_size": loop.batch,
                              "batches": -(-loop.rows // loop.batch), "validation": loop.has_val,

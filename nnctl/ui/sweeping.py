@@ -86,20 +86,3 @@ class SweepTable:
             self.live.stop()
             self.live = None
 
-
-class Both:
-    def __init__(self, *shows):
-        self.shows = [s for s in shows if s is not None]
-
-    def on_start(self, info):
-        for s in self.shows:
-            s.on_start(info)
-
-    def on_trial(self, row, best):
-        for s in self.shows:
-            s.on_trial(row, best)
-
-    def close(self):
-        for s in self.shows:
-            if hasattr(s, "close"):
-                s.close()
