@@ -97,7 +97,8 @@ def atomic_run_folder(runs_dir, name: str, exact: str | None = None, started: fl
         (tmp / LOCK).unlink()
         follow_umask(tmp, folder=True)  # mkdtemp makes it private; a run is shared like any output
         tries = 999 if exact is None else 1
-        holder["final"] = unique_folder(runs_dir, exact or run_name(name, started), partial(os.rename, tmp), tries, "run folder")
+        holder["final"] = unique_folder(runs_dir, exact or run_name(name, started), partial(os.rename, tmp), tries,
+                                        "run folder")
     except OSError as exc:
         if exc.errno in DISK_FULL and (tmp / RunFolder.CHECKPOINT).exists():
             # as after kill -9: the last whole checkpoint stays, and the run can be resumed
