@@ -2,12 +2,16 @@
 json module would write the non-standard NaN and Infinity that strict parsers reject)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
 
 def finite(value):
-    """`value` with every non-finite float (NumPy's included) replaced by None, recursively."""
+    """`value` with every non-finite float (NumPy's included) replaced by None, recursively;
+    dataclasses (a typed config) as the mappings they hold."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -28,7 +28,7 @@ def test_synthesized_workload_is_a_config_nnctl_trains_on(bench, tmp_path):
     dataset = load_dataset(cfg, cache=False)
     assert dataset.X_train.shape == (120, 4) and len(dataset.X_val) == 30
     assert sorted(set(dataset.y_train.tolist())) == [0, 1, 2]
-    assert cfg["training"]["batch_size"] is None and cfg["model"]["layers"] == [16]
+    assert cfg.training.batch_size is None and cfg.model.layers == [16]
     # deterministic: made again, the same bytes
     first = csv.read_bytes()
     csv.unlink()

@@ -18,13 +18,13 @@ def error_of(path, overrides=()):
 
 def test_defaults_are_filled_and_paths_resolved_against_the_config_folder(write_config, tmp_path):
     cfg = load_config(write_config(MINIMAL))
-    assert cfg["data"]["path"] == str(tmp_path / "data.csv")
-    assert cfg["seed"] == 42
-    assert cfg["model"]["layers"] == [16, 16]
-    assert cfg["training"]["learning_rate"] == 0.01
-    assert cfg["training"]["batch_size"] == 32
-    assert cfg["training"]["schedule"] == {"name": "constant"}
-    assert cfg["training"]["early_stopping"] is None
+    assert cfg.data.path == str(tmp_path / "data.csv")
+    assert cfg.seed == 42
+    assert cfg.model.layers == [16, 16]
+    assert cfg.training.learning_rate == 0.01
+    assert cfg.training.batch_size == 32
+    assert cfg.training.schedule == {"name": "constant"}
+    assert cfg.training.early_stopping is None
 
 
 def test_resolved_config_dumps_and_loads_to_the_same(write_config, tmp_path):
@@ -36,7 +36,7 @@ def test_resolved_config_dumps_and_loads_to_the_same(write_config, tmp_path):
 def test_config_runs_from_any_working_directory(write_config, tmp_path, monkeypatch):
     path = write_config(MINIMAL)
     monkeypatch.chdir("/")
-    assert load_config(path)["data"]["path"] == str(tmp_path / "data.csv")
+    assert load_config(path).data.path == str(tmp_path / "data.csv")
 
 
 @pytest.mark.parametrize(
@@ -88,12 +88,12 @@ def test_overrides_are_yaml_scalars_and_flow_lists(write_config, tmp_path):
     cfg = load_config(path, ["training.learning_rate=0.1", "model.layers=[32,16]", "model.activation=tanh",
                              "training.early_stopping.patience=3", "training.schedule=cosine",
                              "training.batch_size=0"])
-    assert cfg["training"]["learning_rate"] == 0.1
-    assert cfg["model"]["layers"] == [32, 16]
-    assert cfg["model"]["activation"] == "tanh"
-    assert cfg["training"]["early_stopping"]["patience"] == 3
-    assert cfg["training"]["schedule"] == {"name": "cosine", "min_learning_rate": 0.0}
-    assert cfg["training"]["batch_size"] is None
+    assert cfg.training.learning_rate == 0.1
+    assert cfg.model.layers == [32, 16]
+    assert cfg.model.activation == "tanh"
+    assert cfg.training.early_stopping.patience == 3
+    assert cfg.training.schedule == {"name": "cosine", "min_learning_rate": 0.0}
+    assert cfg.training.batch_size is None
 
 
 def test_override_errors_name_the_flag(write_config):
@@ -126,11 +126,11 @@ def test_bundled_configs_are_valid():
         if "sweep" in path.stem:  # a sweep file: test_sweep checks it
             continue
         cfg = load_config(path)
-        assert cfg["data"]["path"].startswith(str(DATASETS))
+        assert cfg.data.path.startswith(str(DATASETS))
 
 
 def test_scientific_notation_without_a_dot_is_a_number(write_config):
     # YAML 1.1 reads `1e-3` as a string; nnctl takes it as the number the user meant
     cfg = load_config(write_config(MINIMAL + "training:\n  learning_rate: 1e-3\n  l2: 5E-4\n"), ["training.eps=1e-7"])
-    assert cfg["training"]["learning_rate"] == 0.001
-    assert cfg["training"]["l2"] == 0.0005 and cfg["training"]["eps"] == 1e-7
+    assert cfg.training.learning_rate == 0.001
+    assert cfg.training.l2 == 0.0005 and cfg.training.eps == 1e-7

@@ -25,7 +25,7 @@ def test_a_nested_key_written_twice_is_refused_too(write_config):
 def test_yaml_merge_keys_still_work(write_config):
     config = write_config(IRIS + "training:\n  <<: {iterations: 7}\n  learning_rate: 0.5\n")
     cfg = load_config(config)
-    assert (cfg["training"]["iterations"], cfg["training"]["learning_rate"]) == (7, 0.5)
+    assert (cfg.training.iterations, cfg.training.learning_rate) == (7, 0.5)
 
 
 def test_a_sweep_file_with_a_key_written_twice_names_both_lines(tmp_path):
@@ -47,7 +47,7 @@ def test_thousands_of_nested_brackets_in_set_are_refused_by_the_flag(write_confi
 
 
 def test_set_decimal_comma_works_as_written(write_config):
-    assert load_config(write_config(IRIS), ["data.decimal=,"])["data"]["decimal"] == ","
+    assert load_config(write_config(IRIS), ["data.decimal=,"]).data.decimal == ","
 
 
 def test_a_broken_flow_list_in_set_is_still_refused(write_config):

@@ -31,8 +31,8 @@ def test_the_id_warning_suggests_exclude(write_config, write_csv):
 
 def test_exclude_may_be_empty_and_defaults_so(write_config, write_csv):
     cfg = load_config(_config(write_config, write_csv, "  exclude: []\n"))
-    assert cfg["data"]["exclude"] == []
-    assert load_config(_config(write_config, write_csv, ""))["data"]["exclude"] == []
+    assert cfg.data.exclude == []
+    assert load_config(_config(write_config, write_csv, "")).data.exclude == []
     assert load_dataset(cfg).encoder.features == ["id", "x", "z"]
 
 

@@ -397,7 +397,7 @@ def test_the_loop_reports_progress_within_an_epoch(monkeypatch):
     cfg = load_config(CONFIGS / "iris.yaml", ["training.iterations=2", "training.batch_size=50"])
     dataset = load_dataset(cfg)
     record = Record()
-    train(build_network(cfg, dataset), dataset, cfg["training"], callback=record)
+    train(build_network(cfg, dataset), dataset, cfg.training, callback=record)
     assert record.seen == [(1, 50, 120), (1, 100, 120), (1, 120, 120), (2, 50, 120), (2, 100, 120), (2, 120, 120)]
 
 

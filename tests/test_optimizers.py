@@ -6,11 +6,16 @@ import pytest
 
 from nnctl.nn.optimizers import SGD, Adam, Momentum, RMSprop
 from nnctl.nn.schedules import SCHEDULES
-from nnctl.training.optimization import build_optimizer as make_optimizer, build_schedule
+from nnctl.config.typed import TrainingConfig
+from nnctl.training.optimization import build_optimizer, build_schedule
 
 
-def learning_rate(training, epoch):
-    return build_schedule(training)(epoch)
+def make_optimizer(params, training: dict, decay=None):
+    return build_optimizer(params, TrainingConfig(**training), decay)
+
+
+def learning_rate(training: dict, epoch):
+    return build_schedule(TrainingConfig(**training))(epoch)
 
 BASE = {"l2": 0.0, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "alpha": 0.99}
 

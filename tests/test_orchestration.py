@@ -73,18 +73,18 @@ def test_a_checkpoint_is_a_named_type(write_config, tmp_path):
     assert isinstance(checkpoint, Checkpoint)
     assert checkpoint.path == run and checkpoint.name == "iris" and checkpoint.completed == 4
     assert checkpoint.status == "completed" and checkpoint.waited == 0
-    assert checkpoint.config == load_config(run / "config.yaml")
+    assert checkpoint.config == load_config(run / "config.yaml").to_dict()
     assert len(checkpoint.data_digest) == 32 and "layers.0.W" in checkpoint.arrays
 
 
 def test_plan_training_decides_config_name_and_checkpoint(write_config, tmp_path):
     config = tiny(write_config)
     new = plan_training(config, overrides=["training.iterations=3"])
-    assert (new.name, new.resume, new.cfg["training"]["iterations"]) == ("tiny", None, 3)
+    assert (new.name, new.resume, new.cfg.training.iterations) == ("tiny", None, 3)
     run = train_config(new.cfg, tmp_path, new.name, plot=False).run
     resumed = plan_training(resume=run, overrides=["training.iterations=7"])
     assert resumed.name == "tiny" and resumed.resume.path == run and resumed.resume.completed == 3
-    assert resumed.cfg["training"]["iterations"] == 7
+    assert resumed.cfg.training.iterations == 7
     with pytest.raises(NnctlError, match="model.layers cannot change when resuming"):
         plan_training(resume=run, overrides=["model.layers=[8]"])
 

@@ -43,7 +43,7 @@ def train(
     plan = plan_training(config, resume, set_ or [])
     shown = None
     if not quiet:
-        rows = plan.cfg["training"]["display_rows"]
+        rows = plan.cfg.training.display_rows
         title = f"resuming {resume.name}" if resume is not None else f"training {config.name}"
         if stderr_is_live():
             from rich.console import Console
@@ -95,7 +95,7 @@ def validate(
     cfg = load_config(config, set_ or [])
     dataset = load_dataset(cfg, cache=not no_cache)
     network = build_network(cfg, dataset)
-    class_weights(cfg["training"]["class_weight"], dataset)
-    metrics_in_use(watched_metrics(cfg["training"]), dataset)
+    class_weights(cfg.training.class_weight, dataset)
+    metrics_in_use(watched_metrics(cfg.training), dataset)
     typer.echo(dump_config(cfg), nl=False)
     sys.stderr.write(validation_summary(network, dataset) + "\nconfig is valid\n")

@@ -26,7 +26,7 @@ def _arrays(layer) -> dict:
 
 def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
     network, X, y, cfg, weights = prepare_float64(config, overrides, rows)
-    training = cfg["training"]
+    training = cfg.training
     optimizer = network_optimizer(network, training)
     lr = build_schedule(training)(0)
     record = {
@@ -34,7 +34,7 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
         "layers": [{"layer": i, "type": layer.type, "name": layer.describe(), **layer.settings()}
                    for i, layer in enumerate(network.layers)],
         "output": network.output_head, "loss": network.loss_name,
-        "optimizer": training["optimizer"], "learning_rate": lr, "l2": training["l2"],
+        "optimizer": training.optimizer, "learning_rate": lr, "l2": training.l2,
         "input": _m(X), "targets": _m(y),
         "initial": [{"layer": i, "type": layer.type, "params": _arrays(layer)} for i, layer in network.trainable],
         "steps": [],

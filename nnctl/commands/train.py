@@ -95,12 +95,12 @@ def train_config(cfg: dict, runs_dir=None, name: str | None = None, *, options: 
         files = RunFolder(tmp)
         files.write_config(dump_config(cfg))  # first: a killed run still says what it was
         checkpointer = None
-        if cfg["training"]["checkpoint_every"] is not None:
-            checkpointer = Checkpointer(tmp, cfg["training"]["checkpoint_every"],
+        if cfg.training.checkpoint_every is not None:
+            checkpointer = Checkpointer(tmp, cfg.training.checkpoint_every,
                                         {"config": cfg, "name": name, "data_digest": digest, "created": created,
                                          "paths_as_written": written_paths or {},
                                          "resumed_from": str(resume.path) if resume is not None else None})
-        result = train(network, dataset, cfg["training"], seed=cfg["seed"], callback=options.callback,
+        result = train(network, dataset, cfg.training, seed=cfg.seed, callback=options.callback,
                        should_stop=options.should_stop, resume=resume, checkpointer=checkpointer, metrics=metrics)
         if resume is None and result.status == "interrupted" and result.epochs == 0:
             raise NothingTrained(NOTHING)
@@ -121,12 +121,12 @@ def train_config(cfg: dict, runs_dir=None, name: str | None = None, *, options: 
 def _checked_digest(cfg: dict, dataset, resume: Checkpoint | None) -> str | None:
     """The data's digest, when checkpoints need it; resuming on other data than the
     checkpoint's is refused."""
-    if cfg["training"]["checkpoint_every"] is None and resume is None:
+    if cfg.training.checkpoint_every is None and resume is None:
         return None
     digest = data_digest(dataset)
     if resume is not None and digest != resume.data_digest:
         raise NnctlError("the data changed since that run trained on it: resuming needs the same data",
-                         cfg["data"]["path"], "restore the file, or start a new run (model.init_from) on the new data")
+                         cfg.data.path, "restore the file, or start a new run (model.init_from) on the new data")
     return digest
 
 
@@ -141,8 +141,8 @@ def _write_results(files: RunFolder, cfg: dict, network, dataset, result: TrainR
     files.write_diagnostics(result.diagnostics)
     if len(dataset.X_val):
         files.write_predictions(files.VALIDATION, model, dataset.X_val, dataset.y_val)
-    if cfg["data"]["test_path"]:  # scored once, with the final model, as `nnctl evaluate` would
-        truth, outputs = labelled_outputs(model, cfg["data"]["test_path"], given_as="data.test_path")
+    if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
+        truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
         result.metrics["test"] = score_outputs(model, truth, outputs)
         files.write_outputs(files.TEST, model, truth, outputs)
     metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
@@ -177,8 +177,8 @@ def _add_target_units(metrics: dict, model, dataset, cfg: dict) -> None:
             report = regression_report(truth.reshape(-1), model.values_from_inputs(X).reshape(-1))
             metrics[part].update({k: report[k] for k in ("mse", "rmse", "mae")})
     scale = float(np.asarray(scaler["scale"]).reshape(-1)[0]) if scaler else 1.0
-    metrics["target_units"] = {"target": cfg["data"]["target"], "scale": scale,
-                               "loss": loss_for("regression", None, cfg["training"]["loss"])}
+    metrics["target_units"] = {"target": cfg.data.target, "scale": scale,
+                               "loss": loss_for("regression", None, cfg.training.loss)}
 
 
 @dataclass(frozen=True)
@@ -223,18 +223,18 @@ def resume_config(checkpoint: Checkpoint, overrides) -> dict:
     cfg = resolve(raw, base_dir=Path.cwd(), source=where, set_paths=set_paths)
     # a key added since that run (data.exclude, say) is filled with its default on both sides
     saved = resolve(copy.deepcopy(saved), base_dir=Path.cwd(), source=where)
-    for keys in _differences(saved, cfg):
+    for keys in _differences(saved.to_dict(), cfg.to_dict()):
         if keys not in RESUMABLE:
             allowed = ", ".join(".".join(k) for k in RESUMABLE)
             raise NnctlError(f"{'.'.join(keys)} cannot change when resuming", f"--set {'.'.join(keys)}",
                              f"only {allowed} may; to change the data, architecture or optimizer, "
                              "start a new run from this one's weights with model.init_from")
-    completed, iterations = checkpoint.completed, cfg["training"]["iterations"]
+    completed, iterations = checkpoint.completed, cfg.training.iterations
     if iterations <= completed:
         raise NnctlError(f"that run has already trained {completed} epochs (training.iterations is {iterations})",
                          where, f"--set training.iterations=N with N above {completed} to train on")
     waited = checkpoint.waited
-    patience = (cfg["training"]["early_stopping"] or {}).get("patience", 0)
+    patience = getattr(cfg.training.early_stopping, "patience", 0)
     if checkpoint.status == "early_stopped" and waited >= patience:
         raise NnctlError(f"that run stopped early at epoch {completed}: {waited} epochs without improvement "
                          f"used up its patience ({patience})", where,

@@ -69,4 +69,5 @@ def to_dict(cfg) -> dict:
     return cfg
 
 
-Config.to_dict = to_dict
+for _cls in _CLASSES.values():
+    _cls.to_dict = to_dict

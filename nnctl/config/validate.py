@@ -1,6 +1,7 @@
 """Checking a config against the key table. `load_config` reads YAML (safe_load only), applies
 `--set` overrides, checks every key against `spec.spec()` and returns the resolved config: a
-plain nested dict with every default filled in and `data.path` / `model.init_from` made absolute.
+`Config` of frozen dataclasses (`config/typed.py`: `cfg.training.learning_rate`) with every default
+filled in and `data.path` / `model.init_from` made absolute. `cfg.to_dict()` is its plain form.
 """
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import yaml
 from ..errors import NnctlError
 from .kinds import KINDS, show
 from .spec import OTHER_NAMES, REQUIRED, Key, spec, suggest
+from .typed import Config, from_dict, to_dict
 from .yamlfile import line_of, parse_override, read_yaml, set_override
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> dict:
+def load_config(path: str | Path, overrides: list[str] | tuple = ()) -> Config:
     """Read, override, validate and resolve a config file (see module docstring)."""
     path = Path(path)
     raw, node = read_yaml(path)
@@ -132,8 +134,9 @@ def _copy(v):
     return [*v] if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
 
 
-def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_paths=()) -> dict:
-    """Validate a raw config mapping and fill every default; cross-key rules are checked too."""
+def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_paths=()) -> Config:
+    """Validate a raw config mapping and fill every default; cross-key rules are checked too.
+    Returns the typed config."""
     checker = Checker(source, node, Path(base_dir), set_paths)
     cfg = checker.section(raw, spec(), [])
     model, training = cfg["model"], cfg["training"]
@@ -157,11 +160,11 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
     if target in exclude:
         checker.fail(["data", "exclude"], f"names the target column '{target}', which is never an input anyway",
                      "remove it from data.exclude")
-    return cfg
+    return from_dict(cfg)
 
 
-def hidden_activations(cfg: dict) -> list[str]:
-    act, layers = cfg["model"]["activation"], cfg["model"]["layers"]
+def hidden_activations(cfg: Config) -> list[str]:
+    act, layers = cfg.model.activation, cfg.model.layers
     return list(act) if isinstance(act, list) else [act] * len(layers)
 
 
@@ -178,7 +181,7 @@ def _represent_list(dumper, values):
 _BlockDumper.add_representer(list, _represent_list)
 
 
-def dump_config(cfg: dict) -> str:
+def dump_config(cfg: Config) -> str:
     """The resolved config as YAML, keys in the spec's order and every section in block style;
-    loading it gives the same dict."""
-    return yaml.dump(cfg, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    loading it gives the same config."""
+    return yaml.dump(to_dict(cfg), Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError
+from ..jsonfmt import finite
 
 FORMAT = 1
 MIN_BYTES = 1 << 20
@@ -55,19 +56,19 @@ def limit_bytes() -> int:
     return int(float(number) * _UNITS[unit if unit in _UNITS else unit + "b"])
 
 
-def cache_key(cfg: dict, fold=None) -> str | None:
+def cache_key(cfg, fold=None) -> str | None:
     """The entry's name for this config's data, or None when the file is too small to cache."""
     from .. import __version__
 
-    path = Path(cfg["data"]["path"])
+    path = Path(cfg.data.path)
     stat = path.stat()
     if stat.st_size < MIN_BYTES:
         return None
-    files = [path] + [Path(p) for p in (cfg["data"]["validation_path"],) if p]
+    files = [path] + [Path(p) for p in (cfg.data.validation_path,) if p]
     stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    identity = {"format": FORMAT, "nnctl": __version__, "files": stats, "data": cfg["data"], "seed": cfg["seed"],
+    identity = {"format": FORMAT, "nnctl": __version__, "files": stats, "data": finite(cfg.data), "seed": cfg.seed,
                 "fold": list(fold) if fold else None,
-                "task": cfg["model"]["task"], "dtype": cfg["training"]["dtype"]}
+                "task": cfg.model.task, "dtype": cfg.training.dtype}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 

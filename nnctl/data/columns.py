@@ -12,14 +12,14 @@ MANY_CLASSES = 100  # a target with more classes than this is worth a warning
 DECIMAL_COMMA = r"^\s*[-+]?\d+,\d+\s*$"
 
 
-def feature_columns(cfg_data: dict, header: list[str], where: str, notes: list) -> list[str]:
+def feature_columns(cfg_data, header: list[str], where: str, notes: list) -> list[str]:
     """The listed features, or every named column but the target. A first column without a
     name is the index pandas' to_csv() writes: it is left out with a note. Any other column
     used must have a name."""
-    features = cfg_data["features"]
+    features = cfg_data.features
     if features:
         return features
-    exclude = cfg_data.get("exclude") or []
+    exclude = cfg_data.exclude or []
     for name in exclude:  # a typo would silently keep the column it meant to drop
         if name not in header:
             named = [h for h in header if h]
@@ -35,7 +35,7 @@ def feature_columns(cfg_data: dict, header: list[str], where: str, notes: list) 
         else:
             raise NnctlError(f"column {i + 1} of the header has no name", where,
                              "give it a name, or list the columns to use in data.features")
-    return [c for c in header if c and c != cfg_data["target"] and c not in exclude]
+    return [c for c in header if c and c != cfg_data.target and c not in exclude]
 
 
 def categorical_columns(df, features, setting, path) -> list[str]:

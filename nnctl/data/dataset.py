@@ -106,10 +106,10 @@ class _Split:
 
 
 def _read(cfg: dict) -> _Rows:
-    data = cfg["data"]
-    path, notes = Path(data["path"]), []
-    table = open_table(path, data["delimiter"])
-    header, target = table.header, data["target"]
+    data = cfg.data
+    path, notes = Path(data.path), []
+    table = open_table(path, data.delimiter)
+    header, target = table.header, data.target
     named = [h for h in header if h]
     if target not in header:
         raise NnctlError(f"target column '{target}' not in the file{did_you_mean(target, named)}", str(path),
@@ -118,24 +118,24 @@ def _read(cfg: dict) -> _Rows:
     if not features:
         raise NnctlError("there are no feature columns besides the target", str(path))
     used = list(dict.fromkeys(features + [target]))
-    _check_fits(path, len(header), len(features) + 1, np.dtype(cfg["training"]["dtype"]).itemsize)
+    _check_fits(path, len(header), len(features) + 1, np.dtype(cfg.training.dtype).itemsize)
     extra = _other_files(data, used)  # checked before the long work: a typo there fails fast
-    df = read_table(table, columns=used, decimal=data["decimal"])
+    df = read_table(table, columns=used, decimal=data.decimal)
     rows_read = len(df)
-    categorical = categorical_columns(df, features, data["categorical"], path)
+    categorical = categorical_columns(df, features, data.categorical, path)
     notes += suspicious_columns(df, features, categorical)
-    df = handle_missing(df, features, target, data["missing"], path)
-    task = data_task(cfg["model"]["task"], df[target])
-    if task == "regression" and cfg["model"]["task"] == "auto":
+    df = handle_missing(df, features, target, data.missing, path)
+    task = data_task(cfg.model.task, df[target])
+    if task == "regression" and cfg.model.task == "auto":
         notes += regression_note(df[target], target)
     train_rows, val_where = len(df), None
     if "validation" in extra:
         # a separate validation file: appended after the training rows, and the split is theirs
         val_where = extra["validation"].where
-        val_df = read_table(extra["validation"], columns=used, decimal=data["decimal"])
+        val_df = read_table(extra["validation"], columns=used, decimal=data.decimal)
         rows_read += len(val_df)
-        df = _concat(df, handle_missing(val_df, features, target, data["missing"], val_where))
-        if data["validation_split"]:
+        df = _concat(df, handle_missing(val_df, features, target, data.missing, val_where))
+        if data.validation_split:
             notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
     return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes)
 
@@ -143,9 +143,9 @@ def _read(cfg: dict) -> _Rows:
 def _split(cfg: dict, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
     """Targets and the train/validation rows: a validation file's rows, fold i of K, or a
     (stratified) fraction drawn from the seed."""
-    target, fraction = cfg["data"]["target"], cfg["data"]["validation_split"]
-    rng = np.random.default_rng(np.random.SeedSequence(cfg["seed"]).spawn(1)[0])
-    classes, positive = None, cfg["data"].get("positive_class")
+    target, fraction = cfg.data.target, cfg.data.validation_split
+    rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(1)[0])
+    classes, positive = None, cfg.data.positive_class
     if rows.task == "classification":
         classes, y = encode_labels(rows.df[target], target, rows.where)
         rows.notes.extend(classes_note(classes, len(y), target))
@@ -173,12 +173,12 @@ def _split(cfg: dict, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
 
 def _encode(cfg: dict, rows: _Rows, split: _Split) -> Dataset:
     """The encoder fit on the training rows, the arrays it makes, and the target's scaling."""
-    data, df = cfg["data"], rows.df
-    dtype = np.dtype(cfg["training"]["dtype"])
-    encoder = FeatureEncoder(rows.features, unknown=data["unknown_category"], decimal=data["decimal"])
+    data, df = cfg.data, rows.df
+    dtype = np.dtype(cfg.training.dtype)
+    encoder = FeatureEncoder(rows.features, unknown=data.unknown_category, decimal=data.decimal)
     # categories come from the whole training file, so whether a rare one lands in the validation
     # part (the seed's luck) cannot decide if a config is valid; scaling is fit on training rows only
-    X_train = encoder.fit(df.iloc[split.train_idx], rows.categorical, data["scale"], data["missing"], dtype,
+    X_train = encoder.fit(df.iloc[split.train_idx], rows.categorical, data.scale, data.missing, dtype,
                           rows.where, categories_from=df.iloc[:rows.train_rows])
     X_val = encoder.transform(df.iloc[split.val_idx], dtype, where=rows.val_where or rows.where)
     y_train, y_val = split.y[split.train_idx], split.y[split.val_idx]
@@ -188,12 +188,12 @@ def _encode(cfg: dict, rows: _Rows, split: _Split) -> Dataset:
         counted = y_train if rows.val_where is not None else split.y
         counts = np.bincount(counted, minlength=len(split.classes))
         class_counts = {str(c): int(n) for c, n in zip(split.classes, counts)}
-    elif data["scale_target"]:
+    elif data.scale_target:
         target_scaler = fit_target_scaler(y_train)
         offset, scale = np.asarray(target_scaler["offset"]), np.asarray(target_scaler["scale"])
         y_train = ((y_train - offset) / scale).astype(dtype)
         y_val = ((y_val - offset) / scale).astype(dtype)
-    return Dataset(X_train, y_train, X_val, y_val, rows.task, data["target"], encoder, split.classes,
+    return Dataset(X_train, y_train, X_val, y_val, rows.task, data.target, encoder, split.classes,
                    target_scaler=target_scaler, rows_read=rows.rows_read, rows_dropped=rows.rows_read - len(df),
                    class_counts=class_counts, notes=rows.notes)
 
@@ -202,9 +202,9 @@ def _other_files(data: dict, used: list[str]) -> dict:
     """The validation and test files, opened, with every used column checked to be there."""
     files = {}
     for part in ("validation", "test"):
-        path = data[f"{part}_path"]
+        path = getattr(data, f"{part}_path")
         if path:
-            table = open_table(Path(path), data["delimiter"], given_as=f"data.{part}_path")
+            table = open_table(Path(path), data.delimiter, given_as=f"data.{part}_path")
             require_columns(table.header, used, table.where)
             files[part] = table
     return files

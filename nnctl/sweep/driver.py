@@ -170,7 +170,7 @@ def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
         if resume is None:
             _save_sweep(folder, sweep)
         (folder / "trials").mkdir(exist_ok=True)
-        study = _study(folder, sweep, base_cfg["training"]["iterations"], load=resume is not None)
+        study = _study(folder, sweep, base_cfg.training.iterations, load=resume is not None)
         table = _Table(folder, sweep)
         dists = distributions(sweep["parameters"])
         proposer = Proposer(study, sweep, dists, *_recover(study, folder, sweep, table))
@@ -232,7 +232,7 @@ def _job(sweep, params, trial, folder, ray_address, runner, datasets):
     elif sweep["early_terminate"] and not sweep["folds"]:
         job["prune"] = {"journal": str(folder / JOURNAL), "study": STUDY, "trial_id": trial._trial_id,
                         "sweep": {"early_terminate": sweep["early_terminate"]},
-                        "iterations": cfg["training"]["iterations"]}
+                        "iterations": cfg.training.iterations}
     return job, None
 
 
@@ -241,8 +241,8 @@ def _ship_data(job: dict, cfg: dict, folds, runner, datasets: dict) -> None:
     cluster's nodes need no access to the driver's files."""
     from ..data import load_dataset
 
-    key = dumps({"data": cfg["data"], "seed": cfg["seed"], "task": cfg["model"]["task"],
-                 "dtype": cfg["training"]["dtype"], "folds": folds})
+    key = dumps({"data": cfg.data, "seed": cfg.seed, "task": cfg.model.task,
+                 "dtype": cfg.training.dtype, "folds": folds})
     if key not in datasets:
         if folds:
             datasets[key] = ("datasets_ref", runner.put(key, {i: load_dataset(cfg, fold=(i, folds))

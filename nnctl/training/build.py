@@ -20,7 +20,7 @@ def architecture(sizes) -> str:
 
 def choose_loss(cfg: dict, dataset: Dataset) -> str:
     n_classes = len(dataset.classes) if dataset.classes else None
-    loss = loss_for(dataset.task, n_classes, cfg["training"]["loss"])
+    loss = loss_for(dataset.task, n_classes, cfg.training.loss)
     if LOSSES[loss].task != dataset.task:
         raise NnctlError(f"training.loss {loss} is for {LOSSES[loss].task}, but this is a {dataset.task} task",
                          "training.loss", "use loss: auto, or set model.task")
@@ -33,14 +33,14 @@ def choose_loss(cfg: dict, dataset: Dataset) -> str:
 def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
-    sizes = [dataset.n_inputs] + list(cfg["model"]["layers"]) + [dataset.n_outputs]
+    sizes = [dataset.n_inputs] + list(cfg.model.layers) + [dataset.n_outputs]
     _check_model_fits(sizes, cfg, dataset)
     activations = hidden_activations(cfg)
     loss = choose_loss(cfg, dataset)
-    dtype = np.dtype(cfg["training"]["dtype"])
-    network = Network.initialize(sizes, activations, loss, cfg["model"]["init"], cfg["seed"], dtype)
-    if cfg["model"]["init_from"] and not fresh:
-        _warm_start(cfg["model"]["init_from"], network, dataset)
+    dtype = np.dtype(cfg.training.dtype)
+    network = Network.initialize(sizes, activations, loss, cfg.model.init, cfg.seed, dtype)
+    if cfg.model.init_from and not fresh:
+        _warm_start(cfg.model.init_from, network, dataset)
     return network
 
 
@@ -50,10 +50,10 @@ def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
     backward, and deltas per batch row."""
     from ..resources import require_memory
 
-    itemsize = np.dtype(cfg["training"]["dtype"]).itemsize
+    itemsize = np.dtype(cfg.training.dtype).itemsize
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     n = len(dataset.X_train)
-    rows = max(min(cfg["training"]["batch_size"] or n, n), min(n, 65536))  # a batch, or a scoring chunk
+    rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
     needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")
@@ -127,5 +127,5 @@ def prepare_float64(config, overrides, rows: int):
     dataset = load_dataset(cfg)
     network = build_network(cfg, dataset)
     X, y = dataset.X_train[:rows], dataset.y_train[:rows]
-    weights = row_weights(cfg["training"]["class_weight"], dataset, y, np.float64)
+    weights = row_weights(cfg.training.class_weight, dataset, y, np.float64)
     return network, X, targets_for(network, y), cfg, weights

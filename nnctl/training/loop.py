@@ -41,8 +41,8 @@ class TrainResult:
 
 def log_every(training: dict) -> int:
     """Epochs between logged epochs: `auto` keeps about 200 rows of history."""
-    every = training.get("log_every", 1)
-    return max(1, training["iterations"] // 200) if every == "auto" else every
+    every = training.log_every
+    return max(1, training.iterations // 200) if every == "auto" else every
 
 
 def train(network: Network, dataset, training: dict, seed: int = 0, callback: Callback | None = None,
@@ -71,7 +71,7 @@ def train(network: Network, dataset, training: dict, seed: int = 0, callback: Ca
         except ValueError as exc:
             raise NnctlError(f"checkpoint does not match its config: {exc}", str(checkpoint_path(resume.path)))
     loop.checkpointer = checkpointer
-    callback.on_train_begin({"epochs": training["iterations"], "rows": loop.rows, "batch_size": loop.batch,
+    callback.on_train_begin({"epochs": training.iterations, "rows": loop.rows, "batch_size": loop.batch,
                              "batches": -(-loop.rows // loop.batch), "validation": loop.has_val,
                              "metric": loop.metric, "watch": loop.extra, "task": dataset.task,
                              "notes": list(dataset.notes)})
@@ -115,7 +115,7 @@ def final_metrics(network: Network, dataset, result: TrainResult, targets=(None,
 
 def divergence_advice(training: dict, dataset) -> str:
     """What to try when the loss blows up, leaving out what is already so."""
-    advice = f"lower training.learning_rate (now {training['learning_rate']:g})"
+    advice = f"lower training.learning_rate (now {training.learning_rate:g})"
     if (dataset.encoder.scaler or {}).get("kind") == "none":
         advice += ", or scale the inputs (data.scale: standard)"
     elif dataset.task == "regression" and dataset.target_scaler is None:
@@ -143,9 +143,9 @@ class _Loop:
         self.callback, self.should_stop = callback, should_stop
         self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
         # class weights multiply each training row's loss; validation losses stay unweighted
-        self.w = row_weights(training.get("class_weight"), dataset, dataset.y_train, network.dtype)
+        self.w = row_weights(training.class_weight, dataset, dataset.y_train, network.dtype)
         self.rows = len(self.X)
-        self.batch = min(training["batch_size"] or self.rows, self.rows)
+        self.batch = min(training.batch_size or self.rows, self.rows)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
         self.optimizer = network_optimizer(network, training)
         self.schedule = build_schedule(training)
@@ -153,7 +153,7 @@ class _Loop:
         self.has_val = len(dataset.X_val) > 0
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         self.metric = f"val_{metric_name(dataset.task)}"
-        self.stopper = EarlyStopping.from_config(training["early_stopping"]) if training["early_stopping"] else None
+        self.stopper = EarlyStopping.from_config(training.early_stopping) if training.early_stopping else None
         # measured only when in use: each costs a sort or a count of the validation rows
         self.extra = metrics_in_use(watched_metrics(training, watched), dataset)
         self.history: list[dict] = []
@@ -168,7 +168,7 @@ class _Loop:
         self.partial = None  # (batches done, row order, loss so far) of the epoch cut short
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
         # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
-        self.shuffle = training["shuffle"] and self.batch < self.rows
+        self.shuffle = training.shuffle and self.batch < self.rows
         self.X_epoch = np.empty_like(self.X) if self.shuffle else self.X
         self.y_epoch = np.empty_like(self.y) if self.shuffle else self.y
         self.w_epoch = np.empty_like(self.w) if self.shuffle and self.w is not None else self.w
@@ -178,7 +178,7 @@ class _Loop:
                         for s in range(0, self.rows, self.batch)]
 
     def run(self, start: float) -> str:
-        epochs, every = self.training["iterations"], log_every(self.training)
+        epochs, every = self.training.iterations, log_every(self.training)
         for epoch in range(self.completed + 1, epochs + 1):
             logged = epoch == 1 or epoch == epochs or epoch % every == 0
             measured = logged or self.stopper is not None

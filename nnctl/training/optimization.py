@@ -19,13 +19,13 @@ HYPERPARAMETERS = {
 
 
 def build_optimizer(params, training: dict, decay=None) -> Optimizer:
-    """The optimizer `training["optimizer"]` names over `params` (arrays updated in place),
+    """The optimizer `training.optimizer` names over `params` (arrays updated in place),
     with its hyper-parameters and `l2` as weight decay; `decay`: per array, where l2 applies."""
-    name = training["optimizer"]
+    name = training.optimizer
     cls, fixed = OPTIMIZERS[name]
-    kwargs = {arg: tuple(training[k] for k in key) if isinstance(key, tuple) else training[key]
+    kwargs = {arg: tuple(getattr(training, k) for k in key) if isinstance(key, tuple) else getattr(training, key)
               for arg, key in HYPERPARAMETERS[name].items()}
-    return cls(params, weight_decay=training["l2"], decay=decay, **fixed, **kwargs)
+    return cls(params, weight_decay=training.l2, decay=decay, **fixed, **kwargs)
 
 
 def network_optimizer(network, training: dict) -> Optimizer:
@@ -35,7 +35,7 @@ def network_optimizer(network, training: dict) -> Optimizer:
 
 def build_schedule(training: dict):
     """epoch (from 0) -> learning rate, under the config's `training.schedule`."""
-    schedule = training["schedule"]
+    schedule = training.schedule
     function, own = SCHEDULES[schedule["name"]]
-    return partial(function, training["learning_rate"], epochs=training["iterations"],
+    return partial(function, training.learning_rate, epochs=training.iterations,
                    **{key: schedule[key] for key in own})

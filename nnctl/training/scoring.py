@@ -79,8 +79,8 @@ def extra_scores(names, y: np.ndarray, outputs: np.ndarray) -> dict:
 
 def watched_metrics(training: dict, more: dict | None = None) -> dict:
     """{history column: the key that asks for it}: the early-stopping metric, and `more`."""
-    stop = training.get("early_stopping")
-    return {**({stop["metric"]: "training.early_stopping.metric"} if stop else {}), **(more or {})}
+    stop = training.early_stopping
+    return {**({stop.metric: "training.early_stopping.metric"} if stop else {}), **(more or {})}
 
 
 def metrics_in_use(watched: dict, dataset) -> list[str]:

@@ -23,8 +23,8 @@ class EarlyStopping:
     @classmethod
     def from_config(cls, early_stopping: dict) -> "EarlyStopping":
         """From the resolved `training.early_stopping` section."""
-        return cls(early_stopping["metric"], early_stopping["patience"], early_stopping["min_delta"],
-                   early_stopping["restore_best"])
+        return cls(early_stopping.metric, early_stopping.patience, early_stopping.min_delta,
+                   early_stopping.restore_best)
 
     def update(self, log: dict, network: Network) -> bool:
         """Record the epoch; True when training should stop."""
