@@ -134,3 +134,42 @@ def _size(n: int) -> str:
     from .resources import human_bytes
 
     return human_bytes(n)
+
+
+# --- `meta`: the JSON object every nnctl .npz carries ------------------------------------------
+def meta_array(meta: dict, text: bool = True) -> np.ndarray:
+    """`meta` as an array to save: a 0-d unicode array (what model.npz's contract promises,
+    `str(npz["meta"])` reads it), or with `text=False` UTF-8 bytes (a checkpoint's long history
+    would take four bytes a character as unicode)."""
+    from .jsonfmt import dumps
+
+    encoded = dumps(meta)
+    return np.array(encoded) if text else np.frombuffer(encoded.encode(), dtype=np.uint8)
+
+
+def read_meta(arrays: dict, what: str, where: str, fmt: str, newest: int, oldest: int = 1,
+              older_hint: str = "") -> dict:
+    """The `meta` object of an nnctl .npz (either encoding `meta_array` writes), checked to be
+    of format `fmt` and a `format_version` from `oldest` to `newest`; an NnctlError naming the
+    file otherwise (`older_hint`: what to do with a version this nnctl no longer reads)."""
+    import json
+
+    array = arrays.get("meta")
+    if array is None:
+        raise NnctlError(f"{what} has no `meta` array", where)
+    try:
+        text = array.tobytes().decode() if array.dtype == np.uint8 else str(array.item())
+        meta = json.loads(text)
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
+        raise NnctlError(f"{what}'s meta is not a JSON object", where)
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise NnctlError(f"not an nnctl {what} (format is {found!r})", where)
+    version = meta.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version < oldest:
+        raise NnctlError(f"this {what} was written by an older nnctl (format_version {version}), which this one "
+                         "cannot read", where, older_hint or "use the nnctl that wrote it")
+    if not isinstance(version, int) or isinstance(version, bool) or version > newest:
+        raise NnctlError(f"{what} format_version {version!r} is newer than this nnctl reads ({newest})", where,
+                         "upgrade nnctl: pip install -U nnctl")
+    return meta

@@ -10,7 +10,6 @@ Format 1, which nnctl wrote before layers were objects (arrays W0, b0, ... and
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from .. import __version__
 from ..data.encoding import FeatureEncoder
 from ..errors import NnctlError
-from ..npzfile import read_npz
+from ..npzfile import meta_array, read_meta, read_npz
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
 from ..nn.network import Network
@@ -58,7 +57,7 @@ def layer_specs(network: Network) -> list[dict]:
 
 def save_model(path, network: Network, meta: dict) -> None:
     with open(path, "wb") as fh:
-        np.savez(fh, meta=np.array(json.dumps(meta)), **network.arrays())
+        np.savez(fh, meta=meta_array(meta), **network.arrays())
 
 
 def model_path(path) -> Path:
@@ -174,18 +173,8 @@ def _require_finite(arrays: dict, where: str) -> None:
 
 
 def _read_meta(arrays: dict, where: str) -> dict:
-    if "meta" not in arrays:
-        raise NnctlError("model file has no `meta` array", where)
-    try:
-        meta = json.loads(str(arrays["meta"].item()))
-    except (ValueError, TypeError):
-        raise NnctlError("model file's meta is not a JSON object", where)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise NnctlError(f"not an nnctl model (format is {meta.get('format') if isinstance(meta, dict) else None!r})", where)
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-        raise NnctlError(f"model format_version {version!r} is newer than this nnctl reads ({FORMAT_VERSION})", where,
-                         "upgrade nnctl: pip install -U nnctl")
+    meta = read_meta(arrays, "model file", where, FORMAT, FORMAT_VERSION)
+    version = meta["format_version"]
     layout = ("activations",) if version == 1 else ("layers", "output")
     for key in layout + ("task", "features", "scaler"):
         if key not in meta:

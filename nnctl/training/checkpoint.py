@@ -13,7 +13,6 @@ read with `allow_pickle=False` only, and anything malformed is an NnctlError nam
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,7 @@ import numpy as np
 from .. import __version__
 from ..atomic import atomic_file
 from ..errors import NnctlError
-from ..jsonfmt import dumps
-from ..npzfile import read_npz
+from ..npzfile import meta_array, read_meta, read_npz
 from ..runs.folder import RunFolder
 from .checkpoint_check import checkpoint_limit, checkpoint_meta_problem, nonfinite_array
 
@@ -61,7 +59,7 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "nnctl_version": __version__, **meta}
     with atomic_file(path, "wb", durable=True) as fh:
         # meta as UTF-8 bytes: a unicode array would take four bytes a character
-        np.savez(fh, meta=np.frombuffer(dumps(meta).encode(), dtype=np.uint8), **arrays)
+        np.savez(fh, meta=meta_array(meta, text=False), **arrays)
 
 
 def checkpoint_path(run) -> Path:
@@ -125,20 +123,11 @@ def load_checkpoint(run) -> Checkpoint:
     where = str(path)
     arrays = read_npz(path, "checkpoint", "corrupt or truncated", "resume from another run, or train again",
                       limit=checkpoint_limit)
-    try:
-        meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (KeyError, ValueError, TypeError, UnicodeDecodeError):
-        raise NnctlError("checkpoint has no readable `meta`", where)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise NnctlError("not an nnctl checkpoint", where)
-    version = meta.get("format_version")
-    if version == 1:
-        raise NnctlError("this checkpoint was written by an older nnctl (checkpoint format 1), which this one cannot "
-                         "resume", where, "the run's model.npz still works: start a new run from it with "
-                         "model.init_from, or finish the run with the nnctl that started it")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise NnctlError(f"checkpoint format_version {version!r} is newer than this nnctl reads ({FORMAT_VERSION})",
-                         where, "upgrade nnctl: pip install -U nnctl")
+    # format 1 (the network's flat `params`, before layers were objects) is not resumed
+    meta = read_meta(arrays, "checkpoint", where, FORMAT, FORMAT_VERSION, oldest=2,
+                     older_hint="the run's model.npz still works: start a new run from it with model.init_from, "
+                                "or finish the run with the nnctl that started it")
+    arrays.pop("meta")
     for key in ("config", "completed", "rng", "optimizer_t", "history", "seconds", "data_digest", "name"):
         if key not in meta:
             raise NnctlError(f"checkpoint meta lacks `{key}`", where)
