@@ -121,9 +121,9 @@ def _sklearn_fit(config: Path, epochs: int) -> float:
 
     cfg = load_config(config)
     dataset = load_dataset(cfg)
-    t = cfg["training"]
-    model = MLPClassifier(hidden_layer_sizes=cfg["model"]["layers"], solver="sgd", learning_rate_init=t["learning_rate"],
-                          batch_size=t["batch_size"] or len(dataset.X_train), momentum=0.0, nesterovs_momentum=False,
+    t = cfg.training
+    model = MLPClassifier(hidden_layer_sizes=cfg.model.layers, solver="sgd", learning_rate_init=t.learning_rate,
+                          batch_size=t.batch_size or len(dataset.X_train), momentum=0.0, nesterovs_momentum=False,
                           alpha=0.0, max_iter=epochs, tol=0.0, n_iter_no_change=10**9, shuffle=True, random_state=0)
     X, y = np.asarray(dataset.X_train), np.asarray(dataset.y_train)
     with warnings.catch_warnings():
@@ -269,7 +269,7 @@ def peak_memory(config: Path) -> tuple[float, float]:
     data_bytes = sum(np.asarray(getattr(dataset, n)).nbytes for n in ("X_train", "X_val", "y_train", "y_val"))
     network = build_network(cfg, dataset)
     tracemalloc.start()
-    train(network, dataset, cfg["training"], seed=0)
+    train(network, dataset, cfg.training, seed=0)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     model_bytes = network.flat_params.nbytes

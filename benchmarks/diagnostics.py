@@ -57,7 +57,7 @@ def main() -> None:
                 loop._Loop.epoch = without if setting == "off" else with_diagnostics
                 network = build_network(cfg, dataset)
                 start = time.perf_counter()
-                result = train(network, dataset, cfg["training"], seed=cfg["seed"])
+                result = train(network, dataset, cfg.training, seed=cfg.seed)
                 best[setting] = min(best[setting], time.perf_counter() - start)
                 logged = len(result.history)
         loop._Loop.epoch = with_diagnostics

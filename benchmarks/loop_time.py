@@ -32,7 +32,9 @@ def main(config: str, epochs: int) -> float:
     network = build_network(cfg, dataset)
     with open(os.devnull, "w") as devnull:
         start = time.perf_counter()
-        train(network, dataset, cfg["training"], seed=cfg["seed"], callback=PlainLines(devnull))
+        # a typed config (cfg.training) since layers became objects; a dict in older revisions
+        training, seed = (cfg.training, cfg.seed) if hasattr(cfg, "training") else (cfg["training"], cfg["seed"])
+        train(network, dataset, training, seed=seed, callback=PlainLines(devnull))
         return time.perf_counter() - start
 
 
