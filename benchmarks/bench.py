@@ -6,6 +6,7 @@ time, dataset reload and peak memory. Prints figures; asserts nothing (tests do 
     python benchmarks/bench.py           # all workloads, 3 repeats
     python benchmarks/bench.py --workloads W1 W2 --repeat 5 --skip-cli
     python benchmarks/bench.py --workloads W1 W2 --baseline HEAD~1   # this tree vs a revision
+                                                                     # ("base ÷ own" is the like-for-like ratio)
 
 Training speed is measured as the checker does: each run at E and 3E epochs, nnctl and its peers
 alternated in the same process, and the difference of the two times (which cancels start-up and
@@ -327,6 +328,9 @@ def main() -> None:
                 suites["api"]["sklearn"] = lambda e, c=config: sklearn_api(c, e)
             if base is not None:
                 suites["api"]["base"] = lambda e, c=config: base_api(base, c, e)
+                # this tree timed exactly as `base` is (its own process, loop_time.py): the like-for-like
+                # peer for the base ratio, as the in-process row runs under other conditions
+                suites["api"]["own"] = lambda e, c=config: base_api(ROOT, c, e)
             if not args.skip_cli:
                 suites["cli"] = {"nnctl": lambda e, c=config: nnctl_cli(c, e, Path(runs))}
                 if torch_ok:
@@ -346,6 +350,9 @@ def main() -> None:
                     ratio = "" if peer == "nnctl" else f"{s / seconds['nnctl']:.2f}×"
                     gflops = flops / s / 1e9
                     print(f"{name:9} {how:6} {peer:8} {samples / s:12,.0f} {gflops:9.1f} {100 * gflops / peak:6.0f}% {ratio:>13}")
+                if "own" in seconds and "base" in seconds:
+                    print(f"{name:9} {how:6} base ÷ own (each in its own process): {seconds['base'] / seconds['own']:.2f}×"
+                          " (below 1: this tree is slower)")
                 if how == "api":
                     products = min(products, products_per_batch(name))
                     budgets.append(budget_line(name, seconds, 2 * run_epochs * -(-train_rows // (batch or train_rows)),
