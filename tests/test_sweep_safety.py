@@ -2,6 +2,7 @@
 leave no orphans (issue 22, items 1, 7, 8, 16, 17, 18). Every subprocess is bounded and killed."""
 import csv
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -320,3 +321,27 @@ def test_sigterm_while_writing_leaves_no_temporary_file(tmp_path, iris_run, comm
                             capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
     assert result.returncode == 130, result.stderr
     assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("metric, goal", [("val_f1", "maximize"), ("val_accuracy", "maximize"),
+                                          ("val_loss", "minimize"), ({"name": "val_f1", "goal": "minimize"}, "minimize")])
+def test_a_higher_is_better_metric_is_maximized_unless_the_goal_says_otherwise(write_config, tmp_path, metric, goal):
+    import yaml
+
+    from nnctl.sweep.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"config": str(CONFIGS / "iris.yaml"), "method": "random", "trials": 2,
+                                    "metric": metric, "parameters": {"training.iterations": {"values": [3]}}}))
+    assert load_sweep(path)["metric"]["goal"] == goal
+
+
+def test_cv_with_early_stopping_says_its_scores_are_optimistic(tmp_path):
+    result = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--runs-dir", tmp_path, "--workers", "1", "--json",
+                 "--set", "training.iterations=5", "--set", "training.early_stopping={patience: 2}")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-2])
+    assert "optimistic" in summary["note"] and "note: early stopping chose each fold's epoch" in result.stderr
+    plain = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--runs-dir", tmp_path, "--workers", "1", "--json",
+                "--set", "training.iterations=5", "--set", "training.early_stopping=null")
+    assert "note" not in json.loads(plain.stdout.strip().splitlines()[-2])

@@ -1,6 +1,7 @@
 """Run files damaged by hand, by a crash or by an attacker: each is one clean `error:` line naming
 the damaged file (never a traceback, never "this is a bug"), and `nnctl runs` lists the other
 runs and marks the damaged one."""
+import csv
 import io
 import json
 import shutil
@@ -327,3 +328,29 @@ def test_a_damaged_sweep_folder_is_one_clean_error(source_sweep, tmp_path, name,
     result = cli("sweep", "--resume", sweep, "--workers", "1", "--quiet")
     assert_clean_error(result, *fragments)
     assert "bug" not in result.stderr
+
+
+def _with_cell(text: str, row: int, column: str, value: str) -> str:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    rows[row - 1][column] = value
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name, tamper, fragments", [
+    ("summary.json", lambda text: "{", ["summary.json", "not valid JSON"]),
+    ("summary.json", lambda text: "[1, 2]", ["summary.json", "`metric` and `goal`"]),
+    ("trials.csv", lambda text: _with_cell(text, 1, "value", "x"), ["trials.csv", "line 2", "not a number"]),
+    ("trials.csv", lambda text: text + "1,complete\n", ["trials.csv", "line"]),
+], ids=["summary-not-json", "summary-list", "trials-value", "trials-ragged"])
+def test_plotting_a_damaged_sweep_is_one_clean_error(source_sweep, tmp_path, name, tamper, fragments):
+    pytest.importorskip("matplotlib")
+    sweep = tmp_path / source_sweep.name
+    shutil.copytree(source_sweep, sweep)
+    (sweep / name).write_text(tamper((sweep / name).read_text()))
+    result = cli("plot", sweep, "--output", tmp_path / "sweep.png")
+    assert_clean_error(result, *fragments)
+    assert "bug" not in result.stderr and not (tmp_path / "sweep.png").exists()

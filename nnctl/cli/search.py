@@ -99,8 +99,10 @@ def cv(
     result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=said)
     if not quiet:
         for key, stats in result["summary"].items():
-            if key != "folds":
+            if isinstance(stats, dict):
                 sys.stderr.write(f"{key}: {stats['mean']:.4f} ± {stats['std']:.4f} over {folds} folds\n")
+        if "note" in result["summary"]:
+            sys.stderr.write(f"note: {result['summary']['note']}\n")
     if json_:
         typer.echo(dumps(result["summary"]))
     typer.echo(str(result["folder"]))

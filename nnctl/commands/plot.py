@@ -100,8 +100,6 @@ def is_sweep(folder) -> bool:
 def plot_sweep(folder, output) -> Path:
     """A sweep's optimization history (each trial's value, and the best so far) and each
     parameter against the metric, one panel each, into a PNG."""
-    import csv
-    import json
 
     if not have_matplotlib():
         raise NnctlError("plotting needs matplotlib, which is not installed", "nnctl plot", INSTALL_HINT)
@@ -112,9 +110,7 @@ def plot_sweep(folder, output) -> Path:
 
     image_format(output)
     folder = Path(folder)
-    summary = json.loads((folder / "summary.json").read_text())
-    with open(folder / "trials.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["state"] == "complete" and r["value"]]
+    summary, rows = _sweep_summary(folder), _complete_trials(folder / "trials.csv")
     if not rows:
         raise NnctlError("the sweep has no complete trial to plot", str(folder))
     fixed = {"trial", "state", "value", "epochs", "seconds", "node", "run", "error"}
@@ -127,13 +123,17 @@ def plot_sweep(folder, output) -> Path:
     history.scatter(trials, values, s=14, label="trial")
     history.plot(trials, [better(values[: i + 1]) for i in range(len(values))], color="C1", label="best so far")
     history.set(xlabel="trial", ylabel=summary["metric"], title="optimization history")
+    from matplotlib.ticker import MaxNLocator
+
+    history.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
+    logs = _log_uniform(folder)
     history.legend(fontsize="small")
     for ax, name in zip(axes[0][1:], params):
         shown = [r[name] for r in rows]
         try:
             xs = [float(v) for v in shown]
             ax.scatter(xs, values, s=14)
-            if min(xs) > 0 and max(xs) / min(xs) > 100:
+            if name in logs or (min(xs) > 0 and max(xs) / min(xs) > 100):
                 ax.set_xscale("log")
         except ValueError:  # listed values such as [32, 16]: one column each
             labels = sorted(set(shown), key=shown.index)
@@ -142,3 +142,53 @@ def plot_sweep(folder, output) -> Path:
         ax.set(xlabel=name, ylabel=summary["metric"], title=name)
     fig.tight_layout()
     return save_figure(fig, output)
+
+
+DAMAGED_SWEEP = "the sweep folder is damaged: run the sweep again, or restore the file"
+
+
+def _sweep_summary(folder: Path) -> dict:
+    """summary.json with the `metric` and `goal` the plot needs; an NnctlError naming it."""
+    import json
+
+    path = folder / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise NnctlError("summary.json is not valid JSON", str(path), DAMAGED_SWEEP)
+    if not isinstance(summary, dict) or not isinstance(summary.get("metric"), str) \
+            or summary.get("goal") not in ("minimize", "maximize"):
+        raise NnctlError("summary.json lacks the sweep's `metric` and `goal`", str(path), DAMAGED_SWEEP)
+    return summary
+
+
+def _complete_trials(path: Path) -> list[dict]:
+    """The complete trials of trials.csv, each with a whole trial number and a numeric value;
+    an NnctlError naming the file and line for a row nnctl would not have written."""
+    import csv
+
+    rows = []
+    with open(path, newline="") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            if None in row or None in row.values() or "state" not in row:
+                raise NnctlError(f"trials.csv line {line} does not have its header's cells", str(path), DAMAGED_SWEEP)
+            if row["state"] != "complete" or not row.get("value"):
+                continue
+            try:
+                int(row["trial"]), float(row["value"])
+            except (KeyError, ValueError):
+                raise NnctlError(f"trials.csv line {line}: trial '{row.get('trial')}' or value '{row.get('value')}' "
+                                 "is not a number", str(path), DAMAGED_SWEEP)
+            rows.append(row)
+    return rows
+
+
+def _log_uniform(folder: Path) -> set:
+    """The parameters the sweep drew on a log scale (sweep.yaml), drawn on log axes too."""
+    import yaml
+
+    try:
+        sweep = yaml.safe_load((folder / "sweep.yaml").read_text())
+        return {name for name, p in sweep["parameters"].items() if p.get("distribution") == "log_uniform"}
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError):
+        return set()  # an older or damaged sweep.yaml: the plot falls back to the range of the values

@@ -53,7 +53,7 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
     try:
         with folder_lock(folder, "this cv is running", "wait for it to end"):
             results = _run_folds(cfg, folds, folder, workers, ray_address, callback)
-            return _cv_summary(folder, folds, results)
+            return _cv_summary(folder, folds, results, cfg.training.early_stopping is not None)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -92,7 +92,13 @@ def _run_folds(cfg, folds, folder, workers, ray_address, callback) -> dict:
     return results
 
 
-def _cv_summary(folder: Path, folds: int, results: dict) -> dict:
+# with early stopping a fold's validation part also chose its epoch, so its score is an
+# optimistic estimate: said wherever the numbers appear (summary.json, the closing lines)
+EARLY_STOPPING_NOTE = ("early stopping chose each fold's epoch on that fold's validation part, so these scores "
+                       "are optimistic; score a held-out data.test_path for an unbiased estimate")
+
+
+def _cv_summary(folder: Path, folds: int, results: dict, early_stopping: bool = False) -> dict:
     rows = []
     for i in range(folds):
         metrics = RunFolder(folder / f"fold_{i}").read_metrics()
@@ -106,6 +112,8 @@ def _cv_summary(folder: Path, folds: int, results: dict) -> dict:
         writer.writeheader()
         writer.writerows(rows)
     summary = {"folds": folds}
+    if early_stopping:
+        summary["note"] = EARLY_STOPPING_NOTE
     for key in ("val_loss", name):
         values = [r[key] for r in rows]
         summary[key] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values)}

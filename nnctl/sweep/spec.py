@@ -17,10 +17,14 @@ DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform")
 
 
 def _check_metric(checker, v, key, path):
+    from ..training.stopping import MAXIMIZED
+
     if isinstance(v, str):
         v = {"name": v}
     if not isinstance(v, dict):
         checker.fail(path, f"must be a mapping like {{name: val_loss, goal: minimize}}, got {show(v)}")
+    if "goal" not in v and v.get("name") in MAXIMIZED:
+        v = {**v, "goal": "maximize"}  # higher is better for accuracy, r2, f1, ...: minimizing it would mislead
     return checker.section(v, key.sub, path)
 
 

@@ -11,7 +11,9 @@ from .fmt import format_duration, format_number
 def _params(row: dict) -> str:
     from ..sweep.space import flow
 
-    return ", ".join(f"{k.split('.')[-1]}={flow(v)}" for k, v in row["params"].items())
+    # a drawn learning rate such as 0.0012345678901 reads as 0.001235: four significant digits
+    return ", ".join(f"{k.split('.')[-1]}={f'{v:.4g}' if isinstance(v, float) else flow(v)}"
+                     for k, v in row["params"].items())
 
 
 def _cells(row: dict, best: dict | None) -> list[str]:
