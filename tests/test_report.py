@@ -32,7 +32,7 @@ def runs(tmp_path_factory):
 # --- what training leaves for the report ------------------------------------------------------------
 def test_training_writes_diagnostics_in_long_format(runs):
     lines = (runs["iris"] / "diagnostics.csv").read_text().splitlines()
-    assert lines[0] == "epoch,layer,grad_norm,weight_norm,update_ratio,dead_fraction"
+    assert lines[0] == "epoch,layer,grad_norm,weight_norm,update_ratio,dead_fraction,grad_norm_total"
     rows = [line.split(",") for line in lines[1:]]
     history = (runs["iris"] / "history.csv").read_text().splitlines()[1:]
     assert len(rows) == 3 * len(history)  # every logged epoch, every layer
@@ -63,10 +63,10 @@ def test_diagnostics_average_the_epochs_steps_and_leave_out_a_short_last_batch(t
     seen = []
     original = Diagnostics.after_step
 
-    def recording(self, before):
+    def recording(self, before, total=None):
         s = self.slices[0]
         seen.append(float(np.linalg.norm(self.network.flat_grads[s])))
-        original(self, before)
+        original(self, before, total)
 
     monkeypatch.setattr(Diagnostics, "after_step", recording)
     # iris: 120 training rows in batches of 32 -> 3 full batches and one of 24

@@ -7,7 +7,7 @@ optional `onnx` extra). The graph does, in `predict`'s order:
    category gives all zeros under `unknown_category: ignore`, and fails the run under `error`);
 3. scaling, (x - offset) / scale;
 4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
-   activation its operator);
+   activation its operator, dropout nothing);
 5. the output: softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units; and the class label.
 """
@@ -121,6 +121,7 @@ def _activation_layer(g: _Graph, layer, i: int, x: str, opset: int) -> str:
 # layer type -> (graph, layer, its index, input name, opset) -> output name: a new layer type
 # adds its translation here
 LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer}
+LAYER_EXPORTS["dropout"] = lambda g, layer, i, x, opset: x  # the identity outside training: no node
 
 
 def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:

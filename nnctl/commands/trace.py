@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.clipping import clip_grad_norm
 from ..training.build import architecture, prepare_float64
 from ..training.optimization import build_schedule, network_optimizer
 
@@ -42,8 +43,9 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
     for step in range(1, steps + 1):
         outputs = {}
         output = network.forward(X, training=True, watch=lambda i, out: outputs.__setitem__(i, _m(out)))
-        forward = [{"layer": i, "type": layer.type, "name": layer.describe(), "output": outputs[i]}
-                   for i, layer in enumerate(network.layers)]
+        # a layer's own facts about this pass (dropout: its mask's share of zeros), if it has any
+        forward = [{"layer": i, "type": layer.type, "name": layer.describe(), "output": outputs[i],
+                    **getattr(layer, "record", dict)()} for i, layer in enumerate(network.layers)]
         loss = network.loss_value(y, weights)
         arriving = {}
         network.backward(y, weights, watch=lambda i, delta: arriving.__setitem__(i, _m(delta)))
@@ -51,6 +53,8 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
                      "grads": {name: _m(g) for name, g in layer.grads.items()}}
                     for i, layer in reversed(list(enumerate(network.layers)))]
         before = {i: _arrays(layer) for i, layer in network.trainable}
+        if training.grad_clip is not None:  # as the training loop does, before the step
+            clip_grad_norm(network.flat_grads, training.grad_clip)
         optimizer.step([network.flat_grads], lr)
         update = [{"layer": i, "type": layer.type, "before": before[i], "after": _arrays(layer)}
                   for i, layer in network.trainable]

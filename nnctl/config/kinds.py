@@ -211,6 +211,17 @@ def schema_activation(key):
     return {"anyOf": [names, {"type": "array", "items": names}]}
 
 
+def check_dropout(checker, v, key, path):
+    if isinstance(v, list):
+        return [check_float(checker, rate, key, path) for rate in v]
+    return check_float(checker, v, key, path)
+
+
+def schema_dropout(key):
+    rate = schema_float(key)
+    return {"anyOf": [rate, {"type": "array", "items": dict(rate)}]}
+
+
 # --- mappings with their own keys ------------------------------------------------------------
 def check_schedule(checker, v, key, path):
     if isinstance(v, str):
@@ -286,6 +297,7 @@ KINDS: dict[str, Kind] = {
     "categorical": Kind(check_categorical, schema_categorical),
     "layers": Kind(check_layers, schema_layers),
     "activation": Kind(check_activation, schema_activation),
+    "dropout": Kind(check_dropout, schema_dropout),
     "schedule": Kind(check_schedule, schema_schedule),
     "early_stopping": Kind(check_early_stopping, schema_early_stopping),
     "class_weight": Kind(check_class_weight, schema_class_weight),

@@ -88,6 +88,8 @@ def _spec() -> dict:
             "activation": Key("relu", "activation", "one name, or a list with one per hidden layer", tuple(ACTIVATIONS)),
             "init": Key("auto", "choice", "weight initializer (auto: he for the relu family, xavier otherwise)", ("auto",) + tuple(INITIALIZERS)),
             "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
+            "dropout": Key(0.0, "dropout", "dropout rate after each hidden block (inverted, as torch.nn.Dropout): one rate, or a list with one per hidden layer; 0 = none",
+                           low=0.0, high=1.0),
         },
         "training": {
             "learning_rate": Key(0.01, "float", "step size of every update", low=0.0, low_open=True),
@@ -103,6 +105,8 @@ def _spec() -> dict:
                             tuple(SCHEDULES), sub=_schedule_keys()),
             "loss": Key("auto", "choice", "auto picks cross_entropy / binary_cross_entropy / mse from the task", ("auto",) + tuple(LOSSES)),
             "l2": Key(0.0, "float", "weight decay: adds l2 * W to each weight gradient (biases are not decayed)", low=0.0),
+            "grad_clip": Key(None, "float", "null, or the largest global gradient norm: larger gradients are scaled down to it (torch.nn.utils.clip_grad_norm_)",
+                             low=0.0, low_open=True, nullable=True),
             "shuffle": Key(True, "bool", "reshuffle the training rows every epoch"),
             "early_stopping": Key(None, "early_stopping", "null, or {patience: 20, min_delta: 0.0, metric: val_loss, restore_best: true}",
                                   nullable=True, sub=EARLY_STOPPING),

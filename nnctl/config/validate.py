@@ -144,6 +144,9 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
         checker.fail(["model", "activation"],
                      f"lists {len(model['activation'])} activations for {len(model['layers'])} hidden layers",
                      "give one name per hidden layer, or a single name for all")
+    if isinstance(model["dropout"], list) and len(model["dropout"]) != len(model["layers"]):
+        checker.fail(["model", "dropout"], f"lists {len(model['dropout'])} rates for {len(model['layers'])} hidden layers",
+                     "give one rate per hidden layer, or a single rate for all")
     if training["batch_size"] == 0:
         training["batch_size"] = None
     stop = training["early_stopping"]

@@ -7,6 +7,8 @@ batch is left out when it is shorter than the rest, as its few rows make a noisy
 - weight_norm   ‖Wᵢ‖ after the step;
 - update_ratio  ‖ΔWᵢ‖ / ‖Wᵢ‖ of the step: about 1e-3 is the usual healthy size; far below, the
                 learning rate barely moves the weights; far above, it tears them around;
+- grad_norm_total  ‖∂L/∂θ‖ over every parameter (the global norm that gradient clipping caps),
+                before clipping; the same on each layer's row of an epoch;
 - dead_fraction for ReLU-family layers, the share of units whose pre-activation was ≤ 0 for every
                 row of the batch (they pass no gradient back: "dead ReLUs").
 """
@@ -55,15 +57,17 @@ class Diagnostics:
 
     def begin_epoch(self) -> None:
         self.sums = np.zeros((len(self.slices), 4))  # grad, weight, update ratio, dead; per layer
-        self.steps = 0
+        self.steps, self.total = 0, 0.0
 
     def before_step(self) -> np.ndarray:
         """A copy of the parameters, taken just before a step to be measured."""
         return self.network.flat_params.copy()
 
-    def after_step(self, before: np.ndarray) -> None:
-        """Add the step just taken to the epoch's sums."""
+    def after_step(self, before: np.ndarray, total: float | None = None) -> None:
+        """Add the step just taken to the epoch's sums; `total`: the global gradient norm before
+        clipping, when clipping has already measured it (and scaled the gradient since)."""
         params, grads, dot = self.network.flat_params, self.network.flat_grads, np.dot
+        self.total += math.sqrt(float(dot(grads, grads))) if total is None else total
         change = params - before
         for i, (s, activation) in enumerate(zip(self.slices, self.feeds)):
             g, w, d = grads[s], params[s], change[s]
@@ -80,9 +84,10 @@ class Diagnostics:
         """One row per trainable layer: the means over the epoch's measured steps."""
         if not self.steps:
             return []
-        means = self.sums / self.steps
+        means, total = self.sums / self.steps, self.total / self.steps
         return [{"epoch": epoch, "layer": i, "grad_norm": float(m[0]), "weight_norm": float(m[1]),
-                 "update_ratio": float(m[2]), "dead_fraction": float(m[3]) if self.feeds[i] is not None else None}
+                 "update_ratio": float(m[2]), "dead_fraction": float(m[3]) if self.feeds[i] is not None else None,
+                 "grad_norm_total": total}
                 for i, m in enumerate(means)]
 
 

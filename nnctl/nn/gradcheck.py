@@ -40,6 +40,19 @@ def check_gradients(network: Network, X: np.ndarray, y: np.ndarray, h: float = 1
     rng = np.random.default_rng(seed)
     network.forward(X, training)
     network.backward(y, w)
+    # a random layer (dropout) keeps the mask just drawn: every forward pass below must compute
+    # the same function as the one whose gradient backward gave
+    random = [layer for layer in network.layers if hasattr(layer, "frozen") and not layer.frozen]
+    for layer in random:
+        layer.frozen = True
+    try:
+        return _check_arrays(network, X, y, h, max_entries, rng, w, training)
+    finally:
+        for layer in random:
+            layer.frozen = False
+
+
+def _check_arrays(network, X, y, h, max_entries, rng, w, training) -> list[ParamCheck]:
     results = []
     for name, param, grad in [(n, p, g.copy()) for n, p, g in network.named_params()]:
         flat = param.reshape(-1)  # a view: writing it moves the parameter

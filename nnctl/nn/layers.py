@@ -181,3 +181,54 @@ class Activation(Layer):
         # delta is the next layer's dL/dx buffer, free to be overwritten with this layer's
         self._backward(delta, self.x, self.out, self.saved)
         return delta
+
+
+@register
+class Dropout(Layer):
+    """Inverted dropout, as torch.nn.Dropout: in training out = x ⊙ m, m = 1{u ≥ p} / (1 − p)
+    with u ~ U[0, 1) drawn anew each forward pass, so the expected output is x; in evaluation
+    out = x (the layer is the identity, and export drops it).
+
+    backward: dL/dx = delta ⊙ m (the same mask). The masks come from `rng`, a numpy Generator
+    the network's dropout layers share (its state goes into checkpoints). `frozen` keeps the
+    last mask instead of drawing one, so a gradient check's forward passes all see the same
+    function. `record()` is what trace shows beside the output: the mask's share of zeros."""
+
+    type = "dropout"
+
+    def __init__(self, rate: float, rng: np.random.Generator | None = None):
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"a dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.scale = 1.0 / (1.0 - self.rate)
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.frozen = False
+
+    def settings(self):
+        return {"rate": self.rate}
+
+    def describe(self):
+        return f"dropout {self.rate:g}"
+
+    def buffers(self, fan_in):
+        return {"out": fan_in, "mask": fan_in}
+
+    def forward(self, x, training=False):
+        self.x = x
+        if not training:
+            return x
+        mask = self.mask
+        if not self.frozen:
+            # drawn into the preallocated buffer: no allocation per batch
+            self.rng.random(dtype=mask.dtype, out=mask)
+            np.greater_equal(mask, self.rate, out=mask)
+            mask *= self.scale
+        return np.multiply(x, mask, out=self.out)
+
+    def backward(self, delta):
+        delta *= self.mask  # delta is the next layer's dL/dx buffer, free to overwrite
+        return delta
+
+    def record(self) -> dict:
+        return {"mask_zeros": float(1.0 - np.count_nonzero(self.mask) / self.mask.size) if self.mask.size else 0.0}

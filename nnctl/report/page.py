@@ -112,8 +112,17 @@ def _summary(run: RunData) -> str:
             ["architecture", escape(str(m.get("architecture", "")))], ["created", escape(str(m.get("created", "")))]]
     if m.get("resumed_from"):
         rows.append(["resumed from", escape(m["resumed_from"])])
+    if m.get("clipped_steps") is not None:
+        rows.append(["gradient clipping", escape(clipping_sentence(m))])
     config = f"<details open><summary>resolved config</summary><pre>{escape(_config_as_written(run))}</pre></details>"
     return f'<h2>Summary</h2><div class="grid2"><div>{_table(["", ""], rows, "summary")}</div><div>{config}</div></div>'
+
+
+def clipping_sentence(m: dict) -> str:
+    """How often training.grad_clip scaled the gradient down, from metrics.json."""
+    clipped, steps = m["clipped_steps"], m.get("steps") or 0
+    share = f" ({clipped / steps:.0%})" if steps else ""
+    return f"acted on {clipped:,} of {steps:,} steps{share}: the gradient's norm was above training.grad_clip"
 
 
 def _saved(m: dict) -> str:

@@ -245,7 +245,7 @@ class RunFolder:
 
 
 NOT_A_RUN_HINT = "pass run folders written by `nnctl train` (`nnctl runs` lists them)"
-DIAGNOSTIC_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction")
+DIAGNOSTIC_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction", "grad_norm_total")
 
 
 def _metrics_text(metrics: dict) -> str:

@@ -39,9 +39,36 @@ def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> Network:
     loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg.training.dtype)
     network = Network.initialize(sizes, activations, loss, cfg.model.init, cfg.seed, dtype)
+    network = _with_dropout(network, cfg)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
     return network
+
+
+def dropout_rates(cfg) -> list[float]:
+    """model.dropout as one rate per hidden layer."""
+    rate = cfg.model.dropout
+    return [float(r) for r in rate] if isinstance(rate, (list, tuple)) else [float(rate)] * len(cfg.model.layers)
+
+
+def _with_dropout(network: Network, cfg) -> Network:
+    """`network` with a dropout layer after each hidden block's activation whose rate is not 0
+    (a rate of 0 adds nothing: the network is exactly the one without dropout). The layers share
+    one generator, seeded from `seed` apart from the weights' and the shuffle's."""
+    rates = dropout_rates(cfg)
+    if not any(rates):
+        return network
+    from ..nn.layers import Dropout
+
+    rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(3)[2])
+    layers, hidden = [], iter(rates)
+    for layer in network.layers:
+        layers.append(layer)
+        if layer.type == "activation":
+            rate = next(hidden)
+            if rate:
+                layers.append(Dropout(rate, rng))
+    return Network(layers, network.loss_name, network.n_inputs)
 
 
 def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:

@@ -53,7 +53,7 @@ def checkpoint_meta_problem(meta: dict) -> str | None:
     for key in ("completed", "optimizer_t"):
         if not _count(meta[key]):
             return f"`{key}` is {meta[key]!r}, not a count (a whole number, 0 or more)"
-    for key in ("batches_done",):
+    for key in ("batches_done", "clipped_steps", "steps"):
         if key in meta and not _count(meta[key]):
             return f"`{key}` is {meta[key]!r}, not a count (a whole number, 0 or more)"
     for key in ("seconds", "partial_loss"):
@@ -69,6 +69,11 @@ def checkpoint_meta_problem(meta: dict) -> str | None:
         np.random.PCG64().state = meta["rng"]  # as the loop will restore it
     except (TypeError, ValueError, KeyError, OverflowError):
         return "`rng` is not the state of the shuffle generator"
+    if "dropout_rng" in meta:
+        try:
+            np.random.PCG64().state = meta["dropout_rng"]
+        except (TypeError, ValueError, KeyError, OverflowError):
+            return "`dropout_rng` is not the state of the dropout generator"
     if meta["config"]["training"].get("early_stopping") or meta.get("stopper") is not None:
         stopper = meta.get("stopper")
         if not isinstance(stopper, dict) or not {"best", "best_epoch", "waited"} <= set(stopper) \

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NnctlError
+from ..nn.clipping import clip_grad_norm
 from ..nn.diagnostics import Diagnostics
 from ..nn.network import Network
 from .callbacks import Callback
@@ -37,6 +38,8 @@ class TrainResult:
     best_by: str = "val_loss"  # what best_epoch is best at
     metrics: dict = field(default_factory=dict)
     run: object = None  # the run folder's Path, once saved
+    clipped_steps: int = 0  # steps whose gradient training.grad_clip scaled down
+    steps: int = 0  # optimizer steps taken (counted when grad_clip is set)
 
 
 def log_every(training: dict) -> int:
@@ -91,6 +94,9 @@ def train(network: Network, dataset, training: dict, seed: int = 0, callback: Ca
         result = TrainResult(loop.history, status, best_epoch, loop.elapsed(start), loop.completed,
                              diagnostics=loop.diagnostics, restored_best=restored, best_by=best_by)
         result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets), loop.extra)
+        if loop.clip is not None:
+            result.clipped_steps, result.steps = loop.clipped, loop.steps
+            result.metrics.update(clipped_steps=loop.clipped, steps=loop.steps)
     # the last update may have broken weights that every measured loss came before
     check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), loop.advice)
     callback.on_train_end(result)
@@ -150,6 +156,10 @@ class _Loop:
         self.optimizer = network_optimizer(network, training)
         self.schedule = build_schedule(training)
         self.grads = [network.flat_grads]
+        self.clip = training.grad_clip  # None: no clipping, and no work per batch for it
+        self.clipped = self.steps = 0
+        # the generator the dropout layers share (None without dropout): its state is checkpointed
+        self.dropout_rng = next((layer.rng for layer in network.layers if layer.type == "dropout"), None)
         self.has_val = len(dataset.X_val) > 0
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         self.metric = f"val_{metric_name(dataset.task)}"
@@ -203,7 +213,7 @@ class _Loop:
         """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
         None when interrupted (`partial` then holds where it stopped). With `diagnose`, some of
         the epoch's steps are measured layer by layer and averaged (nn.diagnostics)."""
-        network, step, grads = self.network, self.optimizer.step, self.grads
+        network, step, grads, clip = self.network, self.optimizer.step, self.grads, self.clip
         lr = self.lr = self.schedule(epoch - 1)
         first, order, total = 0, None, 0.0
         if self.partial is not None:  # finish the epoch a resumed run was cut short in
@@ -228,10 +238,15 @@ class _Loop:
             if measured:
                 total += network.loss_value(yb, wb) * len(xb)
             network.backward(yb, wb)
+            norm = None
+            if clip is not None:
+                norm, clipped = clip_grad_norm(network.flat_grads, clip)
+                self.clipped += clipped
+                self.steps += 1
             if k in sampled:
                 before = self.diagnose.before_step()
                 step(grads, lr)
-                self.diagnose.after_step(before)
+                self.diagnose.after_step(before, norm)
             else:
                 step(grads, lr)
             if should_stop is not None and should_stop():
@@ -257,6 +272,10 @@ class _Loop:
         meta = {"completed": self.completed, "rng": self.rng.bit_generator.state, "optimizer_t": optimizer["t"],
                 "history": self.history, "diagnostics": self.diagnostics, "seconds": self.elapsed(start),
                 "batches_done": 0, "partial_loss": 0.0}
+        if self.dropout_rng is not None:
+            meta["dropout_rng"] = self.dropout_rng.bit_generator.state
+        if self.clip is not None:
+            meta["clipped_steps"], meta["steps"] = self.clipped, self.steps
         if self.partial is not None:
             done, order, total = self.partial
             meta["batches_done"], meta["partial_loss"] = done, total
@@ -274,6 +293,11 @@ class _Loop:
         self.optimizer.load_state({"t": meta["optimizer_t"],
                                    **{k[4:]: v for k, v in arrays.items() if k.startswith("opt_")}})
         self.rng.bit_generator.state = meta["rng"]
+        if self.dropout_rng is not None:
+            if "dropout_rng" not in meta:
+                raise ValueError("the dropout generator's state is missing")
+            self.dropout_rng.bit_generator.state = meta["dropout_rng"]
+        self.clipped, self.steps = int(meta.get("clipped_steps", 0)), int(meta.get("steps", 0))
         self.completed = int(meta["completed"])
         self.history = list(meta["history"])
         self.diagnostics = list(meta.get("diagnostics", []))

@@ -169,6 +169,7 @@ def format_matrix(values, max_size: int = 48) -> str:
 TRACE_RULES = {
     "dense": ("out{i} = {x}·W + b", "∂L/∂W = {x}ᵀ · delta{i},  ∂L/∂b = Σ_rows delta{i},  delta{p} = delta{i} · Wᵀ"),
     "activation": ("out{i} = {name}({x})", "delta{p} = delta{i} ⊙ {name}'({x})"),
+    "dropout": ("out{i} = {x} ⊙ m,  m = 1{{u ≥ p}} / (1 − p), u ~ U[0, 1)", "delta{p} = delta{i} ⊙ m"),
 }
 
 
@@ -211,7 +212,8 @@ def print_trace(record: dict) -> None:
         for f in step["forward"]:
             layer = layers[f["layer"]]
             rule = _trace_rule(layer, 0) or f"out{f['layer']}"
-            blocks.append(f"layer {f['layer']} ({layer['name']}): {rule} =\n{format_matrix(f['output'])}")
+            zeros = f" (the mask zeroes {f['mask_zeros']:.0%} of the values)" if "mask_zeros" in f else ""
+            blocks.append(f"layer {f['layer']} ({layer['name']}){zeros}: {rule} =\n{format_matrix(f['output'])}")
         blocks.append(f"output: {record['output']}(out{last}) =\n{format_matrix(step['output'])}")
         panel(s + "2. forward propagation", blocks)
         console.print(f"{s}3. loss ({record['loss']}, mean over rows) = {step['loss']:.6g}")
