@@ -181,3 +181,8 @@ class Activation(Layer):
         # delta is the next layer's dL/dx buffer, free to be overwritten with this layer's
         self._backward(delta, self.x, self.out, self.saved)
         return delta
+
+
+# layer types kept in modules beside this one register themselves on import: loading a model.npz
+# that has them needs only LAYERS
+from . import normalization  # noqa: E402,F401

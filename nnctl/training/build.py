@@ -30,18 +30,57 @@ def choose_loss(cfg: dict, dataset: Dataset) -> str:
     return loss
 
 
-def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> Network:
+def build_network(cfg: dict, dataset: Dataset, fresh: bool = False, batches: bool = True) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
-    `fresh` (a resumed run, whose weights come from its checkpoint)."""
+    `fresh` (a resumed run, whose weights come from its checkpoint). `batches`: check that
+    training's batches suit the network (batch norm needs two rows in each)."""
     sizes = [dataset.n_inputs] + list(cfg.model.layers) + [dataset.n_outputs]
     _check_model_fits(sizes, cfg, dataset)
     activations = hidden_activations(cfg)
     loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg.training.dtype)
     network = Network.initialize(sizes, activations, loss, cfg.model.init, cfg.seed, dtype)
+    if cfg.model.normalization != "none":
+        network = _normalized(network, cfg.model.normalization)
+        if batches:
+            _check_batches(network, len(dataset.X_train), cfg.training.batch_size)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
     return network
+
+
+def _normalized(network: Network, kind: str) -> Network:
+    """The same network (same initial weights) with a norm layer in each hidden block, between
+    its dense layer and its activation: dense → norm → activation."""
+    from ..nn.layers import Activation
+    from ..nn.normalization import NORMALIZATIONS
+
+    layers = []
+    for layer, width in zip(network.layers, network.widths[1:]):
+        if isinstance(layer, Activation):
+            layers.append(NORMALIZATIONS[kind].fresh(width, network.dtype))
+        layers.append(layer)
+    return Network(layers, network.loss_name)
+
+
+def _check_batches(network: Network, rows: int, batch_size) -> None:
+    """Batch norm cannot normalize a batch of one row (PyTorch: "Expected more than 1 value per
+    channel when training"): refuse a training set whose batches include one, before training."""
+    if not any(layer.type == "batch_norm" for layer in network.layers):
+        return
+    batch = min(batch_size or rows, rows)
+    last = rows % batch or batch
+    if min(batch, last) >= 2:
+        return
+    if rows < 2:
+        raise NnctlError(f"batch normalization cannot normalize a batch of one row: the training part has {rows} row",
+                         "training.batch_size", "use more training rows, or model.normalization: layer")
+    what = f"batch_size {batch}" if batch == 1 else \
+        f"the last batch of each epoch has 1 row ({rows} training rows, batch_size {batch})"
+    # the nearest batch size above whose last batch is not a single row
+    good = next(b for b in range(max(batch, 1) + 1, rows + 1) if rows % b != 1)
+    raise NnctlError(f"batch normalization cannot normalize a batch of one row: {what}", "training.batch_size",
+                     f"use another batch_size (e.g. {good}), or model.normalization: layer")
 
 
 def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
@@ -125,7 +164,9 @@ def prepare_float64(config, overrides, rows: int):
     `trace` work on."""
     cfg = load_config(config, list(overrides) + ["training.dtype=float64"])
     dataset = load_dataset(cfg)
-    network = build_network(cfg, dataset)
+    network = build_network(cfg, dataset, batches=False)
     X, y = dataset.X_train[:rows], dataset.y_train[:rows]
+    if len(X) < 2 and any(layer.type == "batch_norm" for layer in network.layers):
+        raise NnctlError("batch normalization cannot normalize a batch of one row", "--rows", "use --rows 2 or more")
     weights = row_weights(cfg.training.class_weight, dataset, y, np.float64)
     return network, X, targets_for(network, y), cfg, weights
