@@ -100,6 +100,9 @@ def test_training_refuses_batches_of_one_row_up_front(tmp_path, batch_size, frag
     assert_clean_error(result, "a batch of one row", fragment, "training.batch_size", hint)
     assert not list(tmp_path.iterdir())
     assert train("layer").exit_code == 0  # layer norm has no such limit
+    checked = cli("validate", CONFIGS / "iris.yaml", "--set", "model.normalization=batch", "--set",
+                  f"training.batch_size={batch_size}")
+    assert_clean_error(checked, "a batch of one row", hint)
 
 
 def test_gradcheck_refuses_one_row_with_batch_norm():

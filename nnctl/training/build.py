@@ -30,10 +30,9 @@ def choose_loss(cfg: dict, dataset: Dataset) -> str:
     return loss
 
 
-def build_network(cfg: dict, dataset: Dataset, fresh: bool = False, batches: bool = True) -> Network:
+def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
-    `fresh` (a resumed run, whose weights come from its checkpoint). `batches`: check that
-    training's batches suit the network (batch norm needs two rows in each)."""
+    `fresh` (a resumed run, whose weights come from its checkpoint)."""
     sizes = [dataset.n_inputs] + list(cfg.model.layers) + [dataset.n_outputs]
     _check_model_fits(sizes, cfg, dataset)
     activations = hidden_activations(cfg)
@@ -42,8 +41,6 @@ def build_network(cfg: dict, dataset: Dataset, fresh: bool = False, batches: boo
     network = Network.initialize(sizes, activations, loss, cfg.model.init, cfg.seed, dtype)
     if cfg.model.normalization != "none":
         network = _normalized(network, cfg.model.normalization)
-        if batches:
-            _check_batches(network, len(dataset.X_train), cfg.training.batch_size)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
     return network
@@ -63,12 +60,13 @@ def _normalized(network: Network, kind: str) -> Network:
     return Network(layers, network.loss_name)
 
 
-def _check_batches(network: Network, rows: int, batch_size) -> None:
+def check_batches(cfg, network: Network, dataset: Dataset) -> None:
     """Batch norm cannot normalize a batch of one row (PyTorch: "Expected more than 1 value per
-    channel when training"): refuse a training set whose batches include one, before training."""
+    channel when training"): refuse training whose batches include one, before it starts."""
     if not any(layer.type == "batch_norm" for layer in network.layers):
         return
-    batch = min(batch_size or rows, rows)
+    rows = len(dataset.X_train)
+    batch = min(cfg.training.batch_size or rows, rows)
     last = rows % batch or batch
     if min(batch, last) >= 2:
         return
@@ -164,7 +162,7 @@ def prepare_float64(config, overrides, rows: int):
     `trace` work on."""
     cfg = load_config(config, list(overrides) + ["training.dtype=float64"])
     dataset = load_dataset(cfg)
-    network = build_network(cfg, dataset, batches=False)
+    network = build_network(cfg, dataset)
     X, y = dataset.X_train[:rows], dataset.y_train[:rows]
     if len(X) < 2 and any(layer.type == "batch_norm" for layer in network.layers):
         raise NnctlError("batch normalization cannot normalize a batch of one row", "--rows", "use --rows 2 or more")
