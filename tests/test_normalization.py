@@ -222,3 +222,18 @@ def test_export_equals_predict(tmp_path, kind, dtype):
         path13 = export(run, "--opset", "13", "--output", tmp_path / "m13.onnx")
         assert operator not in {n.op_type for n in onnx.load(path13).graph.node}
         assert_matches_predict(run, DATASETS / "iris.csv", path13)
+
+
+def test_resume_continues_bit_identically(tmp_path):
+    def train(*args):
+        result = cli("train", *args, "--runs-dir", tmp_path, "--quiet")
+        assert result.exit_code == 0, result.stderr
+        return Path(result.stdout.strip().splitlines()[-1])
+
+    norm = ["--set", "model.normalization=batch"]
+    straight = train(CONFIGS / "iris.yaml", *norm, "--set", "training.iterations=12")
+    first = train(CONFIGS / "iris.yaml", *norm, "--set", "training.iterations=6", "--set", "training.checkpoint_every=3")
+    resumed = train("--resume", first, "--set", "training.iterations=12")
+    a, b = np.load(straight / "model.npz"), np.load(resumed / "model.npz")
+    for name in [n for n in a.files if n != "meta"]:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
