@@ -88,13 +88,14 @@ def validate(
     """
     from ..config import dump_config, load_config
     from ..data import load_dataset
-    from ..training.build import build_network
+    from ..training.build import build_network, check_batches
     from ..training.scoring import class_weights, metrics_in_use, watched_metrics
     from ..ui.printing import validation_summary
 
     cfg = load_config(config, set_ or [])
     dataset = load_dataset(cfg, cache=not no_cache)
     network = build_network(cfg, dataset)
+    check_batches(cfg, network, dataset)
     class_weights(cfg.training.class_weight, dataset)
     metrics_in_use(watched_metrics(cfg.training), dataset)
     typer.echo(dump_config(cfg), nl=False)

@@ -7,7 +7,8 @@ optional `onnx` extra). The graph does, in `predict`'s order:
    category gives all zeros under `unknown_category: ignore`, and fails the run under `error`);
 3. scaling, (x - offset) / scale;
 4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
-   activation its operator, dropout nothing);
+   activation its operator, batch norm a BatchNormalization with its running statistics, layer
+   norm a LayerNormalization, or its parts below opset 17, dropout nothing);
 5. the output: softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units; and the class label.
 """
@@ -118,10 +119,31 @@ def _activation_layer(g: _Graph, layer, i: int, x: str, opset: int) -> str:
     return _activation(g, layer.name, x, opset)
 
 
+def _batch_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    """Evaluation mode: the running statistics, as the model predicts."""
+    return g.op("BatchNormalization", [x, g.const(layer.gamma, f"gamma{i}"), g.const(layer.beta, f"beta{i}"),
+                                       g.const(layer.state["running_mean"], f"running_mean{i}"),
+                                       g.const(layer.state["running_var"], f"running_var{i}")],
+                f"batch_norm{i}", epsilon=layer.eps)
+
+
+def _layer_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    gamma, beta = g.const(layer.gamma, f"gamma{i}"), g.const(layer.beta, f"beta{i}")
+    if opset >= 17:
+        return g.op("LayerNormalization", [x, gamma, beta], f"layer_norm{i}", axis=-1, epsilon=layer.eps)
+    # LayerNormalization came in opset 17: before it, the same from its parts (ReduceMean takes
+    # its axes as an attribute up to opset 17)
+    centered = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[1], keepdims=1)])
+    var = g.op("ReduceMean", [g.op("Mul", [centered, centered])], axes=[1], keepdims=1)
+    xhat = g.op("Div", [centered, g.op("Sqrt", [g.op("Add", [var, g.const(layer.eps, "eps")])])])
+    return g.op("Add", [g.op("Mul", [xhat, gamma]), beta], f"layer_norm{i}")
+
+
 # layer type -> (graph, layer, its index, input name, opset) -> output name: a new layer type
 # adds its translation here
-LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer}
-LAYER_EXPORTS["dropout"] = lambda g, layer, i, x, opset: x  # the identity outside training: no node
+LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer, "batch_norm": _batch_norm,
+                 "layer_norm": _layer_norm,
+                 "dropout": lambda g, layer, i, x, opset: x}  # dropout: the identity outside training, no node
 
 
 def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:

@@ -27,7 +27,7 @@ from ..errors import NnctlError, NothingTrained
 from ..runs.folder import RunFolder, atomic_run_folder, check_name, claim_for_resume, ensure_writable
 from ..runs.model import Model, build_meta, save_model
 from ..training import Callback, TrainResult, train
-from ..training.build import architecture, build_network
+from ..training.build import architecture, build_network, check_batches
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .plot import try_plot_run
@@ -84,6 +84,7 @@ def train_config(cfg: dict, runs_dir=None, name: str | None = None, *, options: 
     if dataset is None:
         dataset = load_dataset(cfg, cache=options.cache, fold=fold)
     network = build_network(cfg, dataset, fresh=resume is not None)
+    check_batches(cfg, network, dataset)
     digest = _checked_digest(cfg, dataset, resume)
     if options.should_stop is not None and options.should_stop():
         raise NothingTrained(NOTHING)

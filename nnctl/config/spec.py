@@ -86,6 +86,8 @@ def _spec() -> dict:
             "task": Key("auto", "choice", "auto | classification | regression", ("auto", "classification", "regression")),
             "layers": Key([16, 16], "layers", "hidden layer sizes; input and output sizes come from the data"),
             "activation": Key("relu", "activation", "one name, or a list with one per hidden layer", tuple(ACTIVATIONS)),
+            "normalization": Key("none", "choice", "in each hidden block, before the activation: none | batch (as torch BatchNorm1d) | layer (as torch LayerNorm)",
+                                 ("none", "batch", "layer")),
             "init": Key("auto", "choice", "weight initializer (auto: he for the relu family, xavier otherwise)", ("auto",) + tuple(INITIALIZERS)),
             "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
             "dropout": Key(0.0, "dropout", "dropout rate after each hidden block (inverted, as torch.nn.Dropout): one rate, or a list with one per hidden layer; 0 = none",

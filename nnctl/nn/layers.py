@@ -232,3 +232,6 @@ class Dropout(Layer):
 
     def record(self) -> dict:
         return {"mask_zeros": float(1.0 - np.count_nonzero(self.mask) / self.mask.size) if self.mask.size else 0.0}
+# layer types kept in modules beside this one register themselves on import: loading a model.npz
+# that has them needs only LAYERS
+from . import normalization  # noqa: E402,F401

@@ -39,6 +39,8 @@ def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> Network:
     loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg.training.dtype)
     network = Network.initialize(sizes, activations, loss, cfg.model.init, cfg.seed, dtype)
+    if cfg.model.normalization != "none":
+        network = _normalized(network, cfg.model.normalization)
     network = _with_dropout(network, cfg)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
@@ -69,6 +71,39 @@ def _with_dropout(network: Network, cfg) -> Network:
             if rate:
                 layers.append(Dropout(rate, rng))
     return Network(layers, network.loss_name, network.n_inputs)
+def _normalized(network: Network, kind: str) -> Network:
+    """The same network (same initial weights) with a norm layer in each hidden block, between
+    its dense layer and its activation: dense → norm → activation."""
+    from ..nn.layers import Activation
+    from ..nn.normalization import NORMALIZATIONS
+
+    layers = []
+    for layer, width in zip(network.layers, network.widths[1:]):
+        if isinstance(layer, Activation):
+            layers.append(NORMALIZATIONS[kind].fresh(width, network.dtype))
+        layers.append(layer)
+    return Network(layers, network.loss_name)
+
+
+def check_batches(cfg, network: Network, dataset: Dataset) -> None:
+    """Batch norm cannot normalize a batch of one row (PyTorch: "Expected more than 1 value per
+    channel when training"): refuse training whose batches include one, before it starts."""
+    if not any(layer.type == "batch_norm" for layer in network.layers):
+        return
+    rows = len(dataset.X_train)
+    batch = min(cfg.training.batch_size or rows, rows)
+    last = rows % batch or batch
+    if min(batch, last) >= 2:
+        return
+    if rows < 2:
+        raise NnctlError(f"batch normalization cannot normalize a batch of one row: the training part has {rows} row",
+                         "training.batch_size", "use more training rows, or model.normalization: layer")
+    what = f"batch_size {batch}" if batch == 1 else \
+        f"the last batch of each epoch has 1 row ({rows} training rows, batch_size {batch})"
+    # the nearest batch size above whose last batch is not a single row
+    good = next(b for b in range(max(batch, 1) + 1, rows + 1) if rows % b != 1)
+    raise NnctlError(f"batch normalization cannot normalize a batch of one row: {what}", "training.batch_size",
+                     f"use another batch_size (e.g. {good}), or model.normalization: layer")
 
 
 def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
@@ -154,5 +189,7 @@ def prepare_float64(config, overrides, rows: int):
     dataset = load_dataset(cfg)
     network = build_network(cfg, dataset)
     X, y = dataset.X_train[:rows], dataset.y_train[:rows]
+    if len(X) < 2 and any(layer.type == "batch_norm" for layer in network.layers):
+        raise NnctlError("batch normalization cannot normalize a batch of one row", "--rows", "use --rows 2 or more")
     weights = row_weights(cfg.training.class_weight, dataset, y, np.float64)
     return network, X, targets_for(network, y), cfg, weights

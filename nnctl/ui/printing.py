@@ -170,6 +170,12 @@ TRACE_RULES = {
     "dense": ("out{i} = {x}·W + b", "∂L/∂W = {x}ᵀ · delta{i},  ∂L/∂b = Σ_rows delta{i},  delta{p} = delta{i} · Wᵀ"),
     "activation": ("out{i} = {name}({x})", "delta{p} = delta{i} ⊙ {name}'({x})"),
     "dropout": ("out{i} = {x} ⊙ m,  m = 1{{u ≥ p}} / (1 − p), u ~ U[0, 1)", "delta{p} = delta{i} ⊙ m"),
+    "batch_norm": ("out{i} = γ ⊙ x̂ + β,  x̂ = ({x} - μ) / √(σ² + eps),  μ, σ² = each column's mean and variance over the rows",
+                   "∂L/∂γ = Σ_rows delta{i} ⊙ x̂,  ∂L/∂β = Σ_rows delta{i},  "
+                   "delta{p} = γ ⊙ (delta{i} - ∂L/∂β / rows - x̂ ⊙ ∂L/∂γ / rows) / √(σ² + eps)"),
+    "layer_norm": ("out{i} = γ ⊙ x̂ + β,  x̂ = ({x} - μ) / √(σ² + eps),  μ, σ² = each row's mean and variance over its columns",
+                   "∂L/∂γ = Σ_rows delta{i} ⊙ x̂,  ∂L/∂β = Σ_rows delta{i},  "
+                   "delta{p} = (g - mean_cols(g) - x̂ ⊙ mean_cols(g ⊙ x̂)) / √(σ² + eps),  g = delta{i} ⊙ γ"),
 }
 
 
