@@ -43,9 +43,15 @@ def measure(config: Path, epochs: int, repeat: int, variants: dict = VARIANTS) -
     from nnctl.training.build import build_network
     from nnctl.ui.progress import PlainLines
 
-    configs = {name: load_config(config, [f"training.iterations={epochs}", *sets]) for name, sets in variants.items()}
+    def load(*more):
+        return {name: load_config(config, [f"training.iterations={epochs}", *more, *sets])
+                for name, sets in variants.items()}
+
     # the variants differ only in model and training keys: one dataset serves them all
-    dataset = load_dataset(configs["plain"], cache=False)
+    plain = load()["plain"]
+    dataset = load_dataset(plain, cache=False)
+    batch = batch_for_batch_norm(len(dataset.X_train), plain.training.batch_size)
+    configs = load(f"training.batch_size={batch or 'null'}")
     best = {name: float("inf") for name in variants}
     with open(os.devnull, "w") as devnull:
         for _ in range(repeat):
@@ -55,6 +61,18 @@ def measure(config: Path, epochs: int, repeat: int, variants: dict = VARIANTS) -
                 train(network, dataset, cfg.training, seed=cfg.seed, callback=PlainLines(devnull))
                 best[name] = min(best[name], (time.perf_counter() - start) / epochs)
     return best
+
+
+def batch_for_batch_norm(rows: int, batch: int | None) -> int | None:
+    """The workload's batch size, or the next one up when its epoch would end in a batch of one
+    row, which batch norm refuses (W2: 16,001 training rows, batch 64). Every variant then
+    uses it, so the ratios stay like for like."""
+    if not batch or rows % batch != 1:
+        return batch
+    chosen = next(b for b in range(batch + 1, rows + 1) if rows % b != 1)
+    print(f"batch_size {chosen} for every variant: at {batch}, the last of {rows:,} rows would be a batch of "
+          "one, which batch norm cannot normalize", file=sys.stderr)
+    return chosen
 
 
 def table(seconds: dict[str, float]) -> str:

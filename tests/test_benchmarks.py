@@ -62,3 +62,9 @@ def test_layer_costs_time_every_variant_on_a_tiny_workload(bench, layers_bench, 
     assert all(0 < s < 1 for s in seconds.values())
     lines = layers_bench.table({"plain": 0.5, "+batch norm": 0.6}).splitlines()
     assert lines[1].split() == ["plain", "0.5000", "1.00×"] and lines[2].split() == ["+batch", "norm", "0.6000", "1.20×"]
+
+
+def test_layer_costs_avoid_a_last_batch_of_one_row_for_batch_norm(layers_bench):
+    assert layers_bench.batch_for_batch_norm(16_001, 64) == 65  # W2's training part
+    assert layers_bench.batch_for_batch_norm(16_000, 64) == 64
+    assert layers_bench.batch_for_batch_norm(120, None) is None
