@@ -42,3 +42,29 @@ def test_budget_line_reports_the_ceiling_products_set(bench):
     assert line == ("W2 per batch: matrix products alone 40.0 µs, nnctl's whole loop 80.0 µs, PyTorch's 200.0 µs: "
                     "even with everything but the products free, at most 5.0× PyTorch")
     assert bench.budget_line("W2", {"nnctl": 0.8}, 10_000, 40e-6).endswith("nnctl's whole loop 80.0 µs")
+
+
+@pytest.fixture(scope="module")
+def layers_bench(bench):
+    spec = importlib.util.spec_from_file_location("layers_bench", ROOT / "benchmarks" / "layers.py")
+    module = importlib.util.module_from_spec(spec)
+    environ = dict(os.environ)
+    spec.loader.exec_module(module)
+    os.environ.clear()
+    os.environ.update(environ)
+    return module
+
+
+def test_layer_costs_time_every_variant_on_a_tiny_workload(bench, layers_bench, tmp_path):
+    _, config = bench.synthesize("W1", tmp_path)
+    seconds = layers_bench.measure(config, epochs=2, repeat=1)
+    assert list(seconds) == ["plain", "+dropout 0.2", "+batch norm", "+layer norm", "+grad_clip 1.0"]
+    assert all(0 < s < 1 for s in seconds.values())
+    lines = layers_bench.table({"plain": 0.5, "+batch norm": 0.6}).splitlines()
+    assert lines[1].split() == ["plain", "0.5000", "1.00×"] and lines[2].split() == ["+batch", "norm", "0.6000", "1.20×"]
+
+
+def test_layer_costs_avoid_a_last_batch_of_one_row_for_batch_norm(layers_bench):
+    assert layers_bench.batch_for_batch_norm(16_001, 64) == 65  # W2's training part
+    assert layers_bench.batch_for_batch_norm(16_000, 64) == 64
+    assert layers_bench.batch_for_batch_norm(120, None) is None

@@ -22,10 +22,24 @@ def _median(values):
     return values[len(values) // 2] if values else None
 
 
-def flags(rows: list[dict]) -> list[tuple[str, str]]:
+def layer_name(i: int, trainable: list) -> str:
+    """`layer 1 (batch norm)`: diagnostics count trainable layers, which are not all dense, so
+    the kind is said when model.npz told it (`trainable`: blocks.Trainable per row)."""
+    return f"layer {i} ({trainable[i].kind})" if i < len(trainable) else f"layer {i}"
+
+
+def dead_name(i: int, trainable: list) -> str:
+    """Where a row's dead units are: in the ReLU that trainable layer i feeds."""
+    if i < len(trainable) and trainable[i].relu:
+        return f"the {trainable[i].relu} after {layer_name(i, trainable)}"
+    return f"layer {i}"
+
+
+def flags(rows: list[dict], trainable: list = ()) -> list[tuple[str, str]]:
     """(severity, sentence) for each sign of trouble; ('ok', ...) when there is none."""
     if not rows:
         return []
+    trainable = list(trainable)
     layers = _by_layer(rows)
     first, last = min(layers), max(layers)
     found = []
@@ -40,19 +54,19 @@ def flags(rows: list[dict]) -> list[tuple[str, str]]:
     for i, layer in layers.items():
         start, end = layer[0]["grad_norm"], layer[-1]["grad_norm"]
         if start and end is not None and (not math.isfinite(end) or end / start > EXPLODING):
-            found.append(("warning", f"Exploding gradients in layer {i}: the gradient norm grew from {start:.2e} to "
+            found.append(("warning", f"Exploding gradients in {layer_name(i, trainable)}: the gradient norm grew from {start:.2e} to "
                                      f"{end:.2e}. Try a lower learning rate, or l2."))
         dead = layer[-1].get("dead_fraction")
         if dead is not None and dead > DEAD:
-            found.append(("warning", f"Dead units in layer {i}: {dead:.0%} of its units were ≤ 0 on every row of "
+            found.append(("warning", f"Dead units in {dead_name(i, trainable)}: {dead:.0%} of its units were ≤ 0 on every row of "
                                      "the last logged batch, so they pass no gradient back. Try a lower learning "
                                      "rate, leaky_relu, or a smaller init."))
         ratio = _median(r["update_ratio"] for r in layer)
         if ratio is not None and ratio < RATIO_LOW:
-            found.append(("warning", f"Tiny updates in layer {i}: the median update is {ratio:.1e} of the weights "
+            found.append(("warning", f"Tiny updates in {layer_name(i, trainable)}: the median update is {ratio:.1e} of the weights "
                                      "(about 1e-3 is usual). The learning rate may be too low."))
         elif ratio is not None and ratio > RATIO_HIGH:
-            found.append(("warning", f"Large updates in layer {i}: the median update is {ratio:.1e} of the weights "
+            found.append(("warning", f"Large updates in {layer_name(i, trainable)}: the median update is {ratio:.1e} of the weights "
                                      "(about 1e-3 is usual). The learning rate may be too high."))
     if not found:
         found.append(("ok", "No sign of vanishing or exploding gradients, dead units or badly sized updates."))

@@ -8,7 +8,7 @@ from html import escape
 from .. import __version__
 from ..nn.metrics import roc_curve, pr_curve, roc_auc_binary, average_precision
 from ..ui.fmt import format_number
-from .health import flags, validation_rise
+from .health import dead_name, flags, layer_name, validation_rise
 from .rundata import RunData
 from .svg import histogram, line_chart, scatter
 
@@ -109,7 +109,8 @@ def _summary(run: RunData) -> str:
             ["epochs", _num(m.get("epochs"))], ["best epoch", _num(m.get("best_epoch"))],
             *([["weights saved", _saved(m)]] if m.get("saved_epoch") is not None else []),
             ["seconds", _num(m.get("seconds"))], ["task", escape(run.task)],
-            ["architecture", escape(str(m.get("architecture", "")))], ["created", escape(str(m.get("created", "")))]]
+            ["architecture", escape(str(m.get("architecture", "")))],
+            *([["blocks", escape(run.blocks)]] if run.blocks else []), ["created", escape(str(m.get("created", "")))]]
     if m.get("resumed_from"):
         rows.append(["resumed from", escape(m["resumed_from"])])
     if m.get("clipped_steps") is not None:
@@ -346,18 +347,18 @@ def _health(run: RunData) -> str:
         return ""
     layers = sorted({int(r["layer"]) for r in run.diagnostics})
 
-    def series(key):
-        return [{"label": f"layer {i}", "x": [r["epoch"] for r in run.diagnostics if int(r["layer"]) == i],
+    def series(key, name=layer_name):
+        return [{"label": name(i, run.trainable), "x": [r["epoch"] for r in run.diagnostics if int(r["layer"]) == i],
                  "y": [r[key] for r in run.diagnostics if int(r["layer"]) == i], "color": i} for i in layers]
 
     charts = [line_chart(series("grad_norm"), "gradient norm per layer", "epoch", "‖∂L/∂W‖ (log)", log_y=True),
               line_chart(series("update_ratio"), "update-to-weight ratio per layer", "epoch", "‖ΔW‖ / ‖W‖ (log)",
                          log_y=True, reference=(1e-3, "1e-3")),
               line_chart(series("weight_norm"), "weight norm per layer", "epoch", "‖W‖")]
-    dead = [s for s in series("dead_fraction") if any(v is not None for v in s["y"])]
+    dead = [s for s in series("dead_fraction", dead_name) if any(v is not None for v in s["y"])]
     if dead:
         charts.append(line_chart(dead, "dead units per ReLU layer", "epoch", "share of units", y_from_zero=True))
-    said = "".join(f'<div class="flag {severity}">{escape(text)}</div>' for severity, text in flags(run.diagnostics))
+    said = "".join(f'<div class="flag {severity}">{escape(text)}</div>' for severity, text in flags(run.diagnostics, run.trainable))
     return (f"<h2>Backprop health</h2><p class=muted>Measured on the last batch of each logged epoch.</p>{said}"
             f'<div class="grid2">{"".join(charts)}</div>')
 
@@ -391,7 +392,7 @@ def comparison_page(runs: list[RunData]) -> str:
         m = run.metrics
         name = _metric_name(run)
         rows.append([escape(run.name), escape(str(m.get("status", ""))), _num(m.get("epochs")),
-                     escape(str(m.get("architecture", ""))),
+                     escape(run.blocks or str(m.get("architecture", ""))),
                      _loss_cell(run, "train"), _loss_cell(run, "validation"),
                      f"{name} {_num((m.get('validation') or m.get('train') or {}).get(name))}",
                      _num((m.get("test") or {}).get(name)), _num(m.get("seconds"))])
@@ -399,7 +400,7 @@ def comparison_page(runs: list[RunData]) -> str:
                     "seconds"], rows)
     health = []
     for run in runs:
-        said = flags(run.diagnostics)
+        said = flags(run.diagnostics, run.trainable)
         worst = next((t for s, t in said if s == "warning"), said[0][1] if said else "no diagnostics")
         health.append([escape(run.name), escape(worst)])
     body = [f"<h1>Comparing {len(runs)} runs</h1>", f'<p class="muted">nnctl {escape(__version__)}</p>',

@@ -19,6 +19,8 @@ class RunData:
     test: list[dict] = field(default_factory=list)  # the test part's (data.test_path), when there is one
     classes: list[str] = field(default_factory=list)  # the labels, from the predictions' p_<class> columns
     notes: list[str] = field(default_factory=list)  # what is missing, said on the page
+    blocks: str | None = None  # e.g. "4 → 16 [batch norm, relu, dropout 0.2] → 3 [softmax]", from model.npz
+    trainable: list = field(default_factory=list)  # blocks.Trainable per diagnostics.csv `layer`; empty: unknown
 
     @property
     def name(self) -> str:
@@ -61,10 +63,28 @@ def read_run(folder) -> RunData:
         if found is not None:
             run.classes, rows = found
             setattr(run, part, _check_predictions(rows, run.task, run.classes, files.file(name)))
+    _read_layers(run, path)
     if not files.has(files.VALIDATION):
         run.notes.append(f"This run has no {files.VALIDATION} (no validation part, or an older nnctl): "
                          "the confusion matrix, ROC/PR curves and residuals are not shown.")
     return run
+
+
+def _read_layers(run: RunData, path: Path) -> None:
+    """The blocks and trainable layers from model.npz; a run without a readable one (failed
+    before saving, damaged) still gets its page, saying what is left out."""
+    from ..runs.model import load_model
+    from .blocks import blocks, trainable
+
+    try:
+        model = load_model(path)
+    except NnctlError as e:
+        run.notes.append(f"model.npz could not be read ({e.message}): the model's blocks and the kind of each "
+                         "layer in backprop health are not shown.")
+        return
+    layers = model.network.layers
+    run.blocks = blocks(layers, model.network.n_inputs, model.meta.get("output", model.network.output_head))
+    run.trainable = trainable(layers)
 
 
 def _check_predictions(rows: list[dict], task: str, classes: list, path: Path) -> list[dict]:
