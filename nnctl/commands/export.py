@@ -4,11 +4,13 @@ optional `onnx` extra). The graph does, in `predict`'s order:
 
 1. the missing-value fill of `missing: mean` models (NaN numbers, empty-string categories);
 2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder; an unknown
-   category gives all zeros under `unknown_category: ignore`, and fails the run under `error`);
+   category gives all zeros under `unknown_category: ignore`, and fails the run under `error`),
+   or for an embedded column its category code (LabelEncoder to int64, as a float);
 3. scaling, (x - offset) / scale;
 4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
-   norm a LayerNormalization, or its parts below opset 17, dropout nothing);
+   norm a LayerNormalization, or its parts below opset 17, dropout nothing, an embedding a Gather
+   of its tables' rows by the codes);
 5. the output: softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units; and the class label.
 """
@@ -139,10 +141,46 @@ def _layer_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
     return g.op("Add", [g.op("Mul", [xhat, gamma]), beta], f"layer_norm{i}")
 
 
+def _missing_keys(categories: list, fill) -> list:
+    """What a missing value is as text, when the model fills it (`missing: mean`)."""
+    from ..data.csvfile import NA_STRINGS
+
+    return [text for text in NA_STRINGS if text not in categories] if fill is not None else []
+
+
+def _code(g: _Graph, column: str, categories: list, fill, unknown: str) -> str:
+    """A string column (rows, 1) -> its category code as a float (rows, 1), as the encoder
+    writes an embedded column: 0..n-1, and n (the table's unseen-category row) for a category
+    training never saw under `unknown_category: ignore`. Under `error` that code is n + 1, past
+    the table's end, so the Gather in the embedding's translation fails the run."""
+    missing = _missing_keys(categories, fill)
+    index = {c: i for i, c in enumerate(categories)}
+    keys = list(categories) + missing
+    values = list(range(len(categories))) + [index.get(fill, 0)] * len(missing)
+    default = len(categories) if unknown == "ignore" else len(categories) + 1
+    code = g.op("LabelEncoder", [column], "code", domain="ai.onnx.ml", keys_strings=keys, values_int64s=values,
+                default_int64=default)
+    shaped = g.op("Reshape", [code, g.const([-1, 1], "shape", np.int64)], "code2d")
+    return g.op("Cast", [shaped], "code_float", to=11 if g.dtype == np.float64 else 1)
+
+
+def _embedding(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    """The other inputs as they are, then each code column's rows of its table (Gather on the
+    codes, inside the graph), side by side as the layer puts them."""
+    pieces = []
+    if len(layer.keep):
+        pieces.append(g.op("Gather", [x, g.const(layer.keep, f"keep{i}", np.int64)], f"kept{i}", axis=1))
+    for k, (column, table) in enumerate(zip(layer.columns, layer.tables)):
+        code = g.op("Gather", [x, g.const(column, f"code_column{i}_{k}", np.int64)], f"codes{i}_{k}", axis=1)
+        index = g.op("Cast", [code], f"index{i}_{k}", to=7)  # int64
+        pieces.append(g.op("Gather", [g.const(table, f"table{i}_{k}"), index], f"embedded{i}_{k}", axis=0))
+    return pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, f"embedding{i}", axis=1)
+
+
 # layer type -> (graph, layer, its index, input name, opset) -> output name: a new layer type
 # adds its translation here
 LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer, "batch_norm": _batch_norm,
-                 "layer_norm": _layer_norm,
+                 "layer_norm": _layer_norm, "embedding": _embedding,
                  "dropout": lambda g, layer, i, x, opset: x}  # dropout: the identity outside training, no node
 
 
@@ -163,7 +201,11 @@ def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
     for column in encoder.features:
         if column in encoder.categories:
             inputs.append(helper.make_tensor_value_info(names[column], onnx.TensorProto.STRING, ["N", 1]))
-            pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column), encoder.unknown))
+            if column in encoder.embedding:
+                pieces.append(_code(g, names[column], encoder.categories[column], fill.get(column), encoder.unknown))
+            else:
+                pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column),
+                                       encoder.unknown))
         else:
             inputs.append(helper.make_tensor_value_info(names[column], elem, ["N", 1]))
             x = names[column]
@@ -191,9 +233,7 @@ def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> st
     an empty string, or what a missing value becomes as text (`df[col].astype(str)` writes NaN
     as 'nan', None as 'None'): predict reads the same cells as missing. Under `missing: mean`
     it is filled with the training mode."""
-    from ..data.csvfile import NA_STRINGS
-
-    missing = [text for text in NA_STRINGS if text not in categories] if fill is not None else []
+    missing = _missing_keys(categories, fill)
     keys = list(categories) + missing
     values = list(categories) + [fill] * len(missing)
     # known categories map to themselves; anything else to a value no category has

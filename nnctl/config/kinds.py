@@ -183,6 +183,24 @@ def schema_categorical(key):
     return {"anyOf": [{"const": "auto"}, {"type": "array", "items": {"type": "string"}}]}
 
 
+def check_embedding(checker, v, key, path):
+    if v == "auto":
+        return v
+    if v is None or v == {}:
+        return {}
+    if not isinstance(v, dict):
+        checker.fail(path, f"must be auto or a mapping {{column: width}}, got {show(v)}")
+    for column, width in v.items():
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            checker.fail(path + [str(column)], f"must be a width, an integer >= 1, got {show(width)}")
+    return {str(column): int(width) for column, width in v.items()}
+
+
+def schema_embedding(key):
+    return {"anyOf": [{"const": "auto"},
+                      {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}}]}
+
+
 def check_layers(checker, v, key, path):
     if isinstance(v, int) and not isinstance(v, bool):
         v = [v]
@@ -295,6 +313,7 @@ KINDS: dict[str, Kind] = {
     "columns": Kind(check_columns, schema_columns),
     "label": Kind(check_label, schema_label),
     "categorical": Kind(check_categorical, schema_categorical),
+    "embedding": Kind(check_embedding, schema_embedding),
     "layers": Kind(check_layers, schema_layers),
     "activation": Kind(check_activation, schema_activation),
     "dropout": Kind(check_dropout, schema_dropout),

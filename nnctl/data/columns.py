@@ -72,22 +72,28 @@ def looks_like_decimal_commas(column) -> bool:
     return len(values) > 0 and values.str.match(DECIMAL_COMMA).mean() >= 0.9
 
 
-def suspicious_columns(df, features, categorical) -> list:
+def suspicious_columns(df, features, categorical, embedding=None) -> list:
     """Warnings for inputs that are rarely meant: an ID (a different value in every row), free
-    text, or a one-hot encoding that adds very many inputs."""
+    text, or a one-hot encoding that adds very many inputs (an embedding adds few)."""
     import pandas as pd
+    from .encoding import AUTO_EMBEDDING_MIN, auto_width
+
+    embedding = embedding or {}
 
     notes, rows = [], len(df)
     for col in features:
         distinct = df[col].nunique(dropna=True)
         exclude = f"leave it out with data.exclude: [{col}]"
+        embedded = col in embedding or (embedding == "auto" and distinct > AUTO_EMBEDDING_MIN)
+        embed = f"data.embedding: {{{col}: {auto_width(distinct)}}} learns {auto_width(distinct)} numbers per category instead"
         if col in categorical:
             if rows >= ID_MIN_ROWS and distinct == rows:
+                how = "its embedding" if embedded else f"one-hot encoding adds {distinct} inputs that"
                 notes.append(("warning", f"column '{col}' has a different value in every row (an ID or free text?): "
-                                         f"one-hot encoding adds {distinct} inputs that cannot generalize; {exclude}"))
-            elif distinct > WIDE_ONE_HOT:
+                                         f"{how} cannot generalize; {exclude}"))
+            elif distinct > WIDE_ONE_HOT and not embedded:
                 notes.append(("warning", f"one-hot encoding column '{col}' adds {distinct} inputs; "
-                                         f"{exclude}, or group its rare values"))
+                                         f"{embed}, or {exclude}, or group its rare values"))
         elif rows >= ID_MIN_ROWS and distinct == rows and pd.api.types.is_integer_dtype(df[col]) \
                 and not pd.api.types.is_bool_dtype(df[col]):
             notes.append(("warning", f"column '{col}' has a different whole number in every row (an ID?) and is "

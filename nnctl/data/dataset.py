@@ -123,7 +123,7 @@ def _read(cfg: dict) -> _Rows:
     df = read_table(table, columns=used, decimal=data.decimal)
     rows_read = len(df)
     categorical = categorical_columns(df, features, data.categorical, path)
-    notes += suspicious_columns(df, features, categorical)
+    notes += suspicious_columns(df, features, categorical, cfg.data.embedding)
     df = handle_missing(df, features, target, data.missing, path)
     task = data_task(cfg.model.task, df[target])
     if task == "regression" and cfg.model.task == "auto":
@@ -171,6 +171,19 @@ def _split(cfg: dict, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
     return _Split(y, classes, train_idx, val_idx)
 
 
+def _check_embedding(setting, rows: _Rows) -> None:
+    """data.embedding names categorical feature columns only."""
+    if setting == "auto":
+        return
+    for col in setting:
+        if col not in rows.categorical:
+            what = "a categorical column" if col in rows.features else "a feature column"
+            raise NnctlError(f"data.embedding names '{col}', which is not {what}"
+                             f"{did_you_mean(col, rows.categorical or rows.features)}", rows.where,
+                             "list it in data.categorical (or categorical: auto) to embed it" if col in rows.features
+                             else "embed one of the categorical columns")
+
+
 def _encode(cfg: dict, rows: _Rows, split: _Split) -> Dataset:
     """The encoder fit on the training rows, the arrays it makes, and the target's scaling."""
     data, df = cfg.data, rows.df
@@ -178,8 +191,9 @@ def _encode(cfg: dict, rows: _Rows, split: _Split) -> Dataset:
     encoder = FeatureEncoder(rows.features, unknown=data.unknown_category, decimal=data.decimal)
     # categories come from the whole training file, so whether a rare one lands in the validation
     # part (the seed's luck) cannot decide if a config is valid; scaling is fit on training rows only
+    _check_embedding(data.embedding, rows)
     X_train = encoder.fit(df.iloc[split.train_idx], rows.categorical, data.scale, data.missing, dtype,
-                          rows.where, categories_from=df.iloc[:rows.train_rows])
+                          rows.where, categories_from=df.iloc[:rows.train_rows], embedding=data.embedding)
     X_val = encoder.transform(df.iloc[split.val_idx], dtype, where=rows.val_where or rows.where)
     y_train, y_val = split.y[split.train_idx], split.y[split.val_idx]
     class_counts, target_scaler = {}, None

@@ -1,7 +1,8 @@
 """Turning table columns into the network's input matrix, the same way at training and predict.
 
 A `FeatureEncoder` is fit on the training rows: it remembers the feature columns in order, the
-categories of one-hot encoded columns, the fill values for missing numbers (`missing: mean`) and
+categories of one-hot encoded and embedded columns (`embedding`: column -> width; such a column
+is one input holding its category's code), the fill values for missing numbers (`missing: mean`) and
 the scaler. `transform` builds one contiguous (rows, inputs) array and scales it in place.
 Everything it knows round-trips through `model.npz`'s meta as plain JSON.
 """
@@ -48,7 +49,7 @@ def label_index(value, labels) -> int | None:
 
 class FeatureEncoder:
     def __init__(self, features, categories=None, fill=None, scaler=None, unknown="error", decimal=".",
-                 saved=False):
+                 saved=False, embedding=None):
         self.features = list(features)
         self.categories = dict(categories or {})  # column -> list of category strings
         self.fill = fill  # column -> value, or None (missing values are an error)
@@ -57,23 +58,34 @@ class FeatureEncoder:
         self.decimal = decimal  # the decimal mark of the files it was fit on
         # read back from a saved model: hints then speak of the model and the CSV, not a config
         self.saved = saved
+        # column -> width of its learned embedding: the column is one input, its category's code
+        self.embedding = dict(embedding or {})
 
     @property
     def inputs(self) -> list[str]:
         """Names of the encoded input columns: a categorical column becomes `col=category`."""
         names = []
         for f in self.features:
-            names += [f"{f}={c}" for c in self.categories[f]] if f in self.categories else [f]
+            names += [f"{f}={c}" for c in self.categories[f]] if self._onehot_column(f) else [f]
         return names
 
+    def _onehot_column(self, column) -> bool:
+        return column in self.categories and column not in self.embedding
+
+    def code_columns(self) -> list[tuple[int, str]]:
+        """(input index, column) of each embedded column's code input."""
+        return [(j, name) for j, name in enumerate(self.inputs) if name in self.embedding]
+
     def fit(self, df, categorical, scale: str, missing: str, dtype, where: str = "data",
-            categories_from=None) -> np.ndarray:
+            categories_from=None, embedding=None) -> np.ndarray:
         """Learn fill values and scaler from the training rows `df`, and the categories from
-        `categories_from` (by default `df` too); returns the encoded, scaled training matrix."""
+        `categories_from` (by default `df` too); `embedding` ({column: width} or auto) picks the
+        categorical columns to embed. Returns the encoded, scaled training matrix."""
         for col in categorical:
             source = df if categories_from is None else categories_from
             seen = {v for v in category_strings(source[col]) if v is not None}
             self.categories[col] = sorted(seen)
+        self.embedding = embedding_widths(embedding or {}, self.categories)
         if missing == "mean":
             self.fill = {}
             for col in self.features:
@@ -92,7 +104,8 @@ class FeatureEncoder:
     def _onehot_mask(self) -> np.ndarray:
         mask = []
         for f in self.features:
-            mask += [True] * len(self.categories[f]) if f in self.categories else [False]
+            # one-hot and code columns pass the scaler by: offset 0, scale 1
+            mask += [True] * len(self.categories[f]) if self._onehot_column(f) else [f in self.embedding]
         return np.array(mask, dtype=bool)
 
     def transform(self, df, dtype=np.float32, scaled=True, where="data") -> np.ndarray:
@@ -101,7 +114,10 @@ class FeatureEncoder:
         j = 0
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by column
             for col in self.features:
-                if col in self.categories:
+                if col in self.embedding:
+                    X[:, j] = self._codes(df[col], col, where)
+                    j += 1
+                elif col in self.categories:
                     width = len(self.categories[col])
                     X[:, j:j + width] = self._onehot(df[col], col, where, dtype)
                     j += width
@@ -154,6 +170,15 @@ class FeatureEncoder:
                              "rescale that column, or set training.dtype: float64")
 
     def _onehot(self, column, col, where, dtype) -> np.ndarray:
+        codes = self._codes(column, col, where)
+        onehot = np.zeros((len(codes), len(self.categories[col])), dtype=dtype)
+        rows = np.flatnonzero(codes < len(self.categories[col]))
+        onehot[rows, codes[rows]] = 1
+        return onehot
+
+    def _codes(self, column, col, where) -> np.ndarray:
+        """Each row's category index; n (the number of categories) for one training never saw,
+        under `unknown_category: ignore`."""
         cats = self.categories[col]
         strings = category_strings(column)
         if self.fill is not None and self.fill.get(col) is not None:
@@ -174,19 +199,35 @@ class FeatureEncoder:
                                  f"(data row {int(column.index[row]) + 1})", where,
                                  f"known: {', '.join(cats[:10])}{' ...' if len(cats) > 10 else ''}; "
                                  "or train with data.unknown_category: ignore")
-        onehot = np.zeros((len(codes), len(cats)), dtype=dtype)
-        rows = np.flatnonzero(~unknown)
-        onehot[rows, codes[rows]] = 1
-        return onehot
+            codes[unknown] = len(cats)
+        return codes
 
     def to_meta(self) -> dict:
         return {"features": self.features, "categories": self.categories, "fill": self.fill,
-                "scaler": self.scaler, "unknown_category": self.unknown, "decimal": self.decimal}
+                "scaler": self.scaler, "unknown_category": self.unknown, "decimal": self.decimal,
+                "embedding": self.embedding}
 
     @classmethod
     def from_meta(cls, meta: dict, saved: bool = True) -> "FeatureEncoder":
         return cls(meta["features"], meta.get("categories") or {}, meta.get("fill"), meta["scaler"],
-                   meta.get("unknown_category", "error"), meta.get("decimal", "."), saved=saved)
+                   meta.get("unknown_category", "error"), meta.get("decimal", "."), saved=saved,
+                   embedding=meta.get("embedding"))
+
+
+AUTO_EMBEDDING_MIN = 10  # `embedding: auto` embeds categorical columns of more categories than this
+
+
+def auto_width(categories: int) -> int:
+    """fastai's rule of thumb for an embedding's width (`emb_sz_rule`): min(600, round(1.6 · n^0.56))."""
+    return int(min(600, round(1.6 * categories ** 0.56)))
+
+
+def embedding_widths(setting, categories: dict) -> dict:
+    """{column: width} for the encoder: the config's mapping, or under `auto` every categorical
+    column of more than AUTO_EMBEDDING_MIN categories at fastai's width rule."""
+    if setting == "auto":
+        return {col: auto_width(len(cats)) for col, cats in categories.items() if len(cats) > AUTO_EMBEDDING_MIN}
+    return dict(setting)
 
 
 def _first_row(column, mask: np.ndarray) -> str:

@@ -235,3 +235,4 @@ class Dropout(Layer):
 # layer types kept in modules beside this one register themselves on import: loading a model.npz
 # that has them needs only LAYERS
 from . import normalization  # noqa: E402,F401
+from . import embedding  # noqa: E402,F401

@@ -141,6 +141,11 @@ def format2_limit(meta: dict):
     specs = meta["layers"]
     inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
     dense = [i for i, spec in enumerate(specs) if spec.get("type") == "dense"]
+    first = specs[0] if specs and isinstance(specs[0], dict) else {}
+    columns = first.get("columns")
+    if first.get("type") == "embedding" and isinstance(columns, list) and _numbers(first.get("widths"), len(columns)):
+        # the first dense layer takes the inputs less the code columns, plus the embeddings
+        inputs += int(sum(first["widths"])) - len(first["columns"])
 
     def limit(name: str, header) -> str | None:
         if name == "meta":
@@ -286,7 +291,11 @@ def _meta_problem(meta: dict) -> str | None:
     if fill is not None and (not isinstance(fill, dict) or not all(
             v is None or (isinstance(v, str) if f in categories else _numbers([v], 1)) for f, v in fill.items())):
         return "`fill` must map each column to a value of its kind (a category, or a number)"
-    width = sum(len(categories[f]) if f in categories else 1 for f in meta["features"])
+    embedding = meta.get("embedding") or {}
+    if not isinstance(embedding, dict) or any(f not in categories or isinstance(w, bool) or not isinstance(w, int)
+                                              or w < 1 for f, w in embedding.items()):
+        return "`embedding` must map categorical columns to widths"
+    width = sum(len(categories[f]) if f in categories and f not in embedding else 1 for f in meta["features"])
     scaler = meta["scaler"]
     if not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), width) \
             or not _numbers(scaler.get("scale"), width):

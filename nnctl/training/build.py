@@ -33,18 +33,40 @@ def choose_loss(cfg: dict, dataset: Dataset) -> str:
 def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
-    sizes = [dataset.n_inputs] + list(cfg.model.layers) + [dataset.n_outputs]
-    _check_model_fits(sizes, cfg, dataset)
+    embedded = embedding_sizes(dataset)
+    first = dataset.n_inputs - len(embedded) + sum(width for _, _, width in embedded)
+    sizes = [first] + list(cfg.model.layers) + [dataset.n_outputs]
+    _check_model_fits(sizes, cfg, dataset, sum((n + 1) * width for _, n, width in embedded))
     activations = hidden_activations(cfg)
     loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg.training.dtype)
     network = Network.initialize(sizes, activations, loss, cfg.model.init, cfg.seed, dtype)
+    if embedded:
+        network = _embedded(network, embedded, dataset.n_inputs, cfg)
     if cfg.model.normalization != "none":
         network = _normalized(network, cfg.model.normalization)
     network = _with_dropout(network, cfg)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
     return network
+
+
+def embedding_sizes(dataset: Dataset) -> list[tuple[int, int, int]]:
+    """(input index, categories, width) of each embedded column's code input."""
+    encoder = dataset.encoder
+    return [(j, len(encoder.categories[col]), encoder.embedding[col]) for j, col in encoder.code_columns()]
+
+
+def _embedded(network: Network, embedded, n_inputs: int, cfg) -> Network:
+    """`network` behind an embedding layer that turns the code inputs into their tables' rows.
+    The tables are drawn from their own stream of `seed`, apart from the weights', dropout's and
+    the shuffle's."""
+    from ..nn.embedding import Embedding
+
+    rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[3])
+    layer = Embedding.fresh(n_inputs, [j for j, _, _ in embedded], [(n, w) for _, n, w in embedded], rng,
+                            network.dtype, decay=cfg.training.l2_embeddings)
+    return Network([layer] + network.layers, network.loss_name, n_inputs)
 
 
 def dropout_rates(cfg) -> list[float]:
@@ -82,7 +104,7 @@ def _normalized(network: Network, kind: str) -> Network:
         if isinstance(layer, Activation):
             layers.append(NORMALIZATIONS[kind].fresh(width, network.dtype))
         layers.append(layer)
-    return Network(layers, network.loss_name)
+    return Network(layers, network.loss_name, network.n_inputs)
 
 
 def check_batches(cfg, network: Network, dataset: Dataset) -> None:
@@ -106,14 +128,14 @@ def check_batches(cfg, network: Network, dataset: Dataset) -> None:
                      f"use another batch_size (e.g. {good}), or model.normalization: layer")
 
 
-def _check_model_fits(sizes, cfg: dict, dataset: Dataset) -> None:
+def _check_model_fits(sizes, cfg: dict, dataset: Dataset, tables: int = 0) -> None:
     """Weights, gradients, two optimizer states, scratch and the float64 draw: about six
-    copies of the parameters; plus pre-activations, activations, what activations save for
-    backward, and deltas per batch row."""
+    copies of the parameters (`tables`: the embedding tables' entries); plus pre-activations,
+    activations, what activations save for backward, and deltas per batch row."""
     from ..resources import require_memory
 
     itemsize = np.dtype(cfg.training.dtype).itemsize
-    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables
     n = len(dataset.X_train)
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
     needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize
@@ -152,6 +174,12 @@ def _warm_start(path, network: Network, dataset: Dataset) -> None:
         raise NnctlError(f"model.init_from is {describe(theirs)}, the config builds {describe(ours)}",
                          "model.init_from", "use the same model.layers as that model, or train from scratch")
     arrays = {name: a.astype(network.dtype) for name, a in saved.items()}
+    if ours.layers[0].type == "embedding" and rows != list(range(len(rows))):
+        # the first dense layer's rows follow the embedding's output, not the inputs: same order only
+        raise NnctlError("model.init_from has embedded columns and takes its inputs in another order than this data",
+                         "model.init_from", "list data.features in that model's order, or train from scratch")
+    if ours.layers[0].type == "embedding":
+        rows = slice(None)
     first, last = f"layers.{ours.trainable[0][0]}.", f"layers.{ours.trainable[-1][0]}."
     for name, a in arrays.items():
         if name.startswith(first) and a.ndim == 2:  # (inputs, units): rows follow the inputs
