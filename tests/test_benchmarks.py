@@ -68,3 +68,38 @@ def test_layer_costs_avoid_a_last_batch_of_one_row_for_batch_norm(layers_bench):
     assert layers_bench.batch_for_batch_norm(16_001, 64) == 65  # W2's training part
     assert layers_bench.batch_for_batch_norm(16_000, 64) == 64
     assert layers_bench.batch_for_batch_norm(120, None) is None
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    environ = dict(os.environ)
+    spec.loader.exec_module(module)
+    os.environ.clear()
+    os.environ.update(environ)
+    return module
+
+
+def test_embedding_benchmark_compares_one_hot_and_embedding_on_a_tiny_table(tmp_path):
+    embedding = _load("embedding")
+    config = embedding.synthesize(tmp_path, rows=300, categories=40)
+    first = (tmp_path / "shops-300-40-train.csv").read_bytes()
+    assert embedding.synthesize(tmp_path, rows=300, categories=40).read_bytes() == config.read_bytes()
+    assert (tmp_path / "shops-300-40-train.csv").read_bytes() == first  # seeded: the same bytes again
+    assert len((tmp_path / "shops-300-40-test.csv").read_text().splitlines()) == 1 + 60
+    results = embedding.measure(config, epochs=2)
+    assert results["one-hot"]["inputs"] == 44 and results["one-hot"]["dense_inputs"] == 44
+    assert results["embedding 16"]["inputs"] == 5 and results["embedding 16"]["dense_inputs"] == 4 + 16
+    assert all(r["peak"] > 0 and r["seconds"] > 0 and 0 <= r["accuracy"] <= 1 for r in results.values())
+    assert "one-hot / embedding: 2× the dense layer's inputs" in embedding.table(results)
+
+
+def test_payoff_splits_the_bundled_table_and_scores_every_combination(tmp_path):
+    payoff = _load("payoff")
+    train, test = payoff.split("breast_cancer", tmp_path)
+    assert len(train.read_text().splitlines()) == 1 + 455 and len(test.read_text().splitlines()) == 1 + 114
+    assert payoff.split("breast_cancer", tmp_path)[1].read_text() == test.read_text()
+    scores = payoff.measure("diabetes", tmp_path, ["training.iterations=1"], seeds=1)
+    assert sorted(scores) == sorted((d, n) for d in (0.0, 0.1, 0.3) for n in ("none", "batch"))
+    assert all(len(s) == 1 and -10 < s[0] < 1 for s in scores.values())
+    assert payoff.table("diabetes", scores).splitlines()[0].split()[-2:] == ["norm", "batch"]
