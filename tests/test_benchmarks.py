@@ -103,3 +103,12 @@ def test_payoff_splits_the_bundled_table_and_scores_every_combination(tmp_path):
     assert sorted(scores) == sorted((d, n) for d in (0.0, 0.1, 0.3) for n in ("none", "batch"))
     assert all(len(s) == 1 and -10 < s[0] < 1 for s in scores.values())
     assert payoff.table("diabetes", scores).splitlines()[0].split()[-2:] == ["norm", "batch"]
+
+
+def test_payoff_sweeps_the_shop_table_one_hot_and_embedded(tmp_path):
+    payoff = _load("payoff")
+    for name in ("shop one-hot", "shop embedding 16"):
+        scores = payoff.measure(name, tmp_path, ["training.iterations=1"], seeds=1, shop=(300, 40))
+        assert sorted(scores) == sorted((d, n) for d in (0.0, 0.1, 0.3) for n in ("none", "batch"))
+        assert all(len(s) == 1 and 0 <= s[0] <= 1 for s in scores.values())
+        assert payoff.table(name, scores).startswith(f"{name} (test accuracy)")
