@@ -3,7 +3,10 @@
 - `activations.py`  hidden-layer functions, each derivative beside its function
 - `losses.py`       losses with the output activation each belongs to, and the output delta
 - `initializers.py` weight samplers (He, Xavier, ...)
-- `layers.py`       layers as objects (`Dense`, `Activation`, ...): forward, backward, named arrays
+- `layers.py`       layers as objects (`Dense`, `Activation`, `Dropout`): forward, backward, named arrays
+- `normalization.py` `BatchNorm`, `LayerNorm` (PyTorch's definitions)
+- `embedding.py`    `Embedding`: learned tables for categorical columns
+- `clipping.py`     gradient clipping by the global norm
 - `network.py`      `Network`: the layers in order plus the loss's output head; forward, backward
 - `optimizers.py`   update rules (PyTorch's equations, plain arguments), each owning its state
 - `schedules.py`    learning rate per epoch
