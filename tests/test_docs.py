@@ -212,7 +212,8 @@ def test_files_the_examples_run_on_exist(page):
     """configs/iris.yaml, datasets/iris.csv, benchmarks/bench.py: paths into this repository."""
     text = "\n".join(_blocks(page, *SHELL)) + "\n" + "\n".join(re.findall(r"`([^`]+)`", _prose(page)))
     named = set(re.findall(r"(?<![\w./-])((?:configs|datasets|benchmarks)/[\w./-]*\w)", text))
-    missing = sorted(p for p in named if not (ROOT / p).exists())
+    # benchmarks/data/ is what the benchmarks generate (git-ignored): named, never shipped
+    missing = sorted(p for p in named if not (ROOT / p).exists() and not p.startswith("benchmarks/data"))
     assert not missing, f"{_rel(page)} names files that are not in the repository: {missing}"
 
 
