@@ -345,3 +345,18 @@ def test_cv_with_early_stopping_says_its_scores_are_optimistic(tmp_path):
     plain = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--runs-dir", tmp_path, "--workers", "1", "--json",
                 "--set", "training.iterations=5", "--set", "training.early_stopping=null")
     assert "note" not in json.loads(plain.stdout.strip().splitlines()[-2])
+
+
+def test_ctrl_c_waits_for_the_journal_write_to_finish():
+    # a KeyboardInterrupt inside Optuna's lock release once failed a sweep with exit 2: journal
+    # writes hold Ctrl-C and SIGTERM, which arrive as soon as the write is whole
+    from nnctl.sweep.space import journal_writes_whole
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with journal_writes_whole():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a real handler would have raised by now
+            done.append("the write finished")
+    assert done == ["the write finished"]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the mask is restored

@@ -17,7 +17,7 @@ from ..jsonfmt import dumps
 from ..runs.folder import check_name, ensure_writable, folder_lock, run_name, unique_folder
 from .propose import DUPLICATE, Proposer
 from .saved import check_journal, read_saved_sweep, read_trials
-from .space import decode, distributions, flow, grid_size, optuna_module, pruner, sampler
+from .space import decode, distributions, flow, grid_size, journal_writes_whole, optuna_module, pruner, sampler
 from .spec import load_sweep, trial_config
 
 STUDY = "nnctl"
@@ -205,7 +205,8 @@ def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
         status = "interrupted"
         runner.close(cancel=True)  # its workers are gone before their trials' folders are removed
         for trial, params in pending.values():
-            study.tell(trial, state=optuna_module().trial.TrialState.FAIL)
+            with journal_writes_whole():
+                study.tell(trial, state=optuna_module().trial.TrialState.FAIL)
             shutil.rmtree(folder / "trials" / f"{trial.number:03d}", ignore_errors=True)
     else:
         runner.close()
@@ -255,10 +256,11 @@ def _ship_data(job: dict, cfg: dict, folds, runner, datasets: dict) -> None:
 
 def _finish(study, table: _Table, callback, trial, params, result: dict, folder: Path) -> None:
     states = optuna_module().trial.TrialState
-    if result["state"] == "complete":
-        study.tell(trial, result["value"])
-    else:
-        study.tell(trial, state=states.PRUNED if result["state"] == "pruned" else states.FAIL)
+    with journal_writes_whole():
+        if result["state"] == "complete":
+            study.tell(trial, result["value"])
+        else:
+            study.tell(trial, state=states.PRUNED if result["state"] == "pruned" else states.FAIL)
     run = folder / "trials" / f"{trial.number:03d}"
     row = {"trial": trial.number, "state": result["state"], "params": params, "value": result["value"],
            "epochs": result["epochs"], "seconds": result["seconds"], "node": result["node"],

@@ -32,21 +32,23 @@ class Proposer:
 
     def next(self):
         """A new Optuna trial to run, or None when every combination (or proposal) is tried."""
-        from .space import optuna_module
+        from .space import journal_writes_whole, optuna_module
 
         fail = optuna_module().trial.TrialState.FAIL
         for _ in range(self.ATTEMPTS):
             fixed = self._fixed()
             if fixed is None and self.order is not None:
                 break
-            if fixed is not None:
-                self.study.enqueue_trial(fixed)
-            trial = self.study.ask(self.dists)
+            with journal_writes_whole():
+                if fixed is not None:
+                    self.study.enqueue_trial(fixed)
+                trial = self.study.ask(self.dists)
             if key(trial.params) not in self.tried:
                 self.tried.add(key(trial.params))
                 return trial
-            trial.set_user_attr(DUPLICATE, True)
-            self.study.tell(trial, state=fail)
+            with journal_writes_whole():
+                trial.set_user_attr(DUPLICATE, True)
+                self.study.tell(trial, state=fail)
         self.used_up = True
         return None
 

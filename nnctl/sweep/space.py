@@ -5,6 +5,8 @@ value is written as YAML flow text (`[32, 16]`), which is also how trials.csv sh
 read back when a trial's config is built."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import yaml
 
@@ -127,3 +129,19 @@ def pruner(sweep: dict, iterations: int):
     if stop["type"] == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=stop["min_epochs"])
     return optuna.pruners.HyperbandPruner(min_resource=stop["min_epochs"], max_resource=max(iterations, stop["min_epochs"] + 1))
+
+
+@contextmanager
+def journal_writes_whole():
+    """Hold Ctrl-C and SIGTERM while Optuna writes the study's journal: a KeyboardInterrupt raised
+    while its file lock is being released once left the lock half-renamed and failed the sweep
+    with "No such file or directory" (exit 2) instead of stopping it (exit 130). The signals wait
+    in the kernel and arrive as the block ends."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
