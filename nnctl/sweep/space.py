@@ -135,13 +135,27 @@ def pruner(sweep: dict, iterations: int):
 def journal_writes_whole():
     """Hold Ctrl-C and SIGTERM while Optuna writes the study's journal: a KeyboardInterrupt raised
     while its file lock is being released once left the lock half-renamed and failed the sweep
-    with "No such file or directory" (exit 2) instead of stopping it (exit 130). The signals wait
-    in the kernel and arrive as the block ends."""
+    with "No such file or directory" (exit 2) instead of stopping it (exit 130). A signal that
+    comes meanwhile is noted, and acted on as the write ends. (Python runs signal handlers in
+    the main thread only, so the handlers are swapped there; elsewhere this holds nothing.)"""
+    import os
     import signal
+    import threading
 
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)  # Python's Ctrl-C handler, or nnctl's SIGTERM one: raises
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
