@@ -20,6 +20,7 @@ from typing import Callable
 
 from ..atomic import naming_errors
 from ..config import dump_config, load_config, resolve
+from ..config.typed import Config
 from ..config.validate import written_paths as paths_as_written
 from ..config.yamlfile import parse_override, set_override
 from ..data import load_dataset
@@ -64,7 +65,7 @@ def run_options(options: RunOptions | None = None, **fields) -> RunOptions:
     return replace(options or RunOptions(), **{k: v for k, v in fields.items() if v is not None})
 
 
-def train_config(cfg: dict, runs_dir=None, name: str | None = None, *, options: RunOptions | None = None,
+def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options: RunOptions | None = None,
                  resume: Checkpoint | None = None, fold=None, dataset=None, written_paths: dict | None = None,
                  metrics: dict | None = None, **fields) -> TrainResult:
     """Train the resolved config and save a run folder; returns the TrainResult, whose `run`
@@ -119,7 +120,7 @@ def train_config(cfg: dict, runs_dir=None, name: str | None = None, *, options: 
     return result
 
 
-def _checked_digest(cfg: dict, dataset, resume: Checkpoint | None) -> str | None:
+def _checked_digest(cfg: Config, dataset, resume: Checkpoint | None) -> str | None:
     """The data's digest, when checkpoints need it; resuming on other data than the
     checkpoint's is refused."""
     if cfg.training.checkpoint_every is None and resume is None:
@@ -131,7 +132,7 @@ def _checked_digest(cfg: dict, dataset, resume: Checkpoint | None) -> str | None
     return digest
 
 
-def _write_results(files: RunFolder, cfg: dict, network, dataset, result: TrainResult, extra: dict) -> None:
+def _write_results(files: RunFolder, cfg: Config, network, dataset, result: TrainResult, extra: dict) -> None:
     """model.npz, history.csv, diagnostics.csv, validation.csv, test.csv and metrics.json (the
     scores, what model.npz holds, and `extra`)."""
     meta = build_meta(network, dataset, cfg)
@@ -158,7 +159,7 @@ def _write_results(files: RunFolder, cfg: dict, network, dataset, result: TrainR
     files.write_metrics({**metrics, **extra})  # `created` keeps its place
 
 
-def _add_target_units(metrics: dict, model, dataset, cfg: dict) -> None:
+def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
     """A regression's train and validation errors in the target's own units (mse, rmse, mae), as
     `evaluate` gives the test part's, and `target_units`: what the loss is and the target's
     scale, so a report can show the loss curves in those units too. The parts' `loss` stays on
@@ -188,7 +189,7 @@ class TrainPlan:
     given, the Checkpoint it continues (None for a new run), and the config's paths as the user
     wrote them (a resumed run carries its own along)."""
 
-    cfg: dict
+    cfg: Config
     name: str
     resume: Checkpoint | None = None
     written_paths: dict | None = None
@@ -211,7 +212,7 @@ def run_plan(plan: TrainPlan, options: RunOptions) -> TrainResult:
                         written_paths=plan.written_paths)
 
 
-def resume_config(checkpoint: Checkpoint, overrides) -> dict:
+def resume_config(checkpoint: Checkpoint, overrides) -> Config:
     """The checkpoint's config with `--set` overrides of the keys that may change; any other
     difference is an NnctlError naming the key."""
     where = str(checkpoint.path)

@@ -52,7 +52,7 @@ class Dataset:
 # --- building the dataset --------------------------------------------------------------------
 
 
-def load_dataset(cfg: dict, cache: bool = True, fold: tuple[int, int] | None = None) -> Dataset:
+def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None) -> Dataset:
     """The resolved config's data, ready for training (see module docstring); from the dataset
     cache when this file and config were prepared before (see `nnctl.cache`). `fold` (i, K):
     the validation part is fold i of a K-fold split of the training file (stratified for
@@ -76,7 +76,7 @@ def load_dataset(cfg: dict, cache: bool = True, fold: tuple[int, int] | None = N
     return dataset
 
 
-def _prepare(cfg: dict, fold: tuple[int, int] | None = None) -> Dataset:
+def _prepare(cfg, fold: tuple[int, int] | None = None) -> Dataset:
     """Read, then split, then encode: each stage returns what the next one needs."""
     rows = _read(cfg)
     split = _split(cfg, rows, fold)
@@ -105,7 +105,7 @@ class _Split:
     val_idx: np.ndarray
 
 
-def _read(cfg: dict) -> _Rows:
+def _read(cfg) -> _Rows:
     data = cfg.data
     path, notes = Path(data.path), []
     table = open_table(path, data.delimiter)
@@ -140,7 +140,7 @@ def _read(cfg: dict) -> _Rows:
     return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes)
 
 
-def _split(cfg: dict, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
+def _split(cfg, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
     """Targets and the train/validation rows: a validation file's rows, fold i of K, or a
     (stratified) fraction drawn from the seed."""
     target, fraction = cfg.data.target, cfg.data.validation_split
@@ -184,7 +184,7 @@ def _check_embedding(setting, rows: _Rows) -> None:
                              else "embed one of the categorical columns")
 
 
-def _encode(cfg: dict, rows: _Rows, split: _Split) -> Dataset:
+def _encode(cfg, rows: _Rows, split: _Split) -> Dataset:
     """The encoder fit on the training rows, the arrays it makes, and the target's scaling."""
     data, df = cfg.data, rows.df
     dtype = np.dtype(cfg.training.dtype)

@@ -27,7 +27,7 @@ FORMAT_VERSION = 2
 OUTPUT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
 
 
-def build_meta(network: Network, dataset, cfg: dict) -> dict:
+def build_meta(network: Network, dataset, cfg) -> dict:
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

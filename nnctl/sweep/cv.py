@@ -9,13 +9,14 @@ import statistics
 from pathlib import Path
 
 from ..config import load_config
+from ..config.typed import Config
 from ..errors import NnctlError, NothingTrained
 from ..jsonfmt import dumps
 from ..runs.folder import RunFolder, check_name, folder_lock
 from .driver import make_folder, make_runner, write_files
 
 
-def check_folds(cfg: dict, folds: int, flag: str = "--folds") -> None:
+def check_folds(cfg: Config, folds: int, flag: str = "--folds") -> None:
     """K folds need K rows, and K rows of each class for stratified folds: refused before any
     training (a fold without validation rows would fail only once its turn came)."""
     from ..data import load_dataset

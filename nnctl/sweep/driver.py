@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from ..config import dump_config
+from ..config.typed import Config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..runs.folder import check_name, ensure_writable, folder_lock, run_name, unique_folder
@@ -237,7 +238,7 @@ def _job(sweep, params, trial, folder, ray_address, runner, datasets):
     return job, None
 
 
-def _ship_data(job: dict, cfg: dict, folds, runner, datasets: dict) -> None:
+def _ship_data(job: dict, cfg: Config, folds, runner, datasets: dict) -> None:
     """Prepare each distinct dataset once on the driver and put it in Ray's object store: the
     cluster's nodes need no access to the driver's files."""
     from ..data import load_dataset

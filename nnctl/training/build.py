@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import hidden_activations, load_config
+from ..config.typed import Config
 from ..data import Dataset, load_dataset
 from ..errors import NnctlError
 from ..nn.losses import LOSSES, loss_for
@@ -18,7 +19,7 @@ def architecture(sizes) -> str:
     return " → ".join(str(s) for s in sizes)
 
 
-def choose_loss(cfg: dict, dataset: Dataset) -> str:
+def choose_loss(cfg: Config, dataset: Dataset) -> str:
     n_classes = len(dataset.classes) if dataset.classes else None
     loss = loss_for(dataset.task, n_classes, cfg.training.loss)
     if LOSSES[loss].task != dataset.task:
@@ -30,7 +31,7 @@ def choose_loss(cfg: dict, dataset: Dataset) -> str:
     return loss
 
 
-def build_network(cfg: dict, dataset: Dataset, fresh: bool = False) -> Network:
+def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
     embedded = embedding_sizes(dataset)
@@ -128,7 +129,7 @@ def check_batches(cfg, network: Network, dataset: Dataset) -> None:
                      f"use another batch_size (e.g. {good}), or model.normalization: layer")
 
 
-def _check_model_fits(sizes, cfg: dict, dataset: Dataset, tables: int = 0) -> None:
+def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0) -> None:
     """Weights, gradients, two optimizer states, scratch and the float64 draw: about six
     copies of the parameters (`tables`: the embedding tables' entries); plus pre-activations,
     activations, what activations save for backward, and deltas per batch row."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config.typed import TrainingConfig
 from ..errors import NnctlError
 from ..nn.clipping import clip_grad_norm
 from ..nn.diagnostics import Diagnostics
@@ -42,13 +43,13 @@ class TrainResult:
     steps: int = 0  # optimizer steps taken (counted when grad_clip is set)
 
 
-def log_every(training: dict) -> int:
+def log_every(training: TrainingConfig) -> int:
     """Epochs between logged epochs: `auto` keeps about 200 rows of history."""
     every = training.log_every
     return max(1, training.iterations // 200) if every == "auto" else every
 
 
-def train(network: Network, dataset, training: dict, seed: int = 0, callback: Callback | None = None,
+def train(network: Network, dataset, training: TrainingConfig, seed: int = 0, callback: Callback | None = None,
           should_stop=None, resume=None, checkpointer=None, metrics: dict | None = None) -> TrainResult:
     """Train `network` in place on `dataset` under the resolved `training` config.
 
@@ -119,7 +120,7 @@ def final_metrics(network: Network, dataset, result: TrainResult, targets=(None,
     return metrics
 
 
-def divergence_advice(training: dict, dataset) -> str:
+def divergence_advice(training: TrainingConfig, dataset) -> str:
     """What to try when the loss blows up, leaving out what is already so."""
     advice = f"lower training.learning_rate (now {training.learning_rate:g})"
     if (dataset.encoder.scaler or {}).get("kind") == "none":

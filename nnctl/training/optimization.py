@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from ..config.typed import TrainingConfig
 from ..nn.optimizers import OPTIMIZERS, Optimizer
 from ..nn.schedules import SCHEDULES
 
@@ -18,7 +19,7 @@ HYPERPARAMETERS = {
 }
 
 
-def build_optimizer(params, training: dict, decay=None) -> Optimizer:
+def build_optimizer(params, training: TrainingConfig, decay=None) -> Optimizer:
     """The optimizer `training.optimizer` names over `params` (arrays updated in place),
     with its hyper-parameters and `l2` as weight decay; `decay`: per array, where l2 applies."""
     name = training.optimizer
@@ -28,12 +29,12 @@ def build_optimizer(params, training: dict, decay=None) -> Optimizer:
     return cls(params, weight_decay=training.l2, decay=decay, **fixed, **kwargs)
 
 
-def network_optimizer(network, training: dict) -> Optimizer:
+def network_optimizer(network, training: TrainingConfig) -> Optimizer:
     """An optimizer over a network's flat parameters: `step([network.flat_grads], lr)`."""
     return build_optimizer([network.flat_params], training, decay=[network.decay_mask])
 
 
-def build_schedule(training: dict):
+def build_schedule(training: TrainingConfig):
     """epoch (from 0) -> learning rate, under the config's `training.schedule`."""
     schedule = training.schedule
     function, own = SCHEDULES[schedule["name"]]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config.typed import TrainingConfig
 from ..errors import NnctlError
 from ..nn.metrics import r2
 from ..nn.network import Network
@@ -77,7 +78,7 @@ def extra_scores(names, y: np.ndarray, outputs: np.ndarray) -> dict:
     return {name: compute[name]() for name in names}
 
 
-def watched_metrics(training: dict, more: dict | None = None) -> dict:
+def watched_metrics(training: TrainingConfig, more: dict | None = None) -> dict:
     """{history column: the key that asks for it}: the early-stopping metric, and `more`."""
     stop = training.early_stopping
     return {**({stop.metric: "training.early_stopping.metric"} if stop else {}), **(more or {})}
