@@ -173,3 +173,13 @@ def read_meta(arrays: dict, what: str, where: str, fmt: str, newest: int, oldest
         raise NnctlError(f"{what} format_version {version!r} is newer than this nnctl reads ({newest})", where,
                          "upgrade nnctl: pip install -U nnctl")
     return meta
+
+
+def nonfinite(arrays: dict) -> str | None:
+    """'`name` holds NaN values' (or inf, or NaN and inf) for the first float array that holds
+    any, or None: nnctl never saves a model or checkpoint with them, so such a file is damaged."""
+    for name, values in arrays.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            kinds = " and ".join(k for k, test in (("NaN", np.isnan), ("inf", np.isinf)) if test(values).any())
+            return f"`{name}` holds {kinds} values"
+    return None

@@ -17,7 +17,7 @@ import numpy as np
 from .. import __version__
 from ..data.encoding import FeatureEncoder
 from ..errors import NnctlError
-from ..npzfile import meta_array, read_meta, read_npz
+from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
 from ..nn.network import Network
@@ -169,12 +169,11 @@ def format2_limit(meta: dict):
 
 def _require_finite(arrays: dict, where: str) -> None:
     """A model must have finite weights: NaN or inf would predict one class for every row."""
-    for name, values in arrays.items():
-        if name != "meta" and values.dtype.kind == "f" and not np.isfinite(values).all():
-            kinds = " and ".join(k for k, test in (("NaN", np.isnan), ("inf", np.isinf)) if test(values).any())
-            raise NnctlError(f"model file's {name} holds {kinds} values: a model must have finite weights", where,
-                             "the run diverged or the file is damaged: train again (a lower "
-                             "training.learning_rate helps), or point at another run")
+    problem = nonfinite({name: a for name, a in arrays.items() if name != "meta"})
+    if problem:
+        raise NnctlError(f"model file's {problem}: a model must have finite weights", where,
+                         "the run diverged or the file is damaged: train again (a lower "
+                         "training.learning_rate helps), or point at another run")
 
 
 def _read_meta(arrays: dict, where: str) -> dict:

@@ -22,9 +22,9 @@ import numpy as np
 from .. import __version__
 from ..atomic import atomic_file
 from ..errors import NnctlError
-from ..npzfile import meta_array, read_meta, read_npz
+from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..runs.folder import RunFolder
-from .checkpoint_check import checkpoint_limit, checkpoint_meta_problem, nonfinite_array
+from .checkpoint_check import checkpoint_limit, checkpoint_meta_problem
 
 FORMAT = "nnctl-checkpoint"
 FORMAT_VERSION = 2  # 1: the network's flat `params` (before layers were objects); not read
@@ -133,7 +133,7 @@ def load_checkpoint(run) -> Checkpoint:
             raise NnctlError(f"checkpoint meta lacks `{key}`", where)
     if not any(name.startswith("layers.") for name in arrays):
         raise NnctlError("checkpoint lacks the model's arrays (layers.<i>.<name>)", where)
-    problem = checkpoint_meta_problem(meta) or nonfinite_array(arrays)
+    problem = checkpoint_meta_problem(meta) or nonfinite(arrays)
     if problem:
         raise NnctlError(f"checkpoint is damaged: {problem}", where, "resume from another run, or train again")
     return Checkpoint(arrays, meta, Path(run))

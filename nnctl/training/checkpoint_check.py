@@ -30,14 +30,6 @@ def checkpoint_limit(name: str, header) -> str | None:
     return f"it holds an array `{name}` that nnctl does not write"
 
 
-def nonfinite_array(arrays: dict) -> str | None:
-    """What is wrong when a float array holds NaN or inf (training never checkpoints one), or None."""
-    for name, values in arrays.items():
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            return f"`{name}` holds NaN or inf values"
-    return None
-
-
 def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
