@@ -32,7 +32,7 @@ class Diagnostics:
     """Measures a network's steps per trainable layer, from its flat parameter and gradient
     arrays: each norm is one dot product of a layer's slice with itself. A layer's norms are
     over its decayed arrays (a dense layer's W) when it has any, else over all its arrays.
-    `layer` in each row counts trainable layers: 0 is the first dense layer."""
+    `layer` in each row counts trainable layers: 0 is the first layer with arrays."""
 
     def __init__(self, network):
         self.network = network
@@ -92,8 +92,10 @@ class Diagnostics:
 
 
 def _activation_fed(after: list):
-    """The ReLU-family activation layer a trainable layer feeds, before the next trainable
-    layer (a normalization may sit between), or None: only those units can die."""
+    """The ReLU-family activation layer a trainable layer feeds directly (layers without arrays,
+    such as dropout, may sit between; a normalization has arrays, so a dense layer before one
+    feeds nothing and the normalization feeds the activation), or None: only those units can
+    die."""
     for layer in after:
         if layer.params:
             return None
