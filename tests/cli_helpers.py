@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -12,6 +13,16 @@ def cli(*args, env=None):
     """CliRunner result with separate .stdout / .stderr."""
     runner = CliRunner()
     return runner.invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", **(env or {})}, catch_exceptions=False)
+
+
+def train_run(config, runs, *sets) -> Path:
+    """`nnctl train CONFIG --runs-dir RUNS --quiet --set S...`, which must succeed: the run folder."""
+    args = ["train", config, "--runs-dir", runs, "--quiet"]
+    for s in sets:
+        args += ["--set", s]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    return Path(result.stdout.strip().splitlines()[-1])
 
 
 def subprocess_cli(*args, env=None, timeout=120, **kwargs):

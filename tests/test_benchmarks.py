@@ -46,13 +46,7 @@ def test_budget_line_reports_the_ceiling_products_set(bench):
 
 @pytest.fixture(scope="module")
 def layers_bench(bench):
-    spec = importlib.util.spec_from_file_location("layers_bench", ROOT / "benchmarks" / "layers.py")
-    module = importlib.util.module_from_spec(spec)
-    environ = dict(os.environ)
-    spec.loader.exec_module(module)
-    os.environ.clear()
-    os.environ.update(environ)
-    return module
+    return _load("layers")
 
 
 def test_layer_costs_time_every_variant_on_a_tiny_workload(bench, layers_bench, tmp_path):

@@ -17,7 +17,7 @@ from nnctl.nn.layers import Activation, Dense
 from nnctl.nn.network import Network
 from nnctl.runs.model import load_model
 
-from .cli_helpers import assert_clean_error, cli
+from .cli_helpers import assert_clean_error, cli, train_run
 from .test_layers import input_delta_check
 
 DATA = Path(__file__).parent / "data"
@@ -101,17 +101,8 @@ def config(folder, extra="", embedding="auto", unknown="ignore"):
     return path
 
 
-def train(cfg, runs, *sets):
-    args = ["train", cfg, "--runs-dir", runs, "--quiet"]
-    for s in sets:
-        args += ["--set", s]
-    result = cli(*args)
-    assert result.exit_code == 0, result.stderr
-    return Path(result.stdout.strip().splitlines()[-1])
-
-
 def test_training_saves_the_layer_and_its_table(table):
-    run = train(config(table), table / "runs")
+    run = train_run(config(table), table / "runs")
     model = load_model(run)
     layer = model.network.layers[0]
     assert layer.type == "embedding" and layer.categories == [30] and layer.widths == [auto_width(30)]
@@ -129,14 +120,14 @@ def test_training_saves_the_layer_and_its_table(table):
 
 
 def test_unseen_category_uses_the_last_row_or_is_refused(table):
-    run = train(config(table), table / "runs")
+    run = train_run(config(table), table / "runs")
     model = load_model(run)
     np.testing.assert_array_equal(model.network.layers[0].tables[0][30], 0.0)  # never trained: still zero
     X = model.encoder.transform(pd.read_csv(table / "unseen.csv"), np.float32)
     assert X[0, 1] == 30 and X[1, 1] == float(model.encoder.categories["city"].index(
         pd.read_csv(table / "unseen.csv")["city"][1]))
     assert cli("predict", run, table / "unseen.csv").exit_code == 0
-    strict = train(config(table, unknown="error"), table / "runs2")
+    strict = train_run(config(table, unknown="error"), table / "runs2")
     assert_clean_error(cli("predict", strict, table / "unseen.csv"), "city", "nowhere", "training never saw")
 
 
@@ -162,8 +153,8 @@ def test_config_errors_name_the_column(table):
 
 
 def test_warm_start_from_an_embedding_model(table):
-    run = train(config(table), table / "runs")
-    again = train(config(table), table / "runs", f"model.init_from={run}", "training.iterations=1",
+    run = train_run(config(table), table / "runs")
+    again = train_run(config(table), table / "runs", f"model.init_from={run}", "training.iterations=1",
                   "training.learning_rate=1e-9")
     np.testing.assert_allclose(np.load(again / "model.npz")["layers.0.table_0"],
                                np.load(run / "model.npz")["layers.0.table_0"], atol=1e-5)
@@ -188,13 +179,13 @@ def test_export_gathers_in_the_graph_and_equals_predict(table, dtype):
     pytest.importorskip("onnxruntime")
     from .test_export import assert_matches_predict, export, run_onnx
 
-    run = train(config(table), table / "runs", f"training.dtype={dtype}")
+    run = train_run(config(table), table / "runs", f"training.dtype={dtype}")
     path = export(run)
     graph = onnx.load(path).graph
     assert "Gather" in {n.op_type for n in graph.node} and "OneHotEncoder" in {n.op_type for n in graph.node}
     assert_matches_predict(run, table / "d.csv", path)
     assert_matches_predict(run, table / "unseen.csv", path)  # unseen categories: the table's last row
-    strict = train(config(table, unknown="error"), table / "runs2", f"training.dtype={dtype}")
+    strict = train_run(config(table, unknown="error"), table / "runs2", f"training.dtype={dtype}")
     with pytest.raises(Exception):  # as predict, the graph refuses a category training never saw
         run_onnx(export(strict), pd.read_csv(table / "unseen.csv"))
     assert_matches_predict(strict, table / "d.csv")
@@ -203,8 +194,8 @@ def test_export_gathers_in_the_graph_and_equals_predict(table, dtype):
 def test_set_and_resume(table):
     result = cli("validate", config(table, embedding="{}"), "--set", "data.embedding={city: 4}")
     assert result.exit_code == 0, result.stderr
-    straight = train(config(table), table / "a", "training.iterations=8")
-    first = train(config(table), table / "b", "training.iterations=4", "training.checkpoint_every=2")
+    straight = train_run(config(table), table / "a", "training.iterations=8")
+    first = train_run(config(table), table / "b", "training.iterations=4", "training.checkpoint_every=2")
     result = cli("train", "--resume", first, "--set", "training.iterations=8", "--runs-dir", table / "c", "--quiet")
     assert result.exit_code == 0, result.stderr
     resumed = Path(result.stdout.strip().splitlines()[-1])
@@ -221,7 +212,7 @@ def test_missing_mean_fills_an_embedded_column_with_its_mode_in_predict_and_expo
     frame = pd.read_csv(table / "d.csv")
     frame.loc[::7, "city"] = None
     frame.to_csv(table / "d.csv", index=False)
-    run = train(config(table), table / "runs", "data.missing=mean")
+    run = train_run(config(table), table / "runs", "data.missing=mean")
     model = load_model(run)
     mode = model.meta["fill"]["city"]
     X = model.encoder.transform(frame.head(8), np.float32)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .cli_helpers import assert_clean_error, cli, subprocess_cli
+from .cli_helpers import assert_clean_error, cli, subprocess_cli, train_run
 from .conftest import CONFIGS, DATASETS, ROOT
 
 IRIS = DATASETS / "iris.csv"
@@ -25,15 +25,6 @@ IRIS = DATASETS / "iris.csv"
 
 def rows_of(text):
     return list(csv.DictReader(io.StringIO(text)))
-
-
-def train_run(config, runs, *sets):
-    args = ["train", config, "--runs-dir", runs, "--quiet"]
-    for s in sets:
-        args += ["--set", s]
-    result = cli(*args)
-    assert result.exit_code == 0, result.stderr
-    return result.stdout.strip()
 
 
 def strict_json(text):

@@ -17,13 +17,18 @@ from .conftest import CONFIGS, DATASETS
 
 pytest.importorskip("optuna")
 
-SMALL_RANDOM = """method: random
+def random_sweep(iterations: int) -> str:
+    """Six random trials over the learning rate, each training `iterations` epochs."""
+    return f"""method: random
 trials: 6
 seed: 1
 parameters:
-  training.learning_rate: {distribution: log_uniform, min: 1.0e-3, max: 0.1}
-  training.iterations: {values: [3]}
+  training.learning_rate: {{distribution: log_uniform, min: 1.0e-3, max: 0.1}}
+  training.iterations: {{values: [{iterations}]}}
 """
+
+
+SMALL_RANDOM = random_sweep(3)
 
 
 def write_sweep(tmp_path, body: str, name: str = "sweep.yaml") -> Path:
@@ -223,13 +228,7 @@ def wait_until(condition, seconds: float = 60):
     return False
 
 
-LONG = """method: random
-trials: 6
-seed: 1
-parameters:
-  training.learning_rate: {distribution: log_uniform, min: 1.0e-3, max: 0.1}
-  training.iterations: {values: [400]}
-"""
+LONG = random_sweep(400)  # trials long enough to be killed mid-run
 
 
 def start(args, **kwargs):
