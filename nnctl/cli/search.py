@@ -106,3 +106,37 @@ def cv(
     if json_:
         typer.echo(dumps(result["summary"]))
     typer.echo(str(result["folder"]))
+
+
+# --- train --seeds -------------------------------------------------------------------------------
+def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet, json_, report, no_cache):
+    """`nnctl train CONFIG --seeds N`: the spread's table on stderr, the folder's path last on
+    stdout (after the summary with --json)."""
+    from ..errors import NnctlError
+    from ..sweep.seeds import train_seeds
+    from ..ui.spread import seed_line, spread_table
+
+    if seeds is None:
+        raise NnctlError("--workers is for training several seeds at once", "--workers",
+                         "add --seeds N, e.g. --seeds 5 --workers 2")
+    if resume is not None:
+        raise NnctlError("--seeds trains a config anew; it cannot continue a run", "--seeds with --resume",
+                         "resume the run alone, or train its config.yaml with --seeds")
+    if config is None:
+        raise NnctlError("--seeds needs a CONFIG to train", "nnctl train", "e.g. nnctl train configs/iris.yaml --seeds 5")
+
+    def said(seed, result):
+        if not quiet:
+            sys.stderr.write(seed_line(seed, result) + "\n")
+            sys.stderr.flush()
+
+    result = train_seeds(config, seeds, sets, runs_dir, name, workers, cache=not no_cache, callback=said)
+    if report:
+        from ..report.write import report_runs
+
+        report_runs([result["folder"]])
+    if not quiet:
+        sys.stderr.write(spread_table(result["summary"]) + "\n")
+    if json_:
+        typer.echo(dumps({"folder": str(result["folder"]), **result["summary"]}))
+    typer.echo(str(result["folder"]))

@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import load_config
@@ -36,61 +37,90 @@ def check_folds(cfg: Config, folds: int, flag: str = "--folds") -> None:
             raise NnctlError(f"{flag} {folds} is more than the data's {rows} rows", flag, f"use {flag} {rows} or fewer")
 
 
-class CvStopped(NothingTrained):
-    """cv was interrupted: its folder is removed (the folds only count together)."""
+class Stopped(NothingTrained):
+    """A cv or a seeds run was interrupted: its folder is removed (its runs only count together)."""
+
+
+CvStopped = Stopped  # the name it had before `train --seeds` shared it
 
 
 def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None = None, workers: int | None = None,
-           ray_address: str | None = None, callback=None) -> dict:
+           ray_address: str | None = None, callback=None, repeats: int = 1) -> dict:
     """K-fold cross-validation of one config (stratified for classification, from its seed):
-    each fold a run folder `fold_<i>`, `folds.csv` and `summary.json` beside them. A cv that
-    fails or is interrupted leaves no folder: it has no --resume, and a part of its folds is no
-    estimate (CvStopped on an interrupt, NnctlError naming the failed fold)."""
+    each fold a run folder `fold_<i>`, `folds.csv` and `summary.json` beside them. With
+    `repeats` R > 1 the K folds are drawn R times, repeat r from seed + r (so its folds, initial
+    weights and shuffle all differ), as scikit-learn's RepeatedStratifiedKFold: `repeat_<r>/fold_<i>`,
+    and the summary is over all R·K folds. A cv that fails or is interrupted leaves no folder:
+    it has no --resume, and a part of its folds is no estimate (Stopped on an interrupt,
+    NnctlError naming the failed fold). `callback(key, result)` as each fold finishes: key is
+    the fold's index, or (repeat, fold) with repeats."""
     cfg = load_config(config, list(overrides))
     check_name(Path(config).stem if name is None else name, "cv")
+    if repeats < 1:
+        raise NnctlError(f"--repeats must be 1 or more, got {repeats}", "--repeats")
     check_folds(cfg, folds)
     # "-cv<K>" in its name: a cv folder is never taken for a run at a glance
-    folder = make_folder(runs_dir, f"{Path(config).stem if name is None else name}-cv{folds}", "cv")
+    times = f"x{repeats}" if repeats > 1 else ""
+    folder = make_folder(runs_dir, f"{Path(config).stem if name is None else name}-cv{folds}{times}", "cv")
     try:
         with folder_lock(folder, "this cv is running", "wait for it to end"):
-            results = _run_folds(cfg, folds, folder, workers, ray_address, callback)
-            return _cv_summary(folder, folds, results, cfg.training.early_stopping is not None)
+            jobs = _fold_jobs(cfg, folds, repeats, folder)
+            results = run_all(jobs, folder, workers, ray_address, callback, "cv")
+            return _cv_summary(folder, folds, repeats, jobs, results, cfg.training.early_stopping is not None)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _run_folds(cfg, folds, folder, workers, ray_address, callback) -> dict:
+def _fold_jobs(cfg, folds: int, repeats: int, folder: Path) -> list[dict]:
     metric = {"name": "val_loss", "goal": "minimize"}
-    jobs = [{"cfg": cfg, "runs_dir": str(folder), "folder": f"fold_{i}", "metric": metric, "fold": (i, folds)}
-            for i in range(folds)]
-    runner, capacity = make_runner(min(workers or os.cpu_count() or 1, folds), ray_address, folder)
-    results = {}
+    jobs = []
+    for r in range(repeats):
+        where = folder if repeats == 1 else folder / f"repeat_{r}"
+        repeat_cfg = cfg if r == 0 else replace(cfg, seed=cfg.seed + r)
+        for i in range(folds):
+            jobs.append({"cfg": repeat_cfg, "runs_dir": str(where), "folder": f"fold_{i}", "metric": metric,
+                         "fold": (i, folds), "key": i if repeats == 1 else (r, i),
+                         "label": f"fold {i}" if repeats == 1 else f"repeat {r} fold {i}"})
+    return jobs
+
+
+def run_all(jobs: list[dict], folder: Path, workers, ray_address, callback, what: str) -> list[dict]:
+    """Run every job (see jobs.run_job; each also has a `key` for the callback and a `label`
+    for messages) on local workers or Ray, all or nothing: the results in the jobs' order, or
+    NnctlError naming the first job that failed, or Stopped on an interrupt (Ctrl-C, SIGTERM)."""
+    for job in jobs:
+        Path(job["runs_dir"]).mkdir(parents=True, exist_ok=True)
+    runner, capacity = make_runner(min(workers or os.cpu_count() or 1, len(jobs)), ray_address, folder)
+    results: dict = {}
+    noun = "folds" if what == "cv" else "seeds"
     try:
         if ray_address:
             from ..data import load_dataset
 
             for i, job in enumerate(jobs):
-                job["dataset_ref"] = runner.put(i, load_dataset(cfg, fold=(i, folds)))
-        pending = {runner.submit(job): i for i, job in enumerate(jobs)}
+                job["dataset_ref"] = runner.put(i, load_dataset(job["cfg"], fold=job.get("fold")))
+        submitted = [{k: v for k, v in job.items() if k not in ("key", "label")} for job in jobs]
+        pending = {runner.submit(job): i for i, job in enumerate(submitted)}
         while pending:
             for handle, result in runner.wait(pending):
                 i = pending.pop(handle)
-                write_files(folder, result.pop("files", {}))  # paths start with fold_<i>
+                write_files(Path(jobs[i]["runs_dir"]), result.pop("files", {}))  # paths start with its folder
                 results[i] = result
                 if callback:
-                    callback(i, result)
-                if result["state"] != "complete":  # the others cannot make a cv without it
-                    raise NnctlError(f"fold {i} failed: {result['error']}; the cv folder was removed", str(folder))
+                    callback(jobs[i]["key"], result)
+                if result["state"] != "complete":  # the others cannot make a whole without it
+                    raise NnctlError(f"{jobs[i]['label']} failed: {result['error']}; the {what} folder was removed",
+                                     str(folder))
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli.errors_handled)
         runner.close(cancel=True)
-        raise CvStopped(f"interrupted after {len(results)} of {folds} folds; the cv folder was removed "
-                        "(a cv's folds only count together)")
+        raise Stopped(f"interrupted after {len(results)} of {len(jobs)} {noun}; the {what} folder was removed "
+                      f"(a {what}'s {noun} only count together)")
     except BaseException:
         runner.close(cancel=True)
         raise
     runner.close()
-    return results
+    return [results[i] for i in range(len(jobs))]
 
 
 # with early stopping a fold's validation part also chose its epoch, so its score is an
@@ -99,20 +129,26 @@ EARLY_STOPPING_NOTE = ("early stopping chose each fold's epoch on that fold's va
                        "are optimistic; score a held-out data.test_path for an unbiased estimate")
 
 
-def _cv_summary(folder: Path, folds: int, results: dict, early_stopping: bool = False) -> dict:
+def _cv_summary(folder: Path, folds: int, repeats: int, jobs: list[dict], results: list[dict],
+                early_stopping: bool = False) -> dict:
     rows = []
-    for i in range(folds):
-        metrics = RunFolder(folder / f"fold_{i}").read_metrics()
+    for job, result in zip(jobs, results):
+        run = Path(job["runs_dir"]) / job["folder"]
+        metrics = RunFolder(run).read_metrics()
         name = metrics["metric"]
-        rows.append({"fold": i, "rows": metrics["validation"]["rows"], "val_loss": metrics["validation"]["loss"],
-                     f"val_{name}": metrics["validation"][name], "epochs": metrics["epochs"],
-                     "seconds": results[i]["seconds"], "run": str(folder / f"fold_{i}")})
+        row = {"repeat": job["key"][0]} if repeats > 1 else {}
+        row.update({"fold": job["fold"][0], "rows": metrics["validation"]["rows"],
+                    "val_loss": metrics["validation"]["loss"], f"val_{name}": metrics["validation"][name],
+                    "epochs": metrics["epochs"], "seconds": result["seconds"], "run": str(run)})
+        rows.append(row)
     name = next(k for k in rows[0] if k.startswith("val_") and k != "val_loss")
     with open(folder / "folds.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     summary = {"folds": folds}
+    if repeats > 1:
+        summary["repeats"] = repeats
     if early_stopping:
         summary["note"] = EARLY_STOPPING_NOTE
     for key in ("val_loss", name):

@@ -76,7 +76,7 @@ def run_job(job: dict) -> dict:
         else:
             pruning = _Pruning(_pruning_trial(job["prune"]), metric) if job.get("prune") else None
             options = RunOptions(job["runs_dir"], "trial", folder=job["folder"], plot=False, callback=pruning,
-                                 should_stop=pruning)
+                                 should_stop=pruning, cache=job.get("cache", True))
             result = train_config(job["cfg"], options=options, dataset=job.get("dataset"),
                                   fold=tuple(job["fold"]) if job.get("fold") else None, metrics=watched)
             out["value"], out["epochs"] = metric_value(result.metrics, metric), result.epochs
