@@ -73,8 +73,8 @@ def runs_(
     json_: bool = typer.Option(False, "--json", help="Print a JSON list"),
     incomplete: bool = typer.Option(False, "--incomplete", help="Only runs whose training was killed (resume them with train --resume PATH, or delete them)"),
 ):
-    """List runs, sweeps and cv folders, newest first, with their final metrics (kind: run,
-    sweep or cv; a killed run that was resumed points to the run that continued it).
+    """List runs, sweeps, cv and seeds folders, newest first, with their final metrics (kind: run,
+    sweep, cv or seeds; a killed run that was resumed points to the run that continued it).
 
     Example: nnctl runs runs/ --json
     """

@@ -84,23 +84,28 @@ def cv(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the folder's path"),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+    repeats: int = typer.Option(1, "--repeats", metavar="R", help="Draw the K folds R times, repeat r from seed + r (as scikit-learn's RepeatedStratifiedKFold); the summary is over all R·K folds"),
 ):
     """K-fold cross-validation of one config (stratified for classification, from its seed):
     per-fold and mean ± std metrics; the folder's path is the last line of stdout.
 
     Example: nnctl cv configs/iris.yaml --folds 5
+
+    Repeated: nnctl cv configs/iris.yaml --folds 5 --repeats 3
     """
     from ..sweep.cv import run_cv
 
-    def said(i, result):
+    def said(key, result):
         if not quiet:
-            sys.stderr.write(f"fold {i}: {result['state']} in {result['seconds']:.1f}s\n")
+            where = f"repeat {key[0]} fold {key[1]}" if repeats > 1 else f"fold {key}"
+            sys.stderr.write(f"{where}: {result['state']} in {result['seconds']:.1f}s\n")
 
-    result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=said)
+    result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=said, repeats=repeats)
+    over = f"{folds * repeats} folds ({repeats} repeats of {folds})" if repeats > 1 else f"{folds} folds"
     if not quiet:
         for key, stats in result["summary"].items():
             if isinstance(stats, dict):
-                sys.stderr.write(f"{key}: {stats['mean']:.4f} ± {stats['std']:.4f} over {folds} folds\n")
+                sys.stderr.write(f"{key}: {stats['mean']:.4f} ± {stats['std']:.4f} over {over}\n")
         if "note" in result["summary"]:
             sys.stderr.write(f"note: {result['summary']['note']}\n")
     if json_:

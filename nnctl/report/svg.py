@@ -198,3 +198,26 @@ def histogram(values, title: str, x_label: str, bins: int = 30) -> str:
             body.append(f'<rect class="mark bar" x="{x0 + 0.5:.1f}" y="{axes.py(n):.1f}" '
                         f'width="{max(x1 - x0 - 1, 0.5):.1f}" height="{axes.py(0) - axes.py(n):.1f}"/>')
     return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{_svg(body, title)}</figure>'
+
+
+def strip_chart(xs, ys, title: str, x_label: str, y_label: str, mean: float, std: float,
+                kept: int | None = None) -> str:
+    """One dot per value at its x (a seed), the mean as a dotted line inside a shaded band of
+    ± one std, and the dot at index `kept` drawn larger in the second colour."""
+    # half a step of room each side: the first and last dot are not drawn on the frame
+    axes = _Axes([min(xs) - 0.5, max(xs) + 0.5] if xs else [], list(ys) + [mean - std, mean + std])
+    body = axes.frame(x_label, y_label)
+    if _finite(mean) and _finite(std):
+        top, bottom = axes.py(mean + std), axes.py(mean - std)
+        body.append(f'<rect class="band" x="{LEFT}" y="{top:.1f}" width="{WIDTH - LEFT - RIGHT}" '
+                    f'height="{max(bottom - top, 0.5):.1f}" fill="currentColor" fill-opacity="0.08"/>')
+        y = axes.py(mean)
+        body.append(f'<line class="reference" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        body.append(f'<text class="tick" x="{WIDTH - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">'
+                    f'mean ± std</text>')
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if axes.ok(x, y):
+            big = i == kept
+            body.append(f'<circle class="mark s{1 if big else 0}" cx="{axes.px(x):.1f}" cy="{axes.py(y):.1f}" '
+                        f'r="{5 if big else 3.5}"><title>{escape(f"{x_label} {x}: {y:.6g}")}</title></circle>')
+    return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{_svg(body, title)}</figure>'

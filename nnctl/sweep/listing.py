@@ -1,5 +1,5 @@
-"""Sweep and cross-validation folders as `nnctl runs` lists them, beside the runs: kind,
-status and the best (sweep) or mean (cv) value of their metric."""
+"""Sweep, cross-validation and seeds folders as `nnctl runs` lists them, beside the runs: kind,
+status and the best (sweep) or mean (cv, seeds) value of their metric."""
 from __future__ import annotations
 
 import json
@@ -14,14 +14,22 @@ from .space import grid_size
 
 STAMP = re.compile(r"-(\d{8}-\d{6})(?:-\d+)?$")
 FOLD = re.compile(r"^fold_\d+$")
+REPEAT = re.compile(r"^repeat_\d+$")
+CV_NAME = re.compile(r"-cv(\d+)(?:x(\d+))?-\d{8}-\d{6}")
+SEEDS_NAME = re.compile(r"-seeds(\d+)-\d{8}-\d{6}")
+SEED = re.compile(r"^seed_\d+$")
 
 
 def list_searches(folder) -> list[dict]:
-    """Every sweep and cv folder in `folder`, as `list_runs` gives runs (kind `sweep` or `cv`)."""
+    """Every sweep, cv and seeds folder in `folder`, as `list_runs` gives runs (kind `sweep`,
+    `cv` or `seeds`)."""
     found = []
     for path in Path(folder).iterdir():
         if path.is_dir() and not path.name.startswith("."):
-            entry = _sweep(path) if (path / "sweep.yaml").exists() and (path / JOURNAL).exists() else _cv(path)
+            if (path / "sweep.yaml").exists() and (path / JOURNAL).exists():
+                entry = _sweep(path)
+            else:
+                entry = _seeds(path) if (path / "seeds.csv").exists() or SEEDS_NAME.search(path.name) else _cv(path)
             if entry is not None:
                 found.append(entry)
     return found
@@ -62,14 +70,16 @@ def _sweep(path: Path) -> dict | None:
 
 
 def _cv(path: Path) -> dict | None:
-    folds = [p for p in path.iterdir() if FOLD.match(p.name) and p.is_dir()]
-    if not folds and not (path / "folds.csv").exists() and not re.search(r"-cv\d+-\d{8}-\d{6}", path.name):
+    repeats = [p for p in path.iterdir() if REPEAT.match(p.name) and p.is_dir()]
+    folds = [p for where in [path, *repeats] for p in where.iterdir() if FOLD.match(p.name) and p.is_dir()]
+    named = CV_NAME.search(path.name)
+    if not folds and not (path / "folds.csv").exists() and not named:
         return None
     summary = _read(path / "summary.json")
-    total = summary.get("folds") if isinstance(summary, dict) else None
+    total = summary.get("folds") * summary.get("repeats", 1) if isinstance(summary, dict) and \
+        isinstance(summary.get("folds"), int) else None
     if total is None:
-        named = re.search(r"-cv(\d+)-\d{8}-\d{6}", path.name)
-        total = int(named.group(1)) if named else "?"
+        total = int(named.group(1)) * int(named.group(2) or 1) if named else "?"
     said = None
     if isinstance(summary, dict):
         name = next((k for k in summary if k.startswith("val_") and k != "val_loss"), "val_loss")
@@ -78,3 +88,20 @@ def _cv(path: Path) -> dict | None:
             said = {"label": name[4:], "value": score["mean"], "std": score.get("std")}
     status = "completed" if isinstance(summary, dict) else "incomplete"
     return _entry(path, "cv", status, said, f"{len(folds)}/{total} folds")
+
+
+def _seeds(path: Path) -> dict:
+    runs = [p for p in path.iterdir() if SEED.match(p.name) and p.is_dir()]
+    summary = _read(path / "summary.json")
+    named = SEEDS_NAME.search(path.name)
+    total = len(summary["seeds"]) if isinstance(summary, dict) and isinstance(summary.get("seeds"), list) else \
+        int(named.group(1)) if named else "?"
+    said = None
+    if isinstance(summary, dict):
+        name = summary.get("metric")
+        score = summary.get(name) if isinstance(name, str) else None
+        if isinstance(score, dict) and isinstance(score.get("mean"), (int, float)):
+            said = {"label": name[4:] if name.startswith("val_") else name, "value": score["mean"],
+                    "std": score.get("std")}
+    status = "completed" if isinstance(summary, dict) else "incomplete"
+    return _entry(path, "seeds", status, said, f"{len(runs)}/{total} seeds")
