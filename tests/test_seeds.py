@@ -116,9 +116,10 @@ def test_the_command_line_prints_the_spread_and_the_folder_last(tmp_path):
     # two seeds: the lower middle value is the lower one
     assert summary["representative"]["val_accuracy"] == summary["val_accuracy"]["min"]
     assert f"kept: seed_{summary['representative']['seed']}, the median by val_accuracy" in err
-    quiet = cli("train", CONFIGS / "iris.yaml", "--seeds", "2", "--runs-dir", tmp_path, "--quiet",
+    quiet = cli("train", CONFIGS / "iris.yaml", "--seeds", "2", "--runs-dir", tmp_path, "--quiet", "--report",
                 "--set", "training.iterations=2", "--workers", "1")
-    assert quiet.exit_code == 0 and quiet.stderr == "" and Path(quiet.stdout.strip()).is_dir()
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert "Spread over the seeds" in (Path(quiet.stdout.strip()) / "report.html").read_text()
 
 
 @pytest.mark.parametrize("args, fragments", [
