@@ -76,8 +76,10 @@ def _cv(path: Path) -> dict | None:
     if not folds and not (path / "folds.csv").exists() and not named:
         return None
     summary = _read(path / "summary.json")
-    total = summary.get("folds") * summary.get("repeats", 1) if isinstance(summary, dict) and \
-        isinstance(summary.get("folds"), int) else None
+    total = None
+    if isinstance(summary, dict) and isinstance(summary.get("folds"), int):
+        repeats = summary.get("repeats", 1)
+        total = summary["folds"] * (repeats if isinstance(repeats, int) else 1)
     if total is None:
         total = int(named.group(1)) * int(named.group(2) or 1) if named else "?"
     said = None
