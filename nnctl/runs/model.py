@@ -262,9 +262,10 @@ def _numbers(value, length: int) -> bool:
 
 
 def _temperature_ok(calibration, task: str) -> bool:
-    t = calibration.get("temperature") if isinstance(calibration, dict) else None
-    return (task == "classification" and set(calibration) == {"temperature"} and _numbers([t], 1)
-            and bool(np.isfinite(t)) and t > 0)
+    if task != "classification" or not isinstance(calibration, dict) or set(calibration) != {"temperature"}:
+        return False
+    t = calibration["temperature"]
+    return _numbers([t], 1) and bool(np.isfinite(t)) and t > 0
 
 
 def _meta_problem(meta: dict) -> str | None:
