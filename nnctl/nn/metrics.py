@@ -174,6 +174,14 @@ def _ranked(positive, score):
     return tp, (last + 1) - tp
 
 
+def threshold_counts(positive, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, tp, fp): each distinct score, highest first, with the true and false
+    positives of predicting positive wherever the score is at least it."""
+    s = np.unique(np.asarray(score, dtype=np.float64))[::-1]
+    tp, fp = _ranked(positive, score)
+    return s, tp, fp
+
+
 def roc_curve(positive, score) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) at each threshold, from (0, 0) to (1, 1)."""
     tp, fp = _ranked(positive, score)
