@@ -150,3 +150,29 @@ def test_a_bad_temperature_is_refused_on_load(bad, iris_run, tmp_path):
     np.savez(path, meta=meta_array(meta), **arrays)
     result = cli("predict", path, DATASETS / "iris.csv")
     assert_clean_error(result, "calibration", str(path))
+
+
+def test_the_report_shows_the_reliability_diagram(iris_run, tmp_path):
+    import re
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    from nnctl.report.write import report_runs
+
+    metrics = json.loads((iris_run / "metrics.json").read_text())
+    reliability = metrics["reliability"]
+    assert reliability["part"] == "validation" and reliability["n_bins"] == 15
+    assert sum(reliability["bins"]["count"]) == reliability["rows"] == metrics["validation"]["rows"]
+    run = tmp_path / "run"
+    shutil.copytree(iris_run, run)
+    html = report_runs([run], tmp_path / "report.html").read_text()
+    section = html[html.index("<h2>Calibration</h2>"):]
+    section = section[:section.index("</figure>") + len("</figure>")]
+    assert f"(ECE) {reliability['ece']:.4f}" in section and "15 equal-width bins" in section
+    svg = ET.fromstring(re.search(r"<svg.*?</svg>", section, re.S).group(0))
+    bars = [e for e in svg.iter("{http://www.w3.org/2000/svg}rect") if "bar" in e.get("class", "")]
+    assert len(bars) == sum(1 for n in reliability["bins"]["count"] if n)
+    # a run from before nnctl kept the bins: no section, and no error
+    del metrics["reliability"]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert "<h2>Calibration</h2>" not in report_runs([run], tmp_path / "old.html").read_text()
