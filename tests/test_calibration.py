@@ -176,3 +176,14 @@ def test_the_report_shows_the_reliability_diagram(iris_run, tmp_path):
     del metrics["reliability"]
     (run / "metrics.json").write_text(json.dumps(metrics))
     assert "<h2>Calibration</h2>" not in report_runs([run], tmp_path / "old.html").read_text()
+
+
+def test_damaged_reliability_bins_are_named(iris_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(iris_run, run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["reliability"]["bins"]["count"][0] = "many"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert_clean_error(cli("report", run), "reliability.bins", "metrics.json")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
+from ..errors import NnctlError
+from ..runs.folder import DAMAGED
 from ..ui.fmt import format_number
 from .rundata import RunData
 from .svg import TOP, _Axes, _svg
@@ -32,12 +34,30 @@ def reliability_diagram(bins: dict, title: str) -> str:
     return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{_svg(body, title)}{legend}</figure>'
 
 
+BIN_FIELDS = ("lower", "upper", "count", "confidence", "accuracy")
+
+
+def _checked_bins(bins, run: RunData) -> dict:
+    """The bins as `nnctl train` writes them: five lists of one length, of numbers (or null for
+    an empty bin's means); an NnctlError naming metrics.json otherwise."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    lists = [bins.get(name) for name in BIN_FIELDS] if isinstance(bins, dict) else []
+    if len(lists) != len(BIN_FIELDS) or not all(isinstance(v, list) and len(v) == len(lists[0]) for v in lists) \
+            or not all(number(v) for v in lists[0] + lists[1] + lists[2]) \
+            or not all(v is None or number(v) for v in lists[3] + lists[4]):
+        raise NnctlError("metrics.json's `reliability.bins` is not what nnctl writes there",
+                         str(run.path / "metrics.json"), DAMAGED)
+    return bins
+
+
 def calibration_section(run: RunData) -> str:
     """'' for a regression, or a run from before nnctl kept its reliability bins."""
     reliability = run.metrics.get("reliability")
     if run.task != "classification" or not isinstance(reliability, dict) or "bins" not in reliability:
         return ""
-    part, bins = reliability.get("part", "validation"), reliability["bins"]
+    part, bins = reliability.get("part", "validation"), _checked_bins(reliability["bins"], run)
     said = (f"On the {escape(str(part))} part ({reliability.get('rows')} rows): Brier score "
             f"{format_number(reliability.get('brier'))}, expected calibration error (ECE) "
             f"{format_number(reliability.get('ece'))} over {reliability.get('n_bins', len(bins['count']))} "
