@@ -100,7 +100,7 @@ def test_evaluate_json_has_every_metric(iris_run):
     assert result.exit_code == 0
     report = json.loads(result.stdout)
     assert set(report) == {"task", "rows", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "log_loss",
-                           "roc_auc", "per_class", "confusion_matrix", "labels"}
+                           "roc_auc", "brier", "ece", "per_class", "confusion_matrix", "labels"}
     assert report["labels"] == ["setosa", "versicolor", "virginica"]
     assert np.sum(report["confusion_matrix"]) == 150
 

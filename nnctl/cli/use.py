@@ -54,6 +54,7 @@ def evaluate(
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the positive class when its probability is at least T"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold, roc_auc and average_precision refer to (default: the model's positive class)"),
+    choose_threshold: Optional[str] = typer.Option(None, "--choose-threshold", metavar="RULE", help="Two classes: find the threshold that meets RULE (f1 | youden | precision=P | recall=R) and score at it, for predict --threshold"),
 ):
     """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
 
@@ -63,7 +64,19 @@ def evaluate(
     from ..ui.printing import print_evaluation
 
     under, over = parse_limits("--fail-under", fail_under or []), parse_limits("--fail-over", fail_over or [])
-    report = evaluate_csv(model, data, threshold=threshold, positive=positive)
+    if choose_threshold is not None:
+        from ..commands.threshold import choose_threshold_csv
+        from ..errors import NnctlError
+
+        if threshold is not None:
+            raise NnctlError("--threshold and --choose-threshold both set the threshold", "--threshold",
+                             "give one of them")
+        report = choose_threshold_csv(model, data, choose_threshold, positive=positive)
+        if not json_:
+            typer.echo(f"threshold {report['threshold']!r} meets {report['rule']}: "
+                       f"nnctl predict {model} DATA.csv --threshold {report['threshold']!r}")
+    else:
+        report = evaluate_csv(model, data, threshold=threshold, positive=positive)
     missed = check_thresholds(report, under, over)
     if json_:
         typer.echo(dumps(report))

@@ -11,7 +11,8 @@ optional `onnx` extra). The graph does, in `predict`'s order:
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
    norm a LayerNormalization, or its parts below opset 17, dropout nothing, an embedding a Gather
    of its tables' rows by the codes);
-5. the output: softmax probabilities, the sigmoid's two columns, or the regression value mapped
+5. the output: the logits divided by the model's temperature (training.calibration), then
+   softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units; and the class label.
 """
 from __future__ import annotations
@@ -296,6 +297,8 @@ def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
         g.nodes.append(helper.make_node("Reshape", [x, g.const([-1], "flat", np.int64)], ["prediction"]))
         return [helper.make_tensor_value_info("prediction", elem, ["N"])]
     classes = model.classes
+    if model.temperature != 1.0:  # training.calibration: the probabilities predict gives
+        x = g.op("Div", [x, g.const(model.temperature, "temperature")], "calibrated")
     if last == "sigmoid":
         p = g.op("Sigmoid", [x])
         g.nodes.append(helper.make_node("Concat", [g.op("Sub", [g.const([1.0], "one"), p]), p], ["probabilities"],

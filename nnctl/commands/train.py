@@ -29,6 +29,7 @@ from ..runs.folder import RunFolder, atomic_run_folder, check_name, claim_for_re
 from ..runs.model import Model, build_meta, save_model
 from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network, check_batches
+from ..training.calibration import calibrate, check_calibration, reliability
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .plot import try_plot_run
@@ -86,6 +87,7 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
         dataset = load_dataset(cfg, cache=options.cache, fold=fold)
     network = build_network(cfg, dataset, fresh=resume is not None)
     check_batches(cfg, network, dataset)
+    check_calibration(cfg, dataset)
     digest = _checked_digest(cfg, dataset, resume)
     if options.should_stop is not None and options.should_stop():
         raise NothingTrained(NOTHING)
@@ -136,6 +138,10 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     """model.npz, history.csv, diagnostics.csv, validation.csv, test.csv and metrics.json (the
     scores, what model.npz holds, and `extra`)."""
     meta = build_meta(network, dataset, cfg)
+    # first, before anything is scored from the saved model: all of it uses the temperature
+    calibration = calibrate(network, dataset, cfg)
+    if calibration is not None:
+        meta["calibration"] = {"temperature": calibration["temperature"]}
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, meta)
     model = Model(network, meta, files.file(files.MODEL))
@@ -143,10 +149,12 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     files.write_diagnostics(result.diagnostics)
     if len(dataset.X_val):
         files.write_predictions(files.VALIDATION, model, dataset.X_val, dataset.y_val)
+    test = None
     if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
         truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
         result.metrics["test"] = score_outputs(model, truth, outputs)
         files.write_outputs(files.TEST, model, truth, outputs)
+        test = (truth, outputs)
     metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                "metric": metric_name(dataset.task), "created": extra["created"],
                # whose weights model.npz holds: early stopping may have put back its best epoch's
@@ -156,7 +164,20 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
         metrics["positive_class"] = dataset.classes[1]
     if dataset.task == "regression":
         _add_target_units(metrics, model, dataset, cfg)
+    else:
+        _add_calibration(metrics, calibration, model, dataset, test)
     files.write_metrics({**metrics, **extra})  # `created` keeps its place
+
+
+def _add_calibration(metrics: dict, calibration: dict | None, model, dataset, test) -> None:
+    """`calibration` (the temperature, when fitted) and `reliability`: the saved model's
+    confidence bins, Brier score and ECE on the test part, or else the validation part."""
+    if calibration is not None:
+        metrics["calibration"] = calibration
+    if test is not None:
+        metrics["reliability"] = reliability("test", *test)
+    elif len(dataset.X_val):
+        metrics["reliability"] = reliability("validation", dataset.y_val, model.proba_from_inputs(dataset.X_val))
 
 
 def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:

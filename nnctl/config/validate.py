@@ -154,6 +154,7 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
             and not cfg["data"]["validation_path"]:
         checker.fail(["training", "early_stopping", "metric"], f"{stop['metric']} needs a validation part",
                      "set data.validation_split > 0 or data.validation_path, or metric: train_loss")
+    _check_calibration(checker, cfg)
     features, exclude, target = cfg["data"]["features"], cfg["data"]["exclude"], cfg["data"]["target"]
     if features and target in features:
         checker.fail(["data", "features"], f"includes the target column '{target}'")
@@ -164,6 +165,23 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
         checker.fail(["data", "exclude"], f"names the target column '{target}', which is never an input anyway",
                      "remove it from data.exclude")
     return from_dict(cfg)
+
+
+def _check_calibration(checker: Checker, cfg: dict) -> None:
+    """training.calibration: temperature fits on the validation part, and only a classification
+    has logits to divide; a task or loss the data decides is checked once it is read."""
+    if cfg["training"]["calibration"] != "temperature":
+        return
+    keys = ["training", "calibration"]
+    if cfg["data"]["validation_split"] == 0 and not cfg["data"]["validation_path"]:
+        checker.fail(keys, "temperature is fitted on the validation part, and this config has none",
+                     "set data.validation_split > 0 or data.validation_path, or training.calibration: none")
+    from ..nn.losses import LOSSES
+
+    loss = LOSSES.get(cfg["training"]["loss"])
+    if cfg["model"]["task"] == "regression" or (loss is not None and loss.task == "regression"):
+        checker.fail(keys, "temperature scales class probabilities, but this model is a regression",
+                     "set training.calibration: none")
 
 
 def hidden_activations(cfg: Config) -> list[str]:

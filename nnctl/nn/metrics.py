@@ -53,8 +53,8 @@ def log_loss(y_true, proba) -> float:
 def classification_report(y_true, y_pred, proba, n_classes: int, labels=None) -> dict:
     """accuracy, balanced_accuracy, macro precision/recall/F1 (over classes present in the
     truth or the predictions, as scikit-learn's labels=None), log_loss, roc_auc (one-vs-rest
-    macro for several classes), average_precision (two classes), per_class (keyed by `labels`)
-    and the confusion matrix."""
+    macro for several classes), brier and ece (see `brier_score`, `expected_calibration_error`),
+    average_precision (two classes), per_class (keyed by `labels`) and the confusion matrix."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
     present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
     precision, recall, f1 = _per_class(cm)
@@ -68,9 +68,59 @@ def classification_report(y_true, y_pred, proba, n_classes: int, labels=None) ->
         "log_loss": log_loss(y_true, proba),
         "roc_auc": roc_auc(y_true, proba),
         **({"average_precision": average_precision(y_true == 1, proba[:, 1])} if n_classes == 2 else {}),
+        "brier": brier_score(y_true, proba),
+        "ece": expected_calibration_error(y_true, proba),
         "per_class": per_class(cm, labels if labels is not None else range(n_classes)),
         "confusion_matrix": cm.tolist(),
     }
+
+
+ECE_BINS = 15  # equal-width confidence bins, as Guo et al. (2017) and most papers since
+
+
+def brier_score(y_true, proba) -> float:
+    """Mean squared distance between the probabilities (rows, classes) and the one-hot truth.
+
+    Several classes: (1/n) Σᵢ Σ_c (p_ic − [yᵢ = c])², Brier's own definition (from 0 to 2).
+    Two classes: (1/n) Σᵢ (p_i1 − [yᵢ = 1])², scikit-learn's `brier_score_loss` of the positive
+    class (from 0 to 1), which is exactly half the sum over both columns."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if len(y_true) == 0:
+        return float("nan")
+    rows = np.arange(len(y_true))
+    # Σ_c (p_c − onehot_c)² = Σ_c p_c² − 2 p_true + 1, without building the one-hot matrix
+    per_row = np.einsum("ij,ij->i", proba, proba) - 2 * proba[rows, y_true] + 1
+    return float(np.mean(per_row) / (2 if proba.shape[1] == 2 else 1))
+
+
+def reliability_bins(y_true, proba, n_bins: int = ECE_BINS) -> dict:
+    """The top-class confidence max_c p_ic of each row, sorted into `n_bins` equal-width bins
+    ((k/B, (k+1)/B], the first one closed at 0): per bin `lower`, `upper` (n_bins,), `count`,
+    and the mean `confidence` and `accuracy` (the share of rows whose argmax is the truth) of its
+    rows, nan for an empty bin. Two classes use the top class too, max(p, 1 − p), so the
+    confidence never falls under 1/2 and binary and multi-class models read alike."""
+    proba = np.asarray(proba, dtype=np.float64)
+    confidence = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y_true).astype(np.float64)
+    index = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    count = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, confidence, n_bins) / count
+        accuracy_ = np.bincount(index, correct, n_bins) / count
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return {"lower": edges[:-1], "upper": edges[1:], "count": count, "confidence": mean_confidence,
+            "accuracy": accuracy_}
+
+
+def expected_calibration_error(y_true, proba, n_bins: int = ECE_BINS) -> float:
+    """ECE = Σ_b (n_b / n) · |accuracy_b − confidence_b| over `reliability_bins`: how far, on
+    average over the rows, the top-class confidence is from how often that class is right."""
+    if len(y_true) == 0:
+        return float("nan")
+    bins = reliability_bins(y_true, proba, n_bins)
+    used = bins["count"] > 0
+    gap = np.abs(bins["accuracy"][used] - bins["confidence"][used])
+    return float(np.sum(bins["count"][used] * gap) / len(y_true))
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
@@ -124,6 +174,14 @@ def _ranked(positive, score):
     return tp, (last + 1) - tp
 
 
+def threshold_counts(positive, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, tp, fp): each distinct score, highest first, with the true and false
+    positives of predicting positive wherever the score is at least it."""
+    s = np.unique(np.asarray(score, dtype=np.float64))[::-1]
+    tp, fp = _ranked(positive, score)
+    return s, tp, fp
+
+
 def roc_curve(positive, score) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) at each threshold, from (0, 0) to (1, 1)."""
     tp, fp = _ranked(positive, score)
@@ -165,5 +223,5 @@ def regression_report(y_true, y_pred) -> dict:
 
 
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "log_loss", "roc_auc",
-                          "average_precision")
+                          "average_precision", "brier", "ece")
 REGRESSION_METRICS = ("mse", "rmse", "mae", "r2")

@@ -273,5 +273,15 @@ class Network:
             out[start:start + len(part)] = part
         return out
 
+    def predict_logits(self, X: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+        """The last layer's outputs z (rows, outputs), before the head: what temperature
+        scaling divides. A new array."""
+        out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+        for start in range(0, X.shape[0], chunk):
+            part = X[start:start + chunk]
+            self.forward(part)
+            out[start:start + len(part)] = self._z
+        return out
+
 
 MLP = Network  # the name nnctl's Python API had before layers were objects

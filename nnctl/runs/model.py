@@ -261,6 +261,13 @@ def _numbers(value, length: int) -> bool:
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
 
 
+def _temperature_ok(calibration, task: str) -> bool:
+    if task != "classification" or not isinstance(calibration, dict) or set(calibration) != {"temperature"}:
+        return False
+    t = calibration["temperature"]
+    return _numbers([t], 1) and bool(np.isfinite(t)) and t > 0
+
+
 def _meta_problem(meta: dict) -> str | None:
     """What is wrong with the kinds of value in a model's meta (a hand-edited or damaged file),
     or None: each would otherwise fail deep inside predict."""
@@ -304,6 +311,9 @@ def _meta_problem(meta: dict) -> str | None:
                                              or any(isinstance(c, (list, dict)) for c in classes)
                                              or len({str(c) for c in classes}) != len(classes)):
         return "`classes` must list two or more different labels"
+    calibration = meta.get("calibration")
+    if calibration is not None and not _temperature_ok(calibration, meta["task"]):
+        return "`calibration` must be {\"temperature\": T} with T a finite number above 0, on a classification"
     target = meta.get("target_scaler")
     width = len(target["offset"]) if isinstance(target, dict) and isinstance(target.get("offset"), list) else 0
     if target is not None and (not width or not _numbers(target["offset"], width)
@@ -331,11 +341,21 @@ class Model:
     def inputs(self, df, where="data") -> np.ndarray:
         return self.encoder.transform(df, self.network.dtype, where=where)
 
+    @property
+    def temperature(self) -> float:
+        """What the logits are divided by before the softmax or sigmoid (training.calibration);
+        1.0 for an uncalibrated model."""
+        return float((self.meta.get("calibration") or {}).get("temperature", 1.0))
+
     def _output(self, X: np.ndarray) -> np.ndarray:
         # a model can overflow on inputs far outside its training range; the ±inf or NaN it gives
         # is reported as such (null in JSON), so NumPy's RuntimeWarnings would only add noise
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            return self.network.predict_output(X)
+            if self.temperature == 1.0:
+                return self.network.predict_output(X)
+            z = self.network.predict_logits(X)
+            z /= z.dtype.type(self.temperature)
+            return self.network.loss.forward(z, np.empty_like(z))
 
     def proba_from_inputs(self, X: np.ndarray) -> np.ndarray:
         out = self._output(X)

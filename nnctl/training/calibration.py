@@ -1,0 +1,56 @@
+"""After training: `training.calibration: temperature` fits one temperature on the validation
+part (nn/calibration.py), and the run keeps a reliability table for its report.
+
+    check_calibration(cfg, dataset)            # before training: refuse what cannot be calibrated
+    calibration = calibrate(network, dataset, cfg)   # {"temperature": T, ...} or None
+
+The loss and metrics the loop logged are the uncalibrated network's; everything scored from
+the saved model (validation.csv, test metrics, predict, evaluate) uses the temperature.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config.typed import Config
+from ..errors import NnctlError
+from ..nn.calibration import fit_temperature, temperature_loss
+from ..nn.metrics import ECE_BINS, brier_score, expected_calibration_error, reliability_bins
+from ..nn.network import Network
+
+KEY = "training.calibration"
+
+
+def check_calibration(cfg: Config, dataset) -> None:
+    """What the config check could not know before the data was read: the task (model.task:
+    auto) and whether the validation part has rows."""
+    if cfg.training.calibration != "temperature":
+        return
+    if dataset.task != "classification":
+        raise NnctlError(f"temperature scales class probabilities, but column '{dataset.target}' makes this "
+                         "a regression", KEY, "set training.calibration: none")
+    if len(dataset.X_val) == 0:
+        raise NnctlError("temperature is fitted on the validation part, and it has no rows", KEY,
+                         "hold out more rows (data.validation_split), or give data.validation_path")
+
+
+def calibrate(network: Network, dataset, cfg: Config) -> dict | None:
+    """{"temperature": T, "val_log_loss_before": ..., "val_log_loss_after": ...} for
+    `training.calibration: temperature` (T minimizes the validation cross-entropy of
+    softmax(z / T) or sigmoid(z / T)); None for `none`."""
+    if cfg.training.calibration != "temperature":
+        return None
+    logits = network.predict_logits(dataset.X_val)
+    y = np.asarray(dataset.y_val, dtype=np.int64).reshape(-1)
+    t = fit_temperature(logits, y)
+    return {"temperature": t, "val_log_loss_before": temperature_loss(logits, y, 1.0),
+            "val_log_loss_after": temperature_loss(logits, y, 1.0 / t)}
+
+
+def reliability(part: str, y, proba) -> dict:
+    """metrics.json's `reliability`: the part it was measured on, its Brier score and ECE, and
+    the ECE_BINS confidence bins (lower, upper, count, confidence, accuracy; null when empty)."""
+    bins = reliability_bins(y, proba)
+    return {"part": part, "rows": int(len(y)), "brier": brier_score(y, proba),
+            "ece": expected_calibration_error(y, proba), "n_bins": ECE_BINS,
+            "bins": {name: [int(v) for v in values] if name == "count" else [None if v != v else float(v) for v in values]
+                     for name, values in bins.items()}}
