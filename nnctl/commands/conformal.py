@@ -14,6 +14,10 @@ from ..errors import NnctlError
 from ..nn.conformal import conformal_quantile, quantile_rank
 
 SEPARATOR = "|"  # between the labels of a prediction set in predict's CSV
+# a set takes a class whose score is within this of q: the calibration row whose score is q
+# itself must stay in its set when another runtime (the exported ONNX graph) computes its
+# float32 probability a few units in the last place apart
+SET_TOLERANCE = 1e-6
 # each option's task: --interval is for numbers, --sets for classes
 OPTION_TASK = {"--interval": "regression", "--sets": "classification"}
 
@@ -119,5 +123,8 @@ def conformal_columns(model, interval: float | None = None, sets: float | None =
     for option, level in (("--interval", interval), ("--sets", sets)):
         if level is not None:  # both given: one of them is for the other task, and refused
             q = half_width(model, level, option)
-            columns = ConformalColumns(option, q, set_labels(model) if option == "--sets" else None, level)
+            labels = None
+            if option == "--sets":
+                q, labels = q + SET_TOLERANCE, set_labels(model)
+            columns = ConformalColumns(option, q, labels, level)
     return columns

@@ -39,7 +39,7 @@ def true_class_scores(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def quantile_rank(n: int, level: float) -> int:
     """k = ⌈(n + 1) · L⌉, the rank of the score that is the quantile. (n + 1) · L is computed
-    in floating point: 100 · 0.9 gives 90.00000000000001, whose ceiling would be one rank too
+    in floating point: 100 · 0.55 gives 55.00000000000001, whose ceiling would be one rank too
     many, so values within 1e-9 of an integer count as that integer."""
     return max(1, math.ceil((n + 1) * level - 1e-9))
 
