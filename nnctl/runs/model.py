@@ -56,9 +56,14 @@ def layer_specs(network: Network) -> list[dict]:
 
 
 def save_model(path, network: Network, meta: dict, extra: dict | None = None) -> None:
-    """`extra`: more arrays beside the layers', e.g. `conformal.scores`."""
+    """`extra`: more arrays beside the layers', e.g. `conformal.scores`. A meta `conformal`
+    entry is kept only with its scores, so that a loaded model's meta saved again with other
+    weights still makes a file that loads."""
+    extra = extra or {}
+    if CONFORMAL_SCORES not in extra:
+        meta = {k: v for k, v in meta.items() if k != "conformal"}
     with open(path, "wb") as fh:
-        np.savez(fh, meta=meta_array(meta), **network.arrays(), **(extra or {}))
+        np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
 
 
 def model_path(path) -> Path:
