@@ -204,6 +204,17 @@ def test_a_damaged_conformal_part_is_refused(iris_small, tmp_path, meta_change, 
     assert_clean_error(cli("predict", bad, DATASETS / "iris.csv"), fragment)
 
 
+def test_a_loaded_models_meta_saved_without_its_scores_loads_without_a_conformal_part(iris_small, tmp_path):
+    from nnctl.runs.model import save_model
+
+    model = load_model(iris_small)
+    save_model(tmp_path / "model.npz", model.network, model.meta)
+    again = load_model(tmp_path / "model.npz")
+    assert "conformal" not in again.meta and again.conformal_scores is None
+    save_model(tmp_path / "kept.npz", model.network, model.meta, {"conformal.scores": model.conformal_scores})
+    np.testing.assert_array_equal(load_model(tmp_path / "kept.npz").conformal_scores, model.conformal_scores)
+
+
 # --- export ----------------------------------------------------------------------------------
 
 
