@@ -172,6 +172,10 @@ def test_too_few_validation_rows_give_infinite_intervals_and_say_so(tmp_path):
     assert result.exit_code == 0 and "needs at least 9 validation rows and this model had 4" in result.stderr
     out = pd.read_csv(pd.io.common.StringIO(result.stdout))
     assert np.isneginf(out["lower"]).all() and np.isposinf(out["upper"]).all()
+    result = cli("evaluate", run, tmp_path / "d.csv", "--interval", "0.9", "--json")
+    assert "had 4: every interval is infinite" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["coverage"] == 1.0 and report["mean_width"] is None  # JSON has no infinity
 
 
 # --- model.npz -------------------------------------------------------------------------------

@@ -70,6 +70,10 @@ def evaluate(
 
     under, over = parse_limits("--fail-under", fail_under or []), parse_limits("--fail-over", fail_over or [])
     report = evaluate_csv(model, data, threshold=threshold, positive=positive, interval=interval, sets=sets)
+    if interval is not None or sets is not None:
+        from ..runs.model import load_model
+
+        _conformal_note(load_model(model), interval, sets)
     missed = check_thresholds(report, under, over)
     if json_:
         typer.echo(dumps(report))
