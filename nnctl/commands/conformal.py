@@ -4,7 +4,7 @@ quantile of the scores training kept (see `nn/conformal.py` for the method).
 
     model = load_model(run)
     q = half_width(model, 0.9, "--interval")       # the interval is prediction ± q
-    sets = prediction_sets(model.predict_proba(df), half_width(model, 0.9, "--sets"))
+    sets = prediction_sets(model.predict_proba(df), half_width(model, 0.9, "--sets") + SET_TOLERANCE)
 """
 from __future__ import annotations
 
