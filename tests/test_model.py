@@ -19,8 +19,8 @@ IRIS_CONFIG = CONFIGS / "iris.yaml"
 def test_model_npz_follows_the_contract(iris_run):
     run = iris_run
     with np.load(run / "model.npz", allow_pickle=False) as npz:
-        assert sorted(npz.files) == ["layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b", "layers.4.W",
-                                     "layers.4.b", "meta"]
+        assert sorted(npz.files) == ["conformal.scores", "layers.0.W", "layers.0.b", "layers.2.W", "layers.2.b",
+                                     "layers.4.W", "layers.4.b", "meta"]
         assert npz["layers.0.W"].shape == (4, 16) and npz["layers.4.b"].shape == (3,)
         meta = json.loads(str(npz["meta"]))
     assert meta["format"] == "nnctl-mlp" and meta["format_version"] == 2
@@ -58,7 +58,7 @@ def test_save_load_round_trip_keeps_every_array(iris_run):
     model = load_model(run / "model.npz")
     with np.load(run / "model.npz") as npz:
         arrays = model.network.arrays()
-        assert list(arrays) == [name for name in npz.files if name != "meta"]
+        assert list(arrays) == [name for name in npz.files if name not in ("meta", "conformal.scores")]
         for name, value in arrays.items():
             np.testing.assert_array_equal(value, npz[name])
 

@@ -33,6 +33,8 @@ def export(
     model: Path = typer.Argument(..., metavar="MODEL", help="Run folder or its model.npz"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Where to write the ONNX file (default: <run>/model.onnx)"),
     opset: int = typer.Option(21, "--opset", metavar="N", help="ONNX opset (13 and above)"),
+    interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add outputs lower and upper, the split-conformal interval at level L (as predict --interval)"),
+    sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add output prediction_set, [N, classes] booleans, the split-conformal set at level L (as predict --sets)"),
 ):
     """Export a model to ONNX with its whole pipeline inside (fill, one-hot, scaling, layers,
     labels); prints the file's path. Needs the onnx extra.
@@ -41,4 +43,4 @@ def export(
     """
     from ..commands.export import export_model
 
-    typer.echo(str(export_model(model, output, opset)))
+    typer.echo(str(export_model(model, output, opset, interval, sets)))

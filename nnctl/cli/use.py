@@ -22,6 +22,8 @@ def predict(
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5)"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold refers to (default: the model's positive class, data.positive_class)"),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
+    interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add lower and upper, a split-conformal interval that holds the true value for a share L of rows (e.g. 0.9); needs a validation part at training time"),
+    sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add prediction_set, the classes (joined by |) of a split-conformal set that holds the true class for a share L of rows; needs a validation part at training time"),
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
 
@@ -34,8 +36,10 @@ def predict(
 
     refuse_same_file(output, [data, model])
     loaded = load_model(model)
-    frames = predict_frames(loaded, data, proba, threshold=threshold, keep=keep or (), positive=positive)
+    frames = predict_frames(loaded, data, proba, threshold=threshold, keep=keep or (), positive=positive,
+                            interval=interval, sets=sets)
     write_csv_frames(frames, output)
+    _conformal_note(loaded, interval, sets)
     if threshold is not None:
         label = loaded.classes[positive_index(loaded, positive)]
         sys.stderr.write(f"prediction is {label} where its probability (p_{label}) is at least {threshold:g}\n")
@@ -55,6 +59,8 @@ def evaluate(
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the positive class when its probability is at least T"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold, roc_auc and average_precision refer to (default: the model's positive class)"),
     choose_threshold: Optional[str] = typer.Option(None, "--choose-threshold", metavar="RULE", help="Two classes: find the threshold that meets RULE (f1 | youden | precision=P | recall=R) and score at it, for predict --threshold"),
+    interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add the coverage and mean_width of the split-conformal intervals at level L"),
+    sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add the coverage and mean_set_size of the split-conformal sets at level L"),
 ):
     """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
 
@@ -71,12 +77,19 @@ def evaluate(
         if threshold is not None:
             raise NnctlError("--threshold and --choose-threshold both set the threshold", "--threshold",
                              "give one of them")
+        if interval is not None or sets is not None:
+            raise NnctlError("--choose-threshold scores labels at one threshold; --interval and --sets score "
+                             "the conformal part", "--choose-threshold", "run evaluate twice, once with each")
         report = choose_threshold_csv(model, data, choose_threshold, positive=positive)
         if not json_:
             typer.echo(f"threshold {report['threshold']!r} meets {report['rule']}: "
                        f"nnctl predict {model} DATA.csv --threshold {report['threshold']!r}")
     else:
-        report = evaluate_csv(model, data, threshold=threshold, positive=positive)
+        report = evaluate_csv(model, data, threshold=threshold, positive=positive, interval=interval, sets=sets)
+        if interval is not None or sets is not None:
+            from ..runs.model import load_model
+
+            _conformal_note(load_model(model), interval, sets)
     missed = check_thresholds(report, under, over)
     if json_:
         typer.echo(dumps(report))
@@ -86,3 +99,13 @@ def evaluate(
         sys.stderr.write(f"failed: {line}\n")
     if missed:
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _conformal_note(model, interval, sets) -> None:
+    """Say so when the validation part was too small for the level asked for."""
+    from ..commands.conformal import too_few_note
+
+    for option, level in (("--interval", interval), ("--sets", sets)):
+        note = too_few_note(model, level, option) if level is not None else None
+        if note:
+            sys.stderr.write(note + "\n")

@@ -246,9 +246,19 @@ def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> st
     return shaped if g.dtype == np.float32 else g.op("Cast", [shaped], "onehot64", to=11)
 
 
-def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = ""):
-    """The ONNX ModelProto of a loaded nnctl Model (see the module docstring)."""
+def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: float | None = None,
+               sets: float | None = None):
+    """The ONNX ModelProto of a loaded nnctl Model (see the module docstring); with `interval`
+    L (regression) also the outputs `lower` and `upper`, with `sets` L (classification)
+    `prediction_set`, as `nnctl predict --interval` / `--sets` give them."""
+    from .conformal import conformal_columns
+
     onnx, helper, numpy_helper = _onnx()
+    conformal = conformal_columns(model, interval, sets)
+    clash = [c for c in model.meta["features"] if c in conformal.names]
+    if clash:
+        raise NnctlError(f"column '{clash[0]}' has the name of an output that {conformal.option} adds",
+                         conformal.option, "leave the option out, or rename that column and train again")
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise NnctlError(f"opset {opset} cannot express this model: nnctl exports opsets {MIN_OPSET} to "
                          f"{onnx.defs.onnx_opset_version()} (this onnx package's newest)", "--opset",
@@ -267,7 +277,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = ""):
                              "nnctl export", "the model still predicts with nnctl predict")
         x = LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
     elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
-    outputs = _outputs(g, model, x, onnx, elem)
+    outputs = _outputs(g, model, x, onnx, elem) + _conformal_outputs(g, conformal, onnx, elem)
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
@@ -279,6 +289,8 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = ""):
             "nnctl_version": __version__, "run": run_name}
     if model.classes is not None:
         info["classes"] = json.dumps(model.classes)
+    if conformal.option is not None:  # what the extra outputs mean, for whoever reads the file
+        info["conformal"] = json.dumps({"level": conformal.level, "q": conformal.q, "outputs": conformal.names})
     renamed = {name: column for column, name in input_names(meta["features"]).items() if name != column}
     if categorical and renamed:
         info["renamed_inputs"] = json.dumps(renamed)
@@ -319,6 +331,24 @@ def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
             helper.make_tensor_value_info("probabilities", elem, ["N", len(classes)])]
 
 
+def _conformal_outputs(g: _Graph, conformal, onnx, elem) -> list:
+    """`lower` and `upper` [N], the prediction ∓ q, or `prediction_set` [N, classes], true
+    where 1 − p ≤ q: the constant q of split conformal, computed once from the model's scores."""
+    helper = g.helper
+    if conformal.option == "--interval":
+        q = g.const(conformal.q, "half_width")
+        g.nodes.append(helper.make_node("Sub", ["prediction", q], ["lower"]))
+        g.nodes.append(helper.make_node("Add", ["prediction", q], ["upper"]))
+        return [helper.make_tensor_value_info(name, elem, ["N"]) for name in ("lower", "upper")]
+    if conformal.option == "--sets":
+        # predict's own test, 1 − p ≤ q (p ≥ 1 − q would round differently); in a float32 graph a
+        # row whose score is within float32 rounding of q can still land on the other side
+        score = g.op("Sub", [g.const(1.0, "one"), "probabilities"], "score")
+        g.nodes.append(helper.make_node("LessOrEqual", [score, g.const(conformal.q, "q")], ["prediction_set"]))
+        return [helper.make_tensor_value_info("prediction_set", onnx.TensorProto.BOOL, ["N", len(conformal.labels)])]
+    return []
+
+
 def _doc(model) -> str:
     meta = model.meta
     if model.encoder.categories:
@@ -339,9 +369,10 @@ def _doc(model) -> str:
     return doc
 
 
-def export_model(model_path, output=None, opset: int = DEFAULT_OPSET) -> Path:
+def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: float | None = None,
+                 sets: float | None = None) -> Path:
     """Write the ONNX file of a run folder's (or model.npz's) model; returns its path
-    (default `<run>/model.onnx`)."""
+    (default `<run>/model.onnx`). `interval` / `sets`: add the conformal outputs (see build_onnx)."""
     from ..atomic import atomic_file
     from ..runs.model import load_model
 
@@ -349,7 +380,7 @@ def export_model(model_path, output=None, opset: int = DEFAULT_OPSET) -> Path:
     output = Path(output) if output is not None else Path(model.path).parent / "model.onnx"
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. model.onnx")
-    proto = build_onnx(model, opset, Path(model.path).parent.name)
+    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets)
     try:
         with atomic_file(output, "wb") as fh:
             fh.write(proto.SerializeToString())

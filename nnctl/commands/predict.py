@@ -64,12 +64,18 @@ def decide(model, proba: np.ndarray, threshold=None, positive: int = 1) -> np.nd
 
 
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
-                   keep=(), positive=None):
+                   keep=(), positive=None, interval: float | None = None, sets: float | None = None):
     """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
     exactly as written; then `prediction` (original labels, or numbers for regression) and with
-    `proba` one `p_<class>` column per class. Columns are matched by name; extra columns are
-    ignored, missing ones are an error."""
+    `proba` one `p_<class>` column per class; with `interval` L (regression) `lower` and `upper`,
+    with `sets` L (classification) `prediction_set`, the conformal interval or set at level L
+    (see `commands/conformal.py`). Columns are matched by name; extra columns are ignored,
+    missing ones are an error."""
     import pandas as pd
+
+    from .conformal import conformal_columns
+
+    conformal = conformal_columns(model, interval, sets)
 
     if proba and model.task == "regression":
         raise NnctlError("--proba gives class probabilities, but this model is a regression", str(model.path),
@@ -78,7 +84,7 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
     chosen = positive_index(model, positive)
     keep = list(dict.fromkeys(keep))
     taken = set(keep)
-    for name in ("prediction", *(f"p_{c}" for c in (model.classes or []) if proba)):
+    for name in ("prediction", *(f"p_{c}" for c in (model.classes or []) if proba), *conformal.names):
         if name in taken:
             raise NnctlError(f"--keep {name} would give the output two '{name}' columns", "--keep",
                              "rename that column in the input")
@@ -95,6 +101,7 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
             else:
                 for i in range(values.shape[1]):
                     frame[f"prediction_{i}"] = values[:, i]
+            conformal.add(frame, values)
         else:
             p = model.proba_from_inputs(X)
             frame["prediction"] = pd.Series(np.asarray(model.classes, dtype=object)[decide(model, p, threshold, chosen)],
@@ -102,6 +109,7 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
             if proba:
                 for i, c in enumerate(model.classes):
                     frame[f"p_{c}"] = p[:, i]
+            conformal.add(frame, p)
         yield frame
 
 
@@ -111,27 +119,34 @@ def _where(data_path) -> str:
     return "stdin" if str(data_path) == STDIN else str(data_path)
 
 
-def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep=(), positive=None):
+def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep=(), positive=None,
+                interval: float | None = None, sets: float | None = None):
     """All predictions for a table as one DataFrame (see `predict_frames`)."""
     import pandas as pd
 
     from ..runs.model import load_model
 
     model = load_model(model_path)
-    frames = list(predict_frames(model, data_path, proba, threshold=threshold, keep=keep, positive=positive))
+    frames = list(predict_frames(model, data_path, proba, threshold=threshold, keep=keep, positive=positive,
+                                 interval=interval, sets=sets))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"prediction": []})
 
 
 def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, given_as="the DATA argument",
-             positive=None) -> dict:
+             positive=None, interval: float | None = None, sets: float | None = None) -> dict:
     """Every metric of a loaded model on a labelled table (scikit-learn's definitions): for
     classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss, roc_auc,
     average_precision (two classes, of `positive_class`: the model's, or `positive`), per_class
-    and the confusion matrix with its labels; for regression mse, rmse, mae, r2."""
+    and the confusion matrix with its labels; for regression mse, rmse, mae, r2. With `interval`
+    or `sets` L, the conformal intervals' or sets' `level`, `coverage` and `mean_width` or
+    `mean_set_size`."""
+    from .conformal import conformal_columns
+
     check_threshold(model, threshold)
     positive_index(model, positive)  # an unknown label is refused before the file is read
+    conformal = conformal_columns(model, interval, sets)
     y, out = labelled_outputs(model, data_path, chunk_rows, given_as)
-    return score_outputs(model, y, out, threshold, positive)
+    return {**score_outputs(model, y, out, threshold, positive), **conformal.coverage(y, out)}
 
 
 def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
@@ -183,11 +198,13 @@ def score_outputs(model, y, out, threshold=None, positive=None) -> dict:
     return {**report, **metrics, "labels": labels}
 
 
-def evaluate_csv(model_path, data_path, chunk_rows: int | None = None, threshold=None, positive=None) -> dict:
+def evaluate_csv(model_path, data_path, chunk_rows: int | None = None, threshold=None, positive=None,
+                 interval: float | None = None, sets: float | None = None) -> dict:
     """`evaluate` of the model saved at `model_path` (a run folder or its model.npz)."""
     from ..runs.model import load_model
 
-    return evaluate(load_model(model_path), data_path, threshold, chunk_rows, positive=positive)
+    return evaluate(load_model(model_path), data_path, threshold, chunk_rows, positive=positive, interval=interval,
+                    sets=sets)
 
 
 PER_CLASS = ("precision", "recall", "f1")

@@ -30,6 +30,7 @@ from ..runs.model import Model, build_meta, save_model
 from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network, check_batches
 from ..training.calibration import calibrate, check_calibration, reliability
+from ..training.conformal import add_conformal
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .plot import try_plot_run
@@ -145,6 +146,8 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, meta)
     model = Model(network, meta, files.file(files.MODEL))
+    # after anything that changes the model's outputs (a fitted temperature): the scores are of them
+    add_conformal(files.file(files.MODEL), model, dataset)
     files.write_history(result.history)
     files.write_diagnostics(result.diagnostics)
     if len(dataset.X_val):

@@ -55,9 +55,15 @@ def layer_specs(network: Network) -> list[dict]:
     return [{"type": layer.type, **layer.settings()} for layer in network.layers]
 
 
-def save_model(path, network: Network, meta: dict) -> None:
+def save_model(path, network: Network, meta: dict, extra: dict | None = None) -> None:
+    """`extra`: more arrays beside the layers', e.g. `conformal.scores`. A meta `conformal`
+    entry is kept only with its scores, so that a loaded model's meta saved again with other
+    weights still makes a file that loads."""
+    extra = extra or {}
+    if CONFORMAL_SCORES not in extra:
+        meta = {k: v for k, v in meta.items() if k != "conformal"}
     with open(path, "wb") as fh:
-        np.savez(fh, meta=meta_array(meta), **network.arrays())
+        np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
 
 
 def model_path(path) -> Path:
@@ -83,6 +89,9 @@ def load_model(path) -> "Model":
     limit = format1_limit(meta) if meta["format_version"] == 1 else format2_limit(meta)
     arrays = read_npz(path, *MODEL_FILE, limit=limit)
     _require_finite(arrays, where)
+    problem = _conformal_problem(meta, arrays.get(CONFORMAL_SCORES))
+    if problem:
+        raise NnctlError(f"model file is damaged: {problem}", where, "train again, or point at another run")
     if meta["format_version"] == 1:
         network = _format1_network(arrays, meta, where)
     else:
@@ -91,7 +100,7 @@ def load_model(path) -> "Model":
     if len(inputs) != network.n_inputs:
         raise NnctlError(f"the model's first layer takes {network.n_inputs} inputs but meta names {len(inputs)}",
                          where)
-    return Model(network, meta, path)
+    return Model(network, meta, path, arrays.get(CONFORMAL_SCORES))
 
 
 def _meta_limit(name: str, header) -> str | None:
@@ -150,6 +159,8 @@ def format2_limit(meta: dict):
     def limit(name: str, header) -> str | None:
         if name == "meta":
             return _meta_limit(name, header)
+        if name == CONFORMAL_SCORES:
+            return _conformal_limit(meta, header)
         parts = name.split(".")
         if len(parts) != 3 or parts[0] != "layers" or not parts[1].isdigit() or int(parts[1]) >= len(specs):
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
@@ -165,6 +176,42 @@ def format2_limit(meta: dict):
         return None
 
     return limit
+
+
+CONFORMAL_SCORES = "conformal.scores"  # split conformal's calibration scores, sorted float64 (n,)
+
+
+def _conformal_limit(meta: dict, header) -> str | None:
+    entry = meta.get("conformal")
+    n = entry.get("n") if isinstance(entry, dict) else None
+    if not _count(n):
+        return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry with its count `n`"
+    if header.dtype != np.float64 or header.shape != (n,):
+        return f"`{CONFORMAL_SCORES}` is {header.dtype} {header.shape}, where meta `conformal` implies float64 ({n},)"
+    return None
+
+
+def _conformal_problem(meta: dict, scores) -> str | None:
+    """What is wrong with a model's conformal scores and their meta, or None: both or neither,
+    n sorted finite scores in the range their kind allows."""
+    from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE
+
+    entry = meta.get("conformal")
+    if entry is None:
+        return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry" if scores is not None else None
+    kind = REGRESSION_SCORE if meta["task"] == "regression" else CLASSIFICATION_SCORE
+    if not isinstance(entry, dict) or entry.get("kind") != kind or not _count(entry.get("n")):
+        return f"`conformal` must be {{\"kind\": \"{kind}\", \"n\": rows}} for a {meta['task']} model"
+    if scores is None:
+        return f"meta `conformal` names {entry['n']} scores, but the file lacks `{CONFORMAL_SCORES}`"
+    high = np.inf if kind == REGRESSION_SCORE else 1.0
+    if len(scores) and (scores[0] < 0 or scores[-1] > high or np.any(np.diff(scores) < 0)):
+        return f"`{CONFORMAL_SCORES}` must be sorted and within [0, {high:g}]"
+    return None
+
+
+def _count(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 1
 
 
 def _require_finite(arrays: dict, where: str) -> None:
@@ -326,8 +373,9 @@ class Model:
     """A loaded model: `predict(df)` gives labels or values, `predict_proba(df)` class
     probabilities (rows, classes)."""
 
-    def __init__(self, network: Network, meta: dict, path=None):
+    def __init__(self, network: Network, meta: dict, path=None, conformal_scores: np.ndarray | None = None):
         self.network, self.meta, self.path = network, meta, path
+        self.conformal_scores = conformal_scores  # sorted (n,), when training had a validation part
         self.encoder = FeatureEncoder.from_meta(meta)
 
     @property

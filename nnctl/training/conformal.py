@@ -1,0 +1,43 @@
+"""Split conformal at the end of training: the validation part's nonconformity scores, kept in
+model.npz (`conformal.scores`, meta `conformal: {"kind", "n"}`) so that `predict --interval`
+and `--sets` can turn them into intervals and sets later (see `nn/conformal.py`).
+
+The scores come from the saved `Model`'s own outputs, after anything that changes them (a
+fitted temperature) is in its meta, so intervals and sets describe what predict gives.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE, absolute_residuals, true_class_scores
+from ..runs.model import CONFORMAL_SCORES, save_model
+
+
+def validation_scores(model, dataset) -> tuple[str, np.ndarray] | None:
+    """(kind, sorted float64 scores (n,)) on the dataset's validation part, or None without one
+    (or when the model gives non-finite outputs there, which no interval can be built from).
+    Regression residuals are in the target's own units, as predict gives values."""
+    if not len(dataset.X_val):
+        return None
+    if model.task == "regression":
+        truth = np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.y_val), -1)
+        scaler = model.meta.get("target_scaler")
+        if scaler:
+            truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+        kind, scores = REGRESSION_SCORE, absolute_residuals(truth[:, 0], model.values_from_inputs(dataset.X_val))
+    else:
+        kind = CLASSIFICATION_SCORE
+        scores = true_class_scores(model.proba_from_inputs(dataset.X_val), dataset.y_val)
+    return (kind, scores) if np.isfinite(scores).all() else None
+
+
+def add_conformal(path, model, dataset) -> None:
+    """Store the validation scores in the model at `path` (rewritten in place: the run folder
+    is still being written) and on `model`. Nothing happens without a validation part."""
+    found = validation_scores(model, dataset)
+    if found is None:
+        return
+    kind, scores = found
+    model.meta["conformal"] = {"kind": kind, "n": int(len(scores))}
+    model.conformal_scores = scores
+    save_model(path, model.network, model.meta, {CONFORMAL_SCORES: scores})
