@@ -258,3 +258,28 @@ def importance_frame(result: dict):
     import pandas as pd
 
     return pd.DataFrame(result["columns"], columns=["column", "importance", "std"])
+
+
+IMPORTANCE_NEEDS_PART = ("report.importance is on, but this run has neither a test part (data.test_path) nor a "
+                         "validation part: no importance.csv is written")
+
+
+def run_importance(model, dataset, test_path, seed: int = SEED) -> dict | None:
+    """What `train` records when `report.importance` is on: permutation importance with the
+    model's main metric on the test part (data.test_path) if there is one, else on the
+    validation part; None when there is neither. Adds `part` to the result."""
+    from .predict import labelled_chunks
+
+    if test_path:
+        parts, part = labelled_chunks(model, test_path, given_as="data.test_path"), "test"
+    elif len(dataset.X_val):
+        y = np.asarray(dataset.y_val)
+        if model.task == "regression":  # the dataset holds it scaled; metrics are in its units
+            scaler = model.meta.get("target_scaler")
+            y = y.astype(np.float64).reshape(len(y), -1)[:, 0]
+            if scaler:
+                y = y * scaler["scale"][0] + scaler["offset"][0]
+        parts, part = [(dataset.X_val, y)], "validation"
+    else:
+        return None
+    return {**permutation_importance(model, parts, None, REPEATS, seed, where=f"the {part} part"), "part": part}

@@ -9,6 +9,7 @@ from .. import __version__
 from ..nn.metrics import roc_curve, pr_curve, roc_auc_binary, average_precision
 from ..ui.fmt import format_number
 from .health import dead_name, flags, layer_name, validation_rise
+from .importance import importance_section
 from .rundata import RunData
 from .svg import histogram, line_chart, scatter
 
@@ -372,7 +373,8 @@ def run_page(run: RunData) -> str:
             f'<p class="muted">{escape(run.task)} · {escape(str(m.get("status", "")).replace("_", " "))} · '
             f"{escape(headline)} · nnctl {escape(__version__)}</p>", notes,
             _summary(run), _curves([run]), _final_metrics(run),
-            _classification(run) if run.task == "classification" else _regression(run), _health(run)]
+            _classification(run) if run.task == "classification" else _regression(run), importance_section(run),
+            _health(run)]
     return _html(f"nnctl report: {run.name}", body)
 
 
