@@ -13,12 +13,12 @@ def print_importance(result: dict) -> None:
     from rich.table import Table
 
     if result["method"] == "permutation":
-        title = (f"permutation importance · drop in {result['metric']} (baseline "
-                 f"{format_number(result['baseline'])}) · {result['rows']} rows · {result['repeats']} repeats · "
-                 f"seed {result['seed']}")
+        title = f"permutation importance: drop in {result['metric']} (baseline {format_number(result['baseline'])})"
+        caption = f"{result['rows']} rows · {result['repeats']} repeats · seed {result['seed']}"
     else:
-        title = f"gradient × input · {result['output']} · {result['rows']} rows"
-    table = Table(title=title, title_justify="left")
+        title = f"gradient × input: {result['output']}"
+        caption = f"{result['rows']} rows · std is the spread over the rows"
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for name, justify in (("column", "left"), ("importance", "right"), ("std", "right"), ("", "left")):
         table.add_column(name, justify=justify)
     peak = max((abs(c["importance"]) for c in result["columns"]), default=0.0) or 1.0
