@@ -3,8 +3,10 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 from .cli_helpers import assert_clean_error, cli, train_run
-from .conftest import DATASETS
+from .conftest import CONFIGS, DATASETS
 
 IRIS = DATASETS / "iris.csv"
 FEATURES = {"sepal_length", "sepal_width", "petal_length", "petal_width"}
@@ -73,8 +75,10 @@ def test_train_records_importance_and_report_shows_it(iris_config, tmp_path):
     with open(run / "importance.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["column"] for r in rows} == FEATURES
-    how = json.loads((run / "metrics.json").read_text())["importance"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    how = metrics["importance"]
     assert (how["part"], how["metric"], how["repeats"], how["rows"]) == ("validation", "accuracy", 5, 30)
+    assert how["baseline"] == metrics["validation"]["accuracy"]
     result = cli("report", run)
     assert result.exit_code == 0, result.stderr
     page = (run / "report.html").read_text()
@@ -98,3 +102,10 @@ def test_importance_without_a_held_out_part_is_a_warning_and_no_file(iris_config
     assert not (run / "importance.csv").exists()
     assert cli("report", run).exit_code == 0
     assert "What the model relies on" not in (run / "report.html").read_text()
+
+
+def test_a_regressions_importance_is_measured_in_the_targets_units(tmp_path):
+    run = train_run(CONFIGS / "diabetes.yaml", tmp_path / "runs", "report.importance=true", "training.iterations=20")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["importance"]["metric"] == "r2"
+    assert metrics["importance"]["baseline"] == pytest.approx(metrics["validation"]["r2"], rel=1e-9)
