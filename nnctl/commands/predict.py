@@ -152,11 +152,22 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
 def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
     """(truth, outputs) of a loaded model on a labelled table: class indices and probabilities
     (rows, classes), or the target and the predictions in the target's units."""
+    truths, outputs = [], []
+    for X, y in labelled_chunks(model, data_path, chunk_rows, given_as):
+        truths.append(y)
+        outputs.append(model.values_from_inputs(X) if model.task == "regression" else model.proba_from_inputs(X))
+    if not truths:
+        raise NnctlError("data file has no rows to evaluate", _where(data_path))
+    return np.concatenate(truths), np.concatenate(outputs)
+
+
+def labelled_chunks(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
+    """(inputs, truth) of a labelled table, one chunk of rows at a time: the encoded inputs
+    (rows, inputs) and the class indices, or the target in its units."""
     from ..data.encoding import category_label
 
     target = model.meta["target"]
     where = _where(data_path)
-    truths, outputs = [], []
     index = {category_label(c): i for i, c in enumerate(model.classes or [])}
     for chunk in _chunks(model, data_path, list(dict.fromkeys(model.encoder.features + [target])), chunk_rows,
                          given_as=given_as):
@@ -164,19 +175,14 @@ def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="
             raise NnctlError(f"target column '{target}' has missing values", where, "drop those rows to evaluate")
         X = model.inputs(chunk, where)
         if model.task == "regression":
-            truths.append(chunk[target].to_numpy(dtype=np.float64))
-            outputs.append(model.values_from_inputs(X))
-        else:
-            keys = [category_label(v) for v in chunk[target]]
-            unknown = [k for k in keys if k not in index]
-            if unknown:
-                raise NnctlError(f"label '{unknown[0]}' in column '{target}' is not a class the model knows", where,
-                                 f"its classes: {', '.join(map(str, model.classes))}")
-            truths.append(np.array([index[k] for k in keys], dtype=np.int64))
-            outputs.append(model.proba_from_inputs(X))
-    if not truths:
-        raise NnctlError("data file has no rows to evaluate", where)
-    return np.concatenate(truths), np.concatenate(outputs)
+            yield X, chunk[target].to_numpy(dtype=np.float64)
+            continue
+        keys = [category_label(v) for v in chunk[target]]
+        unknown = [k for k in keys if k not in index]
+        if unknown:
+            raise NnctlError(f"label '{unknown[0]}' in column '{target}' is not a class the model knows", where,
+                             f"its classes: {', '.join(map(str, model.classes))}")
+        yield X, np.array([index[k] for k in keys], dtype=np.int64)
 
 
 def score_outputs(model, y, out, threshold=None, positive=None) -> dict:

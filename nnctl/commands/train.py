@@ -33,6 +33,7 @@ from ..training.calibration import calibrate, check_calibration, reliability
 from ..training.conformal import add_conformal
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
+from .explain import IMPORTANCE_NEEDS_PART, run_importance
 from .plot import try_plot_run
 from .predict import labelled_outputs, score_outputs
 
@@ -86,6 +87,8 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
     runs_dir = ensure_writable(options.runs_dir)
     if dataset is None:
         dataset = load_dataset(cfg, cache=options.cache, fold=fold)
+    if cfg.report.importance and not cfg.data.test_path and not len(dataset.X_val):
+        dataset.notes.append(("warning", IMPORTANCE_NEEDS_PART))
     network = build_network(cfg, dataset, fresh=resume is not None)
     check_batches(cfg, network, dataset)
     check_calibration(cfg, dataset)
@@ -163,6 +166,8 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
                # whose weights model.npz holds: early stopping may have put back its best epoch's
                "saved_epoch": result.best_epoch if result.restored_best else result.epochs,
                "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
+    if cfg.report.importance:
+        _write_importance(files, model, dataset, cfg, metrics)
     if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
         metrics["positive_class"] = dataset.classes[1]
     if dataset.task == "regression":
@@ -181,6 +186,14 @@ def _add_calibration(metrics: dict, calibration: dict | None, model, dataset, te
         metrics["reliability"] = reliability("test", *test)
     elif len(dataset.X_val):
         metrics["reliability"] = reliability("validation", dataset.y_val, model.proba_from_inputs(dataset.X_val))
+
+
+def _write_importance(files: RunFolder, model, dataset, cfg: Config, metrics: dict) -> None:
+    """importance.csv, and how it was measured as metrics.json's `importance` (report.importance)."""
+    result = run_importance(model, dataset, cfg.data.test_path, cfg.seed)
+    if result is not None:
+        files.write_importance(result["columns"])
+        metrics["importance"] = {k: v for k, v in result.items() if k != "columns"}
 
 
 def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:

@@ -123,6 +123,9 @@ def _spec() -> dict:
             "checkpoint_every": Key("auto", "auto_int", "epochs between checkpoints (checkpoint.npz, for --resume); auto: about every 30 s of training; null: none",
                                     low=1, nullable=True),
         },
+        "report": {
+            "importance": Key(False, "bool", "after training, permutation importance on the test part (or else the validation part) -> importance.csv, shown by nnctl report; costs repeats x columns extra passes over that part"),
+        },
     }
 
 

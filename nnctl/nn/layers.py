@@ -189,10 +189,11 @@ class Dropout(Layer):
     with u ~ U[0, 1) drawn anew each forward pass, so the expected output is x; in evaluation
     out = x (the layer is the identity, and export drops it).
 
-    backward: dL/dx = delta ⊙ m (the same mask). The masks come from `rng`, a numpy Generator
-    the network's dropout layers share (its state goes into checkpoints). `frozen` keeps the
-    last mask instead of drawing one, so a gradient check's forward passes all see the same
-    function. `record()` is what trace shows beside the output: the mask's share of zeros."""
+    backward: dL/dx = delta ⊙ m (the same mask; in evaluation, delta). The masks come from
+    `rng`, a numpy Generator the network's dropout layers share (its state goes into
+    checkpoints). `frozen` keeps the last mask instead of drawing one, so a gradient check's
+    forward passes all see the same function. `record()` is what trace shows beside the
+    output: the mask's share of zeros."""
 
     type = "dropout"
 
@@ -204,6 +205,7 @@ class Dropout(Layer):
         self.scale = 1.0 / (1.0 - self.rate)
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.frozen = False
+        self.training = False  # the mode of the last forward pass, which backward follows
 
     def settings(self):
         return {"rate": self.rate}
@@ -215,7 +217,7 @@ class Dropout(Layer):
         return {"out": fan_in, "mask": fan_in}
 
     def forward(self, x, training=False):
-        self.x = x
+        self.x, self.training = x, training
         if not training:
             return x
         mask = self.mask
@@ -227,7 +229,8 @@ class Dropout(Layer):
         return np.multiply(x, mask, out=self.out)
 
     def backward(self, delta):
-        delta *= self.mask  # delta is the next layer's dL/dx buffer, free to overwrite
+        if self.training:  # in evaluation the layer is the identity, and so is its derivative
+            delta *= self.mask  # delta is the next layer's dL/dx buffer, free to overwrite
         return delta
 
     def record(self) -> dict:

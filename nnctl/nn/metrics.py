@@ -123,6 +123,20 @@ def expected_calibration_error(y_true, proba, n_bins: int = ECE_BINS) -> float:
     return float(np.sum(bins["count"][used] * gap) / len(y_true))
 
 
+def confusion_scores(cm) -> dict:
+    """accuracy, balanced_accuracy and macro precision/recall/F1 from a confusion matrix
+    (classes, classes), as `classification_report` defines them. Confusion matrices add up, so
+    these scores of a table read in chunks are exact from the sum of the chunks' matrices."""
+    cm = np.asarray(cm)
+    present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
+    precision, recall, f1 = _per_class(cm)
+    total = cm.sum()
+    return {"accuracy": float(np.trace(cm) / total) if total else float("nan"),
+            "balanced_accuracy": float(np.mean(recall[cm.sum(axis=1) > 0])),
+            "precision": float(np.mean(precision[present])), "recall": float(np.mean(recall[present])),
+            "f1": float(np.mean(f1[present]))}
+
+
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks of `values`, ties sharing their average rank."""
     order = np.argsort(values, kind="mergesort")

@@ -259,6 +259,44 @@ class Network:
                 delta = self.layers[i].backward(delta)
         return self.flat_grads
 
+    def input_gradient(self, X: np.ndarray, seed=None, at: int = 0, chunk: int = CHUNK):
+        """(inputs, gradient): the input of layer `at` (rows, widths[at]) in evaluation mode and
+        ∂s/∂(that input), same shape, where s = Σ_k seed_k · z_k is a weighting of the
+        pre-head outputs z (logits, or the identity head's values). `seed`: (outputs,) for every
+        row, (rows, outputs) per row (a one-hot row picks one class's logit), or None: all ones.
+
+        The network's own backward pass from the seed: each layer from the last down to `at`
+        turns ∂s/∂(its output) into ∂s/∂(its input), as in training. `at` = 1 stops at the first
+        layer's output (an embedding's looked-up rows, whose codes have no derivative). Computed
+        `chunk` rows at a time; it overwrites the gradients of the last `backward`."""
+        X = np.asarray(X, dtype=self.dtype)
+        rows = X.shape[0]
+        inputs = np.empty((rows, self.widths[at]), dtype=self.dtype)
+        grad = np.empty_like(inputs)
+        first = self.layers[0]
+        flipped = at == 0 and not first.input_delta
+        if flipped:
+            # the first layer skips dL/dx in training; here it is the answer, so it needs its buffer
+            first.input_delta = True
+            self._full, self._backward_ready, self._bound = None, False, None
+        try:
+            for start in range(0, rows, chunk):
+                part = X[start:start + chunk]
+                n = len(part)
+                self.forward(part)
+                if not self._backward_ready or self._bound != n:
+                    self._bind(n, backward=True)
+                delta = self._head["delta"]
+                delta[...] = 1.0 if seed is None else (seed if np.ndim(seed) == 1 else seed[start:start + n])
+                for layer in reversed(self.layers[at:]):
+                    delta = layer.backward(delta)
+                inputs[start:start + n] = part if at == 0 else self.layers[at].x
+                grad[start:start + n] = delta
+        finally:
+            if flipped:
+                first.input_delta = False
+        return inputs, grad
+
     def forward_chunks(self, X: np.ndarray, chunk: int = CHUNK):
         """Yield (start, output) for consecutive chunks of X's rows in evaluation mode: the
         whole of X scored with buffers of at most `chunk` rows. Each output is overwritten by

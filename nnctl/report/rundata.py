@@ -21,6 +21,7 @@ class RunData:
     notes: list[str] = field(default_factory=list)  # what is missing, said on the page
     blocks: str | None = None  # e.g. "4 → 16 [batch norm, relu, dropout 0.2] → 3 [softmax]", from model.npz
     trainable: list = field(default_factory=list)  # blocks.Trainable per diagnostics.csv `layer`; empty: unknown
+    importance: list = field(default_factory=list)  # importance.csv's rows (report.importance); empty: none
 
     @property
     def name(self) -> str:
@@ -64,6 +65,7 @@ def read_run(folder) -> RunData:
             run.classes, rows = found
             setattr(run, part, _check_predictions(rows, run.task, run.classes, files.file(name)))
     _read_layers(run, path)
+    run.importance = files.read_importance() or []
     if not files.has(files.VALIDATION):
         run.notes.append(f"This run has no {files.VALIDATION} (no validation part, or an older nnctl): "
                          "the confusion matrix, ROC/PR curves and residuals are not shown.")

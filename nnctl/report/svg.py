@@ -221,3 +221,48 @@ def strip_chart(xs, ys, title: str, x_label: str, y_label: str, mean: float, std
             body.append(f'<circle class="mark s{1 if big else 0}" cx="{axes.px(x):.1f}" cy="{axes.py(y):.1f}" '
                         f'r="{5 if big else 3.5}"><title>{escape(f"{x_label} {x}: {y:.6g}")}</title></circle>')
     return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{_svg(body, title)}</figure>'
+
+
+BAR_ROW = 20  # pixels per bar of a horizontal bar chart
+BAR_LEFT = 170  # room for the bars' labels
+
+
+def bar_chart(labels: list[str], values: list[float], errors: list[float], title: str, x_label: str) -> str:
+    """Horizontal bars, one per label, top to bottom as given, each with a ±error whisker; the
+    x axis includes 0, so a bar whose whisker crosses it reads as "no different from nothing"."""
+    ends = [v + s * e for v, e in zip(values, errors) if _finite(v) and _finite(e) for s in (-1, 1)]
+    low, high = min(ends + [0.0]), max(ends + [0.0])
+    if high - low < 1e-12:
+        high = low + 1.0
+    height = TOP + BAR_ROW * len(labels) + BOTTOM
+    right = WIDTH - RIGHT
+
+    def px(x):
+        return BAR_LEFT + (x - low) / (high - low) * (right - BAR_LEFT)
+
+    body = [f'<rect class="plot" x="{BAR_LEFT}" y="{TOP}" width="{right - BAR_LEFT}" height="{height - TOP - BOTTOM}"/>']
+    for t in _nice_ticks(low, high):
+        if low <= t <= high:
+            body.append(f'<line class="grid" x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{TOP}" y2="{height - BOTTOM}"/>')
+            body.append(f'<text class="tick" x="{px(t):.1f}" y="{height - BOTTOM + 16}" text-anchor="middle">'
+                        f'{_label(t)}</text>')
+    zero = px(0.0)
+    for i, (name, v, e) in enumerate(zip(labels, values, errors)):
+        y = TOP + i * BAR_ROW
+        shown = name if len(name) <= 24 else name[:23] + "…"
+        body.append(f'<text class="tick" x="{BAR_LEFT - 6}" y="{y + BAR_ROW * 0.65:.1f}" text-anchor="end">'
+                    f'{escape(shown)}</text>')
+        if not _finite(v):
+            continue
+        x0, x1 = sorted((zero, px(v)))
+        body.append(f'<rect class="mark bar" x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 0.5):.1f}" '
+                    f'height="{BAR_ROW - 6}"><title>{escape(name)}: {_label(v)} ± {_label(e)}</title></rect>')
+        if _finite(e) and e > 0:
+            mid = y + BAR_ROW / 2
+            body.append(f'<line class="s7" x1="{px(v - e):.1f}" x2="{px(v + e):.1f}" y1="{mid}" y2="{mid}"/>')
+    body.append(f'<line class="reference" x1="{zero:.1f}" x2="{zero:.1f}" y1="{TOP}" y2="{height - BOTTOM}"/>')
+    body.append(f'<text class="axis" x="{(BAR_LEFT + right) / 2}" y="{height - 6}" text-anchor="middle">'
+                f'{escape(x_label)}</text>')
+    svg = (f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
+           f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{"".join(body)}</svg>')
+    return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{svg}</figure>'

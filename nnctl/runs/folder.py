@@ -127,6 +127,7 @@ class RunFolder:
     DIAGNOSTICS = "diagnostics.csv"
     VALIDATION = "validation.csv"  # the validation part's predictions
     TEST = "test.csv"  # the test part's predictions (data.test_path)
+    IMPORTANCE = "importance.csv"  # permutation importance per column (report.importance)
     PLOT = "loss.png"
     REPORT = "report.html"
 
@@ -198,6 +199,14 @@ class RunFolder:
                                        outputs):
                 writer.writerow([t, predicted] + [f"{v:.8g}" for v in p])
 
+    def write_importance(self, columns: list[dict]) -> None:
+        """importance.csv: `column`, `importance`, `std`, most important first (as `nnctl
+        explain --output` writes it); metrics.json's `importance` says how it was measured."""
+        with naming_errors(self.file(self.IMPORTANCE)), open(self.file(self.IMPORTANCE), "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(IMPORTANCE_COLUMNS)
+            writer.writerows([c["column"], _number(c["importance"]), _number(c["std"])] for c in columns)
+
     # --- reading ------------------------------------------------------------------------------
     def read_config(self) -> str:
         """The resolved config as written; empty when the folder has none."""
@@ -233,6 +242,23 @@ class RunFolder:
                     (len(classes) == 2 and c.startswith("p_"))]
             return classes, [{header[i]: row[i] for i in keep} for row in reader if len(row) == len(header)]
 
+    def read_importance(self) -> list[dict] | None:
+        """importance.csv as [{column, importance, std}] with numbers; None when the folder has
+        none; an NnctlError naming the file and line when it is damaged."""
+        rows = self.read_rows(self.IMPORTANCE)
+        if rows is None:
+            return None
+        path, read = self.file(self.IMPORTANCE), []
+        for line, row in enumerate(rows, start=2):
+            if None in row or None in row.values() or any(k not in row for k in IMPORTANCE_COLUMNS):
+                raise NnctlError(f"{self.IMPORTANCE} line {line} does not have its header's cells", str(path), DAMAGED)
+            try:
+                read.append({"column": row["column"], "importance": float(row["importance"]), "std": float(row["std"])})
+            except ValueError:
+                raise NnctlError(f"{self.IMPORTANCE} line {line}: importance and std must be numbers", str(path),
+                                 DAMAGED)
+        return read
+
     def read_history(self) -> list[dict]:
         """history.csv as numbers (an empty cell is NaN); a damaged one is an NnctlError naming
         the file and line."""
@@ -245,6 +271,7 @@ class RunFolder:
 
 
 NOT_A_RUN_HINT = "pass run folders written by `nnctl train` (`nnctl runs` lists them)"
+IMPORTANCE_COLUMNS = ("column", "importance", "std")
 DIAGNOSTIC_COLUMNS = ("epoch", "layer", "grad_norm", "weight_norm", "update_ratio", "dead_fraction", "grad_norm_total")
 
 
