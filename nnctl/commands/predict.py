@@ -121,21 +121,23 @@ def predict_chunk(model, chunk, where: str, options: PredictOptions, chosen: int
 
     keep = options.kept()
     X = model.inputs(chunk, where)
-    frame = chunk[keep].reset_index(drop=True) if keep else pd.DataFrame(index=range(len(chunk)))
+    columns = {}  # built whole, then one DataFrame: inserting column by column costs more than the model
     if model.task == "regression":
         values = model.values_from_inputs(X)
         if values.ndim == 1:
-            frame["prediction"] = values
+            columns["prediction"] = values
         else:
             for i in range(values.shape[1]):
-                frame[f"prediction_{i}"] = values[:, i]
+                columns[f"prediction_{i}"] = values[:, i]
     else:
         p = model.proba_from_inputs(X)
-        frame["prediction"] = pd.Series(np.asarray(model.classes, dtype=object)[decide(model, p, options.threshold,
-                                                                                       chosen)], dtype=object)
+        columns["prediction"] = np.asarray(model.classes, dtype=object)[decide(model, p, options.threshold, chosen)]
         if options.proba:
             for i, c in enumerate(model.classes):
-                frame[f"p_{c}"] = p[:, i]
+                columns[f"p_{c}"] = p[:, i]
+    frame = pd.DataFrame(columns, index=range(len(chunk)))
+    if keep:
+        frame = pd.concat([chunk[keep].reset_index(drop=True), frame], axis=1)
     return frame
 
 

@@ -78,7 +78,7 @@ def create_app(model, settings: ServeSettings):
             raise Refusal(401, "missing or wrong API key", "send the header Authorization: Bearer <key>")
 
     def answer(payload: dict, status: int = 200) -> Response:
-        return Response(dumps(payload), status_code=status, media_type="application/json")
+        return Response(dumps(payload, separators=(",", ":")), status_code=status, media_type="application/json")
 
     @app.get("/health")
     def health():
