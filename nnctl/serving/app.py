@@ -78,7 +78,11 @@ def create_app(model, settings: ServeSettings):
             raise Refusal(401, "missing or wrong API key", "send the header Authorization: Bearer <key>")
 
     def answer(payload: dict, status: int = 200) -> Response:
-        return Response(dumps(payload, separators=(",", ":")), status_code=status, media_type="application/json")
+        try:
+            text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError):  # NaN, inf or a NumPy number: the slower walk that makes strict JSON
+            text = dumps(payload, separators=(",", ":"))
+        return Response(text, status_code=status, media_type="application/json")
 
     @app.get("/health")
     def health():
@@ -96,7 +100,7 @@ def create_app(model, settings: ServeSettings):
                       keep: list[str] = Query([], description="CSV bodies: columns to echo back (repeatable)")):
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if kind not in ("text/csv", "application/json", ""):
-            raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv")
+            raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv (curl -d sends a form: add -H 'Content-Type: application/json')")
         body = await _read_body(request, limit)
         if kind == "text/csv":
             options = request_options(proba, threshold, positive, keep)

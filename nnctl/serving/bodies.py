@@ -15,6 +15,7 @@ ROWS_WHERE = "the request's rows"
 CSV_WHERE = "the request's CSV body"
 OPTIONS = {"proba", "threshold", "positive", "keep"}  # besides "rows"; `interval` / `sets` join here
 MISSING = frozenset(NA_STRINGS)
+PLAIN = {int, float, bool, type(None)}
 
 
 class Refusal(Exception):
@@ -55,8 +56,9 @@ def json_request(body: bytes, model, max_rows: int):
     if unknown:
         raise Refusal(422, f"unknown field '{unknown[0]}'{did_you_mean(unknown[0], sorted(OPTIONS))}",
                       f"the fields: rows, {', '.join(sorted(OPTIONS))}")
-    options = request_options(data.get("proba", False), data.get("threshold"), data.get("positive"),
-                              data.get("keep", []))
+    given = {name: data.get(name) for name in OPTIONS}  # null means the default, as leaving it out does
+    options = request_options(False if given["proba"] is None else given["proba"], given["threshold"],
+                              given["positive"], [] if given["keep"] is None else given["keep"])
     rows = data["rows"]
     if len(rows) > max_rows:
         raise too_many_rows(len(rows), max_rows)
@@ -84,16 +86,22 @@ def rows_frame(rows: list, columns: list):
     stripped. A column that no row has is an error, as a CSV without it would be."""
     import pandas as pd
 
-    present = set()
     for i, row in enumerate(rows):
-        if not isinstance(row, dict):
+        if type(row) is not dict:
             raise Refusal(422, f"row {i} is not an object of column: value", row=i)
-        present.update(row)
-    absent = [c for c in columns if c not in present]
+    absent = [c for c in columns if not any(c in row for row in rows)]
     if rows and absent:
-        raise Refusal(422, f"column '{absent[0]}' is in none of the rows{did_you_mean(absent[0], sorted(present))}",
+        present = sorted({key for row in rows for key in row})
+        raise Refusal(422, f"column '{absent[0]}' is in none of the rows{did_you_mean(absent[0], present)}",
                       f"the model's columns: {', '.join(columns)}", column=absent[0])
-    return pd.DataFrame({c: [_cell(row.get(c), i, c) for i, row in enumerate(rows)] for c in columns})
+    return pd.DataFrame({c: _cells([row.get(c) for row in rows], c) for c in columns})
+
+
+def _cells(values: list, column: str) -> list:
+    # most columns hold only numbers and nulls, which need no look at each cell
+    if {type(v) for v in values} <= PLAIN:
+        return values
+    return [_cell(v, i, column) for i, v in enumerate(values)]
 
 
 def _cell(value, row: int, column: str):
