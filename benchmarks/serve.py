@@ -8,8 +8,9 @@ Trains configs/iris.yaml into a temporary folder, starts `nnctl serve --port 0` 
 concurrencies 1, 8 and 32, a fixed number of requests or a time limit, whichever ends first.
 Per cell: requests per second, p50 and p99 latency, errors (must be 0), and the overhead: the
 wall time per request served (1 / requests per second) over the in-process `Model.predict` on the
-same rows (a DataFrame already built). The client runs on the same machine as the server, so
-the figures include its share of the CPUs.
+same rows (a DataFrame already built), and the server's own p50 from its access log (the time
+from the request's first byte to the answer's last). The client runs on the same machine as the
+server, so the figures include its share of the CPUs.
 """
 from __future__ import annotations
 
@@ -111,6 +112,13 @@ def in_process(run: Path, rows: list[dict], repeat: int) -> float:
     return float(np.median(times))
 
 
+def server_times(log: Path, seen: int) -> tuple[list, int]:
+    """The milliseconds the server's access log gives the POSTs after the first `seen` lines
+    (the time inside the server: body read, parse, predict, answer), and the lines now seen."""
+    lines = log.read_text().splitlines()
+    return [float(line.rsplit("ms=", 1)[1]) for line in lines[seen:] if " POST /predict " in line], len(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few requests per cell")
@@ -123,8 +131,10 @@ def main() -> None:
         proc, url = start(run, folder / "serve.log")
         try:
             print(f"nnctl serve (1 worker) on {url}; client: asyncio + httpx on the same machine ({os.cpu_count()} CPUs)")
-            print("| rows/request | concurrency | requests | req/s | p50 ms | p99 ms | errors | in-process ms | overhead x |")
-            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print("| rows/request | concurrency | requests | req/s | p50 ms | p99 ms | errors | server p50 ms "
+                  "| in-process ms | overhead x |")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            seen = 0
             for size in SIZES:
                 rows = rows_of(size)
                 base = in_process(run, rows, 200 if size == 1 else 50)
@@ -133,8 +143,10 @@ def main() -> None:
                                                                 args.seconds))
                     rate = len(latencies) / wall
                     p50, p99 = np.percentile(latencies, [50, 99]) * 1000
+                    served, seen = server_times(folder / "serve.log", seen)
                     print(f"| {size:,} | {concurrency} | {len(latencies)} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | "
-                          f"{errors} | {base * 1000:.3f} | {1 / rate / base:,.1f} |", flush=True)
+                          f"{errors} | {np.median(served):.2f} | {base * 1000:.3f} | {1 / rate / base:,.1f} |",
+                          flush=True)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
