@@ -7,11 +7,15 @@ class NnctlError(Exception):
     """A user-facing error: `message` says what is wrong, `where` names the file/key/column,
     `hint` (optional) says how to fix it. The CLI prints it as `error: ...` and exits 2."""
 
-    def __init__(self, message: str, where: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, where: str | None = None, hint: str | None = None, *,
+                 column: str | None = None, row: int | None = None):
         super().__init__(message)
         self.message = message
         self.where = where
         self.hint = hint
+        # a bad cell's column and 0-based row in the table, for callers that answer per row (serve)
+        self.column = column
+        self.row = row
 
     def __str__(self) -> str:
         text = self.message if not self.where else f"{self.message} ({self.where})"

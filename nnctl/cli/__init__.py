@@ -244,7 +244,6 @@ def main():
 
 
 # the commands register themselves on `app`, in the order --help lists them
-from . import train, use, inspect, search, ship, files  # noqa: E402
-from . import explain  # noqa: E402
+from . import train, use, inspect, search, ship, files, explain, serve  # noqa: E402
 
-COMMAND_MODULES = (train, use, inspect, search, ship, files, explain)
+COMMAND_MODULES = (train, use, inspect, search, ship, files, explain, serve)

@@ -6,6 +6,8 @@ read in chunks of rows so memory stays bounded.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean
@@ -71,46 +73,86 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
     with `sets` L (classification) `prediction_set`, the conformal interval or set at level L
     (see `commands/conformal.py`). Columns are matched by name; extra columns are ignored,
     missing ones are an error."""
-    import pandas as pd
+    options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets)
+    chosen = check_options(model, options)
+    keep = options.kept()
+    as_text = [c for c in keep if c not in model.encoder.features]
+    where = _where(data_path)
+    for chunk in _chunks(model, data_path, options.columns(model), chunk_rows, as_text):
+        yield predict_chunk(model, chunk, where, options, chosen)
 
-    from .conformal import conformal_columns
 
-    conformal = conformal_columns(model, interval, sets)
+@dataclass(frozen=True)
+class PredictOptions:
+    """What a prediction adds beyond the labels, shared by `nnctl predict` and `nnctl serve`.
+    New per-row outputs (conformal `interval` / `sets`) become fields here, checked in
+    `check_options` and written in `predict_chunk`, so both commands get them at once."""
+    proba: bool = False
+    threshold: float | None = None
+    keep: tuple = ()
+    positive: str | None = None
+    interval: float | None = None  # conformal level: `lower`, `upper` (regression)
+    sets: float | None = None  # conformal level: `prediction_set` (classification)
 
-    if proba and model.task == "regression":
+    def conformal(self, model):
+        """The conformal columns these options add (none without `interval`/`sets`)."""
+        from .conformal import conformal_columns
+
+        return conformal_columns(model, self.interval, self.sets)
+
+    def kept(self) -> list:
+        return list(dict.fromkeys(self.keep))
+
+    def columns(self, model) -> list:
+        """The input columns a table must have: the model's features, then the kept ones."""
+        return list(dict.fromkeys(model.encoder.features + self.kept()))
+
+
+def check_options(model, options: PredictOptions) -> int:
+    """Refuse options this model cannot honour, before any row is read; the positive class's
+    index."""
+    if options.proba and model.task == "regression":
         raise NnctlError("--proba gives class probabilities, but this model is a regression", str(model.path),
                          "leave out --proba: the prediction column holds the predicted values")
-    check_threshold(model, threshold)
-    chosen = positive_index(model, positive)
-    keep = list(dict.fromkeys(keep))
-    taken = set(keep)
-    for name in ("prediction", *(f"p_{c}" for c in (model.classes or []) if proba), *conformal.names):
+    check_threshold(model, options.threshold)
+    chosen = positive_index(model, options.positive)
+    taken = set(options.kept())
+    added = options.conformal(model).names
+    for name in ("prediction", *(f"p_{c}" for c in (model.classes or []) if options.proba), *added):
         if name in taken:
             raise NnctlError(f"--keep {name} would give the output two '{name}' columns", "--keep",
                              "rename that column in the input")
-    columns = list(dict.fromkeys(model.encoder.features + keep))
-    as_text = [c for c in keep if c not in model.encoder.features]
-    where = _where(data_path)
-    for chunk in _chunks(model, data_path, columns, chunk_rows, as_text):
-        X = model.inputs(chunk, where)
-        frame = chunk[keep].reset_index(drop=True) if keep else pd.DataFrame(index=range(len(chunk)))
-        if model.task == "regression":
-            values = model.values_from_inputs(X)
-            if values.ndim == 1:
-                frame["prediction"] = values
-            else:
-                for i in range(values.shape[1]):
-                    frame[f"prediction_{i}"] = values[:, i]
-            conformal.add(frame, values)
+    return chosen
+
+
+def predict_chunk(model, chunk, where: str, options: PredictOptions, chosen: int = 1):
+    """One DataFrame of rows (with the model's feature columns) -> their predictions, as
+    `predict_frames` describes; `where` names the rows' source in errors."""
+    import pandas as pd
+
+    keep = options.kept()
+    conformal = options.conformal(model)
+    X = model.inputs(chunk, where)
+    columns = {}  # built whole, then one DataFrame: inserting column by column costs more than the model
+    if model.task == "regression":
+        values = model.values_from_inputs(X)
+        if values.ndim == 1:
+            columns["prediction"] = values
         else:
-            p = model.proba_from_inputs(X)
-            frame["prediction"] = pd.Series(np.asarray(model.classes, dtype=object)[decide(model, p, threshold, chosen)],
-                                            dtype=object)
-            if proba:
-                for i, c in enumerate(model.classes):
-                    frame[f"p_{c}"] = p[:, i]
-            conformal.add(frame, p)
-        yield frame
+            for i in range(values.shape[1]):
+                columns[f"prediction_{i}"] = values[:, i]
+        conformal.add(columns, values)
+    else:
+        p = model.proba_from_inputs(X)
+        columns["prediction"] = np.asarray(model.classes, dtype=object)[decide(model, p, options.threshold, chosen)]
+        if options.proba:
+            for i, c in enumerate(model.classes):
+                columns[f"p_{c}"] = p[:, i]
+        conformal.add(columns, p)
+    frame = pd.DataFrame(columns, index=range(len(chunk)))
+    if keep:
+        frame = pd.concat([chunk[keep].reset_index(drop=True), frame], axis=1)
+    return frame
 
 
 def _where(data_path) -> str:

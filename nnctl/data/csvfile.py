@@ -61,6 +61,15 @@ def sniff(path, delimiter: str | None = None, given_as: str = "data.path") -> Cs
     names where the path came from (a config key, or a command's argument) for the hints."""
     where = "stdin" if str(path) == STDIN else str(path)
     source, head = _open(path, where, given_as)
+    return _sniffed(source, head, where, delimiter)
+
+
+def sniff_bytes(data: bytes, where: str, delimiter: str | None = None) -> CsvFile:
+    """`sniff` of a CSV already in memory (an HTTP request's body); `where` names it in errors."""
+    return _sniffed(io.BytesIO(data), data[:HEAD_BYTES], where, delimiter)
+
+
+def _sniffed(source, head: bytes, where: str, delimiter: str | None) -> CsvFile:
     compression, head = _decompressed_head(source, head, where)
     if not head.strip():
         raise NnctlError("data file is empty", where)
@@ -307,4 +316,4 @@ def require_columns(header, columns, where):
         named = [h for h in header if h]
         raise NnctlError(f"column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} not in the CSV"
                          f"{did_you_mean(first, named)}", where,
-                         f"its columns: {', '.join(named[:20])}{' ...' if len(named) > 20 else ''}")
+                         f"its columns: {', '.join(named[:20])}{' ...' if len(named) > 20 else ''}", column=first)

@@ -134,24 +134,28 @@ class FeatureEncoder:
         try:
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
-            example = next((v for v in column if not is_number(v)), None)
+            odd = [not _missing(v) and not is_number(v) for v in column]
+            example = column.iloc[odd.index(True)] if True in odd else None
             hint = ("the model takes it as a number: fix the values in the CSV" if self.saved else
                     "list it in data.categorical to one-hot encode it, or fix the values")
             if isinstance(example, str) and "," in example and is_number(example.replace(",", ".")):
                 hint = ("the model was trained on decimal points: write 25.24, not 25,24" if self.saved else
                         "set data.decimal: \",\" to read decimal commas")
-            raise NnctlError(f"column '{col}' is not numeric (e.g. {plain(example)})", where, hint)
+            raise NnctlError(f"column '{col}' is not numeric (e.g. {plain(example)})", where, hint, column=col,
+                             row=_row_of(column, odd))
         bad = ~np.isfinite(values)
         if bad.any():
             nan = np.isnan(values)
             if (bad & ~nan).any():
                 row = int(np.flatnonzero(bad & ~nan)[0])
                 raise NnctlError(f"column '{col}' has an infinite value (data row {row + 1})", where,
-                                 "replace it with a finite number or leave the cell empty")
+                                 "replace it with a finite number or leave the cell empty", column=col,
+                                 row=int(column.index[row]))
             if self.fill is None or self.fill.get(col) is None:
                 raise NnctlError(f"column '{col}' has {int(nan.sum())} missing value(s)"
                                  f"{_first_row(column, nan)}", where,
-                                 "fill them in, or train with data.missing: mean (the model then fills them itself)")
+                                 "fill them in, or train with data.missing: mean (the model then fills them itself)",
+                                 column=col, row=_row_of(column, nan))
             values = np.where(nan, self.fill[col], values)
         return values
 
@@ -167,7 +171,7 @@ class FeatureEncoder:
         if bad.any():
             col = self.inputs[int(np.flatnonzero(bad)[0])]
             raise NnctlError(f"column '{col}' has values too large for {X.dtype} (beyond ±{limit:.3g})", where,
-                             "rescale that column, or set training.dtype: float64")
+                             "rescale that column, or set training.dtype: float64", column=col)
 
     def _onehot(self, column, col, where, dtype) -> np.ndarray:
         codes = self._codes(column, col, where)
@@ -191,14 +195,15 @@ class FeatureEncoder:
             if missing.any():
                 raise NnctlError(f"column '{col}' has {int(missing.sum())} missing value(s)"
                                  f"{_first_row(column, missing)}", where,
-                                 "fill them in, or train with data.missing: mean (the model then fills them itself)")
+                                 "fill them in, or train with data.missing: mean (the model then fills them itself)",
+                                 column=col, row=_row_of(column, missing))
             if self.unknown == "error":
                 row = int(np.flatnonzero(unknown)[0])
                 first = strings[row]
                 raise NnctlError(f"column '{col}' has the category '{first}' that training never saw "
                                  f"(data row {int(column.index[row]) + 1})", where,
                                  f"known: {', '.join(cats[:10])}{' ...' if len(cats) > 10 else ''}; "
-                                 "or train with data.unknown_category: ignore")
+                                 "or train with data.unknown_category: ignore", column=col, row=int(column.index[row]))
             codes[unknown] = len(cats)
         return codes
 
@@ -234,6 +239,12 @@ def _first_row(column, mask: np.ndarray) -> str:
     """' (first in data row R)': the row as the file counts them (chunks keep their place, so
     the column's index is the row's position in the whole table)."""
     return f" (first in data row {int(column.index[int(np.flatnonzero(mask)[0])]) + 1})"
+
+
+def _row_of(column, mask) -> int | None:
+    """The table row (0-based, as the column's index counts) of the first True in `mask`."""
+    hits = np.flatnonzero(np.asarray(mask, dtype=bool))
+    return int(column.index[int(hits[0])]) if len(hits) else None
 
 
 def is_number(v) -> bool:

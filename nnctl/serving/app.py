@@ -1,0 +1,227 @@
+"""The FastAPI app: GET /health, GET /model, POST /predict, and errors as `{"error", "row",
+"column"}` with the status that says what went wrong (400 unreadable body, 401 key, 413 too
+big, 415 content type, 422 bad rows or options). `create_app` is a plain function: tests call it
+in-process, and each uvicorn worker calls `app_from_environment` to build its own."""
+# no `from __future__ import annotations`: FastAPI reads the routes' annotations as objects
+import hmac
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+
+from .. import __version__
+from ..errors import NnctlError
+from ..jsonfmt import dumps
+from .bodies import Refusal, csv_frame, json_request, request_options
+from .describe import model_info, request_schemas, run_name
+
+SETTINGS_ENV = "NNCTL_SERVE_SETTINGS"  # how the parent hands its settings to worker processes
+DEFAULT_MAX_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    max_rows: int = DEFAULT_MAX_ROWS
+    api_key_env: str | None = None
+    log_json: bool = False
+
+    def body_limit(self, model) -> int:
+        """The largest body read, in bytes: room for --max-rows rows of generous width, so a body
+        far over the row limit is refused from its Content-Length before it is read or parsed."""
+        columns = len(model.encoder.features)
+        return (1 << 20) + self.max_rows * max(1024, 128 * columns)
+
+
+def api_key(settings: ServeSettings) -> str | None:
+    """The key clients must send, read from the environment variable --api-key-env names."""
+    if settings.api_key_env is None:
+        return None
+    key = os.environ.get(settings.api_key_env, "")
+    if not key:
+        raise NnctlError(f"the environment variable {settings.api_key_env} is unset or empty", "--api-key-env",
+                         f"export {settings.api_key_env}=<a long random key> before nnctl serve")
+    return key
+
+
+def app_from_environment():
+    """The app of one uvicorn worker: it loads the model itself (each worker holds its own)."""
+    from ..runs.model import load_model
+
+    settings = ServeSettings(**json.loads(os.environ[SETTINGS_ENV]))
+    return create_app(load_model(settings.model), settings)
+
+
+def create_app(model, settings: ServeSettings):
+    from fastapi import Depends, FastAPI, Query, Request
+    from fastapi.responses import Response
+
+    from .accesslog import AccessLog
+
+    import pandas  # noqa: F401  (imported now, not by the first request)
+
+    key, limit = api_key(settings), settings.body_limit(model)
+    app = FastAPI(title=f"nnctl serve: {run_name(model.path)}", version=__version__,
+                  description="Predictions of one nnctl model. `GET /model` lists the columns a row needs.")
+    app.add_middleware(AccessLog, json_lines=settings.log_json)
+    _error_handlers(app)
+    info = model_info(model)
+
+    def authorized(request: Request) -> None:
+        if key is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+            raise Refusal(401, "missing or wrong API key", "send the header Authorization: Bearer <key>")
+
+    def answer(payload: dict, status: int = 200) -> Response:
+        try:
+            text = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError):  # NaN, inf or a NumPy number: the slower walk that makes strict JSON
+            text = dumps(payload, separators=(",", ":"))
+        return Response(text, status_code=status, media_type="application/json")
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/model", dependencies=[Depends(authorized)])
+    def describe():
+        return answer(info)
+
+    @app.post("/predict", dependencies=[Depends(authorized)], openapi_extra=_predict_body(model))
+    async def predict(request: Request,
+                      proba: bool = Query(False, description="CSV bodies: add class probabilities"),
+                      threshold: float | None = Query(None, description="CSV bodies: two-class threshold"),
+                      positive: str | None = Query(None, description="CSV bodies: the class threshold refers to"),
+                      keep: list[str] = Query([], description="CSV bodies: columns to echo back (repeatable)"),
+                      interval: float | None = Query(None, description="CSV bodies, regression: add the "
+                                                     "split-conformal interval at this level (lower, upper)"),
+                      sets: float | None = Query(None, description="CSV bodies, classification: add the "
+                                                 "split-conformal prediction set at this level")):
+        kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if kind not in ("text/csv", "application/json", ""):
+            raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv (curl -d sends a form: add -H 'Content-Type: application/json')")
+        body = await _read_body(request, limit)
+        if kind == "text/csv":
+            options = request_options(proba, threshold, positive, keep, interval, sets)
+            frame, given = csv_frame(body, model, options, settings.max_rows), None
+        else:
+            if request.query_params:
+                raise Refusal(422, "options go in the JSON body with a JSON request, not in the query string",
+                              'e.g. {"rows": [...], "proba": true}; query options are for CSV bodies')
+            given, frame, options = json_request(body, model, settings.max_rows)
+        request.state.rows = len(frame)
+        return answer(predictions(model, frame, options, given))
+
+    app.openapi = lambda: _openapi(app, model, key is not None)
+    return app
+
+
+async def _read_body(request, limit: int) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise Refusal(413, f"the body is {int(length)} bytes, over this server's limit of {limit}",
+                      "send the rows in smaller requests (the limit follows nnctl serve --max-rows)")
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise Refusal(413, f"the body is over this server's limit of {limit} bytes",
+                          "send the rows in smaller requests (the limit follows nnctl serve --max-rows)")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def predictions(model, frame, options, given_rows=None) -> dict:
+    """POST /predict's answer from the same prediction `nnctl predict` writes as CSV:
+    `predictions`, `probabilities` ({label: p} per row) with proba, `kept` with keep, `lower` and
+    `upper` with interval, `prediction_sets` (a list of labels per row) with sets."""
+    import numpy as np
+
+    from ..commands.conformal import SEPARATOR
+    from ..commands.predict import check_options, predict_chunk
+
+    try:
+        chosen = check_options(model, options)
+        result = predict_chunk(model, frame, "the request's rows", options, chosen)
+    except NnctlError as exc:
+        raise Refusal.of(exc)
+    keep = options.kept()
+    conformal = {"lower", "upper", "prediction_set"}
+    predicted = [c for c in result.columns[len(keep):] if c not in conformal]
+    if model.task == "regression":
+        values = result[predicted].to_numpy(dtype=float)
+        payload = {"predictions": (values[:, 0] if len(predicted) == 1 else values).tolist()}
+    else:
+        payload = {"predictions": result["prediction"].tolist()}
+        if options.proba:
+            labels = [str(c) for c in model.classes]
+            payload["probabilities"] = [dict(zip(labels, p)) for p in result[predicted[1:]].to_numpy(float).tolist()]
+    if options.interval is not None:  # an infinite bound (too few validation rows) is JSON's null
+        for side in ("lower", "upper"):
+            payload[side] = [v if np.isfinite(v) else None for v in result[side].to_numpy(float).tolist()]
+    if options.sets is not None:
+        payload["prediction_sets"] = [text.split(SEPARATOR) if text else [] for text in result["prediction_set"]]
+    if keep:
+        payload["kept"] = ([{c: row.get(c) for c in keep} for row in given_rows] if given_rows is not None
+                           else result[keep].to_dict("records"))
+    return payload
+
+
+def _error_handlers(app) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    def error(status: int, payload: dict, headers=None):
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    @app.exception_handler(Refusal)
+    async def refused(request, exc: Refusal):
+        return error(exc.status, exc.payload(), {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body"))
+        return error(422, {"error": f"'{where}': {first.get('msg', 'is not valid')}", "row": None, "column": None})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException):
+        return error(exc.status_code, {"error": str(exc.detail), "row": None, "column": None}, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def bug(request, exc: Exception):
+        # the traceback goes to the server's log (uvicorn prints it), never to the client
+        sys.stderr.write(f"internal error on {request.method} {request.url.path}: {type(exc).__name__}\n")
+        return error(500, {"error": "internal error: see the server's log", "row": None, "column": None})
+
+
+def _predict_body(model) -> dict:
+    example = ",".join(model.encoder.features)
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
+        "text/csv": {"schema": {"type": "string"}, "example": f"{example}\n..."}}}}
+
+
+def _openapi(app, model, secured: bool) -> dict:
+    from fastapi.openapi.utils import get_openapi
+
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(request_schemas(model))
+        if secured:
+            schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            for path in ("/predict", "/model"):
+                for operation in schema["paths"][path].values():
+                    operation["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def settings_environment(settings: ServeSettings) -> dict:
+    return {SETTINGS_ENV: json.dumps(asdict(settings))}
