@@ -44,7 +44,40 @@ def memory_budget() -> int:
     return (_resources.available_memory() or 8 << 30) // 2
 
 
+def encoded_bytes_estimate(cfg, estimate) -> int:
+    itemsize = np.dtype(cfg.training.dtype).itemsize
+    rows = getattr(estimate, "train_rows", None) or estimate.rows
+    inputs = estimate.n_inputs if hasattr(estimate, "n_inputs") else estimate.inputs
+    return int(rows * (inputs * itemsize + 8))
+
+
+@dataclass
+class SizeEstimate:
+    rows: float
+    inputs: int
+    task: str
+
+
+def estimate_size(cfg) -> SizeEstimate:
+    from .tables import is_parquet, open_table
+
+    path, data = Path(cfg.data.path), cfg.data
+    table = open_table(path, data.delimiter)
+    used = len(data.features) if data.features else len([h for h in table.header if h]) - 1 - len(data.exclude)
+    if is_parquet(path):
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(path).metadata.num_rows
+    else:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+        rows = path.stat().st_size * head.count(b"\n") / max(len(head), 1)
+    fraction = 0.0 if data.validation_path else data.validation_split
+    return SizeEstimate(rows * (1 - fraction), max(used, 1), "classification")
+
+
 for _module, _name, _value in ((_resources, "memory_budget", memory_budget),
+                               (_resources, "encoded_bytes_estimate", encoded_bytes_estimate),
                                (_splits, "hashed_validation", hashed_validation),
                                (_splits, "hashed_fold", hashed_fold)):
     if not hasattr(_module, _name):
