@@ -88,43 +88,22 @@ def streaming_reason(cfg) -> str | None:
         return None
     if setting is True:
         return "data.streaming is true"
-    estimate = estimated_bytes(cfg)
-    if estimate is None:
-        return None
-    from ..resources import memory_budget
+    from ..resources import encoded_bytes_estimate, memory_budget
+    from .cache import MIN_BYTES
+    from .scan import estimate_size
 
+    path = Path(cfg.data.path)
+    try:
+        if path.is_file() and path.stat().st_size < MIN_BYTES:
+            return None  # parsed in milliseconds whatever the budget: not worth a look
+        estimate = encoded_bytes_estimate(cfg, estimate_size(cfg))
+    except (OSError, NnctlError):
+        return None  # loading says what is wrong with the file
     budget = memory_budget()
     if estimate <= budget:
         return None
     return (f"the encoded training data (about {human_bytes(estimate)}) would exceed the memory budget "
             f"({human_bytes(budget)}; NNCTL_MEMORY_LIMIT)")
-
-
-def estimated_bytes(cfg) -> float | None:
-    """The encoded data's size before reading it: Parquet's row count times the used columns,
-    or for text, about 4 bytes of text per cell (as `dataset._check_fits` reckons); None for
-    small files (they always fit) or a file that cannot be opened (loading then says why)."""
-    from .cache import MIN_BYTES
-    from .tables import is_parquet, open_table
-
-    path = Path(cfg.data.path)
-    try:
-        size = path.stat().st_size
-        if size < MIN_BYTES:
-            return None
-        table = open_table(path, cfg.data.delimiter)
-    except (OSError, NnctlError):
-        return None
-    columns = len(table.header)
-    used = len(cfg.data.features) + 1 if cfg.data.features else columns - len(cfg.data.exclude)
-    itemsize = np.dtype(cfg.training.dtype).itemsize
-    if is_parquet(path):
-        import pyarrow.parquet as pq
-
-        rows = pq.ParquetFile(path).metadata.num_rows
-    else:
-        rows = size / max(columns, 1) / 4
-    return rows * max(used - 1, 1) * itemsize * (1 - cfg.data.validation_split)
 
 
 def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | None = None) -> StreamedDataset:
