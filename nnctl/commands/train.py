@@ -34,7 +34,7 @@ from ..training.scoring import metric_name
 from .plot import try_plot_run
 from .predict import labelled_outputs, score_outputs
 
-PREDICTION_ROWS = 100_000  # validation.csv of a streamed run: its first rows, not millions
+PREDICTION_ROWS = 20_000  # validation.csv of a streamed run: its first rows, enough for a report's charts
 NOTHING = "interrupted before the first epoch completed: nothing was trained, no run was saved"
 # what `--resume` may change: how long to train and how it is shown; anything else would make
 # the continued run a different one than the run it continues

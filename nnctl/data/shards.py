@@ -122,15 +122,15 @@ class ShardPart:
             yield X[:n], y[:n]
 
     def head(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The first `n` rows (fewer when the part has fewer) as (X, y)."""
-        X, y = self.buffers(0)
-        Xs, ys = [X], [y]
-        for X, y in self.chunks():
-            if sum(len(a) for a in Xs) >= n:
-                break
-            Xs.append(X)
-            ys.append(y)
-        return np.concatenate(Xs)[:n], np.concatenate(ys)[:n]
+        """The first `n` rows (fewer when the part has fewer) as (X, y), read straight into
+        arrays of the shards they come from."""
+        covered, k = 0, 0
+        while k < self.n_shards and covered < n:
+            covered, k = covered + self.sizes[k], k + 1
+        X = np.empty((covered, self.n_inputs), dtype=self.dtype)
+        y = np.empty((covered,) + ((self.y_width,) if self.y_width else ()), dtype=self.y_dtype)
+        self.load(range(k), X, y)
+        return X[:n], y[:n]
 
     def targets(self):
         """Every row's y, shard by shard (what class counts are made from)."""
