@@ -236,3 +236,12 @@ parameters:
     assert len(trials) == 2
     for trial in trials:
         assert metrics(trial)["status"] == "completed" and metrics(trial)["validation"]["rows"] > 40
+
+
+def test_a_streamed_fold_pickles_for_a_ray_worker_and_reads_the_same_rows(tmp_path, small_shards):
+    import pickle
+
+    data = load_dataset(load_config(write_cfg(tmp_path, write_table(tmp_path))), fold=(1, 3))
+    copy = pickle.loads(pickle.dumps(data))
+    assert len(copy.parts["validation"]) == len(data.parts["validation"])
+    assert np.array_equal(copy.X_val[:50], data.X_val[:50])

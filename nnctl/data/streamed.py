@@ -174,11 +174,9 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
                          keep)
 
     if fold:
-        from .splits import hashed_fold
-
         i, k = fold
-        parts = {"train": part("train", lambda rows: hashed_fold(rows, cfg.seed, k) != i),
-                 "validation": part("validation", lambda rows: hashed_fold(rows, cfg.seed, k) == i, source="train")}
+        parts = {"train": part("train", InFold(cfg.seed, k, i, False)),
+                 "validation": part("validation", InFold(cfg.seed, k, i, True), source="train")}
     else:
         parts = {"train": part("train"), "validation": part("validation")}
     counts = {}
@@ -197,6 +195,22 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
                            meta["classes"], meta["target_scaler"], meta["rows_read"], meta["rows_dropped"],
                            meta["class_counts"], notes, counts, window,
                            digest=f"{meta['key']}:{fold[0]}/{fold[1]}" if fold else meta["key"])
+
+
+@dataclass(frozen=True)
+class InFold:
+    """Which of a shard's rows (by row number) are in fold `i` of `k` (`inside`) or outside it:
+    a class, not a closure, so that a dataset sent to a Ray worker pickles."""
+
+    seed: int
+    k: int
+    i: int
+    inside: bool
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        from .splits import hashed_fold
+
+        return (hashed_fold(rows, self.seed, self.k) == self.i) == self.inside
 
 
 def _window_rows(cfg, shard_rows: int, row_bytes: int) -> int:
