@@ -245,3 +245,17 @@ def test_a_streamed_fold_pickles_for_a_ray_worker_and_reads_the_same_rows(tmp_pa
     copy = pickle.loads(pickle.dumps(data))
     assert len(copy.parts["validation"]) == len(data.parts["validation"])
     assert np.array_equal(copy.X_val[:50], data.X_val[:50])
+
+
+def test_a_window_never_ends_in_a_batch_of_one_row_so_batch_norm_streams(tmp_path, small_shards):
+    from nnctl.training.streamloop import batch_bounds
+
+    assert batch_bounds(65, 32) == [0, 32, 48, 65] and batch_bounds(64, 32) == [0, 32, 64]
+    assert batch_bounds(1, 32) == [0, 1] and batch_bounds(33, 32) == [0, 16, 33]
+    # 1200 rows: windows of 256 rows cut into batches of 51 leave one row over
+    config = write_cfg(tmp_path, write_table(tmp_path), "  batch_size: 51\n").read_text()
+    config = config.replace("  batch_size: 32\n", "").replace("layers: [8]", "layers: [8]\n  normalization: batch")
+    (tmp_path / "bn.yaml").write_text(config)
+    result = train_config(load_config(tmp_path / "bn.yaml", ["training.iterations=2"]), tmp_path / "runs", "bn",
+                          plot=False)
+    assert metrics(result.run)["status"] == "completed"

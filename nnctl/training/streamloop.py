@@ -22,6 +22,15 @@ from .loop import PROGRESS_SECONDS, _Loop
 from .scoring import class_weights, score_chunks
 
 
+def batch_bounds(n: int, batch: int) -> list[int]:
+    """Where a window of n rows is cut into batches of `batch` rows. A last batch of one row
+    (which batch norm cannot normalize) is avoided: the last two batches then share their rows."""
+    bounds = list(range(0, n, batch)) + [n]
+    if len(bounds) > 2 and n - bounds[-2] == 1:
+        bounds[-2] = bounds[-3] + (n - bounds[-3]) // 2
+    return bounds
+
+
 class StreamLoop(_Loop):
     def setup_data(self) -> None:
         network, dataset, training = self.network, self.dataset, self.training
@@ -74,8 +83,9 @@ class StreamLoop(_Loop):
             if perm is None and self.shuffle:
                 perm = self.rng.permutation(n)
             self.arrange(n, perm)
-            for b in range(first_batch, -(-n // batch)):
-                s, e = b * batch, min((b + 1) * batch, n)
+            bounds = batch_bounds(n, batch)
+            for b in range(first_batch, len(bounds) - 1):
+                s, e = bounds[b], bounds[b + 1]
                 xb, yb = self.X_win[s:e], self.t_win[s:e]
                 wb = None if self.w_win is None else self.w_win[s:e]
                 network.forward(xb, True)
