@@ -164,7 +164,7 @@ def plot(curves: dict, path: Path) -> None:
     for ax, (table, variants) in zip(np.atleast_1d(axes), curves.items()):
         for name, losses in variants.items():
             ax.plot(range(1, len(losses) + 1), losses, marker="o", label=name)
-        ax.set_title(f"table in {table}")
+        ax.set_title(f"table: {table}")
         ax.set_xlabel("epoch")
     np.atleast_1d(axes)[0].set_ylabel("validation loss")
     np.atleast_1d(axes)[0].legend(fontsize=8)
