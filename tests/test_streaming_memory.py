@@ -72,7 +72,7 @@ def test_a_table_three_times_the_budget_trains_under_it(tmp_path):
     write_table(tmp_path / "table.parquet", ROWS, seed=1)
     write_table(tmp_path / "test.parquet", TEST_ROWS, seed=2)
     config = tmp_path / "big.yaml"
-    config.write_text(f"""seed: 1
+    config.write_text("""seed: 1
 data:
   path: table.parquet
   test_path: test.parquet
