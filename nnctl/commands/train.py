@@ -37,6 +37,7 @@ from .explain import IMPORTANCE_NEEDS_PART, run_importance
 from .plot import try_plot_run
 from .predict import labelled_outputs, score_outputs
 
+PREDICTION_ROWS = 20_000  # validation.csv of a streamed run: its first rows, enough for a report's charts
 NOTHING = "interrupted before the first epoch completed: nothing was trained, no run was saved"
 # what `--resume` may change: how long to train and how it is shown; anything else would make
 # the continued run a different one than the run it continues
@@ -154,7 +155,9 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     files.write_history(result.history)
     files.write_diagnostics(result.diagnostics)
     if len(dataset.X_val):
-        files.write_predictions(files.VALIDATION, model, dataset.X_val, dataset.y_val)
+        # a streamed validation part may be any size: validation.csv keeps its first rows
+        rows = PREDICTION_ROWS if getattr(dataset, "streamed", False) else len(dataset.X_val)
+        files.write_predictions(files.VALIDATION, model, dataset.X_val[:rows], dataset.y_val[:rows])
     test = None
     if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
         truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
@@ -205,19 +208,30 @@ def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
     import numpy as np
 
     from ..nn.losses import loss_for
-    from ..nn.metrics import regression_report
 
     scaler = dataset.target_scaler
     for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
         if len(X) and part in metrics:
-            truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-            if scaler:
-                truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
-            report = regression_report(truth.reshape(-1), model.values_from_inputs(X).reshape(-1))
-            metrics[part].update({k: report[k] for k in ("mse", "rmse", "mae")})
+            chunks = dataset.parts[part].chunks() if getattr(dataset, "streamed", False) else [(X, y)]
+            errors = []
+            for X, y in chunks:
+                truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+                if scaler:
+                    truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+                errors.append(_error_sums(truth.reshape(-1), model.values_from_inputs(X).reshape(-1)))
+            n, squared, absolute = np.sum(errors, axis=0)
+            metrics[part].update({"mse": squared / n, "rmse": float(np.sqrt(squared / n)), "mae": absolute / n})
     scale = float(np.asarray(scaler["scale"]).reshape(-1)[0]) if scaler else 1.0
     metrics["target_units"] = {"target": cfg.data.target, "scale": scale,
                                "loss": loss_for("regression", None, cfg.training.loss)}
+
+
+def _error_sums(truth, predicted) -> tuple[float, float, float]:
+    """(rows, Σ error², Σ |error|) in float64: a part's mse and mae summed over its chunks."""
+    import numpy as np
+
+    error = truth - np.asarray(predicted, dtype=np.float64)
+    return float(len(error)), float(np.sum(error ** 2)), float(np.sum(np.abs(error)))
 
 
 @dataclass(frozen=True)

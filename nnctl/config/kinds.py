@@ -91,6 +91,16 @@ def check_bool(checker, v, key, path):
     return v
 
 
+def check_auto_bool(checker, v, key, path):
+    if v == "auto" or isinstance(v, bool):
+        return v
+    checker.fail(path, f"must be auto, true or false, got {show(v)}")
+
+
+def schema_auto_bool(key):
+    return {"anyOf": [{"const": "auto"}, {"type": "boolean"}]}
+
+
 def check_str(checker, v, key, path):
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         v = str(v)  # a column named 2024 is still a column name
@@ -305,6 +315,7 @@ KINDS: dict[str, Kind] = {
     "float": Kind(check_float, schema_float),
     "auto_int": Kind(check_auto_int, schema_auto_int),
     "bool": Kind(check_bool, _schema_of("boolean")),
+    "auto_bool": Kind(check_auto_bool, schema_auto_bool),
     "str": Kind(check_str, schema_str),
     "path": Kind(check_path, schema_str),
     "choice": Kind(check_choice, schema_choice),

@@ -82,6 +82,8 @@ def _spec() -> dict:
             "unknown_category": Key("error", "choice", "a category at predict time that training never saw: error | ignore (all-zero one-hot, the embedding's unseen-category row)", ("error", "ignore")),
             "delimiter": Key(None, "delimiter", "field separator; null = sniffed (comma, semicolon, tab)", nullable=True),
             "decimal": Key(".", "choice", "decimal mark of numbers in the file: '.' or ',' (as in 25,24)", (".", ",")),
+            "streaming": Key("auto", "auto_bool", "train from encoded shards on disk instead of loading the table: auto (when the encoded training data would exceed the memory budget, NNCTL_MEMORY_LIMIT) | true | false"),
+            "shuffle_window": Key("auto", "auto_int", "streaming: rows shuffled together (several shards read into one buffer); auto: 8 shards, at most a quarter of the memory budget", low=1),
         },
         "model": {
             "task": Key("auto", "choice", "auto | classification | regression", ("auto", "classification", "regression")),

@@ -1,8 +1,9 @@
 """A cache of prepared datasets, so training on the same CSV again skips parsing.
 
 An entry holds the arrays `load_dataset` made (as memory-mappable `.npy` files) and the rest of
-the Dataset as JSON. Its key is a hash of the CSV's resolved path, size and modification time,
-the `data` config, the seed, the task and the dtype: change any of them and a new entry is made.
+the Dataset as JSON; a streamed dataset's entry holds its shards instead (see `shards.py`).
+Its key is a hash of the CSV's resolved path, size and modification time, the `data` config, the
+seed, the task and the dtype: change any of them and a new entry is made.
 Entries are written to a temporary folder and renamed into place; one that cannot be read back
 whole (truncated, corrupt, from another nnctl) is deleted and rebuilt, never trusted.
 
@@ -56,19 +57,28 @@ def limit_bytes() -> int:
     return int(float(number) * _UNITS[unit if unit in _UNITS else unit + "b"])
 
 
-def cache_key(cfg, fold=None) -> str | None:
-    """The entry's name for this config's data, or None when the file is too small to cache."""
+# how the data is read and shuffled, not what is prepared: the same entry serves every value
+NOT_IN_KEY = ("streaming", "shuffle_window")
+
+
+def cache_key(cfg, fold=None, layout: str = "arrays") -> str | None:
+    """The entry's name for this config's data, or None when the file is too small to cache.
+    `layout`: "arrays" (a Dataset's four arrays) or "shards" (a streamed dataset's shards, always
+    keyed: streaming needs them on disk whatever the file's size)."""
     from .. import __version__
 
     path = Path(cfg.data.path)
     stat = path.stat()
-    if stat.st_size < MIN_BYTES:
+    if stat.st_size < MIN_BYTES and layout == "arrays":
         return None
     files = [path] + [Path(p) for p in (cfg.data.validation_path,) if p]
     stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    identity = {"format": FORMAT, "nnctl": __version__, "files": stats, "data": finite(cfg.data), "seed": cfg.seed,
+    data = {k: v for k, v in finite(cfg.data).items() if k not in NOT_IN_KEY}
+    identity = {"format": FORMAT, "nnctl": __version__, "files": stats, "data": data, "seed": cfg.seed,
                 "fold": list(fold) if fold else None,
                 "task": cfg.model.task, "dtype": cfg.training.dtype}
+    if layout != "arrays":
+        identity["layout"] = layout
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -102,27 +112,64 @@ def load(key: str):
 def save(key: str, dataset, limit: int) -> None:
     """Store the dataset under `key`, then prune the cache to `limit` bytes; a cache that cannot
     be written is skipped silently (training does not depend on it)."""
+    def fill(tmp: Path) -> dict:
+        for name in ARRAYS:
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(dataset, name)), allow_pickle=False)
+        return {"task": dataset.task, "target": dataset.target, "encoder": dataset.encoder.to_meta(),
+                "classes": dataset.classes, "target_scaler": dataset.target_scaler, "rows_read": dataset.rows_read,
+                "rows_dropped": dataset.rows_dropped, "class_counts": dataset.class_counts, "notes": dataset.notes,
+                "shapes": {name: list(getattr(dataset, name).shape) for name in ARRAYS}}
+
+    write_entry(key, fill, limit)
+
+
+def write_entry(key: str, fill, limit: int) -> Path | None:
+    """An entry written by `fill(folder)` (its files; it returns meta.json's content) into a
+    temporary folder, renamed into place as `key`, then the cache pruned to `limit` bytes. The
+    entry's folder, or None when the cache cannot be written (or `fill` raised OSError)."""
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     except OSError:
-        return
+        return None
     try:
-        for name in ARRAYS:
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(dataset, name)), allow_pickle=False)
-        meta = {"key": key, "task": dataset.task, "target": dataset.target, "encoder": dataset.encoder.to_meta(),
-                "classes": dataset.classes, "target_scaler": dataset.target_scaler, "rows_read": dataset.rows_read,
-                "rows_dropped": dataset.rows_dropped, "class_counts": dataset.class_counts, "notes": dataset.notes,
-                "shapes": {name: list(getattr(dataset, name).shape) for name in ARRAYS}}
+        meta = {"key": key, **fill(tmp)}
         (tmp / "meta.json").write_text(json.dumps(meta))
         _touch(tmp / "meta.json")
-        os.rename(tmp, root / key)
+        try:
+            os.rename(tmp, root / key)
+        except OSError:
+            if not (root / key).is_dir():  # else another process wrote the same entry first
+                raise
     except OSError:
-        return
+        return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     prune(limit, keep=key)
+    return root / key
+
+
+def entry_meta(key: str) -> tuple[Path, dict] | None:
+    """(folder, meta.json's content) of the entry `key`, marked used; None when there is none
+    or its meta.json is unreadable (the entry is then removed)."""
+    folder = cache_dir() / key
+    if not folder.is_dir():
+        return None
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("key") != key:
+            raise ValueError("key mismatch")
+    except (OSError, ValueError):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    _touch(folder / "meta.json")
+    return folder, meta
+
+
+def drop(key: str) -> None:
+    """Remove a damaged entry."""
+    shutil.rmtree(cache_dir() / key, ignore_errors=True)
 
 
 def prune(limit: int, keep: str | None = None) -> None:
@@ -152,12 +199,19 @@ def prune(limit: int, keep: str | None = None) -> None:
 ENTRY_FILES = {"meta.json"} | {f"{name}.npy" for name in ARRAYS}
 
 
+def _own_files(folder: Path) -> bool:
+    """Whether every file in `folder` is one nnctl writes into an entry (arrays or shards)."""
+    from .shards import SHARD_FILE
+
+    return all(f.name in ENTRY_FILES or SHARD_FILE.fullmatch(f.name) for f in folder.iterdir())
+
+
 def _is_entry(folder: Path) -> bool:
     """An entry nnctl wrote: named by its key (32 hex digits), holding nnctl's files only, and a
     meta.json that names the same key."""
     if not re.fullmatch(r"[0-9a-f]{32}", folder.name) or not folder.is_dir():
         return False
-    if not {f.name for f in folder.iterdir()} <= ENTRY_FILES:
+    if not _own_files(folder):
         return False
     try:
         return json.loads((folder / "meta.json").read_text()).get("key") == folder.name
@@ -170,7 +224,7 @@ def _stale_temporary(folder: Path) -> bool:
     writer is long gone."""
     if not re.fullmatch(r"\.tmp-[A-Za-z0-9_]+", folder.name) or not folder.is_dir():
         return False
-    if not {f.name for f in folder.iterdir()} <= ENTRY_FILES:
+    if not _own_files(folder):
         return False
     return time.time() - folder.stat().st_mtime > STALE_SECONDS
 

@@ -115,7 +115,8 @@ def check_batches(cfg, network: Network, dataset: Dataset) -> None:
         return
     rows = len(dataset.X_train)
     batch = min(cfg.training.batch_size or rows, rows)
-    last = rows % batch or batch
+    # streamed batches are cut window by window, never leaving a last batch of one row
+    last = batch if getattr(dataset, "streamed", False) else rows % batch or batch
     if min(batch, last) >= 2:
         return
     if rows < 2:

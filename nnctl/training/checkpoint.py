@@ -43,6 +43,9 @@ def data_digest(dataset) -> str:
     and it reads the inputs once, where hashing every byte would add a noticeable pause to
     starting a run on a large table."""
     h = hashlib.blake2b(digest_size=16)
+    if getattr(dataset, "streamed", False):  # its shards' cache key: the file, its size and time, the settings
+        h.update(dataset.digest.encode())
+        return h.hexdigest()
     for name in ("X_train", "y_train", "X_val", "y_val"):
         array = np.ascontiguousarray(getattr(dataset, name))
         h.update(str(array.shape).encode())

@@ -15,9 +15,9 @@ def checkpoint_limit(name: str, header) -> str | None:
     if name == "meta":
         ok = len(header.shape) == 1 and header.dtype == np.uint8
         return None if ok else f"`meta` is {header.dtype} {header.shape}, not JSON bytes"
-    if name == "order":
+    if name in ("order", "shard_order"):  # shard_order: a streamed epoch's order of shards
         ok = len(header.shape) == 1 and header.dtype.kind in "iu"
-        return None if ok else f"`order` is {header.dtype} {header.shape}, not a row permutation"
+        return None if ok else f"`{name}` is {header.dtype} {header.shape}, not a permutation"
     model = name[5:] if name.startswith("best.") else name  # early stopping's copy of the model
     if model == "params" or model.startswith("layers.") or name.startswith("opt_"):
         if header.dtype not in FLOATS:

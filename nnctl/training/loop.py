@@ -20,7 +20,8 @@ from ..nn.network import Network
 from .callbacks import Callback
 from .checkpoint import checkpoint_path
 from .optimization import build_schedule, network_optimizer
-from .scoring import metric_name, metrics_in_use, row_weights, score_with, targets_for, watched_metrics
+from .scoring import (metric_name, metrics_in_use, row_weights, score_chunks, score_with, targets_for,
+                      watched_metrics)
 from .stopping import EarlyStopping
 
 
@@ -68,7 +69,10 @@ def train(network: Network, dataset, training: TrainingConfig, seed: int = 0, ca
     `metrics`: more history columns to log, {name: the key that asks for them} (a sweep's
     metric); the early-stopping metric is always logged."""
     callback = callback or Callback()
-    loop = _Loop(network, dataset, training, seed, callback, should_stop, metrics or {})
+    loop_class = _Loop
+    if getattr(dataset, "streamed", False):  # rows read from shards on disk, a window at a time
+        from .streamloop import StreamLoop as loop_class
+    loop = loop_class(network, dataset, training, seed, callback, should_stop, metrics or {})
     if resume is not None:
         try:
             loop.restore(resume.arrays, resume.meta)
@@ -113,9 +117,14 @@ def final_metrics(network: Network, dataset, result: TrainResult, targets=(None,
                "best_epoch": result.best_epoch, "seconds": round(result.seconds, 4)}
     parts = (("train", dataset.X_train, dataset.y_train, targets[0]),
              ("validation", dataset.X_val, dataset.y_val, targets[1]))
+    streamed = getattr(dataset, "streamed", False)
     for part, X, y, t in parts:
         if len(X):
-            loss, value, more = score_with(network, dataset.task, X, y, t, extra if part == "validation" else ())
+            watched = extra if part == "validation" else ()
+            if streamed:
+                loss, value, more = score_chunks(network, dataset.task, dataset.parts[part].chunks(), watched)
+            else:
+                loss, value, more = score_with(network, dataset.task, X, y, t, watched)
             metrics[part] = {"loss": loss, name: value, **{k[len("val_"):]: v for k, v in more.items()}, "rows": len(X)}
     return metrics
 
@@ -148,10 +157,7 @@ class _Loop:
     def __init__(self, network, dataset, training, seed, callback, should_stop, watched):
         self.network, self.dataset, self.training = network, dataset, training
         self.callback, self.should_stop = callback, should_stop
-        self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
-        # class weights multiply each training row's loss; validation losses stay unweighted
-        self.w = row_weights(training.class_weight, dataset, dataset.y_train, network.dtype)
-        self.rows = len(self.X)
+        self.rows = len(dataset.X_train)
         self.batch = min(training.batch_size or self.rows, self.rows)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
         self.optimizer = network_optimizer(network, training)
@@ -162,7 +168,6 @@ class _Loop:
         # the generator the dropout layers share (None without dropout): its state is checkpointed
         self.dropout_rng = next((layer.rng for layer in network.layers if layer.type == "dropout"), None)
         self.has_val = len(dataset.X_val) > 0
-        self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         self.metric = f"val_{metric_name(dataset.task)}"
         self.stopper = EarlyStopping.from_config(training.early_stopping) if training.early_stopping else None
         # measured only when in use: each costs a sort or a count of the validation rows
@@ -177,6 +182,15 @@ class _Loop:
         self.diagnostics: list[dict] = []
         self.seconds_before = 0.0  # trained by the run this one resumes
         self.partial = None  # (batches done, row order, loss so far) of the epoch cut short
+        self.setup_data()
+
+    def setup_data(self) -> None:
+        """The training rows in the loss's form, their class weights and the epoch's buffers."""
+        network, dataset, training = self.network, self.dataset, self.training
+        self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
+        # class weights multiply each training row's loss; validation losses stay unweighted
+        self.w = row_weights(training.class_weight, dataset, dataset.y_train, network.dtype)
+        self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
         # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
         self.shuffle = training.shuffle and self.batch < self.rows
@@ -314,12 +328,15 @@ class _Loop:
                 raise ValueError("early stopping's best weights do not fit the network")
             self.stopper.load_state(meta["stopper"], best or None)
 
+    def score_validation(self) -> tuple[float, float, dict]:
+        return score_with(self.network, self.dataset.task, self.dataset.X_val, self.dataset.y_val, self.val_targets,
+                          self.extra)
+
     def measure(self, epoch: int, train_loss: float, start: float) -> dict:
         check_finite(train_loss, epoch, self.advice)
         log = {"epoch": epoch, "train_loss": train_loss}
         if self.has_val:
-            log["val_loss"], log[self.metric], extra = score_with(self.network, self.dataset.task, self.dataset.X_val,
-                                                                  self.dataset.y_val, self.val_targets, self.extra)
+            log["val_loss"], log[self.metric], extra = self.score_validation()
             log.update(extra)
             # the training loss is measured before each update, validation after the epoch's last
             check_finite(log["val_loss"], epoch, self.advice)

@@ -53,6 +53,50 @@ def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, target
     return total / len(X), correct / len(X), extra_scores(extra, y, outputs) if extra else {}
 
 
+def score_chunks(network: Network, task: str, chunks, extra=()) -> tuple[float, float, dict]:
+    """`score_with` over a part given as (X, y) chunks (a streamed dataset's shards): the loss
+    and metric summed chunk by chunk, R² from per-output sums. The `extra` columns rank or count
+    the whole part, so only when some are asked for are its outputs and labels kept."""
+    n, total, correct = 0, 0.0, 0
+    sums = None  # regression, per output: Σt, Σt², Σ(t - output)²
+    kept = []
+    for X, y in chunks:
+        t = targets_for(network, y)
+        for start, out in network.forward_chunks(X):
+            end = start + len(out)
+            total += network.loss_value(t[start:end]) * len(out)
+            if task == "regression":
+                tt = t[start:end].astype(np.float64)
+                part = np.stack([tt.sum(axis=0), (tt ** 2).sum(axis=0), ((tt - out) ** 2).sum(axis=0)])
+                sums = part if sums is None else sums + part
+            else:
+                predicted = out.argmax(axis=1) if out.shape[1] > 1 else (out[:, 0] > 0.5)
+                correct += int(np.count_nonzero(predicted == y[start:end]))
+                if extra:
+                    kept.append((y[start:end].copy(), out.copy()))
+        n += len(X)
+    if n == 0:
+        return float("nan"), float("nan"), {name: float("nan") for name in extra}
+    if task == "regression":
+        ss_tot = sums[1] - sums[0] ** 2 / n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2s = np.where(ss_tot > 0, 1 - sums[2] / ss_tot, np.where(sums[2] == 0, 1.0, 0.0))
+        return total / n, float(np.mean(r2s)), {}
+    more = extra_scores(extra, np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept])) \
+        if extra else {}
+    return total / n, correct / n, more
+
+
+def part_counts(dataset, part: str) -> np.ndarray:
+    """Rows per class of the training or validation part: counted from `y_train`/`y_val`, or as
+    a streamed dataset counted them while writing its shards."""
+    counts = getattr(dataset, "counts", None)
+    if counts:
+        return np.asarray(counts[part])
+    y = dataset.y_train if part == "train" else dataset.y_val
+    return np.bincount(y, minlength=len(dataset.classes))
+
+
 # history columns beyond train_loss, val_loss and the task's own metric (always logged): each is
 # measured on the validation part only when an early stop or a sweep watches it
 EXTRA_METRICS = ("val_roc_auc", "val_average_precision", "val_f1", "val_balanced_accuracy")
@@ -115,7 +159,7 @@ def check_metric(name: str, dataset, key: str) -> None:
                          "use val_roc_auc (one-vs-rest), val_f1 (macro) or val_balanced_accuracy")
     if name in RANKED and len(dataset.y_val):
         ranked = labels[1:] if name == "val_average_precision" else labels
-        counts = np.bincount(dataset.y_val, minlength=len(labels))
+        counts = part_counts(dataset, "validation")
         missing = [label for i, label in enumerate(labels) if label in ranked and counts[i] == 0]
         if missing:
             raise NnctlError(f"{name} is undefined: the validation part has no rows of class '{missing[0]}'", key,
@@ -135,7 +179,7 @@ def class_weights(setting, dataset) -> np.ndarray | None:
 
     n_classes = len(dataset.classes)
     if setting == "balanced":
-        counts = np.bincount(dataset.y_train, minlength=n_classes).astype(np.float64)
+        counts = part_counts(dataset, "train").astype(np.float64)
         return len(dataset.y_train) / (n_classes * np.maximum(counts, 1))
     labels = [category_label(c) for c in dataset.classes]
     for label in setting:

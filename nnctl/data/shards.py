@@ -1,0 +1,168 @@
+"""Encoded rows on disk: a part of the data (train or validation) as `.npy` shards of a fixed
+number of rows, written once and read back a few shards at a time.
+
+Each shard `j` of a part is three files: `<part>-<j:05d>.X.npy` (rows, inputs) in the config's
+dtype, `.y.npy` (class indices (rows,) int64, or scaled targets (rows, outputs)) and `.rows.npy`
+(each row's 0-based number in its file, int64: what hashed splits and folds are drawn from).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+SHARD_FILE = re.compile(r"(train|validation)-\d{5}\.(X|y|rows)\.npy")
+
+
+def shard_name(part: str, j: int, what: str) -> str:
+    return f"{part}-{j:05d}.{what}.npy"
+
+
+class ShardWriter:
+    """Takes encoded chunks of any size and writes them as shards of exactly `shard_rows` rows
+    (the last one shorter); counts the classes it wrote when `n_classes` is given."""
+
+    def __init__(self, folder: Path, part: str, shard_rows: int, n_classes: int | None):
+        self.folder, self.part, self.shard_rows = Path(folder), part, shard_rows
+        self.sizes: list[int] = []
+        self.pending: list[tuple] = []
+        self.pending_rows = 0
+        self.counts = np.zeros(n_classes or 0, dtype=np.int64)
+
+    def add(self, rows: np.ndarray, X: np.ndarray, y: np.ndarray) -> None:
+        if self.counts.size:
+            self.counts += np.bincount(y, minlength=self.counts.size)
+        self.pending.append((rows, X, y))
+        self.pending_rows += len(rows)
+        while self.pending_rows >= self.shard_rows:
+            self._flush(self.shard_rows)
+
+    def close(self) -> list[int]:
+        if self.pending_rows:
+            self._flush(self.pending_rows)
+        return self.sizes
+
+    def _flush(self, n: int) -> None:
+        joined = [np.concatenate(arrays) for arrays in zip(*self.pending)]
+        j = len(self.sizes)
+        for what, array in zip(("rows", "X", "y"), joined):
+            np.save(self.folder / shard_name(self.part, j, what), np.ascontiguousarray(array[:n]), allow_pickle=False)
+        self.sizes.append(n)
+        self.pending = [tuple(a[n:] for a in joined)] if len(joined[0]) > n else []
+        self.pending_rows -= n
+
+
+def read_npy_into(path: Path, out: np.ndarray) -> np.ndarray:
+    """The `.npy` file's array, read straight into `out`'s leading rows (no temporary copy);
+    returns that view. ValueError when the file's dtype or row width differ."""
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        if fortran or dtype != out.dtype or tuple(shape[1:]) != out.shape[1:] or shape[0] > len(out):
+            raise ValueError(f"{path.name}: {shape} {dtype} does not fit {out.shape} {out.dtype}")
+        view = out[:shape[0]]
+        if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
+            raise ValueError(f"{path.name} is truncated")
+    return view
+
+
+class ShardPart:
+    """One part's shards, read without holding them: `len()`, `shape`, a few shards into a
+    buffer (`load`), one shard at a time (`chunks`), or the first rows (`head`). `keep(rows)`,
+    when given, picks the rows of each shard that belong to this part (a cv fold) by row number."""
+
+    def __init__(self, folder: Path, part: str, sizes: list[int], shard_rows: int, n_inputs: int, dtype, y_dtype,
+                 y_width: int, keep=None):
+        self.folder, self.part, self.n_inputs, self.keep = Path(folder), part, n_inputs, keep
+        self.dtype, self.y_dtype, self.y_width = np.dtype(dtype), np.dtype(y_dtype), y_width
+        self.full_sizes = list(sizes)
+        self.sizes = list(sizes) if keep is None else [int(keep(self._array(j, "rows")).sum()) for j in range(len(sizes))]
+        self.shard_rows = shard_rows
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self), self.n_inputs)
+
+    @property
+    def n_shards(self) -> int:
+        return len(self.sizes)
+
+    def buffers(self, shards: int) -> tuple[np.ndarray, np.ndarray]:
+        """Empty (X, y) arrays for `shards` full shards."""
+        rows = min(shards * self.shard_rows, max(sum(self.full_sizes), 1))  # a small table needs less
+        return (np.empty((rows, self.n_inputs), dtype=self.dtype),
+                np.empty((rows,) + ((self.y_width,) if self.y_width else ()), dtype=self.y_dtype))
+
+    def load(self, shards, X: np.ndarray, y: np.ndarray) -> int:
+        """Shards `shards`, in that order, into the leading rows of X and y; the rows filled."""
+        n = 0
+        for j in shards:
+            if self.keep is None:
+                size = len(read_npy_into(self._path(j, "X"), X[n:]))
+                read_npy_into(self._path(j, "y"), y[n:])
+            else:
+                mask = self.keep(self._array(j, "rows"))
+                size = int(mask.sum())
+                X[n:n + size] = self._array(j, "X")[mask]
+                y[n:n + size] = self._array(j, "y")[mask]
+            n += size
+        return n
+
+    def chunks(self):
+        """(X, y) of each shard in order, each a new array."""
+        for j in range(self.n_shards):
+            X, y = self.buffers(1)
+            n = self.load([j], X, y)
+            yield X[:n], y[:n]
+
+    def head(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first `n` rows (fewer when the part has fewer) as (X, y), read straight into
+        arrays of the shards they come from."""
+        covered, k = 0, 0
+        while k < self.n_shards and covered < n:
+            covered, k = covered + self.sizes[k], k + 1
+        X = np.empty((covered, self.n_inputs), dtype=self.dtype)
+        y = np.empty((covered,) + ((self.y_width,) if self.y_width else ()), dtype=self.y_dtype)
+        self.load(range(k), X, y)
+        return X[:n], y[:n]
+
+    def targets(self):
+        """Every row's y, shard by shard (what class counts are made from)."""
+        for j in range(self.n_shards):
+            y = self._array(j, "y")
+            yield y if self.keep is None else y[self.keep(self._array(j, "rows"))]
+
+    def _path(self, j: int, what: str) -> Path:
+        return self.folder / shard_name(self.part, j, what)
+
+    def _array(self, j: int, what: str) -> np.ndarray:
+        return np.load(self._path(j, what), allow_pickle=False)
+
+
+class Side:
+    """`dataset.X_train` (side 0) or `dataset.y_train` (side 1) of a streamed dataset: its length
+    and shape, and its first rows by slicing (`X_train[:rows]`), never the whole of it."""
+
+    def __init__(self, part: ShardPart, side: int):
+        self.part, self.side = part, side
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    @property
+    def shape(self) -> tuple:
+        if self.side == 0:
+            return self.part.shape
+        return (len(self.part),) + ((self.part.y_width,) if self.part.y_width else ())
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice) or index.start not in (None, 0) or index.step not in (None, 1):
+            raise TypeError("a streamed part gives its first rows only ([:n])")
+        stop = len(self.part) if index.stop is None else min(index.stop, len(self.part))
+        return self.part.head(stop)[self.side]

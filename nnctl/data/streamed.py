@@ -1,0 +1,235 @@
+"""Training data that stays on disk: `data.streaming`.
+
+`streaming_reason(cfg)` says whether (and why) a config streams: `true`, or `auto` when the
+encoded training data would exceed the memory budget (`NNCTL_MEMORY_LIMIT`). `load_streamed`
+then returns a `StreamedDataset`: the first run makes one pass over the table (`scan.scan_table`)
+and writes the encoded training and validation rows as shards into the dataset cache (the
+same keys, atomic temp-folder-then-rename and size limit as `cache.py`); later runs on the same
+file and settings open those shards without reading the table. Training reads a window of a few
+shards at a time (`training/streamloop.py`).
+
+cv folds (i, K) on streamed data share one entry written without a validation split: fold i is
+the rows whose `hashed_fold(row number, seed, K)` is i, picked shard by shard as they are read.
+"""
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NnctlError
+from ..resources import human_bytes
+from .scan import encoded_chunks, scan_table
+from .shards import ShardPart, ShardWriter, Side
+
+SHARD_BYTES = 8 << 20  # a shard holds about this much of X
+MIN_SHARD_ROWS = 1024
+WINDOW_SHARDS = 8  # shuffle_window: auto reads this many shards into one buffer...
+WINDOW_SHARE = 8  # ...unless that buffer (held twice: as read and permuted) would pass budget / this
+PARTS = ("train", "validation")  # data.test_path is scored once, read in chunks as `evaluate` reads it
+
+
+@dataclass
+class StreamedDataset:
+    """What training, scoring and `build_meta` read of a `Dataset`, with the rows left on disk:
+    `X_train`/`y_train`/`X_val`/`y_val` have a length and a shape and give their first rows
+    (`X_train[:100]`); the parts themselves are `parts[name]` (`shards.ShardPart`)."""
+
+    parts: dict
+    task: str
+    target: str
+    encoder: object
+    classes: list | None = None
+    target_scaler: dict | None = None
+    rows_read: int = 0
+    rows_dropped: int = 0
+    class_counts: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)  # part -> rows per class (np.ndarray), classification
+    window: int = 0  # rows shuffled together (data.shuffle_window, in whole shards)
+    digest: str = ""  # the entry's key: the same file, settings and fold give the same one
+    streamed = True
+
+    @property
+    def X_train(self) -> Side:
+        return Side(self.parts["train"], 0)
+
+    @property
+    def y_train(self) -> Side:
+        return Side(self.parts["train"], 1)
+
+    @property
+    def X_val(self) -> Side:
+        return Side(self.parts["validation"], 0)
+
+    @property
+    def y_val(self) -> Side:
+        return Side(self.parts["validation"], 1)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.parts["train"].n_inputs
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "regression":
+            return self.parts["train"].y_width
+        return 1 if len(self.classes) == 2 else len(self.classes)
+
+
+def streaming_reason(cfg) -> str | None:
+    """Why this config streams (the `note:` train prints), or None to load it whole."""
+    setting = cfg.data.streaming
+    if setting is False:
+        return None
+    if setting is True:
+        return "data.streaming is true"
+    from ..resources import encoded_bytes_estimate, memory_budget
+    from .cache import MIN_BYTES
+    from .scan import estimate_size
+
+    path = Path(cfg.data.path)
+    try:
+        if path.is_file() and path.stat().st_size < MIN_BYTES:
+            return None  # parsed in milliseconds whatever the budget: not worth a look
+        estimate = encoded_bytes_estimate(cfg, estimate_size(cfg))
+    except (OSError, NnctlError):
+        return None  # loading says what is wrong with the file
+    budget = memory_budget()
+    if estimate <= budget:
+        return None
+    return (f"the encoded training data (about {human_bytes(estimate)}) would exceed the memory budget "
+            f"({human_bytes(budget)}; NNCTL_MEMORY_LIMIT)")
+
+
+def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | None = None) -> StreamedDataset:
+    """The config's data as shards on disk (see module docstring); `cache=False` writes them
+    again, into a private folder removed at exit."""
+    from . import cache as dataset_cache
+
+    source = replace(cfg, data=replace(cfg.data, validation_split=0.0)) if fold else cfg
+    key = dataset_cache.cache_key(source, layout="shards")
+    found = dataset_cache.entry_meta(key) if cache else None
+    if found is not None:
+        try:
+            return _opened(cfg, *found, reason, fold)
+        except (OSError, ValueError, KeyError):
+            dataset_cache.drop(key)  # damaged: written again below
+    fill = _writer(source)
+    folder = dataset_cache.write_entry(key, fill, dataset_cache.limit_bytes()) if cache else None
+    if folder is None:  # no cache, or one that cannot be written: the shards still need a home
+        folder = Path(tempfile.mkdtemp(prefix="nnctl-shards-"))
+        atexit.register(shutil.rmtree, folder, True)
+        meta = {"key": key, **fill(folder)}
+    else:
+        meta = dataset_cache.entry_meta(key)[1]
+    return _opened(cfg, folder, meta, reason, fold)
+
+
+def shard_rows_for(n_inputs: int, itemsize: int) -> int:
+    return max(MIN_SHARD_ROWS, SHARD_BYTES // max(n_inputs * itemsize, 1))
+
+
+def _writer(cfg):
+    """fill(folder) for `cache.write_entry`: one pass over the table, the shards written as the
+    encoded chunks come; returns the entry's meta."""
+    def fill(folder: Path) -> dict:
+        scan = scan_table(cfg)
+        dtype = np.dtype(cfg.training.dtype)
+        shard_rows = shard_rows_for(scan.n_inputs, dtype.itemsize)
+        n_classes = len(scan.classes) if scan.classes is not None else None
+        sizes, counts, y_width = {}, {}, 0
+        for part in PARTS:
+            writer = ShardWriter(folder, part, shard_rows, n_classes)
+            for rows, X, y in encoded_chunks(cfg, scan, part, shard_rows):
+                y_width = y.shape[1] if y.ndim == 2 else 0
+                writer.add(np.asarray(rows, dtype=np.int64), X, y)
+            sizes[part] = writer.close()
+            counts[part] = writer.counts.tolist()
+        return {"streamed": True, "task": scan.task, "target": scan.target, "encoder": scan.encoder.to_meta(),
+                "classes": scan.classes, "target_scaler": scan.target_scaler, "rows_read": scan.rows,
+                "rows_dropped": scan.rows_dropped, "class_counts": scan.class_counts, "notes": scan.notes,
+                "n_inputs": scan.n_inputs, "dtype": dtype.name, "y_width": y_width, "shard_rows": shard_rows,
+                "parts": sizes, "counts": counts}
+    return fill
+
+
+def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset:
+    """The StreamedDataset of an entry's meta; ValueError when a shard is missing or short."""
+    from .encoding import FeatureEncoder
+
+    if not meta.get("streamed") or meta["dtype"] != cfg.training.dtype:
+        raise ValueError("not a streamed entry of this dtype")
+    n_inputs, dtype = meta["n_inputs"], np.dtype(meta["dtype"])
+    y_dtype = np.int64 if meta["task"] == "classification" else dtype
+
+    def part(name, keep=None, source=None):
+        sizes = meta["parts"].get(source or name, [])
+        _check_files(folder, source or name, sizes, n_inputs * dtype.itemsize)
+        return ShardPart(folder, source or name, sizes, meta["shard_rows"], n_inputs, dtype, y_dtype, meta["y_width"],
+                         keep)
+
+    if fold:
+        i, k = fold
+        parts = {"train": part("train", InFold(cfg.seed, k, i, False)),
+                 "validation": part("validation", InFold(cfg.seed, k, i, True), source="train")}
+    else:
+        parts = {"train": part("train"), "validation": part("validation")}
+    counts = {}
+    if meta["classes"] is not None:
+        n = len(meta["classes"])
+        counts = {name: (np.asarray(meta["counts"][name]) if not fold else
+                         sum((np.bincount(y, minlength=n) for y in p.targets()), np.zeros(n, dtype=np.int64)))
+                  for name, p in parts.items()}
+    train = parts["train"]
+    window = _window_rows(cfg, train.shard_rows, n_inputs * dtype.itemsize)
+    notes = [tuple(n) for n in meta["notes"]]
+    notes.append(("note", f"streaming from encoded shards on disk, because {reason}: {len(train):,} training rows "
+                          f"in {train.n_shards} shard{'s' if train.n_shards != 1 else ''} of up to {train.shard_rows:,} rows, "
+                          f"shuffled within windows of {min(window, len(train)):,} rows (data.shuffle_window)"))
+    return StreamedDataset(parts, meta["task"], meta["target"], FeatureEncoder.from_meta(meta["encoder"], saved=False),
+                           meta["classes"], meta["target_scaler"], meta["rows_read"], meta["rows_dropped"],
+                           meta["class_counts"], notes, counts, window,
+                           digest=f"{meta['key']}:{fold[0]}/{fold[1]}" if fold else meta["key"])
+
+
+@dataclass(frozen=True)
+class InFold:
+    """Which of a shard's rows (by row number) are in fold `i` of `k` (`inside`) or outside it:
+    a class, not a closure, so that a dataset sent to a Ray worker pickles."""
+
+    seed: int
+    k: int
+    i: int
+    inside: bool
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        from .splits import hashed_fold
+
+        return (hashed_fold(rows, self.seed, self.k) == self.i) == self.inside
+
+
+def _window_rows(cfg, shard_rows: int, row_bytes: int) -> int:
+    """data.shuffle_window in whole shards (at least one): auto is WINDOW_SHARDS shards, fewer
+    when their buffers would take more than 1/WINDOW_SHARE of the memory budget."""
+    setting = cfg.data.shuffle_window
+    if setting == "auto":
+        from ..resources import memory_budget
+
+        affordable = memory_budget() // WINDOW_SHARE // max(row_bytes * 2, 1)
+        setting = min(WINDOW_SHARDS * shard_rows, affordable)
+    return max(1, int(setting) // shard_rows) * shard_rows
+
+
+def _check_files(folder: Path, part: str, sizes: list[int], row_bytes: int) -> None:
+    from .shards import shard_name
+
+    for j, n in enumerate(sizes):
+        if (folder / shard_name(part, j, "X")).stat().st_size < n * row_bytes:
+            raise ValueError(f"{part} shard {j} is short")
+        for what in ("y", "rows"):
+            (folder / shard_name(part, j, what)).stat()

@@ -1,0 +1,261 @@
+"""Training on streamed data (data.streaming): shards in the cache, window shuffling, scoring in
+chunks, exact resume, class weights, cv folds by row-number hash and sweeps."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnctl.commands.train import resume_run, train_config
+from nnctl.config import load_config
+from nnctl.data import load_dataset, streamed
+from nnctl.data.dataset import Dataset
+
+from .cli_helpers import assert_clean_error, cli
+
+
+def write_table(tmp_path, rows=1200, regression=False) -> Path:
+    """Three numeric columns and a categorical one; a target that depends on them."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 3))
+    colour = rng.choice(["red", "green", "blue"], size=rows)
+    signal = x[:, 0] - 0.5 * x[:, 1] + (colour == "red") * 0.8
+    target = (signal + 0.1 * rng.normal(size=rows)).round(4) if regression else \
+        np.where(signal > 0.6, "high", np.where(signal > -0.6, "mid", "low"))
+    lines = ["a,b,c,colour,target"] + [f"{a:.4f},{b:.4f},{c:.4f},{k},{t}" for (a, b, c), k, t in zip(x, colour, target)]
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_cfg(tmp_path, table, extra="", name="stream.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(f"""seed: 5
+data:
+  path: {table}
+  target: target
+  categorical: [colour]
+  streaming: true
+  shuffle_window: 256
+model:
+  layers: [8]
+training:
+  optimizer: adam
+  learning_rate: 0.02
+  batch_size: 32
+  iterations: 6
+  log_every: 1
+{extra}""")
+    return path
+
+
+@pytest.fixture
+def small_shards(monkeypatch):
+    """Shards of 128 rows, so a table of a thousand rows has several and windows of two."""
+    monkeypatch.setattr(streamed, "SHARD_BYTES", 1)
+    monkeypatch.setattr(streamed, "MIN_SHARD_ROWS", 128)
+
+
+def metrics(run) -> dict:
+    return json.loads((Path(run) / "metrics.json").read_text())
+
+
+def weights(run) -> dict:
+    with np.load(Path(run) / "model.npz", allow_pickle=False) as npz:
+        return {k: npz[k].tobytes() for k in npz.files if k != "meta"}
+
+
+def test_streamed_data_is_shards_in_the_cache_and_a_second_run_reads_no_table(tmp_path, small_shards, monkeypatch):
+    cfg = load_config(write_cfg(tmp_path, write_table(tmp_path)))
+    data = load_dataset(cfg)
+    assert getattr(data, "streamed", False) and not isinstance(data, Dataset)
+    train, val = data.parts["train"], data.parts["validation"]
+    assert train.shard_rows == 128 and train.n_shards == -(-len(train) // 128)
+    assert len(train) + len(val) == 1200 and 150 < len(val) < 330  # the hash split's 20 %
+    assert data.window == 256 and data.n_inputs == 6 and data.n_outputs == 3
+    assert data.X_train.shape == (len(train), 6) and data.X_train[:5].dtype == np.float32
+    assert sum(data.counts["train"]) == len(train)
+    assert any("streaming from encoded shards" in text and "data.streaming is true" in text for _, text in data.notes)
+    import nnctl.data.scan as scan
+
+    monkeypatch.setattr(scan, "scan_table", lambda *a, **k: pytest.fail("the table was read again"))
+    monkeypatch.setattr(streamed, "scan_table", scan.scan_table)
+    again = load_dataset(cfg)
+    assert np.array_equal(again.X_train[:300], data.X_train[:300]) and len(again.parts["train"]) == len(train)
+
+
+def test_a_streamed_run_trains_and_scores_its_parts_in_chunks(tmp_path, small_shards):
+    config = write_cfg(tmp_path, write_table(tmp_path))
+    result = train_config(load_config(config), tmp_path / "runs", "s", plot=False)
+    m = metrics(result.run)
+    assert m["status"] == "completed" and m["epochs"] == 6
+    assert m["validation"]["accuracy"] > 0.8, m["validation"]
+    assert m["train"]["rows"] + m["validation"]["rows"] == 1200
+    # the final scores equal the whole parts scored at once by the in-memory scorer
+    from nnctl.runs.model import load_model
+    from nnctl.training.scoring import score
+
+    data = load_dataset(load_config(config))
+    network = load_model(result.run).network
+    X, y = data.parts["validation"].head(10_000)
+    loss, accuracy = score(network, "classification", X, y)
+    assert accuracy == m["validation"]["accuracy"] and loss == pytest.approx(m["validation"]["loss"], rel=1e-5)
+    assert len((result.run / "validation.csv").read_text().splitlines()) == m["validation"]["rows"] + 1
+
+
+def test_the_same_seed_gives_the_same_weights_and_every_row_is_visited_once_an_epoch(tmp_path, small_shards):
+    from nnctl.training import streamloop
+
+    config = write_cfg(tmp_path, write_table(tmp_path))
+    a = train_config(load_config(config), tmp_path / "a", "s", plot=False)
+    b = train_config(load_config(config), tmp_path / "b", "s", plot=False)
+    assert weights(a.run) == weights(b.run)
+    seen = []
+    arrange = streamloop.StreamLoop.arrange
+
+    def spy(self, n, perm):
+        arrange(self, n, perm)
+        seen.append(self.X_win[:n, 0].copy())
+
+    streamloop.StreamLoop.arrange = spy
+    try:
+        train_config(load_config(config, ["training.iterations=2"]), tmp_path / "c", "s", plot=False)
+    finally:
+        streamloop.StreamLoop.arrange = arrange
+    data = load_dataset(load_config(config))
+    every = np.sort(data.parts["train"].head(10_000)[0][:, 0])
+    windows = len(seen) // 2
+    epoch1, epoch2 = np.concatenate(seen[:windows]), np.concatenate(seen[windows:])
+    assert np.array_equal(np.sort(epoch1), every) and np.array_equal(np.sort(epoch2), every)
+    assert not np.array_equal(epoch1, epoch2)  # shuffled again
+
+
+def test_an_interrupt_mid_window_resumes_to_the_same_weights(tmp_path, small_shards):
+    config = write_cfg(tmp_path, write_table(tmp_path), "  grad_clip: 1.0\n  class_weight: balanced\n"
+                       "  early_stopping: {patience: 20}\n  schedule: {name: step, step_size: 2, gamma: 0.5}\n")
+    straight = train_config(load_config(config), tmp_path / "a", "s", plot=False)
+    calls = {"n": 0}
+
+    def stop_mid_epoch():  # about 30 batches an epoch: epoch 3, inside a window
+        calls["n"] += 1
+        return calls["n"] >= 70
+
+    cut = train_config(load_config(config), tmp_path / "b", "s", plot=False, should_stop=stop_mid_epoch)
+    assert cut.status == "interrupted" and cut.epochs == 2
+    resumed = resume_run(cut.run, (), tmp_path / "b", plot=False)
+    assert weights(straight.run) == weights(resumed.run)
+    assert metrics(resumed.run)["validation"] == metrics(straight.run)["validation"]
+    assert metrics(resumed.run)["clipped_steps"] == metrics(straight.run)["clipped_steps"]
+
+
+def test_balanced_class_weights_come_from_the_counts_written_with_the_shards(tmp_path, small_shards):
+    from nnctl.training.scoring import class_weights
+
+    data = load_dataset(load_config(write_cfg(tmp_path, write_table(tmp_path))))
+    y = np.concatenate(list(data.parts["train"].targets()))
+    counts = np.bincount(y, minlength=3)
+    assert np.array_equal(data.counts["train"], counts)
+    assert np.allclose(class_weights("balanced", data), len(y) / (3 * counts))
+
+
+def test_streamed_regression_scores_r2_and_target_units_in_chunks(tmp_path, small_shards):
+    config = write_cfg(tmp_path, write_table(tmp_path, regression=True))
+    result = train_config(load_config(config, ["training.iterations=8"]), tmp_path / "runs", "r", plot=False)
+    m = metrics(result.run)
+    from nnctl.nn.metrics import r2
+    from nnctl.runs.model import load_model
+
+    model = load_model(result.run)
+    X, y = load_dataset(load_config(config)).parts["validation"].head(10_000)
+    assert m["validation"]["r2"] == pytest.approx(r2(y, model.network.predict_output(X)), abs=1e-6)
+    assert m["validation"]["r2"] > 0.8
+    truth = y[:, 0] * model.meta["target_scaler"]["scale"][0] + model.meta["target_scaler"]["offset"][0]
+    mae = np.mean(np.abs(truth - model.values_from_inputs(X).reshape(-1)))
+    assert m["validation"]["mae"] == pytest.approx(mae, rel=1e-5)
+
+
+def test_auto_streams_only_over_the_memory_budget_and_says_why(tmp_path, monkeypatch):
+    rows = 40_000  # over a megabyte of text, so the size is estimated at all
+    table = write_table(tmp_path, rows)
+    config = write_cfg(tmp_path, table).read_text().replace("streaming: true", "streaming: auto")
+    (tmp_path / "auto.yaml").write_text(config)
+    cfg = load_config(tmp_path / "auto.yaml")
+    monkeypatch.setenv("NNCTL_MEMORY_LIMIT", "10GB")
+    assert streamed.streaming_reason(cfg) is None
+    monkeypatch.setenv("NNCTL_MEMORY_LIMIT", "100KB")
+    reason = streamed.streaming_reason(cfg)
+    assert "would exceed the memory budget" in reason and "100.0 KB" in reason
+    assert streamed.streaming_reason(load_config(tmp_path / "auto.yaml", ["data.streaming=false"])) is None
+    result = cli("train", tmp_path / "auto.yaml", "--runs-dir", tmp_path / "runs", "--set", "training.iterations=1",
+                 env={"NNCTL_MEMORY_LIMIT": "100KB"})
+    assert result.exit_code == 0, result.stderr
+    assert "note: streaming from encoded shards on disk, because the encoded training data" in result.stderr
+
+
+def test_a_bad_streaming_value_is_one_error_line(tmp_path):
+    config = write_cfg(tmp_path, write_table(tmp_path, 50))
+    assert_clean_error(cli("train", config, "--set", "data.streaming=maybe"), "data.streaming", "auto, true or false")
+    assert_clean_error(cli("train", config, "--set", "data.shuffle_window=0"), "data.shuffle_window")
+
+
+def test_cv_folds_on_streamed_data_are_by_row_number_hash(tmp_path, small_shards):
+    from nnctl.data.splits import hashed_fold
+    from nnctl.sweep.cv import run_cv
+
+    config = write_cfg(tmp_path, write_table(tmp_path))
+    cfg = load_config(config)
+    sizes = [len(load_dataset(cfg, fold=(i, 3)).parts["validation"]) for i in range(3)]
+    assert sum(sizes) == 1200
+    assert sizes == np.bincount(hashed_fold(np.arange(1200), cfg.seed, 3), minlength=3).tolist()
+    fold0 = load_dataset(cfg, fold=(0, 3))
+    assert len(fold0.parts["train"]) == 1200 - sizes[0]
+    result = run_cv(config, 3, ["training.iterations=3"], tmp_path / "cv", workers=1)
+    summary = json.loads((result["folder"] / "summary.json").read_text())
+    folds = (result["folder"] / "folds.csv").read_text()
+    assert summary and "fold" in folds
+    rows = sorted(metrics(result["folder"] / f"fold_{i}")["validation"]["rows"] for i in range(3))
+    assert rows == sorted(sizes)
+
+
+def test_a_sweep_on_streamed_data_trains_its_trials(tmp_path):
+    pytest.importorskip("optuna")
+    from nnctl.sweep.driver import run_sweep
+
+    config = write_cfg(tmp_path, write_table(tmp_path, 400))
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"""config: {config}
+method: random
+trials: 2
+seed: 1
+parameters:
+  training.learning_rate: {{values: [0.01, 0.03]}}
+  training.iterations: {{values: [2]}}
+""")
+    folder = run_sweep(sweep, runs_dir=tmp_path / "runs", workers=1)["folder"]
+    trials = sorted((folder / "trials").iterdir())
+    assert len(trials) == 2
+    for trial in trials:
+        assert metrics(trial)["status"] == "completed" and metrics(trial)["validation"]["rows"] > 40
+
+
+def test_a_streamed_fold_pickles_for_a_ray_worker_and_reads_the_same_rows(tmp_path, small_shards):
+    import pickle
+
+    data = load_dataset(load_config(write_cfg(tmp_path, write_table(tmp_path))), fold=(1, 3))
+    copy = pickle.loads(pickle.dumps(data))
+    assert len(copy.parts["validation"]) == len(data.parts["validation"])
+    assert np.array_equal(copy.X_val[:50], data.X_val[:50])
+
+
+def test_a_window_never_ends_in_a_batch_of_one_row_so_batch_norm_streams(tmp_path, small_shards):
+    from nnctl.training.streamloop import batch_bounds
+
+    assert batch_bounds(65, 32) == [0, 32, 48, 65] and batch_bounds(64, 32) == [0, 32, 64]
+    assert batch_bounds(1, 32) == [0, 1] and batch_bounds(33, 32) == [0, 16, 33]
+    # 1200 rows: windows of 256 rows cut into batches of 51 leave one row over
+    config = write_cfg(tmp_path, write_table(tmp_path), "  batch_size: 51\n").read_text()
+    config = config.replace("  batch_size: 32\n", "").replace("layers: [8]", "layers: [8]\n  normalization: batch")
+    (tmp_path / "bn.yaml").write_text(config)
+    result = train_config(load_config(tmp_path / "bn.yaml", ["training.iterations=2"]), tmp_path / "runs", "bn",
+                          plot=False)
+    assert metrics(result.run)["status"] == "completed"
