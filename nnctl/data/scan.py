@@ -1,0 +1,200 @@
+"""The first pass over a table too large to load: one bounded-memory read of `data.path` in
+chunks that learns what `load_dataset` learns from the whole table (the columns' kinds,
+categories, fill values and scaler, the target's classes or scaling, every check and warning),
+then `encoded_chunks` reads it again, chunk by chunk, as the network's arrays.
+
+The validation part is a hash of each row's number and the seed (`splits.hashed_validation`),
+so it is the same however the table is chunked. As in memory, categories and classes come from
+every row of `data.path` and fill values and scaling from its training part only; a
+`data.validation_path` file's rows are not part of the fit.
+
+    scan = scan_table(cfg)
+    for rows, X, y in encoded_chunks(cfg, scan, "train"):
+        ...
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import NnctlError, did_you_mean
+from .columns import classes_note, feature_columns, regression_note
+from .encoding import FeatureEncoder, embedding_widths
+from .scanpass import FirstPass, kept_rows
+from .scanstats import labels_as
+from .splits import hashed_validation
+from .tables import open_table, read_table, table_parts
+
+CHUNK_CELLS = 4_000_000  # cells parsed at a time: about 32 MB as float64
+
+
+@dataclass
+class Scan:
+    encoder: FeatureEncoder  # fitted on the training rows exactly as the in-memory path fits it
+    task: str
+    target: str
+    classes: list | None
+    target_scaler: dict | None
+    rows: int  # rows of the training table read (before dropping)
+    train_rows: int  # rows kept in the training part
+    val_rows: int  # rows kept in the validation part (hash split), 0 if none
+    rows_dropped: int
+    class_counts: dict
+    notes: list  # ("note" | "warning", text), as Dataset.notes
+    label_kind: str = "int"  # how target labels compare: text | bool | int | float (scanstats.TargetLabels)
+    files: list = field(default_factory=list)  # the files of data.path, in the order read
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.encoder.inputs)
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "regression":
+            return len(self.target_scaler["offset"]) if self.target_scaler else 1
+        return 1 if len(self.classes) == 2 else len(self.classes)
+
+
+def default_chunk_rows(columns: int) -> int:
+    return max(1000, CHUNK_CELLS // max(columns, 1))
+
+
+def _columns(cfg, table, notes: list) -> tuple[list, list]:
+    """(features, used columns) of the table's header, with the in-memory path's checks."""
+    from .dataset import _other_files
+
+    data, header, where = cfg.data, table.header, table.where
+    named = [h for h in header if h]
+    if data.target not in header:
+        raise NnctlError(f"target column '{data.target}' not in the file{did_you_mean(data.target, named)}", where,
+                         f"set data.target to one of: {', '.join(named[:20])}")
+    features = feature_columns(data, header, where, notes)
+    if not features:
+        raise NnctlError("there are no feature columns besides the target", where)
+    if data.categorical != "auto":
+        for col in data.categorical:
+            if col not in features:
+                raise NnctlError(f"data.categorical names '{col}', which is not a feature column"
+                                 f"{did_you_mean(col, features)}", where)
+    used = list(dict.fromkeys(features + [data.target]))
+    _other_files(data, used)  # a typo in the validation or test file's columns fails before the long pass
+    return features, used
+
+
+def _chunks(table, used, chunk_rows, decimal):
+    """(file's name, first row's number in the whole table, chunk indexed by row in its file)."""
+    offset = 0
+    for part in table_parts(table):
+        rows = 0
+        for chunk in read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal):
+            yield part.where, offset + rows, chunk
+            rows += len(chunk)
+        offset += rows
+
+
+def scan_table(cfg, chunk_rows: int | None = None) -> Scan:
+    """One bounded-memory pass over data.path (validation_path's rows are NOT in the fit)."""
+    data, notes = cfg.data, []
+    table = open_table(data.path, data.delimiter)
+    features, used = _columns(cfg, table, notes)
+    chunk_rows = chunk_rows or default_chunk_rows(len(table.header))
+    fraction = 0.0 if data.validation_path else data.validation_split
+    state = FirstPass(cfg, features, table.where)
+    for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
+        rows = start + np.arange(len(chunk), dtype=np.int64)
+        state.add(chunk, rows, hashed_validation(rows, cfg.seed, fraction), where)
+    if state.rows == 0:
+        raise NnctlError("data file has a header but no data rows", table.where)
+    return _finish(cfg, state, features, table, notes)
+
+
+def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
+    data, where = cfg.data, table.where
+    notes += state.column_warnings()
+    task, classes, counts, scaler = state.target_result()
+    if task == "regression" and cfg.model.task == "auto":
+        notes += regression_note(state.target_series(), data.target)
+    if data.validation_path and data.validation_split:
+        notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
+    if classes is not None:
+        notes += classes_note(classes, sum(counts.values()), data.target)
+        if data.positive_class is not None:
+            classes = _positive_last(classes, data.positive_class, data.target, where)
+    elif data.positive_class is not None:
+        raise NnctlError("data.positive_class is set, but this is a regression", where,
+                         "leave data.positive_class out, or set model.task: classification")
+    encoder = _encoder(cfg, state, features, where)
+    return Scan(encoder, task, data.target, classes, scaler, state.rows, state.train_rows, state.val_rows,
+                state.rows - state.train_rows - state.val_rows,
+                {str(c): int(counts[c]) for c in classes} if classes is not None else {}, notes,
+                label_kind=state.target.kind(), files=[p.where for p in table_parts(table)])
+
+
+def _positive_last(classes: list, positive, target: str, where: str) -> list:
+    from .dataset import _positive_last as order
+
+    return order(classes, np.zeros(0, dtype=np.int64), positive, target, where)[0]
+
+
+def _encoder(cfg, state: FirstPass, features: list, where: str) -> FeatureEncoder:
+    """The FeatureEncoder that `FeatureEncoder.fit` would make from the same training rows."""
+    from .dataset import _check_embedding
+
+    data = cfg.data
+    categories = state.categories()
+    _check_embedding(data.embedding, SimpleNamespace(categorical=list(categories), features=features, where=where))
+    encoder = FeatureEncoder(features, categories, unknown=data.unknown_category, decimal=data.decimal,
+                             embedding=embedding_widths(data.embedding or {}, categories))
+    encoder.fill = state.fill_values() if data.missing == "mean" else None
+    encoder.scaler = state.scaler(encoder, data.scale, np.dtype(cfg.training.dtype), encoder.fill)
+    return encoder
+
+
+# --- reading the parts back, encoded -------------------------------------------------------
+
+
+def encoded_chunks(cfg, scan: Scan, part: str = "train",
+                   chunk_rows: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(row_numbers int64, X (rows, n_inputs) in the config's dtype, y: class indices (rows,) int
+    or scaled regression targets (rows, outputs)) for part "train" | "validation" (the hash split
+    of data.path, or all of data.validation_path when given) | "test" (data.test_path)."""
+    data = cfg.data
+    if part not in ("train", "validation", "test"):
+        raise ValueError(f"part must be train, validation or test, not {part!r}")
+    path, given_as, fraction = data.path, "data.path", 0.0 if data.validation_path else data.validation_split
+    if part == "test" or (part == "validation" and data.validation_path):
+        path, given_as, fraction = getattr(data, f"{part}_path"), f"data.{part}_path", None
+        if not path:
+            return
+    table = open_table(path, data.delimiter, given_as=given_as)
+    used = list(dict.fromkeys(scan.encoder.features + [scan.target]))
+    chunk_rows = chunk_rows or default_chunk_rows(len(table.header))
+    for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
+        rows = start + np.arange(len(chunk), dtype=np.int64)
+        keep = kept_rows(chunk, used, scan.target, data.missing, where)
+        if fraction is not None:
+            keep &= hashed_validation(rows, cfg.seed, fraction) == (part == "validation")
+        if keep.any():
+            chunk = chunk[keep]
+            X = scan.encoder.transform(chunk, np.dtype(cfg.training.dtype), where=where)
+            yield rows[keep], X, _targets(scan, chunk[scan.target], np.dtype(cfg.training.dtype), where)
+
+
+def _targets(scan: Scan, column, dtype, where: str) -> np.ndarray:
+    if scan.task == "regression":
+        y = column.to_numpy(dtype=np.float64).reshape(-1, 1)
+        if scan.target_scaler:
+            y = (y - np.asarray(scan.target_scaler["offset"])) / np.asarray(scan.target_scaler["scale"])
+        return y.astype(dtype)
+    labels = labels_as(column, scan.label_kind)
+    index = {label: i for i, label in enumerate(scan.classes)}
+    y = np.array([index.get(v, -1) for v in labels.tolist()], dtype=np.int64)
+    if (y < 0).any():
+        row = int(np.flatnonzero(y < 0)[0])
+        raise NnctlError(f"label {labels[row]!r} in column '{scan.target}' is not in the training file "
+                         f"(data row {int(column.index[row]) + 1})", where,
+                         "the validation and test files may only use labels the training file has")
+    return y
