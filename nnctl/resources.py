@@ -9,7 +9,8 @@ from .errors import NnctlError
 
 _UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
 MEMORY_VARIABLE = "NNCTL_MEMORY_LIMIT"
-CGROUP_LIMIT = "/sys/fs/cgroup/memory.max"  # cgroup v2; "max" when unlimited
+# cgroup v2 ("max" when unlimited), then v1 (a huge number when unlimited)
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 FALLBACK_MEMORY = 2 << 30  # assumed available where the system does not say
 
 
@@ -25,14 +26,16 @@ def parse_size(text: str, variable: str, example: str) -> int:
     return int(float(number) * _UNITS[unit if unit in _UNITS else unit + "b"])
 
 
-def cgroup_limit(path: str = CGROUP_LIMIT) -> int | None:
-    """The container's memory limit in bytes (cgroup v2), or None when there is none."""
-    try:
-        with open(path) as fh:
-            text = fh.read().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+def cgroup_limit() -> int | None:
+    """The container's memory limit in bytes, or None when there is none."""
+    for path in CGROUP_LIMITS:
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() else None
+    return None
 
 
 def memory_budget() -> int:

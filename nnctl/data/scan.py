@@ -58,6 +58,52 @@ class Scan:
         return 1 if len(self.classes) == 2 else len(self.classes)
 
 
+@dataclass
+class SizeEstimate:
+    """The training table's size before a first pass: `rows` (exact for Parquet, from its
+    metadata; for CSV the text's size over the first lines' length, compressed text counted at
+    COMPRESSION_RATIO) and `inputs` (one per used column: one-hot columns count once)."""
+    rows: float
+    inputs: int
+    task: str = "classification"
+
+
+COMPRESSION_RATIO = 5  # CSV text is about this many times larger than its gzip, bz2, xz or zip
+
+
+def estimate_size(cfg) -> SizeEstimate:
+    """What `resources.encoded_bytes_estimate` needs before a first pass, for a file, a folder
+    or a glob of files (errors as open_table's)."""
+    data = cfg.data
+    table = open_table(data.path, data.delimiter)
+    used = len(data.features) if data.features else len([h for h in table.header if h]) - 1 - len(data.exclude)
+    rows = sum(_rows_of(part) for part in table_parts(table))
+    fraction = 0.0 if data.validation_path else data.validation_split
+    task = "regression" if cfg.model.task == "regression" else "classification"
+    return SizeEstimate(rows * (1 - fraction), max(used, 1), task)
+
+
+def _rows_of(part) -> float:
+    """A file's data rows: Parquet's metadata says; a CSV's size over its first lines' length."""
+    import os
+
+    from .csvfile import HEAD_BYTES, _decompressed_head, _rewound
+
+    if part.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(part.path).metadata.num_rows
+    if hasattr(part.source, "getvalue"):  # a stream, read into memory
+        size, raw = len(part.source.getvalue()), part.source.getvalue()[:HEAD_BYTES]
+    else:
+        size = os.stat(part.source).st_size
+        with open(part.source, "rb") as fh:
+            raw = fh.read(HEAD_BYTES)
+    _, head = _decompressed_head(_rewound(part.source), raw, part.where)
+    text = size * (COMPRESSION_RATIO if part.compression else 1)
+    return max(text * head.count(b"\n") / max(len(head), 1) - 1, 0)
+
+
 def default_chunk_rows(columns: int) -> int:
     return max(1000, CHUNK_CELLS // max(columns, 1))
 
