@@ -1,6 +1,7 @@
 """Several files as one table: `data.path` (or a DATA argument) may be a glob such as
-`data/part-*.parquet` or a folder. The files are read in sorted name order, one after another,
-and must have the same columns (in any order); a table's row numbers run on through them."""
+`data/part-*.parquet` or a folder (its files named .parquet, .csv, .csv.gz, ...). The files are
+read in sorted name order, one after another, and must have the same columns (in any order); a
+table's row numbers run on through them."""
 from __future__ import annotations
 
 import glob
@@ -31,10 +32,14 @@ def _data_file(path: Path) -> bool:
 
 def member_files(path, given_as: str = "data.path") -> list[Path]:
     """The files of a folder or glob, sorted by name; an NnctlError when there are none."""
+    from .tables import FORMATS
+
     text = str(path)
     if os.path.isdir(text):
-        files = sorted((f for f in Path(text).iterdir() if _data_file(f)), key=lambda f: f.name)
-        what = "the folder holds no data files"
+        # a folder's tables are its files named as tables are; a pattern's, whatever it matches
+        files = sorted((f for f in Path(text).iterdir() if _data_file(f) and f.suffix.lower() in FORMATS),
+                       key=lambda f: f.name)
+        what = f"data path is a folder without data files ({', '.join(sorted(FORMATS))})"
     else:
         files = sorted((Path(f) for f in glob.glob(text, recursive=True) if _data_file(Path(f))), key=str)
         what = "no file matches this pattern"

@@ -217,7 +217,8 @@ def encoded_chunks(cfg, scan: Scan, part: str = "train",
             return
     table = open_table(path, data.delimiter, given_as=given_as)
     used = list(dict.fromkeys(scan.encoder.features + [scan.target]))
-    chunk_rows = chunk_rows or default_chunk_rows(len(table.header))
+    # sized by the wider of the text and the encoded rows: one-hot columns widen a row many times
+    chunk_rows = chunk_rows or default_chunk_rows(max(len(table.header), scan.n_inputs))
     for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
         rows = start + np.arange(len(chunk), dtype=np.int64)
         keep = kept_rows(chunk, used, scan.target, data.missing, where)
@@ -235,9 +236,12 @@ def _targets(scan: Scan, column, dtype, where: str) -> np.ndarray:
         if scan.target_scaler:
             y = (y - np.asarray(scan.target_scaler["offset"])) / np.asarray(scan.target_scaler["scale"])
         return y.astype(dtype)
+    import pandas as pd
+
     labels = labels_as(column, scan.label_kind)
+    codes, distinct = pd.factorize(labels)  # each distinct label looked up once, not each row
     index = {label: i for i, label in enumerate(scan.classes)}
-    y = np.array([index.get(v, -1) for v in labels.tolist()], dtype=np.int64)
+    y = np.array([index.get(v, -1) for v in distinct.tolist()], dtype=np.int64)[codes]
     if (y < 0).any():
         row = int(np.flatnonzero(y < 0)[0])
         raise NnctlError(f"label {labels[row]!r} in column '{scan.target}' is not in the training file "

@@ -28,7 +28,8 @@ class Moments:
         if len(values):
             mean = float(values.mean())
             d = values - mean
-            self.merge(len(values), mean, float(d @ d))
+            # einsum, not a BLAS dot: one vector is too little work to wake BLAS's threads for
+            self.merge(len(values), mean, float(np.einsum("i,i->", d, d)))
             self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
 
     def merge(self, n: int, mean: float, m2: float) -> None:
