@@ -99,7 +99,7 @@ def prepare(workdir: Path, size_gb: float) -> tuple[Path, Path]:
 # --- measurements, each in a subprocess of its own (peak RSS is per process) -------------------
 
 def _first_pass(path: str, workdir: str) -> dict:
-    from numpy.lib.format import open_memmap
+    from numpy.lib import format as npy
 
     from nnctl.config import resolve
     from nnctl.data.scan import encoded_chunks, scan_table
@@ -108,15 +108,14 @@ def _first_pass(path: str, workdir: str) -> dict:
     start = time.perf_counter()
     scan = scan_table(cfg)
     scanned = time.perf_counter() - start
-    out = open_memmap(Path(workdir) / "encoded.npy", mode="w+", dtype=np.float32,
-                      shape=(scan.train_rows, scan.n_inputs))
-    at = 0
-    for _, X, _ in encoded_chunks(cfg, scan, "train"):
-        out[at:at + len(X)] = X
-        at += len(X)
-    out.flush()
-    del out
-    os.unlink(Path(workdir) / "encoded.npy")
+    out = Path(workdir) / "encoded.npy"
+    # written through a file, not a memory map: a map's pages would count in the peak RSS
+    with open(out, "wb") as fh:
+        npy.write_array_header_1_0(fh, {"descr": npy.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                                        "shape": (scan.train_rows, scan.n_inputs)})
+        for _, X, _ in encoded_chunks(cfg, scan, "train"):
+            fh.write(np.ascontiguousarray(X).data)
+    out.unlink()
     return {"seconds": time.perf_counter() - start, "scan_seconds": scanned, "rows": scan.rows,
             "inputs": scan.n_inputs}
 
@@ -130,7 +129,8 @@ def _pandas_chunks(path: str, workdir: str) -> dict:
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        chunks = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows))
+        source = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)  # as nnctl reads it
+        chunks = (batch.to_pandas() for batch in source.iter_batches(batch_size=chunk_rows))
     else:
         chunks = pd.read_csv(path, chunksize=chunk_rows, low_memory=False)
     for chunk in chunks:

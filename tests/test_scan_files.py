@@ -67,3 +67,16 @@ def test_the_size_estimate_before_a_pass_is_near_the_scan(write_config, tmp_path
     assert low * (scan.train_rows + scan.val_rows) * 0.8 <= estimate.rows <= high * 400
     exact = encoded_bytes_estimate(cfg, scan)
     assert exact == scan.train_rows * (scan.n_inputs * 4 + 8)
+
+
+def test_reading_parquet_in_chunks_holds_one_row_group_not_the_file(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.parquet"
+    pd.DataFrame(rng.normal(size=(400_000, 8))).rename(columns=str).to_parquet(path, row_group_size=25_000)
+    size, held = path.stat().st_size, []
+    for chunk in read_table(open_table(path), chunksize=10_000):
+        held.append(pa.total_allocated_bytes())
+    assert len(held) == 40 and max(held) < size / 4  # pyarrow's read-ahead would keep all of it

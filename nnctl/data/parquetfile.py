@@ -51,7 +51,9 @@ def read_parquet(table: ParquetFile, columns=None, chunksize=None):
             if len(frame) == 0:
                 raise NnctlError("data file has no rows", table.where)
             return frame
-        source = pq.ParquetFile(table.path)
+        # pre_buffer would read ahead and keep the whole file's column chunks: memory as large as
+        # the file, which chunks are meant to avoid
+        source = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=1 << 20)
         return _numbered(source.iter_batches(batch_size=chunksize, columns=columns), table.where)
     except NnctlError:
         raise
