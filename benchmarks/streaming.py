@@ -48,7 +48,7 @@ def table_chunk(rng, rows: int):
     return frame
 
 
-def generate(path: Path, size_bytes: int, seed: int = 0) -> int:
+def generate(path: Path, size_bytes: int, seed: int = 0, chunk_rows: int = GENERATE_ROWS) -> int:
     """Write a CSV of about `size_bytes` (whole chunks) at `path`; returns its rows. pyarrow's
     CSV writer, because pandas' to_csv would take longer than the measurements."""
     import pyarrow as pa
@@ -58,7 +58,7 @@ def generate(path: Path, size_bytes: int, seed: int = 0) -> int:
     rows, tmp, writer = 0, path.with_suffix(".tmp"), None
     with pa.OSFile(str(tmp), "wb") as sink:
         while sink.tell() < size_bytes:
-            chunk = pa.Table.from_pandas(table_chunk(rng, GENERATE_ROWS), preserve_index=False)
+            chunk = pa.Table.from_pandas(table_chunk(rng, chunk_rows), preserve_index=False)
             writer = writer or pacsv.CSVWriter(sink, chunk.schema,
                                                write_options=pacsv.WriteOptions(quoting_style="needed"))
             writer.write_table(chunk)
