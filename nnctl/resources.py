@@ -3,8 +3,67 @@ a clear error with its size instead of the operating system killing the process.
 from __future__ import annotations
 
 import os
+import re
 
 from .errors import NnctlError
+
+_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
+MEMORY_VARIABLE = "NNCTL_MEMORY_LIMIT"
+# cgroup v2 ("max" when unlimited), then v1 (a huge number when unlimited)
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+FALLBACK_MEMORY = 2 << 30  # assumed available where the system does not say
+
+
+def parse_size(text: str, variable: str, example: str) -> int:
+    """Bytes from a size as people write it: `500MB`, `2GB`, `1.5G`, `123` (bytes); units are
+    powers of 1024. A bad value is an NnctlError naming the environment `variable`."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?b?)", text.strip(), re.IGNORECASE)
+    if not match:
+        raise NnctlError(f"{variable} must be a size such as 500MB or 2GB, got {text!r}", variable,
+                         f"set it to a size, e.g. export {variable}={example}")
+    number, unit = match.groups()
+    unit = unit.lower()
+    return int(float(number) * _UNITS[unit if unit in _UNITS else unit + "b"])
+
+
+def cgroup_limit() -> int | None:
+    """The container's memory limit in bytes, or None when there is none."""
+    for path in CGROUP_LIMITS:
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        return int(text) if text.isdigit() else None
+    return None
+
+
+def memory_budget() -> int:
+    """Bytes the data may take in memory: `$NNCTL_MEMORY_LIMIT` (`500MB`, `2GB`, plain bytes),
+    by default half of what is available now, or of the container's limit when that is smaller
+    (MemAvailable does not know about cgroups)."""
+    text = os.environ.get(MEMORY_VARIABLE, "").strip()
+    if text:
+        return parse_size(text, MEMORY_VARIABLE, "2GB")
+    available = [n for n in (available_memory(), cgroup_limit()) if n]
+    return (min(available) if available else FALLBACK_MEMORY) // 2
+
+
+def encoded_bytes_estimate(cfg, scan_or_header) -> int:
+    """Bytes of the encoded training data (features and targets in the config's dtype), from a
+    first pass's `Scan` (exact: its training rows and inputs), or before one from an estimate
+    with `.rows` and `.inputs` (`data.scan.estimate_size`: rows from the file's size or Parquet
+    metadata, one input per used column). Validation rows are not counted: they are encoded in
+    chunks."""
+    itemsize = 8 if str(cfg.training.dtype) == "float64" else 4
+    estimate = scan_or_header
+    rows = getattr(estimate, "train_rows", None)
+    rows = estimate.rows if rows is None else rows
+    inputs = estimate.n_inputs if hasattr(estimate, "n_inputs") else estimate.inputs
+    # class indices are int64; a regression's targets are in the dtype, one per output
+    target = 8 if getattr(estimate, "task", "classification") == "classification" else \
+        getattr(estimate, "n_outputs", 1) * itemsize
+    return int(rows * (inputs * itemsize + target))
 
 
 def available_memory() -> int | None:

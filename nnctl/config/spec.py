@@ -65,7 +65,7 @@ def _spec() -> dict:
     return {
         "seed": Key(42, "int", "init seed; the same seed gives bit-identical weights", low=0),
         "data": {
-            "path": Key(REQUIRED, "path", "CSV (or .parquet) file with a header row (relative to this file)"),
+            "path": Key(REQUIRED, "path", "CSV (or .parquet) file with a header row, or a folder or glob of such files read as one table (relative to this file)"),
             "validation_path": Key(None, "path", "a separate validation file (validation_split is then not used)", nullable=True),
             "test_path": Key(None, "path", "a test file, scored once with the final model -> metrics.json \"test\"", nullable=True),
             "target": Key(REQUIRED, "str", "the column to predict"),

@@ -2,8 +2,9 @@
 
 An entry holds the arrays `load_dataset` made (as memory-mappable `.npy` files) and the rest of
 the Dataset as JSON; a streamed dataset's entry holds its shards instead (see `shards.py`).
-Its key is a hash of the CSV's resolved path, size and modification time, the `data` config, the
-seed, the task and the dtype: change any of them and a new entry is made.
+Its key is a hash of the CSV's resolved path, size and modification time (of every file, for a
+folder or glob of files), the `data` config, the seed, the task and the dtype: change any of
+them and a new entry is made.
 Entries are written to a temporary folder and renamed into place; one that cannot be read back
 whole (truncated, corrupt, from another nnctl) is deleted and rebuilt, never trusted.
 
@@ -26,15 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NnctlError
 from ..jsonfmt import finite
+from ..resources import parse_size
 
 FORMAT = 1
 MIN_BYTES = 1 << 20
 DEFAULT_LIMIT = "2GB"
 STALE_SECONDS = 3600  # a half-written entry this old belongs to no running writer
 ARRAYS = ("X_train", "y_train", "X_val", "y_val")
-_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40}
 
 
 def cache_dir() -> Path:
@@ -48,13 +48,7 @@ def limit_bytes() -> int:
     """The cache's size bound from `$NNCTL_CACHE_LIMIT` ("500MB", "2GB", "0" to keep only the
     newest entry)."""
     text = os.environ.get("NNCTL_CACHE_LIMIT", "").strip() or DEFAULT_LIMIT
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?b?)", text, re.IGNORECASE)
-    if not match:
-        raise NnctlError(f"NNCTL_CACHE_LIMIT must be a size such as 500MB or 2GB, got {text!r}",
-                         "NNCTL_CACHE_LIMIT", f"set it to a size, e.g. export NNCTL_CACHE_LIMIT={DEFAULT_LIMIT}")
-    number, unit = match.groups()
-    unit = unit.lower()
-    return int(float(number) * _UNITS[unit if unit in _UNITS else unit + "b"])
+    return parse_size(text, "NNCTL_CACHE_LIMIT", DEFAULT_LIMIT)
 
 
 # how the data is read and shuffled, not what is prepared: the same entry serves every value
@@ -67,11 +61,13 @@ def cache_key(cfg, fold=None, layout: str = "arrays") -> str | None:
     keyed: streaming needs them on disk whatever the file's size)."""
     from .. import __version__
 
-    path = Path(cfg.data.path)
-    stat = path.stat()
-    if stat.st_size < MIN_BYTES and layout == "arrays":
+    from .multifile import is_many, member_files
+
+    path = cfg.data.path
+    files = member_files(path) if is_many(path) else [Path(path)]
+    if sum(f.stat().st_size for f in files) < MIN_BYTES and layout == "arrays":
         return None
-    files = [path] + [Path(p) for p in (cfg.data.validation_path,) if p]
+    files += [Path(p) for p in (cfg.data.validation_path,) if p]
     stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     data = {k: v for k, v in finite(cfg.data).items() if k not in NOT_IN_KEY}
     identity = {"format": FORMAT, "nnctl": __version__, "files": stats, "data": data, "seed": cfg.seed,

@@ -76,29 +76,38 @@ def suspicious_columns(df, features, categorical, embedding=None) -> list:
     """Warnings for inputs that are rarely meant: an ID (a different value in every row), free
     text, or a one-hot encoding that adds very many inputs (an embedding adds few)."""
     import pandas as pd
+
+    notes = []
+    for col in features:
+        integer = pd.api.types.is_integer_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])
+        notes += column_warnings(col, df[col].nunique(dropna=True), len(df), col in categorical, integer, embedding)
+    return notes
+
+
+def column_warnings(col, distinct: int, rows: int, categorical: bool, integer: bool, embedding=None,
+                    checked_rows: int | None = None) -> list:
+    """suspicious_columns' warnings for one column of `rows` rows with `distinct` values. A
+    first pass over a large table checks an integer column for an ID over its first
+    `checked_rows` rows only: the warning then says so."""
     from .encoding import AUTO_EMBEDDING_MIN, auto_width
 
     embedding = embedding or {}
-
-    notes, rows = [], len(df)
-    for col in features:
-        distinct = df[col].nunique(dropna=True)
-        exclude = f"leave it out with data.exclude: [{col}]"
-        embedded = col in embedding or (embedding == "auto" and distinct > AUTO_EMBEDDING_MIN)
-        embed = f"data.embedding: {{{col}: {auto_width(distinct)}}} learns {auto_width(distinct)} numbers per category instead"
-        if col in categorical:
-            if rows >= ID_MIN_ROWS and distinct == rows:
-                how = "its embedding" if embedded else f"one-hot encoding adds {distinct} inputs that"
-                notes.append(("warning", f"column '{col}' has a different value in every row (an ID or free text?): "
-                                         f"{how} cannot generalize; {exclude}"))
-            elif distinct > WIDE_ONE_HOT and not embedded:
-                notes.append(("warning", f"one-hot encoding column '{col}' adds {distinct} inputs; "
-                                         f"{embed}, or {exclude}, or group its rare values"))
-        elif rows >= ID_MIN_ROWS and distinct == rows and pd.api.types.is_integer_dtype(df[col]) \
-                and not pd.api.types.is_bool_dtype(df[col]):
-            notes.append(("warning", f"column '{col}' has a different whole number in every row (an ID?) and is "
-                                     f"used as a feature; {exclude}"))
-    return notes
+    exclude = f"leave it out with data.exclude: [{col}]"
+    embedded = col in embedding or (embedding == "auto" and distinct > AUTO_EMBEDDING_MIN)
+    embed = f"data.embedding: {{{col}: {auto_width(distinct)}}} learns {auto_width(distinct)} numbers per category instead"
+    if categorical:
+        if rows >= ID_MIN_ROWS and distinct == rows:
+            how = "its embedding" if embedded else f"one-hot encoding adds {distinct} inputs that"
+            return [("warning", f"column '{col}' has a different value in every row (an ID or free text?): "
+                                f"{how} cannot generalize; {exclude}")]
+        if distinct > WIDE_ONE_HOT and not embedded:
+            return [("warning", f"one-hot encoding column '{col}' adds {distinct} inputs; "
+                                f"{embed}, or {exclude}, or group its rare values")]
+    elif rows >= ID_MIN_ROWS and distinct == rows and integer:
+        where = "every row" if checked_rows is None else f"each of its first {checked_rows} rows"
+        return [("warning", f"column '{col}' has a different whole number in {where} (an ID?) and is "
+                            f"used as a feature; {exclude}")]
+    return []
 
 
 def regression_note(column, target) -> list:

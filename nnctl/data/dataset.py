@@ -17,6 +17,7 @@ from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, ha
 from .columns import classes_note
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
+from .multifile import total_size
 from .tables import open_table, read_table
 from .encoding import FeatureEncoder, fit_target_scaler, label_index
 
@@ -70,7 +71,7 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None) -
         limit = dataset_cache.limit_bytes()
         try:
             key = dataset_cache.cache_key(cfg, fold)
-        except OSError:  # missing or unreadable: _prepare says so properly
+        except (OSError, NnctlError):  # missing or unreadable: _prepare says so properly
             key = None
     if key is not None:
         cached = dataset_cache.load(key)
@@ -248,7 +249,7 @@ def _check_fits(path: Path, columns: int, used: int, itemsize: int) -> None:
     `itemsize` more; the file's size over its column count estimates the cells."""
     from ..resources import require_memory
 
-    size = path.stat().st_size
+    size = total_size(path)
     cells = size / max(columns, 1) * used / 4  # a numeric cell takes about 4 bytes of text or more
     require_memory(cells * (8 + itemsize) + size, f"loading {path.name} ({size / 2**20:.0f} MB)", str(path),
                    "use fewer rows or columns (data.features), or a machine with more memory")

@@ -15,12 +15,17 @@ from ..errors import NnctlError, plain
 
 def category_strings(column) -> np.ndarray:
     """Category values as strings (object array); missing values stay None."""
-    values = column.to_numpy(dtype=object)
-    return np.array([None if _missing(v) else category_label(v) for v in values], dtype=object)
+    codes, names = _factorized(column)
+    return np.append(np.array(names, dtype=object), None)[codes]
 
 
-def _missing(v) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
+def _factorized(column) -> tuple[np.ndarray, list]:
+    """(each row's index into `names`, -1 where missing; the distinct values as category
+    names). Labelling each distinct value once, not each row, keeps a long column fast."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object))
+    return codes, [category_label(v) for v in uniques]
 
 
 def category_label(v) -> str:
@@ -184,22 +189,24 @@ class FeatureEncoder:
         """Each row's category index; n (the number of categories) for one training never saw,
         under `unknown_category: ignore`."""
         cats = self.categories[col]
-        strings = category_strings(column)
-        if self.fill is not None and self.fill.get(col) is not None:
-            strings = np.where(strings == None, self.fill[col], strings)  # noqa: E711 (elementwise)
         index = {c: i for i, c in enumerate(cats)}
-        codes = np.array([index.get(v, -1) for v in strings], dtype=np.int64)
+        rows_of, names = _factorized(column)
+        fill = self.fill.get(col) if self.fill is not None else None
+        # the last entry is a missing value's: its fill's category, or unknown (-1) without one
+        per_name = np.array([index.get(v, -1) for v in names] + [index.get(fill, -1) if fill is not None else -1],
+                            dtype=np.int64)
+        codes = per_name[rows_of]
         unknown = codes < 0
         if unknown.any():
-            missing = np.array([v is None for v in strings], dtype=bool)
-            if missing.any():
+            missing = rows_of < 0
+            if missing.any() and fill is None:
                 raise NnctlError(f"column '{col}' has {int(missing.sum())} missing value(s)"
                                  f"{_first_row(column, missing)}", where,
                                  "fill them in, or train with data.missing: mean (the model then fills them itself)",
                                  column=col, row=_row_of(column, missing))
             if self.unknown == "error":
                 row = int(np.flatnonzero(unknown)[0])
-                first = strings[row]
+                first = names[rows_of[row]] if rows_of[row] >= 0 else fill
                 raise NnctlError(f"column '{col}' has the category '{first}' that training never saw "
                                  f"(data row {int(column.index[row]) + 1})", where,
                                  f"known: {', '.join(cats[:10])}{' ...' if len(cats) > 10 else ''}; "

@@ -51,9 +51,26 @@ def read_parquet(table: ParquetFile, columns=None, chunksize=None):
             if len(frame) == 0:
                 raise NnctlError("data file has no rows", table.where)
             return frame
-        source = pq.ParquetFile(table.path)
-        return (batch.to_pandas() for batch in source.iter_batches(batch_size=chunksize, columns=columns))
+        # pre_buffer would read ahead and keep the whole file's column chunks: memory as large as
+        # the file, which chunks are meant to avoid
+        source = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=1 << 20)
+        return _numbered(source.iter_batches(batch_size=chunksize, columns=columns), table.where)
     except NnctlError:
         raise
     except Exception as exc:
         raise NnctlError(f"cannot read the Parquet file: {exc}", table.where)
+
+
+def _numbered(batches, where: str):
+    """DataFrames of the batches, indexed by their rows' place in the file, as CSV chunks are
+    (a message's data row is then the file's); pyarrow reads one row group at a time, so memory
+    is bounded by the file's largest row group."""
+    start = 0
+    try:
+        for batch in batches:
+            frame = batch.to_pandas()
+            frame.index = range(start, start + len(frame))
+            start += len(frame)
+            yield frame
+    except Exception as exc:  # pyarrow's own errors for a file damaged past its header
+        raise NnctlError(f"cannot read the Parquet file: {exc}", where)

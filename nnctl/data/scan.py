@@ -1,165 +1,250 @@
-"""STAND-IN for scan's module (issue #27, the reading side): the same names and signatures, built
-on the in-memory path (the whole table is loaded, split by a row-number hash and fit as
-`load_dataset` fits it). The lead replaces this file with scan's bounded-memory one at merge;
-`memory_budget` and `hashed_validation`/`hashed_fold` are patched into `resources` and `splits`
-here only until scan's real ones live there.
+"""The first pass over a table too large to load: one bounded-memory read of `data.path` in
+chunks that learns what `load_dataset` learns from the whole table (the columns' kinds,
+categories, fill values and scaler, the target's classes or scaling, every check and warning),
+then `encoded_chunks` reads it again, chunk by chunk, as the network's arrays.
+
+The validation part is a hash of each row's number and the seed (`splits.hashed_validation`),
+so it is the same however the table is chunked. As in memory, categories and classes come from
+every row of `data.path` and fill values and scaling from its training part only; a
+`data.validation_path` file's rows are not part of the fit.
+
+    scan = scan_table(cfg)
+    for rows, X, y in encoded_chunks(cfg, scan, "train"):
+        ...
 """
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from types import SimpleNamespace
+from typing import Iterator
 
 import numpy as np
 
-from .. import resources as _resources
-from . import splits as _splits
-from .encoding import FeatureEncoder
+from ..errors import NnctlError, did_you_mean
+from .columns import classes_note, feature_columns, regression_note
+from .encoding import FeatureEncoder, embedding_widths
+from .scanpass import FirstPass, kept_rows
+from .scanstats import labels_as
+from .splits import hashed_validation
+from .tables import open_table, read_table, table_parts
 
-
-def _mix(row_numbers: np.ndarray, seed: int) -> np.ndarray:
-    """splitmix64 of (row number, seed): uint64."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(row_numbers, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) & (2**64 - 1))
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def hashed_validation(row_numbers, seed: int, fraction: float) -> np.ndarray:
-    return (_mix(row_numbers, seed) >> np.uint64(11)).astype(np.float64) / float(1 << 53) < fraction
-
-
-def hashed_fold(row_numbers, seed: int, k: int) -> np.ndarray:
-    return (_mix(row_numbers, seed + 1) % np.uint64(k)).astype(np.int64)
-
-
-def memory_budget() -> int:
-    text = os.environ.get("NNCTL_MEMORY_LIMIT", "").strip()
-    if text:
-        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?", text, re.IGNORECASE)
-        units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-        return int(float(m.group(1)) * units[m.group(2).lower()])
-    return (_resources.available_memory() or 8 << 30) // 2
-
-
-def encoded_bytes_estimate(cfg, estimate) -> int:
-    itemsize = np.dtype(cfg.training.dtype).itemsize
-    rows = getattr(estimate, "train_rows", None) or estimate.rows
-    inputs = estimate.n_inputs if hasattr(estimate, "n_inputs") else estimate.inputs
-    return int(rows * (inputs * itemsize + 8))
-
-
-@dataclass
-class SizeEstimate:
-    rows: float
-    inputs: int
-    task: str
-
-
-def estimate_size(cfg) -> SizeEstimate:
-    from .tables import is_parquet, open_table
-
-    path, data = Path(cfg.data.path), cfg.data
-    table = open_table(path, data.delimiter)
-    used = len(data.features) if data.features else len([h for h in table.header if h]) - 1 - len(data.exclude)
-    if is_parquet(path):
-        import pyarrow.parquet as pq
-
-        rows = pq.ParquetFile(path).metadata.num_rows
-    else:
-        with open(path, "rb") as fh:
-            head = fh.read(1 << 16)
-        rows = path.stat().st_size * head.count(b"\n") / max(len(head), 1)
-    fraction = 0.0 if data.validation_path else data.validation_split
-    return SizeEstimate(rows * (1 - fraction), max(used, 1), "classification")
-
-
-for _module, _name, _value in ((_resources, "memory_budget", memory_budget),
-                               (_resources, "encoded_bytes_estimate", encoded_bytes_estimate),
-                               (_splits, "hashed_validation", hashed_validation),
-                               (_splits, "hashed_fold", hashed_fold)):
-    if not hasattr(_module, _name):
-        setattr(_module, _name, _value)
+CHUNK_CELLS = 4_000_000  # cells parsed at a time: about 32 MB as float64
 
 
 @dataclass
 class Scan:
-    encoder: FeatureEncoder
+    encoder: FeatureEncoder  # fitted on the training rows exactly as the in-memory path fits it
     task: str
     target: str
     classes: list | None
     target_scaler: dict | None
-    rows: int
-    train_rows: int
-    val_rows: int
+    rows: int  # rows of the training table read (before dropping)
+    train_rows: int  # rows kept in the training part
+    val_rows: int  # rows kept in the validation part (hash split), 0 if none
     rows_dropped: int
     class_counts: dict
-    notes: list
-    _parts: dict = field(default_factory=dict, repr=False)
+    notes: list  # ("note" | "warning", text), as Dataset.notes
+    label_kind: str = "int"  # how target labels compare: text | bool | int | float (scanstats.TargetLabels)
+    files: list = field(default_factory=list)  # the files of data.path, in the order read
 
     @property
     def n_inputs(self) -> int:
         return len(self.encoder.inputs)
 
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "regression":
+            return len(self.target_scaler["offset"]) if self.target_scaler else 1
+        return 1 if len(self.classes) == 2 else len(self.classes)
 
-def scan_table(cfg, chunk_rows=None) -> Scan:
-    from .dataset import _read, _regression_target, encode_labels
-    from .encoding import fit_target_scaler
 
-    rows = _read(cfg)
-    df, target, dtype = rows.df, cfg.data.target, np.dtype(cfg.training.dtype)
-    if rows.task == "classification":
-        classes, y = encode_labels(df[target], target, rows.where)
+@dataclass
+class SizeEstimate:
+    """The training table's size before a first pass: `rows` (exact for Parquet, from its
+    metadata; for CSV the text's size over the first lines' length, compressed text counted at
+    COMPRESSION_RATIO) and `inputs` (one per used column: one-hot columns count once)."""
+    rows: float
+    inputs: int
+    task: str = "classification"
+
+
+COMPRESSION_RATIO = 5  # CSV text is about this many times larger than its gzip, bz2, xz or zip
+
+
+def estimate_size(cfg) -> SizeEstimate:
+    """What `resources.encoded_bytes_estimate` needs before a first pass, for a file, a folder
+    or a glob of files (errors as open_table's)."""
+    data = cfg.data
+    table = open_table(data.path, data.delimiter)
+    used = len(data.features) if data.features else len([h for h in table.header if h]) - 1 - len(data.exclude)
+    rows = sum(_rows_of(part) for part in table_parts(table))
+    fraction = 0.0 if data.validation_path else data.validation_split
+    task = "regression" if cfg.model.task == "regression" else "classification"
+    return SizeEstimate(rows * (1 - fraction), max(used, 1), task)
+
+
+def _rows_of(part) -> float:
+    """A file's data rows: Parquet's metadata says; a CSV's size over its first lines' length."""
+    import os
+
+    from .csvfile import HEAD_BYTES, _decompressed_head, _rewound
+
+    if part.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(part.path).metadata.num_rows
+    if hasattr(part.source, "getvalue"):  # a stream, read into memory
+        size, raw = len(part.source.getvalue()), part.source.getvalue()[:HEAD_BYTES]
     else:
-        classes, y = None, _regression_target(df[target], target, rows.where)
-    numbers = np.arange(rows.train_rows, dtype=np.int64)
-    if rows.val_where is None:
-        val = hashed_validation(numbers, cfg.seed, cfg.data.validation_split)
-        train_idx, val_idx = np.flatnonzero(~val), np.flatnonzero(val)
-    else:
-        train_idx, val_idx = numbers, np.arange(rows.train_rows, len(df))
-    encoder = FeatureEncoder(rows.features, unknown=cfg.data.unknown_category, decimal=cfg.data.decimal)
-    X_train = encoder.fit(df.iloc[train_idx], rows.categorical, cfg.data.scale, cfg.data.missing, dtype, rows.where,
-                          categories_from=df.iloc[:rows.train_rows], embedding=cfg.data.embedding)
-    X_val = encoder.transform(df.iloc[val_idx], dtype, where=rows.val_where or rows.where)
-    scaler, counts = None, {}
-    if rows.task == "classification":
-        counts = {str(c): int(n) for c, n in zip(classes, np.bincount(y[train_idx], minlength=len(classes)))}
-    elif cfg.data.scale_target:
-        scaler = fit_target_scaler(y[train_idx])
-        y = ((y - np.asarray(scaler["offset"])) / np.asarray(scaler["scale"]))
-    y = y.astype(np.int64 if classes else dtype)
-    parts = {"train": (train_idx, X_train, y[train_idx]),
-             "validation": (val_idx - (rows.train_rows if rows.val_where else 0), X_val, y[val_idx])}
-    return Scan(encoder, rows.task, target, classes, scaler, rows.rows_read, len(train_idx), len(val_idx),
-                rows.rows_read - len(df), counts, rows.notes, parts)
+        size = os.stat(part.source).st_size
+        with open(part.source, "rb") as fh:
+            raw = fh.read(HEAD_BYTES)
+    _, head = _decompressed_head(_rewound(part.source), raw, part.where)
+    text = size * (COMPRESSION_RATIO if part.compression else 1)
+    return max(text * head.count(b"\n") / max(len(head), 1) - 1, 0)
 
 
-def encoded_chunks(cfg, scan: Scan, part="train", chunk_rows=None):
-    if part == "test":
-        from .dataset import encode_labels  # noqa: F401
-        from .tables import open_table, read_table
+def default_chunk_rows(columns: int) -> int:
+    return max(1000, CHUNK_CELLS // max(columns, 1))
 
-        if not cfg.data.test_path:
+
+def _columns(cfg, table, notes: list) -> tuple[list, list]:
+    """(features, used columns) of the table's header, with the in-memory path's checks."""
+    from .dataset import _other_files
+
+    data, header, where = cfg.data, table.header, table.where
+    named = [h for h in header if h]
+    if data.target not in header:
+        raise NnctlError(f"target column '{data.target}' not in the file{did_you_mean(data.target, named)}", where,
+                         f"set data.target to one of: {', '.join(named[:20])}")
+    features = feature_columns(data, header, where, notes)
+    if not features:
+        raise NnctlError("there are no feature columns besides the target", where)
+    if data.categorical != "auto":
+        for col in data.categorical:
+            if col not in features:
+                raise NnctlError(f"data.categorical names '{col}', which is not a feature column"
+                                 f"{did_you_mean(col, features)}", where)
+    used = list(dict.fromkeys(features + [data.target]))
+    _other_files(data, used)  # a typo in the validation or test file's columns fails before the long pass
+    return features, used
+
+
+def _chunks(table, used, chunk_rows, decimal):
+    """(file's name, first row's number in the whole table, chunk indexed by row in its file)."""
+    offset = 0
+    for part in table_parts(table):
+        rows = 0
+        for chunk in read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal):
+            yield part.where, offset + rows, chunk
+            rows += len(chunk)
+        offset += rows
+
+
+def scan_table(cfg, chunk_rows: int | None = None) -> Scan:
+    """One bounded-memory pass over data.path (validation_path's rows are NOT in the fit)."""
+    data, notes = cfg.data, []
+    table = open_table(data.path, data.delimiter)
+    features, used = _columns(cfg, table, notes)
+    chunk_rows = chunk_rows or default_chunk_rows(len(table.header))
+    fraction = 0.0 if data.validation_path else data.validation_split
+    state = FirstPass(cfg, features, table.where)
+    for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
+        rows = start + np.arange(len(chunk), dtype=np.int64)
+        state.add(chunk, rows, hashed_validation(rows, cfg.seed, fraction), where)
+    if state.rows == 0:
+        raise NnctlError("data file has a header but no data rows", table.where)
+    return _finish(cfg, state, features, table, notes)
+
+
+def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
+    data, where = cfg.data, table.where
+    notes += state.column_warnings()
+    task, classes, counts, scaler = state.target_result()
+    if task == "regression" and cfg.model.task == "auto":
+        notes += regression_note(state.target_series(), data.target)
+    if data.validation_path and data.validation_split:
+        notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
+    if classes is not None:
+        notes += classes_note(classes, sum(counts.values()), data.target)
+        if data.positive_class is not None:
+            classes = _positive_last(classes, data.positive_class, data.target, where)
+    elif data.positive_class is not None:
+        raise NnctlError("data.positive_class is set, but this is a regression", where,
+                         "leave data.positive_class out, or set model.task: classification")
+    encoder = _encoder(cfg, state, features, where)
+    return Scan(encoder, task, data.target, classes, scaler, state.rows, state.train_rows, state.val_rows,
+                state.rows - state.train_rows - state.val_rows,
+                {str(c): int(counts[c]) for c in classes} if classes is not None else {}, notes,
+                label_kind=state.target.kind(), files=[p.where for p in table_parts(table)])
+
+
+def _positive_last(classes: list, positive, target: str, where: str) -> list:
+    from .dataset import _positive_last as order
+
+    return order(classes, np.zeros(0, dtype=np.int64), positive, target, where)[0]
+
+
+def _encoder(cfg, state: FirstPass, features: list, where: str) -> FeatureEncoder:
+    """The FeatureEncoder that `FeatureEncoder.fit` would make from the same training rows."""
+    from .dataset import _check_embedding
+
+    data = cfg.data
+    categories = state.categories()
+    _check_embedding(data.embedding, SimpleNamespace(categorical=list(categories), features=features, where=where))
+    encoder = FeatureEncoder(features, categories, unknown=data.unknown_category, decimal=data.decimal,
+                             embedding=embedding_widths(data.embedding or {}, categories))
+    encoder.fill = state.fill_values() if data.missing == "mean" else None
+    encoder.scaler = state.scaler(encoder, data.scale, np.dtype(cfg.training.dtype), encoder.fill)
+    return encoder
+
+
+# --- reading the parts back, encoded -------------------------------------------------------
+
+
+def encoded_chunks(cfg, scan: Scan, part: str = "train",
+                   chunk_rows: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(row_numbers int64, X (rows, n_inputs) in the config's dtype, y: class indices (rows,) int
+    or scaled regression targets (rows, outputs)) for part "train" | "validation" (the hash split
+    of data.path, or all of data.validation_path when given) | "test" (data.test_path)."""
+    data = cfg.data
+    if part not in ("train", "validation", "test"):
+        raise ValueError(f"part must be train, validation or test, not {part!r}")
+    path, given_as, fraction = data.path, "data.path", 0.0 if data.validation_path else data.validation_split
+    if part == "test" or (part == "validation" and data.validation_path):
+        path, given_as, fraction = getattr(data, f"{part}_path"), f"data.{part}_path", None
+        if not path:
             return
-        table = open_table(Path(cfg.data.test_path), cfg.data.delimiter, given_as="data.test_path")
-        df = read_table(table, decimal=cfg.data.decimal)
-        X = scan.encoder.transform(df, np.dtype(cfg.training.dtype), where=table.where)
-        column = df[scan.target]
-        if scan.classes is not None:
-            from .encoding import label_index
+    table = open_table(path, data.delimiter, given_as=given_as)
+    used = list(dict.fromkeys(scan.encoder.features + [scan.target]))
+    # sized by the wider of the text and the encoded rows: one-hot columns widen a row many times
+    chunk_rows = chunk_rows or default_chunk_rows(max(len(table.header), scan.n_inputs))
+    for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
+        rows = start + np.arange(len(chunk), dtype=np.int64)
+        keep = kept_rows(chunk, used, scan.target, data.missing, where)
+        if fraction is not None:
+            keep &= hashed_validation(rows, cfg.seed, fraction) == (part == "validation")
+        if keep.any():
+            chunk = chunk[keep]
+            X = scan.encoder.transform(chunk, np.dtype(cfg.training.dtype), where=where)
+            yield rows[keep], X, _targets(scan, chunk[scan.target], np.dtype(cfg.training.dtype), where)
 
-            y = np.array([label_index(v, scan.classes) for v in column], dtype=np.int64)
-        else:
-            y = column.to_numpy(dtype=np.float64).reshape(-1, 1)
-            if scan.target_scaler:
-                y = (y - np.asarray(scan.target_scaler["offset"])) / np.asarray(scan.target_scaler["scale"])
-            y = y.astype(cfg.training.dtype)
-        numbers = np.arange(len(df), dtype=np.int64)
-    else:
-        numbers, X, y = scan._parts[part]
-    step = chunk_rows or 50_000
-    for start in range(0, len(X), step):
-        yield numbers[start:start + step], X[start:start + step], y[start:start + step]
+
+def _targets(scan: Scan, column, dtype, where: str) -> np.ndarray:
+    if scan.task == "regression":
+        y = column.to_numpy(dtype=np.float64).reshape(-1, 1)
+        if scan.target_scaler:
+            y = (y - np.asarray(scan.target_scaler["offset"])) / np.asarray(scan.target_scaler["scale"])
+        return y.astype(dtype)
+    import pandas as pd
+
+    labels = labels_as(column, scan.label_kind)
+    codes, distinct = pd.factorize(labels)  # each distinct label looked up once, not each row
+    index = {label: i for i, label in enumerate(scan.classes)}
+    y = np.array([index.get(v, -1) for v in distinct.tolist()], dtype=np.int64)[codes]
+    if (y < 0).any():
+        row = int(np.flatnonzero(y < 0)[0])
+        raise NnctlError(f"label {labels[row]!r} in column '{scan.target}' is not in the training file "
+                         f"(data row {int(column.index[row]) + 1})", where,
+                         "the validation and test files may only use labels the training file has")
+    return y

@@ -38,3 +38,32 @@ def random_split(n: int, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
     rows = rng.permutation(n)
     n_val = min(int(round(fraction * n)), n - 1)
     return np.sort(rows[n_val:]), np.sort(rows[:n_val])
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64s: every input bit flips about half the output bits."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def row_hash(row_numbers: np.ndarray, seed: int) -> np.ndarray:
+    """A 64-bit hash of each (row number, seed): a row's part depends on nothing else, so it is
+    the same however the table is chunked, and the same in every run with this seed."""
+    rows = np.asarray(row_numbers, dtype=np.int64).astype(np.uint64)
+    key = _splitmix64(np.array([seed], dtype=np.uint64))[0]
+    return _splitmix64(rows ^ key)
+
+
+def hashed_validation(row_numbers: np.ndarray, seed: int, fraction: float) -> np.ndarray:
+    """True for the rows in the validation part: the hash's top 53 bits as a uniform number in
+    [0, 1) below `fraction`. (rows,) bool."""
+    uniform = (row_hash(row_numbers, seed) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return uniform < fraction
+
+
+def hashed_fold(row_numbers: np.ndarray, seed: int, k: int) -> np.ndarray:
+    """Each row's fold in 0..k-1, from the same hash: fold i is cv's validation part i. (rows,) int64."""
+    return (row_hash(row_numbers, seed) % np.uint64(k)).astype(np.int64)

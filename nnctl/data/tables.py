@@ -1,14 +1,14 @@
 """One way to open a table, whatever file holds it: CSV (plain, compressed, or a stream) or
 Parquet. `FORMATS` maps a file's suffix to its reader; `open_table` picks one and reads the
 header, `read_table` reads the rows with the reader that opened the table. A new format is one
-reader and its suffixes here."""
+reader and its suffixes here. A folder or glob of files is one table (`multifile.py`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import csvfile, parquetfile
+from . import csvfile, multifile, parquetfile
 from .csvfile import STDIN, require_columns
 
 
@@ -41,9 +41,19 @@ def _read_parquet(table, columns, chunksize, decimal, as_text):
     return parquetfile.read_parquet(table, list(columns) if columns is not None else None, chunksize)
 
 
+def _open_many(path, delimiter, given_as):
+    return multifile.open_many(path, lambda f, given: reader_for(f).open(f, delimiter, given), given_as)
+
+
+def _read_many(table, columns, chunksize, decimal, as_text):
+    return multifile.read_many(table, lambda part, *args: READERS[part.kind].read(part, *args), columns, chunksize,
+                               decimal, as_text)
+
+
 CSV = Reader("csv", _open_csv, _read_csv)
 PARQUET = Reader("parquet", _open_parquet, _read_parquet)
-READERS = {reader.kind: reader for reader in (CSV, PARQUET)}
+MANY = Reader("many", _open_many, _read_many)
+READERS = {reader.kind: reader for reader in (CSV, PARQUET, MANY)}
 # CSV's compressions are found from their magic bytes, so any other suffix is read as CSV too
 FORMATS = {".parquet": PARQUET, ".pq": PARQUET,
            ".csv": CSV, ".tsv": CSV, ".txt": CSV, ".gz": CSV, ".bz2": CSV, ".xz": CSV, ".zip": CSV}
@@ -56,6 +66,8 @@ def reader_for(path) -> Reader:
     by the CSV reader: nothing peeks into it."""
     if str(path) == STDIN:
         return CSV
+    if multifile.is_many(path):
+        return MANY
     path = Path(path)
     if path.suffix.lower() in FORMATS:
         return FORMATS[path.suffix.lower()]
@@ -73,8 +85,14 @@ def is_parquet(path) -> bool:
     return reader_for(path) is PARQUET
 
 
+def table_parts(table) -> list:
+    """The one-file tables a table is made of, in order: itself, or a folder's or glob's files."""
+    return list(table.parts) if table.kind == MANY.kind else [table]
+
+
 def open_table(path, delimiter: str | None = None, given_as: str = "data.path"):
-    """The file's table and header; errors name the file and say how to fix it."""
+    """The file's table and header; errors name the file and say how to fix it. A folder or a
+    glob is one table of several files (`multifile`)."""
     reader = reader_for(path)
     return reader.open(path, delimiter, given_as)
 

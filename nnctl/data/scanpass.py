@@ -1,0 +1,223 @@
+"""The first pass's state: fed one chunk at a time (`FirstPass.add`), it keeps per column what
+`load_dataset` would learn from the whole table, and the same checks, with the row they fail at.
+
+Each column's kind is decided by its first chunk with a value in it: text makes it categorical
+(under `categorical: auto`), numbers numeric. A whole file read at once would take a numeric
+column with one stray word in row 10 million as text; here that word is an error naming its row.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NnctlError, plain
+from .columns import MAX_AUTO_CLASSES, column_warnings, looks_like_decimal_commas
+from .encoding import category_label, is_number
+from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, TargetLabels
+
+MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
+
+
+def kept_rows(chunk, used: list, target: str, policy: str, where: str) -> np.ndarray:
+    """(rows,) bool: the rows data.missing keeps. Under `error` a missing value is an error
+    naming its column and first row (the chunk's index is the row's place in its file)."""
+    missing = chunk[used].isna()
+    if policy == "error" and missing.to_numpy().any():
+        col = next(c for c in used if missing[c].any())
+        row = int(chunk.index[int(np.flatnonzero(missing[col].to_numpy())[0])])
+        raise NnctlError(f"missing values in column '{col}' (first in data row {row + 1})", where, MISSING_HINT)
+    return ~(missing.any(axis=1) if policy == "drop" else missing[target]).to_numpy()
+
+
+def _numeric_dtype(column) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+class FirstPass:
+    def __init__(self, cfg, features: list, where: str):
+        data = cfg.data
+        self.data, self.features, self.where = data, features, where
+        self.dtype, self.model_task = np.dtype(cfg.training.dtype), cfg.model.task
+        self.listed = [] if data.categorical == "auto" else list(data.categorical)
+        self.kinds = {c: "categorical" for c in self.listed}  # the rest: "numeric" or text, from the data
+        self.used = list(dict.fromkeys(features + [data.target]))
+        self.target = TargetLabels(data.target)
+        self.rows = self.train_rows = self.val_rows = 0
+        self.moments = {c: Moments() for c in features}  # training values as the dtype holds them
+        self.raw = {c: Moments() for c in features}  # training values in float64: the fill mean
+        self.missing_train = dict.fromkeys(features, 0)
+        self.seen: dict = {c: set() for c in features}  # category names, every kept row
+        self.modes: dict = {c: {} for c in features}  # category -> training rows, for missing: mean
+        self.ids = {c: DistinctInts() for c in features}
+
+    def add(self, chunk, rows: np.ndarray, val: np.ndarray, where: str) -> None:
+        """One chunk: its rows' numbers in the table, and which are in the validation part."""
+        self.rows += len(chunk)
+        self._kinds(chunk, where)
+        for col in self.features:
+            if self.kinds.get(col) != "categorical":
+                self.ids[col].add(chunk[col])  # before dropping, as in memory
+        keep = kept_rows(chunk, self.used, self.data.target, self.data.missing, where)
+        chunk, train = chunk[keep], ~val[keep]
+        self.train_rows += int(train.sum())
+        self.val_rows += int((~train).sum())
+        self.target.add(chunk[self.data.target], train)
+        for col in self.features:
+            if self.kinds.get(col) == "categorical":
+                self._categorical(chunk[col], col, train)
+            else:
+                self._numeric(chunk[col], col, train, where)
+
+    def _kinds(self, chunk, where: str) -> None:
+        for col in self.features:
+            column = chunk[col]
+            if col in self.listed or _numeric_dtype(column) or not column.notna().any():
+                if self.kinds.get(col) is None and _numeric_dtype(column) and column.notna().any():
+                    self.kinds[col] = "numeric"
+                continue
+            if self.kinds.get(col) == "numeric":
+                text = (column.notna() & ~column.map(is_number)).to_numpy()
+                at = int(np.flatnonzero(text if text.any() else column.notna().to_numpy())[0])
+                raise NnctlError(f"column '{col}' holds numbers, but data row {int(column.index[at]) + 1} has "
+                                 f"{plain(column.iloc[at])}", where,
+                                 "fix that value, or list the column in data.categorical to read it as categories")
+            if self.kinds.get(col) is None:
+                self._first_text(column, col, where)
+
+    def _first_text(self, column, col: str, where: str) -> None:
+        """The in-memory path's checks on a text column (columns.categorical_columns)."""
+        if looks_like_decimal_commas(column):
+            raise NnctlError(f"column '{col}' holds numbers written with a decimal comma "
+                             f"(e.g. '{column.dropna().iloc[0]}')", where, "set data.decimal: \",\" to read them as numbers")
+        if self.data.categorical != "auto":
+            example = next((v for v in column.dropna() if not is_number(v)), column.dropna().iloc[0])
+            raise NnctlError(f"column '{col}' is not numeric (e.g. '{example}')", where,
+                             "list it in data.categorical to one-hot encode it (or `categorical: auto`), "
+                             f"or leave it out (data.exclude: [{col}], or drop it from data.features)")
+        self.kinds[col] = "categorical"
+
+    def _numeric(self, column, col: str, train: np.ndarray, where: str) -> None:
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            row = int(column.index[int(np.flatnonzero(infinite)[0])])
+            raise NnctlError(f"column '{col}' has an infinite value (data row {row + 1})", where,
+                             "replace it with a finite number or leave the cell empty")
+        present = ~np.isnan(values)
+        with np.errstate(over="ignore"):
+            held = values[present].astype(self.dtype)
+        if not np.isfinite(held).all():
+            raise NnctlError(f"column '{col}' has values too large for {self.dtype} "
+                             f"(beyond ±{np.finfo(self.dtype).max:.3g})", where,
+                             "rescale that column, or set training.dtype: float64")
+        self.missing_train[col] += int((train & ~present).sum())
+        self.raw[col].add(values[present & train])
+        self.moments[col].add(held[train[present]].astype(np.float64))
+
+    def _categorical(self, column, col: str, train: np.ndarray) -> None:
+        names = {v: category_label(v) for v in column.dropna().unique()}
+        self.seen[col].update(names.values())
+        if self.data.missing == "mean":
+            for value, n in column[train].value_counts().items():
+                name = names[value]
+                self.modes[col][name] = self.modes[col].get(name, 0) + int(n)
+
+    # --- what the pass learned ------------------------------------------------------------
+
+    def categorical(self) -> list:
+        """The categorical columns, in the order the in-memory path lists them."""
+        return self.listed or [c for c in self.features if self.kinds.get(c) == "categorical"]
+
+    def categories(self) -> dict:
+        return {col: sorted(self.seen[col]) for col in self.categorical()}
+
+    def fill_values(self) -> dict:
+        """missing: mean's fill values: the training mean of a number, the most frequent
+        category (the first in sorted order among equals)."""
+        fill = {}
+        for col in self.features:
+            if self.kinds.get(col) == "categorical":
+                counts = self.modes[col]
+                fill[col] = min(counts, key=lambda name: (-counts[name], name)) if counts else None
+            else:
+                fill[col] = self.raw[col].mean if self.raw[col].n else 0.0
+        return fill
+
+    def scaler(self, encoder, kind: str, dtype, fill: dict | None) -> dict:
+        """encoding._fit_scaler's result over the encoded training matrix, from the moments."""
+        offset, scale, passthrough = [], [], []
+        for col in encoder.features:
+            width = len(encoder.categories[col]) if encoder._onehot_column(col) else 1
+            stats = self.moments[col]
+            if col not in encoder.categories and fill is not None:
+                stats = stats.with_constant(float(dtype.type(fill[col])), self.missing_train[col])
+            if kind == "standard" and self.train_rows:
+                pair = (stats.mean, stats.std)
+            elif kind == "minmax" and self.train_rows:
+                pair = (stats.low, stats.high - stats.low)
+            else:
+                pair = (0.0, 1.0)
+            offset += [pair[0]] * width
+            scale += [pair[1]] * width
+            passthrough += [col in encoder.categories] * width
+        offset, scale, passthrough = np.array(offset), np.array(scale), np.array(passthrough, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            scale = np.where(np.isfinite(scale) & (scale > 0) & ~passthrough, scale, 1.0)
+            offset = np.where(passthrough | ~np.isfinite(offset), 0.0, offset)
+        return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
+
+    def column_warnings(self) -> list:
+        notes = []
+        for col in self.features:
+            if self.kinds.get(col) == "categorical":
+                notes += column_warnings(col, len(self.seen[col]), self.rows, True, False, self.data.embedding)
+            elif self.ids[col].alive and self.rows:
+                capped = self.ids[col].capped
+                distinct = self.rows if capped else len(self.ids[col].seen)
+                notes += column_warnings(col, distinct, self.rows, False, True, self.data.embedding,
+                                         checked_rows=ID_TRACK_ROWS if capped else None)
+        return notes
+
+    def target_result(self) -> tuple:
+        """(task, sorted classes or None, {class: rows} or None, target scaler or None)."""
+        if self.rows and not self.train_rows + self.val_rows:
+            raise NnctlError("no rows left after dropping rows with missing values", self.where)
+        target, labels = self.data.target, self.target
+        task = self.data_task()
+        if task == "classification":
+            if labels.overflow:
+                raise labels.too_many(self.where)
+            counts = labels.label_counts()
+            classes = sorted(counts)
+            if len(classes) < 2:
+                raise NnctlError(f"target column '{target}' has a single class ({plain(classes[0])}); "
+                                 "classification needs two or more", self.where,
+                                 "check data.target, or set model.task: regression")
+            return task, classes, counts, None
+        if labels.text or (labels.seen_bool and not labels.seen_numeric):
+            raise NnctlError(f"target column '{target}' is not numeric, so it cannot be a regression target",
+                             self.where, "set model.task: classification (or auto)")
+        if labels.infinite:
+            raise NnctlError(f"target column '{target}' has an infinite value", self.where)
+        scaler = None
+        if self.data.scale_target:
+            scale = labels.moments.std if labels.moments.std > 0 else 1.0
+            scaler = {"kind": "standard", "offset": [labels.moments.mean], "scale": [scale]}
+        return task, None, None, scaler
+
+    def data_task(self) -> str:
+        """dataset.data_task over the whole column."""
+        setting, labels = self.model_task, self.target
+        if setting != "auto":
+            return setting
+        if labels.text or not labels.seen_numeric:
+            return "classification"
+        few = not labels.overflow and len(labels.counts) <= MAX_AUTO_CLASSES
+        return "classification" if labels.whole and few else "regression"
+
+    def target_series(self):
+        """The target's distinct values (for columns.regression_note, which counts them)."""
+        import pandas as pd
+
+        return pd.Series(list(self.target.counts) if not self.target.overflow else range(MAX_AUTO_CLASSES + 1))

@@ -1,0 +1,164 @@
+"""What the first pass over a large table keeps per column, chunk by chunk, in bounded memory:
+moments merged across chunks, distinct values while they may still make an ID, and the
+target's labels with their counts."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import NnctlError
+from .encoding import category_label
+
+ID_TRACK_ROWS = 1 << 20  # an integer column is checked for being an ID over at most this many rows
+TARGET_DISTINCT_CAP = 100_000  # distinct target values counted; beyond, only a regression is possible
+
+
+class Moments:
+    """Count, mean, sum of squared deviations (M2), minimum and maximum of a column, merged
+    chunk by chunk in float64 with Chan et al.'s update, which stays accurate where a running
+    sum of squares would cancel."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.low, self.high = math.inf, -math.inf
+
+    def add(self, values: np.ndarray) -> None:
+        """values: (rows,) float64, no NaN."""
+        if len(values):
+            mean = float(values.mean())
+            d = values - mean
+            # einsum, not a BLAS dot: one vector is too little work to wake BLAS's threads for
+            self.merge(len(values), mean, float(np.einsum("i,i->", d, d)))
+            self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+
+    def merge(self, n: int, mean: float, m2: float) -> None:
+        total = self.n + n
+        if total == 0:
+            return
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.n = total
+
+    def with_constant(self, value: float, count: int) -> "Moments":
+        """These moments with `count` more rows of `value` (a filled-in missing value)."""
+        out = Moments()
+        out.n, out.mean, out.m2, out.low, out.high = self.n, self.mean, self.m2, self.low, self.high
+        if count:
+            out.merge(count, value, 0.0)
+            out.low, out.high = min(out.low, value), max(out.high, value)
+        return out
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / self.n) if self.n else 0.0
+
+
+class DistinctInts:
+    """Whether an integer column has a different value in every row so far (an ID), checked
+    exactly over its first ID_TRACK_ROWS rows; `seen` is a sorted array of its values."""
+
+    def __init__(self):
+        self.seen, self.alive, self.capped = np.empty(0, dtype=np.int64), True, False
+
+    def add(self, column) -> None:
+        import pandas as pd
+
+        if not self.alive or self.capped:
+            return
+        if not pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column):
+            self.alive = False
+            return
+        values = np.unique(column.to_numpy(dtype=np.int64))
+        if len(values) < len(column) or np.isin(values, self.seen, assume_unique=True).any():
+            self.alive = False
+            return
+        self.seen = np.union1d(self.seen, values)
+        if len(self.seen) >= ID_TRACK_ROWS:
+            self.capped, self.seen = True, np.empty(0, dtype=np.int64)
+
+
+class TargetLabels:
+    """The target column's distinct values and how many rows have each (kept rows only), and
+    what kind of column it is across chunks: text as soon as one chunk is text, as a whole
+    file read at once would be."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.counts: dict = {}
+        self.text = self.seen_bool = self.seen_numeric = self.overflow = self.infinite = False
+        self.whole = True
+        self.moments = Moments()  # of the training rows: the regression target's scaler
+
+    def add(self, column, train: np.ndarray) -> None:
+        import pandas as pd
+
+        if pd.api.types.is_bool_dtype(column):
+            values, self.seen_bool = column.to_numpy(dtype=bool), True
+        elif pd.api.types.is_numeric_dtype(column):
+            values = column.to_numpy(dtype=np.float64)
+            self.seen_numeric = True
+            self.infinite = self.infinite or bool(np.isinf(values).any())
+            finite = values[np.isfinite(values)]
+            self.whole = self.whole and bool(np.all(np.mod(finite, 1) == 0) and np.all(np.abs(finite) < 2**53))
+            self.moments.add(values[train])
+        else:
+            self.text, values = True, np.array([str(v).strip() for v in column], dtype=object)
+        self._count(values)
+
+    def _count(self, values: np.ndarray) -> None:
+        if self.overflow or not len(values):
+            return
+        if values.dtype == object:
+            labels, counts = np.unique(values.astype(str), return_counts=True)
+        else:
+            labels, counts = np.unique(values, return_counts=True)
+        for label, n in zip(labels.tolist(), counts.tolist()):
+            self.counts[label] = self.counts.get(label, 0) + n
+        if len(self.counts) > TARGET_DISTINCT_CAP:
+            self.overflow, self.counts = True, {}
+
+    def kind(self) -> str:
+        """How labels are compared: text | bool | int | float (as dataset.encode_labels reads
+        the whole column)."""
+        if self.text:
+            return "text"
+        if self.seen_bool and not self.seen_numeric:
+            return "bool"
+        return "int" if self.whole else "float"
+
+    def label_counts(self) -> dict:
+        """{label: rows}, labels in the kind's form (text labels as category names)."""
+        kind, out = self.kind(), {}
+        for label, n in self.counts.items():
+            key = label_of(label, kind)
+            out[key] = out.get(key, 0) + n
+        return out
+
+    def too_many(self, where: str) -> NnctlError:
+        return NnctlError(f"target column '{self.target}' has more than {TARGET_DISTINCT_CAP} distinct values, "
+                          "too many to be classes", where, "set model.task: regression (or auto)")
+
+
+def label_of(value, kind: str):
+    """One label in the form `kind` compares labels (see TargetLabels.kind)."""
+    if kind == "text":
+        return value if isinstance(value, str) else category_label(value)
+    if kind == "bool":
+        return bool(value)
+    return int(value) if kind == "int" else float(value)
+
+
+def labels_as(column, kind: str) -> np.ndarray:
+    """A chunk's target values in the form `kind` compares labels, as an array."""
+    import pandas as pd
+
+    if kind == "text":
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            return np.array([category_label(v) for v in column.to_numpy(dtype=np.float64)], dtype=object)
+        return np.array([str(v).strip() for v in column], dtype=object)
+    if kind == "bool":
+        return column.to_numpy(dtype=bool)
+    values = column.to_numpy(dtype=np.float64)
+    return values.astype(np.int64) if kind == "int" else values
