@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ..atomic import naming_errors
 from ..config import dump_config, load_config, resolve
 from ..config.typed import Config
@@ -139,19 +141,25 @@ def _checked_digest(cfg: Config, dataset, resume: Checkpoint | None) -> str | No
     return digest
 
 
+# a streamed run's steps after training (calibration, conformal scores, importance) read this many
+# validation rows: plenty for one temperature or a quantile, and bounded in memory
+HELD_OUT_ROWS = 100_000
+
+
 def _write_results(files: RunFolder, cfg: Config, network, dataset, result: TrainResult, extra: dict) -> None:
     """model.npz, history.csv, diagnostics.csv, validation.csv, test.csv and metrics.json (the
     scores, what model.npz holds, and `extra`)."""
     meta = build_meta(network, dataset, cfg)
+    held_out = _held_out(dataset)
     # first, before anything is scored from the saved model: all of it uses the temperature
-    calibration = calibrate(network, dataset, cfg)
+    calibration = calibrate(network, held_out, cfg)
     if calibration is not None:
         meta["calibration"] = {"temperature": calibration["temperature"]}
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, meta)
     model = Model(network, meta, files.file(files.MODEL))
     # after anything that changes the model's outputs (a fitted temperature): the scores are of them
-    add_conformal(files.file(files.MODEL), model, dataset)
+    add_conformal(files.file(files.MODEL), model, held_out)
     files.write_history(result.history)
     files.write_diagnostics(result.diagnostics)
     if len(dataset.X_val):
@@ -170,14 +178,35 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
                "saved_epoch": result.best_epoch if result.restored_best else result.epochs,
                "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
     if cfg.report.importance:
-        _write_importance(files, model, dataset, cfg, metrics)
+        _write_importance(files, model, held_out, cfg, metrics)
     if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
         metrics["positive_class"] = dataset.classes[1]
     if dataset.task == "regression":
         _add_target_units(metrics, model, dataset, cfg)
     else:
-        _add_calibration(metrics, calibration, model, dataset, test)
+        _add_calibration(metrics, calibration, model, held_out, test)
     files.write_metrics({**metrics, **extra})  # `created` keeps its place
+
+
+class _ValidationSample:
+    """A streamed dataset as the steps after training read it: its validation part's first
+    `rows` rows as arrays (`X_val`, `y_val`), everything else from the dataset itself."""
+
+    def __init__(self, dataset, rows: int):
+        self._dataset = dataset
+        self.X_val, self.y_val = np.asarray(dataset.X_val[:rows]), np.asarray(dataset.y_val[:rows])
+
+    def __getattr__(self, name):
+        return getattr(self._dataset, name)
+
+
+def _held_out(dataset):
+    """What temperature calibration, the conformal scores, the reliability bins and importance
+    are computed on: the validation part, or for a streamed run (whose validation part may not
+    fit in memory) its first HELD_OUT_ROWS rows, which the hash split drew from the whole file."""
+    if not getattr(dataset, "streamed", False):
+        return dataset
+    return _ValidationSample(dataset, min(len(dataset.X_val), HELD_OUT_ROWS))
 
 
 def _add_calibration(metrics: dict, calibration: dict | None, model, dataset, test) -> None:
