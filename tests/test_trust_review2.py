@@ -1,0 +1,61 @@
+"""Explain and conformal under misuse (review of issue #24): each bad input is one `error:`
+line that names the option or file and the fix, exit 2, nothing computed in vain or written."""
+import json
+from pathlib import Path
+
+import pytest
+
+from .cli_helpers import assert_clean_error, cli
+from .conftest import DATASETS
+
+IRIS = DATASETS / "iris.csv"
+FORMAT1 = Path(__file__).parent / "data" / "format1"
+
+
+def _rows(tmp_path, keep) -> Path:
+    lines = IRIS.read_text().splitlines()
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([lines[0], *keep(lines[1:])]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_metric_undefined_on_the_file_is_an_error_not_a_crash_or_nulls(iris_run, tmp_path, as_json):
+    # roc_auc needs both a positive and a negative row; one species has no negatives to rank
+    one_class = _rows(tmp_path, lambda rows: [r for r in rows if r.endswith("setosa")])
+    result = cli("explain", iris_run, one_class, "--metric", "roc_auc", *(["--json"] if as_json else []))
+    assert_clean_error(result, "roc_auc", "--metric", "has no rows", "every class")
+    assert result.stdout == ""
+
+
+def test_permutation_on_one_row_is_an_error_since_no_shuffle_moves_it(iris_run, tmp_path):
+    one_row = _rows(tmp_path, lambda rows: rows[:1])
+    assert_clean_error(cli("explain", iris_run, one_row), "at least 2 rows", "--method gradient")
+    gradient = cli("explain", iris_run, one_row, "--method", "gradient", "--json")
+    assert gradient.exit_code == 0, gradient.stderr
+    assert json.loads(gradient.stdout)["rows"] == 1
+
+
+def test_repeats_far_beyond_use_is_refused_before_any_work(iris_run):
+    assert_clean_error(cli("explain", iris_run, IRIS, "--repeats", "100000"), "--repeats", "at most 1000")
+    ok = cli("explain", iris_run, IRIS, "--repeats", "1", "--json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["repeats"] == 1
+
+
+@pytest.mark.parametrize("where", ["missing/importance.csv", "."])
+def test_a_bad_output_fails_before_the_importance_is_computed(iris_run, tmp_path, monkeypatch, where):
+    import nnctl.commands.explain as explain
+
+    def never(*args, **kwargs):
+        raise AssertionError("explain ran although --output cannot be written")
+
+    monkeypatch.setattr(explain, "explain_file", never)
+    result = cli("explain", iris_run, IRIS, "--output", tmp_path / where)
+    assert_clean_error(result, "--output" if where == "." else "missing")
+    assert "importance.csv" in result.stderr  # the hint's example is this command's file
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_format1_model_is_not_said_to_lack_a_validation_part_it_may_have_had():
+    result = cli("predict", FORMAT1 / "regression", FORMAT1 / "levels.csv", "--interval", "0.9")
+    assert_clean_error(result, "--interval", "older nnctl", "data.validation_split")
