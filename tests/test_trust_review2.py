@@ -1,5 +1,6 @@
 """Explain and conformal under misuse (review of issue #24): each bad input is one `error:`
 line that names the option or file and the fix, exit 2, nothing computed in vain or written."""
+import csv
 import json
 from pathlib import Path
 
@@ -59,3 +60,40 @@ def test_a_bad_output_fails_before_the_importance_is_computed(iris_run, tmp_path
 def test_a_format1_model_is_not_said_to_lack_a_validation_part_it_may_have_had():
     result = cli("predict", FORMAT1 / "regression", FORMAT1 / "levels.csv", "--interval", "0.9")
     assert_clean_error(result, "--interval", "older nnctl", "data.validation_split")
+
+
+def test_drops_that_cancel_are_exactly_zero_not_rounding_noise(iris_run, tmp_path):
+    # 7 rows, one mislabelled: shuffles that gain one row and lose one row cancel; their mean
+    # in floating point came out as -5.55e-17, shown in the table as "-5.551e-17"
+    lines = IRIS.read_text().splitlines()
+    species = sorted({line.rsplit(",", 1)[1] for line in lines[1:]})
+    rows = []
+    for i, line in enumerate(lines[1:][45:52], start=45):
+        values, label = line.rsplit(",", 1)
+        rows.append(f"{values},{species[(species.index(label) + 1) % 3]}" if i % 7 == 0 else line)
+    path = tmp_path / "seven.csv"
+    path.write_text("\n".join([lines[0], *rows]) + "\n")
+    out = json.loads(cli("explain", iris_run, path, "--repeats", "2", "--json").stdout)
+    assert out["baseline"] == pytest.approx(6 / 7)
+    tiny = [c for c in out["columns"] if 0 < abs(c["importance"]) < 1e-12]
+    assert tiny == []
+    assert all(abs(c["importance"] * 7 * 2 - round(c["importance"] * 7 * 2)) < 1e-9 for c in out["columns"])
+
+
+def test_the_reports_whisker_is_two_std_the_rule_the_docs_give(iris_config, tmp_path):
+    import re
+
+    from .cli_helpers import train_run
+
+    run = train_run(iris_config(), tmp_path / "runs", "report.importance=true", "training.iterations=30")
+    columns = list(csv.DictReader((run / "importance.csv").open()))
+    assert cli("report", run).exit_code == 0
+    page = (run / "report.html").read_text()
+    section = page.split("What the model relies on", 1)[1].split("<h2>", 1)[0]
+    assert "two std" in section and 'class="grid2 top"' in section
+    bars = [float(w) for w in re.findall(r'class="mark bar" x="[-\d.]+" y="[\d.]+" width="([\d.]+)"', section)]
+    whiskers = [float(b) - float(a) for a, b in re.findall(r'<line class="s7" x1="([-\d.]+)" x2="([-\d.]+)"', section)]
+    top = columns[0]
+    importance, std = float(top["importance"]), float(top["std"])
+    assert importance > 0 and std > 0, columns
+    assert whiskers[0] / bars[0] == pytest.approx(4 * std / importance, rel=0.02)

@@ -146,7 +146,12 @@ def permutation_importance(model, parts, metric=None, repeats: int = REPEATS, se
     baseline = tally.value(base)
     scores = np.array([[tally.value(s) for s in per_column] for per_column in shuffled])
     drops = tally.sign * (baseline - scores)
-    return _result("permutation", metric, blocks, drops.mean(axis=1), drops.std(axis=1), rows,
+    importance = drops.mean(axis=1)
+    # drops of +1/n and −1/n row (accuracy) cancel to ±1e-17 rather than 0: rounding, not
+    # importance, which would show as "-2.220e-17" in the table and as a hairline bar
+    scale = np.nanmax(np.abs(np.append(scores, baseline)), initial=0.0)
+    importance[np.abs(importance) <= 1e-12 * scale] = 0.0
+    return _result("permutation", metric, blocks, importance, drops.std(axis=1), rows,
                    baseline=baseline, repeats=repeats, seed=seed)
 
 
