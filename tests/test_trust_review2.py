@@ -97,3 +97,15 @@ def test_the_reports_whisker_is_two_std_the_rule_the_docs_give(iris_config, tmp_
     importance, std = float(top["importance"]), float(top["std"])
     assert importance > 0 and std > 0, columns
     assert whiskers[0] / bars[0] == pytest.approx(4 * std / importance, rel=0.02)
+
+
+@pytest.mark.parametrize("command", ["explain", "predict"])
+def test_output_onto_the_run_folders_model_is_refused(iris_run, tmp_path, command):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(iris_run, run)
+    before = (run / "model.npz").read_bytes()
+    result = cli(command, run, IRIS, "--output", run / "model.npz")
+    assert_clean_error(result, "--output is the input file", "model.npz")
+    assert (run / "model.npz").read_bytes() == before
