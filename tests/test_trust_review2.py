@@ -109,3 +109,22 @@ def test_output_onto_the_run_folders_model_is_refused(iris_run, tmp_path, comman
     result = cli(command, run, IRIS, "--output", run / "model.npz")
     assert_clean_error(result, "--output is the input file", "model.npz")
     assert (run / "model.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("option", [[], ["--sets", "0.9"]])
+def test_evaluate_on_a_header_only_file_is_an_error_not_nulls(iris_run, tmp_path, option):
+    header = _rows(tmp_path, lambda rows: [])
+    result = cli("evaluate", iris_run, header, "--json", *option)
+    assert_clean_error(result, "no rows to evaluate", "rows.csv")
+    assert result.stdout == ""
+
+
+def test_evaluate_interval_on_a_header_only_file_is_an_error_not_a_crash(tmp_path, write_config):
+    from .cli_helpers import train_run
+
+    diabetes = DATASETS / "diabetes.csv"
+    run = train_run(write_config(f"data:\n  path: {diabetes}\n  target: progression\nmodel:\n  task: regression\n"),
+                    tmp_path / "runs", "training.iterations=5")
+    header = tmp_path / "header.csv"
+    header.write_text(diabetes.read_text().splitlines()[0] + "\n")
+    assert_clean_error(cli("evaluate", run, header, "--interval", "0.9"), "no rows to evaluate", "header.csv")
