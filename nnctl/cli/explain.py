@@ -29,10 +29,14 @@ def explain(
     """
     from ..atomic import refuse_same_file
     from ..commands.explain import explain_file, importance_frame
+    from ..runs.model import model_path
     from ..ui.importance import print_importance
-    from ..ui.printing import write_csv_frames
+    from ..ui.printing import check_output, write_csv_frames
 
-    refuse_same_file(output, [data, model])
+    # a run folder is read through its model.npz: --output RUN/model.npz would destroy the model
+    refuse_same_file(output, [data, model_path(model)])
+    if output is not None:
+        check_output(output, "importance.csv")
     result = explain_file(model, data, method, metric, repeats, seed)
     if output is not None:
         write_csv_frames([importance_frame(result)], output)

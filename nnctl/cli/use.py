@@ -31,10 +31,11 @@ def predict(
     """
     from ..atomic import refuse_same_file
     from ..commands.predict import positive_index, predict_frames
-    from ..runs.model import load_model
+    from ..runs.model import load_model, model_path
     from ..ui.printing import write_csv_frames
 
-    refuse_same_file(output, [data, model])
+    # a run folder is read through its model.npz: --output RUN/model.npz would destroy the model
+    refuse_same_file(output, [data, model_path(model)])
     loaded = load_model(model)
     frames = predict_frames(loaded, data, proba, threshold=threshold, keep=keep or (), positive=positive,
                             interval=interval, sets=sets)

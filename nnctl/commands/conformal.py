@@ -35,8 +35,10 @@ def half_width(model, level: float, option: str) -> float:
         raise NnctlError(f"{option} is for {wanted} models, but this model is {kind}", option,
                          f"use {other} {level:g} instead")
     if model.conformal_scores is None:
-        raise NnctlError(f"{option} needs the validation part's scores, and this model was trained without "
-                         "a validation part", str(model.path),
+        # format 1 files, and format 2 ones written before conformal scores were kept, hold none
+        # either, whatever their validation part was
+        raise NnctlError(f"{option} needs the validation part's scores, which this model does not hold: it was "
+                         "trained without a validation part, or by an older nnctl", str(model.path),
                          "train again with data.validation_split above 0 (e.g. --set data.validation_split=0.2) "
                          "or a data.validation_path")
     return conformal_quantile(model.conformal_scores, level)

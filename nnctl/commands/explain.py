@@ -30,6 +30,9 @@ from ..nn.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 METHODS = ("permutation", "gradient")
 REPEATS, SEED = 5, 0
+# the std of the mean falls as 1/√R: past this it no longer moves, and each repeat costs a pass
+# over the file per column and (columns × repeats) summed stats in memory
+MAX_REPEATS = 1000
 LOWER_IS_BETTER = ("log_loss", "mse", "rmse", "mae")
 CONFUSION = ("accuracy", "balanced_accuracy", "precision", "recall", "f1")
 
@@ -143,7 +146,12 @@ def permutation_importance(model, parts, metric=None, repeats: int = REPEATS, se
     baseline = tally.value(base)
     scores = np.array([[tally.value(s) for s in per_column] for per_column in shuffled])
     drops = tally.sign * (baseline - scores)
-    return _result("permutation", metric, blocks, drops.mean(axis=1), drops.std(axis=1), rows,
+    importance = drops.mean(axis=1)
+    # drops of +1/n and −1/n row (accuracy) cancel to ±1e-17 rather than 0: rounding, not
+    # importance, which would show as "-2.220e-17" in the table and as a hairline bar
+    scale = np.nanmax(np.abs(np.append(scores, baseline)), initial=0.0)
+    importance[np.abs(importance) <= 1e-12 * scale] = 0.0
+    return _result("permutation", metric, blocks, importance, drops.std(axis=1), rows,
                    baseline=baseline, repeats=repeats, seed=seed)
 
 
@@ -208,8 +216,8 @@ def _result(method, metric, blocks, importance, std, rows, **more) -> dict:
 
 
 def check_repeats(repeats) -> None:
-    if repeats < 1:
-        raise NnctlError(f"--repeats must be at least 1, got {repeats}", "--repeats",
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise NnctlError(f"--repeats must be at least 1 and at most {MAX_REPEATS}, got {repeats}", "--repeats",
                          f"the default is {REPEATS}: more repeats give a smaller std of the mean")
 
 
@@ -241,8 +249,24 @@ def explain(model, data_path, method: str = "permutation", metric=None, repeats=
         return gradient_importance(model, (model.inputs(frame, where) for frame in frames), where)
     check_metric(model, metric)  # before the file is read
     parts = labelled_chunks(model, data_path, chunk_rows, given_as)
-    return permutation_importance(model, parts, metric, REPEATS if repeats is None else repeats,
-                                  SEED if seed is None else seed, _where(data_path))
+    result = permutation_importance(model, parts, metric, REPEATS if repeats is None else repeats,
+                                    SEED if seed is None else seed, _where(data_path))
+    _check_measurable(result, _where(data_path))
+    return result
+
+
+def _check_measurable(result: dict, where: str) -> None:
+    """A permutation result that measures nothing is an error, not a table of zeros or nulls:
+    one row (every shuffle leaves it in place), or a metric undefined on the file (roc_auc or
+    average_precision where a class has no rows)."""
+    if result["rows"] < 2:
+        raise NnctlError(f"permutation importance needs at least 2 rows to shuffle, and the file has "
+                         f"{result['rows']}", where, "give more rows, or use --method gradient, which works per row")
+    if not np.isfinite(result["baseline"]):
+        metric = result["metric"]
+        raise NnctlError(f"--metric {metric} is undefined on this file: a class it ranks against the others has "
+                         "no rows in it", where, "give rows of every class, or choose another --metric (the "
+                         "default, accuracy, is defined on any rows)")
 
 
 def explain_file(model_path, data_path, method: str = "permutation", metric=None, repeats=None, seed=None,

@@ -198,7 +198,7 @@ def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="
     for X, y in labelled_chunks(model, data_path, chunk_rows, given_as):
         truths.append(y)
         outputs.append(model.values_from_inputs(X) if model.task == "regression" else model.proba_from_inputs(X))
-    if not truths:
+    if not sum(len(y) for y in truths):  # a header-only file is one chunk of no rows
         raise NnctlError("data file has no rows to evaluate", _where(data_path))
     return np.concatenate(truths), np.concatenate(outputs)
 

@@ -27,6 +27,7 @@ body { background: var(--bg); color: var(--fg); font: 15px/1.5 system-ui, -apple
 h1 { font-size: 1.6em; margin: 0 0 4px; } h2 { font-size: 1.2em; margin: 32px 0 8px; border-bottom: 1px solid var(--grid); }
 .muted, figcaption, .tick, .axis { color: var(--muted); fill: var(--muted); }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr)); gap: 16px; }
+.grid2.top { align-items: start; }
 figure.chart { margin: 0; background: var(--panel); border-radius: 8px; padding: 8px; break-inside: avoid; }
 figure.chart > svg { width: 100%; height: auto; display: block; }
 .ctitle { font-size: 13px; font-weight: 600; padding: 2px 8px 4px; }

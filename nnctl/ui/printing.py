@@ -31,13 +31,25 @@ def write_csv_frames(frames, output=None) -> int:
         sys.stdout.flush()
         return rows
     output = Path(output)
-    if output.is_dir():
-        raise NnctlError("--output is a folder", str(output), "give a file name, e.g. predictions.csv")
+    check_output(output)
     try:
         with atomic_file(output, newline="") as fh:
             return _write_frames(frames, fh)
     except (PermissionError, FileNotFoundError) as exc:
-        raise NnctlError(f"cannot write there: {exc.strerror}", str(output))
+        raise NnctlError(f"cannot write there: {exc.strerror}", str(output), "give a writable --output path")
+
+
+def check_output(output, example: str = "predictions.csv") -> None:
+    """An NnctlError when `output` is a folder or its folder is missing: called before a command's
+    work too, so that a long computation does not end in an error it could have started with."""
+    from ..errors import NnctlError
+
+    output = Path(output)
+    if output.is_dir():
+        raise NnctlError("--output is a folder", str(output), f"give a file name, e.g. {example}")
+    if not output.parent.is_dir():
+        raise NnctlError(f"--output's folder {output.parent} does not exist", str(output),
+                         f"create it first (mkdir -p {output.parent}), or give another --output")
 
 
 def _write_frames(frames, fh) -> int:
