@@ -67,6 +67,8 @@ def calibration_section(run: RunData) -> str:
         said += (f" Temperature scaling: T = {format_number(calibration['temperature'])}, fitted on the validation "
                  f"part (its log loss {format_number(calibration.get('val_log_loss_before'))} → "
                  f"{format_number(calibration.get('val_log_loss_after'))}); these probabilities are the calibrated ones.")
+        if isinstance(calibration.get("note"), str):
+            said += f" Note: {escape(calibration['note'])}."
     else:
         said += " Not calibrated (training.calibration: none)."
     chart = reliability_diagram(bins, f"reliability diagram ({part})")
