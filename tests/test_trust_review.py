@@ -122,3 +122,21 @@ def test_a_validation_part_with_every_row_right_keeps_t_1(tmp_path, write_config
     metrics = json.loads((tmp_path / "runs" / run.split("/")[-1] / "metrics.json").read_text())
     assert metrics["calibration"]["temperature"] == 1.0 and "T = 1 was kept" in metrics["calibration"]["note"]
     assert metrics["calibration"]["val_log_loss_after"] == metrics["calibration"]["val_log_loss_before"]
+
+
+@pytest.mark.parametrize("score, shown", [({"mean": True, "std": 0.1}, None),
+                                          ({"mean": float("inf"), "std": 0.1}, None),
+                                          ({"mean": 0.9, "std": -1}, {"value": 0.9, "std": None}),
+                                          ({"mean": 0.9, "std": "x"}, {"value": 0.9, "std": None}),
+                                          ({"mean": 0.9, "std": 0.02}, {"value": 0.9, "std": 0.02})])
+def test_runs_lists_a_damaged_seeds_summary_without_a_false_score(score, shown, seeds_folder):
+    from nnctl.sweep.listing import list_searches
+
+    summary = json.loads((seeds_folder / "summary.json").read_text())
+    summary["val_accuracy"] = score
+    (seeds_folder / "summary.json").write_text(json.dumps(summary))
+    [entry] = list_searches(seeds_folder.parent)
+    said = entry["summary"]
+    assert (said if said is None else {"value": said["value"], "std": said["std"]}) == shown
+    result = cli("runs", seeds_folder.parent)
+    assert result.exit_code == 0 and "True" not in result.stdout and "inf" not in result.stdout
