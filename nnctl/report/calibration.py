@@ -72,5 +72,8 @@ def calibration_section(run: RunData) -> str:
     else:
         said += " Not calibrated (training.calibration: none)."
     chart = reliability_diagram(bins, f"reliability diagram ({part})")
-    return f'<h2>Calibration</h2><p class=muted>{said}</p><div class="grid2">{chart}</div>'
+    # auto-fill, not grid2's auto-fit: a lone chart keeps a half-width cell instead of stretching
+    # to the page's width, where its labels and counts grow past the frame
+    one = 'style="grid-template-columns: repeat(auto-fill, minmax(460px, 1fr))"'
+    return f'<h2>Calibration</h2><p class=muted>{said}</p><div class="grid2" {one}>{chart}</div>'
 
