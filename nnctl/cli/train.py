@@ -74,6 +74,8 @@ def train(
         report_runs([run])
     if not quiet:
         sys.stderr.write(summary_line(result, run) + "\n")
+    if result.status != "interrupted":
+        _calibration_warning(run)
     if json_:
         typer.echo(dumps({"run": str(run), **result.metrics}))
     else:
@@ -109,3 +111,13 @@ def validate(
     metrics_in_use(watched_metrics(cfg.training), dataset)
     typer.echo(dump_config(cfg), nl=False)
     sys.stderr.write(validation_summary(network, dataset) + "\nconfig is valid\n")
+
+
+def _calibration_warning(run) -> None:
+    """training.calibration's note (it kept T = 1) as a warning: shown even with --quiet."""
+    from ..runs.folder import RunFolder
+    from ..ui.progress import note_lines
+
+    calibration = RunFolder(run).read_metrics().get("calibration")
+    if isinstance(calibration, dict) and isinstance(calibration.get("note"), str):
+        sys.stderr.write("\n".join(note_lines([("warning", f"training.calibration: {calibration['note']}")])) + "\n")

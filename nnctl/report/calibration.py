@@ -67,8 +67,13 @@ def calibration_section(run: RunData) -> str:
         said += (f" Temperature scaling: T = {format_number(calibration['temperature'])}, fitted on the validation "
                  f"part (its log loss {format_number(calibration.get('val_log_loss_before'))} → "
                  f"{format_number(calibration.get('val_log_loss_after'))}); these probabilities are the calibrated ones.")
+        if isinstance(calibration.get("note"), str):
+            said += f" Note: {escape(calibration['note'])}."
     else:
         said += " Not calibrated (training.calibration: none)."
     chart = reliability_diagram(bins, f"reliability diagram ({part})")
-    return f'<h2>Calibration</h2><p class=muted>{said}</p><div class="grid2">{chart}</div>'
+    # auto-fill, not grid2's auto-fit: a lone chart keeps a half-width cell instead of stretching
+    # to the page's width, where its labels and counts grow past the frame
+    one = 'style="grid-template-columns: repeat(auto-fill, minmax(460px, 1fr))"'
+    return f'<h2>Calibration</h2><p class=muted>{said}</p><div class="grid2" {one}>{chart}</div>'
 

@@ -45,6 +45,12 @@ def read_seeds(folder) -> SeedsData:
     if not isinstance(summary, dict) or not isinstance(summary.get("representative"), dict) or not rows:
         raise NnctlError(f"{SUMMARY_FILE} or {SEEDS_FILE} is not what `train --seeds` writes", str(path), DAMAGED_HINT)
     data = SeedsData(path, summary, [])
+    for metric in data.metrics:  # the page shows all four of each; a missing one is a damaged file
+        spread = summary[metric]
+        if not all(isinstance(spread.get(k), (int, float)) and not isinstance(spread.get(k), bool)
+                   for k in ("mean", "std", "min", "max")):
+            raise NnctlError(f"{SUMMARY_FILE}'s `{metric}` must hold the numbers mean, std, min and max",
+                             str(path / SUMMARY_FILE), DAMAGED_HINT)
     for line, row in enumerate(rows, start=2):
         try:
             data.rows.append({"seed": int(row["seed"]), "run": row["run"],
@@ -78,14 +84,16 @@ def seeds_page(data: SeedsData) -> str:
                 + [_run_link(data.path, r["run"]) + (" (kept)" if r["seed"] == kept.get("seed") else "")]
                 for r in rows]
     note = f'<p class="note">{escape(s["note"])}</p>' if s.get("note") else ""
-    kept_name = escape(Path(str(kept.get("run", ""))).name)
+    kept_run = Path(str(kept.get("run", ""))).name
+    kept_name = escape(kept_run)
     body = [f"<h1>{escape(data.path.name)}</h1>",
             f'<p class="muted">{len(rows)} seeds ({seeds[0]}–{seeds[-1]}) · kept: {kept_name}, the median by '
             f"{escape(str(main))} · nnctl {escape(__version__)}</p>", note,
             "<h2>Spread over the seeds</h2>",
             "<p class=muted>Each seed draws its own initial weights, shuffle and validation split. "
             "std is the population std (ddof=0). The kept run is the median by the main metric (the lower "
-            f"middle one for an even number of seeds); its own page: <code>nnctl report {kept_name}</code>.</p>",
+            "middle one for an even number of seeds); its own page: "
+            f"<code>nnctl report {escape(str(data.path / kept_run))}</code>.</p>",
             _table(["metric", "mean ± std", "min – max"], spread, "summary"),
             f'<div class="grid2">{"".join(charts)}</div>',
             "<h2>Each seed</h2>", _table(["seed", *data.metrics, "run"], per_seed)]

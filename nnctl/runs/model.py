@@ -18,6 +18,7 @@ from .. import __version__
 from ..data.encoding import FeatureEncoder
 from ..errors import NnctlError
 from ..npzfile import meta_array, nonfinite, read_meta, read_npz
+from ..nn.calibration import T_RANGE
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
 from ..nn.network import Network
@@ -72,10 +73,29 @@ def model_path(path) -> Path:
     if path.is_dir():
         path = path / "model.npz"
         if not path.exists():
-            raise NnctlError("no model.npz in this folder", str(path.parent), "pass a run folder written by `nnctl train`")
+            raise NnctlError("no model.npz in this folder", str(path.parent), _runs_inside(path.parent))
     elif not path.exists():
         raise NnctlError("model not found", str(path), "pass a run folder or its model.npz")
     return path
+
+
+def _runs_inside(folder: Path) -> str:
+    """The hint for a folder without a model: a `train --seeds` or cv folder holds runs, so
+    name the one to use (the seeds' kept run, else the first)."""
+    runs = sorted((p for p in folder.glob("*/model.npz")), key=lambda p: p.parent.name)
+    runs += sorted(folder.glob("repeat_*/fold_*/model.npz"))
+    if not runs:
+        return "pass a run folder written by `nnctl train`"
+    kept = None
+    try:  # a seeds folder's summary.json names its representative; damaged or absent, the first run
+        import json
+
+        kept = f"seed_{json.loads((folder / 'summary.json').read_text())['representative']['seed']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    chosen = next((p.parent for p in runs if p.parent.name == kept), runs[0].parent)
+    what = "the kept run" if chosen.name == kept else "e.g."
+    return f"it holds {len(runs)} runs, not one model: pass one of them, {what} {chosen}"
 
 
 MODEL_FILE = ("model file", "corrupt or not a .npz", "train again, or point at another run")
@@ -312,7 +332,10 @@ def _temperature_ok(calibration, task: str) -> bool:
     if task != "classification" or not isinstance(calibration, dict) or set(calibration) != {"temperature"}:
         return False
     t = calibration["temperature"]
-    return _numbers([t], 1) and bool(np.isfinite(t)) and t > 0
+    # only what fit_temperature can give: a T far outside it is 0 or inf once the logits'
+    # float32 divides by it, and every probability would be NaN or 0.5
+    low, high = T_RANGE[0] * (1 - 1e-9), T_RANGE[1] * (1 + 1e-9)
+    return _numbers([t], 1) and bool(np.isfinite(t)) and low <= t <= high
 
 
 def _meta_problem(meta: dict) -> str | None:
@@ -360,7 +383,8 @@ def _meta_problem(meta: dict) -> str | None:
         return "`classes` must list two or more different labels"
     calibration = meta.get("calibration")
     if calibration is not None and not _temperature_ok(calibration, meta["task"]):
-        return "`calibration` must be {\"temperature\": T} with T a finite number above 0, on a classification"
+        return (f"`calibration` must be {{\"temperature\": T}} with T a number from {T_RANGE[0]:g} to {T_RANGE[1]:g} "
+                "(the range training fits it in), on a classification")
     target = meta.get("target_scaler")
     width = len(target["offset"]) if isinstance(target, dict) and isinstance(target.get("offset"), list) else 0
     if target is not None and (not width or not _numbers(target["offset"], width)

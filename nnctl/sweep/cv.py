@@ -37,6 +37,9 @@ def check_folds(cfg: Config, folds: int, flag: str = "--folds") -> None:
             raise NnctlError(f"{flag} {folds} is more than the data's {rows} rows", flag, f"use {flag} {rows} or fewer")
 
 
+MAX_RUNS = 1000  # the most runs one cv (folds × repeats) or seeds folder holds
+
+
 class Stopped(NothingTrained):
     """A cv or a seeds run was interrupted: its folder is removed (its runs only count together)."""
 
@@ -58,6 +61,9 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
     check_name(Path(config).stem if name is None else name, "cv")
     if repeats < 1:
         raise NnctlError(f"--repeats must be 1 or more, got {repeats}", "--repeats")
+    if repeats > 1 and folds * repeats > MAX_RUNS:  # before the data is read or a job built: a typo is not a week of training
+        raise NnctlError(f"--folds {folds} --repeats {repeats} make {folds * repeats} runs, more than {MAX_RUNS} in "
+                         "one folder", "--repeats", f"use --repeats {max(1, MAX_RUNS // max(folds, 1))} or fewer")
     check_folds(cfg, folds)
     # "-cv<K>" in its name: a cv folder is never taken for a run at a glance
     times = f"x{repeats}" if repeats > 1 else ""
@@ -115,7 +121,7 @@ def run_all(jobs: list[dict], folder: Path, workers, ray_address, callback, what
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli.errors_handled)
         runner.close(cancel=True)
         raise Stopped(f"interrupted after {len(results)} of {len(jobs)} {noun}; the {what} folder was removed "
-                      f"(a {what}'s {noun} only count together)")
+                      f"(its {noun} only count together)")
     except BaseException:
         runner.close(cancel=True)
         raise

@@ -3,6 +3,7 @@ status and the best (sweep) or mean (cv, seeds) value of their metric."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -41,6 +42,19 @@ def _entry(path: Path, kind: str, status: str, summary: dict | None, progress: s
     return {"name": path.name, "path": str(path), "kind": kind, "status": status, "epochs": progress,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), "modified": started,
             "summary": summary}  # {"label", "value"[, "std"]}: the best trial's metric, or the folds' mean
+
+
+def _real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _mean_std(label: str, score) -> dict | None:
+    """A cv's or seeds' {"mean", "std"} as a listing's summary; a damaged one (a mean of true, a
+    std of -1 or "x") is left out, or its std alone, rather than listed as a score."""
+    if not isinstance(score, dict) or not _real(score.get("mean")):
+        return None
+    std = score.get("std")
+    return {"label": label, "value": score["mean"], "std": std if _real(std) and std >= 0 else None}
 
 
 def _read(path: Path):
@@ -85,9 +99,7 @@ def _cv(path: Path) -> dict | None:
     said = None
     if isinstance(summary, dict):
         name = next((k for k in summary if k.startswith("val_") and k != "val_loss"), "val_loss")
-        score = summary.get(name) or {}
-        if isinstance(score, dict) and isinstance(score.get("mean"), (int, float)):
-            said = {"label": name[4:], "value": score["mean"], "std": score.get("std")}
+        said = _mean_std(name[4:], summary.get(name))
     status = "completed" if isinstance(summary, dict) else "incomplete"
     return _entry(path, "cv", status, said, f"{len(folds)}/{total} folds")
 
@@ -101,9 +113,7 @@ def _seeds(path: Path) -> dict:
     said = None
     if isinstance(summary, dict):
         name = summary.get("metric")
-        score = summary.get(name) if isinstance(name, str) else None
-        if isinstance(score, dict) and isinstance(score.get("mean"), (int, float)):
-            said = {"label": name[4:] if name.startswith("val_") else name, "value": score["mean"],
-                    "std": score.get("std")}
+        if isinstance(name, str):
+            said = _mean_std(name[4:] if name.startswith("val_") else name, summary.get(name))
     status = "completed" if isinstance(summary, dict) else "incomplete"
     return _entry(path, "seeds", status, said, f"{len(runs)}/{total} seeds")

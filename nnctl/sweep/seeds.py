@@ -21,7 +21,7 @@ from ..config.typed import Config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..runs.folder import RunFolder, check_name, folder_lock
-from .cv import run_all
+from .cv import MAX_RUNS, run_all
 from .driver import make_folder
 
 PARTS = (("train", "train"), ("validation", "val"), ("test", "test"))  # metrics.json part -> column prefix
@@ -36,10 +36,15 @@ def seeds_of(cfg: Config, n: int) -> list[int]:
 
 
 def check_seeds(n: int, flag: str = "--seeds") -> None:
-    """A spread needs two runs at least: one seed is a plain `nnctl train`."""
+    """A spread needs two runs at least: one seed is a plain `nnctl train`; and no more than
+    MAX_RUNS, which is all a spread needs (a typo of N would otherwise build a job per seed
+    before the first one trains)."""
     if n < 2:
         raise NnctlError(f"{flag} must be 2 or more, got {n}: a spread needs at least two runs", flag,
                          "drop --seeds to train one run, or use --seeds 5")
+    if n > MAX_RUNS:
+        raise NnctlError(f"{flag} {n} is more than {MAX_RUNS} runs in one folder", flag,
+                         f"use {flag} {MAX_RUNS} or fewer: the std's own error falls as 1/√(2N), about 7% at N = 100")
 
 
 def train_seeds(config, seeds: int, overrides=(), runs_dir="runs", name: str | None = None,

@@ -13,11 +13,14 @@ import numpy as np
 
 from ..config.typed import Config
 from ..errors import NnctlError
-from ..nn.calibration import fit_temperature, temperature_loss
+from ..nn.calibration import T_RANGE, fit_temperature, temperature_loss
 from ..nn.metrics import ECE_BINS, brier_score, expected_calibration_error, reliability_bins
 from ..nn.network import Network
 
 KEY = "training.calibration"
+SEPARABLE_NOTE = ("every validation row was predicted right with room to spare, so no temperature fits them (the "
+                  "validation loss keeps falling as T shrinks); T = 1 was kept: more validation rows, or a held-out "
+                  "data.validation_path, give temperature scaling something to fit")
 
 
 def check_calibration(cfg: Config, dataset) -> None:
@@ -42,8 +45,14 @@ def calibrate(network: Network, dataset, cfg: Config) -> dict | None:
     logits = network.predict_logits(dataset.X_val)
     y = np.asarray(dataset.y_val, dtype=np.int64).reshape(-1)
     t = fit_temperature(logits, y)
-    return {"temperature": t, "val_log_loss_before": temperature_loss(logits, y, 1.0),
-            "val_log_loss_after": temperature_loss(logits, y, 1.0 / t)}
+    before = temperature_loss(logits, y, 1.0)
+    if t <= T_RANGE[0]:
+        # every validation row is right with room to spare, so the loss keeps falling as T -> 0:
+        # no optimum, and sharpening to the bound would turn every probability into 0 or 1 on the
+        # evidence of a few rows (iris's 30, say). Keep the network's own probabilities.
+        return {"temperature": 1.0, "val_log_loss_before": before, "val_log_loss_after": before,
+                "note": SEPARABLE_NOTE}
+    return {"temperature": t, "val_log_loss_before": before, "val_log_loss_after": temperature_loss(logits, y, 1.0 / t)}
 
 
 def reliability(part: str, y, proba) -> dict:
