@@ -18,7 +18,8 @@ ALLOWED = {
     "ui": LOWER | {"ui", "sweep"},
     "report": LOWER | {"report", "ui"},
     "sweep": LOWER | {"commands", "sweep"},
-    "cli": LOWER | {"commands", "ui", "report", "sweep"},
+    "tracking": LOWER | {"commands", "sweep", "tracking"},
+    "cli": LOWER | {"commands", "ui", "report", "sweep", "tracking"},
 }
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode, SetOption
+from . import app, errors_handled, ExitCode, SetOption, TrackOption, warn
 
 
 # --- sweep, cv ---------------------------------------------------------------------------------
@@ -24,6 +24,7 @@ def sweep(
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="Continue a sweep folder to its `trials`"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder's path"),
     json_: bool = typer.Option(False, "--json", help="One JSON object per finished trial on stdout, then a summary"),
+    track: Optional[str] = TrackOption,
 ):
     """Search for a better config with Optuna (grid, random or TPE), trials in parallel on this
     machine or on a Ray cluster; the sweep folder's path is the last line of stdout.
@@ -34,6 +35,7 @@ def sweep(
 
     from ..errors import NnctlError
     from ..sweep.driver import run_sweep
+    from ..tracking.sweeps import sweep_tracker
     from ..training.callbacks import Many
     from ..ui.progress import stderr_is_live
     from ..ui.sweeping import SweepJson, SweepLines, SweepTable
@@ -49,11 +51,19 @@ def sweep(
             shown = SweepTable(Console(stderr=True))
         else:
             shown = SweepLines(sys.stderr)
+    tracker = sweep_tracker(sweep_file, set_ or [], resume, track)
     display = Many(shown, SweepJson(sys.stdout) if json_ else None)
     try:
-        result = run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume, callback=display)
+        result = run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume,
+                           callback=Many(display, tracker))
+    except BaseException:
+        if tracker is not None:
+            warn(tracker.finish(None, "failed"))
+        raise
     finally:
         display.close()
+    if tracker is not None:
+        warn(tracker.finish(result))
     summary = json.loads((result["folder"] / "summary.json").read_text())
     if not quiet:
         best, counts = summary["best"], summary["counts"]
@@ -84,6 +94,7 @@ def cv(
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the folder's path"),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+    track: Optional[str] = TrackOption,
 ):
     """K-fold cross-validation of one config (stratified for classification, from its seed):
     per-fold and mean ± std metrics; the folder's path is the last line of stdout.
@@ -91,12 +102,21 @@ def cv(
     Example: nnctl cv configs/iris.yaml --folds 5
     """
     from ..sweep.cv import run_cv
+    from ..tracking.sweeps import cv_tracker
 
     def said(i, result):
         if not quiet:
             sys.stderr.write(f"fold {i}: {result['state']} in {result['seconds']:.1f}s\n")
 
-    result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=said)
+    tracker = cv_tracker(config, set_ or [], track, also=said)
+    try:
+        result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=tracker or said)
+    except BaseException:
+        if tracker is not None:
+            warn(tracker.finish(None, "failed"))
+        raise
+    if tracker is not None:
+        warn(tracker.finish(result))
     if not quiet:
         for key, stats in result["summary"].items():
             if isinstance(stats, dict):

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode, NoCacheOption, SetOption
+from . import app, errors_handled, ExitCode, NoCacheOption, SetOption, TrackOption, warn
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -24,6 +24,7 @@ def train(
     json_: bool = typer.Option(False, "--json", help="One JSON object per logged epoch on stdout, then a summary"),
     report: bool = typer.Option(False, "--report", help="Also write report.html into the run folder (as `nnctl report RUN`)"),
     no_cache: bool = NoCacheOption,
+    track: Optional[str] = TrackOption,
 ):
     """Train a network and save a run folder; its path is the last line of stdout.
 
@@ -33,6 +34,7 @@ def train(
     """
     from ..commands.train import plan_training, run_plan, RunOptions
     from ..errors import NnctlError
+    from ..tracking.live import live_run
     from ..training.callbacks import Many
     from ..training.signals import Interrupts
     from ..ui.progress import JsonLines, LiveTable, PlainLines, stderr_is_live, summary_line
@@ -40,7 +42,7 @@ def train(
     if (config is None) == (resume is None):
         raise NnctlError("give a CONFIG to train, or --resume RUN to continue a run (not both)", "nnctl train",
                          "e.g. nnctl train configs/iris.yaml, or nnctl train --resume runs/iris-20260101-120000")
-    plan = plan_training(config, resume, set_ or [])
+    plan, live = live_run(plan_training(config, resume, set_ or []), track)
     shown = None
     if not quiet:
         rows = plan.cfg.training.display_rows
@@ -54,8 +56,12 @@ def train(
     reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
     with Interrupts() as interrupts:
         try:
-            result = run_plan(plan, RunOptions(runs_dir, name, callback=reporter, should_stop=interrupts,
+            result = run_plan(plan, RunOptions(runs_dir, name, callback=Many(reporter, live), should_stop=interrupts,
                                                cache=not no_cache))
+        except BaseException:
+            if live is not None:
+                live.abandon()
+            raise
         finally:
             reporter.close()
     run = result.run
@@ -65,6 +71,8 @@ def train(
         report_runs([run])
     if not quiet:
         sys.stderr.write(summary_line(result, run) + "\n")
+    if live is not None:  # after the report: report.html goes along
+        warn(live.finish(run, result.status))
     if json_:
         typer.echo(dumps({"run": str(run), **result.metrics}))
     else:

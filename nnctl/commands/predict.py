@@ -86,23 +86,31 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
     as_text = [c for c in keep if c not in model.encoder.features]
     where = _where(data_path)
     for chunk in _chunks(model, data_path, columns, chunk_rows, as_text):
-        X = model.inputs(chunk, where)
-        frame = chunk[keep].reset_index(drop=True) if keep else pd.DataFrame(index=range(len(chunk)))
-        if model.task == "regression":
-            values = model.values_from_inputs(X)
-            if values.ndim == 1:
-                frame["prediction"] = values
-            else:
-                for i in range(values.shape[1]):
-                    frame[f"prediction_{i}"] = values[:, i]
+        yield predict_frame(model, chunk, where, proba, threshold, keep, chosen)
+
+
+def predict_frame(model, chunk, where: str, proba: bool = False, threshold=None, keep=(), chosen: int = 1):
+    """The predictions for one DataFrame of rows, as `predict_frames` gives them (the MLflow
+    pyfunc calls this too, so both predict alike); `chosen` is `positive_index`'s answer."""
+    import pandas as pd
+
+    X = model.inputs(chunk, where)
+    frame = chunk[list(keep)].reset_index(drop=True) if keep else pd.DataFrame(index=range(len(chunk)))
+    if model.task == "regression":
+        values = model.values_from_inputs(X)
+        if values.ndim == 1:
+            frame["prediction"] = values
         else:
-            p = model.proba_from_inputs(X)
-            frame["prediction"] = pd.Series(np.asarray(model.classes, dtype=object)[decide(model, p, threshold, chosen)],
-                                            dtype=object)
-            if proba:
-                for i, c in enumerate(model.classes):
-                    frame[f"p_{c}"] = p[:, i]
-        yield frame
+            for i in range(values.shape[1]):
+                frame[f"prediction_{i}"] = values[:, i]
+    else:
+        p = model.proba_from_inputs(X)
+        frame["prediction"] = pd.Series(np.asarray(model.classes, dtype=object)[decide(model, p, threshold, chosen)],
+                                        dtype=object)
+        if proba:
+            for i, c in enumerate(model.classes):
+                frame[f"p_{c}"] = p[:, i]
+    return frame
 
 
 def _where(data_path) -> str:

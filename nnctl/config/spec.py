@@ -121,6 +121,13 @@ def _spec() -> dict:
             "checkpoint_every": Key("auto", "auto_int", "epochs between checkpoints (checkpoint.npz, for --resume); auto: about every 30 s of training; null: none",
                                     low=1, nullable=True),
         },
+        "tracking": {
+            "uri": Key(None, "str", "an MLflow tracking URI (http://..., file:..., sqlite:...), or env for $MLFLOW_TRACKING_URI; null = off",
+                       nullable=True),
+            "experiment": Key(None, "str", "the MLflow experiment; null = the config file's stem", nullable=True),
+            "run_name": Key(None, "str", "the MLflow run's name; null = the run folder's name", nullable=True),
+            "tags": Key({}, "tags", "more MLflow tags: {name: value}"),
+        },
     }
 
 
