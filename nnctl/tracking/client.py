@@ -26,10 +26,11 @@ SENDER_WAIT_SECONDS = 15.0
 
 
 def require_mlflow(where: str = "tracking.uri") -> None:
-    """The extra is installed, or an NnctlError saying how to install it; cheap (no import)."""
-    import importlib.util
-
-    if importlib.util.find_spec("mlflow") is None:
+    """The extra is installed, or an NnctlError saying how to install it. Imports MLflow (which
+    tracking needs next anyway), so a broken install shows here, before any training."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
         raise NnctlError("tracking runs in MLflow needs the mlflow package, which is not installed", where,
                          f"{INSTALL}, or leave tracking off")
 

@@ -133,7 +133,7 @@ def live_run(plan, uri: str | None = None):
     if uri is not None:
         cfg = plan.cfg
         plan = dataclasses.replace(plan, cfg=dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, uri=uri)))
-    target = target_for(plan.cfg.tracking, plan.name)
+    target = target_for(plan.cfg.tracking, plan.name, where="--track" if uri is not None else "tracking.uri")
     if target is None:
         return plan, None
     return plan, LiveRun(target, plan.resume.path if plan.resume is not None else None)
