@@ -7,16 +7,37 @@ loads model.npz with nnctl and predicts as `nnctl predict` does, column for colu
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import mlflow.pyfunc
 
 MODEL_ARTIFACT = "model_npz"  # the artifact's key in the pyfunc: nnctl's model.npz, copied in
 
-# MLflow asks for type hints that it would use to convert the input; nnctl reads the DataFrame
-# itself, so the advice (a warning each time the class is made, on every load) is left out.
-# MLflow turns its own filter on around that check, so only the display can be silenced.
-_shown, warnings.showwarning = warnings.showwarning, lambda *args, **kwargs: None
-try:
+
+@contextmanager
+def silenced():
+    """MLflow's advice while the class is made and the model saved (type hints it would use to
+    convert the input, an input example): nnctl reads the DataFrame itself. MLflow turns its own
+    warning filter on around some of these checks, so their display is what is silenced."""
+    shown = warnings.showwarning
+    warnings.showwarning = lambda *args, **kwargs: None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        warnings.showwarning = shown
+
+
+def signature():
+    """No input schema (nnctl checks the columns itself, by name); one param, `proba`."""
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    return ModelSignature(inputs=None, outputs=None, params=ParamSchema([ParamSpec("proba", "boolean", False)]))
+
+
+with silenced():
     class NnctlModel(mlflow.pyfunc.PythonModel):
         """Loaded through `runs/model.py`, predicting through `commands/predict.py`'s
         `predict_frame`: the same code path as `nnctl predict`, so the same answers."""
@@ -33,5 +54,3 @@ try:
 
             frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
             return predict_frame(self.model, frame, "the model input", proba=bool((params or {}).get("proba")))
-finally:
-    warnings.showwarning = _shown

@@ -141,17 +141,15 @@ def log_folder(client, run_id: str, folder, user_tags: dict | None = None, conti
 def log_pyfunc(client, run_id: str, model_npz: Path) -> None:
     """The model as an MLflow pyfunc at `model/`, predicting through nnctl's own code."""
     import tempfile
-    import warnings
 
-    with tempfile.TemporaryDirectory(prefix="nnctl-pyfunc-") as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # MLflow's advice on type hints and pickling, not the user's concern
-        import mlflow.pyfunc
+    import mlflow.pyfunc
 
-        from .pyfunc import NnctlModel, MODEL_ARTIFACT
+    from .pyfunc import MODEL_ARTIFACT, NnctlModel, signature, silenced
 
+    with tempfile.TemporaryDirectory(prefix="nnctl-pyfunc-") as tmp, silenced():
         path = Path(tmp) / PYFUNC_PATH
         mlflow.pyfunc.save_model(str(path), python_model=NnctlModel(), artifacts={MODEL_ARTIFACT: str(model_npz)},
-                                 pip_requirements=[f"nnctl=={__version__}"])
+                                 pip_requirements=[f"nnctl=={__version__}"], signature=signature())
         client.log_artifacts(run_id, str(path), PYFUNC_PATH)
 
 
