@@ -14,6 +14,8 @@ returns the one warning.
 """
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 
 from .. import __version__
@@ -31,6 +33,31 @@ class ParentRun:
         self.client = client_for(target.uri)
         self.run_id = self.experiment_id = self.folder = None
         self.failure: BaseException | None = None
+        self.queue: queue.Queue | None = None
+        self.thread: threading.Thread | None = None
+
+    def add_child_later(self, *args, **kwargs) -> None:
+        """`add_child` on a background thread, in order: copying a trial in (its model saved as
+        a pyfunc, its files sent) must not hold up the driver handing out the next trial."""
+        if self.thread is None:
+            self.queue = queue.Queue()
+            self.thread = threading.Thread(target=self._children, name="nnctl-mlflow-children", daemon=True)
+            self.thread.start()
+        self.queue.put((args, kwargs))
+
+    def _children(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            self.add_child(*item[0], **item[1])
+
+    def wait(self) -> None:
+        """Every child queued by `add_child_later` logged (or given up on)."""
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread = None
 
     def open(self, name: str, folder, params: dict | None = None) -> None:
         """Create the parent run, named `name` (unless tracking.run_name says), for the group
@@ -76,6 +103,7 @@ class ParentRun:
     def close(self, status: str, metrics: dict | None = None, artifacts=(), tags: dict | None = None) -> str | None:
         """Log the group's summary (`metrics`, `artifacts`: the group's own files) and close the
         parent; returns None, or the warning saying what was not logged."""
+        self.wait()
         if self.failure is None and self.run_id is not None:
             try:
                 _send_values(self.client, self.run_id, metrics)

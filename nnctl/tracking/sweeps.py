@@ -49,7 +49,11 @@ class SweepTracker:
                                  [folder / name for name in SWEEP_FILES])
 
 
-def add_trial(parent: ParentRun, number: int, state: str, run, params: dict, value, error=None) -> None:
+def add_trial(parent: ParentRun, number: int, state: str, run, params: dict, value, error=None,
+              later: bool = False) -> None:
+    """A trial as a nested run (or, for a trial of folds, one per fold and one for the trial);
+    `later`: on the parent's background thread."""
+    add = parent.add_child_later if later else parent.add_child
     tags = {"nnctl.trial": str(number), "nnctl.state": state}
     if error:
         tags["nnctl.error"] = str(error)[:5000]
@@ -58,10 +62,10 @@ def add_trial(parent: ParentRun, number: int, state: str, run, params: dict, val
     if folder is not None and not RunFolder(folder).has(RunFolder.METRICS):  # a trial of folds
         for fold in sorted(folder.glob("fold_*")):
             tags_fold = {**tags, "nnctl.fold": fold.name[len("fold_"):]}
-            parent.add_child(f"trial {number:03d} {fold.name}", fold, tags_fold, state=state)
+            add(f"trial {number:03d} {fold.name}", fold, tags_fold, state=state)
         folder = None
     # a trial with a run folder has its whole config as params; one that failed before training, its swept values
-    parent.add_child(f"trial {number:03d}", folder, tags, None if folder else swept, state, {"value": value})
+    add(f"trial {number:03d}", folder, tags, None if folder else swept, state, {"value": value})
 
 
 def sweep_summary(folder: Path) -> dict:
@@ -91,8 +95,8 @@ class CvTracker:
         fold = Path(result["run"])
         if self.parent.folder is None:
             self.parent.open(fold.parent.name, fold.parent)
-        self.parent.add_child(fold.name, fold, {"nnctl.fold": str(i), "nnctl.state": result["state"]},
-                              state=result["state"])
+        self.parent.add_child_later(fold.name, fold, {"nnctl.fold": str(i), "nnctl.state": result["state"]},
+                                    state=result["state"])
 
     def finish(self, result: dict | None, status: str = "completed") -> str | None:
         if self.parent.folder is None:
