@@ -93,8 +93,12 @@ def experiment_id(client, name: str) -> str:
 
 
 def reason(exc: BaseException) -> str:
-    """One short line for what went wrong with the server."""
+    """One short line for what went wrong with the server: the socket's own words when MLflow
+    wraps them in its request chain ("[Errno 111] Connection refused", "read timed out")."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+", text) or re.search(r"[Rr]ead timed out", text)
+    if found:
+        return found.group(0).strip()
     return text if len(text) <= 160 else text[:157] + "..."
 
 
