@@ -1,8 +1,8 @@
-"""One training run logged to MLflow as it trains: a training Callback that only appends each
-logged epoch to a buffer, and a background thread that opens the MLflow run and sends the
-buffer in batches (`log_batch`). The training thread never waits on the server; at the end the
-finished run folder is copied in (`upload.log_folder`). Any failure of the server stops the
-sending and becomes one warning: the run folder is complete either way.
+"""One training run logged to MLflow as it trains: the MLflow run opened before training, a
+training Callback that only appends each logged epoch to a buffer, and a background thread
+that sends the buffer in batches (`log_batch`). The training thread never waits on the
+server; at the end the finished run folder is copied in (`upload.log_folder`). Any failure of
+the server stops the sending and becomes one warning: the run folder is complete either way.
 
     live = LiveRun(target)                       # before training: imports MLflow
     options = RunOptions(callback=Many(shown, live))
@@ -43,8 +43,15 @@ class LiveRun(Callback):
         self.run_id = self.experiment_id = None
         self.continued, self.failure = False, None
         self.streamed: dict[str, int] = {}
+        # opened here, before training: the run's first requests are Python-heavy, and made on the
+        # sender's thread they would compete with the first epochs for the interpreter
+        try:
+            self._open()
+        except Exception as exc:  # the server's failure, reported once by finish()
+            self.failure = exc
         self.thread = threading.Thread(target=self._send, name="nnctl-mlflow", daemon=True)
-        self.thread.start()
+        if self.failure is None:
+            self.thread.start()
 
     # --- the training thread: append and return -------------------------------------------------
     def on_epoch_end(self, log: dict) -> None:
@@ -55,7 +62,6 @@ class LiveRun(Callback):
     # --- the sender thread ----------------------------------------------------------------------
     def _send(self) -> None:
         try:
-            self._open()
             while not self.stop.wait(self.send_seconds):
                 self._flush()
             self._flush()
@@ -87,6 +93,8 @@ class LiveRun(Callback):
     # --- the end ----------------------------------------------------------------------------------
     def _stop_sender(self) -> None:
         self.stop.set()
+        if not self.thread.is_alive():
+            return
         self.thread.join(SENDER_WAIT_SECONDS)
         if self.thread.is_alive() and self.failure is None:
             self.failure = TimeoutError(f"no answer in {SENDER_WAIT_SECONDS:g} s")
