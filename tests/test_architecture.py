@@ -19,7 +19,8 @@ ALLOWED = {
     "report": LOWER | {"report", "ui"},
     "sweep": LOWER | {"commands", "sweep"},
     "serving": LOWER | {"commands", "serving"},
-    "cli": LOWER | {"commands", "ui", "report", "sweep", "serving"},
+    "tracking": LOWER | {"commands", "sweep", "tracking"},
+    "cli": LOWER | {"commands", "ui", "report", "sweep", "serving", "tracking"},
 }
 
 

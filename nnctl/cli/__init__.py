@@ -123,6 +123,14 @@ SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Overrid
 DebugOption = typer.Option(False, "--debug", help="Show the traceback of an error.")
 NoCacheOption = typer.Option(False, "--no-cache", help="Parse the CSV again instead of using the dataset cache (~/.cache/nnctl, or $NNCTL_CACHE_DIR; at most $NNCTL_CACHE_LIMIT, default 2GB)")
 
+TrackOption = typer.Option(None, "--track", metavar="URI", help="Log to MLflow at URI (http://..., file:..., sqlite:...; env: $MLFLOW_TRACKING_URI), as tracking.uri; needs nnctl[mlflow]")
+
+
+def warn(message: str | None) -> None:
+    """One `warning:` line on stderr, for something that did not stop the command."""
+    if message:
+        sys.stderr.write(f"warning: {message}\n")
+
 
 def _version(value: bool):
     if value:
@@ -244,6 +252,6 @@ def main():
 
 
 # the commands register themselves on `app`, in the order --help lists them
-from . import train, use, inspect, search, ship, files, explain, serve  # noqa: E402
+from . import train, use, inspect, search, ship, files, explain, serve, track  # noqa: E402
 
-COMMAND_MODULES = (train, use, inspect, search, ship, files, explain, serve)
+COMMAND_MODULES = (train, use, inspect, search, ship, files, explain, serve, track)

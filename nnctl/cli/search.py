@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode, SetOption
+from . import app, errors_handled, ExitCode, SetOption, TrackOption, warn
 
 
 # --- sweep, cv ---------------------------------------------------------------------------------
@@ -24,6 +24,7 @@ def sweep(
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="Continue a sweep folder to its `trials`"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder's path"),
     json_: bool = typer.Option(False, "--json", help="One JSON object per finished trial on stdout, then a summary"),
+    track: Optional[str] = TrackOption,
 ):
     """Search for a better config with Optuna (grid, random or TPE), trials in parallel on this
     machine or on a Ray cluster; the sweep folder's path is the last line of stdout.
@@ -34,6 +35,7 @@ def sweep(
 
     from ..errors import NnctlError
     from ..sweep.driver import run_sweep
+    from ..tracking.sweeps import sweep_tracker
     from ..training.callbacks import Many
     from ..ui.progress import stderr_is_live
     from ..ui.sweeping import SweepJson, SweepLines, SweepTable
@@ -49,11 +51,19 @@ def sweep(
             shown = SweepTable(Console(stderr=True))
         else:
             shown = SweepLines(sys.stderr)
+    tracker = sweep_tracker(sweep_file, set_ or [], resume, track)
     display = Many(shown, SweepJson(sys.stdout) if json_ else None)
     try:
-        result = run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume, callback=display)
+        result = run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume,
+                           callback=Many(display, tracker))
+    except BaseException:
+        if tracker is not None:
+            warn(tracker.finish(None, "failed"))
+        raise
     finally:
         display.close()
+    if tracker is not None:
+        warn(tracker.finish(result))
     summary = json.loads((result["folder"] / "summary.json").read_text())
     if not quiet:
         best, counts = summary["best"], summary["counts"]
@@ -85,6 +95,7 @@ def cv(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the folder's path"),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
     repeats: int = typer.Option(1, "--repeats", metavar="R", help="Draw the K folds R times, repeat r from seed + r (as scikit-learn's RepeatedStratifiedKFold); the summary is over all R·K folds"),
+    track: Optional[str] = TrackOption,
 ):
     """K-fold cross-validation of one config (stratified for classification, from its seed):
     per-fold and mean ± std metrics; the folder's path is the last line of stdout.
@@ -94,13 +105,23 @@ def cv(
     Repeated: nnctl cv configs/iris.yaml --folds 5 --repeats 3
     """
     from ..sweep.cv import run_cv
+    from ..tracking.sweeps import cv_tracker
 
     def said(key, result):
         if not quiet:
             where = f"repeat {key[0]} fold {key[1]}" if repeats > 1 else f"fold {key}"
             sys.stderr.write(f"{where}: {result['state']} in {result['seconds']:.1f}s\n")
 
-    result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=said, repeats=repeats)
+    tracker = cv_tracker(config, set_ or [], track, also=said)
+    try:
+        result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=tracker or said,
+                        repeats=repeats)
+    except BaseException:
+        if tracker is not None:
+            warn(tracker.finish(None, "failed"))
+        raise
+    if tracker is not None:
+        warn(tracker.finish(result))
     over = f"{folds * repeats} folds ({repeats} repeats of {folds})" if repeats > 1 else f"{folds} folds"
     if not quiet:
         for key, stats in result["summary"].items():
@@ -114,7 +135,7 @@ def cv(
 
 
 # --- train --seeds -------------------------------------------------------------------------------
-def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet, json_, report, no_cache):
+def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet, json_, report, no_cache, track=None):
     """`nnctl train CONFIG --seeds N`: the spread's table on stderr, the folder's path last on
     stdout (after the summary with --json)."""
     from ..errors import NnctlError
@@ -135,7 +156,18 @@ def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet
             sys.stderr.write(seed_line(seed, result) + "\n")
             sys.stderr.flush()
 
-    result = train_seeds(config, seeds, sets, runs_dir, name, workers, cache=not no_cache, callback=said)
+    from ..tracking.sweeps import cv_tracker
+
+    tracker = cv_tracker(config, sets, track, also=said, kind="seeds")
+    try:
+        result = train_seeds(config, seeds, sets, runs_dir, name, workers, cache=not no_cache,
+                             callback=tracker or said)
+    except BaseException:
+        if tracker is not None:
+            warn(tracker.finish(None, "failed"))
+        raise
+    if tracker is not None:
+        warn(tracker.finish(result))
     if report:
         from ..report.write import report_runs
 

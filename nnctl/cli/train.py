@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode, NoCacheOption, SetOption
+from . import app, errors_handled, ExitCode, NoCacheOption, SetOption, TrackOption, warn
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -26,6 +26,7 @@ def train(
     no_cache: bool = NoCacheOption,
     seeds: Optional[int] = typer.Option(None, "--seeds", metavar="N", help="Train N times, with seeds seed, seed+1, ... (weights, shuffle and split), in parallel: a folder with seeds.csv, summary.json (mean, std, min, max) and each run"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="W", help="With --seeds: runs at once on this machine (default: the number of cores)"),
+    track: Optional[str] = TrackOption,
 ):
     """Train a network and save a run folder; its path is the last line of stdout.
 
@@ -39,9 +40,10 @@ def train(
         from .search import train_with_seeds
 
         return train_with_seeds(config, seeds, workers, resume, set_ or [], runs_dir, name, quiet, json_, report,
-                                no_cache)
+                                no_cache, track)
     from ..commands.train import plan_training, run_plan, RunOptions
     from ..errors import NnctlError
+    from ..tracking.live import live_run
     from ..training.callbacks import Many
     from ..training.signals import Interrupts
     from ..ui.progress import JsonLines, LiveTable, PlainLines, stderr_is_live, summary_line
@@ -49,7 +51,7 @@ def train(
     if (config is None) == (resume is None):
         raise NnctlError("give a CONFIG to train, or --resume RUN to continue a run (not both)", "nnctl train",
                          "e.g. nnctl train configs/iris.yaml, or nnctl train --resume runs/iris-20260101-120000")
-    plan = plan_training(config, resume, set_ or [])
+    plan, live = live_run(plan_training(config, resume, set_ or []), track)
     shown = None
     if not quiet:
         rows = plan.cfg.training.display_rows
@@ -63,8 +65,12 @@ def train(
     reporter = Many(shown, JsonLines(sys.stdout) if json_ else None)
     with Interrupts() as interrupts:
         try:
-            result = run_plan(plan, RunOptions(runs_dir, name, callback=reporter, should_stop=interrupts,
+            result = run_plan(plan, RunOptions(runs_dir, name, callback=Many(reporter, live), should_stop=interrupts,
                                                cache=not no_cache))
+        except BaseException:
+            if live is not None:
+                live.abandon()
+            raise
         finally:
             reporter.close()
     run = result.run
@@ -76,6 +82,8 @@ def train(
         sys.stderr.write(summary_line(result, run) + "\n")
     if result.status != "interrupted":
         _calibration_warning(run)
+    if live is not None:  # after the report: report.html goes along
+        warn(live.finish(run, result.status))
     if json_:
         typer.echo(dumps({"run": str(run), **result.metrics}))
     else:

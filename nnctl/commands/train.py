@@ -306,7 +306,7 @@ def resume_config(checkpoint: Checkpoint, overrides) -> Config:
     # a key added since that run (data.exclude, say) is filled with its default on both sides
     saved = resolve(copy.deepcopy(saved), base_dir=Path.cwd(), source=where)
     for keys in _differences(saved.to_dict(), cfg.to_dict()):
-        if keys not in RESUMABLE:
+        if keys not in RESUMABLE and keys[0] != "tracking":  # where a copy is logged changes no training
             allowed = ", ".join(".".join(k) for k in RESUMABLE)
             raise NnctlError(f"{'.'.join(keys)} cannot change when resuming", f"--set {'.'.join(keys)}",
                              f"only {allowed} may; to change the data, architecture or optimizer, "

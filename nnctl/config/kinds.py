@@ -306,6 +306,24 @@ def schema_class_weight(key):
                       {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}]}
 
 
+def check_tags(checker, v, key, path):
+    """{name: text}: MLflow tags, whose values are strings; numbers and booleans are written as text."""
+    if v is None or v == {}:
+        return {}
+    if not isinstance(v, dict):
+        checker.fail(path, f"must be a mapping {{name: value}}, got {show(v)}")
+    tags = {}
+    for name, value in v.items():
+        if isinstance(value, (dict, list)) or value is None:
+            checker.fail(path + [str(name)], f"must be a text, a number or a boolean, got {show(value)}")
+        tags[str(name)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return tags
+
+
+def schema_tags(key):
+    return {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+
+
 def _schema_of(kind: str):
     return lambda key: {"type": kind}
 
@@ -331,6 +349,7 @@ KINDS: dict[str, Kind] = {
     "schedule": Kind(check_schedule, schema_schedule),
     "early_stopping": Kind(check_early_stopping, schema_early_stopping),
     "class_weight": Kind(check_class_weight, schema_class_weight),
+    "tags": Kind(check_tags, schema_tags),
 }
 
 

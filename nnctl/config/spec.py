@@ -128,6 +128,13 @@ def _spec() -> dict:
         "report": {
             "importance": Key(False, "bool", "after training, permutation importance on the test part (or else the validation part) -> importance.csv, shown by nnctl report; costs repeats x columns extra passes over that part"),
         },
+        "tracking": {
+            "uri": Key(None, "str", "an MLflow tracking URI (http://..., file:..., sqlite:...), or env for $MLFLOW_TRACKING_URI; null = off",
+                       nullable=True),
+            "experiment": Key(None, "str", "the MLflow experiment; null = the config file's stem", nullable=True),
+            "run_name": Key(None, "str", "the MLflow run's name; null = the run folder's name", nullable=True),
+            "tags": Key({}, "tags", "more MLflow tags: {name: value}"),
+        },
     }
 
 

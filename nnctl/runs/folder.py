@@ -130,6 +130,8 @@ class RunFolder:
     IMPORTANCE = "importance.csv"  # permutation importance per column (report.importance)
     PLOT = "loss.png"
     REPORT = "report.html"
+    ONNX = "model.onnx"
+    TRACKING = "tracking.json"  # where a copy of the run was logged (MLflow's URI and run id)
 
     def __init__(self, path):
         self.path = Path(path)
@@ -208,6 +210,18 @@ class RunFolder:
             writer.writerows([c["column"], _number(c["importance"]), _number(c["std"])] for c in columns)
 
     # --- reading ------------------------------------------------------------------------------
+    def write_tracking(self, record: dict) -> None:
+        write_text_atomic(self.file(self.TRACKING), dumps(record, indent=2) + "\n")
+
+    def read_tracking(self) -> dict | None:
+        """tracking.json, or None when the run was never logged (or the file is unreadable: it
+        only saves a lookup, and the run is then logged as a new one)."""
+        try:
+            record = json.loads(self.file(self.TRACKING).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
     def read_config(self) -> str:
         """The resolved config as written; empty when the folder has none."""
         return self.file(self.CONFIG).read_text() if self.has(self.CONFIG) else ""
