@@ -28,6 +28,10 @@ def _factorized(column) -> tuple[np.ndarray, list]:
     return codes, [category_label(v) for v in uniques]
 
 
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
 def category_label(v) -> str:
     """A value as a category or class name: 3.0 read from a float column and 3 from an int
     column are the same category."""
