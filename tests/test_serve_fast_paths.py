@@ -121,11 +121,12 @@ def test_the_app_predicts_once_per_body_kind_before_serving_and_logs_neither(iri
     seen = []
     real = serving.predictions
     monkeypatch.setattr(serving, "predictions", lambda m, frame, *a: seen.append(len(frame)) or real(m, frame, *a))
-    app = serving.create_app(model, serving.ServeSettings(model=str(iris_run)))
-    assert seen == [1, 1] and capsys.readouterr().err == ""
+    monkeypatch.setenv("NNCTL_TEST_WARM_KEY", "k3y")
+    app = serving.create_app(model, serving.ServeSettings(model=str(iris_run), api_key_env="NNCTL_TEST_WARM_KEY"))
+    assert seen == [1, 1] and capsys.readouterr().err == ""  # past the key check, and not in the log
     with testclient.TestClient(app) as http:
-        assert http.post("/predict", json={"rows": [dict(zip(FEATURES, (5.1, 3.5, 1.4, 0.2)))]}).json() == \
-            {"predictions": ["setosa"]}
+        assert http.post("/predict", json={"rows": [dict(zip(FEATURES, (5.1, 3.5, 1.4, 0.2)))]},
+                         headers={"Authorization": "Bearer k3y"}).json() == {"predictions": ["setosa"]}
     log = capsys.readouterr().err.strip().splitlines()
     assert len(log) == 1 and " POST /predict 200 rows=1 " in log[0]
 

@@ -130,15 +130,16 @@ def create_app(model, settings: ServeSettings):
         return await run_in_threadpool(respond)
 
     app.openapi = lambda: _openapi(app, model, key is not None)
-    warm_up(app, model)
+    warm_up(app, model, key)
     return app
 
 
-def warm_up(app, model) -> None:
+def warm_up(app, model, key: str | None = None) -> None:
     """One JSON and one CSV request of a made-up row through the whole app before it serves, so
     that the first client does not pay for lazy imports and first-call setup (~100 ms). The
     access log leaves them out; an answer that is not 200 (a model no made-up row suits) is
-    ignored, as that client's request would get the same answer."""
+    ignored, as that client's request would get the same answer. `key`: the API key, without
+    which they would stop at 401 and warm nothing."""
     import asyncio
     import csv
     import io
@@ -151,11 +152,12 @@ def warm_up(app, model) -> None:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerows([list(row), list(row.values())])
     bodies = [(json.dumps({"rows": [row]}).encode(), b"application/json"), (text.getvalue().encode(), b"text/csv")]
+    auth = [] if key is None else [(b"authorization", f"Bearer {key}".encode())]
 
     async def post(body: bytes, kind: bytes) -> None:
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
                  "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
-                 "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())],
+                 "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()), *auth],
                  "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0), WARM_UP: True}
         messages = [{"type": "http.request", "body": body, "more_body": False}]
 
