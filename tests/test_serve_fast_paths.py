@@ -15,7 +15,7 @@ from .conftest import DATASETS
 from .test_serve import write_categorical
 
 pytest.importorskip("fastapi")
-testclient = pytest.importorskip("starlette.testclient")
+testclient = pytest.importorskip("fastapi.testclient")
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
