@@ -108,7 +108,8 @@ def create_app(model, settings: ServeSettings):
                                                  "split-conformal prediction set at this level")):
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if kind not in ("text/csv", "application/json", ""):
-            raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv (curl -d sends a form: add -H 'Content-Type: application/json')")
+            raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv "
+                          "(curl -d sends a form: add -H 'Content-Type: application/json')")
         body = await _read_body(request, limit)
 
         def respond() -> Response:
