@@ -4,13 +4,15 @@
     python benchmarks/serve.py --quick    # a few requests per cell, to check it runs
 
 Trains configs/iris.yaml into a temporary folder, starts `nnctl serve --port 0` on 127.0.0.1
-(one worker) and drives it with asyncio and httpx: for requests of 1 and 1,000 rows at
-concurrencies 1, 8 and 32, a fixed number of requests or a time limit, whichever ends first.
+(one worker), times its first request (2 rows), and drives it with asyncio and httpx: for
+requests of 1 and 1,000 rows at concurrencies 1, 8 and 32, a fixed number of requests or a time
+limit, whichever ends first.
 Per cell: requests per second, p50 and p99 latency, errors (must be 0), and the overhead: the
 wall time per request served (1 / requests per second) over the in-process `Model.predict` on the
 same rows (a DataFrame already built), and the server's own p50 from its access log (the time
-from the request's first byte to the answer's last). The client runs on the same machine as the
-server, so the figures include its share of the CPUs.
+from the request's first byte to the answer's last) and CPU time per request (from /proc: what a
+request costs the server however loaded the machine is). The client runs on the same machine as
+the server, so the wall-clock figures include its share of the CPUs.
 """
 from __future__ import annotations
 
@@ -95,6 +97,20 @@ async def drive(url: str, body: dict, concurrency: int, requests: int, seconds: 
     return np.array(latencies), errors, wall
 
 
+def first_request(url: str, rows: list[dict], log: Path) -> tuple[float, float]:
+    """Milliseconds of the first POST to a server just started (what lazy imports and first-call
+    setup cost a client), at the client and in the server's access log."""
+    import httpx
+
+    with httpx.Client(timeout=60) as client:
+        client.get(f"{url}/health")  # the connection, so that only the request is timed
+        start = time.perf_counter()
+        client.post(f"{url}/predict", json={"rows": rows}).raise_for_status()
+        took = (time.perf_counter() - start) * 1000
+    served, _ = server_times(log, 0)
+    return took, served[0]
+
+
 def in_process(run: Path, rows: list[dict], repeat: int) -> float:
     """Median seconds of Model.predict on the rows, as a DataFrame already built."""
     import pandas as pd
@@ -119,6 +135,16 @@ def server_times(log: Path, seen: int) -> tuple[list, int]:
     return [float(line.rsplit("ms=", 1)[1]) for line in lines[seen:] if " POST /predict " in line], len(lines)
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) a process has used so far: per request, the server's cost
+    whatever else the machine's cores are doing, which its wall times are not (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few requests per cell")
@@ -131,21 +157,27 @@ def main() -> None:
         proc, url = start(run, folder / "serve.log")
         try:
             print(f"nnctl serve (1 worker) on {url}; client: asyncio + httpx on the same machine ({os.cpu_count()} CPUs)")
+            first, served_first = first_request(url, rows_of(2), folder / "serve.log")
+            print(f"first request to the fresh server (2 rows): {first:.1f} ms at the client, {served_first:.1f} ms "
+                  "in the server")
             print("| rows/request | concurrency | requests | req/s | p50 ms | p99 ms | errors | server p50 ms "
-                  "| in-process ms | overhead x |")
-            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-            seen = 0
+                  "| server CPU ms/request | in-process ms | overhead x |")
+            print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            seen = len((folder / "serve.log").read_text().splitlines())
             for size in SIZES:
                 rows = rows_of(size)
                 base = in_process(run, rows, 200 if size == 1 else 50)
                 for concurrency in CONCURRENCY:
+                    used = cpu_seconds(proc.pid)
                     latencies, errors, wall = asyncio.run(drive(url, {"rows": rows}, concurrency, counts[size],
                                                                 args.seconds))
+                    used = cpu_seconds(proc.pid) - used  # includes the 3 warming requests drive sends
                     rate = len(latencies) / wall
                     p50, p99 = np.percentile(latencies, [50, 99]) * 1000
                     served, seen = server_times(folder / "serve.log", seen)
                     print(f"| {size:,} | {concurrency} | {len(latencies)} | {rate:,.0f} | {p50:.2f} | {p99:.2f} | "
-                          f"{errors} | {np.median(served):.2f} | {base * 1000:.3f} | {1 / rate / base:,.1f} |",
+                          f"{errors} | {np.median(served):.2f} | {used * 1000 / (len(latencies) + 3):.2f} | "
+                          f"{base * 1000:.3f} | {1 / rate / base:,.1f} |",
                           flush=True)
         finally:
             proc.send_signal(signal.SIGTERM)

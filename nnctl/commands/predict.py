@@ -131,9 +131,18 @@ def predict_chunk(model, chunk, where: str, options: PredictOptions, chosen: int
     import pandas as pd
 
     keep = options.kept()
+    frame = pd.DataFrame(prediction_columns(model, chunk, where, options, chosen), index=range(len(chunk)))
+    if keep:
+        frame = pd.concat([chunk[keep].reset_index(drop=True), frame], axis=1)
+    return frame
+
+
+def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen: int = 1) -> dict:
+    """`predict_chunk`'s prediction columns (not the kept ones) as {name: array}, in order:
+    what `nnctl serve` answers from without building a DataFrame it would only take apart."""
     conformal = options.conformal(model)
     X = model.inputs(chunk, where)
-    columns = {}  # built whole, then one DataFrame: inserting column by column costs more than the model
+    columns = {}
     if model.task == "regression":
         values = model.values_from_inputs(X)
         if values.ndim == 1:
@@ -149,10 +158,7 @@ def predict_chunk(model, chunk, where: str, options: PredictOptions, chosen: int
             for i, c in enumerate(model.classes):
                 columns[f"p_{c}"] = p[:, i]
         conformal.add(columns, p)
-    frame = pd.DataFrame(columns, index=range(len(chunk)))
-    if keep:
-        frame = pd.concat([chunk[keep].reset_index(drop=True), frame], axis=1)
-    return frame
+    return columns
 
 
 def _where(data_path) -> str:

@@ -293,8 +293,12 @@ def parse_error(exc, where) -> NnctlError:
 
 
 def _select(frame, columns):
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame if columns is None else frame[list(columns)]
+    names = [str(c).strip() for c in frame.columns]
+    if names != list(frame.columns):
+        frame.columns = names
+    # a table of just the wanted columns is kept as parsed: selecting copies it, which costs a
+    # small request (nnctl serve's CSV body) more than the model does
+    return frame if columns is None or names == list(columns) else frame[list(columns)]
 
 
 def _parsed(chunks, csv_file: CsvFile):

@@ -8,13 +8,15 @@ import json
 import sys
 import time
 
+WARM_UP = "nnctl.warm_up"  # an ASGI scope key that only the app's own startup requests carry (app.warm_up)
+
 
 class AccessLog:
     def __init__(self, app, json_lines: bool = False, stream=None):
         self.app, self.json_lines, self.stream = app, json_lines, stream
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get(WARM_UP):
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         status = [500]  # what the client gets when the app raises: the server's error middleware answers 500

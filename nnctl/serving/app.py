@@ -12,11 +12,15 @@ from dataclasses import asdict, dataclass
 from .. import __version__
 from ..errors import NnctlError
 from ..jsonfmt import dumps
+from .accesslog import WARM_UP
 from .bodies import Refusal, csv_frame, json_request, request_options
 from .describe import model_info, request_schemas, run_name
 
 SETTINGS_ENV = "NNCTL_SERVE_SETTINGS"  # how the parent hands its settings to worker processes
 DEFAULT_MAX_ROWS = 100_000
+# bodies up to this size are answered in the event loop (a few ms of CPU); larger ones in a
+# thread, so that one big request does not hold up /health and the small requests behind it
+INLINE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ def create_app(model, settings: ServeSettings):
     _error_handlers(app)
     info = model_info(model)
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:  # async: a sync dependency costs a thread hop per request
         if key is None:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -104,21 +108,101 @@ def create_app(model, settings: ServeSettings):
                                                  "split-conformal prediction set at this level")):
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if kind not in ("text/csv", "application/json", ""):
-            raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv (curl -d sends a form: add -H 'Content-Type: application/json')")
+            raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv "
+                          "(curl -d sends a form: add -H 'Content-Type: application/json')")
         body = await _read_body(request, limit)
-        if kind == "text/csv":
-            options = request_options(proba, threshold, positive, keep, interval, sets)
-            frame, given = csv_frame(body, model, options, settings.max_rows), None
-        else:
-            if request.query_params:
-                raise Refusal(422, "options go in the JSON body with a JSON request, not in the query string",
-                              'e.g. {"rows": [...], "proba": true}; query options are for CSV bodies')
-            given, frame, options = json_request(body, model, settings.max_rows)
-        request.state.rows = len(frame)
-        return answer(predictions(model, frame, options, given))
+
+        def respond() -> Response:
+            if kind == "text/csv":
+                options = request_options(proba, threshold, positive, keep, interval, sets)
+                frame, given = csv_frame(body, model, options, settings.max_rows), None
+            else:
+                if request.query_params:
+                    raise Refusal(422, "options go in the JSON body with a JSON request, not in the query string",
+                                  'e.g. {"rows": [...], "proba": true}; query options are for CSV bodies')
+                given, frame, options = json_request(body, model, settings.max_rows)
+            request.state.rows = len(frame)
+            return answer(predictions(model, frame, options, given))
+
+        if len(body) <= INLINE_BYTES:
+            return respond()
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(respond)
 
     app.openapi = lambda: _openapi(app, model, key is not None)
+    warm_up(app, model, key)
     return app
+
+
+def warm_up(app, model, key: str | None = None) -> None:
+    """One JSON and one CSV request of a made-up row through the whole app before it serves, so
+    that the first client does not pay for lazy imports and first-call setup (~100 ms). The
+    access log leaves them out; an answer that is not 200 (a model no made-up row suits) is
+    ignored, as that client's request would get the same answer. `key`: the API key, without
+    which they would stop at 401 and warm nothing."""
+    import asyncio
+    import csv
+    import io
+    import threading
+
+    row = warm_up_row(model)
+    if row is None:
+        return
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerows([list(row), list(row.values())])
+    bodies = [(json.dumps({"rows": [row]}).encode(), b"application/json"), (text.getvalue().encode(), b"text/csv")]
+    auth = [] if key is None else [(b"authorization", f"Bearer {key}".encode())]
+
+    async def post(body: bytes, kind: bytes) -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode()), *auth],
+                 "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0), WARM_UP: True}
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive():
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message):
+            pass
+
+        await app(scope, receive, send)
+
+    async def both():
+        for body, kind in bodies:
+            await post(body, kind)
+
+    failed = []
+
+    def run() -> None:
+        try:
+            asyncio.run(both())
+        except BaseException as exc:  # handed to the caller: a bug the made-up row hits stops the start
+            failed.append(exc)
+
+    # a thread of its own: uvicorn's worker processes build the app inside their running event loop
+    worker = threading.Thread(target=run, name="nnctl-warm-up")
+    worker.start()
+    worker.join()
+    if failed:
+        raise failed[0]
+
+
+def warm_up_row(model) -> dict | None:
+    """A row every feature of the model accepts: the fill value or 0 for numbers, the fill or
+    first category for categories; None when a categorical column has no category."""
+    encoder, row = model.encoder, {}
+    for feature in encoder.features:
+        fill = (encoder.fill or {}).get(feature)
+        if feature in encoder.categories:
+            if fill is None and not encoder.categories[feature]:
+                return None
+            row[feature] = fill if fill is not None else encoder.categories[feature][0]
+        else:
+            row[feature] = 0.0 if fill is None else fill
+    return row
 
 
 async def _read_body(request, limit: int) -> bytes:
@@ -143,32 +227,35 @@ def predictions(model, frame, options, given_rows=None) -> dict:
     import numpy as np
 
     from ..commands.conformal import SEPARATOR
-    from ..commands.predict import check_options, predict_chunk
+    from ..commands.predict import check_options, prediction_columns
 
     try:
         chosen = check_options(model, options)
-        result = predict_chunk(model, frame, "the request's rows", options, chosen)
+        # predict_chunk's columns before they become a DataFrame: the answer is made of lists,
+        # and a frame built only to be taken apart again cost more than the model on small requests
+        columns = prediction_columns(model, frame, "the request's rows", options, chosen)
     except NnctlError as exc:
         raise Refusal.of(exc)
     keep = options.kept()
     conformal = {"lower", "upper", "prediction_set"}
-    predicted = [c for c in result.columns[len(keep):] if c not in conformal]
+    predicted = [c for c in columns if c not in conformal]
     if model.task == "regression":
-        values = result[predicted].to_numpy(dtype=float)
+        values = np.column_stack([columns[c] for c in predicted]).astype(float)
         payload = {"predictions": (values[:, 0] if len(predicted) == 1 else values).tolist()}
     else:
-        payload = {"predictions": result["prediction"].tolist()}
+        payload = {"predictions": columns["prediction"].tolist()}
         if options.proba:
             labels = [str(c) for c in model.classes]
-            payload["probabilities"] = [dict(zip(labels, p)) for p in result[predicted[1:]].to_numpy(float).tolist()]
+            p = np.column_stack([columns[c] for c in predicted[1:]]).astype(float)
+            payload["probabilities"] = [dict(zip(labels, row)) for row in p.tolist()]
     if options.interval is not None:  # an infinite bound (too few validation rows) is JSON's null
         for side in ("lower", "upper"):
-            payload[side] = [v if np.isfinite(v) else None for v in result[side].to_numpy(float).tolist()]
+            payload[side] = [v if np.isfinite(v) else None for v in np.asarray(columns[side], float).tolist()]
     if options.sets is not None:
-        payload["prediction_sets"] = [text.split(SEPARATOR) if text else [] for text in result["prediction_set"]]
+        payload["prediction_sets"] = [text.split(SEPARATOR) if text else [] for text in columns["prediction_set"]]
     if keep:
         payload["kept"] = ([{c: row.get(c) for c in keep} for row in given_rows] if given_rows is not None
-                           else result[keep].to_dict("records"))
+                           else frame[keep].reset_index(drop=True).to_dict("records"))
     return payload
 
 

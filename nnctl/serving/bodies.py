@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
+
 from ..commands.predict import PredictOptions
 from ..data.csvfile import NA_STRINGS
 from ..errors import NnctlError, did_you_mean
@@ -16,6 +18,7 @@ CSV_WHERE = "the request's CSV body"
 OPTIONS = {"proba", "threshold", "positive", "keep", "interval", "sets"}  # besides "rows"
 MISSING = frozenset(NA_STRINGS)
 PLAIN = {int, float, bool, type(None)}
+NUMBERS = {int, float, type(None)}  # booleans stay as given: pandas reads a column of them as bool
 
 
 class Refusal(Exception):
@@ -63,7 +66,8 @@ def json_request(body: bytes, model, max_rows: int):
     rows = data["rows"]
     if len(rows) > max_rows:
         raise too_many_rows(len(rows), max_rows)
-    return rows, rows_frame(rows, options.columns(model)), options
+    numeric = [c for c in model.encoder.features if c not in model.encoder.categories]
+    return rows, rows_frame(rows, options.columns(model), numeric), options
 
 
 def request_options(proba, threshold, positive, keep, interval=None, sets=None) -> PredictOptions:
@@ -86,10 +90,12 @@ def request_options(proba, threshold, positive, keep, interval=None, sets=None) 
                           None if interval is None else float(interval), None if sets is None else float(sets))
 
 
-def rows_frame(rows: list, columns: list):
+def rows_frame(rows: list, columns: list, numeric=()):
     """The rows' `columns` as a DataFrame, each cell as the CSV reader gives it: a missing key,
     null and the texts a CSV reads as missing ("", "NA", ...) are missing values; text is
-    stripped. A column that no row has is an error, as a CSV without it would be."""
+    stripped. A column that no row has is an error, as a CSV without it would be. `numeric`
+    columns (the model reads them as numbers) that hold only numbers and nulls become float64
+    arrays at once, NaN for null, as the CSV reader would have parsed them."""
     import pandas as pd
 
     for i, row in enumerate(rows):
@@ -100,12 +106,26 @@ def rows_frame(rows: list, columns: list):
         present = sorted({key for row in rows for key in row})
         raise Refusal(422, f"column '{absent[0]}' is in none of the rows{did_you_mean(absent[0], present)}",
                       f"the model's columns: {', '.join(columns)}", column=absent[0])
-    return pd.DataFrame({c: _cells([row.get(c) for row in rows], c) for c in columns})
+    numeric = set(numeric)
+    cells = [_cells([row.get(c) for row in rows], c, c in numeric) for c in columns]
+    # column names as an object Index: pandas' default Arrow-backed one costs more per lookup
+    # than the model takes to predict one row
+    names = pd.Index(columns, dtype=object)
+    if cells and all(isinstance(c, np.ndarray) for c in cells):  # all numbers: one block, nothing copied again
+        return pd.DataFrame(np.column_stack(cells), columns=names, copy=False)
+    return pd.DataFrame(dict(zip(columns, cells)), columns=names)
 
 
-def _cells(values: list, column: str) -> list:
-    # most columns hold only numbers and nulls, which need no look at each cell
-    if {type(v) for v in values} <= PLAIN:
+def _cells(values: list, column: str, numeric: bool = False):
+    # most columns hold only numbers and nulls, which need no look at each cell; a float64
+    # array of them spares pandas inferring a dtype from a list, its cost on small requests
+    kinds = {type(v) for v in values}
+    if numeric and values and kinds <= NUMBERS:
+        try:
+            return np.array(values, dtype=np.float64)
+        except OverflowError:  # an int past float64: left to the encoder, which names the column
+            return values
+    if kinds <= PLAIN:
         return values
     return [_cell(v, i, column) for i, v in enumerate(values)]
 
