@@ -93,6 +93,8 @@ def streaming_reason(cfg) -> str | None:
     from .scan import estimate_size
 
     path = Path(cfg.data.path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        return None  # a FIFO or a device can be read only once, as it comes: never sized ahead
     try:
         if path.is_file() and path.stat().st_size < MIN_BYTES:
             return None  # parsed in milliseconds whatever the budget: not worth a look
