@@ -70,7 +70,8 @@ def _row_group_chunks(source, columns, chunksize):
     rows end (`_numbered` joins the pieces a row group's end splits). A row group is
     read whole, one column at a time, when that takes less memory than pyarrow's batched reader,
     which keeps a decoded page and dictionary (PAGE_COST) and a buffer for every column at once:
-    150 MB for 60 columns, more than a row group of 250,000 rows holds. Freed memory goes back
+    150 MB for 60 columns, more than a row group of 250,000 rows holds. When both fit in a
+    quarter of the budget, the row group's columns are read at once, in parallel. Freed memory goes back
     to the system after each row group (pyarrow's pool would keep it)."""
     import pyarrow as pa
 
@@ -81,9 +82,14 @@ def _row_group_chunks(source, columns, chunksize):
     share, done = memory_budget() // 4, 0
     for r in range(meta.num_row_groups):
         whole, batched = _row_group_costs(meta.row_group(r), source.schema_arrow, names, chunksize)
-        if whole <= max(batched, share):
+        if whole + batched <= share:  # affordable at once: pyarrow decodes the columns in parallel
+            group = source.read_row_group(r, columns=names)
+        elif whole <= max(batched, share):
             group = pa.Table.from_arrays(
                 [source.read_row_group(r, columns=[name], use_threads=False).column(0) for name in names], names=names)
+        else:
+            group = None
+        if group is not None:
             start = 0
             while start < group.num_rows:
                 piece = group.slice(start, chunksize - (done + start) % chunksize)
