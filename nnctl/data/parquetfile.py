@@ -62,7 +62,7 @@ def read_parquet(table: ParquetFile, columns=None, chunksize=None):
 
 
 READ_BUFFER = 64 << 10  # bytes each column's reader buffers: pyarrow keeps one per column
-PAGE_COST = 2 << 20  # what pyarrow holds per column while reading in batches: a page and a dictionary
+PAGE_COST = 3 << 20  # what pyarrow holds per column reading in batches: a page as read and decompressed, a dictionary
 
 
 def _row_group_chunks(source, columns, chunksize):
