@@ -1,14 +1,24 @@
-"""benchmarks/streaming.py is not run in CI, but its generated table and first-pass measurement
-must keep working as the API changes."""
+"""benchmarks/streaming.py is not run in CI, but its generated table, its first pass and its
+training figures must keep working as the API changes: each part on a tiny table, every figure
+it prints measured."""
 import importlib.util
+import json
+import os
+
+import pytest
 
 from .conftest import ROOT
 
+pytest.importorskip("pyarrow")
+
 
 def _load():
-    spec = importlib.util.spec_from_file_location("streaming", ROOT / "benchmarks" / "streaming.py")
+    spec = importlib.util.spec_from_file_location("streaming_bench", ROOT / "benchmarks" / "streaming.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    environ = dict(os.environ)
+    spec.loader.exec_module(module)  # it sets thread counts for its own runs
+    os.environ.clear()
+    os.environ.update(environ)
     return module
 
 
@@ -22,3 +32,36 @@ def test_the_generated_table_is_seeded_and_its_first_pass_runs(tmp_path):
         result = bench._first_pass(str(tmp_path / name), str(tmp_path))
         assert result["rows"] == rows and result["inputs"] == 12 + sum(bench.CATEGORIES.values())
     assert not (tmp_path / "encoded.npy").exists()
+
+
+def test_the_first_pass_figures_compare_each_file_with_pandas(tmp_path, capsys):
+    bench = _load()
+    found = bench.main(["--size-gb", str(40_000 / 2**30), "--generate-rows", "200", "--budget", "50MB",
+                        "--workdir", str(tmp_path), "--skip-train"])
+    figures = found["first_pass"]
+    assert set(figures) == {f"table-{40_000 / 2**30:g}gb.csv", f"table-{40_000 / 2**30:g}gb.parquet"}
+    for row in figures.values():
+        assert row["rows"] >= 200 and row["rows"] % 200 == 0
+        assert row["scan_mb_s"] > row["scan_encode_mb_s"] > 0 and row["pandas_mb_s"] > 0
+        assert row["peak_rss"] > 20 << 20  # an interpreter with NumPy and pandas, measured in its own process
+    out = capsys.readouterr().out
+    assert "scan+encode MB/s" in out and "pandas MB/s" in out
+    assert json.loads((tmp_path / "figures.json").read_text())["first_pass"].keys() == figures.keys()
+
+
+def test_the_training_figures_measure_throughput_and_the_shuffle_window(tmp_path, capsys):
+    bench = _load()
+    found = bench.main(["--skip-first-pass", "--rows", "6000", "--features", "4", "--epochs", "1",
+                        "--shuffle-rows", "3000", "--shard-rows", "256", "--workdir", str(tmp_path), "--no-rss"])["train"]
+    assert set(found["rows_per_second"]) == {"in memory", "streamed"}
+    assert all(rate > 0 for rate in found["rows_per_second"].values())
+    curves = found["shuffle"]
+    assert set(curves) == {"random order", "sorted by label"}
+    for variants in curves.values():
+        assert len(variants) == 3 and all(len(losses) == 2 for losses in variants.values())
+    out = capsys.readouterr().out
+    assert "streamed / in memory" in out and "| full shuffle (in memory) |" in out
+    assert (tmp_path / "shuffle.png").stat().st_size > 0 and (tmp_path / "figures.json").exists()
+    from nnctl.data import streamed
+
+    assert streamed.MIN_SHARD_ROWS == 1024  # the benchmark put the shard size back

@@ -43,10 +43,11 @@ def write_table(path: Path, rows: int, seed: int) -> None:
     try:
         for start in range(0, rows, 250_000):
             n = min(250_000, rows - start)
-            X = rng.normal(size=(n, FEATURES)).astype(np.float32)
+            X = rng.standard_normal(size=(n, FEATURES), dtype=np.float32)  # 5x faster than normal() in float64
             label = ((X @ w > 0) ^ (rng.random(n) < 0.1)).astype(np.int64)
             table = pa.table([pa.array(X[:, i]) for i in range(FEATURES)] + [pa.array(label)], names=names)
-            writer = writer or pq.ParquetWriter(path, table.schema)
+            # plain encoding: a dictionary of random floats is slow to build and saves nothing
+            writer = writer or pq.ParquetWriter(path, table.schema, use_dictionary=False)
             writer.write_table(table)
     finally:
         if writer is not None:

@@ -24,7 +24,11 @@ def _factorized(column) -> tuple[np.ndarray, list]:
     names). Labelling each distinct value once, not each row, keeps a long column fast."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(column.to_numpy(dtype=object))
+    # a text column read from Parquet or as pandas' arrow-backed strings factorizes in arrow,
+    # without making a Python object of every row first
+    values = column if isinstance(column, pd.Series) and pd.api.types.is_string_dtype(column.dtype) \
+        and not pd.api.types.is_object_dtype(column.dtype) else column.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values)
     return codes, [category_label(v) for v in uniques]
 
 

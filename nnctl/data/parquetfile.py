@@ -53,24 +53,96 @@ def read_parquet(table: ParquetFile, columns=None, chunksize=None):
             return frame
         # pre_buffer would read ahead and keep the whole file's column chunks: memory as large as
         # the file, which chunks are meant to avoid
-        source = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=1 << 20)
-        return _numbered(source.iter_batches(batch_size=chunksize, columns=columns), table.where)
+        source = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=READ_BUFFER)
+        return _numbered(_row_group_chunks(source, columns, chunksize), chunksize, table.where)
     except NnctlError:
         raise
     except Exception as exc:
         raise NnctlError(f"cannot read the Parquet file: {exc}", table.where)
 
 
-def _numbered(batches, where: str):
-    """DataFrames of the batches, indexed by their rows' place in the file, as CSV chunks are
-    (a message's data row is then the file's); pyarrow reads one row group at a time, so memory
-    is bounded by the file's largest row group."""
-    start = 0
+READ_BUFFER = 64 << 10  # bytes each column's reader buffers: pyarrow keeps one per column
+PAGE_COST = 3 << 20  # what pyarrow holds per column reading in batches: a page as read and decompressed, a dictionary
+
+
+def _row_group_chunks(source, columns, chunksize):
+    """Record batches, one row group after another, cut where the table's chunks of `chunksize`
+    rows end (`_numbered` joins the pieces a row group's end splits). A row group is
+    read whole, one column at a time, when that takes less memory than pyarrow's batched reader,
+    which keeps a decoded page and dictionary (PAGE_COST) and a buffer for every column at once:
+    150 MB for 60 columns, more than a row group of 250,000 rows holds. When both fit in a
+    quarter of the budget, the row group's columns are read at once, in parallel. Freed memory goes back
+    to the system after each row group (pyarrow's pool would keep it)."""
+    import pyarrow as pa
+
+    from ..resources import memory_budget
+
+    meta, pool = source.metadata, pa.default_memory_pool()
+    names = list(columns) if columns is not None else source.schema_arrow.names
+    share, done = memory_budget() // 4, 0
+    for r in range(meta.num_row_groups):
+        whole, batched = _row_group_costs(meta.row_group(r), source.schema_arrow, names, chunksize)
+        if whole + batched <= share:  # affordable at once: pyarrow decodes the columns in parallel
+            group = source.read_row_group(r, columns=names)
+        elif whole <= max(batched, share):
+            group = pa.Table.from_arrays(
+                [source.read_row_group(r, columns=[name], use_threads=False).column(0) for name in names], names=names)
+        else:
+            group = None
+        if group is not None:
+            start = 0
+            while start < group.num_rows:
+                piece = group.slice(start, chunksize - (done + start) % chunksize)
+                start += piece.num_rows
+                yield piece
+            done += group.num_rows
+            del group, piece
+        else:
+            for batch in source.iter_batches(batch_size=chunksize, row_groups=[r], columns=columns, use_threads=False):
+                done += batch.num_rows
+                yield batch
+        pool.release_unused()
+
+
+def _row_group_costs(group, schema, names: list, chunksize: int) -> tuple[int, int]:
+    """(bytes of the row group's `names` columns decoded, bytes pyarrow's batched reader holds
+    to read them `chunksize` rows at a time), estimated from the file's metadata."""
+    import pyarrow as pa
+
+    stored = {group.column(i).path_in_schema: group.column(i).total_uncompressed_size
+              for i in range(group.num_columns)}
+    whole = batched = 0
+    for name in names:
+        kind = schema.field(name).type
+        width = kind.bit_width // 8 if pa.types.is_primitive(kind) and kind.bit_width >= 8 else 8
+        text = 0 if pa.types.is_primitive(kind) else stored.get(name, 0)  # strings: their bytes too
+        whole += group.num_rows * width + text
+        batched += min(stored.get(name, 0), PAGE_COST) + READ_BUFFER + chunksize * width
+    return whole, batched
+
+
+def _numbered(batches, chunksize: int, where: str):
+    """DataFrames of `chunksize` rows (the last one shorter) from the batches, indexed by their
+    rows' place in the file, as CSV chunks are (a message's data row is then the file's)."""
+    import pandas as pd
+
+    start, pending, held = 0, [], 0
     try:
         for batch in batches:
-            frame = batch.to_pandas()
+            pending.append(batch.to_pandas())
+            held += batch.num_rows
+            del batch  # a slice of a whole row group keeps it alive while the next one is read
+            while held >= chunksize:
+                frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+                pending = [frame.iloc[chunksize:]] if len(frame) > chunksize else []
+                frame = frame.iloc[:chunksize]
+                held -= len(frame)
+                frame.index = range(start, start + len(frame))
+                start += len(frame)
+                yield frame
+        if held:
+            frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
             frame.index = range(start, start + len(frame))
-            start += len(frame)
             yield frame
     except Exception as exc:  # pyarrow's own errors for a file damaged past its header
         raise NnctlError(f"cannot read the Parquet file: {exc}", where)

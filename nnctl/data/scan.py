@@ -28,7 +28,13 @@ from .scanstats import labels_as
 from .splits import hashed_validation
 from .tables import open_table, read_table, table_parts
 
-CHUNK_CELLS = 4_000_000  # cells parsed at a time: about 32 MB as float64
+# cells parsed at a time: a chunk takes about 24 bytes a cell while it is parsed, checked and
+# encoded (its float64 values, their float32 copies, the encoded rows), so CHUNK_SHARE of the
+# budget, between the bounds: a few hundred KB chunks would pay pandas' per-chunk costs
+# on every few rows, and past 8M cells larger chunks gain nothing
+CHUNK_SHARE = 8
+CELL_BYTES = 24
+MIN_CHUNK_CELLS, MAX_CHUNK_CELLS = 250_000, 8_000_000
 
 
 @dataclass
@@ -105,7 +111,11 @@ def _rows_of(part) -> float:
 
 
 def default_chunk_rows(columns: int) -> int:
-    return max(1000, CHUNK_CELLS // max(columns, 1))
+    """Rows per chunk for `columns` columns, from the memory budget (NNCTL_MEMORY_LIMIT)."""
+    from ..resources import memory_budget
+
+    cells = min(max(memory_budget() // CHUNK_SHARE // CELL_BYTES, MIN_CHUNK_CELLS), MAX_CHUNK_CELLS)
+    return max(1000, cells // max(columns, 1))
 
 
 def _columns(cfg, table, notes: list) -> tuple[list, list]:
@@ -146,7 +156,7 @@ def scan_table(cfg, chunk_rows: int | None = None) -> Scan:
     data, notes = cfg.data, []
     table = open_table(data.path, data.delimiter)
     features, used = _columns(cfg, table, notes)
-    chunk_rows = chunk_rows or default_chunk_rows(len(table.header))
+    chunk_rows = chunk_rows or default_chunk_rows(len(used))
     fraction = 0.0 if data.validation_path else data.validation_split
     state = FirstPass(cfg, features, table.where)
     for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
@@ -218,7 +228,7 @@ def encoded_chunks(cfg, scan: Scan, part: str = "train",
     table = open_table(path, data.delimiter, given_as=given_as)
     used = list(dict.fromkeys(scan.encoder.features + [scan.target]))
     # sized by the wider of the text and the encoded rows: one-hot columns widen a row many times
-    chunk_rows = chunk_rows or default_chunk_rows(max(len(table.header), scan.n_inputs))
+    chunk_rows = chunk_rows or default_chunk_rows(max(len(used), scan.n_inputs))
     for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
         rows = start + np.arange(len(chunk), dtype=np.int64)
         keep = kept_rows(chunk, used, scan.target, data.missing, where)

@@ -44,13 +44,34 @@ class ShardWriter:
         return self.sizes
 
     def _flush(self, n: int) -> None:
-        joined = [np.concatenate(arrays) for arrays in zip(*self.pending)]
-        j = len(self.sizes)
-        for what, array in zip(("rows", "X", "y"), joined):
-            np.save(self.folder / shard_name(self.part, j, what), np.ascontiguousarray(array[:n]), allow_pickle=False)
+        """Writes the pending chunks' first `n` rows as the next shard, piece by piece: joining
+        them first would hold a shard's rows twice."""
+        j, taken, rest = len(self.sizes), 0, []
+        for piece in self.pending:
+            take = min(len(piece[0]), n - taken)
+            if take < len(piece[0]):
+                rest.append(tuple(a[take:] for a in piece))
+            taken += take
+        for k, what in enumerate(("rows", "X", "y")):
+            _write_npy(self.folder / shard_name(self.part, j, what),
+                       [piece[k] for piece in self.pending], n)
         self.sizes.append(n)
-        self.pending = [tuple(a[n:] for a in joined)] if len(joined[0]) > n else []
+        self.pending = rest
         self.pending_rows -= n
+
+
+def _write_npy(path: Path, pieces: list, n: int) -> None:
+    """The first `n` rows of the pieces, joined, as one `.npy` file."""
+    first = pieces[0]
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(first.dtype),
+                                                  "fortran_order": False, "shape": (n,) + first.shape[1:]})
+        for piece in pieces:
+            if n <= 0:
+                break
+            part = np.ascontiguousarray(piece[:n], dtype=first.dtype)
+            fh.write(memoryview(part).cast("B"))
+            n -= len(part)
 
 
 def read_npy_into(path: Path, out: np.ndarray) -> np.ndarray:

@@ -147,7 +147,7 @@ def _writer(cfg):
         sizes, counts, y_width = {}, {}, 0
         for part in PARTS:
             writer = ShardWriter(folder, part, shard_rows, n_classes)
-            for rows, X, y in encoded_chunks(cfg, scan, part, shard_rows):
+            for rows, X, y in encoded_chunks(cfg, scan, part):  # chunks sized by the budget
                 y_width = y.shape[1] if y.ndim == 2 else 0
                 writer.add(np.asarray(rows, dtype=np.int64), X, y)
             sizes[part] = writer.close()
