@@ -141,3 +141,17 @@ def test_warm_up_row_suits_every_feature(cats_model, iris_run, tmp_path):
     assert warm_up_row(load_model(iris_run)) == dict.fromkeys(FEATURES, 0.0)
     pd.DataFrame([row]).to_csv(tmp_path / "row.csv", index=False)
     assert len(predict_csv(model.path, tmp_path / "row.csv")) == 1
+
+
+def test_the_listening_socket_has_nodelay_so_kept_alive_answers_are_not_held_back():
+    """Connections inherit TCP_NODELAY from the listening socket; without it a kept-alive
+    connection's answer waited ~40 ms for the client's delayed ACK (the benchmark shows it)."""
+    import socket
+
+    from nnctl.serving.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()

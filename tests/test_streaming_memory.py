@@ -24,7 +24,10 @@ FEATURES = 60
 ROWS = 1_200_000  # 60 float32 inputs + an int64 class: about 300 MB encoded
 TEST_ROWS = 20_000
 BUDGET = 100 << 20
-SLACK = 16 << 20  # page-granular allocator and arrow buffers above the measured baseline
+# page-granular allocation, arrow buffers and a row group in flight above the measured baseline; the
+# first run has peaked 6-27 MB under 16 MB of slack on the 2-core machine, so 48 MB keeps the test
+# from failing on noise while the in-memory load (about 1.4 GB) stays far above the line
+SLACK = 48 << 20
 
 RSS_WRAPPER = """import resource, subprocess, sys
 subprocess.run(sys.argv[1:], check=False)
