@@ -39,8 +39,9 @@ def list_searches(folder) -> list[dict]:
 def _entry(path: Path, kind: str, status: str, summary: dict | None, progress: str) -> dict:
     stamp = STAMP.search(path.name)
     started = time.mktime(time.strptime(stamp.group(1), "%Y%m%d-%H%M%S")) if stamp else path.stat().st_mtime
+    # modified breaks ties between folders started in the same second (their stamps are whole seconds)
     return {"name": path.name, "path": str(path), "kind": kind, "status": status, "epochs": progress,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), "modified": started,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), "modified": path.stat().st_mtime,
             "summary": summary}  # {"label", "value"[, "std"]}: the best trial's metric, or the folds' mean
 
 
