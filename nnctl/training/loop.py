@@ -224,6 +224,26 @@ class _Loop:
                 self.checkpointer.write(self.state(start), "running")
         return "completed"
 
+    def train_step(self, network, xb, yb, wb, diagnosed: bool, measured: bool, step, grads, lr, clip) -> float:
+        """One batch, the algorithm itself: forward, the loss, backward, clipping, the update
+        (measured layer by layer when `diagnosed`). The batch's summed loss when `measured`,
+        else 0.0. The in-memory and the streamed loops differ only in where batches come from."""
+        network.forward(xb, True)
+        loss = network.loss_value(yb, wb) * len(xb) if measured else 0.0
+        network.backward(yb, wb)
+        norm = None
+        if clip is not None:
+            norm, clipped = clip_grad_norm(network.flat_grads, clip)
+            self.clipped += clipped
+            self.steps += 1
+        if diagnosed:
+            before = self.diagnose.before_step()
+            step(grads, lr)
+            self.diagnose.after_step(before, norm)
+        else:
+            step(grads, lr)
+        return loss
+
     def epoch(self, epoch: int, measured: bool, diagnose: bool = False) -> float | None:
         """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
         None when interrupted (`partial` then holds where it stopped). With `diagnose`, some of
@@ -249,21 +269,9 @@ class _Loop:
         if diagnose:
             self.diagnose.begin_epoch()
         for k, (xb, yb, wb) in enumerate(batches, first):
-            network.forward(xb, True)
+            loss = self.train_step(network, xb, yb, wb, k in sampled, measured, step, grads, lr, clip)
             if measured:
-                total += network.loss_value(yb, wb) * len(xb)
-            network.backward(yb, wb)
-            norm = None
-            if clip is not None:
-                norm, clipped = clip_grad_norm(network.flat_grads, clip)
-                self.clipped += clipped
-                self.steps += 1
-            if k in sampled:
-                before = self.diagnose.before_step()
-                step(grads, lr)
-                self.diagnose.after_step(before, norm)
-            else:
-                step(grads, lr)
+                total += loss
             if should_stop is not None and should_stop():
                 self.partial = (k + 1, order, total)
                 return None

@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 
-from ..nn.clipping import clip_grad_norm
 from .loop import PROGRESS_SECONDS, _Loop
 from .scoring import class_weights, score_chunks
 
@@ -88,21 +87,9 @@ class StreamLoop(_Loop):
                 s, e = bounds[b], bounds[b + 1]
                 xb, yb = self.X_win[s:e], self.t_win[s:e]
                 wb = None if self.w_win is None else self.w_win[s:e]
-                network.forward(xb, True)
+                loss = self.train_step(network, xb, yb, wb, k in sampled, measured, step, grads, lr, clip)
                 if measured:
-                    total += network.loss_value(yb, wb) * len(xb)
-                network.backward(yb, wb)
-                norm = None
-                if clip is not None:
-                    norm, clipped = clip_grad_norm(network.flat_grads, clip)
-                    self.clipped += clipped
-                    self.steps += 1
-                if k in sampled:
-                    before = self.diagnose.before_step()
-                    step(grads, lr)
-                    self.diagnose.after_step(before, norm)
-                else:
-                    step(grads, lr)
+                    total += loss
                 k += 1
                 done += len(xb)
                 if should_stop is not None and should_stop():
