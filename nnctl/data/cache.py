@@ -83,18 +83,15 @@ def load(key: str):
     from .dataset import Dataset
     from .encoding import FeatureEncoder
 
-    folder = cache_dir() / key
-    if not folder.is_dir():
+    found = entry_meta(key)  # marked used: pruned last
+    if found is None:
         return None
+    folder, meta = found
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-        if meta.get("key") != key:
-            raise ValueError("key mismatch")
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
         for name, shape in meta["shapes"].items():
             if list(arrays[name].shape) != shape:
                 raise ValueError(f"{name} shape")
-        _touch(folder / "meta.json")  # most recently used: pruned last
         return Dataset(**arrays, task=meta["task"], target=meta["target"],
                        encoder=FeatureEncoder.from_meta(meta["encoder"], saved=False), classes=meta["classes"],
                        target_scaler=meta["target_scaler"], rows_read=meta["rows_read"],
