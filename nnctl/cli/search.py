@@ -53,17 +53,15 @@ def sweep(
             shown = SweepLines(sys.stderr)
     tracker = sweep_tracker(sweep_file, set_ or [], resume, track)
     display = Many(shown, SweepJson(sys.stdout) if json_ else None)
-    try:
-        result = run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume,
-                           callback=Many(display, tracker))
-    except BaseException:
-        if tracker is not None:
-            warn(tracker.finish(None, "failed"))
-        raise
-    finally:
-        display.close()
-    if tracker is not None:
-        warn(tracker.finish(result))
+
+    def sweep_run():
+        try:
+            return run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume,
+                             callback=Many(display, tracker))
+        finally:
+            display.close()
+
+    result = tracked(tracker, sweep_run)
     summary = json.loads((result["folder"] / "summary.json").read_text())
     if not quiet:
         best, counts = summary["best"], summary["counts"]
@@ -113,15 +111,8 @@ def cv(
             sys.stderr.write(f"{where}: {result['state']} in {result['seconds']:.1f}s\n")
 
     tracker = cv_tracker(config, set_ or [], track, also=said)
-    try:
-        result = run_cv(config, folds, set_ or [], runs_dir, name, workers, ray, callback=tracker or said,
-                        repeats=repeats)
-    except BaseException:
-        if tracker is not None:
-            warn(tracker.finish(None, "failed"))
-        raise
-    if tracker is not None:
-        warn(tracker.finish(result))
+    result = tracked(tracker, lambda: run_cv(config, folds, set_ or [], runs_dir, name, workers, ray,
+                                             callback=tracker or said, repeats=repeats))
     over = f"{folds * repeats} folds ({repeats} repeats of {folds})" if repeats > 1 else f"{folds} folds"
     if not quiet:
         for key, stats in result["summary"].items():
@@ -159,15 +150,8 @@ def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet
     from ..tracking.sweeps import cv_tracker
 
     tracker = cv_tracker(config, sets, track, also=said, kind="seeds")
-    try:
-        result = train_seeds(config, seeds, sets, runs_dir, name, workers, cache=not no_cache,
-                             callback=tracker or said)
-    except BaseException:
-        if tracker is not None:
-            warn(tracker.finish(None, "failed"))
-        raise
-    if tracker is not None:
-        warn(tracker.finish(result))
+    result = tracked(tracker, lambda: train_seeds(config, seeds, sets, runs_dir, name, workers, cache=not no_cache,
+                                                  callback=tracker or said))
     if report:
         from ..report.write import report_runs
 
@@ -177,3 +161,18 @@ def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet
     if json_:
         typer.echo(dumps({"folder": str(result["folder"]), **result["summary"]}))
     typer.echo(str(result["folder"]))
+
+
+def tracked(tracker, run):
+    """`run()`, with `tracker` (None when tracking is off) told how it ended: its result's
+    summary logged on the parent run, or the parent closed as failed; either way one `warning:`
+    line when the server could not take it."""
+    try:
+        result = run()
+    except BaseException:
+        if tracker is not None:
+            warn(tracker.finish(None, "failed"))
+        raise
+    if tracker is not None:
+        warn(tracker.finish(result))
+    return result
