@@ -175,19 +175,7 @@ def test_the_report_shows_the_spread_and_the_kept_run_has_its_own(seeds_folder, 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_an_interrupted_seeds_run_stops_its_workers_and_leaves_no_folder(tmp_path):
-    from .test_sweep_safety import children, gone, start, wait_until
+    from .test_sweep_safety import assert_interrupt_leaves_nothing
 
-    runs = tmp_path / "runs"
-    proc = start(["train", CONFIGS / "iris.yaml", "--seeds", "2", "--workers", "2", "--runs-dir", runs,
-                  "--set", "training.iterations=2000"])
-    try:
-        assert wait_until(lambda: any(runs.glob("*/.tmp-*")))
-        workers = children(proc.pid)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    assert "interrupted after 0 of 2 seeds; the seeds folder was removed" in err and "Traceback" not in err
-    assert wait_until(lambda: all(gone(p) for p in workers), 10)
-    assert list(runs.iterdir()) == []
+    assert_interrupt_leaves_nothing(["train", CONFIGS / "iris.yaml", "--seeds", "2"], tmp_path / "runs", signal.SIGINT,
+                                    "interrupted after 0 of 2 seeds; the seeds folder was removed")

@@ -97,28 +97,26 @@ def cats(tmp_path_factory):
         yield run, test, url, folder / "serve.log"
 
 
-@pytest.fixture(scope="module")
-def binary(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("binary")
-    train, test = split(DATASETS / "breast_cancer.csv", folder, 500)
-    config = folder / "bc.yaml"
-    config.write_text(f"seed: 0\ndata:\n  path: {train}\n  target: diagnosis\nmodel:\n  layers: [8]\n"
+def served_table(folder: Path, table: str, target: str, train_rows: int):
+    """A bundled table cut by rows, a small model trained on the first part, served: yields
+    (run, the held-out CSV, url)."""
+    train, test = split(DATASETS / table, folder, train_rows)
+    config = folder / "config.yaml"
+    config.write_text(f"seed: 0\ndata:\n  path: {train}\n  target: {target}\nmodel:\n  layers: [8]\n"
                       "training:\n  iterations: 10\n")
     run = train_run(config, folder / "runs")
     with serving(run, log=folder / "serve.log") as (url, _):
         yield run, test, url
+
+
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory):
+    yield from served_table(tmp_path_factory.mktemp("binary"), "breast_cancer.csv", "diagnosis", 500)
 
 
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("regression")
-    train, test = split(DATASETS / "diabetes.csv", folder, 400)
-    config = folder / "diabetes.yaml"
-    config.write_text(f"seed: 0\ndata:\n  path: {train}\n  target: progression\nmodel:\n  layers: [8]\n"
-                      "training:\n  iterations: 10\n")
-    run = train_run(config, folder / "runs")
-    with serving(run, log=folder / "serve.log") as (url, _):
-        yield run, test, url
+    yield from served_table(tmp_path_factory.mktemp("regression"), "diabetes.csv", "progression", 400)
 
 
 def predicted(run, data, *options) -> pd.DataFrame:

@@ -285,17 +285,23 @@ def test_workers_die_with_a_killed_sweep_and_resume_finishes_it(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_an_interrupted_cv_stops_its_workers_and_leaves_no_folder(tmp_path):
     runs = tmp_path / "runs"
-    proc = start(["cv", CONFIGS / "iris.yaml", "--folds", "2", "--workers", "2", "--runs-dir", runs,
-                  "--set", "training.iterations=2000"])
+    assert_interrupt_leaves_nothing(["cv", CONFIGS / "iris.yaml", "--folds", "2"], runs, signal.SIGTERM,
+                                    "interrupted after 0 of 2 folds; the cv folder was removed")
+
+
+def assert_interrupt_leaves_nothing(args: list, runs, sig, said: str) -> None:
+    """`nnctl ARGS` with two workers, interrupted by `sig` once its first runs are being
+    written: exit 130 saying `said`, its workers gone, nothing left in `runs`."""
+    proc = start([*args, "--workers", "2", "--runs-dir", runs, "--set", "training.iterations=2000"])
     try:
         assert wait_until(lambda: any(runs.glob("*/.tmp-*")))
         workers = children(proc.pid)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert "interrupted after 0 of 2 folds; the cv folder was removed" in err and "Traceback" not in err
+    assert said in err and "Traceback" not in err
     assert wait_until(lambda: all(gone(p) for p in workers), 10)
     assert list(runs.iterdir()) == []
 
