@@ -155,11 +155,11 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     calibration = calibrate(network, held_out, cfg)
     if calibration is not None:
         meta["calibration"] = {"temperature": calibration["temperature"]}
-    with naming_errors(files.file(files.MODEL)):
-        save_model(files.file(files.MODEL), network, meta)
     model = Model(network, meta, files.file(files.MODEL))
     # after anything that changes the model's outputs (a fitted temperature): the scores are of them
-    add_conformal(files.file(files.MODEL), model, held_out)
+    kept_scores = add_conformal(model, held_out)
+    with naming_errors(files.file(files.MODEL)):
+        save_model(files.file(files.MODEL), network, model.meta, kept_scores)
     files.write_history(result.history)
     files.write_diagnostics(result.diagnostics)
     if len(dataset.X_val):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE, absolute_residuals, true_class_scores
-from ..runs.model import CONFORMAL_SCORES, save_model
+from ..runs.model import CONFORMAL_SCORES
 
 
 def validation_scores(model, dataset) -> tuple[str, np.ndarray] | None:
@@ -31,13 +31,14 @@ def validation_scores(model, dataset) -> tuple[str, np.ndarray] | None:
     return (kind, scores) if np.isfinite(scores).all() else None
 
 
-def add_conformal(path, model, dataset) -> None:
-    """Store the validation scores in the model at `path` (rewritten in place: the run folder
-    is still being written) and on `model`. Nothing happens without a validation part."""
+def add_conformal(model, dataset) -> dict:
+    """Put the validation scores on `model` (its meta and `conformal_scores`) and return the
+    arrays model.npz keeps beside the layers' ({} without a validation part), so that the run
+    writes its model once, scores included."""
     found = validation_scores(model, dataset)
     if found is None:
-        return
+        return {}
     kind, scores = found
     model.meta["conformal"] = {"kind": kind, "n": int(len(scores))}
     model.conformal_scores = scores
-    save_model(path, model.network, model.meta, {CONFORMAL_SCORES: scores})
+    return {CONFORMAL_SCORES: scores}
