@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from ..errors import NnctlError
 
-STAMP = re.compile(r"-\d{8}-\d{6}(-\d+)?$")  # a folder name's `-YYYYMMDD-HHMMSS[-N]`
 ENV = "env"  # tracking.uri / --track: take the URI from MLFLOW_TRACKING_URI
 INSTALL = 'pip install "nnctl[mlflow]"'
 

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from ..runs.folder import RunFolder
-from .client import STAMP, Target
+from ..sweep.listing import STAMP  # a folder name's `-YYYYMMDD-HHMMSS[-N]`
+from .client import Target
 from .groups import ParentRun
 
 SWEEP_FILES = ("sweep.yaml", "trials.csv", "summary.json", "best.yaml")

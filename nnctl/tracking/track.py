@@ -13,7 +13,8 @@ import yaml
 
 from ..errors import NnctlError
 from ..runs.folder import NOT_A_RUN_HINT, RunFolder
-from .client import STAMP, Target, client_for, experiment_id, require_mlflow, resolve_uri
+from ..sweep.listing import STAMP  # a folder name's `-YYYYMMDD-HHMMSS[-N]`
+from .client import Target, client_for, experiment_id, require_mlflow, resolve_uri
 from .live import not_logged
 from .sweeps import upload_cv, upload_sweep
 from .upload import close_run, is_active, log_folder, now_ms
