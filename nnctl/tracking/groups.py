@@ -124,15 +124,16 @@ class ParentRun:
         have = self.children.get(name)
         if have is not None and have[1] == status:
             return
-        child = None
+        child, copied = None, folder is not None and RunFolder(folder).has(RunFolder.METRICS)
         try:
-            if have is not None:
+            if have is not None and (not copied or owned(self.client, have[0], folder)[0]):
                 child = have[0]
             else:
-                child = self.client.create_run(self.experiment_id, run_name=name,
-                                               tags={**self.target.tags, PARENT: self.run_id, **(tags or {})}).info.run_id
+                have = None  # nnctl.status marks it nnctl's until log_folder tags it with its folder
+                child = self.client.create_run(self.experiment_id, run_name=name, tags={
+                    **self.target.tags, PARENT: self.run_id, **(tags or {}),
+                    **({"nnctl.status": "running"} if copied else {})}).info.run_id
             self.children[name], self.busy = (child, "RUNNING"), child
-            copied = folder is not None and RunFolder(folder).has(RunFolder.METRICS)
             if copied:
                 log_folder(self.client, child, folder, {**self.target.tags, **(tags or {})}, continued=have is not None)
             if params:
