@@ -44,6 +44,7 @@ def predict(
     if threshold is not None:
         label = loaded.classes[positive_index(loaded, positive)]
         sys.stderr.write(f"prediction is {label} where its probability (p_{label}) is at least {threshold:g}\n")
+    _saved_threshold_note(loaded, threshold)
     if output is not None:
         sys.stderr.write(f"predictions written to {output}\n")
 
@@ -62,18 +63,23 @@ def evaluate(
     choose_threshold: Optional[str] = typer.Option(None, "--choose-threshold", metavar="RULE", help="Two classes: find the threshold that meets RULE (f1 | youden | precision=P | recall=R) and score at it, for predict --threshold"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add the coverage and mean_width of the split-conformal intervals at level L"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add the coverage and mean_set_size of the split-conformal sets at level L"),
+    save: bool = typer.Option(False, "--save", help="With --choose-threshold: store the threshold in the model (meta.threshold); predict, serve and export then use it unless given --threshold"),
 ):
     """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
 
     Example: nnctl evaluate "$RUN" datasets/iris.csv --fail-under accuracy=0.9
     """
-    from ..commands.predict import check_thresholds, evaluate_csv
+    from ..commands.predict import check_thresholds, evaluate as evaluate_model
     from ..ui.printing import print_evaluation
 
+    from ..errors import NnctlError
+
     under, over = parse_limits("--fail-under", fail_under or []), parse_limits("--fail-over", fail_over or [])
+    if save and choose_threshold is None:
+        raise NnctlError("--save stores the threshold --choose-threshold finds, and it is not given", "--save",
+                         "e.g. nnctl evaluate RUN holdout.csv --choose-threshold f1 --save")
     if choose_threshold is not None:
-        from ..commands.threshold import choose_threshold_csv
-        from ..errors import NnctlError
+        from ..commands.threshold import choose_threshold_csv, save_chosen
 
         if threshold is not None:
             raise NnctlError("--threshold and --choose-threshold both set the threshold", "--threshold",
@@ -81,16 +87,22 @@ def evaluate(
         if interval is not None or sets is not None:
             raise NnctlError("--choose-threshold scores labels at one threshold; --interval and --sets score "
                              "the conformal part", "--choose-threshold", "run evaluate twice, once with each")
-        report = choose_threshold_csv(model, data, choose_threshold, positive=positive)
-        if not json_:
+        if save:
+            report = save_chosen(model, data, choose_threshold, positive=positive)
+            sys.stderr.write(f"threshold {report['threshold']!r} saved in {report['saved']}: predict, serve and "
+                             "export use it unless given --threshold\n")
+        else:
+            report = choose_threshold_csv(model, data, choose_threshold, positive=positive)
+        if not json_ and not save:
             typer.echo(f"threshold {report['threshold']!r} meets {report['rule']}: "
                        f"nnctl predict {model} DATA.csv --threshold {report['threshold']!r}")
     else:
-        report = evaluate_csv(model, data, threshold=threshold, positive=positive, interval=interval, sets=sets)
-        if interval is not None or sets is not None:
-            from ..runs.model import load_model
+        from ..runs.model import load_model
 
-            _conformal_note(load_model(model), interval, sets)
+        loaded = load_model(model)
+        report = evaluate_model(loaded, data, threshold=threshold, positive=positive, interval=interval, sets=sets)
+        _conformal_note(loaded, interval, sets)
+        _saved_threshold_note(loaded, threshold)
     missed = check_thresholds(report, under, over)
     if json_:
         typer.echo(dumps(report))
@@ -100,6 +112,14 @@ def evaluate(
         sys.stderr.write(f"failed: {line}\n")
     if missed:
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _saved_threshold_note(model, threshold) -> None:
+    from ..commands.predict import saved_threshold_note
+
+    note = saved_threshold_note(model, threshold)
+    if note:
+        sys.stderr.write(note + "\n")
 
 
 def _conformal_note(model, interval, sets) -> None:

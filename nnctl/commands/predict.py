@@ -65,6 +65,26 @@ def decide(model, proba: np.ndarray, threshold=None, positive: int = 1) -> np.nd
     return np.where(proba[:, positive] >= threshold, positive, 1 - positive).astype(np.int64)
 
 
+def effective_threshold(model, threshold=None, chosen: int = 1) -> tuple[float | None, int]:
+    """(threshold, index of the class it refers to): --threshold with the class --positive
+    names, else the threshold saved in the model (`evaluate --choose-threshold --save`), which
+    refers to the model's own positive class, else none (the most probable class wins)."""
+    if threshold is None and model.task == "classification" and getattr(model, "threshold", None) is not None:
+        return model.threshold, 1
+    return threshold, chosen
+
+
+def saved_threshold_note(model, threshold) -> str | None:
+    """The stderr line that says a saved threshold decides the labels (None when --threshold
+    is given or the model has none)."""
+    used, index = effective_threshold(model, threshold)
+    if threshold is not None or used is None:
+        return None
+    label = model.classes[index]
+    return (f"note: prediction is {label} where p_{label} is at least {used:g}, the threshold saved in the model "
+            "(evaluate --choose-threshold --save); --threshold overrides it")
+
+
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
                    keep=(), positive=None, interval: float | None = None, sets: float | None = None):
     """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
@@ -153,7 +173,8 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
         conformal.add(columns, values)
     else:
         p = model.proba_from_inputs(X)
-        columns["prediction"] = np.asarray(model.classes, dtype=object)[decide(model, p, options.threshold, chosen)]
+        decided = decide(model, p, *effective_threshold(model, options.threshold, chosen))
+        columns["prediction"] = np.asarray(model.classes, dtype=object)[decided]
         if options.proba:
             for i, c in enumerate(model.classes):
                 columns[f"p_{c}"] = p[:, i]
@@ -242,13 +263,16 @@ def score_outputs(model, y, out, threshold=None, positive=None) -> dict:
     if model.task == "regression":
         return {**report, **regression_report(y, out)}
     labels = list(model.classes)
+    chosen = positive_index(model, positive)
+    threshold, index = effective_threshold(model, threshold, chosen)
+    predicted = decide(model, out, threshold, index)
     if len(labels) == 2:
-        if positive_index(model, positive) == 0:  # the metrics take the second class as positive: swap
-            y, out, labels = 1 - y, out[:, ::-1], labels[::-1]
+        if chosen == 0:  # the metrics take the second class as positive: swap
+            y, out, labels, predicted = 1 - y, out[:, ::-1], labels[::-1], 1 - predicted
         report["positive_class"] = labels[1]
     if threshold is not None:
         report["threshold"] = threshold
-    metrics = classification_report(y, decide(model, out, threshold), out, len(labels), labels)
+    metrics = classification_report(y, predicted, out, len(labels), labels)
     return {**report, **metrics, "labels": labels}
 
 

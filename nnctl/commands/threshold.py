@@ -3,6 +3,7 @@ rule on a labelled table, and every metric at it.
 
     report = choose_threshold_csv(run, "holdout.csv", "precision=0.9")
     report["threshold"]   # pass it to `nnctl predict --threshold`
+    save_chosen(run, "holdout.csv", "f1")  # or store it in model.npz (meta.threshold)
 
 The candidates are the distinct predicted probabilities of the positive class; a row is
 predicted positive when its probability is at least the threshold, as `predict --threshold`.
@@ -92,3 +93,21 @@ def choose_threshold_csv(model_path, data_path, rule_text: str, positive=None) -
     from ..runs.model import load_model
 
     return choose_threshold(load_model(model_path), data_path, rule_text, positive)
+
+
+def save_chosen(model_path, data_path, rule_text: str, positive=None) -> dict:
+    """`choose_threshold`, then the threshold stored in the model's file (`meta.threshold`,
+    written atomically), which predict, serve and export use unless given --threshold. The
+    report gains `saved`: the model file's path. A stored threshold refers to the model's own
+    positive class, so --positive naming the other class is refused."""
+    from ..runs.model import load_model, save_threshold
+    from .predict import positive_index
+
+    model = load_model(model_path)
+    if positive is not None and model.task == "classification" and len(model.classes) == 2 \
+            and positive_index(model, positive) != 1:
+        raise NnctlError(f"a saved threshold refers to the model's positive class ({model.classes[1]}), not "
+                         f"'{positive}'", "--save", "leave --positive out to save one, or leave --save out")
+    report = choose_threshold(model, data_path, rule_text, positive)
+    save_threshold(model, report["threshold"])
+    return {**report, "saved": str(model.path)}

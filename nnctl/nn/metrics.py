@@ -51,20 +51,24 @@ def log_loss(y_true, proba) -> float:
 
 
 def classification_report(y_true, y_pred, proba, n_classes: int, labels=None) -> dict:
-    """accuracy, balanced_accuracy, macro precision/recall/F1 (over classes present in the
-    truth or the predictions, as scikit-learn's labels=None), log_loss, roc_auc (one-vs-rest
-    macro for several classes), brier and ece (see `brier_score`, `expected_calibration_error`),
-    average_precision (two classes), per_class (keyed by `labels`) and the confusion matrix."""
+    """accuracy, balanced_accuracy, precision/recall/F1 (scikit-learn's defaults: with two
+    classes the second's, average="binary", as `f1_score` and val_f1; with more the macro mean
+    over classes present in the truth or the predictions, as labels=None), log_loss, roc_auc
+    (one-vs-rest macro for several classes), brier and ece (see `brier_score`,
+    `expected_calibration_error`), average_precision (two classes), per_class (keyed by
+    `labels`) and the confusion matrix."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
     present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
     precision, recall, f1 = _per_class(cm)
     in_truth = cm.sum(axis=1) > 0
+    # two classes: the positive class's scores, so that a threshold chosen for its F1 raises `f1`
+    headline = (lambda scores: float(scores[1])) if n_classes == 2 else (lambda scores: float(np.mean(scores[present])))
     return {
         "accuracy": accuracy(y_true, y_pred),
         "balanced_accuracy": float(np.mean(recall[in_truth])),
-        "precision": float(np.mean(precision[present])),
-        "recall": float(np.mean(recall[present])),
-        "f1": float(np.mean(f1[present])),
+        "precision": headline(precision),
+        "recall": headline(recall),
+        "f1": headline(f1),
         "log_loss": log_loss(y_true, proba),
         "roc_auc": roc_auc(y_true, proba),
         **({"average_precision": average_precision(y_true == 1, proba[:, 1])} if n_classes == 2 else {}),

@@ -67,6 +67,29 @@ def save_model(path, network: Network, meta: dict, extra: dict | None = None) ->
         np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
 
 
+def save_threshold(model: "Model", threshold: float) -> None:
+    """Store a chosen decision threshold in the model's file as `meta.threshold` (what predict,
+    serve and export then use unless given --threshold), atomically: the file is replaced whole
+    or not at all. Every other array is written back as it was read."""
+    from ..atomic import atomic_file
+
+    path = Path(model.path)
+    meta = {**model.meta, "threshold": float(threshold)}
+    problem = _threshold_problem(meta, meta.get("classes"))
+    if problem:
+        raise NnctlError(f"cannot save this threshold: {problem}", str(path))
+    meta_only = _read_meta(read_npz(path, *MODEL_FILE, limit=_meta_limit, names=("meta",)), str(path))
+    limit = format1_limit(meta_only) if meta_only["format_version"] == 1 else format2_limit(meta_only)
+    arrays = {name: a for name, a in read_npz(path, *MODEL_FILE, limit=limit).items() if name != "meta"}
+    try:
+        with atomic_file(path, "wb") as fh:
+            np.savez(fh, meta=meta_array(meta), **arrays)
+    except PermissionError as exc:
+        raise NnctlError(f"cannot write the model file: {exc.strerror}", str(path),
+                         "make it writable, or copy the run folder and save into the copy")
+    model.meta = meta
+
+
 def model_path(path) -> Path:
     """A run folder or a model.npz -> the model.npz."""
     path = Path(path)
@@ -519,6 +542,12 @@ class Model:
 
     def inputs(self, df, where="data") -> np.ndarray:
         return self.encoder.transform(df, self.network.dtype, where=where)
+
+    @property
+    def threshold(self) -> float | None:
+        """The decision threshold saved by `evaluate --choose-threshold --save` (two classes: the
+        positive class, classes[1], wins where its probability is at least it), or None."""
+        return self.meta.get("threshold")
 
     @property
     def temperature(self) -> float:
