@@ -86,20 +86,21 @@ def saved_threshold_note(model, threshold) -> str | None:
 
 
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
-                   keep=(), positive=None, interval: float | None = None, sets: float | None = None):
+                   keep=(), positive=None, interval: float | None = None, sets: float | None = None, ranges=None):
     """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
     exactly as written; then `prediction` (original labels, or numbers for regression) and with
     `proba` one `p_<class>` column per class; with `interval` L (regression) `lower` and `upper`,
     with `sets` L (classification) `prediction_set`, the conformal interval or set at level L
     (see `commands/conformal.py`). Columns are matched by name; extra columns are ignored,
-    missing ones are an error."""
+    missing ones are an error. `ranges` (a `data.ranges.RangeCheck`) counts the rows far outside
+    what training saw."""
     options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets)
     chosen = check_options(model, options)
     keep = options.kept()
     as_text = [c for c in keep if c not in model.encoder.features]
     where = _where(data_path)
     for chunk in _chunks(model, data_path, options.columns(model), chunk_rows, as_text):
-        yield predict_chunk(model, chunk, where, options, chosen)
+        yield predict_chunk(model, chunk, where, options, chosen, ranges)
 
 
 @dataclass(frozen=True)
@@ -145,23 +146,26 @@ def check_options(model, options: PredictOptions) -> int:
     return chosen
 
 
-def predict_chunk(model, chunk, where: str, options: PredictOptions, chosen: int = 1):
+def predict_chunk(model, chunk, where: str, options: PredictOptions, chosen: int = 1, ranges=None):
     """One DataFrame of rows (with the model's feature columns) -> their predictions, as
     `predict_frames` describes; `where` names the rows' source in errors."""
     import pandas as pd
 
     keep = options.kept()
-    frame = pd.DataFrame(prediction_columns(model, chunk, where, options, chosen), index=range(len(chunk)))
+    frame = pd.DataFrame(prediction_columns(model, chunk, where, options, chosen, ranges), index=range(len(chunk)))
     if keep:
         frame = pd.concat([chunk[keep].reset_index(drop=True), frame], axis=1)
     return frame
 
 
-def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen: int = 1) -> dict:
+def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen: int = 1, ranges=None) -> dict:
     """`predict_chunk`'s prediction columns (not the kept ones) as {name: array}, in order:
-    what `nnctl serve` answers from without building a DataFrame it would only take apart."""
+    what `nnctl serve` answers from without building a DataFrame it would only take apart.
+    `ranges`: a `data.ranges.RangeCheck` the chunk's inputs are counted in (or None)."""
     conformal = options.conformal(model)
     X = model.inputs(chunk, where)
+    if ranges is not None:
+        ranges.add(X, chunk.index)
     columns = {}
     if model.task == "regression":
         values = model.values_from_inputs(X)
@@ -180,6 +184,15 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
                 columns[f"p_{c}"] = p[:, i]
         conformal.add(columns, p)
     return columns
+
+
+def range_check(model, data_path, strict: bool = False):
+    """A `data.ranges.RangeCheck` for the rows of `data_path` (see `data/ranges.py`):
+    `predict_frames`, `evaluate` and serve count in it; with `strict` the first row far outside
+    what training saw is an NnctlError."""
+    from ..data.ranges import RangeCheck
+
+    return RangeCheck(model.encoder, _where(data_path), strict)
 
 
 def _where(data_path) -> str:
@@ -202,27 +215,27 @@ def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep
 
 
 def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, given_as="the DATA argument",
-             positive=None, interval: float | None = None, sets: float | None = None) -> dict:
+             positive=None, interval: float | None = None, sets: float | None = None, ranges=None) -> dict:
     """Every metric of a loaded model on a labelled table (scikit-learn's definitions): for
     classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss, roc_auc,
     average_precision (two classes, of `positive_class`: the model's, or `positive`), per_class
     and the confusion matrix with its labels; for regression mse, rmse, mae, r2. With `interval`
     or `sets` L, the conformal intervals' or sets' `level`, `coverage` and `mean_width` or
-    `mean_set_size`."""
+    `mean_set_size`. `ranges`: as `predict_frames`'."""
     from .conformal import conformal_columns
 
     check_threshold(model, threshold)
     positive_index(model, positive)  # an unknown label is refused before the file is read
     conformal = conformal_columns(model, interval, sets)
-    y, out = labelled_outputs(model, data_path, chunk_rows, given_as)
+    y, out = labelled_outputs(model, data_path, chunk_rows, given_as, ranges)
     return {**score_outputs(model, y, out, threshold, positive), **conformal.coverage(y, out)}
 
 
-def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
+def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument", ranges=None):
     """(truth, outputs) of a loaded model on a labelled table: class indices and probabilities
     (rows, classes), or the target and the predictions in the target's units."""
     truths, outputs = [], []
-    for X, y in labelled_chunks(model, data_path, chunk_rows, given_as):
+    for X, y in labelled_chunks(model, data_path, chunk_rows, given_as, ranges):
         truths.append(y)
         outputs.append(model.values_from_inputs(X) if model.task == "regression" else model.proba_from_inputs(X))
     if not sum(len(y) for y in truths):  # a header-only file is one chunk of no rows
@@ -230,7 +243,7 @@ def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="
     return np.concatenate(truths), np.concatenate(outputs)
 
 
-def labelled_chunks(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
+def labelled_chunks(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument", ranges=None):
     """(inputs, truth) of a labelled table, one chunk of rows at a time: the encoded inputs
     (rows, inputs) and the class indices, or the target in its units."""
     from ..data.encoding import category_label
@@ -243,6 +256,8 @@ def labelled_chunks(model, data_path, chunk_rows: int | None = None, given_as="t
         if chunk[target].isna().any():
             raise NnctlError(f"target column '{target}' has missing values", where, "drop those rows to evaluate")
         X = model.inputs(chunk, where)
+        if ranges is not None:
+            ranges.add(X, chunk.index)
         if model.task == "regression":
             yield X, chunk[target].to_numpy(dtype=np.float64)
             continue

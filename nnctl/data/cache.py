@@ -92,7 +92,11 @@ def load(key: str):
         for name, shape in meta["shapes"].items():
             if list(arrays[name].shape) != shape:
                 raise ValueError(f"{name} shape")
-        return Dataset(**arrays, task=meta["task"], target=meta["target"],
+        rows = folder / "val_rows.npy"  # absent in an entry from before validation.csv had row numbers
+        val_rows = np.load(rows, allow_pickle=False) if rows.is_file() else None
+        if val_rows is not None and (val_rows.dtype != np.int64 or val_rows.shape != (len(arrays["X_val"]),)):
+            raise ValueError("val_rows shape")
+        return Dataset(**arrays, val_rows=val_rows, task=meta["task"], target=meta["target"],
                        encoder=FeatureEncoder.from_meta(meta["encoder"], saved=False), classes=meta["classes"],
                        target_scaler=meta["target_scaler"], rows_read=meta["rows_read"],
                        rows_dropped=meta["rows_dropped"], class_counts=meta["class_counts"],
@@ -108,6 +112,8 @@ def save(key: str, dataset, limit: int) -> None:
     def fill(tmp: Path) -> dict:
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(dataset, name)), allow_pickle=False)
+        if dataset.val_rows is not None:
+            np.save(tmp / "val_rows.npy", np.asarray(dataset.val_rows, dtype=np.int64), allow_pickle=False)
         return {"task": dataset.task, "target": dataset.target, "encoder": dataset.encoder.to_meta(),
                 "classes": dataset.classes, "target_scaler": dataset.target_scaler, "rows_read": dataset.rows_read,
                 "rows_dropped": dataset.rows_dropped, "class_counts": dataset.class_counts, "notes": dataset.notes,
@@ -189,7 +195,7 @@ def prune(limit: int, keep: str | None = None) -> None:
         total -= size
 
 
-ENTRY_FILES = {"meta.json"} | {f"{name}.npy" for name in ARRAYS}
+ENTRY_FILES = {"meta.json", "val_rows.npy"} | {f"{name}.npy" for name in ARRAYS}
 
 
 def _own_files(folder: Path) -> bool:
