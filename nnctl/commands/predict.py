@@ -217,7 +217,8 @@ def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep
 def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, given_as="the DATA argument",
              positive=None, interval: float | None = None, sets: float | None = None, ranges=None) -> dict:
     """Every metric of a loaded model on a labelled table (scikit-learn's definitions): for
-    classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss, roc_auc,
+    classification accuracy, balanced_accuracy, precision, recall, f1 (the positive class's with
+    two classes, macro with more), log_loss, roc_auc,
     average_precision (two classes, of `positive_class`: the model's, or `positive`), per_class
     and the confusion matrix with its labels; for regression mse, rmse, mae, r2. With `interval`
     or `sets` L, the conformal intervals' or sets' `level`, `coverage` and `mean_width` or
