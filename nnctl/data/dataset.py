@@ -74,7 +74,7 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None) -
         except (OSError, NnctlError):  # missing or unreadable: _prepare says so properly
             key = None
     if key is not None:
-        cached = dataset_cache.load(key)
+        cached = dataset_cache.load(key, cfg.training.dtype)
         if cached is not None:
             return cached
     dataset = _prepare(cfg, fold)
