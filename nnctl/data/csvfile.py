@@ -117,6 +117,15 @@ def require_file(path, where: str, given_as: str) -> int:
     return mode
 
 
+def require_regular(path, where: str, given_as: str, why: str) -> None:
+    """An NnctlError unless the path is a regular file: a FIFO, a device or a socket can be read
+    once, as it comes, and opening one waits for a writer that may never come (through SIGTERM
+    and Ctrl-C alike), so what must seek or read a file twice refuses them first."""
+    if not stat.S_ISREG(require_file(path, where, given_as)):
+        raise NnctlError(f"data path is not a regular file (a FIFO, a device or a socket), and {why}", where,
+                         f"save the data to a file first and give that file as {given_as}")
+
+
 def _open(path, where: str, given_as: str):
     """(what pandas reads, the first bytes). A regular file is read by path; a stream (stdin,
     a pipe) has no size and cannot be read twice, so it is read once into memory."""

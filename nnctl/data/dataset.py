@@ -18,7 +18,7 @@ from .columns import classes_note
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .multifile import total_size
-from .tables import open_table, read_table
+from .tables import open_table, read_table, require_rereadable
 from .encoding import FeatureEncoder, fit_target_scaler, label_index
 
 
@@ -225,6 +225,8 @@ def _other_files(data: dict, used: list[str]) -> dict:
     for part in ("validation", "test"):
         path = getattr(data, f"{part}_path")
         if path:
+            if part == "test":
+                require_rereadable(path, "data.test_path", "it is read again after training, to score the final model")
             table = open_table(Path(path), data.delimiter, given_as=f"data.{part}_path")
             require_columns(table.header, used, table.where)
             files[part] = table

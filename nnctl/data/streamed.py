@@ -112,6 +112,12 @@ def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | 
     """The config's data as shards on disk (see module docstring); `cache=False` writes them
     again, into a private folder removed at exit."""
     from . import cache as dataset_cache
+    from .tables import require_rereadable
+
+    for given_as in ("data.path", "data.validation_path", "data.test_path"):
+        path = getattr(cfg.data, given_as.split(".")[1])
+        if path:
+            require_rereadable(path, given_as, "streaming reads it twice (a first pass, then the rows)")
     source = replace(cfg, data=replace(cfg.data, validation_split=0.0)) if fold else cfg
     key = dataset_cache.cache_key(source, layout="shards")
     found = dataset_cache.entry_meta(key) if cache else None
