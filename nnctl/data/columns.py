@@ -110,12 +110,42 @@ def column_warnings(col, distinct: int, rows: int, categorical: bool, integer: b
     return []
 
 
-def regression_note(column, target) -> list:
-    distinct = column.nunique(dropna=True)
-    if distinct <= MAX_AUTO_CLASSES:
-        return [("note", f"target '{target}' has {distinct} distinct values, but not all whole numbers, so this is "
-                         "a regression; set model.task: classification to treat them as classes")]
-    return []
+TASK_NOTE = "task {} (model.task: auto): "  # how the note on the chosen task starts
+
+
+def auto_task(kind: str, distinct: int | None) -> str:
+    """model.task auto's choice from the target's kind (text | bool | int | float, as
+    scanstats.TargetLabels.kind) and its number of distinct values (None: too many to count):
+    text, booleans and whole numbers with few values are classes; other numbers a regression."""
+    if kind in ("text", "bool") or (kind == "int" and distinct is not None and distinct <= MAX_AUTO_CLASSES):
+        return "classification"
+    return "regression"
+
+
+def task_note(kind: str, distinct: int | None, target: str) -> tuple:
+    """Which task model.task auto chose and why, with how to choose the other: the `note:` that
+    train prints even with --quiet (a count of goals silently taken as 13 classes is a wrong model)."""
+    task = auto_task(kind, distinct)
+    if kind == "text":
+        why = f"target '{target}' holds text labels"
+    elif kind == "bool":
+        why = f"target '{target}' holds true/false values"
+    elif task == "classification":
+        why = (f"target '{target}' has {distinct} distinct whole numbers, each taken as a class (auto takes up to "
+               f"{MAX_AUTO_CLASSES}); set model.task: regression if it is a count or an amount")
+    elif kind == "int":
+        many = f"{distinct:,}" if distinct is not None else "very many"
+        why = (f"target '{target}' has {many} distinct whole numbers, more than the {MAX_AUTO_CLASSES} auto takes as "
+               "classes; set model.task: classification if they are labels")
+    else:
+        why = f"target '{target}' has numbers that are not all whole"
+        if distinct is not None and distinct <= MAX_AUTO_CLASSES:
+            why += f" ({distinct} distinct values); set model.task: classification to treat them as classes"
+    return ("note", TASK_NOTE.format(task) + why)
+
+
+def is_task_note(note) -> bool:
+    return note[0] == "note" and any(note[1].startswith(TASK_NOTE.format(t)) for t in ("classification", "regression"))
 
 
 def classes_note(classes, rows: int, target) -> list:
