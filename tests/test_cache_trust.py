@@ -69,8 +69,8 @@ def _entry():
     return entry
 
 
-def _tamper_arrays(entry, how):
-    path = entry / ("y_train.npy" if how.startswith("labels") else "X_train.npy")
+def _tamper(path, how):
+    """Replace an entry's `.npy` file with what its meta does not say (or with a link)."""
     array = np.load(path)
     if how == "labels 7":
         array[0] = 7
@@ -83,7 +83,7 @@ def _tamper_arrays(entry, how):
     elif how == "shape":
         array = array[:-1]
     if how == "symlink":
-        outside = entry.parent.parent / "elsewhere.npy"
+        outside = path.parent.parent.parent / "elsewhere.npy"
         np.save(outside, array)
         path.unlink()
         path.symlink_to(outside)
@@ -98,7 +98,7 @@ TAMPERINGS = ["labels 7", "labels -1", "float64", "fortran", "shape", "symlink"]
 def test_an_entry_not_as_its_meta_says_is_rebuilt(cached, how):
     config, _ = cached
     first = load_dataset(load_config(config))
-    _tamper_arrays(_entry(), how)
+    _tamper(_entry() / ("y_train.npy" if how.startswith("labels") else "X_train.npy"), how)
     again = load_dataset(load_config(config))
     np.testing.assert_array_equal(again.X_train, first.X_train)
     np.testing.assert_array_equal(again.y_train, first.y_train)
@@ -119,35 +119,12 @@ def test_an_entry_folder_that_is_a_link_is_replaced_not_followed(cached, tmp_pat
     assert (elsewhere / "meta.json").exists()  # what the link pointed at is left alone
 
 
-def _tamper_shard(entry, how):
-    what = "y" if how.startswith("labels") else "X"
-    path = entry / f"train-00000.{what}.npy"
-    array = np.load(path)
-    if how == "labels 7":
-        array[0] = 7
-    elif how == "labels -1":
-        array[-1] = -1
-    elif how == "float64":
-        array = array.astype(np.float64)
-    elif how == "fortran":
-        array = np.asfortranarray(array)
-    elif how == "shape":
-        array = array[:, :-1]
-    if how == "symlink":
-        outside = entry.parent.parent / "elsewhere.npy"
-        np.save(outside, array)
-        path.unlink()
-        path.symlink_to(outside)
-    else:
-        np.save(path, array)
-
-
 @pytest.mark.parametrize("how", TAMPERINGS)
 def test_a_shard_not_as_its_meta_says_is_rebuilt(tmp_path, how):
     config = load_config(write_cfg(tmp_path, write_table(tmp_path, rows=300)))
     first = load_dataset(config)
     X, y = first.X_train[:300], first.y_train[:300]
-    _tamper_shard(_entry(), how)
+    _tamper(_entry() / f"train-00000.{'y' if how.startswith('labels') else 'X'}.npy", how)
     again = load_dataset(config)
     np.testing.assert_array_equal(again.X_train[:300], X)
     np.testing.assert_array_equal(again.y_train[:300], y)
