@@ -1,5 +1,6 @@
-"""`train` says which task model.task auto chose and why, on stderr even with --quiet, so that a
-count (goals 0-12) taken as 13 classes is not silent; stdout stays the run path alone."""
+"""`train` says which task model.task auto chose and why; where the choice is a guess (numbers
+that may be a count, or labels) on stderr even with --quiet, so that a count (goals 0-12) taken
+as 13 classes is not silent; stdout stays the run path alone."""
 from pathlib import Path
 
 import numpy as np
@@ -20,32 +21,47 @@ def _table(tmp_path, target_values) -> Path:
     return config
 
 
-CASES = {
+DOUBTFUL = {
     "a count": (list(range(13)) * 20,
                 "note: task classification (model.task: auto): target 'goals' has 13 distinct whole numbers, each "
                 "taken as a class (auto takes up to 20); set model.task: regression if it is a count or an amount"),
     "many whole numbers": (list(range(40)) * 5,
                            "note: task regression (model.task: auto): target 'goals' has 40 distinct whole numbers, "
                            "more than the 20 auto takes as classes; set model.task: classification if they are labels"),
-    "text": (["win", "draw", "loss"] * 60, "note: task classification (model.task: auto): target 'goals' holds text "
-                                           "labels"),
     "fractions": ([0.5, 1.25, 2.0, 3.5] * 50 + [0.75] * 10,
                   "note: task regression (model.task: auto): target 'goals' has numbers that are not all whole (5 "
                   "distinct values); set model.task: classification to treat them as classes"),
 }
+CLEAR = {
+    "text": (["win", "draw", "loss"] * 60,
+             "note: task classification (model.task: auto): target 'goals' holds text labels"),
+    "0/1": ([0, 1] * 90, "note: task classification (model.task: auto): target 'goals' has 2 distinct whole numbers, "
+                         "taken as classes"),
+    "measurements": (list(np.linspace(0, 10, 180).round(3)),
+                     "note: task regression (model.task: auto): target 'goals' has numbers that are not all whole"),
+}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("streaming", [False, True], ids=["in-memory", "streamed"])
-def test_quiet_train_still_says_which_task_it_chose_and_why(tmp_path, case, streaming):
-    values, note = CASES[case]
-    config = _table(tmp_path, values)
-    result = cli("train", config, "--runs-dir", tmp_path / "runs", "--quiet",
-                 "--set", f"data.streaming={str(streaming).lower()}")
+def _train(tmp_path, values, *options):
+    result = cli("train", _table(tmp_path, values), "--runs-dir", tmp_path / "runs", *options)
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.strip().splitlines() == [note]
     [line] = result.stdout.strip().splitlines()  # the run path alone
     assert Path(line).is_dir()
+    return result.stderr.strip().splitlines()
+
+
+@pytest.mark.parametrize("case", sorted(DOUBTFUL))
+@pytest.mark.parametrize("streaming", [False, True], ids=["in-memory", "streamed"])
+def test_quiet_train_still_says_which_task_it_guessed_and_why(tmp_path, case, streaming):
+    values, note = DOUBTFUL[case]
+    assert _train(tmp_path, values, "--quiet", "--set", f"data.streaming={str(streaming).lower()}") == [note]
+
+
+@pytest.mark.parametrize("case", sorted(CLEAR))
+def test_a_clear_choice_is_a_note_but_quiet_stays_silent(tmp_path, case):
+    values, note = CLEAR[case]
+    assert _train(tmp_path, values, "--quiet") == []
+    assert note in _train(tmp_path, values)
 
 
 def test_a_task_set_in_the_config_gets_no_note(tmp_path):

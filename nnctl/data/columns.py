@@ -123,29 +123,39 @@ def auto_task(kind: str, distinct: int | None) -> str:
 
 
 def task_note(kind: str, distinct: int | None, target: str) -> tuple:
-    """Which task model.task auto chose and why, with how to choose the other: the `note:` that
-    train prints even with --quiet (a count of goals silently taken as 13 classes is a wrong model)."""
+    """Which task model.task auto chose and why, with how to choose the other where the choice
+    is a guess (`doubtful_task_note`): a count of goals silently taken as 13 classes is a wrong
+    model."""
     task = auto_task(kind, distinct)
     if kind == "text":
         why = f"target '{target}' holds text labels"
     elif kind == "bool":
         why = f"target '{target}' holds true/false values"
+    elif task == "classification" and distinct <= 2:
+        why = f"target '{target}' has {distinct} distinct whole numbers, taken as classes"
     elif task == "classification":
         why = (f"target '{target}' has {distinct} distinct whole numbers, each taken as a class (auto takes up to "
-               f"{MAX_AUTO_CLASSES}); set model.task: regression if it is a count or an amount")
+               f"{MAX_AUTO_CLASSES}); {ADVICE}regression if it is a count or an amount")
     elif kind == "int":
         many = f"{distinct:,}" if distinct is not None else "very many"
         why = (f"target '{target}' has {many} distinct whole numbers, more than the {MAX_AUTO_CLASSES} auto takes as "
-               "classes; set model.task: classification if they are labels")
+               f"classes; {ADVICE}classification if they are labels")
     else:
         why = f"target '{target}' has numbers that are not all whole"
         if distinct is not None and distinct <= MAX_AUTO_CLASSES:
-            why += f" ({distinct} distinct values); set model.task: classification to treat them as classes"
+            why += f" ({distinct} distinct values); {ADVICE}classification to treat them as classes"
     return ("note", TASK_NOTE.format(task) + why)
 
 
-def is_task_note(note) -> bool:
-    return note[0] == "note" and any(note[1].startswith(TASK_NOTE.format(t)) for t in ("classification", "regression"))
+ADVICE = "set model.task: "  # in a task note whose choice is a guess
+
+
+def doubtful_task_note(note) -> bool:
+    """Whether `note` is a task note whose choice is a guess (numbers that may be a count, or
+    labels): what train prints even with --quiet."""
+    kind, text = note
+    return kind == "note" and text.startswith(tuple(TASK_NOTE.format(t) for t in ("classification", "regression"))) \
+        and ADVICE in text
 
 
 def classes_note(classes, rows: int, target) -> list:
