@@ -47,21 +47,34 @@ def test_a_same_size_rewrite_keeping_the_mtime_is_not_served_stale(cached, monke
     np.testing.assert_array_equal(again.X_train, fresh.X_train)
 
 
-def test_the_fingerprint_hashes_small_files_whole_and_samples_large_ones(tmp_path, monkeypatch):
+def test_the_fingerprint_hashes_small_files_whole_and_samples_large_ones(tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     a.write_bytes(b"x,y\n" * 1000)
     shutil.copy2(a, b)  # cp -p: the same bytes in another file
-    assert cache.fingerprint(a) == cache.fingerprint(b)  # small: the content alone
+    assert cache.fingerprint(a) == cache.fingerprint(b)  # whole: the content alone
     b.write_bytes(b"x,y\n" * 999 + b"x,z\n")
     assert cache.fingerprint(a) != cache.fingerprint(b)  # a change in the last block
-    monkeypatch.setattr(cache, "WHOLE_HASH_BYTES", 100)
     shutil.copy2(a, b)
-    assert cache.fingerprint(a) != cache.fingerprint(b)  # large: another inode is another file
-    before = cache.fingerprint(a)
+    assert cache.fingerprint(a, samples=4) != cache.fingerprint(b, samples=4)  # sampled: another inode
+    before = cache.fingerprint(a, samples=4)
     with open(a, "r+b") as fh:  # an in-place write between the sampled blocks changes the ctime
         fh.seek(5)
         fh.write(b"q")
-    assert cache.fingerprint(a) != before
+    assert cache.fingerprint(a, samples=4) != before
+
+
+def test_a_folder_of_many_files_is_sampled_a_few_blocks_each(tmp_path, monkeypatch, write_config):
+    monkeypatch.setattr(cache, "MIN_BYTES", 0)
+    monkeypatch.setattr(cache, "WHOLE_HASH_BYTES", 1000)  # the parts together are larger
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i in range(4):
+        (parts / f"part-{i}.csv").write_text("a,b,y\n" + ROWS)
+    seen = []
+    real = cache.fingerprint
+    monkeypatch.setattr(cache, "fingerprint", lambda path, samples=0: seen.append(samples) or real(path, samples))
+    load_dataset(load_config(write_config(f"data:\n  path: {parts}\n  target: y\n")))
+    assert seen == [cache.SAMPLES // 4] * 4
 
 
 def _entry():

@@ -1,6 +1,6 @@
-"""`train` says which task model.task auto chose and why; where the choice is a guess (numbers
-that may be a count, or labels) on stderr even with --quiet, so that a count (goals 0-12) taken
-as 13 classes is not silent; stdout stays the run path alone."""
+"""Where model.task auto's choice is a guess (numbers that may be a count, or labels), `train` says
+which task it chose and why on stderr, even with --quiet, so that a count (goals 0-12) taken as
+13 classes is not silent; stdout stays the run path alone."""
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +32,10 @@ DOUBTFUL = {
                   "note: task regression (model.task: auto): target 'goals' has numbers that are not all whole (5 "
                   "distinct values); set model.task: classification to treat them as classes"),
 }
-CLEAR = {
-    "text": (["win", "draw", "loss"] * 60,
-             "note: task classification (model.task: auto): target 'goals' holds text labels"),
-    "0/1": ([0, 1] * 90, "note: task classification (model.task: auto): target 'goals' has 2 distinct whole numbers, "
-                         "taken as classes"),
-    "measurements": (list(np.linspace(0, 10, 180).round(3)),
-                     "note: task regression (model.task: auto): target 'goals' has numbers that are not all whole"),
+CLEAR = {  # no task note: nothing to doubt
+    "text": ["win", "draw", "loss"] * 60,
+    "0/1": [0, 1] * 90,
+    "measurements": list(np.linspace(0, 10, 180).round(3)),
 }
 
 
@@ -58,10 +55,16 @@ def test_quiet_train_still_says_which_task_it_guessed_and_why(tmp_path, case, st
 
 
 @pytest.mark.parametrize("case", sorted(CLEAR))
-def test_a_clear_choice_is_a_note_but_quiet_stays_silent(tmp_path, case):
-    values, note = CLEAR[case]
-    assert _train(tmp_path, values, "--quiet") == []
-    assert note in _train(tmp_path, values)
+def test_a_choice_not_in_doubt_gets_no_note(tmp_path, case):
+    assert _train(tmp_path, CLEAR[case], "--quiet") == []
+    assert not any(line.startswith("note: task") for line in _train(tmp_path, CLEAR[case]))
+
+
+@pytest.mark.parametrize("case", sorted(DOUBTFUL))
+def test_validate_shows_the_note_too(tmp_path, case):
+    values, note = DOUBTFUL[case]
+    result = cli("validate", _table(tmp_path, values))
+    assert result.exit_code == 0 and note in result.stderr.splitlines()
 
 
 def test_a_task_set_in_the_config_gets_no_note(tmp_path):

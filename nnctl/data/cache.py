@@ -5,8 +5,9 @@ the Dataset as JSON; a streamed dataset's entry holds its shards instead (see `s
 Its key is a hash of the CSV's resolved path, size, modification time and content fingerprint
 (of every file, for a folder or glob of files), the `data` config, the seed, the task and the
 dtype: change any of them and a new entry is made. The fingerprint (`fingerprint`) is a hash of
-the whole file up to `WHOLE_HASH_BYTES`; of a larger file, of `SAMPLES` blocks spread over it plus
-its inode and ctime, which every write changes and no copy (`cp -p`, `rsync -a`, `tar x`) sets back.
+the whole file when the files together hold up to `WHOLE_HASH_BYTES`; else of `SAMPLES` blocks
+spread over them plus each one's inode and ctime, which every write changes and no copy
+(`cp -p`, `rsync -a`, `tar x`) sets back.
 So a same-size rewrite that keeps the modification time is still a new entry.
 Entries are written to a temporary folder and renamed into place; one that cannot be read back
 whole (truncated, corrupt, a link, arrays of another dtype, shape or order than meta says, class
@@ -38,8 +39,8 @@ from ..resources import parse_size
 FORMAT = 1
 MIN_BYTES = 1 << 20
 DEFAULT_LIMIT = "2GB"
-WHOLE_HASH_BYTES = 64 << 20  # hashed whole at a small share of parsing's time (docs/large-data.md)
-SAMPLES, SAMPLE_BYTES = 64, 64 << 10  # a larger file: this many blocks, evenly spread
+WHOLE_HASH_BYTES = 64 << 20  # hashed whole at a small share of parsing's time (docs/performance.md)
+SAMPLES, SAMPLE_BYTES = 64, 64 << 10  # larger files: this many blocks in all, evenly spread
 READ_BYTES = 1 << 20
 STALE_SECONDS = 3600  # a half-written entry this old belongs to no running writer
 ARRAYS = ("X_train", "y_train", "X_val", "y_val")
@@ -76,12 +77,13 @@ def cache_key(cfg, fold=None, layout: str = "arrays") -> str | None:
     if sum(f.stat().st_size for f in files) < MIN_BYTES and layout == "arrays":
         return None
     files += [Path(p) for p in (cfg.data.validation_path,) if p]
-    stats = []
-    for f in files:
-        st = f.stat()
-        if not stat.S_ISREG(st.st_mode):
-            return None  # a stream (FIFO, device) is read once as it comes: nothing to key
-        stats.append((str(f.resolve()), st.st_size, st.st_mtime_ns, fingerprint(f)))
+    found = [f.stat() for f in files]
+    if not all(stat.S_ISREG(st.st_mode) for st in found):
+        return None  # a stream (FIFO, device) is read once as it comes: nothing to key
+    # the bound is on all the files together: a folder of a thousand parts is sampled, a few
+    # blocks from each, not read whole at every run
+    samples = 0 if sum(st.st_size for st in found) <= WHOLE_HASH_BYTES else max(1, SAMPLES // len(files))
+    stats = [(str(f.resolve()), st.st_size, st.st_mtime_ns, fingerprint(f, samples)) for f, st in zip(files, found)]
     data = {k: v for k, v in finite(cfg.data).items() if k not in NOT_IN_KEY}
     identity = {"format": FORMAT, "nnctl": __version__, "files": stats, "data": data, "seed": cfg.seed,
                 "fold": list(fold) if fold else None,
@@ -91,19 +93,19 @@ def cache_key(cfg, fold=None, layout: str = "arrays") -> str | None:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def fingerprint(path: Path) -> str:
-    """A digest of a regular file's content: all of it up to WHOLE_HASH_BYTES, else SAMPLES
-    blocks of SAMPLE_BYTES spread evenly from the first byte to the last, with the file's inode
-    and ctime (the kernel sets ctime on every write; nothing can set it back)."""
+def fingerprint(path: Path, samples: int = 0) -> str:
+    """A digest of a regular file's content: all of it (`samples` 0), else `samples` blocks of
+    SAMPLE_BYTES spread evenly from the first byte to the last, with the file's inode and ctime
+    (the kernel sets ctime on every write; nothing can set it back)."""
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if st.st_size <= WHOLE_HASH_BYTES:
+        if not samples:
             while block := fh.read(READ_BYTES):
                 digest.update(block)
         else:
+            st = os.fstat(fh.fileno())
             digest.update(f"{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}".encode())
-            for offset in np.linspace(0, max(st.st_size - SAMPLE_BYTES, 0), SAMPLES).astype(np.int64):
+            for offset in np.linspace(0, max(st.st_size - SAMPLE_BYTES, 0), samples).astype(np.int64):
                 fh.seek(int(offset))
                 digest.update(fh.read(SAMPLE_BYTES))
     return digest.hexdigest()

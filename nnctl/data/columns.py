@@ -122,40 +122,32 @@ def auto_task(kind: str, distinct: int | None) -> str:
     return "regression"
 
 
-def task_note(kind: str, distinct: int | None, target: str) -> tuple:
-    """Which task model.task auto chose and why, with how to choose the other where the choice
-    is a guess (`doubtful_task_note`): a count of goals silently taken as 13 classes is a wrong
-    model."""
+def task_note(kind: str, distinct: int | None, target: str) -> list:
+    """A note saying which task model.task auto chose and why, with how to choose the other,
+    where the choice is a guess: numbers that may be a count taken as classes (goals 0-12 as 13
+    classes is a wrong model, silently), or labels written as numbers taken as a regression.
+    Text, true/false, 0/1 and many fractional values are not in doubt: no note."""
     task = auto_task(kind, distinct)
-    if kind == "text":
-        why = f"target '{target}' holds text labels"
-    elif kind == "bool":
-        why = f"target '{target}' holds true/false values"
-    elif task == "classification" and distinct <= 2:
-        why = f"target '{target}' has {distinct} distinct whole numbers, taken as classes"
-    elif task == "classification":
+    if kind in ("text", "bool") or (kind == "int" and distinct is not None and distinct <= 2):
+        return []
+    if task == "classification":
         why = (f"target '{target}' has {distinct} distinct whole numbers, each taken as a class (auto takes up to "
-               f"{MAX_AUTO_CLASSES}); {ADVICE}regression if it is a count or an amount")
+               f"{MAX_AUTO_CLASSES}); set model.task: regression if it is a count or an amount")
     elif kind == "int":
         many = f"{distinct:,}" if distinct is not None else "very many"
         why = (f"target '{target}' has {many} distinct whole numbers, more than the {MAX_AUTO_CLASSES} auto takes as "
-               f"classes; {ADVICE}classification if they are labels")
+               "classes; set model.task: classification if they are labels")
+    elif distinct is not None and distinct <= MAX_AUTO_CLASSES:
+        why = (f"target '{target}' has numbers that are not all whole ({distinct} distinct values); "
+               "set model.task: classification to treat them as classes")
     else:
-        why = f"target '{target}' has numbers that are not all whole"
-        if distinct is not None and distinct <= MAX_AUTO_CLASSES:
-            why += f" ({distinct} distinct values); {ADVICE}classification to treat them as classes"
-    return ("note", TASK_NOTE.format(task) + why)
+        return []
+    return [("note", TASK_NOTE.format(task) + why)]
 
 
-ADVICE = "set model.task: "  # in a task note whose choice is a guess
-
-
-def doubtful_task_note(note) -> bool:
-    """Whether `note` is a task note whose choice is a guess (numbers that may be a count, or
-    labels): what train prints even with --quiet."""
-    kind, text = note
-    return kind == "note" and text.startswith(tuple(TASK_NOTE.format(t) for t in ("classification", "regression"))) \
-        and ADVICE in text
+def is_task_note(note) -> bool:
+    """Whether `note` is task_note's: what train prints even with --quiet."""
+    return note[0] == "note" and note[1].startswith(tuple(TASK_NOTE.format(t) for t in ("classification", "regression")))
 
 
 def classes_note(classes, rows: int, target) -> list:

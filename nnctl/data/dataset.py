@@ -136,7 +136,7 @@ def _read(cfg) -> _Rows:
     if task == "auto":
         kind, distinct = target_kind(df[target])
         task = auto_task(kind, distinct)
-        notes.append(task_note(kind, distinct, target))
+        notes += task_note(kind, distinct, target)
     train_rows, val_where = len(df), None
     if "validation" in extra:
         # a separate validation file: appended after the training rows, and the split is theirs

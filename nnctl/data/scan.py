@@ -172,7 +172,7 @@ def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
     notes += state.column_warnings()
     task, classes, counts, scaler = state.target_result()
     if cfg.model.task == "auto":
-        notes.append(task_note(*state.target_kind(), data.target))
+        notes += task_note(*state.target_kind(), data.target)
     if data.validation_path and data.validation_split:
         notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
     if classes is not None:
