@@ -144,3 +144,19 @@ def test_a_streamed_run_has_the_same_ranges_and_numbered_rows(folder, tmp_path):
     assert _meta(run)["ranges"] == {"x": [part[:, 0].min(), part[:, 0].max()], "z": [part[:, 1].min(), part[:, 1].max()]}
     result = cli("predict", run, folder / "new.csv")
     assert result.stderr.count("warning: column") == 2
+
+
+def test_the_dataset_cache_keeps_the_row_numbers(folder, monkeypatch):
+    from nnctl.config import load_config
+    from nnctl.data import cache, load_dataset
+
+    monkeypatch.setattr(cache, "MIN_BYTES", 0)
+    fresh = load_dataset(load_config(folder / "train.yaml"))
+    assert sorted(cache.cache_dir().iterdir())  # written
+    cached = load_dataset(load_config(folder / "train.yaml"))
+    assert cached is not fresh and cached.val_rows.tolist() == fresh.val_rows.tolist()
+    assert len(fresh.val_rows) == len(fresh.X_val) and len(set(fresh.val_rows.tolist())) == len(fresh.val_rows)
+    entry = next(p for p in cache.cache_dir().iterdir() if not p.name.startswith("."))
+    np.save(entry / "val_rows.npy", np.zeros(3, dtype=np.int64))  # damaged: the entry is rebuilt, never used
+    again = load_dataset(load_config(folder / "train.yaml"))
+    assert again.val_rows.tolist() == fresh.val_rows.tolist()
