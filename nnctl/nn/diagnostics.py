@@ -32,10 +32,11 @@ class Diagnostics:
     """Measures a network's steps per trainable layer, from its flat parameter and gradient
     arrays: each norm is one dot product of a layer's slice with itself. A layer's norms are
     over its decayed arrays (a dense layer's W) when it has any, else over all its arrays.
-    `layer` in each row counts trainable layers: 0 is the first layer with arrays."""
+    `layer` in each row counts trainable layers: 0 is the first layer with arrays. `ws`: the
+    workspace of the steps measured, where dead_fraction reads the activations' inputs."""
 
-    def __init__(self, network):
-        self.network = network
+    def __init__(self, network, ws=None):
+        self.network, self.ws = network, ws
         self.slices, self.feeds = [], []
         offset, layers = 0, network.layers
         for i, layer in enumerate(layers):
@@ -47,7 +48,9 @@ class Diagnostics:
             first = offset + sum(sizes[n] for n in list(sizes)[:list(sizes).index(decayed[0])])
             self.slices.append(slice(first, first + sum(sizes[n] for n in decayed)))
             offset += sum(sizes.values())
-            self.feeds.append(_activation_fed(layers[i + 1:]))
+            fed = _activation_fed(layers[i + 1:])
+            # by index: the activation's input of a step is in the workspace, not the layer
+            self.feeds.append(None if fed is None else next(j for j, other in enumerate(layers) if other is fed))
 
     @staticmethod
     def steps_to_measure(batches: int, last_is_short: bool) -> frozenset:
@@ -69,6 +72,7 @@ class Diagnostics:
         params, grads, dot = self.network.flat_params, self.network.flat_grads, np.dot
         self.total += math.sqrt(float(dot(grads, grads))) if total is None else total
         change = params - before
+        buffers = self.ws.buffers if self.ws is not None else None
         for i, (s, activation) in enumerate(zip(self.slices, self.feeds)):
             g, w, d = grads[s], params[s], change[s]
             weight = math.sqrt(float(dot(w, w)))
@@ -76,8 +80,8 @@ class Diagnostics:
             row[0] += math.sqrt(float(dot(g, g)))
             row[1] += weight
             row[2] += math.sqrt(float(dot(d, d))) / weight if weight > 0 else math.nan
-            if activation is not None:
-                row[3] += dead_fraction(activation.x)
+            if activation is not None and buffers:
+                row[3] += dead_fraction(buffers[activation].x)
         self.steps += 1
 
     def end_epoch(self, epoch: int) -> list[dict]:

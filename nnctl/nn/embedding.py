@@ -44,7 +44,6 @@ class Embedding(Layer):
         self.params = {f"table_{k}": t for k, t in enumerate(tables)}
         self.decay = {name: bool(decay) for name in self.params}
         self.attach(self.params, {name: np.zeros_like(t) for name, t in self.params.items()})
-        self.codes = None
 
     @classmethod
     def fresh(cls, fan_in, columns, sizes, rng, dtype, decay=True) -> "Embedding":
@@ -91,17 +90,17 @@ class Embedding(Layer):
             raise ValueError(f"an embedding layer of {self.fan_in} inputs cannot take {fan_in}")
         return len(self.keep) + sum(self.widths)
 
-    def backward_buffers(self, fan_in):
-        return {"dx": fan_in} if self.input_delta else {}
+    def backward_buffers(self, fan_in, input_delta=True):
+        return {"dx": fan_in} if input_delta else {}
 
-    def forward(self, x, training=False):
-        self.x = x
+    def forward(self, x, training=False, buf=None):
+        buf = self.begin(x, buf)
         # rounded, not truncated: codes are exact, and a finite-difference nudge must not move one
         codes = np.rint(x[:, self.columns]).astype(np.intp)
         if codes.size and (codes.min() < 0 or any(codes[:, k].max() >= t.shape[0] for k, t in enumerate(self.tables))):
             raise ValueError("a category code is outside its embedding table")
-        self.codes = codes
-        out, m = self.out, len(self.keep)
+        buf.codes = codes
+        out, m = buf.out, len(self.keep)
         out[:, :m] = x[:, self.keep]
         start = m
         for k, table in enumerate(self.tables):
@@ -110,17 +109,17 @@ class Embedding(Layer):
             start += width
         return out
 
-    def backward(self, delta):
+    def backward(self, delta, buf):
         start = len(self.keep)
         for k, grad in enumerate(self.table_grads):
             width = grad.shape[1]
             grad[...] = 0.0
             # the scatter-add: rows of delta whose code is the same sum into that table row
-            np.add.at(grad, self.codes[:, k], delta[:, start:start + width])
+            np.add.at(grad, buf.codes[:, k], delta[:, start:start + width])
             start += width
-        if not self.input_delta:
+        if not buf.input_delta:
             return None
-        dx = self.dx
+        dx = buf.dx
         dx[:, self.columns] = 0.0
         dx[:, self.keep] = delta[:, :len(self.keep)]
         return dx

@@ -15,8 +15,20 @@ from .activations import ACTIVATIONS
 from .initializers import INITIALIZERS, init_names
 from .layers import Activation, Dense, Layer
 from .losses import LOSSES
+from .workspace import Workspace
 
 CHUNK = 2048  # rows per forward pass when scoring or predicting: fast BLAS, small buffers
+
+
+def initial_weights(sizes, activations, init="auto", seed=0, dtype=np.float32) -> list[tuple]:
+    """(W, b) of each dense layer of a multilayer perceptron of `sizes` (inputs, hidden...,
+    outputs): W (fan_in, fan_out) drawn from `numpy.random.default_rng(seed)` (float64, then
+    cast), layer by layer, with the initializer `init` picks for the activation that follows;
+    b (fan_out,) zeros."""
+    rng = np.random.default_rng(seed)
+    inits = init_names(list(activations), init, lambda name: ACTIVATIONS[name].init)
+    return [(INITIALIZERS[name](rng, fan_in, fan_out).astype(dtype), np.zeros(fan_out, dtype=dtype))
+            for fan_in, fan_out, name in zip(sizes[:-1], sizes[1:], inits)]
 
 
 class Network:
@@ -33,8 +45,6 @@ class Network:
         self.widths = [self.n_inputs]  # columns into each layer, then the output's
         for layer in self.layers:
             self.widths.append(layer.units(self.widths[-1]))
-        for i, layer in enumerate(self.layers):
-            layer.input_delta = i > 0
         arrays = [a for layer in self.layers for a in layer.params.values()]
         dtype = arrays[0].dtype if arrays else np.dtype(np.float64)
         total = sum(a.size for a in arrays)
@@ -58,12 +68,7 @@ class Network:
             layer.attach(params, grads)
             for name, value in layer.state.items():
                 layer.state[name] = np.array(value, dtype=dtype)
-        self._full: list[dict] | None = None  # per layer {name: buffer}, then the head's
-        self._views: dict[int, list] = {}  # rows -> row-slices of `_full`
-        self._capacity, self._backward_ready = 0, False
-        self._bound = None  # the batch size whose views the layers hold now
-        self._head: dict = {}
-        self._X = self._z = None
+        self._own: Workspace | None = None  # the workspace of calls that pass none (one thread)
 
     @classmethod
     def mlp(cls, weights, biases, activations, loss) -> "Network":
@@ -80,16 +85,10 @@ class Network:
 
     @classmethod
     def initialize(cls, sizes, activations, loss, init="auto", seed=0, dtype=np.float32) -> "Network":
-        """A multilayer perceptron of `sizes` (inputs, hidden..., outputs). Weights are drawn
-        from `numpy.random.default_rng(seed)` (float64, then cast), layer by layer; the same seed
-        gives bit-identical weights. Biases start at zero."""
-        rng = np.random.default_rng(seed)
-        inits = init_names(list(activations), init, lambda name: ACTIVATIONS[name].init)
-        weights, biases = [], []
-        for fan_in, fan_out, name in zip(sizes[:-1], sizes[1:], inits):
-            weights.append(INITIALIZERS[name](rng, fan_in, fan_out).astype(dtype))
-            biases.append(np.zeros(fan_out, dtype=dtype))
-        return cls.mlp(weights, biases, activations, loss)
+        """A multilayer perceptron of `sizes` (inputs, hidden..., outputs), weights from
+        `initial_weights`: the same seed gives bit-identical weights."""
+        weights = initial_weights(sizes, activations, init, seed, dtype)
+        return cls.mlp([W for W, _ in weights], [b for _, b in weights], activations, loss)
 
     # --- shape and parameters ---------------------------------------------------------------
     @property
@@ -104,6 +103,16 @@ class Network:
     @property
     def dtype(self):
         return self.flat_params.dtype
+
+    @property
+    def rng(self) -> np.random.Generator | None:
+        """The generator the network's random layers draw from (they share one), or None."""
+        return next((layer.rng for layer in self.layers if layer.rng is not None), None)
+
+    @property
+    def min_rows(self) -> int:
+        """The fewest rows a training batch may have (2 with batch norm)."""
+        return max(layer.min_rows for layer in self.layers)
 
     @property
     def trainable(self) -> list[tuple[int, Layer]]:
@@ -172,91 +181,72 @@ class Network:
             layers.append(LAYERS[layer.type].from_saved(layer.settings(), arrays))
         return Network(layers, self.loss_name, self.n_inputs)
 
-    # --- buffers ----------------------------------------------------------------------------
-    def _bind(self, rows: int, backward: bool = False) -> None:
-        """Give every layer its buffers for a batch of `rows`. One set is allocated, for the
-        largest batch seen; smaller batches get row-slices of it (views, cached per size), so the
-        training loop allocates nothing per batch and memory holds one set however many batch
-        sizes training, scoring and prediction use. Backward's buffers are made on the first
-        backward pass: forward-only use never needs them."""
-        if rows > self._capacity:
-            self._capacity, self._full, self._backward_ready = rows, None, False
-        if self._full is None:
-            self._full = self._allocate(self._capacity, False)
-            self._views.clear()
-        if backward and not self._backward_ready:
-            for buffers, more in zip(self._full, self._allocate(self._capacity, True)):
-                buffers.update(more)
-            self._backward_ready = True
-            self._views.clear()
-        views = self._views.get(rows)
-        if views is None:
-            views = self._views[rows] = [{name: a[:rows] for name, a in full.items()} for full in self._full]
-        for layer, buffers in zip(self.layers, views):
-            layer.__dict__.update(buffers)
-        self._head = views[-1]
-        self._bound = rows
+    # --- workspaces ------------------------------------------------------------------------
+    def workspace(self, input_delta: bool = False) -> Workspace:
+        """A new workspace for this network: the arrays its passes write. One per training loop,
+        one per predicting call or thread; `input_delta`: the first layer computes dL/dx too."""
+        return Workspace(self.layers, self.widths, self.n_outputs, self.dtype, input_delta)
 
-    def _allocate(self, rows: int, backward: bool) -> list[dict]:
-        """Per layer {name: (rows, columns) array}, forward's or backward's, then the head's."""
-        def arrays(spec):
-            return {name: np.empty((rows, n), dtype=self.dtype) for name, n in spec.items()}
-
-        if not backward:
-            return [arrays(layer.buffers(n)) for layer, n in zip(self.layers, self.widths)] + \
-                [arrays({"output": self.n_outputs})]
-        ones = np.ones(rows, dtype=self.dtype)
-        return [{**arrays(layer.backward_buffers(n)), "ones": ones} for layer, n in zip(self.layers, self.widths)] + \
-            [arrays({"delta": self.n_outputs})]
+    def _ws(self, ws: Workspace | None) -> Workspace:
+        """`ws`, or the network's own workspace: for forward/loss_value/backward called without
+        one, in one thread (scripts, tests, gradcheck). Concurrent callers pass their own."""
+        if ws is not None:
+            return ws
+        if self._own is None:
+            self._own = self.workspace()
+        return self._own
 
     # --- forward ----------------------------------------------------------------------------
-    def forward(self, X: np.ndarray, training: bool = False, watch=None) -> np.ndarray:
+    def forward(self, X: np.ndarray, training: bool = False, watch=None, ws: Workspace | None = None) -> np.ndarray:
         """X: (rows, inputs) -> output activations (rows, outputs). `training`: layers that act
-        differently while training (dropout, batch statistics) do so. Each layer keeps what its
-        backward needs; the returned array is a buffer overwritten by the next call.
-        `watch(i, out)`, if given, sees each layer's output (what `trace` shows)."""
+        differently while training (dropout, batch statistics) do so. What backward needs is kept
+        in the workspace `ws` (the network's own when None); the returned array is one of its
+        buffers, overwritten by its next pass. `watch(i, out)`, if given, sees each layer's
+        output (what `trace` shows)."""
+        ws = self._ws(ws)
         rows = X.shape[0]
-        if rows != self._bound:
-            self._bind(rows)
+        buffers = ws.buffers if rows == ws.rows else ws.bind(rows)
         a = X
         if watch is None:
-            for layer in self.layers:
-                a = layer.forward(a, training)
+            for layer, buf in zip(self.layers, buffers):
+                a = layer.forward(a, training, buf)
         else:
-            for i, layer in enumerate(self.layers):
-                a = layer.forward(a, training)
+            for i, (layer, buf) in enumerate(zip(self.layers, buffers)):
+                a = layer.forward(a, training, buf)
                 watch(i, a)
-        self._X, self._z = X, a
-        return self.loss.forward(a, self._head["output"])
+        ws.X, ws.z = X, a
+        return self.loss.forward(a, ws.head.output)
 
-    def loss_value(self, y, w=None) -> float:
-        """Loss of the last forward pass against targets y (rows, outputs); `w`: optional row
-        weights (rows, 1)."""
-        return self.loss.value(self._z, self._head["output"], y, w)
+    def loss_value(self, y, w=None, ws: Workspace | None = None) -> float:
+        """Loss of the last forward pass in `ws` against targets y (rows, outputs); `w`:
+        optional row weights (rows, 1)."""
+        ws = self._ws(ws)
+        return self.loss.value(ws.z, ws.head.output, y, w)
 
     # --- backward ---------------------------------------------------------------------------
-    def backward(self, y, w=None, watch=None) -> np.ndarray:
-        """Back-propagate the error of the last forward pass against targets y (and optional
-        row weights w, (rows, 1), which scale each row's output delta).
+    def backward(self, y, w=None, watch=None, ws: Workspace | None = None) -> np.ndarray:
+        """Back-propagate the error of the last forward pass in `ws` against targets y (and
+        optional row weights w, (rows, 1), which scale each row's output delta).
 
         The loss gives the output delta dL/dz; each layer, last to first, turns dL/d(its
         output) into dL/d(its input) and fills its gradients (dense: dL/dW = aᵀ·delta,
         dL/db = 1ᵀ·delta, then delta·Wᵀ for the layer before; an activation: delta ⊙ f'(z)).
         `watch(i, delta)`, if given, sees the delta arriving at layer i (what `trace` shows).
         Returns the flat gradient array (each layer's `grads` are views of it)."""
-        rows = self._X.shape[0]
-        if not self._backward_ready or self._bound != rows:
-            self._bind(rows, backward=True)
-        delta = self.loss.delta(self._z, self._head["output"], y, self._head["delta"])
+        ws = self._ws(ws)
+        if not ws.backward_ready:
+            ws.bind(ws.rows, backward=True)
+        buffers = ws.buffers
+        delta = self.loss.delta(ws.z, ws.head.output, y, ws.head.delta)
         if w is not None:
             delta *= w
         if watch is None:
-            for layer in reversed(self.layers):
-                delta = layer.backward(delta)
+            for layer, buf in zip(reversed(self.layers), reversed(buffers)):
+                delta = layer.backward(delta, buf)
         else:
             for i in range(len(self.layers) - 1, -1, -1):
                 watch(i, delta)
-                delta = self.layers[i].backward(delta)
+                delta = self.layers[i].backward(delta, buffers[i])
         return self.flat_grads
 
     def input_gradient(self, X: np.ndarray, seed=None, at: int = 0, chunk: int = CHUNK):
@@ -268,57 +258,53 @@ class Network:
         The network's own backward pass from the seed: each layer from the last down to `at`
         turns ∂s/∂(its output) into ∂s/∂(its input), as in training. `at` = 1 stops at the first
         layer's output (an embedding's looked-up rows, whose codes have no derivative). Computed
-        `chunk` rows at a time; it overwrites the gradients of the last `backward`."""
+        `chunk` rows at a time in a workspace of its own; it overwrites the gradients of the last
+        `backward`."""
         X = np.asarray(X, dtype=self.dtype)
         rows = X.shape[0]
         inputs = np.empty((rows, self.widths[at]), dtype=self.dtype)
         grad = np.empty_like(inputs)
-        first = self.layers[0]
-        flipped = at == 0 and not first.input_delta
-        if flipped:
-            # the first layer skips dL/dx in training; here it is the answer, so it needs its buffer
-            first.input_delta = True
-            self._full, self._backward_ready, self._bound = None, False, None
-        try:
-            for start in range(0, rows, chunk):
-                part = X[start:start + chunk]
-                n = len(part)
-                self.forward(part)
-                if not self._backward_ready or self._bound != n:
-                    self._bind(n, backward=True)
-                delta = self._head["delta"]
-                delta[...] = 1.0 if seed is None else (seed if np.ndim(seed) == 1 else seed[start:start + n])
-                for layer in reversed(self.layers[at:]):
-                    delta = layer.backward(delta)
-                inputs[start:start + n] = part if at == 0 else self.layers[at].x
-                grad[start:start + n] = delta
-        finally:
-            if flipped:
-                first.input_delta = False
+        # the first layer skips dL/dx in training; here it may be the answer
+        ws = self.workspace(input_delta=at == 0)
+        for start in range(0, rows, chunk):
+            part = X[start:start + chunk]
+            n = len(part)
+            self.forward(part, ws=ws)
+            buffers = ws.bind(n, backward=True)
+            delta = ws.head.delta
+            delta[...] = 1.0 if seed is None else (seed if np.ndim(seed) == 1 else seed[start:start + n])
+            for layer, buf in zip(reversed(self.layers[at:]), reversed(buffers[at:])):
+                delta = layer.backward(delta, buf)
+            inputs[start:start + n] = part if at == 0 else buffers[at].x
+            grad[start:start + n] = delta
         return inputs, grad
 
-    def forward_chunks(self, X: np.ndarray, chunk: int = CHUNK):
+    def forward_chunks(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None):
         """Yield (start, output) for consecutive chunks of X's rows in evaluation mode: the
-        whole of X scored with buffers of at most `chunk` rows. Each output is overwritten by
-        the next chunk; the loss of the chunk against its targets is `loss_value`."""
+        whole of X scored with buffers of at most `chunk` rows, in `ws` (a new workspace when
+        None). Each output is overwritten by the next chunk; the loss of the chunk against its
+        targets is `loss_value(..., ws=ws)`."""
+        ws = self.workspace() if ws is None else ws
         for start in range(0, X.shape[0], chunk):
-            yield start, self.forward(X[start:start + chunk])
+            yield start, self.forward(X[start:start + chunk], ws=ws)
 
-    def predict_output(self, X: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-        """Output activations (rows, outputs) for any number of rows; a new array."""
+    def predict_output(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None) -> np.ndarray:
+        """Output activations (rows, outputs) for any number of rows; a new array. Safe to call
+        from several threads at once: each call has its own workspace unless given one."""
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        for start, part in self.forward_chunks(X, chunk):
+        for start, part in self.forward_chunks(X, chunk, ws):
             out[start:start + len(part)] = part
         return out
 
-    def predict_logits(self, X: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    def predict_logits(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None) -> np.ndarray:
         """The last layer's outputs z (rows, outputs), before the head: what temperature
-        scaling divides. A new array."""
+        scaling divides. A new array; as thread-safe as `predict_output`."""
+        ws = self.workspace() if ws is None else ws
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         for start in range(0, X.shape[0], chunk):
             part = X[start:start + chunk]
-            self.forward(part)
-            out[start:start + len(part)] = self._z
+            self.forward(part, ws=ws)
+            out[start:start + len(part)] = ws.z
         return out
 
 

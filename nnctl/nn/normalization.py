@@ -53,20 +53,24 @@ class _Norm(Layer):
     def buffers(self, fan_in):
         return {"out": fan_in, "xhat": fan_in}
 
-    def backward_buffers(self, fan_in):
+    def backward_buffers(self, fan_in, input_delta=True):
         return {"dx": fan_in}
 
-    def _scale_shift(self) -> np.ndarray:
-        """out = γ ⊙ x̂ + β, written into the out buffer."""
-        out = np.multiply(self.xhat, self.gamma, out=self.out)
+    def _normalize(self, buf, inv_std) -> np.ndarray:
+        """inv_std holds σ² + eps: it becomes 1/√(σ² + eps), x̂ (holding x - μ) is scaled by it,
+        and out = γ ⊙ x̂ + β is written into the out buffer."""
+        np.sqrt(inv_std, out=inv_std)
+        np.divide(1.0, inv_std, out=inv_std)
+        buf.xhat *= inv_std
+        out = np.multiply(buf.xhat, self.gamma, out=buf.out)
         out += self.beta
         return out
 
-    def _param_grads(self, delta) -> None:
+    def _param_grads(self, delta, buf) -> None:
         """∂L/∂γ = Σ_rows delta ⊙ x̂,  ∂L/∂β = Σ_rows delta  (dx is scratch here)."""
-        np.multiply(delta, self.xhat, out=self.dx)
-        np.dot(self.ones, self.dx, out=self.dgamma)
-        np.dot(self.ones, delta, out=self.dbeta)
+        np.multiply(delta, buf.xhat, out=buf.dx)
+        np.dot(buf.ones, buf.dx, out=self.dgamma)
+        np.dot(buf.ones, delta, out=self.dbeta)
 
 
 @register
@@ -84,6 +88,7 @@ class BatchNorm(_Norm):
     A batch of one row cannot be normalized in training: its variance is 0 and x̂ is 0."""
 
     type = "batch_norm"
+    min_rows = 2  # a batch of one row cannot be normalized in training
 
     def __init__(self, gamma, beta, running_mean=None, running_var=None, eps: float = EPS,
                  momentum: float = MOMENTUM):
@@ -95,13 +100,10 @@ class BatchNorm(_Norm):
         if mean.shape != (units,) or var.shape != (units,):
             raise ValueError(f"running statistics {mean.shape}, {var.shape} do not fit {units} units")
         self.state = {"running_mean": mean, "running_var": var}
-        self.training = False  # the mode of the last forward pass, which backward follows
 
-    def attach(self, params, grads):
-        super().attach(params, grads)
-        # per-column scratch, (units,), in the network's dtype: made once, so a batch allocates nothing
-        units, dtype = self.gamma.shape[0], self.gamma.dtype
-        self._mean, self._var, self._inv_std, self._coef = (np.empty(units, dtype) for _ in range(4))
+    def scratch(self, fan_in):
+        # per-column statistics, (units,): in the workspace, so a batch allocates nothing
+        return {name: (fan_in,) for name in ("mean", "var", "inv_std", "coef")}
 
     @classmethod
     def from_saved(cls, settings, arrays):
@@ -113,17 +115,18 @@ class BatchNorm(_Norm):
     def describe(self):
         return "batch norm"
 
-    def forward(self, x, training=False):
-        self.x, self.training = x, training
+    def forward(self, x, training=False, buf=None):
+        buf = self.begin(x, buf)
+        buf.training = training  # the mode of this pass, which backward follows
         # read through `state`: the network re-casts those arrays to its dtype
         running_mean, running_var = self.state["running_mean"], self.state["running_var"]
-        mean, var, inv_std = self._mean, self._var, self._inv_std
+        mean, var, inv_std = buf.mean, buf.var, buf.inv_std
         if training:
             n = x.shape[0]
             if n < 2:
                 raise ValueError(ONE_ROW)
             np.mean(x, axis=0, out=mean)
-            xc = np.subtract(x, mean, out=self.xhat)
+            xc = np.subtract(x, mean, out=buf.xhat)
             np.einsum("ij,ij->j", xc, xc, out=var)
             var /= n
             running_mean *= 1 - self.momentum
@@ -132,25 +135,22 @@ class BatchNorm(_Norm):
             running_var += (self.momentum * n / (n - 1)) * var
         else:
             np.copyto(var, running_var)
-            np.subtract(x, running_mean, out=self.xhat)
+            np.subtract(x, running_mean, out=buf.xhat)
         np.add(var, self.eps, out=inv_std)
-        np.sqrt(inv_std, out=inv_std)
-        np.divide(1.0, inv_std, out=inv_std)
-        self.xhat *= inv_std
-        return self._scale_shift()
+        return self._normalize(buf, inv_std)
 
-    def backward(self, delta):
-        self._param_grads(delta)
-        dx, coef = self.dx, self._coef
-        if self.training:
+    def backward(self, delta, buf):
+        self._param_grads(delta, buf)
+        dx, coef = buf.dx, buf.coef
+        if buf.training:
             # (n·g - Σ g - x̂ ⊙ Σ g ⊙ x̂)/n with g = delta ⊙ γ is γ ⊙ (delta - ∂L/∂β/n - x̂ ⊙ ∂L/∂γ/n)
             n = delta.shape[0]
-            np.multiply(self.xhat, np.divide(self.dgamma, n, out=coef), out=dx)
+            np.multiply(buf.xhat, np.divide(self.dgamma, n, out=coef), out=dx)
             np.subtract(delta, dx, out=dx)
             dx -= np.divide(self.dbeta, n, out=coef)
         else:
             np.copyto(dx, delta)
-        dx *= np.multiply(self.gamma, self._inv_std, out=coef)
+        dx *= np.multiply(self.gamma, buf.inv_std, out=coef)
         return dx
 
 
@@ -178,30 +178,28 @@ class LayerNorm(_Norm):
         # per-row statistics, (rows, 1)
         return {"out": fan_in, "xhat": fan_in, "inv_std": 1, "row": 1}
 
-    def backward_buffers(self, fan_in):
-        return {"dx": fan_in, "scratch": fan_in, "row_gx": 1}
+    def backward_buffers(self, fan_in, input_delta=True):
+        return {"dx": fan_in, "work": fan_in, "row_gx": 1}
 
-    def forward(self, x, training=False):
-        self.x = x
-        np.mean(x, axis=1, keepdims=True, out=self.row)
-        xc = np.subtract(x, self.row, out=self.xhat)
-        np.einsum("ij,ij->i", xc, xc, out=self.inv_std[:, 0])
-        self.inv_std /= x.shape[1]
-        self.inv_std += self.eps
-        np.sqrt(self.inv_std, out=self.inv_std)
-        np.divide(1.0, self.inv_std, out=self.inv_std)
-        self.xhat *= self.inv_std
-        return self._scale_shift()
+    def forward(self, x, training=False, buf=None):
+        buf = self.begin(x, buf)
+        inv_std = buf.inv_std
+        np.mean(x, axis=1, keepdims=True, out=buf.row)
+        xc = np.subtract(x, buf.row, out=buf.xhat)
+        np.einsum("ij,ij->i", xc, xc, out=inv_std[:, 0])
+        inv_std /= x.shape[1]
+        inv_std += self.eps
+        return self._normalize(buf, inv_std)
 
-    def backward(self, delta):
-        self._param_grads(delta)
-        g = np.multiply(delta, self.gamma, out=self.dx)
+    def backward(self, delta, buf):
+        self._param_grads(delta, buf)
+        g = np.multiply(delta, self.gamma, out=buf.dx)
         d = g.shape[1]
-        gx = np.einsum("ij,ij->i", g, self.xhat, out=self.row_gx[:, 0])
+        gx = np.einsum("ij,ij->i", g, buf.xhat, out=buf.row_gx[:, 0])
         gx /= d
-        g -= np.mean(g, axis=1, keepdims=True, out=self.row)
-        g -= np.multiply(self.xhat, self.row_gx, out=self.scratch)
-        g *= self.inv_std
+        g -= np.mean(g, axis=1, keepdims=True, out=buf.row)
+        g -= np.multiply(buf.xhat, buf.row_gx, out=buf.work)
+        g *= buf.inv_std
         return g
 
 

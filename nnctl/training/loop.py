@@ -165,8 +165,10 @@ class _Loop:
         self.grads = [network.flat_grads]
         self.clip = training.grad_clip  # None: no clipping, and no work per batch for it
         self.clipped = self.steps = 0
-        # the generator the dropout layers share (None without dropout): its state is checkpointed
-        self.dropout_rng = next((layer.rng for layer in network.layers if layer.type == "dropout"), None)
+        # the generator the random layers share (None without any): its state is checkpointed
+        self.dropout_rng = network.rng
+        # the arrays this loop's passes write: made once, reused by every batch and every scoring
+        self.ws = network.workspace()
         self.has_val = len(dataset.X_val) > 0
         self.metric = f"val_{metric_name(dataset.task)}"
         self.stopper = EarlyStopping.from_config(training.early_stopping) if training.early_stopping else None
@@ -177,7 +179,7 @@ class _Loop:
         self.advice = divergence_advice(training, dataset)
         self.next_progress = 0.0
         self.checkpointer = None
-        self.diagnose = Diagnostics(network)
+        self.diagnose = Diagnostics(network, self.ws)
         self.sampled = Diagnostics.steps_to_measure(-(-self.rows // self.batch), self.rows % self.batch != 0)
         self.diagnostics: list[dict] = []
         self.seconds_before = 0.0  # trained by the run this one resumes
@@ -228,9 +230,10 @@ class _Loop:
         """One batch, the algorithm itself: forward, the loss, backward, clipping, the update
         (measured layer by layer when `diagnosed`). The batch's summed loss when `measured`,
         else 0.0. The in-memory and the streamed loops differ only in where batches come from."""
-        network.forward(xb, True)
-        loss = network.loss_value(yb, wb) * len(xb) if measured else 0.0
-        network.backward(yb, wb)
+        ws = self.ws
+        network.forward(xb, True, ws=ws)
+        loss = network.loss_value(yb, wb, ws) * len(xb) if measured else 0.0
+        network.backward(yb, wb, ws=ws)
         norm = None
         if clip is not None:
             norm, clipped = clip_grad_norm(network.flat_grads, clip)
@@ -338,7 +341,7 @@ class _Loop:
 
     def score_validation(self) -> tuple[float, float, dict]:
         return score_with(self.network, self.dataset.task, self.dataset.X_val, self.dataset.y_val, self.val_targets,
-                          self.extra)
+                          self.extra, self.ws)
 
     def measure(self, epoch: int, train_loss: float, start: float) -> dict:
         check_finite(train_loss, epoch, self.advice)
