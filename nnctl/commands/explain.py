@@ -160,6 +160,9 @@ def gradient_importance(model, parts, where: str = "data") -> dict:
     """Mean |∂s/∂x · x| per original column over `parts`, an iterable of encoded X chunks;
     `std` is its spread over the rows (not an uncertainty of the mean)."""
     network, blocks = model.network, column_blocks(model)
+    if network.members is not None:
+        raise NnctlError(f"gradient importance of an ensemble of {network.members} members is not defined yet",
+                         "--method", "use --method permutation")
     first = network.layers[0]
     embedded = isinstance(first, Embedding)
     places = _embedded_places(first, blocks) if embedded else [cols for _, cols in blocks]

@@ -264,6 +264,9 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
                          f"{onnx.defs.onnx_opset_version()} (this onnx package's newest)", "--opset",
                          f"leave --opset out for {DEFAULT_OPSET}")
     network, meta = model.network, model.meta
+    if network.members is not None:
+        raise NnctlError(f"this model is an ensemble of {network.members} members (model.ensemble), which nnctl "
+                         "does not export to ONNX yet", "nnctl export", "the model still predicts with nnctl predict")
     dtype = np.dtype(network.dtype).type
     categorical = bool(model.encoder.categories)
     g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"]).values() if categorical else ["features"])

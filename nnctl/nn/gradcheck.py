@@ -53,20 +53,22 @@ def check_gradients(network: Network, X: np.ndarray, y: np.ndarray, h: float = 1
 def _check_arrays(network, X, y, h, max_entries, rng, w, training, ws) -> list[ParamCheck]:
     results = []
     for name, param, grad in [(n, p, g.copy()) for n, p, g in network.named_params()]:
-        flat = param.reshape(-1)  # a view: writing it moves the parameter
-        entries = np.arange(flat.size)
-        if max_entries is not None and flat.size > max_entries:
-            entries = np.sort(rng.choice(flat.size, max_entries, replace=False))
+        entries = np.arange(param.size)
+        if max_entries is not None and param.size > max_entries:
+            entries = np.sort(rng.choice(param.size, max_entries, replace=False))
         numeric = np.empty(len(entries))
         for k, j in enumerate(entries):
-            original = flat[j]
-            flat[j] = original + h
+            # by index into the array itself: a member's array is a strided view, and a
+            # flattened copy of it would not move the parameter
+            at = np.unravel_index(j, param.shape)
+            original = param[at]
+            param[at] = original + h
             network.forward(X, training, ws=ws)
             plus = network.loss_value(y, w, ws=ws)
-            flat[j] = original - h
+            param[at] = original - h
             network.forward(X, training, ws=ws)
             minus = network.loss_value(y, w, ws=ws)
-            flat[j] = original
+            param[at] = original
             numeric[k] = (plus - minus) / (2 * h)
         exact = grad.reshape(-1)[entries]
         max_abs = float(np.max(np.abs(exact - numeric))) if len(entries) else 0.0

@@ -35,6 +35,12 @@ Declared, so that code outside nn/ never asks a layer what it is (no type-string
 - `min_rows`    the fewest rows a training batch may have (batch norm: 2);
 - `describe()`  a short name for tables: `dense 16`, `relu`.
 
+The member axis: every layer type takes an optional leading axis of K members, K networks of
+one shape computed as one. Its params are then (K, ...) (`members` is K; None without the axis),
+its input (K, rows, fan_in), or (rows, fan_in) shared by every member (a network's input), and
+its output (K, rows, units). Members never mix: each is the layer it would be alone. Layers
+without params (activation, dropout) take either shape as it comes.
+
 `settings()` is the JSON that `model.npz` stores for the layer beside its `type`, and
 `LAYERS[type].from_saved(settings, arrays)` builds it back. A new layer type is a subclass here
 (or anywhere: `register` it) with its derivative beside its function.
@@ -53,6 +59,7 @@ class Layer:
     type = ""  # the name model.npz stores
     rng: np.random.Generator | None = None  # a random layer's generator
     min_rows = 1  # the fewest rows of a training batch
+    members: int | None = None  # K when the params have a leading member axis
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
@@ -83,12 +90,19 @@ class Layer:
         return {}
 
     def scratch(self, fan_in: int) -> dict[str, tuple]:
-        """Fixed-shape arrays a pass writes (not per row): name -> shape."""
+        """Fixed-shape arrays a pass writes (not per row): name -> shape (member axis included)."""
         return {}
 
+    def shared_input_buffers(self, fan_in: int) -> tuple[dict, dict]:
+        """(per-row, fixed) arrays more that a layer with members needs when its input is
+        shared by them, (rows, fan_in): per-row ones without the member axis."""
+        return {}, {}
+
     def new_buffers(self, x: np.ndarray) -> Buffers:
-        """Fresh buffers for a batch like `x`, forward's and backward's: for a layer on its own."""
-        return layer_buffers(self, x.shape[0], x.shape[1], x.dtype)
+        """Fresh buffers for a batch like `x`, forward's and backward's: for a layer on its own.
+        The member axis comes from the layer (its params) or from a (K, rows, cols) input."""
+        members = self.members or (x.shape[0] if x.ndim == 3 else None)
+        return layer_buffers(self, x.shape[-2], x.shape[-1], x.dtype, members=members, shared=x.ndim == 2)
 
     def begin(self, x: np.ndarray, buf: Buffers | None) -> Buffers:
         """The buffers of a forward pass on x (fresh ones when `buf` is None), holding x."""
@@ -131,7 +145,9 @@ def register(cls):
 
 @register
 class Dense(Layer):
-    """out = x @ W + b.   W: (fan_in, units), b: (units,).
+    """out = x @ W + b.   W: (fan_in, units), b: (units,); with members (K, fan_in, units) and
+    (K, units), each member's own product (a shared input: one GEMM against the members' W side
+    by side).
 
     backward: dL/dW = xᵀ @ delta, dL/db = 1ᵀ @ delta (the sum over rows), dL/dx = delta @ Wᵀ."""
 
@@ -140,8 +156,9 @@ class Dense(Layer):
     def __init__(self, W: np.ndarray, b: np.ndarray):
         super().__init__()
         W, b = np.asarray(W), np.asarray(b)
-        if W.ndim != 2 or b.shape != (W.shape[1],):
+        if W.ndim not in (2, 3) or b.shape != W.shape[:-2] + W.shape[-1:]:
             raise ValueError(f"W {W.shape} and b {b.shape} are not a dense layer")
+        self.members = W.shape[0] if W.ndim == 3 else None
         self.params = {"W": W, "b": b.astype(W.dtype, copy=False)}
         self.decay = {"W": True, "b": False}
         self.attach(self.params, {"W": np.zeros_like(W), "b": np.zeros_like(self.params["b"])})
@@ -149,8 +166,8 @@ class Dense(Layer):
     @classmethod
     def from_saved(cls, settings: dict, arrays: dict) -> "Dense":
         layer = cls(arrays["W"], arrays["b"])
-        if settings.get("units", layer.W.shape[1]) != layer.W.shape[1]:
-            raise ValueError(f"settings say {settings['units']} units, W has {layer.W.shape[1]}")
+        if settings.get("units", layer.W.shape[-1]) != layer.W.shape[-1]:
+            raise ValueError(f"settings say {settings['units']} units, W has {layer.W.shape[-1]}")
         return layer
 
     def attach(self, params, grads):
@@ -159,34 +176,62 @@ class Dense(Layer):
 
     @property
     def fan_in(self) -> int:
-        return self.W.shape[0]
+        return self.W.shape[-2]
 
     def settings(self):
-        return {"units": int(self.W.shape[1])}
+        return {"units": int(self.W.shape[-1])}
 
     def describe(self):
-        return f"dense {self.W.shape[1]}"
+        return f"dense {self.W.shape[-1]}"
 
     def units(self, fan_in):
-        if fan_in != self.W.shape[0]:
-            raise ValueError(f"a dense layer of {self.W.shape[0]} inputs cannot take {fan_in}")
-        return self.W.shape[1]
+        if fan_in != self.W.shape[-2]:
+            raise ValueError(f"a dense layer of {self.W.shape[-2]} inputs cannot take {fan_in}")
+        return self.W.shape[-1]
+
+    def shared_input_buffers(self, fan_in):
+        if self.members is None:
+            return {}, {}
+        wide = self.members * self.W.shape[-1]
+        # the members' W side by side, (fan_in, K·units), and the product x @ it, (rows, K·units)
+        return {"wide": wide}, {"W_side": (fan_in, wide)}
 
     def backward_buffers(self, fan_in, input_delta=True):
         return {"dx": fan_in} if input_delta else {}
 
     def forward(self, x, training=False, buf=None):
         buf = self.begin(x, buf)
-        # np.dot rather than np.matmul: less dispatch per call on small products
-        out = np.dot(x, self.W, out=buf.out)
-        out += self.b
+        if self.members is None:
+            # np.dot rather than np.matmul: less dispatch per call on small products
+            out = np.dot(x, self.W, out=buf.out)
+            out += self.b
+            return out
+        out = buf.out
+        if x.ndim == 2:  # shared by the members: one GEMM, then each member's block in place
+            K, fan_in, units = self.W.shape
+            side = buf.W_side
+            np.copyto(side.reshape(fan_in, K, units), self.W.transpose(1, 0, 2))
+            wide = np.dot(x, side, out=buf.wide)
+            np.copyto(out, wide.reshape(len(x), K, units).transpose(1, 0, 2))
+        else:
+            np.matmul(x, self.W, out=out)
+        out += self.b[:, None, :]
         return out
 
     def backward(self, delta, buf):
-        np.dot(buf.x.T, delta, out=self.dW)
-        np.dot(buf.ones, delta, out=self.db)
+        x = buf.x
+        if self.members is None:
+            np.dot(x.T, delta, out=self.dW)
+            np.dot(buf.ones, delta, out=self.db)
+            if buf.input_delta:
+                return np.dot(delta, self.W.T, out=buf.dx)
+            return None
+        np.matmul(x.swapaxes(-1, -2), delta, out=self.dW)
+        np.matmul(buf.ones, delta, out=self.db)
         if buf.input_delta:
-            return np.dot(delta, self.W.T, out=buf.dx)
+            dx = np.matmul(delta, self.W.transpose(0, 2, 1), out=buf.dx)
+            # a shared input's delta is the sum of the members'
+            return dx.sum(axis=0) if x.ndim == 2 else dx
         return None
 
 

@@ -6,6 +6,14 @@ For a multilayer perceptron the layers are dense, activation, dense, activation,
 layer by layer `z = a·W + b`, `a = f(z)`, and the last dense layer's z goes to the loss's output
 activation. Backward runs the same list in reverse, each layer turning dL/d(its output) into
 dL/d(its input) and filling its gradients. Inputs are (rows, features); one dtype throughout.
+
+Members: when the layers have the member axis (K members, params (K, ...)), the network is K
+networks of one shape run as one. The input X (rows, features) is shared by the members; every
+later array is (K, rows, columns); each member has its own loss, and the sum of the members'
+losses is what backward differentiates, so each member's gradient is the one it would have alone.
+The flat parameter array is member-major, (K, P) read as one: a member's arrays are one row of it,
+so gradient clipping is per member (`member_grads`). Predictions are the members' mean: the mean
+probability, or the mean output.
 """
 from __future__ import annotations
 
@@ -31,6 +39,18 @@ def initial_weights(sizes, activations, init="auto", seed=0, dtype=np.float32) -
             for fan_in, fan_out, name in zip(sizes[:-1], sizes[1:], inits)]
 
 
+def _rebuilt(layer: Layer, arrays: dict) -> Layer:
+    """A layer of the same type and settings with other arrays (another dtype, members stacked
+    or one member taken), keeping a random layer's generator."""
+    from .layers import LAYERS
+
+    rebuilt = LAYERS[layer.type].from_saved(layer.settings(), arrays)
+    rebuilt.decay = dict(layer.decay)
+    if layer.rng is not None:
+        rebuilt.rng = layer.rng
+    return rebuilt
+
+
 class Network:
     """`layers`: Layer objects in order; `loss`: the loss's name (and through it the output
     head). `n_inputs`: the input columns, when the first layer cannot tell (a dense one can)."""
@@ -45,9 +65,15 @@ class Network:
         self.widths = [self.n_inputs]  # columns into each layer, then the output's
         for layer in self.layers:
             self.widths.append(layer.units(self.widths[-1]))
+        counts = {layer.members for layer in self.layers if layer.params}
+        if len(counts) > 1:
+            raise ValueError(f"the layers have different member counts: {sorted(counts, key=str)}")
+        self.members = counts.pop() if counts else None  # K, or None: no member axis
+        K = self.members or 1
         arrays = [a for layer in self.layers for a in layer.params.values()]
         dtype = arrays[0].dtype if arrays else np.dtype(np.float64)
         total = sum(a.size for a in arrays)
+        per_member = total // K
         # All parameters live in one flat array (and all gradients in another); each layer's named
         # arrays are views into it. An optimizer then updates everything with a handful of
         # whole-array operations instead of a handful per array: that is most of the step's cost
@@ -55,16 +81,21 @@ class Network:
         self.flat_params = np.empty(total, dtype=dtype)
         self.flat_grads = np.zeros(total, dtype=dtype)
         self.decay_mask = np.zeros(total, dtype=dtype)
+        # member-major: member k's arrays are row k of the (K, P) view, each array a column block
+        rows_p, rows_g, rows_d = (a.reshape(K, per_member) for a in (self.flat_params, self.flat_grads,
+                                                                    self.decay_mask))
         offset = 0
         for layer in self.layers:
             params, grads = {}, {}
             for name, value in layer.params.items():
-                end = offset + value.size
-                params[name] = self.flat_params[offset:end].reshape(value.shape)
+                end = offset + value.size // K
+                params[name] = rows_p[:, offset:end].reshape(value.shape)
                 params[name][...] = value
-                grads[name] = self.flat_grads[offset:end].reshape(value.shape)
-                self.decay_mask[offset:end] = layer.decay.get(name, False)
+                grads[name] = rows_g[:, offset:end].reshape(value.shape)
+                rows_d[:, offset:end] = layer.decay.get(name, False)
                 offset = end
+                if not np.shares_memory(params[name], self.flat_params):  # pragma: no cover
+                    raise ValueError(f"{name}'s member axis must come first")
             layer.attach(params, grads)
             for name, value in layer.state.items():
                 layer.state[name] = np.array(value, dtype=dtype)
@@ -173,19 +204,42 @@ class Network:
 
     def astype(self, dtype) -> "Network":
         """A copy of this network in another dtype (float64 for gradient checks)."""
-        from .layers import LAYERS
-
-        layers = []
-        for layer in self.layers:
-            arrays = {k: np.asarray(v, dtype=dtype) for k, v in {**layer.params, **layer.state}.items()}
-            layers.append(LAYERS[layer.type].from_saved(layer.settings(), arrays))
+        layers = [_rebuilt(layer, {k: np.asarray(v, dtype=dtype) for k, v in {**layer.params, **layer.state}.items()})
+                  for layer in self.layers]
         return Network(layers, self.loss_name, self.n_inputs)
+
+    @classmethod
+    def stack(cls, networks: list["Network"]) -> "Network":
+        """One network with K = len(networks) members from K networks of one shape: member k's
+        arrays are network k's (copied). Random layers keep the first network's generator, which
+        the members then share (each draws its own masks from it)."""
+        first = networks[0]
+        if any(n.members is not None for n in networks):
+            raise ValueError("only networks without members stack")
+        layers = []
+        for i, layer in enumerate(first.layers):
+            arrays = {name: np.stack([{**n.layers[i].params, **n.layers[i].state}[name] for n in networks])
+                      for name in {**layer.params, **layer.state}}
+            layers.append(_rebuilt(layer, arrays))
+        return cls(layers, first.loss_name, first.n_inputs)
+
+    def member(self, k: int) -> "Network":
+        """Member k alone, as a network without members (its arrays copied)."""
+        if self.members is None:
+            raise ValueError("this network has no members")
+        return Network([_rebuilt(layer, {name: np.array(a[k]) for name, a in {**layer.params, **layer.state}.items()})
+                        for layer in self.layers], self.loss_name, self.n_inputs)
 
     # --- workspaces ------------------------------------------------------------------------
     def workspace(self, input_delta: bool = False) -> Workspace:
         """A new workspace for this network: the arrays its passes write. One per training loop,
         one per predicting call or thread; `input_delta`: the first layer computes dL/dx too."""
-        return Workspace(self.layers, self.widths, self.n_outputs, self.dtype, input_delta)
+        return Workspace(self.layers, self.widths, self.n_outputs, self.dtype, input_delta, self.members)
+
+    @property
+    def member_grads(self) -> np.ndarray:
+        """The flat gradients as (K, P): member k's gradient is row k (K = 1 without members)."""
+        return self.flat_grads.reshape(self.members or 1, -1)
 
     def _ws(self, ws: Workspace | None) -> Workspace:
         """`ws`, or the network's own workspace: for forward/loss_value/backward called without
@@ -204,7 +258,7 @@ class Network:
         buffers, overwritten by its next pass. `watch(i, out)`, if given, sees each layer's
         output (what `trace` shows)."""
         ws = self._ws(ws)
-        rows = X.shape[0]
+        rows = X.shape[-2]  # (rows, inputs), or with members (K, rows, inputs): each its own rows
         buffers = ws.buffers if rows == ws.rows else ws.bind(rows)
         a = X
         if watch is None:
@@ -219,9 +273,39 @@ class Network:
 
     def loss_value(self, y, w=None, ws: Workspace | None = None) -> float:
         """Loss of the last forward pass in `ws` against targets y (rows, outputs); `w`:
-        optional row weights (rows, 1)."""
+        optional row weights (rows, 1). With members: the sum of the members' losses, which is
+        what `backward` differentiates (y and w shared by them, or (K, rows, ...) their own)."""
         ws = self._ws(ws)
-        return self.loss.value(ws.z, ws.head.output, y, w)
+        z, a = ws.z, ws.head.output
+        if self.members is None:
+            return self.loss.value(z, a, y, w)
+        # each member's loss is a mean over its rows: the mean over all K·rows rows is their
+        # mean, K times it their sum
+        K, n = self.members, z.shape[-1]
+        y = np.broadcast_to(y, (K,) + y.shape[-2:]).reshape(-1, y.shape[-1])
+        if w is not None:
+            w = np.broadcast_to(w, (K,) + w.shape[-2:]).reshape(-1, 1)
+        return K * self.loss.value(z.reshape(-1, n), a.reshape(-1, n), y, w)
+
+    def mean_output(self, outputs: np.ndarray) -> np.ndarray:
+        """The members' mean (rows, outputs) of their output activations (K, rows, outputs) —
+        the mean probability, or the mean output; `outputs` itself without members."""
+        return outputs if self.members is None else outputs.mean(axis=0)
+
+    def output_logits(self, a: np.ndarray) -> np.ndarray:
+        """Pre-head values whose head gives the output activations `a` (rows, outputs): log p for
+        softmax, the logit for sigmoid, `a` for identity. How an ensemble's mean probability
+        becomes logits (for its loss, and for temperature scaling)."""
+        head = self.output_head
+        if head == "identity":
+            return a
+        tiny = np.finfo(a.dtype).tiny
+        p = np.clip(a, tiny, None if head == "softmax" else 1 - np.finfo(a.dtype).epsneg)
+        return np.log(p) if head == "softmax" else np.log(p) - np.log1p(-p)
+
+    def output_loss(self, a: np.ndarray, y, w=None) -> float:
+        """The loss of output activations `a` (rows, outputs), e.g. the members' mean, against y."""
+        return self.loss.value(self.output_logits(a), a, y, w)
 
     # --- backward ---------------------------------------------------------------------------
     def backward(self, y, w=None, watch=None, ws: Workspace | None = None) -> np.ndarray:
@@ -260,6 +344,8 @@ class Network:
         layer's output (an embedding's looked-up rows, whose codes have no derivative). Computed
         `chunk` rows at a time in a workspace of its own; it overwrites the gradients of the last
         `backward`."""
+        if self.members is not None:
+            raise ValueError("input gradients of a network with members are not defined yet")
         X = np.asarray(X, dtype=self.dtype)
         rows = X.shape[0]
         inputs = np.empty((rows, self.widths[at]), dtype=self.dtype)
@@ -283,22 +369,34 @@ class Network:
         """Yield (start, output) for consecutive chunks of X's rows in evaluation mode: the
         whole of X scored with buffers of at most `chunk` rows, in `ws` (a new workspace when
         None). Each output is overwritten by the next chunk; the loss of the chunk against its
-        targets is `loss_value(..., ws=ws)`."""
+        targets is `loss_value(..., ws=ws)`. With members each output is (K, rows, outputs)."""
         ws = self.workspace() if ws is None else ws
         for start in range(0, X.shape[0], chunk):
             yield start, self.forward(X[start:start + chunk], ws=ws)
 
     def predict_output(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None) -> np.ndarray:
-        """Output activations (rows, outputs) for any number of rows; a new array. Safe to call
-        from several threads at once: each call has its own workspace unless given one."""
+        """Output activations (rows, outputs) for any number of rows, the members' mean with
+        members; a new array. Safe to call from several threads at once: each call has its own
+        workspace unless given one."""
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         for start, part in self.forward_chunks(X, chunk, ws):
+            part = self.mean_output(part)
             out[start:start + len(part)] = part
+        return out
+
+    def predict_members(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None) -> np.ndarray:
+        """Each member's output activations (K, rows, outputs) (K = 1 without members)."""
+        out = np.empty((self.members or 1, X.shape[0], self.n_outputs), dtype=self.dtype)
+        for start, part in self.forward_chunks(X, chunk, ws):
+            out[:, start:start + part.shape[-2]] = part
         return out
 
     def predict_logits(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None) -> np.ndarray:
         """The last layer's outputs z (rows, outputs), before the head: what temperature
-        scaling divides. A new array; as thread-safe as `predict_output`."""
+        scaling divides; with members, the logits of their mean output (`output_logits`). A new
+        array; as thread-safe as `predict_output`."""
+        if self.members is not None:
+            return self.output_logits(self.predict_output(X, chunk, ws))
         ws = self.workspace() if ws is None else ws
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         for start in range(0, X.shape[0], chunk):

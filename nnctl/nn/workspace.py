@@ -30,21 +30,43 @@ class Buffers:
         self.training = False
 
 
-def _sizes(layer, fan_in: int, backward: bool, input_delta: bool) -> tuple[dict, dict]:
-    """(per-row columns by name, fixed shapes by name) of what `layer` writes."""
-    rows = dict(layer.buffers(fan_in))
-    fixed = dict(layer.scratch(fan_in))
+def _specs(layer, fan_in: int, backward: bool, input_delta: bool, members, shared: bool) -> dict:
+    """{name: shape after the rows, with a leading -1 where the member axis goes first} for the
+    per-row arrays of `layer`, and {name: shape} for its fixed ones, as one dict of
+    name -> ("rows", lead, columns) or ("fixed", shape)."""
+    lead = () if members is None else (members,)
     if backward:
-        rows.update(layer.backward_buffers(fan_in, input_delta))
-    return rows, fixed
+        per_row, fixed, more = layer.backward_buffers(fan_in, input_delta), {}, {}
+    else:
+        per_row, fixed = layer.buffers(fan_in), layer.scratch(fan_in)
+        more, extra = layer.shared_input_buffers(fan_in) if members is not None and shared else ({}, {})
+        fixed = {**fixed, **extra}
+    specs = {name: ("rows", lead, n) for name, n in per_row.items()}
+    specs.update({name: ("rows", (), n) for name, n in more.items()})
+    specs.update({name: ("fixed", tuple(shape)) for name, shape in fixed.items()})
+    return specs
 
 
-def layer_buffers(layer, rows: int, fan_in: int, dtype, input_delta: bool = True, backward: bool = True) -> Buffers:
-    """A layer's own fresh `Buffers` for a batch of `rows` rows of `fan_in` columns: what a layer
+def _size(spec, rows: int) -> int:
+    return int(np.prod(spec[1] + (rows, spec[2]))) if spec[0] == "rows" else int(np.prod(spec[1]))
+
+
+def _view(memory: np.ndarray, spec, rows: int) -> np.ndarray:
+    # per-row arrays are the first entries of their memory: contiguous for every batch size
+    if spec[0] == "fixed":
+        return memory.reshape(spec[1])
+    shape = spec[1] + (rows, spec[2])
+    return memory[:int(np.prod(shape))].reshape(shape)
+
+
+def layer_buffers(layer, rows: int, fan_in: int, dtype, input_delta: bool = True, members=None,
+                  shared: bool = True) -> Buffers:
+    """A layer's own fresh `Buffers` for a batch of `rows` rows of `fan_in` columns, forward's
+    and backward's (`members`: K, `shared`: whether the input is shared by them): what a layer
     used on its own (`Dense(W, b).forward(x)`) and a unit test use."""
-    per_row, fixed = _sizes(layer, fan_in, backward, input_delta)
-    arrays = {name: np.empty((rows, n), dtype=dtype) for name, n in per_row.items()}
-    arrays.update({name: np.empty(shape, dtype=dtype) for name, shape in fixed.items()})
+    specs = {**_specs(layer, fan_in, False, input_delta, members, shared),
+             **_specs(layer, fan_in, True, input_delta, members, shared)}
+    arrays = {name: _view(np.empty(_size(spec, rows), dtype=dtype), spec, rows) for name, spec in specs.items()}
     arrays["ones"] = np.ones(rows, dtype=dtype)
     return Buffers(arrays, input_delta)
 
@@ -55,10 +77,12 @@ class Workspace:
     (only `input_gradient` asks). Forward's buffers are made on the first forward pass, backward's
     on the first backward pass: prediction never allocates them. What the last forward pass was
     (`X`, `z`: the last layer's output before the head) is kept here, for `loss_value` and
-    `backward`."""
+    `backward`. `members`: K, when the network has the member axis (its input is then shared by
+    the members, (rows, inputs), and every later array is (K, rows, columns))."""
 
-    def __init__(self, layers, widths, n_outputs: int, dtype, input_delta: bool = False):
+    def __init__(self, layers, widths, n_outputs: int, dtype, input_delta: bool = False, members=None):
         self.layers, self.widths, self.n_outputs, self.dtype = layers, widths, n_outputs, np.dtype(dtype)
+        self.members = members
         self.first_delta = input_delta
         self.capacity, self.backward_ready = 0, False
         self._flat: list[dict] | None = None  # per layer {name: (flat memory, columns or shape)}
@@ -105,24 +129,16 @@ class Workspace:
         return self.buffers
 
     def _allocate(self, backward: bool) -> list[dict]:
-        """Per layer, then the head: {name: (memory, columns or shape)}, forward's arrays or
-        backward's."""
-        cap, dtype = self.capacity, self.dtype
+        """Per layer, then the head: {name: (memory, spec)}, forward's arrays or backward's."""
+        cap, dtype, members = self.capacity, self.dtype, self.members
         flat = []
         for i, (layer, fan_in) in enumerate(zip(self.layers, self.widths)):
-            if backward:
-                per_row, fixed = layer.backward_buffers(fan_in, i > 0 or self.first_delta), {}
-            else:
-                per_row, fixed = layer.buffers(fan_in), layer.scratch(fan_in)
-            mem = {name: (np.empty(cap * n, dtype=dtype), n) for name, n in per_row.items()}
-            mem.update({name: (np.empty(shape, dtype=dtype), tuple(shape)) for name, shape in fixed.items()})
-            flat.append(mem)
-        head = "delta" if backward else "output"
-        flat.append({head: (np.empty(cap * self.n_outputs, dtype=dtype), self.n_outputs)})
+            specs = _specs(layer, fan_in, backward, i > 0 or self.first_delta, members, i == 0)
+            flat.append({name: (np.empty(_size(spec, cap), dtype=dtype), spec) for name, spec in specs.items()})
+        head = ("rows", () if members is None else (members,), self.n_outputs)
+        flat.append({"delta" if backward else "output": (np.empty(_size(head, cap), dtype=dtype), head)})
         return flat
 
     @staticmethod
     def _slice_each(flat: list[dict], rows: int) -> list[dict]:
-        # per-row arrays are the first rows·columns entries: contiguous for every batch size
-        return [{name: a[:rows * n].reshape(rows, n) if isinstance(n, int) else a for name, (a, n) in mem.items()}
-                for mem in flat]
+        return [{name: _view(a, spec, rows) for name, (a, spec) in mem.items()} for mem in flat]

@@ -5,8 +5,11 @@ features, classes, scaler, ...) and each layer's arrays as `layers.<i>.<name>`, 
 (fan_in, fan_out) and `layers.0.b` (fan_out,). `meta.layers` lists the layers in order, each
 `{"type": ..., **settings}`; `meta.output` is the head the loss owns (softmax, sigmoid, identity).
 Format 1, which nnctl wrote before layers were objects (arrays W0, b0, ... and
-`meta.activations`), is still read, as the same dense/activation layers. Loaded with
-`allow_pickle=False` only; anything malformed is an NnctlError naming the file.
+`meta.activations`), is still read, as the same dense/activation layers. Format 3 is format 2
+for a model of K > 1 members (`model.ensemble`): `meta.members` is K and every layer array has a
+leading axis of K (`layers.0.W` is (K, fan_in, units)); the model predicts the members' mean. A
+model of one member is written as format 2. Loaded with `allow_pickle=False` only; anything
+malformed is an NnctlError naming the file.
 """
 from __future__ import annotations
 
@@ -24,15 +27,16 @@ from ..nn.losses import LOSSES
 from ..nn.network import Network
 
 FORMAT = "nnctl-mlp"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest this nnctl reads; a model of one member is written as 2
 OUTPUT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
 
 
 def build_meta(network: Network, dataset, cfg) -> dict:
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if network.members is None else 3,
         "nnctl_version": __version__,
+        **({} if network.members is None else {"members": network.members}),
         "layers": layer_specs(network),
         "output": network.output_head,
         "loss": network.loss_name,
@@ -166,8 +170,11 @@ def _outputs(meta: dict) -> int | None:
 def format2_limit(meta: dict):
     """A read_npz limit for a format-2 model: only `meta` and `layers.<i>.<name>` arrays of the
     layers meta lists, float32 or float64; the first dense layer's rows are the inputs meta
-    names and the last's columns the outputs it implies. Judged before any data is read."""
+    names and the last's columns the outputs it implies. Judged before any data is read. Format
+    3: the same, each layer array with a leading axis of `meta.members`."""
     specs = meta["layers"]
+    members = meta.get("members") if meta["format_version"] >= 3 else None
+    lead = 0 if members is None else 1
     inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
     dense = [i for i, spec in enumerate(specs) if spec.get("type") == "dense"]
     first = specs[0] if specs and isinstance(specs[0], dict) else {}
@@ -186,11 +193,14 @@ def format2_limit(meta: dict):
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
         if header.dtype not in FLOATS:
             return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
-        if len(header.shape) > 2:
+        if len(header.shape) > 2 + lead:
             return f"`{name}` has shape {header.shape}, more dimensions than any layer's array"
+        if members is not None and (not header.shape or header.shape[0] != members):
+            return f"`{name}` has shape {header.shape}, not a leading axis of the {members} members meta names"
         i, array = int(parts[1]), parts[2]
-        if dense and i == dense[0] and array == "W" and len(header.shape) == 2 and header.shape[0] != inputs:
-            return f"`{name}` has {header.shape[0]} rows, but meta names {inputs} inputs"
+        if dense and i == dense[0] and array == "W" and len(header.shape) == 2 + lead and \
+                header.shape[-2] != inputs:
+            return f"`{name}` has {header.shape[-2]} rows, but meta names {inputs} inputs"
         if dense and i == dense[-1] and outputs is not None and header.shape and header.shape[-1] != outputs:
             return f"`{name}` has {header.shape[-1]} outputs, but meta implies {outputs}"
         return None
@@ -286,7 +296,11 @@ def _format2_network(arrays: dict, meta: dict, where: str) -> Network:
         except (KeyError, TypeError, ValueError) as exc:
             missing = f"lacks the array {prefix}{exc.args[0]}" if isinstance(exc, KeyError) else f"is not valid: {exc}"
             raise NnctlError(f"model layer {i} ({kind}) {missing}", where)
-    return _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
+    network = _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
+    if network.members != meta.get("members"):
+        raise NnctlError(f"model meta names {meta.get('members') or 1} members, its arrays hold "
+                         f"{network.members or 1}", where, "train again, or point at another run")
+    return network
 
 
 def _network(layers, loss, n_inputs, where) -> Network:
@@ -348,6 +362,11 @@ def _meta_problem(meta: dict) -> str | None:
         return "`layers` must be a non-empty list of layers"
     if meta["format_version"] >= 2 and not isinstance(meta["output"], str):
         return "`output` must be an output head's name"
+    members = meta.get("members")
+    if meta["format_version"] >= 3 and (isinstance(members, bool) or not isinstance(members, int) or members < 2):
+        return "`members` must be the number of members, 2 or more (format 3)"
+    if meta["format_version"] < 3 and members is not None:
+        return "`members` is for format 3 models"
     if meta.get("loss") is not None and not isinstance(meta["loss"], str):
         return "`loss` must be a loss's name"
     if meta.get("decimal", ".") not in (".", ",") or meta.get("unknown_category", "error") not in ("error", "ignore"):

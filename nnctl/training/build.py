@@ -37,29 +37,36 @@ def choose_loss(cfg: Config, dataset: Dataset) -> str:
 def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
+    members = cfg.model.ensemble
+    if members > 1 and getattr(dataset, "streamed", False):
+        raise NnctlError("model.ensemble > 1 does not train on streamed data yet", "model.ensemble",
+                         "use model.ensemble: 1, or data.streaming: false")
     embedded = embedding_sizes(dataset)
     first = dataset.n_inputs - len(embedded) + sum(width for _, _, width in embedded)
     sizes = [first] + list(cfg.model.layers) + [dataset.n_outputs]
     _check_model_fits(sizes, cfg, dataset, sum((n + 1) * width for _, n, width in embedded))
     dtype = np.dtype(cfg.training.dtype)
-    layers = network_layers(cfg, sizes, embedded, dataset.n_inputs, dtype)
-    network = Network(layers, choose_loss(cfg, dataset), dataset.n_inputs)
+    loss = choose_loss(cfg, dataset)
+    # member i is the network `seed + i` would build alone: member 0 is the single network
+    networks = [Network(network_layers(cfg, sizes, embedded, dataset.n_inputs, dtype, cfg.seed + i), loss,
+                        dataset.n_inputs) for i in range(members)]
+    network = networks[0] if members == 1 else Network.stack(networks)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
     return network
 
 
-def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype) -> list:
+def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype, seed: int) -> list:
     """The layer list, emitted once: [embedding], then per hidden block dense → [norm] →
     activation → [dropout], then the output's dense layer.
 
-    Each source of randomness has its own stream of `seed`: the dense weights `default_rng(seed)`
+    Each source of randomness has its own stream of `seed` (the config's, or a member's): the dense weights `default_rng(seed)`
     (layer by layer, as `initial_weights` draws them), the dropout masks (one generator the
     dropout layers share) and the embedding tables each a child of `SeedSequence(seed)`, apart
     from the shuffle's. A dropout rate of 0 adds no layer: the network is exactly the one
     without dropout."""
     activations = hidden_activations(cfg)
-    streams = np.random.SeedSequence(cfg.seed).spawn(4)  # [1]: the shuffle's (training.loop)
+    streams = np.random.SeedSequence(seed).spawn(4)  # [1]: the shuffle's (training.loop)
     layers = []
     if embedded:
         layers.append(Embedding.fresh(n_inputs, [j for j, _, _ in embedded], [(n, w) for _, n, w in embedded],
@@ -67,7 +74,7 @@ def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype
     rates = dropout_rates(cfg)
     dropout_rng = np.random.default_rng(streams[2]) if any(rates) else None
     norm = NORMALIZATIONS.get(cfg.model.normalization)
-    for i, (W, b) in enumerate(initial_weights(sizes, activations, cfg.model.init, cfg.seed, dtype)):
+    for i, (W, b) in enumerate(initial_weights(sizes, activations, cfg.model.init, seed, dtype)):
         layers.append(Dense(W, b))
         if i < len(activations):
             if norm is not None:
@@ -119,10 +126,13 @@ def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0) -> 
     from ..resources import require_memory
 
     itemsize = np.dtype(cfg.training.dtype).itemsize
-    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables
+    members = cfg.model.ensemble
+    params = (sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables) * members
     n = len(dataset.X_train)
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
-    needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize
+    # members: their own batch order keeps K copies of the training rows
+    copies = members * dataset.X_train.nbytes if members > 1 else 0
+    needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize * members + copies
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")
 

@@ -31,6 +31,16 @@ def score(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=Non
     return loss, value
 
 
+def _scored(network: Network, out: np.ndarray, t: np.ndarray, ws) -> tuple[float, np.ndarray]:
+    """(the loss of a chunk's forward pass, the output to score): with members, the ensemble's,
+    the loss and output of the members' mean output (what early stopping and checkpoints
+    judge), not the members' own."""
+    if network.members is None:
+        return network.loss_value(t, ws=ws), out
+    mean = network.mean_output(out)
+    return network.output_loss(mean, t), mean
+
+
 def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=None,
                extra=(), ws=None) -> tuple[float, float, dict]:
     """`score`, and {name: value} of the `extra` history columns (EXTRA_METRICS) in the same
@@ -43,8 +53,9 @@ def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, target
     outputs = np.empty(t.shape, dtype=network.dtype) if task == "regression" or extra else None
     ws = network.workspace() if ws is None else ws
     for start, out in network.forward_chunks(X, ws=ws):
+        loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
         end = start + len(out)
-        total += network.loss_value(t[start:end], ws=ws) * len(out)
+        total += loss * len(out)
         if outputs is not None:
             outputs[start:end] = out
         if task != "regression":
@@ -66,8 +77,9 @@ def score_chunks(network: Network, task: str, chunks, extra=(), ws=None) -> tupl
     for X, y in chunks:
         t = targets_for(network, y)
         for start, out in network.forward_chunks(X, ws=ws):
+            loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
             end = start + len(out)
-            total += network.loss_value(t[start:end], ws=ws) * len(out)
+            total += loss * len(out)
             if task == "regression":
                 tt = t[start:end].astype(np.float64)
                 part = np.stack([tt.sum(axis=0), (tt ** 2).sum(axis=0), ((tt - out) ** 2).sum(axis=0)])
