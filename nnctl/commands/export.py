@@ -14,6 +14,13 @@ optional `onnx` extra). The graph does, in `predict`'s order:
 5. the output: the logits divided by the model's temperature (training.calibration), then
    softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units; and the class label.
+
+An ensemble (`model.ensemble: K`) is one graph too: each layer's arrays keep their member axis,
+so the first dense layer is one MatMul of the rows [N, F] against the members' weights
+[K, F, units] (ONNX's MatMul broadcasts as NumPy's), every later value is [K, N, ...], each
+member's head (softmax, sigmoid or identity) runs on its own outputs, and a ReduceMean over the
+member axis gives the members' mean, as `predict` does. A calibrated ensemble divides the logits
+of that mean by its temperature.
 """
 from __future__ import annotations
 
@@ -114,7 +121,15 @@ def _activation(g: _Graph, name: str, x: str, opset: int) -> str:
     raise NnctlError(f"the activation '{name}' has no ONNX form in this nnctl", "nnctl export")  # pragma: no cover
 
 
+def _per_member(values: np.ndarray) -> np.ndarray:
+    """A (K, units) array of a layer with members as (K, 1, units), to broadcast over rows."""
+    return values[:, None, :]
+
+
 def _dense(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    if layer.members is not None:  # [N, F] or [K, N, F] @ [K, F, units] -> [K, N, units]
+        product = g.op("MatMul", [x, g.const(layer.W, f"W{i}")], f"matmul{i}")
+        return g.op("Add", [product, g.const(_per_member(layer.b), f"b{i}")], f"dense{i}")
     return g.op("Gemm", [x, g.const(layer.W, f"W{i}"), g.const(layer.b, f"b{i}")], f"dense{i}")
 
 
@@ -123,7 +138,16 @@ def _activation_layer(g: _Graph, layer, i: int, x: str, opset: int) -> str:
 
 
 def _batch_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
-    """Evaluation mode: the running statistics, as the model predicts."""
+    """Evaluation mode: the running statistics, as the model predicts. With members (whose
+    values are [K, N, units], where BatchNormalization wants channels on axis 1), the same
+    affine map written out: (x - μ) / √(σ² + eps) · γ + β."""
+    if layer.members is not None:
+        mean, var = (_per_member(layer.state[name]) for name in ("running_mean", "running_var"))
+        inv_std = 1.0 / np.sqrt(var.astype(np.float64) + layer.eps)
+        normalized = g.op("Mul", [g.op("Sub", [x, g.const(mean, f"running_mean{i}")]),
+                                  g.const(inv_std, f"inv_std{i}")])
+        return g.op("Add", [g.op("Mul", [normalized, g.const(_per_member(layer.gamma), f"gamma{i}")]),
+                            g.const(_per_member(layer.beta), f"beta{i}")], f"batch_norm{i}")
     return g.op("BatchNormalization", [x, g.const(layer.gamma, f"gamma{i}"), g.const(layer.beta, f"beta{i}"),
                                        g.const(layer.state["running_mean"], f"running_mean{i}"),
                                        g.const(layer.state["running_var"], f"running_var{i}")],
@@ -131,13 +155,20 @@ def _batch_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
 
 
 def _layer_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
-    gamma, beta = g.const(layer.gamma, f"gamma{i}"), g.const(layer.beta, f"beta{i}")
+    members = layer.members is not None
+    gamma = g.const(_per_member(layer.gamma) if members else layer.gamma, f"gamma{i}")
+    beta = g.const(_per_member(layer.beta) if members else layer.beta, f"beta{i}")
     if opset >= 17:
-        return g.op("LayerNormalization", [x, gamma, beta], f"layer_norm{i}", axis=-1, epsilon=layer.eps)
+        if not members:
+            return g.op("LayerNormalization", [x, gamma, beta], f"layer_norm{i}", axis=-1, epsilon=layer.eps)
+        # each member's γ and β ([K, 1, units]) after a plain normalization of the last axis
+        ones = g.const(np.ones(layer.gamma.shape[-1]), "ones")
+        xhat = g.op("LayerNormalization", [x, ones], f"xhat{i}", axis=-1, epsilon=layer.eps)
+        return g.op("Add", [g.op("Mul", [xhat, gamma]), beta], f"layer_norm{i}")
     # LayerNormalization came in opset 17: before it, the same from its parts (ReduceMean takes
     # its axes as an attribute up to opset 17)
-    centered = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[1], keepdims=1)])
-    var = g.op("ReduceMean", [g.op("Mul", [centered, centered])], axes=[1], keepdims=1)
+    centered = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[-1], keepdims=1)])
+    var = g.op("ReduceMean", [g.op("Mul", [centered, centered])], axes=[-1], keepdims=1)
     xhat = g.op("Div", [centered, g.op("Sqrt", [g.op("Add", [var, g.const(layer.eps, "eps")])])])
     return g.op("Add", [g.op("Mul", [xhat, gamma]), beta], f"layer_norm{i}")
 
@@ -168,14 +199,19 @@ def _code(g: _Graph, column: str, categories: list, fill, unknown: str) -> str:
 def _embedding(g: _Graph, layer, i: int, x: str, opset: int) -> str:
     """The other inputs as they are, then each code column's rows of its table (Gather on the
     codes, inside the graph), side by side as the layer puts them."""
-    pieces = []
+    pieces, members = [], layer.members is not None
     if len(layer.keep):
-        pieces.append(g.op("Gather", [x, g.const(layer.keep, f"keep{i}", np.int64)], f"kept{i}", axis=1))
+        kept = g.op("Gather", [x, g.const(layer.keep, f"keep{i}", np.int64)], f"kept{i}", axis=1)
+        if members:  # the rows [N, kept] once per member: [K, N, kept]
+            kept = g.op("Expand", [kept, g.const([layer.members, 1, 1], f"members{i}", np.int64)], f"kept{i}")
+        pieces.append(kept)
     for k, (column, table) in enumerate(zip(layer.columns, layer.tables)):
         code = g.op("Gather", [x, g.const(column, f"code_column{i}_{k}", np.int64)], f"codes{i}_{k}", axis=1)
         index = g.op("Cast", [code], f"index{i}_{k}", to=7)  # int64
-        pieces.append(g.op("Gather", [g.const(table, f"table{i}_{k}"), index], f"embedded{i}_{k}", axis=0))
-    return pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, f"embedding{i}", axis=1)
+        # with members the tables are [K, categories + 1, width]: each member's rows, [K, N, width]
+        pieces.append(g.op("Gather", [g.const(table, f"table{i}_{k}"), index], f"embedded{i}_{k}",
+                           axis=1 if members else 0))
+    return pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, f"embedding{i}", axis=-1)
 
 
 # layer type -> (graph, layer, its index, input name, opset) -> output name: a new layer type
@@ -264,9 +300,6 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
                          f"{onnx.defs.onnx_opset_version()} (this onnx package's newest)", "--opset",
                          f"leave --opset out for {DEFAULT_OPSET}")
     network, meta = model.network, model.meta
-    if network.members is not None:
-        raise NnctlError(f"this model is an ensemble of {network.members} members (model.ensemble), which nnctl "
-                         "does not export to ONNX yet", "nnctl export", "the model still predicts with nnctl predict")
     dtype = np.dtype(network.dtype).type
     categorical = bool(model.encoder.categories)
     g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"]).values() if categorical else ["features"])
@@ -279,6 +312,8 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
             raise NnctlError(f"layer {i} is of type '{layer.type}', which has no ONNX form in this nnctl",
                              "nnctl export", "the model still predicts with nnctl predict")
         x = LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
+    if network.members is not None:
+        x = _members_mean(g, network, x, opset)
     elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
     outputs = _outputs(g, model, x, onnx, elem) + _conformal_outputs(g, conformal, onnx, elem)
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
@@ -300,6 +335,27 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     helper.set_model_props(proto, info)
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+def _members_mean(g: _Graph, network, x: str, opset: int) -> str:
+    """The members' outputs [K, N, outputs] -> what `_outputs` takes from a single network: the
+    mean output for regression, else the logits of the mean probability (log p̄ for a softmax,
+    whose softmax is p̄ again; log p̄ − log(1 − p̄) for a sigmoid), which a temperature divides."""
+    head = network.output_head
+    if head == "softmax":
+        x = g.op("Softmax", [x], "member_probabilities", axis=-1)
+    elif head == "sigmoid":
+        x = g.op("Sigmoid", [x], "member_probabilities")
+    if opset >= 18:  # ReduceMean takes its axes as an input from opset 18, as an attribute before
+        mean = g.op("ReduceMean", [x, g.const([0], "member_axis", np.int64)], "members_mean", keepdims=0)
+    else:
+        mean = g.op("ReduceMean", [x], "members_mean", axes=[0], keepdims=0)
+    if head == "softmax":
+        return g.op("Log", [mean], "mean_logits")
+    if head == "sigmoid":
+        rest = g.op("Sub", [g.const(1.0, "one"), mean])
+        return g.op("Sub", [g.op("Log", [mean]), g.op("Log", [rest])], "mean_logits")
+    return mean
 
 
 def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
