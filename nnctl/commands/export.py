@@ -312,10 +312,13 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
             raise NnctlError(f"layer {i} is of type '{layer.type}', which has no ONNX form in this nnctl",
                              "nnctl export", "the model still predicts with nnctl predict")
         x = LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
+    spread = None
     if network.members is not None:
+        if conformal.needs_spread:
+            spread = _members_spread(g, model, x, opset)
         x = _members_mean(g, network, x, opset)
     elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
-    outputs = _outputs(g, model, x, onnx, elem) + _conformal_outputs(g, conformal, onnx, elem)
+    outputs = _outputs(g, model, x, onnx, elem) + _conformal_outputs(g, conformal, onnx, elem, spread)
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
@@ -337,6 +340,24 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     return proto
 
 
+def _over_members(g: _Graph, x: str, opset: int, keepdims: int = 0) -> str:
+    """The mean over the member axis (axis 0)."""
+    if opset >= 18:  # ReduceMean takes its axes as an input from opset 18, as an attribute before
+        return g.op("ReduceMean", [x, g.const([0], "member_axis", np.int64)], "members_mean", keepdims=keepdims)
+    return g.op("ReduceMean", [x], "members_mean", axes=[0], keepdims=keepdims)
+
+
+def _members_spread(g: _Graph, model, x: str, opset: int) -> str:
+    """The members' standard deviation [N] of a regression's value in the target's units, from
+    their outputs [K, N, 1]: what normalized conformal intervals scale by."""
+    deviation = g.op("Sub", [x, _over_members(g, x, opset, keepdims=1)])
+    spread = g.op("Sqrt", [_over_members(g, g.op("Mul", [deviation, deviation]), opset)], "spread")
+    scaler = model.meta.get("target_scaler")
+    if scaler:
+        spread = g.op("Mul", [spread, g.const(np.abs(scaler["scale"]), "target_scale")])
+    return g.op("Reshape", [spread, g.const([-1], "flat", np.int64)], "spread")
+
+
 def _members_mean(g: _Graph, network, x: str, opset: int) -> str:
     """The members' outputs [K, N, outputs] -> what `_outputs` takes from a single network: the
     mean output for regression, else the logits of the mean probability (log p̄ for a softmax,
@@ -346,10 +367,7 @@ def _members_mean(g: _Graph, network, x: str, opset: int) -> str:
         x = g.op("Softmax", [x], "member_probabilities", axis=-1)
     elif head == "sigmoid":
         x = g.op("Sigmoid", [x], "member_probabilities")
-    if opset >= 18:  # ReduceMean takes its axes as an input from opset 18, as an attribute before
-        mean = g.op("ReduceMean", [x, g.const([0], "member_axis", np.int64)], "members_mean", keepdims=0)
-    else:
-        mean = g.op("ReduceMean", [x], "members_mean", axes=[0], keepdims=0)
+    mean = _over_members(g, x, opset)
     if head == "softmax":
         return g.op("Log", [mean], "mean_logits")
     if head == "sigmoid":
@@ -390,12 +408,15 @@ def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
             helper.make_tensor_value_info("probabilities", elem, ["N", len(classes)])]
 
 
-def _conformal_outputs(g: _Graph, conformal, onnx, elem) -> list:
+def _conformal_outputs(g: _Graph, conformal, onnx, elem, spread: str | None = None) -> list:
     """`lower` and `upper` [N], the prediction ∓ q, or `prediction_set` [N, classes], true
-    where 1 − p ≤ q: the constant q of split conformal, computed once from the model's scores."""
+    where 1 − p ≤ q: the constant q of split conformal, computed once from the model's scores.
+    Normalized scores: the half-width is q·(σ + floor), σ the members' `spread` [N]."""
     helper = g.helper
     if conformal.option == "--interval":
         q = g.const(conformal.q, "half_width")
+        if spread is not None:
+            q = g.op("Mul", [q, g.op("Add", [spread, g.const(conformal.floor, "floor")])], "half_width")
         g.nodes.append(helper.make_node("Sub", ["prediction", q], ["lower"]))
         g.nodes.append(helper.make_node("Add", ["prediction", q], ["upper"]))
         return [helper.make_tensor_value_info(name, elem, ["N"]) for name in ("lower", "upper")]

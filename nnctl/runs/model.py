@@ -225,17 +225,23 @@ def _conformal_limit(meta: dict, header) -> str | None:
 def _conformal_problem(meta: dict, scores) -> str | None:
     """What is wrong with a model's conformal scores and their meta, or None: both or neither,
     n sorted finite scores in the range their kind allows."""
-    from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE
+    from ..nn.conformal import CLASSIFICATION_SCORE, NORMALIZED_SCORE, REGRESSION_SCORE
 
     entry = meta.get("conformal")
     if entry is None:
         return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry" if scores is not None else None
     kind = REGRESSION_SCORE if meta["task"] == "regression" else CLASSIFICATION_SCORE
+    if isinstance(entry, dict) and meta["task"] == "regression" and entry.get("kind") == NORMALIZED_SCORE:
+        floor = entry.get("floor")
+        if not meta.get("members") or isinstance(floor, bool) or not isinstance(floor, (int, float)) \
+                or not (np.isfinite(floor) and floor > 0):
+            return "`conformal` of kind normalized_residual needs an ensemble (`members`) and a positive `floor`"
+        kind = NORMALIZED_SCORE
     if not isinstance(entry, dict) or entry.get("kind") != kind or not _count(entry.get("n")):
         return f"`conformal` must be {{\"kind\": \"{kind}\", \"n\": rows}} for a {meta['task']} model"
     if scores is None:
         return f"meta `conformal` names {entry['n']} scores, but the file lacks `{CONFORMAL_SCORES}`"
-    high = np.inf if kind == REGRESSION_SCORE else 1.0
+    high = 1.0 if kind == CLASSIFICATION_SCORE else np.inf
     if len(scores) and (scores[0] < 0 or scores[-1] > high or np.any(np.diff(scores) < 0)):
         return f"`{CONFORMAL_SCORES}` must be sorted and within [0, {high:g}]"
     return None
@@ -474,6 +480,24 @@ class Model:
         if len(self.classes) == 2:
             return np.hstack([1 - out, out])
         return out
+
+    def member_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Each member's own prediction (K, rows, outputs), float64: its class probabilities
+        (two columns for two classes), or its values in the target's units. Uncalibrated: a
+        temperature belongs to the ensemble's mean, not to one member."""
+        rows = X.shape[0]
+        with self._predicting, np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            out = self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
+        if self.task == "regression":
+            scaler = self.meta.get("target_scaler")
+            return out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"]) if scaler else out
+        return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
+
+    def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
+        """The members' standard deviation (population, ddof 0) of each output (rows, outputs):
+        of each class probability, or of each value in the target's units; how much the members
+        disagree on a row."""
+        return self.member_outputs(X).std(axis=0)
 
     def values_from_inputs(self, X: np.ndarray) -> np.ndarray:
         out = self._output(X).astype(np.float64)
