@@ -29,6 +29,7 @@ def predict(
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add lower and upper, a split-conformal interval that holds the true value for a share L of rows (e.g. 0.9); needs a validation part at training time"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add prediction_set, the classes (joined by |) of a split-conformal set that holds the true class for a share L of rows; needs a validation part at training time"),
     strict_range: bool = typer.Option(False, "--strict-range", help=STRICT_RANGE_HELP),
+    spread: bool = typer.Option(False, "--spread", help="An ensemble (model.ensemble): add the members' standard deviation per row, spread (regression) or spread_<class> (of each probability)"),
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
 
@@ -44,7 +45,7 @@ def predict(
     loaded = load_model(model)
     ranges = range_check(loaded, data, strict_range)
     frames = predict_frames(loaded, data, proba, threshold=threshold, keep=keep or (), positive=positive,
-                            interval=interval, sets=sets, ranges=ranges)
+                            interval=interval, sets=sets, ranges=ranges, spread=spread)
     write_csv_frames(frames, output)
     _range_warnings(ranges)
     _conformal_note(loaded, interval, sets)

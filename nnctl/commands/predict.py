@@ -86,15 +86,17 @@ def saved_threshold_note(model, threshold) -> str | None:
 
 
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
-                   keep=(), positive=None, interval: float | None = None, sets: float | None = None, ranges=None):
+                   keep=(), positive=None, interval: float | None = None, sets: float | None = None, ranges=None,
+                   spread: bool = False):
     """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
     exactly as written; then `prediction` (original labels, or numbers for regression) and with
     `proba` one `p_<class>` column per class; with `interval` L (regression) `lower` and `upper`,
     with `sets` L (classification) `prediction_set`, the conformal interval or set at level L
-    (see `commands/conformal.py`). Columns are matched by name; extra columns are ignored,
+    (see `commands/conformal.py`); with `spread` (an ensemble) the members' standard deviation,
+    `spread` or `spread_<class>`. Columns are matched by name; extra columns are ignored,
     missing ones are an error. `ranges` (a `data.ranges.RangeCheck`) counts the rows far outside
     what training saw."""
-    options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets)
+    options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets, spread)
     chosen = check_options(model, options)
     keep = options.kept()
     as_text = [c for c in keep if c not in model.encoder.features]
@@ -114,6 +116,7 @@ class PredictOptions:
     positive: str | None = None
     interval: float | None = None  # conformal level: `lower`, `upper` (regression)
     sets: float | None = None  # conformal level: `prediction_set` (classification)
+    spread: bool = False  # an ensemble's members' standard deviation: `spread` or `spread_<class>`
 
     def conformal(self, model):
         """The conformal columns these options add (none without `interval`/`sets`)."""
@@ -137,8 +140,11 @@ def check_options(model, options: PredictOptions) -> int:
                          "leave out --proba: the prediction column holds the predicted values")
     check_threshold(model, options.threshold)
     chosen = positive_index(model, options.positive)
+    if options.spread and model.network.members is None:
+        raise NnctlError("--spread is the members' disagreement, and this model has one member", str(model.path),
+                         "train an ensemble (model.ensemble: 8) to get a spread per row")
     taken = set(options.kept())
-    added = options.conformal(model).names
+    added = options.conformal(model).names + tuple(spread_names(model) if options.spread else ())
     for name in ("prediction", *(f"p_{c}" for c in (model.classes or []) if options.proba), *added):
         if name in taken:
             raise NnctlError(f"--keep {name} would give the output two '{name}' columns", "--keep",
@@ -166,6 +172,7 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
     X = model.inputs(chunk, where)
     if ranges is not None:
         ranges.add(X, chunk.index)
+    spread = model.spread_from_inputs(X) if options.spread or conformal.needs_spread else None
     columns = {}
     if model.task == "regression":
         values = model.values_from_inputs(X)
@@ -174,7 +181,7 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
         else:
             for i in range(values.shape[1]):
                 columns[f"prediction_{i}"] = values[:, i]
-        conformal.add(columns, values)
+        conformal.add(columns, values, None if spread is None else spread[:, 0])
     else:
         p = model.proba_from_inputs(X)
         decided = decide(model, p, *effective_threshold(model, options.threshold, chosen))
@@ -183,6 +190,8 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
             for i, c in enumerate(model.classes):
                 columns[f"p_{c}"] = p[:, i]
         conformal.add(columns, p)
+    if options.spread:
+        columns.update(zip(spread_names(model), spread.T))
     return columns
 
 
@@ -195,6 +204,15 @@ def range_check(model, data_path, strict: bool = False):
     return RangeCheck(model.encoder, _where(data_path), strict)
 
 
+def spread_names(model) -> list[str]:
+    """`--spread`'s columns: `spread` (regression; `spread_<i>` for several outputs), or one
+    `spread_<class>` per class."""
+    if model.task == "regression":
+        outputs = len((model.meta.get("target_scaler") or {}).get("offset", [0]))
+        return ["spread"] if outputs == 1 else [f"spread_{i}" for i in range(outputs)]
+    return [f"spread_{c}" for c in model.classes]
+
+
 def _where(data_path) -> str:
     from ..data.csvfile import STDIN
 
@@ -202,7 +220,7 @@ def _where(data_path) -> str:
 
 
 def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep=(), positive=None,
-                interval: float | None = None, sets: float | None = None):
+                interval: float | None = None, sets: float | None = None, spread: bool = False):
     """All predictions for a table as one DataFrame (see `predict_frames`)."""
     import pandas as pd
 
@@ -210,7 +228,7 @@ def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep
 
     model = load_model(model_path)
     frames = list(predict_frames(model, data_path, proba, threshold=threshold, keep=keep, positive=positive,
-                                 interval=interval, sets=sets))
+                                 interval=interval, sets=sets, spread=spread))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"prediction": []})
 
 
@@ -229,7 +247,11 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
     positive_index(model, positive)  # an unknown label is refused before the file is read
     conformal = conformal_columns(model, interval, sets)
     y, out = labelled_outputs(model, data_path, chunk_rows, given_as, ranges)
-    return {**score_outputs(model, y, out, threshold, positive), **conformal.coverage(y, out)}
+    spread = None
+    if conformal.needs_spread:  # normalized intervals: each row's width follows its members' spread
+        spread = np.concatenate([model.spread_from_inputs(X)[:, 0] for X, _ in
+                                 labelled_chunks(model, data_path, chunk_rows, given_as)])
+    return {**score_outputs(model, y, out, threshold, positive), **conformal.coverage(y, out, spread)}
 
 
 def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument", ranges=None):

@@ -5,8 +5,11 @@ features, classes, scaler, ...) and each layer's arrays as `layers.<i>.<name>`, 
 (fan_in, fan_out) and `layers.0.b` (fan_out,). `meta.layers` lists the layers in order, each
 `{"type": ..., **settings}`; `meta.output` is the head the loss owns (softmax, sigmoid, identity).
 Format 1, which nnctl wrote before layers were objects (arrays W0, b0, ... and
-`meta.activations`), is still read, as the same dense/activation layers. Loaded with
-`allow_pickle=False` only; anything malformed is an NnctlError naming the file.
+`meta.activations`), is still read, as the same dense/activation layers. Format 3 is format 2
+for a model of K > 1 members (`model.ensemble`): `meta.members` is K and every layer array has a
+leading axis of K (`layers.0.W` is (K, fan_in, units)); the model predicts the members' mean. A
+model of one member is written as format 2. Loaded with `allow_pickle=False` only; anything
+malformed is an NnctlError naming the file.
 """
 from __future__ import annotations
 
@@ -20,20 +23,22 @@ from ..data.encoding import FeatureEncoder
 from ..errors import NnctlError
 from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..nn.calibration import T_RANGE
+from ..nn.embedding import Embedding
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
 from ..nn.network import Network
 
 FORMAT = "nnctl-mlp"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest this nnctl reads; a model of one member is written as 2
 OUTPUT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
 
 
 def build_meta(network: Network, dataset, cfg) -> dict:
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if network.members is None else 3,
         "nnctl_version": __version__,
+        **({} if network.members is None else {"members": network.members}),
         "layers": layer_specs(network),
         "output": network.output_head,
         "loss": network.loss_name,
@@ -190,8 +195,11 @@ def _outputs(meta: dict) -> int | None:
 def format2_limit(meta: dict):
     """A read_npz limit for a format-2 model: only `meta` and `layers.<i>.<name>` arrays of the
     layers meta lists, float32 or float64; the first dense layer's rows are the inputs meta
-    names and the last's columns the outputs it implies. Judged before any data is read."""
+    names and the last's columns the outputs it implies. Judged before any data is read. Format
+    3: the same, each layer array with a leading axis of `meta.members`."""
     specs = meta["layers"]
+    members = meta.get("members") if meta["format_version"] >= 3 else None
+    lead = 0 if members is None else 1
     inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
     dense = [i for i, spec in enumerate(specs) if spec.get("type") == "dense"]
     first = specs[0] if specs and isinstance(specs[0], dict) else {}
@@ -210,11 +218,14 @@ def format2_limit(meta: dict):
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
         if header.dtype not in FLOATS:
             return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
-        if len(header.shape) > 2:
+        if len(header.shape) > 2 + lead:
             return f"`{name}` has shape {header.shape}, more dimensions than any layer's array"
+        if members is not None and (not header.shape or header.shape[0] != members):
+            return f"`{name}` has shape {header.shape}, not a leading axis of the {members} members meta names"
         i, array = int(parts[1]), parts[2]
-        if dense and i == dense[0] and array == "W" and len(header.shape) == 2 and header.shape[0] != inputs:
-            return f"`{name}` has {header.shape[0]} rows, but meta names {inputs} inputs"
+        if dense and i == dense[0] and array == "W" and len(header.shape) == 2 + lead and \
+                header.shape[-2] != inputs:
+            return f"`{name}` has {header.shape[-2]} rows, but meta names {inputs} inputs"
         if dense and i == dense[-1] and outputs is not None and header.shape and header.shape[-1] != outputs:
             return f"`{name}` has {header.shape[-1]} outputs, but meta implies {outputs}"
         return None
@@ -238,17 +249,23 @@ def _conformal_limit(meta: dict, header) -> str | None:
 def _conformal_problem(meta: dict, scores) -> str | None:
     """What is wrong with a model's conformal scores and their meta, or None: both or neither,
     n sorted finite scores in the range their kind allows."""
-    from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE
+    from ..nn.conformal import CLASSIFICATION_SCORE, NORMALIZED_SCORE, REGRESSION_SCORE
 
     entry = meta.get("conformal")
     if entry is None:
         return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry" if scores is not None else None
     kind = REGRESSION_SCORE if meta["task"] == "regression" else CLASSIFICATION_SCORE
+    if isinstance(entry, dict) and meta["task"] == "regression" and entry.get("kind") == NORMALIZED_SCORE:
+        floor = entry.get("floor")
+        if not meta.get("members") or isinstance(floor, bool) or not isinstance(floor, (int, float)) \
+                or not (np.isfinite(floor) and floor > 0):
+            return "`conformal` of kind normalized_residual needs an ensemble (`members`) and a positive `floor`"
+        kind = NORMALIZED_SCORE
     if not isinstance(entry, dict) or entry.get("kind") != kind or not _count(entry.get("n")):
         return f"`conformal` must be {{\"kind\": \"{kind}\", \"n\": rows}} for a {meta['task']} model"
     if scores is None:
         return f"meta `conformal` names {entry['n']} scores, but the file lacks `{CONFORMAL_SCORES}`"
-    high = np.inf if kind == REGRESSION_SCORE else 1.0
+    high = 1.0 if kind == CLASSIFICATION_SCORE else np.inf
     if len(scores) and (scores[0] < 0 or scores[-1] > high or np.any(np.diff(scores) < 0)):
         return f"`{CONFORMAL_SCORES}` must be sorted and within [0, {high:g}]"
     return None
@@ -318,7 +335,11 @@ def _format2_network(arrays: dict, meta: dict, where: str) -> Network:
             raise NnctlError(f"model layer {i} ({kind}) {problem}", where, DAMAGED_HINT)
         layers.append(layer)
     _check_embedding(layers, meta, where)
-    return _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
+    network = _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
+    if network.members != meta.get("members"):
+        raise NnctlError(f"model meta names {meta.get('members') or 1} members, its arrays hold "
+                         f"{network.members or 1}", where, "train again, or point at another run")
+    return network
 
 
 DAMAGED_HINT = "train again, or point at another run"
@@ -353,7 +374,7 @@ def _check_embedding(layers: list, meta: dict, where: str) -> None:
     unseen-category row). Fewer categories in meta would send an unseen one to a trained row;
     more would look a code up beyond the table."""
     embedding = meta.get("embedding") or {}
-    layer = next((lay for lay in layers if lay.type == "embedding"), None)
+    layer = next((lay for lay in layers if isinstance(lay, Embedding)), None)
     if not embedding and layer is None:
         return
     hint = DAMAGED_HINT
@@ -433,6 +454,11 @@ def _meta_problem(meta: dict) -> str | None:
         return "`layers` must be a non-empty list of layers"
     if meta["format_version"] >= 2 and not isinstance(meta["output"], str):
         return "`output` must be an output head's name"
+    members = meta.get("members")
+    if meta["format_version"] >= 3 and (isinstance(members, bool) or not isinstance(members, int) or members < 2):
+        return "`members` must be the number of members, 2 or more (format 3)"
+    if meta["format_version"] < 3 and members is not None:
+        return "`members` is for format 3 models"
     if meta.get("loss") is not None and not isinstance(meta["loss"], str):
         return "`loss` must be a loss's name"
     if meta.get("decimal", ".") not in (".", ",") or meta.get("unknown_category", "error") not in ("error", "ignore"):
@@ -591,6 +617,24 @@ class Model:
         if len(self.classes) == 2:
             return np.hstack([1 - out, out])
         return out
+
+    def member_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Each member's own prediction (K, rows, outputs), float64: its class probabilities
+        (two columns for two classes), or its values in the target's units. Uncalibrated: a
+        temperature belongs to the ensemble's mean, not to one member."""
+        rows = X.shape[0]
+        with self._predicting, np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            out = self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
+        if self.task == "regression":
+            scaler = self.meta.get("target_scaler")
+            return out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"]) if scaler else out
+        return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
+
+    def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
+        """The members' standard deviation (population, ddof 0) of each output (rows, outputs):
+        of each class probability, or of each value in the target's units; how much the members
+        disagree on a row."""
+        return self.member_outputs(X).std(axis=0)
 
     def values_from_inputs(self, X: np.ndarray) -> np.ndarray:
         out = self._output(X).astype(np.float64)

@@ -105,7 +105,9 @@ def create_app(model, settings: ServeSettings):
                       interval: float | None = Query(None, description="CSV bodies, regression: add the "
                                                      "split-conformal interval at this level (lower, upper)"),
                       sets: float | None = Query(None, description="CSV bodies, classification: add the "
-                                                 "split-conformal prediction set at this level")):
+                                                 "split-conformal prediction set at this level"),
+                      spread: bool = Query(False, description="CSV bodies, an ensemble: add the members' "
+                                           "standard deviation per row")):
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if kind not in ("text/csv", "application/json", ""):
             raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv "
@@ -114,7 +116,7 @@ def create_app(model, settings: ServeSettings):
 
         def respond() -> Response:
             if kind == "text/csv":
-                options = request_options(proba, threshold, positive, keep, interval, sets)
+                options = request_options(proba, threshold, positive, keep, interval, sets, spread)
                 frame, given = csv_frame(body, model, options, settings.max_rows), None
             else:
                 if request.query_params:
@@ -239,8 +241,11 @@ def predictions(model, frame, options, given_rows=None) -> dict:
         columns = prediction_columns(model, frame, "the request's rows", options, chosen, ranges)
     except NnctlError as exc:
         raise Refusal.of(exc)
+    from ..commands.predict import spread_names
+
     keep = options.kept()
-    conformal = {"lower", "upper", "prediction_set"}
+    spreads = spread_names(model) if options.spread else []
+    conformal = {"lower", "upper", "prediction_set", *spreads}
     predicted = [c for c in columns if c not in conformal]
     if model.task == "regression":
         values = np.column_stack([columns[c] for c in predicted]).astype(float)
@@ -254,6 +259,11 @@ def predictions(model, frame, options, given_rows=None) -> dict:
     if options.interval is not None:  # an infinite bound (too few validation rows) is JSON's null
         for side in ("lower", "upper"):
             payload[side] = [v if np.isfinite(v) else None for v in np.asarray(columns[side], float).tolist()]
+    if options.spread:  # the members' disagreement: a number per row, or {label: sd} per row
+        values = np.column_stack([columns[c] for c in spreads]).astype(float)
+        payload["spread"] = (values[:, 0].tolist() if model.task == "regression" and len(spreads) == 1 else
+                             [dict(zip([str(c) for c in model.classes], row)) for row in values.tolist()]
+                             if model.task == "classification" else values.tolist())
     if options.sets is not None:
         payload["prediction_sets"] = [text.split(SEPARATOR) if text else [] for text in columns["prediction_set"]]
     warnings = ranges.warnings()  # rows far outside what training saw: said to the client and in the log
