@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .cli_helpers import assert_clean_error, cli, subprocess_cli, train_run
+from .cli_helpers import assert_clean_error, blocked_opening_a_fifo, cli, subprocess_cli, train_run, wait_until
 from .conftest import CONFIGS, DATASETS, ROOT
 
 IRIS = DATASETS / "iris.csv"
@@ -254,7 +254,8 @@ def test_interrupt_before_the_first_epoch_leaves_no_run(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "nnctl", "train", str(config), "--runs-dir", str(runs)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        time.sleep(2.0)  # imported, config read, blocked opening the FIFO
+        wait_until(lambda: blocked_opening_a_fifo(proc.pid) or proc.poll() is not None,
+                   "nnctl to import, read the config and block opening the FIFO")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.2)
         with open(fifo, "w") as fh:

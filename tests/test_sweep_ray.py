@@ -20,6 +20,7 @@ import pytest
 from .conftest import CONFIGS
 
 IN_NAMESPACE = os.environ.get("NNCTL_LOOPBACK_ONLY") == "1"
+pytestmark = pytest.mark.slow  # a Ray cluster per test
 
 
 def _ray_processes() -> list[str]:
