@@ -13,10 +13,13 @@ os.environ.setdefault("NO_COLOR", "1")
 
 
 def pytest_collection_modifyitems(items):
-    """Files that hold `slow` tests run first, each file's tests in their own order: under
-    `pytest -n 2 --dist loadfile` (CI) the long files start at once instead of ending the run alone."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    """Files whose tests are all `slow` run first, then files with some, each file's tests in their
+    own order: under CI's `pytest -n 2 --dist loadfile --no-loadscope-reorder` the long files start
+    at once instead of ending the run alone."""
+    slow, fast = set(), set()
+    for item in items:
+        (slow if item.get_closest_marker("slow") else fast).add(item.path)
+    items.sort(key=lambda item: (item.path in fast) + (item.path not in slow))
 
 
 @pytest.fixture(autouse=True)

@@ -289,7 +289,7 @@ def test_a_run_name_is_one_folder_name(tmp_path, name):
 @pytest.mark.parametrize("umask, folder, file", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
 def test_run_folders_follow_the_umask(tmp_path, umask, folder, file):
     result = subprocess_cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path, "--quiet",
-                            preexec_fn=lambda: os.umask(umask))
+                            "--set", "training.iterations=2", preexec_fn=lambda: os.umask(umask))
     assert result.returncode == 0, result.stderr
     run = result.stdout.strip().splitlines()[-1]
     assert os.stat(run).st_mode & 0o777 == folder
