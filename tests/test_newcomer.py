@@ -503,8 +503,8 @@ def test_a_fractional_target_with_few_values_says_it_is_a_regression(tmp_path):
     frame.to_csv(data, index=False)
     result = cli("validate", config_for(tmp_path, data, "y"))
     assert result.exit_code == 0
-    assert "note: target 'y' has 3 distinct values, but not all whole numbers, so this is a regression; " \
-           "set model.task: classification" in result.stderr
+    assert "note: task regression (model.task: auto): target 'y' has numbers that are not all whole (3 distinct " \
+           "values); set model.task: classification to treat them as classes" in result.stderr
 
 
 def test_divergence_advice_leaves_out_what_is_already_set(tmp_path):

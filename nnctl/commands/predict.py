@@ -31,7 +31,7 @@ def check_threshold(model, threshold) -> None:
     if threshold is None:
         return
     if not 0.0 <= threshold <= 1.0:
-        raise NnctlError(f"--threshold must be a probability between 0 and 1, got {threshold:g}", "--threshold")
+        raise NnctlError(f"--threshold must be a probability between 0 and 1, got {threshold}", "--threshold")
     if model.task == "regression":
         raise NnctlError("--threshold turns a class probability into a class, but this model is a regression "
                          "(it predicts numbers): leave --threshold out", "--threshold")

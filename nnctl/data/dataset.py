@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean, plain
-from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, handle_missing, regression_note,
-                      suspicious_columns)
+from .columns import (auto_task, categorical_columns, feature_columns, handle_missing, suspicious_columns,
+                      task_note)
 from .columns import classes_note
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .multifile import total_size
-from .tables import open_table, read_table
+from .tables import open_table, read_table, require_rereadable
 from .encoding import FeatureEncoder, fit_target_scaler, label_index
 
 
@@ -74,7 +74,7 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None) -
         except (OSError, NnctlError):  # missing or unreadable: _prepare says so properly
             key = None
     if key is not None:
-        cached = dataset_cache.load(key)
+        cached = dataset_cache.load(key, cfg.training.dtype)
         if cached is not None:
             return cached
     dataset = _prepare(cfg, fold)
@@ -132,9 +132,11 @@ def _read(cfg) -> _Rows:
     categorical = categorical_columns(df, features, data.categorical, path)
     notes += suspicious_columns(df, features, categorical, cfg.data.embedding)
     df = handle_missing(df, features, target, data.missing, path)
-    task = data_task(cfg.model.task, df[target])
-    if task == "regression" and cfg.model.task == "auto":
-        notes += regression_note(df[target], target)
+    task = cfg.model.task
+    if task == "auto":
+        kind, distinct = target_kind(df[target])
+        task = auto_task(kind, distinct)
+        notes += task_note(kind, distinct, target)
     train_rows, val_where = len(df), None
     if "validation" in extra:
         # a separate validation file: appended after the training rows, and the split is theirs
@@ -225,6 +227,8 @@ def _other_files(data: dict, used: list[str]) -> dict:
     for part in ("validation", "test"):
         path = getattr(data, f"{part}_path")
         if path:
+            if part == "test":
+                require_rereadable(path, "data.test_path", "it is read again after training, to score the final model")
             table = open_table(Path(path), data.delimiter, given_as=f"data.{part}_path")
             require_columns(table.header, used, table.where)
             files[part] = table
@@ -255,19 +259,18 @@ def _check_fits(path: Path, columns: int, used: int, itemsize: int) -> None:
                    "use fewer rows or columns (data.features), or a machine with more memory")
 
 
-def data_task(setting: str, column) -> str:
-    """`auto`: strings, booleans and integers with few distinct values are classes;
-    other numbers are a regression target."""
+def target_kind(column) -> tuple[str, int]:
+    """(text | bool | int | float, its number of distinct values): what model.task auto decides by
+    (`columns.auto_task`)."""
     import pandas as pd
 
-    if setting != "auto":
-        return setting
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return "classification"
-    values = column.to_numpy(dtype=np.float64)
-    if np.all(np.mod(values, 1) == 0) and len(np.unique(values)) <= MAX_AUTO_CLASSES:
-        return "classification"
-    return "regression"
+    if pd.api.types.is_bool_dtype(column):
+        kind = "bool"
+    elif not pd.api.types.is_numeric_dtype(column):
+        kind = "text"
+    else:
+        kind = "int" if np.all(np.mod(column.to_numpy(dtype=np.float64), 1) == 0) else "float"
+    return kind, int(column.nunique(dropna=True))
 
 
 def encode_labels(column, target, path) -> tuple[list, np.ndarray]:

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean
-from .columns import classes_note, feature_columns, regression_note
+from .columns import classes_note, feature_columns, task_note
 from .encoding import FeatureEncoder, embedding_widths
 from .scanpass import FirstPass, kept_rows
 from .scanstats import labels_as
@@ -171,8 +171,8 @@ def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
     data, where = cfg.data, table.where
     notes += state.column_warnings()
     task, classes, counts, scaler = state.target_result()
-    if task == "regression" and cfg.model.task == "auto":
-        notes += regression_note(state.target_series(), data.target)
+    if cfg.model.task == "auto":
+        notes += task_note(*state.target_kind(), data.target)
     if data.validation_path and data.validation_split:
         notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
     if classes is not None:

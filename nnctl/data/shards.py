@@ -7,7 +7,9 @@ dtype, `.y.npy` (class indices (rows,) int64, or scaled targets (rows, outputs))
 """
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +90,33 @@ def read_npy_into(path: Path, out: np.ndarray) -> np.ndarray:
         if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
             raise ValueError(f"{path.name} is truncated")
     return view
+
+
+def check_npy(path: Path, shape: tuple, dtype) -> None:
+    """ValueError unless `path` is a plain file (not a link) holding a C-order `.npy` array of
+    exactly `shape` and `dtype`, whole: what the cache wrote, so that nothing else is trusted."""
+    with open(path, "rb", opener=_no_links) as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ValueError(f"{path.name} is not a plain file")
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        found = read_header(fh)
+        expected = (tuple(shape), False, np.dtype(dtype))
+        if found != expected:
+            raise ValueError(f"{path.name}: {found} is not {expected}")
+        if os.fstat(fh.fileno()).st_size < fh.tell() + int(np.prod(shape)) * np.dtype(dtype).itemsize:
+            raise ValueError(f"{path.name} is truncated")
+
+
+def check_labels(y: np.ndarray, n_classes: int) -> None:
+    """ValueError unless every class index in `y` is one of the `n_classes`."""
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"class indices {int(y.min())}..{int(y.max())} outside 0..{n_classes - 1}")
+
+
+def _no_links(path, flags):
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
 
 
 class ShardPart:
