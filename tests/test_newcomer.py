@@ -110,6 +110,8 @@ def test_init_from_reorders_classes_by_name(tmp_path, order):
     else:
         arrays[f"layers.{last}.W"], arrays[f"layers.{last}.b"] = W[:, order], b[order]
     meta["classes"] = [meta["classes"][i] for i in order]
+    if "positive_class" in meta:  # two classes: the sigmoid's class is now the other one
+        meta["positive_class"] = meta["classes"][1]
     arrays["meta"] = np.array(json.dumps(meta))
     shuffled = tmp_path / "shuffled.npz"
     np.savez(shuffled, **arrays)

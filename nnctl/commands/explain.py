@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean
+from ..nn.embedding import Embedding
 from ..nn.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 METHODS = ("permutation", "gradient")
@@ -159,8 +160,11 @@ def gradient_importance(model, parts, where: str = "data") -> dict:
     """Mean |∂s/∂x · x| per original column over `parts`, an iterable of encoded X chunks;
     `std` is its spread over the rows (not an uncertainty of the mean)."""
     network, blocks = model.network, column_blocks(model)
+    if network.members is not None:
+        raise NnctlError(f"gradient importance of an ensemble of {network.members} members is not defined yet",
+                         "--method", "use --method permutation")
     first = network.layers[0]
-    embedded = first.type == "embedding"
+    embedded = isinstance(first, Embedding)
     places = _embedded_places(first, blocks) if embedded else [cols for _, cols in blocks]
     total = np.zeros(len(blocks))
     squares = np.zeros(len(blocks))

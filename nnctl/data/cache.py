@@ -122,7 +122,8 @@ def load(key: str, dtype: str):
     folder, meta = found
     try:
         arrays = _checked_arrays(folder, meta, dtype)
-        return Dataset(**arrays, task=meta["task"], target=meta["target"],
+        return Dataset(**arrays, val_rows=_val_rows(folder, len(arrays["X_val"])), task=meta["task"],
+                       target=meta["target"],
                        encoder=FeatureEncoder.from_meta(meta["encoder"], saved=False), classes=meta["classes"],
                        target_scaler=meta["target_scaler"], rows_read=meta["rows_read"],
                        rows_dropped=meta["rows_dropped"], class_counts=meta["class_counts"],
@@ -154,12 +155,26 @@ def _checked_arrays(folder: Path, meta: dict, dtype: str) -> dict:
     return arrays
 
 
+def _val_rows(folder: Path, rows: int) -> np.ndarray | None:
+    """The validation rows' places in their file (validation.csv's `row`), checked as the arrays
+    are; None in an entry from before nnctl kept them."""
+    from .shards import check_npy
+
+    path = folder / "val_rows.npy"
+    if not path.exists() and not path.is_symlink():
+        return None
+    check_npy(path, (rows,), "int64")
+    return np.load(path, allow_pickle=False)
+
+
 def save(key: str, dataset, limit: int) -> None:
     """Store the dataset under `key`, then prune the cache to `limit` bytes; a cache that cannot
     be written is skipped silently (training does not depend on it)."""
     def fill(tmp: Path) -> dict:
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(getattr(dataset, name)), allow_pickle=False)
+        if dataset.val_rows is not None:
+            np.save(tmp / "val_rows.npy", np.asarray(dataset.val_rows, dtype=np.int64), allow_pickle=False)
         return {"task": dataset.task, "target": dataset.target, "encoder": dataset.encoder.to_meta(),
                 "classes": dataset.classes, "target_scaler": dataset.target_scaler, "rows_read": dataset.rows_read,
                 "rows_dropped": dataset.rows_dropped, "class_counts": dataset.class_counts, "notes": dataset.notes,
@@ -251,7 +266,7 @@ def prune(limit: int, keep: str | None = None) -> None:
         total -= size
 
 
-ENTRY_FILES = {"meta.json"} | {f"{name}.npy" for name in ARRAYS}
+ENTRY_FILES = {"meta.json", "val_rows.npy"} | {f"{name}.npy" for name in ARRAYS}
 
 
 def _own_files(folder: Path) -> bool:

@@ -160,7 +160,9 @@ def classes_note(classes, rows: int, target) -> list:
                         "confusion matrix this large")]
 
 
-def handle_missing(df, features, target, policy, path):
+def handle_missing(df, features, target, policy, path, keep_index: bool = False):
+    """`df` with missing values handled by `policy`; its rows numbered afresh, or with
+    `keep_index` still by their place in the file (for the row numbers of validation.csv)."""
     used = list(dict.fromkeys(features + [target]))
     counts = df[used].isna().sum()
     counts = counts[counts > 0]
@@ -174,4 +176,4 @@ def handle_missing(df, features, target, policy, path):
     kept = df.dropna(subset=subset)
     if len(kept) == 0:
         raise NnctlError("no rows left after dropping rows with missing values", str(path))
-    return kept.reset_index(drop=True)
+    return kept if keep_index else kept.reset_index(drop=True)

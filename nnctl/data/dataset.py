@@ -38,10 +38,17 @@ class Dataset:
     rows_dropped: int = 0
     class_counts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # ("note" | "warning", text) for the user
+    # each validation row's place in its file (0-based data row: of data.path, or of
+    # data.validation_path when it gives the validation rows); None from an older cache entry
+    val_rows: np.ndarray | None = None
 
     @property
     def n_inputs(self) -> int:
         return self.X_train.shape[1]
+
+    def validation_rows(self, n: int) -> np.ndarray | None:
+        """The file row numbers (0-based) of the first `n` validation rows, or None when unknown."""
+        return None if self.val_rows is None else np.asarray(self.val_rows[:n])
 
     @property
     def n_outputs(self) -> int:
@@ -102,6 +109,7 @@ class _Rows:
     val_where: str | None  # the validation file, when data.validation_path gives one
     rows_read: int
     notes: list
+    numbers: np.ndarray  # each row's place in its file (0-based data row)
 
 
 @dataclass
@@ -131,7 +139,8 @@ def _read(cfg) -> _Rows:
     rows_read = len(df)
     categorical = categorical_columns(df, features, data.categorical, path)
     notes += suspicious_columns(df, features, categorical, cfg.data.embedding)
-    df = handle_missing(df, features, target, data.missing, path)
+    df = handle_missing(df, features, target, data.missing, path, keep_index=True)
+    numbers, df = df.index.to_numpy(dtype=np.int64), df.reset_index(drop=True)
     task = cfg.model.task
     if task == "auto":
         kind, distinct = target_kind(df[target])
@@ -143,10 +152,12 @@ def _read(cfg) -> _Rows:
         val_where = extra["validation"].where
         val_df = read_table(extra["validation"], columns=used, decimal=data.decimal)
         rows_read += len(val_df)
-        df = _concat(df, handle_missing(val_df, features, target, data.missing, val_where))
+        val_df = handle_missing(val_df, features, target, data.missing, val_where, keep_index=True)
+        numbers = np.concatenate([numbers, val_df.index.to_numpy(dtype=np.int64)])
+        df = _concat(df, val_df)
         if data.validation_split:
             notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
-    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes)
+    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes, numbers)
 
 
 def _split(cfg, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
@@ -218,7 +229,7 @@ def _encode(cfg, rows: _Rows, split: _Split) -> Dataset:
         y_val = ((y_val - offset) / scale).astype(dtype)
     return Dataset(X_train, y_train, X_val, y_val, rows.task, data.target, encoder, split.classes,
                    target_scaler=target_scaler, rows_read=rows.rows_read, rows_dropped=rows.rows_read - len(df),
-                   class_counts=class_counts, notes=rows.notes)
+                   class_counts=class_counts, notes=rows.notes, val_rows=rows.numbers[split.val_idx])
 
 
 def _other_files(data: dict, used: list[str]) -> dict:

@@ -206,6 +206,13 @@ def _encoder(cfg, state: FirstPass, features: list, where: str) -> FeatureEncode
                              embedding=embedding_widths(data.embedding or {}, categories))
     encoder.fill = state.fill_values() if data.missing == "mean" else None
     encoder.scaler = state.scaler(encoder, data.scale, np.dtype(cfg.training.dtype), encoder.fill)
+    # what fit_ranges finds in memory: each numeric column's training values (its moments' own
+    # low and high, before missing values are filled)
+    from .ranges import shortest
+
+    dtype = np.dtype(cfg.training.dtype)
+    encoder.ranges = {col: [shortest(state.moments[col].low, dtype), shortest(state.moments[col].high, dtype)]
+                      for col in features if col not in categories and state.moments[col].n}
     return encoder
 
 

@@ -182,6 +182,19 @@ class ShardPart:
         self.load(range(k), X, y)
         return X[:n], y[:n]
 
+    def head_rows(self, n: int) -> np.ndarray:
+        """The row numbers (0-based, in their file) of the first `n` rows, as `head` reads them."""
+        out, got = [], 0
+        for j in range(self.n_shards):
+            if got >= n:
+                break
+            rows = self._array(j, "rows")
+            if self.keep is not None:
+                rows = rows[self.keep(rows)]
+            out.append(rows[:n - got])
+            got += len(out[-1])
+        return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
+
     def targets(self):
         """Every row's y, shard by shard (what class counts are made from)."""
         for j in range(self.n_shards):

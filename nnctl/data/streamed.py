@@ -74,6 +74,10 @@ class StreamedDataset:
     def n_inputs(self) -> int:
         return self.parts["train"].n_inputs
 
+    def validation_rows(self, n: int) -> np.ndarray:
+        """The file row numbers (0-based) of the first `n` validation rows."""
+        return self.parts["validation"].head_rows(n)
+
     @property
     def n_outputs(self) -> int:
         if self.task == "regression":
