@@ -10,15 +10,18 @@ import math
 import numpy as np
 
 from ..commands.predict import PredictOptions
-from ..data.csvfile import NA_STRINGS
-from ..errors import NnctlError, did_you_mean
+from ..data.csvfile import COMPRESSIONS, NA_STRINGS
+from ..errors import NnctlError, did_you_mean, plain, prefix
 
 ROWS_WHERE = "the request's rows"
 CSV_WHERE = "the request's CSV body"
-OPTIONS = {"proba", "threshold", "positive", "keep", "interval", "sets"}  # besides "rows"
+OPTIONS = {"proba", "threshold", "positive", "keep", "interval", "sets", "unknown_category"}  # besides "rows"
+UNKNOWN_CATEGORY = ("error", "ignore")
+MESSAGE_CHARS = 2000
 MISSING = frozenset(NA_STRINGS)
 PLAIN = {int, float, bool, type(None)}
-NUMBERS = {int, float, type(None)}  # booleans stay as given: pandas reads a column of them as bool
+COMPRESSED = {**{magic: name for magic, (name, _) in COMPRESSIONS.items()}, b"PK\x03\x04": "zip"}
+NUMBERS = {int, float, type(None)}  # not bool: true is refused where a number goes
 
 
 class Refusal(Exception):
@@ -36,8 +39,11 @@ class Refusal(Exception):
         return cls(status, exc.message, exc.hint, exc.row, exc.column)
 
     def payload(self) -> dict:
-        body = {"error": self.error, "row": self.row, "column": self.column}
-        return {**body, "hint": self.hint} if self.hint else body
+        # a name or value from the request is cut to a prefix where the message quotes it; these
+        # caps catch whatever else a client could make us echo
+        column = prefix(self.column) if isinstance(self.column, str) else self.column
+        body = {"error": prefix(self.error, MESSAGE_CHARS), "row": self.row, "column": column}
+        return {**body, "hint": prefix(self.hint, MESSAGE_CHARS)} if self.hint else body
 
 
 def too_many_rows(count, max_rows: int) -> Refusal:
@@ -45,52 +51,78 @@ def too_many_rows(count, max_rows: int) -> Refusal:
                    "send the rows in smaller requests (the limit is nnctl serve --max-rows)")
 
 
-def json_request(body: bytes, model, max_rows: int):
-    """(rows as given, a DataFrame of the columns the model reads, PredictOptions)."""
+def json_request(body: bytes, model, max_rows: int, unknown_category: str | None = None):
+    """(rows as given, a DataFrame of the columns the model reads, PredictOptions);
+    `unknown_category`: the server's default for the option of that name."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Refusal(400, f"the body is not valid JSON: {exc}",
+        raise Refusal(400, f"the body is not valid JSON: {prefix(str(exc), 200)}",
                       'send {"rows": [{"column": value, ...}]}, or a CSV with Content-Type: text/csv')
+    except RecursionError:
+        raise Refusal(400, "the JSON body nests too deep (arrays or objects inside each other, hundreds of levels)",
+                      'send {"rows": [{"column": value, ...}]}: rows of plain values')
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         raise Refusal(422, 'the body must be a JSON object with "rows": a list of rows',
                       'e.g. {"rows": [{"column": value, ...}], "proba": true}')
-    unknown = sorted(set(data) - OPTIONS - {"rows"})
-    if unknown:
-        raise Refusal(422, f"unknown field '{unknown[0]}'{did_you_mean(unknown[0], sorted(OPTIONS))}",
-                      f"the fields: rows, {', '.join(sorted(OPTIONS))}")
+    refuse_unknown(data, "field", "rows")
     given = {name: data.get(name) for name in OPTIONS}  # null means the default, as leaving it out does
     options = request_options(False if given["proba"] is None else given["proba"], given["threshold"],
                               given["positive"], [] if given["keep"] is None else given["keep"],
-                              given["interval"], given["sets"])
+                              given["interval"], given["sets"], given["unknown_category"], unknown_category)
     rows = data["rows"]
     if len(rows) > max_rows:
         raise too_many_rows(len(rows), max_rows)
     numeric = [c for c in model.encoder.features if c not in model.encoder.categories]
-    return rows, rows_frame(rows, options.columns(model), numeric), options
+    return rows, rows_frame(rows, options.columns(model), numeric, model.encoder.features), options
 
 
-def request_options(proba, threshold, positive, keep, interval=None, sets=None) -> PredictOptions:
-    """The options as `nnctl predict` takes them; a value of the wrong kind is a 422 naming it."""
+def refuse_unknown(given, what: str, *more) -> None:
+    """A 422 for a name among `given` that is neither an option nor one of `more`."""
+    known = sorted(OPTIONS | set(more))
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise Refusal(422, f"unknown {what} {plain(unknown[0])}{did_you_mean(unknown[0], known)}",
+                      f"the {what}s: {', '.join(known)}")
+
+
+def request_options(proba, threshold, positive, keep, interval=None, sets=None, unknown_category=None,
+                    default_unknown=None) -> PredictOptions:
+    """The options as `nnctl predict` takes them; a value of the wrong kind is a 422 naming it.
+    `unknown_category` null or absent is `default_unknown` (serve --unknown-category), and that
+    None is the model's own `data.unknown_category`."""
     if not isinstance(proba, bool):
-        raise Refusal(422, f"'proba' must be true or false, got {json.dumps(proba)}")
+        raise Refusal(422, f"'proba' must be true or false, got {_shown(proba)}")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold)):
-        raise Refusal(422, f"'threshold' must be a number between 0 and 1, got {json.dumps(threshold)}")
+        raise Refusal(422, f"'threshold' must be a number between 0 and 1, got {_shown(threshold)}")
     if positive is not None and not isinstance(positive, (str, int, float)):
-        raise Refusal(422, f"'positive' must be a class label, got {json.dumps(positive)}")
+        raise Refusal(422, f"'positive' must be a class label, got {_shown(positive)}")
     if not isinstance(keep, list) or not all(isinstance(c, str) for c in keep):
-        raise Refusal(422, f"'keep' must be a list of column names, got {json.dumps(keep)}")
+        raise Refusal(422, f"'keep' must be a list of column names, got {_shown(keep)}")
     for name, level in (("interval", interval), ("sets", sets)):
         if level is not None and (isinstance(level, bool) or not isinstance(level, (int, float))
                                   or not math.isfinite(level)):
-            raise Refusal(422, f"'{name}' must be a coverage level between 0 and 1, got {json.dumps(level)}")
+            raise Refusal(422, f"'{name}' must be a coverage level between 0 and 1, got {_shown(level)}")
+    if unknown_category is not None and unknown_category not in UNKNOWN_CATEGORY:
+        raise Refusal(422, f"'unknown_category' must be \"error\" or \"ignore\", got {_shown(unknown_category)}",
+                      "ignore: a category training never saw adds nothing (all-zero one-hot), as under "
+                      "data.unknown_category: ignore")
     return PredictOptions(proba, None if threshold is None else float(threshold),
                           tuple(keep), None if positive is None else str(positive),
-                          None if interval is None else float(interval), None if sets is None else float(sets))
+                          None if interval is None else float(interval), None if sets is None else float(sets),
+                          unknown_category or default_unknown)
 
 
-def rows_frame(rows: list, columns: list, numeric=()):
+def _shown(value) -> str:
+    """A value a client sent, as JSON, cut to a prefix: errors do not echo megabytes back."""
+    try:
+        return prefix(json.dumps(value), 100)
+    except (TypeError, ValueError, RecursionError):
+        return type(value).__name__
+
+
+def rows_frame(rows: list, columns: list, numeric=(), features=None):
     """The rows' `columns` as a DataFrame, each cell as the CSV reader gives it: a missing key,
     null and the texts a CSV reads as missing ("", "NA", ...) are missing values; text is
     stripped. A column that no row has is an error, as a CSV without it would be. `numeric`
@@ -103,9 +135,12 @@ def rows_frame(rows: list, columns: list, numeric=()):
             raise Refusal(422, f"row {i} is not an object of column: value", row=i)
     absent = [c for c in columns if not any(c in row for row in rows)]
     if rows and absent:
+        features = columns if features is None else features
         present = sorted({key for row in rows for key in row})
-        raise Refusal(422, f"column '{absent[0]}' is in none of the rows{did_you_mean(absent[0], present)}",
-                      f"the model's columns: {', '.join(columns)}", column=absent[0])
+        asked = "" if absent[0] in features else " (asked for in 'keep')"
+        raise Refusal(422, f"column {plain(absent[0])}{asked} is in none of the rows"
+                           f"{did_you_mean(absent[0], present)}", f"the model's columns: {', '.join(features)}",
+                      column=absent[0])
     numeric = set(numeric)
     cells = [_cells([row.get(c) for row in rows], c, c in numeric) for c in columns]
     # column names as an object Index: pandas' default Arrow-backed one costs more per lookup
@@ -120,6 +155,10 @@ def _cells(values: list, column: str, numeric: bool = False):
     # most columns hold only numbers and nulls, which need no look at each cell; a float64
     # array of them spares pandas inferring a dtype from a list, its cost on small requests
     kinds = {type(v) for v in values}
+    if numeric and bool in kinds:  # JSON tells true from 1: a boolean where a number goes is a mistake
+        row = next(i for i, v in enumerate(values) if type(v) is bool)
+        raise Refusal(422, f"column '{column}' holds {json.dumps(values[row])}, where the model takes a number",
+                      "send 1 or 0: JSON's true and false are not numbers", row=row, column=column)
     if numeric and values and kinds <= NUMBERS:
         try:
             return np.array(values, dtype=np.float64)
@@ -132,6 +171,13 @@ def _cells(values: list, column: str, numeric: bool = False):
 
 def _cell(value, row: int, column: str):
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # JSON's "\ud800": a lone half of a surrogate pair
+                raise Refusal(422, f"column '{column}' holds a text that is not valid Unicode (a lone surrogate "
+                                   "such as \\ud800)", "send UTF-8 text; an escaped character outside the basic "
+                                   "plane is a pair such as \\ud83d\\ude00", row=row, column=column)
         value = value.strip()
         return None if value in MISSING else value
     if value is None or isinstance(value, (bool, int, float)):
@@ -150,6 +196,10 @@ def csv_frame(body: bytes, model, options: PredictOptions, max_rows: int):
 
     columns = options.columns(model)
     as_text = [c for c in options.kept() if c not in model.encoder.features]
+    for magic, compression in COMPRESSED.items():
+        if body.startswith(magic):
+            raise Refusal(415, f"the CSV body is {compression}-compressed", "send it uncompressed: a compressed body "
+                          "could unpack to far more than this server's size limit")
     try:
         table = sniff_bytes(body, CSV_WHERE)
         chunks = read_table(table, columns=columns, chunksize=max_rows + 1, decimal=model.encoder.decimal,
