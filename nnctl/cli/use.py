@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode, parse_limits
+from . import app, errors_handled, ExitCode, parse_limits, UnknownCategory
 
 
 # --- predict ---------------------------------------------------------------------------------
@@ -24,6 +24,7 @@ def predict(
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add lower and upper, a split-conformal interval that holds the true value for a share L of rows (e.g. 0.9); needs a validation part at training time"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add prediction_set, the classes (joined by |) of a split-conformal set that holds the true class for a share L of rows; needs a validation part at training time"),
+    unknown_category: Optional[UnknownCategory] = typer.Option(None, "--unknown-category", help="A category training never saw: error, or ignore (it adds nothing: an all-zero one-hot, the zero row of an embedding, as under data.unknown_category: ignore). Default: the model's data.unknown_category"),
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
 
@@ -38,7 +39,7 @@ def predict(
     refuse_same_file(output, [data, model_path(model)])
     loaded = load_model(model)
     frames = predict_frames(loaded, data, proba, threshold=threshold, keep=keep or (), positive=positive,
-                            interval=interval, sets=sets)
+                            interval=interval, sets=sets, unknown=unknown_category and unknown_category.value)
     write_csv_frames(frames, output)
     _conformal_note(loaded, interval, sets)
     if threshold is not None:

@@ -66,14 +66,17 @@ def decide(model, proba: np.ndarray, threshold=None, positive: int = 1) -> np.nd
 
 
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
-                   keep=(), positive=None, interval: float | None = None, sets: float | None = None):
+                   keep=(), positive=None, interval: float | None = None, sets: float | None = None,
+                   unknown: str | None = None):
     """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
     exactly as written; then `prediction` (original labels, or numbers for regression) and with
     `proba` one `p_<class>` column per class; with `interval` L (regression) `lower` and `upper`,
     with `sets` L (classification) `prediction_set`, the conformal interval or set at level L
     (see `commands/conformal.py`). Columns are matched by name; extra columns are ignored,
-    missing ones are an error."""
-    options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets)
+    missing ones are an error. `unknown` (error | ignore) overrides the model's
+    `unknown_category`: ignore reads a category training never saw as the model trained with
+    `unknown_category: ignore` would (all-zero one-hot, the zero row of an embedding)."""
+    options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets, unknown)
     chosen = check_options(model, options)
     keep = options.kept()
     as_text = [c for c in keep if c not in model.encoder.features]
@@ -93,6 +96,7 @@ class PredictOptions:
     positive: str | None = None
     interval: float | None = None  # conformal level: `lower`, `upper` (regression)
     sets: float | None = None  # conformal level: `prediction_set` (classification)
+    unknown: str | None = None  # error | ignore: an unseen category; None: the model's unknown_category
 
     def conformal(self, model):
         """The conformal columns these options add (none without `interval`/`sets`)."""
@@ -141,7 +145,7 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
     """`predict_chunk`'s prediction columns (not the kept ones) as {name: array}, in order:
     what `nnctl serve` answers from without building a DataFrame it would only take apart."""
     conformal = options.conformal(model)
-    X = model.inputs(chunk, where)
+    X = model.inputs(chunk, where, options.unknown)
     columns = {}
     if model.task == "regression":
         values = model.values_from_inputs(X)
@@ -168,7 +172,7 @@ def _where(data_path) -> str:
 
 
 def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep=(), positive=None,
-                interval: float | None = None, sets: float | None = None):
+                interval: float | None = None, sets: float | None = None, unknown: str | None = None):
     """All predictions for a table as one DataFrame (see `predict_frames`)."""
     import pandas as pd
 
@@ -176,7 +180,7 @@ def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep
 
     model = load_model(model_path)
     frames = list(predict_frames(model, data_path, proba, threshold=threshold, keep=keep, positive=positive,
-                                 interval=interval, sets=sets))
+                                 interval=interval, sets=sets, unknown=unknown))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"prediction": []})
 
 
