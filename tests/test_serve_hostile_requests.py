@@ -217,3 +217,40 @@ def test_onnx_of_an_error_model_fails_the_whole_run_as_its_doc_string_says(stric
         probabilities = ort.InferenceSession(str(ignoring)).run(None, feeds)[1]
         expected = expected_ignoring(run, strict[2]).filter(like="p_").to_numpy()
         np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+# --- big JSON bodies: parsed a chunk of rows at a time ------------------------------------------
+def test_a_big_json_body_reads_as_json_loads_would_in_bounded_memory(iris_run):
+    import tracemalloc
+
+    from nnctl.serving.bodies import STREAMED_BYTES, json_request, rows_frame
+
+    model = load_model(iris_run)
+    rng = np.random.default_rng(0)
+    rows = [dict(zip(FEATURES, r)) for r in rng.normal(5, 1, (30_000, 4)).round(3).tolist()]
+    rows[7]["petal_width"], rows[9000]["sepal_width"] = None, 10  # a null, and an int among floats
+    del rows[20_000]["sepal_length"]
+    for row in rows[::1000]:
+        row["id"] = f"r{len(row)}"
+    body = json.dumps({"proba": True, "rows": rows, "keep": ["id"]}, indent=1).encode()  # whitespace too
+    assert len(body) > STREAMED_BYTES
+    tracemalloc.start()
+    given, frame, options = json_request(body, model, 100_000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    expected = rows_frame(rows, FEATURES + ["id"], FEATURES, FEATURES)
+    assert frame.equals(expected) and options.proba and options.keep == ("id",)
+    assert given.kept(["id"])[:2] == [{"id": "r4"}, {"id": None}]
+    assert peak < 4 * len(body)  # json.loads' dict per row took about 5 times the body
+
+    def refused(text: bytes):
+        with pytest.raises(Exception) as caught:
+            json_request(text + b" " * STREAMED_BYTES, model, 100)
+        return caught.value.status, caught.value.error
+
+    assert refused(b'{"rows": [' + b'{"sepal_length": 1},' * 101 + b'{}]}') == (
+        413, "the request has more than 100 rows, over this server's limit of 100")
+    assert refused(b'{"rows": [{}, 3]}') == (422, "row 1 is not an object of column: value")
+    assert refused(b'{"rows": [{}, {}')[0] == 400
+    assert refused(b'{"rows": [{}]} x')[0] == 400
+    assert refused(b'{"rows": 3}')[0] == 422

@@ -307,7 +307,7 @@ def predictions(model, frame, options, given_rows=None) -> dict:
     if options.sets is not None:
         payload["prediction_sets"] = [text.split(SEPARATOR) if text else [] for text in columns["prediction_set"]]
     if keep:
-        payload["kept"] = ([{c: row.get(c) for c in keep} for row in given_rows] if given_rows is not None
+        payload["kept"] = (given_rows.kept(keep) if given_rows is not None
                            else frame[keep].reset_index(drop=True).to_dict("records"))
     return payload
 
