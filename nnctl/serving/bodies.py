@@ -16,7 +16,7 @@ from ..errors import NnctlError, did_you_mean, plain, prefix
 
 ROWS_WHERE = "the request's rows"
 CSV_WHERE = "the request's CSV body"
-OPTIONS = {"proba", "threshold", "positive", "keep", "interval", "sets", "unknown_category"}  # besides "rows"
+OPTIONS = {"proba", "threshold", "positive", "keep", "interval", "sets", "spread", "unknown_category"}  # besides "rows"
 UNKNOWN_CATEGORY = ("error", "ignore")
 MESSAGE_CHARS = 2000
 MISSING = frozenset(NA_STRINGS)
@@ -71,7 +71,8 @@ def json_request(body: bytes, model, max_rows: int, unknown_category: str | None
     given = {name: fields.get(name) for name in OPTIONS}  # null means the default, as leaving it out does
     options = request_options(False if given["proba"] is None else given["proba"], given["threshold"],
                               given["positive"], [] if given["keep"] is None else given["keep"],
-                              given["interval"], given["sets"], given["unknown_category"], unknown_category)
+                              given["interval"], given["sets"], False if given["spread"] is None else given["spread"],
+                              given["unknown_category"], unknown_category)
     return rows, rows.frame(options.columns(model), numeric, model.encoder.features), options
 
 
@@ -243,13 +244,14 @@ def refuse_unknown(given, what: str, *more) -> None:
                       f"the {what}s: {', '.join(known)}")
 
 
-def request_options(proba, threshold, positive, keep, interval=None, sets=None, unknown_category=None,
-                    default_unknown=None) -> PredictOptions:
+def request_options(proba, threshold, positive, keep, interval=None, sets=None, spread=False,
+                    unknown_category=None, default_unknown=None) -> PredictOptions:
     """The options as `nnctl predict` takes them; a value of the wrong kind is a 422 naming it.
     `unknown_category` null or absent is `default_unknown` (serve --unknown-category), and that
     None is the model's own `data.unknown_category`."""
-    if not isinstance(proba, bool):
-        raise Refusal(422, f"'proba' must be true or false, got {_shown(proba)}")
+    for name, flag in (("proba", proba), ("spread", spread)):
+        if not isinstance(flag, bool):
+            raise Refusal(422, f"'{name}' must be true or false, got {_shown(flag)}")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold)):
         raise Refusal(422, f"'threshold' must be a number between 0 and 1, got {_shown(threshold)}")
@@ -268,7 +270,7 @@ def request_options(proba, threshold, positive, keep, interval=None, sets=None, 
     return PredictOptions(proba, None if threshold is None else float(threshold),
                           tuple(keep), None if positive is None else str(positive),
                           None if interval is None else float(interval), None if sets is None else float(sets),
-                          unknown_category or default_unknown)
+                          spread, unknown_category or default_unknown)
 
 
 def _shown(value) -> str:
