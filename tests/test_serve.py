@@ -207,13 +207,17 @@ def test_model_describes_columns_classes_and_training_metrics(cats):
 
 def test_openapi_request_schema_names_the_model_columns(cats):
     _, _, url, _ = cats
-    schema = httpx.get(f"{url}/openapi.json").json()
+    auth = {"Authorization": f"Bearer {KEY}"}
+    # the schema lists the columns and categories: behind the key, as /model is
+    assert httpx.get(f"{url}/openapi.json").status_code == 401 and httpx.get(f"{url}/docs").status_code == 401
+    schema = httpx.get(f"{url}/openapi.json", headers=auth).json()
     row = schema["components"]["schemas"]["Row"]["properties"]
     assert list(row) == ["x1", "x2", "color"]
     assert row["color"]["anyOf"][0] == {"type": "string"} or "blue" in row["color"]["description"]
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "text/csv"}
-    assert httpx.get(f"{url}/docs").status_code == 200
+    assert schema["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
+    assert httpx.get(f"{url}/docs", headers=auth).status_code == 200
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -3,9 +3,14 @@ and probabilities (or values in the target's units) out — built with the `onnx
 optional `onnx` extra). The graph does, in `predict`'s order:
 
 1. the missing-value fill of `missing: mean` models (NaN numbers, empty-string categories);
-2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder; an unknown
-   category gives all zeros under `unknown_category: ignore`, and fails the run under `error`),
-   or for an embedded column its category code (LabelEncoder to int64, as a float);
+2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder), or for an
+   embedded column its category code (LabelEncoder to int64, as a float). A category training
+   never saw, under `unknown_category: ignore` (or `export --unknown-category ignore`), is the
+   all-zero one-hot or the embedding's zero row, as `predict` reads it. Under `error` it fails
+   the whole run, every row of the batch, as `predict` fails the file: onnxruntime raises
+   "Unknown Category and zeros = 0" from the OneHotEncoder, or for an embedded column
+   "indices element out of data bounds, idx=n+1" from the Gather (the code past the table's end
+   that `_code` gives it): ONNX has no operator that fails with a message of its own;
 3. scaling, (x - offset) / scale;
 4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
@@ -221,8 +226,9 @@ LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer, "batch_norm":
                  "dropout": lambda g, layer, i, x, opset: x}  # dropout: the identity outside training, no node
 
 
-def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
-    """Graph inputs and the encoded input matrix (rows, inputs), before scaling."""
+def _inputs(g: _Graph, model, onnx, unknown: str) -> tuple[list, str]:
+    """Graph inputs and the encoded input matrix (rows, inputs), before scaling; `unknown`:
+    what a category training never saw does (error | ignore)."""
     helper, encoder = g.helper, model.encoder
     elem = onnx.TensorProto.DOUBLE if g.dtype == np.float64 else onnx.TensorProto.FLOAT
     fill = encoder.fill or {}
@@ -239,10 +245,9 @@ def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
         if column in encoder.categories:
             inputs.append(helper.make_tensor_value_info(names[column], onnx.TensorProto.STRING, ["N", 1]))
             if column in encoder.embedding:
-                pieces.append(_code(g, names[column], encoder.categories[column], fill.get(column), encoder.unknown))
+                pieces.append(_code(g, names[column], encoder.categories[column], fill.get(column), unknown))
             else:
-                pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column),
-                                       encoder.unknown))
+                pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column), unknown))
         else:
             inputs.append(helper.make_tensor_value_info(names[column], elem, ["N", 1]))
             x = names[column]
@@ -283,11 +288,13 @@ def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> st
 
 
 def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: float | None = None,
-               sets: float | None = None, threshold: float | None = None):
+               sets: float | None = None, threshold: float | None = None, unknown: str | None = None):
     """The ONNX ModelProto of a loaded nnctl Model (see the module docstring); with `interval`
     L (regression) also the outputs `lower` and `upper`, with `sets` L (classification)
     `prediction_set`, as `nnctl predict --interval` / `--sets` give them. Two classes: `label`
-    is decided at `threshold`, else at the model's saved threshold, as predict decides it."""
+    is decided at `threshold`, else at the model's saved threshold, as predict decides it.
+    `unknown` (error | ignore) overrides the model's unknown_category, as predict
+    --unknown-category does."""
     from .conformal import conformal_columns
     from .predict import check_threshold, effective_threshold
 
@@ -307,7 +314,8 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     dtype = np.dtype(network.dtype).type
     categorical = bool(model.encoder.categories)
     g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"]).values() if categorical else ["features"])
-    inputs, x = _inputs(g, model, onnx)
+    unknown = unknown or model.encoder.unknown
+    inputs, x = _inputs(g, model, onnx, unknown)
     scaler = meta["scaler"]
     x = g.op("Div", [g.op("Sub", [x, g.const(scaler["offset"], "offset")]), g.const(scaler["scale"], "scale")],
              "scaled")
@@ -326,7 +334,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
-                              doc_string=_doc(model))
+                              doc_string=_doc(model, unknown))
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     import json
 
@@ -440,11 +448,15 @@ def _conformal_outputs(g: _Graph, conformal, onnx, elem, spread: str | None = No
     return []
 
 
-def _doc(model) -> str:
+def _doc(model, unknown: str) -> str:
     meta = model.meta
     if model.encoder.categories:
         how = ("one input per column, named after it, shape [N, 1]: numbers as floats (NaN for missing), "
-               "categories as strings (an empty string, 'nan' or 'None' for missing)")
+               "categories as strings (an empty string, 'nan' or 'None' for missing; "
+               + ("a category training never saw adds nothing, as an all-zero one-hot)" if unknown == "ignore" else
+                  "a category training never saw fails the whole run: onnxruntime's 'Unknown Category and "
+                  "zeros = 0', or 'indices element out of data bounds' for an embedded column; export with "
+                  "--unknown-category ignore to read it as adding nothing)"))
         renamed = {n: c for c, n in input_names(meta["features"]).items() if n != c}
         if renamed:
             how += " (named like an output, " + ", ".join(f"column '{c}' is input '{n}'" for n, c in renamed.items()) + ")"
@@ -461,7 +473,7 @@ def _doc(model) -> str:
 
 
 def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: float | None = None,
-                 sets: float | None = None, threshold: float | None = None) -> Path:
+                 sets: float | None = None, threshold: float | None = None, unknown: str | None = None) -> Path:
     """Write the ONNX file of a run folder's (or model.npz's) model; returns its path
     (default `<run>/model.onnx`). `interval` / `sets`: add the conformal outputs (see build_onnx)."""
     from ..atomic import atomic_file
@@ -471,7 +483,7 @@ def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: 
     output = Path(output) if output is not None else Path(model.path).parent / "model.onnx"
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. model.onnx")
-    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets, threshold)
+    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets, threshold, unknown)
     try:
         with atomic_file(output, "wb") as fh:
             fh.write(proto.SerializeToString())

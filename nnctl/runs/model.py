@@ -585,8 +585,10 @@ class Model:
     def classes(self) -> list | None:
         return self.meta.get("classes")
 
-    def inputs(self, df, where="data") -> np.ndarray:
-        return self.encoder.transform(df, self.network.dtype, where=where)
+    def inputs(self, df, where="data", unknown: str | None = None) -> np.ndarray:
+        """`df`'s rows as the network's inputs; `unknown` (error | ignore) overrides the model's
+        unknown_category (predict --unknown-category)."""
+        return self.encoder.transform(df, self.network.dtype, where=where, unknown=unknown)
 
     @property
     def threshold(self) -> float | None:
