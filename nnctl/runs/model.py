@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..data.encoding import FeatureEncoder
+from ..data.scaling import from_training, scaler_problem, target_problem
 from ..errors import NnctlError
 from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..nn.calibration import T_RANGE
@@ -376,6 +377,9 @@ def _meta_problem(meta: dict) -> str | None:
     if not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), width) \
             or not _numbers(scaler.get("scale"), width):
         return f"`scaler` must hold `offset` and `scale`, {width} numbers each (one per input)"
+    problem = scaler_problem(scaler, width)
+    if problem:
+        return problem
     classes = meta.get("classes")
     if meta["task"] == "classification" and (not isinstance(classes, list) or len(classes) < 2
                                              or any(isinstance(c, (list, dict)) for c in classes)
@@ -390,7 +394,7 @@ def _meta_problem(meta: dict) -> str | None:
     if target is not None and (not width or not _numbers(target["offset"], width)
                                or not _numbers(target.get("scale"), width)):
         return "`target_scaler` must hold `offset` and `scale`, lists of as many numbers as outputs"
-    return None
+    return target_problem(target, width) if target is not None else None
 
 
 class Model:
@@ -435,11 +439,13 @@ class Model:
             return np.hstack([1 - out, out])
         return out
 
+    def network_outputs(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs (rows, outputs) on encoded inputs, before the target transform
+        is undone (regression) or the classes named."""
+        return self._output(X)
+
     def values_from_inputs(self, X: np.ndarray) -> np.ndarray:
-        out = self._output(X).astype(np.float64)
-        scaler = self.meta.get("target_scaler")
-        if scaler:
-            out = out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+        out = from_training(self._output(X), self.meta.get("target_scaler"))
         return out[:, 0] if out.shape[1] == 1 else out
 
     def predict_proba(self, df, where="data") -> np.ndarray:

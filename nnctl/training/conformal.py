@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.scaling import linked_output
 from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE, absolute_residuals, true_class_scores
 from ..runs.model import CONFORMAL_SCORES
 
@@ -16,15 +17,15 @@ from ..runs.model import CONFORMAL_SCORES
 def validation_scores(model, dataset) -> tuple[str, np.ndarray] | None:
     """(kind, sorted float64 scores (n,)) on the dataset's validation part, or None without one
     (or when the model gives non-finite outputs there, which no interval can be built from).
-    Regression residuals are in the target's own units, as predict gives values."""
+    Regression residuals are |g(y) − g(ŷ)| with g the target transform's link (data/scaling.py):
+    the target's own units for none and standard, log1p(y) or the normal scores otherwise."""
     if not len(dataset.X_val):
         return None
     if model.task == "regression":
-        truth = np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.y_val), -1)
         scaler = model.meta.get("target_scaler")
-        if scaler:
-            truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
-        kind, scores = REGRESSION_SCORE, absolute_residuals(truth[:, 0], model.values_from_inputs(dataset.X_val))
+        truth = linked_output(np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.y_val), -1), scaler)
+        predicted = linked_output(model.network_outputs(dataset.X_val), scaler)
+        kind, scores = REGRESSION_SCORE, absolute_residuals(truth[:, 0], predicted[:, 0])
     else:
         kind = CLASSIFICATION_SCORE
         scores = true_class_scores(model.proba_from_inputs(dataset.X_val), dataset.y_val)
