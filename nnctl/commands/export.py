@@ -6,14 +6,17 @@ optional `onnx` extra). The graph does, in `predict`'s order:
 2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder; an unknown
    category gives all zeros under `unknown_category: ignore`, and fails the run under `error`),
    or for an embedded column its category code (LabelEncoder to int64, as a float);
-3. scaling, (x - offset) / scale;
+3. scaling, (x - offset) / scale, then robust scaling's smooth clip or quantile scaling's
+   interpolation (found without a search operator: a value's segment is how many knots it
+   reaches; the graph holds a [N, inputs, knots] comparison, so feed large tables in batches);
 4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
    norm a LayerNormalization, or its parts below opset 17, dropout nothing, an embedding a Gather
    of its tables' rows by the codes);
 5. the output: the logits divided by the model's temperature (training.calibration), then
    softmax probabilities, the sigmoid's two columns, or the regression value mapped
-   back to the target's units; and the class label.
+   back to the target's units (through expm1 or the inverse quantile map for a log1p or
+   quantile target); and the class label.
 """
 from __future__ import annotations
 
