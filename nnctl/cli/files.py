@@ -36,8 +36,8 @@ def schema(
 def init(
     path: Path = typer.Argument(Path("nnctl.yaml"), metavar="[PATH]", help="Where to write the config"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
-    data: Path = typer.Option(None, "--data", help="A table (CSV, Parquet, folder) to write the config for"),
-    target: str = typer.Option(None, "--target", help="With --data: the column to predict"),
+    data: Path = typer.Option(None, "--data", metavar="FILE", help="A table (CSV, Parquet, folder) to write the config for"),
+    target: str = typer.Option(None, "--target", metavar="COL", help="With --data: the column to predict"),
 ):
     """Write a commented config with the tabular recipe (docs/quality.md). With --data and
     --target, for that table: its task, categoricals, ID-like columns left out, scaling and the

@@ -8,8 +8,8 @@ each choice with its reason as a comment:
 - ID-like columns (a different value in every row, whole numbers or text) and free text are
   excluded;
 - heavy tails: numeric columns whose values lie far outside their middle half keep the recipe's
-  quantile scaling, and are named; a skewed positive regression target is trained as log1p, a
-  skewed one with negative values through its quantiles.
+  robust scaling, and are named; a regression target is standardized (a skewed one is named,
+  with the transform that fits relative errors instead).
 """
 from __future__ import annotations
 
@@ -66,10 +66,8 @@ def inspect_table(data_path: Path, target: str) -> dict:
         extra.append((("data", "categorical"), "auto", f"one-hot: {_names(text)}"))
     tails = [c for c in used if c not in text and _heavy_tailed(frame[c])]
     if tails:
-        extra.append((("data", "scale"), "quantile",
-                      f"heavy tails in {_names(tails)}: their training quantiles to a normal keep outliers in bounds"))
-    else:
-        extra.append((("data", "scale"), "quantile", "each numeric column through its training quantiles to a normal"))
+        extra.append((("data", "scale"), "robust",
+                      f"heavy tails in {_names(tails)}: median and IQR, then a smooth clip to ±3, keep outliers in bounds"))
     missing = [c for c in used if frame[c].isna().any()]
     if missing:
         extra.append((("data", "missing"), "mean", f"missing values in {_names(missing)}: filled from the training part"))
@@ -102,13 +100,15 @@ def _task(y, target: str, extra: list, notes: list) -> str:
 
 
 def _target_transform(y: np.ndarray, target: str):
+    """Standardized in every case: log1p and quantile targets fit something nearer the median,
+    which lost on RMSE on every benchmark table (docs/quality.md); a skewed target is named, with
+    the transform to try when relative errors matter more than RMSE."""
     skew = _skewness(y)
-    if abs(skew) > SKEWED and y.min() > -1 and skew > 0:
-        return (("data", "target_transform"), "log1p",
-                f"'{target}' is skewed (skewness {skew:.1f}) and above -1: the network learns log(1 + y)")
     if abs(skew) > SKEWED:
-        return (("data", "target_transform"), "quantile",
-                f"'{target}' is skewed (skewness {skew:.1f}): the network learns its quantiles mapped to a normal")
+        other = "log1p" if y.min() > -1 else "quantile"
+        return (("data", "target_transform"), "standard",
+                f"'{target}' is skewed (skewness {skew:.1f}); standardized fits the mean (best RMSE), "
+                f"{other} fits relative errors (nearer the median)")
     return (("data", "target_transform"), "standard", f"'{target}' is not strongly skewed: standardized")
 
 
