@@ -29,7 +29,7 @@ them its runs cost 200 epochs of small batches each, too slow on 2 shared cores)
 with each ingredient alone (`INGREDIENTS`; `no_early_stopping` and `batch_32` take those two
 away again), and the recipe.
 
-Results go to a JSON-lines file (`--results`, default benchmarks/results/quality.jsonl), one
+Results go to a JSON-lines file (`--results`, default benchmarks/data/quality.jsonl), one
 line per table, seed and model; a rerun skips what is there, so an interrupted run resumes.
 Threads: one for BLAS, LightGBM and RealMLP's torch alike (the machine is shared).
 """
@@ -351,8 +351,8 @@ def main(argv=None) -> None:
     parser.add_argument("--label", default=None, help="the nnctl variant's name in the results (default nnctl)")
     parser.add_argument("--ablation", action="store_true", help="the baseline, each ingredient alone, and the recipe")
     parser.add_argument("--max-rows", type=int, default=3000)
-    parser.add_argument("--results", type=Path, default=HERE / "results" / "quality.jsonl")
-    parser.add_argument("--work", type=Path, default=HERE / "results" / "work")
+    parser.add_argument("--results", type=Path, default=HERE / "data" / "quality.jsonl")
+    parser.add_argument("--work", type=Path, default=HERE / "data" / "quality-work")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     tables = list(TABLES) if args.tables == "all" else GROUPS.get(args.tables, args.tables.split(","))
