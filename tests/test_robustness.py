@@ -207,6 +207,7 @@ def _start_training(tmp_path):
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_first_interrupt_saves_a_complete_run_marked_interrupted(tmp_path, sig):
     proc = _start_training(tmp_path)

@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .cli_helpers import assert_clean_error, cli, train_run
+from .cli_helpers import assert_clean_error, cli, train_run, wait_until
 from .conftest import DATASETS, hide_package
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
+pytestmark = pytest.mark.slow  # trained models served by real `nnctl serve` processes
 
 KEY_ENV = "NNCTL_TEST_SERVE_KEY"
 KEY = "s3cret-key-for-tests"
@@ -55,6 +56,17 @@ def wait_listening(proc, log: Path, timeout: float = 60) -> str:
         assert proc.poll() is None, log.read_text()
         time.sleep(0.1)
     raise AssertionError(f"no 'listening on' line: {log.read_text()}")
+
+
+def sockets_of(pid: int) -> set:
+    """The sockets process `pid` holds open: one more once it has accepted a connection."""
+    links = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            links.add(os.readlink(fd))
+        except FileNotFoundError:  # closed while listed
+            pass
+    return {link for link in links if link.startswith("socket:")}
 
 
 def split(source: Path, folder: Path, train_rows: int):
@@ -288,22 +300,26 @@ def test_api_key_is_required_compared_and_never_logged(cats):
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(binary, tmp_path):
     run, test, _ = binary
     lines = test.read_bytes().splitlines(keepends=True)
-    sent = threading.Event()
+    sent, terminated = threading.Event(), threading.Event()
 
     def slow_body():
         yield b"".join(lines[:10])
         sent.set()
-        time.sleep(1.5)  # SIGTERM arrives while the body is still coming
+        assert terminated.wait(60)  # SIGTERM arrives while the body is still coming
+        time.sleep(0.3)
         yield b"".join(lines[10:])
 
     with serving(run, log=tmp_path / "serve.log") as (url, proc):
+        listening = sockets_of(proc.pid)
         answers = []
         client = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{url}/predict", content=slow_body(), headers={"Content-Type": "text/csv"}, timeout=30)))
+            httpx.post(f"{url}/predict", content=slow_body(), headers={"Content-Type": "text/csv"}, timeout=60)))
         client.start()
-        assert sent.wait(10)
-        time.sleep(0.3)
+        assert sent.wait(60)
+        wait_until(lambda: sockets_of(proc.pid) > listening, "the server to accept the connection")
+        time.sleep(0.3)  # and read the request's head, which came before the body's first part
         proc.send_signal(signal.SIGTERM)
+        terminated.set()
         client.join(30)
         assert proc.wait(20) == 0
     assert answers[0].status_code == 200 and len(answers[0].json()["predictions"]) == len(lines) - 1
