@@ -107,11 +107,11 @@ def test_missing_file(write_config, tmp_path):
 
 @pytest.mark.parametrize("kind", ["standard", "minmax"])
 def test_scaler_stats_over_row_chunks_match_float64_numpy(monkeypatch, kind):
-    import nnctl.data.encoding as encoding
+    import nnctl.data.scaling as scaling
 
-    monkeypatch.setattr(encoding, "STATS_ROWS", 7)  # several chunks and a ragged last one
+    monkeypatch.setattr(scaling, "STATS_ROWS", 7)  # several chunks and a ragged last one
     X = (np.random.default_rng(4).normal(size=(50, 3)) * [1, 1e3, 1e-3] + [0, 5e4, -2]).astype(np.float32)
-    offset, scale = encoding._scaler_stats(X, kind)
+    offset, scale = scaling._moment_stats(X, kind)
     X64 = X.astype(np.float64)
     if kind == "standard":
         expected = X64.mean(axis=0), X64.std(axis=0)

@@ -426,8 +426,11 @@ def test_init_writes_the_real_defaults_and_a_relative_path(tmp_path):
     assert "  path: iris.csv" in path.read_text()
     assert (tmp_path / "iris.csv").read_bytes() == (ROOT / "nnctl" / "examples" / "iris.csv").read_bytes()
     written = load_config(path)
-    defaults = resolve({"data": {"path": "iris.csv", "target": "species"}}, base_dir=tmp_path)
-    assert written == defaults
+    from nnctl.config.recipe import recipe_values
+
+    recipe = recipe_values()
+    recipe["data"].update({"path": "iris.csv", "target": "species"})
+    assert written == resolve(recipe, base_dir=tmp_path)  # the tabular recipe, every other key its default
     # it trains from any working directory
     trained = subprocess_cli("train", path.name, "--runs-dir", "runs", "--quiet", "--set", "training.iterations=2",
                              cwd=tmp_path)

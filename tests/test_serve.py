@@ -109,12 +109,12 @@ def cats(tmp_path_factory):
         yield run, test, url, folder / "serve.log"
 
 
-def served_table(folder: Path, table: str, target: str, train_rows: int):
+def served_table(folder: Path, table: str, target: str, train_rows: int, data_keys: str = ""):
     """A bundled table cut by rows, a small model trained on the first part, served: yields
-    (run, the held-out CSV, url)."""
+    (run, the held-out CSV, url). `data_keys`: more lines of the data section."""
     train, test = split(DATASETS / table, folder, train_rows)
     config = folder / "config.yaml"
-    config.write_text(f"seed: 0\ndata:\n  path: {train}\n  target: {target}\nmodel:\n  layers: [8]\n"
+    config.write_text(f"seed: 0\ndata:\n  path: {train}\n  target: {target}\n{data_keys}model:\n  layers: [8]\n"
                       "training:\n  iterations: 10\n")
     run = train_run(config, folder / "runs")
     with serving(run, log=folder / "serve.log") as (url, _):
@@ -129,6 +129,13 @@ def binary(tmp_path_factory):
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory):
     yield from served_table(tmp_path_factory.mktemp("regression"), "diabetes.csv", "progression", 400)
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    """A regression with quantile-scaled inputs and a log1p target."""
+    yield from served_table(tmp_path_factory.mktemp("transformed"), "diabetes.csv", "progression", 400,
+                            "  scale: quantile\n  target_transform: log1p\n")
 
 
 def predicted(run, data, *options) -> pd.DataFrame:
@@ -189,6 +196,15 @@ def test_regression_agrees_with_predict(regression):
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(answer.json()["predictions"], expected, rtol=1e-6)
     assert "probabilities" not in answer.json() and "kept" not in answer.json()
+
+
+def test_scaling_and_target_transforms_agree_with_predict(transformed):
+    run, test, url = transformed
+    expected = predicted(run, test, "--interval", "0.9")
+    answer = post(url, content=test.read_bytes(), params={"interval": "0.9"}, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    for name, column in (("predictions", "prediction"), ("lower", "lower"), ("upper", "upper")):
+        np.testing.assert_allclose(answer.json()[name], expected[column].to_numpy(), rtol=1e-6)
 
 
 # --- what the model takes ------------------------------------------------------------------

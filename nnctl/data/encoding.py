@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnctlError, plain
+from .scaling import apply_scaler, fit_scaler
 
 
 def category_strings(column) -> np.ndarray:
@@ -116,8 +117,8 @@ class FeatureEncoder:
         from .ranges import fit_ranges
 
         self.ranges = fit_ranges(X, self)
-        self.scaler = _fit_scaler(X, scale, self._onehot_mask())
-        _apply_scaler(X, self.scaler)
+        self.scaler = fit_scaler(X, scale, self._onehot_mask())
+        apply_scaler(X, self.scaler)
         self._check_range(X, where)
         return X
 
@@ -152,7 +153,7 @@ class FeatureEncoder:
                     j += 1
             self._check_range(X, where)
             if scaled:
-                _apply_scaler(X, self.scaler)
+                apply_scaler(X, self.scaler)
                 self._check_range(X, where)
         return X
 
@@ -302,47 +303,3 @@ def is_number(v) -> bool:
         return True
     except (TypeError, ValueError):
         return False
-
-
-def _fit_scaler(X: np.ndarray, kind: str, passthrough: np.ndarray) -> dict:
-    """offset/scale per column so that (x - offset) / scale is standardized or in [0, 1];
-    one-hot columns and constant columns pass through unscaled."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        offset, scale = _scaler_stats(X, kind)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    offset = np.where(passthrough | ~np.isfinite(offset), 0.0, offset)
-    scale = np.where(passthrough, 1.0, scale)
-    return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
-
-
-STATS_ROWS = 4096  # rows per float64 chunk when computing the standard deviation
-
-
-def _scaler_stats(X: np.ndarray, kind: str):
-    """Per-column (offset, scale) in float64, without a float64 copy of X: the mean is a
-    float64-accumulated sum, the standard deviation two passes over row chunks: as accurate as
-    `X.astype(float64).std(axis=0)`, at the cost of one chunk of memory instead of a copy."""
-    if kind == "standard" and len(X):
-        mean = X.sum(axis=0, dtype=np.float64) / len(X)
-        squares = np.zeros(X.shape[1])
-        for start in range(0, len(X), STATS_ROWS):
-            d = X[start:start + STATS_ROWS].astype(np.float64) - mean
-            squares += np.einsum("ij,ij->j", d, d)
-        return mean, np.sqrt(squares / len(X))
-    if kind == "minmax" and len(X):
-        low, high = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
-        return low, high - low
-    return np.zeros(X.shape[1]), np.ones(X.shape[1])
-
-
-def _apply_scaler(X: np.ndarray, scaler: dict) -> None:
-    X -= np.asarray(scaler["offset"], dtype=X.dtype)
-    X /= np.asarray(scaler["scale"], dtype=X.dtype)
-
-
-def fit_target_scaler(y: np.ndarray) -> dict:
-    """Standardize a regression target: (y - offset) / scale; the network's output maps back as
-    o * scale + offset."""
-    offset, scale = y.astype(np.float64).mean(axis=0), y.astype(np.float64).std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    return {"kind": "standard", "offset": offset.tolist(), "scale": scale.tolist()}
