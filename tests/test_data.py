@@ -130,3 +130,14 @@ def test_range_check_finds_overflow_in_float32_but_not_huge_float64(write_config
     # the same values fit float64, though their float64 column sum overflows
     dataset = load_dataset(load_config(cfg, ["training.dtype=float64"]))
     assert np.isfinite(dataset.X_train).all() and dataset.X_train.max() == 1e308
+
+
+def test_rows_with_more_fields_than_the_header_are_a_clear_error(tmp_path):
+    """pandas reads such rows with their first fields as an index and every column shifted; a
+    row-number feature then failed on that index as 'a bug in nnctl'."""
+    from .cli_helpers import assert_clean_error, cli
+
+    (tmp_path / "t.csv").write_text("y,c\n0,0,0,0\n1,1,1,1\n")
+    (tmp_path / "c.yaml").write_text("data:\n  path: t.csv\n  target: y\n")
+    assert_clean_error(cli("train", tmp_path / "c.yaml", "--runs-dir", tmp_path / "runs"),
+                       "rows have more fields than the header's 2 column names")

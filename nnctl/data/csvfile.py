@@ -339,9 +339,9 @@ def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."
                             compression=csv_file.compression, skipinitialspace=True, chunksize=chunksize,
                             low_memory=False, decimal=decimal, **text)
         if chunksize is None:
-            frame = _select(frame, columns)
+            frame = _select(frame, columns, where)
         else:
-            frame = (_select(chunk, columns) for chunk in _parsed(frame, csv_file))
+            frame = (_select(chunk, columns, where) for chunk in _parsed(frame, csv_file))
     except pd.errors.EmptyDataError:
         raise NnctlError("data file is empty", where)
     except pd.errors.ParserError as exc:
@@ -369,7 +369,14 @@ def parse_error(exc, where) -> NnctlError:
     return NnctlError(f"cannot parse the CSV: {text}", where, "check the delimiter (data.delimiter) and quoting")
 
 
-def _select(frame, columns):
+def _select(frame, columns, where):
+    import pandas as pd
+
+    if not isinstance(frame.index, pd.RangeIndex):
+        # rows with more fields than the header has names: pandas takes the first fields as an
+        # index, silently shifting every column by them
+        raise NnctlError(f"rows have more fields than the header's {len(frame.columns)} column names", where,
+                         "check the delimiter (data.delimiter), or give every column a name in the header")
     names = [str(c).strip() for c in frame.columns]
     if names != list(frame.columns):
         frame.columns = names
