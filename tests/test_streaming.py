@@ -76,10 +76,9 @@ def test_streamed_data_is_shards_in_the_cache_and_a_second_run_reads_no_table(tm
     assert data.X_train.shape == (len(train), 6) and data.X_train[:5].dtype == np.float32
     assert sum(data.counts["train"]) == len(train)
     assert any("streaming from encoded shards" in text and "data.streaming is true" in text for _, text in data.notes)
-    import nnctl.data.scan as scan
+    import nnctl.data.onepass as onepass
 
-    monkeypatch.setattr(scan, "scan_table", lambda *a, **k: pytest.fail("the table was read again"))
-    monkeypatch.setattr(streamed, "scan_table", scan.scan_table)
+    monkeypatch.setattr(onepass, "write_shards", lambda *a, **k: pytest.fail("the table was read again"))
     again = load_dataset(cfg)
     assert np.array_equal(again.X_train[:300], data.X_train[:300]) and len(again.parts["train"]) == len(train)
 

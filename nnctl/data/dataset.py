@@ -53,18 +53,19 @@ class Dataset:
 # --- building the dataset --------------------------------------------------------------------
 
 
-def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None) -> Dataset:
+def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None, progress=None) -> Dataset:
     """The resolved config's data, ready for training (see module docstring); from the dataset
     cache when this file and config were prepared before (see `nnctl.cache`). `fold` (i, K):
     the validation part is fold i of a K-fold split of the training file (stratified for
     classification, drawn from the seed) instead of `validation_split`. A config that streams
-    (`data.streaming`) gives a `streamed.StreamedDataset` instead, its folds by row-number hash."""
+    (`data.streaming`) gives a `streamed.StreamedDataset` instead, its folds by row-number hash;
+    `progress` is then told how far its first pass has read (see `reading.Reading`)."""
     from . import cache as dataset_cache
     from .streamed import load_streamed, streaming_reason
 
     reason = streaming_reason(cfg)
     if reason is not None:
-        return load_streamed(cfg, reason, cache=cache, fold=fold)
+        return load_streamed(cfg, reason, cache=cache, fold=fold, progress=progress)
 
     key = None
     if cache:

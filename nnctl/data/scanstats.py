@@ -87,11 +87,15 @@ class TargetLabels:
     def __init__(self, target: str):
         self.target = target
         self.counts: dict = {}
+        self.code_of: dict = {}  # label as counted -> its code in the rows this pass writes (first seen first)
         self.text = self.seen_bool = self.seen_numeric = self.overflow = self.infinite = False
         self.whole = True
         self.moments = Moments()  # of the training rows: the regression target's scaler
 
-    def add(self, column, train: np.ndarray) -> None:
+    def add(self, column, train: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Counts a chunk's kept rows; returns (each row's label code, -1 once there are too many
+        labels to be classes; its value as float64, or None for a column that is not numbers):
+        what the shards hold until the classes, or the target's scaling, are known."""
         import pandas as pd
 
         if pd.api.types.is_bool_dtype(column):
@@ -105,19 +109,29 @@ class TargetLabels:
             self.moments.add(values[train])
         else:
             self.text, values = True, np.array([str(v).strip() for v in column], dtype=object)
-        self._count(values)
+        return self._count(values), values if values.dtype == np.float64 else None
 
-    def _count(self, values: np.ndarray) -> None:
+    def _count(self, values: np.ndarray) -> np.ndarray:
         if self.overflow or not len(values):
-            return
-        if values.dtype == object:
-            labels, counts = np.unique(values.astype(str), return_counts=True)
-        else:
-            labels, counts = np.unique(values, return_counts=True)
-        for label, n in zip(labels.tolist(), counts.tolist()):
+            return np.full(len(values), -1, dtype=np.int64)
+        labels, inverse, counts = np.unique(values.astype(str) if values.dtype == object else values,
+                                            return_inverse=True, return_counts=True)
+        codes = np.empty(len(labels), dtype=np.int64)
+        for j, (label, n) in enumerate(zip(labels.tolist(), counts.tolist())):
             self.counts[label] = self.counts.get(label, 0) + n
+            codes[j] = self.code_of.setdefault(label, len(self.code_of))
         if len(self.counts) > TARGET_DISTINCT_CAP:
-            self.overflow, self.counts = True, {}
+            self.overflow, self.counts, self.code_of = True, {}, {}
+            return np.full(len(values), -1, dtype=np.int64)
+        return codes[inverse.reshape(-1)]
+
+    def class_lookup(self, classes: list) -> np.ndarray:
+        """(codes,) int64: each label code's index in `classes` (the sorted classes)."""
+        kind, index = self.kind(), {c: i for i, c in enumerate(classes)}
+        lookup = np.empty(len(self.code_of), dtype=np.int64)
+        for label, code in self.code_of.items():
+            lookup[code] = index[label_of(label, kind)]
+        return lookup
 
     def kind(self) -> str:
         """How labels are compared: text | bool | int | float (as dataset.encode_labels reads

@@ -2,7 +2,8 @@
 
 `streaming_reason(cfg)` says whether (and why) a config streams: `true`, or `auto` when the
 encoded training data would exceed the memory budget (`NNCTL_MEMORY_LIMIT`). `load_streamed`
-then returns a `StreamedDataset`: the first run makes one pass over the table (`scan.scan_table`)
+then returns a `StreamedDataset`: the first run makes one pass over the table (`onepass.py`: each
+chunk parsed once, learned from and written, then finished into shards once the scaling is known)
 and writes the encoded training and validation rows as shards into the dataset cache (the
 same keys, atomic temp-folder-then-rename and size limit as `cache.py`); later runs on the same
 file and settings open those shards without reading the table. Training reads a window of a few
@@ -23,14 +24,12 @@ import numpy as np
 
 from ..errors import NnctlError
 from ..resources import human_bytes
-from .scan import encoded_chunks, scan_table
-from .shards import ShardPart, ShardWriter, Side
+from .shards import ShardPart, Side
 
 SHARD_BYTES = 8 << 20  # a shard holds about this much of X
 MIN_SHARD_ROWS = 1024
 WINDOW_SHARDS = 8  # shuffle_window: auto reads this many shards into one buffer...
 WINDOW_SHARE = 8  # ...unless that buffer (held twice: as read and permuted) would pass budget / this
-PARTS = ("train", "validation")  # data.test_path is scored once, read in chunks as `evaluate` reads it
 
 
 @dataclass
@@ -108,9 +107,11 @@ def streaming_reason(cfg) -> str | None:
             f"({human_bytes(budget)}; NNCTL_MEMORY_LIMIT)")
 
 
-def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | None = None) -> StreamedDataset:
+def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | None = None,
+                  progress=None) -> StreamedDataset:
     """The config's data as shards on disk (see module docstring); `cache=False` writes them
-    again, into a private folder removed at exit."""
+    again, into a private folder removed at exit. `progress` is told how far the first pass has
+    read (reading.Reading)."""
     from . import cache as dataset_cache
 
     source = replace(cfg, data=replace(cfg.data, validation_split=0.0)) if fold else cfg
@@ -121,7 +122,7 @@ def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | 
             return _opened(cfg, *found, reason, fold)
         except (OSError, ValueError, KeyError):
             dataset_cache.drop(key)  # damaged: written again below
-    fill = _writer(source)
+    fill = _writer(source, progress)
     folder = dataset_cache.write_entry(key, fill, dataset_cache.limit_bytes()) if cache else None
     if folder is None:  # no cache, or one that cannot be written: the shards still need a home
         folder = Path(tempfile.mkdtemp(prefix="nnctl-shards-"))
@@ -136,27 +137,13 @@ def shard_rows_for(n_inputs: int, itemsize: int) -> int:
     return max(MIN_SHARD_ROWS, SHARD_BYTES // max(n_inputs * itemsize, 1))
 
 
-def _writer(cfg):
-    """fill(folder) for `cache.write_entry`: one pass over the table, the shards written as the
-    encoded chunks come; returns the entry's meta."""
+def _writer(cfg, progress=None):
+    """fill(folder) for `cache.write_entry`: one pass over the table (`onepass.write_shards`);
+    returns the entry's meta."""
+    from .onepass import write_shards
+
     def fill(folder: Path) -> dict:
-        scan = scan_table(cfg)
-        dtype = np.dtype(cfg.training.dtype)
-        shard_rows = shard_rows_for(scan.n_inputs, dtype.itemsize)
-        n_classes = len(scan.classes) if scan.classes is not None else None
-        sizes, counts, y_width = {}, {}, 0
-        for part in PARTS:
-            writer = ShardWriter(folder, part, shard_rows, n_classes)
-            for rows, X, y in encoded_chunks(cfg, scan, part):  # chunks sized by the budget
-                y_width = y.shape[1] if y.ndim == 2 else 0
-                writer.add(np.asarray(rows, dtype=np.int64), X, y)
-            sizes[part] = writer.close()
-            counts[part] = writer.counts.tolist()
-        return {"streamed": True, "task": scan.task, "target": scan.target, "encoder": scan.encoder.to_meta(),
-                "classes": scan.classes, "target_scaler": scan.target_scaler, "rows_read": scan.rows,
-                "rows_dropped": scan.rows_dropped, "class_counts": scan.class_counts, "notes": scan.notes,
-                "n_inputs": scan.n_inputs, "dtype": dtype.name, "y_width": y_width, "shard_rows": shard_rows,
-                "parts": sizes, "counts": counts}
+        return write_shards(cfg, folder, shard_rows_for, progress)
     return fill
 
 
