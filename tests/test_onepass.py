@@ -112,7 +112,7 @@ def test_a_column_pyarrow_typed_from_its_first_block_is_read_again(write_config,
 
 def test_the_pass_says_how_far_it_has_read(write_config, tmp_path):
     mixed_table(900).to_csv(tmp_path / "t.csv", index=False)
-    cfg = config(write_config, tmp_path / "t.csv")
+    cfg = config(write_config, tmp_path / "t.csv", "  missing: mean\n")
     told = []
     (tmp_path / "s").mkdir()
     shards(cfg, tmp_path / "s", told.append)

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError
-from .encoding import _apply_scaler
 from .reading import attempts, table_chunks
 from .scan import Scan, _columns, _finish, default_chunk_rows, encoded_chunks
 from .scanpass import FirstPass
@@ -95,7 +94,9 @@ class Finisher:
     def __init__(self, cfg, scan: Scan, state: FirstPass):
         encoder, self.dtype = scan.encoder, np.dtype(cfg.training.dtype)
         self.encoder, self.scan = encoder, scan
-        self.columns = []  # (raw column, first input, width, kind, lookup or fill)
+        self.categorical = []  # (raw column, first input, width, "onehot" | "code", code -> index)
+        self.fills = []  # (place among the numbers, fill value) of numbers that may be missing
+        numbers = ([], [])  # raw columns of numbers, and their inputs
         j = 0
         for i, col in enumerate(encoder.features):
             fill = encoder.fill.get(col) if encoder.fill is not None else None
@@ -107,12 +108,20 @@ class Finisher:
                     lookup[code] = index[name]
                 lookup[-1] = index.get(fill, -1) if fill is not None else -1  # a missing value: its fill
                 onehot = encoder._onehot_column(col)
-                self.columns.append((i, j, len(names) if onehot else 1, "onehot" if onehot else "code", lookup))
+                self.categorical.append((i, j, len(names) if onehot else 1, "onehot" if onehot else "code", lookup))
                 j += len(names) if onehot else 1
             else:
-                self.columns.append((i, j, 1, "number", self.dtype.type(fill) if fill is not None else None))
+                numbers[0].append(i)
+                numbers[1].append(j)
+                if fill is not None:
+                    self.fills.append((len(numbers[0]) - 1, self.dtype.type(fill)))
                 j += 1
         self.width = j
+        self.numbers = tuple(np.array(n, dtype=np.int64) for n in numbers)
+        scaler = encoder.scaler
+        self.offset = np.asarray(scaler["offset"], dtype=self.dtype)[self.numbers[1]]
+        self.scale = np.asarray(scaler["scale"], dtype=self.dtype)[self.numbers[1]]
+        self.where = scan.files[0] if scan.files else cfg.data.path
         self.classes = state.target.class_lookup(scan.classes) if scan.classes is not None else None
 
     def __call__(self, folder: Path, part: str, k: int):
@@ -125,21 +134,36 @@ class Finisher:
         return arrays["rows"], self.features(arrays["X"]), self.targets(arrays)
 
     def features(self, raw: np.ndarray) -> np.ndarray:
-        X = np.zeros((len(raw), self.width), dtype=self.dtype)
-        for i, j, width, kind, extra in self.columns:
+        """(rows, inputs) as `FeatureEncoder.transform` makes them: the numbers filled and scaled
+        as one block, in the dtype (one-hot and code inputs pass the scaler by: x - 0 and x / 1
+        are x, so they are set, not scaled), categories as one-hot columns or codes."""
+        X = np.empty((len(raw), self.width), dtype=self.dtype)
+        sources, inputs = self.numbers
+        if len(sources):
+            block = raw[:, sources]
+            for k, fill in self.fills:
+                missing = np.isnan(block[:, k])
+                if missing.any():
+                    block[missing, k] = fill
+            block -= self.offset
+            block /= self.scale
+            # values beyond the dtype were refused as they were read; scaling can still overflow
+            bad = ~np.isfinite(block.sum(axis=0, dtype=np.float64))
+            if bad.any():  # the encoder's own message, naming the first such input
+                probe = np.zeros((1, self.width), dtype=self.dtype)
+                probe[0, inputs[bad]] = np.inf
+                self.encoder._check_range(probe, self.where)
+            X[:, inputs] = block
+        flat = X.reshape(-1)
+        for i, j, width, kind, lookup in self.categorical:
             column = raw[:, i]
-            if kind == "number":
-                X[:, j] = column if extra is None else np.where(np.isnan(column), extra, column)
-                continue
-            codes = extra[np.where(np.isnan(column), -1, column).astype(np.int64)]
+            codes = lookup[np.where(np.isnan(column), -1, column).astype(np.int64)]
             if kind == "code":
                 X[:, j] = codes
-            else:
-                rows = np.flatnonzero(codes >= 0)
-                X[rows, j + codes[rows]] = 1
-        self.encoder._check_range(X, self.scan.files[0] if self.scan.files else "data")
-        _apply_scaler(X, self.encoder.scaler)
-        self.encoder._check_range(X, self.scan.files[0] if self.scan.files else "data")
+                continue
+            X[:, j:j + width] = 0
+            rows = np.flatnonzero(codes >= 0)
+            flat[rows * self.width + j + codes[rows]] = 1
         return X
 
     def targets(self, arrays: dict) -> np.ndarray:
