@@ -89,7 +89,8 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
     name = check_name("run" if options.name is None else options.name)
     runs_dir = ensure_writable(options.runs_dir)
     if dataset is None:
-        dataset = load_dataset(cfg, cache=options.cache, fold=fold)
+        reads = options.callback.on_read if options.callback is not None else None
+        dataset = load_dataset(cfg, cache=options.cache, fold=fold, progress=reads)
     if cfg.report.importance and not cfg.data.test_path and not len(dataset.X_val):
         dataset.notes.append(("warning", IMPORTANCE_NEEDS_PART))
     network = build_network(cfg, dataset, fresh=resume is not None)
