@@ -151,7 +151,7 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     """model.npz, history.csv, diagnostics.csv, validation.csv, test.csv and metrics.json (the
     scores, what model.npz holds, and `extra`)."""
     meta = build_meta(network, dataset, cfg)
-    held_out = _held_out(dataset)
+    held_out = _held_out(dataset, cfg.seed)
     # first, before anything is scored from the saved model: all of it uses the temperature
     calibration = calibrate(network, held_out, cfg)
     if calibration is not None:
@@ -190,24 +190,26 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
 
 
 class _ValidationSample:
-    """A streamed dataset as the steps after training read it: its validation part's first
-    `rows` rows as arrays (`X_val`, `y_val`), everything else from the dataset itself."""
+    """A streamed dataset as the steps after training read it: `rows` of its validation rows
+    drawn at random from `seed` as arrays (`X_val`, `y_val`), everything else from the dataset
+    itself."""
 
-    def __init__(self, dataset, rows: int):
+    def __init__(self, dataset, rows: int, seed: int):
         self._dataset = dataset
-        self.X_val, self.y_val = np.asarray(dataset.X_val[:rows]), np.asarray(dataset.y_val[:rows])
+        self.X_val, self.y_val = dataset.parts["validation"].sample(rows, seed)
 
     def __getattr__(self, name):
         return getattr(self._dataset, name)
 
 
-def _held_out(dataset):
+def _held_out(dataset, seed: int):
     """What temperature calibration, the conformal scores, the reliability bins and importance
     are computed on: the validation part, or for a streamed run (whose validation part may not
-    fit in memory) its first HELD_OUT_ROWS rows, which the hash split drew from the whole file."""
+    fit in memory) HELD_OUT_ROWS of its rows drawn at random from the seed: the first rows of a
+    file sorted by date or by class would not stand for the rest."""
     if not getattr(dataset, "streamed", False):
         return dataset
-    return _ValidationSample(dataset, min(len(dataset.X_val), HELD_OUT_ROWS))
+    return _ValidationSample(dataset, min(len(dataset.X_val), HELD_OUT_ROWS), seed)
 
 
 def _add_calibration(metrics: dict, calibration: dict | None, model, dataset, test) -> None:

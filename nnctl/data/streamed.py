@@ -9,8 +9,9 @@ same keys, atomic temp-folder-then-rename and size limit as `cache.py`); later r
 file and settings open those shards without reading the table. Training reads a window of a few
 shards at a time (`training/streamloop.py`).
 
-cv folds (i, K) on streamed data share one entry written without a validation split: fold i is
-the rows whose `hashed_fold(row number, seed, K)` is i, picked shard by shard as they are read.
+cv folds (i, K) on streamed data share one entry written without a validation split: fold i's
+rows are picked shard by shard as they are read, stratified by class for a classification, and
+rescaled by its training folds' own statistics (`streamfolds.py`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import numpy as np
 from ..errors import NnctlError
 from ..resources import human_bytes
 from .shards import ShardPart, Side
+from .streamfolds import InFold, class_offsets, fold_scaling
 
 SHARD_BYTES = 8 << 20  # a shard holds about this much of X
 MIN_SHARD_ROWS = 1024
@@ -162,10 +164,17 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
         return ShardPart(folder, source or name, sizes, meta["shard_rows"], n_inputs, dtype, y_dtype, meta["y_width"],
                          keep)
 
+    encoder = FeatureEncoder.from_meta(meta["encoder"], saved=False)
     if fold:
         i, k = fold
-        parts = {"train": part("train", InFold(cfg.seed, k, i, False)),
-                 "validation": part("validation", InFold(cfg.seed, k, i, True), source="train")}
+        before = None
+        if meta["classes"] is not None:  # stratified: each class dealt to the folds in turn
+            before = class_offsets(part("train").targets(), len(meta["classes"]))
+        parts = {"train": part("train", InFold(cfg.seed, k, i, False, before)),
+                 "validation": part("validation", InFold(cfg.seed, k, i, True, before), source="train")}
+        rescale = fold_scaling(parts["train"], encoder, dtype)  # sets encoder.scaler: the training folds'
+        for p in parts.values():
+            p.rescale = rescale
     else:
         parts = {"train": part("train"), "validation": part("validation")}
     counts = {}
@@ -180,26 +189,9 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
     notes.append(("note", f"streaming from encoded shards on disk, because {reason}: {len(train):,} training rows "
                           f"in {train.n_shards} shard{'s' if train.n_shards != 1 else ''} of up to {train.shard_rows:,} rows, "
                           f"shuffled within windows of {min(window, len(train)):,} rows (data.shuffle_window)"))
-    return StreamedDataset(parts, meta["task"], meta["target"], FeatureEncoder.from_meta(meta["encoder"], saved=False),
-                           meta["classes"], meta["target_scaler"], meta["rows_read"], meta["rows_dropped"],
+    return StreamedDataset(parts, meta["task"], meta["target"], encoder, meta["classes"], meta["target_scaler"], meta["rows_read"], meta["rows_dropped"],
                            meta["class_counts"], notes, counts, window,
                            digest=f"{meta['key']}:{fold[0]}/{fold[1]}" if fold else meta["key"])
-
-
-@dataclass(frozen=True)
-class InFold:
-    """Which of a shard's rows (by row number) are in fold `i` of `k` (`inside`) or outside it:
-    a class, not a closure, so that a dataset sent to a Ray worker pickles."""
-
-    seed: int
-    k: int
-    i: int
-    inside: bool
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        from .splits import hashed_fold
-
-        return (hashed_fold(rows, self.seed, self.k) == self.i) == self.inside
 
 
 def _window_rows(cfg, shard_rows: int, row_bytes: int) -> int:
