@@ -79,7 +79,8 @@ def _read(cfg, table, features, used, folder: Path, reading):
                 for what in RAW:
                     array = getattr(raw, what)
                     if array is not None:
-                        np.save(_raw_path(folder, part, k, what), array if every else array[mask])
+                        picked = array if every else (array[:, mask] if what == "X" else array[mask])
+                        np.save(_raw_path(folder, part, k, what), picked)
                 pieces[part].append(k)
         k += 1
     if state.rows == 0:
@@ -134,34 +135,34 @@ class Finisher:
         return arrays["rows"], self.features(arrays["X"]), self.targets(arrays)
 
     def features(self, raw: np.ndarray) -> np.ndarray:
-        """(rows, inputs) as `FeatureEncoder.transform` makes them: the numbers filled and scaled
-        as one block, in the dtype (one-hot and code inputs pass the scaler by: x - 0 and x / 1
-        are x, so they are set, not scaled), categories as one-hot columns or codes."""
-        X = np.empty((len(raw), self.width), dtype=self.dtype)
+        """(rows, inputs) from the raw columns (features, rows), as `FeatureEncoder.transform`
+        makes them: the numbers filled and scaled as one block, in the dtype (one-hot and code
+        inputs pass the scaler by: x - 0 and x / 1 are x, so they are set, not scaled), then
+        turned into rows; categories as one-hot columns or codes."""
+        X = np.zeros((raw.shape[1], self.width), dtype=self.dtype)
         sources, inputs = self.numbers
         if len(sources):
-            block = raw[:, sources]
+            block = raw[sources]
             for k, fill in self.fills:
-                missing = np.isnan(block[:, k])
+                missing = np.isnan(block[k])
                 if missing.any():
-                    block[missing, k] = fill
-            block -= self.offset
-            block /= self.scale
+                    block[k, missing] = fill
+            block -= self.offset[:, None]
+            block /= self.scale[:, None]
             # values beyond the dtype were refused as they were read; scaling can still overflow
-            bad = ~np.isfinite(block.sum(axis=0, dtype=np.float64))
+            bad = ~np.isfinite(block.sum(axis=1, dtype=np.float64))
             if bad.any():  # the encoder's own message, naming the first such input
                 probe = np.zeros((1, self.width), dtype=self.dtype)
                 probe[0, inputs[bad]] = np.inf
                 self.encoder._check_range(probe, self.where)
-            X[:, inputs] = block
+            X[:, inputs] = block.T
         flat = X.reshape(-1)
         for i, j, width, kind, lookup in self.categorical:
-            column = raw[:, i]
+            column = raw[i]
             codes = lookup[np.where(np.isnan(column), -1, column).astype(np.int64)]
             if kind == "code":
                 X[:, j] = codes
                 continue
-            X[:, j:j + width] = 0
             rows = np.flatnonzero(codes >= 0)
             flat[rows * self.width + j + codes[rows]] = 1
         return X

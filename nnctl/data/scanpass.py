@@ -39,8 +39,8 @@ def _numeric_dtype(column) -> bool:
 @dataclass
 class Raw:
     """A chunk's kept rows as the one pass writes them: row numbers, which are validation rows,
-    the features (rows, features) in the config's dtype (numbers as read; a category as its
-    code in `FirstPass.codes`; NaN where missing), and the target as `TargetLabels.add` gives it."""
+    the features by column (features, rows) in the config's dtype (numbers as read; a category
+    as its code in `FirstPass.codes`; NaN where missing), and the target as `TargetLabels.add` gives it."""
     rows: np.ndarray
     val: np.ndarray
     X: np.ndarray
@@ -81,16 +81,18 @@ class FirstPass:
         self.train_rows += int(train.sum())
         self.val_rows += int((~train).sum())
         codes, values = self.target.add(chunk[self.data.target], train)
-        X = np.full((len(chunk), len(self.features)), np.nan, dtype=self.dtype) if raw else None
+        # by column, as the columns come: the shards' rows are made from it once, at the end
+        X = np.empty((len(self.features), len(chunk)), dtype=self.dtype) if raw else None
         for i, col in enumerate(self.features):
             if self.kinds.get(col) == "categorical":
                 column_codes = self._categorical(chunk[col], col, train)
                 if raw:
-                    X[:, i] = np.where(column_codes < 0, np.nan, column_codes)
+                    X[i] = column_codes
+                    X[i, column_codes < 0] = np.nan
             else:
                 column_values = self._numeric(chunk[col], col, train, where)
                 if raw:
-                    X[:, i] = column_values
+                    X[i] = column_values
         if raw:
             return Raw(rows[keep], ~train, X, codes, values)
         return None
@@ -124,23 +126,30 @@ class FirstPass:
         self.kinds[col] = "categorical"
 
     def _numeric(self, column, col: str, train: np.ndarray, where: str) -> np.ndarray:
+        """Learns the column's training moments; returns its values as the dtype holds them
+        (NaN where missing). A column without a missing or odd value takes the short way."""
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(over="ignore"):
+            held = values.astype(self.dtype)
+        if np.isfinite(held).all():
+            self.moments[col].add(held[train].astype(np.float64))
+            if self.data.missing == "mean":  # the fill value is the mean as read, in float64
+                self.raw[col].add(values[train])
+            return held
         infinite = np.isinf(values)
         if infinite.any():
             row = int(column.index[int(np.flatnonzero(infinite)[0])])
             raise NnctlError(f"column '{col}' has an infinite value (data row {row + 1})", where,
                              "replace it with a finite number or leave the cell empty")
         present = ~np.isnan(values)
-        with np.errstate(over="ignore"):
-            held = values[present].astype(self.dtype)
-        if not np.isfinite(held).all():
+        if not np.isfinite(held[present]).all():
             raise NnctlError(f"column '{col}' has values too large for {self.dtype} "
                              f"(beyond ±{np.finfo(self.dtype).max:.3g})", where,
                              "rescale that column, or set training.dtype: float64")
         self.missing_train[col] += int((train & ~present).sum())
         self.raw[col].add(values[present & train])
-        self.moments[col].add(held[train[present]].astype(np.float64))
-        return values
+        self.moments[col].add(held[present & train].astype(np.float64))
+        return held
 
     def _categorical(self, column, col: str, train: np.ndarray) -> np.ndarray:
         """Learns the column's categories; returns each row's category code (first seen first,

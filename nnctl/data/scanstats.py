@@ -114,8 +114,7 @@ class TargetLabels:
     def _count(self, values: np.ndarray) -> np.ndarray:
         if self.overflow or not len(values):
             return np.full(len(values), -1, dtype=np.int64)
-        labels, inverse, counts = np.unique(values.astype(str) if values.dtype == object else values,
-                                            return_inverse=True, return_counts=True)
+        labels, inverse, counts = _distinct(values)
         codes = np.empty(len(labels), dtype=np.int64)
         for j, (label, n) in enumerate(zip(labels.tolist(), counts.tolist())):
             self.counts[label] = self.counts.get(label, 0) + n
@@ -153,6 +152,26 @@ class TargetLabels:
     def too_many(self, where: str) -> NnctlError:
         return NnctlError(f"target column '{self.target}' has more than {TARGET_DISTINCT_CAP} distinct values, "
                           "too many to be classes", where, "set model.task: regression (or auto)")
+
+
+SMALL_RANGE = 4096  # whole-number labels within this range are counted by bincount, not sorted
+
+
+def _distinct(values: np.ndarray) -> tuple:
+    """np.unique(values, return_inverse=True, return_counts=True), with whole numbers of a small
+    range (the usual class labels 0..k) counted without sorting."""
+    if values.dtype == np.float64 and len(values):
+        low, high = values.min(), values.max()
+        if high - low < SMALL_RANGE:
+            ints = values.astype(np.int64)
+            if (ints == values).all():
+                counts = np.bincount(ints - int(low))
+                present = np.flatnonzero(counts)
+                position = np.zeros(len(counts), dtype=np.int64)
+                position[present] = np.arange(len(present))
+                return (present + int(low)).astype(np.float64), position[ints - int(low)], counts[present]
+    return np.unique(values.astype(str) if values.dtype == object else values, return_inverse=True,
+                     return_counts=True)
 
 
 def label_of(value, kind: str):
