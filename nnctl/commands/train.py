@@ -165,8 +165,7 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     files.write_diagnostics(result.diagnostics)
     if len(dataset.X_val):
         # a streamed validation part may be any size: validation.csv keeps its first rows
-        rows = PREDICTION_ROWS if getattr(dataset, "streamed", False) else len(dataset.X_val)
-        files.write_predictions(files.VALIDATION, model, dataset.X_val[:rows], dataset.y_val[:rows])
+        files.write_predictions(files.VALIDATION, model, *dataset.preview(PREDICTION_ROWS))
     test = None
     if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
         truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
@@ -189,14 +188,13 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     files.write_metrics({**metrics, **extra})  # `created` keeps its place
 
 
-class _ValidationSample:
-    """A streamed dataset as the steps after training read it: `rows` of its validation rows
-    drawn at random from `seed` as arrays (`X_val`, `y_val`), everything else from the dataset
-    itself."""
+class _HeldOut:
+    """A dataset as the steps after training read it: its `held_out` validation rows as arrays
+    (`X_val`, `y_val`), everything else from the dataset itself."""
 
     def __init__(self, dataset, rows: int, seed: int):
         self._dataset = dataset
-        self.X_val, self.y_val = dataset.parts["validation"].sample(rows, seed)
+        self.X_val, self.y_val = dataset.held_out(rows, seed)
 
     def __getattr__(self, name):
         return getattr(self._dataset, name)
@@ -204,12 +202,10 @@ class _ValidationSample:
 
 def _held_out(dataset, seed: int):
     """What temperature calibration, the conformal scores, the reliability bins and importance
-    are computed on: the validation part, or for a streamed run (whose validation part may not
-    fit in memory) HELD_OUT_ROWS of its rows drawn at random from the seed: the first rows of a
-    file sorted by date or by class would not stand for the rest."""
-    if not getattr(dataset, "streamed", False):
-        return dataset
-    return _ValidationSample(dataset, min(len(dataset.X_val), HELD_OUT_ROWS), seed)
+    are computed on: the validation part in memory, or for a streamed run (whose validation part
+    may not fit in memory) HELD_OUT_ROWS of its rows drawn at random from the seed: the first
+    rows of a file sorted by date or by class would not stand for the rest."""
+    return _HeldOut(dataset, HELD_OUT_ROWS, seed)
 
 
 def _add_calibration(metrics: dict, calibration: dict | None, model, dataset, test) -> None:
@@ -244,9 +240,8 @@ def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
     scaler = dataset.target_scaler
     for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
         if len(X) and part in metrics:
-            chunks = dataset.parts[part].chunks() if getattr(dataset, "streamed", False) else [(X, y)]
             errors = []
-            for X, y in chunks:
+            for X, y in dataset.chunks(part):
                 truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
                 if scaler:
                     truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])

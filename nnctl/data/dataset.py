@@ -39,6 +39,10 @@ class Dataset:
     class_counts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # ("note" | "warning", text) for the user
 
+    # what training, scoring, checkpoints and the steps after training read of a dataset, the
+    # same for one held in memory (here) and one streamed from shards (streamed.StreamedDataset)
+    whole_batches = False  # batches are cut from the whole part: its last one may be of one row
+
     @property
     def n_inputs(self) -> int:
         return self.X_train.shape[1]
@@ -48,6 +52,38 @@ class Dataset:
         if self.task == "regression":
             return self.y_train.shape[1]
         return 1 if len(self.classes) == 2 else len(self.classes)
+
+    def chunks(self, part: str):
+        """(X, y) of the part ("train" | "validation") in pieces: here, the whole part at once."""
+        X, y = (self.X_train, self.y_train) if part == "train" else (self.X_val, self.y_val)
+        return [(X, y)] if len(X) else []
+
+    def held_out(self, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The validation rows the steps after training use (calibration, conformal scores,
+        importance): in memory, all of them."""
+        return self.X_val, self.y_val
+
+    def preview(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The validation rows validation.csv holds: in memory, all of them."""
+        return self.X_val, self.y_val
+
+    def fingerprint(self):
+        """Pieces of bytes that identify these rows for resuming (training.checkpoint.data_digest): their
+        shapes, every target, each input column's float64 sum and every FINGERPRINT_STRIDE-th
+        input row. Changed values move a column sum, reordered rows move the targets or the
+        sampled rows; and it reads the inputs once, where hashing every byte would add a
+        noticeable pause to starting a run on a large table."""
+        for name in ("X_train", "y_train", "X_val", "y_val"):
+            array = np.ascontiguousarray(getattr(self, name))
+            yield str(array.shape).encode()
+            if name.startswith("y"):
+                yield array.tobytes()
+            elif array.size:
+                yield array.sum(axis=0, dtype=np.float64).tobytes()
+                yield np.ascontiguousarray(array[::FINGERPRINT_STRIDE]).tobytes()
+
+
+FINGERPRINT_STRIDE = 97  # every this-many-th row of the inputs goes into the fingerprint whole
 
 
 # --- building the dataset --------------------------------------------------------------------

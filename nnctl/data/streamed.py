@@ -54,6 +54,7 @@ class StreamedDataset:
     window: int = 0  # rows shuffled together (data.shuffle_window, in whole shards)
     digest: str = ""  # the entry's key: the same file, settings and fold give the same one
     streamed = True
+    whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
 
     @property
     def X_train(self) -> Side:
@@ -74,6 +75,24 @@ class StreamedDataset:
     @property
     def n_inputs(self) -> int:
         return self.parts["train"].n_inputs
+
+    # the protocol data.dataset.Dataset keeps in memory, here read from the shards
+    def chunks(self, part: str):
+        """(X, y) of the part ("train" | "validation"), a shard at a time."""
+        return self.parts[part].chunks()
+
+    def held_out(self, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """`rows` of the validation rows drawn at random from `seed` (the part may not fit in
+        memory, and the first rows of a sorted file would not stand for the rest)."""
+        return self.parts["validation"].sample(min(rows, len(self.parts["validation"])), seed)
+
+    def preview(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The validation part's first `rows` rows (validation.csv: a report's charts need no more)."""
+        return self.parts["validation"].head(rows)
+
+    def fingerprint(self):
+        """The shards' cache key: the file, its size and time, the settings (and the fold)."""
+        yield self.digest.encode()
 
     @property
     def n_outputs(self) -> int:
