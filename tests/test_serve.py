@@ -346,3 +346,29 @@ def test_intervals_and_sets_agree_with_predict(regression, cats):
     assert answer.status_code == 200, answer.text
     assert ["|".join(s) for s in answer.json()["prediction_sets"]] == expected["prediction_set"].fillna("").tolist()
     assert post(url, json={"rows": json_rows(test)[:2], "sets": 1.5}).status_code == 422
+
+
+# --- one model, many clients at once ----------------------------------------------------------
+def test_concurrent_clients_each_get_their_own_rows_answers(regression, tmp_path):
+    """Bodies over a megabyte are predicted in the thread pool, small ones on the event loop, with
+    one model between them: 8 clients sending both at once each get exactly the answer their rows
+    get alone (a big body once came back with another client's rows)."""
+    from .test_concurrency import bodies, hammer
+
+    run, test, url = regression
+    rows = pd.read_csv(test).drop(columns="progression")
+    big = pd.concat([rows] * (1 + (2 << 20) // len(rows.to_csv(index=False))), ignore_index=True)
+    requests = [("json", r) for r in bodies(rows, seed=3)[:6]] + [("csv", big), ("csv", big.iloc[::-1])]
+
+    def send(request):
+        kind, frame = request
+        if kind == "csv":
+            answer = post(url, content=frame.to_csv(index=False), headers={"Content-Type": "text/csv"})
+        else:
+            answer = post(url, json={"rows": frame.to_dict("records")})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["predictions"]
+
+    alone = [send(r) for r in requests]
+    for i, answer in hammer(send, requests, rounds=12):
+        assert answer == alone[i]

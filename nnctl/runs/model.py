@@ -10,6 +10,7 @@ Format 1, which nnctl wrote before layers were objects (arrays W0, b0, ... and
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -393,6 +394,21 @@ def _meta_problem(meta: dict) -> str | None:
     return None
 
 
+ROW_BLOCK = 64  # a divisor of the network's CHUNK
+
+
+def padded_rows(X: np.ndarray) -> np.ndarray:
+    """X with zero rows added up to a multiple of ROW_BLOCK. BLAS picks its kernels by the
+    number of rows (a matrix-vector kernel for one row, tail kernels for a ragged last panel),
+    and their sums round differently in float32: the same row alone or among 29 others came out
+    a few units in the last place apart. Whole blocks of rows keep every row on the same kernels,
+    so a row's prediction does not depend on the rows sent with it."""
+    extra = -X.shape[0] % ROW_BLOCK
+    if not extra:
+        return X
+    return np.concatenate([X, np.zeros((extra,) + X.shape[1:], dtype=X.dtype)])
+
+
 class Model:
     """A loaded model: `predict(df)` gives labels or values, `predict_proba(df)` class
     probabilities (rows, classes)."""
@@ -401,6 +417,9 @@ class Model:
         self.network, self.meta, self.path = network, meta, path
         self.conformal_scores = conformal_scores  # sorted (n,), when training had a validation part
         self.encoder = FeatureEncoder.from_meta(meta)
+        # the network's batch buffers are shared by every caller of this Model: a served model
+        # answers from the event loop and a thread pool at once, so one prediction runs at a time
+        self._predicting = threading.Lock()
 
     @property
     def task(self) -> str:
@@ -420,12 +439,14 @@ class Model:
         return float((self.meta.get("calibration") or {}).get("temperature", 1.0))
 
     def _output(self, X: np.ndarray) -> np.ndarray:
+        rows = X.shape[0]
+        X = padded_rows(X)
         # a model can overflow on inputs far outside its training range; the ±inf or NaN it gives
         # is reported as such (null in JSON), so NumPy's RuntimeWarnings would only add noise
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        with self._predicting, np.errstate(over="ignore", invalid="ignore", under="ignore"):
             if self.temperature == 1.0:
-                return self.network.predict_output(X)
-            z = self.network.predict_logits(X)
+                return self.network.predict_output(X)[:rows]
+            z = self.network.predict_logits(X)[:rows]
             z /= z.dtype.type(self.temperature)
             return self.network.loss.forward(z, np.empty_like(z))
 
