@@ -10,7 +10,8 @@
    second against a peer measured in the same run: `pandas.read_csv` of the same CSV in chunks
    (parsing alone, nothing learned), `pyarrow.parquet.read_table` of the Parquet (the whole file
    at once, on every core), each in its own subprocess under NNCTL_MEMORY_LIMIT=--budget, which
-   reports its peak RSS (`resource.getrusage`). The table: 10 numeric columns, 2 integer, 3 categorical (12, 8 and 4
+   reports its peak RSS and its CPU seconds (`resource.getrusage`; "CPU ratio" is the peer's CPU
+   seconds over the pass's, the figure to read on a machine shared with other work). The table: 10 numeric columns, 2 integer, 3 categorical (12, 8 and 4
    categories: 36 inputs once one-hot encoded) and a 3-class target that depends on some of
    them; written in chunks from a seed, so the same arguments give the same bytes. Generated
    files are kept in --workdir and reused.
@@ -184,8 +185,13 @@ MEASURES = {"first_pass": _first_pass, "first_pass_arrow": _first_pass_arrow, "p
 def _child(measure: str, path: str, workdir: str) -> None:
     import resource
 
+    before = resource.getrusage(resource.RUSAGE_SELF)
     result = MEASURES[measure](path, workdir)
-    result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KB
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["peak_rss"] = usage.ru_maxrss * 1024  # Linux reports KB
+    # CPU seconds of every thread (imports before the measure left out): on a shared machine
+    # the wall-clock rates move with the load, the CPU a byte much less
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     print(json.dumps(result))
 
 
@@ -203,8 +209,8 @@ def first_pass_figures(paths: list[Path], workdir: Path, budget: str) -> tuple[l
     pyarrow.parquet.read_table (Parquet), measured one after the other in the same run; for a
     CSV, the pass with pyarrow's reader too."""
     found = {}
-    lines = [f"{'file':<24} {'MB':>6} {'pass MB/s':>10} {'peer':>11} {'peer MB/s':>10} {'ratio':>6} "
-             f"{'peak RSS (pass)':>16} {'peak RSS (peer)':>16}"]
+    lines = [f"{'file':<26} {'MB':>6} {'pass MB/s':>10} {'peer':>11} {'peer MB/s':>10} {'ratio':>6} "
+             f"{'CPU ratio':>9} {'peak RSS (pass)':>16} {'peak RSS (peer)':>16}"]
     for path in paths:
         mb = path.stat().st_size / 2**20
         parquet = path.suffix == ".parquet"
@@ -216,10 +222,12 @@ def first_pass_figures(paths: list[Path], workdir: Path, budget: str) -> tuple[l
             ours = measure(what, path, workdir, budget)
             rate = mb / ours["seconds"]
             key = path.name + label
+            cpu = peer["cpu_seconds"] / max(ours["cpu_seconds"], 1e-9)  # the peer's CPU over the pass's
             found[key] = {"mb": mb, "pass_mb_s": rate, "peer": peer_name, "peer_mb_s": base, "ratio": rate / base,
-                          "peak_rss": ours["peak_rss"], "peer_peak_rss": peer["peak_rss"], "rows": ours["rows"]}
-            lines.append(f"{key:<24} {mb:>6.0f} {rate:>10.1f} {peer_name:>11} {base:>10.1f} {rate / base:>5.2f}× "
-                         f"{ours['peak_rss'] / 2**20:>13.0f} MB {peer['peak_rss'] / 2**20:>13.0f} MB")
+                          "cpu_ratio": cpu, "peak_rss": ours["peak_rss"], "peer_peak_rss": peer["peak_rss"],
+                          "rows": ours["rows"]}
+            lines.append(f"{key:<26} {mb:>6.0f} {rate:>10.1f} {peer_name:>11} {base:>10.1f} {rate / base:>5.2f}× "
+                         f"{cpu:>8.2f}× {ours['peak_rss'] / 2**20:>13.0f} MB {peer['peak_rss'] / 2**20:>13.0f} MB")
     return lines, found
 
 

@@ -119,6 +119,12 @@ class Finisher:
                 j += 1
         self.width = j
         self.numbers = tuple(np.array(n, dtype=np.int64) for n in numbers)
+        # (first, end) of each run of numbers whose inputs follow one another, and its first input
+        self.runs, start = [], 0
+        for k in range(1, len(numbers[1]) + 1):
+            if k == len(numbers[1]) or numbers[1][k] != numbers[1][k - 1] + 1:
+                self.runs.append((start, k, numbers[1][start]))
+                start = k
         scaler = encoder.scaler
         self.offset = np.asarray(scaler["offset"], dtype=self.dtype)[self.numbers[1]]
         self.scale = np.asarray(scaler["scale"], dtype=self.dtype)[self.numbers[1]]
@@ -155,7 +161,8 @@ class Finisher:
                 probe = np.zeros((1, self.width), dtype=self.dtype)
                 probe[0, inputs[bad]] = np.inf
                 self.encoder._check_range(probe, self.where)
-            X[:, inputs] = block.T
+            for first, last, at in self.runs:  # by slices: a fancy column index is 10 times slower
+                X[:, at:at + last - first] = block[first:last].T
         flat = X.reshape(-1)
         for i, j, width, kind, lookup in self.categorical:
             column = raw[i]
