@@ -1,5 +1,6 @@
 """Training on streamed data (data.streaming): shards in the cache, window shuffling, scoring in
-chunks, exact resume, class weights, cv folds by row-number hash and sweeps."""
+chunks, exact resume, class weights, stratified cv folds scaled on their own training rows, the
+held-out sample after training, and sweeps."""
 import json
 from pathlib import Path
 

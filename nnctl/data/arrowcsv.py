@@ -72,7 +72,7 @@ def chunks(part, columns: list, as_float=frozenset()):
             except StopIteration:
                 break
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                raise _fallback(exc, wanted, names) from exc
+                raise _fallback(exc, wanted) from exc
             frame = batch.to_pandas()
             frame.columns = order
             frame.index = range(start, start + len(frame))
@@ -114,11 +114,8 @@ class Retype(Fallback):
         self.column = column
 
 
-def _fallback(exc, wanted: dict, names: list) -> Fallback:
+def _fallback(exc, wanted: dict) -> Fallback:
     found = CONVERSION.search(str(exc))
-    if found and "invalid value" in str(exc):
-        # the column number counts the converted columns, in file order
-        index = sorted(wanted)[int(found.group(1))] if int(found.group(1)) < len(wanted) else None
-        if index is not None:
-            return Retype(wanted[index])
+    if found and "invalid value" in str(exc) and int(found.group(1)) in wanted:
+        return Retype(wanted[int(found.group(1))])  # the column's place in the file, header included
     return Fallback(str(exc))

@@ -94,7 +94,7 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None, p
     cache when this file and config were prepared before (see `nnctl.cache`). `fold` (i, K):
     the validation part is fold i of a K-fold split of the training file (stratified for
     classification, drawn from the seed) instead of `validation_split`. A config that streams
-    (`data.streaming`) gives a `streamed.StreamedDataset` instead, its folds by row-number hash;
+    (`data.streaming`) gives a `streamed.StreamedDataset` instead, its folds drawn shard by shard;
     `progress` is then told how far its first pass has read (see `reading.Reading`)."""
     from . import cache as dataset_cache
     from .streamed import load_streamed, streaming_reason

@@ -231,16 +231,17 @@ class LiveTable(Callback):
         self.table.finish()
         self.close()
 
-    def _reading_done(self):
+    def _reading_done(self, finished: bool = True):
+        """The reading line taken down; once the pass has finished, how long it took."""
         if self.status is not None:
             self.status.stop()
             self.status = None
         done = self.reads.done_line()
-        if done:
+        if done and finished:
             self.console.print(done, markup=False, highlight=False)
 
     def close(self):
-        self._reading_done()
+        self._reading_done(finished=False)  # the pass failed or was interrupted: the error says why
         if self.live is not None:
             self.live.refresh()
             self.live.stop()
