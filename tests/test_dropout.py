@@ -21,33 +21,29 @@ from .conftest import DATASETS
 from .test_resume import assert_same_weights, iris_config, metrics
 
 
-def bound(layer: Dropout, rows: int, cols: int, dtype=np.float64) -> Dropout:
-    """The layer with the buffers a network would give it."""
-    layer.out, layer.mask = np.empty((rows, cols), dtype), np.empty((rows, cols), dtype)
-    return layer
-
-
 def test_inverted_dropout_as_torch_defines_it():
-    layer = bound(Dropout(0.25, np.random.default_rng(7)), 200, 50)
+    layer = Dropout(0.25, np.random.default_rng(7))
     x = np.random.default_rng(1).normal(size=(200, 50))
-    out = layer.forward(x, training=True).copy()
+    buf = layer.new_buffers(x)
+    out = layer.forward(x, training=True, buf=buf).copy()
     # torch.nn.Dropout: each value is zeroed with probability p, the rest scaled by 1 / (1 - p)
     u = np.random.default_rng(7).random((200, 50))
     expected = np.where(u >= 0.25, x / 0.75, 0.0)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-15)
-    assert 0.22 < layer.record()["mask_zeros"] < 0.28
-    assert layer.record()["mask_zeros"] == pytest.approx(np.mean(u < 0.25))
+    assert 0.22 < layer.record(buf)["mask_zeros"] < 0.28
+    assert layer.record(buf)["mask_zeros"] == pytest.approx(np.mean(u < 0.25))
     delta = np.ones((200, 50))
-    np.testing.assert_allclose(layer.backward(delta), np.where(u >= 0.25, 1 / 0.75, 0.0))
+    np.testing.assert_allclose(layer.backward(delta, buf), np.where(u >= 0.25, 1 / 0.75, 0.0))
     assert layer.forward(x, training=False) is x  # evaluation: the identity
 
 
 def test_masks_are_drawn_into_the_same_buffer_every_batch():
-    layer = bound(Dropout(0.5, np.random.default_rng(0)), 8, 4, np.float32)
-    mask = layer.mask
-    first = layer.forward(np.ones((8, 4), np.float32), True).copy()
-    second = layer.forward(np.ones((8, 4), np.float32), True)
-    assert layer.mask is mask and mask.dtype == np.float32
+    layer = Dropout(0.5, np.random.default_rng(0))
+    buf = layer.new_buffers(np.ones((8, 4), np.float32))
+    mask = buf.mask
+    first = layer.forward(np.ones((8, 4), np.float32), True, buf).copy()
+    second = layer.forward(np.ones((8, 4), np.float32), True, buf)
+    assert buf.mask is mask and mask.dtype == np.float32
     assert not np.array_equal(first, second)  # a new mask each pass
     assert set(np.unique(second)) <= {0.0, 2.0}
 
@@ -153,11 +149,11 @@ def test_gradcheck_fixes_the_mask_and_checks_the_gradient_through_it(config):
     from nnctl.training.scoring import targets_for
 
     X, y = dataset.X_train[:12], targets_for(network, dataset.y_train[:12])
+    ws = network.workspace()  # the check freezes its own workspace's masks, never the layers'
     assert all(r.passed(1e-6) for r in check_gradients(network, X, y))
-    dropouts = [layer for layer in network.layers if layer.type == "dropout"]
-    assert not any(layer.frozen for layer in dropouts)  # unfrozen again afterwards
-    mask = dropouts[0].mask.copy()
-    assert 0 < np.count_nonzero(mask) < mask.size  # a real mask was checked through
+    network.forward(X, True, ws=ws)
+    mask = ws.buffers[[layer.type for layer in network.layers].index("dropout")].mask.copy()
+    assert 0 < np.count_nonzero(mask) < mask.size
     # without the freeze, each forward pass draws another mask: the losses differ
     network.forward(X, True)
     one = network.loss_value(y)

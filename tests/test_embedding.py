@@ -28,11 +28,9 @@ def run_layer(values: dict) -> dict:
     """The nnctl layer's forward and backward on a case (codes in columns 1 and 3), float64."""
     x = values["x"]
     layer = Embedding(4, [1, 3], [values["table_0"].copy(), values["table_1"].copy()])
-    net = Network([layer, Dense(np.eye(layer.units(4)), np.zeros(layer.units(4)))], "mse")
-    net.forward(x, True)
-    net.backward(np.zeros((len(x), net.n_outputs)))  # binds backward's buffers
-    out = layer.forward(x, True).copy()
-    layer.backward(values["delta"].copy())
+    buf = layer.new_buffers(x)
+    out = layer.forward(x, True, buf).copy()
+    layer.backward(values["delta"].copy(), buf)
     return {"out": out, "dtable_0": layer.grads["table_0"].copy(), "dtable_1": layer.grads["table_1"].copy()}
 
 
@@ -105,7 +103,7 @@ def test_training_saves_the_layer_and_its_table(table):
     run = train_run(config(table), table / "runs")
     model = load_model(run)
     layer = model.network.layers[0]
-    assert layer.type == "embedding" and layer.categories == [30] and layer.widths == [auto_width(30)]
+    assert isinstance(layer, Embedding) and layer.categories == [30] and layer.widths == [auto_width(30)]
     assert model.meta["layers"][0] == {"type": "embedding", "inputs": 5, "columns": [1], "widths": [11],
                                        "categories": [30]}
     assert model.meta["inputs"] == ["x", "city", "color=b", "color=g", "color=r"]

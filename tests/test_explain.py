@@ -8,6 +8,7 @@ from nnctl.commands.explain import column_blocks, explain, permutation_importanc
 from nnctl.commands.predict import evaluate, labelled_chunks
 from nnctl.commands.train import train_config
 from nnctl.config import load_config
+from nnctl.nn.embedding import Embedding
 from nnctl.runs.model import load_model
 
 from .conftest import DATASETS
@@ -156,7 +157,7 @@ def test_permutation_agrees_with_scikit_learns_over_a_wrapper_of_the_same_model(
 def test_an_embedded_column_is_one_column_for_both_methods(tmp_path):
     df = _two_that_matter(200, 4)
     model = _train(tmp_path, df, data="  embedding: {c: 2}\n")
-    assert model.network.layers[0].type == "embedding"
+    assert isinstance(model.network.layers[0], Embedding)
     for method in ("permutation", "gradient"):
         result = explain(model, tmp_path / "train.csv", method=method)
         assert sorted(c["column"] for c in result["columns"]) == ["a", "b", "c", "n1", "n2", "n3"]

@@ -75,7 +75,7 @@ def test_chunks_give_the_same_gradient_and_training_gradients_are_unchanged_afte
     before = net.backward(y).copy()
     whole = net.input_gradient(X)[1]
     np.testing.assert_allclose(net.input_gradient(X, chunk=4)[1], whole, rtol=1e-12)
-    assert net.layers[0].input_delta is False  # training still skips the first layer's dL/dx
+    assert net.workspace().first_delta is False  # training still skips the first layer's dL/dx
     net.forward(X, training=True)
     np.testing.assert_array_equal(net.backward(y), before)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from ..errors import NnctlError
-from ..nn.conformal import conformal_quantile, quantile_rank
+from ..nn.conformal import NORMALIZED_SCORE, conformal_quantile, quantile_rank
 
 SEPARATOR = "|"  # between the labels of a prediction set in predict's CSV
 # a set takes a class whose score is within this of q: the calibration row whose score is q
@@ -46,7 +46,7 @@ def half_width(model, level: float, option: str) -> float:
 
 def check_level(level: float, option: str) -> None:
     if not 0.0 < level < 1.0:
-        raise NnctlError(f"{option} is a coverage level strictly between 0 and 1, got {level:g}", option,
+        raise NnctlError(f"{option} is a coverage level strictly between 0 and 1, got {level}", option,
                          f"e.g. {option} 0.9 for 90% coverage")
 
 
@@ -79,22 +79,39 @@ def set_labels(model) -> list[str]:
     return labels
 
 
+def spread_floor_of(model) -> float | None:
+    """f of a model whose interval scores are normalized by its members' spread
+    (training.conformal: normalized), else None."""
+    entry = model.meta.get("conformal") or {}
+    return entry.get("floor") if entry.get("kind") == NORMALIZED_SCORE else None
+
+
 class ConformalColumns:
     """What `predict --interval` / `--sets` add to each chunk of predictions: `names`, the
-    columns, and `add(frame, outputs)`, which writes them from the chunk's values (rows,) or
-    probabilities (rows, classes)."""
+    columns, and `add(frame, outputs, spread)`, which writes them from the chunk's values (rows,)
+    or probabilities (rows, classes), and for normalized scores (`floor` set) the members' spread
+    of each row's value (rows,): the interval is then ŷ ∓ q·(σ + floor)."""
 
-    def __init__(self, option: str | None = None, q: float | None = None, labels=None, level: float | None = None):
-        self.option, self.q, self.labels, self.level = option, q, labels, level
+    def __init__(self, option: str | None = None, q: float | None = None, labels=None, level: float | None = None,
+                 floor: float | None = None):
+        self.option, self.q, self.labels, self.level, self.floor = option, q, labels, level, floor
         self.names = {"--interval": ("lower", "upper"), "--sets": ("prediction_set",), None: ()}[option]
 
-    def add(self, frame, outputs) -> None:
+    @property
+    def needs_spread(self) -> bool:
+        return self.option == "--interval" and self.floor is not None
+
+    def half_width(self, spread=None):
+        """q, or q·(σ + floor) per row for normalized scores."""
+        return self.q if not self.needs_spread else self.q * (spread + self.floor)
+
+    def add(self, frame, outputs, spread=None) -> None:
         import numpy as np
 
         from ..nn.conformal import intervals, prediction_sets
 
         if self.option == "--interval":
-            frame["lower"], frame["upper"] = intervals(outputs, self.q)
+            frame["lower"], frame["upper"] = intervals(outputs, self.half_width(spread))
         elif self.option == "--sets":
             # few distinct sets occur among many rows: join each distinct one once
             patterns, inverse = np.unique(prediction_sets(outputs, self.q), axis=0, return_inverse=True)
@@ -103,14 +120,15 @@ class ConformalColumns:
             frame["prediction_set"] = texts[inverse.reshape(-1)]
 
 
-    def coverage(self, y, outputs) -> dict:
+    def coverage(self, y, outputs, spread=None) -> dict:
         """`evaluate`'s keys on a labelled table: `level`, the empirical `coverage`, and
-        `mean_width` (regression: y and values (rows,)) or `mean_set_size` (classification:
-        class indices (rows,) and probabilities (rows, classes)); {} without an option."""
+        `mean_width` (regression: y and values (rows,), and the spread (rows,) for normalized
+        scores) or `mean_set_size` (classification: class indices (rows,) and probabilities
+        (rows, classes)); {} without an option."""
         from ..nn.conformal import interval_coverage, set_coverage
 
         if self.option == "--interval":
-            covered, width = interval_coverage(y, outputs, self.q)
+            covered, width = interval_coverage(y, outputs, self.half_width(spread))
             return {"level": self.level, "coverage": covered, "mean_width": width}
         if self.option == "--sets":
             covered, size = set_coverage(y, outputs, self.q)
@@ -128,5 +146,5 @@ def conformal_columns(model, interval: float | None = None, sets: float | None =
             labels = None
             if option == "--sets":
                 q, labels = q + SET_TOLERANCE, set_labels(model)
-            columns = ConformalColumns(option, q, labels, level)
+            columns = ConformalColumns(option, q, labels, level, spread_floor_of(model) if option == "--interval" else None)
     return columns

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean
+from ..nn.embedding import Embedding
 from ..nn.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 METHODS = ("permutation", "gradient")
@@ -159,8 +160,11 @@ def gradient_importance(model, parts, where: str = "data") -> dict:
     """Mean |∂s/∂x · x| per original column over `parts`, an iterable of encoded X chunks;
     `std` is its spread over the rows (not an uncertainty of the mean)."""
     network, blocks = model.network, column_blocks(model)
+    if network.members is not None:
+        raise NnctlError(f"gradient importance of an ensemble of {network.members} members is not defined yet",
+                         "--method", "use --method permutation")
     first = network.layers[0]
-    embedded = first.type == "embedding"
+    embedded = isinstance(first, Embedding)
     places = _embedded_places(first, blocks) if embedded else [cols for _, cols in blocks]
     total = np.zeros(len(blocks))
     squares = np.zeros(len(blocks))
@@ -232,8 +236,12 @@ def check_options(method: str, metric=None, repeats=None, seed=None) -> None:
         if given:
             raise NnctlError(f"{given[0]} applies to --method permutation; the gradient method uses neither "
                              "a metric nor random shuffles", given[0], f"leave {given[0]} out")
-    elif repeats is not None:
-        check_repeats(repeats)
+    else:
+        if repeats is not None:
+            check_repeats(repeats)
+        if seed is not None and seed < 0:
+            raise NnctlError(f"--seed must be a whole number of 0 or more, got {seed}", "--seed",
+                             "e.g. --seed 0 (a seed only picks the shuffles; any other number is as good)")
 
 
 def explain(model, data_path, method: str = "permutation", metric=None, repeats=None, seed=None,

@@ -40,15 +40,16 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
         "initial": [{"layer": i, "type": layer.type, "params": _arrays(layer)} for i, layer in network.trainable],
         "steps": [],
     }
+    ws = network.workspace()
     for step in range(1, steps + 1):
         outputs = {}
-        output = network.forward(X, training=True, watch=lambda i, out: outputs.__setitem__(i, _m(out)))
+        output = network.forward(X, training=True, watch=lambda i, out: outputs.__setitem__(i, _m(out)), ws=ws)
         # a layer's own facts about this pass (dropout: its mask's share of zeros), if it has any
         forward = [{"layer": i, "type": layer.type, "name": layer.describe(), "output": outputs[i],
-                    **getattr(layer, "record", dict)()} for i, layer in enumerate(network.layers)]
-        loss = network.loss_value(y, weights)
+                    **layer.record(buf)} for i, (layer, buf) in enumerate(zip(network.layers, ws.buffers))]
+        loss = network.loss_value(y, weights, ws)
         arriving = {}
-        network.backward(y, weights, watch=lambda i, delta: arriving.__setitem__(i, _m(delta)))
+        network.backward(y, weights, watch=lambda i, delta: arriving.__setitem__(i, _m(delta)), ws=ws)
         backward = [{"layer": i, "type": layer.type, "delta": arriving[i],
                      "grads": {name: _m(g) for name, g in layer.grads.items()}}
                     for i, layer in reversed(list(enumerate(network.layers)))]

@@ -32,7 +32,7 @@ from ..runs.model import Model, build_meta, save_model
 from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network, check_batches
 from ..training.calibration import calibrate, check_calibration, reliability
-from ..training.conformal import add_conformal
+from ..training.conformal import add_conformal, check_conformal
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .explain import IMPORTANCE_NEEDS_PART, run_importance
@@ -96,6 +96,7 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
     network = build_network(cfg, dataset, fresh=resume is not None)
     check_batches(cfg, network, dataset)
     check_calibration(cfg, dataset)
+    check_conformal(cfg.training.conformal, dataset.task, network.members)
     digest = _checked_digest(cfg, dataset, resume)
     if options.should_stop is not None and options.should_stop():
         raise NothingTrained(NOTHING)
@@ -158,7 +159,7 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
         meta["calibration"] = {"temperature": calibration["temperature"]}
     model = Model(network, meta, files.file(files.MODEL))
     # after anything that changes the model's outputs (a fitted temperature): the scores are of them
-    kept_scores = add_conformal(model, held_out)
+    kept_scores = add_conformal(model, held_out, cfg.training.conformal)
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, model.meta, kept_scores)
     files.write_history(result.history)
@@ -170,7 +171,7 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
         truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
         result.metrics["test"] = score_outputs(model, truth, outputs)
-        files.write_outputs(files.TEST, model, truth, outputs)
+        files.write_outputs(files.TEST, model, truth, outputs, np.arange(len(truth)))  # every row, in order
         test = (truth, outputs)
     metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                "metric": metric_name(dataset.task), "created": extra["created"],

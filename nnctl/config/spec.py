@@ -95,6 +95,7 @@ def _spec() -> dict:
             "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
             "dropout": Key(0.0, "dropout", "dropout rate after each hidden block (inverted, as torch.nn.Dropout): one rate, or a list with one per hidden layer; 0 = none",
                            low=0.0, high=1.0),
+            "ensemble": Key(1, "int", "members trained at once in one network, each from its own seed (seed + i), dropout masks and batch order; the model predicts their mean (probability or output)", low=1),
         },
         "training": {
             "learning_rate": Key(0.01, "float", "step size of every update", low=0.0, low_open=True),
@@ -119,6 +120,8 @@ def _spec() -> dict:
             "class_weight": Key(None, "class_weight", "null | balanced | {label: weight}: each row's loss times its class's weight", nullable=True),
             "calibration": Key("none", "choice", "classification: none | temperature (after training, fit one temperature T on the validation part: probabilities become softmax(z / T) or sigmoid(z / T); labels do not change)",
                                ("none", "temperature")),
+            "conformal": Key("absolute", "choice", "regression: absolute | normalized (the validation part's residuals kept for predict --interval: as they are, an interval of one width for every row; or divided by the ensemble members' spread plus a floor, so intervals widen where members disagree: needs model.ensemble >= 2)",
+                             ("absolute", "normalized")),
             "dtype": Key("float32", "choice", "float32 | float64, used throughout", ("float32", "float64")),
             "log_every": Key("auto", "auto_int", "measure and log every Nth epoch (and the first and last); auto keeps about 200 rows", low=1),
             "display_rows": Key(30, "int", "about how many epochs the loss table shows (plus the last)", low=1),

@@ -8,6 +8,7 @@
 - `embedding.py`    `Embedding`: learned tables for categorical columns
 - `clipping.py`     gradient clipping by the global norm
 - `network.py`      `Network`: the layers in order plus the loss's output head; forward, backward
+- `workspace.py`    `Workspace`/`Buffers`: the arrays a pass writes, owned by the caller, not the layers
 - `optimizers.py`   update rules (PyTorch's equations, plain arguments), each owning its state
 - `schedules.py`    learning rate per epoch
 - `gradcheck.py`    backprop against central finite differences

@@ -23,31 +23,39 @@ SAMPLED_STEPS = 16  # steps measured per logged epoch: enough to average, cheap 
 
 
 def dead_fraction(z: np.ndarray) -> float:
-    """z: (rows, units) pre-activations of one batch -> share of units ≤ 0 on every row."""
+    """z: (rows, units) pre-activations of one batch (or (K, rows, units): the members' units
+    together) -> share of units ≤ 0 on every row."""
     # a unit is dead when even its largest pre-activation over the batch is ≤ 0
-    return np.count_nonzero(z.max(axis=0) <= 0) / z.shape[1] if z.size else 0.0
+    highest = z.max(axis=-2)
+    return np.count_nonzero(highest <= 0) / highest.size if z.size else 0.0
 
 
 class Diagnostics:
     """Measures a network's steps per trainable layer, from its flat parameter and gradient
     arrays: each norm is one dot product of a layer's slice with itself. A layer's norms are
     over its decayed arrays (a dense layer's W) when it has any, else over all its arrays.
-    `layer` in each row counts trainable layers: 0 is the first layer with arrays."""
+    `layer` in each row counts trainable layers: 0 is the first layer with arrays. `ws`: the
+    workspace of the steps measured, where dead_fraction reads the activations' inputs. With
+    members, a layer's norms are over every member's arrays together (its column block of the
+    member-major (K, P) arrays)."""
 
-    def __init__(self, network):
-        self.network = network
+    def __init__(self, network, ws=None):
+        self.network, self.ws = network, ws
+        self.members = network.members
         self.slices, self.feeds = [], []
         offset, layers = 0, network.layers
         for i, layer in enumerate(layers):
             if not layer.params:
                 continue
-            sizes = {name: value.size for name, value in layer.params.items()}
+            sizes = {name: value.size // (self.members or 1) for name, value in layer.params.items()}
             decayed = [name for name in sizes if layer.decay.get(name)] or list(sizes)
             # the measured arrays sit together in the flat array (a dense layer's W, then its b)
             first = offset + sum(sizes[n] for n in list(sizes)[:list(sizes).index(decayed[0])])
             self.slices.append(slice(first, first + sum(sizes[n] for n in decayed)))
             offset += sum(sizes.values())
-            self.feeds.append(_activation_fed(layers[i + 1:]))
+            fed = _activation_fed(layers[i + 1:])
+            # by index: the activation's input of a step is in the workspace, not the layer
+            self.feeds.append(None if fed is None else next(j for j, other in enumerate(layers) if other is fed))
 
     @staticmethod
     def steps_to_measure(batches: int, last_is_short: bool) -> frozenset:
@@ -69,6 +77,10 @@ class Diagnostics:
         params, grads, dot = self.network.flat_params, self.network.flat_grads, np.dot
         self.total += math.sqrt(float(dot(grads, grads))) if total is None else total
         change = params - before
+        if self.members:  # each layer a column block of (K, P)
+            params, grads, change = (a.reshape(self.members, -1) for a in (params, grads, change))
+            dot = np.vdot
+        buffers = self.ws.buffers if self.ws is not None else None
         for i, (s, activation) in enumerate(zip(self.slices, self.feeds)):
             g, w, d = grads[s], params[s], change[s]
             weight = math.sqrt(float(dot(w, w)))
@@ -76,8 +88,8 @@ class Diagnostics:
             row[0] += math.sqrt(float(dot(g, g)))
             row[1] += weight
             row[2] += math.sqrt(float(dot(d, d))) / weight if weight > 0 else math.nan
-            if activation is not None:
-                row[3] += dead_fraction(activation.x)
+            if activation is not None and buffers:
+                row[3] += dead_fraction(buffers[activation].x)
         self.steps += 1
 
     def end_epoch(self, epoch: int) -> list[dict]:

@@ -24,7 +24,8 @@ from .layers import Layer, register
 @register
 class Embedding(Layer):
     """`fan_in` input columns, of which `columns` hold category codes, each looked up in its
-    table (`table_<k>`: (categories + 1, width))."""
+    table (`table_<k>`: (categories + 1, width); with members (K, categories + 1, width), each
+    member looking the codes up in its own table)."""
 
     type = "embedding"
 
@@ -35,8 +36,11 @@ class Embedding(Layer):
         if len(set(columns)) != len(columns) or not all(0 <= c < fan_in for c in columns):
             raise ValueError(f"code columns {columns} are not distinct inputs of {fan_in}")
         tables = [np.asarray(t) for t in tables]
-        if any(t.ndim != 2 or t.shape[0] < 2 or t.shape[1] < 1 for t in tables):
+        ndim = tables[0].ndim if tables else 2
+        if any(t.ndim != ndim or ndim not in (2, 3) or t.shape[-2] < 2 or t.shape[-1] < 1 or t.shape[:-2] !=
+               tables[0].shape[:-2] for t in tables):
             raise ValueError(f"tables of shapes {[t.shape for t in tables]} are not embedding tables")
+        self.members = tables[0].shape[0] if ndim == 3 else None
         self.fan_in = int(fan_in)
         self.columns = [int(c) for c in columns]
         code = set(self.columns)
@@ -44,17 +48,17 @@ class Embedding(Layer):
         self.params = {f"table_{k}": t for k, t in enumerate(tables)}
         self.decay = {name: bool(decay) for name in self.params}
         self.attach(self.params, {name: np.zeros_like(t) for name, t in self.params.items()})
-        self.codes = None
 
     @classmethod
     def fresh(cls, fan_in, columns, sizes, rng, dtype, decay=True) -> "Embedding":
         """New tables for `sizes` [(categories, width), ...]: N(0, 1) as torch.nn.Embedding, the
-        unseen-category row at zero."""
+        unseen-category row at zero. `rng`: one generator, or one per member (a list)."""
+        rngs = rng if isinstance(rng, (list, tuple)) else [rng]
         tables = []
         for n, width in sizes:
-            t = rng.standard_normal((n + 1, width))
-            t[n] = 0.0
-            tables.append(t.astype(dtype))
+            t = np.stack([r.standard_normal((n + 1, width)) for r in rngs])
+            t[:, n] = 0.0
+            tables.append(t.astype(dtype) if isinstance(rng, (list, tuple)) else t[0].astype(dtype))
         return cls(fan_in, columns, tables, decay)
 
     @classmethod
@@ -73,12 +77,20 @@ class Embedding(Layer):
 
     @property
     def widths(self) -> list[int]:
-        return [int(t.shape[1]) for t in self.tables]
+        return [int(t.shape[-1]) for t in self.tables]
 
     @property
     def categories(self) -> list[int]:
         """Categories training saw, per table (its rows less the unseen-category row)."""
-        return [int(t.shape[0]) - 1 for t in self.tables]
+        return [int(t.shape[-2]) - 1 for t in self.tables]
+
+    def _rows(self, codes: np.ndarray, k: int):
+        """The index of the table rows that table k's codes pick: (rows,) codes, or (K, rows)."""
+        if self.members is None:
+            return codes[:, k]
+        if codes.ndim == 2:  # shared by the members: the same rows of each member's table
+            return slice(None), codes[:, k]
+        return np.arange(self.members)[:, None], codes[..., k]
 
     def settings(self):
         return {"inputs": self.fan_in, "columns": self.columns, "widths": self.widths, "categories": self.categories}
@@ -91,36 +103,38 @@ class Embedding(Layer):
             raise ValueError(f"an embedding layer of {self.fan_in} inputs cannot take {fan_in}")
         return len(self.keep) + sum(self.widths)
 
-    def backward_buffers(self, fan_in):
-        return {"dx": fan_in} if self.input_delta else {}
+    def backward_buffers(self, fan_in, input_delta=True):
+        return {"dx": fan_in} if input_delta else {}
 
-    def forward(self, x, training=False):
-        self.x = x
+    def forward(self, x, training=False, buf=None):
+        buf = self.begin(x, buf)
         # rounded, not truncated: codes are exact, and a finite-difference nudge must not move one
-        codes = np.rint(x[:, self.columns]).astype(np.intp)
-        if codes.size and (codes.min() < 0 or any(codes[:, k].max() >= t.shape[0] for k, t in enumerate(self.tables))):
+        codes = np.rint(x[..., self.columns]).astype(np.intp)
+        if codes.size and (codes.min() < 0 or any(codes[..., k].max() >= t.shape[-2]
+                                                  for k, t in enumerate(self.tables))):
             raise ValueError("a category code is outside its embedding table")
-        self.codes = codes
-        out, m = self.out, len(self.keep)
-        out[:, :m] = x[:, self.keep]
+        buf.codes = codes
+        out, m = buf.out, len(self.keep)
+        out[..., :m] = x[..., self.keep]
         start = m
         for k, table in enumerate(self.tables):
-            width = table.shape[1]
-            out[:, start:start + width] = table[codes[:, k]]
+            width = table.shape[-1]
+            out[..., start:start + width] = table[self._rows(codes, k)]
             start += width
         return out
 
-    def backward(self, delta):
+    def backward(self, delta, buf):
         start = len(self.keep)
         for k, grad in enumerate(self.table_grads):
-            width = grad.shape[1]
+            width = grad.shape[-1]
             grad[...] = 0.0
             # the scatter-add: rows of delta whose code is the same sum into that table row
-            np.add.at(grad, self.codes[:, k], delta[:, start:start + width])
+            np.add.at(grad, self._rows(buf.codes, k), delta[..., start:start + width])
             start += width
-        if not self.input_delta:
+        if not buf.input_delta:
             return None
-        dx = self.dx
-        dx[:, self.columns] = 0.0
-        dx[:, self.keep] = delta[:, :len(self.keep)]
-        return dx
+        dx = buf.dx
+        dx[..., self.columns] = 0.0
+        dx[..., self.keep] = delta[..., :len(self.keep)]
+        # an input the members share: the sum of their deltas
+        return dx.sum(axis=0) if self.members is not None and buf.x.ndim == 2 else dx

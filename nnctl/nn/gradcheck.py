@@ -40,37 +40,35 @@ def check_gradients(network: Network, X: np.ndarray, y: np.ndarray, h: float = 1
     if network.dtype != np.float64:
         raise ValueError("gradient checks need a float64 network")
     rng = np.random.default_rng(seed)
-    network.forward(X, training)
-    network.backward(y, w)
-    # a random layer (dropout) keeps the mask just drawn: every forward pass below must compute
-    # the same function as the one whose gradient backward gave
-    random = [layer for layer in network.layers if hasattr(layer, "frozen") and not layer.frozen]
-    for layer in random:
-        layer.frozen = True
-    try:
-        return _check_arrays(network, X, y, h, max_entries, rng, w, training)
-    finally:
-        for layer in random:
-            layer.frozen = False
+    ws = network.workspace()
+    network.forward(X, training, ws=ws)
+    network.backward(y, w, ws=ws)
+    # random layers (dropout) keep the noise just drawn: every forward pass below must compute
+    # the same function as the one whose gradient backward gave. Frozen in this check's own
+    # workspace: the layers themselves are not touched.
+    ws.freeze(True)
+    return _check_arrays(network, X, y, h, max_entries, rng, w, training, ws)
 
 
-def _check_arrays(network, X, y, h, max_entries, rng, w, training) -> list[ParamCheck]:
+def _check_arrays(network, X, y, h, max_entries, rng, w, training, ws) -> list[ParamCheck]:
     results = []
     for name, param, grad in [(n, p, g.copy()) for n, p, g in network.named_params()]:
-        flat = param.reshape(-1)  # a view: writing it moves the parameter
-        entries = np.arange(flat.size)
-        if max_entries is not None and flat.size > max_entries:
-            entries = np.sort(rng.choice(flat.size, max_entries, replace=False))
+        entries = np.arange(param.size)
+        if max_entries is not None and param.size > max_entries:
+            entries = np.sort(rng.choice(param.size, max_entries, replace=False))
         numeric = np.empty(len(entries))
         for k, j in enumerate(entries):
-            original = flat[j]
-            flat[j] = original + h
-            network.forward(X, training)
-            plus = network.loss_value(y, w)
-            flat[j] = original - h
-            network.forward(X, training)
-            minus = network.loss_value(y, w)
-            flat[j] = original
+            # by index into the array itself: a member's array is a strided view, and a
+            # flattened copy of it would not move the parameter
+            at = np.unravel_index(j, param.shape)
+            original = param[at]
+            param[at] = original + h
+            network.forward(X, training, ws=ws)
+            plus = network.loss_value(y, w, ws=ws)
+            param[at] = original - h
+            network.forward(X, training, ws=ws)
+            minus = network.loss_value(y, w, ws=ws)
+            param[at] = original
             numeric[k] = (plus - minus) / (2 * h)
         exact = grad.reshape(-1)[entries]
         max_abs = float(np.max(np.abs(exact - numeric))) if len(entries) else 0.0

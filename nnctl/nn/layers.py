@@ -1,10 +1,10 @@
 """Layers: the rooms a network is built from, each with one small contract.
 
-A layer maps a batch `x` (rows, fan_in) to `out` (rows, units) in `forward(x, training)`, and in
-`backward(delta)` takes dL/d(out) and returns dL/dx, filling the gradients of its own arrays on
-the way. Between the two it keeps what backward needs (its input, masks, ...) in its buffers.
+A layer maps a batch `x` (rows, fan_in) to `out` (rows, units) in `forward(x, training, buf)`,
+and in `backward(delta, buf)` takes dL/d(out) and returns dL/dx, filling the gradients of its own
+arrays on the way.
 
-What a layer has, by name:
+What a layer has, by name (the model; the same for every caller):
 - `params`  trainable arrays (`W`, `b`, later `gamma`, ...). The network moves them into one flat
             array and gives the layer views of it (an optimizer detail: see `Network`);
 - `grads`   their gradients, same names and shapes, views of the network's flat gradient array;
@@ -12,35 +12,60 @@ What a layer has, by name:
             saved with it, never touched by the optimizer or by weight decay;
 - `decay`   whether weight decay (l2) applies to each param: weight matrices yes, biases no.
 
+What one pass writes is not the layer's: it lives in `buf`, a `Buffers` (`nn/workspace.py`) that
+belongs to the caller. A layer names the per-row arrays it writes (`buffers`, `backward_buffers`:
+name -> columns) and its fixed-shape scratch (`scratch`: name -> shape); a `Workspace` allocates
+them once for the largest batch and hands each batch size views, so training allocates nothing
+per batch, and any number of threads may run one model, each with its own workspace. Forward
+keeps what backward needs in `buf` too (`buf.x`, its input; a mask; the mode). Without a `buf`,
+`forward` makes fresh buffers: `Dense(W, b).forward(x)` works on its own.
+
+The delta: `backward(delta, buf)` MAY overwrite `delta` (activation and dropout multiply it in
+place): it is the next layer's dL/dx buffer, or the head's, which nothing reads afterwards. A
+caller that needs its delta afterwards passes a copy. The returned dL/dx is a buffer of `buf`
+(or `delta` itself), valid until the next pass with the same buffers.
+
+Declared, so that code outside nn/ never asks a layer what it is (no type-string tests):
+- `type`        the name model.npz stores (and the key of tables such as ONNX export's);
+- `record(buf)` what trace shows beside the layer's output ({} by default; dropout: its mask's
+                share of zeros);
+- `rng`         the generator a random layer draws from (None for the others): training
+                checkpoints its state; gradcheck freezes its noise through the workspace
+                (`Workspace.freeze`), never by touching the layer;
+- `min_rows`    the fewest rows a training batch may have (batch norm: 2);
+- `describe()`  a short name for tables: `dense 16`, `relu`.
+
+The member axis: every layer type takes an optional leading axis of K members, K networks of
+one shape computed as one. Its params are then (K, ...) (`members` is K; None without the axis),
+its input (K, rows, fan_in), or (rows, fan_in) shared by every member (a network's input), and
+its output (K, rows, units). Members never mix: each is the layer it would be alone. Layers
+without params (activation, dropout) take either shape as it comes.
+
 `settings()` is the JSON that `model.npz` stores for the layer beside its `type`, and
 `LAYERS[type].from_saved(settings, arrays)` builds it back. A new layer type is a subclass here
 (or anywhere: `register` it) with its derivative beside its function.
-
-Buffers: a layer names the per-row arrays it wants (`buffers`, `backward_buffers`: name ->
-columns); the network allocates them once for the largest batch and hands each batch size
-row-slices of them, as attributes (`self.out`, `self.dx`, ...), so training allocates nothing
-per batch. `self.ones` is a (rows,) vector of ones for sums over rows as one BLAS product.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .activations import ACTIVATIONS
+from .workspace import Buffers, layer_buffers
 
 
 class Layer:
     """The contract; subclasses override what they need."""
 
     type = ""  # the name model.npz stores
-    # False for the network's first layer: nothing before it needs dL/dx, so it is not computed
-    input_delta = True
+    rng: np.random.Generator | None = None  # a random layer's generator
+    min_rows = 1  # the fewest rows of a training batch
+    members: int | None = None  # K when the params have a leading member axis
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
         self.decay: dict[str, bool] = {}
-        self.x = None  # the input of the last forward pass
 
     def settings(self) -> dict:
         """What model.npz stores for this layer beside its type (JSON)."""
@@ -59,15 +84,46 @@ class Layer:
         """Per-row arrays that forward writes: name -> columns."""
         return {"out": self.units(fan_in)}
 
-    def backward_buffers(self, fan_in: int) -> dict[str, int]:
-        """Per-row arrays that backward writes: name -> columns."""
+    def backward_buffers(self, fan_in: int, input_delta: bool = True) -> dict[str, int]:
+        """Per-row arrays that backward writes: name -> columns. `input_delta`: whether it must
+        return dL/dx (a network's first layer in training need not)."""
         return {}
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    def scratch(self, fan_in: int) -> dict[str, tuple]:
+        """Fixed-shape arrays a pass writes (not per row): name -> shape (member axis included)."""
+        return {}
 
-    def backward(self, delta: np.ndarray) -> np.ndarray | None:  # pragma: no cover
-        raise NotImplementedError
+    def shared_input_buffers(self, fan_in: int) -> tuple[dict, dict]:
+        """(per-row, fixed) arrays more that a layer with members needs when its input is
+        shared by them, (rows, fan_in): per-row ones without the member axis."""
+        return {}, {}
+
+    def new_buffers(self, x: np.ndarray) -> Buffers:
+        """Fresh buffers for a batch like `x`, forward's and backward's: for a layer on its own.
+        The member axis comes from the layer (its params) or from a (K, rows, cols) input."""
+        members = self.members or (x.shape[0] if x.ndim == 3 else None)
+        return layer_buffers(self, x.shape[-2], x.shape[-1], x.dtype, members=members, shared=x.ndim == 2)
+
+    def begin(self, x: np.ndarray, buf: Buffers | None) -> Buffers:
+        """The buffers of a forward pass on x (fresh ones when `buf` is None), holding x."""
+        if buf is None:
+            buf = self.new_buffers(x)
+        buf.x = x
+        return buf
+
+    def forward(self, x: np.ndarray, training: bool = False, buf: Buffers | None = None) -> np.ndarray:
+        """x: (rows, fan_in) -> (rows, units), written into `buf` (fresh buffers when None)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def backward(self, delta: np.ndarray, buf: Buffers) -> np.ndarray | None:
+        """dL/d(out) (rows, units) -> dL/dx (rows, fan_in), or None when `buf.input_delta` is
+        False; fills `grads`. `buf`: the buffers of the forward pass this follows. May overwrite
+        `delta`."""
+        raise NotImplementedError  # pragma: no cover
+
+    def record(self, buf: Buffers) -> dict:
+        """What trace shows beside this layer's output after a forward pass."""
+        return {}
 
     def describe(self) -> str:
         """A short name for tables: `dense 16`, `relu`."""
@@ -89,7 +145,9 @@ def register(cls):
 
 @register
 class Dense(Layer):
-    """out = x @ W + b.   W: (fan_in, units), b: (units,).
+    """out = x @ W + b.   W: (fan_in, units), b: (units,); with members (K, fan_in, units) and
+    (K, units), each member's own product (a shared input: one GEMM against the members' W side
+    by side).
 
     backward: dL/dW = xᵀ @ delta, dL/db = 1ᵀ @ delta (the sum over rows), dL/dx = delta @ Wᵀ."""
 
@@ -98,8 +156,9 @@ class Dense(Layer):
     def __init__(self, W: np.ndarray, b: np.ndarray):
         super().__init__()
         W, b = np.asarray(W), np.asarray(b)
-        if W.ndim != 2 or b.shape != (W.shape[1],):
+        if W.ndim not in (2, 3) or b.shape != W.shape[:-2] + W.shape[-1:]:
             raise ValueError(f"W {W.shape} and b {b.shape} are not a dense layer")
+        self.members = W.shape[0] if W.ndim == 3 else None
         self.params = {"W": W, "b": b.astype(W.dtype, copy=False)}
         self.decay = {"W": True, "b": False}
         self.attach(self.params, {"W": np.zeros_like(W), "b": np.zeros_like(self.params["b"])})
@@ -107,8 +166,8 @@ class Dense(Layer):
     @classmethod
     def from_saved(cls, settings: dict, arrays: dict) -> "Dense":
         layer = cls(arrays["W"], arrays["b"])
-        if settings.get("units", layer.W.shape[1]) != layer.W.shape[1]:
-            raise ValueError(f"settings say {settings['units']} units, W has {layer.W.shape[1]}")
+        if settings.get("units", layer.W.shape[-1]) != layer.W.shape[-1]:
+            raise ValueError(f"settings say {settings['units']} units, W has {layer.W.shape[-1]}")
         return layer
 
     def attach(self, params, grads):
@@ -117,34 +176,62 @@ class Dense(Layer):
 
     @property
     def fan_in(self) -> int:
-        return self.W.shape[0]
+        return self.W.shape[-2]
 
     def settings(self):
-        return {"units": int(self.W.shape[1])}
+        return {"units": int(self.W.shape[-1])}
 
     def describe(self):
-        return f"dense {self.W.shape[1]}"
+        return f"dense {self.W.shape[-1]}"
 
     def units(self, fan_in):
-        if fan_in != self.W.shape[0]:
-            raise ValueError(f"a dense layer of {self.W.shape[0]} inputs cannot take {fan_in}")
-        return self.W.shape[1]
+        if fan_in != self.W.shape[-2]:
+            raise ValueError(f"a dense layer of {self.W.shape[-2]} inputs cannot take {fan_in}")
+        return self.W.shape[-1]
 
-    def backward_buffers(self, fan_in):
-        return {"dx": fan_in} if self.input_delta else {}
+    def shared_input_buffers(self, fan_in):
+        if self.members is None:
+            return {}, {}
+        wide = self.members * self.W.shape[-1]
+        # the members' W side by side, (fan_in, K·units), and the product x @ it, (rows, K·units)
+        return {"wide": wide}, {"W_side": (fan_in, wide)}
 
-    def forward(self, x, training=False):
-        self.x = x
-        # np.dot rather than np.matmul: less dispatch per call on small products
-        out = np.dot(x, self.W, out=self.out)
-        out += self.b
+    def backward_buffers(self, fan_in, input_delta=True):
+        return {"dx": fan_in} if input_delta else {}
+
+    def forward(self, x, training=False, buf=None):
+        buf = self.begin(x, buf)
+        if self.members is None:
+            # np.dot rather than np.matmul: less dispatch per call on small products
+            out = np.dot(x, self.W, out=buf.out)
+            out += self.b
+            return out
+        out = buf.out
+        if x.ndim == 2:  # shared by the members: one GEMM, then each member's block in place
+            K, fan_in, units = self.W.shape
+            side = buf.W_side
+            np.copyto(side.reshape(fan_in, K, units), self.W.transpose(1, 0, 2))
+            wide = np.dot(x, side, out=buf.wide)
+            np.copyto(out, wide.reshape(len(x), K, units).transpose(1, 0, 2))
+        else:
+            np.matmul(x, self.W, out=out)
+        out += self.b[:, None, :]
         return out
 
-    def backward(self, delta):
-        np.dot(self.x.T, delta, out=self.dW)
-        np.dot(self.ones, delta, out=self.db)
-        if self.input_delta:
-            return np.dot(delta, self.W.T, out=self.dx)
+    def backward(self, delta, buf):
+        x = buf.x
+        if self.members is None:
+            np.dot(x.T, delta, out=self.dW)
+            np.dot(buf.ones, delta, out=self.db)
+            if buf.input_delta:
+                return np.dot(delta, self.W.T, out=buf.dx)
+            return None
+        np.matmul(x.swapaxes(-1, -2), delta, out=self.dW)
+        np.matmul(buf.ones, delta, out=self.db)
+        if buf.input_delta:
+            dx = np.matmul(delta, self.W.transpose(0, 2, 1), out=buf.dx)
+            # a shared input's delta is the sum of the members'
+            return dx.sum(axis=0) if x.ndim == 2 else dx
         return None
 
 
@@ -173,13 +260,13 @@ class Activation(Layer):
         # `saved`: what f keeps for f' (autograd's "save for backward"), e.g. ReLU's 0/1 mask
         return {"out": fan_in, "saved": fan_in}
 
-    def forward(self, x, training=False):
-        self.x = x
-        return self._forward(x, self.out, self.saved)
+    def forward(self, x, training=False, buf=None):
+        buf = self.begin(x, buf)
+        return self._forward(x, buf.out, buf.saved)
 
-    def backward(self, delta):
+    def backward(self, delta, buf):
         # delta is the next layer's dL/dx buffer, free to be overwritten with this layer's
-        self._backward(delta, self.x, self.out, self.saved)
+        self._backward(delta, buf.x, buf.out, buf.saved)
         return delta
 
 
@@ -191,9 +278,9 @@ class Dropout(Layer):
 
     backward: dL/dx = delta ⊙ m (the same mask; in evaluation, delta). The masks come from
     `rng`, a numpy Generator the network's dropout layers share (its state goes into
-    checkpoints). `frozen` keeps the last mask instead of drawing one, so a gradient check's
-    forward passes all see the same function. `record()` is what trace shows beside the
-    output: the mask's share of zeros."""
+    checkpoints). A frozen workspace (`buf.frozen`) keeps the last mask instead of drawing one,
+    so a gradient check's forward passes all see the same function. `record(buf)` is what trace
+    shows beside the output: the mask's share of zeros."""
 
     type = "dropout"
 
@@ -204,8 +291,6 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.scale = 1.0 / (1.0 - self.rate)
         self.rng = rng if rng is not None else np.random.default_rng(0)
-        self.frozen = False
-        self.training = False  # the mode of the last forward pass, which backward follows
 
     def settings(self):
         return {"rate": self.rate}
@@ -216,25 +301,29 @@ class Dropout(Layer):
     def buffers(self, fan_in):
         return {"out": fan_in, "mask": fan_in}
 
-    def forward(self, x, training=False):
-        self.x, self.training = x, training
+    def forward(self, x, training=False, buf=None):
         if not training:
+            if buf is not None:
+                buf.x, buf.training = x, False
             return x
-        mask = self.mask
-        if not self.frozen:
+        buf = self.begin(x, buf)
+        buf.training = True  # the mode of this pass, which backward follows
+        mask = buf.mask
+        if not buf.frozen:
             # drawn into the preallocated buffer: no allocation per batch
             self.rng.random(dtype=mask.dtype, out=mask)
             np.greater_equal(mask, self.rate, out=mask)
             mask *= self.scale
-        return np.multiply(x, mask, out=self.out)
+        return np.multiply(x, mask, out=buf.out)
 
-    def backward(self, delta):
-        if self.training:  # in evaluation the layer is the identity, and so is its derivative
-            delta *= self.mask  # delta is the next layer's dL/dx buffer, free to overwrite
+    def backward(self, delta, buf):
+        if buf.training:  # in evaluation the layer is the identity, and so is its derivative
+            delta *= buf.mask  # delta is the next layer's dL/dx buffer, free to overwrite
         return delta
 
-    def record(self) -> dict:
-        return {"mask_zeros": float(1.0 - np.count_nonzero(self.mask) / self.mask.size) if self.mask.size else 0.0}
+    def record(self, buf) -> dict:
+        mask = buf.mask
+        return {"mask_zeros": float(1.0 - np.count_nonzero(mask) / mask.size) if mask.size else 0.0}
 # layer types kept in modules beside this one register themselves on import: loading a model.npz
 # that has them needs only LAYERS
 from . import normalization  # noqa: E402,F401

@@ -33,6 +33,9 @@ def softmax(z, out):
     # Subtract each row's maximum so exp never overflows. The maximum is read at the row's
     # argmax, and rows are summed as a product with a column of ones: max/sum(axis=1) reduce
     # slowly over few columns.
+    if z.ndim == 3:  # members (K, rows, outputs): K·rows rows of one matrix
+        softmax(z.reshape(-1, z.shape[-1]), out.reshape(-1, out.shape[-1]))
+        return out
     rows = np.arange(len(z))
     np.subtract(z, z[rows, z.argmax(axis=1)][:, None], out=out)
     np.exp(out, out=out)
@@ -72,10 +75,16 @@ def cross_entropy(z, a, y, w=None):
 
 def probability_delta(z, a, y, out):
     """(p - y) / n: the gradient wrt z of softmax + cross-entropy and of sigmoid + binary
-    cross-entropy alike — the output nonlinearity's derivative cancels the loss's."""
+    cross-entropy alike — the output nonlinearity's derivative cancels the loss's. With members
+    (K, rows, outputs), n is the rows of one member: each member's own loss's gradient."""
     np.subtract(a, y, out=out)
-    out *= 1.0 / len(y)
+    out *= 1.0 / a.shape[-2]
     return out
+
+
+def _per_member(a) -> int:
+    """The entries one member's mean loss is taken over: rows · outputs."""
+    return a.shape[-2] * a.shape[-1]
 
 
 def binary_cross_entropy(z, a, y, w=None):
@@ -90,7 +99,7 @@ def mse(z, a, y, w=None):
 
 def mse_delta(z, a, y, out):
     np.subtract(a, y, out=out)
-    out *= 2.0 / a.size
+    out *= 2.0 / _per_member(a)
     return out
 
 
@@ -101,7 +110,7 @@ def mae(z, a, y, w=None):
 def mae_delta(z, a, y, out):
     np.subtract(a, y, out=out)
     np.sign(out, out=out)
-    out /= a.size
+    out /= _per_member(a)
     return out
 
 
@@ -114,7 +123,7 @@ def huber(z, a, y, w=None):
 def huber_delta(z, a, y, out):
     np.subtract(a, y, out=out)
     np.clip(out, -HUBER_DELTA, HUBER_DELTA, out=out)
-    out /= a.size
+    out /= _per_member(a)
     return out
 
 

@@ -6,6 +6,14 @@ For a multilayer perceptron the layers are dense, activation, dense, activation,
 layer by layer `z = a·W + b`, `a = f(z)`, and the last dense layer's z goes to the loss's output
 activation. Backward runs the same list in reverse, each layer turning dL/d(its output) into
 dL/d(its input) and filling its gradients. Inputs are (rows, features); one dtype throughout.
+
+Members: when the layers have the member axis (K members, params (K, ...)), the network is K
+networks of one shape run as one. The input X (rows, features) is shared by the members; every
+later array is (K, rows, columns); each member has its own loss, and the sum of the members'
+losses is what backward differentiates, so each member's gradient is the one it would have alone.
+The flat parameter array is member-major, (K, P) read as one: a member's arrays are one row of it,
+so gradient clipping is per member (`member_grads`). Predictions are the members' mean: the mean
+probability, or the mean output.
 """
 from __future__ import annotations
 
@@ -15,8 +23,32 @@ from .activations import ACTIVATIONS
 from .initializers import INITIALIZERS, init_names
 from .layers import Activation, Dense, Layer
 from .losses import LOSSES
+from .workspace import Workspace
 
 CHUNK = 2048  # rows per forward pass when scoring or predicting: fast BLAS, small buffers
+
+
+def initial_weights(sizes, activations, init="auto", seed=0, dtype=np.float32) -> list[tuple]:
+    """(W, b) of each dense layer of a multilayer perceptron of `sizes` (inputs, hidden...,
+    outputs): W (fan_in, fan_out) drawn from `numpy.random.default_rng(seed)` (float64, then
+    cast), layer by layer, with the initializer `init` picks for the activation that follows;
+    b (fan_out,) zeros."""
+    rng = np.random.default_rng(seed)
+    inits = init_names(list(activations), init, lambda name: ACTIVATIONS[name].init)
+    return [(INITIALIZERS[name](rng, fan_in, fan_out).astype(dtype), np.zeros(fan_out, dtype=dtype))
+            for fan_in, fan_out, name in zip(sizes[:-1], sizes[1:], inits)]
+
+
+def _rebuilt(layer: Layer, arrays: dict) -> Layer:
+    """A layer of the same type and settings with other arrays (another dtype, members stacked
+    or one member taken), keeping a random layer's generator."""
+    from .layers import LAYERS
+
+    rebuilt = LAYERS[layer.type].from_saved(layer.settings(), arrays)
+    rebuilt.decay = dict(layer.decay)
+    if layer.rng is not None:
+        rebuilt.rng = layer.rng
+    return rebuilt
 
 
 class Network:
@@ -33,11 +65,15 @@ class Network:
         self.widths = [self.n_inputs]  # columns into each layer, then the output's
         for layer in self.layers:
             self.widths.append(layer.units(self.widths[-1]))
-        for i, layer in enumerate(self.layers):
-            layer.input_delta = i > 0
+        counts = {layer.members for layer in self.layers if layer.params}
+        if len(counts) > 1:
+            raise ValueError(f"the layers have different member counts: {sorted(counts, key=str)}")
+        self.members = counts.pop() if counts else None  # K, or None: no member axis
+        K = self.members or 1
         arrays = [a for layer in self.layers for a in layer.params.values()]
         dtype = arrays[0].dtype if arrays else np.dtype(np.float64)
         total = sum(a.size for a in arrays)
+        per_member = total // K
         # All parameters live in one flat array (and all gradients in another); each layer's named
         # arrays are views into it. An optimizer then updates everything with a handful of
         # whole-array operations instead of a handful per array: that is most of the step's cost
@@ -45,25 +81,25 @@ class Network:
         self.flat_params = np.empty(total, dtype=dtype)
         self.flat_grads = np.zeros(total, dtype=dtype)
         self.decay_mask = np.zeros(total, dtype=dtype)
+        # member-major: member k's arrays are row k of the (K, P) view, each array a column block
+        rows_p, rows_g, rows_d = (a.reshape(K, per_member) for a in (self.flat_params, self.flat_grads,
+                                                                    self.decay_mask))
         offset = 0
         for layer in self.layers:
             params, grads = {}, {}
             for name, value in layer.params.items():
-                end = offset + value.size
-                params[name] = self.flat_params[offset:end].reshape(value.shape)
+                end = offset + value.size // K
+                params[name] = rows_p[:, offset:end].reshape(value.shape)
                 params[name][...] = value
-                grads[name] = self.flat_grads[offset:end].reshape(value.shape)
-                self.decay_mask[offset:end] = layer.decay.get(name, False)
+                grads[name] = rows_g[:, offset:end].reshape(value.shape)
+                rows_d[:, offset:end] = layer.decay.get(name, False)
                 offset = end
+                if not np.shares_memory(params[name], self.flat_params):  # pragma: no cover
+                    raise ValueError(f"{name}'s member axis must come first")
             layer.attach(params, grads)
             for name, value in layer.state.items():
                 layer.state[name] = np.array(value, dtype=dtype)
-        self._full: list[dict] | None = None  # per layer {name: buffer}, then the head's
-        self._views: dict[int, list] = {}  # rows -> row-slices of `_full`
-        self._capacity, self._backward_ready = 0, False
-        self._bound = None  # the batch size whose views the layers hold now
-        self._head: dict = {}
-        self._X = self._z = None
+        self._own: Workspace | None = None  # the workspace of calls that pass none (one thread)
 
     @classmethod
     def mlp(cls, weights, biases, activations, loss) -> "Network":
@@ -80,16 +116,10 @@ class Network:
 
     @classmethod
     def initialize(cls, sizes, activations, loss, init="auto", seed=0, dtype=np.float32) -> "Network":
-        """A multilayer perceptron of `sizes` (inputs, hidden..., outputs). Weights are drawn
-        from `numpy.random.default_rng(seed)` (float64, then cast), layer by layer; the same seed
-        gives bit-identical weights. Biases start at zero."""
-        rng = np.random.default_rng(seed)
-        inits = init_names(list(activations), init, lambda name: ACTIVATIONS[name].init)
-        weights, biases = [], []
-        for fan_in, fan_out, name in zip(sizes[:-1], sizes[1:], inits):
-            weights.append(INITIALIZERS[name](rng, fan_in, fan_out).astype(dtype))
-            biases.append(np.zeros(fan_out, dtype=dtype))
-        return cls.mlp(weights, biases, activations, loss)
+        """A multilayer perceptron of `sizes` (inputs, hidden..., outputs), weights from
+        `initial_weights`: the same seed gives bit-identical weights."""
+        weights = initial_weights(sizes, activations, init, seed, dtype)
+        return cls.mlp([W for W, _ in weights], [b for _, b in weights], activations, loss)
 
     # --- shape and parameters ---------------------------------------------------------------
     @property
@@ -104,6 +134,16 @@ class Network:
     @property
     def dtype(self):
         return self.flat_params.dtype
+
+    @property
+    def rng(self) -> np.random.Generator | None:
+        """The generator the network's random layers draw from (they share one), or None."""
+        return next((layer.rng for layer in self.layers if layer.rng is not None), None)
+
+    @property
+    def min_rows(self) -> int:
+        """The fewest rows a training batch may have (2 with batch norm)."""
+        return max(layer.min_rows for layer in self.layers)
 
     @property
     def trainable(self) -> list[tuple[int, Layer]]:
@@ -164,99 +204,133 @@ class Network:
 
     def astype(self, dtype) -> "Network":
         """A copy of this network in another dtype (float64 for gradient checks)."""
-        from .layers import LAYERS
-
-        layers = []
-        for layer in self.layers:
-            arrays = {k: np.asarray(v, dtype=dtype) for k, v in {**layer.params, **layer.state}.items()}
-            layers.append(LAYERS[layer.type].from_saved(layer.settings(), arrays))
+        layers = [_rebuilt(layer, {k: np.asarray(v, dtype=dtype) for k, v in {**layer.params, **layer.state}.items()})
+                  for layer in self.layers]
         return Network(layers, self.loss_name, self.n_inputs)
 
-    # --- buffers ----------------------------------------------------------------------------
-    def _bind(self, rows: int, backward: bool = False) -> None:
-        """Give every layer its buffers for a batch of `rows`. One set is allocated, for the
-        largest batch seen; smaller batches get row-slices of it (views, cached per size), so the
-        training loop allocates nothing per batch and memory holds one set however many batch
-        sizes training, scoring and prediction use. Backward's buffers are made on the first
-        backward pass: forward-only use never needs them."""
-        if rows > self._capacity:
-            self._capacity, self._full, self._backward_ready = rows, None, False
-        if self._full is None:
-            self._full = self._allocate(self._capacity, False)
-            self._views.clear()
-        if backward and not self._backward_ready:
-            for buffers, more in zip(self._full, self._allocate(self._capacity, True)):
-                buffers.update(more)
-            self._backward_ready = True
-            self._views.clear()
-        views = self._views.get(rows)
-        if views is None:
-            views = self._views[rows] = [{name: a[:rows] for name, a in full.items()} for full in self._full]
-        for layer, buffers in zip(self.layers, views):
-            layer.__dict__.update(buffers)
-        self._head = views[-1]
-        self._bound = rows
+    @classmethod
+    def stack(cls, networks: list["Network"]) -> "Network":
+        """One network with K = len(networks) members from K networks of one shape: member k's
+        arrays are network k's (copied). Random layers keep the first network's generator, which
+        the members then share (each draws its own masks from it)."""
+        first = networks[0]
+        if any(n.members is not None for n in networks):
+            raise ValueError("only networks without members stack")
+        layers = []
+        for i, layer in enumerate(first.layers):
+            arrays = {name: np.stack([{**n.layers[i].params, **n.layers[i].state}[name] for n in networks])
+                      for name in {**layer.params, **layer.state}}
+            layers.append(_rebuilt(layer, arrays))
+        return cls(layers, first.loss_name, first.n_inputs)
 
-    def _allocate(self, rows: int, backward: bool) -> list[dict]:
-        """Per layer {name: (rows, columns) array}, forward's or backward's, then the head's."""
-        def arrays(spec):
-            return {name: np.empty((rows, n), dtype=self.dtype) for name, n in spec.items()}
+    def member(self, k: int) -> "Network":
+        """Member k alone, as a network without members (its arrays copied)."""
+        if self.members is None:
+            raise ValueError("this network has no members")
+        return Network([_rebuilt(layer, {name: np.array(a[k]) for name, a in {**layer.params, **layer.state}.items()})
+                        for layer in self.layers], self.loss_name, self.n_inputs)
 
-        if not backward:
-            return [arrays(layer.buffers(n)) for layer, n in zip(self.layers, self.widths)] + \
-                [arrays({"output": self.n_outputs})]
-        ones = np.ones(rows, dtype=self.dtype)
-        return [{**arrays(layer.backward_buffers(n)), "ones": ones} for layer, n in zip(self.layers, self.widths)] + \
-            [arrays({"delta": self.n_outputs})]
+    # --- workspaces ------------------------------------------------------------------------
+    def workspace(self, input_delta: bool = False) -> Workspace:
+        """A new workspace for this network: the arrays its passes write. One per training loop,
+        one per predicting call or thread; `input_delta`: the first layer computes dL/dx too."""
+        return Workspace(self.layers, self.widths, self.n_outputs, self.dtype, input_delta, self.members)
+
+    @property
+    def member_grads(self) -> np.ndarray:
+        """The flat gradients as (K, P): member k's gradient is row k (K = 1 without members)."""
+        return self.flat_grads.reshape(self.members or 1, -1)
+
+    def _ws(self, ws: Workspace | None) -> Workspace:
+        """`ws`, or the network's own workspace: for forward/loss_value/backward called without
+        one, in one thread (scripts, tests, gradcheck). Concurrent callers pass their own."""
+        if ws is not None:
+            return ws
+        if self._own is None:
+            self._own = self.workspace()
+        return self._own
 
     # --- forward ----------------------------------------------------------------------------
-    def forward(self, X: np.ndarray, training: bool = False, watch=None) -> np.ndarray:
+    def forward(self, X: np.ndarray, training: bool = False, watch=None, ws: Workspace | None = None) -> np.ndarray:
         """X: (rows, inputs) -> output activations (rows, outputs). `training`: layers that act
-        differently while training (dropout, batch statistics) do so. Each layer keeps what its
-        backward needs; the returned array is a buffer overwritten by the next call.
-        `watch(i, out)`, if given, sees each layer's output (what `trace` shows)."""
-        rows = X.shape[0]
-        if rows != self._bound:
-            self._bind(rows)
+        differently while training (dropout, batch statistics) do so. What backward needs is kept
+        in the workspace `ws` (the network's own when None); the returned array is one of its
+        buffers, overwritten by its next pass. `watch(i, out)`, if given, sees each layer's
+        output (what `trace` shows)."""
+        ws = self._ws(ws)
+        rows = X.shape[-2]  # (rows, inputs), or with members (K, rows, inputs): each its own rows
+        buffers = ws.buffers if rows == ws.rows else ws.bind(rows)
         a = X
         if watch is None:
-            for layer in self.layers:
-                a = layer.forward(a, training)
+            for layer, buf in zip(self.layers, buffers):
+                a = layer.forward(a, training, buf)
         else:
-            for i, layer in enumerate(self.layers):
-                a = layer.forward(a, training)
+            for i, (layer, buf) in enumerate(zip(self.layers, buffers)):
+                a = layer.forward(a, training, buf)
                 watch(i, a)
-        self._X, self._z = X, a
-        return self.loss.forward(a, self._head["output"])
+        ws.X, ws.z = X, a
+        return self.loss.forward(a, ws.head.output)
 
-    def loss_value(self, y, w=None) -> float:
-        """Loss of the last forward pass against targets y (rows, outputs); `w`: optional row
-        weights (rows, 1)."""
-        return self.loss.value(self._z, self._head["output"], y, w)
+    def loss_value(self, y, w=None, ws: Workspace | None = None) -> float:
+        """Loss of the last forward pass in `ws` against targets y (rows, outputs); `w`:
+        optional row weights (rows, 1). With members: the sum of the members' losses, which is
+        what `backward` differentiates (y and w shared by them, or (K, rows, ...) their own)."""
+        ws = self._ws(ws)
+        z, a = ws.z, ws.head.output
+        if self.members is None:
+            return self.loss.value(z, a, y, w)
+        # each member's loss is a mean over its rows: the mean over all K·rows rows is their
+        # mean, K times it their sum
+        K, n = self.members, z.shape[-1]
+        y = np.broadcast_to(y, (K,) + y.shape[-2:]).reshape(-1, y.shape[-1])
+        if w is not None:
+            w = np.broadcast_to(w, (K,) + w.shape[-2:]).reshape(-1, 1)
+        return K * self.loss.value(z.reshape(-1, n), a.reshape(-1, n), y, w)
+
+    def mean_output(self, outputs: np.ndarray) -> np.ndarray:
+        """The members' mean (rows, outputs) of their output activations (K, rows, outputs) —
+        the mean probability, or the mean output; `outputs` itself without members."""
+        return outputs if self.members is None else outputs.mean(axis=0)
+
+    def output_logits(self, a: np.ndarray) -> np.ndarray:
+        """Pre-head values whose head gives the output activations `a` (rows, outputs): log p for
+        softmax, the logit for sigmoid, `a` for identity. How an ensemble's mean probability
+        becomes logits (for its loss, and for temperature scaling)."""
+        head = self.output_head
+        if head == "identity":
+            return a
+        tiny = np.finfo(a.dtype).tiny
+        p = np.clip(a, tiny, None if head == "softmax" else 1 - np.finfo(a.dtype).epsneg)
+        return np.log(p) if head == "softmax" else np.log(p) - np.log1p(-p)
+
+    def output_loss(self, a: np.ndarray, y, w=None) -> float:
+        """The loss of output activations `a` (rows, outputs), e.g. the members' mean, against y."""
+        return self.loss.value(self.output_logits(a), a, y, w)
 
     # --- backward ---------------------------------------------------------------------------
-    def backward(self, y, w=None, watch=None) -> np.ndarray:
-        """Back-propagate the error of the last forward pass against targets y (and optional
-        row weights w, (rows, 1), which scale each row's output delta).
+    def backward(self, y, w=None, watch=None, ws: Workspace | None = None) -> np.ndarray:
+        """Back-propagate the error of the last forward pass in `ws` against targets y (and
+        optional row weights w, (rows, 1), which scale each row's output delta).
 
         The loss gives the output delta dL/dz; each layer, last to first, turns dL/d(its
         output) into dL/d(its input) and fills its gradients (dense: dL/dW = aᵀ·delta,
         dL/db = 1ᵀ·delta, then delta·Wᵀ for the layer before; an activation: delta ⊙ f'(z)).
         `watch(i, delta)`, if given, sees the delta arriving at layer i (what `trace` shows).
         Returns the flat gradient array (each layer's `grads` are views of it)."""
-        rows = self._X.shape[0]
-        if not self._backward_ready or self._bound != rows:
-            self._bind(rows, backward=True)
-        delta = self.loss.delta(self._z, self._head["output"], y, self._head["delta"])
+        ws = self._ws(ws)
+        if not ws.backward_ready:
+            ws.bind(ws.rows, backward=True)
+        buffers = ws.buffers
+        delta = self.loss.delta(ws.z, ws.head.output, y, ws.head.delta)
         if w is not None:
             delta *= w
         if watch is None:
-            for layer in reversed(self.layers):
-                delta = layer.backward(delta)
+            for layer, buf in zip(reversed(self.layers), reversed(buffers)):
+                delta = layer.backward(delta, buf)
         else:
             for i in range(len(self.layers) - 1, -1, -1):
                 watch(i, delta)
-                delta = self.layers[i].backward(delta)
+                delta = self.layers[i].backward(delta, buffers[i])
         return self.flat_grads
 
     def input_gradient(self, X: np.ndarray, seed=None, at: int = 0, chunk: int = CHUNK):
@@ -268,57 +342,67 @@ class Network:
         The network's own backward pass from the seed: each layer from the last down to `at`
         turns ∂s/∂(its output) into ∂s/∂(its input), as in training. `at` = 1 stops at the first
         layer's output (an embedding's looked-up rows, whose codes have no derivative). Computed
-        `chunk` rows at a time; it overwrites the gradients of the last `backward`."""
+        `chunk` rows at a time in a workspace of its own; it overwrites the gradients of the last
+        `backward`."""
+        if self.members is not None:
+            raise ValueError("input gradients of a network with members are not defined yet")
         X = np.asarray(X, dtype=self.dtype)
         rows = X.shape[0]
         inputs = np.empty((rows, self.widths[at]), dtype=self.dtype)
         grad = np.empty_like(inputs)
-        first = self.layers[0]
-        flipped = at == 0 and not first.input_delta
-        if flipped:
-            # the first layer skips dL/dx in training; here it is the answer, so it needs its buffer
-            first.input_delta = True
-            self._full, self._backward_ready, self._bound = None, False, None
-        try:
-            for start in range(0, rows, chunk):
-                part = X[start:start + chunk]
-                n = len(part)
-                self.forward(part)
-                if not self._backward_ready or self._bound != n:
-                    self._bind(n, backward=True)
-                delta = self._head["delta"]
-                delta[...] = 1.0 if seed is None else (seed if np.ndim(seed) == 1 else seed[start:start + n])
-                for layer in reversed(self.layers[at:]):
-                    delta = layer.backward(delta)
-                inputs[start:start + n] = part if at == 0 else self.layers[at].x
-                grad[start:start + n] = delta
-        finally:
-            if flipped:
-                first.input_delta = False
+        # the first layer skips dL/dx in training; here it may be the answer
+        ws = self.workspace(input_delta=at == 0)
+        for start in range(0, rows, chunk):
+            part = X[start:start + chunk]
+            n = len(part)
+            self.forward(part, ws=ws)
+            buffers = ws.bind(n, backward=True)
+            delta = ws.head.delta
+            delta[...] = 1.0 if seed is None else (seed if np.ndim(seed) == 1 else seed[start:start + n])
+            for layer, buf in zip(reversed(self.layers[at:]), reversed(buffers[at:])):
+                delta = layer.backward(delta, buf)
+            inputs[start:start + n] = part if at == 0 else buffers[at].x
+            grad[start:start + n] = delta
         return inputs, grad
 
-    def forward_chunks(self, X: np.ndarray, chunk: int = CHUNK):
+    def forward_chunks(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None):
         """Yield (start, output) for consecutive chunks of X's rows in evaluation mode: the
-        whole of X scored with buffers of at most `chunk` rows. Each output is overwritten by
-        the next chunk; the loss of the chunk against its targets is `loss_value`."""
+        whole of X scored with buffers of at most `chunk` rows, in `ws` (a new workspace when
+        None). Each output is overwritten by the next chunk; the loss of the chunk against its
+        targets is `loss_value(..., ws=ws)`. With members each output is (K, rows, outputs)."""
+        ws = self.workspace() if ws is None else ws
         for start in range(0, X.shape[0], chunk):
-            yield start, self.forward(X[start:start + chunk])
+            yield start, self.forward(X[start:start + chunk], ws=ws)
 
-    def predict_output(self, X: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
-        """Output activations (rows, outputs) for any number of rows; a new array."""
+    def predict_output(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None) -> np.ndarray:
+        """Output activations (rows, outputs) for any number of rows, the members' mean with
+        members; a new array. Safe to call from several threads at once: each call has its own
+        workspace unless given one."""
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        for start, part in self.forward_chunks(X, chunk):
+        for start, part in self.forward_chunks(X, chunk, ws):
+            part = self.mean_output(part)
             out[start:start + len(part)] = part
         return out
 
-    def predict_logits(self, X: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    def predict_members(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None) -> np.ndarray:
+        """Each member's output activations (K, rows, outputs) (K = 1 without members)."""
+        out = np.empty((self.members or 1, X.shape[0], self.n_outputs), dtype=self.dtype)
+        for start, part in self.forward_chunks(X, chunk, ws):
+            out[:, start:start + part.shape[-2]] = part
+        return out
+
+    def predict_logits(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None) -> np.ndarray:
         """The last layer's outputs z (rows, outputs), before the head: what temperature
-        scaling divides. A new array."""
+        scaling divides; with members, the logits of their mean output (`output_logits`). A new
+        array; as thread-safe as `predict_output`."""
+        if self.members is not None:
+            return self.output_logits(self.predict_output(X, chunk, ws))
+        ws = self.workspace() if ws is None else ws
         out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         for start in range(0, X.shape[0], chunk):
             part = X[start:start + chunk]
-            self.forward(part)
-            out[start:start + len(part)] = self._z
+            self.forward(part, ws=ws)
+            out[start:start + len(part)] = ws.z
         return out
 
 

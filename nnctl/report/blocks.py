@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 # the rule diagnostics.csv's dead_fraction follows, so the labels match its rows
 from ..nn.diagnostics import _activation_fed
+from ..nn.layers import Dense
 
 
 @dataclass
@@ -20,7 +21,7 @@ def blocks(layers: list, n_inputs: int, output: str) -> str:
     the output head closes the last bracket."""
     widths, extras = [str(n_inputs)], [[]]
     for layer in layers:
-        if layer.type == "dense":
+        if isinstance(layer, Dense):
             widths.append(str(layer.settings()["units"]))
             extras.append([])
         else:

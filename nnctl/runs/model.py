@@ -5,8 +5,11 @@ features, classes, scaler, ...) and each layer's arrays as `layers.<i>.<name>`, 
 (fan_in, fan_out) and `layers.0.b` (fan_out,). `meta.layers` lists the layers in order, each
 `{"type": ..., **settings}`; `meta.output` is the head the loss owns (softmax, sigmoid, identity).
 Format 1, which nnctl wrote before layers were objects (arrays W0, b0, ... and
-`meta.activations`), is still read, as the same dense/activation layers. Loaded with
-`allow_pickle=False` only; anything malformed is an NnctlError naming the file.
+`meta.activations`), is still read, as the same dense/activation layers. Format 3 is format 2
+for a model of K > 1 members (`model.ensemble`): `meta.members` is K and every layer array has a
+leading axis of K (`layers.0.W` is (K, fan_in, units)); the model predicts the members' mean. A
+model of one member is written as format 2. Loaded with `allow_pickle=False` only; anything
+malformed is an NnctlError naming the file.
 """
 from __future__ import annotations
 
@@ -20,20 +23,22 @@ from ..data.encoding import FeatureEncoder
 from ..errors import NnctlError
 from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..nn.calibration import T_RANGE
+from ..nn.embedding import Embedding
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
 from ..nn.network import Network
 
 FORMAT = "nnctl-mlp"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest this nnctl reads; a model of one member is written as 2
 OUTPUT_LOSS = {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy", "identity": "mse"}
 
 
 def build_meta(network: Network, dataset, cfg) -> dict:
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if network.members is None else 3,
         "nnctl_version": __version__,
+        **({} if network.members is None else {"members": network.members}),
         "layers": layer_specs(network),
         "output": network.output_head,
         "loss": network.loss_name,
@@ -66,6 +71,29 @@ def save_model(path, network: Network, meta: dict, extra: dict | None = None) ->
         meta = {k: v for k, v in meta.items() if k != "conformal"}
     with open(path, "wb") as fh:
         np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
+
+
+def save_threshold(model: "Model", threshold: float) -> None:
+    """Store a chosen decision threshold in the model's file as `meta.threshold` (what predict,
+    serve and export then use unless given --threshold), atomically: the file is replaced whole
+    or not at all. Every other array is written back as it was read."""
+    from ..atomic import atomic_file
+
+    path = Path(model.path)
+    meta = {**model.meta, "threshold": float(threshold)}
+    problem = _threshold_problem(meta, meta.get("classes"))
+    if problem:
+        raise NnctlError(f"cannot save this threshold: {problem}", str(path))
+    meta_only = _read_meta(read_npz(path, *MODEL_FILE, limit=_meta_limit, names=("meta",)), str(path))
+    limit = format1_limit(meta_only) if meta_only["format_version"] == 1 else format2_limit(meta_only)
+    arrays = {name: a for name, a in read_npz(path, *MODEL_FILE, limit=limit).items() if name != "meta"}
+    try:
+        with atomic_file(path, "wb") as fh:
+            np.savez(fh, meta=meta_array(meta), **arrays)
+    except PermissionError as exc:
+        raise NnctlError(f"cannot write the model file: {exc.strerror}", str(path),
+                         "make it writable, or copy the run folder and save into the copy")
+    model.meta = meta
 
 
 def model_path(path) -> Path:
@@ -167,8 +195,11 @@ def _outputs(meta: dict) -> int | None:
 def format2_limit(meta: dict):
     """A read_npz limit for a format-2 model: only `meta` and `layers.<i>.<name>` arrays of the
     layers meta lists, float32 or float64; the first dense layer's rows are the inputs meta
-    names and the last's columns the outputs it implies. Judged before any data is read."""
+    names and the last's columns the outputs it implies. Judged before any data is read. Format
+    3: the same, each layer array with a leading axis of `meta.members`."""
     specs = meta["layers"]
+    members = meta.get("members") if meta["format_version"] >= 3 else None
+    lead = 0 if members is None else 1
     inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
     dense = [i for i, spec in enumerate(specs) if spec.get("type") == "dense"]
     first = specs[0] if specs and isinstance(specs[0], dict) else {}
@@ -187,11 +218,14 @@ def format2_limit(meta: dict):
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
         if header.dtype not in FLOATS:
             return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
-        if len(header.shape) > 2:
+        if len(header.shape) > 2 + lead:
             return f"`{name}` has shape {header.shape}, more dimensions than any layer's array"
+        if members is not None and (not header.shape or header.shape[0] != members):
+            return f"`{name}` has shape {header.shape}, not a leading axis of the {members} members meta names"
         i, array = int(parts[1]), parts[2]
-        if dense and i == dense[0] and array == "W" and len(header.shape) == 2 and header.shape[0] != inputs:
-            return f"`{name}` has {header.shape[0]} rows, but meta names {inputs} inputs"
+        if dense and i == dense[0] and array == "W" and len(header.shape) == 2 + lead and \
+                header.shape[-2] != inputs:
+            return f"`{name}` has {header.shape[-2]} rows, but meta names {inputs} inputs"
         if dense and i == dense[-1] and outputs is not None and header.shape and header.shape[-1] != outputs:
             return f"`{name}` has {header.shape[-1]} outputs, but meta implies {outputs}"
         return None
@@ -215,17 +249,23 @@ def _conformal_limit(meta: dict, header) -> str | None:
 def _conformal_problem(meta: dict, scores) -> str | None:
     """What is wrong with a model's conformal scores and their meta, or None: both or neither,
     n sorted finite scores in the range their kind allows."""
-    from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE
+    from ..nn.conformal import CLASSIFICATION_SCORE, NORMALIZED_SCORE, REGRESSION_SCORE
 
     entry = meta.get("conformal")
     if entry is None:
         return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry" if scores is not None else None
     kind = REGRESSION_SCORE if meta["task"] == "regression" else CLASSIFICATION_SCORE
+    if isinstance(entry, dict) and meta["task"] == "regression" and entry.get("kind") == NORMALIZED_SCORE:
+        floor = entry.get("floor")
+        if not meta.get("members") or isinstance(floor, bool) or not isinstance(floor, (int, float)) \
+                or not (np.isfinite(floor) and floor > 0):
+            return "`conformal` of kind normalized_residual needs an ensemble (`members`) and a positive `floor`"
+        kind = NORMALIZED_SCORE
     if not isinstance(entry, dict) or entry.get("kind") != kind or not _count(entry.get("n")):
         return f"`conformal` must be {{\"kind\": \"{kind}\", \"n\": rows}} for a {meta['task']} model"
     if scores is None:
         return f"meta `conformal` names {entry['n']} scores, but the file lacks `{CONFORMAL_SCORES}`"
-    high = np.inf if kind == REGRESSION_SCORE else 1.0
+    high = 1.0 if kind == CLASSIFICATION_SCORE else np.inf
     if len(scores) and (scores[0] < 0 or scores[-1] > high or np.any(np.diff(scores) < 0)):
         return f"`{CONFORMAL_SCORES}` must be sorted and within [0, {high:g}]"
     return None
@@ -282,12 +322,77 @@ def _format2_network(arrays: dict, meta: dict, where: str) -> Network:
         for name, a in own.items():
             if a.dtype.kind != "f":
                 raise NnctlError(f"model array {prefix}{name} holds {a.dtype}, not floats", where)
+        problem = _settings_problem(kind, spec)
+        if problem:
+            raise NnctlError(f"model layer {i} ({kind}) is not valid: {problem}", where, DAMAGED_HINT)
         try:
-            layers.append(LAYERS[kind].from_saved({k: v for k, v in spec.items() if k != "type"}, own))
+            layer = LAYERS[kind].from_saved({k: v for k, v in spec.items() if k != "type"}, own)
         except (KeyError, TypeError, ValueError) as exc:
             missing = f"lacks the array {prefix}{exc.args[0]}" if isinstance(exc, KeyError) else f"is not valid: {exc}"
             raise NnctlError(f"model layer {i} ({kind}) {missing}", where)
-    return _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
+        problem = _arrays_problem(layer, own, prefix)
+        if problem:
+            raise NnctlError(f"model layer {i} ({kind}) {problem}", where, DAMAGED_HINT)
+        layers.append(layer)
+    _check_embedding(layers, meta, where)
+    network = _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
+    if network.members != meta.get("members"):
+        raise NnctlError(f"model meta names {meta.get('members') or 1} members, its arrays hold "
+                         f"{network.members or 1}", where, "train again, or point at another run")
+    return network
+
+
+DAMAGED_HINT = "train again, or point at another run"
+
+
+def _settings_problem(kind: str, spec: dict) -> str | None:
+    """What a layer's settings hold that would make it predict nonsense rather than fail: a
+    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row)."""
+    if kind in ("batch_norm", "layer_norm") and "eps" in spec:
+        eps = spec["eps"]
+        if not _numbers([eps], 1) or not (np.isfinite(eps) and eps > 0):
+            return f"`eps` is {eps!r}, where it must be a positive number"
+    return None
+
+
+def _arrays_problem(layer, own: dict, prefix: str) -> str | None:
+    """A layer's arrays in the file are exactly the ones it has (an extra one would be carried
+    silently into every copy of the model), and its running variance is not negative."""
+    expected = set(layer.params) | set(getattr(layer, "state", {}) or {})
+    extra = sorted(set(own) - expected)
+    if extra:
+        return f"has an array `{prefix}{extra[0]}` that a layer of its type does not have"
+    var = own.get("running_var")
+    if var is not None and (np.asarray(var) < 0).any():
+        return f"has a negative variance in `{prefix}running_var`: a variance is never below 0"
+    return None
+
+
+def _check_embedding(layers: list, meta: dict, where: str) -> None:
+    """meta's embedded columns and the embedding layer agree: each embedded column's code input
+    is a code column of the layer, and its table has a row per category meta lists (plus the
+    unseen-category row). Fewer categories in meta would send an unseen one to a trained row;
+    more would look a code up beyond the table."""
+    embedding = meta.get("embedding") or {}
+    layer = next((lay for lay in layers if isinstance(lay, Embedding)), None)
+    if not embedding and layer is None:
+        return
+    hint = DAMAGED_HINT
+    if layer is None or layers.index(layer) != 0:
+        raise NnctlError("model meta embeds columns, but the model's first layer is not an embedding layer"
+                         if embedding else "model has an embedding layer that is not its first", where, hint)
+    from ..data.encoding import FeatureEncoder
+
+    codes = FeatureEncoder.from_meta(meta).code_columns()
+    if [j for j, _ in codes] != layer.columns:
+        raise NnctlError(f"model meta `embedding` names {len(codes)} embedded column(s) at inputs "
+                         f"{[j for j, _ in codes]}, but the embedding layer looks up inputs {layer.columns}", where,
+                         hint)
+    for (_, column), k, rows in zip(codes, range(len(codes)), layer.categories):
+        listed = len(meta["categories"][column])
+        if listed != rows:
+            raise NnctlError(f"model meta `categories` lists {listed} categories of the embedded column '{column}', "
+                             f"but its table `layers.0.table_{k}` has rows for {rows}", where, hint)
 
 
 def _network(layers, loss, n_inputs, where) -> Network:
@@ -349,6 +454,11 @@ def _meta_problem(meta: dict) -> str | None:
         return "`layers` must be a non-empty list of layers"
     if meta["format_version"] >= 2 and not isinstance(meta["output"], str):
         return "`output` must be an output head's name"
+    members = meta.get("members")
+    if meta["format_version"] >= 3 and (isinstance(members, bool) or not isinstance(members, int) or members < 2):
+        return "`members` must be the number of members, 2 or more (format 3)"
+    if meta["format_version"] < 3 and members is not None:
+        return "`members` is for format 3 models"
     if meta.get("loss") is not None and not isinstance(meta["loss"], str):
         return "`loss` must be a loss's name"
     if meta.get("decimal", ".") not in (".", ",") or meta.get("unknown_category", "error") not in ("error", "ignore"):
@@ -382,6 +492,9 @@ def _meta_problem(meta: dict) -> str | None:
                                              or any(isinstance(c, (list, dict)) for c in classes)
                                              or len({str(c) for c in classes}) != len(classes)):
         return "`classes` must list two or more different labels"
+    problem = _positive_problem(meta, classes) or _threshold_problem(meta, classes) or _ranges_problem(meta)
+    if problem:
+        return problem
     calibration = meta.get("calibration")
     if calibration is not None and not _temperature_ok(calibration, meta["task"]):
         return (f"`calibration` must be {{\"temperature\": T}} with T a number from {T_RANGE[0]:g} to {T_RANGE[1]:g} "
@@ -391,6 +504,49 @@ def _meta_problem(meta: dict) -> str | None:
     if target is not None and (not width or not _numbers(target["offset"], width)
                                or not _numbers(target.get("scale"), width)):
         return "`target_scaler` must hold `offset` and `scale`, lists of as many numbers as outputs"
+    return None
+
+
+def _two_classes(meta: dict, classes) -> bool:
+    return meta["task"] == "classification" and len(classes) == 2
+
+
+def _positive_problem(meta: dict, classes) -> str | None:
+    """`positive_class`: on a two-class model, the class the sigmoid gives (classes[1])."""
+    if "positive_class" not in meta:
+        return None
+    positive = meta["positive_class"]
+    if not _two_classes(meta, classes):
+        return f"`positive_class` is {positive!r}, but only a two-class model has one"
+    if positive not in classes:
+        return f"`positive_class` {positive!r} is not one of `classes` ({', '.join(map(str, classes))})"
+    if positive != classes[1]:
+        return (f"`positive_class` {positive!r} is not classes[1] ({classes[1]!r}), the class whose probability "
+                "the model's sigmoid gives")
+    return None
+
+
+def _threshold_problem(meta: dict, classes) -> str | None:
+    """`threshold` (evaluate --choose-threshold --save): a probability, on a two-class model."""
+    if meta.get("threshold") is None:
+        return None
+    t = meta["threshold"]
+    if not _two_classes(meta, classes):
+        return "`threshold` is set, but only a two-class model has one"
+    if not _numbers([t], 1) or not 0.0 <= t <= 1.0:
+        return f"`threshold` is {t!r}, where it must be a probability from 0 to 1"
+    return None
+
+
+def _ranges_problem(meta: dict) -> str | None:
+    """`ranges`: each numeric feature's [min, max] in the training part (range warnings)."""
+    ranges = meta.get("ranges")
+    if ranges is None:
+        return None
+    numeric = [f for f in meta["features"] if f not in (meta.get("categories") or {})]
+    if not isinstance(ranges, dict) or set(ranges) - set(numeric) or not all(
+            _numbers(v, 2) and bool(np.isfinite(v).all()) and v[0] <= v[1] for v in ranges.values()):
+        return "`ranges` must map numeric feature columns to [min, max], two finite numbers with min ≤ max"
     return None
 
 
@@ -433,6 +589,12 @@ class Model:
         return self.encoder.transform(df, self.network.dtype, where=where)
 
     @property
+    def threshold(self) -> float | None:
+        """The decision threshold saved by `evaluate --choose-threshold --save` (two classes: the
+        positive class, classes[1], wins where its probability is at least it), or None."""
+        return self.meta.get("threshold")
+
+    @property
     def temperature(self) -> float:
         """What the logits are divided by before the softmax or sigmoid (training.calibration);
         1.0 for an uncalibrated model."""
@@ -455,6 +617,24 @@ class Model:
         if len(self.classes) == 2:
             return np.hstack([1 - out, out])
         return out
+
+    def member_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Each member's own prediction (K, rows, outputs), float64: its class probabilities
+        (two columns for two classes), or its values in the target's units. Uncalibrated: a
+        temperature belongs to the ensemble's mean, not to one member."""
+        rows = X.shape[0]
+        with self._predicting, np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            out = self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
+        if self.task == "regression":
+            scaler = self.meta.get("target_scaler")
+            return out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"]) if scaler else out
+        return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
+
+    def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
+        """The members' standard deviation (population, ddof 0) of each output (rows, outputs):
+        of each class probability, or of each value in the target's units; how much the members
+        disagree on a row."""
+        return self.member_outputs(X).std(axis=0)
 
     def values_from_inputs(self, X: np.ndarray) -> np.ndarray:
         out = self._output(X).astype(np.float64)

@@ -105,7 +105,9 @@ def create_app(model, settings: ServeSettings):
                       interval: float | None = Query(None, description="CSV bodies, regression: add the "
                                                      "split-conformal interval at this level (lower, upper)"),
                       sets: float | None = Query(None, description="CSV bodies, classification: add the "
-                                                 "split-conformal prediction set at this level")):
+                                                 "split-conformal prediction set at this level"),
+                      spread: bool = Query(False, description="CSV bodies, an ensemble: add the members' "
+                                           "standard deviation per row")):
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if kind not in ("text/csv", "application/json", ""):
             raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv "
@@ -114,7 +116,7 @@ def create_app(model, settings: ServeSettings):
 
         def respond() -> Response:
             if kind == "text/csv":
-                options = request_options(proba, threshold, positive, keep, interval, sets)
+                options = request_options(proba, threshold, positive, keep, interval, sets, spread)
                 frame, given = csv_frame(body, model, options, settings.max_rows), None
             else:
                 if request.query_params:
@@ -191,8 +193,9 @@ def warm_up(app, model, key: str | None = None) -> None:
 
 
 def warm_up_row(model) -> dict | None:
-    """A row every feature of the model accepts: the fill value or 0 for numbers, the fill or
-    first category for categories; None when a categorical column has no category."""
+    """A row every feature of the model accepts: the fill value, or the training part's least
+    value (0 for a model without ranges), for numbers, so that no range warning is logged; the
+    fill or first category for categories; None when a categorical column has no category."""
     encoder, row = model.encoder, {}
     for feature in encoder.features:
         fill = (encoder.fill or {}).get(feature)
@@ -201,7 +204,7 @@ def warm_up_row(model) -> dict | None:
                 return None
             row[feature] = fill if fill is not None else encoder.categories[feature][0]
         else:
-            row[feature] = 0.0 if fill is None else fill
+            row[feature] = fill if fill is not None else (encoder.ranges.get(feature) or [0.0])[0]
     return row
 
 
@@ -223,21 +226,26 @@ async def _read_body(request, limit: int) -> bytes:
 def predictions(model, frame, options, given_rows=None) -> dict:
     """POST /predict's answer from the same prediction `nnctl predict` writes as CSV:
     `predictions`, `probabilities` ({label: p} per row) with proba, `kept` with keep, `lower` and
-    `upper` with interval, `prediction_sets` (a list of labels per row) with sets."""
+    `upper` with interval, `prediction_sets` (a list of labels per row) with sets, `warnings`
+    (one line per column) when rows lie far outside what training saw (`data/ranges.py`)."""
     import numpy as np
 
     from ..commands.conformal import SEPARATOR
-    from ..commands.predict import check_options, prediction_columns
+    from ..commands.predict import check_options, prediction_columns, range_check
 
+    ranges = range_check(model, "the request's rows")
     try:
         chosen = check_options(model, options)
         # predict_chunk's columns before they become a DataFrame: the answer is made of lists,
         # and a frame built only to be taken apart again cost more than the model on small requests
-        columns = prediction_columns(model, frame, "the request's rows", options, chosen)
+        columns = prediction_columns(model, frame, "the request's rows", options, chosen, ranges)
     except NnctlError as exc:
         raise Refusal.of(exc)
+    from ..commands.predict import spread_names
+
     keep = options.kept()
-    conformal = {"lower", "upper", "prediction_set"}
+    spreads = spread_names(model) if options.spread else []
+    conformal = {"lower", "upper", "prediction_set", *spreads}
     predicted = [c for c in columns if c not in conformal]
     if model.task == "regression":
         values = np.column_stack([columns[c] for c in predicted]).astype(float)
@@ -251,8 +259,17 @@ def predictions(model, frame, options, given_rows=None) -> dict:
     if options.interval is not None:  # an infinite bound (too few validation rows) is JSON's null
         for side in ("lower", "upper"):
             payload[side] = [v if np.isfinite(v) else None for v in np.asarray(columns[side], float).tolist()]
+    if options.spread:  # the members' disagreement: a number per row, or {label: sd} per row
+        values = np.column_stack([columns[c] for c in spreads]).astype(float)
+        payload["spread"] = (values[:, 0].tolist() if model.task == "regression" and len(spreads) == 1 else
+                             [dict(zip([str(c) for c in model.classes], row)) for row in values.tolist()]
+                             if model.task == "classification" else values.tolist())
     if options.sets is not None:
         payload["prediction_sets"] = [text.split(SEPARATOR) if text else [] for text in columns["prediction_set"]]
+    warnings = ranges.warnings()  # rows far outside what training saw: said to the client and in the log
+    if warnings:
+        payload["warnings"] = warnings
+        sys.stderr.write("".join(f"warning: POST /predict: {line}\n" for line in warnings))
     if keep:
         payload["kept"] = ([{c: row.get(c) for c in keep} for row in given_rows] if given_rows is not None
                            else frame[keep].reset_index(drop=True).to_dict("records"))

@@ -15,7 +15,7 @@ from ..errors import NnctlError, did_you_mean
 
 ROWS_WHERE = "the request's rows"
 CSV_WHERE = "the request's CSV body"
-OPTIONS = {"proba", "threshold", "positive", "keep", "interval", "sets"}  # besides "rows"
+OPTIONS = {"proba", "threshold", "positive", "keep", "interval", "sets", "spread"}  # besides "rows"
 MISSING = frozenset(NA_STRINGS)
 PLAIN = {int, float, bool, type(None)}
 NUMBERS = {int, float, type(None)}  # booleans stay as given: pandas reads a column of them as bool
@@ -62,7 +62,7 @@ def json_request(body: bytes, model, max_rows: int):
     given = {name: data.get(name) for name in OPTIONS}  # null means the default, as leaving it out does
     options = request_options(False if given["proba"] is None else given["proba"], given["threshold"],
                               given["positive"], [] if given["keep"] is None else given["keep"],
-                              given["interval"], given["sets"])
+                              given["interval"], given["sets"], False if given["spread"] is None else given["spread"])
     rows = data["rows"]
     if len(rows) > max_rows:
         raise too_many_rows(len(rows), max_rows)
@@ -70,10 +70,11 @@ def json_request(body: bytes, model, max_rows: int):
     return rows, rows_frame(rows, options.columns(model), numeric), options
 
 
-def request_options(proba, threshold, positive, keep, interval=None, sets=None) -> PredictOptions:
+def request_options(proba, threshold, positive, keep, interval=None, sets=None, spread=False) -> PredictOptions:
     """The options as `nnctl predict` takes them; a value of the wrong kind is a 422 naming it."""
-    if not isinstance(proba, bool):
-        raise Refusal(422, f"'proba' must be true or false, got {json.dumps(proba)}")
+    for name, flag in (("proba", proba), ("spread", spread)):
+        if not isinstance(flag, bool):
+            raise Refusal(422, f"'{name}' must be true or false, got {json.dumps(flag)}")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                                   or not math.isfinite(threshold)):
         raise Refusal(422, f"'threshold' must be a number between 0 and 1, got {json.dumps(threshold)}")
@@ -87,7 +88,8 @@ def request_options(proba, threshold, positive, keep, interval=None, sets=None) 
             raise Refusal(422, f"'{name}' must be a coverage level between 0 and 1, got {json.dumps(level)}")
     return PredictOptions(proba, None if threshold is None else float(threshold),
                           tuple(keep), None if positive is None else str(positive),
-                          None if interval is None else float(interval), None if sets is None else float(sets))
+                          None if interval is None else float(interval), None if sets is None else float(sets),
+                          spread)
 
 
 def rows_frame(rows: list, columns: list, numeric=()):

@@ -9,8 +9,11 @@ from ..config import hidden_activations, load_config
 from ..config.typed import Config
 from ..data import Dataset, load_dataset
 from ..errors import NnctlError
+from ..nn.embedding import Embedding
+from ..nn.layers import Activation, Dense, Dropout
 from ..nn.losses import LOSSES, loss_for
-from ..nn.network import Network
+from ..nn.network import Network, initial_weights
+from ..nn.normalization import NORMALIZATIONS
 from .scoring import row_weights, targets_for
 
 
@@ -34,22 +37,52 @@ def choose_loss(cfg: Config, dataset: Dataset) -> str:
 def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
+    members = cfg.model.ensemble
+    if members > 1 and getattr(dataset, "streamed", False):
+        raise NnctlError("model.ensemble > 1 does not train on streamed data yet", "model.ensemble",
+                         "use model.ensemble: 1, or data.streaming: false")
     embedded = embedding_sizes(dataset)
     first = dataset.n_inputs - len(embedded) + sum(width for _, _, width in embedded)
     sizes = [first] + list(cfg.model.layers) + [dataset.n_outputs]
     _check_model_fits(sizes, cfg, dataset, sum((n + 1) * width for _, n, width in embedded))
-    activations = hidden_activations(cfg)
-    loss = choose_loss(cfg, dataset)
     dtype = np.dtype(cfg.training.dtype)
-    network = Network.initialize(sizes, activations, loss, cfg.model.init, cfg.seed, dtype)
-    if embedded:
-        network = _embedded(network, embedded, dataset.n_inputs, cfg)
-    if cfg.model.normalization != "none":
-        network = _normalized(network, cfg.model.normalization)
-    network = _with_dropout(network, cfg)
+    loss = choose_loss(cfg, dataset)
+    # member i is the network `seed + i` would build alone: member 0 is the single network
+    networks = [Network(network_layers(cfg, sizes, embedded, dataset.n_inputs, dtype, cfg.seed + i), loss,
+                        dataset.n_inputs) for i in range(members)]
+    network = networks[0] if members == 1 else Network.stack(networks)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
     return network
+
+
+def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype, seed: int) -> list:
+    """The layer list, emitted once: [embedding], then per hidden block dense → [norm] →
+    activation → [dropout], then the output's dense layer.
+
+    Each source of randomness has its own stream of `seed` (the config's, or a member's): the dense weights `default_rng(seed)`
+    (layer by layer, as `initial_weights` draws them), the dropout masks (one generator the
+    dropout layers share) and the embedding tables each a child of `SeedSequence(seed)`, apart
+    from the shuffle's. A dropout rate of 0 adds no layer: the network is exactly the one
+    without dropout."""
+    activations = hidden_activations(cfg)
+    streams = np.random.SeedSequence(seed).spawn(4)  # [1]: the shuffle's (training.loop)
+    layers = []
+    if embedded:
+        layers.append(Embedding.fresh(n_inputs, [j for j, _, _ in embedded], [(n, w) for _, n, w in embedded],
+                                      np.random.default_rng(streams[3]), dtype, decay=cfg.training.l2_embeddings))
+    rates = dropout_rates(cfg)
+    dropout_rng = np.random.default_rng(streams[2]) if any(rates) else None
+    norm = NORMALIZATIONS.get(cfg.model.normalization)
+    for i, (W, b) in enumerate(initial_weights(sizes, activations, cfg.model.init, seed, dtype)):
+        layers.append(Dense(W, b))
+        if i < len(activations):
+            if norm is not None:
+                layers.append(norm.fresh(W.shape[1], dtype))
+            layers.append(Activation(activations[i]))
+            if rates[i]:
+                layers.append(Dropout(rates[i], dropout_rng))
+    return layers
 
 
 def embedding_sizes(dataset: Dataset) -> list[tuple[int, int, int]]:
@@ -58,60 +91,16 @@ def embedding_sizes(dataset: Dataset) -> list[tuple[int, int, int]]:
     return [(j, len(encoder.categories[col]), encoder.embedding[col]) for j, col in encoder.code_columns()]
 
 
-def _embedded(network: Network, embedded, n_inputs: int, cfg) -> Network:
-    """`network` behind an embedding layer that turns the code inputs into their tables' rows.
-    The tables are drawn from their own stream of `seed`, apart from the weights', dropout's and
-    the shuffle's."""
-    from ..nn.embedding import Embedding
-
-    rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[3])
-    layer = Embedding.fresh(n_inputs, [j for j, _, _ in embedded], [(n, w) for _, n, w in embedded], rng,
-                            network.dtype, decay=cfg.training.l2_embeddings)
-    return Network([layer] + network.layers, network.loss_name, n_inputs)
-
-
 def dropout_rates(cfg) -> list[float]:
     """model.dropout as one rate per hidden layer."""
     rate = cfg.model.dropout
     return [float(r) for r in rate] if isinstance(rate, (list, tuple)) else [float(rate)] * len(cfg.model.layers)
 
 
-def _with_dropout(network: Network, cfg) -> Network:
-    """`network` with a dropout layer after each hidden block's activation whose rate is not 0
-    (a rate of 0 adds nothing: the network is exactly the one without dropout). The layers share
-    one generator, seeded from `seed` apart from the weights' and the shuffle's."""
-    rates = dropout_rates(cfg)
-    if not any(rates):
-        return network
-    from ..nn.layers import Dropout
-
-    rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(3)[2])
-    layers, hidden = [], iter(rates)
-    for layer in network.layers:
-        layers.append(layer)
-        if layer.type == "activation":
-            rate = next(hidden)
-            if rate:
-                layers.append(Dropout(rate, rng))
-    return Network(layers, network.loss_name, network.n_inputs)
-def _normalized(network: Network, kind: str) -> Network:
-    """The same network (same initial weights) with a norm layer in each hidden block, between
-    its dense layer and its activation: dense → norm → activation."""
-    from ..nn.layers import Activation
-    from ..nn.normalization import NORMALIZATIONS
-
-    layers = []
-    for layer, width in zip(network.layers, network.widths[1:]):
-        if isinstance(layer, Activation):
-            layers.append(NORMALIZATIONS[kind].fresh(width, network.dtype))
-        layers.append(layer)
-    return Network(layers, network.loss_name, network.n_inputs)
-
-
 def check_batches(cfg, network: Network, dataset: Dataset) -> None:
     """Batch norm cannot normalize a batch of one row (PyTorch: "Expected more than 1 value per
     channel when training"): refuse training whose batches include one, before it starts."""
-    if not any(layer.type == "batch_norm" for layer in network.layers):
+    if network.min_rows < 2:
         return
     rows = len(dataset.X_train)
     batch = min(cfg.training.batch_size or rows, rows)
@@ -136,10 +125,13 @@ def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0) -> 
     from ..resources import require_memory
 
     itemsize = np.dtype(cfg.training.dtype).itemsize
-    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables
+    members = cfg.model.ensemble
+    params = (sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables) * members
     n = len(dataset.X_train)
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
-    needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize
+    # members: their own batch order keeps K copies of the training rows
+    copies = members * dataset.X_train.nbytes if members > 1 else 0
+    needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize * members + copies
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")
 
@@ -175,11 +167,12 @@ def _warm_start(path, network: Network, dataset: Dataset) -> None:
         raise NnctlError(f"model.init_from is {describe(theirs)}, the config builds {describe(ours)}",
                          "model.init_from", "use the same model.layers as that model, or train from scratch")
     arrays = {name: a.astype(network.dtype) for name, a in saved.items()}
-    if ours.layers[0].type == "embedding" and rows != list(range(len(rows))):
+    embedded = isinstance(ours.layers[0], Embedding)
+    if embedded and rows != list(range(len(rows))):
         # the first dense layer's rows follow the embedding's output, not the inputs: same order only
         raise NnctlError("model.init_from has embedded columns and takes its inputs in another order than this data",
                          "model.init_from", "list data.features in that model's order, or train from scratch")
-    if ours.layers[0].type == "embedding":
+    if embedded:
         rows = slice(None)
     first, last = f"layers.{ours.trainable[0][0]}.", f"layers.{ours.trainable[-1][0]}."
     for name, a in arrays.items():
@@ -218,7 +211,7 @@ def prepare_float64(config, overrides, rows: int):
     dataset = load_dataset(cfg)
     network = build_network(cfg, dataset)
     X, y = dataset.X_train[:rows], dataset.y_train[:rows]
-    if len(X) < 2 and any(layer.type == "batch_norm" for layer in network.layers):
+    if len(X) < network.min_rows:
         raise NnctlError("batch normalization cannot normalize a batch of one row", "--rows", "use --rows 2 or more")
     weights = row_weights(cfg.training.class_weight, dataset, y, np.float64)
     return network, X, targets_for(network, y), cfg, weights

@@ -16,7 +16,8 @@ def checkpoint_limit(name: str, header) -> str | None:
         ok = len(header.shape) == 1 and header.dtype == np.uint8
         return None if ok else f"`meta` is {header.dtype} {header.shape}, not JSON bytes"
     if name in ("order", "shard_order"):  # shard_order: a streamed epoch's order of shards
-        ok = len(header.shape) == 1 and header.dtype.kind in "iu"
+        # an ensemble's members each have their own order: (K, rows)
+        ok = len(header.shape) in ((1, 2) if name == "order" else (1,)) and header.dtype.kind in "iu"
         return None if ok else f"`{name}` is {header.dtype} {header.shape}, not a permutation"
     model = name[5:] if name.startswith("best.") else name  # early stopping's copy of the model
     if model == "params" or model.startswith("layers.") or name.startswith("opt_"):
@@ -24,7 +25,7 @@ def checkpoint_limit(name: str, header) -> str | None:
             return f"`{name}` is {header.dtype}, where nnctl trains in float32 or float64"
         if (model == "params" or name.startswith("opt_")) and len(header.shape) != 1:
             return f"`{name}` has the wrong shape {header.shape}: a checkpoint keeps it flat (1-D)"
-        if len(header.shape) > 2:
+        if len(header.shape) > 3:  # (K, fan_in, units) in an ensemble
             return f"`{name}` has the wrong shape {header.shape}"
         return None
     return f"it holds an array `{name}` that nnctl does not write"
@@ -66,6 +67,12 @@ def checkpoint_meta_problem(meta: dict) -> str | None:
             np.random.PCG64().state = meta["dropout_rng"]
         except (TypeError, ValueError, KeyError, OverflowError):
             return "`dropout_rng` is not the state of the dropout generator"
+    if "member_rngs" in meta:
+        try:
+            for state in meta["member_rngs"]:
+                np.random.PCG64().state = state
+        except (TypeError, ValueError, KeyError, OverflowError):
+            return "`member_rngs` are not the states of the members' shuffle generators"
     if meta["config"]["training"].get("early_stopping") or meta.get("stopper") is not None:
         stopper = meta.get("stopper")
         if not isinstance(stopper, dict) or not {"best", "best_epoch", "waited"} <= set(stopper) \

@@ -159,14 +159,19 @@ class _Loop:
         self.callback, self.should_stop = callback, should_stop
         self.rows = len(dataset.X_train)
         self.batch = min(training.batch_size or self.rows, self.rows)
+        self.members = network.members  # K members: each its own batch order, from seed + i
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+        self.rngs = [self.rng] + [np.random.default_rng(np.random.SeedSequence(seed + i).spawn(2)[1])
+                                  for i in range(1, self.members or 1)]
         self.optimizer = network_optimizer(network, training)
         self.schedule = build_schedule(training)
         self.grads = [network.flat_grads]
         self.clip = training.grad_clip  # None: no clipping, and no work per batch for it
         self.clipped = self.steps = 0
-        # the generator the dropout layers share (None without dropout): its state is checkpointed
-        self.dropout_rng = next((layer.rng for layer in network.layers if layer.type == "dropout"), None)
+        # the generator the random layers share (None without any): its state is checkpointed
+        self.dropout_rng = network.rng
+        # the arrays this loop's passes write: made once, reused by every batch and every scoring
+        self.ws = network.workspace()
         self.has_val = len(dataset.X_val) > 0
         self.metric = f"val_{metric_name(dataset.task)}"
         self.stopper = EarlyStopping.from_config(training.early_stopping) if training.early_stopping else None
@@ -177,7 +182,7 @@ class _Loop:
         self.advice = divergence_advice(training, dataset)
         self.next_progress = 0.0
         self.checkpointer = None
-        self.diagnose = Diagnostics(network)
+        self.diagnose = Diagnostics(network, self.ws)
         self.sampled = Diagnostics.steps_to_measure(-(-self.rows // self.batch), self.rows % self.batch != 0)
         self.diagnostics: list[dict] = []
         self.seconds_before = 0.0  # trained by the run this one resumes
@@ -194,12 +199,17 @@ class _Loop:
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
         # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
         self.shuffle = training.shuffle and self.batch < self.rows
-        self.X_epoch = np.empty_like(self.X) if self.shuffle else self.X
-        self.y_epoch = np.empty_like(self.y) if self.shuffle else self.y
-        self.w_epoch = np.empty_like(self.w) if self.shuffle and self.w is not None else self.w
+        # members each see the rows in their own order: (K, rows, ...) buffers, batches along axis 1
+        lead = (self.members,) if self.members and self.shuffle else ()
+
+        def epoch_buffer(a):
+            return np.empty(lead + a.shape, dtype=a.dtype) if self.shuffle else a
+
+        self.X_epoch, self.y_epoch = epoch_buffer(self.X), epoch_buffer(self.y)
+        self.w_epoch = None if self.w is None else epoch_buffer(self.w)
         # the buffers are refilled in place each epoch, so their batch views are made once
-        self.batches = [(self.X_epoch[s:s + self.batch], self.y_epoch[s:s + self.batch],
-                         None if self.w is None else self.w_epoch[s:s + self.batch])
+        self.batches = [(self.X_epoch[..., s:s + self.batch, :], self.y_epoch[..., s:s + self.batch, :],
+                         None if self.w is None else self.w_epoch[..., s:s + self.batch, :])
                         for s in range(0, self.rows, self.batch)]
 
     def run(self, start: float) -> str:
@@ -228,12 +238,17 @@ class _Loop:
         """One batch, the algorithm itself: forward, the loss, backward, clipping, the update
         (measured layer by layer when `diagnosed`). The batch's summed loss when `measured`,
         else 0.0. The in-memory and the streamed loops differ only in where batches come from."""
-        network.forward(xb, True)
-        loss = network.loss_value(yb, wb) * len(xb) if measured else 0.0
-        network.backward(yb, wb)
+        ws, members = self.ws, self.members
+        network.forward(xb, True, ws=ws)
+        # with members, the mean of their losses (loss_value is their sum)
+        loss = network.loss_value(yb, wb, ws) * xb.shape[-2] / (members or 1) if measured else 0.0
+        network.backward(yb, wb, ws=ws)
         norm = None
         if clip is not None:
-            norm, clipped = clip_grad_norm(network.flat_grads, clip)
+            # each member clipped by its own norm; `clipped` then counts members' steps
+            norm, clipped = clip_grad_norm(network.flat_grads, clip, members)
+            if members:
+                norm = float(np.sqrt(np.dot(norm, norm)))  # the norm over every member, for diagnostics
             self.clipped += clipped
             self.steps += 1
         if diagnosed:
@@ -255,7 +270,8 @@ class _Loop:
             first, order, total = self.partial
             self.partial = None
         elif self.shuffle:
-            order = self.rng.permutation(self.rows)
+            order = self.rng.permutation(self.rows) if not self.members else \
+                np.stack([rng.permutation(self.rows) for rng in self.rngs])  # per epoch, not per step
         if order is not None:
             # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
             np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
@@ -297,6 +313,8 @@ class _Loop:
                 "batches_done": 0, "partial_loss": 0.0}
         if self.dropout_rng is not None:
             meta["dropout_rng"] = self.dropout_rng.bit_generator.state
+        if self.members:  # member 0's batch order is `rng`'s; the others' follow
+            meta["member_rngs"] = [rng.bit_generator.state for rng in self.rngs[1:]]
         if self.clip is not None:
             meta["clipped_steps"], meta["steps"] = self.clipped, self.steps
         if self.partial is not None:
@@ -316,6 +334,11 @@ class _Loop:
         self.optimizer.load_state({"t": meta["optimizer_t"],
                                    **{k[4:]: v for k, v in arrays.items() if k.startswith("opt_")}})
         self.rng.bit_generator.state = meta["rng"]
+        states = meta.get("member_rngs", [])
+        if len(states) != len(self.rngs) - 1:
+            raise ValueError(f"the checkpoint has {len(states) + 1} members' batch orders, this run {len(self.rngs)}")
+        for rng, state in zip(self.rngs[1:], states):
+            rng.bit_generator.state = state
         if self.dropout_rng is not None:
             if "dropout_rng" not in meta:
                 raise ValueError("the dropout generator's state is missing")
@@ -327,7 +350,8 @@ class _Loop:
         self.seconds_before = float(meta["seconds"])
         if meta.get("batches_done"):
             order = arrays.get("order")
-            if self.shuffle and (order is None or order.shape != (self.rows,)):
+            shape = (self.members, self.rows) if self.members else (self.rows,)
+            if self.shuffle and (order is None or order.shape != shape):
                 raise ValueError("the row order of the epoch cut short is missing")
             self.partial = (int(meta["batches_done"]), order, float(meta["partial_loss"]))
         if self.stopper is not None and meta.get("stopper"):
@@ -338,7 +362,7 @@ class _Loop:
 
     def score_validation(self) -> tuple[float, float, dict]:
         return score_with(self.network, self.dataset.task, self.dataset.X_val, self.dataset.y_val, self.val_targets,
-                          self.extra)
+                          self.extra, self.ws)
 
     def measure(self, epoch: int, train_loss: float, start: float) -> dict:
         check_finite(train_loss, epoch, self.advice)

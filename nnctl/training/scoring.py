@@ -31,18 +31,31 @@ def score(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=Non
     return loss, value
 
 
+def _scored(network: Network, out: np.ndarray, t: np.ndarray, ws) -> tuple[float, np.ndarray]:
+    """(the loss of a chunk's forward pass, the output to score): with members, the ensemble's,
+    the loss and output of the members' mean output (what early stopping and checkpoints
+    judge), not the members' own."""
+    if network.members is None:
+        return network.loss_value(t, ws=ws), out
+    mean = network.mean_output(out)
+    return network.output_loss(mean, t), mean
+
+
 def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=None,
-               extra=()) -> tuple[float, float, dict]:
+               extra=(), ws=None) -> tuple[float, float, dict]:
     """`score`, and {name: value} of the `extra` history columns (EXTRA_METRICS) in the same
-    forward pass; the outputs are kept only when some are asked for."""
+    forward pass; the outputs are kept only when some are asked for. `ws`: the workspace to
+    score in (the training loop's, so that scoring allocates nothing), else a new one."""
     if len(X) == 0:
         return float("nan"), float("nan"), {name: float("nan") for name in extra}
     t = targets_for(network, y) if targets is None else targets
     total, correct = 0.0, 0
     outputs = np.empty(t.shape, dtype=network.dtype) if task == "regression" or extra else None
-    for start, out in network.forward_chunks(X):
+    ws = network.workspace() if ws is None else ws
+    for start, out in network.forward_chunks(X, ws=ws):
+        loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
         end = start + len(out)
-        total += network.loss_value(t[start:end]) * len(out)
+        total += loss * len(out)
         if outputs is not None:
             outputs[start:end] = out
         if task != "regression":
@@ -53,18 +66,20 @@ def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, target
     return total / len(X), correct / len(X), extra_scores(extra, y, outputs) if extra else {}
 
 
-def score_chunks(network: Network, task: str, chunks, extra=()) -> tuple[float, float, dict]:
+def score_chunks(network: Network, task: str, chunks, extra=(), ws=None) -> tuple[float, float, dict]:
     """`score_with` over a part given as (X, y) chunks (a streamed dataset's shards): the loss
     and metric summed chunk by chunk, R² from per-output sums. The `extra` columns rank or count
     the whole part, so only when some are asked for are its outputs and labels kept."""
     n, total, correct = 0, 0.0, 0
     sums = None  # regression, per output: Σt, Σt², Σ(t - output)²
     kept = []
+    ws = network.workspace() if ws is None else ws
     for X, y in chunks:
         t = targets_for(network, y)
-        for start, out in network.forward_chunks(X):
+        for start, out in network.forward_chunks(X, ws=ws):
+            loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
             end = start + len(out)
-            total += network.loss_value(t[start:end]) * len(out)
+            total += loss * len(out)
             if task == "regression":
                 tt = t[start:end].astype(np.float64)
                 part = np.stack([tt.sum(axis=0), (tt ** 2).sum(axis=0), ((tt - out) ** 2).sum(axis=0)])

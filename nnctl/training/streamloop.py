@@ -133,4 +133,5 @@ class StreamLoop(_Loop):
                             int(meta["batches_done"]), int(stream["rows_done"]))
 
     def score_validation(self) -> tuple[float, float, dict]:
-        return score_chunks(self.network, self.dataset.task, self.dataset.parts["validation"].chunks(), self.extra)
+        return score_chunks(self.network, self.dataset.task, self.dataset.parts["validation"].chunks(), self.extra,
+                            self.ws)

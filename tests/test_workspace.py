@@ -1,0 +1,87 @@
+"""The per-call workspace: a layer keeps only the model, so a layer runs on its own, and any
+number of threads predict with one model at once and get exactly the answers of one thread."""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+
+from nnctl.nn.layers import Activation, Dense, Dropout
+from nnctl.nn.network import CHUNK, Network
+from nnctl.nn.normalization import BatchNorm, LayerNorm
+from nnctl.runs.model import load_model
+
+from .conftest import DATASETS
+
+THREADS, ROUNDS = 8, 200
+
+
+def test_a_dense_layer_works_on_its_own():
+    W, b = np.arange(6.0).reshape(3, 2), np.array([1.0, -1.0])
+    x = np.array([[1.0, 0.0, 2.0], [0.5, 1.0, 0.0]])
+    np.testing.assert_array_equal(Dense(W, b).forward(x), x @ W + b)
+
+
+def test_a_layer_keeps_no_arrays_of_a_pass():
+    layer = Dense(np.ones((3, 2)), np.zeros(2))
+    before = set(vars(layer))
+    buf = layer.new_buffers(np.ones((4, 3)))
+    layer.forward(np.ones((4, 3)), True, buf)
+    layer.backward(np.ones((4, 2)), buf)
+    assert set(vars(layer)) == before  # what the pass wrote is in `buf`, the caller's
+
+
+def test_backward_allocates_nothing_per_batch_and_keeps_forwards_arrays():
+    net = Network.initialize([3, 5, 2], ["relu"], "cross_entropy", seed=0, dtype=np.float64)
+    ws = net.workspace()
+    X, y = np.random.default_rng(0).normal(size=(4, 3)), np.eye(2)[[0, 1, 1, 0]]
+    net.forward(X, True, ws=ws)
+    out = ws.buffers[0].out
+    net.backward(y, ws=ws)  # backward's arrays are added; forward's stay where they were
+    assert ws.buffers[0].out is out and ws.buffers[0].x is X
+    net.forward(X, True, ws=ws)
+    net.backward(y, ws=ws)
+    assert ws.buffers[0].out is out
+
+
+def _bodies(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """Large bodies (several chunks, a last short one) and small ones (1 to 7 rows), mixed."""
+    rng = np.random.default_rng(0)
+    big = [frame.sample(n, replace=True, random_state=k) for k, n in enumerate((CHUNK * 2 + 77, 3000, 5000))]
+    small = [frame.sample(n, random_state=10 + n) for n in range(1, 8)]
+    bodies = big + small
+    return [bodies[i] for i in rng.permutation(len(bodies))]
+
+
+def _hammer(predict, bodies: list) -> None:
+    """Each of THREADS threads predicts ROUNDS bodies (each thread its own order) and must get
+    exactly what one thread got."""
+    expected = [predict(body) for body in bodies]
+
+    def worker(t: int) -> list[int]:
+        wrong = []
+        for r in range(ROUNDS):
+            k = (t * 5 + r * 3) % len(bodies)
+            if not np.array_equal(predict(bodies[k]), expected[k]):
+                wrong.append(k)
+        return wrong
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        wrong = [k for found in pool.map(worker, range(THREADS)) for k in found]
+    assert not wrong, f"{len(wrong)} of {THREADS * ROUNDS} predictions differ from one thread's"
+
+
+def test_eight_threads_predict_with_one_model_exactly(iris_run):
+    model = load_model(iris_run)
+    frame = pd.read_csv(DATASETS / "iris.csv").drop(columns="species")
+    _hammer(model.predict_proba, _bodies(frame))
+
+
+def test_eight_threads_predict_through_every_kind_of_layer_exactly():
+    rng = np.random.default_rng(1)
+    layers = [Dense(rng.normal(size=(4, 16)), rng.normal(size=16)), BatchNorm.fresh(16, np.float64),
+              Activation("relu"), Dropout(0.3), Dense(rng.normal(size=(16, 8)), rng.normal(size=8)),
+              LayerNorm.fresh(8, np.float64), Activation("tanh"), Dense(rng.normal(size=(8, 3)), np.zeros(3))]
+    net = Network(layers, "cross_entropy")
+    net.layers[1].state["running_var"][:] = 2.0
+    frame = pd.DataFrame(rng.normal(size=(500, 4)))
+    _hammer(lambda body: net.predict_output(body.to_numpy()), _bodies(frame))
