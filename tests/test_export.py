@@ -243,3 +243,31 @@ def test_any_architecture_and_input(tmp_path_factory, case):
         clear = top[:, -1] - top[:, -2] > 1e-5
         labels = np.array([v.decode() if isinstance(v, bytes) else v for v in out["label"]])
         assert (labels[clear] == model.predict(frame)[clear]).all()
+
+
+# --- ensembles: one graph, the members' mean -------------------------------------------------
+@pytest.mark.parametrize("config, sets", [
+    ("iris", []),                                                  # softmax: the mean probability
+    ("breast_cancer", []),                                         # one sigmoid unit per member
+    ("diabetes", []),                                              # regression: the mean output
+    ("iris", ["model.normalization=batch", "model.dropout=0.1"]),
+    ("iris", ["model.normalization=layer", "training.dtype=float64"]),
+    ("breast_cancer", ["training.calibration=temperature"]),       # T divides the mean's logits
+])
+def test_an_ensemble_exports_as_one_graph_of_batched_products(tmp_path, config, sets):
+    run = train(CONFIGS / f"{config}.yaml", tmp_path, "model.ensemble=3", *sets)
+    path = export(run)
+    ops = {n.op_type for n in onnx.load(path).graph.node}
+    assert "MatMul" in ops and "ReduceMean" in ops and "Gemm" not in ops
+    assert_matches_predict(run, DATASETS / f"{config}.csv", path)
+
+
+@pytest.mark.parametrize("opset", [13, 17, 21])
+def test_an_ensemble_with_embedded_categories_exports_at_every_opset(mixed, opset):
+    config = mixed / "embedded.yaml"
+    config.write_text("data:\n  path: train.csv\n  target: kind\n  categorical: [color]\n  embedding: {color: 2}\n"
+                      "  missing: mean\n  unknown_category: ignore\nmodel:\n  ensemble: 4\n"
+                      "  normalization: layer\n")
+    run = train(config, mixed / "runs")
+    path = export(run, "--opset", str(opset), "--output", mixed / f"e{opset}.onnx")
+    assert_matches_predict(run, mixed / "new.csv", path)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 
+from ..data.scaling import is_linear, link, unlink
 from ..errors import NnctlError
-from ..nn.conformal import conformal_quantile, quantile_rank
+from ..nn.conformal import NORMALIZED_SCORE, conformal_quantile, quantile_rank
 
 SEPARATOR = "|"  # between the labels of a prediction set in predict's CSV
 # a set takes a class whose score is within this of q: the calibration row whose score is q
@@ -46,7 +47,7 @@ def half_width(model, level: float, option: str) -> float:
 
 def check_level(level: float, option: str) -> None:
     if not 0.0 < level < 1.0:
-        raise NnctlError(f"{option} is a coverage level strictly between 0 and 1, got {level:g}", option,
+        raise NnctlError(f"{option} is a coverage level strictly between 0 and 1, got {level}", option,
                          f"e.g. {option} 0.9 for 90% coverage")
 
 
@@ -79,22 +80,40 @@ def set_labels(model) -> list[str]:
     return labels
 
 
+def spread_floor_of(model) -> float | None:
+    """f of a model whose interval scores are normalized by its members' spread
+    (training.conformal: normalized), else None."""
+    entry = model.meta.get("conformal") or {}
+    return entry.get("floor") if entry.get("kind") == NORMALIZED_SCORE else None
+
+
 class ConformalColumns:
     """What `predict --interval` / `--sets` add to each chunk of predictions: `names`, the
-    columns, and `add(frame, outputs)`, which writes them from the chunk's values (rows,) or
-    probabilities (rows, classes)."""
+    columns, and `add(frame, outputs, spread)`, which writes them from the chunk's values (rows,)
+    or probabilities (rows, classes), and for normalized scores (`floor` set) the members' spread
+    of each row's value (rows,): the interval is then ŷ ∓ q·(σ + floor)."""
 
-    def __init__(self, option: str | None = None, q: float | None = None, labels=None, level: float | None = None):
-        self.option, self.q, self.labels, self.level = option, q, labels, level
+    def __init__(self, option: str | None = None, q: float | None = None, labels=None, level: float | None = None,
+                 floor: float | None = None, target=None):
+        self.option, self.q, self.labels, self.level, self.floor = option, q, labels, level, floor
+        self.target = target  # the regression's target scaler: intervals are made in its link's space
         self.names = {"--interval": ("lower", "upper"), "--sets": ("prediction_set",), None: ()}[option]
 
-    def add(self, frame, outputs) -> None:
+    @property
+    def needs_spread(self) -> bool:
+        return self.option == "--interval" and self.floor is not None
+
+    def half_width(self, spread=None):
+        """q, or q·(σ + floor) per row for normalized scores."""
+        return self.q if not self.needs_spread else self.q * (spread + self.floor)
+
+    def add(self, frame, outputs, spread=None) -> None:
         import numpy as np
 
         from ..nn.conformal import intervals, prediction_sets
 
         if self.option == "--interval":
-            frame["lower"], frame["upper"] = intervals(outputs, self.q)
+            frame["lower"], frame["upper"] = self.bounds(outputs, spread)
         elif self.option == "--sets":
             # few distinct sets occur among many rows: join each distinct one once
             patterns, inverse = np.unique(prediction_sets(outputs, self.q), axis=0, return_inverse=True)
@@ -103,14 +122,33 @@ class ConformalColumns:
             frame["prediction_set"] = texts[inverse.reshape(-1)]
 
 
-    def coverage(self, y, outputs) -> dict:
+    def bounds(self, values, spread=None):
+        """(lower, upper) around predicted values (rows,): ŷ ∓ q (q·(σ + floor) for normalized
+        scores), or for a log1p or quantile target g⁻¹(g(ŷ) ∓ q), which covers y exactly when
+        g(y) is within q of g(ŷ)."""
+        from ..nn.conformal import intervals
+
+        if is_linear(self.target):
+            return intervals(values, self.half_width(spread))
+        lower, upper = intervals(link(values, self.target), self.q)
+        return unlink(lower, self.target), unlink(upper, self.target)
+
+    def coverage(self, y, outputs, spread=None) -> dict:
         """`evaluate`'s keys on a labelled table: `level`, the empirical `coverage`, and
-        `mean_width` (regression: y and values (rows,)) or `mean_set_size` (classification:
-        class indices (rows,) and probabilities (rows, classes)); {} without an option."""
+        `mean_width` (regression: y and values (rows,), and the spread (rows,) for normalized
+        scores) or `mean_set_size` (classification: class indices (rows,) and probabilities
+        (rows, classes)); {} without an option."""
         from ..nn.conformal import interval_coverage, set_coverage
 
+        if self.option == "--interval" and self.target and not is_linear(self.target):
+            import numpy as np
+
+            lower, upper = self.bounds(np.asarray(outputs, np.float64))
+            y = np.asarray(y, np.float64)
+            covered, width = float(np.mean((lower <= y) & (y <= upper))), float(np.mean(upper - lower))
+            return {"level": self.level, "coverage": covered, "mean_width": width}
         if self.option == "--interval":
-            covered, width = interval_coverage(y, outputs, self.q)
+            covered, width = interval_coverage(y, outputs, self.half_width(spread))
             return {"level": self.level, "coverage": covered, "mean_width": width}
         if self.option == "--sets":
             covered, size = set_coverage(y, outputs, self.q)
@@ -128,5 +166,6 @@ def conformal_columns(model, interval: float | None = None, sets: float | None =
             labels = None
             if option == "--sets":
                 q, labels = q + SET_TOLERANCE, set_labels(model)
-            columns = ConformalColumns(option, q, labels, level)
+            columns = ConformalColumns(option, q, labels, level, spread_floor_of(model) if option == "--interval" else None,
+                                       model.meta.get("target_scaler"))
     return columns

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.scaling import from_training
 from ..errors import NnctlError, did_you_mean
 from ..nn.embedding import Embedding
 from ..nn.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
@@ -236,8 +237,12 @@ def check_options(method: str, metric=None, repeats=None, seed=None) -> None:
         if given:
             raise NnctlError(f"{given[0]} applies to --method permutation; the gradient method uses neither "
                              "a metric nor random shuffles", given[0], f"leave {given[0]} out")
-    elif repeats is not None:
-        check_repeats(repeats)
+    else:
+        if repeats is not None:
+            check_repeats(repeats)
+        if seed is not None and seed < 0:
+            raise NnctlError(f"--seed must be a whole number of 0 or more, got {seed}", "--seed",
+                             "e.g. --seed 0 (a seed only picks the shuffles; any other number is as good)")
 
 
 def explain(model, data_path, method: str = "permutation", metric=None, repeats=None, seed=None,
@@ -303,10 +308,7 @@ def run_importance(model, dataset, test_path, seed: int = SEED) -> dict | None:
     elif len(dataset.X_val):
         y = np.asarray(dataset.y_val)
         if model.task == "regression":  # the dataset holds it scaled; metrics are in its units
-            scaler = model.meta.get("target_scaler")
-            y = y.astype(np.float64).reshape(len(y), -1)[:, 0]
-            if scaler:
-                y = y * scaler["scale"][0] + scaler["offset"][0]
+            y = from_training(y.astype(np.float64).reshape(len(y), -1), model.meta.get("target_scaler"))[:, 0]
         parts, part = [(dataset.X_val, y)], "validation"
     else:
         return None

@@ -3,17 +3,32 @@ and probabilities (or values in the target's units) out — built with the `onnx
 optional `onnx` extra). The graph does, in `predict`'s order:
 
 1. the missing-value fill of `missing: mean` models (NaN numbers, empty-string categories);
-2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder; an unknown
-   category gives all zeros under `unknown_category: ignore`, and fails the run under `error`),
-   or for an embedded column its category code (LabelEncoder to int64, as a float);
-3. scaling, (x - offset) / scale;
+2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder), or for an
+   embedded column its category code (LabelEncoder to int64, as a float). A category training
+   never saw, under `unknown_category: ignore` (or `export --unknown-category ignore`), is the
+   all-zero one-hot or the embedding's zero row, as `predict` reads it. Under `error` it fails
+   the whole run, every row of the batch, as `predict` fails the file: onnxruntime raises
+   "Unknown Category and zeros = 0" from the OneHotEncoder, or for an embedded column
+   "indices element out of data bounds, idx=n+1" from the Gather (the code past the table's end
+   that `_code` gives it): ONNX has no operator that fails with a message of its own;
+3. scaling, (x - offset) / scale, then robust scaling's smooth clip or quantile scaling's
+   interpolation (found without a search operator: a value's segment is how many knots it
+   reaches; the graph holds a [N, inputs, knots] comparison, so feed large tables in batches);
 4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
    norm a LayerNormalization, or its parts below opset 17, dropout nothing, an embedding a Gather
    of its tables' rows by the codes);
 5. the output: the logits divided by the model's temperature (training.calibration), then
    softmax probabilities, the sigmoid's two columns, or the regression value mapped
-   back to the target's units; and the class label.
+   back to the target's units (through expm1 or the inverse quantile map for a log1p or
+   quantile target); and the class label.
+
+An ensemble (`model.ensemble: K`) is one graph too: each layer's arrays keep their member axis,
+so the first dense layer is one MatMul of the rows [N, F] against the members' weights
+[K, F, units] (ONNX's MatMul broadcasts as NumPy's), every later value is [K, N, ...], each
+member's head (softmax, sigmoid or identity) runs on its own outputs, and a ReduceMean over the
+member axis gives the members' mean, as `predict` does. A calibrated ensemble divides the logits
+of that mean by its temperature.
 """
 from __future__ import annotations
 
@@ -23,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..data.scaling import SMOOTH_CLIP, is_linear, quantile_tables
 from ..errors import NnctlError
 from ..nn.activations import ELU_ALPHA, LEAKY_SLOPE
 
@@ -114,7 +130,15 @@ def _activation(g: _Graph, name: str, x: str, opset: int) -> str:
     raise NnctlError(f"the activation '{name}' has no ONNX form in this nnctl", "nnctl export")  # pragma: no cover
 
 
+def _per_member(values: np.ndarray) -> np.ndarray:
+    """A (K, units) array of a layer with members as (K, 1, units), to broadcast over rows."""
+    return values[:, None, :]
+
+
 def _dense(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    if layer.members is not None:  # [N, F] or [K, N, F] @ [K, F, units] -> [K, N, units]
+        product = g.op("MatMul", [x, g.const(layer.W, f"W{i}")], f"matmul{i}")
+        return g.op("Add", [product, g.const(_per_member(layer.b), f"b{i}")], f"dense{i}")
     return g.op("Gemm", [x, g.const(layer.W, f"W{i}"), g.const(layer.b, f"b{i}")], f"dense{i}")
 
 
@@ -123,7 +147,16 @@ def _activation_layer(g: _Graph, layer, i: int, x: str, opset: int) -> str:
 
 
 def _batch_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
-    """Evaluation mode: the running statistics, as the model predicts."""
+    """Evaluation mode: the running statistics, as the model predicts. With members (whose
+    values are [K, N, units], where BatchNormalization wants channels on axis 1), the same
+    affine map written out: (x - μ) / √(σ² + eps) · γ + β."""
+    if layer.members is not None:
+        mean, var = (_per_member(layer.state[name]) for name in ("running_mean", "running_var"))
+        inv_std = 1.0 / np.sqrt(var.astype(np.float64) + layer.eps)
+        normalized = g.op("Mul", [g.op("Sub", [x, g.const(mean, f"running_mean{i}")]),
+                                  g.const(inv_std, f"inv_std{i}")])
+        return g.op("Add", [g.op("Mul", [normalized, g.const(_per_member(layer.gamma), f"gamma{i}")]),
+                            g.const(_per_member(layer.beta), f"beta{i}")], f"batch_norm{i}")
     return g.op("BatchNormalization", [x, g.const(layer.gamma, f"gamma{i}"), g.const(layer.beta, f"beta{i}"),
                                        g.const(layer.state["running_mean"], f"running_mean{i}"),
                                        g.const(layer.state["running_var"], f"running_var{i}")],
@@ -131,13 +164,20 @@ def _batch_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
 
 
 def _layer_norm(g: _Graph, layer, i: int, x: str, opset: int) -> str:
-    gamma, beta = g.const(layer.gamma, f"gamma{i}"), g.const(layer.beta, f"beta{i}")
+    members = layer.members is not None
+    gamma = g.const(_per_member(layer.gamma) if members else layer.gamma, f"gamma{i}")
+    beta = g.const(_per_member(layer.beta) if members else layer.beta, f"beta{i}")
     if opset >= 17:
-        return g.op("LayerNormalization", [x, gamma, beta], f"layer_norm{i}", axis=-1, epsilon=layer.eps)
+        if not members:
+            return g.op("LayerNormalization", [x, gamma, beta], f"layer_norm{i}", axis=-1, epsilon=layer.eps)
+        # each member's γ and β ([K, 1, units]) after a plain normalization of the last axis
+        ones = g.const(np.ones(layer.gamma.shape[-1]), "ones")
+        xhat = g.op("LayerNormalization", [x, ones], f"xhat{i}", axis=-1, epsilon=layer.eps)
+        return g.op("Add", [g.op("Mul", [xhat, gamma]), beta], f"layer_norm{i}")
     # LayerNormalization came in opset 17: before it, the same from its parts (ReduceMean takes
     # its axes as an attribute up to opset 17)
-    centered = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[1], keepdims=1)])
-    var = g.op("ReduceMean", [g.op("Mul", [centered, centered])], axes=[1], keepdims=1)
+    centered = g.op("Sub", [x, g.op("ReduceMean", [x], axes=[-1], keepdims=1)])
+    var = g.op("ReduceMean", [g.op("Mul", [centered, centered])], axes=[-1], keepdims=1)
     xhat = g.op("Div", [centered, g.op("Sqrt", [g.op("Add", [var, g.const(layer.eps, "eps")])])])
     return g.op("Add", [g.op("Mul", [xhat, gamma]), beta], f"layer_norm{i}")
 
@@ -168,14 +208,19 @@ def _code(g: _Graph, column: str, categories: list, fill, unknown: str) -> str:
 def _embedding(g: _Graph, layer, i: int, x: str, opset: int) -> str:
     """The other inputs as they are, then each code column's rows of its table (Gather on the
     codes, inside the graph), side by side as the layer puts them."""
-    pieces = []
+    pieces, members = [], layer.members is not None
     if len(layer.keep):
-        pieces.append(g.op("Gather", [x, g.const(layer.keep, f"keep{i}", np.int64)], f"kept{i}", axis=1))
+        kept = g.op("Gather", [x, g.const(layer.keep, f"keep{i}", np.int64)], f"kept{i}", axis=1)
+        if members:  # the rows [N, kept] once per member: [K, N, kept]
+            kept = g.op("Expand", [kept, g.const([layer.members, 1, 1], f"members{i}", np.int64)], f"kept{i}")
+        pieces.append(kept)
     for k, (column, table) in enumerate(zip(layer.columns, layer.tables)):
         code = g.op("Gather", [x, g.const(column, f"code_column{i}_{k}", np.int64)], f"codes{i}_{k}", axis=1)
         index = g.op("Cast", [code], f"index{i}_{k}", to=7)  # int64
-        pieces.append(g.op("Gather", [g.const(table, f"table{i}_{k}"), index], f"embedded{i}_{k}", axis=0))
-    return pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, f"embedding{i}", axis=1)
+        # with members the tables are [K, categories + 1, width]: each member's rows, [K, N, width]
+        pieces.append(g.op("Gather", [g.const(table, f"table{i}_{k}"), index], f"embedded{i}_{k}",
+                           axis=1 if members else 0))
+    return pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, f"embedding{i}", axis=-1)
 
 
 # layer type -> (graph, layer, its index, input name, opset) -> output name: a new layer type
@@ -185,8 +230,9 @@ LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer, "batch_norm":
                  "dropout": lambda g, layer, i, x, opset: x}  # dropout: the identity outside training, no node
 
 
-def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
-    """Graph inputs and the encoded input matrix (rows, inputs), before scaling."""
+def _inputs(g: _Graph, model, onnx, unknown: str) -> tuple[list, str]:
+    """Graph inputs and the encoded input matrix (rows, inputs), before scaling; `unknown`:
+    what a category training never saw does (error | ignore)."""
     helper, encoder = g.helper, model.encoder
     elem = onnx.TensorProto.DOUBLE if g.dtype == np.float64 else onnx.TensorProto.FLOAT
     fill = encoder.fill or {}
@@ -203,10 +249,9 @@ def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
         if column in encoder.categories:
             inputs.append(helper.make_tensor_value_info(names[column], onnx.TensorProto.STRING, ["N", 1]))
             if column in encoder.embedding:
-                pieces.append(_code(g, names[column], encoder.categories[column], fill.get(column), encoder.unknown))
+                pieces.append(_code(g, names[column], encoder.categories[column], fill.get(column), unknown))
             else:
-                pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column),
-                                       encoder.unknown))
+                pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column), unknown))
         else:
             inputs.append(helper.make_tensor_value_info(names[column], elem, ["N", 1]))
             x = names[column]
@@ -247,12 +292,18 @@ def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> st
 
 
 def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: float | None = None,
-               sets: float | None = None):
+               sets: float | None = None, threshold: float | None = None, unknown: str | None = None):
     """The ONNX ModelProto of a loaded nnctl Model (see the module docstring); with `interval`
     L (regression) also the outputs `lower` and `upper`, with `sets` L (classification)
-    `prediction_set`, as `nnctl predict --interval` / `--sets` give them."""
+    `prediction_set`, as `nnctl predict --interval` / `--sets` give them. Two classes: `label`
+    is decided at `threshold`, else at the model's saved threshold, as predict decides it.
+    `unknown` (error | ignore) overrides the model's unknown_category, as predict
+    --unknown-category does."""
     from .conformal import conformal_columns
+    from .predict import check_threshold, effective_threshold
 
+    check_threshold(model, threshold)
+    threshold = effective_threshold(model, threshold)[0]
     onnx, helper, numpy_helper = _onnx()
     conformal = conformal_columns(model, interval, sets)
     clash = [c for c in model.meta["features"] if c in conformal.names]
@@ -264,27 +315,28 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
                          f"{onnx.defs.onnx_opset_version()} (this onnx package's newest)", "--opset",
                          f"leave --opset out for {DEFAULT_OPSET}")
     network, meta = model.network, model.meta
-    if network.members is not None:
-        raise NnctlError(f"this model is an ensemble of {network.members} members (model.ensemble), which nnctl "
-                         "does not export to ONNX yet", "nnctl export", "the model still predicts with nnctl predict")
     dtype = np.dtype(network.dtype).type
     categorical = bool(model.encoder.categories)
     g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"]).values() if categorical else ["features"])
-    inputs, x = _inputs(g, model, onnx)
-    scaler = meta["scaler"]
-    x = g.op("Div", [g.op("Sub", [x, g.const(scaler["offset"], "offset")]), g.const(scaler["scale"], "scale")],
-             "scaled")
+    unknown = unknown or model.encoder.unknown
+    inputs, x = _inputs(g, model, onnx, unknown)
+    x = _scaled(g, meta["scaler"], x)
     for i, layer in enumerate(network.layers):
         if layer.type not in LAYER_EXPORTS:
             raise NnctlError(f"layer {i} is of type '{layer.type}', which has no ONNX form in this nnctl",
                              "nnctl export", "the model still predicts with nnctl predict")
         x = LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
+    spread = None
+    if network.members is not None:
+        if conformal.needs_spread:
+            spread = _members_spread(g, model, x, opset)
+        x = _members_mean(g, network, x, opset)
     elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
-    outputs = _outputs(g, model, x, onnx, elem) + _conformal_outputs(g, conformal, onnx, elem)
+    outputs = _outputs(g, model, x, onnx, elem, threshold) + _conformal_outputs(g, conformal, onnx, elem, spread)
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
-                              doc_string=_doc(model))
+                              doc_string=_doc(model, unknown))
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     import json
 
@@ -292,6 +344,8 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
             "nnctl_version": __version__, "run": run_name}
     if model.classes is not None:
         info["classes"] = json.dumps(model.classes)
+    if threshold is not None:
+        info["threshold"] = repr(float(threshold))
     if conformal.option is not None:  # what the extra outputs mean, for whoever reads the file
         info["conformal"] = json.dumps({"level": conformal.level, "q": conformal.q, "outputs": conformal.names})
     renamed = {name: column for column, name in input_names(meta["features"]).items() if name != column}
@@ -302,13 +356,94 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     return proto
 
 
-def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
+def _scaled(g: _Graph, scaler: dict, x: str) -> str:
+    """The feature scaler (data/scaling.py): (x − offset) / scale, then robust's smooth clip or
+    quantile's interpolation on the inputs they map."""
+    x = g.op("Div", [g.op("Sub", [x, g.const(scaler["offset"], "offset")]), g.const(scaler["scale"], "scale")],
+             "scaled")
+    width = len(scaler["offset"])
+    if scaler.get("kind") == "robust" and scaler.get("clipped"):
+        mask = np.zeros((1, width), dtype=bool)
+        mask[0, scaler["clipped"]] = True
+        ratio = g.op("Div", [x, g.const(scaler.get("clip", SMOOTH_CLIP), "clip")])
+        root = g.op("Sqrt", [g.op("Add", [g.const(1.0, "one"), g.op("Mul", [ratio, ratio])])])
+        x = g.op("Where", [g.const(mask, "clipped", bool), g.op("Div", [x, root]), x], "clipped")
+    elif scaler.get("kind") == "quantile" and scaler.get("quantiles"):
+        tables = quantile_tables(scaler, width)
+        x = g.op("Where", [g.const(tables[-1][None, :], "mapped", bool), _interp(g, x, tables[:-1]), x], "quantiles")
+    return x
+
+
+def _interp(g: _Graph, x: str, tables) -> str:
+    """np.interp of each column of x (N, D) through its own knots, without a search operator:
+    the segment of a value is how many inner knots it reaches (see scaling.quantile_tables)."""
+    inner, low, high, start, score, slope = tables
+    width, segments = start.shape
+    x = g.op("Min", [g.op("Max", [x, g.const(low, "low")]), g.const(high, "high")], "inside")
+    reached = g.op("GreaterOrEqual", [g.op("Unsqueeze", [x, g.const([2], "axis", np.int64)]), g.const(inner, "inner")])
+    count = g.op("ReduceSum", [g.op("Cast", [reached], to=7), g.const([2], "axis", np.int64)], keepdims=0)
+    index = g.op("Add", [count, g.const(np.arange(width)[None, :] * segments, "rows", np.int64)], "segment")
+    at = [g.op("Gather", [g.const(t.reshape(-1), name), index], name) for t, name in
+          ((start, "start"), (score, "score"), (slope, "slope"))]
+    return g.op("Add", [at[1], g.op("Mul", [at[2], g.op("Sub", [x, at[0]])])], "interp")
+
+
+def _unlinked(g: _Graph, scaler: dict, v: str) -> str:
+    """g⁻¹(v) of the target transform (data/scaling.py): expm1 for log1p, the inverse quantile map."""
+    kind = scaler.get("kind", "standard")
+    if kind == "log1p":
+        return g.op("Sub", [g.op("Exp", [v]), g.const(1.0, "one")], "expm1")
+    if kind == "quantile":
+        maps = {str(k): [scores, knots] for k, (knots, scores) in enumerate(zip(scaler["knots"], scaler["scores"]))}
+        return _interp(g, v, quantile_tables({"quantiles": maps}, len(maps))[:-1])
+    return v
+
+
+def _over_members(g: _Graph, x: str, opset: int, keepdims: int = 0) -> str:
+    """The mean over the member axis (axis 0)."""
+    if opset >= 18:  # ReduceMean takes its axes as an input from opset 18, as an attribute before
+        return g.op("ReduceMean", [x, g.const([0], "member_axis", np.int64)], "members_mean", keepdims=keepdims)
+    return g.op("ReduceMean", [x], "members_mean", axes=[0], keepdims=keepdims)
+
+
+def _members_spread(g: _Graph, model, x: str, opset: int) -> str:
+    """The members' standard deviation [N] of a regression's value in the target's units, from
+    their outputs [K, N, 1]: what normalized conformal intervals scale by."""
+    deviation = g.op("Sub", [x, _over_members(g, x, opset, keepdims=1)])
+    spread = g.op("Sqrt", [_over_members(g, g.op("Mul", [deviation, deviation]), opset)], "spread")
+    scaler = model.meta.get("target_scaler")
+    if scaler:
+        spread = g.op("Mul", [spread, g.const(np.abs(scaler["scale"]), "target_scale")])
+    return g.op("Reshape", [spread, g.const([-1], "flat", np.int64)], "spread")
+
+
+def _members_mean(g: _Graph, network, x: str, opset: int) -> str:
+    """The members' outputs [K, N, outputs] -> what `_outputs` takes from a single network: the
+    mean output for regression, else the logits of the mean probability (log p̄ for a softmax,
+    whose softmax is p̄ again; log p̄ − log(1 − p̄) for a sigmoid), which a temperature divides."""
+    head = network.output_head
+    if head == "softmax":
+        x = g.op("Softmax", [x], "member_probabilities", axis=-1)
+    elif head == "sigmoid":
+        x = g.op("Sigmoid", [x], "member_probabilities")
+    mean = _over_members(g, x, opset)
+    if head == "softmax":
+        return g.op("Log", [mean], "mean_logits")
+    if head == "sigmoid":
+        rest = g.op("Sub", [g.const(1.0, "one"), mean])
+        return g.op("Sub", [g.op("Log", [mean]), g.op("Log", [rest])], "mean_logits")
+    return mean
+
+
+def _outputs(g: _Graph, model, x: str, onnx, elem, threshold: float | None = None) -> list:
     helper, last = g.helper, model.network.output_head
     if model.task == "regression":
         scaler = model.meta.get("target_scaler")
         if scaler:
             x = g.op("Add", [g.op("Mul", [x, g.const(scaler["scale"], "target_scale")]),
-                             g.const(scaler["offset"], "target_offset")])
+                             g.const(scaler["offset"], "target_offset")], "linked")
+            g.linked = x
+            x = _unlinked(g, scaler, x)
         g.nodes.append(helper.make_node("Reshape", [x, g.const([-1], "flat", np.int64)], ["prediction"]))
         return [helper.make_tensor_value_info("prediction", elem, ["N"])]
     classes = model.classes
@@ -320,7 +455,12 @@ def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
                                         axis=1))
     else:
         g.nodes.append(helper.make_node("Softmax", [x], ["probabilities"], axis=1))
-    index = g.op("ArgMax", ["probabilities"], "index", axis=1, keepdims=0)
+    if threshold is None:
+        index = g.op("ArgMax", ["probabilities"], "index", axis=1, keepdims=0)
+    else:  # predict's own test, p ≥ T, as not (p < T): the positive class's index is 1
+        positive = g.op("Gather", ["probabilities", g.const(1, "positive_column", np.int64)], "p_positive", axis=1)
+        below = g.op("Less", [positive, g.const(threshold, "threshold")], "below_threshold")
+        index = g.op("Cast", [g.op("Not", [below])], "index", to=onnx.TensorProto.INT64)
     integers = all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
     if integers:
         labels, label_type = g.const(classes, "classes", np.int64), onnx.TensorProto.INT64
@@ -334,12 +474,22 @@ def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
             helper.make_tensor_value_info("probabilities", elem, ["N", len(classes)])]
 
 
-def _conformal_outputs(g: _Graph, conformal, onnx, elem) -> list:
-    """`lower` and `upper` [N], the prediction ∓ q, or `prediction_set` [N, classes], true
-    where 1 − p ≤ q: the constant q of split conformal, computed once from the model's scores."""
+def _conformal_outputs(g: _Graph, conformal, onnx, elem, spread: str | None = None) -> list:
+    """`lower` and `upper` [N], the prediction ∓ q (for a log1p or quantile target g⁻¹(g(ŷ) ∓ q)),
+    or `prediction_set` [N, classes], true where 1 − p ≤ q: the constant q of split conformal,
+    computed once from the model's scores. Normalized scores: the half-width is q·(σ + floor),
+    σ the members' `spread` [N]."""
     helper = g.helper
+    if conformal.option == "--interval" and not is_linear(conformal.target):
+        q, flat = g.const(conformal.q, "half_width"), g.const([-1], "flat", np.int64)
+        for name, op in (("lower", "Sub"), ("upper", "Add")):
+            bound = _unlinked(g, conformal.target, g.op(op, [g.linked, q]))
+            g.nodes.append(helper.make_node("Reshape", [bound, flat], [name]))
+        return [helper.make_tensor_value_info(name, elem, ["N"]) for name in ("lower", "upper")]
     if conformal.option == "--interval":
         q = g.const(conformal.q, "half_width")
+        if spread is not None:
+            q = g.op("Mul", [q, g.op("Add", [spread, g.const(conformal.floor, "floor")])], "half_width")
         g.nodes.append(helper.make_node("Sub", ["prediction", q], ["lower"]))
         g.nodes.append(helper.make_node("Add", ["prediction", q], ["upper"]))
         return [helper.make_tensor_value_info(name, elem, ["N"]) for name in ("lower", "upper")]
@@ -352,11 +502,15 @@ def _conformal_outputs(g: _Graph, conformal, onnx, elem) -> list:
     return []
 
 
-def _doc(model) -> str:
+def _doc(model, unknown: str) -> str:
     meta = model.meta
     if model.encoder.categories:
         how = ("one input per column, named after it, shape [N, 1]: numbers as floats (NaN for missing), "
-               "categories as strings (an empty string, 'nan' or 'None' for missing)")
+               "categories as strings (an empty string, 'nan' or 'None' for missing; "
+               + ("a category training never saw adds nothing, as an all-zero one-hot)" if unknown == "ignore" else
+                  "a category training never saw fails the whole run: onnxruntime's 'Unknown Category and "
+                  "zeros = 0', or 'indices element out of data bounds' for an embedded column; export with "
+                  "--unknown-category ignore to read it as adding nothing)"))
         renamed = {n: c for c, n in input_names(meta["features"]).items() if n != c}
         if renamed:
             how += " (named like an output, " + ", ".join(f"column '{c}' is input '{n}'" for n, c in renamed.items()) + ")"
@@ -373,7 +527,7 @@ def _doc(model) -> str:
 
 
 def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: float | None = None,
-                 sets: float | None = None) -> Path:
+                 sets: float | None = None, threshold: float | None = None, unknown: str | None = None) -> Path:
     """Write the ONNX file of a run folder's (or model.npz's) model; returns its path
     (default `<run>/model.onnx`). `interval` / `sets`: add the conformal outputs (see build_onnx)."""
     from ..atomic import atomic_file
@@ -383,7 +537,7 @@ def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: 
     output = Path(output) if output is not None else Path(model.path).parent / "model.onnx"
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. model.onnx")
-    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets)
+    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets, threshold, unknown)
     try:
         with atomic_file(output, "wb") as fh:
             fh.write(proto.SerializeToString())

@@ -32,7 +32,7 @@ from ..runs.model import Model, build_meta, save_model
 from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network, check_batches
 from ..training.calibration import calibrate, check_calibration, reliability
-from ..training.conformal import add_conformal
+from ..training.conformal import add_conformal, check_conformal
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.scoring import metric_name
 from .explain import IMPORTANCE_NEEDS_PART, run_importance
@@ -95,6 +95,7 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
     network = build_network(cfg, dataset, fresh=resume is not None)
     check_batches(cfg, network, dataset)
     check_calibration(cfg, dataset)
+    check_conformal(cfg.training.conformal, dataset.task, network.members, dataset.target_scaler)
     digest = _checked_digest(cfg, dataset, resume)
     if options.should_stop is not None and options.should_stop():
         raise NothingTrained(NOTHING)
@@ -157,7 +158,7 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
         meta["calibration"] = {"temperature": calibration["temperature"]}
     model = Model(network, meta, files.file(files.MODEL))
     # after anything that changes the model's outputs (a fitted temperature): the scores are of them
-    kept_scores = add_conformal(model, held_out)
+    kept_scores = add_conformal(model, held_out, cfg.training.conformal)
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, model.meta, kept_scores)
     files.write_history(result.history)
@@ -165,12 +166,13 @@ def _write_results(files: RunFolder, cfg: Config, network, dataset, result: Trai
     if len(dataset.X_val):
         # a streamed validation part may be any size: validation.csv keeps its first rows
         rows = PREDICTION_ROWS if getattr(dataset, "streamed", False) else len(dataset.X_val)
-        files.write_predictions(files.VALIDATION, model, dataset.X_val[:rows], dataset.y_val[:rows])
+        files.write_predictions(files.VALIDATION, model, dataset.X_val[:rows], dataset.y_val[:rows],
+                                dataset.validation_rows(rows))
     test = None
     if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
         truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
         result.metrics["test"] = score_outputs(model, truth, outputs)
-        files.write_outputs(files.TEST, model, truth, outputs)
+        files.write_outputs(files.TEST, model, truth, outputs, np.arange(len(truth)))  # every row, in order
         test = (truth, outputs)
     metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                "metric": metric_name(dataset.task), "created": extra["created"],
@@ -236,6 +238,7 @@ def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
     compare it."""
     import numpy as np
 
+    from ..data.scaling import from_training, is_linear
     from ..nn.losses import loss_for
 
     scaler = dataset.target_scaler
@@ -244,15 +247,14 @@ def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
             chunks = dataset.parts[part].chunks() if getattr(dataset, "streamed", False) else [(X, y)]
             errors = []
             for X, y in chunks:
-                truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-                if scaler:
-                    truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+                truth = from_training(np.asarray(y, dtype=np.float64).reshape(len(y), -1), scaler)
                 errors.append(_error_sums(truth.reshape(-1), model.values_from_inputs(X).reshape(-1)))
             n, squared, absolute = np.sum(errors, axis=0)
             metrics[part].update({"mse": squared / n, "rmse": float(np.sqrt(squared / n)), "mae": absolute / n})
     scale = float(np.asarray(scaler["scale"]).reshape(-1)[0]) if scaler else 1.0
-    metrics["target_units"] = {"target": cfg.data.target, "scale": scale,
-                               "loss": loss_for("regression", None, cfg.training.loss)}
+    # a log1p or quantile target's loss has no single factor to the target's units
+    loss = loss_for("regression", None, cfg.training.loss) if is_linear(scaler) else f"on a {scaler['kind']} target"
+    metrics["target_units"] = {"target": cfg.data.target, "scale": scale, "loss": loss}
 
 
 def _error_sums(truth, predicted) -> tuple[float, float, float]:

@@ -14,6 +14,8 @@ import re
 import stat
 import sys
 import zipfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -23,6 +25,7 @@ from ..errors import NnctlError, did_you_mean
 SNIFFED_DELIMITERS = ",;\t|"
 STDIN = "-"
 HEAD_BYTES = 65536
+HEADER_BYTES = 64 << 20  # a header line longer than this is not a table's (1M columns of 60 characters)
 SCAN_BYTES = 1 << 20  # bytes decoded at a time when a file's encoding is checked
 # a character of two to four bytes as UTF-8 writes it; Latin-1 text almost never holds these pairs
 # (an accented capital followed by a symbol such as ©), so a file with them and with bytes that are
@@ -30,11 +33,22 @@ SCAN_BYTES = 1 << 20  # bytes decoded at a time when a file's encoding is checke
 UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 # magic bytes -> (compression pandas understands, opener of the decompressed stream)
+def _gunzip(source):
+    # GzipFile's first argument is a file name: a stream read into memory goes in as fileobj
+    return gzip.GzipFile(fileobj=source) if isinstance(source, io.IOBase) else gzip.GzipFile(source)
+
+
 COMPRESSIONS = {
-    b"\x1f\x8b": ("gzip", gzip.GzipFile),
+    b"\x1f\x8b": ("gzip", _gunzip),
     b"BZh": ("bz2", bz2.BZ2File),
     b"\xfd7zXZ\x00": ("xz", lzma.LZMAFile),
 }
+# what a damaged compressed file raises while it is read: a truncated stream (EOFError), a bad
+# CRC or central directory, bytes after the end that are not another member (BadGzipFile, OSError)
+DAMAGED = (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error)
+
+CHECKERS = {"gzip": "gzip -t", "bz2": "bzip2 -t", "xz": "xz -t", "zip": "unzip -t"}  # each tests a whole file
+
 # magic bytes of formats that are not CSV -> what to tell the user
 OTHER_FORMATS = {
     b"\xd0\xcf\x11\xe0": "an Excel .xls workbook: export the sheet as CSV (File > Save As > CSV)",
@@ -71,6 +85,7 @@ def sniff_bytes(data: bytes, where: str, delimiter: str | None = None) -> CsvFil
 
 def _sniffed(source, head: bytes, where: str, delimiter: str | None) -> CsvFile:
     compression, head = _decompressed_head(source, head, where)
+    head = _whole_header(source, compression, head, where)
     if not head.strip():
         raise NnctlError("data file is empty", where)
     if b"\x00" in head:
@@ -90,11 +105,28 @@ def _sniffed(source, head: bytes, where: str, delimiter: str | None) -> CsvFile:
         delimiter = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
     header = next(csv.reader(io.StringIO(first_line), delimiter=delimiter, skipinitialspace=True), [])
     header = [h.strip() for h in header]
-    dupes = sorted({h for h in header if h and header.count(h) > 1})
+    dupes = sorted(h for h, n in Counter(header).items() if h and n > 1)  # not header.count: 200,000 columns
     if dupes:
         raise NnctlError(f"the header names {', '.join(repr(d) for d in dupes)} more than once", where,
                          "rename the repeated columns")
     return CsvFile(where, source, compression, encoding, delimiter, header)
+
+
+def _whole_header(source, compression, head: bytes, where: str) -> bytes:
+    """`head`, or when it ends inside the header line (a table of many thousands of columns),
+    the file's bytes up to the end of that line: a name cut in two would read as another."""
+    if len(head) < HEAD_BYTES or b"\n" in head or b"\r" in head:
+        return head
+    line = bytearray()
+    with _text_stream(source, compression) as fh:
+        while len(line) <= HEADER_BYTES:
+            chunk = fh.read(SCAN_BYTES)
+            line += chunk
+            end = max(chunk.find(b"\n"), chunk.find(b"\r"))
+            if not chunk or end >= 0:
+                return bytes(line)
+    raise NnctlError(f"the header line is longer than {HEADER_BYTES >> 20} MB: this is not a table nnctl reads",
+                     where, "give a CSV with a header row of column names")
 
 
 def require_file(path, where: str, given_as: str) -> int:
@@ -108,6 +140,15 @@ def require_file(path, where: str, given_as: str) -> int:
     if stat.S_ISDIR(mode):
         raise NnctlError("data path is a folder, not a data file", where, hint)
     return mode
+
+
+def require_regular(path, where: str, given_as: str, why: str) -> None:
+    """An NnctlError unless the path is a regular file: a FIFO, a device or a socket can be read
+    once, as it comes, and opening one waits for a writer that may never come (through SIGTERM
+    and Ctrl-C alike), so what must seek or read a file twice refuses them first."""
+    if not stat.S_ISREG(require_file(path, where, given_as)):
+        raise NnctlError(f"data path is not a regular file (a FIFO, a device or a socket), and {why}", where,
+                         f"save the data to a file first and give that file as {given_as}")
 
 
 def _open(path, where: str, given_as: str):
@@ -132,25 +173,48 @@ def _decompressed_head(source, head: bytes, where: str) -> tuple[str | None, byt
         if head.startswith(magic):
             raise NnctlError(f"data file is {what.split(':')[0]}, not CSV", where, what.split(": ", 1)[-1])
     if head.startswith(b"PK\x03\x04"):
-        with zipfile.ZipFile(_rewound(source)) as archive:
-            names = archive.namelist()
-            if any(n.startswith("xl/") for n in names):
-                raise NnctlError("data file is an Excel .xlsx workbook, not CSV", where,
-                                 "export the sheet as CSV (File > Save As > CSV)")
-            members = [n for n in names if not n.endswith("/")]
-            if len(members) != 1:
-                raise NnctlError(f"a .zip holding {len(members)} files; nnctl reads a .zip with one CSV in it",
-                                 where, "unzip it and give the CSV file")
-            with archive.open(members[0]) as fh:
-                return "zip", fh.read(HEAD_BYTES)
+        try:
+            return "zip", _zip_head(source, where)
+        except DAMAGED as exc:
+            raise damaged_error(exc, "zip", where)
     for magic, (compression, opener) in COMPRESSIONS.items():
         if head.startswith(magic):
             try:
                 with opener(_rewound(source)) as fh:
                     return compression, fh.read(HEAD_BYTES)
-            except (OSError, EOFError, lzma.LZMAError) as exc:
-                raise NnctlError(f"cannot decompress the {compression} file: {exc}", where)
+            except DAMAGED as exc:
+                raise damaged_error(exc, compression, where)
     return None, head
+
+
+def _zip_head(source, where: str) -> bytes:
+    """The first bytes of the one CSV in a .zip."""
+    with zipfile.ZipFile(_rewound(source)) as archive:
+        names = archive.namelist()
+        if any(n.startswith("xl/") for n in names):
+            raise NnctlError("data file is an Excel .xlsx workbook, not CSV", where,
+                             "export the sheet as CSV (File > Save As > CSV)")
+        members = [n for n in names if not n.endswith("/")]
+        if len(members) != 1:
+            raise NnctlError(f"a .zip holding {len(members)} files; nnctl reads a .zip with one CSV in it",
+                             where, "unzip it and give the CSV file")
+        with archive.open(members[0]) as fh:
+            return fh.read(HEAD_BYTES)
+
+
+def damaged_error(exc: BaseException, compression: str, where: str) -> NnctlError:
+    """A compressed file that cannot be read to its end, as the user's problem it is."""
+    if isinstance(exc, EOFError):
+        what = "it ends before its compressed data does (a truncated file)"
+    elif isinstance(exc, zipfile.BadZipFile) and "not a zip file" in str(exc).lower():
+        what = "its table of contents is missing (a truncated or damaged .zip)"
+    elif isinstance(exc, gzip.BadGzipFile) and "not a gzipped file" in str(exc).lower():
+        what = "bytes after its compressed data are not gzip (trailing garbage, or a file cut and joined)"
+    else:
+        what = str(exc) or type(exc).__name__
+    return NnctlError(f"cannot decompress the {compression} file: {what}", where,
+                      f"the file is truncated or damaged: copy or download it again (check it with "
+                      f"{CHECKERS[compression]} FILE)")
 
 
 def _text_stream(source, compression):
@@ -166,9 +230,18 @@ def _text_stream(source, compression):
     return open(source, "rb")
 
 
-def _scan_lines(source, compression):
+def _scan_lines(source, compression, where: str):
     """(line number, bytes) of the file in chunks of whole lines (1-based number of each
     chunk's first line)."""
+    try:
+        yield from _lines(source, compression)
+    except DAMAGED as exc:
+        if compression is None:
+            raise
+        raise damaged_error(exc, compression, where)
+
+
+def _lines(source, compression):
     with _text_stream(source, compression) as fh:
         line, carry = 1, b""
         while True:
@@ -185,11 +258,11 @@ def _scan_lines(source, compression):
             carry = data[cut:]
 
 
-def _first_lines(source, compression) -> tuple[int | None, int | None]:
+def _first_lines(source, compression, where: str) -> tuple[int | None, int | None]:
     """(the first line that is not valid UTF-8, the first line with a UTF-8 character beyond
     ASCII): each None when there is none."""
     not_utf8 = utf8 = None
-    for line, data in _scan_lines(source, compression):
+    for line, data in _scan_lines(source, compression, where):
         if not_utf8 is None:
             try:
                 data.decode("utf-8")
@@ -207,7 +280,7 @@ def _first_lines(source, compression) -> tuple[int | None, int | None]:
 def _refuse_mixed_encodings(source, compression, where: str) -> None:
     """A file that is not valid UTF-8 is read as Latin-1; if it also holds UTF-8 characters, the
     same word is spelt two ways and a label such as 'é' would become two classes."""
-    not_utf8, utf8 = _first_lines(source, compression)
+    not_utf8, utf8 = _first_lines(source, compression, where)
     if not_utf8 is not None and utf8 is not None:
         raise NnctlError(f"data file mixes text encodings: it is not valid UTF-8 from line {not_utf8} on, so it "
                          f"would be read as Latin-1, but line {utf8} is UTF-8 (the same label would be spelt two ways)",
@@ -217,7 +290,7 @@ def _refuse_mixed_encodings(source, compression, where: str) -> None:
 
 def _not_utf8_error(csv_file: CsvFile) -> NnctlError:
     """The file started as UTF-8 (its first bytes were read so) and stops being UTF-8 later."""
-    not_utf8, _ = _first_lines(csv_file.source, csv_file.compression)
+    not_utf8, _ = _first_lines(csv_file.source, csv_file.compression, csv_file.where)
     line = f"line {not_utf8}" if not_utf8 is not None else "a later line"
     return NnctlError(f"data file is read as UTF-8 (as its first {HEAD_BYTES // 1024} KB are), but {line} is not "
                       "valid UTF-8: the file mixes encodings, or is Latin-1 from there on", csv_file.where,
@@ -266,15 +339,19 @@ def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."
                             compression=csv_file.compression, skipinitialspace=True, chunksize=chunksize,
                             low_memory=False, decimal=decimal, **text)
         if chunksize is None:
-            frame = _select(frame, columns)
+            frame = _select(frame, columns, where)
         else:
-            frame = (_select(chunk, columns) for chunk in _parsed(frame, csv_file))
+            frame = (_select(chunk, columns, where) for chunk in _parsed(frame, csv_file))
     except pd.errors.EmptyDataError:
         raise NnctlError("data file is empty", where)
     except pd.errors.ParserError as exc:
         raise parse_error(exc, where)
     except UnicodeDecodeError:
         raise _not_utf8_error(csv_file)
+    except DAMAGED as exc:
+        if csv_file.compression is None:
+            raise
+        raise damaged_error(exc, csv_file.compression, where)
     if chunksize is None:
         if len(frame) == 0:
             raise NnctlError("data file has a header but no data rows", where)
@@ -292,7 +369,14 @@ def parse_error(exc, where) -> NnctlError:
     return NnctlError(f"cannot parse the CSV: {text}", where, "check the delimiter (data.delimiter) and quoting")
 
 
-def _select(frame, columns):
+def _select(frame, columns, where):
+    import pandas as pd
+
+    if not isinstance(frame.index, pd.RangeIndex):
+        # rows with more fields than the header has names: pandas takes the first fields as an
+        # index, silently shifting every column by them
+        raise NnctlError(f"rows have more fields than the header's {len(frame.columns)} column names", where,
+                         "check the delimiter (data.delimiter), or give every column a name in the header")
     names = [str(c).strip() for c in frame.columns]
     if names != list(frame.columns):
         frame.columns = names
@@ -311,6 +395,10 @@ def _parsed(chunks, csv_file: CsvFile):
         raise parse_error(exc, csv_file.where)
     except UnicodeDecodeError:
         raise _not_utf8_error(csv_file)
+    except DAMAGED as exc:
+        if csv_file.compression is None:
+            raise
+        raise damaged_error(exc, csv_file.compression, csv_file.where)
 
 
 def require_columns(header, columns, where):

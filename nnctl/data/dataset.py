@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean, plain
-from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, handle_missing, regression_note,
-                      suspicious_columns)
+from .columns import (auto_task, categorical_columns, feature_columns, handle_missing, suspicious_columns,
+                      task_note)
 from .columns import classes_note
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .multifile import total_size
-from .tables import open_table, read_table
-from .encoding import FeatureEncoder, fit_target_scaler, label_index
+from .tables import open_table, read_table, require_rereadable
+from .encoding import FeatureEncoder, label_index
+from .scaling import check_log1p, fit_target, target_setting, to_training
 
 
 
@@ -38,10 +39,17 @@ class Dataset:
     rows_dropped: int = 0
     class_counts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # ("note" | "warning", text) for the user
+    # each validation row's place in its file (0-based data row: of data.path, or of
+    # data.validation_path when it gives the validation rows); None from an older cache entry
+    val_rows: np.ndarray | None = None
 
     @property
     def n_inputs(self) -> int:
         return self.X_train.shape[1]
+
+    def validation_rows(self, n: int) -> np.ndarray | None:
+        """The file row numbers (0-based) of the first `n` validation rows, or None when unknown."""
+        return None if self.val_rows is None else np.asarray(self.val_rows[:n])
 
     @property
     def n_outputs(self) -> int:
@@ -74,7 +82,7 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None) -
         except (OSError, NnctlError):  # missing or unreadable: _prepare says so properly
             key = None
     if key is not None:
-        cached = dataset_cache.load(key)
+        cached = dataset_cache.load(key, cfg.training.dtype)
         if cached is not None:
             return cached
     dataset = _prepare(cfg, fold)
@@ -102,6 +110,7 @@ class _Rows:
     val_where: str | None  # the validation file, when data.validation_path gives one
     rows_read: int
     notes: list
+    numbers: np.ndarray  # each row's place in its file (0-based data row)
 
 
 @dataclass
@@ -131,20 +140,25 @@ def _read(cfg) -> _Rows:
     rows_read = len(df)
     categorical = categorical_columns(df, features, data.categorical, path)
     notes += suspicious_columns(df, features, categorical, cfg.data.embedding)
-    df = handle_missing(df, features, target, data.missing, path)
-    task = data_task(cfg.model.task, df[target])
-    if task == "regression" and cfg.model.task == "auto":
-        notes += regression_note(df[target], target)
+    df = handle_missing(df, features, target, data.missing, path, keep_index=True)
+    numbers, df = df.index.to_numpy(dtype=np.int64), df.reset_index(drop=True)
+    task = cfg.model.task
+    if task == "auto":
+        kind, distinct = target_kind(df[target])
+        task = auto_task(kind, distinct)
+        notes += task_note(kind, distinct, target)
     train_rows, val_where = len(df), None
     if "validation" in extra:
         # a separate validation file: appended after the training rows, and the split is theirs
         val_where = extra["validation"].where
         val_df = read_table(extra["validation"], columns=used, decimal=data.decimal)
         rows_read += len(val_df)
-        df = _concat(df, handle_missing(val_df, features, target, data.missing, val_where))
+        val_df = handle_missing(val_df, features, target, data.missing, val_where, keep_index=True)
+        numbers = np.concatenate([numbers, val_df.index.to_numpy(dtype=np.int64)])
+        df = _concat(df, val_df)
         if data.validation_split:
             notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
-    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes)
+    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes, numbers)
 
 
 def _split(cfg, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
@@ -209,14 +223,17 @@ def _encode(cfg, rows: _Rows, split: _Split) -> Dataset:
         counted = y_train if rows.val_where is not None else split.y
         counts = np.bincount(counted, minlength=len(split.classes))
         class_counts = {str(c): int(n) for c, n in zip(split.classes, counts)}
-    elif data.scale_target:
-        target_scaler = fit_target_scaler(y_train)
-        offset, scale = np.asarray(target_scaler["offset"]), np.asarray(target_scaler["scale"])
-        y_train = ((y_train - offset) / scale).astype(dtype)
-        y_val = ((y_val - offset) / scale).astype(dtype)
+    else:
+        kind = target_setting(data)
+        if kind == "log1p":
+            check_log1p(np.concatenate([np.ravel(y_train), np.ravel(y_val)]), data.target, rows.where)
+        target_scaler = fit_target(y_train, kind)
+        if target_scaler:
+            y_train = to_training(y_train, target_scaler).astype(dtype)
+            y_val = to_training(y_val, target_scaler).astype(dtype)
     return Dataset(X_train, y_train, X_val, y_val, rows.task, data.target, encoder, split.classes,
                    target_scaler=target_scaler, rows_read=rows.rows_read, rows_dropped=rows.rows_read - len(df),
-                   class_counts=class_counts, notes=rows.notes)
+                   class_counts=class_counts, notes=rows.notes, val_rows=rows.numbers[split.val_idx])
 
 
 def _other_files(data: dict, used: list[str]) -> dict:
@@ -225,6 +242,8 @@ def _other_files(data: dict, used: list[str]) -> dict:
     for part in ("validation", "test"):
         path = getattr(data, f"{part}_path")
         if path:
+            if part == "test":
+                require_rereadable(path, "data.test_path", "it is read again after training, to score the final model")
             table = open_table(Path(path), data.delimiter, given_as=f"data.{part}_path")
             require_columns(table.header, used, table.where)
             files[part] = table
@@ -255,19 +274,18 @@ def _check_fits(path: Path, columns: int, used: int, itemsize: int) -> None:
                    "use fewer rows or columns (data.features), or a machine with more memory")
 
 
-def data_task(setting: str, column) -> str:
-    """`auto`: strings, booleans and integers with few distinct values are classes;
-    other numbers are a regression target."""
+def target_kind(column) -> tuple[str, int]:
+    """(text | bool | int | float, its number of distinct values): what model.task auto decides by
+    (`columns.auto_task`)."""
     import pandas as pd
 
-    if setting != "auto":
-        return setting
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return "classification"
-    values = column.to_numpy(dtype=np.float64)
-    if np.all(np.mod(values, 1) == 0) and len(np.unique(values)) <= MAX_AUTO_CLASSES:
-        return "classification"
-    return "regression"
+    if pd.api.types.is_bool_dtype(column):
+        kind = "bool"
+    elif not pd.api.types.is_numeric_dtype(column):
+        kind = "text"
+    else:
+        kind = "int" if np.all(np.mod(column.to_numpy(dtype=np.float64), 1) == 0) else "float"
+    return kind, int(column.nunique(dropna=True))
 
 
 def encode_labels(column, target, path) -> tuple[list, np.ndarray]:

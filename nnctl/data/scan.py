@@ -21,9 +21,10 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean
-from .columns import classes_note, feature_columns, regression_note
+from .columns import classes_note, feature_columns, task_note
 from .encoding import FeatureEncoder, embedding_widths
 from .scanpass import FirstPass, kept_rows
+from .scaling import to_training
 from .scanstats import labels_as
 from .splits import hashed_validation
 from .tables import open_table, read_table, table_parts
@@ -171,8 +172,8 @@ def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
     data, where = cfg.data, table.where
     notes += state.column_warnings()
     task, classes, counts, scaler = state.target_result()
-    if task == "regression" and cfg.model.task == "auto":
-        notes += regression_note(state.target_series(), data.target)
+    if cfg.model.task == "auto":
+        notes += task_note(*state.target_kind(), data.target)
     if data.validation_path and data.validation_split:
         notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
     if classes is not None:
@@ -206,6 +207,13 @@ def _encoder(cfg, state: FirstPass, features: list, where: str) -> FeatureEncode
                              embedding=embedding_widths(data.embedding or {}, categories))
     encoder.fill = state.fill_values() if data.missing == "mean" else None
     encoder.scaler = state.scaler(encoder, data.scale, np.dtype(cfg.training.dtype), encoder.fill)
+    # what fit_ranges finds in memory: each numeric column's training values (its moments' own
+    # low and high, before missing values are filled)
+    from .ranges import shortest
+
+    dtype = np.dtype(cfg.training.dtype)
+    encoder.ranges = {col: [shortest(state.moments[col].low, dtype), shortest(state.moments[col].high, dtype)]
+                      for col in features if col not in categories and state.moments[col].n}
     return encoder
 
 
@@ -243,9 +251,7 @@ def encoded_chunks(cfg, scan: Scan, part: str = "train",
 def _targets(scan: Scan, column, dtype, where: str) -> np.ndarray:
     if scan.task == "regression":
         y = column.to_numpy(dtype=np.float64).reshape(-1, 1)
-        if scan.target_scaler:
-            y = (y - np.asarray(scan.target_scaler["offset"])) / np.asarray(scan.target_scaler["scale"])
-        return y.astype(dtype)
+        return to_training(y, scan.target_scaler).astype(dtype)
     import pandas as pd
 
     labels = labels_as(column, scan.label_kind)

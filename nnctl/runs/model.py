@@ -19,9 +19,11 @@ import numpy as np
 
 from .. import __version__
 from ..data.encoding import FeatureEncoder
+from ..data.scaling import from_training, scaler_problem, target_problem
 from ..errors import NnctlError
 from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..nn.calibration import T_RANGE
+from ..nn.embedding import Embedding
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
 from ..nn.network import Network
@@ -69,6 +71,29 @@ def save_model(path, network: Network, meta: dict, extra: dict | None = None) ->
         meta = {k: v for k, v in meta.items() if k != "conformal"}
     with open(path, "wb") as fh:
         np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
+
+
+def save_threshold(model: "Model", threshold: float) -> None:
+    """Store a chosen decision threshold in the model's file as `meta.threshold` (what predict,
+    serve and export then use unless given --threshold), atomically: the file is replaced whole
+    or not at all. Every other array is written back as it was read."""
+    from ..atomic import atomic_file
+
+    path = Path(model.path)
+    meta = {**model.meta, "threshold": float(threshold)}
+    problem = _threshold_problem(meta, meta.get("classes"))
+    if problem:
+        raise NnctlError(f"cannot save this threshold: {problem}", str(path))
+    meta_only = _read_meta(read_npz(path, *MODEL_FILE, limit=_meta_limit, names=("meta",)), str(path))
+    limit = format1_limit(meta_only) if meta_only["format_version"] == 1 else format2_limit(meta_only)
+    arrays = {name: a for name, a in read_npz(path, *MODEL_FILE, limit=limit).items() if name != "meta"}
+    try:
+        with atomic_file(path, "wb") as fh:
+            np.savez(fh, meta=meta_array(meta), **arrays)
+    except PermissionError as exc:
+        raise NnctlError(f"cannot write the model file: {exc.strerror}", str(path),
+                         "make it writable, or copy the run folder and save into the copy")
+    model.meta = meta
 
 
 def model_path(path) -> Path:
@@ -224,17 +249,23 @@ def _conformal_limit(meta: dict, header) -> str | None:
 def _conformal_problem(meta: dict, scores) -> str | None:
     """What is wrong with a model's conformal scores and their meta, or None: both or neither,
     n sorted finite scores in the range their kind allows."""
-    from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE
+    from ..nn.conformal import CLASSIFICATION_SCORE, NORMALIZED_SCORE, REGRESSION_SCORE
 
     entry = meta.get("conformal")
     if entry is None:
         return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry" if scores is not None else None
     kind = REGRESSION_SCORE if meta["task"] == "regression" else CLASSIFICATION_SCORE
+    if isinstance(entry, dict) and meta["task"] == "regression" and entry.get("kind") == NORMALIZED_SCORE:
+        floor = entry.get("floor")
+        if not meta.get("members") or isinstance(floor, bool) or not isinstance(floor, (int, float)) \
+                or not (np.isfinite(floor) and floor > 0):
+            return "`conformal` of kind normalized_residual needs an ensemble (`members`) and a positive `floor`"
+        kind = NORMALIZED_SCORE
     if not isinstance(entry, dict) or entry.get("kind") != kind or not _count(entry.get("n")):
         return f"`conformal` must be {{\"kind\": \"{kind}\", \"n\": rows}} for a {meta['task']} model"
     if scores is None:
         return f"meta `conformal` names {entry['n']} scores, but the file lacks `{CONFORMAL_SCORES}`"
-    high = np.inf if kind == REGRESSION_SCORE else 1.0
+    high = 1.0 if kind == CLASSIFICATION_SCORE else np.inf
     if len(scores) and (scores[0] < 0 or scores[-1] > high or np.any(np.diff(scores) < 0)):
         return f"`{CONFORMAL_SCORES}` must be sorted and within [0, {high:g}]"
     return None
@@ -291,16 +322,77 @@ def _format2_network(arrays: dict, meta: dict, where: str) -> Network:
         for name, a in own.items():
             if a.dtype.kind != "f":
                 raise NnctlError(f"model array {prefix}{name} holds {a.dtype}, not floats", where)
+        problem = _settings_problem(kind, spec)
+        if problem:
+            raise NnctlError(f"model layer {i} ({kind}) is not valid: {problem}", where, DAMAGED_HINT)
         try:
-            layers.append(LAYERS[kind].from_saved({k: v for k, v in spec.items() if k != "type"}, own))
+            layer = LAYERS[kind].from_saved({k: v for k, v in spec.items() if k != "type"}, own)
         except (KeyError, TypeError, ValueError) as exc:
             missing = f"lacks the array {prefix}{exc.args[0]}" if isinstance(exc, KeyError) else f"is not valid: {exc}"
             raise NnctlError(f"model layer {i} ({kind}) {missing}", where)
+        problem = _arrays_problem(layer, own, prefix)
+        if problem:
+            raise NnctlError(f"model layer {i} ({kind}) {problem}", where, DAMAGED_HINT)
+        layers.append(layer)
+    _check_embedding(layers, meta, where)
     network = _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
     if network.members != meta.get("members"):
         raise NnctlError(f"model meta names {meta.get('members') or 1} members, its arrays hold "
                          f"{network.members or 1}", where, "train again, or point at another run")
     return network
+
+
+DAMAGED_HINT = "train again, or point at another run"
+
+
+def _settings_problem(kind: str, spec: dict) -> str | None:
+    """What a layer's settings hold that would make it predict nonsense rather than fail: a
+    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row)."""
+    if kind in ("batch_norm", "layer_norm") and "eps" in spec:
+        eps = spec["eps"]
+        if not _numbers([eps], 1) or not (np.isfinite(eps) and eps > 0):
+            return f"`eps` is {eps!r}, where it must be a positive number"
+    return None
+
+
+def _arrays_problem(layer, own: dict, prefix: str) -> str | None:
+    """A layer's arrays in the file are exactly the ones it has (an extra one would be carried
+    silently into every copy of the model), and its running variance is not negative."""
+    expected = set(layer.params) | set(getattr(layer, "state", {}) or {})
+    extra = sorted(set(own) - expected)
+    if extra:
+        return f"has an array `{prefix}{extra[0]}` that a layer of its type does not have"
+    var = own.get("running_var")
+    if var is not None and (np.asarray(var) < 0).any():
+        return f"has a negative variance in `{prefix}running_var`: a variance is never below 0"
+    return None
+
+
+def _check_embedding(layers: list, meta: dict, where: str) -> None:
+    """meta's embedded columns and the embedding layer agree: each embedded column's code input
+    is a code column of the layer, and its table has a row per category meta lists (plus the
+    unseen-category row). Fewer categories in meta would send an unseen one to a trained row;
+    more would look a code up beyond the table."""
+    embedding = meta.get("embedding") or {}
+    layer = next((lay for lay in layers if isinstance(lay, Embedding)), None)
+    if not embedding and layer is None:
+        return
+    hint = DAMAGED_HINT
+    if layer is None or layers.index(layer) != 0:
+        raise NnctlError("model meta embeds columns, but the model's first layer is not an embedding layer"
+                         if embedding else "model has an embedding layer that is not its first", where, hint)
+    from ..data.encoding import FeatureEncoder
+
+    codes = FeatureEncoder.from_meta(meta).code_columns()
+    if [j for j, _ in codes] != layer.columns:
+        raise NnctlError(f"model meta `embedding` names {len(codes)} embedded column(s) at inputs "
+                         f"{[j for j, _ in codes]}, but the embedding layer looks up inputs {layer.columns}", where,
+                         hint)
+    for (_, column), k, rows in zip(codes, range(len(codes)), layer.categories):
+        listed = len(meta["categories"][column])
+        if listed != rows:
+            raise NnctlError(f"model meta `categories` lists {listed} categories of the embedded column '{column}', "
+                             f"but its table `layers.0.table_{k}` has rows for {rows}", where, hint)
 
 
 def _network(layers, loss, n_inputs, where) -> Network:
@@ -395,11 +487,17 @@ def _meta_problem(meta: dict) -> str | None:
     if not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), width) \
             or not _numbers(scaler.get("scale"), width):
         return f"`scaler` must hold `offset` and `scale`, {width} numbers each (one per input)"
+    problem = scaler_problem(scaler, width)
+    if problem:
+        return problem
     classes = meta.get("classes")
     if meta["task"] == "classification" and (not isinstance(classes, list) or len(classes) < 2
                                              or any(isinstance(c, (list, dict)) for c in classes)
                                              or len({str(c) for c in classes}) != len(classes)):
         return "`classes` must list two or more different labels"
+    problem = _positive_problem(meta, classes) or _threshold_problem(meta, classes) or _ranges_problem(meta)
+    if problem:
+        return problem
     calibration = meta.get("calibration")
     if calibration is not None and not _temperature_ok(calibration, meta["task"]):
         return (f"`calibration` must be {{\"temperature\": T}} with T a number from {T_RANGE[0]:g} to {T_RANGE[1]:g} "
@@ -409,6 +507,49 @@ def _meta_problem(meta: dict) -> str | None:
     if target is not None and (not width or not _numbers(target["offset"], width)
                                or not _numbers(target.get("scale"), width)):
         return "`target_scaler` must hold `offset` and `scale`, lists of as many numbers as outputs"
+    return target_problem(target, width) if target is not None else None
+
+
+def _two_classes(meta: dict, classes) -> bool:
+    return meta["task"] == "classification" and len(classes) == 2
+
+
+def _positive_problem(meta: dict, classes) -> str | None:
+    """`positive_class`: on a two-class model, the class the sigmoid gives (classes[1])."""
+    if "positive_class" not in meta:
+        return None
+    positive = meta["positive_class"]
+    if not _two_classes(meta, classes):
+        return f"`positive_class` is {positive!r}, but only a two-class model has one"
+    if positive not in classes:
+        return f"`positive_class` {positive!r} is not one of `classes` ({', '.join(map(str, classes))})"
+    if positive != classes[1]:
+        return (f"`positive_class` {positive!r} is not classes[1] ({classes[1]!r}), the class whose probability "
+                "the model's sigmoid gives")
+    return None
+
+
+def _threshold_problem(meta: dict, classes) -> str | None:
+    """`threshold` (evaluate --choose-threshold --save): a probability, on a two-class model."""
+    if meta.get("threshold") is None:
+        return None
+    t = meta["threshold"]
+    if not _two_classes(meta, classes):
+        return "`threshold` is set, but only a two-class model has one"
+    if not _numbers([t], 1) or not 0.0 <= t <= 1.0:
+        return f"`threshold` is {t!r}, where it must be a probability from 0 to 1"
+    return None
+
+
+def _ranges_problem(meta: dict) -> str | None:
+    """`ranges`: each numeric feature's [min, max] in the training part (range warnings)."""
+    ranges = meta.get("ranges")
+    if ranges is None:
+        return None
+    numeric = [f for f in meta["features"] if f not in (meta.get("categories") or {})]
+    if not isinstance(ranges, dict) or set(ranges) - set(numeric) or not all(
+            _numbers(v, 2) and bool(np.isfinite(v).all()) and v[0] <= v[1] for v in ranges.values()):
+        return "`ranges` must map numeric feature columns to [min, max], two finite numbers with min ≤ max"
     return None
 
 
@@ -444,8 +585,16 @@ class Model:
     def classes(self) -> list | None:
         return self.meta.get("classes")
 
-    def inputs(self, df, where="data") -> np.ndarray:
-        return self.encoder.transform(df, self.network.dtype, where=where)
+    def inputs(self, df, where="data", unknown: str | None = None) -> np.ndarray:
+        """`df`'s rows as the network's inputs; `unknown` (error | ignore) overrides the model's
+        unknown_category (predict --unknown-category)."""
+        return self.encoder.transform(df, self.network.dtype, where=where, unknown=unknown)
+
+    @property
+    def threshold(self) -> float | None:
+        """The decision threshold saved by `evaluate --choose-threshold --save` (two classes: the
+        positive class, classes[1], wins where its probability is at least it), or None."""
+        return self.meta.get("threshold")
 
     @property
     def temperature(self) -> float:
@@ -473,11 +622,30 @@ class Model:
             return np.hstack([1 - out, out])
         return out
 
+    def network_outputs(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs (rows, outputs) on encoded inputs, before the target transform
+        is undone (regression) or the classes named."""
+        return self._output(X)
+
+    def member_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Each member's own prediction (K, rows, outputs), float64: its class probabilities
+        (two columns for two classes), or its values in the target's units. Uncalibrated: a
+        temperature belongs to the ensemble's mean, not to one member."""
+        rows = X.shape[0]
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # no lock: see _output
+            out = self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
+        if self.task == "regression":
+            return from_training(out, self.meta.get("target_scaler"))
+        return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
+
+    def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
+        """The members' standard deviation (population, ddof 0) of each output (rows, outputs):
+        of each class probability, or of each value in the target's units; how much the members
+        disagree on a row."""
+        return self.member_outputs(X).std(axis=0)
+
     def values_from_inputs(self, X: np.ndarray) -> np.ndarray:
-        out = self._output(X).astype(np.float64)
-        scaler = self.meta.get("target_scaler")
-        if scaler:
-            out = out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+        out = from_training(self._output(X), self.meta.get("target_scaler"))
         return out[:, 0] if out.shape[1] == 1 else out
 
     def predict_proba(self, df, where="data") -> np.ndarray:

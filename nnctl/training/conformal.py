@@ -9,36 +9,66 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn.conformal import CLASSIFICATION_SCORE, REGRESSION_SCORE, absolute_residuals, true_class_scores
+from ..data.scaling import is_linear, linked_output
+from ..errors import NnctlError
+from ..nn.conformal import (CLASSIFICATION_SCORE, NORMALIZED_SCORE, REGRESSION_SCORE, absolute_residuals,
+                            normalized_residuals, spread_floor, true_class_scores)
 from ..runs.model import CONFORMAL_SCORES
 
 
-def validation_scores(model, dataset) -> tuple[str, np.ndarray] | None:
-    """(kind, sorted float64 scores (n,)) on the dataset's validation part, or None without one
-    (or when the model gives non-finite outputs there, which no interval can be built from).
-    Regression residuals are in the target's own units, as predict gives values."""
+def check_conformal(how: str, task: str, members: int | None, target_scaler: dict | None = None) -> None:
+    """training.conformal: normalized divides by the members' spread of a regression value, so
+    it needs a regression and an ensemble, and a target in its own units or standardized (a
+    log1p or quantile target's residuals are measured in another space than the spread);
+    refused before training starts."""
+    if how != "normalized":
+        return
+    if task == "regression" and not is_linear(target_scaler):
+        raise NnctlError(f"training.conformal: normalized needs data.target_transform none or standard, not "
+                         f"{target_scaler['kind']}", "training.conformal",
+                         "leave training.conformal at absolute (intervals are then made in the transform's space)")
+    if task != "regression":
+        raise NnctlError("training.conformal: normalized is for regression (intervals); this run is a "
+                         f"{task}", "training.conformal", "leave it at absolute: prediction sets use 1 − p(class)")
+    if not members:
+        raise NnctlError("training.conformal: normalized divides residuals by the ensemble members' spread, and "
+                         "this model has one member", "training.conformal",
+                         "set model.ensemble to 2 or more (e.g. 8), or leave training.conformal at absolute")
+
+
+def validation_scores(model, dataset, how: str = "absolute") -> tuple[dict, np.ndarray] | None:
+    """(meta entry without `n`, sorted float64 scores (n,)) on the dataset's validation part, or
+    None without one (or when the model gives non-finite outputs there, which no interval can be
+    built from). Regression residuals are |g(y) − g(ŷ)| with g the target transform's link
+    (data/scaling.py): the target's own units for none and standard, log1p(y) or the normal
+    scores otherwise; `how` = normalized divides them by the members' spread plus a floor
+    (`nn/conformal.py`; only with none or standard, see check_conformal)."""
     if not len(dataset.X_val):
         return None
     if model.task == "regression":
-        truth = np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.y_val), -1)
         scaler = model.meta.get("target_scaler")
-        if scaler:
-            truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
-        kind, scores = REGRESSION_SCORE, absolute_residuals(truth[:, 0], model.values_from_inputs(dataset.X_val))
+        truth = linked_output(np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.y_val), -1), scaler)
+        values = linked_output(model.network_outputs(dataset.X_val), scaler)[:, 0]
+        if how == "normalized":
+            spread = model.spread_from_inputs(dataset.X_val)[:, 0]
+            floor = spread_floor(spread)
+            entry, scores = {"kind": NORMALIZED_SCORE, "floor": floor}, normalized_residuals(truth[:, 0], values, spread, floor)
+        else:
+            entry, scores = {"kind": REGRESSION_SCORE}, absolute_residuals(truth[:, 0], values)
     else:
-        kind = CLASSIFICATION_SCORE
+        entry = {"kind": CLASSIFICATION_SCORE}
         scores = true_class_scores(model.proba_from_inputs(dataset.X_val), dataset.y_val)
-    return (kind, scores) if np.isfinite(scores).all() else None
+    return (entry, scores) if np.isfinite(scores).all() else None
 
 
-def add_conformal(model, dataset) -> dict:
+def add_conformal(model, dataset, how: str = "absolute") -> dict:
     """Put the validation scores on `model` (its meta and `conformal_scores`) and return the
     arrays model.npz keeps beside the layers' ({} without a validation part), so that the run
     writes its model once, scores included."""
-    found = validation_scores(model, dataset)
+    found = validation_scores(model, dataset, how)
     if found is None:
         return {}
-    kind, scores = found
-    model.meta["conformal"] = {"kind": kind, "n": int(len(scores))}
+    entry, scores = found
+    model.meta["conformal"] = {**entry, "n": int(len(scores))}
     model.conformal_scores = scores
     return {CONFORMAL_SCORES: scores}
