@@ -15,7 +15,6 @@ from nnctl.runs.model import load_model
 
 from .cli_helpers import assert_clean_error, cli
 from .conftest import CONFIGS, DATASETS, loss_targets
-from .test_layers import input_delta_check
 
 DATA = Path(__file__).parent / "data"
 TORCH = np.load(DATA / "torch_norm.npz")
@@ -134,12 +133,7 @@ def test_every_gradient_against_finite_differences(kind, training):
         assert c.passed(1e-6), (c.name, c.max_rel)
 
 
-@pytest.mark.parametrize("kind", LAYER_TYPES)
-@pytest.mark.parametrize("training", [True, False])
-def test_the_input_delta_against_finite_differences(kind, training):
-    rng = np.random.default_rng(3)
-    layer = LAYER_TYPES[kind](rng.normal(1.0, 0.3, 4), rng.normal(0.0, 0.3, 4))
-    assert input_delta_check(layer, rng.normal(size=(6, 4)) * 2 + 1, training) < 1e-6
+# the input delta against finite differences, in training and evaluation: tests/test_layer_conformance.py
 
 
 def test_the_network_the_config_builds(tmp_path):

@@ -53,3 +53,22 @@ def test_the_plain_form_round_trips_through_yaml_json_and_pickle(tmp_path):
 
     assert json.loads(dumps({"config": cfg}))["config"] == plain  # how checkpoints store it
     assert pickle.loads(pickle.dumps(cfg)) == cfg  # how sweep workers and Ray tasks receive it
+
+
+# --- a config changed in Python is checked as a YAML file is ---------------------------------------
+def test_a_config_changed_with_dataclasses_replace_is_validated():
+    from nnctl.errors import NnctlError
+
+    cfg = load_config(CONFIGS / "iris.yaml")
+    assert dataclasses.replace(cfg.training, learning_rate=0.5).learning_rate == 0.5
+    assert dataclasses.replace(cfg, seed=7).seed == 7
+    for change, fragment in [({"learning_rate": -1}, "training.learning_rate must be > 0"),
+                             ({"optimizer": "nope"}, "training.optimizer must be one of")]:
+        with pytest.raises(NnctlError, match=fragment):
+            dataclasses.replace(cfg.training, **change)
+    with pytest.raises(NnctlError, match="model.ensemble"):
+        dataclasses.replace(cfg.model, ensemble=0)
+    # cross-key rules too, once the whole config is made
+    model = dataclasses.replace(cfg.model, layers=[8], activation=["relu", "tanh"])
+    with pytest.raises(NnctlError, match="model.activation lists 2 activations for 1 hidden layers"):
+        dataclasses.replace(cfg, model=model)

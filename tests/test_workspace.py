@@ -1,5 +1,6 @@
 """The per-call workspace: a layer keeps only the model, so a layer runs on its own, and any
-number of threads predict with one model at once and get exactly the answers of one thread."""
+number of threads predict with one network at once and get exactly the answers of one thread
+(through every kind of layer; `test_concurrency.py` drives a loaded Model, as serve does)."""
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -8,9 +9,6 @@ import pandas as pd
 from nnctl.nn.layers import Activation, Dense, Dropout
 from nnctl.nn.network import CHUNK, Network
 from nnctl.nn.normalization import BatchNorm, LayerNorm
-from nnctl.runs.model import load_model
-
-from .conftest import DATASETS
 
 THREADS, ROUNDS = 8, 200
 
@@ -68,12 +66,6 @@ def _hammer(predict, bodies: list) -> None:
     with ThreadPoolExecutor(THREADS) as pool:
         wrong = [k for found in pool.map(worker, range(THREADS)) for k in found]
     assert not wrong, f"{len(wrong)} of {THREADS * ROUNDS} predictions differ from one thread's"
-
-
-def test_eight_threads_predict_with_one_model_exactly(iris_run):
-    model = load_model(iris_run)
-    frame = pd.read_csv(DATASETS / "iris.csv").drop(columns="species")
-    _hammer(model.predict_proba, _bodies(frame))
 
 
 def test_eight_threads_predict_through_every_kind_of_layer_exactly():

@@ -9,7 +9,10 @@ There is one class per section (`DataConfig`, `ModelConfig`, `TrainingConfig`) a
 each sub-mapping whose keys are fixed (`EarlyStoppingConfig`). A mapping whose keys vary (a
 schedule's own keys, class weights per label) stays a mapping. The classes are made at import
 from `spec()`, so a key added to the table is a field here with no other edit. They are frozen:
-a config is resolved once and then only read; `dataclasses.replace` gives a changed copy.
+a config is resolved once and then only read; `dataclasses.replace` gives a changed copy,
+which is checked as a YAML file is: a section (`replace(cfg.training, learning_rate=-1)`) against
+its keys, the whole config (`replace(cfg, training=...)`) with the cross-key rules too. An invalid
+copy is the same `NnctlError` a config file with that value gets.
 """
 from __future__ import annotations
 
@@ -23,6 +26,19 @@ def _class_name(path: tuple) -> str:
     return (path[-1].title().replace("_", "") if path else "") + "Config"
 
 
+_TRUSTED = [0]  # > 0 while `from_dict` builds a config that `resolve` has just checked
+
+
+def _checked(self) -> None:
+    """__post_init__: a config or section made in Python (`dataclasses.replace`) is validated
+    as a YAML file would be; one that `resolve` made is not checked twice."""
+    if _TRUSTED[0]:
+        return
+    from .validate import check_typed
+
+    check_typed(self, _PATHS[type(self)])
+
+
 def _make(path: tuple, table: dict) -> type:
     """A frozen dataclass with one field per key of `table` (a section of the spec), in the
     table's order; sub-mappings with fixed keys get their own class."""
@@ -33,16 +49,19 @@ def _make(path: tuple, table: dict) -> type:
         elif isinstance(entry, Key) and entry.sub and entry.kind != "schedule":
             _make(path + (name,), entry.sub)
         fields.append((name, Any, dataclasses.field(default=None)))
-    cls = dataclasses.make_dataclass(_class_name(path), fields, frozen=True)
+    cls = dataclasses.make_dataclass(_class_name(path), fields, frozen=True,
+                                     namespace={"__post_init__": _checked})
     cls.__module__ = __name__
     cls.__doc__ = f"The resolved `{'.'.join(path) or 'config'}` section (fields from config/spec.py)."
     # module-level names, so that configs pickle into sweep workers and Ray tasks
     globals()[cls.__name__] = cls
     _CLASSES[path] = cls
+    _PATHS[cls] = path
     return cls
 
 
 _CLASSES: dict[tuple, type] = {}
+_PATHS: dict[type, tuple] = {}
 Config = _make((), spec())
 
 
@@ -55,7 +74,11 @@ def _typed(path: tuple, value):
 
 def from_dict(resolved: dict) -> "Config":
     """The typed form of a resolved config mapping (every key present, as `resolve` gives it)."""
-    return _typed((), resolved)
+    _TRUSTED[0] += 1
+    try:
+        return _typed((), resolved)
+    finally:
+        _TRUSTED[0] -= 1
 
 
 def to_dict(cfg) -> dict:

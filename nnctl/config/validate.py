@@ -173,6 +173,30 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
     return from_dict(cfg)
 
 
+PYTHON_SOURCE = "the config changed in Python"
+
+
+def check_typed(obj, path: tuple) -> None:
+    """Validate a typed config or section made in Python (`dataclasses.replace`) as its YAML
+    would be: the whole config with every cross-key rule, a section against its keys, a
+    sub-mapping (early_stopping, ...) as part of its section when that is replaced. An
+    NnctlError naming the key otherwise. A field left at None counts as a key not written (a
+    dataclass made with some fields only, `TrainingConfig(optimizer="adam")`, gets the defaults
+    as a YAML file without those keys would); None is a value only where a key may be null."""
+    values = _given(to_dict(obj))
+    if not path:
+        resolve(values, base_dir=Path.cwd(), source=PYTHON_SOURCE)
+    elif len(path) == 1:
+        Checker(PYTHON_SOURCE, None, Path.cwd(), ()).section(values, spec()[path[0]], [path[0]])
+
+
+def _given(values):
+    """A mapping without its None values, at every level: the keys a caller wrote."""
+    if isinstance(values, dict):
+        return {k: _given(v) for k, v in values.items() if v is not None}
+    return values
+
+
 def _check_calibration(checker: Checker, cfg: dict) -> None:
     """training.calibration: temperature fits on the validation part, and only a classification
     has logits to divide; a task or loss the data decides is checked once it is read."""

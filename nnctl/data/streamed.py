@@ -145,7 +145,11 @@ def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | 
         path = getattr(cfg.data, given_as.split(".")[1])
         if path:
             require_rereadable(path, given_as, "streaming reads it more than once (its first lines, then its rows)")
-    source = replace(cfg, data=replace(cfg.data, validation_split=0.0)) if fold else cfg
+    # a fold's shards come from the whole table: only the data, seed, task and dtype of `source`
+    # matter, so training's rules about a validation part (early stopping on val_*, temperature
+    # calibration), which a changed config is checked against, are set aside with it
+    source = replace(cfg, data=replace(cfg.data, validation_split=0.0),
+                     training=replace(cfg.training, early_stopping=None, calibration="none")) if fold else cfg
     key = dataset_cache.cache_key(source, layout="shards")
     found = dataset_cache.entry_meta(key) if cache else None
     if found is not None:

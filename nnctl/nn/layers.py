@@ -200,7 +200,9 @@ class Dense(Layer):
         return {"dx": fan_in} if input_delta else {}
 
     def forward(self, x, training=False, buf=None):
-        buf = self.begin(x, buf)
+        if buf is None:
+            buf = self.new_buffers(x)
+        buf.x = x  # as `begin`, inline: this is the hot path of every step
         if self.members is None:
             # np.dot rather than np.matmul: less dispatch per call on small products
             out = np.dot(x, self.W, out=buf.out)
@@ -261,7 +263,9 @@ class Activation(Layer):
         return {"out": fan_in, "saved": fan_in}
 
     def forward(self, x, training=False, buf=None):
-        buf = self.begin(x, buf)
+        if buf is None:
+            buf = self.new_buffers(x)
+        buf.x = x
         return self._forward(x, buf.out, buf.saved)
 
     def backward(self, delta, buf):

@@ -257,15 +257,16 @@ class Network:
         in the workspace `ws` (the network's own when None); the returned array is one of its
         buffers, overwritten by its next pass. `watch(i, out)`, if given, sees each layer's
         output (what `trace` shows)."""
-        ws = self._ws(ws)
+        ws = ws or self._ws(None)
         rows = X.shape[-2]  # (rows, inputs), or with members (K, rows, inputs): each its own rows
-        buffers = ws.buffers if rows == ws.rows else ws.bind(rows)
+        if rows != ws.rows:
+            ws.bind(rows)
         a = X
         if watch is None:
-            for layer, buf in zip(self.layers, buffers):
+            for layer, buf in ws.pairs:
                 a = layer.forward(a, training, buf)
         else:
-            for i, (layer, buf) in enumerate(zip(self.layers, buffers)):
+            for i, (layer, buf) in enumerate(ws.pairs):
                 a = layer.forward(a, training, buf)
                 watch(i, a)
         ws.X, ws.z = X, a
@@ -317,15 +318,15 @@ class Network:
         dL/db = 1ᵀ·delta, then delta·Wᵀ for the layer before; an activation: delta ⊙ f'(z)).
         `watch(i, delta)`, if given, sees the delta arriving at layer i (what `trace` shows).
         Returns the flat gradient array (each layer's `grads` are views of it)."""
-        ws = self._ws(ws)
+        ws = ws or self._ws(None)
         if not ws.backward_ready:
             ws.bind(ws.rows, backward=True)
-        buffers = ws.buffers
-        delta = self.loss.delta(ws.z, ws.head.output, y, ws.head.delta)
+        buffers, head = ws.buffers, ws.head
+        delta = self.loss.delta(ws.z, head.output, y, head.delta)
         if w is not None:
             delta *= w
         if watch is None:
-            for layer, buf in zip(reversed(self.layers), reversed(buffers)):
+            for layer, buf in ws.reversed_pairs:
                 delta = layer.backward(delta, buf)
         else:
             for i in range(len(self.layers) - 1, -1, -1):

@@ -90,13 +90,15 @@ class Workspace:
         self.rows = None  # the batch size `layers`/`head` are bound to now
         self.buffers: list[Buffers] = []
         self.head: Buffers | None = None
+        self.pairs: list[tuple] = []  # (layer, Buffers) for the bound batch size
+        self.reversed_pairs: list[tuple] = []
         self.X = self.z = None
         self.frozen = False
 
     def freeze(self, frozen: bool) -> None:
         """Random layers keep the noise they drew last (True) or draw anew each pass (False)."""
         self.frozen = frozen
-        for buffers, _ in self._views.values():
+        for buffers, *_ in self._views.values():
             for b in buffers:
                 b.frozen = frozen
 
@@ -113,7 +115,7 @@ class Workspace:
             more = self._allocate(True)
             for mem, extra in zip(self._flat, more):
                 mem.update(extra)
-            for r, (buffers, head) in self._views.items():
+            for r, (buffers, head, _, _) in self._views.items():
                 for b, extra in zip(buffers + [head], self._slice_each(more, r)):
                     for name, a in extra.items():
                         setattr(b, name, a)
@@ -123,8 +125,10 @@ class Workspace:
             arrays = self._slice_each(self._flat, rows)
             buffers = [Buffers({**a, "ones": self._ones[:rows]}, i > 0 or self.first_delta, self.frozen)
                        for i, a in enumerate(arrays[:-1])]
-            views = self._views[rows] = (buffers, Buffers(arrays[-1]))
-        self.buffers, self.head = views
+            pairs = list(zip(self.layers, buffers))
+            views = self._views[rows] = (buffers, Buffers(arrays[-1]), pairs, pairs[::-1])
+        # `pairs`: (layer, its Buffers) in order, and reversed for backward: made once per size
+        self.buffers, self.head, self.pairs, self.reversed_pairs = views
         self.rows = rows
         return self.buffers
 

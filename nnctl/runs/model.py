@@ -13,7 +13,6 @@ malformed is an NnctlError naming the file.
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -577,9 +576,6 @@ class Model:
         self.network, self.meta, self.path = network, meta, path
         self.conformal_scores = conformal_scores  # sorted (n,), when training had a validation part
         self.encoder = FeatureEncoder.from_meta(meta)
-        # the network's batch buffers are shared by every caller of this Model: a served model
-        # answers from the event loop and a thread pool at once, so one prediction runs at a time
-        self._predicting = threading.Lock()
 
     @property
     def task(self) -> str:
@@ -611,7 +607,9 @@ class Model:
         X = padded_rows(X)
         # a model can overflow on inputs far outside its training range; the ±inf or NaN it gives
         # is reported as such (null in JSON), so NumPy's RuntimeWarnings would only add noise
-        with self._predicting, np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        # no lock: each prediction has its own workspace (nn/workspace.py), so the event loop and
+        # the thread pool of a served model may predict with it at once
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             if self.temperature == 1.0:
                 return self.network.predict_output(X)[:rows]
             z = self.network.predict_logits(X)[:rows]
@@ -634,7 +632,7 @@ class Model:
         (two columns for two classes), or its values in the target's units. Uncalibrated: a
         temperature belongs to the ensemble's mean, not to one member."""
         rows = X.shape[0]
-        with self._predicting, np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # no lock: see _output
             out = self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
         if self.task == "regression":
             return from_training(out, self.meta.get("target_scaler"))
