@@ -102,23 +102,28 @@ class Diagnostics:
         self.steps += 1
 
     def _after_step_apart(self, before: np.ndarray, total) -> None:
-        """after_step with each member measured alone: each norm a row-wise one over (K, P)."""
+        """after_step with each member measured alone: each layer's norms for all members at
+        once, as sums of squares over its column block of (K, P)."""
         K = self.members
         params, grads = self.network.flat_params.reshape(K, -1), self.network.flat_grads.reshape(K, -1)
         change = params - before.reshape(K, -1)
+        # block boundaries for reduceat: the even segments are the layers', the odd the gaps between
+        bounds = [i for s in self.slices for i in (s.start, s.stop)]
+        if bounds[-1] == params.shape[1]:
+            bounds.pop()
 
         def norms(a):
-            return np.sqrt(np.einsum("kp,kp->k", a, a, dtype=np.float64))
+            return np.sqrt(np.add.reduceat(a * a, bounds, axis=1)[:, ::2])  # (K, layers)
 
-        self.total += norms(grads) if total is None else np.asarray(total, dtype=np.float64)
+        grad, weight, moved = norms(grads), norms(params), norms(change)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(weight > 0, moved / weight, np.nan)
+        self.total += np.sqrt(np.einsum("kp,kp->k", grads, grads)) if total is None else total
+        self.sums[:, :, 0] += grad
+        self.sums[:, :, 1] += weight
+        self.sums[:, :, 2] += ratio
         buffers = self.ws.buffers if self.ws is not None else None
-        for i, (s, activation) in enumerate(zip(self.slices, self.feeds)):
-            weight = norms(params[:, s])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = np.where(weight > 0, norms(change[:, s]) / weight, np.nan)
-            self.sums[:, i, 0] += norms(grads[:, s])
-            self.sums[:, i, 1] += weight
-            self.sums[:, i, 2] += ratio
+        for i, activation in enumerate(self.feeds):
             if activation is not None and buffers:
                 z = buffers[activation].x
                 self.sums[:, i, 3] += np.count_nonzero(z.max(axis=-2) <= 0, axis=-1) / max(z.shape[-1], 1)

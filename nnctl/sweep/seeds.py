@@ -89,13 +89,13 @@ def _as_members(cfgs: list[Config], ray_address: str | None, cache: bool):
     """(the seeds' datasets, None) when the seeds can train as the members of one pass, else
     (None, why not)."""
     from ..commands.population import population_problem
-    from ..data import load_dataset
+    from ..data import load_dataset, load_seeds
 
     if ray_address:
         return None, "the seeds run as separate Ray tasks (--ray-address)"
     if getattr(load_dataset(cfgs[0], cache=cache), "streamed", False):  # before reading N splits of it
         return None, "the seeds train one at a time on streamed data"
-    datasets = [load_dataset(c, cache=cache) for c in cfgs]
+    datasets = load_seeds(cfgs, cache=cache)
     why = population_problem(cfgs, datasets)
     return (None, f"the seeds train as separate runs: {why}") if why else (datasets, None)
 
