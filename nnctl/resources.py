@@ -12,6 +12,11 @@ MEMORY_VARIABLE = "NNCTL_MEMORY_LIMIT"
 # cgroup v2 ("max" when unlimited), then v1 (a huge number when unlimited)
 CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 FALLBACK_MEMORY = 2 << 30  # assumed available where the system does not say
+# NNCTL_MEMORY_LIMIT's range: a value under 64KB is a slip (0, or `1` meant as 1GB: plain numbers
+# are bytes) — reading chunks have a floor far above it, so it would only force streaming — and one
+# over 64TB is more than any one machine holds
+MEMORY_LIMIT_RANGE = (64 << 10, 64 << 40)
+MEMORY_LIMIT_TEXT = "64KB and 64TB"
 
 
 def parse_size(text: str, variable: str, example: str) -> int:
@@ -23,7 +28,11 @@ def parse_size(text: str, variable: str, example: str) -> int:
                          f"set it to a size, e.g. export {variable}={example}")
     number, unit = match.groups()
     unit = unit.lower()
-    return int(float(number) * _UNITS[unit if unit in _UNITS else unit + "b"])
+    size = float(number) * _UNITS[unit if unit in _UNITS else unit + "b"]
+    if size >= 2 ** 63:  # no machine has it; int() of an infinite one would not even convert
+        raise NnctlError(f"{variable} is far too large, got {text!r}", variable,
+                         f"set it to a size, e.g. export {variable}={example}")
+    return int(size)
 
 
 def cgroup_limit() -> int | None:
@@ -44,7 +53,14 @@ def memory_budget() -> int:
     (MemAvailable does not know about cgroups)."""
     text = os.environ.get(MEMORY_VARIABLE, "").strip()
     if text:
-        return parse_size(text, MEMORY_VARIABLE, "2GB")
+        budget = parse_size(text, MEMORY_VARIABLE, "2GB")
+        low, high = MEMORY_LIMIT_RANGE
+        if not low <= budget <= high:
+            raise NnctlError(f"{MEMORY_VARIABLE} must be a size between {MEMORY_LIMIT_TEXT}, got {text!r} "
+                             f"({budget:,} bytes)", MEMORY_VARIABLE,
+                             f"set it to the memory nnctl's data may use, e.g. export {MEMORY_VARIABLE}=2GB, or unset "
+                             "it to use half of the memory available")
+        return budget
     available = [n for n in (available_memory(), cgroup_limit()) if n]
     return (min(available) if available else FALLBACK_MEMORY) // 2
 

@@ -10,10 +10,21 @@ from nnctl.errors import NnctlError
 from .cli_helpers import assert_clean_error, cli
 
 
-@pytest.mark.parametrize("text, expected", [("500MB", 500 << 20), ("2GB", 2 << 30), ("123", 123), ("1.5 gb", 3 << 29)])
+@pytest.mark.parametrize("text, expected", [("500MB", 500 << 20), ("2GB", 2 << 30), ("131072", 128 << 10), ("1.5 gb", 3 << 29),
+                                            ("64KB", 64 << 10), ("64TB", 64 << 40)])
 def test_the_budget_is_the_variable_when_set(monkeypatch, text, expected):
     monkeypatch.setenv("NNCTL_MEMORY_LIMIT", text)
     assert resources.memory_budget() == expected
+
+
+@pytest.mark.parametrize("text", ["0", "1", "0.0001KB", "63KB", "65TB", "1" * 400 + "TB"])
+def test_a_budget_outside_its_range_is_an_error_saying_the_range(monkeypatch, text):
+    monkeypatch.setenv("NNCTL_MEMORY_LIMIT", text)
+    with pytest.raises(NnctlError) as info:
+        resources.memory_budget()
+    assert info.value.where == "NNCTL_MEMORY_LIMIT"
+    assert f"got {text!r}" in info.value.message
+    assert "between 64KB and 64TB" in info.value.message or "far too large" in info.value.message
 
 
 def test_by_default_the_budget_is_half_the_smaller_of_available_memory_and_the_cgroup_limit(monkeypatch, tmp_path):

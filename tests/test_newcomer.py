@@ -110,6 +110,8 @@ def test_init_from_reorders_classes_by_name(tmp_path, order):
     else:
         arrays[f"layers.{last}.W"], arrays[f"layers.{last}.b"] = W[:, order], b[order]
     meta["classes"] = [meta["classes"][i] for i in order]
+    if "positive_class" in meta:  # two classes: the sigmoid's class is now the other one
+        meta["positive_class"] = meta["classes"][1]
     arrays["meta"] = np.array(json.dumps(meta))
     shuffled = tmp_path / "shuffled.npz"
     np.savez(shuffled, **arrays)
@@ -502,8 +504,8 @@ def test_a_fractional_target_with_few_values_says_it_is_a_regression(tmp_path):
     frame.to_csv(data, index=False)
     result = cli("validate", config_for(tmp_path, data, "y"))
     assert result.exit_code == 0
-    assert "note: target 'y' has 3 distinct values, but not all whole numbers, so this is a regression; " \
-           "set model.task: classification" in result.stderr
+    assert "note: task regression (model.task: auto): target 'y' has numbers that are not all whole (3 distinct " \
+           "values); set model.task: classification to treat them as classes" in result.stderr
 
 
 def test_divergence_advice_leaves_out_what_is_already_set(tmp_path):

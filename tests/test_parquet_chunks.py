@@ -62,10 +62,10 @@ def test_a_row_group_larger_than_its_readers_is_read_in_batches(tmp_path, monkey
 
 def test_chunk_sizes_follow_the_memory_budget(monkeypatch):
     sizes = {}
-    for budget in ("100MB", "1GB", "1TB", "1KB"):
+    for budget in ("100MB", "1GB", "1TB", "64KB"):
         monkeypatch.setenv("NNCTL_MEMORY_LIMIT", budget)
         sizes[budget] = default_chunk_rows(60)
     assert sizes["100MB"] == (100 << 20) // 8 // 24 // 60  # an eighth of it, 24 bytes a cell
     assert sizes["1GB"] == (1 << 30) // 8 // 24 // 60
     assert sizes["1TB"] == 8_000_000 // 60  # past 8 million cells larger chunks gain nothing
-    assert sizes["1KB"] == 250_000 // 60  # nor do tiny ones cost less than pandas' per-chunk work
+    assert sizes["64KB"] == 250_000 // 60  # nor do tiny ones cost less than pandas' per-chunk work

@@ -111,9 +111,9 @@ def test_the_health_flags_in_words():
 
 def test_validation_predictions_are_saved(runs):
     lines = (runs["iris"] / "validation.csv").read_text().splitlines()
-    assert lines[0] == "target,prediction,p_setosa,p_versicolor,p_virginica" and len(lines) == 31
+    assert lines[0] == "target,prediction,p_setosa,p_versicolor,p_virginica,row" and len(lines) == 31
     lines = (runs["diabetes"] / "validation.csv").read_text().splitlines()
-    assert lines[0] == "target,prediction" and len(lines) == 89
+    assert lines[0] == "target,prediction,row" and len(lines) == 89
     assert 25 <= float(lines[1].split(",")[0]) <= 346  # in the target's units
 
 

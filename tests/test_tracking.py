@@ -57,6 +57,20 @@ class Server:
             self.process.wait(10)
 
 
+@pytest.fixture(autouse=True)
+def patient_client(monkeypatch):
+    """nnctl gives a server 10 s per request and the end of a run 15 s (a copy is not worth a
+    longer wait); a loaded test machine can take longer than that, which then read as a dead
+    server ("Max retries exceeded"). Here the client waits on the answer itself."""
+    from nnctl.tracking import groups, live
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "600")
+    monkeypatch.setattr(live, "SENDER_WAIT_SECONDS", 600.0)
+    monkeypatch.setattr(groups, "SENDER_WAIT_SECONDS", 600.0)
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):  # set by a URI with credentials
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     running = Server(tmp_path_factory.mktemp("mlflow-server"))
@@ -216,8 +230,7 @@ def test_without_the_extra_tracking_is_refused_before_training(tmp_path, iris_co
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
 
 
-def test_a_server_killed_mid_run_costs_one_warning_and_nnctl_track_uploads_later(server, tmp_path, iris_config,
-                                                                                  monkeypatch):
+def test_a_server_killed_mid_run_costs_one_warning_and_nnctl_track_uploads_later(server, tmp_path, iris_config):
     from nnctl.tracking import live
 
     config = iris_config("training:\n  iterations: 60\n  log_every: 1\n")
@@ -225,18 +238,16 @@ def test_a_server_killed_mid_run_costs_one_warning_and_nnctl_track_uploads_later
 
     def kill_at_epoch_20(self, log):
         original(self, log)
-        if log["epoch"] == 20:
-            deadline = time.monotonic() + 30
-            while self.run_id is None and self.failure is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+        if log["epoch"] == 20:  # the MLflow run was opened before training
+            assert self.run_id is not None and self.failure is None
             server.kill()
 
-    monkeypatch.setattr(live.LiveRun, "on_epoch_end", kill_at_epoch_20)
-    monkeypatch.setattr(live, "SEND_SECONDS", 0.05)
     try:
-        result = cli("train", config, "--runs-dir", tmp_path / "runs", "--quiet", "--track", server.uri)
+        with pytest.MonkeyPatch.context() as killing:
+            killing.setattr(live.LiveRun, "on_epoch_end", kill_at_epoch_20)
+            killing.setattr(live, "SEND_SECONDS", 0.05)
+            result = cli("train", config, "--runs-dir", tmp_path / "runs", "--quiet", "--track", server.uri)
     finally:
-        monkeypatch.undo()
         server.start()  # on the same port and store, for the upload and the tests after this one
     assert result.exit_code == 0, result.stderr
     run = Path(result.stdout.strip().splitlines()[-1])
@@ -301,3 +312,222 @@ def test_seeds_and_repeated_cv_are_parents_with_their_runs_nested(tmp_path, iris
     c2 = client(later)
     runs = c2.search_runs([e.experiment_id for e in c2.search_experiments()])
     assert len(runs) == 3 and sum("mlflow.parentRunId" in r.data.tags for r in runs) == 2
+
+
+# --- credentials, whose run, Ctrl-C at the end, where a store lies ----------------------------------
+def files_holding(folder: Path, secret: bytes) -> list[str]:
+    """Every file under `folder` that holds `secret`, the members of .npz (zip) files read
+    unpacked, since a compressed member would hide it from a plain byte search."""
+    import zipfile
+
+    found = []
+    for path in folder.rglob("*"):
+        if not path.is_file():
+            continue
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                found += [f"{path}:{m}" for m in archive.namelist() if secret in archive.read(m)]
+        elif secret in path.read_bytes():
+            found.append(str(path))
+    return found
+
+
+def test_credentials_in_the_uri_are_used_but_never_stored_uploaded_or_printed(server, tmp_path, iris_config):
+    secret = "s3cr3t-Pw"
+    config = iris_config("training:\n  iterations: 5\n  checkpoint_every: 2\n")
+    with_secret = server.uri.replace("http://", f"http://alice:{secret}@")
+    run, result = train(config, tmp_path / "runs", "--track", with_secret)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "MLFLOW_TRACKING_USERNAME" in warnings[0], result.stderr
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice" and os.environ["MLFLOW_TRACKING_PASSWORD"] == secret
+    assert secret not in result.stdout + result.stderr
+    assert json.loads((run / "tracking.json").read_text())["uri"] == server.uri
+    assert f"uri: {server.uri}" in (run / "config.yaml").read_text()
+    assert (run / "checkpoint.npz").exists() and files_holding(run, secret.encode()) == []
+    c = client(server.uri)
+    uploaded = Path(c.download_artifacts(run_id_of(run), "", str(tmp_path / "uploaded")))
+    assert (uploaded / "config.yaml").exists() and files_holding(uploaded, secret.encode()) == []
+    assert secret not in json.dumps(c.get_run(run_id_of(run)).data.to_dictionary())
+
+    # the warning of a server that does not answer names it without the secret, and so does the
+    # hint to log the run later; a config that holds credentials is refused before training
+    dead = f"http://alice:{secret}@127.0.0.1:{free_port()}"
+    run, result = train(config, tmp_path / "runs", "--track", dead)
+    down = [line for line in result.stderr.splitlines() if "failed" in line]
+    assert len(down) == 1 and f"--uri http://127.0.0.1:{dead.rsplit(':', 1)[1]}" in down[0], result.stderr
+    assert secret not in result.stdout + result.stderr and files_holding(run, secret.encode()) == []
+    stored = iris_config(f"tracking:\n  uri: {with_secret}\n")
+    refused = cli("train", stored, "--runs-dir", tmp_path / "refused")
+    assert_clean_error(refused, "tracking.uri", "MLFLOW_TRACKING_PASSWORD")
+    assert secret not in refused.stderr and not (tmp_path / "refused").exists()
+
+
+def test_nnctl_track_never_writes_into_the_mlflow_run_of_another_folder(server, iris_run, tmp_path):
+    victim = shutil.copytree(iris_run, tmp_path / "victim" / iris_run.name)
+    logged = cli("track", victim, "--uri", server.uri)
+    assert logged.exit_code == 0, logged.stderr
+    victim_id = logged.stdout.strip()
+    c = client(server.uri)
+    before = {a.path: a.file_size for a in c.list_artifacts(victim_id)}
+
+    # another run folder (here: the same run trained again, with a different model) whose
+    # tracking.json was copied from the victim's, then marked as not logged in full
+    other = shutil.copytree(iris_run, tmp_path / "other" / iris_run.name)
+    (other / "model.npz").write_bytes((other / "model.npz").read_bytes() + b"\0" * 64)
+    record = json.loads((victim / "tracking.json").read_text())
+    for logged_in_full in (True, False):
+        (other / "tracking.json").write_text(json.dumps({**record, "logged": logged_in_full}))
+        result = cli("track", other, "--uri", server.uri)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.strip() != victim_id and f"{victim.resolve()}'s" in result.stderr, result.stderr
+        assert json.loads((other / "tracking.json").read_text())["run_id"] == result.stdout.strip()
+    kept = c.get_run(victim_id)
+    assert kept.data.tags["nnctl.run_folder"] == str(victim.resolve())
+    assert {a.path: a.file_size for a in c.list_artifacts(victim_id)} == before
+
+
+def children_of(c, parent) -> dict:
+    runs = c.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    named = {}
+    for r in runs:
+        named.setdefault(r.info.run_name, []).append(r.info.status)
+    return named
+
+
+@pytest.mark.parametrize("when", ["in the last fold's callback", "once summary.json is written"])
+def test_ctrl_c_as_a_tracked_cv_finishes_keeps_it_whole_and_logged_once(server, tmp_path, iris_config, monkeypatch,
+                                                                        when):
+    from nnctl.sweep import cv
+    from nnctl.tracking.sweeps import CvTracker
+
+    if when == "in the last fold's callback":  # before the tracker has queued that fold
+        original, seen = CvTracker.__call__, []
+
+        def interrupted(self, key, result):
+            seen.append(key)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+            original(self, key, result)
+
+        monkeypatch.setattr(CvTracker, "__call__", interrupted)
+    else:  # as a signal held while the summary is written acts, once it is
+        summary = cv._cv_summary
+
+        def interrupted(*args, **kwargs):
+            summary(*args, **kwargs)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(cv, "_cv_summary", interrupted)
+    config = iris_config("training:\n  iterations: 4\n")
+    result = cli("cv", config, "--folds", "3", "--workers", "1", "--runs-dir", tmp_path / "runs", "--quiet",
+                 "--track", server.uri)
+    folder = next((tmp_path / "runs").glob("*-cv3-*"))
+    if when == "in the last fold's callback":  # nothing was left to stop: the cv ends as usual
+        assert result.exit_code == 0 and result.stdout.strip() == str(folder), result.stderr
+    else:
+        assert result.exit_code == 130 and f"complete and kept: {folder}" in result.stderr, result.stderr
+    assert "warning" not in result.stderr and "log it later" not in result.stderr, result.stderr
+    assert {"folds.csv", "summary.json", "fold_0", "fold_1", "fold_2"} <= {p.name for p in folder.iterdir()}
+    c = client(server.uri)
+    parent = c.get_run(run_id_of(folder))
+    assert parent.info.status == "FINISHED" and "val_loss_mean" in parent.data.metrics
+    assert children_of(c, parent) == {f"fold_{i}": ["FINISHED"] for i in range(3)}
+
+
+def test_ctrl_c_while_a_cv_is_copied_in_ends_its_runs_killed_and_nnctl_track_logs_the_rest_once(
+        server, tmp_path, iris_config):
+    from nnctl.tracking.groups import ParentRun
+
+    # a deterministic Ctrl-C: the main thread is interrupted while it waits for the children,
+    # once the first is logged; the second goes on only once the stop is asked for
+    add_child, wait, first = ParentRun.add_child, ParentRun.wait, __import__("threading").Event()
+
+    def add_child_slowly(self, name, *args, **kwargs):
+        if name == "fold_1":
+            first.set()
+            assert self.stop.wait(600)
+        add_child(self, name, *args, **kwargs)
+
+    def interrupted_wait(self):
+        assert first.wait(600)
+        join, calls = self.thread.join, []
+
+        def join_interrupted(timeout=None):
+            calls.append(timeout)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            return join(timeout)
+
+        self.thread.join = join_interrupted
+        wait(self)
+
+    config = iris_config("training:\n  iterations: 4\n")
+    with pytest.MonkeyPatch.context() as interrupting:
+        interrupting.setattr(ParentRun, "add_child", add_child_slowly)
+        interrupting.setattr(ParentRun, "wait", interrupted_wait)
+        result = cli("cv", config, "--folds", "3", "--workers", "1", "--runs-dir", tmp_path / "runs", "--quiet",
+                     "--track", server.uri)
+    assert result.exit_code == 130, result.stderr
+    folder = next((tmp_path / "runs").glob("*-cv3-*"))
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"nnctl track {folder} --uri {server.uri}" in warnings[0], result.stderr
+    assert (folder / "summary.json").exists()
+    c = client(server.uri)
+    parent = c.get_run(run_id_of(folder))
+    assert parent.info.status == "KILLED"
+    assert children_of(c, parent) == {"fold_0": ["FINISHED"], "fold_1": ["FINISHED"]}
+
+    later = cli("track", folder, "--uri", server.uri)
+    assert later.exit_code == 0 and later.stdout.strip() == parent.info.run_id, later.stderr
+    parent = c.get_run(parent.info.run_id)
+    assert parent.info.status == "FINISHED" and "val_loss_mean" in parent.data.metrics
+    assert children_of(c, parent) == {f"fold_{i}": ["FINISHED"] for i in range(3)}
+
+
+def test_a_store_among_run_folders_is_refused_before_training(tmp_path, iris_config, iris_run, monkeypatch):
+    config = iris_config("training:\n  iterations: 3\n")
+    runs = tmp_path / "runs"
+    for store in (f"file:{runs}", f"sqlite:///{runs}/mlflow.db", str(runs / "mlruns")):
+        result = cli("train", config, "--runs-dir", runs, "--track", store)
+        assert_clean_error(result, "--track", "inside", str(runs))
+        assert not runs.exists() or not list(runs.iterdir())
+    monkeypatch.chdir(tmp_path)
+    assert_clean_error(cli("cv", config, "--folds", "2", "--track", "file:runs"), "--track", "inside")
+    assert_clean_error(cli("track", iris_run, "--uri", f"file:{iris_run}"), "--uri", "inside", str(iris_run))
+    assert_clean_error(cli("track", iris_run, "--uri", f"file:{iris_run.parent}"), "--uri", "inside")
+
+
+def test_a_sqlite_store_keeps_its_artifacts_beside_the_database(tmp_path, iris_config, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    store = f"sqlite:///{db}"
+    run, _ = train(iris_config("training:\n  iterations: 3\n"), tmp_path / "runs", "--track", store)
+    assert list(elsewhere.iterdir()) == []
+    run_id = run_id_of(run)
+    assert (tmp_path / "store" / "mlflow-artifacts" / run_id / "artifacts" / "model.npz").is_file()
+    assert client(store).get_run(run_id).info.status == "FINISHED"
+
+
+def test_ctrl_c_while_a_run_is_copied_in_ends_it_killed_and_nnctl_track_completes_it(server, tmp_path, iris_config):
+    from nnctl.tracking import live
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    config = iris_config("training:\n  iterations: 4\n")
+    with pytest.MonkeyPatch.context() as interrupting:
+        interrupting.setattr(live, "log_folder", interrupted)
+        result = cli("train", config, "--runs-dir", tmp_path / "runs", "--quiet", "--track", server.uri)
+    assert result.exit_code == 130, result.stderr
+    run = next((tmp_path / "runs").iterdir())
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"nnctl track {run} --uri {server.uri}" in warnings[0], result.stderr
+    c = client(server.uri)
+    assert c.get_run(run_id_of(run)).info.status == "KILLED"
+    later = cli("track", run, "--uri", server.uri)
+    assert later.exit_code == 0 and later.stdout.strip() == run_id_of(run), later.stderr
+    assert c.get_run(run_id_of(run)).info.status == "FINISHED"
+    assert_histories_equal(c, run_id_of(run), run)

@@ -82,3 +82,25 @@ def test_every_command_takes_debug_from_one_place():
     for name, command in group.commands.items():
         assert "--debug" in [o for p in command.params for o in getattr(p, "opts", [])], name
     assert int(ExitCode.BAD_INPUT) == 2 and int(ExitCode.INTERRUPTED) == 130 and int(ExitCode.CHECK_FAILED) == 1
+
+
+def test_a_negative_explain_seed_is_a_usage_error(iris_run):
+    assert_clean_error(cli("explain", iris_run, DATASETS / "iris.csv", "--seed", "-1"),
+                       "--seed must be a whole number of 0 or more, got -1")
+
+
+def test_a_number_out_of_range_is_shown_as_given_not_rounded(iris_run):
+    assert_clean_error(cli("predict", iris_run, DATASETS / "iris.csv", "--threshold", "1.0000001"),
+                       "got 1.0000001")
+    assert_clean_error(cli("predict", iris_run, DATASETS / "iris.csv", "--interval", "1.0000001"),
+                       "strictly between 0 and 1, got 1.0000001")
+    assert_clean_error(cli("gradcheck", CONFIGS / "iris.yaml", "--tol", "-0.5"), "got -0.5")
+
+
+@pytest.mark.parametrize("value, fix", [("{country:16}", "--set 'data.embedding={country: 16}'"),
+                                        ("{country: 16, team:8}", "--set 'data.embedding={country: 16, team: 8}'")])
+def test_a_flow_mapping_without_a_space_after_the_colon_suggests_one(write_config, value, fix):
+    config = write_config(f"data:\n  path: {DATASETS / 'iris.csv'}\n  target: species\n")
+    result = cli("validate", config, "--set", f"data.embedding={value}")
+    assert_clean_error(result, "reads as a key without a value: YAML needs a space after the colon", fix,
+                       "(--set data.embedding)")

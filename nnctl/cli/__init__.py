@@ -123,13 +123,33 @@ SetOption = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Overrid
 DebugOption = typer.Option(False, "--debug", help="Show the traceback of an error.")
 NoCacheOption = typer.Option(False, "--no-cache", help="Parse the CSV again instead of using the dataset cache (~/.cache/nnctl, or $NNCTL_CACHE_DIR; at most $NNCTL_CACHE_LIMIT, default 2GB)")
 
-TrackOption = typer.Option(None, "--track", metavar="URI", help="Log to MLflow at URI (http://..., file:..., sqlite:...; env: $MLFLOW_TRACKING_URI), as tracking.uri; needs nnctl[mlflow]")
+def said_credentials(ctx: typer.Context, param: typer.CallbackParam, value):
+    """--track's and --uri's callback: credentials in the URI get one warning (they are used and never stored)."""
+    if value is not None and not ctx.resilient_parsing:
+        from ..tracking.uris import credentials_warning
+
+        warn(credentials_warning(value, param.opts[0]))
+    return value
+
+
+TrackOption = typer.Option(None, "--track", metavar="URI", callback=said_credentials, help="Log to MLflow at URI (http://..., file:..., sqlite:...; env: $MLFLOW_TRACKING_URI), as tracking.uri; needs nnctl[mlflow]; credentials in MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN")
 
 
 def warn(message: str | None) -> None:
     """One `warning:` line on stderr, for something that did not stop the command."""
     if message:
         sys.stderr.write(f"warning: {message}\n")
+
+
+def tracking_ended(finish, *args) -> None:
+    """`finish(*args)` of an MLflow tracker (a LiveRun's, a sweep's or cv's) with its warning
+    shown; an interrupt while it logs shows the warning it carries (tracking.live.Interrupted:
+    what to log later), then goes on."""
+    try:
+        warn(finish(*args))
+    except KeyboardInterrupt as stopped:
+        warn(getattr(stopped, "warning", None))
+        raise
 
 
 def _version(value: bool):

@@ -30,7 +30,7 @@ def gradcheck(
     from ..ui.printing import print_gradcheck
 
     if not tol > 0 or tol == float("inf"):  # nan and negative tolerances pass or fail everything
-        raise NnctlError(f"--tol must be a positive number, got {tol:g}", "--tol", "e.g. --tol 1e-6")
+        raise NnctlError(f"--tol must be a positive number, got {tol}", "--tol", "e.g. --tol 1e-6")
     results = run_gradcheck(config, set_ or [], rows, max_entries)
     print_gradcheck(results, tol, json_)
     if not all(r.passed(tol) for r in results):

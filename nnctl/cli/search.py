@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode, SetOption, TrackOption, warn
+from . import app, errors_handled, ExitCode, SetOption, TrackOption, tracking_ended
 
 
 # --- sweep, cv ---------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def sweep(
             shown = SweepTable(Console(stderr=True))
         else:
             shown = SweepLines(sys.stderr)
-    tracker = sweep_tracker(sweep_file, set_ or [], resume, track)
+    tracker = sweep_tracker(sweep_file, set_ or [], resume, track, runs_dir)
     display = Many(shown, SweepJson(sys.stdout) if json_ else None)
 
     def sweep_run():
@@ -110,7 +110,7 @@ def cv(
             where = f"repeat {key[0]} fold {key[1]}" if repeats > 1 else f"fold {key}"
             sys.stderr.write(f"{where}: {result['state']} in {result['seconds']:.1f}s\n")
 
-    tracker = cv_tracker(config, set_ or [], track, also=said)
+    tracker = cv_tracker(config, set_ or [], track, also=said, runs_dir=runs_dir)
     result = tracked(tracker, lambda: run_cv(config, folds, set_ or [], runs_dir, name, workers, ray,
                                              callback=tracker or said, repeats=repeats))
     over = f"{folds * repeats} folds ({repeats} repeats of {folds})" if repeats > 1 else f"{folds} folds"
@@ -151,7 +151,7 @@ def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet
 
     from ..tracking.sweeps import cv_tracker
 
-    tracker = cv_tracker(config, sets, track, also=said, kind="seeds")
+    tracker = cv_tracker(config, sets, track, also=said, kind="seeds", runs_dir=runs_dir)
     result = tracked(tracker, lambda: train_seeds(config, seeds, sets, runs_dir, name, workers, cache=not no_cache,
                                                   callback=tracker or said, separate=separate))
     if result.get("note") and not quiet:
@@ -169,14 +169,18 @@ def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet
 
 def tracked(tracker, run):
     """`run()`, with `tracker` (None when tracking is off) told how it ended: its result's
-    summary logged on the parent run, or the parent closed as failed; either way one `warning:`
-    line when the server could not take it."""
+    summary logged on the parent run, or the parent closed as interrupted (KILLED) or failed;
+    either way one `warning:` line when the server could not take it. An interrupt while the
+    tracker logs ends its runs as KILLED and says what to log later."""
+    from ..errors import NothingTrained
+
     try:
         result = run()
-    except BaseException:
+    except BaseException as exc:
         if tracker is not None:
-            warn(tracker.finish(None, "failed"))
+            tracking_ended(tracker.finish, None,
+                           "interrupted" if isinstance(exc, (KeyboardInterrupt, NothingTrained)) else "failed")
         raise
     if tracker is not None:
-        warn(tracker.finish(result))
+        tracking_ended(tracker.finish, result)
     return result

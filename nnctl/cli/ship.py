@@ -35,6 +35,7 @@ def export(
     opset: int = typer.Option(21, "--opset", metavar="N", help="ONNX opset (13 and above)"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add outputs lower and upper, the split-conformal interval at level L (as predict --interval)"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add output prediction_set, [N, classes] booleans, the split-conformal set at level L (as predict --sets)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: 'label' is the positive class where its probability is at least T (default: the model's saved threshold, else the most probable class)"),
 ):
     """Export a model to ONNX with its whole pipeline inside (fill, one-hot, scaling, layers,
     labels); prints the file's path. Needs the onnx extra.
@@ -43,4 +44,4 @@ def export(
     """
     from ..commands.export import export_model
 
-    typer.echo(str(export_model(model, output, opset, interval, sets)))
+    typer.echo(str(export_model(model, output, opset, interval, sets, threshold)))

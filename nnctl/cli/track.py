@@ -8,14 +8,14 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode
+from . import app, errors_handled, ExitCode, said_credentials, warn
 
 
 @app.command()
 @errors_handled
 def track(
     runs: List[Path] = typer.Argument(..., metavar="RUN...", help="Run, sweep or cv folders"),
-    uri: str = typer.Option("env", "--uri", metavar="URI", help="The MLflow tracking URI (http://..., file:..., sqlite:...); default env: $MLFLOW_TRACKING_URI"),
+    uri: str = typer.Option("env", "--uri", metavar="URI", callback=said_credentials, help="The MLflow tracking URI (http://..., file:..., sqlite:...); default env: $MLFLOW_TRACKING_URI; credentials in MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN"),
     experiment: Optional[str] = typer.Option(None, "--experiment", metavar="NAME", help="The MLflow experiment (default: the config's tracking.experiment, else the folder's name without its time stamp)"),
     json_: bool = typer.Option(False, "--json", help="One JSON object per folder on stdout"),
 ):
@@ -36,6 +36,7 @@ def track(
         said = {"logged": "logged", "already": "already logged, left as it is", "failed": "not logged"}[item["state"]]
         sys.stderr.write(f"{item['folder']}: {said}" + (f" (MLflow run {item['run_id']})" if item["run_id"] else "")
                          + "\n")
+        warn(item.get("note"))
     failed = [item for item in done if item["state"] == "failed"]
     if failed:
         sys.stderr.write(f"error: {failed[0]['warning']}\n")

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode, NoCacheOption, SetOption, TrackOption, warn
+from . import app, errors_handled, ExitCode, NoCacheOption, SetOption, TrackOption, tracking_ended
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -47,13 +47,13 @@ def train(
     from ..tracking.live import live_run
     from ..training.callbacks import Many
     from ..training.signals import Interrupts
-    from ..ui.progress import JsonLines, LiveTable, PlainLines, stderr_is_live, summary_line
+    from ..ui.progress import JsonLines, LiveTable, PlainLines, TaskNote, stderr_is_live, summary_line
 
     if (config is None) == (resume is None):
         raise NnctlError("give a CONFIG to train, or --resume RUN to continue a run (not both)", "nnctl train",
                          "e.g. nnctl train configs/iris.yaml, or nnctl train --resume runs/iris-20260101-120000")
-    plan, live = live_run(plan_training(config, resume, set_ or []), track)
-    shown = None
+    plan, live = live_run(plan_training(config, resume, set_ or []), track, runs_dir)
+    shown = TaskNote(sys.stderr)
     if not quiet:
         rows = plan.cfg.training.display_rows
         title = f"resuming {resume.name}" if resume is not None else f"training {config.name}"
@@ -84,7 +84,7 @@ def train(
     if result.status != "interrupted":
         _calibration_warning(run)
     if live is not None:  # after the report: report.html goes along
-        warn(live.finish(run, result.status))
+        tracking_ended(live.finish, run, result.status)
     if json_:
         typer.echo(dumps({"run": str(run), **result.metrics}))
     else:

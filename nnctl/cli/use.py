@@ -11,6 +11,10 @@ from ..jsonfmt import dumps
 from . import app, errors_handled, ExitCode, parse_limits
 
 
+STRICT_RANGE_HELP = ("Refuse (exit 2) a table with a numeric value far outside what training saw (beyond the "
+                     "training range by more than half its width), instead of warning")
+
+
 # --- predict ---------------------------------------------------------------------------------
 @app.command()
 @errors_handled
@@ -24,6 +28,7 @@ def predict(
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add lower and upper, a split-conformal interval that holds the true value for a share L of rows (e.g. 0.9); needs a validation part at training time"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add prediction_set, the classes (joined by |) of a split-conformal set that holds the true class for a share L of rows; needs a validation part at training time"),
+    strict_range: bool = typer.Option(False, "--strict-range", help=STRICT_RANGE_HELP),
     spread: bool = typer.Option(False, "--spread", help="An ensemble (model.ensemble): add the members' standard deviation per row, spread (regression) or spread_<class> (of each probability)"),
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
@@ -31,20 +36,23 @@ def predict(
     Example: nnctl predict runs/iris-20250101-120000 new.csv --proba > predictions.csv
     """
     from ..atomic import refuse_same_file
-    from ..commands.predict import positive_index, predict_frames
+    from ..commands.predict import positive_index, predict_frames, range_check
     from ..runs.model import load_model, model_path
     from ..ui.printing import write_csv_frames
 
     # a run folder is read through its model.npz: --output RUN/model.npz would destroy the model
     refuse_same_file(output, [data, model_path(model)])
     loaded = load_model(model)
+    ranges = range_check(loaded, data, strict_range)
     frames = predict_frames(loaded, data, proba, threshold=threshold, keep=keep or (), positive=positive,
-                            interval=interval, sets=sets, spread=spread)
+                            interval=interval, sets=sets, ranges=ranges, spread=spread)
     write_csv_frames(frames, output)
+    _range_warnings(ranges)
     _conformal_note(loaded, interval, sets)
     if threshold is not None:
         label = loaded.classes[positive_index(loaded, positive)]
         sys.stderr.write(f"prediction is {label} where its probability (p_{label}) is at least {threshold:g}\n")
+    _saved_threshold_note(loaded, threshold)
     if output is not None:
         sys.stderr.write(f"predictions written to {output}\n")
 
@@ -63,18 +71,24 @@ def evaluate(
     choose_threshold: Optional[str] = typer.Option(None, "--choose-threshold", metavar="RULE", help="Two classes: find the threshold that meets RULE (f1 | youden | precision=P | recall=R) and score at it, for predict --threshold"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add the coverage and mean_width of the split-conformal intervals at level L"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add the coverage and mean_set_size of the split-conformal sets at level L"),
+    save: bool = typer.Option(False, "--save", help="With --choose-threshold: store the threshold in the model (meta.threshold); predict, serve and export then use it unless given --threshold"),
+    strict_range: bool = typer.Option(False, "--strict-range", help=STRICT_RANGE_HELP),
 ):
     """Score a model on a labelled CSV; exit 1 when a --fail-under/--fail-over threshold is missed.
 
     Example: nnctl evaluate "$RUN" datasets/iris.csv --fail-under accuracy=0.9
     """
-    from ..commands.predict import check_thresholds, evaluate_csv
+    from ..commands.predict import check_thresholds, evaluate as evaluate_model, range_check
+    from ..errors import NnctlError
+    from ..runs.model import load_model
     from ..ui.printing import print_evaluation
 
     under, over = parse_limits("--fail-under", fail_under or []), parse_limits("--fail-over", fail_over or [])
+    if save and choose_threshold is None:
+        raise NnctlError("--save stores the threshold --choose-threshold finds, and it is not given", "--save",
+                         "e.g. nnctl evaluate RUN holdout.csv --choose-threshold f1 --save")
     if choose_threshold is not None:
-        from ..commands.threshold import choose_threshold_csv
-        from ..errors import NnctlError
+        from ..commands.threshold import choose_threshold as choose_threshold_model, save_chosen
 
         if threshold is not None:
             raise NnctlError("--threshold and --choose-threshold both set the threshold", "--threshold",
@@ -82,16 +96,26 @@ def evaluate(
         if interval is not None or sets is not None:
             raise NnctlError("--choose-threshold scores labels at one threshold; --interval and --sets score "
                              "the conformal part", "--choose-threshold", "run evaluate twice, once with each")
-        report = choose_threshold_csv(model, data, choose_threshold, positive=positive)
-        if not json_:
-            typer.echo(f"threshold {report['threshold']!r} meets {report['rule']}: "
-                       f"nnctl predict {model} DATA.csv --threshold {report['threshold']!r}")
+    loaded = load_model(model)
+    ranges = range_check(loaded, data, strict_range)
+    if choose_threshold is not None:
+        if save:
+            report = save_chosen(loaded, data, choose_threshold, positive=positive, ranges=ranges)
+            sys.stderr.write(f"threshold {report['threshold']!r} saved in {report['saved']}: predict, serve and "
+                             "export use it unless given --threshold\n")
+        else:
+            report = choose_threshold_model(loaded, data, choose_threshold, positive=positive, ranges=ranges)
+            if not json_:
+                typer.echo(f"threshold {report['threshold']!r} meets {report['rule']}: "
+                           f"nnctl predict {model} DATA.csv --threshold {report['threshold']!r}")
     else:
-        report = evaluate_csv(model, data, threshold=threshold, positive=positive, interval=interval, sets=sets)
-        if interval is not None or sets is not None:
-            from ..runs.model import load_model
-
-            _conformal_note(load_model(model), interval, sets)
+        report = evaluate_model(loaded, data, threshold=threshold, positive=positive, interval=interval, sets=sets,
+                                ranges=ranges)
+        _conformal_note(loaded, interval, sets)
+        _saved_threshold_note(loaded, threshold)
+    if ranges.summary():  # for scripts too: --json carries them beside the metrics
+        report["out_of_range"] = ranges.summary()
+    _range_warnings(ranges)
     missed = check_thresholds(report, under, over)
     if json_:
         typer.echo(dumps(report))
@@ -101,6 +125,20 @@ def evaluate(
         sys.stderr.write(f"failed: {line}\n")
     if missed:
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _range_warnings(ranges) -> None:
+    """One `warning:` line per column with rows far outside what training saw."""
+    for line in ranges.warnings():
+        sys.stderr.write(f"warning: {line}: predictions there are extrapolations (--strict-range refuses them)\n")
+
+
+def _saved_threshold_note(model, threshold) -> None:
+    from ..commands.predict import saved_threshold_note
+
+    note = saved_threshold_note(model, threshold)
+    if note:
+        sys.stderr.write(note + "\n")
 
 
 def _conformal_note(model, interval, sets) -> None:

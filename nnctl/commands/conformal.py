@@ -46,7 +46,7 @@ def half_width(model, level: float, option: str) -> float:
 
 def check_level(level: float, option: str) -> None:
     if not 0.0 < level < 1.0:
-        raise NnctlError(f"{option} is a coverage level strictly between 0 and 1, got {level:g}", option,
+        raise NnctlError(f"{option} is a coverage level strictly between 0 and 1, got {level}", option,
                          f"e.g. {option} 0.9 for 90% coverage")
 
 

@@ -236,8 +236,12 @@ def check_options(method: str, metric=None, repeats=None, seed=None) -> None:
         if given:
             raise NnctlError(f"{given[0]} applies to --method permutation; the gradient method uses neither "
                              "a metric nor random shuffles", given[0], f"leave {given[0]} out")
-    elif repeats is not None:
-        check_repeats(repeats)
+    else:
+        if repeats is not None:
+            check_repeats(repeats)
+        if seed is not None and seed < 0:
+            raise NnctlError(f"--seed must be a whole number of 0 or more, got {seed}", "--seed",
+                             "e.g. --seed 0 (a seed only picks the shuffles; any other number is as good)")
 
 
 def explain(model, data_path, method: str = "permutation", metric=None, repeats=None, seed=None,

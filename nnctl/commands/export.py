@@ -283,12 +283,16 @@ def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> st
 
 
 def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: float | None = None,
-               sets: float | None = None):
+               sets: float | None = None, threshold: float | None = None):
     """The ONNX ModelProto of a loaded nnctl Model (see the module docstring); with `interval`
     L (regression) also the outputs `lower` and `upper`, with `sets` L (classification)
-    `prediction_set`, as `nnctl predict --interval` / `--sets` give them."""
+    `prediction_set`, as `nnctl predict --interval` / `--sets` give them. Two classes: `label`
+    is decided at `threshold`, else at the model's saved threshold, as predict decides it."""
     from .conformal import conformal_columns
+    from .predict import check_threshold, effective_threshold
 
+    check_threshold(model, threshold)
+    threshold = effective_threshold(model, threshold)[0]
     onnx, helper, numpy_helper = _onnx()
     conformal = conformal_columns(model, interval, sets)
     clash = [c for c in model.meta["features"] if c in conformal.names]
@@ -318,7 +322,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
             spread = _members_spread(g, model, x, opset)
         x = _members_mean(g, network, x, opset)
     elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
-    outputs = _outputs(g, model, x, onnx, elem) + _conformal_outputs(g, conformal, onnx, elem, spread)
+    outputs = _outputs(g, model, x, onnx, elem, threshold) + _conformal_outputs(g, conformal, onnx, elem, spread)
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
@@ -330,6 +334,8 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
             "nnctl_version": __version__, "run": run_name}
     if model.classes is not None:
         info["classes"] = json.dumps(model.classes)
+    if threshold is not None:
+        info["threshold"] = repr(float(threshold))
     if conformal.option is not None:  # what the extra outputs mean, for whoever reads the file
         info["conformal"] = json.dumps({"level": conformal.level, "q": conformal.q, "outputs": conformal.names})
     renamed = {name: column for column, name in input_names(meta["features"]).items() if name != column}
@@ -376,7 +382,7 @@ def _members_mean(g: _Graph, network, x: str, opset: int) -> str:
     return mean
 
 
-def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
+def _outputs(g: _Graph, model, x: str, onnx, elem, threshold: float | None = None) -> list:
     helper, last = g.helper, model.network.output_head
     if model.task == "regression":
         scaler = model.meta.get("target_scaler")
@@ -394,7 +400,12 @@ def _outputs(g: _Graph, model, x: str, onnx, elem) -> list:
                                         axis=1))
     else:
         g.nodes.append(helper.make_node("Softmax", [x], ["probabilities"], axis=1))
-    index = g.op("ArgMax", ["probabilities"], "index", axis=1, keepdims=0)
+    if threshold is None:
+        index = g.op("ArgMax", ["probabilities"], "index", axis=1, keepdims=0)
+    else:  # predict's own test, p ≥ T, as not (p < T): the positive class's index is 1
+        positive = g.op("Gather", ["probabilities", g.const(1, "positive_column", np.int64)], "p_positive", axis=1)
+        below = g.op("Less", [positive, g.const(threshold, "threshold")], "below_threshold")
+        index = g.op("Cast", [g.op("Not", [below])], "index", to=onnx.TensorProto.INT64)
     integers = all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
     if integers:
         labels, label_type = g.const(classes, "classes", np.int64), onnx.TensorProto.INT64
@@ -450,7 +461,7 @@ def _doc(model) -> str:
 
 
 def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: float | None = None,
-                 sets: float | None = None) -> Path:
+                 sets: float | None = None, threshold: float | None = None) -> Path:
     """Write the ONNX file of a run folder's (or model.npz's) model; returns its path
     (default `<run>/model.onnx`). `interval` / `sets`: add the conformal outputs (see build_onnx)."""
     from ..atomic import atomic_file
@@ -460,7 +471,7 @@ def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: 
     output = Path(output) if output is not None else Path(model.path).parent / "model.onnx"
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. model.onnx")
-    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets)
+    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets, threshold)
     try:
         with atomic_file(output, "wb") as fh:
             fh.write(proto.SerializeToString())

@@ -31,7 +31,7 @@ def check_threshold(model, threshold) -> None:
     if threshold is None:
         return
     if not 0.0 <= threshold <= 1.0:
-        raise NnctlError(f"--threshold must be a probability between 0 and 1, got {threshold:g}", "--threshold")
+        raise NnctlError(f"--threshold must be a probability between 0 and 1, got {threshold}", "--threshold")
     if model.task == "regression":
         raise NnctlError("--threshold turns a class probability into a class, but this model is a regression "
                          "(it predicts numbers): leave --threshold out", "--threshold")
@@ -65,8 +65,28 @@ def decide(model, proba: np.ndarray, threshold=None, positive: int = 1) -> np.nd
     return np.where(proba[:, positive] >= threshold, positive, 1 - positive).astype(np.int64)
 
 
+def effective_threshold(model, threshold=None, chosen: int = 1) -> tuple[float | None, int]:
+    """(threshold, index of the class it refers to): --threshold with the class --positive
+    names, else the threshold saved in the model (`evaluate --choose-threshold --save`), which
+    refers to the model's own positive class, else none (the most probable class wins)."""
+    if threshold is None and model.task == "classification" and getattr(model, "threshold", None) is not None:
+        return model.threshold, 1
+    return threshold, chosen
+
+
+def saved_threshold_note(model, threshold) -> str | None:
+    """The stderr line that says a saved threshold decides the labels (None when --threshold
+    is given or the model has none)."""
+    used, index = effective_threshold(model, threshold)
+    if threshold is not None or used is None:
+        return None
+    label = model.classes[index]
+    return (f"note: prediction is {label} where p_{label} is at least {used:g}, the threshold saved in the model "
+            "(evaluate --choose-threshold --save); --threshold overrides it")
+
+
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
-                   keep=(), positive=None, interval: float | None = None, sets: float | None = None,
+                   keep=(), positive=None, interval: float | None = None, sets: float | None = None, ranges=None,
                    spread: bool = False):
     """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
     exactly as written; then `prediction` (original labels, or numbers for regression) and with
@@ -74,14 +94,15 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
     with `sets` L (classification) `prediction_set`, the conformal interval or set at level L
     (see `commands/conformal.py`); with `spread` (an ensemble) the members' standard deviation,
     `spread` or `spread_<class>`. Columns are matched by name; extra columns are ignored,
-    missing ones are an error."""
+    missing ones are an error. `ranges` (a `data.ranges.RangeCheck`) counts the rows far outside
+    what training saw."""
     options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets, spread)
     chosen = check_options(model, options)
     keep = options.kept()
     as_text = [c for c in keep if c not in model.encoder.features]
     where = _where(data_path)
     for chunk in _chunks(model, data_path, options.columns(model), chunk_rows, as_text):
-        yield predict_chunk(model, chunk, where, options, chosen)
+        yield predict_chunk(model, chunk, where, options, chosen, ranges)
 
 
 @dataclass(frozen=True)
@@ -131,23 +152,26 @@ def check_options(model, options: PredictOptions) -> int:
     return chosen
 
 
-def predict_chunk(model, chunk, where: str, options: PredictOptions, chosen: int = 1):
+def predict_chunk(model, chunk, where: str, options: PredictOptions, chosen: int = 1, ranges=None):
     """One DataFrame of rows (with the model's feature columns) -> their predictions, as
     `predict_frames` describes; `where` names the rows' source in errors."""
     import pandas as pd
 
     keep = options.kept()
-    frame = pd.DataFrame(prediction_columns(model, chunk, where, options, chosen), index=range(len(chunk)))
+    frame = pd.DataFrame(prediction_columns(model, chunk, where, options, chosen, ranges), index=range(len(chunk)))
     if keep:
         frame = pd.concat([chunk[keep].reset_index(drop=True), frame], axis=1)
     return frame
 
 
-def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen: int = 1) -> dict:
+def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen: int = 1, ranges=None) -> dict:
     """`predict_chunk`'s prediction columns (not the kept ones) as {name: array}, in order:
-    what `nnctl serve` answers from without building a DataFrame it would only take apart."""
+    what `nnctl serve` answers from without building a DataFrame it would only take apart.
+    `ranges`: a `data.ranges.RangeCheck` the chunk's inputs are counted in (or None)."""
     conformal = options.conformal(model)
     X = model.inputs(chunk, where)
+    if ranges is not None:
+        ranges.add(X, chunk.index)
     spread = model.spread_from_inputs(X) if options.spread or conformal.needs_spread else None
     columns = {}
     if model.task == "regression":
@@ -160,7 +184,8 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
         conformal.add(columns, values, None if spread is None else spread[:, 0])
     else:
         p = model.proba_from_inputs(X)
-        columns["prediction"] = np.asarray(model.classes, dtype=object)[decide(model, p, options.threshold, chosen)]
+        decided = decide(model, p, *effective_threshold(model, options.threshold, chosen))
+        columns["prediction"] = np.asarray(model.classes, dtype=object)[decided]
         if options.proba:
             for i, c in enumerate(model.classes):
                 columns[f"p_{c}"] = p[:, i]
@@ -168,6 +193,15 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
     if options.spread:
         columns.update(zip(spread_names(model), spread.T))
     return columns
+
+
+def range_check(model, data_path, strict: bool = False):
+    """A `data.ranges.RangeCheck` for the rows of `data_path` (see `data/ranges.py`):
+    `predict_frames`, `evaluate` and serve count in it; with `strict` the first row far outside
+    what training saw is an NnctlError."""
+    from ..data.ranges import RangeCheck
+
+    return RangeCheck(model.encoder, _where(data_path), strict)
 
 
 def spread_names(model) -> list[str]:
@@ -199,19 +233,20 @@ def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep
 
 
 def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, given_as="the DATA argument",
-             positive=None, interval: float | None = None, sets: float | None = None) -> dict:
+             positive=None, interval: float | None = None, sets: float | None = None, ranges=None) -> dict:
     """Every metric of a loaded model on a labelled table (scikit-learn's definitions): for
-    classification accuracy, balanced_accuracy, precision, recall, f1 (macro), log_loss, roc_auc,
+    classification accuracy, balanced_accuracy, precision, recall, f1 (the positive class's with
+    two classes, macro with more), log_loss, roc_auc,
     average_precision (two classes, of `positive_class`: the model's, or `positive`), per_class
     and the confusion matrix with its labels; for regression mse, rmse, mae, r2. With `interval`
     or `sets` L, the conformal intervals' or sets' `level`, `coverage` and `mean_width` or
-    `mean_set_size`."""
+    `mean_set_size`. `ranges`: as `predict_frames`'."""
     from .conformal import conformal_columns
 
     check_threshold(model, threshold)
     positive_index(model, positive)  # an unknown label is refused before the file is read
     conformal = conformal_columns(model, interval, sets)
-    y, out = labelled_outputs(model, data_path, chunk_rows, given_as)
+    y, out = labelled_outputs(model, data_path, chunk_rows, given_as, ranges)
     spread = None
     if conformal.needs_spread:  # normalized intervals: each row's width follows its members' spread
         spread = np.concatenate([model.spread_from_inputs(X)[:, 0] for X, _ in
@@ -219,11 +254,11 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
     return {**score_outputs(model, y, out, threshold, positive), **conformal.coverage(y, out, spread)}
 
 
-def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
+def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument", ranges=None):
     """(truth, outputs) of a loaded model on a labelled table: class indices and probabilities
     (rows, classes), or the target and the predictions in the target's units."""
     truths, outputs = [], []
-    for X, y in labelled_chunks(model, data_path, chunk_rows, given_as):
+    for X, y in labelled_chunks(model, data_path, chunk_rows, given_as, ranges):
         truths.append(y)
         outputs.append(model.values_from_inputs(X) if model.task == "regression" else model.proba_from_inputs(X))
     if not sum(len(y) for y in truths):  # a header-only file is one chunk of no rows
@@ -231,7 +266,7 @@ def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="
     return np.concatenate(truths), np.concatenate(outputs)
 
 
-def labelled_chunks(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument"):
+def labelled_chunks(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument", ranges=None):
     """(inputs, truth) of a labelled table, one chunk of rows at a time: the encoded inputs
     (rows, inputs) and the class indices, or the target in its units."""
     from ..data.encoding import category_label
@@ -244,6 +279,8 @@ def labelled_chunks(model, data_path, chunk_rows: int | None = None, given_as="t
         if chunk[target].isna().any():
             raise NnctlError(f"target column '{target}' has missing values", where, "drop those rows to evaluate")
         X = model.inputs(chunk, where)
+        if ranges is not None:
+            ranges.add(X, chunk.index)
         if model.task == "regression":
             yield X, chunk[target].to_numpy(dtype=np.float64)
             continue
@@ -264,13 +301,16 @@ def score_outputs(model, y, out, threshold=None, positive=None) -> dict:
     if model.task == "regression":
         return {**report, **regression_report(y, out)}
     labels = list(model.classes)
+    chosen = positive_index(model, positive)
+    threshold, index = effective_threshold(model, threshold, chosen)
+    predicted = decide(model, out, threshold, index)
     if len(labels) == 2:
-        if positive_index(model, positive) == 0:  # the metrics take the second class as positive: swap
-            y, out, labels = 1 - y, out[:, ::-1], labels[::-1]
+        if chosen == 0:  # the metrics take the second class as positive: swap
+            y, out, labels, predicted = 1 - y, out[:, ::-1], labels[::-1], 1 - predicted
         report["positive_class"] = labels[1]
     if threshold is not None:
         report["threshold"] = threshold
-    metrics = classification_report(y, decide(model, out, threshold), out, len(labels), labels)
+    metrics = classification_report(y, predicted, out, len(labels), labels)
     return {**report, **metrics, "labels": labels}
 
 

@@ -3,6 +3,7 @@ rule on a labelled table, and every metric at it.
 
     report = choose_threshold_csv(run, "holdout.csv", "precision=0.9")
     report["threshold"]   # pass it to `nnctl predict --threshold`
+    save_chosen(load_model(run), "holdout.csv", "f1")  # or store it in model.npz (meta.threshold)
 
 The candidates are the distinct predicted probabilities of the positive class; a row is
 predicted positive when its probability is at least the threshold, as `predict --threshold`.
@@ -69,7 +70,8 @@ def pick_threshold(positive, score, rule: str, level: float | None = None) -> fl
     return float(thresholds[meets[-1] if rule == "precision" else meets[0]])
 
 
-def choose_threshold(model, data_path, rule_text: str, positive=None, chunk_rows: int | None = None) -> dict:
+def choose_threshold(model, data_path, rule_text: str, positive=None, chunk_rows: int | None = None,
+                     ranges=None) -> dict:
     """`evaluate`'s report at the threshold that meets `rule_text` ('f1', 'youden',
     'precision=P', 'recall=R'), with `threshold` and `rule`: for two-class models only."""
     from .predict import labelled_outputs, positive_index, score_outputs
@@ -80,7 +82,7 @@ def choose_threshold(model, data_path, rule_text: str, positive=None, chunk_rows
         raise NnctlError(f"{FLAG} applies to two-class models; this one has {kind}", FLAG,
                          "leave it out: the predicted class is the most probable one")
     index = positive_index(model, positive)
-    y, out = labelled_outputs(model, data_path, chunk_rows)
+    y, out = labelled_outputs(model, data_path, chunk_rows, ranges=ranges)
     # the probability as the model computes it: the same number predict compares with
     threshold = pick_threshold(y == index, out[:, index], rule, level)
     report = score_outputs(model, y, out, threshold, positive)
@@ -92,3 +94,20 @@ def choose_threshold_csv(model_path, data_path, rule_text: str, positive=None) -
     from ..runs.model import load_model
 
     return choose_threshold(load_model(model_path), data_path, rule_text, positive)
+
+
+def save_chosen(model, data_path, rule_text: str, positive=None, ranges=None) -> dict:
+    """`choose_threshold`, then the threshold stored in the model's file (`meta.threshold`,
+    written atomically), which predict, serve and export use unless given --threshold. The
+    report gains `saved`: the model file's path. A stored threshold refers to the model's own
+    positive class, so --positive naming the other class is refused. `model`: a loaded Model."""
+    from ..runs.model import save_threshold
+    from .predict import positive_index
+
+    if positive is not None and model.task == "classification" and len(model.classes) == 2 \
+            and positive_index(model, positive) != 1:
+        raise NnctlError(f"a saved threshold refers to the model's positive class ({model.classes[1]}), not "
+                         f"'{positive}'", "--save", "leave --positive out to save one, or leave --save out")
+    report = choose_threshold(model, data_path, rule_text, positive, ranges=ranges)
+    save_threshold(model, report["threshold"])
+    return {**report, "saved": str(model.path)}

@@ -166,12 +166,13 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
     if len(dataset.X_val):
         # a streamed validation part may be any size: validation.csv keeps its first rows
         rows = PREDICTION_ROWS if getattr(dataset, "streamed", False) else len(dataset.X_val)
-        files.write_predictions(files.VALIDATION, model, dataset.X_val[:rows], dataset.y_val[:rows])
+        files.write_predictions(files.VALIDATION, model, dataset.X_val[:rows], dataset.y_val[:rows],
+                                dataset.validation_rows(rows))
     test = None
     if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
         truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
         result.metrics["test"] = score_outputs(model, truth, outputs)
-        files.write_outputs(files.TEST, model, truth, outputs)
+        files.write_outputs(files.TEST, model, truth, outputs, np.arange(len(truth)))  # every row, in order
         test = (truth, outputs)
     metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
                "metric": metric_name(dataset.task), "created": extra["created"],

@@ -136,7 +136,25 @@ def parse_override(text: str) -> tuple[list[str], Any]:
                              "quote strings with YAML quotes, lists as [a, b]")
         # a word YAML cannot read alone (`--set data.decimal=,`) is meant as that text, as a shell user writes it
         value = raw.strip()
+    _refuse_colon_without_space(value, key, raw.strip())
     return [k for k in key.strip().split(".")], value
+
+
+def _refuse_colon_without_space(value, key: str, raw: str) -> None:
+    """`{country:16}` is, to YAML, the key 'country:16' without a value (a colon starts a value
+    only when a space follows it): say so, rather than that no column 'country:16' exists."""
+    if isinstance(value, list):
+        for item in value:
+            _refuse_colon_without_space(item, key, raw)
+    if not isinstance(value, dict):
+        return
+    for name, item in value.items():
+        if item is None and isinstance(name, str) and re.fullmatch(r"[^:\s]+:\S.*", name):
+            left, _, right = name.partition(":")
+            raise NnctlError(f"'{name}' reads as a key without a value: YAML needs a space after the colon",
+                             f"--set {key}", f"write {left}: {right}, quoted for the shell: "
+                                             f"--set '{key}={raw.replace(name, f'{left}: {right}')}'")
+        _refuse_colon_without_space(item, key, raw)
 
 
 def set_override(raw: dict, keys: list[str], value) -> None:

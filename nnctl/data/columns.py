@@ -110,12 +110,44 @@ def column_warnings(col, distinct: int, rows: int, categorical: bool, integer: b
     return []
 
 
-def regression_note(column, target) -> list:
-    distinct = column.nunique(dropna=True)
-    if distinct <= MAX_AUTO_CLASSES:
-        return [("note", f"target '{target}' has {distinct} distinct values, but not all whole numbers, so this is "
-                         "a regression; set model.task: classification to treat them as classes")]
-    return []
+TASK_NOTE = "task {} (model.task: auto): "  # how the note on the chosen task starts
+
+
+def auto_task(kind: str, distinct: int | None) -> str:
+    """model.task auto's choice from the target's kind (text | bool | int | float, as
+    scanstats.TargetLabels.kind) and its number of distinct values (None: too many to count):
+    text, booleans and whole numbers with few values are classes; other numbers a regression."""
+    if kind in ("text", "bool") or (kind == "int" and distinct is not None and distinct <= MAX_AUTO_CLASSES):
+        return "classification"
+    return "regression"
+
+
+def task_note(kind: str, distinct: int | None, target: str) -> list:
+    """A note saying which task model.task auto chose and why, with how to choose the other,
+    where the choice is a guess: numbers that may be a count taken as classes (goals 0-12 as 13
+    classes is a wrong model, silently), or labels written as numbers taken as a regression.
+    Text, true/false, 0/1 and many fractional values are not in doubt: no note."""
+    task = auto_task(kind, distinct)
+    if kind in ("text", "bool") or (kind == "int" and distinct is not None and distinct <= 2):
+        return []
+    if task == "classification":
+        why = (f"target '{target}' has {distinct} distinct whole numbers, each taken as a class (auto takes up to "
+               f"{MAX_AUTO_CLASSES}); set model.task: regression if it is a count or an amount")
+    elif kind == "int":
+        many = f"{distinct:,}" if distinct is not None else "very many"
+        why = (f"target '{target}' has {many} distinct whole numbers, more than the {MAX_AUTO_CLASSES} auto takes as "
+               "classes; set model.task: classification if they are labels")
+    elif distinct is not None and distinct <= MAX_AUTO_CLASSES:
+        why = (f"target '{target}' has numbers that are not all whole ({distinct} distinct values); "
+               "set model.task: classification to treat them as classes")
+    else:
+        return []
+    return [("note", TASK_NOTE.format(task) + why)]
+
+
+def is_task_note(note) -> bool:
+    """Whether `note` is task_note's: what train prints even with --quiet."""
+    return note[0] == "note" and note[1].startswith(tuple(TASK_NOTE.format(t) for t in ("classification", "regression")))
 
 
 def classes_note(classes, rows: int, target) -> list:
@@ -128,7 +160,9 @@ def classes_note(classes, rows: int, target) -> list:
                         "confusion matrix this large")]
 
 
-def handle_missing(df, features, target, policy, path):
+def handle_missing(df, features, target, policy, path, keep_index: bool = False):
+    """`df` with missing values handled by `policy`; its rows numbered afresh, or with
+    `keep_index` still by their place in the file (for the row numbers of validation.csv)."""
     used = list(dict.fromkeys(features + [target]))
     counts = df[used].isna().sum()
     counts = counts[counts > 0]
@@ -142,4 +176,4 @@ def handle_missing(df, features, target, policy, path):
     kept = df.dropna(subset=subset)
     if len(kept) == 0:
         raise NnctlError("no rows left after dropping rows with missing values", str(path))
-    return kept.reset_index(drop=True)
+    return kept if keep_index else kept.reset_index(drop=True)

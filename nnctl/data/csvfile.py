@@ -14,6 +14,7 @@ import re
 import stat
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -35,6 +36,12 @@ COMPRESSIONS = {
     b"BZh": ("bz2", bz2.BZ2File),
     b"\xfd7zXZ\x00": ("xz", lzma.LZMAFile),
 }
+# what a damaged compressed file raises while it is read: a truncated stream (EOFError), a bad
+# CRC or central directory, bytes after the end that are not another member (BadGzipFile, OSError)
+DAMAGED = (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError, zlib.error)
+
+CHECKERS = {"gzip": "gzip -t", "bz2": "bzip2 -t", "xz": "xz -t", "zip": "unzip -t"}  # each tests a whole file
+
 # magic bytes of formats that are not CSV -> what to tell the user
 OTHER_FORMATS = {
     b"\xd0\xcf\x11\xe0": "an Excel .xls workbook: export the sheet as CSV (File > Save As > CSV)",
@@ -110,6 +117,15 @@ def require_file(path, where: str, given_as: str) -> int:
     return mode
 
 
+def require_regular(path, where: str, given_as: str, why: str) -> None:
+    """An NnctlError unless the path is a regular file: a FIFO, a device or a socket can be read
+    once, as it comes, and opening one waits for a writer that may never come (through SIGTERM
+    and Ctrl-C alike), so what must seek or read a file twice refuses them first."""
+    if not stat.S_ISREG(require_file(path, where, given_as)):
+        raise NnctlError(f"data path is not a regular file (a FIFO, a device or a socket), and {why}", where,
+                         f"save the data to a file first and give that file as {given_as}")
+
+
 def _open(path, where: str, given_as: str):
     """(what pandas reads, the first bytes). A regular file is read by path; a stream (stdin,
     a pipe) has no size and cannot be read twice, so it is read once into memory."""
@@ -132,25 +148,48 @@ def _decompressed_head(source, head: bytes, where: str) -> tuple[str | None, byt
         if head.startswith(magic):
             raise NnctlError(f"data file is {what.split(':')[0]}, not CSV", where, what.split(": ", 1)[-1])
     if head.startswith(b"PK\x03\x04"):
-        with zipfile.ZipFile(_rewound(source)) as archive:
-            names = archive.namelist()
-            if any(n.startswith("xl/") for n in names):
-                raise NnctlError("data file is an Excel .xlsx workbook, not CSV", where,
-                                 "export the sheet as CSV (File > Save As > CSV)")
-            members = [n for n in names if not n.endswith("/")]
-            if len(members) != 1:
-                raise NnctlError(f"a .zip holding {len(members)} files; nnctl reads a .zip with one CSV in it",
-                                 where, "unzip it and give the CSV file")
-            with archive.open(members[0]) as fh:
-                return "zip", fh.read(HEAD_BYTES)
+        try:
+            return "zip", _zip_head(source, where)
+        except DAMAGED as exc:
+            raise damaged_error(exc, "zip", where)
     for magic, (compression, opener) in COMPRESSIONS.items():
         if head.startswith(magic):
             try:
                 with opener(_rewound(source)) as fh:
                     return compression, fh.read(HEAD_BYTES)
-            except (OSError, EOFError, lzma.LZMAError) as exc:
-                raise NnctlError(f"cannot decompress the {compression} file: {exc}", where)
+            except DAMAGED as exc:
+                raise damaged_error(exc, compression, where)
     return None, head
+
+
+def _zip_head(source, where: str) -> bytes:
+    """The first bytes of the one CSV in a .zip."""
+    with zipfile.ZipFile(_rewound(source)) as archive:
+        names = archive.namelist()
+        if any(n.startswith("xl/") for n in names):
+            raise NnctlError("data file is an Excel .xlsx workbook, not CSV", where,
+                             "export the sheet as CSV (File > Save As > CSV)")
+        members = [n for n in names if not n.endswith("/")]
+        if len(members) != 1:
+            raise NnctlError(f"a .zip holding {len(members)} files; nnctl reads a .zip with one CSV in it",
+                             where, "unzip it and give the CSV file")
+        with archive.open(members[0]) as fh:
+            return fh.read(HEAD_BYTES)
+
+
+def damaged_error(exc: BaseException, compression: str, where: str) -> NnctlError:
+    """A compressed file that cannot be read to its end, as the user's problem it is."""
+    if isinstance(exc, EOFError):
+        what = "it ends before its compressed data does (a truncated file)"
+    elif isinstance(exc, zipfile.BadZipFile) and "not a zip file" in str(exc).lower():
+        what = "its table of contents is missing (a truncated or damaged .zip)"
+    elif isinstance(exc, gzip.BadGzipFile) and "not a gzipped file" in str(exc).lower():
+        what = "bytes after its compressed data are not gzip (trailing garbage, or a file cut and joined)"
+    else:
+        what = str(exc) or type(exc).__name__
+    return NnctlError(f"cannot decompress the {compression} file: {what}", where,
+                      f"the file is truncated or damaged: copy or download it again (check it with "
+                      f"{CHECKERS[compression]} FILE)")
 
 
 def _text_stream(source, compression):
@@ -166,9 +205,18 @@ def _text_stream(source, compression):
     return open(source, "rb")
 
 
-def _scan_lines(source, compression):
+def _scan_lines(source, compression, where: str):
     """(line number, bytes) of the file in chunks of whole lines (1-based number of each
     chunk's first line)."""
+    try:
+        yield from _lines(source, compression)
+    except DAMAGED as exc:
+        if compression is None:
+            raise
+        raise damaged_error(exc, compression, where)
+
+
+def _lines(source, compression):
     with _text_stream(source, compression) as fh:
         line, carry = 1, b""
         while True:
@@ -185,11 +233,11 @@ def _scan_lines(source, compression):
             carry = data[cut:]
 
 
-def _first_lines(source, compression) -> tuple[int | None, int | None]:
+def _first_lines(source, compression, where: str) -> tuple[int | None, int | None]:
     """(the first line that is not valid UTF-8, the first line with a UTF-8 character beyond
     ASCII): each None when there is none."""
     not_utf8 = utf8 = None
-    for line, data in _scan_lines(source, compression):
+    for line, data in _scan_lines(source, compression, where):
         if not_utf8 is None:
             try:
                 data.decode("utf-8")
@@ -207,7 +255,7 @@ def _first_lines(source, compression) -> tuple[int | None, int | None]:
 def _refuse_mixed_encodings(source, compression, where: str) -> None:
     """A file that is not valid UTF-8 is read as Latin-1; if it also holds UTF-8 characters, the
     same word is spelt two ways and a label such as 'é' would become two classes."""
-    not_utf8, utf8 = _first_lines(source, compression)
+    not_utf8, utf8 = _first_lines(source, compression, where)
     if not_utf8 is not None and utf8 is not None:
         raise NnctlError(f"data file mixes text encodings: it is not valid UTF-8 from line {not_utf8} on, so it "
                          f"would be read as Latin-1, but line {utf8} is UTF-8 (the same label would be spelt two ways)",
@@ -217,7 +265,7 @@ def _refuse_mixed_encodings(source, compression, where: str) -> None:
 
 def _not_utf8_error(csv_file: CsvFile) -> NnctlError:
     """The file started as UTF-8 (its first bytes were read so) and stops being UTF-8 later."""
-    not_utf8, _ = _first_lines(csv_file.source, csv_file.compression)
+    not_utf8, _ = _first_lines(csv_file.source, csv_file.compression, csv_file.where)
     line = f"line {not_utf8}" if not_utf8 is not None else "a later line"
     return NnctlError(f"data file is read as UTF-8 (as its first {HEAD_BYTES // 1024} KB are), but {line} is not "
                       "valid UTF-8: the file mixes encodings, or is Latin-1 from there on", csv_file.where,
@@ -275,6 +323,10 @@ def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."
         raise parse_error(exc, where)
     except UnicodeDecodeError:
         raise _not_utf8_error(csv_file)
+    except DAMAGED as exc:
+        if csv_file.compression is None:
+            raise
+        raise damaged_error(exc, csv_file.compression, where)
     if chunksize is None:
         if len(frame) == 0:
             raise NnctlError("data file has a header but no data rows", where)
@@ -311,6 +363,10 @@ def _parsed(chunks, csv_file: CsvFile):
         raise parse_error(exc, csv_file.where)
     except UnicodeDecodeError:
         raise _not_utf8_error(csv_file)
+    except DAMAGED as exc:
+        if csv_file.compression is None:
+            raise
+        raise damaged_error(exc, csv_file.compression, csv_file.where)
 
 
 def require_columns(header, columns, where):

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean, plain
-from .columns import (MAX_AUTO_CLASSES, categorical_columns, feature_columns, handle_missing, regression_note,
-                      suspicious_columns)
+from .columns import (auto_task, categorical_columns, feature_columns, handle_missing, suspicious_columns,
+                      task_note)
 from .columns import classes_note
 from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .multifile import total_size
-from .tables import open_table, read_table
+from .tables import open_table, read_table, require_rereadable
 from .encoding import FeatureEncoder, fit_target_scaler, label_index
 
 
@@ -38,10 +38,17 @@ class Dataset:
     rows_dropped: int = 0
     class_counts: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)  # ("note" | "warning", text) for the user
+    # each validation row's place in its file (0-based data row: of data.path, or of
+    # data.validation_path when it gives the validation rows); None from an older cache entry
+    val_rows: np.ndarray | None = None
 
     @property
     def n_inputs(self) -> int:
         return self.X_train.shape[1]
+
+    def validation_rows(self, n: int) -> np.ndarray | None:
+        """The file row numbers (0-based) of the first `n` validation rows, or None when unknown."""
+        return None if self.val_rows is None else np.asarray(self.val_rows[:n])
 
     @property
     def n_outputs(self) -> int:
@@ -97,7 +104,7 @@ def _through_cache(cfg, fold, cache: bool, prepare) -> Dataset:
         except (OSError, NnctlError):  # missing or unreadable: _prepare says so properly
             key = None
     if key is not None:
-        cached = dataset_cache.load(key)
+        cached = dataset_cache.load(key, cfg.training.dtype)
         if cached is not None:
             return cached
     dataset = prepare()
@@ -125,6 +132,7 @@ class _Rows:
     val_where: str | None  # the validation file, when data.validation_path gives one
     rows_read: int
     notes: list
+    numbers: np.ndarray  # each row's place in its file (0-based data row)
 
 
 @dataclass
@@ -154,20 +162,25 @@ def _read(cfg) -> _Rows:
     rows_read = len(df)
     categorical = categorical_columns(df, features, data.categorical, path)
     notes += suspicious_columns(df, features, categorical, cfg.data.embedding)
-    df = handle_missing(df, features, target, data.missing, path)
-    task = data_task(cfg.model.task, df[target])
-    if task == "regression" and cfg.model.task == "auto":
-        notes += regression_note(df[target], target)
+    df = handle_missing(df, features, target, data.missing, path, keep_index=True)
+    numbers, df = df.index.to_numpy(dtype=np.int64), df.reset_index(drop=True)
+    task = cfg.model.task
+    if task == "auto":
+        kind, distinct = target_kind(df[target])
+        task = auto_task(kind, distinct)
+        notes += task_note(kind, distinct, target)
     train_rows, val_where = len(df), None
     if "validation" in extra:
         # a separate validation file: appended after the training rows, and the split is theirs
         val_where = extra["validation"].where
         val_df = read_table(extra["validation"], columns=used, decimal=data.decimal)
         rows_read += len(val_df)
-        df = _concat(df, handle_missing(val_df, features, target, data.missing, val_where))
+        val_df = handle_missing(val_df, features, target, data.missing, val_where, keep_index=True)
+        numbers = np.concatenate([numbers, val_df.index.to_numpy(dtype=np.int64)])
+        df = _concat(df, val_df)
         if data.validation_split:
             notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
-    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes)
+    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes, numbers)
 
 
 def _split(cfg, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
@@ -239,7 +252,7 @@ def _encode(cfg, rows: _Rows, split: _Split) -> Dataset:
         y_val = ((y_val - offset) / scale).astype(dtype)
     return Dataset(X_train, y_train, X_val, y_val, rows.task, data.target, encoder, split.classes,
                    target_scaler=target_scaler, rows_read=rows.rows_read, rows_dropped=rows.rows_read - len(df),
-                   class_counts=class_counts, notes=rows.notes)
+                   class_counts=class_counts, notes=rows.notes, val_rows=rows.numbers[split.val_idx])
 
 
 def _other_files(data: dict, used: list[str]) -> dict:
@@ -248,6 +261,8 @@ def _other_files(data: dict, used: list[str]) -> dict:
     for part in ("validation", "test"):
         path = getattr(data, f"{part}_path")
         if path:
+            if part == "test":
+                require_rereadable(path, "data.test_path", "it is read again after training, to score the final model")
             table = open_table(Path(path), data.delimiter, given_as=f"data.{part}_path")
             require_columns(table.header, used, table.where)
             files[part] = table
@@ -278,19 +293,18 @@ def _check_fits(path: Path, columns: int, used: int, itemsize: int) -> None:
                    "use fewer rows or columns (data.features), or a machine with more memory")
 
 
-def data_task(setting: str, column) -> str:
-    """`auto`: strings, booleans and integers with few distinct values are classes;
-    other numbers are a regression target."""
+def target_kind(column) -> tuple[str, int]:
+    """(text | bool | int | float, its number of distinct values): what model.task auto decides by
+    (`columns.auto_task`)."""
     import pandas as pd
 
-    if setting != "auto":
-        return setting
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return "classification"
-    values = column.to_numpy(dtype=np.float64)
-    if np.all(np.mod(values, 1) == 0) and len(np.unique(values)) <= MAX_AUTO_CLASSES:
-        return "classification"
-    return "regression"
+    if pd.api.types.is_bool_dtype(column):
+        kind = "bool"
+    elif not pd.api.types.is_numeric_dtype(column):
+        kind = "text"
+    else:
+        kind = "int" if np.all(np.mod(column.to_numpy(dtype=np.float64), 1) == 0) else "float"
+    return kind, int(column.nunique(dropna=True))
 
 
 def encode_labels(column, target, path) -> tuple[list, np.ndarray]:

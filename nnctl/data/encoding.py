@@ -62,7 +62,7 @@ def label_index(value, labels) -> int | None:
 
 class FeatureEncoder:
     def __init__(self, features, categories=None, fill=None, scaler=None, unknown="error", decimal=".",
-                 saved=False, embedding=None):
+                 saved=False, embedding=None, ranges=None):
         self.features = list(features)
         self.categories = dict(categories or {})  # column -> list of category strings
         self.fill = fill  # column -> value, or None (missing values are an error)
@@ -73,6 +73,9 @@ class FeatureEncoder:
         self.saved = saved
         # column -> width of its learned embedding: the column is one input, its category's code
         self.embedding = dict(embedding or {})
+        # numeric column -> [min, max] of the training part, for the range warnings (`ranges.py`);
+        # empty for a model from before nnctl stored them
+        self.ranges = dict(ranges or {})
 
     @property
     def inputs(self) -> list[str]:
@@ -109,6 +112,9 @@ class FeatureEncoder:
                     mean = float(np.nanmean(df[col].to_numpy(dtype=np.float64))) if df[col].notna().any() else 0.0
                     self.fill[col] = mean
         X = self.transform(df, dtype, scaled=False, where=where)
+        from .ranges import fit_ranges
+
+        self.ranges = fit_ranges(X, self)
         self.scaler = _fit_scaler(X, scale, self._onehot_mask())
         _apply_scaler(X, self.scaler)
         self._check_range(X, where)
@@ -241,13 +247,13 @@ class FeatureEncoder:
     def to_meta(self) -> dict:
         return {"features": self.features, "categories": self.categories, "fill": self.fill,
                 "scaler": self.scaler, "unknown_category": self.unknown, "decimal": self.decimal,
-                "embedding": self.embedding}
+                "embedding": self.embedding, **({"ranges": self.ranges} if self.ranges else {})}
 
     @classmethod
     def from_meta(cls, meta: dict, saved: bool = True) -> "FeatureEncoder":
         return cls(meta["features"], meta.get("categories") or {}, meta.get("fill"), meta["scaler"],
                    meta.get("unknown_category", "error"), meta.get("decimal", "."), saved=saved,
-                   embedding=meta.get("embedding"))
+                   embedding=meta.get("embedding"), ranges=meta.get("ranges"))
 
 
 AUTO_EMBEDDING_MIN = 10  # `embedding: auto` embeds categorical columns of more categories than this

@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean
-from .columns import classes_note, feature_columns, regression_note
+from .columns import classes_note, feature_columns, task_note
 from .encoding import FeatureEncoder, embedding_widths
 from .scanpass import FirstPass, kept_rows
 from .scanstats import labels_as
@@ -171,8 +171,8 @@ def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
     data, where = cfg.data, table.where
     notes += state.column_warnings()
     task, classes, counts, scaler = state.target_result()
-    if task == "regression" and cfg.model.task == "auto":
-        notes += regression_note(state.target_series(), data.target)
+    if cfg.model.task == "auto":
+        notes += task_note(*state.target_kind(), data.target)
     if data.validation_path and data.validation_split:
         notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
     if classes is not None:
@@ -206,6 +206,13 @@ def _encoder(cfg, state: FirstPass, features: list, where: str) -> FeatureEncode
                              embedding=embedding_widths(data.embedding or {}, categories))
     encoder.fill = state.fill_values() if data.missing == "mean" else None
     encoder.scaler = state.scaler(encoder, data.scale, np.dtype(cfg.training.dtype), encoder.fill)
+    # what fit_ranges finds in memory: each numeric column's training values (its moments' own
+    # low and high, before missing values are filled)
+    from .ranges import shortest
+
+    dtype = np.dtype(cfg.training.dtype)
+    encoder.ranges = {col: [shortest(state.moments[col].low, dtype), shortest(state.moments[col].high, dtype)]
+                      for col in features if col not in categories and state.moments[col].n}
     return encoder
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnctlError, plain
-from .columns import MAX_AUTO_CLASSES, column_warnings, looks_like_decimal_commas
+from .columns import auto_task, column_warnings, looks_like_decimal_commas
 from .encoding import category_label, is_number
 from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, TargetLabels
 
@@ -207,17 +207,11 @@ class FirstPass:
         return task, None, None, scaler
 
     def data_task(self) -> str:
-        """dataset.data_task over the whole column."""
-        setting, labels = self.model_task, self.target
-        if setting != "auto":
-            return setting
-        if labels.text or not labels.seen_numeric:
-            return "classification"
-        few = not labels.overflow and len(labels.counts) <= MAX_AUTO_CLASSES
-        return "classification" if labels.whole and few else "regression"
+        """dataset's choice of task over the whole column (`columns.auto_task`)."""
+        return self.model_task if self.model_task != "auto" else auto_task(*self.target_kind())
 
-    def target_series(self):
-        """The target's distinct values (for columns.regression_note, which counts them)."""
-        import pandas as pd
-
-        return pd.Series(list(self.target.counts) if not self.target.overflow else range(MAX_AUTO_CLASSES + 1))
+    def target_kind(self) -> tuple[str, int | None]:
+        """(text | bool | int | float, distinct values or None when too many to count), as
+        dataset.target_kind."""
+        labels = self.target
+        return labels.kind(), None if labels.overflow else len(labels.counts)

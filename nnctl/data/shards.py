@@ -7,7 +7,9 @@ dtype, `.y.npy` (class indices (rows,) int64, or scaled targets (rows, outputs))
 """
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +92,33 @@ def read_npy_into(path: Path, out: np.ndarray) -> np.ndarray:
     return view
 
 
+def check_npy(path: Path, shape: tuple, dtype) -> None:
+    """ValueError unless `path` is a plain file (not a link) holding a C-order `.npy` array of
+    exactly `shape` and `dtype`, whole: what the cache wrote, so that nothing else is trusted."""
+    with open(path, "rb", opener=_no_links) as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise ValueError(f"{path.name} is not a plain file")
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        found = read_header(fh)
+        expected = (tuple(shape), False, np.dtype(dtype))
+        if found != expected:
+            raise ValueError(f"{path.name}: {found} is not {expected}")
+        if os.fstat(fh.fileno()).st_size < fh.tell() + int(np.prod(shape)) * np.dtype(dtype).itemsize:
+            raise ValueError(f"{path.name} is truncated")
+
+
+def check_labels(y: np.ndarray, n_classes: int) -> None:
+    """ValueError unless every class index in `y` is one of the `n_classes`."""
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"class indices {int(y.min())}..{int(y.max())} outside 0..{n_classes - 1}")
+
+
+def _no_links(path, flags):
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0))
+
+
 class ShardPart:
     """One part's shards, read without holding them: `len()`, `shape`, a few shards into a
     buffer (`load`), one shard at a time (`chunks`), or the first rows (`head`). `keep(rows)`,
@@ -152,6 +181,19 @@ class ShardPart:
         y = np.empty((covered,) + ((self.y_width,) if self.y_width else ()), dtype=self.y_dtype)
         self.load(range(k), X, y)
         return X[:n], y[:n]
+
+    def head_rows(self, n: int) -> np.ndarray:
+        """The row numbers (0-based, in their file) of the first `n` rows, as `head` reads them."""
+        out, got = [], 0
+        for j in range(self.n_shards):
+            if got >= n:
+                break
+            rows = self._array(j, "rows")
+            if self.keep is not None:
+                rows = rows[self.keep(rows)]
+            out.append(rows[:n - got])
+            got += len(out[-1])
+        return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
     def targets(self):
         """Every row's y, shard by shard (what class counts are made from)."""

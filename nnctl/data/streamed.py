@@ -74,6 +74,10 @@ class StreamedDataset:
     def n_inputs(self) -> int:
         return self.parts["train"].n_inputs
 
+    def validation_rows(self, n: int) -> np.ndarray:
+        """The file row numbers (0-based) of the first `n` validation rows."""
+        return self.parts["validation"].head_rows(n)
+
     @property
     def n_outputs(self) -> int:
         if self.task == "regression":
@@ -112,14 +116,19 @@ def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | 
     """The config's data as shards on disk (see module docstring); `cache=False` writes them
     again, into a private folder removed at exit."""
     from . import cache as dataset_cache
+    from .tables import require_rereadable
 
+    for given_as in ("data.path", "data.validation_path", "data.test_path"):
+        path = getattr(cfg.data, given_as.split(".")[1])
+        if path:
+            require_rereadable(path, given_as, "streaming reads it twice (a first pass, then the rows)")
     source = replace(cfg, data=replace(cfg.data, validation_split=0.0)) if fold else cfg
     key = dataset_cache.cache_key(source, layout="shards")
     found = dataset_cache.entry_meta(key) if cache else None
     if found is not None:
         try:
             return _opened(cfg, *found, reason, fold)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             dataset_cache.drop(key)  # damaged: written again below
     fill = _writer(source)
     folder = dataset_cache.write_entry(key, fill, dataset_cache.limit_bytes()) if cache else None
@@ -171,7 +180,8 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
 
     def part(name, keep=None, source=None):
         sizes = meta["parts"].get(source or name, [])
-        _check_files(folder, source or name, sizes, n_inputs * dtype.itemsize)
+        _check_files(folder, source or name, sizes, n_inputs, dtype, y_dtype, meta["y_width"],
+                     len(meta["classes"]) if meta["classes"] is not None else None)
         return ShardPart(folder, source or name, sizes, meta["shard_rows"], n_inputs, dtype, y_dtype, meta["y_width"],
                          keep)
 
@@ -227,11 +237,16 @@ def _window_rows(cfg, shard_rows: int, row_bytes: int) -> int:
     return max(1, int(setting) // shard_rows) * shard_rows
 
 
-def _check_files(folder: Path, part: str, sizes: list[int], row_bytes: int) -> None:
-    from .shards import shard_name
+def _check_files(folder: Path, part: str, sizes: list[int], n_inputs: int, dtype, y_dtype, y_width: int,
+                 n_classes: int | None) -> None:
+    """ValueError unless each shard of the part is what meta says: plain files of the rows,
+    dtype and C order written, and class indices that are classes. Anything else (a link, a
+    file replaced by hand) is rebuilt, never trained on."""
+    from .shards import check_labels, check_npy, shard_name
 
     for j, n in enumerate(sizes):
-        if (folder / shard_name(part, j, "X")).stat().st_size < n * row_bytes:
-            raise ValueError(f"{part} shard {j} is short")
-        for what in ("y", "rows"):
-            (folder / shard_name(part, j, what)).stat()
+        check_npy(folder / shard_name(part, j, "X"), (n, n_inputs), dtype)
+        check_npy(folder / shard_name(part, j, "y"), (n, y_width) if y_width else (n,), y_dtype)
+        check_npy(folder / shard_name(part, j, "rows"), (n,), np.int64)
+        if n_classes is not None:
+            check_labels(np.load(folder / shard_name(part, j, "y"), mmap_mode="r", allow_pickle=False), n_classes)

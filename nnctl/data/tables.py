@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import NnctlError
 from . import csvfile, multifile, parquetfile
-from .csvfile import STDIN, require_columns
+from .csvfile import STDIN, require_columns, require_regular
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ def _read_csv(table, columns, chunksize, decimal, as_text):
 
 
 def _open_parquet(path, delimiter, given_as):
-    csvfile.require_file(path, str(path), given_as)  # the same 'not found' / 'is a folder' errors as CSV
+    # the same 'not found' / 'is a folder' errors as CSV; Parquet's index is at the file's end
+    require_regular(path, str(path), given_as, "a Parquet file is read from its end, so it must be a file on disk")
     return parquetfile.open_parquet(Path(path), str(path))
 
 
@@ -88,6 +90,15 @@ def is_parquet(path) -> bool:
 def table_parts(table) -> list:
     """The one-file tables a table is made of, in order: itself, or a folder's or glob's files."""
     return list(table.parts) if table.kind == MANY.kind else [table]
+
+
+def require_rereadable(path, given_as: str, why: str) -> None:
+    """An NnctlError unless `path` can be read more than once: a file on disk, or a folder or
+    glob (whose members are files); not stdin, a FIFO or a device."""
+    if str(path) == STDIN:
+        raise NnctlError(f"{given_as} cannot be stdin: {why}", given_as, "save the data to a file first")
+    if not multifile.is_many(path):
+        require_regular(path, str(path), given_as, why)
 
 
 def open_table(path, delimiter: str | None = None, given_as: str = "data.path"):

@@ -51,20 +51,15 @@ def log_loss(y_true, proba) -> float:
 
 
 def classification_report(y_true, y_pred, proba, n_classes: int, labels=None) -> dict:
-    """accuracy, balanced_accuracy, macro precision/recall/F1 (over classes present in the
-    truth or the predictions, as scikit-learn's labels=None), log_loss, roc_auc (one-vs-rest
-    macro for several classes), brier and ece (see `brier_score`, `expected_calibration_error`),
-    average_precision (two classes), per_class (keyed by `labels`) and the confusion matrix."""
+    """accuracy, balanced_accuracy, precision/recall/F1 (scikit-learn's defaults: with two
+    classes the second's, average="binary", as `f1_score` and val_f1; with more the macro mean
+    over classes present in the truth or the predictions, as labels=None), log_loss, roc_auc
+    (one-vs-rest macro for several classes), brier and ece (see `brier_score`,
+    `expected_calibration_error`), average_precision (two classes), per_class (keyed by
+    `labels`) and the confusion matrix."""
     cm = confusion_matrix(y_true, y_pred, n_classes)
-    present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
-    precision, recall, f1 = _per_class(cm)
-    in_truth = cm.sum(axis=1) > 0
     return {
-        "accuracy": accuracy(y_true, y_pred),
-        "balanced_accuracy": float(np.mean(recall[in_truth])),
-        "precision": float(np.mean(precision[present])),
-        "recall": float(np.mean(recall[present])),
-        "f1": float(np.mean(f1[present])),
+        **confusion_scores(cm),
         "log_loss": log_loss(y_true, proba),
         "roc_auc": roc_auc(y_true, proba),
         **({"average_precision": average_precision(y_true == 1, proba[:, 1])} if n_classes == 2 else {}),
@@ -124,17 +119,22 @@ def expected_calibration_error(y_true, proba, n_bins: int = ECE_BINS) -> float:
 
 
 def confusion_scores(cm) -> dict:
-    """accuracy, balanced_accuracy and macro precision/recall/F1 from a confusion matrix
-    (classes, classes), as `classification_report` defines them. Confusion matrices add up, so
-    these scores of a table read in chunks are exact from the sum of the chunks' matrices."""
+    """accuracy, balanced_accuracy and precision/recall/F1 from a confusion matrix (classes,
+    classes), as `classification_report` defines them: with two classes the second's
+    (average="binary"), so that a threshold chosen for its F1 raises `f1`; with more the macro
+    mean over the classes present in the truth or the predictions. Confusion matrices add up,
+    so these scores of a table read in chunks are exact from the sum of the chunks' matrices."""
     cm = np.asarray(cm)
     present = (cm.sum(axis=0) + cm.sum(axis=1)) > 0
     precision, recall, f1 = _per_class(cm)
     total = cm.sum()
+
+    def headline(scores) -> float:
+        return float(scores[1]) if len(cm) == 2 else float(np.mean(scores[present]))
+
     return {"accuracy": float(np.trace(cm) / total) if total else float("nan"),
             "balanced_accuracy": float(np.mean(recall[cm.sum(axis=1) > 0])),
-            "precision": float(np.mean(precision[present])), "recall": float(np.mean(recall[present])),
-            "f1": float(np.mean(f1[present]))}
+            "precision": headline(precision), "recall": headline(recall), "f1": headline(f1)}
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:

@@ -78,9 +78,11 @@ RISE_ROWS = 5  # ...over at least this many logged epochs...
 RISE_FACTOR = 1.10  # ...and ending at least this factor above its lowest: overfitting worth a word
 
 
-def validation_rise(history: list[dict], saved_epoch=None) -> str | None:
+def validation_rise(history: list[dict], saved_epoch=None, few_rows: bool = False) -> str | None:
     """A sentence when validation loss rose for a long stretch at the end of training (the
-    network overfits), saying from where to where and which weights were saved; else None."""
+    network overfits), saying from where to where and which weights were saved; else None.
+    `few_rows`: a few validation rows carry most of the validation loss (`outliers.py`), so the
+    rise may be theirs: it is reported without calling it overfitting or suggesting a remedy."""
     rows = [(r["epoch"], r["val_loss"]) for r in history
             if _finite(r.get("epoch")) and _finite(r.get("val_loss"))]
     if len(rows) <= RISE_ROWS:
@@ -92,8 +94,11 @@ def validation_rise(history: list[dict], saved_epoch=None) -> str | None:
             or last < lowest * RISE_FACTOR:
         return None
     said = (f"Validation loss rose for {stretch:g} epochs: from its lowest, {lowest:.4g} at epoch {best_epoch:g}, "
-            f"to {last:.4g} at epoch {last_epoch:g} ({last / lowest - 1:+.0%}). The network overfits after epoch "
-            f"{best_epoch:g}. ")
+            f"to {last:.4g} at epoch {last_epoch:g} ({last / lowest - 1:+.0%}). ")
+    if few_rows:
+        return said + ("A few validation rows carry most of that loss (named below): the rise may be theirs "
+                       "rather than the network overfitting.")
+    said += f"The network overfits after epoch {best_epoch:g}. "
     if saved_epoch is not None and saved_epoch == best_epoch:
         return said + f"The saved weights are epoch {best_epoch:g}'s, the best."
     return said + ((f"The saved weights are epoch {saved_epoch:g}'s. " if saved_epoch is not None else "")

@@ -11,6 +11,7 @@ from ..ui.fmt import format_number
 from .calibration import calibration_section
 from .health import dead_name, flags, layer_name, validation_rise
 from .importance import importance_section
+from .outliers import concentrated, sentence
 from .rundata import RunData
 from .svg import histogram, line_chart, scatter
 
@@ -200,9 +201,19 @@ def _curves(runs: list[RunData]) -> str:
     charts.append(line_chart(rate, "learning rate per epoch", "epoch", "learning rate"))
     said = ""
     if len(runs) == 1:
-        rise = validation_rise(runs[0].history, runs[0].metrics.get("saved_epoch"))
-        said = f'<div class="flag warning">{escape(rise)}</div>' if rise else ""
+        few = _few_rows(runs[0])
+        rise = validation_rise(runs[0].history, runs[0].metrics.get("saved_epoch"), few_rows=few is not None)
+        said = "".join(f'<div class="flag warning">{escape(text)}</div>' for text in (rise, few) if text)
     return f'<h2>Learning curves</h2>{said}<div class="grid2">{"".join(charts)}</div>'
+
+
+def _few_rows(run: RunData) -> str | None:
+    """The sentence naming the few validation rows that carry most of its loss, or None."""
+    units = run.metrics.get("target_units") or {}
+    found = concentrated(run.task, run.validation, run.classes, units.get("loss"))
+    if found is None:
+        return None
+    return sentence(found, str(units.get("target") or "target" if run.task == "regression" else "class"))
 
 
 def _final_metrics(run: RunData) -> str:

@@ -8,7 +8,8 @@ from html import escape
 
 WIDTH, HEIGHT = 560, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 44
-MAX_POINTS = 1000  # a scatter keeps at most this many points (evenly spread): the page stays small
+MAX_POINTS = 1000  # a scatter keeps at most this many points, so the page stays small...
+LARGEST_KEPT = 100  # ...always with the largest residuals among them, and an even spread of the rest
 MAX_LINE_POINTS = 400  # a line keeps at most this many
 
 
@@ -164,12 +165,29 @@ def line_chart(series: list[dict], title: str, x_label: str, y_label: str, log_y
     return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{_svg(body, title)}{legend}</figure>'
 
 
+def sample_points(pairs: list, most: int = MAX_POINTS, largest: int = LARGEST_KEPT) -> list:
+    """At most `most` of the (x, y) pairs, in their order: the `largest` farthest from y = x (the
+    rows a reader must see: the worst predictions) and an even spread of the others."""
+    if len(pairs) <= most:
+        return pairs
+    order = sorted(range(len(pairs)), key=lambda i: -abs(pairs[i][1] - pairs[i][0]))
+    kept = set(order[:largest])
+    rest = [i for i in range(len(pairs)) if i not in kept]
+    step = len(rest) / (most - len(kept))
+    kept.update(rest[int(j * step)] for j in range(most - len(kept)))
+    return [pairs[i] for i in sorted(kept)]
+
+
 def scatter(xs, ys, title: str, x_label: str, y_label: str, diagonal: bool = True) -> str:
-    """Points, with the y = x line (a perfect prediction) when `diagonal`."""
+    """Points, with the y = x line (a perfect prediction) when `diagonal`. Over MAX_POINTS
+    points, `sample_points` keeps the largest residuals and an even spread of the rest, and the
+    chart says how many it shows."""
     pairs = [(x, y) for x, y in zip(xs, ys) if _finite(x) and _finite(y)]
+    caption = ""
     if len(pairs) > MAX_POINTS:
-        step = len(pairs) / MAX_POINTS
-        pairs = [pairs[int(i * step)] for i in range(MAX_POINTS)]
+        caption = (f"<figcaption>{MAX_POINTS:,} of {len(pairs):,} shown: the {LARGEST_KEPT} largest residuals "
+                   "and an even spread of the others</figcaption>")
+        pairs = sample_points(pairs)
     values = [v for p in pairs for v in p]
     axes = _Axes(values, values) if diagonal else _Axes([p[0] for p in pairs], [p[1] for p in pairs])
     body = axes.frame(x_label, y_label)
@@ -178,7 +196,7 @@ def scatter(xs, ys, title: str, x_label: str, y_label: str, diagonal: bool = Tru
         body.append(f'<line class="reference" x1="{axes.px(low):.1f}" y1="{axes.py(low):.1f}" '
                     f'x2="{axes.px(high):.1f}" y2="{axes.py(high):.1f}"/>')
     body += [f'<circle class="mark s0 dot" cx="{axes.px(x):.1f}" cy="{axes.py(y):.1f}" r="2.2"/>' for x, y in pairs]
-    return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{_svg(body, title)}</figure>'
+    return f'<figure class="chart"><div class="ctitle">{escape(title)}</div>{_svg(body, title)}{caption}</figure>'
 
 
 def histogram(values, title: str, x_label: str, bins: int = 30) -> str:

@@ -174,32 +174,37 @@ class RunFolder:
             for row in rows:
                 writer.writerow(["" if row.get(k) is None else _number(row[k]) for k in DIAGNOSTIC_COLUMNS])
 
-    def write_predictions(self, name: str, model, X, y) -> None:
+    def write_predictions(self, name: str, model, X, y, rows=None) -> None:
         """A part's truth and the saved model's predictions (VALIDATION or TEST), so a report
         needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns;
-        for regression both in the target's own units. `y` as the dataset holds it."""
+        for regression both in the target's own units. `y` as the dataset holds it. `rows`:
+        each row's place in its file (0-based), written as `row` (see `write_outputs`)."""
         if model.task == "regression":
             truth = _target_in_its_units(y, model.meta.get("target_scaler"))
-            self.write_outputs(name, model, truth, model.values_from_inputs(X))
+            self.write_outputs(name, model, truth, model.values_from_inputs(X), rows)
         else:
-            self.write_outputs(name, model, y, model.proba_from_inputs(X))
+            self.write_outputs(name, model, y, model.proba_from_inputs(X), rows)
 
-    def write_outputs(self, name: str, model, truth, outputs) -> None:
+    def write_outputs(self, name: str, model, truth, outputs, rows=None) -> None:
         """`write_predictions` from the truth (class indices, or the target in its units) and the
-        model's outputs (probabilities (rows, classes), or predicted values)."""
+        model's outputs (probabilities (rows, classes), or predicted values). `rows` (0-based
+        places in the file) become the last column, `row`: the data row, 1 for the first after
+        the header, as nnctl's errors count them, so a row the report names can be found."""
+        numbered = rows is not None
+        row_cells = [str(int(r) + 1) for r in np.asarray(rows).tolist()] if numbered else None
         with naming_errors(self.file(name)), open(self.file(name), "w", newline="") as fh:
             writer = csv.writer(fh)
             if model.task == "regression":
-                writer.writerow(["target", "prediction"])
-                writer.writerows(zip(map(_number, np.asarray(truth, dtype=np.float64).tolist()),
-                                     map(_number, np.asarray(outputs, dtype=np.float64).reshape(len(truth), -1)[:, 0]
-                                         .tolist())))
+                writer.writerow(["target", "prediction"] + (["row"] if numbered else []))
+                columns = [map(_number, np.asarray(truth, dtype=np.float64).tolist()),
+                           map(_number, np.asarray(outputs, dtype=np.float64).reshape(len(truth), -1)[:, 0].tolist())]
+                writer.writerows(zip(*columns, *([row_cells] if numbered else [])))
                 return
             classes = np.asarray(model.classes, dtype=object)
-            writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes])
-            for t, predicted, p in zip(classes[np.asarray(truth, dtype=np.int64)], classes[outputs.argmax(axis=1)],
-                                       outputs):
-                writer.writerow([t, predicted] + [f"{v:.8g}" for v in p])
+            writer.writerow(["target", "prediction"] + [f"p_{c}" for c in model.classes] + (["row"] if numbered else []))
+            for i, (t, predicted, p) in enumerate(zip(classes[np.asarray(truth, dtype=np.int64)],
+                                                      classes[outputs.argmax(axis=1)], outputs)):
+                writer.writerow([t, predicted] + [f"{v:.8g}" for v in p] + ([row_cells[i]] if numbered else []))
 
     def write_importance(self, columns: list[dict]) -> None:
         """importance.csv: `column`, `importance`, `std`, most important first (as `nnctl
@@ -241,7 +246,8 @@ class RunFolder:
     def read_predictions(self, name: str) -> tuple[list[str], list[dict]] | None:
         """A part's predictions (VALIDATION or TEST): (classes, rows), classes from the
         `p_<class>` columns (none for a regression). Rows hold `target` and `prediction`, and the
-        probabilities only with two classes, where ROC and PR need them: with thousands of
+        probabilities only with two classes, where ROC and PR need them (and `row`, the data
+        row in its file, when the run wrote it): with thousands of
         classes, holding every probability would take gigabytes for nothing. None when the
         folder has no such file."""
         try:
@@ -252,7 +258,7 @@ class RunFolder:
             reader = csv.reader(fh)
             header = next(reader, [])
             classes = [c[2:] for c in header if c.startswith("p_")]
-            keep = [i for i, c in enumerate(header) if c in ("target", "prediction") or
+            keep = [i for i, c in enumerate(header) if c in ("target", "prediction", "row") or
                     (len(classes) == 2 and c.startswith("p_"))]
             return classes, [{header[i]: row[i] for i in keep} for row in reader if len(row) == len(header)]
 

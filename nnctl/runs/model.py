@@ -23,6 +23,7 @@ from ..data.encoding import FeatureEncoder
 from ..errors import NnctlError
 from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..nn.calibration import T_RANGE
+from ..nn.embedding import Embedding
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
 from ..nn.network import Network
@@ -70,6 +71,29 @@ def save_model(path, network: Network, meta: dict, extra: dict | None = None) ->
         meta = {k: v for k, v in meta.items() if k != "conformal"}
     with open(path, "wb") as fh:
         np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
+
+
+def save_threshold(model: "Model", threshold: float) -> None:
+    """Store a chosen decision threshold in the model's file as `meta.threshold` (what predict,
+    serve and export then use unless given --threshold), atomically: the file is replaced whole
+    or not at all. Every other array is written back as it was read."""
+    from ..atomic import atomic_file
+
+    path = Path(model.path)
+    meta = {**model.meta, "threshold": float(threshold)}
+    problem = _threshold_problem(meta, meta.get("classes"))
+    if problem:
+        raise NnctlError(f"cannot save this threshold: {problem}", str(path))
+    meta_only = _read_meta(read_npz(path, *MODEL_FILE, limit=_meta_limit, names=("meta",)), str(path))
+    limit = format1_limit(meta_only) if meta_only["format_version"] == 1 else format2_limit(meta_only)
+    arrays = {name: a for name, a in read_npz(path, *MODEL_FILE, limit=limit).items() if name != "meta"}
+    try:
+        with atomic_file(path, "wb") as fh:
+            np.savez(fh, meta=meta_array(meta), **arrays)
+    except PermissionError as exc:
+        raise NnctlError(f"cannot write the model file: {exc.strerror}", str(path),
+                         "make it writable, or copy the run folder and save into the copy")
+    model.meta = meta
 
 
 def model_path(path) -> Path:
@@ -298,16 +322,77 @@ def _format2_network(arrays: dict, meta: dict, where: str) -> Network:
         for name, a in own.items():
             if a.dtype.kind != "f":
                 raise NnctlError(f"model array {prefix}{name} holds {a.dtype}, not floats", where)
+        problem = _settings_problem(kind, spec)
+        if problem:
+            raise NnctlError(f"model layer {i} ({kind}) is not valid: {problem}", where, DAMAGED_HINT)
         try:
-            layers.append(LAYERS[kind].from_saved({k: v for k, v in spec.items() if k != "type"}, own))
+            layer = LAYERS[kind].from_saved({k: v for k, v in spec.items() if k != "type"}, own)
         except (KeyError, TypeError, ValueError) as exc:
             missing = f"lacks the array {prefix}{exc.args[0]}" if isinstance(exc, KeyError) else f"is not valid: {exc}"
             raise NnctlError(f"model layer {i} ({kind}) {missing}", where)
+        problem = _arrays_problem(layer, own, prefix)
+        if problem:
+            raise NnctlError(f"model layer {i} ({kind}) {problem}", where, DAMAGED_HINT)
+        layers.append(layer)
+    _check_embedding(layers, meta, where)
     network = _network(layers, loss, len(meta.get("inputs", meta["features"])), where)
     if network.members != meta.get("members"):
         raise NnctlError(f"model meta names {meta.get('members') or 1} members, its arrays hold "
                          f"{network.members or 1}", where, "train again, or point at another run")
     return network
+
+
+DAMAGED_HINT = "train again, or point at another run"
+
+
+def _settings_problem(kind: str, spec: dict) -> str | None:
+    """What a layer's settings hold that would make it predict nonsense rather than fail: a
+    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row)."""
+    if kind in ("batch_norm", "layer_norm") and "eps" in spec:
+        eps = spec["eps"]
+        if not _numbers([eps], 1) or not (np.isfinite(eps) and eps > 0):
+            return f"`eps` is {eps!r}, where it must be a positive number"
+    return None
+
+
+def _arrays_problem(layer, own: dict, prefix: str) -> str | None:
+    """A layer's arrays in the file are exactly the ones it has (an extra one would be carried
+    silently into every copy of the model), and its running variance is not negative."""
+    expected = set(layer.params) | set(getattr(layer, "state", {}) or {})
+    extra = sorted(set(own) - expected)
+    if extra:
+        return f"has an array `{prefix}{extra[0]}` that a layer of its type does not have"
+    var = own.get("running_var")
+    if var is not None and (np.asarray(var) < 0).any():
+        return f"has a negative variance in `{prefix}running_var`: a variance is never below 0"
+    return None
+
+
+def _check_embedding(layers: list, meta: dict, where: str) -> None:
+    """meta's embedded columns and the embedding layer agree: each embedded column's code input
+    is a code column of the layer, and its table has a row per category meta lists (plus the
+    unseen-category row). Fewer categories in meta would send an unseen one to a trained row;
+    more would look a code up beyond the table."""
+    embedding = meta.get("embedding") or {}
+    layer = next((lay for lay in layers if isinstance(lay, Embedding)), None)
+    if not embedding and layer is None:
+        return
+    hint = DAMAGED_HINT
+    if layer is None or layers.index(layer) != 0:
+        raise NnctlError("model meta embeds columns, but the model's first layer is not an embedding layer"
+                         if embedding else "model has an embedding layer that is not its first", where, hint)
+    from ..data.encoding import FeatureEncoder
+
+    codes = FeatureEncoder.from_meta(meta).code_columns()
+    if [j for j, _ in codes] != layer.columns:
+        raise NnctlError(f"model meta `embedding` names {len(codes)} embedded column(s) at inputs "
+                         f"{[j for j, _ in codes]}, but the embedding layer looks up inputs {layer.columns}", where,
+                         hint)
+    for (_, column), k, rows in zip(codes, range(len(codes)), layer.categories):
+        listed = len(meta["categories"][column])
+        if listed != rows:
+            raise NnctlError(f"model meta `categories` lists {listed} categories of the embedded column '{column}', "
+                             f"but its table `layers.0.table_{k}` has rows for {rows}", where, hint)
 
 
 def _network(layers, loss, n_inputs, where) -> Network:
@@ -407,6 +492,9 @@ def _meta_problem(meta: dict) -> str | None:
                                              or any(isinstance(c, (list, dict)) for c in classes)
                                              or len({str(c) for c in classes}) != len(classes)):
         return "`classes` must list two or more different labels"
+    problem = _positive_problem(meta, classes) or _threshold_problem(meta, classes) or _ranges_problem(meta)
+    if problem:
+        return problem
     calibration = meta.get("calibration")
     if calibration is not None and not _temperature_ok(calibration, meta["task"]):
         return (f"`calibration` must be {{\"temperature\": T}} with T a number from {T_RANGE[0]:g} to {T_RANGE[1]:g} "
@@ -416,6 +504,49 @@ def _meta_problem(meta: dict) -> str | None:
     if target is not None and (not width or not _numbers(target["offset"], width)
                                or not _numbers(target.get("scale"), width)):
         return "`target_scaler` must hold `offset` and `scale`, lists of as many numbers as outputs"
+    return None
+
+
+def _two_classes(meta: dict, classes) -> bool:
+    return meta["task"] == "classification" and len(classes) == 2
+
+
+def _positive_problem(meta: dict, classes) -> str | None:
+    """`positive_class`: on a two-class model, the class the sigmoid gives (classes[1])."""
+    if "positive_class" not in meta:
+        return None
+    positive = meta["positive_class"]
+    if not _two_classes(meta, classes):
+        return f"`positive_class` is {positive!r}, but only a two-class model has one"
+    if positive not in classes:
+        return f"`positive_class` {positive!r} is not one of `classes` ({', '.join(map(str, classes))})"
+    if positive != classes[1]:
+        return (f"`positive_class` {positive!r} is not classes[1] ({classes[1]!r}), the class whose probability "
+                "the model's sigmoid gives")
+    return None
+
+
+def _threshold_problem(meta: dict, classes) -> str | None:
+    """`threshold` (evaluate --choose-threshold --save): a probability, on a two-class model."""
+    if meta.get("threshold") is None:
+        return None
+    t = meta["threshold"]
+    if not _two_classes(meta, classes):
+        return "`threshold` is set, but only a two-class model has one"
+    if not _numbers([t], 1) or not 0.0 <= t <= 1.0:
+        return f"`threshold` is {t!r}, where it must be a probability from 0 to 1"
+    return None
+
+
+def _ranges_problem(meta: dict) -> str | None:
+    """`ranges`: each numeric feature's [min, max] in the training part (range warnings)."""
+    ranges = meta.get("ranges")
+    if ranges is None:
+        return None
+    numeric = [f for f in meta["features"] if f not in (meta.get("categories") or {})]
+    if not isinstance(ranges, dict) or set(ranges) - set(numeric) or not all(
+            _numbers(v, 2) and bool(np.isfinite(v).all()) and v[0] <= v[1] for v in ranges.values()):
+        return "`ranges` must map numeric feature columns to [min, max], two finite numbers with min ≤ max"
     return None
 
 
@@ -456,6 +587,12 @@ class Model:
 
     def inputs(self, df, where="data") -> np.ndarray:
         return self.encoder.transform(df, self.network.dtype, where=where)
+
+    @property
+    def threshold(self) -> float | None:
+        """The decision threshold saved by `evaluate --choose-threshold --save` (two classes: the
+        positive class, classes[1], wins where its probability is at least it), or None."""
+        return self.meta.get("threshold")
 
     @property
     def temperature(self) -> float:

@@ -193,8 +193,9 @@ def warm_up(app, model, key: str | None = None) -> None:
 
 
 def warm_up_row(model) -> dict | None:
-    """A row every feature of the model accepts: the fill value or 0 for numbers, the fill or
-    first category for categories; None when a categorical column has no category."""
+    """A row every feature of the model accepts: the fill value, or the training part's least
+    value (0 for a model without ranges), for numbers, so that no range warning is logged; the
+    fill or first category for categories; None when a categorical column has no category."""
     encoder, row = model.encoder, {}
     for feature in encoder.features:
         fill = (encoder.fill or {}).get(feature)
@@ -203,7 +204,7 @@ def warm_up_row(model) -> dict | None:
                 return None
             row[feature] = fill if fill is not None else encoder.categories[feature][0]
         else:
-            row[feature] = 0.0 if fill is None else fill
+            row[feature] = fill if fill is not None else (encoder.ranges.get(feature) or [0.0])[0]
     return row
 
 
@@ -225,17 +226,19 @@ async def _read_body(request, limit: int) -> bytes:
 def predictions(model, frame, options, given_rows=None) -> dict:
     """POST /predict's answer from the same prediction `nnctl predict` writes as CSV:
     `predictions`, `probabilities` ({label: p} per row) with proba, `kept` with keep, `lower` and
-    `upper` with interval, `prediction_sets` (a list of labels per row) with sets."""
+    `upper` with interval, `prediction_sets` (a list of labels per row) with sets, `warnings`
+    (one line per column) when rows lie far outside what training saw (`data/ranges.py`)."""
     import numpy as np
 
     from ..commands.conformal import SEPARATOR
-    from ..commands.predict import check_options, prediction_columns
+    from ..commands.predict import check_options, prediction_columns, range_check
 
+    ranges = range_check(model, "the request's rows")
     try:
         chosen = check_options(model, options)
         # predict_chunk's columns before they become a DataFrame: the answer is made of lists,
         # and a frame built only to be taken apart again cost more than the model on small requests
-        columns = prediction_columns(model, frame, "the request's rows", options, chosen)
+        columns = prediction_columns(model, frame, "the request's rows", options, chosen, ranges)
     except NnctlError as exc:
         raise Refusal.of(exc)
     from ..commands.predict import spread_names
@@ -263,6 +266,10 @@ def predictions(model, frame, options, given_rows=None) -> dict:
                              if model.task == "classification" else values.tolist())
     if options.sets is not None:
         payload["prediction_sets"] = [text.split(SEPARATOR) if text else [] for text in columns["prediction_set"]]
+    warnings = ranges.warnings()  # rows far outside what training saw: said to the client and in the log
+    if warnings:
+        payload["warnings"] = warnings
+        sys.stderr.write("".join(f"warning: POST /predict: {line}\n" for line in warnings))
     if keep:
         payload["kept"] = ([{c: row.get(c) for c in keep} for row in given_rows] if given_rows is not None
                            else frame[keep].reset_index(drop=True).to_dict("records"))

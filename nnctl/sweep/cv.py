@@ -6,6 +6,7 @@ import csv
 import os
 import shutil
 import statistics
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..config.typed import Config
 from ..errors import NnctlError, NothingTrained
 from ..jsonfmt import dumps
 from ..runs.folder import RunFolder, check_name, folder_lock
+from ..training.signals import signals_held
 from .driver import make_folder, make_runner, write_files
 
 
@@ -41,7 +43,8 @@ MAX_RUNS = 1000  # the most runs one cv (folds × repeats) or seeds folder holds
 
 
 class Stopped(NothingTrained):
-    """A cv or a seeds run was interrupted: its folder is removed (its runs only count together)."""
+    """A cv or a seeds run was interrupted: its folder is removed (its runs only count together),
+    unless every run had finished (see kept_when_whole)."""
 
 
 CvStopped = Stopped  # the name it had before `train --seeds` shared it
@@ -55,7 +58,8 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
     weights and shuffle all differ), as scikit-learn's RepeatedStratifiedKFold: `repeat_<r>/fold_<i>`,
     and the summary is over all R·K folds. A cv that fails or is interrupted leaves no folder:
     it has no --resume, and a part of its folds is no estimate (Stopped on an interrupt,
-    NnctlError naming the failed fold). `callback(key, result)` as each fold finishes: key is
+    NnctlError naming the failed fold); once every fold has finished, it is kept whole (an
+    interrupt then waits for summary.json). `callback(key, result)` as each fold finishes: key is
     the fold's index, or (repeat, fold) with repeats."""
     cfg = load_config(config, list(overrides))
     check_name(Path(config).stem if name is None else name, "cv")
@@ -68,13 +72,27 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
     # "-cv<K>" in its name: a cv folder is never taken for a run at a glance
     times = f"x{repeats}" if repeats > 1 else ""
     folder = make_folder(runs_dir, f"{Path(config).stem if name is None else name}-cv{folds}{times}", "cv")
-    try:
-        with folder_lock(folder, "this cv is running", "wait for it to end"):
-            jobs = _fold_jobs(cfg, folds, repeats, folder)
-            results = run_all(jobs, folder, workers, ray_address, callback, "cv")
+    with kept_when_whole(folder, "cv"), folder_lock(folder, "this cv is running", "wait for it to end"):
+        jobs = _fold_jobs(cfg, folds, repeats, folder)
+        results = run_all(jobs, folder, workers, ray_address, callback, "cv")
+        with signals_held():
             return _cv_summary(folder, folds, repeats, jobs, results, cfg.training.early_stopping is not None)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def kept_when_whole(folder: Path, what: str):
+    """A cv or seeds folder whose block fails or is interrupted is removed (a part of its runs is
+    no estimate), unless its summary.json, written last, is there: then every run had finished and
+    the whole is kept, and an interrupt says so (Stopped)."""
+    try:
+        yield
+    except BaseException as exc:
+        if not (folder / "summary.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if isinstance(exc, KeyboardInterrupt):
+            raise Stopped(f"interrupted once every run of the {what} had finished; the {what} folder is complete and "
+                          f"kept: {folder}") from None
         raise
 
 
@@ -119,6 +137,9 @@ def run_all(jobs: list[dict], folder: Path, workers, ray_address, callback, what
                     raise NnctlError(f"{jobs[i]['label']} failed: {result['error']}; the {what} folder was removed",
                                      str(folder))
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli.errors_handled)
+        if len(results) == len(jobs) and all(r["state"] == "complete" for r in results.values()):
+            runner.close()  # it came after the last one had finished (in a callback): nothing was left to stop
+            return [results[i] for i in range(len(jobs))]
         runner.close(cancel=True)
         raise Stopped(f"interrupted after {len(results)} of {len(jobs)} {noun}; the {what} folder was removed "
                       f"(its {noun} only count together)")

@@ -21,7 +21,8 @@ from ..config.typed import Config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..runs.folder import RunFolder, check_name, folder_lock
-from .cv import MAX_RUNS, run_all
+from ..training.signals import signals_held
+from .cv import MAX_RUNS, kept_when_whole, run_all
 from .driver import make_folder
 
 PARTS = (("train", "train"), ("validation", "val"), ("test", "test"))  # metrics.json part -> column prefix
@@ -70,19 +71,14 @@ def train_seeds(config, seeds: int, overrides=(), runs_dir="runs", name: str | N
     datasets, note = (None, None) if separate else _as_members(cfgs, ray_address, cache)
     # "-seeds<N>" in its name: a seeds folder is never taken for a run at a glance
     folder = make_folder(runs_dir, f"{name}-seeds{seeds}", "seeds")
-    try:
-        with folder_lock(folder, "these seeds are training", "wait for them to end"):
-            jobs = seed_jobs(cfg, seeds, folder, cache)
-            if datasets is not None:
-                results = _members(cfgs, datasets, jobs, folder, callback)
-            else:
-                results = run_all(jobs, folder, workers, ray_address, callback, "seeds")
+    with kept_when_whole(folder, "seeds"), folder_lock(folder, "these seeds are training", "wait for them to end"):
+        jobs = seed_jobs(cfg, seeds, folder, cache)
+        if datasets is not None:
+            results = _members(cfgs, datasets, jobs, folder, callback)
+        else:
+            results = run_all(jobs, folder, workers, ray_address, callback, "seeds")
+        with signals_held():
             return {**write_summary(folder, jobs, results, cfg.training.early_stopping is not None), "note": note}
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 def _as_members(cfgs: list[Config], ray_address: str | None, cache: bool):

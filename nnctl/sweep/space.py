@@ -5,8 +5,6 @@ value is written as YAML flow text (`[32, 16]`), which is also how trials.csv sh
 read back when a trial's config is built."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import yaml
 
@@ -131,31 +129,11 @@ def pruner(sweep: dict, iterations: int):
     return optuna.pruners.HyperbandPruner(min_resource=stop["min_epochs"], max_resource=max(iterations, stop["min_epochs"] + 1))
 
 
-@contextmanager
 def journal_writes_whole():
     """Hold Ctrl-C and SIGTERM while Optuna writes the study's journal: a KeyboardInterrupt raised
     while its file lock is being released once left the lock half-renamed and failed the sweep
     with "No such file or directory" (exit 2) instead of stopping it (exit 130). A signal that
-    comes meanwhile is noted, and acted on as the write ends. (Python runs signal handlers in
-    the main thread only, so the handlers are swapped there; elsewhere this holds nothing.)"""
-    import os
-    import signal
-    import threading
+    comes meanwhile is acted on as the write ends (training.signals.signals_held)."""
+    from ..training.signals import signals_held
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if caught:
-            handler = previous[caught[0]]
-            if callable(handler):
-                handler(caught[0], None)  # Python's Ctrl-C handler, or nnctl's SIGTERM one: raises
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), caught[0])
+    return signals_held()

@@ -3,6 +3,7 @@ tracker teams already run. The run folder stays the source of truth; a server th
 costs one warning, never a run.
 
 - `client.py`: the extra, the URI (`env` = $MLFLOW_TRACKING_URI), short timeouts, `Target`
+- `uris.py`: a URI's credentials (used, never stored or shown), a local store's place and artifacts
 - `live.py`: `LiveRun`, a training Callback that sends epochs in batches from a thread
 - `upload.py`: a finished run folder copied into an MLflow run
 - `groups.py`: `ParentRun`, a parent with nested children (sweeps, cv, `train --seeds`)

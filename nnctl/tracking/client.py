@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 
 from ..errors import NnctlError
+from .uris import artifact_location, check_store, connection, refuse_stored_credentials, scrub
 
 ENV = "env"  # tracking.uri / --track: take the URI from MLFLOW_TRACKING_URI
 INSTALL = 'pip install "nnctl[mlflow]"'
@@ -52,7 +54,7 @@ def client_for(uri: str, where: str = "tracking.uri"):
     MLflow refuses (an unknown scheme) is an NnctlError; the server is not asked anything yet."""
     for name, value in CLIENT_ENV.items():
         os.environ.setdefault(name, value)
-    if uri.startswith("file:"):  # MLflow 3 keeps its file store only on request; nnctl's docs promise it
+    if urlsplit(uri).scheme in ("", "file"):  # MLflow 3 keeps its file store only on request; nnctl's docs promise it
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -77,13 +79,15 @@ def _quiet_mlflow() -> None:
     logging.getLogger("alembic").setLevel(logging.ERROR)
 
 
-def experiment_id(client, name: str) -> str:
-    """The id of experiment `name`, created when missing (another process may create it first)."""
+def experiment_id(client, name: str, uri: str) -> str:
+    """The id of experiment `name` in the store at `uri`, created when missing (another process
+    may create it first); one nnctl creates in a `sqlite:` store keeps its artifacts beside the
+    database (see uris.artifact_location)."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=artifact_location(uri))
     except Exception:
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -94,7 +98,7 @@ def experiment_id(client, name: str) -> str:
 def reason(exc: BaseException) -> str:
     """One short line for what went wrong with the server: the socket's own words when MLflow
     wraps them in its request chain ("[Errno 111] Connection refused", "read timed out")."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = scrub(" ".join(str(exc).split())) or type(exc).__name__
     found = re.search(r"\[Errno -?\d+\] [^'\")]+", text) or re.search(r"[Rr]ead timed out", text)
     if found:
         return found.group(0).strip()
@@ -135,24 +139,41 @@ def _text(value) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a run is logged: the resolved URI, the experiment, the run's name (None: the run
-    folder's) and the user's tags."""
+    """Where a run is logged: the resolved URI without credentials (stored and shown), the
+    experiment, the run's name (None: the run folder's), the user's tags, and the URI MLflow
+    connects with (`connect`: kept in memory only; see uris.connection)."""
 
     uri: str
     experiment: str
     run_name: str | None = None
     tags: dict = field(default_factory=dict)
+    connect: str = field(default="", repr=False, compare=False)
+
+    @classmethod
+    def of(cls, uri: str, experiment: str, run_name: str | None = None, tags: dict | None = None) -> "Target":
+        shown, connect = connection(uri)
+        return cls(shown, experiment, run_name, dict(tags or {}), connect)
+
+    @property
+    def address(self) -> str:
+        """The URI to connect with."""
+        return self.connect or self.uri
 
 
-def target_for(tracking, default_experiment: str, uri: str | None = None, where: str = "tracking.uri") -> Target | None:
+def target_for(tracking, default_experiment: str, uri: str | None = None, where: str = "tracking.uri",
+               runs_dirs=()) -> Target | None:
     """The Target of a config's `tracking` section (a TrackingConfig, or None), with `uri` (from
     --track) over the config's; None when tracking is off. Checked before any training: a
-    missing extra or an unset MLFLOW_TRACKING_URI is an NnctlError."""
+    missing extra, an unset MLFLOW_TRACKING_URI, credentials in the config's URI and a local
+    store inside `runs_dirs` (or any run folder) are each an NnctlError."""
     given = uri if uri is not None else getattr(tracking, "uri", None)
     where = "--track" if uri is not None else where
+    if uri is None and given not in (None, ENV):
+        refuse_stored_credentials(given, where)
     resolved = resolve_uri(given, where)
     if resolved is None:
         return None
+    check_store(resolved, where, runs_dirs)
     require_mlflow(where)
-    return Target(resolved, getattr(tracking, "experiment", None) or default_experiment,
-                  getattr(tracking, "run_name", None), dict(getattr(tracking, "tags", None) or {}))
+    return Target.of(resolved, getattr(tracking, "experiment", None) or default_experiment,
+                     getattr(tracking, "run_name", None), getattr(tracking, "tags", None))

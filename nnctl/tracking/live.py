@@ -14,29 +14,45 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from .. import __version__
 from ..runs.folder import RunFolder
 from ..training.callbacks import Callback
+from ..training.signals import signals_held
 from .client import SENDER_WAIT_SECONDS, Target, client_for, experiment_id, reason
-from .upload import close_run, history_metrics, is_active, log_folder, now_ms, send_metrics
+from .upload import close_run, history_metrics, log_folder, now_ms, owned, send_metrics
 
 SEND_SECONDS = 2.0  # how often buffered epochs go to the server
 
 
 def not_logged(what: str, folder, target: Target, exc: BaseException) -> str:
-    """The one warning line (without `warning: `) for a run, sweep or cv the server did not take."""
-    return (f"MLflow at {target.uri} failed ({reason(exc)}): {what} was not logged, or only in part; the folder is "
-            f"complete: log it later with: nnctl track {folder} --uri {target.uri}")
+    """The one warning line (without `warning: `) for a run, sweep or cv the server did not take;
+    it says how to log it later only while its folder is there (a cv that failed is removed)."""
+    said = f"MLflow at {target.uri} failed ({reason(exc)}): {what} was not logged, or only in part"
+    if folder is None or not Path(folder).exists():
+        return said
+    return f"{said}; the folder is complete: log it later with: nnctl track {folder} --uri {target.uri}"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) while a run or a group was copied in: its MLflow runs are closed
+    (KILLED), never left RUNNING; `warning` says what was not logged and how to log it later."""
+
+    def __init__(self, warning: str | None):
+        super().__init__(warning or "")
+        self.warning = warning
 
 
 class LiveRun(Callback):
     """A training Callback logging to MLflow in the background. `resumed_from`: the run folder a
     `--resume` continues; its tracking.json's MLflow run is continued when it is on the same
-    server and still there, else the new run is linked to it by the tag `nnctl.resumed_from`."""
+    server, still there and that folder's (see upload.owned), else the new run is linked to it
+    by the tag `nnctl.resumed_from`."""
 
     def __init__(self, target: Target, resumed_from=None, send_seconds: float = SEND_SECONDS):
         self.target, self.send_seconds = target, send_seconds
+        self.resumed_from = resumed_from
         self.previous = RunFolder(resumed_from).read_tracking() if resumed_from is not None else None
-        self.client = client_for(target.uri)  # here, not in the sender: importing MLflow holds the GIL for seconds
+        self.client = client_for(target.address)  # here, not in the sender: importing MLflow holds the GIL for seconds
         self.pending: list[dict] = []
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -70,12 +86,12 @@ class LiveRun(Callback):
 
     def _open(self) -> None:
         client, prev = self.client, self.previous or {}
-        if prev.get("uri") == self.target.uri and is_active(client, prev.get("run_id")):
+        if prev.get("uri") == self.target.uri and owned(client, prev.get("run_id"), self.resumed_from)[0]:
             self.run_id, self.experiment_id, self.continued = prev["run_id"], prev.get("experiment_id"), True
             client.update_run(self.run_id, status="RUNNING")
             return
-        self.experiment_id = experiment_id(client, self.target.experiment)
-        tags = {**self.target.tags, "nnctl.status": "running"}
+        self.experiment_id = experiment_id(client, self.target.experiment, self.target.uri)
+        tags = {**self.target.tags, "nnctl.version": __version__, "nnctl.status": "running"}
         if prev.get("run_id"):
             tags["nnctl.resumed_from_run_id"] = prev["run_id"]
         run = client.create_run(self.experiment_id, run_name=self.target.run_name, tags=tags)
@@ -102,22 +118,37 @@ class LiveRun(Callback):
     def finish(self, folder, status: str) -> str | None:
         """Copy the finished run `folder` in and close the MLflow run; record where in the
         folder's tracking.json. Returns None, or the warning saying what was not logged."""
-        self._stop_sender()
         folder = Path(folder)
-        if self.failure is None:
+        try:
+            self._stop_sender()
+            if self.failure is None:
+                try:
+                    if self.target.run_name is None and not self.continued:
+                        self.client.update_run(self.run_id, name=folder.name)
+                    log_folder(self.client, self.run_id, folder, self.target.tags, continued=self.continued,
+                               streamed=self.streamed)
+                    close_run(self.client, self.run_id, status)
+                except Exception as exc:
+                    self.failure = exc
+        except KeyboardInterrupt:  # Ctrl-C while it was copied in: the MLflow run ends KILLED, not RUNNING
+            self.failure = KeyboardInterrupt()
             try:
-                if self.target.run_name is None and not self.continued:
-                    self.client.update_run(self.run_id, name=folder.name)
-                log_folder(self.client, self.run_id, folder, self.target.tags, continued=self.continued,
-                           streamed=self.streamed)
-                close_run(self.client, self.run_id, status)
-            except Exception as exc:
-                self.failure = exc
+                with signals_held():
+                    self._record(folder)
+                    close_run(self.client, self.run_id, "interrupted")
+            except Exception:  # KeyboardInterrupt too: stopping already; the server may be the trouble
+                pass
+            raise Interrupted(f"interrupted: run {folder.name} was logged in MLflow only in part (its run is closed "
+                              f"as KILLED); the folder is complete: log the rest with: nnctl track {folder} --uri "
+                              f"{self.target.uri}") from None
+        self._record(folder)
+        return None if self.failure is None else not_logged(f"run {folder.name}", folder, self.target, self.failure)
+
+    def _record(self, folder: Path) -> None:
         if self.run_id is not None:
             RunFolder(folder).write_tracking({"uri": self.target.uri, "experiment_id": self.experiment_id,
                                               "run_id": self.run_id, "logged": self.failure is None,
                                               "at": now_ms()})
-        return None if self.failure is None else not_logged(f"run {folder.name}", folder, self.target, self.failure)
 
     def abandon(self) -> None:
         """Training failed or was stopped before a run folder was saved: the MLflow run, if
@@ -130,18 +161,21 @@ class LiveRun(Callback):
                 pass  # nothing to save: no run folder was written
 
 
-def live_run(plan, uri: str | None = None):
-    """(the plan with --track's `uri` in its config, so the run folder's config.yaml and a later
-    --resume keep it; the LiveRun, or None when tracking is off). Checks the extra and the URI
-    and imports MLflow before any training."""
+def live_run(plan, uri: str | None = None, runs_dir=None):
+    """(the plan with --track's `uri` in its config, without credentials, so the run folder's
+    config.yaml and a later --resume keep it; the LiveRun, or None when tracking is off). Checks
+    the extra, the URI and where a local store lies (not in `runs_dir`), and imports MLflow,
+    before any training."""
     import dataclasses
 
-    from .client import target_for
+    from .client import ENV, target_for
 
+    where = "--track" if uri is not None else "tracking.uri"
+    target = target_for(plan.cfg.tracking, plan.name, uri, where, [runs_dir] if runs_dir is not None else [])
     if uri is not None:
         cfg = plan.cfg
-        plan = dataclasses.replace(plan, cfg=dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, uri=uri)))
-    target = target_for(plan.cfg.tracking, plan.name, where="--track" if uri is not None else "tracking.uri")
+        kept = ENV if uri == ENV else target.uri
+        plan = dataclasses.replace(plan, cfg=dataclasses.replace(cfg, tracking=dataclasses.replace(cfg.tracking, uri=kept)))
     if target is None:
         return plan, None
     return plan, LiveRun(target, plan.resume.path if plan.resume is not None else None)

@@ -86,12 +86,14 @@ def sweep_summary(folder: Path) -> dict:
 class CvTracker:
     """cv's (or `train --seeds`') callback (`run_cv(callback=...)`, called with each finished
     fold or seed) logging each as a nested run; `finish(result)` logs the summary (mean and std
-    per metric) on the parent."""
+    per metric) on the parent, and any fold whose callback an interrupt cut short (the parent
+    logs each child once)."""
 
     def __init__(self, target: Target, also=None, kind: str = "cv"):
         self.parent = ParentRun(target, kind)
         self.also = also  # the display's own callback, called first
-        self.tag, self.files = ("nnctl.seed", SEEDS_FILES) if kind == "seeds" else ("nnctl.fold", CV_FILES)
+        self.kind = kind
+        self.files = SEEDS_FILES if kind == "seeds" else CV_FILES
 
     def __call__(self, key, result: dict) -> None:
         if self.also is not None:
@@ -101,15 +103,44 @@ class CvTracker:
         folder = run.parent.parent if repeated else run.parent
         if self.parent.folder is None:
             self.parent.open(folder.name, folder)
-        name = f"{run.parent.name}/{run.name}" if repeated else run.name
-        self.parent.add_child_later(name, run, {self.tag: str(key), "nnctl.state": result["state"]},
-                                    state=result["state"])
+        name, tags = child_of(folder, run, self.kind)
+        self.parent.add_child_later(name, run, {**tags, "nnctl.state": result["state"]}, state=result["state"])
 
     def finish(self, result: dict | None, status: str = "completed") -> str | None:
+        """`result`: run_cv's (train_seeds'); None when it ended with an error or an interrupt
+        (`status`), which leaves no folder, unless every run had finished: a whole one is
+        logged in full."""
+        whole = self.parent.folder is not None and (self.parent.folder / "summary.json").exists()
+        if result is None and whole:
+            result, status = {"folder": self.parent.folder, "summary": _read_summary(self.parent.folder)}, "completed"
+        if result is not None and self.parent.folder is None:  # every callback cut short
+            self.parent.open(Path(result["folder"]).name, result["folder"])
         if self.parent.folder is None:
             return None
+        if result is not None:
+            for run in group_runs(self.parent.folder, self.kind):
+                name, tags = child_of(self.parent.folder, run, self.kind)
+                self.parent.add_child_later(name, run, tags)
         return self.parent.close(status, cv_summary(result["summary"]) if result else {},
                                  [self.parent.folder / name for name in self.files])
+
+
+def group_runs(folder: Path, kind: str) -> list[Path]:
+    """A cv's folds (`fold_<i>`, or `repeat_<r>/fold_<i>`) or a seeds folder's runs (`seed_<n>`)."""
+    prefix = "seed_" if kind == "seeds" else "fold_"
+    return sorted(folder.glob(f"{prefix}*")) or sorted(folder.glob(f"repeat_*/{prefix}*"))
+
+
+def child_of(folder: Path, run: Path, kind: str) -> tuple[str, dict]:
+    """(the nested run's name, its tags) for run folder `run` of group `folder`: `fold_2` or
+    `repeat_1/fold_2` with nnctl.fold 2; `seed_42` with nnctl.seed 42."""
+    tag, prefix = ("nnctl.seed", "seed_") if kind == "seeds" else ("nnctl.fold", "fold_")
+    name = run.name if run.parent == folder else f"{run.parent.name}/{run.name}"
+    return name, {tag: run.name[len(prefix):], "nnctl.state": "complete"}
+
+
+def _read_summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
 
 
 def cv_summary(summary: dict) -> dict:
@@ -120,9 +151,10 @@ def cv_summary(summary: dict) -> dict:
     return out
 
 
-def sweep_tracker(sweep_file, overrides=(), resume=None, uri: str | None = None) -> SweepTracker | None:
+def sweep_tracker(sweep_file, overrides=(), resume=None, uri: str | None = None, runs_dir=None) -> SweepTracker | None:
     """The tracker of a sweep whose base config (or --track `uri`) turns tracking on; None when
-    off. The experiment defaults to the sweep file's stem."""
+    off. The experiment defaults to the sweep file's stem; a local store must lie outside
+    `runs_dir` (a resumed sweep's: the folder it is in)."""
     from ..sweep.saved import read_saved_sweep
     from ..sweep.spec import load_sweep, trial_config
     from .client import target_for
@@ -131,17 +163,20 @@ def sweep_tracker(sweep_file, overrides=(), resume=None, uri: str | None = None)
         sweep, stem = read_saved_sweep(Path(resume) / "sweep.yaml"), STAMP.sub("", Path(resume).name)
     else:
         sweep, stem = load_sweep(sweep_file, list(overrides)), Path(sweep_file).stem
-    target = target_for(trial_config(sweep, {}).tracking, stem, uri)
+    runs = [Path(resume).parent] if resume is not None else [runs_dir] if runs_dir is not None else []
+    target = target_for(trial_config(sweep, {}).tracking, stem, uri, runs_dirs=runs)
     return None if target is None else SweepTracker(target)
 
 
-def cv_tracker(config, overrides=(), uri: str | None = None, also=None, kind: str = "cv") -> CvTracker | None:
+def cv_tracker(config, overrides=(), uri: str | None = None, also=None, kind: str = "cv",
+               runs_dir=None) -> CvTracker | None:
     """The tracker of a cv (or, with kind "seeds", of `train --seeds`) whose config (or --track
-    `uri`) turns tracking on; None when off."""
+    `uri`) turns tracking on; None when off. A local store must lie outside `runs_dir`."""
     from ..config import load_config
     from .client import target_for
 
-    target = target_for(load_config(config, list(overrides)).tracking, Path(config).stem, uri)
+    target = target_for(load_config(config, list(overrides)).tracking, Path(config).stem, uri,
+                        runs_dirs=[runs_dir] if runs_dir is not None else [])
     return None if target is None else CvTracker(target, also, kind)
 
 
@@ -166,10 +201,9 @@ def upload_cv(folder: Path, target: Target, kind: str = "cv") -> str | None:
     with its folds (seeds) nested."""
     parent = ParentRun(target, kind)
     parent.open(folder.name, folder)
-    prefix, tag, files = ("seed_", "nnctl.seed", SEEDS_FILES) if kind == "seeds" else ("fold_", "nnctl.fold", CV_FILES)
-    runs = sorted(folder.glob(f"{prefix}*")) or sorted(folder.glob("repeat_*/fold_*"))
-    for run in runs:
-        parent.add_child(run.name if run.parent == folder else f"{run.parent.name}/{run.name}", run,
-                         {tag: run.name[len(prefix):], "nnctl.state": "complete"})
-    summary = json.loads((folder / "summary.json").read_text())
+    for run in group_runs(folder, kind):
+        name, tags = child_of(folder, run, kind)
+        parent.add_child(name, run, tags)
+    summary = _read_summary(folder)
+    files = SEEDS_FILES if kind == "seeds" else CV_FILES
     return parent.close("completed", cv_summary(summary), [folder / name for name in files])

@@ -17,7 +17,8 @@ from ..sweep.listing import STAMP  # a folder name's `-YYYYMMDD-HHMMSS[-N]`
 from .client import Target, client_for, experiment_id, require_mlflow, resolve_uri
 from .live import not_logged
 from .sweeps import upload_cv, upload_sweep
-from .upload import close_run, is_active, log_folder, now_ms
+from .upload import close_run, log_folder, now_ms, owned
+from .uris import check_store
 
 
 # what a cv or seeds folder's name adds to the config's stem: iris-cv5-..., iris-cv5x3-..., iris-seeds5-...
@@ -56,41 +57,49 @@ def _experiment(folder: Path, kind: str, given: str | None) -> str:
 
 
 def track_folders(folders, uri: str, experiment: str | None = None, tags: dict | None = None) -> list[dict]:
-    """Upload each folder; returns one {folder, kind, run_id, state, warning} per folder, where
-    state is logged | already (tracking.json names a run the server has in full) | failed."""
+    """Upload each folder; returns one {folder, kind, run_id, state, warning, note} per folder,
+    where state is logged | already (tracking.json names a run the server has in full) | failed,
+    and note says why a run was logged as a new one rather than the one tracking.json names."""
     require_mlflow("nnctl track")
     uri = resolve_uri(uri, "--uri")
     folders = [Path(f) for f in folders]
     kinds = [kind_of(f) for f in folders]  # every folder checked before anything is sent
+    check_store(uri, "--uri", {f.resolve().parent for f in folders})
     done = []
     for folder, kind in zip(folders, kinds):
-        target = Target(uri, _experiment(folder, kind, experiment), None, dict(tags or {}))
+        target = Target.of(uri, _experiment(folder, kind, experiment), None, tags)
         if kind == "run":
             done.append(upload_run(folder, target))
         else:
             warning = upload_sweep(folder, target) if kind == "sweep" else upload_cv(folder, target, kind)
             record = RunFolder(folder).read_tracking() or {}
             done.append({"folder": folder, "kind": kind, "run_id": record.get("run_id"),
-                         "state": "failed" if warning else "logged", "warning": warning})
+                         "state": "failed" if warning else "logged", "warning": warning, "note": None})
     return done
 
 
 def upload_run(folder: Path, target: Target) -> dict:
     """One run folder: into the MLflow run its tracking.json names when the server still has it
-    (left incomplete by a failure: only what it lacks is sent), else into a new run."""
+    and it is this folder's (left incomplete by a failure: only what it lacks is sent), else into
+    a new run; a run of another folder (a copied or edited tracking.json) is never written into."""
     files = RunFolder(folder)
     previous = files.read_tracking() or {}
-    out = {"folder": folder, "kind": "run", "run_id": None, "state": "logged", "warning": None}
-    client = client_for(target.uri)
+    out = {"folder": folder, "kind": "run", "run_id": None, "state": "logged", "warning": None, "note": None}
+    client = client_for(target.address)
     try:
-        same = previous.get("uri") == target.uri and is_active(client, previous.get("run_id"))
+        same, other = False, None
+        if previous.get("uri") == target.uri:
+            same, other = owned(client, previous.get("run_id"), folder)
         if same and previous.get("logged"):
             return {**out, "run_id": previous["run_id"], "state": "already"}
         if same:
             run_id, experiment = previous["run_id"], previous.get("experiment_id")
         else:
-            experiment = experiment_id(client, target.experiment)
+            experiment = experiment_id(client, target.experiment, target.uri)
             run_id = client.create_run(experiment, run_name=folder.name, tags=target.tags).info.run_id
+            if other:
+                out["note"] = (f"tracking.json named MLflow run {previous['run_id']}, which is {other}'s: "
+                               "logged as a new run, that one left as it is")
         out["run_id"] = run_id
         log_folder(client, run_id, folder, target.tags, continued=same)
         close_run(client, run_id, str(files.read_metrics().get("status", "completed")))

@@ -23,6 +23,7 @@ STATUS = {"completed": "FINISHED", "early_stopped": "FINISHED", "complete": "FIN
 # MLflow's limits per log_batch request
 BATCH_METRICS, BATCH_PARAMS, BATCH_TAGS = 1000, 100, 100
 PARENT = "mlflow.parentRunId"  # how MLflow nests a run under another
+FOLDER_TAG = "nnctl.run_folder"  # the run folder an MLflow run is a copy of (see `owned`)
 
 
 def now_ms() -> int:
@@ -30,7 +31,7 @@ def now_ms() -> int:
 
 
 def run_tags(folder: Path, metrics: dict, user_tags: dict | None = None) -> dict[str, str]:
-    tags = {"nnctl.version": __version__, "nnctl.run_folder": str(Path(folder).resolve()),
+    tags = {"nnctl.version": __version__, FOLDER_TAG: str(Path(folder).resolve()),
             "nnctl.status": str(metrics.get("status", ""))}
     if metrics.get("resumed_from"):
         tags["nnctl.resumed_from"] = str(metrics["resumed_from"])
@@ -94,14 +95,27 @@ def send_tags(client, run_id: str, tags: dict[str, str]) -> None:
         client.log_batch(run_id, tags=items[i:i + BATCH_TAGS], synchronous=True)
 
 
-def is_active(client, run_id) -> bool:
-    """Whether MLflow still has run `run_id` (not deleted), to go on logging into it."""
+def owned(client, run_id, folder) -> tuple[bool, str | None]:
+    """(whether MLflow run `run_id` may be written into for `folder`, and when not, whose it is).
+    It must still be there (not deleted) and be this folder's: its tag nnctl.run_folder names
+    this folder, or, for a run nnctl opened but never finished (the tag is sent first thing at
+    the end), it has no such tag but nnctl's own nnctl.status. A tracking.json copied from
+    another folder, or edited, so never writes into someone else's run."""
     if not run_id:
-        return False
+        return False, None
     try:
-        return client.get_run(run_id).info.lifecycle_stage == "active"
+        run = client.get_run(run_id)
     except Exception:  # not found, or the server cannot say: a new run is made
-        return False
+        return False, None
+    if run.info.lifecycle_stage != "active":
+        return False, None
+    tags = run.data.tags
+    if FOLDER_TAG in tags:
+        mine = tags[FOLDER_TAG] == str(Path(folder).resolve())
+        return mine, None if mine else f"the run folder {tags[FOLDER_TAG]}"
+    if "nnctl.status" in tags:
+        return True, None
+    return False, "a run nnctl did not make"
 
 
 def logged_steps(client, run_id: str) -> dict[str, int]:
@@ -123,6 +137,8 @@ def log_folder(client, run_id: str, folder, user_tags: dict | None = None, conti
     if continued:
         have_params = client.get_run(run_id).data.params
         after = {**logged_steps(client, run_id), **after}
+    # the tags first: they bind the run to this folder (see `owned`) even if the server fails halfway
+    send_tags(client, run_id, run_tags(folder, metrics, user_tags))
     config = yaml.safe_load(files.read_config()) or {}
     send_params(client, run_id, flat_params(config), have_params)
     send_metrics(client, run_id, history_metrics(files.read_history(), after))
@@ -131,7 +147,6 @@ def log_folder(client, run_id: str, folder, user_tags: dict | None = None, conti
 
     send_metrics(client, run_id, [Metric(k, v, stamp, int(metrics.get("epochs") or 0))
                                   for k, v in final_metrics(metrics).items()])
-    send_tags(client, run_id, run_tags(folder, metrics, user_tags))
     for name in ARTIFACTS:
         if files.has(name):
             client.log_artifact(run_id, str(files.file(name)))

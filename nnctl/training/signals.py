@@ -2,7 +2,10 @@
 (the run is saved, marked `interrupted`); the second aborts at once (no run folder is left)."""
 from __future__ import annotations
 
+import os
 import signal
+import threading
+from contextlib import contextmanager
 
 
 class Interrupts:
@@ -34,3 +37,29 @@ class Interrupts:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+
+@contextmanager
+def signals_held():
+    """Hold Ctrl-C and SIGTERM while something must end whole (a file written, runs closed): a
+    signal that comes meanwhile is noted, and acted on as the block ends (the handler that was
+    there runs: Python's Ctrl-C handler or nnctl's SIGTERM one raise KeyboardInterrupt). Python
+    runs signal handlers in the main thread only, so they are swapped there; elsewhere this holds
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])

@@ -73,7 +73,9 @@ def print_evaluation(report: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in report.items():
-        if key in ("task", "rows", "labels", "confusion_matrix", "per_class", "threshold", "positive_class"):
+        # out_of_range: said on stderr as warnings, one per column; saved: said where it is written
+        if key in ("task", "rows", "labels", "confusion_matrix", "per_class", "threshold", "positive_class",
+                   "out_of_range", "saved"):
             continue
         table.add_row(key, "undefined" if value is None else format_number(value))
     console.print(table)

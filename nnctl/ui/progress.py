@@ -81,6 +81,20 @@ class _Rows:
         return values + [f"{log['learning_rate']:.3g}", format_duration(log["seconds"]), format_duration(eta)]
 
 
+class TaskNote(Callback):
+    """What --quiet still shows on `stream`: which task model.task auto chose and why, where the
+    choice is a guess (a wrong one trains a wrong model without any other sign)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+
+    def on_train_begin(self, info):
+        from ..data.columns import is_task_note
+
+        for line in note_lines(n for n in info.get("notes", ()) if is_task_note(n)):
+            self.stream.write(line + "\n")
+
+
 class PlainLines(Callback):
     """Rows as aligned plain-text lines on `stream` (stderr by default)."""
 
