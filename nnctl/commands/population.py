@@ -61,6 +61,24 @@ def train_members(cfgs: list[Config], datasets: list, runs_dir, folders: list[st
     folder is written at once when all are trained; an error or an interrupt leaves none."""
     networks = _networks(cfgs, datasets)
     population = Network.stack(networks)
+    with one_blas_thread():
+        return _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched)
+
+
+def one_blas_thread():
+    """BLAS held at one thread while the population trains (with threadpoolctl, when installed;
+    else as it is), as each separate run's worker process is: a pass's products are many small
+    ones, and BLAS threads that wait for a busy core's turn cost more than they share."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched) -> list[TrainResult]:
     started = time.time()
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
     with ExitStack() as stack:
