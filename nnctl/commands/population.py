@@ -48,9 +48,12 @@ def population_problem(cfgs: list[Config], datasets: list) -> str | None:
     why = same_shapes(datasets)
     if why is not None:
         return why
-    networks = _networks(cfgs[:1], datasets[:1])
+    networks = _networks(cfgs, datasets)
     if networks[0].rng is not None:
         return "dropout draws the members' masks from one generator, so they would not equal separate runs"
+    shapes = {tuple((name, a.shape) for name, a in n.arrays().items()) for n in networks}
+    if len(shapes) > 1:  # an embedding table sized by the categories its split saw, say
+        return "their networks differ in shape"
     return None
 
 
