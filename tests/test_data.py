@@ -107,11 +107,11 @@ def test_missing_file(write_config, tmp_path):
 
 @pytest.mark.parametrize("kind", ["standard", "minmax"])
 def test_scaler_stats_over_row_chunks_match_float64_numpy(monkeypatch, kind):
-    import nnctl.data.encoding as encoding
+    import nnctl.data.scaling as scaling
 
-    monkeypatch.setattr(encoding, "STATS_ROWS", 7)  # several chunks and a ragged last one
+    monkeypatch.setattr(scaling, "STATS_ROWS", 7)  # several chunks and a ragged last one
     X = (np.random.default_rng(4).normal(size=(50, 3)) * [1, 1e3, 1e-3] + [0, 5e4, -2]).astype(np.float32)
-    offset, scale = encoding._scaler_stats(X, kind)
+    offset, scale = scaling._moment_stats(X, kind)
     X64 = X.astype(np.float64)
     if kind == "standard":
         expected = X64.mean(axis=0), X64.std(axis=0)
@@ -130,3 +130,14 @@ def test_range_check_finds_overflow_in_float32_but_not_huge_float64(write_config
     # the same values fit float64, though their float64 column sum overflows
     dataset = load_dataset(load_config(cfg, ["training.dtype=float64"]))
     assert np.isfinite(dataset.X_train).all() and dataset.X_train.max() == 1e308
+
+
+def test_rows_with_more_fields_than_the_header_are_a_clear_error(tmp_path):
+    """pandas reads such rows with their first fields as an index and every column shifted; a
+    row-number feature then failed on that index as 'a bug in nnctl'."""
+    from .cli_helpers import assert_clean_error, cli
+
+    (tmp_path / "t.csv").write_text("y,c\n0,0,0,0\n1,1,1,1\n")
+    (tmp_path / "c.yaml").write_text("data:\n  path: t.csv\n  target: y\n")
+    assert_clean_error(cli("train", tmp_path / "c.yaml", "--runs-dir", tmp_path / "runs"),
+                       "rows have more fields than the header's 2 column names")

@@ -244,7 +244,9 @@ def test_ci_runs_exactly_the_readmes_test_command():
 
 def test_the_test_extra_installs_what_the_tests_import():
     """Each third-party module the tests import (skipping or not) comes with `.[test]`; torch is
-    the one left out on purpose (several GB; its one comparison skips without it)."""
+    the one left out on purpose (several GB; its one comparison skips without it), and the
+    `bench` extra's table and peer packages, which only benchmarks/quality.py's smoke test asks
+    for (by importorskip): CI does not need them."""
     text = (ROOT / "pyproject.toml").read_text()  # read by hand: tomllib is Python 3.11+, nnctl runs on 3.10
     lists = [re.search(rf"^{name} = \[(.*?)\]$", text, re.M | re.S).group(1) for name in ("dependencies", "test")]
     declared = re.findall(r'"([^"]+)"', "".join(re.sub(r"#.*", "", part) for part in lists))
@@ -258,6 +260,8 @@ def test_the_test_extra_installs_what_the_tests_import():
 
     third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in {"nnctl", "tests", "torch"}
                    and not (ROOT / "tests" / f"{m}.py").exists() and not (ROOT / "benchmarks" / f"{m}.py").exists()}
+    bench = re.search(r"^bench = \[(.*?)\]$", text, re.M | re.S).group(1)
+    names |= {re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0].lower() for d in re.findall(r'"([^"]+)"', bench)}
     missing = sorted(m for m in third_party if module_to_package.get(m, m).replace("_", "-") not in names)
     assert not missing, f"the test extra lacks {missing} (pyproject.toml)"
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .cli_helpers import assert_clean_error, cli, subprocess_cli, train_run
+from .cli_helpers import assert_clean_error, blocked_opening_a_fifo, cli, subprocess_cli, train_run, wait_until
 from .conftest import CONFIGS, DATASETS, ROOT
 
 IRIS = DATASETS / "iris.csv"
@@ -256,7 +256,8 @@ def test_interrupt_before_the_first_epoch_leaves_no_run(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "nnctl", "train", str(config), "--runs-dir", str(runs)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        time.sleep(2.0)  # imported, config read, blocked opening the FIFO
+        wait_until(lambda: blocked_opening_a_fifo(proc.pid) or proc.poll() is not None,
+                   "nnctl to import, read the config and block opening the FIFO")
         proc.send_signal(signal.SIGINT)
         time.sleep(0.2)
         with open(fifo, "w") as fh:
@@ -290,7 +291,7 @@ def test_a_run_name_is_one_folder_name(tmp_path, name):
 @pytest.mark.parametrize("umask, folder, file", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
 def test_run_folders_follow_the_umask(tmp_path, umask, folder, file):
     result = subprocess_cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path, "--quiet",
-                            preexec_fn=lambda: os.umask(umask))
+                            "--set", "training.iterations=2", preexec_fn=lambda: os.umask(umask))
     assert result.returncode == 0, result.stderr
     run = result.stdout.strip().splitlines()[-1]
     assert os.stat(run).st_mode & 0o777 == folder
@@ -425,8 +426,11 @@ def test_init_writes_the_real_defaults_and_a_relative_path(tmp_path):
     assert "  path: iris.csv" in path.read_text()
     assert (tmp_path / "iris.csv").read_bytes() == (ROOT / "nnctl" / "examples" / "iris.csv").read_bytes()
     written = load_config(path)
-    defaults = resolve({"data": {"path": "iris.csv", "target": "species"}}, base_dir=tmp_path)
-    assert written == defaults
+    from nnctl.config.recipe import recipe_values
+
+    recipe = recipe_values()
+    recipe["data"].update({"path": "iris.csv", "target": "species"})
+    assert written == resolve(recipe, base_dir=tmp_path)  # the tabular recipe, every other key its default
     # it trains from any working directory
     trained = subprocess_cli("train", path.name, "--runs-dir", "runs", "--quiet", "--set", "training.iterations=2",
                              cwd=tmp_path)

@@ -124,7 +124,7 @@ def test_schedules_by_hand():
     cos = _training({"name": "cosine", "min_learning_rate": 0.0})
     assert learning_rate(cos, 0) == pytest.approx(0.1)
     assert learning_rate(cos, 50) == pytest.approx(0.05)
-    assert set(SCHEDULES) == {"constant", "step", "exponential", "cosine"}
+    assert set(SCHEDULES) == {"constant", "step", "exponential", "cosine", "plateau"}
 
 
 

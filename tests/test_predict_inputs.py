@@ -70,3 +70,17 @@ def test_onnx_reads_nan_in_a_string_column_as_missing_as_predict_does(tmp_path):
     label, proba = session.run(["label", "probabilities"], feeds)
     assert [v.decode() if isinstance(v, bytes) else v for v in label] == list(expected["prediction"])
     np.testing.assert_allclose(proba, expected[["p_big", "p_small"]].to_numpy(), atol=1e-5)
+
+
+def test_a_gzip_csv_on_stdin_is_read(iris_run):
+    """GzipFile's first argument is a file name: the stream read into memory goes in as fileobj."""
+    import gzip
+    import subprocess
+    import sys
+
+    from .conftest import DATASETS
+
+    result = subprocess.run([sys.executable, "-m", "nnctl", "predict", str(iris_run), "-"], capture_output=True,
+                            input=gzip.compress((DATASETS / "iris.csv").read_bytes()))
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().splitlines()[:2] == ["prediction", "setosa"]

@@ -236,6 +236,7 @@ def _wait_for_checkpoints(runs: Path, count: int, proc, timeout: float = 60):
     raise AssertionError("no checkpoint appeared")
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, slow_config):
     runs = tmp_path / "runs"
     proc = _start(slow_config, runs)
@@ -262,6 +263,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, slow_co
     assert json.loads(cli("runs", runs, "--json", "--incomplete").stdout) == []
 
 
+@pytest.mark.slow
 def test_a_run_interrupted_by_a_signal_resumes_to_the_same_weights(tmp_path, slow_config):
     runs = tmp_path / "runs"
     proc = _start(slow_config, runs)

@@ -123,7 +123,7 @@ def test_categorical_one_hot_round_trip(write_config, write_csv, tmp_path):
     out = cli("predict", run, new)
     assert out.exit_code == 0 and out.stdout.splitlines() == ["prediction", "1", "0"]
     unseen = write_csv("color,size\npurple,3\n", "unseen.csv")
-    assert_clean_error(cli("predict", run, unseen), "category 'purple'", "unknown_category: ignore")
+    assert_clean_error(cli("predict", run, unseen), "category 'purple'", "--unknown-category ignore")
 
 
 def test_unknown_category_ignore_gives_an_all_zero_row(write_config, write_csv, tmp_path):
@@ -207,6 +207,7 @@ def _start_training(tmp_path):
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_first_interrupt_saves_a_complete_run_marked_interrupted(tmp_path, sig):
     proc = _start_training(tmp_path)

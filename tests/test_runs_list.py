@@ -24,6 +24,7 @@ def _listed(folder, *args):
 
 
 def test_runs_sweeps_and_cv_folders_are_listed_together_with_their_kind(tmp_path):
+    pytest.importorskip("optuna")  # the sweep extra
     runs = tmp_path / "runs"
     (tmp_path / "s.yaml").write_text(f"config: {CONFIGS / 'iris.yaml'}\nmethod: grid\nparameters:\n"
                                      "  training.learning_rate: {values: [0.01, 0.05]}\n"
@@ -55,6 +56,7 @@ def test_runs_sweeps_and_cv_folders_are_listed_together_with_their_kind(tmp_path
 
 
 def test_pruned_trials_are_listed_as_pruned(tmp_path):
+    pytest.importorskip("optuna")  # the sweep extra
     (tmp_path / "s.yaml").write_text(f"config: {CONFIGS / 'iris.yaml'}\nmethod: grid\n"
                                      "metric: {name: val_loss, goal: minimize}\n"
                                      "early_terminate: {type: median, min_epochs: 3}\nparameters:\n"

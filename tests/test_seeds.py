@@ -173,6 +173,7 @@ def test_the_report_shows_the_spread_and_the_kept_run_has_its_own(seeds_folder, 
     assert_clean_error(cli("report", folder, kept, "--output", tmp_path / "both.html"), "reported alone")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_an_interrupted_seeds_run_stops_its_workers_and_leaves_no_folder(tmp_path):
     from .test_sweep_safety import assert_interrupt_leaves_nothing

@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .cli_helpers import assert_clean_error, cli, train_run
+from .cli_helpers import assert_clean_error, cli, train_run, wait_until
 from .conftest import DATASETS, hide_package
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
+pytestmark = pytest.mark.slow  # trained models served by real `nnctl serve` processes
 
 KEY_ENV = "NNCTL_TEST_SERVE_KEY"
 KEY = "s3cret-key-for-tests"
@@ -55,6 +56,17 @@ def wait_listening(proc, log: Path, timeout: float = 60) -> str:
         assert proc.poll() is None, log.read_text()
         time.sleep(0.1)
     raise AssertionError(f"no 'listening on' line: {log.read_text()}")
+
+
+def sockets_of(pid: int) -> set:
+    """The sockets process `pid` holds open: one more once it has accepted a connection."""
+    links = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            links.add(os.readlink(fd))
+        except FileNotFoundError:  # closed while listed
+            pass
+    return {link for link in links if link.startswith("socket:")}
 
 
 def split(source: Path, folder: Path, train_rows: int):
@@ -97,12 +109,12 @@ def cats(tmp_path_factory):
         yield run, test, url, folder / "serve.log"
 
 
-def served_table(folder: Path, table: str, target: str, train_rows: int):
+def served_table(folder: Path, table: str, target: str, train_rows: int, data_keys: str = ""):
     """A bundled table cut by rows, a small model trained on the first part, served: yields
-    (run, the held-out CSV, url)."""
+    (run, the held-out CSV, url). `data_keys`: more lines of the data section."""
     train, test = split(DATASETS / table, folder, train_rows)
     config = folder / "config.yaml"
-    config.write_text(f"seed: 0\ndata:\n  path: {train}\n  target: {target}\nmodel:\n  layers: [8]\n"
+    config.write_text(f"seed: 0\ndata:\n  path: {train}\n  target: {target}\n{data_keys}model:\n  layers: [8]\n"
                       "training:\n  iterations: 10\n")
     run = train_run(config, folder / "runs")
     with serving(run, log=folder / "serve.log") as (url, _):
@@ -117,6 +129,13 @@ def binary(tmp_path_factory):
 @pytest.fixture(scope="module")
 def regression(tmp_path_factory):
     yield from served_table(tmp_path_factory.mktemp("regression"), "diabetes.csv", "progression", 400)
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    """A regression with quantile-scaled inputs and a log1p target."""
+    yield from served_table(tmp_path_factory.mktemp("transformed"), "diabetes.csv", "progression", 400,
+                            "  scale: quantile\n  target_transform: log1p\n")
 
 
 def predicted(run, data, *options) -> pd.DataFrame:
@@ -179,6 +198,15 @@ def test_regression_agrees_with_predict(regression):
     assert "probabilities" not in answer.json() and "kept" not in answer.json()
 
 
+def test_scaling_and_target_transforms_agree_with_predict(transformed):
+    run, test, url = transformed
+    expected = predicted(run, test, "--interval", "0.9")
+    answer = post(url, content=test.read_bytes(), params={"interval": "0.9"}, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    for name, column in (("predictions", "prediction"), ("lower", "lower"), ("upper", "upper")):
+        np.testing.assert_allclose(answer.json()[name], expected[column].to_numpy(), rtol=1e-6)
+
+
 # --- what the model takes ------------------------------------------------------------------
 def test_model_describes_columns_classes_and_training_metrics(cats):
     run, _, url, _ = cats
@@ -195,13 +223,17 @@ def test_model_describes_columns_classes_and_training_metrics(cats):
 
 def test_openapi_request_schema_names_the_model_columns(cats):
     _, _, url, _ = cats
-    schema = httpx.get(f"{url}/openapi.json").json()
+    auth = {"Authorization": f"Bearer {KEY}"}
+    # the schema lists the columns and categories: behind the key, as /model is
+    assert httpx.get(f"{url}/openapi.json").status_code == 401 and httpx.get(f"{url}/docs").status_code == 401
+    schema = httpx.get(f"{url}/openapi.json", headers=auth).json()
     row = schema["components"]["schemas"]["Row"]["properties"]
     assert list(row) == ["x1", "x2", "color"]
     assert row["color"]["anyOf"][0] == {"type": "string"} or "blue" in row["color"]["description"]
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "text/csv"}
-    assert httpx.get(f"{url}/docs").status_code == 200
+    assert schema["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
+    assert httpx.get(f"{url}/docs", headers=auth).status_code == 200
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -272,22 +304,26 @@ def test_api_key_is_required_compared_and_never_logged(cats):
 def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(binary, tmp_path):
     run, test, _ = binary
     lines = test.read_bytes().splitlines(keepends=True)
-    sent = threading.Event()
+    sent, terminated = threading.Event(), threading.Event()
 
     def slow_body():
         yield b"".join(lines[:10])
         sent.set()
-        time.sleep(1.5)  # SIGTERM arrives while the body is still coming
+        assert terminated.wait(60)  # SIGTERM arrives while the body is still coming
+        time.sleep(0.3)
         yield b"".join(lines[10:])
 
     with serving(run, log=tmp_path / "serve.log") as (url, proc):
+        listening = sockets_of(proc.pid)
         answers = []
         client = threading.Thread(target=lambda: answers.append(
-            httpx.post(f"{url}/predict", content=slow_body(), headers={"Content-Type": "text/csv"}, timeout=30)))
+            httpx.post(f"{url}/predict", content=slow_body(), headers={"Content-Type": "text/csv"}, timeout=60)))
         client.start()
-        assert sent.wait(10)
-        time.sleep(0.3)
+        assert sent.wait(60)
+        wait_until(lambda: sockets_of(proc.pid) > listening, "the server to accept the connection")
+        time.sleep(0.3)  # and read the request's head, which came before the body's first part
         proc.send_signal(signal.SIGTERM)
+        terminated.set()
         client.join(30)
         assert proc.wait(20) == 0
     assert answers[0].status_code == 200 and len(answers[0].json()["predictions"]) == len(lines) - 1

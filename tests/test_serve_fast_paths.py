@@ -60,11 +60,11 @@ def test_rows_frame_reads_numeric_json_columns_as_the_csv_reader_would():
     from nnctl.serving.bodies import rows_frame
 
     rows = [{"x": 1, "y": "a", "z": True}, {"x": None, "y": " NA ", "z": False}, {"y": "b", "x": 2.5}]
-    frame = rows_frame(rows, ["x", "y", "z"], numeric=["x", "z"])
+    frame = rows_frame(rows, ["x", "y", "z"], numeric=["x"])
     assert frame["x"].dtype == np.float64 and np.array_equal(frame["x"].to_numpy(), [1.0, np.nan, 2.5],
                                                                equal_nan=True)
     assert frame["y"][[0, 2]].tolist() == ["a", "b"] and pd.isna(frame["y"][1])
-    assert frame["z"][:2].tolist() == [True, False] and pd.isna(frame["z"][2])  # booleans stay booleans
+    assert frame["z"][:2].tolist() == [True, False] and pd.isna(frame["z"][2])  # not a number column: as given
     alone = rows_frame([{"x": 1}, {"x": 2}], ["x"], numeric=["x"])
     assert alone["x"].tolist() == [1.0, 2.0] and list(alone.columns) == ["x"]
     huge = rows_frame([{"x": 10 ** 400}], ["x"], numeric=["x"])  # past float64: left for the encoder to refuse

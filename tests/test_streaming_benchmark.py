@@ -34,6 +34,7 @@ def test_the_generated_table_is_seeded_and_its_first_pass_runs(tmp_path):
     assert not (tmp_path / "encoded.npy").exists()
 
 
+@pytest.mark.slow
 def test_the_first_pass_figures_compare_each_file_with_pandas(tmp_path, capsys):
     bench = _load()
     found = bench.main(["--size-gb", str(40_000 / 2**30), "--generate-rows", "200", "--budget", "50MB",

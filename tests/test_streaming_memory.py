@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 pq = pytest.importorskip("pyarrow.parquet")
+pytestmark = pytest.mark.slow  # a 300 MB table in a subprocess
 
 FEATURES = 60
 ROWS = 1_200_000  # 60 float32 inputs + an int64 class: about 300 MB encoded

@@ -71,6 +71,7 @@ def test_a_sweep_writes_the_contractsmake_folder(tmp_path):
     assert len(json.loads(cli("runs", folder / "trials", "--json").stdout)) == 4
 
 
+@pytest.mark.slow
 def test_optunas_log_goes_to_each_sweeps_own_file_only_while_it_runs(tmp_path):
     import logging
 
@@ -93,6 +94,7 @@ def test_best_yaml_reproduces_the_best_trial_bit_for_bit(tmp_path):
                 assert a[key].tobytes() == b[key].tobytes(), key
 
 
+@pytest.mark.slow
 def test_the_same_file_proposes_the_same_trials(tmp_path):
     sweep = write_sweep(tmp_path, SMALL.replace("method: random", "method: tpe"))
     first = trials(run(sweep, tmp_path / "a").stdout.strip())
@@ -200,6 +202,7 @@ def test_json_lines_then_a_summary(tmp_path):
     assert lines[-1].startswith(str(tmp_path / "runs"))
 
 
+@pytest.mark.slow
 def test_interrupt_keeps_finished_trials_and_resume_continues(tmp_path):
     sweep = write_sweep(tmp_path, """method: random
 trials: 6
@@ -259,6 +262,7 @@ def test_the_bundled_sweep_file_and_the_committed_schema():
 
 
 # --- folds --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cv_writes_folds_and_a_summary(tmp_path):
     result = cli("cv", CONFIGS / "iris.yaml", "--folds", "5", "--runs-dir", tmp_path, "--workers", "2", "--json",
                  "--set", "training.iterations=20")

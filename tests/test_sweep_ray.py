@@ -20,11 +20,22 @@ import pytest
 from .conftest import CONFIGS
 
 IN_NAMESPACE = os.environ.get("NNCTL_LOOPBACK_ONLY") == "1"
+pytestmark = pytest.mark.slow  # a Ray cluster per test
 
 
-def _ray_processes() -> list[str]:
+def _ray_processes(netns: str | None = None) -> list[str]:
+    """Ray's processes left in network namespace `netns` (default: this process's): only this
+    test's, not those of tests that other workers or other checkouts run beside it."""
+    netns = netns or os.readlink("/proc/self/ns/net")
     found = subprocess.run(["pgrep", "-af", "raylet|gcs_server"], capture_output=True, text=True).stdout
-    return [line for line in found.splitlines() if "pgrep" not in line]
+    left = []
+    for line in found.splitlines():
+        try:
+            if "pgrep" not in line and os.readlink(f"/proc/{line.split()[0]}/ns/net") == netns:
+                left.append(line)
+        except OSError:  # it ended while listed
+            pass
+    return left
 
 
 def in_loopback_namespace(test):
@@ -40,13 +51,14 @@ def in_loopback_namespace(test):
                 pytest.skip(f"{module} is not installed (pip install -e '.[test]')")
         if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
             pytest.skip("needs root, unshare and ip for a loopback-only network namespace, which Ray tests run in")
-        script = (f'ip link set lo up && exec "{sys.executable}" -m pytest -q -p no:cacheprovider -x '
-                  f'"{__file__}::{test.__name__}"')
+        netns = tmp_path / "netns"
+        script = (f'ip link set lo up && readlink /proc/self/ns/net > "{netns}" && '
+                  f'exec "{sys.executable}" -m pytest -q -p no:cacheprovider -x "{__file__}::{test.__name__}"')
         result = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True, timeout=600,
                                 env={**os.environ, "NNCTL_LOOPBACK_ONLY": "1"}, cwd=Path(__file__).parent.parent)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
         assert "1 passed" in result.stdout, result.stdout[-2000:]
-        assert _ray_processes() == []  # the cluster is gone, whatever happened inside
+        assert _ray_processes(netns.read_text().strip()) == []  # the cluster is gone, whatever happened inside
     wrapper.__name__ = test.__name__
     return wrapper
 

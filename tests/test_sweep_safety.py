@@ -107,6 +107,7 @@ class StopAfter:
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_an_interrupted_random_sweep_resumes_where_it_stopped(tmp_path):
     from nnctl.sweep.driver import run_sweep
 
@@ -120,6 +121,7 @@ def test_an_interrupted_random_sweep_resumes_where_it_stopped(tmp_path):
     assert len(set(learning_rates(whole))) == 6
 
 
+@pytest.mark.slow
 def test_a_trial_killed_mid_run_is_run_again_with_its_parameters(tmp_path):
     """As after kill -9: the journal holds a trial still `running`."""
     from nnctl.sweep.driver import _study, run_sweep
@@ -137,6 +139,7 @@ def test_a_trial_killed_mid_run_is_run_again_with_its_parameters(tmp_path):
     assert killed.params["training.learning_rate"] in rates
 
 
+@pytest.mark.slow
 def test_a_random_sweep_never_repeats_parameters(tmp_path):
     """Two combinations, five trials asked for: each runs once (a trial is deterministic)."""
     result = cli("sweep", write_sweep(tmp_path, """method: random
@@ -241,6 +244,7 @@ def started_trial(runs: Path):
     return any(runs.glob("*/trials/.tmp-*")) or any(runs.glob("*/trials/0*"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("sig, ignore_sigint", [(signal.SIGTERM, False), (signal.SIGINT, True)])
 def test_sigterm_or_an_ignored_sigint_stops_a_sweep_like_ctrl_c(tmp_path, sig, ignore_sigint):
@@ -263,6 +267,7 @@ def test_sigterm_or_an_ignored_sigint_stops_a_sweep_like_ctrl_c(tmp_path, sig, i
     assert not list((folder / "trials").glob(".tmp-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal and /proc")
 def test_workers_die_with_a_killed_sweep_and_resume_finishes_it(tmp_path):
     runs = tmp_path / "runs"
@@ -282,6 +287,7 @@ def test_workers_die_with_a_killed_sweep_and_resume_finishes_it(tmp_path):
     assert len(rates) == 6 and len(set(rates)) == 6
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_an_interrupted_cv_stops_its_workers_and_leaves_no_folder(tmp_path):
     runs = tmp_path / "runs"
@@ -341,6 +347,7 @@ def test_a_higher_is_better_metric_is_maximized_unless_the_goal_says_otherwise(w
     assert load_sweep(path)["metric"]["goal"] == goal
 
 
+@pytest.mark.slow
 def test_cv_with_early_stopping_says_its_scores_are_optimistic(tmp_path):
     result = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--runs-dir", tmp_path, "--workers", "1", "--json",
                  "--set", "training.iterations=5", "--set", "training.early_stopping={patience: 2}")

@@ -29,6 +29,7 @@ def source_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def source_sweep(tmp_path_factory):
+    pytest.importorskip("optuna")  # the sweep extra
     folder = tmp_path_factory.mktemp("tamper-sweep")
     sweep = folder / "s.yaml"
     sweep.write_text(f"config: {CONFIGS / 'iris.yaml'}\nmethod: random\ntrials: 2\nseed: 0\n"

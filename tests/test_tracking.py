@@ -19,6 +19,7 @@ from .conftest import CONFIGS, DATASETS, hide_package
 
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install \"nnctl[mlflow]\")")
 MLFLOW = Path(sys.executable).with_name("mlflow")
+pytestmark = pytest.mark.slow  # a real mlflow server, and MLflow's imports
 
 
 def free_port() -> int:

@@ -18,6 +18,12 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 
+class UnknownCategory(str, enum.Enum):
+    """predict's and serve's --unknown-category: what a category training never saw does."""
+    error = "error"
+    ignore = "ignore"
+
+
 class ExitCode(enum.IntEnum):
     """What nnctl's exit status means, for scripts and CI (as httpie's ExitStatus)."""
     OK = 0

@@ -36,34 +36,57 @@ def schema(
 def init(
     path: Path = typer.Argument(Path("nnctl.yaml"), metavar="[PATH]", help="Where to write the config"),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file"),
+    data: Path = typer.Option(None, "--data", metavar="FILE", help="A table (CSV, Parquet, folder) to write the config for"),
+    target: str = typer.Option(None, "--target", metavar="COL", help="With --data: the column to predict"),
 ):
-    """Write a commented starter config, and a copy of the Iris data beside it (iris.csv) that
-    it trains on as-is.
+    """Write a commented config with the tabular recipe (docs/quality.md). With --data and
+    --target, for that table: its task, categoricals, ID-like columns left out, scaling and the
+    target's transform, each with the reason; without, for a copy of the Iris data written
+    beside it (iris.csv).
 
-    Example: nnctl init my.yaml && nnctl train my.yaml
+    Example: nnctl init my.yaml --data sales.csv --target revenue && nnctl train my.yaml
     """
     import shutil
 
     from ..atomic import write_text_atomic
-    from ..config.schema import starter_config
+    from ..config.recipe import recipe_config
     from ..errors import NnctlError
 
     if path.exists() and not force:
         raise NnctlError("file exists", str(path), "pass --force to overwrite it")
+    if (data is None) != (target is None):
+        given, missing = ("--data", "--target") if target is None else ("--target", "--data")
+        raise NnctlError(f"{given} needs {missing} too", missing,
+                         "e.g. nnctl init my.yaml --data table.csv --target price")
+    if data is not None:
+        from ..commands.initconfig import config_for_table
+
+        text = config_for_table(path, data, target)
+        _make_folder(path)
+        write_text_atomic(path, text)
+        sys.stderr.write(f"wrote {path} for {data}; train it with: nnctl train {path}\n")
+        return
     iris = Path(__file__).resolve().parent.parent / "examples" / "iris.csv"
     data = path.parent / iris.name
     if data.exists() and data.read_bytes() != iris.read_bytes() and not force:
         raise NnctlError("another iris.csv is already there", str(data),
                          "pass --force to overwrite it, or write the config into another folder")
-    try:  # `init experiments/a/cfg.yaml` makes its folders, as `mkdir -p` would
+    _make_folder(path)
+    if not data.exists() or force:
+        shutil.copyfile(iris, data)
+    write_text_atomic(path, recipe_config(data.name, "species"))
+    sys.stderr.write(f"wrote {path} and the data it trains on, {data}; train it with: nnctl train {path}\n")
+
+
+def _make_folder(path: Path) -> None:
+    """`init experiments/a/cfg.yaml` makes its folders, as `mkdir -p` would."""
+    from ..errors import NnctlError
+
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise NnctlError("cannot make the config's folder: a file has that name", str(path.parent),
                          "choose another path")
-    if not data.exists() or force:
-        shutil.copyfile(iris, data)
-    write_text_atomic(path, starter_config(data.name, "species"))
-    sys.stderr.write(f"wrote {path} and the data it trains on, {data}; train it with: nnctl train {path}\n")
 
 
 @app.command(name="runs")

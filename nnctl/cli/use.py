@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from ..jsonfmt import dumps
-from . import app, errors_handled, ExitCode, parse_limits
+from . import app, errors_handled, ExitCode, parse_limits, UnknownCategory
 
 
 STRICT_RANGE_HELP = ("Refuse (exit 2) a table with a numeric value far outside what training saw (beyond the "
@@ -30,6 +30,7 @@ def predict(
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add prediction_set, the classes (joined by |) of a split-conformal set that holds the true class for a share L of rows; needs a validation part at training time"),
     strict_range: bool = typer.Option(False, "--strict-range", help=STRICT_RANGE_HELP),
     spread: bool = typer.Option(False, "--spread", help="An ensemble (model.ensemble): add the members' standard deviation per row, spread (regression) or spread_<class> (of each probability)"),
+    unknown_category: Optional[UnknownCategory] = typer.Option(None, "--unknown-category", help="A category training never saw: error, or ignore (it adds nothing: an all-zero one-hot, the zero row of an embedding, as under data.unknown_category: ignore). Default: the model's data.unknown_category"),
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
 
@@ -45,7 +46,8 @@ def predict(
     loaded = load_model(model)
     ranges = range_check(loaded, data, strict_range)
     frames = predict_frames(loaded, data, proba, threshold=threshold, keep=keep or (), positive=positive,
-                            interval=interval, sets=sets, ranges=ranges, spread=spread)
+                            interval=interval, sets=sets, ranges=ranges, spread=spread,
+                            unknown=unknown_category and unknown_category.value)
     write_csv_frames(frames, output)
     _range_warnings(ranges)
     _conformal_note(loaded, interval, sets)

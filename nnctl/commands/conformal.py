@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from ..data.scaling import is_linear, link, unlink
 from ..errors import NnctlError
 from ..nn.conformal import NORMALIZED_SCORE, conformal_quantile, quantile_rank
 
@@ -93,8 +94,9 @@ class ConformalColumns:
     of each row's value (rows,): the interval is then ŷ ∓ q·(σ + floor)."""
 
     def __init__(self, option: str | None = None, q: float | None = None, labels=None, level: float | None = None,
-                 floor: float | None = None):
+                 floor: float | None = None, target=None):
         self.option, self.q, self.labels, self.level, self.floor = option, q, labels, level, floor
+        self.target = target  # the regression's target scaler: intervals are made in its link's space
         self.names = {"--interval": ("lower", "upper"), "--sets": ("prediction_set",), None: ()}[option]
 
     @property
@@ -111,7 +113,7 @@ class ConformalColumns:
         from ..nn.conformal import intervals, prediction_sets
 
         if self.option == "--interval":
-            frame["lower"], frame["upper"] = intervals(outputs, self.half_width(spread))
+            frame["lower"], frame["upper"] = self.bounds(outputs, spread)
         elif self.option == "--sets":
             # few distinct sets occur among many rows: join each distinct one once
             patterns, inverse = np.unique(prediction_sets(outputs, self.q), axis=0, return_inverse=True)
@@ -120,6 +122,17 @@ class ConformalColumns:
             frame["prediction_set"] = texts[inverse.reshape(-1)]
 
 
+    def bounds(self, values, spread=None):
+        """(lower, upper) around predicted values (rows,): ŷ ∓ q (q·(σ + floor) for normalized
+        scores), or for a log1p or quantile target g⁻¹(g(ŷ) ∓ q), which covers y exactly when
+        g(y) is within q of g(ŷ)."""
+        from ..nn.conformal import intervals
+
+        if is_linear(self.target):
+            return intervals(values, self.half_width(spread))
+        lower, upper = intervals(link(values, self.target), self.q)
+        return unlink(lower, self.target), unlink(upper, self.target)
+
     def coverage(self, y, outputs, spread=None) -> dict:
         """`evaluate`'s keys on a labelled table: `level`, the empirical `coverage`, and
         `mean_width` (regression: y and values (rows,), and the spread (rows,) for normalized
@@ -127,6 +140,13 @@ class ConformalColumns:
         (rows, classes)); {} without an option."""
         from ..nn.conformal import interval_coverage, set_coverage
 
+        if self.option == "--interval" and self.target and not is_linear(self.target):
+            import numpy as np
+
+            lower, upper = self.bounds(np.asarray(outputs, np.float64))
+            y = np.asarray(y, np.float64)
+            covered, width = float(np.mean((lower <= y) & (y <= upper))), float(np.mean(upper - lower))
+            return {"level": self.level, "coverage": covered, "mean_width": width}
         if self.option == "--interval":
             covered, width = interval_coverage(y, outputs, self.half_width(spread))
             return {"level": self.level, "coverage": covered, "mean_width": width}
@@ -146,5 +166,6 @@ def conformal_columns(model, interval: float | None = None, sets: float | None =
             labels = None
             if option == "--sets":
                 q, labels = q + SET_TOLERANCE, set_labels(model)
-            columns = ConformalColumns(option, q, labels, level, spread_floor_of(model) if option == "--interval" else None)
+            columns = ConformalColumns(option, q, labels, level, spread_floor_of(model) if option == "--interval" else None,
+                                       model.meta.get("target_scaler"))
     return columns

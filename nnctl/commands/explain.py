@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.scaling import from_training
 from ..errors import NnctlError, did_you_mean
 from ..nn.embedding import Embedding
 from ..nn.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
@@ -307,10 +308,7 @@ def run_importance(model, dataset, test_path, seed: int = SEED) -> dict | None:
     elif len(dataset.X_val):
         y = np.asarray(dataset.y_val)
         if model.task == "regression":  # the dataset holds it scaled; metrics are in its units
-            scaler = model.meta.get("target_scaler")
-            y = y.astype(np.float64).reshape(len(y), -1)[:, 0]
-            if scaler:
-                y = y * scaler["scale"][0] + scaler["offset"][0]
+            y = from_training(y.astype(np.float64).reshape(len(y), -1), model.meta.get("target_scaler"))[:, 0]
         parts, part = [(dataset.X_val, y)], "validation"
     else:
         return None

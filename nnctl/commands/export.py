@@ -3,17 +3,25 @@ and probabilities (or values in the target's units) out — built with the `onnx
 optional `onnx` extra). The graph does, in `predict`'s order:
 
 1. the missing-value fill of `missing: mean` models (NaN numbers, empty-string categories);
-2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder; an unknown
-   category gives all zeros under `unknown_category: ignore`, and fails the run under `error`),
-   or for an embedded column its category code (LabelEncoder to int64, as a float);
-3. scaling, (x - offset) / scale;
+2. one-hot encoding of categorical columns (ai.onnx.ml LabelEncoder + OneHotEncoder), or for an
+   embedded column its category code (LabelEncoder to int64, as a float). A category training
+   never saw, under `unknown_category: ignore` (or `export --unknown-category ignore`), is the
+   all-zero one-hot or the embedding's zero row, as `predict` reads it. Under `error` it fails
+   the whole run, every row of the batch, as `predict` fails the file: onnxruntime raises
+   "Unknown Category and zeros = 0" from the OneHotEncoder, or for an embedded column
+   "indices element out of data bounds, idx=n+1" from the Gather (the code past the table's end
+   that `_code` gives it): ONNX has no operator that fails with a message of its own;
+3. scaling, (x - offset) / scale, then robust scaling's smooth clip or quantile scaling's
+   interpolation (found without a search operator: a value's segment is how many knots it
+   reaches; the graph holds a [N, inputs, knots] comparison, so feed large tables in batches);
 4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
    norm a LayerNormalization, or its parts below opset 17, dropout nothing, an embedding a Gather
    of its tables' rows by the codes);
 5. the output: the logits divided by the model's temperature (training.calibration), then
    softmax probabilities, the sigmoid's two columns, or the regression value mapped
-   back to the target's units; and the class label.
+   back to the target's units (through expm1 or the inverse quantile map for a log1p or
+   quantile target); and the class label.
 
 An ensemble (`model.ensemble: K`) is one graph too: each layer's arrays keep their member axis,
 so the first dense layer is one MatMul of the rows [N, F] against the members' weights
@@ -30,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..data.scaling import SMOOTH_CLIP, is_linear, quantile_tables
 from ..errors import NnctlError
 from ..nn.activations import ELU_ALPHA, LEAKY_SLOPE
 
@@ -221,8 +230,9 @@ LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer, "batch_norm":
                  "dropout": lambda g, layer, i, x, opset: x}  # dropout: the identity outside training, no node
 
 
-def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
-    """Graph inputs and the encoded input matrix (rows, inputs), before scaling."""
+def _inputs(g: _Graph, model, onnx, unknown: str) -> tuple[list, str]:
+    """Graph inputs and the encoded input matrix (rows, inputs), before scaling; `unknown`:
+    what a category training never saw does (error | ignore)."""
     helper, encoder = g.helper, model.encoder
     elem = onnx.TensorProto.DOUBLE if g.dtype == np.float64 else onnx.TensorProto.FLOAT
     fill = encoder.fill or {}
@@ -239,10 +249,9 @@ def _inputs(g: _Graph, model, onnx) -> tuple[list, str]:
         if column in encoder.categories:
             inputs.append(helper.make_tensor_value_info(names[column], onnx.TensorProto.STRING, ["N", 1]))
             if column in encoder.embedding:
-                pieces.append(_code(g, names[column], encoder.categories[column], fill.get(column), encoder.unknown))
+                pieces.append(_code(g, names[column], encoder.categories[column], fill.get(column), unknown))
             else:
-                pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column),
-                                       encoder.unknown))
+                pieces.append(_one_hot(g, names[column], encoder.categories[column], fill.get(column), unknown))
         else:
             inputs.append(helper.make_tensor_value_info(names[column], elem, ["N", 1]))
             x = names[column]
@@ -283,11 +292,13 @@ def _one_hot(g: _Graph, column: str, categories: list, fill, unknown: str) -> st
 
 
 def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: float | None = None,
-               sets: float | None = None, threshold: float | None = None):
+               sets: float | None = None, threshold: float | None = None, unknown: str | None = None):
     """The ONNX ModelProto of a loaded nnctl Model (see the module docstring); with `interval`
     L (regression) also the outputs `lower` and `upper`, with `sets` L (classification)
     `prediction_set`, as `nnctl predict --interval` / `--sets` give them. Two classes: `label`
-    is decided at `threshold`, else at the model's saved threshold, as predict decides it."""
+    is decided at `threshold`, else at the model's saved threshold, as predict decides it.
+    `unknown` (error | ignore) overrides the model's unknown_category, as predict
+    --unknown-category does."""
     from .conformal import conformal_columns
     from .predict import check_threshold, effective_threshold
 
@@ -307,10 +318,9 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     dtype = np.dtype(network.dtype).type
     categorical = bool(model.encoder.categories)
     g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"]).values() if categorical else ["features"])
-    inputs, x = _inputs(g, model, onnx)
-    scaler = meta["scaler"]
-    x = g.op("Div", [g.op("Sub", [x, g.const(scaler["offset"], "offset")]), g.const(scaler["scale"], "scale")],
-             "scaled")
+    unknown = unknown or model.encoder.unknown
+    inputs, x = _inputs(g, model, onnx, unknown)
+    x = _scaled(g, meta["scaler"], x)
     for i, layer in enumerate(network.layers):
         if layer.type not in LAYER_EXPORTS:
             raise NnctlError(f"layer {i} is of type '{layer.type}', which has no ONNX form in this nnctl",
@@ -326,7 +336,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
-                              doc_string=_doc(model))
+                              doc_string=_doc(model, unknown))
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     import json
 
@@ -344,6 +354,49 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     helper.set_model_props(proto, info)
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+def _scaled(g: _Graph, scaler: dict, x: str) -> str:
+    """The feature scaler (data/scaling.py): (x − offset) / scale, then robust's smooth clip or
+    quantile's interpolation on the inputs they map."""
+    x = g.op("Div", [g.op("Sub", [x, g.const(scaler["offset"], "offset")]), g.const(scaler["scale"], "scale")],
+             "scaled")
+    width = len(scaler["offset"])
+    if scaler.get("kind") == "robust" and scaler.get("clipped"):
+        mask = np.zeros((1, width), dtype=bool)
+        mask[0, scaler["clipped"]] = True
+        ratio = g.op("Div", [x, g.const(scaler.get("clip", SMOOTH_CLIP), "clip")])
+        root = g.op("Sqrt", [g.op("Add", [g.const(1.0, "one"), g.op("Mul", [ratio, ratio])])])
+        x = g.op("Where", [g.const(mask, "clipped", bool), g.op("Div", [x, root]), x], "clipped")
+    elif scaler.get("kind") == "quantile" and scaler.get("quantiles"):
+        tables = quantile_tables(scaler, width)
+        x = g.op("Where", [g.const(tables[-1][None, :], "mapped", bool), _interp(g, x, tables[:-1]), x], "quantiles")
+    return x
+
+
+def _interp(g: _Graph, x: str, tables) -> str:
+    """np.interp of each column of x (N, D) through its own knots, without a search operator:
+    the segment of a value is how many inner knots it reaches (see scaling.quantile_tables)."""
+    inner, low, high, start, score, slope = tables
+    width, segments = start.shape
+    x = g.op("Min", [g.op("Max", [x, g.const(low, "low")]), g.const(high, "high")], "inside")
+    reached = g.op("GreaterOrEqual", [g.op("Unsqueeze", [x, g.const([2], "axis", np.int64)]), g.const(inner, "inner")])
+    count = g.op("ReduceSum", [g.op("Cast", [reached], to=7), g.const([2], "axis", np.int64)], keepdims=0)
+    index = g.op("Add", [count, g.const(np.arange(width)[None, :] * segments, "rows", np.int64)], "segment")
+    at = [g.op("Gather", [g.const(t.reshape(-1), name), index], name) for t, name in
+          ((start, "start"), (score, "score"), (slope, "slope"))]
+    return g.op("Add", [at[1], g.op("Mul", [at[2], g.op("Sub", [x, at[0]])])], "interp")
+
+
+def _unlinked(g: _Graph, scaler: dict, v: str) -> str:
+    """g⁻¹(v) of the target transform (data/scaling.py): expm1 for log1p, the inverse quantile map."""
+    kind = scaler.get("kind", "standard")
+    if kind == "log1p":
+        return g.op("Sub", [g.op("Exp", [v]), g.const(1.0, "one")], "expm1")
+    if kind == "quantile":
+        maps = {str(k): [scores, knots] for k, (knots, scores) in enumerate(zip(scaler["knots"], scaler["scores"]))}
+        return _interp(g, v, quantile_tables({"quantiles": maps}, len(maps))[:-1])
+    return v
 
 
 def _over_members(g: _Graph, x: str, opset: int, keepdims: int = 0) -> str:
@@ -388,7 +441,9 @@ def _outputs(g: _Graph, model, x: str, onnx, elem, threshold: float | None = Non
         scaler = model.meta.get("target_scaler")
         if scaler:
             x = g.op("Add", [g.op("Mul", [x, g.const(scaler["scale"], "target_scale")]),
-                             g.const(scaler["offset"], "target_offset")])
+                             g.const(scaler["offset"], "target_offset")], "linked")
+            g.linked = x
+            x = _unlinked(g, scaler, x)
         g.nodes.append(helper.make_node("Reshape", [x, g.const([-1], "flat", np.int64)], ["prediction"]))
         return [helper.make_tensor_value_info("prediction", elem, ["N"])]
     classes = model.classes
@@ -420,10 +475,17 @@ def _outputs(g: _Graph, model, x: str, onnx, elem, threshold: float | None = Non
 
 
 def _conformal_outputs(g: _Graph, conformal, onnx, elem, spread: str | None = None) -> list:
-    """`lower` and `upper` [N], the prediction ∓ q, or `prediction_set` [N, classes], true
-    where 1 − p ≤ q: the constant q of split conformal, computed once from the model's scores.
-    Normalized scores: the half-width is q·(σ + floor), σ the members' `spread` [N]."""
+    """`lower` and `upper` [N], the prediction ∓ q (for a log1p or quantile target g⁻¹(g(ŷ) ∓ q)),
+    or `prediction_set` [N, classes], true where 1 − p ≤ q: the constant q of split conformal,
+    computed once from the model's scores. Normalized scores: the half-width is q·(σ + floor),
+    σ the members' `spread` [N]."""
     helper = g.helper
+    if conformal.option == "--interval" and not is_linear(conformal.target):
+        q, flat = g.const(conformal.q, "half_width"), g.const([-1], "flat", np.int64)
+        for name, op in (("lower", "Sub"), ("upper", "Add")):
+            bound = _unlinked(g, conformal.target, g.op(op, [g.linked, q]))
+            g.nodes.append(helper.make_node("Reshape", [bound, flat], [name]))
+        return [helper.make_tensor_value_info(name, elem, ["N"]) for name in ("lower", "upper")]
     if conformal.option == "--interval":
         q = g.const(conformal.q, "half_width")
         if spread is not None:
@@ -440,11 +502,15 @@ def _conformal_outputs(g: _Graph, conformal, onnx, elem, spread: str | None = No
     return []
 
 
-def _doc(model) -> str:
+def _doc(model, unknown: str) -> str:
     meta = model.meta
     if model.encoder.categories:
         how = ("one input per column, named after it, shape [N, 1]: numbers as floats (NaN for missing), "
-               "categories as strings (an empty string, 'nan' or 'None' for missing)")
+               "categories as strings (an empty string, 'nan' or 'None' for missing; "
+               + ("a category training never saw adds nothing, as an all-zero one-hot)" if unknown == "ignore" else
+                  "a category training never saw fails the whole run: onnxruntime's 'Unknown Category and "
+                  "zeros = 0', or 'indices element out of data bounds' for an embedded column; export with "
+                  "--unknown-category ignore to read it as adding nothing)"))
         renamed = {n: c for c, n in input_names(meta["features"]).items() if n != c}
         if renamed:
             how += " (named like an output, " + ", ".join(f"column '{c}' is input '{n}'" for n, c in renamed.items()) + ")"
@@ -461,7 +527,7 @@ def _doc(model) -> str:
 
 
 def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: float | None = None,
-                 sets: float | None = None, threshold: float | None = None) -> Path:
+                 sets: float | None = None, threshold: float | None = None, unknown: str | None = None) -> Path:
     """Write the ONNX file of a run folder's (or model.npz's) model; returns its path
     (default `<run>/model.onnx`). `interval` / `sets`: add the conformal outputs (see build_onnx)."""
     from ..atomic import atomic_file
@@ -471,7 +537,7 @@ def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: 
     output = Path(output) if output is not None else Path(model.path).parent / "model.onnx"
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. model.onnx")
-    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets, threshold)
+    proto = build_onnx(model, opset, Path(model.path).parent.name, interval, sets, threshold, unknown)
     try:
         with atomic_file(output, "wb") as fh:
             fh.write(proto.SerializeToString())

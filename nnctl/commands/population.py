@@ -45,6 +45,8 @@ def population_problem(cfgs: list[Config], datasets: list) -> str | None:
         return "each run is an ensemble already (model.ensemble > 1)"
     if any(cfg.to_dict() | {"seed": 0} != first.to_dict() | {"seed": 0} for cfg in cfgs[1:]):
         return "their configs differ in more than the seed"
+    if first.training.schedule["name"] == "plateau":
+        return "a plateau schedule lowers each run's learning rate on its own validation scores"
     why = same_shapes(datasets)
     if why is not None:
         return why

@@ -87,7 +87,7 @@ def saved_threshold_note(model, threshold) -> str | None:
 
 def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None = None, threshold=None,
                    keep=(), positive=None, interval: float | None = None, sets: float | None = None, ranges=None,
-                   spread: bool = False):
+                   spread: bool = False, unknown: str | None = None):
     """DataFrames of predictions for the table, one per chunk of rows: the `keep` columns first,
     exactly as written; then `prediction` (original labels, or numbers for regression) and with
     `proba` one `p_<class>` column per class; with `interval` L (regression) `lower` and `upper`,
@@ -95,8 +95,10 @@ def predict_frames(model, data_path, proba: bool = False, chunk_rows: int | None
     (see `commands/conformal.py`); with `spread` (an ensemble) the members' standard deviation,
     `spread` or `spread_<class>`. Columns are matched by name; extra columns are ignored,
     missing ones are an error. `ranges` (a `data.ranges.RangeCheck`) counts the rows far outside
-    what training saw."""
-    options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets, spread)
+    what training saw. `unknown` (error | ignore) overrides the model's `unknown_category`:
+    ignore reads a category training never saw as the model trained with
+    `unknown_category: ignore` would (all-zero one-hot, the zero row of an embedding)."""
+    options = PredictOptions(proba, threshold, tuple(keep), positive, interval, sets, spread, unknown)
     chosen = check_options(model, options)
     keep = options.kept()
     as_text = [c for c in keep if c not in model.encoder.features]
@@ -117,6 +119,7 @@ class PredictOptions:
     interval: float | None = None  # conformal level: `lower`, `upper` (regression)
     sets: float | None = None  # conformal level: `prediction_set` (classification)
     spread: bool = False  # an ensemble's members' standard deviation: `spread` or `spread_<class>`
+    unknown: str | None = None  # error | ignore: an unseen category; None: the model's unknown_category
 
     def conformal(self, model):
         """The conformal columns these options add (none without `interval`/`sets`)."""
@@ -169,7 +172,7 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
     what `nnctl serve` answers from without building a DataFrame it would only take apart.
     `ranges`: a `data.ranges.RangeCheck` the chunk's inputs are counted in (or None)."""
     conformal = options.conformal(model)
-    X = model.inputs(chunk, where)
+    X = model.inputs(chunk, where, options.unknown)
     if ranges is not None:
         ranges.add(X, chunk.index)
     spread = model.spread_from_inputs(X) if options.spread or conformal.needs_spread else None
@@ -220,7 +223,8 @@ def _where(data_path) -> str:
 
 
 def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep=(), positive=None,
-                interval: float | None = None, sets: float | None = None, spread: bool = False):
+                interval: float | None = None, sets: float | None = None, spread: bool = False,
+                unknown: str | None = None):
     """All predictions for a table as one DataFrame (see `predict_frames`)."""
     import pandas as pd
 
@@ -228,7 +232,7 @@ def predict_csv(model_path, data_path, proba: bool = False, threshold=None, keep
 
     model = load_model(model_path)
     frames = list(predict_frames(model, data_path, proba, threshold=threshold, keep=keep, positive=positive,
-                                 interval=interval, sets=sets, spread=spread))
+                                 interval=interval, sets=sets, spread=spread, unknown=unknown))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"prediction": []})
 
 

@@ -95,7 +95,7 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
     network = build_network(cfg, dataset, fresh=resume is not None)
     check_batches(cfg, network, dataset)
     check_calibration(cfg, dataset)
-    check_conformal(cfg.training.conformal, dataset.task, network.members)
+    check_conformal(cfg.training.conformal, dataset.task, network.members, dataset.target_scaler)
     digest = _checked_digest(cfg, dataset, resume)
     if options.should_stop is not None and options.should_stop():
         raise NothingTrained(NOTHING)
@@ -238,6 +238,7 @@ def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
     compare it."""
     import numpy as np
 
+    from ..data.scaling import from_training, is_linear
     from ..nn.losses import loss_for
 
     scaler = dataset.target_scaler
@@ -246,15 +247,14 @@ def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
             chunks = dataset.parts[part].chunks() if getattr(dataset, "streamed", False) else [(X, y)]
             errors = []
             for X, y in chunks:
-                truth = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
-                if scaler:
-                    truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+                truth = from_training(np.asarray(y, dtype=np.float64).reshape(len(y), -1), scaler)
                 errors.append(_error_sums(truth.reshape(-1), model.values_from_inputs(X).reshape(-1)))
             n, squared, absolute = np.sum(errors, axis=0)
             metrics[part].update({"mse": squared / n, "rmse": float(np.sqrt(squared / n)), "mae": absolute / n})
     scale = float(np.asarray(scaler["scale"]).reshape(-1)[0]) if scaler else 1.0
-    metrics["target_units"] = {"target": cfg.data.target, "scale": scale,
-                               "loss": loss_for("regression", None, cfg.training.loss)}
+    # a log1p or quantile target's loss has no single factor to the target's units
+    loss = loss_for("regression", None, cfg.training.loss) if is_linear(scaler) else f"on a {scaler['kind']} target"
+    metrics["target_units"] = {"target": cfg.data.target, "scale": scale, "loss": loss}
 
 
 def _error_sums(truth, predicted) -> tuple[float, float, float]:

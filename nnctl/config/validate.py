@@ -154,6 +154,12 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
             and not cfg["data"]["validation_path"]:
         checker.fail(["training", "early_stopping", "metric"], f"{stop['metric']} needs a validation part",
                      "set data.validation_split > 0 or data.validation_path, or metric: train_loss")
+    schedule = training["schedule"]
+    if schedule["name"] == "plateau" and stop and schedule["patience"] >= stop["patience"]:
+        checker.fail(["training", "schedule", "patience"],
+                     f"is {schedule['patience']}, not below early stopping's patience ({stop['patience']}): "
+                     "training would stop before the learning rate is ever reduced",
+                     "make the plateau patience smaller than training.early_stopping.patience, e.g. half of it")
     _check_calibration(checker, cfg)
     features, exclude, target = cfg["data"]["features"], cfg["data"]["exclude"], cfg["data"]["target"]
     if features and target in features:

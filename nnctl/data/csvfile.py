@@ -15,6 +15,7 @@ import stat
 import sys
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -24,6 +25,7 @@ from ..errors import NnctlError, did_you_mean
 SNIFFED_DELIMITERS = ",;\t|"
 STDIN = "-"
 HEAD_BYTES = 65536
+HEADER_BYTES = 64 << 20  # a header line longer than this is not a table's (1M columns of 60 characters)
 SCAN_BYTES = 1 << 20  # bytes decoded at a time when a file's encoding is checked
 # a character of two to four bytes as UTF-8 writes it; Latin-1 text almost never holds these pairs
 # (an accented capital followed by a symbol such as ©), so a file with them and with bytes that are
@@ -31,8 +33,13 @@ SCAN_BYTES = 1 << 20  # bytes decoded at a time when a file's encoding is checke
 UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 # magic bytes -> (compression pandas understands, opener of the decompressed stream)
+def _gunzip(source):
+    # GzipFile's first argument is a file name: a stream read into memory goes in as fileobj
+    return gzip.GzipFile(fileobj=source) if isinstance(source, io.IOBase) else gzip.GzipFile(source)
+
+
 COMPRESSIONS = {
-    b"\x1f\x8b": ("gzip", gzip.GzipFile),
+    b"\x1f\x8b": ("gzip", _gunzip),
     b"BZh": ("bz2", bz2.BZ2File),
     b"\xfd7zXZ\x00": ("xz", lzma.LZMAFile),
 }
@@ -78,6 +85,7 @@ def sniff_bytes(data: bytes, where: str, delimiter: str | None = None) -> CsvFil
 
 def _sniffed(source, head: bytes, where: str, delimiter: str | None) -> CsvFile:
     compression, head = _decompressed_head(source, head, where)
+    head = _whole_header(source, compression, head, where)
     if not head.strip():
         raise NnctlError("data file is empty", where)
     if b"\x00" in head:
@@ -97,11 +105,28 @@ def _sniffed(source, head: bytes, where: str, delimiter: str | None) -> CsvFile:
         delimiter = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
     header = next(csv.reader(io.StringIO(first_line), delimiter=delimiter, skipinitialspace=True), [])
     header = [h.strip() for h in header]
-    dupes = sorted({h for h in header if h and header.count(h) > 1})
+    dupes = sorted(h for h, n in Counter(header).items() if h and n > 1)  # not header.count: 200,000 columns
     if dupes:
         raise NnctlError(f"the header names {', '.join(repr(d) for d in dupes)} more than once", where,
                          "rename the repeated columns")
     return CsvFile(where, source, compression, encoding, delimiter, header)
+
+
+def _whole_header(source, compression, head: bytes, where: str) -> bytes:
+    """`head`, or when it ends inside the header line (a table of many thousands of columns),
+    the file's bytes up to the end of that line: a name cut in two would read as another."""
+    if len(head) < HEAD_BYTES or b"\n" in head or b"\r" in head:
+        return head
+    line = bytearray()
+    with _text_stream(source, compression) as fh:
+        while len(line) <= HEADER_BYTES:
+            chunk = fh.read(SCAN_BYTES)
+            line += chunk
+            end = max(chunk.find(b"\n"), chunk.find(b"\r"))
+            if not chunk or end >= 0:
+                return bytes(line)
+    raise NnctlError(f"the header line is longer than {HEADER_BYTES >> 20} MB: this is not a table nnctl reads",
+                     where, "give a CSV with a header row of column names")
 
 
 def require_file(path, where: str, given_as: str) -> int:
@@ -314,9 +339,9 @@ def read_csv(csv_file: CsvFile, columns=None, chunksize=None, decimal: str = "."
                             compression=csv_file.compression, skipinitialspace=True, chunksize=chunksize,
                             low_memory=False, decimal=decimal, **text)
         if chunksize is None:
-            frame = _select(frame, columns)
+            frame = _select(frame, columns, where)
         else:
-            frame = (_select(chunk, columns) for chunk in _parsed(frame, csv_file))
+            frame = (_select(chunk, columns, where) for chunk in _parsed(frame, csv_file))
     except pd.errors.EmptyDataError:
         raise NnctlError("data file is empty", where)
     except pd.errors.ParserError as exc:
@@ -344,7 +369,14 @@ def parse_error(exc, where) -> NnctlError:
     return NnctlError(f"cannot parse the CSV: {text}", where, "check the delimiter (data.delimiter) and quoting")
 
 
-def _select(frame, columns):
+def _select(frame, columns, where):
+    import pandas as pd
+
+    if not isinstance(frame.index, pd.RangeIndex):
+        # rows with more fields than the header has names: pandas takes the first fields as an
+        # index, silently shifting every column by them
+        raise NnctlError(f"rows have more fields than the header's {len(frame.columns)} column names", where,
+                         "check the delimiter (data.delimiter), or give every column a name in the header")
     names = [str(c).strip() for c in frame.columns]
     if names != list(frame.columns):
         frame.columns = names

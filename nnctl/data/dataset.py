@@ -19,7 +19,8 @@ from .csvfile import require_columns
 from .splits import kfold_split, random_split, stratified_split  # noqa: F401 (part of this module's API)
 from .multifile import total_size
 from .tables import open_table, read_table, require_rereadable
-from .encoding import FeatureEncoder, fit_target_scaler, label_index
+from .encoding import FeatureEncoder, label_index
+from .scaling import check_log1p, fit_target, target_setting, to_training
 
 
 
@@ -245,11 +246,14 @@ def _encode(cfg, rows: _Rows, split: _Split) -> Dataset:
         counted = y_train if rows.val_where is not None else split.y
         counts = np.bincount(counted, minlength=len(split.classes))
         class_counts = {str(c): int(n) for c, n in zip(split.classes, counts)}
-    elif data.scale_target:
-        target_scaler = fit_target_scaler(y_train)
-        offset, scale = np.asarray(target_scaler["offset"]), np.asarray(target_scaler["scale"])
-        y_train = ((y_train - offset) / scale).astype(dtype)
-        y_val = ((y_val - offset) / scale).astype(dtype)
+    else:
+        kind = target_setting(data)
+        if kind == "log1p":
+            check_log1p(np.concatenate([np.ravel(y_train), np.ravel(y_val)]), data.target, rows.where)
+        target_scaler = fit_target(y_train, kind)
+        if target_scaler:
+            y_train = to_training(y_train, target_scaler).astype(dtype)
+            y_val = to_training(y_val, target_scaler).astype(dtype)
     return Dataset(X_train, y_train, X_val, y_val, rows.task, data.target, encoder, split.classes,
                    target_scaler=target_scaler, rows_read=rows.rows_read, rows_dropped=rows.rows_read - len(df),
                    class_counts=class_counts, notes=rows.notes, val_rows=rows.numbers[split.val_idx])

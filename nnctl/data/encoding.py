@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NnctlError, plain
+from .scaling import apply_scaler, fit_scaler
 
 
 def category_strings(column) -> np.ndarray:
@@ -44,6 +45,7 @@ def category_label(v) -> str:
     return str(v).strip()
 
 
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 YAML_TRUE, YAML_FALSE = {"true", "yes", "y", "on"}, {"false", "no", "n", "off"}
 
 
@@ -115,8 +117,8 @@ class FeatureEncoder:
         from .ranges import fit_ranges
 
         self.ranges = fit_ranges(X, self)
-        self.scaler = _fit_scaler(X, scale, self._onehot_mask())
-        _apply_scaler(X, self.scaler)
+        self.scaler = fit_scaler(X, scale, self._onehot_mask())
+        apply_scaler(X, self.scaler)
         self._check_range(X, where)
         return X
 
@@ -127,8 +129,11 @@ class FeatureEncoder:
             mask += [True] * len(self.categories[f]) if self._onehot_column(f) else [f in self.embedding]
         return np.array(mask, dtype=bool)
 
-    def transform(self, df, dtype=np.float32, scaled=True, where="data") -> np.ndarray:
-        """(rows, inputs) array of `df`'s feature columns, encoded and (by default) scaled."""
+    def transform(self, df, dtype=np.float32, scaled=True, where="data", unknown: str | None = None) -> np.ndarray:
+        """(rows, inputs) array of `df`'s feature columns, encoded and (by default) scaled.
+        `unknown` (error | ignore) overrides the model's `unknown_category` for these rows:
+        predict's --unknown-category."""
+        unknown = unknown or self.unknown
         X = np.empty((len(df), len(self.inputs)), dtype=dtype)
         j = 0
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by column
@@ -137,18 +142,18 @@ class FeatureEncoder:
                 X[:] = numbers
             for col in self.features if numbers is None else ():
                 if col in self.embedding:
-                    X[:, j] = self._codes(df[col], col, where)
+                    X[:, j] = self._codes(df[col], col, where, unknown)
                     j += 1
                 elif col in self.categories:
                     width = len(self.categories[col])
-                    X[:, j:j + width] = self._onehot(df[col], col, where, dtype)
+                    X[:, j:j + width] = self._onehot(df[col], col, where, dtype, unknown)
                     j += width
                 else:
                     X[:, j] = self._numeric(df[col], col, where)
                     j += 1
             self._check_range(X, where)
             if scaled:
-                _apply_scaler(X, self.scaler)
+                apply_scaler(X, self.scaler)
                 self._check_range(X, where)
         return X
 
@@ -168,6 +173,11 @@ class FeatureEncoder:
     def _numeric(self, column, col, where) -> np.ndarray:
         try:
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        except OverflowError:  # an integer of hundreds of digits, from JSON or a CSV
+            huge = [isinstance(v, int) and abs(v) > FLOAT64_MAX for v in column]  # a Python float: no overflow
+            raise NnctlError(f"column '{col}' has a number beyond ±1.8e308, too large to read"
+                             f"{_first_row(column, np.array(huge))}", where,
+                             "fix that value, or leave the cell empty", column=col, row=_row_of(column, huge))
         except (TypeError, ValueError):
             odd = [not _missing(v) and not is_number(v) for v in column]
             example = column.iloc[odd.index(True)] if True in odd else None
@@ -208,16 +218,17 @@ class FeatureEncoder:
             raise NnctlError(f"column '{col}' has values too large for {X.dtype} (beyond ±{limit:.3g})", where,
                              "rescale that column, or set training.dtype: float64", column=col)
 
-    def _onehot(self, column, col, where, dtype) -> np.ndarray:
-        codes = self._codes(column, col, where)
+    def _onehot(self, column, col, where, dtype, unknown: str) -> np.ndarray:
+        codes = self._codes(column, col, where, unknown)
         onehot = np.zeros((len(codes), len(self.categories[col])), dtype=dtype)
         rows = np.flatnonzero(codes < len(self.categories[col]))
         onehot[rows, codes[rows]] = 1
         return onehot
 
-    def _codes(self, column, col, where) -> np.ndarray:
+    def _codes(self, column, col, where, unknown_as: str | None = None) -> np.ndarray:
         """Each row's category index; n (the number of categories) for one training never saw,
-        under `unknown_category: ignore`."""
+        under `unknown_as` (default `unknown_category`) ignore: the all-zero one-hot row, the
+        embedding table's last row, which is zero (nothing at training moves it)."""
         cats = self.categories[col]
         index = {c: i for i, c in enumerate(cats)}
         rows_of, names = _factorized(column)
@@ -234,13 +245,15 @@ class FeatureEncoder:
                                  f"{_first_row(column, missing)}", where,
                                  "fill them in, or train with data.missing: mean (the model then fills them itself)",
                                  column=col, row=_row_of(column, missing))
-            if self.unknown == "error":
+            if (unknown_as or self.unknown) == "error":
                 row = int(np.flatnonzero(unknown)[0])
                 first = names[rows_of[row]] if rows_of[row] >= 0 else fill
-                raise NnctlError(f"column '{col}' has the category '{first}' that training never saw "
+                way = ("predict with --unknown-category ignore (serve: unknown_category \"ignore\")" if self.saved
+                       else "train with data.unknown_category: ignore")
+                raise NnctlError(f"column '{col}' has the category {plain(first)} that training never saw "
                                  f"(data row {int(column.index[row]) + 1})", where,
-                                 f"known: {', '.join(cats[:10])}{' ...' if len(cats) > 10 else ''}; "
-                                 "or train with data.unknown_category: ignore", column=col, row=int(column.index[row]))
+                                 f"known: {', '.join(cats[:10])}{' ...' if len(cats) > 10 else ''}; or {way}",
+                                 column=col, row=int(column.index[row]))
             codes[unknown] = len(cats)
         return codes
 
@@ -290,47 +303,3 @@ def is_number(v) -> bool:
         return True
     except (TypeError, ValueError):
         return False
-
-
-def _fit_scaler(X: np.ndarray, kind: str, passthrough: np.ndarray) -> dict:
-    """offset/scale per column so that (x - offset) / scale is standardized or in [0, 1];
-    one-hot columns and constant columns pass through unscaled."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        offset, scale = _scaler_stats(X, kind)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    offset = np.where(passthrough | ~np.isfinite(offset), 0.0, offset)
-    scale = np.where(passthrough, 1.0, scale)
-    return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
-
-
-STATS_ROWS = 4096  # rows per float64 chunk when computing the standard deviation
-
-
-def _scaler_stats(X: np.ndarray, kind: str):
-    """Per-column (offset, scale) in float64, without a float64 copy of X: the mean is a
-    float64-accumulated sum, the standard deviation two passes over row chunks: as accurate as
-    `X.astype(float64).std(axis=0)`, at the cost of one chunk of memory instead of a copy."""
-    if kind == "standard" and len(X):
-        mean = X.sum(axis=0, dtype=np.float64) / len(X)
-        squares = np.zeros(X.shape[1])
-        for start in range(0, len(X), STATS_ROWS):
-            d = X[start:start + STATS_ROWS].astype(np.float64) - mean
-            squares += np.einsum("ij,ij->j", d, d)
-        return mean, np.sqrt(squares / len(X))
-    if kind == "minmax" and len(X):
-        low, high = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
-        return low, high - low
-    return np.zeros(X.shape[1]), np.ones(X.shape[1])
-
-
-def _apply_scaler(X: np.ndarray, scaler: dict) -> None:
-    X -= np.asarray(scaler["offset"], dtype=X.dtype)
-    X /= np.asarray(scaler["scale"], dtype=X.dtype)
-
-
-def fit_target_scaler(y: np.ndarray) -> dict:
-    """Standardize a regression target: (y - offset) / scale; the network's output maps back as
-    o * scale + offset."""
-    offset, scale = y.astype(np.float64).mean(axis=0), y.astype(np.float64).std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    return {"kind": "standard", "offset": offset.tolist(), "scale": scale.tolist()}

@@ -24,6 +24,7 @@ from ..errors import NnctlError, did_you_mean
 from .columns import classes_note, feature_columns, task_note
 from .encoding import FeatureEncoder, embedding_widths
 from .scanpass import FirstPass, kept_rows
+from .scaling import to_training
 from .scanstats import labels_as
 from .splits import hashed_validation
 from .tables import open_table, read_table, table_parts
@@ -250,9 +251,7 @@ def encoded_chunks(cfg, scan: Scan, part: str = "train",
 def _targets(scan: Scan, column, dtype, where: str) -> np.ndarray:
     if scan.task == "regression":
         y = column.to_numpy(dtype=np.float64).reshape(-1, 1)
-        if scan.target_scaler:
-            y = (y - np.asarray(scan.target_scaler["offset"])) / np.asarray(scan.target_scaler["scale"])
-        return y.astype(dtype)
+        return to_training(y, scan.target_scaler).astype(dtype)
     import pandas as pd
 
     labels = labels_as(column, scan.label_kind)

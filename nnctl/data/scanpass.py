@@ -12,7 +12,8 @@ import numpy as np
 from ..errors import NnctlError, plain
 from .columns import auto_task, column_warnings, looks_like_decimal_commas
 from .encoding import category_label, is_number
-from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, TargetLabels
+from .scaling import check_log1p, fit_target, scaler_from_sample, target_setting
+from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, TargetLabels
 
 MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
 
@@ -45,6 +46,9 @@ class FirstPass:
         self.target = TargetLabels(data.target)
         self.rows = self.train_rows = self.val_rows = 0
         self.moments = {c: Moments() for c in features}  # training values as the dtype holds them
+        # robust and quantile scaling are fit on a bounded sample of each numeric column
+        sampled = data.scale in ("robust", "quantile")
+        self.samples = {c: Reservoir(seed=i) for i, c in enumerate(features)} if sampled else {}
         self.raw = {c: Moments() for c in features}  # training values in float64: the fill mean
         self.missing_train = dict.fromkeys(features, 0)
         self.seen: dict = {c: set() for c in features}  # category names, every kept row
@@ -114,6 +118,8 @@ class FirstPass:
         self.missing_train[col] += int((train & ~present).sum())
         self.raw[col].add(values[present & train])
         self.moments[col].add(held[train[present]].astype(np.float64))
+        if col in self.samples:
+            self.samples[col].add(held[train[present]].astype(np.float64))
 
     def _categorical(self, column, col: str, train: np.ndarray) -> None:
         names = {v: category_label(v) for v in column.dropna().unique()}
@@ -145,7 +151,10 @@ class FirstPass:
         return fill
 
     def scaler(self, encoder, kind: str, dtype, fill: dict | None) -> dict:
-        """encoding._fit_scaler's result over the encoded training matrix, from the moments."""
+        """encoding's fit_scaler result over the encoded training matrix, from the moments (or,
+        for robust and quantile, from each numeric column's bounded sample)."""
+        if kind in ("robust", "quantile"):
+            return self._sampled_scaler(encoder, kind, dtype, fill)
         offset, scale, passthrough = [], [], []
         for col in encoder.features:
             width = len(encoder.categories[col]) if encoder._onehot_column(col) else 1
@@ -166,6 +175,27 @@ class FirstPass:
             scale = np.where(np.isfinite(scale) & (scale > 0) & ~passthrough, scale, 1.0)
             offset = np.where(passthrough | ~np.isfinite(offset), 0.0, offset)
         return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
+
+    def _sampled_scaler(self, encoder, kind: str, dtype, fill: dict | None) -> dict:
+        """The columns' samples side by side as one matrix (each column's own rows: only its
+        quantiles matter), passed through scaling.scaler_from_sample."""
+        columns, passthrough = [], []
+        for col in encoder.features:
+            width = len(encoder.categories[col]) if encoder._onehot_column(col) else 1
+            if col in encoder.categories:
+                columns += [np.zeros(1)] * width
+                passthrough += [True] * width
+                continue
+            sample = self.samples[col]
+            values = sample.with_constant(float(dtype.type(fill[col])), self.missing_train[col]) \
+                if fill is not None else sample.values
+            columns.append(values.astype(dtype).astype(np.float64))
+            passthrough.append(False)
+        rows = max([len(c) for c in columns] + [0])
+        # a shorter sample (fewer present values) is stretched over the rows by repeating it evenly
+        matrix = np.column_stack([c[np.arange(rows) * len(c) // rows] if len(c) else np.zeros(rows)
+                                  for c in columns]) if columns else np.zeros((0, 0))
+        return scaler_from_sample(matrix if self.train_rows else matrix[:0], kind, np.array(passthrough, dtype=bool))
 
     def column_warnings(self) -> list:
         notes = []
@@ -200,10 +230,16 @@ class FirstPass:
                              self.where, "set model.task: classification (or auto)")
         if labels.infinite:
             raise NnctlError(f"target column '{target}' has an infinite value", self.where)
+        kind = target_setting(self.data)
+        if kind == "log1p":
+            check_log1p(np.array([labels.low if np.isfinite(labels.low) else 0.0]), target, self.where)
         scaler = None
-        if self.data.scale_target:
-            scale = labels.moments.std if labels.moments.std > 0 else 1.0
-            scaler = {"kind": "standard", "offset": [labels.moments.mean], "scale": [scale]}
+        if kind in ("standard", "log1p"):
+            moments = labels.moments if kind == "standard" else labels.log_moments
+            scale = moments.std if moments.std > 0 else 1.0
+            scaler = {"kind": kind, "offset": [moments.mean], "scale": [scale]}
+        elif kind == "quantile":
+            scaler = fit_target(labels.sample.values, "quantile")
         return task, None, None, scaler
 
     def data_task(self) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import NnctlError
 from .encoding import category_label
+from .scaling import SAMPLE_ROWS
 
 ID_TRACK_ROWS = 1 << 20  # an integer column is checked for being an ID over at most this many rows
 TARGET_DISTINCT_CAP = 100_000  # distinct target values counted; beyond, only a regression is possible
@@ -55,6 +56,39 @@ class Moments:
         return math.sqrt(self.m2 / self.n) if self.n else 0.0
 
 
+class Reservoir:
+    """A uniform sample of at most `size` values of a column seen chunk by chunk (Algorithm R,
+    one chunk at a time): what robust and quantile scaling are fit on when the table is streamed.
+    Seeded, so the same table gives the same sample."""
+
+    def __init__(self, size: int = SAMPLE_ROWS, seed: int = 0):
+        self.size, self.seen = size, 0
+        self.values = np.empty(0)
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, values: np.ndarray) -> None:
+        """values: (rows,) float64, no NaN."""
+        room = self.size - len(self.values)
+        if room > 0:
+            self.values = np.concatenate([self.values, values[:room]])
+            self.seen += min(room, len(values))
+            values = values[room:]
+        if not len(values):
+            return
+        # value i is the (seen + i + 1)-th: it replaces a random slot with probability size / that;
+        # later values overwrite earlier ones in the same slot, as one at a time would
+        slots = self.rng.integers(0, self.seen + np.arange(1, len(values) + 1))
+        taken = slots < self.size
+        self.values[slots[taken]] = values[taken]
+        self.seen += len(values)
+
+    def with_constant(self, value: float, count: int) -> np.ndarray:
+        """The sample with `count` rows of `value` (filled-in missing values) in their share."""
+        total = self.seen + count
+        extra = int(round(len(self.values) * count / self.seen)) if self.seen else min(count, self.size)
+        return np.concatenate([self.values, np.full(extra if total else 0, value)])
+
+
 class DistinctInts:
     """Whether an integer column has a different value in every row so far (an ID), checked
     exactly over its first ID_TRACK_ROWS rows; `seen` is a sorted array of its values."""
@@ -90,6 +124,9 @@ class TargetLabels:
         self.text = self.seen_bool = self.seen_numeric = self.overflow = self.infinite = False
         self.whole = True
         self.moments = Moments()  # of the training rows: the regression target's scaler
+        self.log_moments = Moments()  # of log1p of them: data.target_transform: log1p
+        self.sample = Reservoir()  # a bounded sample of them: data.target_transform: quantile
+        self.low = math.inf
 
     def add(self, column, train: np.ndarray) -> None:
         import pandas as pd
@@ -102,7 +139,14 @@ class TargetLabels:
             self.infinite = self.infinite or bool(np.isinf(values).any())
             finite = values[np.isfinite(values)]
             self.whole = self.whole and bool(np.all(np.mod(finite, 1) == 0) and np.all(np.abs(finite) < 2**53))
-            self.moments.add(values[train])
+            trained = values[train]
+            self.moments.add(trained)
+            self.sample.add(trained[np.isfinite(trained)])
+            if len(values):
+                self.low = min(self.low, float(np.min(values)))
+            if len(trained):
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    self.log_moments.add(np.log1p(trained))
         else:
             self.text, values = True, np.array([str(v).strip() for v in column], dtype=object)
         self._count(values)

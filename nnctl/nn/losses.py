@@ -62,8 +62,10 @@ def cross_entropy(z, a, y, w=None):
     # If that probability underflowed to 0, take the exact log-sum-exp form from the logits.
     if len(y) == 0:
         return float("nan")
+    # a one-hot row holds a 1; smoothed labels (`smooth_labels`) never do: −Σ y·log p needs every class
+    soft = y[0].max() < 1
     p_true = np.einsum("ij,ij->i", y, a)
-    if np.minimum.reduce(p_true) > 0:
+    if not soft and np.minimum.reduce(p_true) > 0:
         logs = np.log(p_true, out=p_true)
         if w is not None:
             logs *= w[:, 0]
@@ -71,6 +73,13 @@ def cross_entropy(z, a, y, w=None):
     m = z.max(axis=1, keepdims=True)
     lse = np.log(np.exp(z - m).sum(axis=1)) + m[:, 0]
     return _mean(lse - (y * z).sum(axis=1), w)
+
+
+def smooth_labels(y: np.ndarray, epsilon: float, classes: int) -> np.ndarray:
+    """Label smoothing (Szegedy et al. 2016, PyTorch's `label_smoothing`): targets (rows,
+    outputs), one-hot rows or a 0/1 column, become y · (1 − ε) + ε / classes. Softmax and
+    sigmoid keep their fused delta, p − y, with the smoothed y."""
+    return y * (1 - epsilon) + epsilon / classes
 
 
 def probability_delta(z, a, y, out):
@@ -171,8 +180,9 @@ def member_values(name: str, z, a, y, w=None) -> np.ndarray:
     """(K,) each member's own loss `name` (the mean over its rows, as the loss alone gives it)
     of (K, rows, outputs) arrays z, a and y; `w`: row weights (K, rows, 1) or None."""
     if name == "cross_entropy":
+        soft = y.size and y[0, 0].max() < 1  # smoothed labels: −Σ y·log p needs every class
         p_true = np.einsum("kij,kij->ki", y, a)
-        if p_true.size and np.minimum.reduce(p_true, axis=None) > 0:
+        if not soft and p_true.size and np.minimum.reduce(p_true, axis=None) > 0:
             per_row = -np.log(p_true)
         else:  # a probability that underflowed to 0: the log-sum-exp form from the logits
             m = z.max(axis=-1, keepdims=True)

@@ -305,10 +305,14 @@ def _target_in_its_units(y, scaler):
     each value is rounded to the decimals its precision supports."""
     import numpy as np
 
+    from ..data.scaling import from_training, is_linear
+
     scaled = np.asarray(y).reshape(len(y), -1)[:, 0]
     truth = scaled.astype(np.float64)
     if not scaler:
         return truth
+    if not is_linear(scaler):
+        return from_training(truth, scaler)
     scale, offset = scaler["scale"][0], scaler["offset"][0]
     truth = truth * scale + offset
     eps = np.finfo(scaled.dtype).eps if scaled.dtype.kind == "f" else np.finfo(np.float64).eps

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import __version__
 from ..data.encoding import FeatureEncoder
+from ..data.scaling import from_training, scaler_problem, target_problem
 from ..errors import NnctlError
 from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..nn.calibration import T_RANGE
@@ -487,6 +488,9 @@ def _meta_problem(meta: dict) -> str | None:
     if not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), width) \
             or not _numbers(scaler.get("scale"), width):
         return f"`scaler` must hold `offset` and `scale`, {width} numbers each (one per input)"
+    problem = scaler_problem(scaler, width)
+    if problem:
+        return problem
     classes = meta.get("classes")
     if meta["task"] == "classification" and (not isinstance(classes, list) or len(classes) < 2
                                              or any(isinstance(c, (list, dict)) for c in classes)
@@ -504,7 +508,7 @@ def _meta_problem(meta: dict) -> str | None:
     if target is not None and (not width or not _numbers(target["offset"], width)
                                or not _numbers(target.get("scale"), width)):
         return "`target_scaler` must hold `offset` and `scale`, lists of as many numbers as outputs"
-    return None
+    return target_problem(target, width) if target is not None else None
 
 
 def _two_classes(meta: dict, classes) -> bool:
@@ -585,8 +589,10 @@ class Model:
     def classes(self) -> list | None:
         return self.meta.get("classes")
 
-    def inputs(self, df, where="data") -> np.ndarray:
-        return self.encoder.transform(df, self.network.dtype, where=where)
+    def inputs(self, df, where="data", unknown: str | None = None) -> np.ndarray:
+        """`df`'s rows as the network's inputs; `unknown` (error | ignore) overrides the model's
+        unknown_category (predict --unknown-category)."""
+        return self.encoder.transform(df, self.network.dtype, where=where, unknown=unknown)
 
     @property
     def threshold(self) -> float | None:
@@ -618,6 +624,11 @@ class Model:
             return np.hstack([1 - out, out])
         return out
 
+    def network_outputs(self, X: np.ndarray) -> np.ndarray:
+        """The network's outputs (rows, outputs) on encoded inputs, before the target transform
+        is undone (regression) or the classes named."""
+        return self._output(X)
+
     def member_outputs(self, X: np.ndarray) -> np.ndarray:
         """Each member's own prediction (K, rows, outputs), float64: its class probabilities
         (two columns for two classes), or its values in the target's units. Uncalibrated: a
@@ -626,8 +637,7 @@ class Model:
         with self._predicting, np.errstate(over="ignore", invalid="ignore", under="ignore"):
             out = self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
         if self.task == "regression":
-            scaler = self.meta.get("target_scaler")
-            return out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"]) if scaler else out
+            return from_training(out, self.meta.get("target_scaler"))
         return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
 
     def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
@@ -637,10 +647,7 @@ class Model:
         return self.member_outputs(X).std(axis=0)
 
     def values_from_inputs(self, X: np.ndarray) -> np.ndarray:
-        out = self._output(X).astype(np.float64)
-        scaler = self.meta.get("target_scaler")
-        if scaler:
-            out = out * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
+        out = from_training(self._output(X), self.meta.get("target_scaler"))
         return out[:, 0] if out.shape[1] == 1 else out
 
     def predict_proba(self, df, where="data") -> np.ndarray:

@@ -1,12 +1,13 @@
 """One access-log line per request on stderr: method, path, status, rows predicted and
 milliseconds; JSON lines with `--log-json`. A plain ASGI middleware, so that it times the whole
 request (body read and answer written) and costs one write per request. Headers are never
-logged: the API key stays out of the log."""
+logged: the API key stays out of the log. The path is the client's: escaped, never raw."""
 from __future__ import annotations
 
 import json
 import sys
 import time
+from urllib.parse import quote
 
 WARM_UP = "nnctl.warm_up"  # an ASGI scope key that only the app's own startup requests carry (app.warm_up)
 
@@ -39,7 +40,13 @@ class AccessLog:
             line = json.dumps({"time": stamp, "method": method, "path": path, "status": status, "rows": rows,
                                "ms": round(ms, 3)})
         else:
-            line = f"{stamp} {method} {path} {status} rows={'-' if rows is None else rows} ms={ms:.1f}"
+            line = f"{stamp} {method} {_escaped(path)} {status} rows={'-' if rows is None else rows} ms={ms:.1f}"
         stream = self.stream or sys.stderr
         stream.write(line + "\n")
         stream.flush()
+
+
+def _escaped(path: str) -> str:
+    """The path as a URL writes it (%0A, %1B, %20): the client chose it, and a raw newline or
+    terminal escape in it would forge a log line or recolour the terminal."""
+    return quote(path, safe="/!$&'()*+,;=:@-._~", errors="backslashreplace")

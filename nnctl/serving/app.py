@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass
 from .. import __version__
 from ..errors import NnctlError
 from ..jsonfmt import dumps
+from . import KEEP_ALIVE, MAX_CONNECTIONS, READ_TIMEOUT, SHUTDOWN_TIMEOUT
 from .accesslog import WARM_UP
-from .bodies import Refusal, csv_frame, json_request, request_options
+from .bodies import Refusal, csv_frame, json_request, refuse_unknown, request_options
 from .describe import model_info, request_schemas, run_name
 
 SETTINGS_ENV = "NNCTL_SERVE_SETTINGS"  # how the parent hands its settings to worker processes
+PARENT_ENV = "NNCTL_SERVE_PARENT"  # and its process id, which they die with
 DEFAULT_MAX_ROWS = 100_000
 # bodies up to this size are answered in the event loop (a few ms of CPU); larger ones in a
 # thread, so that one big request does not hold up /health and the small requests behind it
@@ -32,6 +34,11 @@ class ServeSettings:
     max_rows: int = DEFAULT_MAX_ROWS
     api_key_env: str | None = None
     log_json: bool = False
+    read_timeout: float = READ_TIMEOUT
+    keep_alive: int = KEEP_ALIVE
+    max_connections: int = MAX_CONNECTIONS
+    shutdown_timeout: float = SHUTDOWN_TIMEOUT
+    unknown_category: str | None = None  # requests' default; None: the model's data.unknown_category
 
     def body_limit(self, model) -> int:
         """The largest body read, in bytes: room for --max-rows rows of generous width, so a body
@@ -52,15 +59,22 @@ def api_key(settings: ServeSettings) -> str | None:
 
 
 def app_from_environment():
-    """The app of one uvicorn worker: it loads the model itself (each worker holds its own)."""
+    """The app of one uvicorn worker: it loads the model itself (each worker holds its own).
+    The worker gets SIGTERM when the `nnctl serve` that started it ends, kill -9 included, and
+    shuts down as on Ctrl-C: no orphan goes on serving on the port."""
+    import signal
+
+    from ..resources import die_with_parent
     from ..runs.model import load_model
 
+    die_with_parent(int(os.environ[PARENT_ENV]), signal.SIGTERM)
     settings = ServeSettings(**json.loads(os.environ[SETTINGS_ENV]))
     return create_app(load_model(settings.model), settings)
 
 
 def create_app(model, settings: ServeSettings):
     from fastapi import Depends, FastAPI, Query, Request
+    from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import Response
 
     from .accesslog import AccessLog
@@ -68,8 +82,12 @@ def create_app(model, settings: ServeSettings):
     import pandas  # noqa: F401  (imported now, not by the first request)
 
     key, limit = api_key(settings), settings.body_limit(model)
+    # the schema lists the model's columns and categories: behind the key like /model, so the
+    # default routes are replaced by ours. No redirect from /model/ to /model: Starlette builds
+    # it from the Host header, which a client chooses
     app = FastAPI(title=f"nnctl serve: {run_name(model.path)}", version=__version__,
-                  description="Predictions of one nnctl model. `GET /model` lists the columns a row needs.")
+                  description="Predictions of one nnctl model. `GET /model` lists the columns a row needs.",
+                  openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.add_middleware(AccessLog, json_lines=settings.log_json)
     _error_handlers(app)
     info = model_info(model)
@@ -96,6 +114,14 @@ def create_app(model, settings: ServeSettings):
     def describe():
         return answer(info)
 
+    @app.get("/openapi.json", dependencies=[Depends(authorized)], include_in_schema=False)
+    def openapi():
+        return answer(app.openapi())
+
+    @app.get("/docs", dependencies=[Depends(authorized)], include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
     @app.post("/predict", dependencies=[Depends(authorized)], openapi_extra=_predict_body(model))
     async def predict(request: Request,
                       proba: bool = Query(False, description="CSV bodies: add class probabilities"),
@@ -107,22 +133,27 @@ def create_app(model, settings: ServeSettings):
                       sets: float | None = Query(None, description="CSV bodies, classification: add the "
                                                  "split-conformal prediction set at this level"),
                       spread: bool = Query(False, description="CSV bodies, an ensemble: add the members' "
-                                           "standard deviation per row")):
+                                           "standard deviation per row"),
+                      unknown_category: str | None = Query(None, description="CSV bodies: error | ignore, "
+                                                           "what a category training never saw does")):
         kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if kind not in ("text/csv", "application/json", ""):
             raise Refusal(415, f"unsupported Content-Type '{kind}'", "send application/json or text/csv "
                           "(curl -d sends a form: add -H 'Content-Type: application/json')")
-        body = await _read_body(request, limit)
+        if kind == "text/csv":
+            refuse_unknown(request.query_params, "query parameter")
+        elif request.query_params:
+            raise Refusal(422, "options go in the JSON body with a JSON request, not in the query string",
+                          'e.g. {"rows": [...], "proba": true}; query options are for CSV bodies')
+        body = await _read_body(request, limit, settings.read_timeout)
 
         def respond() -> Response:
             if kind == "text/csv":
-                options = request_options(proba, threshold, positive, keep, interval, sets, spread)
+                options = request_options(proba, threshold, positive, keep, interval, sets, spread, unknown_category,
+                                          settings.unknown_category)
                 frame, given = csv_frame(body, model, options, settings.max_rows), None
             else:
-                if request.query_params:
-                    raise Refusal(422, "options go in the JSON body with a JSON request, not in the query string",
-                                  'e.g. {"rows": [...], "proba": true}; query options are for CSV bodies')
-                given, frame, options = json_request(body, model, settings.max_rows)
+                given, frame, options = json_request(body, model, settings.max_rows, settings.unknown_category)
             request.state.rows = len(frame)
             return answer(predictions(model, frame, options, given))
 
@@ -208,19 +239,41 @@ def warm_up_row(model) -> dict | None:
     return row
 
 
-async def _read_body(request, limit: int) -> bytes:
+async def _read_body(request, limit: int, read_timeout: float = READ_TIMEOUT) -> bytes:
+    """The whole body, at most `limit` bytes, into one buffer. A pause of more than
+    `read_timeout` seconds between two parts is a 408; a client gone before its body ends is
+    `Gone` (logged 499: nobody is left to answer)."""
+    import asyncio
+
+    from starlette.requests import ClientDisconnect
+
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         raise Refusal(413, f"the body is {int(length)} bytes, over this server's limit of {limit}",
                       "send the rows in smaller requests (the limit follows nnctl serve --max-rows)")
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
+    body = bytearray()
+    parts = request.stream().__aiter__()
+    while True:
+        try:
+            part = await asyncio.wait_for(parts.__anext__(), read_timeout)
+        except StopAsyncIteration:
+            return bytes(body)
+        except asyncio.TimeoutError:
+            raise Refusal(408, f"the body stopped arriving: nothing for {read_timeout:g} s",
+                          "send the whole body at once (nnctl serve --read-timeout)")
+        except ClientDisconnect:
+            raise Gone()
+        body += part
+        if len(body) > limit:
             raise Refusal(413, f"the body is over this server's limit of {limit} bytes",
                           "send the rows in smaller requests (the limit follows nnctl serve --max-rows)")
-        parts.append(part)
-    return b"".join(parts)
+
+
+class Gone(Refusal):
+    """The client closed its connection before its body ended: nginx's 499, for the log only."""
+
+    def __init__(self):
+        super().__init__(499, "the client closed the connection before sending its whole body")
 
 
 def predictions(model, frame, options, given_rows=None) -> dict:
@@ -271,7 +324,7 @@ def predictions(model, frame, options, given_rows=None) -> dict:
         payload["warnings"] = warnings
         sys.stderr.write("".join(f"warning: POST /predict: {line}\n" for line in warnings))
     if keep:
-        payload["kept"] = ([{c: row.get(c) for c in keep} for row in given_rows] if given_rows is not None
+        payload["kept"] = (given_rows.kept(keep) if given_rows is not None
                            else frame[keep].reset_index(drop=True).to_dict("records"))
     return payload
 
@@ -286,7 +339,10 @@ def _error_handlers(app) -> None:
 
     @app.exception_handler(Refusal)
     async def refused(request, exc: Refusal):
-        return error(exc.status, exc.payload(), {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status in (408, 413):  # the body was not read to its end: the connection cannot carry another
+            headers = {"Connection": "close"}
+        return error(exc.status, exc.payload(), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
@@ -328,4 +384,4 @@ def _openapi(app, model, secured: bool) -> dict:
 
 
 def settings_environment(settings: ServeSettings) -> dict:
-    return {SETTINGS_ENV: json.dumps(asdict(settings))}
+    return {SETTINGS_ENV: json.dumps(asdict(settings)), PARENT_ENV: str(os.getpid())}

@@ -1,8 +1,10 @@
 """Running the app on uvicorn: the model is loaded and the port bound here, before any worker
 starts, so a bad model or a taken port is an `error:` line and exit 2. One worker serves in this
 process; several are uvicorn's worker processes sharing the one socket bound here (which is why
-`--port 0` works with any number of workers: the port is chosen once, by this bind). Ctrl-C and
-SIGTERM stop accepting, let requests in flight finish, and return normally (exit 0)."""
+`--port 0` works with any number of workers: the port is chosen once, by this bind), each of
+which dies with this process however it ends (`app.app_from_environment`). Ctrl-C and SIGTERM
+stop accepting, let requests in flight finish for at most `--shutdown-timeout` seconds, and
+return normally (exit 0). The limits on what clients may hold open are `connections.py`'s."""
 from __future__ import annotations
 
 import ipaddress
@@ -13,8 +15,12 @@ from contextlib import contextmanager
 
 from ..errors import NnctlError
 from .app import ServeSettings, api_key, create_app, settings_environment
+from .connections import configure
 
 UVICORN = {"log_level": "warning", "access_log": False}  # one access line per request: ours
+# uvicorn cancels what is still running this long after our own shutdown timeout has closed every
+# connection: a last resort, for a request stuck in the model
+SHUTDOWN_BACKSTOP_SECONDS = 2
 WORKER_START_SECONDS = 120  # each worker imports the stack and loads the model: slow on a busy machine
 
 
@@ -33,19 +39,28 @@ def serve(settings: ServeSettings, on_ready=None, on_warning=None) -> None:
         on_warning(f"listening beyond this machine ({settings.host}): put TLS and authentication in front of it")
     ready = (lambda: on_ready(url)) if on_ready is not None else (lambda: None)
     if settings.workers == 1:
-        server = _ready_server(uvicorn.Config(create_app(model, settings), **UVICORN), ready)
+        server = _ready_server(_config(uvicorn, settings, create_app(model, settings)), ready)
         with _signals_returned():
             server.run(sockets=[sock])
     else:
         os.environ.update(settings_environment(settings))
-        config = uvicorn.Config("nnctl.serving.app:app_from_environment", factory=True, workers=settings.workers,
-                                **UVICORN)
+        config = _config(uvicorn, settings, "nnctl.serving.app:app_from_environment", factory=True,
+                         workers=settings.workers)
         workers = _workers(config, sock, ready)
         workers.run()
         if not workers.started:
             raise NnctlError(f"the {settings.workers} workers did not all start within {WORKER_START_SECONDS} s",
                              "--workers", "see the lines above; a busy machine may need fewer workers")
     sock.close()
+
+
+def _config(uvicorn, settings: ServeSettings, app, **more):
+    config = uvicorn.Config(app, **UVICORN, **more, timeout_keep_alive=settings.keep_alive,
+                            # uvicorn counts the asking connection too: ours is the limit that bites
+                            limit_concurrency=settings.max_connections + 1,
+                            timeout_graceful_shutdown=settings.shutdown_timeout + SHUTDOWN_BACKSTOP_SECONDS)
+    configure(config, settings.read_timeout, settings.max_connections, settings.shutdown_timeout)
+    return config
 
 
 def bind(host: str, port: int) -> socket.socket:

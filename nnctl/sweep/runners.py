@@ -20,27 +20,17 @@ def _one_blas_thread():
         os.environ[var] = "1"
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def _worker_start(parent: int):
     """A local worker lives no longer than the driver that started it, however the driver dies
     (an orphan would finish its trial and write into a folder nobody owns any more), and leaves
     Ctrl-C to the driver, which stops its workers itself."""
     import signal
-    import sys
+
+    from ..resources import die_with_parent
 
     _one_blas_thread()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
-            pass
-    if os.getppid() != parent:  # the driver died before the death signal was armed
-        os._exit(1)
+    die_with_parent(parent, signal.SIGKILL)
 
 
 class LocalRunner:

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.scaling import is_linear, linked_output
 from ..errors import NnctlError
 from ..nn.conformal import (CLASSIFICATION_SCORE, NORMALIZED_SCORE, REGRESSION_SCORE, absolute_residuals,
                             normalized_residuals, spread_floor, true_class_scores)
 from ..runs.model import CONFORMAL_SCORES
 
 
-def check_conformal(how: str, task: str, members: int | None) -> None:
+def check_conformal(how: str, task: str, members: int | None, target_scaler: dict | None = None) -> None:
     """training.conformal: normalized divides by the members' spread of a regression value, so
-    it needs a regression and an ensemble; refused before training starts."""
+    it needs a regression and an ensemble, and a target in its own units or standardized (a
+    log1p or quantile target's residuals are measured in another space than the spread);
+    refused before training starts."""
     if how != "normalized":
         return
+    if task == "regression" and not is_linear(target_scaler):
+        raise NnctlError(f"training.conformal: normalized needs data.target_transform none or standard, not "
+                         f"{target_scaler['kind']}", "training.conformal",
+                         "leave training.conformal at absolute (intervals are then made in the transform's space)")
     if task != "regression":
         raise NnctlError("training.conformal: normalized is for regression (intervals); this run is a "
                          f"{task}", "training.conformal", "leave it at absolute: prediction sets use 1 − p(class)")
@@ -32,16 +39,16 @@ def check_conformal(how: str, task: str, members: int | None) -> None:
 def validation_scores(model, dataset, how: str = "absolute") -> tuple[dict, np.ndarray] | None:
     """(meta entry without `n`, sorted float64 scores (n,)) on the dataset's validation part, or
     None without one (or when the model gives non-finite outputs there, which no interval can be
-    built from). Regression residuals are in the target's own units, as predict gives values;
-    `how` = normalized divides them by the members' spread plus a floor (`nn/conformal.py`)."""
+    built from). Regression residuals are |g(y) − g(ŷ)| with g the target transform's link
+    (data/scaling.py): the target's own units for none and standard, log1p(y) or the normal
+    scores otherwise; `how` = normalized divides them by the members' spread plus a floor
+    (`nn/conformal.py`; only with none or standard, see check_conformal)."""
     if not len(dataset.X_val):
         return None
     if model.task == "regression":
-        truth = np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.y_val), -1)
         scaler = model.meta.get("target_scaler")
-        if scaler:
-            truth = truth * np.asarray(scaler["scale"]) + np.asarray(scaler["offset"])
-        values = model.values_from_inputs(dataset.X_val)
+        truth = linked_output(np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.y_val), -1), scaler)
+        values = linked_output(model.network_outputs(dataset.X_val), scaler)[:, 0]
         if how == "normalized":
             spread = model.spread_from_inputs(dataset.X_val)[:, 0]
             floor = spread_floor(spread)

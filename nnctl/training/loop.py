@@ -16,13 +16,14 @@ from ..config.typed import TrainingConfig
 from ..errors import NnctlError
 from ..nn.clipping import clip_grad_norm
 from ..nn.diagnostics import Diagnostics
+from ..nn.losses import smooth_labels
 from ..nn.network import Network
 from .callbacks import Callback
 from .checkpoint import checkpoint_path
-from .optimization import build_schedule, network_optimizer
+from .optimization import LearningRate, network_optimizer
 from .scoring import (metric_name, metrics_in_use, row_weights, score_chunks, score_with, targets_for,
                       watched_metrics)
-from .stopping import EarlyStopping
+from .stopping import MAXIMIZED, EarlyStopping
 
 
 PROGRESS_SECONDS = 0.5  # how often the loop reports progress inside an epoch
@@ -151,6 +152,11 @@ def _best_epoch(history: list[dict], key: str) -> int | None:
     return min(history, key=lambda row: row[key])["epoch"] if history else None
 
 
+def label_classes(network) -> int:
+    """The classes label smoothing spreads over: two for one sigmoid unit, else one per output."""
+    return 2 if network.loss_name == "binary_cross_entropy" else network.n_outputs
+
+
 class _Loop:
     """The epochs of one training run; `run` returns the status and fills `history`."""
 
@@ -165,7 +171,11 @@ class _Loop:
                                   for i in range(1, self.members or 1)]
         self.optimizer = network_optimizer(network, training)
         self.step = self.optimizer.step  # what a batch's update calls (a population also holds stopped members)
-        self.schedule = build_schedule(training)
+        self.has_val = len(dataset.X_val) > 0
+        # a plateau schedule watches what early stopping watches, else the validation loss
+        reduce_on = training.early_stopping.metric if training.early_stopping else \
+            "val_loss" if self.has_val else "train_loss"
+        self.schedule = LearningRate(training, reduce_on, reduce_on in MAXIMIZED)
         self.grads = [network.flat_grads]
         self.clip = training.grad_clip  # None: no clipping, and no work per batch for it
         self.clipped = self.steps = 0
@@ -197,6 +207,8 @@ class _Loop:
         """The training rows in the loss's form, their class weights and the epoch's buffers."""
         network, dataset, training = self.network, self.dataset, self.training
         self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
+        if dataset.task == "classification" and training.label_smoothing:
+            self.y = smooth_labels(self.y, training.label_smoothing, label_classes(network))
         # class weights multiply each training row's loss; validation losses stay unweighted
         self.w = row_weights(training.class_weight, dataset, dataset.y_train, network.dtype)
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
@@ -220,7 +232,7 @@ class _Loop:
         epochs, every = self.training.iterations, log_every(self.training)
         for epoch in range(self.completed + 1, epochs + 1):
             logged = epoch == 1 or epoch == epochs or epoch % every == 0
-            measured = logged or self.stopper is not None
+            measured = logged or self.stopper is not None or self.schedule.watched is not None
             train_loss = self.epoch(epoch, measured, diagnose=logged)
             if train_loss is None:
                 return "interrupted"
@@ -228,6 +240,7 @@ class _Loop:
             stop = False
             if measured:
                 log = self.measure(epoch, train_loss, start)
+                self.schedule.observe(log)
                 stop = self.stopper is not None and self.stopper.update(log, self.network)
                 if logged or stop:
                     self.history.append(log)
@@ -336,6 +349,8 @@ class _Loop:
             meta["batches_done"], meta["partial_loss"] = done, total
             if order is not None:
                 arrays["order"] = order
+        if self.schedule.state() is not None:
+            meta["schedule"] = self.schedule.state()
         if self.stopper is not None:
             meta["stopper"] = self.stopper.state()
             if self.stopper.best_params is not None:
@@ -358,6 +373,7 @@ class _Loop:
                 raise ValueError("the dropout generator's state is missing")
             self.dropout_rng.bit_generator.state = meta["dropout_rng"]
         self.clipped, self.steps = int(meta.get("clipped_steps", 0)), int(meta.get("steps", 0))
+        self.schedule.load_state(meta.get("schedule"))
         self.completed = int(meta["completed"])
         self.history = list(meta["history"])
         self.diagnostics = list(meta.get("diagnostics", []))

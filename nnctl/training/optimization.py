@@ -6,7 +6,7 @@ from functools import partial
 
 from ..config.typed import TrainingConfig
 from ..nn.optimizers import OPTIMIZERS, Optimizer
-from ..nn.schedules import SCHEDULES
+from ..nn.schedules import SCHEDULES, Plateau, warmed_up
 
 # optimizer name -> {argument: the `training` key it comes from}
 HYPERPARAMETERS = {
@@ -34,9 +34,37 @@ def network_optimizer(network, training: TrainingConfig) -> Optimizer:
     return build_optimizer([network.flat_params], training, decay=[network.decay_mask])
 
 
-def build_schedule(training: TrainingConfig):
-    """epoch (from 0) -> learning rate, under the config's `training.schedule`."""
-    schedule = training.schedule
-    function, own = SCHEDULES[schedule["name"]]
-    return partial(function, training.learning_rate, epochs=training.iterations,
-                   **{key: schedule[key] for key in own})
+def build_schedule(training: TrainingConfig) -> "LearningRate":
+    """epoch (from 0) -> learning rate, under the config's `training.schedule` and `warmup`."""
+    return LearningRate(training)
+
+
+class LearningRate:
+    """The learning rate of each epoch: `rate(epoch)` (also by calling it); `watched` is the
+    logged value a plateau schedule reduces on (None for the others), given to `observe` each
+    measured epoch; `state`/`load_state` carry the plateau's reductions through checkpoints."""
+
+    def __init__(self, training: TrainingConfig, metric: str = "val_loss", maximize: bool = False):
+        schedule = training.schedule
+        function, own = SCHEDULES[schedule["name"]]
+        own = {key: schedule.get(key, default) for key, default in own.items()}
+        base = partial(function, training.learning_rate, **own)
+        self.epoch_rate = warmed_up(lambda epoch, epochs: base(epoch, epochs), training.warmup or 0, training.iterations)
+        self.plateau = Plateau(own["factor"], own["patience"], own["min_lr"], maximize) \
+            if schedule["name"] == "plateau" else None
+        self.watched = metric if self.plateau is not None else None
+
+    def __call__(self, epoch: int) -> float:
+        lr = self.epoch_rate(epoch)
+        return self.plateau.rate(lr) if self.plateau is not None else lr
+
+    def observe(self, log: dict) -> None:
+        if self.plateau is not None and self.watched in log:
+            self.plateau.observe(log[self.watched])
+
+    def state(self) -> dict | None:
+        return self.plateau.state() if self.plateau is not None else None
+
+    def load_state(self, state: dict | None) -> None:
+        if self.plateau is not None and state:
+            self.plateau.load_state(state)

@@ -23,7 +23,8 @@ from ..errors import NnctlError
 from ..nn.diagnostics import Diagnostics
 from ..nn.network import CHUNK, Network
 from .callbacks import Callback
-from .loop import TrainResult, _Loop, check_finite, final_metrics, log_every
+from ..nn.losses import smooth_labels
+from .loop import TrainResult, _Loop, check_finite, final_metrics, label_classes, log_every
 from .scoring import extra_scores, metrics_in_use, row_weights, targets_for, watched_metrics
 from .stopping import EarlyStopping
 
@@ -112,6 +113,8 @@ class PopulationLoop(_Loop):
         network, training, datasets = self.network, self.training, self.datasets
         self.X = np.stack([d.X_train for d in datasets])
         self.y = np.stack([targets_for(network, d.y_train) for d in datasets])
+        if self.dataset.task == "classification" and training.label_smoothing:
+            self.y = smooth_labels(self.y, training.label_smoothing, label_classes(network))
         weights = [row_weights(training.class_weight, d, d.y_train, network.dtype) for d in datasets]
         self.w = None if weights[0] is None else np.stack(weights)
         if self.has_val:

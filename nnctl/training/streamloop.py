@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from .loop import PROGRESS_SECONDS, _Loop
+from ..nn.losses import smooth_labels
+from .loop import PROGRESS_SECONDS, _Loop, label_classes
 from .scoring import class_weights, score_chunks
 
 
@@ -36,6 +37,7 @@ class StreamLoop(_Loop):
         self.part = dataset.parts["train"]
         self.X = self.y = self.w = self.val_targets = None
         self.class_w = class_weights(training.class_weight, dataset)
+        self.smoothing = training.label_smoothing if dataset.task == "classification" else 0.0
         self.window_shards = max(1, dataset.window // self.part.shard_rows)
         self.n_windows = -(-self.part.n_shards // self.window_shards)
         # one full batch over the whole table in one window: the order cannot change the gradient
@@ -59,6 +61,8 @@ class StreamLoop(_Loop):
             t[np.arange(n), y] = 1
         else:
             t[:] = y.reshape(n, -1)
+        if self.smoothing:
+            t[:] = smooth_labels(t, self.smoothing, label_classes(self.network))
         if self.w_win is not None:
             self.w_win[:n, 0] = self.class_w[y]
 

@@ -1,0 +1,220 @@
+"""Robust and quantile feature scaling, regression target transforms: the formulas, the bounded
+sample of streamed data, and the same numbers from predict, evaluate, intervals and ONNX."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnctl.commands.predict import evaluate_csv, predict_csv
+from nnctl.commands.train import RunOptions, train_config
+from nnctl.config import load_config
+from nnctl.data import scaling
+from nnctl.data.dataset import load_dataset
+from nnctl.data.scanstats import Reservoir
+from nnctl.runs.model import load_model
+
+from .cli_helpers import assert_clean_error, cli
+
+
+def heavy_table(tmp_path, rows=600, seed=0):
+    """x has a lognormal tail, k is discrete (few values), colour categorical; y > 0 and skewed."""
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(0, 1.5, rows)
+    k = rng.integers(0, 4, rows)
+    colour = rng.choice(["red", "blue"], rows)
+    y = np.exp(0.4 * np.log(x) + 0.3 * k + (colour == "red") + 0.2 * rng.normal(size=rows))
+    frame = pd.DataFrame({"x": x.round(5), "k": k, "colour": colour, "y": y.round(5)})
+    path = tmp_path / "heavy.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def train(tmp_path, data, *sets, name="run"):
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(f"seed: 0\ndata:\n  path: {data}\n  target: y\n  categorical: [colour]\n"
+                      "model:\n  layers: [8]\ntraining:\n  optimizer: adam\n  learning_rate: 0.01\n"
+                      "  iterations: 15\n  batch_size: 64\n")
+    cfg = load_config(config, list(sets))
+    return train_config(cfg, options=RunOptions(tmp_path / "runs", name, plot=False, cache=False)).run
+
+
+# --- the formulas ----------------------------------------------------------------------------
+
+
+def test_robust_is_median_and_iqr_then_the_smooth_clip():
+    X = np.array([[1.0, 1], [2, 0], [3, 0], [4, 1], [100, 0]], dtype=np.float32)
+    scaler = scaling.fit_scaler(X, "robust", np.array([False, True]))
+    assert scaler["offset"] == [3.0, 0.0] and scaler["scale"] == [2.0, 1.0]  # q75 − q25 = 4 − 2
+    assert scaler["clipped"] == [0]  # the one-hot column is left alone
+    out = X.copy()
+    scaling.apply_scaler(out, scaler)
+    u = (X[:, 0] - 3) / 2
+    np.testing.assert_allclose(out[:, 0], u / np.sqrt(1 + (u / 3) ** 2), rtol=1e-6)
+    assert out[4, 0] == pytest.approx(48.5 / np.sqrt(1 + (48.5 / 3) ** 2)) and out[4, 0] < 3  # the outlier: < 3
+    np.testing.assert_array_equal(out[:, 1], X[:, 1])
+
+
+def test_robust_falls_back_to_half_the_range_when_the_iqr_is_zero():
+    X = np.array([[0.0], [0], [0], [0], [0], [4]])
+    assert scaling.fit_scaler(X, "robust", np.array([False]))["scale"] == [2.0]
+
+
+def test_quantile_maps_a_heavy_tail_to_a_normal_and_keeps_few_knots():
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.lognormal(0, 2, 20000), rng.integers(0, 3, 20000)]).astype(np.float32)
+    scaler = scaling.fit_scaler(X, "quantile", np.array([False, False]))
+    knots, scores = scaler["quantiles"]["0"]
+    assert len(knots) == scaling.QUANTILES
+    assert len(scaler["quantiles"]["1"][0]) == 3  # a discrete column: one knot per value
+    out = X.copy()
+    scaling.apply_scaler(out, scaler)
+    assert abs(np.mean(out[:, 0])) < 0.02 and abs(np.std(out[:, 0]) - 1) < 0.05
+    assert np.all(np.diff(out[np.argsort(X[:, 0]), 0]) >= 0)  # monotone
+    new = np.array([[1e9, 5.0], [-1.0, -1.0]], dtype=np.float32)  # beyond the training range: the ends
+    scaling.apply_scaler(new, scaler)
+    assert new[0, 0] == pytest.approx(scores[-1]) and new[1, 0] == pytest.approx(scores[0])
+
+
+def test_the_quantile_tables_interpolate_as_np_interp():
+    rng = np.random.default_rng(2)
+    X = np.column_stack([rng.normal(size=300), rng.integers(0, 5, 300), np.full(300, 7.0)])
+    scaler = scaling.fit_scaler(X, "quantile", np.array([False, False, False]))
+    inner, low, high, start, score, slope, mapped = scaling.quantile_tables(scaler, 3)
+    x = np.column_stack([rng.normal(size=50) * 3, rng.uniform(-1, 6, 50), rng.normal(size=50)])
+    inside = np.clip(x, low, high)
+    k = (inside[:, :, None] >= inner[None]).sum(axis=2)
+    rows = np.arange(3)[None, :]
+    ours = score[rows, k] + slope[rows, k] * (inside - start[rows, k])
+    expected = x.copy()
+    scaling.apply_scaler(expected, scaler)
+    np.testing.assert_allclose(ours, expected, atol=1e-12)
+
+
+def test_a_reservoir_keeps_a_uniform_bounded_sample():
+    r = Reservoir(size=1000, seed=0)
+    for start in range(0, 100_000, 7_000):
+        r.add(np.arange(start, min(start + 7_000, 100_000), dtype=np.float64))
+    assert len(r.values) == 1000 and r.seen == 100_000 and len(set(r.values)) == 1000
+    assert abs(np.median(r.values) - 50_000) < 5_000  # the whole range, not the first chunk
+    small = Reservoir(size=1000)
+    small.add(np.arange(10.0))
+    np.testing.assert_array_equal(small.values, np.arange(10.0))
+
+
+@pytest.mark.parametrize("kind", ["standard", "log1p", "quantile"])
+def test_a_target_transform_round_trips(kind):
+    y = np.random.default_rng(3).lognormal(2, 1, (500, 1))
+    scaler = scaling.fit_target(y, kind)
+    t = scaling.to_training(y, scaler)
+    assert abs(t.mean()) < 0.1 and abs(t.std() - 1) < 0.1
+    np.testing.assert_allclose(scaling.from_training(t, scaler), y, rtol=1e-9)
+
+
+# --- training, predict, evaluate, export -----------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", ["robust", "quantile"])
+def test_scaled_inputs_are_what_the_model_stores_and_predict_applies(tmp_path, scale):
+    data = heavy_table(tmp_path)
+    cfg = load_config(_config(tmp_path, data), [f"data.scale={scale}"])
+    dataset = load_dataset(cfg)
+    assert dataset.encoder.scaler["kind"] == scale
+    # the colour one-hot columns pass through as 0/1
+    assert set(np.unique(dataset.X_train[:, 2:4])) <= {0.0, 1.0}
+    assert np.abs(dataset.X_train[:, :2]).max() < (3 if scale == "robust" else 5.3)
+    run = train(tmp_path, data, f"data.scale={scale}")
+    model = load_model(run)
+    assert model.meta["scaler"]["kind"] == scale
+    frame = pd.read_csv(data)
+    np.testing.assert_allclose(model.predict(frame.drop(columns="y")), predict_csv(run, data)["prediction"])
+
+
+def _config(tmp_path, data):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"seed: 0\ndata:\n  path: {data}\n  target: y\n  categorical: [colour]\n")
+    return config
+
+
+def test_log1p_needs_a_target_above_minus_one(tmp_path):
+    path = tmp_path / "neg.csv"
+    path.write_text("x,y\n" + "".join(f"{i % 3},{i - 5.5}\n" for i in range(20)))
+    config = tmp_path / "neg.yaml"
+    config.write_text(f"data:\n  path: {path}\n  target: y\n  target_transform: log1p\n")
+    assert_clean_error(cli("train", config, "--runs-dir", tmp_path / "runs"), "log1p needs target 'y' above -1",
+                       "target_transform: quantile")
+
+
+@pytest.mark.parametrize("kind", ["log1p", "quantile"])
+def test_predictions_metrics_and_intervals_are_in_the_target_units(tmp_path, kind):
+    data = heavy_table(tmp_path)
+    run = train(tmp_path, data, f"data.target_transform={kind}", "training.iterations=40")
+    model = load_model(run)
+    assert model.meta["target_scaler"]["kind"] == kind
+    y = pd.read_csv(data)["y"].to_numpy()
+    out = predict_csv(run, data, interval=0.8)
+    assert 0.5 * y.mean() < out["prediction"].mean() < 2 * y.mean()  # the target's units, not log or normal scores
+    assert (out["lower"] <= out["prediction"]).all() and (out["prediction"] <= out["upper"]).all()
+    # made in g's space: wider above than below a skewed target's prediction
+    assert ((out["upper"] - out["prediction"]) > (out["prediction"] - out["lower"])).mean() > 0.9
+    report = evaluate_csv(run, data, interval=0.8)
+    assert report["rmse"] == pytest.approx(np.sqrt(np.mean((out["prediction"] - y) ** 2)), rel=1e-6)
+    assert report["coverage"] == pytest.approx(np.mean((out["lower"] <= y) & (y <= out["upper"])))
+    assert report["mean_width"] == pytest.approx(np.mean(out["upper"] - out["lower"]))
+    assert 0.7 < report["coverage"] < 0.95
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["validation"]["rmse"] < 3 * y.std()
+
+
+@pytest.mark.parametrize("sets", [["data.scale=robust", "data.target_transform=log1p"],
+                                  ["data.scale=quantile", "data.target_transform=quantile"],
+                                  ["data.scale=quantile", "training.dtype=float64"]])
+def test_onnx_equals_predict_with_intervals(tmp_path, sets):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    data = heavy_table(tmp_path)
+    run = train(tmp_path, data, *sets)
+    result = cli("export", run, "--interval", "0.9", "--output", tmp_path / "m.onnx")
+    assert result.exit_code == 0, result.stderr
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    frame = pd.read_csv(data)
+    dtype = np.float64 if "training.dtype=float64" in sets else np.float32
+    feeds = {"x": frame[["x"]].to_numpy(dtype), "k": frame[["k"]].to_numpy(dtype),
+             "colour": frame[["colour"]].to_numpy(object)}
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    expected = predict_csv(run, data, interval=0.9)
+    for name in ("prediction", "lower", "upper"):
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sets", [["data.scale=robust"], ["data.scale=quantile", "data.target_transform=quantile"],
+                                  ["data.scale=robust", "data.target_transform=log1p", "data.missing=mean"]])
+def test_streaming_fits_the_same_scalers_from_a_bounded_sample(tmp_path, sets):
+    data = heavy_table(tmp_path, rows=1500)
+    memory = load_dataset(load_config(_config(tmp_path, data), list(sets)))
+    streamed = load_dataset(load_config(_config(tmp_path, data), list(sets) + ["data.streaming=true"]))
+    assert getattr(streamed, "streamed", False)
+    a, b = memory.encoder.scaler, streamed.encoder.scaler
+    assert a["kind"] == b["kind"]
+    if a["kind"] == "robust":
+        # the hash split's training rows are not the random split's: close, not equal
+        np.testing.assert_allclose(a["offset"][:2], b["offset"][:2], rtol=0.15)
+        np.testing.assert_allclose(a["scale"][:2], b["scale"][:2], rtol=0.15)
+    else:
+        assert b["quantiles"]["1"][0] == [0.0, 1.0, 2.0, 3.0]
+    ta, tb = memory.target_scaler, streamed.target_scaler
+    assert ta["kind"] == tb["kind"]
+    probe = np.array([[0.5], [2.0], [8.0]])
+    np.testing.assert_allclose(scaling.to_training(probe, ta), scaling.to_training(probe, tb), atol=0.2)
+
+
+def test_a_tampered_quantile_scaler_is_refused(tmp_path):
+    data = heavy_table(tmp_path)
+    run = train(tmp_path, data, "data.scale=quantile")
+    with np.load(run / "model.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["scaler"]["quantiles"]["0"][0].reverse()
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    assert_clean_error(cli("predict", tmp_path / "bad.npz", data), "quantile", "increasing")
