@@ -21,7 +21,7 @@ from .conftest import CONFIGS
 # float64 so that equal means equal to rounding; patience 3 on iris stops the seeds at
 # different epochs, so members stop while others train on
 STOPPING = ["training.dtype=float64", "training.iterations=60", "training.early_stopping={patience: 3}",
-            "training.grad_clip=1.0"]
+            "training.grad_clip=1.0", "training.label_smoothing=0.05"]
 
 
 @pytest.fixture(scope="module")

@@ -248,7 +248,9 @@ class PopulationLoop(_Loop):
         result = TrainResult(history, status, best_epoch, self.elapsed(start), self.completed,
                              diagnostics=diagnostics, restored_best=restored, best_by=best_by)
         dataset = self.datasets[k]
-        result.metrics = final_metrics(alone, dataset, result, extra=self.extra)
+        # the training targets as its loop trained on them (smoothed labels), as a run alone scores
+        targets = (self.y[k], self.val_targets[k] if self.has_val else None)
+        result.metrics = final_metrics(alone, dataset, result, targets, self.extra)
         if self.clip is not None:
             result.clipped_steps, result.steps = int(self.clipped[k]), self.steps
             result.metrics.update(clipped_steps=result.clipped_steps, steps=self.steps)
