@@ -1,16 +1,22 @@
-"""What training runs as the members of one pass gains. Prints ratios measured in one run.
+"""What K members trained at once cost: the training loop's marginal time for `model.ensemble: 8`
+against one member, against 8 separate runs, and against PyTorch doing the same with
+`torch.func.stack_module_state` + `vmap`. Prints figures; asserts nothing.
 
-    python benchmarks/ensemble.py --seeds 8                  # iris: --seeds 8 against --seeds 8 --separate --workers 2
-    python benchmarks/ensemble.py --seeds 8 --table w2       # the same on bench.py's W2 (20,000 x 64)
-    python benchmarks/ensemble.py --seeds 8 --repeat 3       # the median of 3 of each, interleaved
+    python benchmarks/ensemble.py                       # W1, W2, W3; K = 8; 3 repeats
+    python benchmarks/ensemble.py --workloads W1 W2 --members 4 --repeat 5 --skip-torch
+    python benchmarks/ensemble.py --seeds 8             # `train iris --seeds 8` against --separate --workers 2
+    python benchmarks/ensemble.py --seeds 8 --seeds-on iris W2 --repeat 3
 
-Each figure is the whole command as a user runs it (`nnctl train CONFIG --seeds N --quiet`, a
-fresh process), members first and separate runs second, alternated `--repeat` times so that a
-change in the machine's load falls on both; the ratio is of the medians.
+As bench.py: each timing is the difference of E and 3E epochs (start-up and CSV parsing cancel),
+the best of the repeats, with the peers alternated inside every repeat. All ratios are within one
+run of this script; the machine is shared, so compare ratios, not seconds. The workloads are
+bench.py's (W1 150 × 4 → 16 → 3 full batch; W2 20k × 64 → 128 → 64 → 10, batch 64; W3 60k × 784 →
+256 → 128 → 10, batch 128), SGD, float32, 2 threads.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -18,8 +24,36 @@ import tempfile
 import time
 from pathlib import Path
 
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "2")
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench import WORKLOADS, have, loop_seconds, synthesize  # noqa: E402
+
+# W3's 2 epochs of 8 members would take minutes on two cores; one epoch shows the same ratio
+EPOCHS = {"W1": 2000, "W2": 10, "W3": 1}
+
+
+def nnctl_loop(config: Path, members: int):
+    from loop_time import main as loop_seconds_of
+
+    return lambda epochs: loop_seconds_of(str(config), epochs, [f"model.ensemble={members}"])
+
+
+def torch_loop(name: str, csv: Path, members: int):
+    rows, features, layers, classes, batch, lr, _ = WORKLOADS[name]
+
+    def run(epochs: int) -> float:
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "torch_ensemble.py"), str(csv),
+                              "--members", str(members), "--layers", *map(str, layers), "--batch", str(batch),
+                              "--lr", str(lr), "--epochs", str(epochs)],
+                             capture_output=True, text=True, check=True, cwd=ROOT / "benchmarks")
+        return float(out.stdout.strip().splitlines()[-1])
+
+    return run
 
 
 def timed(args: list[str]) -> float:
@@ -29,7 +63,8 @@ def timed(args: list[str]) -> float:
 
 
 def seeds_ratio(config: Path, seeds: int, repeat: int, runs: Path) -> tuple[float, float]:
-    """(median seconds as members, median seconds as separate runs on 2 workers)."""
+    """Whole commands as a user runs them, `train CONFIG --seeds N` (members of one pass) then
+    the same with `--separate --workers 2`, alternated `repeat` times: (median seconds of each)."""
     members, separate = [], []
     base = ["train", str(config), "--seeds", str(seeds), "--quiet", "--runs-dir", str(runs)]
     for _ in range(repeat):
@@ -38,24 +73,51 @@ def seeds_ratio(config: Path, seeds: int, repeat: int, runs: Path) -> tuple[floa
     return statistics.median(members), statistics.median(separate)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=8, help="N of `train --seeds N`")
-    parser.add_argument("--table", choices=["iris", "w2"], default="iris")
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
-    args = parser.parse_args()
-    if args.table == "iris":
-        config = ROOT / "configs" / "iris.yaml"
-    else:
-        from bench import synthesize
+def seeds_part(args) -> None:
+    for table in args.seeds_on:
+        config = ROOT / "configs" / "iris.yaml" if table == "iris" else synthesize(table, args.data_dir)[1]
+        with tempfile.TemporaryDirectory() as folder:
+            members, separate = seeds_ratio(config, args.seeds, args.repeat, Path(folder))
+        print(f"train --seeds {args.seeds} on {table}: members of one pass take {members / separate:.2f}x the time of "
+              f"--separate --workers 2 ({separate / members:.2f}x faster; median of {args.repeat})", flush=True)
 
-        args.data_dir.mkdir(parents=True, exist_ok=True)
-        config = synthesize("W2", args.data_dir)[1]
-    with tempfile.TemporaryDirectory() as folder:
-        members, separate = seeds_ratio(config, args.seeds, args.repeat, Path(folder))
-    print(f"train --seeds {args.seeds} on {args.table}: members of one pass take {members / separate:.2f}x the time "
-          f"of --separate --workers 2 ({separate / members:.2f}x faster; median of {args.repeat})")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workloads", nargs="+", default=["W1", "W2", "W3"], choices=sorted(WORKLOADS))
+    parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="instead: `nnctl train CONFIG --seeds N` (members) against --separate --workers 2")
+    parser.add_argument("--seeds-on", nargs="+", default=["iris"], choices=["iris", *sorted(WORKLOADS)])
+    args = parser.parse_args()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.seeds:
+        return seeds_part(args)
+    K = args.members
+    with_torch = not args.skip_torch and have("torch")
+    print(f"K = {K} members; marginal seconds of 2E epochs of the training loop, best of {args.repeat}")
+    header = f"{'workload':8} {'E':>5} {'K=1 s':>8} {'K=%d s' % K:>8} {'K/1':>6} {'÷ %d runs' % K:>9}"
+    if with_torch:
+        header += f" {'torch K=1':>10} {'torch K':>8} {'torch K/1':>9} {'nnctl ÷ torch':>13}"
+    print(header)
+    with tempfile.TemporaryDirectory():
+        for name in args.workloads:
+            csv, config = synthesize(name, args.data_dir)
+            runs = {"one": nnctl_loop(config, 1), "members": nnctl_loop(config, K)}
+            if with_torch:
+                runs.update({"torch_one": torch_loop(name, csv, 1), "torch": torch_loop(name, csv, K)})
+            seconds = loop_seconds(runs, args.repeat, EPOCHS[name])
+            line = (f"{name:8} {EPOCHS[name]:>5} {seconds['one']:>8.3f} {seconds['members']:>8.3f} "
+                    f"{seconds['members'] / seconds['one']:>6.2f} {seconds['members'] / (K * seconds['one']):>9.2f}")
+            if with_torch:
+                line += (f" {seconds['torch_one']:>10.3f} {seconds['torch']:>8.3f} "
+                         f"{seconds['torch'] / seconds['torch_one']:>9.2f} {seconds['members'] / seconds['torch']:>13.2f}")
+            print(line, flush=True)
+    print(f"K/1: K members' time over one member's (goal: <= 2.0 on W1, <= 3.0 on W2); ÷ {K} runs: over {K} "
+          "separate runs' (goal: <= 1.0 on W3); nnctl ÷ torch: < 1.0 means nnctl is faster")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Seconds of nnctl's training loop on a config, printed on the last line: what bench.py's
 `--baseline` peer runs with PYTHONPATH pointing at another revision's source tree.
 
-    python benchmarks/loop_time.py CONFIG EPOCHS
+    python benchmarks/loop_time.py CONFIG EPOCHS [KEY=VALUE ...]
 
 It imports the training loop from today's layout, or from the flat layout of revisions before
 nnctl was split into parts, so one script times both sides of a refactor.
@@ -11,7 +11,7 @@ import sys
 import time
 
 
-def main(config: str, epochs: int) -> float:
+def main(config: str, epochs: int, overrides=()) -> float:
     import nnctl
     from nnctl.config import load_config
     from nnctl.data import load_dataset
@@ -27,7 +27,7 @@ def main(config: str, epochs: int) -> float:
         from nnctl.report import PlainLines
         from nnctl.trainer import train
 
-    cfg = load_config(config, [f"training.iterations={epochs}"])
+    cfg = load_config(config, [f"training.iterations={epochs}", *overrides])
     dataset = load_dataset(cfg)
     network = build_network(cfg, dataset)
     with open(os.devnull, "w") as devnull:
@@ -39,4 +39,4 @@ def main(config: str, epochs: int) -> float:
 
 
 if __name__ == "__main__":
-    print(main(sys.argv[1], int(sys.argv[2])))
+    print(main(sys.argv[1], int(sys.argv[2]), sys.argv[3:]))

@@ -52,3 +52,44 @@ def test_formatters():
     assert format_number(float("nan")) == "nan" and format_number(3) == "3"
     assert format_duration(75) == "1m15s" and format_duration(3.25) == "3.2s" and format_duration(7300) == "2h01m"
     assert sparkline([1.0, 0.1, 0.01]) == "█▅▁" and sparkline([]) == ""
+
+
+def test_a_streamed_tables_first_pass_shows_rows_rate_and_time_left(monkeypatch):
+    """Issue 32 item 14: the first pass says how far it has read, every READ_LINE_EVERY seconds
+    on plain lines, then how long it took, before the notes and the table."""
+    import time
+
+    from nnctl.ui import progress
+
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    out = io.StringIO()
+    plain = PlainLines(out, display_rows=5)
+    plain.on_read({"file": "big.csv", "rows": 100_000, "fraction": 0.1})  # starts the clock: no line yet
+    now[0] = 104.0
+    plain.on_read({"file": "big.csv", "rows": 400_000, "fraction": 0.25})  # 4 s in: too soon
+    assert out.getvalue() == ""
+    now[0] = 112.0
+    plain.on_read({"file": "big.csv", "rows": 1_200_000, "fraction": 0.5})  # 12 s in
+    assert out.getvalue() == "reading big.csv: 1,200,000 rows (50%), 100,000 rows/s, about 12.0s left\n"
+    now[0] = 130.0
+    plain.on_read({"file": "big.csv", "rows": 2_400_000, "fraction": 1.0})
+    plain.on_train_begin({**BEGIN, "notes": [("note", "streaming from encoded shards")]})
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "reading big.csv: 2,400,000 rows (100%), 80,000 rows/s"  # 18 s after the last line
+    assert lines[2] == "read 2,400,000 rows of big.csv in 30.0s" and lines[3] == "note: streaming from encoded shards"
+    assert progress.reading_text({"file": "-", "rows": 10, "fraction": None, "seconds": 0.0}) == "reading -: 10 rows"
+
+
+def test_the_first_pass_is_shown_on_stderr_but_not_with_quiet_or_on_json_stdout(tmp_path):
+    from .cli_helpers import cli
+    from .test_streaming import write_cfg, write_table
+
+    config = write_cfg(tmp_path, write_table(tmp_path))
+    shown = cli("train", config, "--runs-dir", tmp_path / "runs", "--set", "training.iterations=1", "--no-cache")
+    assert shown.exit_code == 0, shown.stderr
+    assert "read 1,200 rows of " in shown.stderr
+    quiet = cli("train", config, "--runs-dir", tmp_path / "runs", "--set", "training.iterations=1", "--no-cache",
+                "--quiet", "--json")
+    assert quiet.exit_code == 0 and "read 1,200" not in quiet.stderr + quiet.stdout
+    assert "reading" not in quiet.stdout

@@ -1,5 +1,6 @@
 """Training on streamed data (data.streaming): shards in the cache, window shuffling, scoring in
-chunks, exact resume, class weights, cv folds by row-number hash and sweeps."""
+chunks, exact resume, class weights, stratified cv folds scaled on their own training rows, the
+held-out sample after training, and sweeps."""
 import json
 from pathlib import Path
 
@@ -76,10 +77,9 @@ def test_streamed_data_is_shards_in_the_cache_and_a_second_run_reads_no_table(tm
     assert data.X_train.shape == (len(train), 6) and data.X_train[:5].dtype == np.float32
     assert sum(data.counts["train"]) == len(train)
     assert any("streaming from encoded shards" in text and "data.streaming is true" in text for _, text in data.notes)
-    import nnctl.data.scan as scan
+    import nnctl.data.onepass as onepass
 
-    monkeypatch.setattr(scan, "scan_table", lambda *a, **k: pytest.fail("the table was read again"))
-    monkeypatch.setattr(streamed, "scan_table", scan.scan_table)
+    monkeypatch.setattr(onepass, "write_shards", lambda *a, **k: pytest.fail("the table was read again"))
     again = load_dataset(cfg)
     assert np.array_equal(again.X_train[:300], data.X_train[:300]) and len(again.parts["train"]) == len(train)
 
@@ -198,23 +198,42 @@ def test_a_bad_streaming_value_is_one_error_line(tmp_path):
     assert_clean_error(cli("train", config, "--set", "data.shuffle_window=0"), "data.shuffle_window")
 
 
-def test_cv_folds_on_streamed_data_are_by_row_number_hash(tmp_path, small_shards):
-    from nnctl.data.splits import hashed_fold
+def test_cv_folds_on_streamed_data_are_stratified_and_scaled_on_their_training_folds(tmp_path, small_shards):
+    """Issue 35: each fold keeps the class proportions (within one row a class), and its scaler
+    is its training folds' alone, as in-memory cv's is."""
     from nnctl.sweep.cv import run_cv
 
     config = write_cfg(tmp_path, write_table(tmp_path))
     cfg = load_config(config)
-    sizes = [len(load_dataset(cfg, fold=(i, 3)).parts["validation"]) for i in range(3)]
-    assert sum(sizes) == 1200
-    assert sizes == np.bincount(hashed_fold(np.arange(1200), cfg.seed, 3), minlength=3).tolist()
-    fold0 = load_dataset(cfg, fold=(0, 3))
+    folds = [load_dataset(cfg, fold=(i, 3)) for i in range(3)]
+    sizes = [len(f.parts["validation"]) for f in folds]
+    assert sum(sizes) == 1200 and max(sizes) - min(sizes) <= 3
+    per_class = np.array([f.counts["validation"] for f in folds])  # (folds, classes)
+    assert (per_class.max(axis=0) - per_class.min(axis=0) <= 1).all()
+    rows = [np.concatenate([f.parts["validation"]._array(j, "rows")[f.parts["validation"]._kept(j)]
+                            for j in range(f.parts["validation"].n_shards)]) for f in folds]
+    assert sorted(np.concatenate(rows).tolist()) == list(range(1200))  # every row in exactly one fold
+    fold0 = folds[0]
     assert len(fold0.parts["train"]) == 1200 - sizes[0]
+    # the numbers of fold 0's training rows are standardized by themselves: mean 0, std 1
+    X = fold0.parts["train"].head(10_000)[0][:, :3].astype(np.float64)
+    np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(X.std(axis=0), 1, atol=1e-5)
+    # and the model's scaler maps the raw table the same way
+    import pandas as pd
+
+    from nnctl.data.splits import dealt_fold  # noqa: F401 (the rule the folds follow)
+    raw = pd.read_csv(tmp_path / "table.csv")
+    train_rows = np.setdiff1d(np.arange(1200), rows[0])
+    scaler = fold0.encoder.scaler
+    np.testing.assert_allclose(scaler["offset"][:3], raw[["a", "b", "c"]].to_numpy()[train_rows].mean(axis=0), atol=1e-5)
+    np.testing.assert_allclose(scaler["scale"][:3], raw[["a", "b", "c"]].to_numpy()[train_rows].std(axis=0), rtol=1e-5)
     result = run_cv(config, 3, ["training.iterations=3"], tmp_path / "cv", workers=1)
     summary = json.loads((result["folder"] / "summary.json").read_text())
     folds = (result["folder"] / "folds.csv").read_text()
     assert summary and "fold" in folds
-    rows = sorted(metrics(result["folder"] / f"fold_{i}")["validation"]["rows"] for i in range(3))
-    assert rows == sorted(sizes)
+    scored = sorted(metrics(result["folder"] / f"fold_{i}")["validation"]["rows"] for i in range(3))
+    assert scored == sorted(sizes)
 
 
 def test_a_sweep_on_streamed_data_trains_its_trials(tmp_path):
@@ -259,3 +278,42 @@ def test_a_window_never_ends_in_a_batch_of_one_row_so_batch_norm_streams(tmp_pat
     result = train_config(load_config(tmp_path / "bn.yaml", ["training.iterations=2"]), tmp_path / "runs", "bn",
                           plot=False)
     assert metrics(result.run)["status"] == "completed"
+
+
+def test_dealt_folds_keep_each_class_even_however_the_rows_are_chunked():
+    from nnctl.data.splits import dealt_fold
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 5000)
+    ranks = np.empty(5000, dtype=np.int64)
+    for c in range(3):
+        ranks[labels == c] = np.arange((labels == c).sum())
+    fold = dealt_fold(ranks, labels, seed=4, k=5)
+    for c in range(3):
+        counts = np.bincount(fold[labels == c], minlength=5)
+        assert counts.max() - counts.min() <= 1
+    halves = np.concatenate([dealt_fold(ranks[:1234], labels[:1234], 4, 5), dealt_fold(ranks[1234:], labels[1234:], 4, 5)])
+    assert np.array_equal(halves, fold)  # a row's fold is its own: chunks do not matter
+    assert not np.array_equal(fold, dealt_fold(ranks, labels, seed=5, k=5))  # the seed draws the order
+    first = fold[(labels == 0)][:50]
+    assert len(set(np.diff(first).tolist())) > 2  # not dealt round-robin in file order
+
+
+def test_the_steps_after_training_read_a_random_sample_of_validation_rows(tmp_path, small_shards, monkeypatch):
+    """Issue 35: calibration, conformal scores and importance use a seeded random sample of the
+    validation rows, not its first rows (a file sorted by class would give one class)."""
+    from nnctl.commands import train as train_command
+
+    table = write_table(tmp_path)
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join([lines[0]] + sorted(lines[1:], key=lambda line: line.rsplit(",", 1)[1])) + "\n")
+    data = load_dataset(load_config(write_cfg(tmp_path, table)))
+    monkeypatch.setattr(train_command, "HELD_OUT_ROWS", 60)
+    held = train_command._held_out(data, 5)
+    assert held.X_val.shape == (60, data.n_inputs) and len(np.unique(held.y_val)) == 3
+    assert len(np.unique(data.parts["validation"].head(60)[1])) == 1  # what the first rows were
+    again = train_command._held_out(data, 5)
+    assert np.array_equal(again.X_val, held.X_val)  # seeded
+    X, y = data.parts["validation"].head(len(data.parts["validation"]))
+    found = [int(np.flatnonzero((X == row).all(axis=1))[0]) for row in held.X_val[:10]]
+    assert found == sorted(found) and np.array_equal(y[found], held.y_val[:10])  # real rows, in file order

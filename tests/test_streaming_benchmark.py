@@ -29,9 +29,10 @@ def test_the_generated_table_is_seeded_and_its_first_pass_runs(tmp_path):
     assert rows == again and rows % 300 == 0 and (tmp_path / "t.csv").read_bytes() == (tmp_path / "u.csv").read_bytes()
     bench.to_parquet(tmp_path / "t.csv", tmp_path / "t.parquet", row_group=250)
     for name in ("t.csv", "t.parquet"):
-        result = bench._first_pass(str(tmp_path / name), str(tmp_path))
-        assert result["rows"] == rows and result["inputs"] == 12 + sum(bench.CATEGORIES.values())
-    assert not (tmp_path / "encoded.npy").exists()
+        for arrow in (False, True):
+            result = bench._first_pass(str(tmp_path / name), str(tmp_path), arrow)
+            assert result["rows"] == rows and result["inputs"] == 12 + sum(bench.CATEGORIES.values())
+    assert not (tmp_path / "shards").exists()
 
 
 @pytest.mark.slow
@@ -40,13 +41,16 @@ def test_the_first_pass_figures_compare_each_file_with_pandas(tmp_path, capsys):
     found = bench.main(["--size-gb", str(40_000 / 2**30), "--generate-rows", "200", "--budget", "50MB",
                         "--workdir", str(tmp_path), "--skip-train"])
     figures = found["first_pass"]
-    assert set(figures) == {f"table-{40_000 / 2**30:g}gb.csv", f"table-{40_000 / 2**30:g}gb.parquet"}
+    name = f"table-{40_000 / 2**30:g}gb"
+    assert set(figures) == {f"{name}.csv", f"{name}.csv (pyarrow)", f"{name}.parquet"}
+    assert figures[f"{name}.csv"]["peer"] == "pandas" and figures[f"{name}.parquet"]["peer"] == "read_table"
     for row in figures.values():
         assert row["rows"] >= 200 and row["rows"] % 200 == 0
-        assert row["scan_mb_s"] > row["scan_encode_mb_s"] > 0 and row["pandas_mb_s"] > 0
+        assert row["pass_mb_s"] > 0 and row["peer_mb_s"] > 0
+        assert row["ratio"] == pytest.approx(row["pass_mb_s"] / row["peer_mb_s"]) and row["cpu_ratio"] > 0
         assert row["peak_rss"] > 20 << 20  # an interpreter with NumPy and pandas, measured in its own process
     out = capsys.readouterr().out
-    assert "scan+encode MB/s" in out and "pandas MB/s" in out
+    assert "pass MB/s" in out and "peer MB/s" in out
     assert json.loads((tmp_path / "figures.json").read_text())["first_pass"].keys() == figures.keys()
 
 

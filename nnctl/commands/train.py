@@ -89,7 +89,8 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
     name = check_name("run" if options.name is None else options.name)
     runs_dir = ensure_writable(options.runs_dir)
     if dataset is None:
-        dataset = load_dataset(cfg, cache=options.cache, fold=fold)
+        reads = options.callback.on_read if options.callback is not None else None
+        dataset = load_dataset(cfg, cache=options.cache, fold=fold, progress=reads)
     if cfg.report.importance and not cfg.data.test_path and not len(dataset.X_val):
         dataset.notes.append(("warning", IMPORTANCE_NEEDS_PART))
     network = build_network(cfg, dataset, fresh=resume is not None)
@@ -151,7 +152,7 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
     """model.npz, history.csv, diagnostics.csv, validation.csv, test.csv and metrics.json (the
     scores, what model.npz holds, and `extra`)."""
     meta = build_meta(network, dataset, cfg)
-    held_out = _held_out(dataset)
+    held_out = _held_out(dataset, cfg.seed)
     # first, before anything is scored from the saved model: all of it uses the temperature
     calibration = calibrate(network, held_out, cfg)
     if calibration is not None:
@@ -165,9 +166,7 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
     files.write_diagnostics(result.diagnostics)
     if len(dataset.X_val):
         # a streamed validation part may be any size: validation.csv keeps its first rows
-        rows = PREDICTION_ROWS if getattr(dataset, "streamed", False) else len(dataset.X_val)
-        files.write_predictions(files.VALIDATION, model, dataset.X_val[:rows], dataset.y_val[:rows],
-                                dataset.validation_rows(rows))
+        files.write_predictions(files.VALIDATION, model, *dataset.preview(PREDICTION_ROWS))
     test = None
     if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
         truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
@@ -190,25 +189,24 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
     files.write_metrics({**metrics, **extra})  # `created` keeps its place
 
 
-class _ValidationSample:
-    """A streamed dataset as the steps after training read it: its validation part's first
-    `rows` rows as arrays (`X_val`, `y_val`), everything else from the dataset itself."""
+class _HeldOut:
+    """A dataset as the steps after training read it: its `held_out` validation rows as arrays
+    (`X_val`, `y_val`), everything else from the dataset itself."""
 
-    def __init__(self, dataset, rows: int):
+    def __init__(self, dataset, rows: int, seed: int):
         self._dataset = dataset
-        self.X_val, self.y_val = np.asarray(dataset.X_val[:rows]), np.asarray(dataset.y_val[:rows])
+        self.X_val, self.y_val = dataset.held_out(rows, seed)
 
     def __getattr__(self, name):
         return getattr(self._dataset, name)
 
 
-def _held_out(dataset):
+def _held_out(dataset, seed: int):
     """What temperature calibration, the conformal scores, the reliability bins and importance
-    are computed on: the validation part, or for a streamed run (whose validation part may not
-    fit in memory) its first HELD_OUT_ROWS rows, which the hash split drew from the whole file."""
-    if not getattr(dataset, "streamed", False):
-        return dataset
-    return _ValidationSample(dataset, min(len(dataset.X_val), HELD_OUT_ROWS))
+    are computed on: the validation part in memory, or for a streamed run (whose validation part
+    may not fit in memory) HELD_OUT_ROWS of its rows drawn at random from the seed: the first
+    rows of a file sorted by date or by class would not stand for the rest."""
+    return _HeldOut(dataset, HELD_OUT_ROWS, seed)
 
 
 def _add_calibration(metrics: dict, calibration: dict | None, model, dataset, test) -> None:
@@ -244,9 +242,8 @@ def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
     scaler = dataset.target_scaler
     for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
         if len(X) and part in metrics:
-            chunks = dataset.parts[part].chunks() if getattr(dataset, "streamed", False) else [(X, y)]
             errors = []
-            for X, y in chunks:
+            for X, y in dataset.chunks(part):
                 truth = from_training(np.asarray(y, dtype=np.float64).reshape(len(y), -1), scaler)
                 errors.append(_error_sums(truth.reshape(-1), model.values_from_inputs(X).reshape(-1)))
             n, squared, absolute = np.sum(errors, axis=0)

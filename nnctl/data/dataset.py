@@ -43,6 +43,10 @@ class Dataset:
     # data.validation_path when it gives the validation rows); None from an older cache entry
     val_rows: np.ndarray | None = None
 
+    # what training, scoring, checkpoints and the steps after training read of a dataset, the
+    # same for one held in memory (here) and one streamed from shards (streamed.StreamedDataset)
+    whole_batches = False  # batches are cut from the whole part: its last one may be of one row
+
     @property
     def n_inputs(self) -> int:
         return self.X_train.shape[1]
@@ -57,21 +61,55 @@ class Dataset:
             return self.y_train.shape[1]
         return 1 if len(self.classes) == 2 else len(self.classes)
 
+    def chunks(self, part: str):
+        """(X, y) of the part ("train" | "validation") in pieces: here, the whole part at once."""
+        X, y = (self.X_train, self.y_train) if part == "train" else (self.X_val, self.y_val)
+        return [(X, y)] if len(X) else []
+
+    def held_out(self, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The validation rows the steps after training use (calibration, conformal scores,
+        importance): in memory, all of them."""
+        return self.X_val, self.y_val
+
+    def preview(self, rows: int) -> tuple:
+        """(X, y, row numbers or None) of the validation rows validation.csv holds: in memory,
+        all of them."""
+        return self.X_val, self.y_val, self.validation_rows(len(self.X_val))
+
+    def fingerprint(self):
+        """Pieces of bytes that identify these rows for resuming (training.checkpoint.data_digest): their
+        shapes, every target, each input column's float64 sum and every FINGERPRINT_STRIDE-th
+        input row. Changed values move a column sum, reordered rows move the targets or the
+        sampled rows; and it reads the inputs once, where hashing every byte would add a
+        noticeable pause to starting a run on a large table."""
+        for name in ("X_train", "y_train", "X_val", "y_val"):
+            array = np.ascontiguousarray(getattr(self, name))
+            yield str(array.shape).encode()
+            if name.startswith("y"):
+                yield array.tobytes()
+            elif array.size:
+                yield array.sum(axis=0, dtype=np.float64).tobytes()
+                yield np.ascontiguousarray(array[::FINGERPRINT_STRIDE]).tobytes()
+
+
+FINGERPRINT_STRIDE = 97  # every this-many-th row of the inputs goes into the fingerprint whole
+
 
 # --- building the dataset --------------------------------------------------------------------
 
 
-def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None) -> Dataset:
+def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None, progress=None) -> Dataset:
     """The resolved config's data, ready for training (see module docstring); from the dataset
     cache when this file and config were prepared before (see `nnctl.cache`). `fold` (i, K):
     the validation part is fold i of a K-fold split of the training file (stratified for
     classification, drawn from the seed) instead of `validation_split`. A config that streams
-    (`data.streaming`) gives a `streamed.StreamedDataset` instead, its folds by row-number hash."""
+    (`data.streaming`) gives a `streamed.StreamedDataset` instead, its folds drawn shard by shard;
+    `progress` is then told how far its first pass has read (see `reading.Reading`)."""
     from .streamed import load_streamed, streaming_reason
 
     reason = streaming_reason(cfg)
     if reason is not None:
-        return load_streamed(cfg, reason, cache=cache, fold=fold)
+        return load_streamed(cfg, reason, cache=cache, fold=fold, progress=progress)
     return _through_cache(cfg, fold, cache, lambda: _prepare(cfg, fold))
 
 

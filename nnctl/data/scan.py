@@ -27,7 +27,7 @@ from .scanpass import FirstPass, kept_rows
 from .scaling import to_training
 from .scanstats import labels_as
 from .splits import hashed_validation
-from .tables import open_table, read_table, table_parts
+from .tables import open_table, table_parts
 
 # cells parsed at a time: a chunk takes about 24 bytes a cell while it is parsed, checked and
 # encoded (its float64 values, their float32 copies, the encoded rows), so CHUNK_SHARE of the
@@ -141,28 +141,31 @@ def _columns(cfg, table, notes: list) -> tuple[list, list]:
     return features, used
 
 
-def _chunks(table, used, chunk_rows, decimal):
+def _chunks(table, used, chunk_rows, decimal, reading=None):
     """(file's name, first row's number in the whole table, chunk indexed by row in its file)."""
-    offset = 0
-    for part in table_parts(table):
-        rows = 0
-        for chunk in read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal):
-            yield part.where, offset + rows, chunk
-            rows += len(chunk)
-        offset += rows
+    from .reading import Reading, table_chunks
+
+    return table_chunks(table, used, chunk_rows, decimal, reading or Reading(arrow=False))
 
 
 def scan_table(cfg, chunk_rows: int | None = None) -> Scan:
     """One bounded-memory pass over data.path (validation_path's rows are NOT in the fit)."""
+    from .reading import attempts
+
     data, notes = cfg.data, []
     table = open_table(data.path, data.delimiter)
     features, used = _columns(cfg, table, notes)
     chunk_rows = chunk_rows or default_chunk_rows(len(used))
     fraction = 0.0 if data.validation_path else data.validation_split
-    state = FirstPass(cfg, features, table.where)
-    for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
-        rows = start + np.arange(len(chunk), dtype=np.int64)
-        state.add(chunk, rows, hashed_validation(rows, cfg.seed, fraction), where)
+
+    def read(reading) -> FirstPass:
+        state = FirstPass(cfg, features, table.where)
+        for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal, reading):
+            rows = start + np.arange(len(chunk), dtype=np.int64)
+            state.add(chunk, rows, hashed_validation(rows, cfg.seed, fraction), where)
+        return state
+
+    state = attempts(read)
     if state.rows == 0:
         raise NnctlError("data file has a header but no data rows", table.where)
     return _finish(cfg, state, features, table, notes)

@@ -7,6 +7,8 @@ column with one stray word in row 10 million as text; here that word is an error
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import NnctlError, plain
@@ -35,6 +37,18 @@ def _numeric_dtype(column) -> bool:
     return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
 
 
+@dataclass
+class Raw:
+    """A chunk's kept rows as the one pass writes them: row numbers, which are validation rows,
+    the features by column (features, rows) in the config's dtype (numbers as read; a category
+    as its code in `FirstPass.codes`; NaN where missing), and the target as `TargetLabels.add` gives it."""
+    rows: np.ndarray
+    val: np.ndarray
+    X: np.ndarray
+    codes: np.ndarray
+    values: np.ndarray | None
+
+
 class FirstPass:
     def __init__(self, cfg, features: list, where: str):
         data = cfg.data
@@ -52,26 +66,40 @@ class FirstPass:
         self.raw = {c: Moments() for c in features}  # training values in float64: the fill mean
         self.missing_train = dict.fromkeys(features, 0)
         self.seen: dict = {c: set() for c in features}  # category names, every kept row
+        self.codes: dict = {c: {} for c in features}  # category name -> its code in the raw rows
         self.modes: dict = {c: {} for c in features}  # category -> training rows, for missing: mean
         self.ids = {c: DistinctInts() for c in features}
 
-    def add(self, chunk, rows: np.ndarray, val: np.ndarray, where: str) -> None:
-        """One chunk: its rows' numbers in the table, and which are in the validation part."""
+    def add(self, chunk, rows: np.ndarray, val: np.ndarray, where: str, raw: bool = False):
+        """One chunk: its rows' numbers in the table, and which are in the validation part. With
+        `raw`, returns the kept rows as `Raw` (what the one pass writes before the end is known)."""
         self.rows += len(chunk)
         self._kinds(chunk, where)
         for col in self.features:
             if self.kinds.get(col) != "categorical":
                 self.ids[col].add(chunk[col])  # before dropping, as in memory
         keep = kept_rows(chunk, self.used, self.data.target, self.data.missing, where)
-        chunk, train = chunk[keep], ~val[keep]
+        if not keep.all():
+            chunk = chunk[keep]
+        train = ~val[keep]
         self.train_rows += int(train.sum())
         self.val_rows += int((~train).sum())
-        self.target.add(chunk[self.data.target], train)
-        for col in self.features:
+        codes, values = self.target.add(chunk[self.data.target], train)
+        # by column, as the columns come: the shards' rows are made from it once, at the end
+        X = np.empty((len(self.features), len(chunk)), dtype=self.dtype) if raw else None
+        for i, col in enumerate(self.features):
             if self.kinds.get(col) == "categorical":
-                self._categorical(chunk[col], col, train)
+                column_codes = self._categorical(chunk[col], col, train)
+                if raw:
+                    X[i] = column_codes
+                    X[i, column_codes < 0] = np.nan
             else:
-                self._numeric(chunk[col], col, train, where)
+                column_values = self._numeric(chunk[col], col, train, where)
+                if raw:
+                    X[i] = column_values
+        if raw:
+            return Raw(rows[keep], ~train, X, codes, values)
+        return None
 
     def _kinds(self, chunk, where: str) -> None:
         for col in self.features:
@@ -101,33 +129,52 @@ class FirstPass:
                              f"or leave it out (data.exclude: [{col}], or drop it from data.features)")
         self.kinds[col] = "categorical"
 
-    def _numeric(self, column, col: str, train: np.ndarray, where: str) -> None:
+    def _numeric(self, column, col: str, train: np.ndarray, where: str) -> np.ndarray:
+        """Learns the column's training moments; returns its values as the dtype holds them
+        (NaN where missing). A column without a missing or odd value takes the short way."""
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(over="ignore"):
+            held = values.astype(self.dtype)
+        if np.isfinite(held).all():
+            self.moments[col].add(held[train].astype(np.float64))
+            if col in self.samples:
+                self.samples[col].add(held[train].astype(np.float64))
+            if self.data.missing == "mean":  # the fill value is the mean as read, in float64
+                self.raw[col].add(values[train])
+            return held
         infinite = np.isinf(values)
         if infinite.any():
             row = int(column.index[int(np.flatnonzero(infinite)[0])])
             raise NnctlError(f"column '{col}' has an infinite value (data row {row + 1})", where,
                              "replace it with a finite number or leave the cell empty")
         present = ~np.isnan(values)
-        with np.errstate(over="ignore"):
-            held = values[present].astype(self.dtype)
-        if not np.isfinite(held).all():
+        if not np.isfinite(held[present]).all():
             raise NnctlError(f"column '{col}' has values too large for {self.dtype} "
                              f"(beyond ±{np.finfo(self.dtype).max:.3g})", where,
                              "rescale that column, or set training.dtype: float64")
         self.missing_train[col] += int((train & ~present).sum())
         self.raw[col].add(values[present & train])
-        self.moments[col].add(held[train[present]].astype(np.float64))
+        self.moments[col].add(held[present & train].astype(np.float64))
         if col in self.samples:
-            self.samples[col].add(held[train[present]].astype(np.float64))
+            self.samples[col].add(held[present & train].astype(np.float64))
+        return held
 
-    def _categorical(self, column, col: str, train: np.ndarray) -> None:
-        names = {v: category_label(v) for v in column.dropna().unique()}
-        self.seen[col].update(names.values())
+    def _categorical(self, column, col: str, train: np.ndarray) -> np.ndarray:
+        """Learns the column's categories; returns each row's category code (first seen first,
+        -1 when missing)."""
+        import pandas as pd
+
+        local, distinct = pd.factorize(column)
+        names = [category_label(v) for v in distinct.tolist()]
+        self.seen[col].update(names)
+        code_of = self.codes[col]
+        lookup = np.array([code_of.setdefault(name, len(code_of)) for name in names] + [-1], dtype=np.int64)
         if self.data.missing == "mean":
-            for value, n in column[train].value_counts().items():
-                name = names[value]
-                self.modes[col][name] = self.modes[col].get(name, 0) + int(n)
+            counts = np.bincount(local[train & (local >= 0)], minlength=len(names))
+            for name, n in zip(names, counts.tolist()):
+                if n:
+                    self.modes[col][name] = self.modes[col].get(name, 0) + n
+        return lookup[local]
 
     # --- what the pass learned ------------------------------------------------------------
 

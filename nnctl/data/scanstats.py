@@ -121,6 +121,7 @@ class TargetLabels:
     def __init__(self, target: str):
         self.target = target
         self.counts: dict = {}
+        self.code_of: dict = {}  # label as counted -> its code in the rows this pass writes (first seen first)
         self.text = self.seen_bool = self.seen_numeric = self.overflow = self.infinite = False
         self.whole = True
         self.moments = Moments()  # of the training rows: the regression target's scaler
@@ -128,7 +129,10 @@ class TargetLabels:
         self.sample = Reservoir()  # a bounded sample of them: data.target_transform: quantile
         self.low = math.inf
 
-    def add(self, column, train: np.ndarray) -> None:
+    def add(self, column, train: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Counts a chunk's kept rows; returns (each row's label code, -1 once there are too many
+        labels to be classes; its value as float64, or None for a column that is not numbers):
+        what the shards hold until the classes, or the target's scaling, are known."""
         import pandas as pd
 
         if pd.api.types.is_bool_dtype(column):
@@ -149,19 +153,28 @@ class TargetLabels:
                     self.log_moments.add(np.log1p(trained))
         else:
             self.text, values = True, np.array([str(v).strip() for v in column], dtype=object)
-        self._count(values)
+        return self._count(values), values if values.dtype == np.float64 else None
 
-    def _count(self, values: np.ndarray) -> None:
+    def _count(self, values: np.ndarray) -> np.ndarray:
         if self.overflow or not len(values):
-            return
-        if values.dtype == object:
-            labels, counts = np.unique(values.astype(str), return_counts=True)
-        else:
-            labels, counts = np.unique(values, return_counts=True)
-        for label, n in zip(labels.tolist(), counts.tolist()):
+            return np.full(len(values), -1, dtype=np.int64)
+        labels, inverse, counts = _distinct(values)
+        codes = np.empty(len(labels), dtype=np.int64)
+        for j, (label, n) in enumerate(zip(labels.tolist(), counts.tolist())):
             self.counts[label] = self.counts.get(label, 0) + n
+            codes[j] = self.code_of.setdefault(label, len(self.code_of))
         if len(self.counts) > TARGET_DISTINCT_CAP:
-            self.overflow, self.counts = True, {}
+            self.overflow, self.counts, self.code_of = True, {}, {}
+            return np.full(len(values), -1, dtype=np.int64)
+        return codes[inverse.reshape(-1)]
+
+    def class_lookup(self, classes: list) -> np.ndarray:
+        """(codes,) int64: each label code's index in `classes` (the sorted classes)."""
+        kind, index = self.kind(), {c: i for i, c in enumerate(classes)}
+        lookup = np.empty(len(self.code_of), dtype=np.int64)
+        for label, code in self.code_of.items():
+            lookup[code] = index[label_of(label, kind)]
+        return lookup
 
     def kind(self) -> str:
         """How labels are compared: text | bool | int | float (as dataset.encode_labels reads
@@ -183,6 +196,26 @@ class TargetLabels:
     def too_many(self, where: str) -> NnctlError:
         return NnctlError(f"target column '{self.target}' has more than {TARGET_DISTINCT_CAP} distinct values, "
                           "too many to be classes", where, "set model.task: regression (or auto)")
+
+
+SMALL_RANGE = 4096  # whole-number labels within this range are counted by bincount, not sorted
+
+
+def _distinct(values: np.ndarray) -> tuple:
+    """np.unique(values, return_inverse=True, return_counts=True), with whole numbers of a small
+    range (the usual class labels 0..k) counted without sorting."""
+    if values.dtype == np.float64 and len(values):
+        low, high = values.min(), values.max()
+        if high - low < SMALL_RANGE:
+            ints = values.astype(np.int64)
+            if (ints == values).all():
+                counts = np.bincount(ints - int(low))
+                present = np.flatnonzero(counts)
+                position = np.zeros(len(counts), dtype=np.int64)
+                position[present] = np.arange(len(present))
+                return (present + int(low)).astype(np.float64), position[ints - int(low)], counts[present]
+    return np.unique(values.astype(str) if values.dtype == object else values, return_inverse=True,
+                     return_counts=True)
 
 
 def label_of(value, kind: str):

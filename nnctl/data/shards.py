@@ -121,16 +121,22 @@ def _no_links(path, flags):
 
 class ShardPart:
     """One part's shards, read without holding them: `len()`, `shape`, a few shards into a
-    buffer (`load`), one shard at a time (`chunks`), or the first rows (`head`). `keep(rows)`,
-    when given, picks the rows of each shard that belong to this part (a cv fold) by row number."""
+    buffer (`load`), one shard at a time (`chunks`), the first rows (`head`), or a seeded sample
+    of rows (`sample`). `keep(j, rows, y)`, when given, picks the rows of shard j that belong to
+    this part (a cv fold) by row number and class; `rescale(X)`, when set, rescales what is read
+    in place (a cv fold's own scaling: streamfolds.py)."""
 
     def __init__(self, folder: Path, part: str, sizes: list[int], shard_rows: int, n_inputs: int, dtype, y_dtype,
                  y_width: int, keep=None):
         self.folder, self.part, self.n_inputs, self.keep = Path(folder), part, n_inputs, keep
         self.dtype, self.y_dtype, self.y_width = np.dtype(dtype), np.dtype(y_dtype), y_width
         self.full_sizes = list(sizes)
-        self.sizes = list(sizes) if keep is None else [int(keep(self._array(j, "rows")).sum()) for j in range(len(sizes))]
+        self.sizes = list(sizes) if keep is None else [int(self._kept(j).sum()) for j in range(len(sizes))]
         self.shard_rows = shard_rows
+        self.rescale = None
+
+    def _kept(self, j: int) -> np.ndarray:
+        return self.keep(j, self._array(j, "rows"), self._array(j, "y"))
 
     def __len__(self) -> int:
         return sum(self.sizes)
@@ -157,11 +163,13 @@ class ShardPart:
                 size = len(read_npy_into(self._path(j, "X"), X[n:]))
                 read_npy_into(self._path(j, "y"), y[n:])
             else:
-                mask = self.keep(self._array(j, "rows"))
+                mask = self._kept(j)
                 size = int(mask.sum())
                 X[n:n + size] = self._array(j, "X")[mask]
                 y[n:n + size] = self._array(j, "y")[mask]
             n += size
+        if self.rescale is not None and n:
+            self.rescale(X[:n])
         return n
 
     def chunks(self):
@@ -190,7 +198,7 @@ class ShardPart:
                 break
             rows = self._array(j, "rows")
             if self.keep is not None:
-                rows = rows[self.keep(rows)]
+                rows = rows[self._kept(j)]
             out.append(rows[:n - got])
             got += len(out[-1])
         return np.concatenate(out).astype(np.int64) if out else np.zeros(0, dtype=np.int64)
@@ -199,7 +207,29 @@ class ShardPart:
         """Every row's y, shard by shard (what class counts are made from)."""
         for j in range(self.n_shards):
             y = self._array(j, "y")
-            yield y if self.keep is None else y[self.keep(self._array(j, "rows"))]
+            yield y if self.keep is None else y[self._kept(j)]
+
+    def sample(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) of `n` rows drawn at random (without replacement, from `seed`) from the whole
+        part, in file order, read shard by shard: a sorted file's first rows are not a sample."""
+        total = len(self)
+        if n >= total:
+            return self.head(total)
+        chosen = np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+        X = np.empty((n, self.n_inputs), dtype=self.dtype)
+        y = np.empty((n,) + ((self.y_width,) if self.y_width else ()), dtype=self.y_dtype)
+        starts = np.concatenate([[0], np.cumsum(self.sizes)])
+        buffer_X, buffer_y = self.buffers(1)
+        filled = 0
+        for j in range(self.n_shards):
+            lo, hi = np.searchsorted(chosen, [starts[j], starts[j + 1]])
+            if hi > lo:
+                self.load([j], buffer_X, buffer_y)
+                picked = chosen[lo:hi] - starts[j]
+                X[filled:filled + len(picked)] = buffer_X[picked]
+                y[filled:filled + len(picked)] = buffer_y[picked]
+                filled += len(picked)
+        return X, y
 
     def _path(self, j: int, what: str) -> Path:
         return self.folder / shard_name(self.part, j, what)

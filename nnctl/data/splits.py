@@ -67,3 +67,17 @@ def hashed_validation(row_numbers: np.ndarray, seed: int, fraction: float) -> np
 def hashed_fold(row_numbers: np.ndarray, seed: int, k: int) -> np.ndarray:
     """Each row's fold in 0..k-1, from the same hash: fold i is cv's validation part i. (rows,) int64."""
     return (row_hash(row_numbers, seed) % np.uint64(k)).astype(np.int64)
+
+
+def dealt_fold(ranks: np.ndarray, labels: np.ndarray, seed: int, k: int) -> np.ndarray:
+    """Each row's fold in 0..k-1 when each class's rows are dealt to the folds in blocks of k, in
+    a seeded order of their own: `ranks` is each row's place among its class's rows (0, 1, ...),
+    `labels` its class. Rows k·b to k·b + k - 1 of a class go one to each fold, so the folds keep
+    the class proportions (within one row) however the rows are chunked. (rows,) int64."""
+    ranks, labels = np.asarray(ranks, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    block, place = ranks // k, ranks % k
+    base = (labels << 40) + block  # one key per (class, block)
+    # each of the block's k places gets a hash; a place's fold is its hash's rank among them
+    keys = row_hash((base[:, None] * k + np.arange(k)).reshape(-1), seed).reshape(len(ranks), k)
+    mine = keys[np.arange(len(ranks)), place]
+    return (keys < mine[:, None]).sum(axis=1).astype(np.int64)

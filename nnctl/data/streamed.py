@@ -2,14 +2,16 @@
 
 `streaming_reason(cfg)` says whether (and why) a config streams: `true`, or `auto` when the
 encoded training data would exceed the memory budget (`NNCTL_MEMORY_LIMIT`). `load_streamed`
-then returns a `StreamedDataset`: the first run makes one pass over the table (`scan.scan_table`)
+then returns a `StreamedDataset`: the first run makes one pass over the table (`onepass.py`: each
+chunk parsed once, learned from and written, then finished into shards once the scaling is known)
 and writes the encoded training and validation rows as shards into the dataset cache (the
 same keys, atomic temp-folder-then-rename and size limit as `cache.py`); later runs on the same
 file and settings open those shards without reading the table. Training reads a window of a few
 shards at a time (`training/streamloop.py`).
 
-cv folds (i, K) on streamed data share one entry written without a validation split: fold i is
-the rows whose `hashed_fold(row number, seed, K)` is i, picked shard by shard as they are read.
+cv folds (i, K) on streamed data share one entry written without a validation split: fold i's
+rows are picked shard by shard as they are read, stratified by class for a classification, and
+rescaled by its training folds' own statistics (`streamfolds.py`).
 """
 from __future__ import annotations
 
@@ -23,14 +25,13 @@ import numpy as np
 
 from ..errors import NnctlError
 from ..resources import human_bytes
-from .scan import encoded_chunks, scan_table
-from .shards import ShardPart, ShardWriter, Side
+from .shards import ShardPart, Side
+from .streamfolds import InFold, class_offsets, fold_scaling
 
 SHARD_BYTES = 8 << 20  # a shard holds about this much of X
 MIN_SHARD_ROWS = 1024
 WINDOW_SHARDS = 8  # shuffle_window: auto reads this many shards into one buffer...
 WINDOW_SHARE = 8  # ...unless that buffer (held twice: as read and permuted) would pass budget / this
-PARTS = ("train", "validation")  # data.test_path is scored once, read in chunks as `evaluate` reads it
 
 
 @dataclass
@@ -53,6 +54,7 @@ class StreamedDataset:
     window: int = 0  # rows shuffled together (data.shuffle_window, in whole shards)
     digest: str = ""  # the entry's key: the same file, settings and fold give the same one
     streamed = True
+    whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
 
     @property
     def X_train(self) -> Side:
@@ -73,6 +75,25 @@ class StreamedDataset:
     @property
     def n_inputs(self) -> int:
         return self.parts["train"].n_inputs
+
+    # the protocol data.dataset.Dataset keeps in memory, here read from the shards
+    def chunks(self, part: str):
+        """(X, y) of the part ("train" | "validation"), a shard at a time."""
+        return self.parts[part].chunks()
+
+    def held_out(self, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """`rows` of the validation rows drawn at random from `seed` (the part may not fit in
+        memory, and the first rows of a sorted file would not stand for the rest)."""
+        return self.parts["validation"].sample(min(rows, len(self.parts["validation"])), seed)
+
+    def preview(self, rows: int) -> tuple:
+        """(X, y, row numbers) of the validation part's first `rows` rows (validation.csv: a
+        report's charts need no more)."""
+        return (*self.parts["validation"].head(rows), self.validation_rows(rows))
+
+    def fingerprint(self):
+        """The shards' cache key: the file, its size and time, the settings (and the fold)."""
+        yield self.digest.encode()
 
     def validation_rows(self, n: int) -> np.ndarray:
         """The file row numbers (0-based) of the first `n` validation rows."""
@@ -112,16 +133,18 @@ def streaming_reason(cfg) -> str | None:
             f"({human_bytes(budget)}; NNCTL_MEMORY_LIMIT)")
 
 
-def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | None = None) -> StreamedDataset:
+def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | None = None,
+                  progress=None) -> StreamedDataset:
     """The config's data as shards on disk (see module docstring); `cache=False` writes them
-    again, into a private folder removed at exit."""
+    again, into a private folder removed at exit. `progress` is told how far the first pass has
+    read (reading.Reading)."""
     from . import cache as dataset_cache
     from .tables import require_rereadable
 
     for given_as in ("data.path", "data.validation_path", "data.test_path"):
         path = getattr(cfg.data, given_as.split(".")[1])
         if path:
-            require_rereadable(path, given_as, "streaming reads it twice (a first pass, then the rows)")
+            require_rereadable(path, given_as, "streaming reads it more than once (its first lines, then its rows)")
     source = replace(cfg, data=replace(cfg.data, validation_split=0.0)) if fold else cfg
     key = dataset_cache.cache_key(source, layout="shards")
     found = dataset_cache.entry_meta(key) if cache else None
@@ -130,7 +153,7 @@ def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | 
             return _opened(cfg, *found, reason, fold)
         except (OSError, ValueError, KeyError, TypeError):
             dataset_cache.drop(key)  # damaged: written again below
-    fill = _writer(source)
+    fill = _writer(source, progress)
     folder = dataset_cache.write_entry(key, fill, dataset_cache.limit_bytes()) if cache else None
     if folder is None:  # no cache, or one that cannot be written: the shards still need a home
         folder = Path(tempfile.mkdtemp(prefix="nnctl-shards-"))
@@ -145,27 +168,13 @@ def shard_rows_for(n_inputs: int, itemsize: int) -> int:
     return max(MIN_SHARD_ROWS, SHARD_BYTES // max(n_inputs * itemsize, 1))
 
 
-def _writer(cfg):
-    """fill(folder) for `cache.write_entry`: one pass over the table, the shards written as the
-    encoded chunks come; returns the entry's meta."""
+def _writer(cfg, progress=None):
+    """fill(folder) for `cache.write_entry`: one pass over the table (`onepass.write_shards`);
+    returns the entry's meta."""
+    from .onepass import write_shards
+
     def fill(folder: Path) -> dict:
-        scan = scan_table(cfg)
-        dtype = np.dtype(cfg.training.dtype)
-        shard_rows = shard_rows_for(scan.n_inputs, dtype.itemsize)
-        n_classes = len(scan.classes) if scan.classes is not None else None
-        sizes, counts, y_width = {}, {}, 0
-        for part in PARTS:
-            writer = ShardWriter(folder, part, shard_rows, n_classes)
-            for rows, X, y in encoded_chunks(cfg, scan, part):  # chunks sized by the budget
-                y_width = y.shape[1] if y.ndim == 2 else 0
-                writer.add(np.asarray(rows, dtype=np.int64), X, y)
-            sizes[part] = writer.close()
-            counts[part] = writer.counts.tolist()
-        return {"streamed": True, "task": scan.task, "target": scan.target, "encoder": scan.encoder.to_meta(),
-                "classes": scan.classes, "target_scaler": scan.target_scaler, "rows_read": scan.rows,
-                "rows_dropped": scan.rows_dropped, "class_counts": scan.class_counts, "notes": scan.notes,
-                "n_inputs": scan.n_inputs, "dtype": dtype.name, "y_width": y_width, "shard_rows": shard_rows,
-                "parts": sizes, "counts": counts}
+        return write_shards(cfg, folder, shard_rows_for, progress)
     return fill
 
 
@@ -185,10 +194,17 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
         return ShardPart(folder, source or name, sizes, meta["shard_rows"], n_inputs, dtype, y_dtype, meta["y_width"],
                          keep)
 
+    encoder = FeatureEncoder.from_meta(meta["encoder"], saved=False)
     if fold:
         i, k = fold
-        parts = {"train": part("train", InFold(cfg.seed, k, i, False)),
-                 "validation": part("validation", InFold(cfg.seed, k, i, True), source="train")}
+        before = None
+        if meta["classes"] is not None:  # stratified: each class dealt to the folds in turn
+            before = class_offsets(part("train").targets(), len(meta["classes"]))
+        parts = {"train": part("train", InFold(cfg.seed, k, i, False, before)),
+                 "validation": part("validation", InFold(cfg.seed, k, i, True, before), source="train")}
+        rescale = fold_scaling(parts["train"], encoder, dtype)  # sets encoder.scaler: the training folds'
+        for p in parts.values():
+            p.rescale = rescale
     else:
         parts = {"train": part("train"), "validation": part("validation")}
     counts = {}
@@ -203,26 +219,9 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
     notes.append(("note", f"streaming from encoded shards on disk, because {reason}: {len(train):,} training rows "
                           f"in {train.n_shards} shard{'s' if train.n_shards != 1 else ''} of up to {train.shard_rows:,} rows, "
                           f"shuffled within windows of {min(window, len(train)):,} rows (data.shuffle_window)"))
-    return StreamedDataset(parts, meta["task"], meta["target"], FeatureEncoder.from_meta(meta["encoder"], saved=False),
-                           meta["classes"], meta["target_scaler"], meta["rows_read"], meta["rows_dropped"],
+    return StreamedDataset(parts, meta["task"], meta["target"], encoder, meta["classes"], meta["target_scaler"], meta["rows_read"], meta["rows_dropped"],
                            meta["class_counts"], notes, counts, window,
                            digest=f"{meta['key']}:{fold[0]}/{fold[1]}" if fold else meta["key"])
-
-
-@dataclass(frozen=True)
-class InFold:
-    """Which of a shard's rows (by row number) are in fold `i` of `k` (`inside`) or outside it:
-    a class, not a closure, so that a dataset sent to a Ray worker pickles."""
-
-    seed: int
-    k: int
-    i: int
-    inside: bool
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        from .splits import hashed_fold
-
-        return (hashed_fold(rows, self.seed, self.k) == self.i) == self.inside
 
 
 def _window_rows(cfg, shard_rows: int, row_bytes: int) -> int:

@@ -104,8 +104,7 @@ def check_batches(cfg, network: Network, dataset: Dataset) -> None:
         return
     rows = len(dataset.X_train)
     batch = min(cfg.training.batch_size or rows, rows)
-    # streamed batches are cut window by window, never leaving a last batch of one row
-    last = batch if getattr(dataset, "streamed", False) else rows % batch or batch
+    last = batch if dataset.whole_batches else rows % batch or batch
     if min(batch, last) >= 2:
         return
     if rows < 2:

@@ -20,6 +20,10 @@ class Callback:
 
     def on_train_end(self, result: "TrainResult") -> None: ...
 
+    def on_read(self, progress: dict) -> None:
+        """Before training, after each chunk of a streamed table's first pass: file, rows read,
+        fraction of the table read (None when it cannot be known)."""
+
 
 class Many:
     """Several watchers as one: each call (`on_epoch_end(log)` of a training Callback, a sweep

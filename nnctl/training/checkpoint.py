@@ -33,27 +33,12 @@ AUTO_SECONDS = 30.0  # `checkpoint_every: auto` writes about this often...
 MAX_COST_SHARE = 0.02  # ...and never so often that writing takes more than this share of training
 
 
-DIGEST_STRIDE = 97  # every this-many-th row of the inputs goes into the digest whole
-
-
 def data_digest(dataset) -> str:
-    """A fingerprint of the prepared arrays, so resuming on changed data is refused: their
-    shapes, every target, each input column's float64 sum, and every DIGEST_STRIDE-th input
-    row. Changed values move a column sum, reordered rows move the targets or the sampled rows;
-    and it reads the inputs once, where hashing every byte would add a noticeable pause to
-    starting a run on a large table."""
+    """A fingerprint of the prepared data, so resuming on changed data is refused (what goes
+    into it: the dataset's `fingerprint`)."""
     h = hashlib.blake2b(digest_size=16)
-    if getattr(dataset, "streamed", False):  # its shards' cache key: the file, its size and time, the settings
-        h.update(dataset.digest.encode())
-        return h.hexdigest()
-    for name in ("X_train", "y_train", "X_val", "y_val"):
-        array = np.ascontiguousarray(getattr(dataset, name))
-        h.update(str(array.shape).encode())
-        if name.startswith("y"):
-            h.update(array.tobytes())
-        elif array.size:
-            h.update(array.sum(axis=0, dtype=np.float64).tobytes())
-            h.update(np.ascontiguousarray(array[::DIGEST_STRIDE]).tobytes())
+    for piece in dataset.fingerprint():
+        h.update(piece)
     return h.hexdigest()
 
 

@@ -16,6 +16,7 @@ from ..training.callbacks import Callback
 from .fmt import format_duration, format_number, sparkline
 
 PROGRESS_AFTER = 2.0  # seconds into an epoch before the live view shows progress within it
+READ_LINE_EVERY = 10.0  # seconds between plain lines while a streamed table's first pass reads
 
 
 def note_lines(notes) -> list[str]:
@@ -81,6 +82,51 @@ class _Rows:
         return values + [f"{log['learning_rate']:.3g}", format_duration(log["seconds"]), format_duration(eta)]
 
 
+class Reads:
+    """A streamed table's first pass as it goes: when it started, the latest progress, and
+    whether a line is due (`due(every)`)."""
+
+    def __init__(self):
+        self.started = self.last_shown = None
+        self.latest = None
+
+    def add(self, progress: dict) -> None:
+        import time
+
+        now = time.monotonic()
+        if self.started is None:
+            self.started = self.last_shown = now
+        self.latest = {**progress, "seconds": now - self.started}
+
+    def due(self, every: float) -> bool:
+        import time
+
+        if self.latest is None or time.monotonic() - self.last_shown < every:
+            return False
+        self.last_shown = time.monotonic()
+        return True
+
+    def done_line(self) -> str | None:
+        """'read 1,600,000 rows of table.csv in 12 s' once the pass has ended, or None."""
+        if self.latest is None:
+            return None
+        latest, self.latest = self.latest, None
+        return f"read {latest['rows']:,} rows of {latest['file']} in {format_duration(latest['seconds'])}"
+
+
+def reading_text(progress: dict) -> str:
+    """'reading table.csv: 1,200,000 rows (30%), 210,000 rows/s, about 13 s left'"""
+    rows, seconds, fraction = progress["rows"], progress["seconds"], progress.get("fraction")
+    text = f"reading {progress['file']}: {rows:,} rows"
+    if fraction:
+        text += f" ({100 * fraction:.0f}%)"
+    if seconds > 0:
+        text += f", {rows / seconds:,.0f} rows/s"
+        if fraction and fraction < 1:
+            text += f", about {format_duration(seconds * (1 - fraction) / fraction)} left"
+    return text
+
+
 class TaskNote(Callback):
     """What --quiet still shows on `stream`: which task model.task auto chose and why, where the
     choice is a guess (a wrong one trains a wrong model without any other sign)."""
@@ -96,18 +142,29 @@ class TaskNote(Callback):
 
 
 class PlainLines(Callback):
-    """Rows as aligned plain-text lines on `stream` (stderr by default)."""
+    """Rows as aligned plain-text lines on `stream` (stderr by default); a streamed table's
+    first pass as a line every READ_LINE_EVERY seconds."""
 
     def __init__(self, stream=None, display_rows: int = 30):
         self.stream = stream or sys.stderr
         self.table = _Rows(display_rows)
         self.widths: list[int] = []
+        self.reads = Reads()
+
+    def on_read(self, progress):
+        self.reads.add(progress)
+        if self.reads.due(READ_LINE_EVERY):
+            self.stream.write(reading_text(self.reads.latest) + "\n")
+            self.stream.flush()
 
     def _line(self, cells) -> None:
         self.stream.write("  ".join(c.rjust(w) for c, w in zip(cells, self.widths)).rstrip() + "\n")
         self.stream.flush()
 
     def on_train_begin(self, info):
+        done = self.reads.done_line()
+        if done:
+            self.stream.write(done + "\n")
         for line in note_lines(info.get("notes", ())):
             self.stream.write(line + "\n")
         self.table.begin(info)
@@ -135,6 +192,7 @@ class LiveTable(Callback):
         self.title = title
         self.live = None
         self.progress = None  # the latest progress within the running epoch
+        self.reads, self.status = Reads(), None  # a streamed table's first pass: a line redrawn in place
 
     def render(self):
         from rich.console import Group
@@ -159,9 +217,18 @@ class LiveTable(Callback):
     def on_progress(self, progress):
         self.progress = progress
 
+    def on_read(self, progress):
+        self.reads.add(progress)
+        if self.status is None:
+            self.status = self.console.status(reading_text(self.reads.latest))
+            self.status.start()
+        elif self.reads.due(0.25):
+            self.status.update(reading_text(self.reads.latest))
+
     def on_train_begin(self, info):
         from rich.live import Live
 
+        self._reading_done()
         for line in note_lines(info.get("notes", ())):
             self.console.print(line, markup=False, highlight=False)
         self.table.begin(info)
@@ -178,7 +245,17 @@ class LiveTable(Callback):
         self.table.finish()
         self.close()
 
+    def _reading_done(self, finished: bool = True):
+        """The reading line taken down; once the pass has finished, how long it took."""
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+        done = self.reads.done_line()
+        if done and finished:
+            self.console.print(done, markup=False, highlight=False)
+
     def close(self):
+        self._reading_done(finished=False)  # the pass failed or was interrupted: the error says why
         if self.live is not None:
             self.live.refresh()
             self.live.stop()

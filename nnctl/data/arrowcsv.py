@@ -1,0 +1,121 @@
+"""A plain CSV file read at pyarrow's speed: its multithreaded streaming reader
+(`pyarrow.csv.open_csv`) parses blocks on every core while the caller works on the last one,
+and each block comes out as the DataFrame chunk `csvfile.read_csv(chunksize=...)` would give:
+stripped names, pandas' missing-value strings, and an index that is the row's place in the file.
+
+Only the plain case is read so: pyarrow installed, an uncompressed UTF-8 regular file, decimal
+points. pyarrow fixes each column's type from the first block, where pandas decides chunk by
+chunk; a later block that does not fit is `Fallback`: an integer column that turns out to hold
+decimals is read again as floats (`retyped`), and anything else (text in a number column, ragged
+rows, bytes that are not UTF-8) sends the caller back to pandas from the start, whose reading
+gives today's results and messages. Nothing of a fallen-back read is kept.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .csvfile import NA_STRINGS
+
+MIN_BLOCK, MAX_BLOCK = 1 << 20, 16 << 20  # bytes parsed at a time, from the budget between these
+BLOCK_SHARE = 48  # a block is held about 3 times (text, parsed, as a DataFrame), a few blocks at once
+RETYPES = 4  # integer columns read again as floats before giving up on pyarrow
+
+
+class Fallback(Exception):
+    """pyarrow cannot read this file as pandas would: read it with pandas."""
+
+
+def usable(part, decimal: str) -> bool:
+    """Whether `part` (a table of one file) is a CSV that pyarrow reads as pandas would."""
+    if getattr(part, "kind", None) != "csv" or not isinstance(part.source, Path) or part.compression is not None:
+        return False
+    if part.encoding != "utf-8-sig" or (decimal != "." and decimal != part.delimiter):
+        return False
+    try:
+        import pyarrow.csv  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def block_bytes() -> int:
+    from ..resources import memory_budget
+
+    return int(min(max(memory_budget() // BLOCK_SHARE, MIN_BLOCK), MAX_BLOCK))
+
+
+def chunks(part, columns: list, as_float=frozenset()):
+    """(DataFrame of `part`'s `columns`, bytes of the file read so far), one a block, indexed by
+    row in the file. Raises Fallback (see module docstring); `as_float`: columns to read as
+    float64 whatever the first block holds."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # internal names for every column: the header may hold "" for unnamed ones
+    names = [f"c{i}" for i in range(len(part.header))]
+    wanted = {part.header.index(c): c for c in columns}
+    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_bytes(), use_threads=True)
+    parse = pacsv.ParseOptions(delimiter=part.delimiter)
+    types = {names[i]: pa.float64() for i, c in wanted.items() if c in as_float}
+    convert = pacsv.ConvertOptions(include_columns=[names[i] for i in sorted(wanted)], null_values=NA_STRINGS,
+                                   strings_can_be_null=True, true_values=["True", "TRUE", "true"],
+                                   false_values=["False", "FALSE", "false"], column_types=types)
+    source = pa.OSFile(str(part.source))
+    try:
+        reader = _opened(source, read, parse, convert, pacsv)
+        order = [wanted[int(f.name[1:])] for f in reader.schema]
+        start = 0
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise _fallback(exc, wanted) from exc
+            frame = batch.to_pandas()
+            frame.columns = order
+            frame.index = range(start, start + len(frame))
+            start += len(frame)
+            yield (frame[columns] if order != columns else frame), source.tell()
+    finally:
+        source.close()
+
+
+SIMPLE = ("int64", "double", "bool", "string", "large_string")
+
+
+def _opened(source, read, parse, convert, pacsv):
+    """The streaming reader; a column pyarrow reads as something pandas does not (a date, a time,
+    nothing at all in the first block) is read again as text or as float64."""
+    import pyarrow as pa
+
+    try:
+        reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+        odd = {f.name: (pa.float64() if pa.types.is_null(f.type) else pa.string())
+               for f in reader.schema if str(f.type) not in SIMPLE}
+        if not odd:
+            return reader
+        source.seek(0)
+        convert.column_types = {**convert.column_types, **odd}
+        return pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise Fallback(str(exc)) from exc
+
+
+CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to int64")
+
+
+class Retype(Fallback):
+    """An integer column holds decimals further on: read it as float64 from the start."""
+
+    def __init__(self, column: str):
+        super().__init__(column)
+        self.column = column
+
+
+def _fallback(exc, wanted: dict) -> Fallback:
+    found = CONVERSION.search(str(exc))
+    if found and "invalid value" in str(exc) and int(found.group(1)) in wanted:
+        return Retype(wanted[int(found.group(1))])  # the column's place in the file, header included
+    return Fallback(str(exc))

@@ -1,0 +1,184 @@
+"""Streaming's first pass, in one read of the table: `write_shards` parses each chunk once,
+learns from it what `load_dataset` learns from the whole table (`scanpass.FirstPass`) and writes
+its kept rows at once as raw pieces: the numbers as read, each category and label as a code in
+the order first seen, NaN where missing. The categories, classes, fill values and scaler are
+known only at the end; the pieces then become the shards (`shards.py`) in one cheap pass over
+binary files: codes to one-hot columns or sorted indices, fill values, the scaler applied in the
+config's dtype, exactly as `FeatureEncoder.transform` does in memory.
+
+    meta = write_shards(cfg, folder, progress=print)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NnctlError
+from .reading import attempts, table_chunks
+from .scan import Scan, _columns, _finish, default_chunk_rows, encoded_chunks
+from .scanpass import FirstPass
+from .shards import ShardWriter
+from .splits import hashed_validation
+from .tables import open_table
+
+PARTS = ("train", "validation")
+RAW = ("rows", "X", "codes", "values")  # a raw piece's arrays (values: a numeric target's, or none)
+
+
+def write_shards(cfg, folder: Path, shard_rows_for, progress=None) -> dict:
+    """One pass over data.path into `folder`'s shards (and data.validation_path's rows, encoded
+    as they are read); returns the cache entry's meta. `shard_rows_for(n_inputs, itemsize)`
+    sizes the shards; `progress` is told how far the read got (see reading.Reading)."""
+    data, notes = cfg.data, []
+    table = open_table(data.path, data.delimiter)
+    features, used = _columns(cfg, table, notes)
+    state, pieces = attempts(lambda reading: _read(cfg, table, features, used, folder, reading), progress)
+    scan = _finish(cfg, state, features, table, notes)
+    dtype = np.dtype(cfg.training.dtype)
+    shard_rows = shard_rows_for(scan.n_inputs, dtype.itemsize)
+    n_classes = len(scan.classes) if scan.classes is not None else None
+    finish = Finisher(cfg, scan, state)
+    sizes, counts = {}, {}
+    for part in PARTS:
+        writer = ShardWriter(folder, part, shard_rows, n_classes)
+        if part == "validation" and data.validation_path:  # another file, not part of the fit
+            for rows, X, y in encoded_chunks(cfg, scan, part):
+                writer.add(np.asarray(rows, dtype=np.int64), X, y)
+        else:
+            for k in pieces[part]:
+                writer.add(*finish(folder, part, k))
+        sizes[part], counts[part] = writer.close(), writer.counts.tolist()
+    y_width = scan.n_outputs if scan.task == "regression" else 0
+    return {"streamed": True, "task": scan.task, "target": scan.target, "encoder": scan.encoder.to_meta(),
+            "classes": scan.classes, "target_scaler": scan.target_scaler, "rows_read": scan.rows,
+            "rows_dropped": scan.rows_dropped, "class_counts": scan.class_counts, "notes": scan.notes,
+            "n_inputs": scan.n_inputs, "dtype": dtype.name, "y_width": y_width, "shard_rows": shard_rows,
+            "parts": sizes, "counts": counts}
+
+
+def _raw_path(folder: Path, part: str, k: int, what: str) -> Path:
+    return Path(folder) / f"raw-{part}-{k:05d}.{what}.npy"
+
+
+def _read(cfg, table, features, used, folder: Path, reading):
+    """The pass itself: (FirstPass, {part: [piece numbers]}). A retried pass overwrites the pieces
+    of the last try; the Finisher removes each piece as it turns it into shards."""
+    fraction = 0.0 if cfg.data.validation_path else cfg.data.validation_split
+    state = FirstPass(cfg, features, table.where)
+    pieces = {part: [] for part in PARTS}
+    chunk_rows = default_chunk_rows(len(used))
+    k = 0
+    for where, start, chunk in table_chunks(table, used, chunk_rows, cfg.data.decimal, reading):
+        rows = start + np.arange(len(chunk), dtype=np.int64)
+        raw = state.add(chunk, rows, hashed_validation(rows, cfg.seed, fraction), where, raw=True)
+        del chunk
+        for part, mask in (("train", ~raw.val), ("validation", raw.val)):
+            if mask.any():
+                every = mask.all()
+                for what in RAW:
+                    array = getattr(raw, what)
+                    if array is not None:
+                        picked = array if every else (array[:, mask] if what == "X" else array[mask])
+                        np.save(_raw_path(folder, part, k, what), picked)
+                pieces[part].append(k)
+        k += 1
+    if state.rows == 0:
+        raise NnctlError("data file has a header but no data rows", table.where)
+    return state, pieces
+
+
+class Finisher:
+    """A raw piece as the shards hold it: (rows, X, y), X encoded and scaled as
+    `FeatureEncoder.transform` makes it, y as `scan._targets` makes it."""
+
+    def __init__(self, cfg, scan: Scan, state: FirstPass):
+        encoder, self.dtype = scan.encoder, np.dtype(cfg.training.dtype)
+        self.encoder, self.scan = encoder, scan
+        self.categorical = []  # (raw column, first input, width, "onehot" | "code", code -> index)
+        self.fills = []  # (place among the numbers, fill value) of numbers that may be missing
+        numbers = ([], [])  # raw columns of numbers, and their inputs
+        j = 0
+        for i, col in enumerate(encoder.features):
+            fill = encoder.fill.get(col) if encoder.fill is not None else None
+            if col in encoder.categories:
+                names = encoder.categories[col]
+                index = {name: n for n, name in enumerate(names)}
+                lookup = np.empty(len(state.codes[col]) + 1, dtype=np.int64)
+                for name, code in state.codes[col].items():
+                    lookup[code] = index[name]
+                lookup[-1] = index.get(fill, -1) if fill is not None else -1  # a missing value: its fill
+                onehot = encoder._onehot_column(col)
+                self.categorical.append((i, j, len(names) if onehot else 1, "onehot" if onehot else "code", lookup))
+                j += len(names) if onehot else 1
+            else:
+                numbers[0].append(i)
+                numbers[1].append(j)
+                if fill is not None:
+                    self.fills.append((len(numbers[0]) - 1, self.dtype.type(fill)))
+                j += 1
+        self.width = j
+        self.numbers = tuple(np.array(n, dtype=np.int64) for n in numbers)
+        # (first, end) of each run of numbers whose inputs follow one another, and its first input
+        self.runs, start = [], 0
+        for k in range(1, len(numbers[1]) + 1):
+            if k == len(numbers[1]) or numbers[1][k] != numbers[1][k - 1] + 1:
+                self.runs.append((start, k, numbers[1][start]))
+                start = k
+        scaler = encoder.scaler
+        self.offset = np.asarray(scaler["offset"], dtype=self.dtype)[self.numbers[1]]
+        self.scale = np.asarray(scaler["scale"], dtype=self.dtype)[self.numbers[1]]
+        self.where = scan.files[0] if scan.files else cfg.data.path
+        self.classes = state.target.class_lookup(scan.classes) if scan.classes is not None else None
+
+    def __call__(self, folder: Path, part: str, k: int):
+        arrays = {}
+        for what in RAW:
+            path = _raw_path(folder, part, k, what)
+            if path.exists():
+                arrays[what] = np.load(path, allow_pickle=False)
+                path.unlink()
+        return arrays["rows"], self.features(arrays["X"]), self.targets(arrays)
+
+    def features(self, raw: np.ndarray) -> np.ndarray:
+        """(rows, inputs) from the raw columns (features, rows), as `FeatureEncoder.transform`
+        makes them: the numbers filled and scaled as one block, in the dtype (one-hot and code
+        inputs pass the scaler by: x - 0 and x / 1 are x, so they are set, not scaled), then
+        turned into rows; categories as one-hot columns or codes."""
+        X = np.zeros((raw.shape[1], self.width), dtype=self.dtype)
+        sources, inputs = self.numbers
+        if len(sources):
+            block = raw[sources]
+            for k, fill in self.fills:
+                missing = np.isnan(block[k])
+                if missing.any():
+                    block[k, missing] = fill
+            block -= self.offset[:, None]
+            block /= self.scale[:, None]
+            # values beyond the dtype were refused as they were read; scaling can still overflow
+            bad = ~np.isfinite(block.sum(axis=1, dtype=np.float64))
+            if bad.any():  # the encoder's own message, naming the first such input
+                probe = np.zeros((1, self.width), dtype=self.dtype)
+                probe[0, inputs[bad]] = np.inf
+                self.encoder._check_range(probe, self.where)
+            for first, last, at in self.runs:  # by slices: a fancy column index is 10 times slower
+                X[:, at:at + last - first] = block[first:last].T
+        flat = X.reshape(-1)
+        for i, j, width, kind, lookup in self.categorical:
+            column = raw[i]
+            codes = lookup[np.where(np.isnan(column), -1, column).astype(np.int64)]
+            if kind == "code":
+                X[:, j] = codes
+                continue
+            rows = np.flatnonzero(codes >= 0)
+            flat[rows * self.width + j + codes[rows]] = 1
+        return X
+
+    def targets(self, arrays: dict) -> np.ndarray:
+        if self.classes is not None:
+            return self.classes[arrays["codes"]]
+        y = arrays["values"].reshape(-1, 1)
+        scaler = self.scan.target_scaler
+        if scaler:
+            y = (y - np.asarray(scaler["offset"])) / np.asarray(scaler["scale"])
+        return y.astype(self.dtype)

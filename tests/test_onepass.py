@@ -1,0 +1,134 @@
+"""Streaming's first pass reads the table once (data/onepass.py): its shards hold exactly the
+arrays that the scan and a second, encoding read give (`scan.encoded_chunks`), whichever reader
+parsed the file, and a file pyarrow cannot read as pandas does is read by pandas instead."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnctl.data import arrowcsv, reading
+from nnctl.data.encoding import FeatureEncoder
+from nnctl.data.onepass import write_shards
+from nnctl.data.scan import encoded_chunks, scan_table
+from nnctl.data.shards import ShardPart
+
+from .test_scan import config, mixed_table
+
+pytest.importorskip("pyarrow")
+
+
+def shards(cfg, folder, progress=None):
+    meta = write_shards(cfg, folder, lambda n, size: 64, progress)
+    dtype = np.dtype(meta["dtype"])
+    y_dtype = np.int64 if meta["task"] == "classification" else dtype
+    parts = {name: ShardPart(folder, name, meta["parts"][name], meta["shard_rows"], meta["n_inputs"], dtype, y_dtype,
+                             meta["y_width"]) for name in ("train", "validation")}
+    return meta, parts
+
+
+def two_reads(cfg, part, meta=None):
+    """The two-read encoding; with the one pass's `meta`, by its encoder (whose scaler, merged
+    over other chunks, may differ in the last float64 bits)."""
+    scan = scan_table(cfg, chunk_rows=41)
+    if meta is not None:
+        scan.encoder = FeatureEncoder.from_meta(meta["encoder"], saved=False)
+        scan.target_scaler = meta["target_scaler"]
+    pieces = list(encoded_chunks(cfg, scan, part, chunk_rows=53))
+    return scan, [np.concatenate([p[i] for p in pieces]) for i in range(3)]
+
+
+def whole(part):
+    X, y = zip(*part.chunks())
+    rows = np.concatenate([part._array(j, "rows") for j in range(part.n_shards)])
+    return rows, np.concatenate(X), np.concatenate(y)
+
+
+@pytest.mark.parametrize("arrow", [True, False])
+@pytest.mark.parametrize("extra", ["  missing: mean\n  embedding: {city: 4}\n", "  scale: minmax\n  missing: drop\n",
+                                   "  missing: mean\ntraining:\n  dtype: float64\n"])
+def test_the_shards_are_the_two_read_encoding_bit_for_bit(write_config, tmp_path, monkeypatch, arrow, extra):
+    monkeypatch.setattr(reading, "PREFER_ARROW", arrow)
+    monkeypatch.setattr(arrowcsv, "block_bytes", lambda: 4096)  # many blocks, pyarrow's types fixed by the first
+    mixed_table(900).to_csv(tmp_path / "t.csv", index=False)
+    cfg = config(write_config, tmp_path / "t.csv", extra)
+    (tmp_path / "s").mkdir()
+    meta, parts = shards(cfg, tmp_path / "s")
+    for part in ("train", "validation"):
+        scan, (rows, X, y) = two_reads(cfg, part, meta)
+        got_rows, got_X, got_y = whole(parts[part])
+        np.testing.assert_array_equal(got_rows, rows)
+        np.testing.assert_array_equal(got_X, X)
+        np.testing.assert_array_equal(got_y, y)
+    expected = scan_table(cfg, chunk_rows=41).encoder.to_meta()
+    for key in ("features", "categories", "embedding"):
+        assert meta["encoder"][key] == expected[key]
+    for key in ("offset", "scale"):  # merged over other chunks: equal to float64 rounding
+        np.testing.assert_allclose(meta["encoder"]["scaler"][key], expected["scaler"][key], rtol=1e-8)
+    assert meta["classes"] == scan.classes
+    assert not list((tmp_path / "s").glob("raw-*"))  # the raw pieces are gone once finished
+
+
+def test_a_regression_target_is_scaled_as_the_two_reads_scale_it(write_config, tmp_path):
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"x": rng.normal(size=700), "c": rng.choice(["a", "b"], 700),
+                  "y": rng.normal(50.0, 4.0, 700)}).to_csv(tmp_path / "r.csv", index=False)
+    cfg = config(write_config, tmp_path / "r.csv")
+    (tmp_path / "s").mkdir()
+    meta, parts = shards(cfg, tmp_path / "s")
+    _, (rows, X, y) = two_reads(cfg, "train", meta)
+    got_rows, got_X, got_y = whole(parts["train"])
+    assert meta["task"] == "regression" and meta["y_width"] == 1
+    np.testing.assert_array_equal(got_X, X)
+    np.testing.assert_array_equal(got_y, y)
+
+
+def test_a_column_pyarrow_typed_from_its_first_block_is_read_again(write_config, tmp_path, monkeypatch):
+    """Integers in the first block, a decimal later: read again as floats; a word later in a
+    number column: pandas reads the file, as it would have without pyarrow."""
+    monkeypatch.setattr(reading, "PREFER_ARROW", True)
+    monkeypatch.setattr(arrowcsv, "block_bytes", lambda: 4096)
+    n = 3000
+    df = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "n": np.arange(n) % 17, "y": np.arange(n) % 2})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    text = (tmp_path / "t.csv").read_text().splitlines()
+    text[2500] = text[2500].split(",")[0] + ",2.5," + text[2500].split(",")[2]
+    (tmp_path / "t.csv").write_text("\n".join(text) + "\n")
+    cfg = config(write_config, tmp_path / "t.csv", "  exclude: [id]\n")  # pyarrow reads n as column #1
+    tried = []
+    real = arrowcsv.chunks
+    monkeypatch.setattr(arrowcsv, "chunks", lambda part, used, as_float: tried.append(set(as_float)) or
+                        real(part, used, as_float))
+    (tmp_path / "s").mkdir()
+    meta, parts = shards(cfg, tmp_path / "s")
+    assert tried == [set(), {"n"}]  # the second read takes n as floats from the start
+    _, (rows, X, y) = two_reads(cfg, "train")
+    np.testing.assert_array_equal(whole(parts["train"])[1], X)
+    text[2700] = text[2700].split(",")[0] + ",many," + text[2700].split(",")[2]
+    (tmp_path / "t.csv").write_text("\n".join(text) + "\n")
+    tried.clear()
+    meta, parts = shards(cfg, tmp_path / "s")
+    assert tried == [set(), {"n"}]  # then pyarrow gave up: pandas read it
+    assert "many" in meta["encoder"]["categories"]["n"]  # pandas' whole-chunk reading: a text column
+
+
+def test_the_pass_says_how_far_it_has_read(write_config, tmp_path):
+    mixed_table(900).to_csv(tmp_path / "t.csv", index=False)
+    cfg = config(write_config, tmp_path / "t.csv", "  missing: mean\n")
+    told = []
+    (tmp_path / "s").mkdir()
+    shards(cfg, tmp_path / "s", told.append)
+    assert told and told[-1]["rows"] == 900 and told[-1]["file"] == str(tmp_path / "t.csv")
+    assert [t["rows"] for t in told] == sorted(t["rows"] for t in told)
+    assert all(t["fraction"] is None or 0 < t["fraction"] <= 1.0 for t in told)
+
+
+def test_reading_ahead_hands_over_the_readers_error_and_stops_when_left(tmp_path):
+    def items():
+        yield 1
+        raise ValueError("bad row")
+    got = reading.ahead(items())
+    assert next(got) == 1
+    with pytest.raises(ValueError, match="bad row"):
+        next(got)
+    endless = reading.ahead(iter(range(10**9)))
+    assert next(endless) == 0
+    endless.close()  # the thread stops: nothing left running
