@@ -4,6 +4,8 @@ against one member, against 8 separate runs, and against PyTorch doing the same 
 
     python benchmarks/ensemble.py                       # W1, W2, W3; K = 8; 3 repeats
     python benchmarks/ensemble.py --workloads W1 W2 --members 4 --repeat 5 --skip-torch
+    python benchmarks/ensemble.py --seeds 8             # `train iris --seeds 8` against --separate --workers 2
+    python benchmarks/ensemble.py --seeds 8 --seeds-on iris W2 --repeat 3
 
 As bench.py: each timing is the difference of E and 3E epochs (start-up and CSV parsing cancel),
 the best of the repeats, with the peers alternated inside every repeat. All ratios are within one
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -52,6 +56,32 @@ def torch_loop(name: str, csv: Path, members: int):
     return run
 
 
+def timed(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "nnctl", *args], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def seeds_ratio(config: Path, seeds: int, repeat: int, runs: Path) -> tuple[float, float]:
+    """Whole commands as a user runs them, `train CONFIG --seeds N` (members of one pass) then
+    the same with `--separate --workers 2`, alternated `repeat` times: (median seconds of each)."""
+    members, separate = [], []
+    base = ["train", str(config), "--seeds", str(seeds), "--quiet", "--runs-dir", str(runs)]
+    for _ in range(repeat):
+        members.append(timed(base))
+        separate.append(timed(base + ["--separate", "--workers", "2"]))
+    return statistics.median(members), statistics.median(separate)
+
+
+def seeds_part(args) -> None:
+    for table in args.seeds_on:
+        config = ROOT / "configs" / "iris.yaml" if table == "iris" else synthesize(table, args.data_dir)[1]
+        with tempfile.TemporaryDirectory() as folder:
+            members, separate = seeds_ratio(config, args.seeds, args.repeat, Path(folder))
+        print(f"train --seeds {args.seeds} on {table}: members of one pass take {members / separate:.2f}x the time of "
+              f"--separate --workers 2 ({separate / members:.2f}x faster; median of {args.repeat})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workloads", nargs="+", default=["W1", "W2", "W3"], choices=sorted(WORKLOADS))
@@ -59,8 +89,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-torch", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
+    parser.add_argument("--seeds", type=int, metavar="N",
+                        help="instead: `nnctl train CONFIG --seeds N` (members) against --separate --workers 2")
+    parser.add_argument("--seeds-on", nargs="+", default=["iris"], choices=["iris", *sorted(WORKLOADS)])
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.seeds:
+        return seeds_part(args)
     K = args.members
     with_torch = not args.skip_torch and have("torch")
     print(f"K = {K} members; marginal seconds of 2E epochs of the training loop, best of {args.repeat}")

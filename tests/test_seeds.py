@@ -66,9 +66,9 @@ def test_each_seed_changes_weights_split_and_is_that_seed_trained_alone(seeds_fo
     # the split differs too: the validation parts are not the same rows in the same order
     parts = [(r / "validation.csv").read_text() for r in runs]
     assert len(set(parts)) == 3
-    # seed 43 of the spread is `seed: 43` trained on its own, bit for bit
+    # seed 43 of the spread (a member of one pass) is `seed: 43` trained on its own
     alone = train_config(load_config(CONFIGS / "iris.yaml", SHORT + ["seed=43"]), runs_dir=tmp_path, plot=False).run
-    assert np.array_equal(_weights(alone), weights[1])
+    np.testing.assert_allclose(_weights(alone), weights[1], rtol=1e-5, atol=1e-6)
 
 
 def test_the_summary_is_computed_from_seeds_csv(seeds_folder):

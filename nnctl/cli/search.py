@@ -126,7 +126,8 @@ def cv(
 
 
 # --- train --seeds -------------------------------------------------------------------------------
-def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet, json_, report, no_cache, track=None):
+def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet, json_, report, no_cache, track=None,
+                     separate=False):
     """`nnctl train CONFIG --seeds N`: the spread's table on stderr, the folder's path last on
     stdout (after the summary with --json)."""
     from ..errors import NnctlError
@@ -134,8 +135,9 @@ def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet
     from ..ui.spread import seed_line, spread_table
 
     if seeds is None:
-        raise NnctlError("--workers is for training several seeds at once", "--workers",
-                         "add --seeds N, e.g. --seeds 5 --workers 2")
+        flag = "--separate" if separate and workers is None else "--workers"
+        raise NnctlError(f"{flag} is for training several seeds", flag,
+                         f"add --seeds N, e.g. --seeds 5 {flag}")
     if resume is not None:
         raise NnctlError("--seeds trains a config anew; it cannot continue a run", "--seeds with --resume",
                          "resume the run alone, or train its config.yaml with --seeds")
@@ -151,7 +153,9 @@ def train_with_seeds(config, seeds, workers, resume, sets, runs_dir, name, quiet
 
     tracker = cv_tracker(config, sets, track, also=said, kind="seeds", runs_dir=runs_dir)
     result = tracked(tracker, lambda: train_seeds(config, seeds, sets, runs_dir, name, workers, cache=not no_cache,
-                                                  callback=tracker or said))
+                                                  callback=tracker or said, separate=separate))
+    if result.get("note") and not quiet:
+        sys.stderr.write(f"note: {result['note']}\n")
     if report:
         from ..report.write import report_runs
 

@@ -24,8 +24,9 @@ def train(
     json_: bool = typer.Option(False, "--json", help="One JSON object per logged epoch on stdout, then a summary"),
     report: bool = typer.Option(False, "--report", help="Also write report.html into the run folder (as `nnctl report RUN`)"),
     no_cache: bool = NoCacheOption,
-    seeds: Optional[int] = typer.Option(None, "--seeds", metavar="N", help="Train N times, with seeds seed, seed+1, ... (weights, shuffle and split), in parallel: a folder with seeds.csv, summary.json (mean, std, min, max) and each run"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="W", help="With --seeds: runs at once on this machine (default: the number of cores)"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", metavar="N", help="Train N times, with seeds seed, seed+1, ... (weights, shuffle and split), as the members of one pass: a folder with seeds.csv, summary.json (mean, std, min, max) and each run"),
+    separate: bool = typer.Option(False, "--separate", help="With --seeds: one process per seed (--workers at once), not members of one pass"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="W", help="With --seeds --separate: runs at once on this machine (default: the number of cores)"),
     track: Optional[str] = TrackOption,
 ):
     """Train a network and save a run folder; its path is the last line of stdout.
@@ -36,11 +37,11 @@ def train(
 
     How much is luck: nnctl train configs/iris.yaml --seeds 5 --workers 2
     """
-    if seeds is not None or workers is not None:
+    if seeds is not None or workers is not None or separate:
         from .search import train_with_seeds
 
         return train_with_seeds(config, seeds, workers, resume, set_ or [], runs_dir, name, quiet, json_, report,
-                                no_cache, track)
+                                no_cache, track, separate)
     from ..commands.train import plan_training, run_plan, RunOptions
     from ..errors import NnctlError
     from ..tracking.live import live_run

@@ -124,7 +124,7 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
             extra["resumed_from"] = str(resume.path)
         if written_paths:
             extra["paths_as_written"] = written_paths
-        _write_results(files, cfg, network, dataset, result, extra)
+        write_results(files, cfg, network, dataset, result, extra)
     result.run = run["final"]
     if options.plot:  # an extra, drawn once the run is complete: a kill while drawing strands nothing
         try_plot_run(result.run, result.history, name)
@@ -148,7 +148,7 @@ def _checked_digest(cfg: Config, dataset, resume: Checkpoint | None) -> str | No
 HELD_OUT_ROWS = 100_000
 
 
-def _write_results(files: RunFolder, cfg: Config, network, dataset, result: TrainResult, extra: dict) -> None:
+def write_results(files: RunFolder, cfg: Config, network, dataset, result: TrainResult, extra: dict) -> None:
     """model.npz, history.csv, diagnostics.csv, validation.csv, test.csv and metrics.json (the
     scores, what model.npz holds, and `extra`)."""
     meta = build_meta(network, dataset, cfg)

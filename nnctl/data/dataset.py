@@ -6,7 +6,7 @@ the FeatureEncoder on the training part only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,12 +105,35 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None, p
     classification, drawn from the seed) instead of `validation_split`. A config that streams
     (`data.streaming`) gives a `streamed.StreamedDataset` instead, its folds drawn shard by shard;
     `progress` is then told how far its first pass has read (see `reading.Reading`)."""
-    from . import cache as dataset_cache
     from .streamed import load_streamed, streaming_reason
 
     reason = streaming_reason(cfg)
     if reason is not None:
         return load_streamed(cfg, reason, cache=cache, fold=fold, progress=progress)
+    return _through_cache(cfg, fold, cache, lambda: _prepare(cfg, fold))
+
+
+def load_seeds(cfgs: list, cache: bool = True) -> list[Dataset]:
+    """`load_dataset` of each of `cfgs`, configs that differ only in their seed (so in their
+    split and what is fitted on it): the table is read once for all of them."""
+    from .streamed import streaming_reason
+
+    if streaming_reason(cfgs[0]) is not None:
+        return [load_dataset(cfg, cache) for cfg in cfgs]
+    rows = []  # read when the first dataset is not in the cache
+
+    def prepare(cfg):
+        if not rows:
+            rows.append(_read(cfg))
+        mine = replace(rows[0], notes=list(rows[0].notes))  # each split adds its own notes
+        return _encode(cfg, mine, _split(cfg, mine, None))
+
+    return [_through_cache(cfg, None, cache, lambda cfg=cfg: prepare(cfg)) for cfg in cfgs]
+
+
+def _through_cache(cfg, fold, cache: bool, prepare) -> Dataset:
+    """The dataset cache's copy of `cfg`'s data, else `prepare()`'s, saved to the cache."""
+    from . import cache as dataset_cache
 
     key = None
     if cache:
@@ -123,7 +146,7 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None, p
         cached = dataset_cache.load(key, cfg.training.dtype)
         if cached is not None:
             return cached
-    dataset = _prepare(cfg, fold)
+    dataset = prepare()
     if key is not None:
         dataset_cache.save(key, dataset, limit)
     return dataset

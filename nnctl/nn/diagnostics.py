@@ -37,11 +37,14 @@ class Diagnostics:
     `layer` in each row counts trainable layers: 0 is the first layer with arrays. `ws`: the
     workspace of the steps measured, where dead_fraction reads the activations' inputs. With
     members, a layer's norms are over every member's arrays together (its column block of the
-    member-major (K, P) arrays)."""
+    member-major (K, P) arrays); with `apart`, each member's are its own, and each row of
+    `end_epoch` says whose it is (`member`): K runs trained as one pass, each measured as it
+    would be alone."""
 
-    def __init__(self, network, ws=None):
+    def __init__(self, network, ws=None, apart: bool = False):
         self.network, self.ws = network, ws
         self.members = network.members
+        self.apart = bool(apart and self.members)
         self.slices, self.feeds = [], []
         offset, layers = 0, network.layers
         for i, layer in enumerate(layers):
@@ -64,16 +67,22 @@ class Diagnostics:
         return frozenset(np.linspace(0, full - 1, min(SAMPLED_STEPS, full)).round().astype(int).tolist())
 
     def begin_epoch(self) -> None:
-        self.sums = np.zeros((len(self.slices), 4))  # grad, weight, update ratio, dead; per layer
-        self.steps, self.total = 0, 0.0
+        # grad, weight, update ratio, dead; per layer (and per member, apart)
+        self.sums = np.zeros(((self.members,) if self.apart else ()) + (len(self.slices), 4))
+        self.steps, self.total = 0, np.zeros(self.members) if self.apart else 0.0
 
     def before_step(self) -> np.ndarray:
         """A copy of the parameters, taken just before a step to be measured."""
         return self.network.flat_params.copy()
 
-    def after_step(self, before: np.ndarray, total: float | None = None) -> None:
+    def after_step(self, before: np.ndarray, total=None) -> None:
         """Add the step just taken to the epoch's sums; `total`: the global gradient norm before
-        clipping, when clipping has already measured it (and scaled the gradient since)."""
+        clipping, when clipping has already measured it (and scaled the gradient since): with
+        members, the members' norms (K,)."""
+        if self.apart:
+            return self._after_step_apart(before, total)
+        if total is not None and np.ndim(total):  # the members' norms: the norm over all of them
+            total = float(np.sqrt(np.dot(total, total)))
         params, grads, dot = self.network.flat_params, self.network.flat_grads, np.dot
         self.total += math.sqrt(float(dot(grads, grads))) if total is None else total
         change = params - before
@@ -92,14 +101,48 @@ class Diagnostics:
                 row[3] += dead_fraction(buffers[activation].x)
         self.steps += 1
 
+    def _after_step_apart(self, before: np.ndarray, total) -> None:
+        """after_step with each member measured alone: each layer's norms for all members at
+        once, as sums of squares over its column block of (K, P)."""
+        K = self.members
+        params, grads = self.network.flat_params.reshape(K, -1), self.network.flat_grads.reshape(K, -1)
+        change = params - before.reshape(K, -1)
+        # block boundaries for reduceat: the even segments are the layers', the odd the gaps between
+        bounds = [i for s in self.slices for i in (s.start, s.stop)]
+        if bounds[-1] == params.shape[1]:
+            bounds.pop()
+
+        def norms(a):
+            return np.sqrt(np.add.reduceat(a * a, bounds, axis=1)[:, ::2])  # (K, layers)
+
+        grad, weight, moved = norms(grads), norms(params), norms(change)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(weight > 0, moved / weight, np.nan)
+        self.total += np.sqrt(np.einsum("kp,kp->k", grads, grads)) if total is None else total
+        self.sums[:, :, 0] += grad
+        self.sums[:, :, 1] += weight
+        self.sums[:, :, 2] += ratio
+        buffers = self.ws.buffers if self.ws is not None else None
+        for i, activation in enumerate(self.feeds):
+            if activation is not None and buffers:
+                z = buffers[activation].x
+                self.sums[:, i, 3] += np.count_nonzero(z.max(axis=-2) <= 0, axis=-1) / max(z.shape[-1], 1)
+        self.steps += 1
+
     def end_epoch(self, epoch: int) -> list[dict]:
-        """One row per trainable layer: the means over the epoch's measured steps."""
+        """One row per trainable layer: the means over the epoch's measured steps (apart: one
+        per layer and member, with its `member`)."""
         if not self.steps:
             return []
         means, total = self.sums / self.steps, self.total / self.steps
+        if self.apart:
+            return [{**row, "member": k} for k in range(self.members) for row in self._rows(epoch, means[k], total[k])]
+        return self._rows(epoch, means, total)
+
+    def _rows(self, epoch: int, means: np.ndarray, total: float) -> list[dict]:
         return [{"epoch": epoch, "layer": i, "grad_norm": float(m[0]), "weight_norm": float(m[1]),
                  "update_ratio": float(m[2]), "dead_fraction": float(m[3]) if self.feeds[i] is not None else None,
-                 "grad_norm_total": total}
+                 "grad_norm_total": float(total)}
                 for i, m in enumerate(means)]
 
 

@@ -189,6 +189,10 @@ class Dense(Layer):
             raise ValueError(f"a dense layer of {self.W.shape[-2]} inputs cannot take {fan_in}")
         return self.W.shape[-1]
 
+    def scratch(self, fan_in):
+        # with members: each member's W transposed, for backward's product into its input delta
+        return {} if self.members is None else {"W_T": (self.members, self.W.shape[-1], fan_in)}
+
     def shared_input_buffers(self, fan_in):
         if self.members is None:
             return {}, {}
@@ -231,7 +235,10 @@ class Dense(Layer):
         np.matmul(x.swapaxes(-1, -2), delta, out=self.dW)
         np.matmul(buf.ones, delta, out=self.db)
         if buf.input_delta:
-            dx = np.matmul(delta, self.W.transpose(0, 2, 1), out=buf.dx)
+            # W's members transposed into a contiguous copy first: matmul into `out` with a
+            # transposed operand leaves BLAS for numpy's own loop
+            W_T = np.copyto(buf.W_T, self.W.transpose(0, 2, 1)) or buf.W_T
+            dx = np.matmul(delta, W_T, out=buf.dx)
             # a shared input's delta is the sum of the members'
             return dx.sum(axis=0) if x.ndim == 2 else dx
         return None

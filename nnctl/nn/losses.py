@@ -96,14 +96,22 @@ def _per_member(a) -> int:
     return a.shape[-2] * a.shape[-1]
 
 
-def binary_cross_entropy(z, a, y, w=None):
+def _bce_terms(z, a, y):
     # from the logit: max(z, 0) - z*y + log(1 + e^-|z|)
-    return _mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), w)
+    return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+
+
+def binary_cross_entropy(z, a, y, w=None):
+    return _mean(_bce_terms(z, a, y), w)
+
+
+def _squared(z, a, y):
+    diff = a - y
+    return diff * diff
 
 
 def mse(z, a, y, w=None):
-    diff = a - y
-    return _mean(diff * diff, w)
+    return _mean(_squared(z, a, y), w)
 
 
 def mse_delta(z, a, y, out):
@@ -112,8 +120,12 @@ def mse_delta(z, a, y, out):
     return out
 
 
+def _absolute(z, a, y):
+    return np.abs(a - y)
+
+
 def mae(z, a, y, w=None):
-    return _mean(np.abs(a - y), w)
+    return _mean(_absolute(z, a, y), w)
 
 
 def mae_delta(z, a, y, out):
@@ -123,10 +135,14 @@ def mae_delta(z, a, y, out):
     return out
 
 
-def huber(z, a, y, w=None):
+def _huber_terms(z, a, y):
     err = np.abs(a - y)
     quadratic = np.minimum(err, HUBER_DELTA)
-    return _mean(0.5 * quadratic * quadratic + HUBER_DELTA * (err - quadratic), w)
+    return 0.5 * quadratic * quadratic + HUBER_DELTA * (err - quadratic)
+
+
+def huber(z, a, y, w=None):
+    return _mean(_huber_terms(z, a, y), w)
 
 
 def huber_delta(z, a, y, out):
@@ -154,3 +170,27 @@ def loss_for(task: str, n_classes: int | None, requested: str = "auto") -> str:
             return "binary_cross_entropy"
         return "cross_entropy" if requested == "auto" else requested
     return "mse" if requested == "auto" else requested
+
+
+# each loss's elementwise terms (z, a, y) -> an array like a, whose mean is the loss
+_TERMS = {"binary_cross_entropy": _bce_terms, "mse": _squared, "mae": _absolute, "huber": _huber_terms}
+
+
+def member_values(name: str, z, a, y, w=None) -> np.ndarray:
+    """(K,) each member's own loss `name` (the mean over its rows, as the loss alone gives it)
+    of (K, rows, outputs) arrays z, a and y; `w`: row weights (K, rows, 1) or None."""
+    if name == "cross_entropy":
+        soft = y.size and y[0, 0].max() < 1  # smoothed labels: −Σ y·log p needs every class
+        p_true = np.einsum("kij,kij->ki", y, a)
+        if not soft and p_true.size and np.minimum.reduce(p_true, axis=None) > 0:
+            per_row = -np.log(p_true)
+        else:  # a probability that underflowed to 0: the log-sum-exp form from the logits
+            m = z.max(axis=-1, keepdims=True)
+            per_row = np.log(np.exp(z - m).sum(axis=-1)) + m[..., 0] - (y * z).sum(axis=-1)
+        if w is not None:
+            per_row = per_row * w[..., 0]
+        return per_row.mean(axis=1)
+    terms = _TERMS[name](z, a, y)
+    if w is not None:
+        terms = terms * w
+    return terms.mean(axis=(1, 2))

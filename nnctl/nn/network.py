@@ -22,7 +22,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .initializers import INITIALIZERS, init_names
 from .layers import Activation, Dense, Layer
-from .losses import LOSSES
+from .losses import LOSSES, member_values
 from .workspace import Workspace
 
 CHUNK = 2048  # rows per forward pass when scoring or predicting: fast BLAS, small buffers
@@ -230,6 +230,12 @@ class Network:
         return Network([_rebuilt(layer, {name: np.array(a[k]) for name, a in {**layer.params, **layer.state}.items()})
                         for layer in self.layers], self.loss_name, self.n_inputs)
 
+    def member_snapshot(self, k: int) -> dict:
+        """Member k's `snapshot()`, as `member(k).snapshot()` would give it, without copying
+        the other members."""
+        return {"params": self.flat_params.reshape(self.members, -1)[k].copy(),
+                **{name: a[k].copy() for name, a in self.named_state()}}
+
     # --- workspaces ------------------------------------------------------------------------
     def workspace(self, input_delta: bool = False) -> Workspace:
         """A new workspace for this network: the arrays its passes write. One per training loop,
@@ -287,6 +293,13 @@ class Network:
         if w is not None:
             w = np.broadcast_to(w, (K,) + w.shape[-2:]).reshape(-1, 1)
         return K * self.loss.value(z.reshape(-1, n), a.reshape(-1, n), y, w)
+
+    def member_losses(self, y, w=None, ws: Workspace | None = None) -> np.ndarray:
+        """(K,) each member's own loss of the last forward pass in `ws` against its own targets
+        y (K, rows, outputs), row weights `w` (K, rows, 1) or None: what each member would
+        measure alone."""
+        ws = self._ws(ws)
+        return member_values(self.loss_name, ws.z, ws.head.output, y, w)
 
     def mean_output(self, outputs: np.ndarray) -> np.ndarray:
         """The members' mean (rows, outputs) of their output activations (K, rows, outputs) —

@@ -50,12 +50,14 @@ def check_seeds(n: int, flag: str = "--seeds") -> None:
 
 def train_seeds(config, seeds: int, overrides=(), runs_dir="runs", name: str | None = None,
                 workers: int | None = None, ray_address: str | None = None, cache: bool = True,
-                callback=None) -> dict:
-    """Train `config` (a YAML path, or a resolved Config) with `seeds` seeds in parallel (see
-    the module docstring); returns {"folder", "rows", "summary"}. `callback(seed, result)` is
-    called as each seed's run is finished and in the folder. Bad input is an NnctlError before
-    anything is written; a failed seed an NnctlError naming it, an interrupt `Stopped`, and
-    either leaves no folder."""
+                callback=None, separate: bool = False) -> dict:
+    """Train `config` (a YAML path, or a resolved Config) with `seeds` seeds (see the module
+    docstring); returns {"folder", "rows", "summary", "note"}. The seeds train as the members
+    of one pass in this process when they can (`commands.population`), else, or with
+    `separate`, as one job per seed in parallel; `note` says why they could not (None when
+    they did, or `separate` asked). `callback(seed, result)` is called as each seed's run is
+    finished and in the folder. Bad input is an NnctlError before anything is written; a
+    failed seed an NnctlError naming it, an interrupt `Stopped`, and either leaves no folder."""
     if isinstance(config, Config):
         cfg, stem = config, "run"
     else:
@@ -65,13 +67,59 @@ def train_seeds(config, seeds: int, overrides=(), runs_dir="runs", name: str | N
     from ..data import load_dataset
 
     load_dataset(cfg, cache=cache)  # a config that cannot load fails here, not once per seed
+    cfgs = [replace(cfg, seed=seed) for seed in seeds_of(cfg, seeds)]
+    datasets, note = (None, None) if separate else _as_members(cfgs, ray_address, cache)
     # "-seeds<N>" in its name: a seeds folder is never taken for a run at a glance
     folder = make_folder(runs_dir, f"{name}-seeds{seeds}", "seeds")
     with kept_when_whole(folder, "seeds"), folder_lock(folder, "these seeds are training", "wait for them to end"):
         jobs = seed_jobs(cfg, seeds, folder, cache)
-        results = run_all(jobs, folder, workers, ray_address, callback, "seeds")
+        if datasets is not None:
+            results = _members(cfgs, datasets, jobs, folder, callback)
+        else:
+            results = run_all(jobs, folder, workers, ray_address, callback, "seeds")
         with signals_held():
-            return write_summary(folder, jobs, results, cfg.training.early_stopping is not None)
+            return {**write_summary(folder, jobs, results, cfg.training.early_stopping is not None), "note": note}
+
+
+def _as_members(cfgs: list[Config], ray_address: str | None, cache: bool):
+    """(the seeds' datasets, None) when the seeds can train as the members of one pass, else
+    (None, why not)."""
+    from ..commands.population import population_problem
+    from ..data import load_dataset, load_seeds
+
+    if ray_address:
+        return None, "the seeds run as separate Ray tasks (--ray-address)"
+    if getattr(load_dataset(cfgs[0], cache=cache), "streamed", False):  # before reading N splits of it
+        return None, "the seeds train one at a time on streamed data"
+    datasets = load_seeds(cfgs, cache=cache)
+    why = population_problem(cfgs, datasets)
+    return (None, f"the seeds train as separate runs: {why}") if why else (datasets, None)
+
+
+def _members(cfgs: list[Config], datasets: list, jobs: list[dict], folder: Path, callback) -> list[dict]:
+    """The seeds trained as one population into their folders: results as `run_all` gives them."""
+    import socket
+    import time
+
+    from ..commands.population import train_members
+    from .cv import Stopped
+
+    start = time.perf_counter()
+    try:
+        trained = train_members(cfgs, datasets, folder, [job["folder"] for job in jobs],
+                                watched={jobs[0]["metric"]["name"]: "metric.name"})
+    except KeyboardInterrupt:
+        raise Stopped(f"interrupted after 0 of {len(jobs)} seeds; the seeds folder was removed "
+                      "(its seeds only count together)")
+    seconds = time.perf_counter() - start
+    results = []
+    for job, result in zip(jobs, trained):
+        out = {"state": "complete", "value": result.metrics["train"]["loss"], "epochs": result.epochs,
+               "seconds": seconds, "node": socket.gethostname(), "run": str(result.run), "error": None}
+        results.append(out)
+        if callback:
+            callback(job["key"], out)
+    return results
 
 
 def seed_jobs(cfg: Config, n: int, folder: Path, cache: bool = True) -> list[dict]:

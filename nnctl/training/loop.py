@@ -170,6 +170,7 @@ class _Loop:
         self.rngs = [self.rng] + [np.random.default_rng(np.random.SeedSequence(seed + i).spawn(2)[1])
                                   for i in range(1, self.members or 1)]
         self.optimizer = network_optimizer(network, training)
+        self.step = self.optimizer.step  # what a batch's update calls (a population also holds stopped members)
         self.has_val = len(dataset.X_val) > 0
         # a plateau schedule watches what early stopping watches, else the validation loss
         reduce_on = training.early_stopping.metric if training.early_stopping else \
@@ -192,12 +193,15 @@ class _Loop:
         self.advice = divergence_advice(training, dataset)
         self.next_progress = 0.0
         self.checkpointer = None
-        self.diagnose = Diagnostics(network, self.ws)
+        self.diagnose = self.diagnostics_for(network)
         self.sampled = Diagnostics.steps_to_measure(-(-self.rows // self.batch), self.rows % self.batch != 0)
         self.diagnostics: list[dict] = []
         self.seconds_before = 0.0  # trained by the run this one resumes
         self.partial = None  # (batches done, row order, loss so far) of the epoch cut short
         self.setup_data()
+
+    def diagnostics_for(self, network) -> Diagnostics:
+        return Diagnostics(network, self.ws)
 
     def setup_data(self) -> None:
         """The training rows in the loss's form, their class weights and the epoch's buffers."""
@@ -254,15 +258,13 @@ class _Loop:
         ws, members = self.ws, self.members
         network.forward(xb, True, ws=ws)
         # with members, the mean of their losses (loss_value is their sum)
-        loss = network.loss_value(yb, wb, ws) * xb.shape[-2] / (members or 1) if measured else 0.0
+        loss = self.batch_loss(network, yb, wb, ws, xb.shape[-2]) if measured else 0.0
         network.backward(yb, wb, ws=ws)
         norm = None
         if clip is not None:
-            # each member clipped by its own norm; `clipped` then counts members' steps
+            # each member clipped by its own norm (diagnostics then take the norm over all of them)
             norm, clipped = clip_grad_norm(network.flat_grads, clip, members)
-            if members:
-                norm = float(np.sqrt(np.dot(norm, norm)))  # the norm over every member, for diagnostics
-            self.clipped += clipped
+            self.count_clipped(norm, clipped)
             self.steps += 1
         if diagnosed:
             before = self.diagnose.before_step()
@@ -272,11 +274,27 @@ class _Loop:
             step(grads, lr)
         return loss
 
+    def batch_loss(self, network, yb, wb, ws, rows: int) -> float:
+        """The batch's summed loss (its mean times its rows); with members, the mean of theirs."""
+        return network.loss_value(yb, wb, ws) * rows / (self.members or 1)
+
+    def count_clipped(self, norm, clipped) -> None:
+        """`clipped`: whether the step was scaled down, or with members how many of them were."""
+        self.clipped += clipped
+
+    def gather(self, order: np.ndarray) -> None:
+        """Fill the epoch's buffers with the training rows in `order`, (rows,) or with members (K, rows)."""
+        # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
+        np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
+        np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
+        if self.w is not None:
+            np.take(self.w, order, axis=0, out=self.w_epoch, mode="clip")
+
     def epoch(self, epoch: int, measured: bool, diagnose: bool = False) -> float | None:
         """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
         None when interrupted (`partial` then holds where it stopped). With `diagnose`, some of
         the epoch's steps are measured layer by layer and averaged (nn.diagnostics)."""
-        network, step, grads, clip = self.network, self.optimizer.step, self.grads, self.clip
+        network, step, grads, clip = self.network, self.step, self.grads, self.clip
         lr = self.lr = self.schedule(epoch - 1)
         first, order, total = 0, None, 0.0
         if self.partial is not None:  # finish the epoch a resumed run was cut short in
@@ -286,11 +304,7 @@ class _Loop:
             order = self.rng.permutation(self.rows) if not self.members else \
                 np.stack([rng.permutation(self.rows) for rng in self.rngs])  # per epoch, not per step
         if order is not None:
-            # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
-            np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
-            np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
-            if self.w is not None:
-                np.take(self.w, order, axis=0, out=self.w_epoch, mode="clip")
+            self.gather(order)
         clock, should_stop = time.perf_counter, self.should_stop
         started = clock()
         batches = self.batches if first == 0 else self.batches[first:]

@@ -1,0 +1,107 @@
+"""K runs of one architecture trained as the members of one pass (`train --seeds N`), each
+saved as the ordinary run folder its config would leave alone: model.npz, config.yaml with its
+own seed, history.csv, metrics.json, validation.csv, calibration and conformal scores on its
+own validation part, and its checkpoint.
+
+    why = population_problem(cfgs, datasets)        # None: they can train as one
+    results = train_members(cfgs, datasets, "runs/iris-seeds8", ["seed_42", ...])
+"""
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from ..config import dump_config
+from ..config.typed import Config
+from ..nn.network import Network
+from ..runs.folder import RunFolder, atomic_run_folder
+from ..training import TrainResult
+from ..training.build import build_network, check_batches
+from ..training.calibration import check_calibration
+from ..training.checkpoint import data_digest, save_checkpoint
+from ..training.conformal import check_conformal
+from ..training.population import same_shapes, train_population
+from .train import write_results
+
+
+def _networks(cfgs: list[Config], datasets: list) -> list[Network]:
+    networks = []
+    for cfg, dataset in zip(cfgs, datasets):
+        network = build_network(cfg, dataset)
+        check_batches(cfg, network, dataset)
+        check_calibration(cfg, dataset)
+        check_conformal(cfg.training.conformal, dataset.task, network.members)
+        networks.append(network)
+    return networks
+
+
+def population_problem(cfgs: list[Config], datasets: list) -> str | None:
+    """Why these runs cannot train as the members of one pass, or None when they can: their
+    configs may differ only in `seed`, their data must have one shape, and nothing random may
+    be drawn from a generator the members would share (dropout masks)."""
+    first = cfgs[0]
+    if first.model.ensemble > 1:
+        return "each run is an ensemble already (model.ensemble > 1)"
+    if any(cfg.to_dict() | {"seed": 0} != first.to_dict() | {"seed": 0} for cfg in cfgs[1:]):
+        return "their configs differ in more than the seed"
+    if first.training.schedule["name"] == "plateau":
+        return "a plateau schedule lowers each run's learning rate on its own validation scores"
+    why = same_shapes(datasets)
+    if why is not None:
+        return why
+    networks = _networks(cfgs, datasets)
+    if networks[0].rng is not None:
+        return "dropout draws the members' masks from one generator, so they would not equal separate runs"
+    shapes = {tuple((name, a.shape) for name, a in n.arrays().items()) for n in networks}
+    if len(shapes) > 1:  # an embedding table sized by the categories its split saw, say
+        return "their networks differ in shape"
+    return None
+
+
+def train_members(cfgs: list[Config], datasets: list, runs_dir, folders: list[str], name: str = "trial",
+                  watched: dict | None = None) -> list[TrainResult]:
+    """Train `cfgs` (which `population_problem` accepts) on `datasets` as one population, and
+    save run k as `<runs_dir>/<folders[k]>`; their TrainResults (`run`: the folder). Every run
+    folder is written at once when all are trained; an error or an interrupt leaves none."""
+    networks = _networks(cfgs, datasets)
+    population = Network.stack(networks)
+    with one_blas_thread():
+        return _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched)
+
+
+def one_blas_thread():
+    """BLAS held at one thread while the population trains (with threadpoolctl, when installed;
+    else as it is), as each separate run's worker process is: a pass's products are many small
+    ones, and BLAS threads that wait for a busy core's turn cost more than they share."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched) -> list[TrainResult]:
+    started = time.time()
+    created = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
+    with ExitStack() as stack:
+        runs = [stack.enter_context(atomic_run_folder(runs_dir, name, folder, started)) for folder in folders]
+        for run, cfg in zip(runs, cfgs):
+            RunFolder(run["tmp"]).write_config(dump_config(cfg))  # first, as a run alone does
+        members = train_population(population, datasets, cfgs[0].training, [cfg.seed for cfg in cfgs], watched)
+        for run, cfg, dataset, member in zip(runs, cfgs, datasets, members):
+            files = RunFolder(run["tmp"])
+            if cfg.training.checkpoint_every is not None:
+                arrays, meta = member.checkpoint
+                save_checkpoint(files.file(files.CHECKPOINT), arrays,
+                                {"config": cfg, "name": name, "data_digest": data_digest(dataset), "created": created,
+                                 "paths_as_written": {}, "resumed_from": None, **meta,
+                                 "status": member.result.status})
+            write_results(files, cfg, member.network, dataset, member.result, {"created": created})
+    results = []
+    for run, member in zip(runs, members):
+        member.result.run = run["final"]
+        results.append(member.result)
+    return results

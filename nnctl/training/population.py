@@ -1,0 +1,281 @@
+"""A population: K runs of one architecture trained as the members of one pass, each on its own
+data. Where `model.ensemble` judges the members' mean on one split, here member k is exactly
+the run that its seed (and its split, its scaler, its shuffle) would train alone: its own
+training rows, validation scores, history, early stopping and final weights. What it shares
+with the others is only the arithmetic: each batch is (K, rows, features), one product per
+layer for all of them.
+
+    results = train_population(network, datasets, cfg.training, seeds=[42, 43, 44])
+    results[k].result, results[k].network, results[k].checkpoint
+
+A member that stops early is frozen (its weights put back after every later step, so it stays
+finite and still) while the others train on; its result and its checkpoint are taken when it
+stops, as its run alone would end there.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import NnctlError
+from ..nn.diagnostics import Diagnostics
+from ..nn.network import CHUNK, Network
+from .callbacks import Callback
+from ..nn.losses import smooth_labels
+from .loop import TrainResult, _Loop, check_finite, final_metrics, label_classes, log_every
+from .scoring import extra_scores, metrics_in_use, row_weights, targets_for, watched_metrics
+from .stopping import EarlyStopping
+
+
+@dataclass
+class Member:
+    """One member's run as it ended: its TrainResult (metrics included), its network alone
+    (the weights its run saves: the best epoch's when early stopping restored them) and the
+    (arrays, meta) of the checkpoint its run alone would write last."""
+
+    result: TrainResult
+    network: Network
+    checkpoint: tuple
+
+
+def same_shapes(datasets) -> str | None:
+    """Why these datasets cannot be one population's (None when they can): every member needs
+    as many training and validation rows and inputs as the others, in memory."""
+    if any(getattr(d, "streamed", False) for d in datasets):
+        return "the data is streamed from disk"
+    first = datasets[0]
+    for name in ("X_train", "X_val"):
+        shapes = {getattr(d, name).shape for d in datasets}
+        if len(shapes) > 1:
+            part = "training" if name == "X_train" else "validation"
+            return f"their {part} parts differ in shape ({', '.join(str(s) for s in sorted(shapes))})"
+    if any(d.n_outputs != first.n_outputs for d in datasets):
+        return "their targets differ in outputs"
+    return None
+
+
+def train_population(network: Network, datasets: list, training, seeds: list[int], watched: dict | None = None,
+                     should_stop=None) -> list[Member]:
+    """Train `network` (K members, member k initialized from seeds[k]) on `datasets` (one per
+    member, of one shape: `same_shapes`) under `training`; a list of K Members. A member whose
+    loss becomes non-finite is an NnctlError naming its seed; `should_stop()` true ends training
+    with KeyboardInterrupt (a population is all or nothing)."""
+    loop = PopulationLoop(network, datasets, training, seeds, Callback(), should_stop, watched or {})
+    start = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        if loop.run(start) == "interrupted":
+            raise KeyboardInterrupt
+    return loop.finished
+
+
+class _MemberView:
+    """What EarlyStopping snapshots: member k of the population, as its network alone."""
+
+    def __init__(self, network: Network, k: int):
+        self.network, self.k = network, k
+
+    def snapshot(self) -> dict:
+        return self.network.member_snapshot(self.k)
+
+
+class PopulationLoop(_Loop):
+    """The in-memory loop over K members with their own data: batches (K, b, features) gathered
+    from each member's training rows in its own order; per-member losses, scores, stoppers,
+    histories and diagnostics."""
+
+    def __init__(self, network, datasets, training, seeds, callback, should_stop, watched):
+        self.datasets, self.seeds = datasets, list(seeds)
+        super().__init__(network, datasets[0], training, seeds[0], callback, should_stop, watched)
+        K = self.members
+        # member k shuffles as seed k alone would (training.loop: SeedSequence(seed).spawn(2)[1])
+        self.rngs = [np.random.default_rng(np.random.SeedSequence(s).spawn(2)[1]) for s in self.seeds]
+        self.rng = self.rngs[0]
+        extra = watched_metrics(training, watched)
+        for d in datasets[1:]:  # a column each member's validation part must give
+            metrics_in_use(extra, d)
+        self.stoppers = [EarlyStopping.from_config(training.early_stopping) for _ in range(K)] \
+            if training.early_stopping else None
+        self.views = [_MemberView(network, k) for k in range(K)]
+        self.histories = [[] for _ in range(K)]
+        self.active = np.ones(K, dtype=bool)
+        self.frozen = None  # (member indices, their params) once a member has stopped
+        self.clipped = np.zeros(K, dtype=np.int64)
+        self.finished: list = [None] * K
+        self.step = self._step
+
+    def diagnostics_for(self, network) -> Diagnostics:
+        return Diagnostics(network, self.ws, apart=True)
+
+    def setup_data(self) -> None:
+        """Each member's training rows, targets and weights stacked: (K, rows, ...)."""
+        network, training, datasets = self.network, self.training, self.datasets
+        self.X = np.stack([d.X_train for d in datasets])
+        self.y = np.stack([targets_for(network, d.y_train) for d in datasets])
+        if self.dataset.task == "classification" and training.label_smoothing:
+            self.y = smooth_labels(self.y, training.label_smoothing, label_classes(network))
+        weights = [row_weights(training.class_weight, d, d.y_train, network.dtype) for d in datasets]
+        self.w = None if weights[0] is None else np.stack(weights)
+        if self.has_val:
+            self.X_val = np.stack([d.X_val for d in datasets])
+            self.y_val = np.stack([d.y_val for d in datasets])
+            self.val_targets = np.stack([targets_for(network, d.y_val) for d in datasets])
+        else:
+            self.val_targets = None
+        self.shuffle = training.shuffle and self.batch < self.rows
+        K, rows, b = self.members, self.rows, self.batch
+        # batch-major memory: each batch's (K, b, ...) rows are one contiguous block (numpy's
+        # matmul leaves BLAS for a batch strided across the members' whole parts)
+        self.starts = list(range(0, rows, b))
+        # member k's row i, read from the members' rows as one (K·rows, ...) array
+        self.offsets = (np.arange(K) * rows)[:, None]
+        self.X_epoch, self.y_epoch = np.empty_like(self.X), np.empty_like(self.y)
+        self.w_epoch = None if self.w is None else np.empty_like(self.w)
+        if not self.shuffle:  # one order for good: the rows as they are
+            self.gather(np.tile(np.arange(rows), (K, 1)))
+
+        def batch(a, s):
+            n = min(b, rows - s)
+            return a.reshape(-1, a.shape[-1])[K * s:K * (s + n)].reshape(K, n, a.shape[-1])
+
+        self.batches = [(batch(self.X_epoch, s), batch(self.y_epoch, s),
+                         None if self.w is None else batch(self.w_epoch, s)) for s in self.starts]
+
+    def gather(self, order: np.ndarray) -> None:
+        """Fill the batch-major buffers from each member's rows in its `order` (K, rows)."""
+        K, rows, b = self.members, self.rows, self.batch
+        full = rows // b * b
+        index = order + self.offsets
+        flat = np.concatenate([index[:, :full].reshape(K, -1, b).transpose(1, 0, 2).reshape(-1),
+                               index[:, full:].reshape(-1)])
+        for source, out in ((self.X, self.X_epoch), (self.y, self.y_epoch), (self.w, self.w_epoch)):
+            if source is not None:
+                np.take(source.reshape(-1, source.shape[-1]), flat, axis=0, out=out.reshape(-1, out.shape[-1]),
+                        mode="clip")
+
+    def batch_loss(self, network, yb, wb, ws, rows: int) -> np.ndarray:
+        return network.member_losses(yb, wb, ws) * rows  # (K,): each member's summed batch loss
+
+    def count_clipped(self, norm, clipped) -> None:
+        self.clipped += norm > self.clip
+
+    def _step(self, grads, lr) -> None:
+        self.optimizer.step(grads, lr)
+        if self.frozen is not None:  # stopped members keep the weights they stopped with
+            members, params = self.frozen
+            self.network.flat_params.reshape(self.members, -1)[members] = params
+
+    def run(self, start: float) -> str:
+        epochs, every = self.training.iterations, log_every(self.training)
+        for epoch in range(1, epochs + 1):
+            logged = epoch == 1 or epoch == epochs or epoch % every == 0
+            measured = logged or self.stoppers is not None
+            train_loss = self.epoch(epoch, measured, diagnose=logged)
+            if train_loss is None:
+                return "interrupted"
+            self.completed = epoch
+            if measured:
+                for k, log in zip(np.flatnonzero(self.active), self.measure_members(epoch, train_loss, start)):
+                    stop = self.stoppers is not None and self.stoppers[k].update(log, self.views[k])
+                    if logged or stop:
+                        self.histories[k].append(log)
+                    if stop:
+                        self.finish(k, "early_stopped", start)
+                if not self.active.any():
+                    return "early_stopped"
+        for k in np.flatnonzero(self.active):
+            self.finish(k, "completed", start)
+        return "completed"
+
+    def measure_members(self, epoch: int, train_loss: np.ndarray, start: float) -> list[dict]:
+        """Each active member's log of the epoch (as `measure` gives a run alone)."""
+        scores = self.score_members() if self.has_val else None
+        logs = []
+        for k in np.flatnonzero(self.active):
+            where = f"{self.advice} (seed {self.seeds[k]})"
+            log = {"epoch": epoch, "train_loss": float(train_loss[k])}
+            check_finite(log["train_loss"], epoch, where)
+            if scores is not None:
+                log["val_loss"], log[self.metric] = float(scores[0][k]), float(scores[1][k])
+                log.update(scores[2][k])
+                check_finite(log["val_loss"], epoch, where)
+            log["learning_rate"] = self.lr
+            log["seconds"] = self.elapsed(start)
+            logs.append(log)
+        return logs
+
+    def score_members(self):
+        """(losses (K,), metrics (K,), [{extra column: value}] per member) on each member's own
+        validation part, in chunks of rows as a run alone scores it."""
+        network, ws, task = self.network, self.ws, self.dataset.task
+        X, t, y = self.X_val, self.val_targets, self.y_val
+        K, rows = self.members, X.shape[1]
+        keep = task == "regression" or self.extra
+        outputs = np.empty(t.shape, dtype=network.dtype) if keep else None
+        total, correct = np.zeros(K), np.zeros(K)
+        for s in range(0, rows, CHUNK):
+            out = network.forward(np.ascontiguousarray(X[:, s:s + CHUNK]), ws=ws)  # BLAS needs it whole
+            n = out.shape[1]
+            total += network.member_losses(t[:, s:s + n], ws=ws) * n
+            if outputs is not None:
+                outputs[:, s:s + n] = out
+            if task != "regression":
+                predicted = out.argmax(axis=-1) if out.shape[-1] > 1 else out[..., 0] > 0.5
+                correct += np.count_nonzero(predicted == y[:, s:s + n], axis=1)
+        if task == "regression":
+            from ..nn.metrics import r2
+
+            return total / rows, np.array([r2(t[k], outputs[k]) for k in range(K)]), [{} for _ in range(K)]
+        more = [extra_scores(self.extra, y[k], outputs[k]) if self.extra else {} for k in range(K)]
+        return total / rows, correct / rows, more
+
+    def finish(self, k: int, status: str, start: float) -> None:
+        """Member k's run ends here: its checkpoint state now, its weights (the best epoch's
+        when its stopper kept them), its final metrics; then it is frozen."""
+        stopper = self.stoppers[k] if self.stoppers is not None else None
+        checkpoint = self.member_state(k, start)
+        alone = self.network.member(k)
+        restored = bool(stopper and stopper.best_params is not None)
+        if restored:
+            alone.restore(stopper.best_params)
+        best_by = stopper.metric if stopper else "val_loss" if self.has_val else "train_loss"
+        history = self.histories[k]
+        best_epoch = stopper.best_epoch if stopper else (min(history, key=lambda r: r[best_by])["epoch"]
+                                                          if history else None)
+        diagnostics = [{key: v for key, v in row.items() if key != "member"}
+                       for row in self.diagnostics if row["member"] == k]
+        result = TrainResult(history, status, best_epoch, self.elapsed(start), self.completed,
+                             diagnostics=diagnostics, restored_best=restored, best_by=best_by)
+        dataset = self.datasets[k]
+        # the training targets as its loop trained on them (smoothed labels), as a run alone scores
+        targets = (self.y[k], self.val_targets[k] if self.has_val else None)
+        result.metrics = final_metrics(alone, dataset, result, targets, self.extra)
+        if self.clip is not None:
+            result.clipped_steps, result.steps = int(self.clipped[k]), self.steps
+            result.metrics.update(clipped_steps=result.clipped_steps, steps=self.steps)
+        check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), f"{self.advice} (seed {self.seeds[k]})")
+        self.finished[k] = Member(result, alone, checkpoint)
+        self.active[k] = False
+        stopped = np.flatnonzero(~self.active)
+        self.frozen = (stopped, self.network.flat_params.reshape(self.members, -1)[stopped].copy())
+
+    def member_state(self, k: int, start: float) -> tuple[dict, dict]:
+        """(arrays, meta) of the checkpoint member k's run alone would write now (`_Loop.state`
+        of a network without members)."""
+        K = self.members
+        optimizer = self.optimizer.state()
+        arrays = {name: np.array(a[k]) for name, a in self.network.arrays().items()}
+        arrays.update({f"opt_{name}": v.reshape(K, -1)[k].copy() for name, v in optimizer.items() if name != "t"})
+        meta = {"completed": self.completed, "rng": self.rngs[k].bit_generator.state, "optimizer_t": optimizer["t"],
+                "history": self.histories[k], "seconds": self.elapsed(start), "batches_done": 0, "partial_loss": 0.0,
+                "diagnostics": [{key: v for key, v in row.items() if key != "member"}
+                                for row in self.diagnostics if row["member"] == k]}
+        if self.clip is not None:
+            meta["clipped_steps"], meta["steps"] = int(self.clipped[k]), self.steps
+        if self.stoppers is not None:
+            stopper = self.stoppers[k]
+            meta["stopper"] = stopper.state()
+            if stopper.best_params is not None:
+                arrays.update({f"best.{name}": v for name, v in stopper.best_params.items()})
+        return arrays, meta

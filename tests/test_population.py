@@ -1,0 +1,144 @@
+"""`train --seeds N` as the members of one pass (a population: each member on its own split,
+with its own scores, early stopping and run folder) equals N separate runs; and where members
+cannot be (dropout, unequal parts, Ray) the seeds run separately with a note saying why."""
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from nnctl.commands.train import resume_run
+from nnctl.nn.losses import LOSSES, member_values
+from nnctl.sweep.seeds import train_seeds
+from nnctl.training.checkpoint import load_checkpoint
+from nnctl.training.population import same_shapes
+
+from .cli_helpers import cli
+from .conftest import CONFIGS
+
+# float64 so that equal means equal to rounding; patience 3 on iris stops the seeds at
+# different epochs, so members stop while others train on
+STOPPING = ["training.dtype=float64", "training.iterations=60", "training.early_stopping={patience: 3}",
+            "training.grad_clip=1.0", "training.label_smoothing=0.05"]
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("population")
+    members = train_seeds(CONFIGS / "iris.yaml", 3, STOPPING, runs_dir=runs / "members")
+    separate = train_seeds(CONFIGS / "iris.yaml", 3, STOPPING, runs_dir=runs / "separate", workers=2, separate=True)
+    return members, separate
+
+
+def _numbers(path: Path) -> list[list]:
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    skip = {i for i, name in enumerate(rows[0]) if name in ("seconds", "run")}
+    return [rows[0]] + [[_number(v) for i, v in enumerate(r) if i not in skip] for r in rows[1:]]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _close(a, b, where):
+    if isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in a:
+            if k not in ("seconds", "created"):
+                _close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-8, nan_ok=True), where
+    else:
+        assert a == b, where
+
+
+def test_members_equal_separate_runs_file_by_file(both):
+    members, separate = both
+    assert members["note"] is None and separate["note"] is None
+    epochs = []
+    for m, s in zip(members["rows"], separate["rows"]):
+        a, b = Path(m["run"]), Path(s["run"])
+        assert a.name == b.name and sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+        metrics = json.loads((a / "metrics.json").read_text())
+        _close(metrics, json.loads((b / "metrics.json").read_text()), a.name)
+        epochs.append((metrics["status"], metrics["epochs"]))
+        assert (a / "config.yaml").read_text() == (b / "config.yaml").read_text()
+        for name in ("history.csv", "diagnostics.csv", "validation.csv"):
+            _close(_numbers(a / name), _numbers(b / name), f"{a.name}/{name}")
+        with np.load(a / "model.npz") as x, np.load(b / "model.npz") as y:
+            assert sorted(x.files) == sorted(y.files)
+            for key in y.files:
+                if key != "meta":
+                    np.testing.assert_allclose(x[key], y[key], rtol=1e-5, atol=1e-8, err_msg=key)
+        ca, cb = load_checkpoint(a), load_checkpoint(b)
+        assert sorted(ca.arrays) == sorted(cb.arrays)
+        for key, value in cb.arrays.items():
+            np.testing.assert_allclose(ca.arrays[key], value, rtol=1e-5, atol=1e-8, err_msg=key)
+        for key in ("completed", "optimizer_t", "rng", "status", "steps", "clipped_steps", "data_digest", "name"):
+            assert ca.meta[key] == cb.meta[key], key
+    # the seeds stopped early at different epochs: a member stopped while the others trained on
+    assert all(status == "early_stopped" for status, _ in epochs) and len({e for _, e in epochs}) > 1
+    _close(_numbers(members["folder"] / "seeds.csv"), _numbers(separate["folder"] / "seeds.csv"), "seeds.csv")
+
+
+def test_a_member_run_resumes_as_the_separate_run_does(both, tmp_path):
+    members, separate = both
+    more = ["training.early_stopping.patience=8"]
+    a = resume_run(members["rows"][0]["run"], more, runs_dir=tmp_path, plot=False).run
+    b = resume_run(separate["rows"][0]["run"], more, runs_dir=tmp_path, plot=False).run
+    with np.load(a / "model.npz") as x, np.load(b / "model.npz") as y:
+        np.testing.assert_allclose(x["layers.0.W"], y["layers.0.W"], rtol=1e-5, atol=1e-8)
+
+
+def test_runs_that_cannot_be_members_train_separately_with_a_note(tmp_path):
+    result = cli("train", CONFIGS / "iris.yaml", "--seeds", "2", "--runs-dir", tmp_path,
+                 "--set", "training.iterations=2", "--set", "model.dropout=0.2")
+    assert result.exit_code == 0, result.stderr
+    assert "note: the seeds train as separate runs: dropout draws the members' masks from one generator" \
+        in result.stderr
+    assert len(list(Path(result.stdout.strip().splitlines()[-1]).glob("seed_*/model.npz"))) == 2
+    # --separate asks for it: no note
+    asked = cli("train", CONFIGS / "iris.yaml", "--seeds", "2", "--separate", "--runs-dir", tmp_path,
+                "--set", "training.iterations=2", "--workers", "1")
+    assert asked.exit_code == 0 and "note:" not in asked.stderr
+
+
+def test_parts_of_unequal_size_are_no_population():
+    def part(train, val):
+        return SimpleNamespace(X_train=np.zeros((train, 4)), X_val=np.zeros((val, 4)), n_outputs=3)
+
+    assert same_shapes([part(120, 30), part(120, 30)]) is None
+    assert "validation parts differ" in same_shapes([part(120, 30), part(120, 31)])
+    assert "training parts differ" in same_shapes([part(120, 30), part(119, 30)])
+
+
+@pytest.mark.parametrize("smoothed", [False, True])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_member_losses_are_each_members_own(name, smoothed):
+    rng = np.random.default_rng(0)
+    K, rows, outputs = 3, 5, 1 if name in ("binary_cross_entropy", "mse", "mae", "huber") else 3
+    loss = LOSSES[name]
+    z = rng.normal(size=(K, rows, outputs))
+    a = loss.forward(z, np.empty_like(z))
+    if name == "cross_entropy":
+        y = np.eye(outputs)[rng.integers(0, outputs, size=(K, rows))]
+    elif name == "binary_cross_entropy":
+        y = rng.integers(0, 2, size=(K, rows, 1)).astype(float)
+    else:
+        y = rng.normal(size=(K, rows, outputs))
+    w = rng.uniform(0.5, 2, size=(K, rows, 1))
+    if smoothed and name in ("cross_entropy", "binary_cross_entropy"):
+        y = y * 0.9 + 0.1 / max(outputs, 2)
+    got = member_values(name, z, a, y, w)
+    want = [loss.value(z[k], a[k], y[k], w[k]) for k in range(K)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
