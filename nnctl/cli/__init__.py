@@ -278,6 +278,12 @@ def main():
 
 
 # the commands register themselves on `app`, in the order --help lists them
-from . import train, use, inspect, search, ship, files, explain, serve, track  # noqa: E402
+from . import (  # noqa: E402
+    train_validate, predict_evaluate, gradcheck_trace_plot, sweep_cv, report_export, schema_init_runs, explain,
+    serve, track,
+)
 
-COMMAND_MODULES = (train, use, inspect, search, ship, files, explain, serve, track)
+COMMAND_MODULES = (
+    train_validate, predict_evaluate, gradcheck_trace_plot, sweep_cv, report_export, schema_init_runs, explain,
+    serve, track,
+)

@@ -38,7 +38,7 @@ def train(
     How much is luck: nnctl train configs/iris.yaml --seeds 5 --workers 2
     """
     if seeds is not None or workers is not None or separate:
-        from .search import train_with_seeds
+        from .sweep_cv import train_with_seeds
 
         return train_with_seeds(config, seeds, workers, resume, set_ or [], runs_dir, name, quiet, json_, report,
                                 no_cache, track, separate)
