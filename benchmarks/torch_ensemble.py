@@ -6,48 +6,21 @@ logged epochs. Prints the seconds spent in the training loop.
 
     python benchmarks/torch_ensemble.py DATA.csv --members 8 --layers 128 64 --batch 64 --lr 0.01 --epochs 3
 """
-import argparse
 import copy
 import time
 
-import numpy as np
-import pandas as pd
 import torch
 from torch.func import functional_call, stack_module_state
 
-from torch_mlp import logged
+from torch_mlp import arguments, logged, prepared
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("csv")
-    parser.add_argument("--members", type=int, required=True)
-    parser.add_argument("--layers", type=int, nargs="+", required=True)
-    parser.add_argument("--batch", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-
-    df = pd.read_csv(args.csv)
-    y = df.pop("label").to_numpy()
-    X = df.to_numpy(dtype=np.float32)
-    rng = np.random.default_rng(args.seed)
-    order = rng.permutation(len(X))
-    n_val = round(0.2 * len(X))
-    val, train = order[:n_val], order[n_val:]
-    mean, std = X[train].mean(axis=0), X[train].std(axis=0)
-    std[std == 0] = 1
-    X = (X - mean) / std
-    Xt, yt = torch.from_numpy(X[train]), torch.from_numpy(y[train]).long()
-    Xv, yv = torch.from_numpy(X[val]), torch.from_numpy(y[val]).long()
-    classes = int(y.max()) + 1
+    args = arguments(("--members", {"type": int, "required": True}))
+    Xt, yt, Xv, yv, classes = prepared(args.csv, args.seed)
     K, n = args.members, len(Xt)
 
-    sizes = [X.shape[1]] + args.layers + [classes]
+    sizes = [Xt.shape[1]] + args.layers + [classes]
 
     def mlp():
         layers = []

@@ -17,9 +17,13 @@ def logged(epoch: int, epochs: int) -> bool:
     return epoch == 1 or epoch == epochs or epoch % every == 0
 
 
-def main():
+def arguments(*more):
+    """The command line both PyTorch peers take: DATA.csv, the layers, batch, lr, epochs,
+    threads, seed, and `more` (name, kwargs) pairs."""
     parser = argparse.ArgumentParser()
     parser.add_argument("csv")
+    for name, kwargs in more:
+        parser.add_argument(name, **kwargs)
     parser.add_argument("--layers", type=int, nargs="+", required=True)
     parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--lr", type=float, default=0.01)
@@ -29,11 +33,16 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    return args
 
-    df = pd.read_csv(args.csv)
+
+def prepared(csv, seed: int):
+    """(X_train, y_train, X_val, y_val, classes) as tensors: 20% held out by the seed, the
+    features standardized on the training part, as nnctl's configs do."""
+    df = pd.read_csv(csv)
     y = df.pop("label").to_numpy()
     X = df.to_numpy(dtype=np.float32)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     order = rng.permutation(len(X))
     n_val = round(0.2 * len(X))
     val, train = order[:n_val], order[n_val:]
@@ -42,9 +51,14 @@ def main():
     X = (X - mean) / std
     Xt, yt = torch.from_numpy(X[train]), torch.from_numpy(y[train]).long()
     Xv, yv = torch.from_numpy(X[val]), torch.from_numpy(y[val]).long()
-    classes = int(y.max()) + 1
+    return Xt, yt, Xv, yv, int(y.max()) + 1
 
-    sizes = [X.shape[1]] + args.layers + [classes]
+
+def main():
+    args = arguments()
+    Xt, yt, Xv, yv, classes = prepared(args.csv, args.seed)
+
+    sizes = [Xt.shape[1]] + args.layers + [classes]
     layers = []
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
