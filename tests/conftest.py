@@ -69,6 +69,17 @@ def iris_run(tmp_path_factory):
     return Path(result.stdout.strip())
 
 
+def central_differences(f, z: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """∂f/∂z by central differences, one entry of z at a time: (f(z + h) − f(z − h)) / 2h."""
+    numeric = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        up, down = z.copy(), z.copy()
+        up[idx] += h
+        down[idx] -= h
+        numeric[idx] = (f(up) - f(down)) / (2 * h)
+    return numeric
+
+
 def loss_targets(loss: str, rng, rows: int, outputs: int) -> np.ndarray:
     """Random targets (rows, outputs) in the form `loss` takes: one-hot rows for cross_entropy,
     a 0/1 column for binary_cross_entropy, normal values for regression losses."""

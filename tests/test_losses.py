@@ -5,7 +5,7 @@ import pytest
 
 from nnctl.nn.losses import LOSSES, loss_for
 
-from .conftest import loss_targets
+from .conftest import central_differences, loss_targets
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -21,13 +21,7 @@ def test_delta_is_the_gradient_of_the_loss_wrt_z(name, weighted):
     def value(z):
         return loss.value(z, loss.forward(z, np.empty_like(z)), y, w)
 
-    numeric = np.zeros_like(z)
-    h = 1e-6
-    for idx in np.ndindex(z.shape):
-        zp, zm = z.copy(), z.copy()
-        zp[idx] += h
-        zm[idx] -= h
-        numeric[idx] = (value(zp) - value(zm)) / (2 * h)
+    numeric = central_differences(value, z)
     a = loss.forward(z, np.empty_like(z))
     delta = loss.delta(z, a, y, np.empty_like(z))
     if weighted:
