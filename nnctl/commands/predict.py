@@ -250,21 +250,24 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
     check_threshold(model, threshold)
     positive_index(model, positive)  # an unknown label is refused before the file is read
     conformal = conformal_columns(model, interval, sets)
-    y, out = labelled_outputs(model, data_path, chunk_rows, given_as, ranges)
-    spread = None
-    if conformal.needs_spread:  # normalized intervals: each row's width follows its members' spread
-        spread = np.concatenate([model.spread_from_inputs(X)[:, 0] for X, _ in
-                                 labelled_chunks(model, data_path, chunk_rows, given_as)])
+    # normalized intervals: each row's width follows its members' spread
+    spreads = [] if conformal.needs_spread else None
+    y, out = labelled_outputs(model, data_path, chunk_rows, given_as, ranges, spreads)
+    spread = np.concatenate(spreads) if spreads else None
     return {**score_outputs(model, y, out, threshold, positive), **conformal.coverage(y, out, spread)}
 
 
-def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument", ranges=None):
+def labelled_outputs(model, data_path, chunk_rows: int | None = None, given_as="the DATA argument", ranges=None,
+                     spreads: list | None = None):
     """(truth, outputs) of a loaded model on a labelled table: class indices and probabilities
-    (rows, classes), or the target and the predictions in the target's units."""
+    (rows, classes), or the target and the predictions in the target's units. `spreads`, if
+    given, gets each chunk's members' spread of the first output (an ensemble's), in the same pass."""
     truths, outputs = [], []
     for X, y in labelled_chunks(model, data_path, chunk_rows, given_as, ranges):
         truths.append(y)
         outputs.append(model.values_from_inputs(X) if model.task == "regression" else model.proba_from_inputs(X))
+        if spreads is not None:
+            spreads.append(model.spread_from_inputs(X)[:, 0])
     if not sum(len(y) for y in truths):  # a header-only file is one chunk of no rows
         raise NnctlError("data file has no rows to evaluate", _where(data_path))
     return np.concatenate(truths), np.concatenate(outputs)
