@@ -27,10 +27,11 @@ RAW = ("rows", "X", "codes", "values")  # a raw piece's arrays (values: a numeri
 RAW_SHARE = 8  # the raw pieces held in memory take at most the memory budget / this
 
 
-def write_shards(cfg, folder: Path, shard_rows_for, progress=None) -> dict:
+def write_shards(cfg, folder: Path, shard_rows_for, progress=None, keep_missing: bool = False) -> dict:
     """One pass over data.path into `folder`'s shards (and data.validation_path's rows, encoded
     as they are read); returns the cache entry's meta. `shard_rows_for(n_inputs, itemsize)`
-    sizes the shards; `progress` is told how far the read got (see reading.Reading)."""
+    sizes the shards; `progress` is told how far the read got (see reading.Reading);
+    `keep_missing`: missing numbers stay NaN, not filled (cv folds fill them: streamfolds.py)."""
     data, notes = cfg.data, []
     table = open_table(data.path, data.delimiter)
     features, used = _columns(cfg, table, notes)
@@ -39,7 +40,7 @@ def write_shards(cfg, folder: Path, shard_rows_for, progress=None) -> dict:
     dtype = np.dtype(cfg.training.dtype)
     shard_rows = shard_rows_for(scan.n_inputs, dtype.itemsize)
     n_classes = len(scan.classes) if scan.classes is not None else None
-    finish = Finisher(cfg, scan, state)
+    finish = Finisher(cfg, scan, state, keep_missing)
     sizes, counts = {}, {}
     for part in PARTS:
         writer = ShardWriter(folder, part, shard_rows, n_classes)
@@ -123,7 +124,7 @@ class Finisher:
     """A raw piece as the shards hold it: (rows, X, y), X encoded and scaled as
     `FeatureEncoder.transform` makes it, y as `scan._targets` makes it."""
 
-    def __init__(self, cfg, scan: Scan, state: FirstPass):
+    def __init__(self, cfg, scan: Scan, state: FirstPass, keep_missing: bool = False):
         encoder, self.dtype = scan.encoder, np.dtype(cfg.training.dtype)
         self.encoder, self.scan = encoder, scan
         self.categorical = []  # (raw column, first input, width, "onehot" | "code", code -> index)
@@ -145,10 +146,10 @@ class Finisher:
             else:
                 numbers[0].append(i)
                 numbers[1].append(j)
-                if fill is not None:
+                if fill is not None and not keep_missing:
                     self.fills.append((len(numbers[0]) - 1, self.dtype.type(fill)))
                 j += 1
-        self.width = j
+        self.width, self.keep_missing = j, keep_missing
         self.numbers = tuple(np.array(n, dtype=np.int64) for n in numbers)
         # (first, end) of each run of numbers whose inputs follow one another, and its first input
         self.runs, start = [], 0
@@ -181,7 +182,8 @@ class Finisher:
             block -= self.offset[:, None]
             block /= self.scale[:, None]
             # values beyond the dtype were refused as they were read; scaling can still overflow
-            bad = ~np.isfinite(block.sum(axis=1, dtype=np.float64))
+            bad = np.isinf(block).any(axis=1) if self.keep_missing else \
+                ~np.isfinite(block.sum(axis=1, dtype=np.float64))
             if bad.any():  # the encoder's own message, naming the first such input
                 probe = np.zeros((1, self.width), dtype=self.dtype)
                 probe[0, inputs[bad]] = np.inf

@@ -49,53 +49,130 @@ def class_offsets(targets, n_classes: int) -> np.ndarray:
     return np.cumsum(counts, axis=0) - counts
 
 
+AFFINE = ("standard", "minmax", "none")  # input scalers a fold refits from the shards' values
+AFFINE_TARGET = ("standard", "log1p")  # target scalers it refits (log1p: affine in log1p(y))
+
+
+def keeps_missing(data) -> bool:
+    """Whether a fold entry's shards keep missing numbers as NaN, for each fold to fill with its
+    training folds' mean (`missing: mean` under an affine scaler; robust and quantile scaling
+    bend the values, so their shards are filled with the whole table's mean)."""
+    return data.missing == "mean" and data.scale in AFFINE
+
+
 @dataclass(eq=False)
 class Rescale:
-    """Inputs `columns` of each window read as (X - shift) / scale, in X's dtype."""
+    """Inputs `columns` of each window read as (X - shift) / scale in X's dtype, a missing one
+    (NaN) first set to its `fill`; a regression target as (y - y_shift) / y_scale."""
 
     columns: np.ndarray
     shift: np.ndarray
     scale: np.ndarray = field(default=None)
+    fill: np.ndarray | None = None
+    y_shift: np.ndarray | None = None
+    y_scale: np.ndarray | None = None
 
-    def __call__(self, X: np.ndarray) -> None:
-        block = X[:, self.columns]
-        block -= self.shift
-        block /= self.scale
-        X[:, self.columns] = block
+    def __call__(self, X: np.ndarray, y: np.ndarray | None = None) -> None:
+        if len(self.columns):
+            block = X[:, self.columns]
+            if self.fill is not None:
+                missing = np.isnan(block)
+                if missing.any():
+                    block = np.where(missing, self.fill, block)
+            block -= self.shift
+            block /= self.scale
+            X[:, self.columns] = block
+        if self.y_shift is not None and y is not None:
+            y -= self.y_shift.reshape((1,) * (y.ndim - 1) + (-1,))
+            y /= self.y_scale.reshape((1,) * (y.ndim - 1) + (-1,))
 
 
-def fold_scaling(train_part, encoder, dtype) -> Rescale | None:
-    """The Rescale of a fold's parts from its training rows' statistics (standard or minmax; None
-    for scale: none or no numbers), and encoder.scaler set to the composed scaler."""
+class Stats:
+    """Per column of blocks (rows, columns): present values' count, mean, M2 (Chan et al.'s
+    merge, a whole block at a time, as scanstats.Moments does per column), minimum, maximum, and
+    missing (NaN) values."""
+
+    def __init__(self, width: int):
+        self.n, self.mean, self.m2 = np.zeros(width), np.zeros(width), np.zeros(width)
+        self.low, self.high, self.missing = np.full(width, np.inf), np.full(width, -np.inf), np.zeros(width)
+
+    def add(self, block: np.ndarray) -> None:
+        block = block.astype(np.float64)
+        present = ~np.isnan(block)
+        b_n = present.sum(axis=0)
+        self.missing += len(block) - b_n
+        if not b_n.any():
+            return
+        b_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(b_n, 1)
+        b_m2 = np.where(present, (block - b_mean) ** 2, 0.0).sum(axis=0)
+        delta, total = b_mean - self.mean, self.n + b_n
+        share = np.divide(b_n, total, out=np.zeros_like(self.n), where=total > 0)
+        self.mean = self.mean + delta * share
+        self.m2 = self.m2 + b_m2 + delta ** 2 * self.n * share
+        self.n = total
+        self.low, self.high = np.fmin(self.low, np.fmin.reduce(block, axis=0)), \
+            np.fmax(self.high, np.fmax.reduce(block, axis=0))
+
+
+def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) -> tuple:
+    """(the Rescale of a fold's parts from its training rows' statistics, or None; the fold's
+    target scaler). Sets encoder.scaler to the composed scaler (standard or minmax) and, for
+    shards that kept missing numbers (`keeps_missing`), encoder.fill to the training folds'
+    means; a regression target's standard or log1p scaler is composed the same way."""
     scaler = encoder.scaler
-    if scaler is None or scaler["kind"] not in ("standard", "minmax") or not len(train_part):
-        return None
-    passthrough = encoder._onehot_mask()
-    columns = np.flatnonzero(~passthrough)
-    if not len(columns):
-        return None
-    n, mean, m2 = 0, np.zeros(len(columns)), np.zeros(len(columns))
-    low, high = np.full(len(columns), np.inf), np.full(len(columns), -np.inf)
-    for X, _ in train_part.chunks():
-        block = X[:, columns].astype(np.float64)
-        if not len(block):
-            continue
-        # Chan et al.'s merge, a whole shard at a time, as scanstats.Moments does per column
-        b_n, b_mean = len(block), block.mean(axis=0)
-        b_m2 = ((block - b_mean) ** 2).sum(axis=0)
-        delta, total = b_mean - mean, n + b_n
-        mean = mean + delta * b_n / total
-        m2 = m2 + b_m2 + delta ** 2 * n * b_n / total
-        n = total
-        low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
-    if scaler["kind"] == "standard":
-        shift, spread = mean, np.sqrt(m2 / max(n, 1))
-    else:
-        shift, spread = low, high - low
-    spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-    offset, scale = np.array(scaler["offset"], dtype=np.float64), np.array(scaler["scale"], dtype=np.float64)
-    offset[columns] += scale[columns] * shift
-    scale[columns] *= spread
-    encoder.scaler = {**scaler, "offset": offset.tolist(), "scale": scale.tolist()}
-    return Rescale(columns, shift.astype(dtype), spread.astype(dtype))
+    kind = scaler["kind"] if scaler is not None else "none"
+    columns = np.flatnonzero(~encoder._onehot_mask())
+    refit = kind in ("standard", "minmax")
+    fills = encoder.fill is not None and kind in AFFINE and len(columns)
+    y_refit = bool(target_scaler and target_scaler["kind"] in AFFINE_TARGET and train_part.y_width)
+    if not len(train_part) or not (refit and len(columns) or fills or y_refit):
+        return None, target_scaler
+    inputs, targets = Stats(len(columns)), Stats(train_part.y_width if y_refit else 0)
+    for X, y in train_part.chunks():
+        inputs.add(X[:, columns])
+        if y_refit:
+            targets.add(y.reshape(len(y), -1))
+    stored_fill = None
+    if fills and inputs.missing.any():  # missing values kept as NaN: the fold's mean fills them
+        stored_fill = np.where(inputs.n > 0, inputs.mean, 0.0)
+        inputs.n = inputs.n + inputs.missing  # M2 and the mean stay: the fill is the mean
+        inputs.low, inputs.high = np.fmin(inputs.low, stored_fill), np.fmax(inputs.high, stored_fill)
+    shift, spread = np.zeros(len(columns)), np.ones(len(columns))
+    if refit:
+        if kind == "standard":
+            shift, spread = inputs.mean, np.sqrt(inputs.m2 / np.maximum(inputs.n, 1))
+        else:
+            shift, spread = inputs.low, inputs.high - inputs.low
+        spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+        shift = np.where(np.isfinite(shift), shift, 0.0)
+    offset = np.array(scaler["offset"], dtype=np.float64) if scaler else np.zeros(len(encoder._onehot_mask()))
+    scale = np.array(scaler["scale"], dtype=np.float64) if scaler else np.ones(len(offset))
+    if fills:
+        names = _input_names(encoder)
+        mean = np.where(inputs.n > 0, inputs.mean, 0.0)
+        encoder.fill = {**encoder.fill, **{names[c]: float(offset[c] + scale[c] * m) for c, m in zip(columns, mean)
+                                            if names[c] in encoder.fill}}
+    if refit:
+        offset[columns] += scale[columns] * shift
+        scale[columns] *= spread
+        encoder.scaler = {**scaler, "offset": offset.tolist(), "scale": scale.tolist()}
+    y_shift = y_scale = None
+    if y_refit:
+        y_shift = np.where(targets.n > 0, targets.mean, 0.0)
+        y_scale = np.sqrt(targets.m2 / np.maximum(targets.n, 1))
+        y_scale = np.where(np.isfinite(y_scale) & (y_scale > 0), y_scale, 1.0)
+        t_offset, t_scale = np.array(target_scaler["offset"]), np.array(target_scaler["scale"])
+        target_scaler = {**target_scaler, "offset": (t_offset + t_scale * y_shift).tolist(),
+                         "scale": (t_scale * y_scale).tolist()}
+        y_shift, y_scale = y_shift.astype(dtype), y_scale.astype(dtype)
+    rescale = Rescale(columns, shift.astype(dtype), spread.astype(dtype),
+                      None if stored_fill is None else stored_fill.astype(dtype), y_shift, y_scale)
+    return rescale, target_scaler
+
+
+def _input_names(encoder) -> list:
+    """Each encoded input's feature."""
+    names = []
+    for f in encoder.features:
+        names += [f] * (len(encoder.categories[f]) if encoder._onehot_column(f) else 1)
+    return names
