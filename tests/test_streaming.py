@@ -243,11 +243,14 @@ def test_a_streamed_fold_fills_and_scales_its_target_from_its_training_folds_alo
 
     table = write_table(tmp_path, regression=True)
     lines = table.read_text().splitlines()
-    for i in range(1, len(lines), 7):  # column a missing in every 7th row
+    for i in range(1, len(lines), 7):  # column a missing in every 7th row, colour in every 5th
         lines[i] = "," + lines[i].split(",", 1)[1]
+    for i in range(3, len(lines), 5):
+        cells = lines[i].split(",")
+        lines[i] = ",".join(cells[:3] + [""] + cells[4:])
     table.write_text("\n".join(lines) + "\n")
     cfg = load_config(write_cfg(tmp_path, table), ["data.missing=mean"])
-    fold = load_dataset(cfg, fold=(0, 3))
+    fold = load_dataset(cfg, fold=(1, 3))  # whose training rows' most frequent colour is not the table's
     raw = pd.read_csv(table)
     held_out = fold.parts["validation"].head_rows(len(fold.parts["validation"]))
     train = np.setdiff1d(np.arange(len(raw)), held_out)
@@ -263,6 +266,10 @@ def test_a_streamed_fold_fills_and_scales_its_target_from_its_training_folds_alo
     np.testing.assert_allclose(X[:, 0].astype(np.float64).mean(), 0, atol=1e-5)  # a, filled, then standardized
     np.testing.assert_allclose(X[:, 0].astype(np.float64).std(), 1, atol=1e-4)
     np.testing.assert_allclose(fold.encoder.scaler["scale"][0], a.astype(np.float64).std(), rtol=1e-4)
+    colour = raw["colour"].to_numpy()[train]
+    names, counts = np.unique(colour[pd.notna(colour)].astype(str), return_counts=True)
+    assert fold.encoder.fill["colour"] == names[np.argmax(counts)]
+    assert (X[:, 3:6].sum(axis=1) == 1).all()  # every row one category: a missing one its fill
 
 
 def test_a_sweep_on_streamed_data_trains_its_trials(tmp_path):

@@ -139,7 +139,8 @@ class Finisher:
                 lookup = np.empty(len(state.codes[col]) + 1, dtype=np.int64)
                 for name, code in state.codes[col].items():
                     lookup[code] = index[name]
-                lookup[-1] = index.get(fill, -1) if fill is not None else -1  # a missing value: its fill
+                # a missing value: its fill's (none when kept missing: all zeros, or code -1)
+                lookup[-1] = index.get(fill, -1) if fill is not None and not keep_missing else -1
                 onehot = encoder._onehot_column(col)
                 self.categorical.append((i, j, len(names) if onehot else 1, "onehot" if onehot else "code", lookup))
                 j += len(names) if onehot else 1

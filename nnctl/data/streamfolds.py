@@ -63,7 +63,9 @@ def keeps_missing(data) -> bool:
 @dataclass(eq=False)
 class Rescale:
     """Inputs `columns` of each window read as (X - shift) / scale in X's dtype, a missing one
-    (NaN) first set to its `fill`; a regression target as (y - y_shift) / y_scale."""
+    (NaN) first set to its `fill`; a missing category (a one-hot block of zeros, or code -1) set
+    to its fill, (first input, width or 0 for a code, the fill's index) in `categories`; a
+    regression target as (y - y_shift) / y_scale."""
 
     columns: np.ndarray
     shift: np.ndarray
@@ -71,8 +73,16 @@ class Rescale:
     fill: np.ndarray | None = None
     y_shift: np.ndarray | None = None
     y_scale: np.ndarray | None = None
+    categories: list = field(default_factory=list)
 
     def __call__(self, X: np.ndarray, y: np.ndarray | None = None) -> None:
+        for j, width, index in self.categories:
+            if width:
+                missing = ~X[:, j:j + width].any(axis=1)
+                X[missing, j + index] = 1
+            else:
+                column = X[:, j]
+                column[column < 0] = index
         if len(self.columns):
             block = X[:, self.columns]
             if self.fill is not None:
@@ -123,13 +133,23 @@ def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) 
     kind = scaler["kind"] if scaler is not None else "none"
     columns = np.flatnonzero(~encoder._onehot_mask())
     refit = kind in ("standard", "minmax")
-    fills = encoder.fill is not None and kind in AFFINE and len(columns)
+    fills = encoder.fill is not None and kind in AFFINE  # the entry kept missing values (keeps_missing)
     y_refit = bool(target_scaler and target_scaler["kind"] in AFFINE_TARGET and train_part.y_width)
     if not len(train_part) or not (refit and len(columns) or fills or y_refit):
         return None, target_scaler
     inputs, targets = Stats(len(columns)), Stats(train_part.y_width if y_refit else 0)
+    # categories that may be missing (kept so: nothing set): each one's rows per category
+    layout = [(f, j, width) for f, j, width in _categorical_inputs(encoder)
+              if fills and encoder.fill.get(f) is not None]
+    seen = [np.zeros(width or len(encoder.categories[f]), dtype=np.int64) for f, j, width in layout]
     for X, y in train_part.chunks():
         inputs.add(X[:, columns])
+        for counts, (f, j, width) in zip(seen, layout):
+            if width:
+                counts += X[:, j:j + width].sum(axis=0, dtype=np.int64)
+            else:
+                codes = X[:, j].astype(np.int64)
+                counts += np.bincount(codes[codes >= 0], minlength=len(counts))
         if y_refit:
             targets.add(y.reshape(len(y), -1))
     stored_fill = None
@@ -147,6 +167,12 @@ def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) 
         shift = np.where(np.isfinite(shift), shift, 0.0)
     offset = np.array(scaler["offset"], dtype=np.float64) if scaler else np.zeros(len(encoder._onehot_mask()))
     scale = np.array(scaler["scale"], dtype=np.float64) if scaler else np.ones(len(offset))
+    categories = []
+    for counts, (f, j, width) in zip(seen, layout):  # the most frequent, the first in sorted order among equals
+        if counts.any():
+            index = int(np.argmax(counts))
+            categories.append((j, width, index))
+            encoder.fill = {**encoder.fill, f: encoder.categories[f][index]}
     if fills:
         names = _input_names(encoder)
         mean = np.where(inputs.n > 0, inputs.mean, 0.0)
@@ -166,8 +192,19 @@ def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) 
                          "scale": (t_scale * y_scale).tolist()}
         y_shift, y_scale = y_shift.astype(dtype), y_scale.astype(dtype)
     rescale = Rescale(columns, shift.astype(dtype), spread.astype(dtype),
-                      None if stored_fill is None else stored_fill.astype(dtype), y_shift, y_scale)
+                      None if stored_fill is None else stored_fill.astype(dtype), y_shift, y_scale, categories)
     return rescale, target_scaler
+
+
+def _categorical_inputs(encoder) -> list:
+    """(feature, first input, width: 0 for a code) of each categorical feature."""
+    found, j = [], 0
+    for f in encoder.features:
+        width = len(encoder.categories[f]) if encoder._onehot_column(f) else 1
+        if f in encoder.categories:
+            found.append((f, j, width if encoder._onehot_column(f) else 0))
+        j += width
+    return found
 
 
 def _input_names(encoder) -> list:
