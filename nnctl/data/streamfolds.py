@@ -127,20 +127,46 @@ class Stats:
 def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) -> tuple:
     """(the Rescale of a fold's parts from its training rows' statistics, or None; the fold's
     target scaler). Sets encoder.scaler to the composed scaler (standard or minmax) and, for
-    shards that kept missing numbers (`keeps_missing`), encoder.fill to the training folds'
-    means; a regression target's standard or log1p scaler is composed the same way."""
+    shards that kept missing values (`keeps_missing`), encoder.fill to the training folds'
+    means and most frequent categories; a regression target's standard or log1p scaler is
+    composed the same way."""
     scaler = encoder.scaler
     kind = scaler["kind"] if scaler is not None else "none"
     columns = np.flatnonzero(~encoder._onehot_mask())
-    refit = kind in ("standard", "minmax")
+    refit = kind in ("standard", "minmax") and len(columns) > 0
     fills = encoder.fill is not None and kind in AFFINE  # the entry kept missing values (keeps_missing)
     y_refit = bool(target_scaler and target_scaler["kind"] in AFFINE_TARGET and train_part.y_width)
-    if not len(train_part) or not (refit and len(columns) or fills or y_refit):
+    if not len(train_part) or not (refit or fills or y_refit):
         return None, target_scaler
-    inputs, targets = Stats(len(columns)), Stats(train_part.y_width if y_refit else 0)
-    # categories that may be missing (kept so: nothing set): each one's rows per category
     layout = [(f, j, width) for f, j, width in _categorical_inputs(encoder)
               if fills and encoder.fill.get(f) is not None]
+    inputs, targets, seen = _measured(train_part, columns, layout, y_refit, encoder)
+    offset = np.array(scaler["offset"], dtype=np.float64) if scaler else np.zeros(len(encoder._onehot_mask()))
+    scale = np.array(scaler["scale"], dtype=np.float64) if scaler else np.ones(len(offset))
+    stored_fill, categories = None, []
+    if fills:
+        stored_fill, categories = _fills(encoder, inputs, columns, offset, scale, seen, layout)
+    shift, spread = _shift_spread(inputs, kind) if refit else (np.zeros(len(columns)), np.ones(len(columns)))
+    if refit:
+        offset[columns] += scale[columns] * shift
+        scale[columns] *= spread
+        encoder.scaler = {**scaler, "offset": offset.tolist(), "scale": scale.tolist()}
+    y_shift = y_scale = None
+    if y_refit:
+        y_shift, y_scale = _shift_spread(targets, "standard")
+        t_offset, t_scale = np.array(target_scaler["offset"]), np.array(target_scaler["scale"])
+        target_scaler = {**target_scaler, "offset": (t_offset + t_scale * y_shift).tolist(),
+                         "scale": (t_scale * y_scale).tolist()}
+        y_shift, y_scale = y_shift.astype(dtype), y_scale.astype(dtype)
+    rescale = Rescale(columns, shift.astype(dtype), spread.astype(dtype),
+                      None if stored_fill is None else stored_fill.astype(dtype), y_shift, y_scale, categories)
+    return rescale, target_scaler
+
+
+def _measured(train_part, columns, layout: list, y_refit: bool, encoder) -> tuple:
+    """(Stats of the inputs `columns`, Stats of the targets, each `layout` category's rows per
+    category (missing ones, kept so, set nothing)) over the fold's training rows, in one read."""
+    inputs, targets = Stats(len(columns)), Stats(train_part.y_width if y_refit else 0)
     seen = [np.zeros(width or len(encoder.categories[f]), dtype=np.int64) for f, j, width in layout]
     for X, y in train_part.chunks():
         inputs.add(X[:, columns])
@@ -152,48 +178,40 @@ def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) 
                 counts += np.bincount(codes[codes >= 0], minlength=len(counts))
         if y_refit:
             targets.add(y.reshape(len(y), -1))
-    stored_fill = None
-    if fills and inputs.missing.any():  # missing values kept as NaN: the fold's mean fills them
-        stored_fill = np.where(inputs.n > 0, inputs.mean, 0.0)
-        inputs.n = inputs.n + inputs.missing  # M2 and the mean stay: the fill is the mean
-        inputs.low, inputs.high = np.fmin(inputs.low, stored_fill), np.fmax(inputs.high, stored_fill)
-    shift, spread = np.zeros(len(columns)), np.ones(len(columns))
-    if refit:
-        if kind == "standard":
-            shift, spread = inputs.mean, np.sqrt(inputs.m2 / np.maximum(inputs.n, 1))
-        else:
-            shift, spread = inputs.low, inputs.high - inputs.low
-        spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
-        shift = np.where(np.isfinite(shift), shift, 0.0)
-    offset = np.array(scaler["offset"], dtype=np.float64) if scaler else np.zeros(len(encoder._onehot_mask()))
-    scale = np.array(scaler["scale"], dtype=np.float64) if scaler else np.ones(len(offset))
+    return inputs, targets, seen
+
+
+def _fills(encoder, inputs: Stats, columns, offset, scale, seen: list, layout: list) -> tuple:
+    """(the fill of each input `columns` as the shards hold them, or None when nothing is
+    missing; the Rescale's categories): a number's training mean, a category's most frequent
+    (the first in sorted order among equals), set in encoder.fill as a raw value. The inputs'
+    Stats then count the filled rows, as the in-memory scaler, fitted after filling, does."""
+    mean = np.where(inputs.n > 0, inputs.mean, 0.0)
+    names = _input_names(encoder)
+    fill = dict(encoder.fill)
+    fill.update({names[c]: float(offset[c] + scale[c] * m) for c, m in zip(columns, mean) if names[c] in fill})
     categories = []
-    for counts, (f, j, width) in zip(seen, layout):  # the most frequent, the first in sorted order among equals
+    for counts, (f, j, width) in zip(seen, layout):
         if counts.any():
             index = int(np.argmax(counts))
             categories.append((j, width, index))
-            encoder.fill = {**encoder.fill, f: encoder.categories[f][index]}
-    if fills:
-        names = _input_names(encoder)
-        mean = np.where(inputs.n > 0, inputs.mean, 0.0)
-        encoder.fill = {**encoder.fill, **{names[c]: float(offset[c] + scale[c] * m) for c, m in zip(columns, mean)
-                                            if names[c] in encoder.fill}}
-    if refit:
-        offset[columns] += scale[columns] * shift
-        scale[columns] *= spread
-        encoder.scaler = {**scaler, "offset": offset.tolist(), "scale": scale.tolist()}
-    y_shift = y_scale = None
-    if y_refit:
-        y_shift = np.where(targets.n > 0, targets.mean, 0.0)
-        y_scale = np.sqrt(targets.m2 / np.maximum(targets.n, 1))
-        y_scale = np.where(np.isfinite(y_scale) & (y_scale > 0), y_scale, 1.0)
-        t_offset, t_scale = np.array(target_scaler["offset"]), np.array(target_scaler["scale"])
-        target_scaler = {**target_scaler, "offset": (t_offset + t_scale * y_shift).tolist(),
-                         "scale": (t_scale * y_scale).tolist()}
-        y_shift, y_scale = y_shift.astype(dtype), y_scale.astype(dtype)
-    rescale = Rescale(columns, shift.astype(dtype), spread.astype(dtype),
-                      None if stored_fill is None else stored_fill.astype(dtype), y_shift, y_scale, categories)
-    return rescale, target_scaler
+            fill[f] = encoder.categories[f][index]
+    encoder.fill = fill
+    if not inputs.missing.any():
+        return None, categories
+    inputs.n = inputs.n + inputs.missing  # M2 and the mean stay: the fill is the mean
+    inputs.low, inputs.high = np.fmin(inputs.low, mean), np.fmax(inputs.high, mean)
+    return mean, categories
+
+
+def _shift_spread(stats: Stats, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """What standard (mean, std) or minmax (low, high - low) scaling takes off and divides by."""
+    if kind == "standard":
+        shift, spread = stats.mean, np.sqrt(stats.m2 / np.maximum(stats.n, 1))
+    else:
+        shift, spread = stats.low, stats.high - stats.low
+    spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+    return np.where(np.isfinite(shift), shift, 0.0), spread
 
 
 def _categorical_inputs(encoder) -> list:
