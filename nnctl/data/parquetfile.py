@@ -129,9 +129,7 @@ def _numbered(batches, chunksize: int, where: str):
     start, pending, held = 0, [], 0
     try:
         for batch in batches:
-            # a block per column, not one 2-D block per dtype: numbers without missing values stay
-            # pyarrow's buffers, not copied (a fifth of the reader's CPU on a table of 16 columns)
-            pending.append(batch.to_pandas(split_blocks=True))
+            pending.append(batch.to_pandas())
             held += batch.num_rows
             del batch  # a slice of a whole row group keeps it alive while the next one is read
             while held >= chunksize:
