@@ -19,7 +19,7 @@
    fits (--rows x --features), trained with data.streaming false and true, rows per second of
    training (the loop's own seconds, so the first pass and loading are left out; the shards are
    written by an untimed first run and read from the page cache after, as a second run on the
-   same table would); the median of --repeat runs of each, taking turns, and rows per CPU
+   same table would); the best of --repeat runs of each, taking turns, and rows per CPU
    second of the process beside them.
 3. Peak RSS of each as `nnctl train` in a subprocess, the streamed one under
    NNCTL_MEMORY_LIMIT=--budget (ru_maxrss of the children), from the shards step 2 left in the
@@ -209,7 +209,8 @@ def first_pass_figures(paths: list[Path], workdir: Path, budget: str, repeat: in
     """(the table's lines, {file name: figures}): the pass against pandas' chunks (CSV) or
     pyarrow.parquet.read_table (Parquet), measured one after the other in the same run; for a
     CSV, the pass with pyarrow's reader too. With `repeat`, each is measured that many times,
-    peer and passes taking turns, and the medians are given (the ratio's of each turn's pair)."""
+    peer and passes taking turns, and each one's best turn is given (as bench.py does: other
+    work on the machine only ever slows a run down)."""
     found = {}
     lines = [f"{'file':<26} {'MB':>6} {'pass MB/s':>10} {'peer':>11} {'peer MB/s':>10} {'ratio':>6} "
              f"{'CPU ratio':>9} {'peak RSS (pass)':>16} {'peak RSS (peer)':>16}"]
@@ -222,13 +223,14 @@ def first_pass_figures(paths: list[Path], workdir: Path, budget: str, repeat: in
         for _ in range(repeat):
             turns.append({what: measure(what, path, workdir, budget)
                           for what in [peer_name] + [v for v, _ in variants]})
-        base = float(np.median([mb / t[peer_name]["seconds"] for t in turns]))
+        base = max(mb / t[peer_name]["seconds"] for t in turns)
         peer = {"peak_rss": max(t[peer_name]["peak_rss"] for t in turns)}
         for what, label in variants:
-            rate = float(np.median([mb / t[what]["seconds"] for t in turns]))
-            ratio = float(np.median([t[peer_name]["seconds"] / t[what]["seconds"] for t in turns]))
-            # the peer's CPU over the pass's
-            cpu = float(np.median([t[peer_name]["cpu_seconds"] / max(t[what]["cpu_seconds"], 1e-9) for t in turns]))
+            rate = max(mb / t[what]["seconds"] for t in turns)
+            ratio = rate / base
+            # the peer's CPU over the pass's, each its least
+            least = min(t[what]["cpu_seconds"] for t in turns)
+            cpu = min(t[peer_name]["cpu_seconds"] for t in turns) / max(least, 1e-9)
             ours = {"peak_rss": max(t[what]["peak_rss"] for t in turns), "rows": turns[0][what]["rows"]}
             key = path.name + label
             found[key] = {"mb": mb, "pass_mb_s": rate, "peer": peer_name, "peer_mb_s": base, "ratio": ratio,
@@ -312,8 +314,8 @@ MODES = {"in memory": "false", "streamed": "true"}
 
 def throughput(config: Path, workdir: Path, repeat: int = 1) -> tuple[dict, dict]:
     """({mode: rows per second of the loop}, {mode: rows per CPU second of the process}), the
-    median of `repeat` runs of each, the two modes taking turns: on a shared machine, runs a
-    minute apart see different loads, and CPU seconds move with the load much less."""
+    best of `repeat` runs of each, the two modes taking turns: on a shared machine, runs a
+    minute apart see different loads, and other work only ever slows a run down."""
     import resource
 
     rates, cpu = {name: [] for name in MODES}, {name: [] for name in MODES}
@@ -328,8 +330,7 @@ def throughput(config: Path, workdir: Path, repeat: int = 1) -> tuple[dict, dict
             rates[name].append(done / result.seconds)
             seconds = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             cpu[name].append(done / max(seconds, 1e-9))
-    return ({name: float(np.median(r)) for name, r in rates.items()},
-            {name: float(np.median(r)) for name, r in cpu.items()})
+    return {name: max(r) for name, r in rates.items()}, {name: max(r) for name, r in cpu.items()}
 
 
 def peak_rss(config: Path, workdir: Path, budget: str) -> dict:
@@ -399,7 +400,7 @@ def train_figures(args) -> dict:
     rates, cpu = throughput(config, workdir, args.repeat)
     found["rows_per_second"], found["rows_per_cpu_second"] = rates, cpu
     print(f"\ntraining throughput, {args.rows:,} rows x {args.features} features, layers [32], batch 256 "
-          f"(median of {args.repeat}, the modes taking turns):")
+          f"(best of {args.repeat}, the modes taking turns):")
     for name, rate in rates.items():
         print(f"  {name:<10} {rate:>12,.0f} rows/s {cpu[name]:>12,.0f} rows/CPU s")
     print(f"  streamed / in memory: {rates['streamed'] / rates['in memory']:.2f}x (goal >= 0.8x), "
@@ -434,7 +435,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--rows", type=int, default=400_000, help="rows of the training table that fits")
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeat", type=int, default=3, help="training runs of each mode, taking turns (median)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="turns of each measurement, peers and modes alternating (the best is given)")
     parser.add_argument("--shuffle-rows", type=int, default=60_000, help="rows of the shuffle-effect tables")
     parser.add_argument("--shard-rows", type=int, default=1024, help="shard size of the shuffle-effect runs")
     parser.add_argument("--no-rss", action="store_true", help="skip the training's subprocess peak-RSS runs")
