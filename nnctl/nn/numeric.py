@@ -206,7 +206,7 @@ class Periodic(_PerFeature):
         np.sign(h, out=g)  # h ≥ 0 after the ReLU: 1 where it passed, 0 where it did not
         g *= np.swapaxes(self._embedded_block(delta), -3, -2)
         np.matmul(np.swapaxes(v, -1, -2), g, out=self.dW)
-        np.sum(g, axis=-2, out=self.db)
+        np.matmul(buf.ones, g, out=self.db)  # the sum over rows as one product: faster than sum()
         dv = self._by_feature(buf.dv, x, 2 * k)
         np.matmul(g, np.swapaxes(self.W, -1, -2), out=dv)
         # ∂L/∂a = ∂L/∂sin ⊙ cos − ∂L/∂cos ⊙ sin, into dv's cos half
@@ -218,9 +218,9 @@ class Periodic(_PerFeature):
         self.dc *= TWO_PI
         if not buf.input_delta:
             return None
-        dxn = np.einsum("...frk,...fk->...rf", da, self.c)
+        dxn = np.matmul(da, self.c[..., None])[..., 0]  # (…, F, rows)
         dxn *= TWO_PI
-        return self._input_delta(delta, buf, dxn)
+        return self._input_delta(delta, buf, np.swapaxes(dxn, -1, -2))
 
     def record(self, buf) -> dict:
         """The share of the embedding's ReLU outputs that are 0."""
