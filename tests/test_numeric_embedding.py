@@ -197,3 +197,21 @@ def test_short_forms_resolve_with_the_defaults(table):
     assert cfg.model.numeric_embedding == {"kind": "periodic", "frequencies": 16, "width": 3, "sigma": 0.1}
     assert load_config(table / "t.yaml", []).model.numeric_embedding == "none"
     assert load_config(table / "t.yaml", ["model.numeric_embedding=null"]).model.numeric_embedding == "none"
+
+
+def test_the_memory_check_counts_the_embedding_s_parameters_and_rows(table, monkeypatch):
+    from nnctl import resources
+    from nnctl.data import load_dataset
+    from nnctl.training.build import build_network
+
+    asked = []
+    monkeypatch.setattr(resources, "require_memory", lambda needed, *rest: asked.append(needed))
+    cfg = load_config(table / "t.yaml", ["data.embedding={}"])
+    dataset = load_dataset(cfg)
+    asked.clear()
+    build_network(cfg, dataset)
+    build_network(load_config(table / "t.yaml", ["data.embedding={}", PERIODIC]), dataset)
+    # 3 numeric inputs: 3·(3 + 2·3·4 + 4) parameters (six copies), and per row the output, v,
+    # h and their deltas, over the 72 training rows; the first dense layer grows by 3·3 rows
+    params, per_row = 3 * (3 + 24 + 4) + 3 * 3 * 8, 3 * 3 * 4 + 2 * 3 * 2 * 3
+    assert len(asked) == 2 and asked[1] - asked[0] == (params * 6 + per_row * len(dataset.X_train)) * 4

@@ -51,7 +51,7 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
         first += numeric.features * (numeric.width - 1)
     sizes = [first] + list(cfg.model.layers) + [dataset.n_outputs]
     _check_model_fits(sizes, cfg, dataset, sum((n + 1) * width for _, n, width in embedded) +
-                      (numeric.n_params if numeric is not None else 0))
+                      (numeric.n_params if numeric is not None else 0), numeric.per_row if numeric is not None else 0)
     dtype = np.dtype(cfg.training.dtype)
     loss = choose_loss(cfg, dataset)
     # member i is the network `seed + i` would build alone: member 0 is the single network
@@ -70,9 +70,9 @@ def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype
 
     Each source of randomness has its own stream of `seed` (the config's, or a member's): the dense weights `default_rng(seed)`
     (layer by layer, as `initial_weights` draws them), the dropout masks (one generator the
-    dropout layers share) and the embedding tables each a child of `SeedSequence(seed)`, apart
-    from the shuffle's. A dropout rate of 0 adds no layer: the network is exactly the one
-    without dropout."""
+    dropout layers share), the embedding tables and a periodic embedding's arrays each a child of
+    `SeedSequence(seed)`, apart from the shuffle's. A dropout rate of 0 adds no layer: the
+    network is exactly the one without dropout."""
     activations = hidden_activations(cfg)
     streams = np.random.SeedSequence(seed).spawn(5)  # [1]: the shuffle's (training.loop)
     layers = []
@@ -120,6 +120,15 @@ class NumericPlan:
             return 0
         k, width = self.setting["frequencies"], self.setting["width"]
         return self.features * (k + 2 * k * width + width)
+
+    @property
+    def per_row(self) -> int:
+        """Numbers per batch row that the layer's passes write: its output and, for periodic,
+        the sines and cosines, the linear layers' outputs and their deltas."""
+        out = self.features * self.width
+        if self.setting["kind"] != "periodic":
+            return 3 * out  # the output, the unclipped values, backward's mask
+        return 3 * out + 2 * self.features * 2 * self.setting["frequencies"]
 
     def layer(self, fan_in: int, rng, dtype):
         if self.setting["kind"] == "periodic":
@@ -185,10 +194,11 @@ def check_batches(cfg, network: Network, dataset: Dataset) -> None:
                      f"use another batch_size (e.g. {good}), or model.normalization: layer")
 
 
-def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0) -> None:
+def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0, per_row: int = 0) -> None:
     """Weights, gradients, two optimizer states, scratch and the float64 draw: about six
     copies of the parameters (`tables`: the embedding tables' entries); plus pre-activations,
-    activations, what activations save for backward, and deltas per batch row."""
+    activations, what activations save for backward, and deltas per batch row (`per_row`: what
+    a numeric embedding writes per row)."""
     from ..resources import require_memory
 
     itemsize = np.dtype(cfg.training.dtype).itemsize
@@ -198,7 +208,7 @@ def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0) -> 
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
     # members: their own batch order keeps K copies of the training rows
     copies = members * dataset.X_train.nbytes if members > 1 else 0
-    needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize * members + copies
+    needed = params * itemsize * 6 + (4 * sum(sizes[1:]) + per_row) * rows * itemsize * members + copies
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")
 
