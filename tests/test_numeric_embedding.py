@@ -144,6 +144,9 @@ def test_training_resumes_exactly_and_the_model_keeps_its_embedding(table, setti
         edges = a["layers.1.edges"]
         assert edges.shape == (3, 6) and edges[2].tolist() == sorted(edges[2].tolist())
         assert len(np.unique(edges[2])) < 6  # column c has three values: fewer bins than asked
+    # diagnostics: a row per trainable layer (the periodic embedding is one; PLE trains nothing)
+    trained = pd.read_csv(straight.run / "diagnostics.csv")["layer"].nunique()
+    assert trained == (4 if numeric.type == "periodic" else 3)
     frame = pd.read_csv(table / "t.csv")
     np.testing.assert_allclose(model.predict_proba(frame.drop(columns="y")).sum(axis=1), 1.0, rtol=1e-5)
 
