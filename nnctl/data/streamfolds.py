@@ -132,7 +132,7 @@ def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) 
     composed the same way."""
     scaler = encoder.scaler
     kind = scaler["kind"] if scaler is not None else "none"
-    columns = np.flatnonzero(~encoder._onehot_mask())
+    columns = np.array(encoder.numeric_inputs(), dtype=np.int64)
     refit = kind in ("standard", "minmax") and len(columns) > 0
     fills = encoder.fill is not None and kind in AFFINE  # the entry kept missing values (keeps_missing)
     y_refit = bool(target_scaler and target_scaler["kind"] in AFFINE_TARGET and train_part.y_width)
@@ -187,7 +187,7 @@ def _fills(encoder, inputs: Stats, columns, offset, scale, seen: list, layout: l
     (the first in sorted order among equals), set in encoder.fill as a raw value. The inputs'
     Stats then count the filled rows, as the in-memory scaler, fitted after filling, does."""
     mean = np.where(inputs.n > 0, inputs.mean, 0.0)
-    names = _input_names(encoder)
+    names = encoder.inputs  # a numeric input's name is its column's
     fill = dict(encoder.fill)
     fill.update({names[c]: float(offset[c] + scale[c] * m) for c, m in zip(columns, mean) if names[c] in fill})
     categories = []
@@ -223,11 +223,3 @@ def _categorical_inputs(encoder) -> list:
             found.append((f, j, width if encoder._onehot_column(f) else 0))
         j += width
     return found
-
-
-def _input_names(encoder) -> list:
-    """Each encoded input's feature."""
-    names = []
-    for f in encoder.features:
-        names += [f] * (len(encoder.categories[f]) if encoder._onehot_column(f) else 1)
-    return names
