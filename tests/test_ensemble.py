@@ -20,15 +20,18 @@ from .test_resume import iris_config as resume_config
 K = 3
 
 
-def test_members_equal_separately_trained_networks(tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_members_equal_separately_trained_networks(tmp_path, dropout):
     """On one dataset (one split), member i of a K-member run ends as the network seed + i
-    trains alone: its weights, batch order, clipping and optimizer state are its own."""
+    trains alone: its weights, batch order, dropout masks, clipping and optimizer state are its
+    own."""
     from nnctl.data import load_dataset
     from nnctl.training.build import build_network
     from nnctl.training.loop import train
 
     config = resume_config(tmp_path, "adam", "  grad_clip: 0.5\n  l2: 0.001\n  dtype: float64\n")
-    sets = ["training.iterations=12", "training.early_stopping=null", "model.layers=[8, 6]"]
+    sets = ["training.iterations=12", "training.early_stopping=null", "model.layers=[8, 6]",
+            f"model.dropout={dropout}"]
     cfg = load_config(config, sets + [f"model.ensemble={K}"])
     dataset = load_dataset(cfg)
     together = build_network(cfg, dataset)

@@ -63,8 +63,10 @@ def checkpoint_meta_problem(meta: dict) -> str | None:
     except (TypeError, ValueError, KeyError, OverflowError):
         return "`rng` is not the state of the shuffle generator"
     if "dropout_rng" in meta:
+        states = meta["dropout_rng"]  # an ensemble's: one state per member
         try:
-            np.random.PCG64().state = meta["dropout_rng"]
+            for state in states if isinstance(states, list) and states else [states]:
+                np.random.PCG64().state = state
         except (TypeError, ValueError, KeyError, OverflowError):
             return "`dropout_rng` is not the state of the dropout generator"
     if "member_rngs" in meta:
