@@ -89,6 +89,14 @@ def test_members_stop_and_slow_down_as_they_would_alone(tmp_path, restore_best):
     assert result.best_epoch == max(best)
 
 
+def test_members_watching_the_training_loss_stop_all_at_once(tmp_path):
+    config = resume_config(tmp_path, "adam")
+    sets = [f"model.ensemble={K}", "training.iterations=6", "training.early_stopping={metric: train_loss}",
+            "training.schedule={name: plateau}"]
+    result = train_config(load_config(config, sets), tmp_path / "e", "iris", plot=False)
+    assert result.best_epoch is not None and len(pd.read_csv(result.run / "history.csv")) == 6
+
+
 def test_the_history_logs_the_members_mean_and_predictions_are_their_mean(tmp_path):
     config = resume_config(tmp_path, "adam")
     run = train_config(load_config(config, [f"model.ensemble={K}", "training.iterations=30"]), tmp_path / "e",

@@ -185,7 +185,9 @@ class EnsembleLoop(_Loop):
 
 def uses_member_loop(network, dataset, training) -> bool:
     """Whether an ensemble trains with `EnsembleLoop`: it has a validation part, and early
-    stopping or a plateau schedule to act per member."""
+    stopping or a plateau schedule to act per member on a validation score (the members' own
+    training losses are not measured apart: on `train_loss` they stop all at once)."""
+    stop = training.early_stopping
     return bool(network.members and len(dataset.X_val) and not getattr(dataset, "streamed", False)
-                and (training.early_stopping or training.schedule["name"] == "plateau"))
+                and (stop or training.schedule["name"] == "plateau") and not (stop and stop.metric == "train_loss"))
 
