@@ -103,6 +103,7 @@ def _spec() -> dict:
             "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
             "dropout": Key(0.0, "dropout", "dropout rate after each hidden block (inverted, as torch.nn.Dropout): one rate, or a list with one per hidden layer; 0 = none",
                            low=0.0, high=1.0),
+            "residual": Key(False, "bool", "each hidden block whose input and output widths match computes x + f(x) (f: dense → [norm] → activation → [dropout]); the output layer never"),
             "ensemble": Key(1, "int", "members trained at once in one network, each from its own seed (seed + i), dropout masks and batch order; the model predicts their mean (probability or output)", low=1),
         },
         "training": {

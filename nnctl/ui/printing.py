@@ -190,6 +190,8 @@ TRACE_RULES = {
     "layer_norm": ("out{i} = γ ⊙ x̂ + β,  x̂ = ({x} - μ) / √(σ² + eps),  μ, σ² = each row's mean and variance over its columns",
                    "∂L/∂γ = Σ_rows delta{i} ⊙ x̂,  ∂L/∂β = Σ_rows delta{i},  "
                    "delta{p} = (g - mean_cols(g) - x̂ ⊙ mean_cols(g ⊙ x̂)) / √(σ² + eps),  g = delta{i} ⊙ γ"),
+    "residual": ("out{i} = {x} + f({x}),  f = its body's layers in order",
+                 "∂L/∂(body arrays) as each of its layers gives them,  delta{p} = delta{i} + f'({x})ᵀ · delta{i}"),
 }
 
 
@@ -232,7 +234,9 @@ def print_trace(record: dict) -> None:
         for f in step["forward"]:
             layer = layers[f["layer"]]
             rule = _trace_rule(layer, 0) or f"out{f['layer']}"
-            zeros = f" (the mask zeroes {f['mask_zeros']:.0%} of the values)" if "mask_zeros" in f else ""
+            # a dropout layer's, or one inside a residual block's (`body.3.mask_zeros`)
+            masked = next((f[key] for key in f if key.split(".")[-1] == "mask_zeros"), None)
+            zeros = f" (the mask zeroes {masked:.0%} of the values)" if masked is not None else ""
             blocks.append(f"layer {f['layer']} ({layer['name']}){zeros}: {rule} =\n{format_matrix(f['output'])}")
         blocks.append(f"output: {record['output']}(out{last}) =\n{format_matrix(step['output'])}")
         panel(s + "2. forward propagation", blocks)
