@@ -306,3 +306,20 @@ def test_steps_match_pytorch(optimizer, normalization):
     assert set(theirs) == set(mine)
     for name, value in mine.items():
         np.testing.assert_allclose(value, theirs[name], rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_warm_start_and_report_blocks(tmp_path):
+    from nnctl.report.blocks import blocks, trainable
+
+    first = train(tmp_path, "model.layers=[4]", "model.residual=true", "training.iterations=2")
+    model = load_model(first)
+    assert blocks(model.network.layers, 4, "softmax") == "4 → 4 [relu, residual] → 3 [softmax]"
+    assert [t.kind for t in trainable(model.network.layers)] == ["dense", "dense"]
+    warm = train(tmp_path, "model.layers=[4]", "model.residual=true", "training.iterations=1",
+                 f"model.init_from={first}")
+    assert warm.exists()
+    # the skip adds input j to output j: inputs in another order cannot be matched by reordering rows
+    result = cli("train", IRIS, "--runs-dir", tmp_path, "--quiet", "--set", "model.layers=[4]", "--set",
+                 "model.residual=true", "--set", f"model.init_from={first}", "--set",
+                 "data.features=[petal_width,sepal_length,sepal_width,petal_length]")
+    assert_clean_error(result, "model.init_from starts with a residual block")

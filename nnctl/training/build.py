@@ -180,7 +180,7 @@ def _warm_start(path, network: Network, dataset: Dataset) -> None:
                          "model.init_from", "list data.features in that model's order, or train from scratch")
     if embedded:
         rows = slice(None)
-    elif rows != list(range(len(rows))) and any(len(path) > 1 for path, _ in ours.layers[0].leaves()):
+    elif rows != list(range(len(rows))) and any(path for path, _ in ours.layers[0].leaves()):
         # a residual first block adds its input to its output: its columns are the inputs' order
         raise NnctlError("model.init_from starts with a residual block and takes its inputs in another order than "
                          "this data", "model.init_from", "list data.features in that model's order, or train from scratch")
