@@ -323,3 +323,16 @@ def test_warm_start_and_report_blocks(tmp_path):
                  "model.residual=true", "--set", f"model.init_from={first}", "--set",
                  "data.features=[petal_width,sepal_length,sepal_width,petal_length]")
     assert_clean_error(result, "model.init_from starts with a residual block")
+
+
+def test_input_gradient_through_a_residual_first_block():
+    from .conftest import central_differences
+
+    rng = np.random.default_rng(6)
+    network = Network([Residual([Dense(rng.normal(size=(4, 4)), rng.normal(size=4)), Activation("tanh")]),
+                       Dense(rng.normal(size=(4, 2)), rng.normal(size=2))], "mse", 4)
+    X = rng.normal(size=(5, 4))
+    seed = rng.normal(size=2)
+    _, grad = network.input_gradient(X, seed)
+    numeric = central_differences(lambda Z: float((network.predict_logits(Z) @ seed).sum()), X.copy())
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
