@@ -345,3 +345,4 @@ class Dropout(Layer):
 from . import normalization  # noqa: E402,F401
 from . import embedding  # noqa: E402,F401
 from . import composite  # noqa: E402,F401
+from . import numeric  # noqa: E402,F401
