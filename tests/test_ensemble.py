@@ -20,8 +20,8 @@ from .test_resume import iris_config as resume_config
 K = 3
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_members_equal_separately_trained_networks(tmp_path, dropout):
+@pytest.mark.parametrize("dropout, more", [(0.0, []), (0.3, []), (0.3, ["model.layers=[8, 8]", "model.residual=true"])])
+def test_members_equal_separately_trained_networks(tmp_path, dropout, more):
     """On one dataset (one split), member i of a K-member run ends as the network seed + i
     trains alone: its weights, batch order, dropout masks, clipping and optimizer state are its
     own."""
@@ -31,7 +31,7 @@ def test_members_equal_separately_trained_networks(tmp_path, dropout):
 
     config = resume_config(tmp_path, "adam", "  grad_clip: 0.5\n  l2: 0.001\n  dtype: float64\n")
     sets = ["training.iterations=12", "training.early_stopping=null", "model.layers=[8, 6]",
-            f"model.dropout={dropout}"]
+            f"model.dropout={dropout}"] + more  # residual: dropout inside the blocks
     cfg = load_config(config, sets + [f"model.ensemble={K}"])
     dataset = load_dataset(cfg)
     together = build_network(cfg, dataset)
