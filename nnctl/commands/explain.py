@@ -249,6 +249,7 @@ def explain(model, data_path, method: str = "permutation", metric=None, repeats=
             chunk_rows: int | None = None, given_as="the DATA argument") -> dict:
     """Importance of each original column of a loaded model on a table (read in chunks): see
     `permutation_importance` (the table needs the target column) and `gradient_importance`."""
+    model.require_one_target("nnctl explain")
     from .predict import _chunks, _where, labelled_chunks
 
     check_options(method, metric, repeats, seed)

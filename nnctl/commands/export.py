@@ -534,6 +534,7 @@ def export_model(model_path, output=None, opset: int = DEFAULT_OPSET, interval: 
     from ..runs.model import load_model
 
     model = load_model(model_path)
+    model.require_one_target("nnctl export")
     output = Path(output) if output is not None else Path(model.path).parent / "model.onnx"
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. model.onnx")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.targets import MULTI, not_yet
 from ..errors import NnctlError
 from ..runs.folder import DAMAGED, NOT_A_RUN_HINT, RunFolder
 
@@ -48,6 +49,8 @@ def read_run(folder) -> RunData:
         raise NnctlError("not a run folder" if path.exists() else "run folder not found", str(path), NOT_A_RUN_HINT)
     files = RunFolder(path)
     metrics = files.read_metrics()
+    if metrics.get("task") == MULTI:
+        raise not_yet("nnctl report", str(path), "read its metrics.json and history.csv, or use nnctl evaluate")
     if not files.has(files.HISTORY):
         raise NnctlError(f"not a run folder: it has no {files.HISTORY}", str(path), NOT_A_RUN_HINT)
     history = [{k: None if v != v else v for k, v in row.items()} for row in files.read_history()]

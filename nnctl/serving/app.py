@@ -79,6 +79,8 @@ def create_app(model, settings: ServeSettings):
 
     from .accesslog import AccessLog
 
+    model.require_one_target("nnctl serve")
+
     import pandas  # noqa: F401  (imported now, not by the first request)
 
     key, limit = api_key(settings), settings.body_limit(model)

@@ -75,7 +75,7 @@ def print_evaluation(report: dict) -> None:
     for key, value in report.items():
         # out_of_range: said on stderr as warnings, one per column; saved: said where it is written
         if key in ("task", "rows", "labels", "confusion_matrix", "per_class", "threshold", "positive_class",
-                   "out_of_range", "saved"):
+                   "out_of_range", "saved") or isinstance(value, (list, dict)):
             continue
         table.add_row(key, "undefined" if value is None else format_number(value))
     console.print(table)
