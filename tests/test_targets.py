@@ -190,3 +190,87 @@ def test_other_commands_refuse_several_targets_clearly(multi, tmp_path):
     run = train_run(multi(), tmp_path / "runs")
     assert_clean_error(cli("predict", run, tmp_path / "data.csv", "--interval", "0.9"),
                        "does not support several targets yet")
+
+
+# --- training: resume, early stopping, members, sweeps, gradcheck and trace -------------------
+def _arrays(run) -> dict:
+    with np.load(run / "model.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_an_interrupted_multi_target_run_resumes_bit_identical(multi, tmp_path):
+    from nnctl.commands.train import resume_run, train_config
+
+    config = multi("  validation_split: 0.25\n")
+    sets = ["training.iterations=8", "training.batch_size=16", "model.ensemble=2", "training.checkpoint_every=1",
+            "training.early_stopping={metric: val_cond_accuracy, patience: 20}"]
+    straight = train_config(load_config(config, sets), tmp_path / "a", "m", plot=False)
+    calls = {"n": 0}
+
+    def stop_after_13_batches():  # 4 batches an epoch: mid epoch 4
+        calls["n"] += 1
+        return calls["n"] >= 13
+
+    cut = train_config(load_config(config, sets), tmp_path / "b", "m", plot=False, should_stop=stop_after_13_batches)
+    assert cut.status == "interrupted"
+    resumed = resume_run(cut.run, (), tmp_path / "b", plot=False)
+    a, b = _arrays(straight.run), _arrays(resumed.run)
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].tobytes() == b[k].tobytes(), k
+    history = lambda run: [line.rsplit(",", 1)[0] for line in (run / "history.csv").read_text().splitlines()]
+    assert history(straight.run) == history(resumed.run)
+    assert "val_cond_accuracy" in history(straight.run)[0]
+
+
+def test_early_stopping_watches_a_targets_metric(multi, tmp_path):
+    run = train_run(multi(), tmp_path / "runs", "training.iterations=60",
+                    "training.early_stopping={metric: val_days_loss, patience: 2, min_delta: 0.5}")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "early_stopped" and metrics["saved_because"] == "best val_days_loss"
+    assert "val_days_loss" in (run / "history.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("metric, fragment", [("val_price_accuracy", "not a metric of the regression target"),
+                                              ("val_size_r2", "not a column of these targets")])
+def test_a_metric_these_targets_lack_is_one_clear_error(multi, tmp_path, metric, fragment):
+    result = cli("train", multi(), "--runs-dir", tmp_path / "runs", "--quiet",
+                 "--set", f"training.early_stopping.metric={metric}")
+    assert_clean_error(result, fragment)
+
+
+def test_members_of_several_targets_predict_their_mean(multi, tmp_path):
+    from nnctl.runs.model import load_model
+
+    run = train_run(multi(), tmp_path / "runs", "model.ensemble=3")
+    model = load_model(run)
+    assert model.network.members == 3 and model.meta["format_version"] == 3
+    import pandas as pd
+
+    X = model.inputs(pd.read_csv(tmp_path / "data.csv"))
+    np.testing.assert_allclose(model.network_outputs(X), model.network.predict_members(X).mean(axis=0), rtol=1e-5)
+
+
+def test_a_sweep_scores_trials_by_a_targets_metric(multi, tmp_path, write_config):
+    config = multi()
+    sweep = write_config(f"config: {config}\nmethod: random\ntrials: 1\nmetric: val_cond_accuracy\n"
+                         "parameters:\n  training.learning_rate: {values: [0.02]}\n", "sweep.yaml")
+    result = cli("sweep", sweep, "--runs-dir", tmp_path / "runs", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(next((tmp_path / "runs").glob("*/summary.json")).read_text())
+    assert summary["goal"] == "maximize" and 0 <= summary["best"]["value"] <= 1
+
+
+def test_gradcheck_and_trace_walk_every_head(multi):
+    gradcheck = cli("gradcheck", multi())
+    assert gradcheck.exit_code == 0 and "all gradients match" in gradcheck.stdout
+    trace = cli("trace", multi())
+    assert trace.exit_code == 0, trace.stderr
+    for line in ("price: mse of identity(out2[:, 0:1])", "days: mse of identity(out2[:, 1:2])",
+                 "cond: cross_entropy of softmax(out2[:, 2:5])"):
+        assert line in trace.stdout
+
+
+def test_streaming_several_targets_is_one_clear_error(multi, tmp_path):
+    result = cli("train", multi("  streaming: true\n"), "--runs-dir", tmp_path / "runs", "--quiet")
+    assert_clean_error(result, "data.streaming does not support several targets yet")
