@@ -274,3 +274,22 @@ def test_gradcheck_and_trace_walk_every_head(multi):
 def test_streaming_several_targets_is_one_clear_error(multi, tmp_path):
     result = cli("train", multi("  streaming: true\n"), "--runs-dir", tmp_path / "runs", "--quiet")
     assert_clean_error(result, "data.streaming does not support several targets yet")
+
+
+def test_the_benchmark_table_has_two_regressions_and_three_classes(tmp_path):
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("targets_bench", ROOT / "benchmarks" / "targets.py")
+    bench = importlib.util.module_from_spec(spec)
+    import os
+
+    environ = dict(os.environ)
+    spec.loader.exec_module(bench)  # it pins BLAS threads for its own process; not for ours
+    os.environ.clear()
+    os.environ.update(environ)
+    first, again = bench.synthesize(60), bench.synthesize(60)
+    assert first.equals(again)
+    assert sorted(first["condition"].unique()) == ["fair", "good", "poor"]
+    assert first["price"].dtype.kind == "f" and first["days"].dtype.kind == "f"
