@@ -72,3 +72,48 @@ def test_served_rows_are_objects_of_targets_in_process(multi_run):
     assert set(plain) == {"predictions"} and list(plain["predictions"][0]) == ["price", "days", "cond"]
     with pytest.raises(Refusal, match="--spread does not support several targets yet"):
         predictions(model, frame, request_options(False, None, None, [], spread=True))
+
+
+# --- export ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def members_run(multi_run):
+    """The same table with model.ensemble: 2, members' heads averaged per target."""
+    run, data = multi_run
+    return train_run(run / "config.yaml", run.parent.parent / "members", "model.ensemble=2"), data
+
+
+@pytest.mark.parametrize("which", ["multi_run", "members_run"])
+def test_onnx_has_one_output_per_target_equal_to_predict(which, request, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from nnctl.commands.export import export_model
+    from nnctl.runs.model import load_model
+
+    run, data = request.getfixturevalue(which)
+    path = export_model(run, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["price", "days", "cond", "cond_probabilities"]
+    frame = pd.read_csv(data)
+    model = load_model(run)
+    X = frame[model.encoder.features].to_numpy(np.float32)
+    price, days, cond, proba = session.run(None, {"features": X})
+    expected = predicted(run, data, proba=True)
+    np.testing.assert_allclose(price, expected["price"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(days, expected["days"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(proba, expected[["p_cond_fair", "p_cond_good", "p_cond_poor"]], atol=1e-5)
+    assert list(cond) == list(expected["cond"])
+    props = {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
+    assert json.loads(props["target"]) == ["price", "days", "cond"] and props["task"] == "multitarget"
+    assert json.loads(props["targets"])[2] == {"name": "cond", "task": "classification",
+                                               "outputs": ["cond", "cond_probabilities"],
+                                               "classes": ["fair", "good", "poor"]}
+
+
+def test_export_options_several_targets_lack_are_one_clear_error(multi_run, tmp_path):
+    pytest.importorskip("onnx")
+    from tests.cli_helpers import assert_clean_error
+
+    run, _ = multi_run
+    assert_clean_error(cli("export", run, "--output", tmp_path / "m.onnx", "--interval", "0.9"),
+                       "export --interval does not support several targets yet")
+    assert not (tmp_path / "m.onnx").exists()
