@@ -117,3 +117,37 @@ def test_export_options_several_targets_lack_are_one_clear_error(multi_run, tmp_
     assert_clean_error(cli("export", run, "--output", tmp_path / "m.onnx", "--interval", "0.9"),
                        "export --interval does not support several targets yet")
     assert not (tmp_path / "m.onnx").exists()
+
+
+# --- MLflow ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_mlflow_logs_each_targets_metrics_and_the_pyfunc_predicts_each_target(multi_run, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    run, data = multi_run
+    store = f"file:{tmp_path / 'mlruns'}"
+    tracked = train_run(run / "config.yaml", tmp_path / "runs", f"tracking.uri={store}")
+    logged = mlflow.MlflowClient(store).get_run(json.loads((tracked / "tracking.json").read_text())["run_id"])
+    final = json.loads((tracked / "metrics.json").read_text())
+    assert logged.data.metrics["final_val_price_r2"] == pytest.approx(final["validation"]["price.r2"])
+    assert logged.data.metrics["final_val_cond_accuracy"] == pytest.approx(final["validation"]["cond.accuracy"])
+    assert {"val_price_r2", "val_days_r2", "val_cond_accuracy", "val_loss"} <= set(logged.data.metrics)
+    assert not any("." in name for name in logged.data.metrics)
+    mlflow.set_tracking_uri(store)
+    got = mlflow.pyfunc.load_model(f"runs:/{logged.info.run_id}/model").predict(pd.read_csv(data), {"proba": True})
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), predicted(tracked, data, proba=True))
+
+    uploaded = cli("track", run, "--uri", store)  # a run trained without tracking, logged after the fact
+    assert uploaded.exit_code == 0, uploaded.stderr
+    late = mlflow.MlflowClient(store).get_run(json.loads((run / "tracking.json").read_text())["run_id"])
+    assert late.data.metrics["final_val_days_r2"] == pytest.approx(
+        json.loads((run / "metrics.json").read_text())["validation"]["days.r2"])
+    (run / "tracking.json").unlink()  # the module's run serves the other tests as it was
+
+
+def test_final_metrics_of_several_targets_are_named_as_history_names_them():
+    from nnctl.tracking.upload import final_metrics
+
+    metrics = {"targets": ["a.b", "c"], "validation": {"loss": 0.5, "a.b.r2": 0.9, "c.accuracy": 0.8, "rows": 9}}
+    assert final_metrics(metrics) == {"final_val_loss": 0.5, "final_val_a.b_r2": 0.9, "final_val_c_accuracy": 0.8}
+    assert final_metrics({"validation": {"loss": 0.5, "accuracy": 0.8}}) == {"final_val_loss": 0.5,
+                                                                              "final_val_accuracy": 0.8}

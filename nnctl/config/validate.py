@@ -206,7 +206,6 @@ def _check_targets(checker: Checker, cfg: dict) -> None:
         checker.fail(["training", "calibration"], "does not support several targets yet",
                      "set training.calibration: none, or train one target")
     for key, on, hint in ((["report", "importance"], cfg["report"]["importance"], "set report.importance: false"),
-                          (["tracking", "uri"], cfg["tracking"]["uri"], "leave tracking.uri out"),
                           (["training", "conformal"], training["conformal"] == "normalized",
                            "leave training.conformal at absolute")):
         if on:
