@@ -151,3 +151,28 @@ def test_final_metrics_of_several_targets_are_named_as_history_names_them():
     assert final_metrics(metrics) == {"final_val_loss": 0.5, "final_val_a.b_r2": 0.9, "final_val_c_accuracy": 0.8}
     assert final_metrics({"validation": {"loss": 0.5, "accuracy": 0.8}}) == {"final_val_loss": 0.5,
                                                                               "final_val_accuracy": 0.8}
+
+
+# --- report ----------------------------------------------------------------------------------
+def test_report_has_a_section_per_target_with_its_tasks_charts(multi_run, tmp_path):
+    import re
+
+    from tests.cli_helpers import assert_clean_error
+
+    run, _ = multi_run
+    out = cli("report", run, "--output", tmp_path / "report.html")
+    assert out.exit_code == 0, out.stderr
+    html = (tmp_path / "report.html").read_text()
+    titles = re.findall(r"<h2>(.*?)</h2>", html)
+    assert titles[:3] == ["Summary", "Learning curves", "Final metrics"]
+    assert {"price: Final metrics", "price: Regression (validation part)", "days: Regression (validation part)",
+            "cond: Final metrics", "cond: Classification (validation part)"} <= set(titles)
+    assert "cond: Regression (validation part)" not in titles and "price: Classification (validation part)" not in titles
+    metrics = json.loads((run / "metrics.json").read_text())
+    from nnctl.ui.fmt import format_number
+
+    assert f"price r2 {format_number(metrics['validation']['price.r2'])}" in html
+    assert all(f"val {name}" in html for name in ("price r2", "days r2", "cond accuracy"))  # each target's curve
+    assert "predicted against actual" in html and "true \\ predicted" in html
+    assert_clean_error(cli("report", run, run, "--output", tmp_path / "both.html"),
+                       "comparing runs in one report does not support several targets yet")
