@@ -176,3 +176,38 @@ def test_report_has_a_section_per_target_with_its_tasks_charts(multi_run, tmp_pa
     assert "predicted against actual" in html and "true \\ predicted" in html
     assert_clean_error(cli("report", run, run, "--output", tmp_path / "both.html"),
                        "comparing runs in one report does not support several targets yet")
+
+
+# --- explain ---------------------------------------------------------------------------------
+def test_explain_ranks_columns_for_each_target_by_its_own_metric(multi_run, tmp_path):
+    from nnctl.commands.explain import Tally, _permutation
+    from nnctl.commands.predict import truth_of
+    from nnctl.runs.model import load_model
+    from tests.cli_helpers import assert_clean_error
+
+    run, data = multi_run
+    out = cli("explain", run, data, "--json", "--repeats", "2", "--output", tmp_path / "importance.csv")
+    assert out.exit_code == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert list(result["targets"]) == ["price", "days", "cond"] and result["rows"] == 80
+    assert [result["targets"][t]["metric"] for t in result["targets"]] == ["r2", "r2", "accuracy"]
+    report = json.loads(cli("evaluate", run, data, "--json").stdout)
+    for name, metric in (("price", "r2"), ("days", "r2"), ("cond", "accuracy")):
+        assert result["targets"][name]["baseline"] == pytest.approx(report[f"{name}.{metric}"], rel=1e-6)
+    # each target's ranking is what that target alone would get from the same shuffles
+    model, frame = load_model(run), pd.read_csv(data)
+    view = model.targets[2]
+    tally = Tally(view, "accuracy")
+    alone = _permutation(model, [tally], [(model.inputs(frame), [truth_of(view, frame, "data")])],
+                         lambda X: [view.proba(model.network_outputs(X))], 2, 0, "data")[0]
+    got = result["targets"]["cond"]["columns"]
+    assert [c["column"] for c in got] == [c["column"] for c in alone["columns"]]
+    np.testing.assert_allclose([c["importance"] for c in got], [c["importance"] for c in alone["columns"]], atol=1e-12)
+    # days = exp(c / 2) + d: c and d rank above a and b
+    assert {c["column"] for c in result["targets"]["days"]["columns"][:2]} == {"c", "d"}
+    written = pd.read_csv(tmp_path / "importance.csv")
+    assert list(written.columns) == ["target", "column", "importance", "std"] and len(written) == 12
+    table = cli("explain", run, data, "--repeats", "1")
+    assert table.exit_code == 0 and "cond: permutation importance: drop in accuracy" in table.stdout
+    assert_clean_error(cli("explain", run, data, "--method", "gradient"),
+                       "explain --method gradient does not support several targets yet")
