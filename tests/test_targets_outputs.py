@@ -1,5 +1,6 @@
 """Several targets beyond predict and evaluate (issue 34): serve, export, MLflow, the report,
 explain, calibration and conformal, each answering per target as predict does."""
+import io
 import json
 
 import numpy as np
@@ -211,3 +212,51 @@ def test_explain_ranks_columns_for_each_target_by_its_own_metric(multi_run, tmp_
     assert table.exit_code == 0 and "cond: permutation importance: drop in accuracy" in table.stdout
     assert_clean_error(cli("explain", run, data, "--method", "gradient"),
                        "explain --method gradient does not support several targets yet")
+
+
+# --- conformal -------------------------------------------------------------------------------
+def test_intervals_and_sets_per_target_from_each_targets_own_scores(multi_run, tmp_path):
+    from nnctl.commands.conformal import half_width
+    from nnctl.runs.model import load_model
+    from nnctl.serving.app import predictions
+    from nnctl.serving.bodies import request_options
+
+    run, data = multi_run
+    model = load_model(run)
+    assert [v.conformal_scores is not None for v in model.targets] == [True, True, True]
+    assert model.meta["targets"][2]["conformal"] == {"kind": "one_minus_true_class_probability", "n": 16}
+    out = cli("predict", run, data, "--interval", "0.8", "--sets", "0.8")
+    assert out.exit_code == 0, out.stderr
+    frame = pd.read_csv(io.StringIO(out.stdout), keep_default_na=False)
+    assert list(frame.columns) == ["price", "price_lower", "price_upper", "days", "days_lower", "days_upper",
+                                   "cond", "cond_set"]
+    q = half_width(model.targets[0], 0.8, "--interval")
+    np.testing.assert_allclose(frame["price_upper"] - frame["price"], q, rtol=1e-9)
+    np.testing.assert_allclose(frame["price"] - frame["price_lower"], q, rtol=1e-9)
+    assert all(label in labels.split("|") for label, labels in zip(frame["cond"], frame["cond_set"]) if labels)
+    served = predictions(model, pd.read_csv(data).head(2), request_options(False, None, None, [], 0.8, 0.8))
+    assert served["lower"] == [{"price": a, "days": b} for a, b in zip(frame["price_lower"][:2], frame["days_lower"][:2])]
+    assert served["prediction_sets"] == [{"cond": s.split("|") if s else []} for s in frame["cond_set"][:2]]
+    report = json.loads(cli("evaluate", run, data, "--interval", "0.8", "--sets", "0.8", "--json").stdout)
+    inside = ((frame["price_lower"] <= pd.read_csv(data)["price"]) & (pd.read_csv(data)["price"] <= frame["price_upper"]))
+    assert report["price.level"] == 0.8 and report["price.coverage"] == pytest.approx(inside.mean())
+    assert report["price.mean_width"] == pytest.approx(2 * q) and "cond.mean_set_size" in report
+    assert "cond.mean_width" not in report and "price.mean_set_size" not in report
+    high = cli("predict", run, data, "--interval", "0.99")
+    assert high.exit_code == 0 and "every interval is infinite (target price)" in high.stderr
+
+
+def test_a_target_without_scores_still_loads_and_damaged_scores_are_named(multi_run, tmp_path):
+    from nnctl.errors import NnctlError
+    from nnctl.runs.model import load_model
+
+    run, _ = multi_run
+    with np.load(run / "model.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["targets"][1]["conformal"]["n"] = 3
+    (tmp_path / "bad.npz").write_bytes(b"")
+    with open(tmp_path / "bad.npz", "wb") as fh:
+        np.savez(fh, **{**arrays, "meta": np.array(json.dumps(meta))})
+    with pytest.raises(NnctlError, match=r"conformal.scores.1"):
+        load_model(tmp_path / "bad.npz")

@@ -32,7 +32,7 @@ from ..runs.model import Model, build_meta, save_model
 from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network, check_batches
 from ..training.calibration import calibrate, check_calibration, reliability
-from ..training.conformal import add_conformal, check_conformal
+from ..training.conformal import add_conformal, add_target_conformal, check_conformal
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.multiscore import own_metric
 from ..training.scoring import dataset_heads, metric_name
@@ -160,8 +160,8 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
         meta["calibration"] = {"temperature": calibration["temperature"]}
     model = Model(network, meta, files.file(files.MODEL))
     # after anything that changes the model's outputs (a fitted temperature): the scores are of them
-    # several targets: conformal scores per target are not made yet
-    kept_scores = add_conformal(model, held_out, cfg.training.conformal) if dataset.targets is None else {}
+    kept_scores = (add_conformal(model, held_out, cfg.training.conformal) if dataset.targets is None
+                   else add_target_conformal(model, held_out))
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, model.meta, kept_scores)
     files.write_history(result.history)

@@ -86,6 +86,9 @@ def save_model(path, network: Network, meta: dict, extra: dict | None = None) ->
     extra = extra or {}
     if CONFORMAL_SCORES not in extra:
         meta = {k: v for k, v in meta.items() if k != "conformal"}
+    if "targets" in meta:  # several targets: each one's `conformal` entry likewise
+        meta = {**meta, "targets": [{k: v for k, v in t.items() if k != "conformal" or target_scores_name(j) in extra}
+                                    for j, t in enumerate(meta["targets"])]}
     with open(path, "wb") as fh:
         np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
 
@@ -156,6 +159,11 @@ def load_model(path) -> "Model":
     arrays = read_npz(path, *MODEL_FILE, limit=limit)
     _require_finite(arrays, where)
     problem = _conformal_problem(meta, arrays.get(CONFORMAL_SCORES))
+    for j, t in enumerate(meta.get("targets") or []):  # several targets: each one's own scores
+        if problem is None and isinstance(t, dict) and ("conformal" in t or target_scores_name(j) in arrays):
+            problem = _conformal_problem({"task": t.get("task"), "conformal": t.get("conformal")},
+                                         arrays.get(target_scores_name(j)))
+            problem = problem and f"target {j}: {problem.replace(CONFORMAL_SCORES, target_scores_name(j))}"
     if problem:
         raise NnctlError(f"model file is damaged: {problem}", where, "train again, or point at another run")
     if meta["format_version"] == 1:
@@ -166,7 +174,11 @@ def load_model(path) -> "Model":
     if len(inputs) != network.n_inputs:
         raise NnctlError(f"the model's first layer takes {network.n_inputs} inputs but meta names {len(inputs)}",
                          where)
-    return Model(network, meta, path, arrays.get(CONFORMAL_SCORES))
+    model = Model(network, meta, path, arrays.get(CONFORMAL_SCORES))
+    if "targets" in meta:
+        model.target_scores = {j: arrays[target_scores_name(j)] for j in range(len(meta["targets"]))
+                               if target_scores_name(j) in arrays}
+    return model
 
 
 def _meta_limit(name: str, header) -> str | None:
@@ -232,6 +244,9 @@ def format2_limit(meta: dict):
             return _meta_limit(name, header)
         if name == CONFORMAL_SCORES:
             return _conformal_limit(meta, header)
+        j = target_of_scores(name, meta)
+        if j is not None:
+            return _conformal_limit(meta["targets"][j], header, name)
         parts = name.split(".")
         if len(parts) != 3 or parts[0] != "layers" or not parts[1].isdigit() or int(parts[1]) >= len(specs):
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
@@ -255,13 +270,29 @@ def format2_limit(meta: dict):
 CONFORMAL_SCORES = "conformal.scores"  # split conformal's calibration scores, sorted float64 (n,)
 
 
-def _conformal_limit(meta: dict, header) -> str | None:
+def target_scores_name(j: int) -> str:
+    """The array of target j's conformal scores, in a model of several targets (meta
+    `targets[j].conformal` is its entry)."""
+    return f"{CONFORMAL_SCORES}.{j}"
+
+
+def target_of_scores(name: str, meta: dict) -> int | None:
+    """j when `name` is target j's scores array of this model's targets, else None."""
+    head, _, index = name.rpartition(".")
+    targets = meta.get("targets")
+    if head != CONFORMAL_SCORES or not index.isdigit() or not isinstance(targets, list) or int(index) >= len(targets) \
+            or not isinstance(targets[int(index)], dict):
+        return None
+    return int(index)
+
+
+def _conformal_limit(meta: dict, header, name: str = CONFORMAL_SCORES) -> str | None:
     entry = meta.get("conformal")
     n = entry.get("n") if isinstance(entry, dict) else None
     if not _count(n):
-        return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry with its count `n`"
+        return f"it holds `{name}` but meta has no `conformal` entry with its count `n`"
     if header.dtype != np.float64 or header.shape != (n,):
-        return f"`{CONFORMAL_SCORES}` is {header.dtype} {header.shape}, where meta `conformal` implies float64 ({n},)"
+        return f"`{name}` is {header.dtype} {header.shape}, where meta `conformal` implies float64 ({n},)"
     return None
 
 
@@ -661,7 +692,10 @@ class Model:
         read through); None for a model of one target."""
         if "targets" not in self.meta:
             return None
-        return [TargetView(self, t) for t in self.meta["targets"]]
+        views = [TargetView(self, t) for t in self.meta["targets"]]
+        for j, view in enumerate(views):
+            view.conformal_scores = (getattr(self, "target_scores", None) or {}).get(j)
+        return views
 
     def require_one_target(self, what: str) -> None:
         """NnctlError for a command that several targets do not reach yet."""
@@ -753,6 +787,7 @@ class TargetView:
 
     threshold = None  # no saved thresholds or temperatures per target yet
     temperature = 1.0
+    conformal_scores = None  # sorted (n,): this target's validation scores, when training kept them
 
     def __init__(self, model: Model, spec: dict):
         self.model, self.spec = model, spec

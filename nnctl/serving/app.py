@@ -339,7 +339,9 @@ def one_payload(model, columns: dict, options) -> dict:
 
 def multi_payload(model, columns: dict, options) -> dict:
     """A model of several targets: `predictions` holds each row as {target: label or value};
-    with proba, `probabilities` each row as {target: {label: p}} of its classification targets."""
+    with proba, `probabilities` each row as {target: {label: p}} of its classification targets;
+    with interval, `lower` and `upper` each row as {target: bound} of its regression targets;
+    with sets, `prediction_sets` each row as {target: [labels]} of its classification targets."""
     import numpy as np
 
     names = [v.name for v in model.targets]
@@ -353,6 +355,19 @@ def multi_payload(model, columns: dict, options) -> dict:
             p = np.column_stack([columns[f"p_{view.name}_{c}"] for c in view.classes]).astype(float)
             each.append([dict(zip(labels, row)) for row in p.tolist()])
         payload["probabilities"] = [dict(zip([v.name for v in sorts], row)) for row in zip(*each)]
+    from ..commands.conformal import SEPARATOR
+
+    for key, option, task in (("lower", options.interval, "regression"), ("upper", options.interval, "regression"),
+                              ("prediction_sets", options.sets, "classification")):
+        if option is None:
+            continue
+        views = [v.name for v in model.targets if v.task == task]
+        if key == "prediction_sets":
+            each = [[text.split(SEPARATOR) if text else [] for text in columns[f"{n}_set"]] for n in views]
+        else:  # an infinite bound (too few validation rows) is JSON's null
+            each = [[v if np.isfinite(v) else None for v in np.asarray(columns[f"{n}_{key}"], float).tolist()]
+                    for n in views]
+        payload[key] = [dict(zip(views, row)) for row in zip(*each)]
     return payload
 
 
