@@ -260,3 +260,34 @@ def test_a_target_without_scores_still_loads_and_damaged_scores_are_named(multi_
         np.savez(fh, **{**arrays, "meta": np.array(json.dumps(meta))})
     with pytest.raises(NnctlError, match=r"conformal.scores.1"):
         load_model(tmp_path / "bad.npz")
+
+
+# --- calibration -----------------------------------------------------------------------------
+def test_a_temperature_per_classification_target_changes_only_its_probabilities(multi_run, tmp_path):
+    from nnctl.runs.model import load_model
+
+    run, data = multi_run
+    calibrated = train_run(run / "config.yaml", tmp_path / "runs", "training.calibration=temperature")
+    metrics = json.loads((calibrated / "metrics.json").read_text())
+    model, plain = load_model(calibrated), load_model(run)
+    assert list(metrics["calibration"]) == ["cond"] and [v.temperature for v in model.targets][:2] == [1.0, 1.0]
+    t = model.targets[2].temperature
+    assert t == metrics["calibration"]["cond"]["temperature"] != 1.0
+    X = model.inputs(pd.read_csv(data))
+    raw = model.network.predict_logits(X)[:, 2:5].astype(np.float64)
+    z = raw / t
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(model.targets[2].proba(model.network_outputs(X)),
+                               expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_array_equal(model.network_outputs(X)[:, :2], model.network.predict_output(X)[:, :2])
+    assert plain.targets[2].temperature == 1.0
+    if __import__("importlib").util.find_spec("onnxruntime") and __import__("importlib").util.find_spec("onnx"):
+        import onnxruntime as ort
+
+        from nnctl.commands.export import export_model
+
+        session = ort.InferenceSession(str(export_model(calibrated, tmp_path / "m.onnx")),
+                                       providers=["CPUExecutionProvider"])
+        raw_columns = pd.read_csv(data)[model.encoder.features].to_numpy(np.float32)
+        proba = session.run(["cond_probabilities"], {"features": raw_columns})[0]
+        np.testing.assert_allclose(proba, model.targets[2].proba(model.network_outputs(X)), atol=1e-5)

@@ -202,9 +202,6 @@ def _check_targets(checker: Checker, cfg: dict) -> None:
     for key, value in ((["training", "label_smoothing"], training["label_smoothing"]),):
         if value:
             checker.fail(key, "does not support several targets yet", "set it to 0, or train one target")
-    if training["calibration"] != "none":
-        checker.fail(["training", "calibration"], "does not support several targets yet",
-                     "set training.calibration: none, or train one target")
     for key, on, hint in ((["report", "importance"], cfg["report"]["importance"], "set report.importance: false"),
                           (["training", "conformal"], training["conformal"] == "normalized",
                            "leave training.conformal at absolute")):

@@ -392,6 +392,8 @@ def _targets_problem(meta: dict) -> str | None:
         start += width
         if not _numbers([t.get("weight"), t.get("loss_scale")], 2) or not t["loss_scale"] > 0 or not t["weight"] >= 0:
             return f"target '{name}': `weight` must be a number >= 0 and `loss_scale` one > 0"
+        if t.get("calibration") is not None and not _temperature_ok(t["calibration"], task):
+            return f"target '{name}': `calibration` must be {{\"temperature\": T}} of a classification target"
         scaler = t.get("target_scaler")
         if scaler is not None and (not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), 1)
                                    or not _numbers(scaler.get("scale"), 1) or target_problem(scaler, 1)):
@@ -743,8 +745,16 @@ class Model:
 
     def network_outputs(self, X: np.ndarray) -> np.ndarray:
         """The network's outputs (rows, outputs) on encoded inputs, before the target transform
-        is undone (regression) or the classes named."""
-        return self._output(X)
+        is undone (regression) or the classes named. Several targets: each calibrated target's
+        block is its head of its logits divided by its temperature."""
+        out = self._output(X)
+        views = self.targets
+        if views is not None and any(v.temperature != 1.0 for v in views):
+            out = out.copy()
+            for v in views:
+                if v.temperature != 1.0:
+                    out[:, v.start:v.stop] = _tempered(v.meta["output"], out[:, v.start:v.stop], v.temperature)
+        return out
 
     def member_outputs(self, X: np.ndarray) -> np.ndarray:
         """Each member's own prediction (K, rows, outputs), float64: its class probabilities
@@ -780,13 +790,25 @@ class Model:
         return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
 
 
+def _tempered(head: str, a: np.ndarray, temperature: float) -> np.ndarray:
+    """A softmax or sigmoid head's output `a` again, from its logits divided by `temperature`."""
+    from ..nn.network import head_logits
+
+    with np.errstate(over="ignore", under="ignore"):
+        z = head_logits(head, a) / temperature
+        if head == "sigmoid":
+            return (1.0 / (1.0 + np.exp(-z))).astype(a.dtype)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(a.dtype)
+
+
 class TargetView:
     """One target of a multi-target model, read as a single-target model reads: `task`,
     `classes`, `meta` (the model's, with this target's entries), and its predictions from the
     model's outputs (rows, Σ outputs): `block`, `proba`, `values`, `labels`."""
 
-    threshold = None  # no saved thresholds or temperatures per target yet
-    temperature = 1.0
+    threshold = None  # no saved thresholds per target yet
     conformal_scores = None  # sorted (n,): this target's validation scores, when training kept them
 
     def __init__(self, model: Model, spec: dict):
@@ -798,6 +820,11 @@ class TargetView:
         shared = {k: v for k, v in model.meta.items() if k not in ("targets", "heads", "threshold", "calibration",
                                                                      "conformal")}
         self.meta = {**shared, **{k: v for k, v in spec.items() if k not in ("name", "columns")}, "target": self.name}
+
+    @property
+    def temperature(self) -> float:
+        """What this target's logits are divided by (training.calibration), 1.0 uncalibrated."""
+        return float((self.spec.get("calibration") or {}).get("temperature", 1.0))
 
     def block(self, outputs: np.ndarray) -> np.ndarray:
         """This target's columns of the model's outputs (rows, Σ outputs)."""
