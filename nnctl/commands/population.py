@@ -47,6 +47,8 @@ def population_problem(cfgs: list[Config], datasets: list) -> str | None:
         return "their configs differ in more than the seed"
     if first.training.schedule["name"] == "plateau":
         return "a plateau schedule lowers each run's learning rate on its own validation scores"
+    if getattr(datasets[0], "targets", None) is not None:
+        return "several targets train one run at a time (each run's heads weigh their losses by its own start)"
     why = same_shapes(datasets)
     if why is not None:
         return why
