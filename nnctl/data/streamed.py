@@ -54,6 +54,7 @@ class StreamedDataset:
     counts: dict = field(default_factory=dict)  # part -> rows per class (np.ndarray), classification
     window: int = 0  # rows shuffled together (data.shuffle_window, in whole shards)
     digest: str = ""  # the entry's key: the same file, settings and fold give the same one
+    targets: list | None = None  # several targets (Dataset.targets) are not streamed: always one
     streamed = True
     whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
 
