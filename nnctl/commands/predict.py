@@ -182,7 +182,7 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
     if model.targets is not None:
         from .targets import multi_prediction_columns
 
-        return multi_prediction_columns(model, X, options.proba)
+        return multi_prediction_columns(model, X, options.proba, options)
     conformal = options.conformal(model)
     spread = model.spread_from_inputs(X) if options.spread or conformal.needs_spread else None
     columns = {}
@@ -259,8 +259,9 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
     if model.targets is not None:
         from .targets import check_multi_options, multi_evaluate
 
-        check_multi_options(model, PredictOptions(threshold=threshold, positive=positive, interval=interval, sets=sets))
-        return multi_evaluate(model, data_path, chunk_rows, given_as, ranges)
+        options = PredictOptions(threshold=threshold, positive=positive, interval=interval, sets=sets)
+        check_multi_options(model, options)
+        return multi_evaluate(model, data_path, chunk_rows, given_as, ranges, options)
     check_threshold(model, threshold)
     positive_index(model, positive)  # an unknown label is refused before the file is read
     conformal = conformal_columns(model, interval, sets)

@@ -31,8 +31,8 @@ from ..runs.folder import RunFolder, atomic_run_folder, check_name, claim_for_re
 from ..runs.model import Model, build_meta, save_model
 from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network, check_batches
-from ..training.calibration import calibrate, check_calibration, reliability
-from ..training.conformal import add_conformal, check_conformal
+from ..training.calibration import calibrate, calibrate_targets, check_calibration, reliability
+from ..training.conformal import add_conformal, add_target_conformal, check_conformal
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
 from ..training.multiscore import own_metric
 from ..training.scoring import dataset_heads, metric_name
@@ -155,13 +155,16 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
     meta = build_meta(network, dataset, cfg)
     held_out = _held_out(dataset, cfg.seed)
     # first, before anything is scored from the saved model: all of it uses the temperature
-    calibration = calibrate(network, held_out, cfg)
-    if calibration is not None:
+    if dataset.targets is not None:  # a temperature per classification target, in its meta entry
+        calibration = calibrate_targets(network, meta, held_out, cfg)
+    else:
+        calibration = calibrate(network, held_out, cfg)
+    if calibration is not None and dataset.targets is None:
         meta["calibration"] = {"temperature": calibration["temperature"]}
     model = Model(network, meta, files.file(files.MODEL))
     # after anything that changes the model's outputs (a fitted temperature): the scores are of them
-    # several targets: conformal scores per target are not made yet
-    kept_scores = add_conformal(model, held_out, cfg.training.conformal) if dataset.targets is None else {}
+    kept_scores = (add_conformal(model, held_out, cfg.training.conformal) if dataset.targets is None
+                   else add_target_conformal(model, held_out))
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, model.meta, kept_scores)
     files.write_history(result.history)
@@ -193,6 +196,8 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
         metrics["positive_class"] = dataset.classes[1]
     if dataset.targets is not None:
         metrics["targets"] = list(dataset.target)
+        if calibration is not None:
+            metrics["calibration"] = calibration  # {target: its temperature and losses}
     elif dataset.task == "regression":
         _add_target_units(metrics, model, dataset, cfg)
     else:

@@ -199,11 +199,7 @@ def _check_targets(checker: Checker, cfg: dict) -> None:
         if value is not None:
             checker.fail(key, "is set for one target, and data.target lists several",
                          f"set it per target: data.targets: {{{names[0]}: {{{own}: ...}}}}")
-    if training["calibration"] != "none":
-        checker.fail(["training", "calibration"], "does not support several targets yet",
-                     "set training.calibration: none, or train one target")
     for key, on, hint in ((["report", "importance"], cfg["report"]["importance"], "set report.importance: false"),
-                          (["tracking", "uri"], cfg["tracking"]["uri"], "leave tracking.uri out"),
                           (["training", "conformal"], training["conformal"] == "normalized",
                            "leave training.conformal at absolute")):
         if on:

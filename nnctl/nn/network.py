@@ -129,7 +129,7 @@ class Network:
     @property
     def sizes(self) -> list[int]:
         """Inputs, then the units of each dense layer: [4, 16, 3] for 4 → 16 → 3."""
-        return [self.n_inputs] + [w for layer, w in zip(self.layers, self.widths[1:]) if isinstance(layer, Dense)]
+        return [self.n_inputs] + [layer.W.shape[-1] for _, layer in self.leaves() if isinstance(layer, Dense)]
 
     @property
     def n_outputs(self) -> int:
@@ -153,6 +153,14 @@ class Network:
     def trainable(self) -> list[tuple[int, Layer]]:
         """(index, layer) of every layer with parameters."""
         return [(i, layer) for i, layer in enumerate(self.layers) if layer.params]
+
+    def leaves(self):
+        """(path, layer) of every layer that is no composite, in order, a composite's children in
+        its place: path ('layers.3', 'body.0') names the layer's arrays (`layers.3.body.0.W`) and
+        finds its buffers (`Workspace.leaf_buffers`)."""
+        for i, layer in enumerate(self.layers):
+            for path, leaf in layer.leaves():
+                yield (f"layers.{i}",) + path, leaf
 
     def named_params(self):
         """('layers.<i>.<name>', array, gradient) of every trainable array, in flat order."""
@@ -215,24 +223,34 @@ class Network:
     @classmethod
     def stack(cls, networks: list["Network"]) -> "Network":
         """One network with K = len(networks) members from K networks of one shape: member k's
-        arrays are network k's (copied). Random layers keep the first network's generator, which
-        the members then share (each draws its own masks from it)."""
+        arrays are network k's (copied). A random layer draws member k's noise from network k's
+        generator (`MemberGenerators`), so each member draws what it would alone."""
         first = networks[0]
         if any(n.members is not None for n in networks):
             raise ValueError("only networks without members stack")
-        layers = []
+        from .layers import MemberGenerators
+
+        layers, generators = [], {}
         for i, layer in enumerate(first.layers):
             arrays = {name: np.stack([{**n.layers[i].params, **n.layers[i].state}[name] for n in networks])
                       for name in {**layer.params, **layer.state}}
-            layers.append(_rebuilt(layer, arrays))
+            rebuilt = _rebuilt(layer, arrays)
+            if layer.rng is not None:  # each member draws from its own network's generator, shared as there
+                own = tuple(n.layers[i].rng for n in networks)
+                rebuilt.rng = generators.setdefault(tuple(map(id, own)), MemberGenerators(own))
+            layers.append(rebuilt)
         return cls(layers, first.loss_arg, first.n_inputs)
 
     def member(self, k: int) -> "Network":
         """Member k alone, as a network without members (its arrays copied)."""
         if self.members is None:
             raise ValueError("this network has no members")
-        return Network([_rebuilt(layer, {name: np.array(a[k]) for name, a in {**layer.params, **layer.state}.items()})
-                        for layer in self.layers], self.loss_arg, self.n_inputs)
+        layers = [_rebuilt(layer, {name: np.array(a[k]) for name, a in {**layer.params, **layer.state}.items()})
+                  for layer in self.layers]
+        for layer in layers:
+            if hasattr(layer.rng, "generators"):  # member k's own generator
+                layer.rng = layer.rng.generators[k]
+        return Network(layers, self.loss_arg, self.n_inputs)
 
     def member_snapshot(self, k: int) -> dict:
         """Member k's `snapshot()`, as `member(k).snapshot()` would give it, without copying

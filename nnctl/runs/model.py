@@ -86,6 +86,9 @@ def save_model(path, network: Network, meta: dict, extra: dict | None = None) ->
     extra = extra or {}
     if CONFORMAL_SCORES not in extra:
         meta = {k: v for k, v in meta.items() if k != "conformal"}
+    if "targets" in meta:  # several targets: each one's `conformal` entry likewise
+        meta = {**meta, "targets": [{k: v for k, v in t.items() if k != "conformal" or target_scores_name(j) in extra}
+                                    for j, t in enumerate(meta["targets"])]}
     with open(path, "wb") as fh:
         np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
 
@@ -156,6 +159,11 @@ def load_model(path) -> "Model":
     arrays = read_npz(path, *MODEL_FILE, limit=limit)
     _require_finite(arrays, where)
     problem = _conformal_problem(meta, arrays.get(CONFORMAL_SCORES))
+    for j, t in enumerate(meta.get("targets") or []):  # several targets: each one's own scores
+        if problem is None and isinstance(t, dict) and ("conformal" in t or target_scores_name(j) in arrays):
+            problem = _conformal_problem({"task": t.get("task"), "conformal": t.get("conformal")},
+                                         arrays.get(target_scores_name(j)))
+            problem = problem and f"target {j}: {problem.replace(CONFORMAL_SCORES, target_scores_name(j))}"
     if problem:
         raise NnctlError(f"model file is damaged: {problem}", where, "train again, or point at another run")
     if meta["format_version"] == 1:
@@ -166,7 +174,11 @@ def load_model(path) -> "Model":
     if len(inputs) != network.n_inputs:
         raise NnctlError(f"the model's first layer takes {network.n_inputs} inputs but meta names {len(inputs)}",
                          where)
-    return Model(network, meta, path, arrays.get(CONFORMAL_SCORES))
+    model = Model(network, meta, path, arrays.get(CONFORMAL_SCORES))
+    if "targets" in meta:
+        model.target_scores = {j: arrays[target_scores_name(j)] for j in range(len(meta["targets"]))
+                               if target_scores_name(j) in arrays}
+    return model
 
 
 def _meta_limit(name: str, header) -> str | None:
@@ -211,6 +223,35 @@ def _outputs(meta: dict) -> int | None:
     return len(meta["target_scaler"]["offset"]) if meta.get("target_scaler") else None
 
 
+def _spec_at(specs, path: list) -> dict | None:
+    """The layer spec a path of an array name leads to (`['3', 'body', '0']` for
+    `layers.3.body.0.W`: a composite's child), or None when meta lists no such layer."""
+    if not path or not path[0].isdigit() or not isinstance(specs, list) or int(path[0]) >= len(specs):
+        return None
+    spec = specs[int(path[0])]
+    if not isinstance(spec, dict):
+        return None
+    if len(path) == 1:
+        return spec
+    return _spec_at(spec.get(path[1]), path[2:]) if len(path) > 2 else None
+
+
+def _dense_paths(specs, path: tuple = ()) -> list[tuple]:
+    """The paths (('3', 'body', '0'), as array names hold them) of the dense layers, composites'
+    children in their place, in order."""
+    found = []
+    for i, spec in enumerate(specs if isinstance(specs, list) else []):
+        if not isinstance(spec, dict):
+            continue
+        if spec.get("type") == "dense":
+            found.append(path + (str(i),))
+        for group, children in spec.items():
+            if isinstance(children, list) and children and all(isinstance(c, dict) for c in children):
+                found += _dense_paths(children, path + (str(i), group))
+    return found
+NUMERIC_WIDTH = {"periodic": "width", "piecewise_linear": "bins"}  # a numeric embedding's columns per input
+
+
 def format2_limit(meta: dict):
     """A read_npz limit for a format-2 model: only `meta` and `layers.<i>.<name>` arrays of the
     layers meta lists, float32 or float64; the first dense layer's rows are the inputs meta
@@ -220,28 +261,38 @@ def format2_limit(meta: dict):
     members = meta.get("members") if meta["format_version"] >= 3 else None
     lead = 0 if members is None else 1
     inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
-    dense = [i for i, spec in enumerate(specs) if spec.get("type") == "dense"]
+    dense = _dense_paths(specs)
     first = specs[0] if specs and isinstance(specs[0], dict) else {}
     columns = first.get("columns")
     if first.get("type") == "embedding" and isinstance(columns, list) and _numbers(first.get("widths"), len(columns)):
         # the first dense layer takes the inputs less the code columns, plus the embeddings
         inputs += int(sum(first["widths"])) - len(first["columns"])
+    for spec in specs[:int(dense[0][0]) if dense else 0]:  # the layers before the first dense one's block
+        numeric = spec.get("columns") if isinstance(spec, dict) else None
+        size = spec.get(NUMERIC_WIDTH.get(spec.get("type"), ""), None) if isinstance(spec, dict) else None
+        if isinstance(numeric, list) and _numbers([size], 1):
+            # a numeric embedding: each of its inputs becomes `size` columns
+            inputs += len(numeric) * (int(size) - 1)
+    deeper = {i for i, spec in enumerate(specs) if isinstance(spec, dict) and spec.get("type") == "periodic"}
 
     def limit(name: str, header) -> str | None:
         if name == "meta":
             return _meta_limit(name, header)
         if name == CONFORMAL_SCORES:
             return _conformal_limit(meta, header)
+        j = target_of_scores(name, meta)
+        if j is not None:
+            return _conformal_limit(meta["targets"][j], header, name)
         parts = name.split(".")
-        if len(parts) != 3 or parts[0] != "layers" or not parts[1].isdigit() or int(parts[1]) >= len(specs):
+        if parts[0] != "layers" or _spec_at(specs, parts[1:-1]) is None:
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
         if header.dtype not in FLOATS:
             return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
-        if len(header.shape) > 2 + lead:
+        if len(header.shape) > 2 + lead + (parts[2] == "W" and parts[1].isdigit() and int(parts[1]) in deeper):
             return f"`{name}` has shape {header.shape}, more dimensions than any layer's array"
         if members is not None and (not header.shape or header.shape[0] != members):
             return f"`{name}` has shape {header.shape}, not a leading axis of the {members} members meta names"
-        i, array = int(parts[1]), parts[2]
+        i, array = tuple(parts[1:-1]), parts[-1]
         if dense and i == dense[0] and array == "W" and len(header.shape) == 2 + lead and \
                 header.shape[-2] != inputs:
             return f"`{name}` has {header.shape[-2]} rows, but meta names {inputs} inputs"
@@ -255,13 +306,29 @@ def format2_limit(meta: dict):
 CONFORMAL_SCORES = "conformal.scores"  # split conformal's calibration scores, sorted float64 (n,)
 
 
-def _conformal_limit(meta: dict, header) -> str | None:
+def target_scores_name(j: int) -> str:
+    """The array of target j's conformal scores, in a model of several targets (meta
+    `targets[j].conformal` is its entry)."""
+    return f"{CONFORMAL_SCORES}.{j}"
+
+
+def target_of_scores(name: str, meta: dict) -> int | None:
+    """j when `name` is target j's scores array of this model's targets, else None."""
+    head, _, index = name.rpartition(".")
+    targets = meta.get("targets")
+    if head != CONFORMAL_SCORES or not index.isdigit() or not isinstance(targets, list) or int(index) >= len(targets) \
+            or not isinstance(targets[int(index)], dict):
+        return None
+    return int(index)
+
+
+def _conformal_limit(meta: dict, header, name: str = CONFORMAL_SCORES) -> str | None:
     entry = meta.get("conformal")
     n = entry.get("n") if isinstance(entry, dict) else None
     if not _count(n):
-        return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry with its count `n`"
+        return f"it holds `{name}` but meta has no `conformal` entry with its count `n`"
     if header.dtype != np.float64 or header.shape != (n,):
-        return f"`{CONFORMAL_SCORES}` is {header.dtype} {header.shape}, where meta `conformal` implies float64 ({n},)"
+        return f"`{name}` is {header.dtype} {header.shape}, where meta `conformal` implies float64 ({n},)"
     return None
 
 
@@ -361,6 +428,8 @@ def _targets_problem(meta: dict) -> str | None:
         start += width
         if not _numbers([t.get("weight"), t.get("loss_scale")], 2) or not t["loss_scale"] > 0 or not t["weight"] >= 0:
             return f"target '{name}': `weight` must be a number >= 0 and `loss_scale` one > 0"
+        if t.get("calibration") is not None and not _temperature_ok(t["calibration"], task):
+            return f"target '{name}': `calibration` must be {{\"temperature\": T}} of a classification target"
         scaler = t.get("target_scaler")
         if scaler is not None and (not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), 1)
                                    or not _numbers(scaler.get("scale"), 1) or target_problem(scaler, 1)):
@@ -413,7 +482,14 @@ DAMAGED_HINT = "train again, or point at another run"
 
 def _settings_problem(kind: str, spec: dict) -> str | None:
     """What a layer's settings hold that would make it predict nonsense rather than fail: a
-    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row)."""
+    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row);
+    the same for a composite's children."""
+    for group, children in spec.items():
+        if isinstance(children, list) and all(isinstance(c, dict) for c in children):
+            for j, child in enumerate(children):
+                problem = _settings_problem(child.get("type"), child)
+                if problem:
+                    return f"{group}.{j}: {problem}"
     if kind in ("batch_norm", "layer_norm") and "eps" in spec:
         eps = spec["eps"]
         if not _numbers([eps], 1) or not (np.isfinite(eps) and eps > 0):
@@ -428,9 +504,9 @@ def _arrays_problem(layer, own: dict, prefix: str) -> str | None:
     extra = sorted(set(own) - expected)
     if extra:
         return f"has an array `{prefix}{extra[0]}` that a layer of its type does not have"
-    var = own.get("running_var")
-    if var is not None and (np.asarray(var) < 0).any():
-        return f"has a negative variance in `{prefix}running_var`: a variance is never below 0"
+    for name, var in own.items():  # a composite's child's too: body.1.running_var
+        if name.split(".")[-1] == "running_var" and (np.asarray(var) < 0).any():
+            return f"has a negative variance in `{prefix}{name}`: a variance is never below 0"
     return None
 
 
@@ -661,7 +737,10 @@ class Model:
         read through); None for a model of one target."""
         if "targets" not in self.meta:
             return None
-        return [TargetView(self, t) for t in self.meta["targets"]]
+        views = [TargetView(self, t) for t in self.meta["targets"]]
+        for j, view in enumerate(views):
+            view.conformal_scores = (getattr(self, "target_scores", None) or {}).get(j)
+        return views
 
     def require_one_target(self, what: str) -> None:
         """NnctlError for a command that several targets do not reach yet."""
@@ -709,8 +788,16 @@ class Model:
 
     def network_outputs(self, X: np.ndarray) -> np.ndarray:
         """The network's outputs (rows, outputs) on encoded inputs, before the target transform
-        is undone (regression) or the classes named."""
-        return self._output(X)
+        is undone (regression) or the classes named. Several targets: each calibrated target's
+        block is its head of its logits divided by its temperature."""
+        out = self._output(X)
+        views = self.targets
+        if views is not None and any(v.temperature != 1.0 for v in views):
+            out = out.copy()
+            for v in views:
+                if v.temperature != 1.0:
+                    out[:, v.start:v.stop] = _tempered(v.meta["output"], out[:, v.start:v.stop], v.temperature)
+        return out
 
     def member_outputs(self, X: np.ndarray) -> np.ndarray:
         """Each member's own prediction (K, rows, outputs), float64: its class probabilities
@@ -746,13 +833,26 @@ class Model:
         return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
 
 
+def _tempered(head: str, a: np.ndarray, temperature: float) -> np.ndarray:
+    """A softmax or sigmoid head's output `a` again, from its logits divided by `temperature`."""
+    from ..nn.network import head_logits
+
+    with np.errstate(over="ignore", under="ignore"):
+        z = head_logits(head, a) / temperature
+        if head == "sigmoid":
+            return (1.0 / (1.0 + np.exp(-z))).astype(a.dtype)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(a.dtype)
+
+
 class TargetView:
     """One target of a multi-target model, read as a single-target model reads: `task`,
     `classes`, `meta` (the model's, with this target's entries), and its predictions from the
     model's outputs (rows, Σ outputs): `block`, `proba`, `values`, `labels`."""
 
-    threshold = None  # no saved thresholds or temperatures per target yet
-    temperature = 1.0
+    threshold = None  # no saved thresholds per target yet
+    conformal_scores = None  # sorted (n,): this target's validation scores, when training kept them
 
     def __init__(self, model: Model, spec: dict):
         self.model, self.spec = model, spec
@@ -763,6 +863,11 @@ class TargetView:
         shared = {k: v for k, v in model.meta.items() if k not in ("targets", "heads", "threshold", "calibration",
                                                                      "conformal")}
         self.meta = {**shared, **{k: v for k, v in spec.items() if k not in ("name", "columns")}, "target": self.name}
+
+    @property
+    def temperature(self) -> float:
+        """What this target's logits are divided by (training.calibration), 1.0 uncalibrated."""
+        return float((self.spec.get("calibration") or {}).get("temperature", 1.0))
 
     def block(self, outputs: np.ndarray) -> np.ndarray:
         """This target's columns of the model's outputs (rows, Σ outputs)."""

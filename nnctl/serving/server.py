@@ -32,7 +32,6 @@ def serve(settings: ServeSettings, on_ready=None, on_warning=None) -> None:
     from ..runs.model import load_model
 
     model = load_model(settings.model)
-    model.require_one_target("nnctl serve")
     api_key(settings)
     sock = bind(settings.host, settings.port)
     url = f"http://{_shown_host(settings.host)}:{sock.getsockname()[1]}"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import yaml
 
-from ..data.targets import MULTI, not_yet
 from ..errors import NnctlError
 from ..runs.folder import NOT_A_RUN_HINT, RunFolder
 from ..sweep.listing import STAMP  # a folder name's `-YYYYMMDD-HHMMSS[-N]`
@@ -84,8 +83,6 @@ def upload_run(folder: Path, target: Target) -> dict:
     and it is this folder's (left incomplete by a failure: only what it lacks is sent), else into
     a new run; a run of another folder (a copied or edited tracking.json) is never written into."""
     files = RunFolder(folder)
-    if files.has(files.METRICS) and files.read_metrics().get("task") == MULTI:
-        raise not_yet("MLflow tracking", str(folder), "leave tracking.uri out for this run")
     previous = files.read_tracking() or {}
     out = {"folder": folder, "kind": "run", "run_id": None, "state": "logged", "warning": None, "note": None}
     client = client_for(target.address)

@@ -73,6 +73,9 @@ def train(network: Network, dataset, training: TrainingConfig, seed: int = 0, ca
     loop_class = _Loop
     if getattr(dataset, "streamed", False):  # rows read from shards on disk, a window at a time
         from .streamloop import StreamLoop as loop_class
+    elif network.members:  # members that stop and slow down on their own scores
+        from .ensemble import EnsembleLoop, uses_member_loop
+        loop_class = EnsembleLoop if uses_member_loop(network, dataset, training) else _Loop
     loop = loop_class(network, dataset, training, seed, callback, should_stop, metrics or {})
     if resume is not None:
         try:
