@@ -186,8 +186,9 @@ class EnsembleLoop(_Loop):
 def uses_member_loop(network, dataset, training) -> bool:
     """Whether an ensemble trains with `EnsembleLoop`: it has a validation part, and early
     stopping or a plateau schedule to act per member on a validation score (the members' own
-    training losses are not measured apart: on `train_loss` they stop all at once)."""
+    training losses are not measured apart: on `train_loss` they stop all at once; nor are the
+    members of several targets yet, whose score is a weighted sum over heads)."""
     stop = training.early_stopping
-    return bool(network.members and len(dataset.X_val) and not getattr(dataset, "streamed", False)
+    return bool(network.members and network.heads is None and len(dataset.X_val) and not getattr(dataset, "streamed", False)
                 and (stop or training.schedule["name"] == "plateau") and not (stop and stop.metric == "train_loss"))
 
