@@ -156,6 +156,14 @@ EARLY_STOPPING_NOTE = ("early stopping chose each fold's epoch on that fold's va
                        "are optimistic; score a held-out data.test_path for an unbiased estimate")
 
 
+def score_column(prefix: str, key: str) -> str:
+    """`val` and metrics.json's `accuracy` -> `val_accuracy`; a target's `price.r2` ->
+    `val_price_r2` (history's and CONTRACT's `val_<target>_<metric>`: split at the last dot, as
+    a metric's name has none and a target's may)."""
+    target, dot, metric = key.rpartition(".")
+    return f"{prefix}_{target}_{metric}" if dot else f"{prefix}_{key}"
+
+
 def _cv_summary(folder: Path, folds: int, repeats: int, jobs: list[dict], results: list[dict],
                 early_stopping: bool = False) -> dict:
     rows = []
@@ -168,7 +176,7 @@ def _cv_summary(folder: Path, folds: int, repeats: int, jobs: list[dict], result
         row = {"repeat": job["key"][0]} if repeats > 1 else {}
         row.update({"fold": job["fold"][0], "rows": metrics["validation"]["rows"],
                     "val_loss": metrics["validation"]["loss"],
-                    **{f"val_{name}": metrics["validation"][name] for name in names},
+                    **{score_column("val", name): metrics["validation"][name] for name in names},
                     "epochs": metrics["epochs"], "seconds": result["seconds"], "run": str(run)})
         rows.append(row)
     scored = [k for k in rows[0] if k.startswith("val_") and k != "val_loss"]

@@ -22,7 +22,7 @@ from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..runs.folder import RunFolder, check_name, folder_lock
 from ..training.signals import signals_held
-from .cv import MAX_RUNS, kept_when_whole, run_all
+from .cv import MAX_RUNS, kept_when_whole, run_all, score_column
 from .driver import make_folder
 
 PARTS = (("train", "train"), ("validation", "val"), ("test", "test"))  # metrics.json part -> column prefix
@@ -131,21 +131,23 @@ def seed_jobs(cfg: Config, n: int, folder: Path, cache: bool = True) -> list[dic
 
 
 def final_scores(metrics: dict) -> dict:
-    """A run's final metrics as flat columns: `train_loss`, `val_accuracy`, `test_f1`, ..."""
+    """A run's final metrics as flat columns: `train_loss`, `val_accuracy`, `test_f1`, ...;
+    with several targets, metrics.json's `price.r2` is `val_price_r2`, as in history.csv."""
     scores = {}
     for part, prefix in PARTS:
         for key, value in (metrics.get(part) or {}).items():
             if key not in NOT_SCORES and isinstance(value, (int, float)) and not isinstance(value, bool):
-                scores[f"{prefix}_{key}"] = float(value)
+                scores[score_column(prefix, key)] = float(value)
     return scores
+
 
 
 def main_metric(columns, metric: str) -> str:
     """The column that picks the representative: the task's metric (accuracy, r2) on the
     validation part, else on the test part, else on the training part."""
     for prefix in ("val", "test", "train"):
-        if f"{prefix}_{metric}" in columns:
-            return f"{prefix}_{metric}"
+        if score_column(prefix, metric) in columns:
+            return score_column(prefix, metric)
     return next(iter(columns))
 
 
