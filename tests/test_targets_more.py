@@ -29,3 +29,56 @@ def test_a_seeds_summary_of_several_targets_uses_historys_names(multi, tmp_path)
     assert not [k for k in summary if "." in k]
     header = (result["folder"] / "seeds.csv").read_text().splitlines()[0].split(",")
     assert "val_price_r2" in header and "val_cond_accuracy" in header
+
+
+# --- an ensemble of three targets: a regression, three classes and two ------------------------
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    """price (regression), cond (three classes) and sold (two classes), model.ensemble: 2."""
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("targets3")
+    frame = pd.read_csv(__import__("io").StringIO(table()))
+    frame["sold"] = np.where(frame["a"] - frame["b"] > 0, "yes", "no")
+    data = folder / "data.csv"
+    frame.to_csv(data, index=False)
+    config = folder / "config.yaml"
+    config.write_text(f"data:\n  path: {data}\n  target: [price, cond, sold]\nmodel:\n  layers: [8]\n  ensemble: 2\n"
+                      "training:\n  iterations: 6\n  optimizer: adam\n  checkpoint_every: null\n")
+    return train_run(config, folder / "runs"), data
+
+
+def test_spread_of_each_target_is_its_members_standard_deviation(members):
+    import pandas as pd
+
+    from nnctl.commands.predict import predict_csv
+    from nnctl.runs.model import load_model
+    from nnctl.serving.app import predictions
+    from nnctl.serving.bodies import request_options
+
+    run, data = members
+    frame = predict_csv(run, data, proba=True, spread=True)
+    assert list(frame.columns) == ["price", "price_spread", "cond", "p_cond_fair", "p_cond_good", "p_cond_poor",
+                                   "spread_cond_fair", "spread_cond_good", "spread_cond_poor",
+                                   "sold", "p_sold_no", "p_sold_yes", "spread_sold_no", "spread_sold_yes"]
+    model = load_model(run)
+    table_ = pd.read_csv(data)
+    each = model.network.predict_members(model.inputs(table_)).astype(np.float64)  # (2, rows, 1 + 3 + 1)
+    price, cond = model.targets[0], model.targets[1]
+    np.testing.assert_allclose(frame["price_spread"], price.values(each).std(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(frame["spread_cond_good"], each[:, :, 2].std(axis=0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(frame["spread_sold_no"], frame["spread_sold_yes"], atol=1e-9)  # 1 - p spreads as p
+    assert frame["price_spread"].gt(0).all()
+    assert cond.name == "cond"
+    served = predictions(model, table_.head(2), request_options(False, None, None, [], spread=True))
+    assert served["spread"][1] == {"price": pytest.approx(frame["price_spread"][1]),
+                                   "cond": pytest.approx({c: frame[f"spread_cond_{c}"][1] for c in ("fair", "good", "poor")}),
+                                   "sold": pytest.approx({c: frame[f"spread_sold_{c}"][1] for c in ("no", "yes")})}
+    out = cli("predict", run, data, "--spread")
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "price,price_spread,cond,spread_cond_fair,spread_cond_good,spread_cond_poor,sold,spread_sold_no,spread_sold_yes"
+
+
+def test_spread_of_several_targets_needs_members(multi, tmp_path):
+    run = train_run(multi(), tmp_path / "runs")
+    assert_clean_error(cli("predict", run, tmp_path / "data.csv", "--spread"), "this model has one member")

@@ -71,7 +71,7 @@ def test_served_rows_are_objects_of_targets_in_process(multi_run):
     frame = pd.read_csv(data).head(3)
     plain = predictions(model, frame, request_options(False, None, None, []))
     assert set(plain) == {"predictions"} and list(plain["predictions"][0]) == ["price", "days", "cond"]
-    with pytest.raises(Refusal, match="--spread does not support several targets yet"):
+    with pytest.raises(Refusal, match="--spread is the members' disagreement, and this model has one member"):
         predictions(model, frame, request_options(False, None, None, [], spread=True))
 
 

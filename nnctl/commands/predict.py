@@ -148,9 +148,8 @@ def check_options(model, options: PredictOptions) -> int:
                          "leave out --proba: the prediction column holds the predicted values")
     check_threshold(model, options.threshold)
     chosen = positive_index(model, options.positive)
-    if options.spread and model.network.members is None:
-        raise NnctlError("--spread is the members' disagreement, and this model has one member", str(model.path),
-                         "train an ensemble (model.ensemble: 8) to get a spread per row")
+    if options.spread:
+        require_members(model)
     taken = set(options.kept())
     added = options.conformal(model).names + tuple(spread_names(model) if options.spread else ())
     for name in ("prediction", *(f"p_{c}" for c in (model.classes or []) if options.proba), *added):
@@ -214,6 +213,13 @@ def range_check(model, data_path, strict: bool = False):
     from ..data.ranges import RangeCheck
 
     return RangeCheck(model.encoder, _where(data_path), strict)
+
+
+def require_members(model) -> None:
+    """--spread's NnctlError for a model of one member."""
+    if model.network.members is None:
+        raise NnctlError("--spread is the members' disagreement, and this model has one member", str(model.path),
+                         "train an ensemble (model.ensemble: 8) to get a spread per row")
 
 
 def spread_names(model) -> list[str]:

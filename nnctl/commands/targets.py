@@ -15,9 +15,13 @@ def check_multi_options(model, options, conformal: bool = True) -> int:
     --interval and --sets are taken (predict, serve), each checked against its targets."""
     for flag, given in (("--threshold", options.threshold is not None), ("--positive", options.positive is not None),
                         ("--interval", options.interval is not None and not conformal),
-                        ("--sets", options.sets is not None and not conformal), ("--spread", options.spread)):
+                        ("--sets", options.sets is not None and not conformal)):
         if given:
             raise not_yet(flag, str(model.path), f"leave out {flag}, or train one target per model for it")
+    if options.spread:
+        from .predict import require_members
+
+        require_members(model)
     conformal_of(model, options)
     taken = set(options.kept())
     for name in output_names(model, options.proba, options):
@@ -37,7 +41,30 @@ def output_names(model, proba: bool, options=None) -> list[str]:
             names += [f"p_{view.name}_{c}" for c in view.classes]
         if view.name in conformal:
             names += [f"{view.name}_{n.replace('prediction_', '')}" for n in conformal[view.name].names]
+        if options is not None and options.spread:
+            names += spread_names(view)
     return names
+
+
+def spread_names(view) -> list[str]:
+    """--spread's columns of one target, named as its other columns are: `<target>_spread` (as
+    `<target>_lower`) for a regression target, `spread_<target>_<class>` (as `p_<target>_<class>`)
+    for each class of a classification target."""
+    if view.task == "regression":
+        return [f"{view.name}_spread"]
+    return [f"spread_{view.name}_{c}" for c in view.classes]
+
+
+def member_spreads(model, X: np.ndarray) -> dict:
+    """{column: the members' standard deviation (population, ddof 0)} of each target's value in
+    its units or of each of its class probabilities, as one target's `spread_from_inputs`
+    (uncalibrated: a temperature belongs to the ensemble's mean, not to one member)."""
+    members = model.network_member_outputs(X)
+    spreads = {}
+    for view in model.targets:
+        own = view.values(members) if view.task == "regression" else view.proba(members)
+        spreads.update(zip(spread_names(view), np.atleast_2d(own.std(axis=0).T)))
+    return spreads
 
 
 def conformal_of(model, options) -> dict:
@@ -67,6 +94,7 @@ def multi_prediction_columns(model, X: np.ndarray, proba: bool, options=None) ->
     ask for (`<target>_lower`/`_upper`, `<target>_set`); one forward pass for all."""
     outputs = model.network_outputs(X)
     columns, conformal = {}, conformal_of(model, options) if options is not None else {}
+    spreads = member_spreads(model, X) if options is not None and options.spread else None
     for view in model.targets:
         own = conformal.get(view.name)
         if view.task == "regression":
@@ -82,6 +110,8 @@ def multi_prediction_columns(model, X: np.ndarray, proba: bool, options=None) ->
             own.add(added, columns[view.name] if view.task == "regression" else p)
             for name, values in added.items():
                 columns[f"{view.name}_{name.replace('prediction_', '')}"] = values
+        if spreads is not None:
+            columns.update((name, spreads[name]) for name in spread_names(view))
     return columns
 
 

@@ -803,12 +803,17 @@ class Model:
         """Each member's own prediction (K, rows, outputs), float64: its class probabilities
         (two columns for two classes), or its values in the target's units. Uncalibrated: a
         temperature belongs to the ensemble's mean, not to one member."""
-        rows = X.shape[0]
-        with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # no lock: see _output
-            out = self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
+        out = self.network_member_outputs(X)
         if self.task == "regression":
             return from_training(out, self.meta.get("target_scaler"))
         return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
+
+    def network_member_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Each member's network outputs (K, rows, outputs), float64, uncalibrated, before the
+        target transform is undone or the classes named."""
+        rows = X.shape[0]
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # no lock: see _output
+            return self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
 
     def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
         """The members' standard deviation (population, ddof 0) of each output (rows, outputs):

@@ -341,7 +341,8 @@ def multi_payload(model, columns: dict, options) -> dict:
     """A model of several targets: `predictions` holds each row as {target: label or value};
     with proba, `probabilities` each row as {target: {label: p}} of its classification targets;
     with interval, `lower` and `upper` each row as {target: bound} of its regression targets;
-    with sets, `prediction_sets` each row as {target: [labels]} of its classification targets."""
+    with sets, `prediction_sets` each row as {target: [labels]} of its classification targets;
+    with spread (an ensemble), `spread` each row as {target: sd or {label: sd}}."""
     import numpy as np
 
     names = [v.name for v in model.targets]
@@ -368,6 +369,15 @@ def multi_payload(model, columns: dict, options) -> dict:
             each = [[v if np.isfinite(v) else None for v in np.asarray(columns[f"{n}_{key}"], float).tolist()]
                     for n in views]
         payload[key] = [dict(zip(views, row)) for row in zip(*each)]
+    if options.spread:  # each row {target: sd} of a regression target, {target: {label: sd}} of a classification one
+        from ..commands.targets import spread_names
+
+        each = []
+        for view in model.targets:
+            sds = np.column_stack([columns[c] for c in spread_names(view)]).astype(float)
+            each.append(sds[:, 0].tolist() if view.task == "regression" else
+                        [dict(zip([str(c) for c in view.classes], row)) for row in sds.tolist()])
+        payload["spread"] = [dict(zip(names, row)) for row in zip(*each)]
     return payload
 
 
