@@ -32,20 +32,28 @@ def test_a_seeds_summary_of_several_targets_uses_historys_names(multi, tmp_path)
 
 
 # --- an ensemble of three targets: a regression, three classes and two ------------------------
-@pytest.fixture(scope="module")
-def members(tmp_path_factory):
-    """price (regression), cond (three classes) and sold (two classes), model.ensemble: 2."""
+def _three_targets(folder, ensemble: int):
+    """price (regression), cond (three classes) and sold (two classes), model.ensemble: K."""
     import pandas as pd
 
-    folder = tmp_path_factory.mktemp("targets3")
     frame = pd.read_csv(__import__("io").StringIO(table()))
     frame["sold"] = np.where(frame["a"] - frame["b"] > 0, "yes", "no")
     data = folder / "data.csv"
     frame.to_csv(data, index=False)
     config = folder / "config.yaml"
-    config.write_text(f"data:\n  path: {data}\n  target: [price, cond, sold]\nmodel:\n  layers: [8]\n  ensemble: 2\n"
-                      "training:\n  iterations: 6\n  optimizer: adam\n  checkpoint_every: null\n")
+    config.write_text(f"data:\n  path: {data}\n  target: [price, cond, sold]\nmodel:\n  layers: [8]\n"
+                      f"  ensemble: {ensemble}\ntraining:\n  iterations: 6\n  optimizer: adam\n  checkpoint_every: null\n")
     return train_run(config, folder / "runs"), data
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    return _three_targets(tmp_path_factory.mktemp("targets3"), 2)
+
+
+@pytest.fixture(scope="module")
+def one(tmp_path_factory):
+    return _three_targets(tmp_path_factory.mktemp("targets1"), 1)
 
 
 def test_spread_of_each_target_is_its_members_standard_deviation(members):
@@ -82,3 +90,63 @@ def test_spread_of_each_target_is_its_members_standard_deviation(members):
 def test_spread_of_several_targets_needs_members(multi, tmp_path):
     run = train_run(multi(), tmp_path / "runs")
     assert_clean_error(cli("predict", run, tmp_path / "data.csv", "--spread"), "this model has one member")
+
+
+# --- explain per target ----------------------------------------------------------------------
+def test_gradient_of_each_target_matches_central_differences(one):
+    """Each target's gradient × input is that of its own output alone (its prediction in its
+    units, its predicted class's logit, its one logit), against central differences in float64."""
+    import pandas as pd
+
+    from nnctl.commands.explain import column_blocks, explain
+    from nnctl.runs.model import load_model
+
+    run, data = one
+    model = load_model(run)
+    result = explain(model, data, method="gradient")
+    assert list(result["targets"]) == ["price", "cond", "sold"] and result["rows"] == 80
+    assert [result["targets"][t]["output"] for t in result["targets"]] == \
+        ["prediction", "predicted class's logit", "logit of class yes"]
+    net = model.network.astype(np.float64)
+    X = model.inputs(pd.read_csv(data)).astype(np.float64)
+    price, cond, sold = model.targets
+    scale = np.asarray(price.spec["target_scaler"]["scale"]).reshape(-1)[0]
+    predicted = cond.start + net.predict_logits(X)[:, cond.start:cond.stop].argmax(axis=1)
+    rows = np.arange(len(X))
+    outputs = {"price": lambda z: z[:, price.start] * scale, "cond": lambda z: z[rows, predicted],
+               "sold": lambda z: z[:, sold.start]}
+    eps = 1e-6
+    for name, s in outputs.items():
+        grad = np.empty_like(X)
+        for j in range(X.shape[1]):
+            step = np.zeros(X.shape[1])
+            step[j] = eps
+            grad[:, j] = (s(net.predict_logits(X + step)) - s(net.predict_logits(X - step))) / (2 * eps)
+        expected = {col: np.abs(X[:, cols] * grad[:, cols]).sum(axis=1).mean() for col, cols in column_blocks(model)}
+        got = {c["column"]: c["importance"] for c in result["targets"][name]["columns"]}
+        assert got == pytest.approx(expected, rel=2e-3, abs=1e-6), name
+    out = cli("explain", run, data, "--method", "gradient")
+    assert out.exit_code == 0, out.stderr
+    assert "cond: gradient × input: predicted class's logit" in out.stdout
+
+
+def test_gradient_of_several_targets_of_an_ensemble_is_refused_as_for_one(members):
+    run, data = members
+    assert_clean_error(cli("explain", run, data, "--method", "gradient"), "ensemble of 2 members")
+
+
+def test_explain_metric_names_one_target_and_its_metric(one, tmp_path):
+    from nnctl.commands.explain import explain
+    from nnctl.runs.model import load_model
+
+    run, data = one
+    model = load_model(run)
+    result = explain(model, data, metric="price.rmse", repeats=2)
+    assert list(result["targets"]) == ["price"] and result["targets"]["price"]["metric"] == "rmse"
+    report = json.loads(cli("evaluate", run, data, "--json").stdout)
+    assert result["targets"]["price"]["baseline"] == pytest.approx(report["price.rmse"], rel=1e-6)
+    auc = explain(model, data, metric="sold.roc_auc", repeats=1)["targets"]["sold"]
+    assert auc["baseline"] == pytest.approx(report["sold.roc_auc"], rel=1e-6)
+    assert_clean_error(cli("explain", run, data, "--metric", "rmse"), "names no target")
+    assert_clean_error(cli("explain", run, data, "--metric", "price.accuracy"), "for the regression target 'price'")
+    assert_clean_error(cli("explain", run, data, "--metric", "cond.average_precision"), "unknown metric")

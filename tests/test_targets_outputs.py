@@ -210,8 +210,7 @@ def test_explain_ranks_columns_for_each_target_by_its_own_metric(multi_run, tmp_
     assert list(written.columns) == ["target", "column", "importance", "std"] and len(written) == 12
     table = cli("explain", run, data, "--repeats", "1")
     assert table.exit_code == 0 and "cond: permutation importance: drop in accuracy" in table.stdout
-    assert_clean_error(cli("explain", run, data, "--method", "gradient"),
-                       "explain --method gradient does not support several targets yet")
+    assert_clean_error(cli("explain", run, data, "--metric", "r2"), "names no target")
 
 
 # --- conformal -------------------------------------------------------------------------------

@@ -133,12 +133,13 @@ def permutation_importance(model, parts, metric=None, repeats: int = REPEATS, se
 
 
 def targets_permutation_importance(model, parts, repeats: int = REPEATS, seed: int = SEED,
-                                   where: str = "data") -> dict:
+                                   where: str = "data", metrics: dict | None = None) -> dict:
     """Several targets: `permutation_importance` of each target with its main metric (r2 or
-    accuracy), from one forward pass per shuffle; `parts` yields (X, [y of each target]).
+    accuracy), or of the targets `metrics` ({target: metric}) names with theirs, from one forward
+    pass per shuffle; `parts` yields (X, [y of each of those targets]).
     {"method", "rows", "repeats", "seed", "targets": {target: {"metric", "baseline", "columns"}}}."""
-    views = model.targets
-    tallies = [Tally(view, check_metric(view, None)) for view in views]
+    views = [v for v in model.targets if metrics is None or v.name in metrics]
+    tallies = [Tally(view, check_metric(view, None if metrics is None else metrics[view.name])) for view in views]
 
     def outputs(X):
         out = model.network_outputs(X)
@@ -191,29 +192,54 @@ def gradient_importance(model, parts, where: str = "data") -> dict:
     """Mean |∂s/∂x · x| per original column over `parts`, an iterable of encoded X chunks;
     `std` is its spread over the rows (not an uncertainty of the mean)."""
     network, blocks = model.network, column_blocks(model)
+    [(mean, std)], rows = _gradient_x_input(model, parts, [lambda X: _seed(model, X)], where)
+    output = {"softmax": "predicted class's logit", "sigmoid": f"logit of class {model.classes[1]}" if
+              model.classes else "logit"}.get(network.output_head, "prediction")
+    return _result("gradient", "gradient_x_input", blocks, mean, std, rows, output=output)
+
+
+def targets_gradient_importance(model, parts, where: str = "data") -> dict:
+    """Several targets: `gradient_importance` of each target's own output, its block of the last
+    layer (its predicted class's logit, its positive class's logit, or its prediction in its
+    units), from one pass over `parts`. {"method", "rows", "targets": {target: {"metric",
+    "output", "columns"}}}."""
+    views, blocks = model.targets, column_blocks(model)
+    spreads, rows = _gradient_x_input(model, parts, [lambda X, v=v: _target_seed(model, v, X) for v in views], where)
+    own = {}
+    for view, (mean, std) in zip(views, spreads):
+        output = ("prediction" if view.task == "regression" else f"logit of class {view.classes[1]}"
+                  if len(view.classes) == 2 else "predicted class's logit")
+        result = _result("gradient", "gradient_x_input", blocks, mean, std, rows, output=output)
+        own[view.name] = {k: result[k] for k in ("metric", "output", "columns")}
+    return {"method": "gradient", "rows": rows, "targets": own}
+
+
+def _gradient_x_input(model, parts, seeders, where: str):
+    """([(mean, std) of |∂s/∂x · x| per original column, one per seeder], rows): each
+    seeder(X) gives `Network.input_gradient`'s seed of one output s."""
+    network, blocks = model.network, column_blocks(model)
     if network.members is not None:
         raise NnctlError(f"gradient importance of an ensemble of {network.members} members is not defined yet",
                          "--method", "use --method permutation")
     first = network.layers[0]
     embedded = isinstance(first, Embedding)
     places = _embedded_places(first, blocks) if embedded else [cols for _, cols in blocks]
-    total = np.zeros(len(blocks))
-    squares = np.zeros(len(blocks))
+    total = np.zeros((len(seeders), len(blocks)))
+    squares = np.zeros((len(seeders), len(blocks)))
     rows = 0
     for X in parts:
-        inputs, grad = network.input_gradient(X, _seed(model, X), at=1 if embedded else 0)
-        contribution = np.abs(inputs.astype(np.float64) * grad)
-        per_row = np.stack([contribution[:, cols].sum(axis=1) for cols in places], axis=1)
-        total += per_row.sum(axis=0)
-        squares += (per_row * per_row).sum(axis=0)
+        for k, seeder in enumerate(seeders):
+            inputs, grad = network.input_gradient(X, seeder(X), at=1 if embedded else 0)
+            contribution = np.abs(inputs.astype(np.float64) * grad)
+            per_row = np.stack([contribution[:, cols].sum(axis=1) for cols in places], axis=1)
+            total[k] += per_row.sum(axis=0)
+            squares[k] += (per_row * per_row).sum(axis=0)
         rows += len(X)
     if not rows:
         raise NnctlError("data file has no rows to explain", where)
     mean = total / rows
     std = np.sqrt(np.maximum(squares / rows - mean * mean, 0.0))
-    output = {"softmax": "predicted class's logit", "sigmoid": f"logit of class {model.classes[1]}" if
-              model.classes else "logit"}.get(network.output_head, "prediction")
-    return _result("gradient", "gradient_x_input", blocks, mean, std, rows, output=output)
+    return list(zip(mean, std)), rows
 
 
 def _seed(model, X) -> np.ndarray | None:
@@ -227,6 +253,21 @@ def _seed(model, X) -> np.ndarray | None:
     if model.task == "regression" and scaler:
         return np.asarray(scaler["scale"], dtype=network.dtype)
     return None
+
+
+def _target_seed(model, view, X) -> np.ndarray:
+    """`_seed` of one target of several: zero outside its block of the outputs; in it, a one-hot
+    of its predicted class (softmax), 1 on its one logit (two classes), or its scale (a
+    regression, so s is its prediction in its units, the identity transform's derivative)."""
+    network = model.network
+    seed = np.zeros((len(X), network.n_outputs), dtype=network.dtype)
+    if view.task == "classification" and len(view.classes) > 2:
+        predicted = view.block(network.predict_output(X)).argmax(axis=1)
+        seed[np.arange(len(X)), view.start + predicted] = 1.0
+    else:
+        scaler = view.spec.get("target_scaler") if view.task == "regression" else None
+        seed[:, view.start] = np.asarray(scaler["scale"]).reshape(-1)[0] if scaler else 1.0
+    return seed
 
 
 def _embedded_places(layer, blocks) -> list[slice]:
@@ -298,22 +339,43 @@ def explain(model, data_path, method: str = "permutation", metric=None, repeats=
 
 
 def _explain_targets(model, data_path, method, metric, repeats, seed, chunk_rows, given_as) -> dict:
-    from ..data.targets import not_yet
+    """Several targets: each target's own importance (`targets_gradient_importance`, or
+    `targets_permutation_importance` with each target's main metric); `--metric
+    <target>.<metric>` ranks that one target by that metric."""
     from .predict import _chunks, _where, truth_of
 
-    for flag, given in (("--method gradient", method == "gradient"), ("--metric", metric is not None)):
-        if given:
-            raise not_yet(f"explain {flag}", str(model.path), f"leave {flag.split()[0]} out: permutation importance "
-                          "ranks the columns for each target by its own metric (r2 or accuracy)")
     where, views = _where(data_path), model.targets
-    columns = list(dict.fromkeys(model.encoder.features + [v.name for v in views]))
-    parts = ((model.inputs(chunk, where), [truth_of(v, chunk, where) for v in views])
+    if method == "gradient":
+        frames = _chunks(model, data_path, list(model.encoder.features), chunk_rows, given_as=given_as)
+        return targets_gradient_importance(model, (model.inputs(frame, where) for frame in frames), where)
+    metrics = target_metrics(model, metric)  # before the file is read
+    columns = list(dict.fromkeys(model.encoder.features + [v.name for v in views if v.name in metrics]))
+    parts = ((model.inputs(chunk, where), [truth_of(v, chunk, where) for v in views if v.name in metrics])
              for chunk in _chunks(model, data_path, columns, chunk_rows, given_as=given_as))
     result = targets_permutation_importance(model, parts, REPEATS if repeats is None else repeats,
-                                            SEED if seed is None else seed, where)
+                                            SEED if seed is None else seed, where, metrics)
     for own in result["targets"].values():
         _check_measurable({**own, "rows": result["rows"]}, where)
     return result
+
+
+def target_metrics(model, metric) -> dict:
+    """{target: metric} that explain ranks: each target with its main metric (r2 or accuracy),
+    or the one target `--metric <target>.<metric>` names, with that metric."""
+    views = {v.name: v for v in model.targets}
+    if metric is None:
+        return {name: check_metric(v, None) for name, v in views.items()}
+    name, _, own = metric.rpartition(".")
+    if name not in views:
+        raise NnctlError(f"--metric '{metric}' names no target of this model: give it as <target>.<metric>",
+                         "--metric", f"e.g. {next(iter(views))}.{check_metric(next(iter(views.values())), None)}; "
+                         f"the targets are {', '.join(views)}")
+    choices = metric_choices(views[name])
+    if own not in choices:
+        raise NnctlError(f"unknown metric '{own}' for the {views[name].task} target '{name}'"
+                         f"{did_you_mean(own, choices)}", "--metric",
+                         f"choose one of {', '.join(f'{name}.{c}' for c in choices)}")
+    return {name: own}
 
 
 def _check_measurable(result: dict, where: str) -> None:

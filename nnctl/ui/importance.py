@@ -19,12 +19,12 @@ def print_importance(result: dict) -> None:
         return
     if result["method"] == "permutation":
         title = f"permutation importance: drop in {result['metric']} (baseline {format_number(result['baseline'])})"
-        if "target" in result:
-            title = f"{result['target']}: {title}"
         caption = f"{result['rows']} rows · {result['repeats']} repeats · seed {result['seed']}"
     else:
         title = f"gradient × input: {result['output']}"
         caption = f"{result['rows']} rows · std is the spread over the rows"
+    if "target" in result:
+        title = f"{result['target']}: {title}"
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for name, justify in (("column", "left"), ("importance", "right"), ("std", "right"), ("", "left")):
         table.add_column(name, justify=justify)
