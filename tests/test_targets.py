@@ -189,7 +189,7 @@ def test_predictions_match_single_output_blocks(multi, tmp_path):
 def test_other_commands_refuse_several_targets_clearly(multi, tmp_path):
     run = train_run(multi(), tmp_path / "runs")
     assert_clean_error(cli("predict", run, tmp_path / "data.csv", "--threshold", "0.5"),
-                       "does not support several targets yet")
+                       "with several targets, name the target it is for")
 
 
 # --- training: resume, early stopping, members, sweeps, gradcheck and trace -------------------

@@ -150,3 +150,67 @@ def test_explain_metric_names_one_target_and_its_metric(one, tmp_path):
     assert_clean_error(cli("explain", run, data, "--metric", "rmse"), "names no target")
     assert_clean_error(cli("explain", run, data, "--metric", "price.accuracy"), "for the regression target 'price'")
     assert_clean_error(cli("explain", run, data, "--metric", "cond.average_precision"), "unknown metric")
+
+
+# --- --threshold and --positive of a two-class target ------------------------------------------
+def test_threshold_and_positive_of_a_two_class_target(one):
+    import pandas as pd
+
+    from nnctl.commands.predict import evaluate, predict_csv
+    from nnctl.runs.model import load_model
+
+    run, data = one
+    plain = predict_csv(run, data, proba=True)
+    low = predict_csv(run, data, proba=True, threshold="sold=0.05")
+    assert (low["sold"] == np.where(plain["p_sold_yes"] >= 0.05, "yes", "no")).all()
+    assert (low["sold"] == "yes").sum() > (plain["sold"] == "yes").sum()
+    assert low.drop(columns="sold").equals(plain.drop(columns="sold"))  # the other targets are untouched
+    flipped = predict_csv(run, data, threshold="sold=0.9", positive="sold=no")
+    assert (flipped["sold"] == np.where(plain["p_sold_no"] >= 0.9, "no", "yes")).all()
+    model = load_model(run)
+    report = evaluate(model, data, threshold="sold=0.05")
+    truth = pd.read_csv(data)["sold"]
+    assert report["sold.accuracy"] == pytest.approx((low["sold"] == truth).mean())
+    assert report["sold.threshold"] == 0.05 and report["cond.accuracy"] == evaluate(model, data)["cond.accuracy"]
+    assert evaluate(model, data, positive="sold=no")["sold.positive_class"] == "no"
+    out = cli("predict", run, data, "--threshold", "sold=0.05")
+    assert out.exit_code == 0, out.stderr
+    assert [line.split(",")[2] for line in out.stdout.splitlines()[1:]] == list(low["sold"])
+    assert "sold is yes where p_sold_yes is at least 0.05" in out.stderr
+    assert cli("evaluate", run, data, "--threshold", "sold=0.05", "--fail-under", "sold.accuracy=0").exit_code == 0
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--threshold", "0.3"], "with several targets, name the target it is for"),
+    (["--threshold", "cond=0.3"], "target 'cond': --threshold applies to two-class models; this one has 3 classes"),
+    (["--threshold", "price=0.3"], "target 'price': --threshold turns a class probability into a class"),
+    (["--threshold", "sold=2"], "target 'sold': --threshold must be a probability between 0 and 1"),
+    (["--threshold", "sold=x"], "the threshold must be a probability"),
+    (["--threshold", "days=0.3"], "names 'days', which is not a target"),
+    (["--positive", "sold=maybe"], "target 'sold': --positive 'maybe' is not a class"),
+    (["--positive", "no"], "with several targets, name the target"),
+    (["--threshold", "abc"], "invalid value for '--threshold'"),
+])
+def test_bad_thresholds_of_several_targets_are_one_clear_error(one, args, fragment):
+    run, data = one
+    assert_clean_error(cli("predict", run, data, *args), fragment)
+
+
+def test_a_target_threshold_on_a_model_of_one_target_is_one_clear_error(tmp_path, write_csv, write_config):
+    data = write_csv("a,y\n" + "".join(f"{i % 7},{'yes' if i % 2 else 'no'}\n" for i in range(30)))
+    run = train_run(write_config(f"data:\n  path: {data}\n  target: y\nmodel:\n  layers: [4]\n"
+                                 "training:\n  iterations: 2\n  checkpoint_every: null\n"), tmp_path / "runs")
+    assert_clean_error(cli("predict", run, data, "--threshold", "y=0.3"), "names a target, and this model has one")
+
+
+def test_serve_refuses_a_bare_threshold_of_several_targets(one):
+    import pandas as pd
+
+    from nnctl.runs.model import load_model
+    from nnctl.serving.app import predictions
+    from nnctl.serving.bodies import Refusal, request_options
+
+    run, data = one
+    with pytest.raises(Refusal, match="name the target it is for") as refused:
+        predictions(load_model(run), pd.read_csv(data).head(2), request_options(False, 0.3, None, []))
+    assert refused.value.status == 422

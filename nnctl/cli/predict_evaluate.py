@@ -15,6 +15,20 @@ STRICT_RANGE_HELP = ("Refuse (exit 2) a table with a numeric value far outside w
                      "training range by more than half its width), instead of warning")
 
 
+def _threshold(value):
+    """--threshold: a probability, read and refused as typer reads a float option (the same
+    error line), or `TARGET=T[,...]` for a model of several targets."""
+    if isinstance(value, str) and "=" in value:
+        return value
+    from pydantic import TypeAdapter, ValidationError
+    from pydantic_core import PydanticKnownError
+
+    try:
+        return TypeAdapter(float).validate_python(value)
+    except ValidationError as exc:  # re-raised as the error itself, not wrapped as a "Value error"
+        raise PydanticKnownError(exc.errors()[0]["type"]) from None
+
+
 # --- predict ---------------------------------------------------------------------------------
 @app.command()
 @errors_handled
@@ -23,7 +37,7 @@ def predict(
     data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored); - reads stdin; .gz .bz2 .xz .zip are read as they are"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV here instead of stdout"),
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=_threshold, help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5); several targets: TARGET=T"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold refers to (default: the model's positive class, data.positive_class)"),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add lower and upper, a split-conformal interval that holds the true value for a share L of rows (e.g. 0.9); needs a validation part at training time"),
@@ -51,7 +65,14 @@ def predict(
     write_csv_frames(frames, output)
     _range_warnings(ranges)
     _conformal_note(loaded, interval, sets)
-    if threshold is not None:
+    if threshold is not None and loaded.targets is not None:
+        from ..commands.targets import target_thresholds
+
+        for name, (t, index) in target_thresholds(loaded, threshold, positive).items():
+            if t is not None:
+                label = dict((v.name, v.classes) for v in loaded.targets)[name][index]
+                sys.stderr.write(f"{name} is {label} where p_{name}_{label} is at least {t:g}\n")
+    elif threshold is not None:
         label = loaded.classes[positive_index(loaded, positive)]
         sys.stderr.write(f"prediction is {label} where its probability (p_{label}) is at least {threshold:g}\n")
     _saved_threshold_note(loaded, threshold)
@@ -68,7 +89,7 @@ def evaluate(
     json_: bool = typer.Option(False, "--json", help="Print one JSON object with every metric"),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: count a row as the positive class when its probability is at least T"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=_threshold, help="Two classes: count a row as the positive class when its probability is at least T; several targets: TARGET=T"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold, roc_auc and average_precision refer to (default: the model's positive class)"),
     choose_threshold: Optional[str] = typer.Option(None, "--choose-threshold", metavar="RULE", help="Two classes: find the threshold that meets RULE (f1 | youden | precision=P | recall=R) and score at it, for predict --threshold"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add the coverage and mean_width of the split-conformal intervals at level L"),

@@ -31,6 +31,9 @@ def check_threshold(model, threshold) -> None:
     """--threshold is a probability, for two-class models."""
     if threshold is None:
         return
+    if isinstance(threshold, str):  # TARGET=T, from the command line
+        raise NnctlError(f"--threshold {threshold} names a target, and this model has one", "--threshold",
+                         "give the probability alone, e.g. --threshold 0.3")
     if not 0.0 <= threshold <= 1.0:
         raise NnctlError(f"--threshold must be a probability between 0 and 1, got {threshold}", "--threshold")
     if model.task == "regression":

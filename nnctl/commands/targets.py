@@ -7,17 +7,18 @@ import numpy as np
 
 from ..data.targets import MULTI, not_yet
 from ..errors import NnctlError
+from .predict import decide
 
 
 def check_multi_options(model, options, conformal: bool = True) -> int:
     """Refuse what several targets do not support yet, and output columns that --keep would
     give twice; returns predict's `chosen` index (unused with several targets). `conformal`:
     --interval and --sets are taken (predict, serve), each checked against its targets."""
-    for flag, given in (("--threshold", options.threshold is not None), ("--positive", options.positive is not None),
-                        ("--interval", options.interval is not None and not conformal),
+    for flag, given in (("--interval", options.interval is not None and not conformal),
                         ("--sets", options.sets is not None and not conformal)):
         if given:
             raise not_yet(flag, str(model.path), f"leave out {flag}, or train one target per model for it")
+    target_thresholds(model, options.threshold, options.positive)
     if options.spread:
         from .predict import require_members
 
@@ -29,6 +30,54 @@ def check_multi_options(model, options, conformal: bool = True) -> int:
             raise NnctlError(f"--keep {name} would give the output two '{name}' columns", "--keep",
                              "rename that column in the input")
     return 1
+
+
+def target_thresholds(model, threshold=None, positive=None) -> dict:
+    """{target: (threshold or None, index of the class it refers to)} of the two-class targets
+    --threshold and --positive name, each given as `<target>=<value>` (several joined by commas:
+    `--threshold sold=0.3,churn=0.7`); a target --positive alone names keeps the most probable
+    class. Each value is checked as for a model of that target alone."""
+    from .predict import check_threshold, positive_index
+
+    views = {v.name: v for v in model.targets}
+    two = [v.name for v in model.targets if v.task == "classification" and len(v.classes) == 2]
+    thresholds, positives = (_named(model, flag, given, two) for flag, given in
+                             (("--threshold", threshold), ("--positive", positive)))
+    chosen = {}
+    for name in dict.fromkeys([*thresholds, *positives]):
+        if name not in views:
+            flag = "--threshold" if name in thresholds else "--positive"
+            raise NnctlError(f"{flag} names '{name}', which is not a target of this model", flag,
+                             f"its targets: {', '.join(views)}")
+        t = thresholds.get(name)
+        if t is not None:
+            try:
+                t = float(t)
+            except ValueError:
+                raise NnctlError(f"--threshold {name}={t}: the threshold must be a probability between 0 and 1",
+                                 "--threshold", f"e.g. --threshold {name}=0.3")
+        try:
+            check_threshold(views[name], t)
+            chosen[name] = (t, positive_index(views[name], positives.get(name)))
+        except NnctlError as exc:
+            raise NnctlError(f"target '{name}': {exc.message}", exc.where, exc.hint)
+    return chosen
+
+
+def _named(model, flag: str, given, two: list) -> dict:
+    """{target: value} of `<target>=<value>[,...]` (or a dict, from serve); a bare value is
+    ambiguous with several targets."""
+    if given is None:
+        return {}
+    if isinstance(given, dict):
+        return {str(k): v for k, v in given.items()}
+    parts = [p.partition("=") for p in str(given).split(",")] if "=" in str(given) else []
+    if not parts or any(not sep or not name.strip() for name, sep, _ in parts):
+        example = f"{two[0] if two else '<target>'}={'0.3' if flag == '--threshold' else '<label>'}"
+        raise NnctlError(f"{flag} {given}: with several targets, name the target it is for", flag,
+                         f"e.g. {flag} {example}" + (f" (two-class targets: {', '.join(two)})" if two else
+                                                     "; this model has no two-class target"))
+    return {name.strip(): value.strip() for name, _, value in parts}
 
 
 def output_names(model, proba: bool, options=None) -> list[str]:
@@ -95,13 +144,17 @@ def multi_prediction_columns(model, X: np.ndarray, proba: bool, options=None) ->
     outputs = model.network_outputs(X)
     columns, conformal = {}, conformal_of(model, options) if options is not None else {}
     spreads = member_spreads(model, X) if options is not None and options.spread else None
+    decided = target_thresholds(model, options.threshold, options.positive) if options is not None else {}
     for view in model.targets:
         own = conformal.get(view.name)
         if view.task == "regression":
             columns[view.name] = view.values(outputs)
         else:
             p = view.proba(outputs)
-            columns[view.name] = view.labels(p)
+            if decided.get(view.name, (None,))[0] is None:
+                columns[view.name] = view.labels(p)
+            else:
+                columns[view.name] = np.asarray(view.classes, dtype=object)[decide(view, p, *decided[view.name])]
             if proba:
                 for i, c in enumerate(view.classes):
                     columns[f"p_{view.name}_{c}"] = p[:, i]
@@ -140,11 +193,14 @@ def multi_evaluate(model, data_path, chunk_rows=None, given_as="the DATA argumen
     out = np.concatenate(outputs)
     report = {"task": MULTI, "rows": int(rows), "targets": names}
     conformal = conformal_of(model, options) if options is not None else {}
+    decided = target_thresholds(model, options.threshold, options.positive) if options is not None else {}
     for view, kept in zip(views, truths):
         y = np.concatenate(kept)
         own = view.values(out) if view.task == "regression" else view.proba(out)
         covered = conformal[view.name].coverage(y, own) if view.name in conformal else {}
-        for key, value in {**score_outputs(view, y, own), **covered}.items():
+        threshold, index = decided.get(view.name, (None, None))
+        scored = score_outputs(view, y, own, threshold, None if index is None else view.classes[index])
+        for key, value in {**scored, **covered}.items():
             if key not in ("rows", "task"):
                 report[f"{view.name}.{key}"] = value
     return report
