@@ -3,7 +3,6 @@ with its own scores, early stopping and run folder) equals N separate runs; and 
 cannot be (dropout, unequal parts, Ray) the seeds run separately with a note saying why."""
 import csv
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -143,37 +142,3 @@ def test_member_losses_are_each_members_own(name, smoothed):
     got = member_values(name, z, a, y, w)
     want = [loss.value(z[k], a[k], y[k], w[k]) for k in range(K)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
-
-
-def _iris_population(n: int, more=()):
-    from dataclasses import replace
-
-    from nnctl.commands import population
-    from nnctl.config import load_config
-    from nnctl.data import load_seeds
-
-    cfg = load_config(CONFIGS / "iris.yaml", ["training.iterations=4", *more])
-    cfgs = [replace(cfg, seed=seed) for seed in range(7, 7 + n)]
-    datasets = load_seeds(cfgs)
-    return population, cfg, cfgs, datasets
-
-
-def test_groups_of_members_in_threads_train_what_one_population_does():
-    population, cfg, cfgs, datasets = _iris_population(5, [*STOPPING, "training.iterations=12"])
-    seeds = [c.seed for c in cfgs]
-    whole = population._train_groups(population._networks(cfgs, datasets), datasets, cfg.training, seeds, None, 1)
-    split = population._train_groups(population._networks(cfgs, datasets), datasets, cfg.training, seeds, None, 2)
-    for one, other in zip(whole, split):
-        assert np.array_equal(one.network.flat_params, other.network.flat_params)
-        assert one.result.epochs == other.result.epochs and one.result.status == other.result.status
-
-
-def test_a_population_splits_over_cores_only_when_its_steps_are_large():
-    population, cfg, cfgs, datasets = _iris_population(8)
-    networks = population._networks(cfgs, datasets)
-    assert population.member_groups(networks, cfg, datasets[0]) == 1  # iris: 16 rows × 403 params
-    big = SimpleNamespace(X_train=np.zeros((20_000, 4)))
-    wide = SimpleNamespace(n_params=lambda: population.GROUP_WORK)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert population.member_groups([wide] * 8, cfg, big) == min(cores, 4)
-    assert population.member_groups([wide] * 3, cfg, big) == 1  # two members at least per group

@@ -8,10 +8,7 @@ own validation part, and its checkpoint.
 """
 from __future__ import annotations
 
-import os
-import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -68,47 +65,9 @@ def train_members(cfgs: list[Config], datasets: list, runs_dir, folders: list[st
     save run k as `<runs_dir>/<folders[k]>`; their TrainResults (`run`: the folder). Every run
     folder is written at once when all are trained; an error or an interrupt leaves none."""
     networks = _networks(cfgs, datasets)
+    population = Network.stack(networks)
     with one_blas_thread():
-        return _train_and_save(cfgs, datasets, networks, runs_dir, folders, name, watched)
-
-
-# batch rows × parameters of one member from which a population is split over the cores: below
-# it a step is mostly NumPy's per-call cost, which threads share one interpreter for
-GROUP_WORK = 500_000
-
-
-def member_groups(networks: list[Network], cfg: Config, dataset) -> int:
-    """How many groups of members train side by side, one thread each: one per core (two at
-    least per group) when each step's products are large enough to keep a core busy."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    rows = len(dataset.X_train)
-    batch = min(cfg.training.batch_size or rows, rows)
-    if batch * networks[0].n_params() < GROUP_WORK:
-        return 1
-    return max(1, min(cores, len(networks) // 2))
-
-
-def _train_groups(networks, datasets, training, seeds, watched, groups: int) -> list:
-    """Each group of members trained as one population in its own thread (NumPy's products and
-    ufuncs let go of the interpreter, so groups share the cores): members never mix, so each is
-    what the whole population would train. A failure or an interrupt stops every group."""
-    if groups == 1:
-        return train_population(Network.stack(networks), datasets, training, seeds, watched)
-    cuts = [len(networks) * g // groups for g in range(groups + 1)]
-    stop = threading.Event()
-    with ThreadPoolExecutor(groups) as pool:
-        futures = [pool.submit(train_population, Network.stack(networks[a:b]), datasets[a:b], training,
-                               seeds[a:b], watched, stop.is_set) for a, b in zip(cuts[:-1], cuts[1:])]
-        try:
-            wait(futures, return_when=FIRST_EXCEPTION)
-        except BaseException:  # an interrupt while they train
-            stop.set()
-            raise
-        failed = [future.exception() for future in futures if future.done() and future.exception() is not None]
-        if failed:
-            stop.set()
-            raise failed[0]
-        return [member for future in futures for member in future.result()]
+        return _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched)
 
 
 def one_blas_thread():
@@ -124,15 +83,14 @@ def one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _train_and_save(cfgs, datasets, networks, runs_dir, folders, name, watched) -> list[TrainResult]:
+def _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched) -> list[TrainResult]:
     started = time.time()
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
     with ExitStack() as stack:
         runs = [stack.enter_context(atomic_run_folder(runs_dir, name, folder, started)) for folder in folders]
         for run, cfg in zip(runs, cfgs):
             RunFolder(run["tmp"]).write_config(dump_config(cfg))  # first, as a run alone does
-        members = _train_groups(networks, datasets, cfgs[0].training, [cfg.seed for cfg in cfgs], watched,
-                                member_groups(networks, cfgs[0], datasets[0]))
+        members = train_population(population, datasets, cfgs[0].training, [cfg.seed for cfg in cfgs], watched)
         for run, cfg, dataset, member in zip(runs, cfgs, datasets, members):
             files = RunFolder(run["tmp"])
             if cfg.training.checkpoint_every is not None:
