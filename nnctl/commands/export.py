@@ -18,7 +18,8 @@ optional `onnx` extra). The graph does, in `predict`'s order:
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
    norm a LayerNormalization, or its parts below opset 17, dropout nothing, an embedding a Gather
    of its tables' rows by the codes, a periodic embedding Cos and Sin then a batched MatMul, a
-   piecewise-linear one Mul, Add, Max and Min);
+   piecewise-linear one Mul, Add, Max and Min, a residual block its body's layers and an Add of its
+   input);
 5. the output: the logits divided by the model's temperature (training.calibration), then
    softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units (through expm1 or the inverse quantile map for a log1p or
@@ -224,6 +225,15 @@ def _embedding(g: _Graph, layer, i: int, x: str, opset: int) -> str:
     return pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, f"embedding{i}", axis=-1)
 
 
+def _residual(g: _Graph, layer, i, x: str, opset: int) -> str:
+    """x + f(x): the body's layers, each by its own translation, then an Add (which broadcasts
+    a shared input [N, F] over the members' [K, N, F], as NumPy does)."""
+    out = x
+    for j, child in enumerate(layer.body):
+        out = _layer(g, child, f"{i}_body{j}", out, opset)
+    return g.op("Add", [x, out], f"residual{i}")
+
+
 def _numeric_inputs(g: _Graph, layer, i: int, x: str) -> str:
     """A numeric embedding's inputs as [..., N, F, 1] (the layer's input is [N, inputs], or
     [K, N, inputs] after an embedding with members)."""
@@ -279,8 +289,17 @@ def _piecewise_linear(g: _Graph, layer, i: int, x: str, opset: int) -> str:
 # adds its translation here
 LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer, "batch_norm": _batch_norm,
                  "layer_norm": _layer_norm, "embedding": _embedding, "periodic": _periodic,
-                 "piecewise_linear": _piecewise_linear,
+                 "piecewise_linear": _piecewise_linear, "residual": _residual,
                  "dropout": lambda g, layer, i, x, opset: x}  # dropout: the identity outside training, no node
+
+
+def _layer(g: _Graph, layer, i, x: str, opset: int) -> str:
+    """Layer `i` (a composite's child: `3_body0`) translated, or a clear error for a type without
+    a translation."""
+    if layer.type not in LAYER_EXPORTS:
+        raise NnctlError(f"layer {str(i).replace('_body', '.body.')} is of type '{layer.type}', which has no "
+                         "ONNX form in this nnctl", "nnctl export", "the model still predicts with nnctl predict")
+    return LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
 
 
 def _inputs(g: _Graph, model, onnx, unknown: str) -> tuple[list, str]:
@@ -375,10 +394,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     inputs, x = _inputs(g, model, onnx, unknown)
     x = _scaled(g, meta["scaler"], x)
     for i, layer in enumerate(network.layers):
-        if layer.type not in LAYER_EXPORTS:
-            raise NnctlError(f"layer {i} is of type '{layer.type}', which has no ONNX form in this nnctl",
-                             "nnctl export", "the model still predicts with nnctl predict")
-        x = LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
+        x = _layer(g, layer, i, x, opset)
     spread = None
     if network.members is not None:
         if conformal.needs_spread:
@@ -574,7 +590,7 @@ def _doc(model, unknown: str) -> str:
     else:
         out = f"'label' [N] (one of {', '.join(map(str, model.classes))}) and 'probabilities' [N, {len(model.classes)}]"
     doc = f"nnctl {meta['task']} model of '{meta['target']}'. Inputs: {how}. Outputs: {out}."
-    if model.network.dtype == np.float64 and any(getattr(layer, "name", None) == "gelu" for layer in model.network.layers):
+    if model.network.dtype == np.float64 and any(getattr(layer, "name", None) == "gelu" for _, layer in model.network.leaves()):
         doc += " A float64 graph; its gelu layers compute in float32 (onnxruntime has no float64 gelu)."
     return doc
 

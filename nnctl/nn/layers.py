@@ -133,6 +133,11 @@ class Layer:
         """Take the network's views of this layer's params and grads (same names, shapes)."""
         self.params, self.grads = params, grads
 
+    def leaves(self, path: tuple = ()):
+        """(path, layer) of every layer that is no composite, in order: this one, with the
+        names of the composites it sits in (`("body.0",)`); a composite yields its children's."""
+        yield path, self
+
 
 LAYERS: dict[str, type] = {}
 
@@ -343,4 +348,5 @@ class Dropout(Layer):
 # that has them needs only LAYERS
 from . import normalization  # noqa: E402,F401
 from . import embedding  # noqa: E402,F401
+from . import composite  # noqa: E402,F401
 from . import numeric  # noqa: E402,F401

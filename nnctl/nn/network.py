@@ -125,7 +125,7 @@ class Network:
     @property
     def sizes(self) -> list[int]:
         """Inputs, then the units of each dense layer: [4, 16, 3] for 4 → 16 → 3."""
-        return [self.n_inputs] + [w for layer, w in zip(self.layers, self.widths[1:]) if isinstance(layer, Dense)]
+        return [self.n_inputs] + [layer.W.shape[-1] for _, layer in self.leaves() if isinstance(layer, Dense)]
 
     @property
     def n_outputs(self) -> int:
@@ -149,6 +149,14 @@ class Network:
     def trainable(self) -> list[tuple[int, Layer]]:
         """(index, layer) of every layer with parameters."""
         return [(i, layer) for i, layer in enumerate(self.layers) if layer.params]
+
+    def leaves(self):
+        """(path, layer) of every layer that is no composite, in order, a composite's children in
+        its place: path ('layers.3', 'body.0') names the layer's arrays (`layers.3.body.0.W`) and
+        finds its buffers (`Workspace.leaf_buffers`)."""
+        for i, layer in enumerate(self.layers):
+            for path, leaf in layer.leaves():
+                yield (f"layers.{i}",) + path, leaf
 
     def named_params(self):
         """('layers.<i>.<name>', array, gradient) of every trainable array, in flat order."""

@@ -192,6 +192,32 @@ def _outputs(meta: dict) -> int | None:
     return len(meta["target_scaler"]["offset"]) if meta.get("target_scaler") else None
 
 
+def _spec_at(specs, path: list) -> dict | None:
+    """The layer spec a path of an array name leads to (`['3', 'body', '0']` for
+    `layers.3.body.0.W`: a composite's child), or None when meta lists no such layer."""
+    if not path or not path[0].isdigit() or not isinstance(specs, list) or int(path[0]) >= len(specs):
+        return None
+    spec = specs[int(path[0])]
+    if not isinstance(spec, dict):
+        return None
+    if len(path) == 1:
+        return spec
+    return _spec_at(spec.get(path[1]), path[2:]) if len(path) > 2 else None
+
+
+def _dense_paths(specs, path: tuple = ()) -> list[tuple]:
+    """The paths (('3', 'body', '0'), as array names hold them) of the dense layers, composites'
+    children in their place, in order."""
+    found = []
+    for i, spec in enumerate(specs if isinstance(specs, list) else []):
+        if not isinstance(spec, dict):
+            continue
+        if spec.get("type") == "dense":
+            found.append(path + (str(i),))
+        for group, children in spec.items():
+            if isinstance(children, list) and children and all(isinstance(c, dict) for c in children):
+                found += _dense_paths(children, path + (str(i), group))
+    return found
 NUMERIC_WIDTH = {"periodic": "width", "piecewise_linear": "bins"}  # a numeric embedding's columns per input
 
 
@@ -204,13 +230,13 @@ def format2_limit(meta: dict):
     members = meta.get("members") if meta["format_version"] >= 3 else None
     lead = 0 if members is None else 1
     inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
-    dense = [i for i, spec in enumerate(specs) if spec.get("type") == "dense"]
+    dense = _dense_paths(specs)
     first = specs[0] if specs and isinstance(specs[0], dict) else {}
     columns = first.get("columns")
     if first.get("type") == "embedding" and isinstance(columns, list) and _numbers(first.get("widths"), len(columns)):
         # the first dense layer takes the inputs less the code columns, plus the embeddings
         inputs += int(sum(first["widths"])) - len(first["columns"])
-    for spec in specs[:dense[0] if dense else 0]:
+    for spec in specs[:int(dense[0][0]) if dense else 0]:  # the layers before the first dense one's block
         numeric = spec.get("columns") if isinstance(spec, dict) else None
         size = spec.get(NUMERIC_WIDTH.get(spec.get("type"), ""), None) if isinstance(spec, dict) else None
         if isinstance(numeric, list) and _numbers([size], 1):
@@ -224,7 +250,7 @@ def format2_limit(meta: dict):
         if name == CONFORMAL_SCORES:
             return _conformal_limit(meta, header)
         parts = name.split(".")
-        if len(parts) != 3 or parts[0] != "layers" or not parts[1].isdigit() or int(parts[1]) >= len(specs):
+        if parts[0] != "layers" or _spec_at(specs, parts[1:-1]) is None:
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
         if header.dtype not in FLOATS:
             return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
@@ -232,7 +258,7 @@ def format2_limit(meta: dict):
             return f"`{name}` has shape {header.shape}, more dimensions than any layer's array"
         if members is not None and (not header.shape or header.shape[0] != members):
             return f"`{name}` has shape {header.shape}, not a leading axis of the {members} members meta names"
-        i, array = int(parts[1]), parts[2]
+        i, array = tuple(parts[1:-1]), parts[-1]
         if dense and i == dense[0] and array == "W" and len(header.shape) == 2 + lead and \
                 header.shape[-2] != inputs:
             return f"`{name}` has {header.shape[-2]} rows, but meta names {inputs} inputs"
@@ -357,7 +383,14 @@ DAMAGED_HINT = "train again, or point at another run"
 
 def _settings_problem(kind: str, spec: dict) -> str | None:
     """What a layer's settings hold that would make it predict nonsense rather than fail: a
-    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row)."""
+    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row);
+    the same for a composite's children."""
+    for group, children in spec.items():
+        if isinstance(children, list) and all(isinstance(c, dict) for c in children):
+            for j, child in enumerate(children):
+                problem = _settings_problem(child.get("type"), child)
+                if problem:
+                    return f"{group}.{j}: {problem}"
     if kind in ("batch_norm", "layer_norm") and "eps" in spec:
         eps = spec["eps"]
         if not _numbers([eps], 1) or not (np.isfinite(eps) and eps > 0):
@@ -372,9 +405,9 @@ def _arrays_problem(layer, own: dict, prefix: str) -> str | None:
     extra = sorted(set(own) - expected)
     if extra:
         return f"has an array `{prefix}{extra[0]}` that a layer of its type does not have"
-    var = own.get("running_var")
-    if var is not None and (np.asarray(var) < 0).any():
-        return f"has a negative variance in `{prefix}running_var`: a variance is never below 0"
+    for name, var in own.items():  # a composite's child's too: body.1.running_var
+        if name.split(".")[-1] == "running_var" and (np.asarray(var) < 0).any():
+            return f"has a negative variance in `{prefix}{name}`: a variance is never below 0"
     return None
 
 

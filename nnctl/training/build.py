@@ -11,6 +11,7 @@ from ..config import hidden_activations, load_config
 from ..config.typed import Config
 from ..data import Dataset, load_dataset
 from ..errors import NnctlError
+from ..nn.composite import Residual
 from ..nn.embedding import Embedding
 from ..nn.layers import Activation, Dense, Dropout
 from ..nn.losses import LOSSES, loss_for
@@ -66,7 +67,10 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
 def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype, seed: int,
                    numeric: "NumericPlan | None" = None) -> list:
     """The layer list, emitted once: [embedding], [numeric embedding], then per hidden block
-    dense → [norm] → activation → [dropout], then the output's dense layer.
+    dense → [norm] → activation → [dropout], then the output's dense layer. With `model.residual`,
+    a hidden block whose input width (the previous block's units, or the first block's inputs)
+    equals its units is one residual layer holding those layers, x + f(x); the weights are the
+    same either way.
 
     Each source of randomness has its own stream of `seed` (the config's, or a member's): the dense weights `default_rng(seed)`
     (layer by layer, as `initial_weights` draws them), the dropout masks (one generator the
@@ -86,13 +90,16 @@ def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype
     dropout_rng = np.random.default_rng(streams[2]) if any(rates) else None
     norm = NORMALIZATIONS.get(cfg.model.normalization)
     for i, (W, b) in enumerate(initial_weights(sizes, activations, cfg.model.init, seed, dtype)):
-        layers.append(Dense(W, b))
+        block = [Dense(W, b)]
         if i < len(activations):
             if norm is not None:
-                layers.append(norm.fresh(W.shape[1], dtype))
-            layers.append(Activation(activations[i]))
+                block.append(norm.fresh(W.shape[1], dtype))
+            block.append(Activation(activations[i]))
             if rates[i]:
-                layers.append(Dropout(rates[i], dropout_rng))
+                block.append(Dropout(rates[i], dropout_rng))
+            if cfg.model.residual and W.shape[0] == W.shape[1]:
+                block = [Residual(block)]
+        layers.extend(block)
     return layers
 
 
@@ -244,13 +251,17 @@ def _warm_start(path, network: Network, dataset: Dataset) -> None:
         raise NnctlError(f"model.init_from is {describe(theirs)}, the config builds {describe(ours)}",
                          "model.init_from", "use the same model.layers as that model, or train from scratch")
     arrays = {name: a.astype(network.dtype) for name, a in saved.items()}
-    embedded = not isinstance(ours.layers[0], Dense)  # an embedding of categories or of numbers
+    embedded = not isinstance(ours.layers[0], (Dense, Residual))  # an embedding of categories or of numbers
     if embedded and rows != list(range(len(rows))):
         # the first dense layer's rows follow the embedding's output, not the inputs: same order only
         raise NnctlError("model.init_from has embedded columns and takes its inputs in another order than this data",
                          "model.init_from", "list data.features in that model's order, or train from scratch")
     if embedded:
         rows = slice(None)
+    elif rows != list(range(len(rows))) and any(path for path, _ in ours.layers[0].leaves()):
+        # a residual first block adds its input to its output: its columns are the inputs' order
+        raise NnctlError("model.init_from starts with a residual block and takes its inputs in another order than "
+                         "this data", "model.init_from", "list data.features in that model's order, or train from scratch")
     first, last = f"layers.{ours.trainable[0][0]}.", f"layers.{ours.trainable[-1][0]}."
     for name, a in arrays.items():
         if name.startswith(first) and a.ndim == 2:  # (inputs, units): rows follow the inputs

@@ -190,6 +190,8 @@ TRACE_RULES = {
     "layer_norm": ("out{i} = γ ⊙ x̂ + β,  x̂ = ({x} - μ) / √(σ² + eps),  μ, σ² = each row's mean and variance over its columns",
                    "∂L/∂γ = Σ_rows delta{i} ⊙ x̂,  ∂L/∂β = Σ_rows delta{i},  "
                    "delta{p} = (g - mean_cols(g) - x̂ ⊙ mean_cols(g ⊙ x̂)) / √(σ² + eps),  g = delta{i} ⊙ γ"),
+    "residual": ("out{i} = {x} + f({x}),  f = its body's layers in order",
+                 "∂L/∂(body arrays) as each of its layers gives them,  delta{p} = delta{i} + f'({x})ᵀ · delta{i}"),
     "periodic": ("out{i} = [{x}'s other columns, then per numeric column f: ReLU(v_f · W_f + b_f)],  "
                  "v_f = [cos(2π c_f x_f), sin(2π c_f x_f)]",
                  "∂L/∂W_f = v_fᵀ · g_f,  ∂L/∂b_f = Σ_rows g_f,  ∂L/∂c_f = 2π Σ_rows x_f ⊙ ∂L/∂a_f,  "
@@ -241,7 +243,9 @@ def print_trace(record: dict) -> None:
         for f in step["forward"]:
             layer = layers[f["layer"]]
             rule = _trace_rule(layer, 0) or f"out{f['layer']}"
-            zeros = f" (the mask zeroes {f['mask_zeros']:.0%} of the values)" if "mask_zeros" in f else ""
+            # a dropout layer's, or one inside a residual block's (`body.3.mask_zeros`)
+            masked = next((f[key] for key in f if key.split(".")[-1] == "mask_zeros"), None)
+            zeros = f" (the mask zeroes {masked:.0%} of the values)" if masked is not None else ""
             zeros += f" ({f['relu_zeros']:.0%} of its ReLU outputs are 0)" if "relu_zeros" in f else ""
             zeros += f" ({f['outside']:.0%} of the numbers lie beyond the bin edges)" if "outside" in f else ""
             blocks.append(f"layer {f['layer']} ({layer['name']}){zeros}: {rule} =\n{format_matrix(f['output'])}")
