@@ -14,11 +14,12 @@ from ..errors import NnctlError
 from ..nn.composite import Residual
 from ..nn.embedding import Embedding
 from ..nn.layers import Activation, Dense, Dropout
+from ..nn.heads import MultiLoss
 from ..nn.losses import LOSSES, loss_for
 from ..nn.network import Network, initial_weights
 from ..nn.normalization import NORMALIZATIONS
 from ..nn.numeric import Periodic, PiecewiseLinear, quantile_edges
-from .scoring import row_weights, targets_for
+from .scoring import dataset_heads, row_weights, targets_for
 
 
 def architecture(sizes) -> str:
@@ -38,6 +39,34 @@ def choose_loss(cfg: Config, dataset: Dataset) -> str:
     return loss
 
 
+def multi_loss(cfg: Config, dataset: Dataset) -> MultiLoss:
+    """The heads of several targets, each with its task's loss (loss: auto), side by side in
+    the output columns, and each target's weight (training.target_weights, else 1); the scale
+    of each loss is set by `scale_heads` once the network exists."""
+    weights = [cfg.training.target_weights.get(t.name, 1.0) for t in dataset.targets]
+    return MultiLoss(dataset_heads(dataset), weights)
+
+
+SCALE_ROWS = 4096  # training rows the initial losses are measured on
+
+
+def scale_heads(network: Network, dataset: Dataset, cfg: Config) -> None:
+    """Divide each target's weight by its loss at initialization, measured on the first
+    SCALE_ROWS training rows: a cross-entropy of log(classes) and a standardized target's MSE of
+    about 1 then each start near their weight (docs/targets.md)."""
+    loss = network.loss
+    X, y = dataset.X_train[:SCALE_ROWS], dataset.y_train[:SCALE_ROWS]
+    user = np.array([cfg.training.target_weights.get(h.name, 1.0) for h in loss.heads])
+    if not len(X):
+        return
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        a = network.predict_output(X)
+        parts = loss.parts(network.output_logits(a), a, targets_for(network, y))
+    scales = np.array([p if np.isfinite(p) and p > 1e-12 else 1.0 for p in parts])
+    loss.scales = scales
+    loss.weights = user / scales
+
+
 def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
@@ -54,10 +83,12 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
     _check_model_fits(sizes, cfg, dataset, sum((n + 1) * width for _, n, width in embedded) +
                       (numeric.n_params if numeric is not None else 0), numeric.per_row if numeric is not None else 0)
     dtype = np.dtype(cfg.training.dtype)
-    loss = choose_loss(cfg, dataset)
+    loss = choose_loss(cfg, dataset) if dataset.targets is None else multi_loss(cfg, dataset)
     # member i is the network `seed + i` would build alone: member 0 is the single network
     networks = [Network(network_layers(cfg, sizes, embedded, dataset.n_inputs, dtype, cfg.seed + i, numeric), loss,
                         dataset.n_inputs) for i in range(members)]
+    if dataset.targets is not None:
+        scale_heads(networks[0], dataset, cfg)
     network = networks[0] if members == 1 else Network.stack(networks)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
@@ -301,5 +332,5 @@ def prepare_float64(config, overrides, rows: int):
     X, y = dataset.X_train[:rows], dataset.y_train[:rows]
     if len(X) < network.min_rows:
         raise NnctlError("batch normalization cannot normalize a batch of one row", "--rows", "use --rows 2 or more")
-    weights = row_weights(cfg.training.class_weight, dataset, y, np.float64)
+    weights = row_weights(cfg.training.class_weight, dataset, y, np.float64, network)
     return network, X, targets_for(network, y), cfg, weights

@@ -75,7 +75,7 @@ def print_evaluation(report: dict) -> None:
     for key, value in report.items():
         # out_of_range: said on stderr as warnings, one per column; saved: said where it is written
         if key in ("task", "rows", "labels", "confusion_matrix", "per_class", "threshold", "positive_class",
-                   "out_of_range", "saved"):
+                   "out_of_range", "saved") or isinstance(value, (list, dict)):
             continue
         table.add_row(key, "undefined" if value is None else format_number(value))
     console.print(table)
@@ -252,6 +252,10 @@ def print_trace(record: dict) -> None:
         blocks.append(f"output: {record['output']}(out{last}) =\n{format_matrix(step['output'])}")
         panel(s + "2. forward propagation", blocks)
         console.print(f"{s}3. loss ({record['loss']}, mean over rows) = {step['loss']:.6g}")
+        for head, value in zip(record.get("heads", ()), step.get("head_losses", ())):
+            start, stop = head["columns"]
+            console.print(f"   {head['target']}: {head['loss']} of {head['output']}(out{last}[:, {start}:{stop}]) = "
+                          f"{value:.6g}, × λ {head['weight']:.4g}")
         blocks = []
         for b in step["backward"]:
             i, layer = b["layer"], layers[b["layer"]]
