@@ -142,3 +142,60 @@ def test_member_losses_are_each_members_own(name, smoothed):
     got = member_values(name, z, a, y, w)
     want = [loss.value(z[k], a[k], y[k], w[k]) for k in range(K)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def both_cv(tmp_path_factory):
+    from nnctl.sweep.cv import run_cv
+
+    runs = tmp_path_factory.mktemp("cv")
+    members = run_cv(CONFIGS / "iris.yaml", 3, STOPPING, runs_dir=runs / "members")
+    separate = run_cv(CONFIGS / "iris.yaml", 3, STOPPING, runs_dir=runs / "separate", workers=2, separate=True)
+    return members, separate
+
+
+def test_cv_folds_as_members_equal_separate_folds_file_by_file(both_cv):
+    members, separate = both_cv
+    assert members["note"] is None and separate["note"] is None
+    epochs = set()
+    for m, s in zip(members["rows"], separate["rows"]):
+        a, b = Path(m["run"]), Path(s["run"])
+        assert a.name == b.name and sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+        metrics = json.loads((a / "metrics.json").read_text())
+        _close(metrics, json.loads((b / "metrics.json").read_text()), a.name)
+        epochs.add(metrics["epochs"])
+        assert (a / "config.yaml").read_text() == (b / "config.yaml").read_text()
+        for name in ("history.csv", "validation.csv"):
+            _close(_numbers(a / name), _numbers(b / name), f"{a.name}/{name}")
+        with np.load(a / "model.npz") as x, np.load(b / "model.npz") as y:
+            for key in y.files:
+                if key != "meta":
+                    np.testing.assert_allclose(x[key], y[key], rtol=1e-5, atol=1e-8, err_msg=key)
+    assert len(epochs) > 1  # the folds stopped at different epochs
+    _close(_numbers(members["folder"] / "folds.csv"), _numbers(separate["folder"] / "folds.csv"), "folds.csv")
+    _close(json.loads((members["folder"] / "summary.json").read_text()),
+           json.loads((separate["folder"] / "summary.json").read_text()), "summary.json")
+
+
+def test_cv_repeats_as_members_keep_their_layout(tmp_path):
+    from nnctl.sweep.cv import run_cv
+
+    result = run_cv(CONFIGS / "iris.yaml", 2, ["training.iterations=3"], runs_dir=tmp_path, repeats=2)
+    assert result["note"] is None
+    assert sorted(str(p.relative_to(result["folder"])) for p in result["folder"].glob("repeat_*/fold_*/model.npz")) \
+        == [f"repeat_{r}/fold_{i}/model.npz" for r in range(2) for i in range(2)]
+    alone = run_cv(CONFIGS / "iris.yaml", 2, ["training.iterations=3", "seed=43"], runs_dir=tmp_path / "alone",
+                   separate=True, workers=1)
+    with np.load(result["folder"] / "repeat_1/fold_1/model.npz") as x, \
+            np.load(alone["folder"] / "fold_1/model.npz") as y:
+        np.testing.assert_allclose(x["layers.0.W"], y["layers.0.W"], rtol=1e-5, atol=1e-7)
+
+
+def test_cv_folds_that_cannot_be_members_train_separately_with_a_note(tmp_path):
+    result = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--runs-dir", tmp_path, "--workers", "1",
+                 "--set", "training.iterations=2", "--set", "model.dropout=0.2")
+    assert result.exit_code == 0, result.stderr
+    assert "note: the folds train as separate runs: dropout draws the members' masks" in result.stderr
+    asked = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--separate", "--runs-dir", tmp_path,
+                "--set", "training.iterations=2", "--workers", "1")
+    assert asked.exit_code == 0 and "note:" not in asked.stderr

@@ -88,8 +88,9 @@ def cv(
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder for the cv folder"),
     name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Name (default: the config file's stem)"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="Folds at once (default: the number of cores)"),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="With --separate: folds at once (default: the number of cores)"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster (one task per fold)"),
+    separate: bool = typer.Option(False, "--separate", help="One process per fold (--workers at once), not members of one pass"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the folder's path"),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
     repeats: int = typer.Option(1, "--repeats", metavar="R", help="Draw the K folds R times, repeat r from seed + r (as scikit-learn's RepeatedStratifiedKFold); the summary is over all R·K folds"),
@@ -112,7 +113,9 @@ def cv(
 
     tracker = cv_tracker(config, set_ or [], track, also=said, runs_dir=runs_dir)
     result = tracked(tracker, lambda: run_cv(config, folds, set_ or [], runs_dir, name, workers, ray,
-                                             callback=tracker or said, repeats=repeats))
+                                             callback=tracker or said, repeats=repeats, separate=separate))
+    if result.get("note") and not quiet:
+        sys.stderr.write(f"note: {result['note']}\n")
     over = f"{folds * repeats} folds ({repeats} repeats of {folds})" if repeats > 1 else f"{folds} folds"
     if not quiet:
         for key, stats in result["summary"].items():

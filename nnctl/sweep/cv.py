@@ -17,6 +17,7 @@ from ..jsonfmt import dumps
 from ..runs.folder import RunFolder, check_name, folder_lock
 from ..training.signals import signals_held
 from .driver import make_folder, make_runner, write_files
+from .members import members_or_why, train_jobs_as_members
 
 
 def check_folds(cfg: Config, folds: int, flag: str = "--folds") -> None:
@@ -51,7 +52,7 @@ CvStopped = Stopped  # the name it had before `train --seeds` shared it
 
 
 def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None = None, workers: int | None = None,
-           ray_address: str | None = None, callback=None, repeats: int = 1) -> dict:
+           ray_address: str | None = None, callback=None, repeats: int = 1, separate: bool = False) -> dict:
     """K-fold cross-validation of one config (stratified for classification, from its seed):
     each fold a run folder `fold_<i>`, `folds.csv` and `summary.json` beside them. With
     `repeats` R > 1 the K folds are drawn R times, repeat r from seed + r (so its folds, initial
@@ -60,7 +61,10 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
     it has no --resume, and a part of its folds is no estimate (Stopped on an interrupt,
     NnctlError naming the failed fold); once every fold has finished, it is kept whole (an
     interrupt then waits for summary.json). `callback(key, result)` as each fold finishes: key is
-    the fold's index, or (repeat, fold) with repeats."""
+    the fold's index, or (repeat, fold) with repeats. The folds train as the members of one
+    pass in this process when they can (`sweep.members`), else, or with `separate`, as one job
+    per fold in parallel; the result's `note` says why they could not (None when they did, or
+    `separate` asked)."""
     cfg = load_config(config, list(overrides))
     check_name(Path(config).stem if name is None else name, "cv")
     if repeats < 1:
@@ -69,14 +73,26 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
         raise NnctlError(f"--folds {folds} --repeats {repeats} make {folds * repeats} runs, more than {MAX_RUNS} in "
                          "one folder", "--repeats", f"use --repeats {max(1, MAX_RUNS // max(folds, 1))} or fewer")
     check_folds(cfg, folds)
+    from ..data import load_dataset
+
+    jobs = _fold_jobs(cfg, folds, repeats, Path(runs_dir))  # where each goes is set once the folder is made
+    cfgs = [job["cfg"] for job in jobs]
+    datasets, note = (None, None) if separate else members_or_why(
+        cfgs, lambda: [load_dataset(job["cfg"], fold=job["fold"]) for job in jobs], ray_address, "folds")
     # "-cv<K>" in its name: a cv folder is never taken for a run at a glance
     times = f"x{repeats}" if repeats > 1 else ""
     folder = make_folder(runs_dir, f"{Path(config).stem if name is None else name}-cv{folds}{times}", "cv")
     with kept_when_whole(folder, "cv"), folder_lock(folder, "this cv is running", "wait for it to end"):
         jobs = _fold_jobs(cfg, folds, repeats, folder)
-        results = run_all(jobs, folder, workers, ray_address, callback, "cv")
+        if datasets is not None:
+            for job in jobs:
+                Path(job["runs_dir"]).mkdir(parents=True, exist_ok=True)
+            results = train_jobs_as_members(cfgs, datasets, jobs, callback, "folds", "cv")
+        else:
+            results = run_all(jobs, folder, workers, ray_address, callback, "cv")
         with signals_held():
-            return _cv_summary(folder, folds, repeats, jobs, results, cfg.training.early_stopping is not None)
+            summary = _cv_summary(folder, folds, repeats, jobs, results, cfg.training.early_stopping is not None)
+            return {**summary, "note": note}
 
 
 @contextmanager

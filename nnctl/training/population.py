@@ -57,12 +57,13 @@ def same_shapes(datasets) -> str | None:
 
 
 def train_population(network: Network, datasets: list, training, seeds: list[int], watched: dict | None = None,
-                     should_stop=None) -> list[Member]:
+                     should_stop=None, labels: list[str] | None = None) -> list[Member]:
     """Train `network` (K members, member k initialized from seeds[k]) on `datasets` (one per
     member, of one shape: `same_shapes`) under `training`; a list of K Members. A member whose
-    loss becomes non-finite is an NnctlError naming its seed; `should_stop()` true ends training
-    with KeyboardInterrupt (a population is all or nothing)."""
+    loss becomes non-finite is an NnctlError naming it (`labels[k]`, default "seed <seed>");
+    `should_stop()` true ends training with KeyboardInterrupt (a population is all or nothing)."""
     loop = PopulationLoop(network, datasets, training, seeds, Callback(), should_stop, watched or {})
+    loop.labels = labels or [f"seed {s}" for s in seeds]
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         if loop.run(start) == "interrupted":
@@ -104,6 +105,7 @@ class PopulationLoop(_Loop):
         self.clipped = np.zeros(K, dtype=np.int64)
         self.finished: list = [None] * K
         self.step = self._step
+        self.labels = [f"seed {s}" for s in self.seeds]
 
     def diagnostics_for(self, network) -> Diagnostics:
         return Diagnostics(network, self.ws, apart=True)
@@ -193,7 +195,7 @@ class PopulationLoop(_Loop):
         scores = self.score_members() if self.has_val else None
         logs = []
         for k in np.flatnonzero(self.active):
-            where = f"{self.advice} (seed {self.seeds[k]})"
+            where = f"{self.advice} ({self.labels[k]})"
             log = {"epoch": epoch, "train_loss": float(train_loss[k])}
             check_finite(log["train_loss"], epoch, where)
             if scores is not None:
@@ -254,7 +256,7 @@ class PopulationLoop(_Loop):
         if self.clip is not None:
             result.clipped_steps, result.steps = int(self.clipped[k]), self.steps
             result.metrics.update(clipped_steps=result.clipped_steps, steps=self.steps)
-        check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), f"{self.advice} (seed {self.seeds[k]})")
+        check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), f"{self.advice} ({self.labels[k]})")
         self.finished[k] = Member(result, alone, checkpoint)
         self.active[k] = False
         stopped = np.flatnonzero(~self.active)

@@ -1,0 +1,61 @@
+"""Runs of one architecture (`train --seeds N`'s seeds, `cv`'s folds) trained as the members of
+one pass in this process, each into the run folder its job would leave alone, with results as
+`cv.run_all` gives a job's.
+
+    datasets, note = members_or_why(cfgs, load, ray_address, "seeds")
+    results = train_jobs_as_members(cfgs, datasets, jobs, callback, "seeds", "seeds")
+"""
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from ..config.typed import Config
+
+
+def members_or_why(cfgs: list[Config], load, ray_address: str | None, noun: str, cache: bool = True):
+    """(the runs' datasets, None) when `cfgs` can train as the members of one pass, else (None,
+    why not, as the note the user reads). `load()` gives the datasets, one per config; it is
+    called only when nothing else has ruled the population out."""
+    from ..commands.population import population_problem
+    from ..data import load_dataset
+
+    if ray_address:
+        return None, f"the {noun} run as separate Ray tasks (--ray-address)"
+    if getattr(load_dataset(cfgs[0], cache=cache), "streamed", False):  # before reading N parts of it
+        return None, f"the {noun} train one at a time on streamed data"
+    datasets = load()
+    why = population_problem(cfgs, datasets)
+    return (None, f"the {noun} train as separate runs: {why}") if why else (datasets, None)
+
+
+def train_jobs_as_members(cfgs: list[Config], datasets: list, jobs: list[dict], callback, noun: str,
+                          what: str) -> list[dict]:
+    """The jobs' runs trained as one population into their folders (`runs_dir`/`folder` of each
+    job): a result per job as `run_all` gives them (`value`: the job's metric; `seconds`: the
+    whole population's). An interrupt is `Stopped`, and no run folder is left."""
+    from ..commands.population import train_members
+    from .cv import Stopped
+    from .jobs import metric_value
+
+    start = time.perf_counter()
+    metric = jobs[0]["metric"]["name"]
+    try:
+        trained = train_members(cfgs, datasets, [(job["runs_dir"], job["folder"]) for job in jobs],
+                                watched={metric: "metric.name"}, labels=[job["label"] for job in jobs],
+                                folds=[job.get("fold") for job in jobs])
+    except KeyboardInterrupt:
+        raise Stopped(f"interrupted after 0 of {len(jobs)} {noun}; the {what} folder was removed "
+                      f"(its {noun} only count together)")
+    seconds = time.perf_counter() - start
+    results = [{"state": "complete", "value": metric_value(result.metrics, metric), "epochs": result.epochs,
+                "seconds": seconds, "node": socket.gethostname(), "run": str(Path(result.run)), "error": None}
+               for result in trained]
+    try:
+        for job, out in zip(jobs, results):
+            if callback:
+                callback(job["key"], out)
+    except KeyboardInterrupt:  # every run is in its folder: nothing was left to stop (as run_all)
+        pass
+    return results
