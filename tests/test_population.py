@@ -199,3 +199,40 @@ def test_cv_folds_that_cannot_be_members_train_separately_with_a_note(tmp_path):
     asked = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--separate", "--runs-dir", tmp_path,
                 "--set", "training.iterations=2", "--workers", "1")
     assert asked.exit_code == 0 and "note:" not in asked.stderr
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_members_with_their_own_learning_rate_and_l2_equal_separate_runs(tmp_path, optimizer):
+    from nnctl.commands.population import population_problem, train_members
+    from nnctl.commands.train import train_config
+    from nnctl.config import load_config
+    from nnctl.data import load_seeds
+
+    own = [(0.03, 0.0), (0.01, 0.01), (0.003, 0.1)]
+    cfgs = [load_config(CONFIGS / "iris.yaml", STOPPING + [f"training.optimizer={optimizer}",
+                                                           f"training.learning_rate={lr}", f"training.l2={l2}"])
+            for lr, l2 in own]
+    datasets = load_seeds(cfgs)
+    assert population_problem(cfgs, datasets) is None
+    (tmp_path / "members").mkdir()
+    together = train_members(cfgs, datasets, [(tmp_path / "members", f"run_{i}") for i in range(3)],
+                             watched={"val_loss": "metric.name"})
+    epochs = set()
+    for i, (cfg, result) in enumerate(zip(cfgs, together)):
+        alone = train_config(cfg, runs_dir=tmp_path / "separate", folder=f"run_{i}", plot=False,
+                             metrics={"val_loss": "metric.name"})
+        a, b = Path(result.run), Path(alone.run)
+        _close(json.loads((a / "metrics.json").read_text()), json.loads((b / "metrics.json").read_text()), a.name)
+        _close(_numbers(a / "history.csv"), _numbers(b / "history.csv"), f"{a.name}/history.csv")
+        with np.load(a / "model.npz") as x, np.load(b / "model.npz") as y:
+            np.testing.assert_allclose(x["layers.0.W"], y["layers.0.W"], rtol=1e-5, atol=1e-8)
+        epochs.add(result.epochs)
+    assert len(epochs) > 1
+
+
+def test_configs_that_differ_in_more_than_a_member_holds_are_no_population():
+    from nnctl.commands.population import population_problem
+    from nnctl.config import load_config
+
+    cfgs = [load_config(CONFIGS / "iris.yaml", [f"training.batch_size={b}"]) for b in (8, 16)]
+    assert "differ in more than seed, training.learning_rate, training.l2" in population_problem(cfgs, [None, None])

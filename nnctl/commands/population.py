@@ -38,13 +38,15 @@ def _networks(cfgs: list[Config], datasets: list) -> list[Network]:
 
 def population_problem(cfgs: list[Config], datasets: list) -> str | None:
     """Why these runs cannot train as the members of one pass, or None when they can: their
-    configs may differ only in `seed`, their data must have one shape, and nothing random may
-    be drawn from a generator the members would share (dropout masks)."""
+    configs may differ only in what a member holds on its own (`MEMBER_KEYS`: the seed, the
+    learning rate, l2), their data must have one shape, and nothing random may be drawn from a
+    generator the members would share (dropout masks)."""
     first = cfgs[0]
     if first.model.ensemble > 1:
         return "each run is an ensemble already (model.ensemble > 1)"
-    if any(cfg.to_dict() | {"seed": 0} != first.to_dict() | {"seed": 0} for cfg in cfgs[1:]):
-        return "their configs differ in more than the seed"
+    common = [_without_member_keys(cfg) for cfg in cfgs]
+    if any(c != common[0] for c in common[1:]):
+        return "their configs differ in more than " + ", ".join(MEMBER_KEYS)
     if first.training.schedule["name"] == "plateau":
         return "a plateau schedule lowers each run's learning rate on its own validation scores"
     why = same_shapes(datasets)
@@ -57,6 +59,17 @@ def population_problem(cfgs: list[Config], datasets: list) -> str | None:
     if len(shapes) > 1:  # an embedding table sized by the categories its split saw, say
         return "their networks differ in shape"
     return None
+
+
+# what each member of a population may hold on its own: configs that differ only here train as one
+MEMBER_KEYS = ("seed", "training.learning_rate", "training.l2")
+
+
+def _without_member_keys(cfg: Config) -> dict:
+    plain = cfg.to_dict()
+    plain["seed"] = 0
+    plain["training"] = {**plain["training"], "learning_rate": 0, "l2": 0}
+    return plain
 
 
 def train_members(cfgs: list[Config], datasets: list, places: list[tuple], name: str = "trial",
@@ -94,7 +107,7 @@ def _train_and_save(cfgs, datasets, population, places, name, watched, labels, f
         for run, cfg in zip(runs, cfgs):
             RunFolder(run["tmp"]).write_config(dump_config(cfg))  # first, as a run alone does
         members = train_population(population, datasets, cfgs[0].training, [cfg.seed for cfg in cfgs], watched,
-                                   labels=labels)
+                                   labels=labels, rates=[cfg.training for cfg in cfgs])
         for run, cfg, dataset, member, fold in zip(runs, cfgs, datasets, members, folds):
             files = RunFolder(run["tmp"])
             if cfg.training.checkpoint_every is not None:

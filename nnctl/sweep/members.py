@@ -1,6 +1,7 @@
 """Runs of one architecture (`train --seeds N`'s seeds, `cv`'s folds) trained as the members of
 one pass in this process, each into the run folder its job would leave alone, with results as
-`cv.run_all` gives a job's.
+`cv.run_all` gives a job's; and how many of a sweep's trials one job may train as members
+(`members_per_job`; the job itself: `jobs.run_members`).
 
     datasets, note = members_or_why(cfgs, load, ray_address, "seeds")
     results = train_jobs_as_members(cfgs, datasets, jobs, callback, "seeds", "seeds")
@@ -59,3 +60,44 @@ def train_jobs_as_members(cfgs: list[Config], datasets: list, jobs: list[dict], 
     except KeyboardInterrupt:  # every run is in its folder: nothing was left to stop (as run_all)
         pass
     return results
+
+
+MEMBERS_PER_JOB = 8  # the most trials one job trains as the members of one pass
+
+
+def members_per_job(sweep: dict, ray_address: str | None) -> tuple[int, str | None]:
+    """(how many trials a job may train as the members of one pass, why only one, or None): the
+    trials may be members when every swept key is one a member holds on its own
+    (`MEMBER_KEYS`: seed, learning rate, l2; or has one value) and the base config's runs can be
+    (no dropout, ...)."""
+    from ..commands.population import MEMBER_KEYS, population_problem
+    from ..data import load_dataset
+    from ..errors import NnctlError
+    from .spec import trial_config
+
+    other = [key for key, options in sweep["parameters"].items()
+             if key not in MEMBER_KEYS and len(options.get("values", (0, 1))) != 1]  # one value: the same in all
+    if other:
+        return 1, None  # the common case of a sweep of architectures: nothing to say
+    why = None
+    if ray_address:
+        why = "each trial runs as its own Ray task (--ray)"
+    elif sweep["early_terminate"]:
+        why = "early_terminate prunes each trial on its own"
+    elif sweep["folds"]:
+        why = "each trial's folds train within its own job"
+    else:  # the base config with the parameters every trial has, as a trial's runs are
+        try:
+            cfg = trial_config(sweep, {key: options["values"][0] for key, options in sweep["parameters"].items()
+                                       if len(options.get("values", ())) == 1})
+        except NnctlError:  # every trial fails alike, one per job, each saying why
+            return 1, None
+        data = load_dataset(cfg)
+        why = "the data is streamed from disk" if getattr(data, "streamed", False) else \
+            population_problem([cfg, cfg], [data, data])
+    return (1, f"the trials train one per job: {why}") if why else (MEMBERS_PER_JOB, None)
+
+
+def group_size(members: int, left: int, free: int) -> int:
+    """Trials for the next job: the trials left shared out over the free workers, at most `members`."""
+    return max(1, min(members, -(-left // max(free, 1))))
