@@ -92,11 +92,12 @@ class _MemberRates:
 
     watched = None
 
-    def __init__(self, schedules: list):
-        self.schedules = schedules
+    def __init__(self, schedules: list, dtype):
+        self.schedules, self.dtype = schedules, dtype  # the parameters' dtype: no mixed-type products per step
 
     def __call__(self, epoch: int) -> np.ndarray:
-        return np.array([s(epoch) for s in self.schedules], dtype=np.float64)[:, None]
+        self.logged = [s(epoch) for s in self.schedules]  # as each run alone logs its rate
+        return np.array(self.logged, dtype=self.dtype)[:, None]
 
 
 class PopulationLoop(_Loop):
@@ -140,9 +141,9 @@ class PopulationLoop(_Loop):
 
         self.optimizer = build_optimizer([network.flat_params.reshape(K, -1)], self.training,
                                          decay=[network.decay_mask.reshape(K, -1)],
-                                         weight_decay=np.array(l2s, dtype=np.float64)[:, None])
+                                         weight_decay=np.array(l2s, dtype=network.dtype)[:, None])
         self.grads = [network.flat_grads.reshape(K, -1)]
-        self.schedule = _MemberRates([LearningRate(t) for t in trainings])
+        self.schedule = _MemberRates([LearningRate(t) for t in trainings], network.dtype)
 
     def setup_data(self) -> None:
         """Each member's training rows, targets and weights stacked: (K, rows, ...)."""
@@ -236,7 +237,7 @@ class PopulationLoop(_Loop):
                 log["val_loss"], log[self.metric] = float(scores[0][k]), float(scores[1][k])
                 log.update(scores[2][k])
                 check_finite(log["val_loss"], epoch, where)
-            log["learning_rate"] = self.lr if np.isscalar(self.lr) else float(self.lr[k, 0])
+            log["learning_rate"] = self.lr if np.isscalar(self.lr) else self.schedule.logged[k]
             log["seconds"] = self.elapsed(start)
             logs.append(log)
         return logs
