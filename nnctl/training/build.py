@@ -38,9 +38,6 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
     members = cfg.model.ensemble
-    if members > 1 and getattr(dataset, "streamed", False):
-        raise NnctlError("model.ensemble > 1 does not train on streamed data yet", "model.ensemble",
-                         "use model.ensemble: 1, or data.streaming: false")
     embedded = embedding_sizes(dataset)
     first = dataset.n_inputs - len(embedded) + sum(width for _, _, width in embedded)
     sizes = [first] + list(cfg.model.layers) + [dataset.n_outputs]
@@ -129,8 +126,10 @@ def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0) -> 
     params = (sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables) * members
     n = len(dataset.X_train)
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
-    # members: their own batch order keeps K copies of the training rows
-    copies = members * dataset.X_train.nbytes if members > 1 else 0
+    # members: their own batch order keeps K copies of the training rows (streamed: they share
+    # the windows read from disk)
+    streamed = getattr(dataset, "streamed", False)
+    copies = members * dataset.X_train.nbytes if members > 1 and not streamed else 0
     needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize * members + copies
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")
