@@ -64,16 +64,18 @@ def timed(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def members_ratio(base: list[str], repeat: int, runs: Path) -> tuple[float, float]:
+def members_ratio(base: list[str], repeat: int, runs: Path, grouped: bool = False) -> tuple:
     """Whole commands as a user runs them, `base` (`train CONFIG --seeds N` or `cv CONFIG --folds
-    K`: members of one pass) then the same with `--separate --workers 2`, alternated `repeat`
-    times: (median seconds of each)."""
-    members, separate = [], []
+    K`: members of one pass) then the same with `--separate --workers 2` (and with `grouped`,
+    `--workers 2`: two groups of members), alternated `repeat` times: (median seconds of each)."""
+    members, separate, groups = [], [], []
     base = [*base, "--quiet", "--runs-dir", str(runs)]
     for _ in range(repeat):
         members.append(timed(base))
         separate.append(timed(base + ["--separate", "--workers", "2"]))
-    return statistics.median(members), statistics.median(separate)
+        if grouped:
+            groups.append(timed(base + ["--workers", "2"]))
+    return statistics.median(members), statistics.median(separate), statistics.median(groups) if grouped else None
 
 
 def whole_command_part(args, command: str, flag: str, n: int, tables: list[str]) -> None:
@@ -88,10 +90,12 @@ def whole_command_part(args, command: str, flag: str, n: int, tables: list[str])
                 base = [command, str(sweep)]
             else:
                 base = [command, str(config), flag, str(n)]
-            members, separate = members_ratio(base, args.repeat, Path(folder))
+            members, separate, groups = members_ratio(base, args.repeat, Path(folder), grouped=command == "cv")
         shown = f"{command} of {n} learning rates" if command == "sweep" else f"{command} {flag} {n}"
         print(f"{shown} on {table}: members of one pass take {members / separate:.2f}x the time of "
-              f"--separate --workers 2 ({separate / members:.2f}x faster; median of {args.repeat})", flush=True)
+              f"--separate --workers 2 ({separate / members:.2f}x faster; median of {args.repeat})"
+              + ("" if groups is None else f"; two groups of members (--workers 2) {groups / separate:.2f}x"),
+              flush=True)
 
 
 def main() -> None:

@@ -177,6 +177,18 @@ def test_cv_folds_as_members_equal_separate_folds_file_by_file(both_cv):
            json.loads((separate["folder"] / "summary.json").read_text()), "summary.json")
 
 
+def test_cv_folds_in_groups_of_members_on_workers_equal_one_pass(both_cv, tmp_path):
+    from nnctl.sweep.cv import run_cv
+
+    members, _ = both_cv
+    grouped = run_cv(CONFIGS / "iris.yaml", 3, STOPPING, runs_dir=tmp_path, workers=2)
+    assert grouped["note"] is None
+    _close(_numbers(grouped["folder"] / "folds.csv"), _numbers(members["folder"] / "folds.csv"), "folds.csv")
+    for g, m in zip(grouped["rows"], members["rows"]):
+        a, b = Path(g["run"]), Path(m["run"])
+        _close(json.loads((a / "metrics.json").read_text()), json.loads((b / "metrics.json").read_text()), a.name)
+
+
 def test_cv_repeats_as_members_keep_their_layout(tmp_path):
     from nnctl.sweep.cv import run_cv
 

@@ -91,7 +91,7 @@ def cv(
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder for the cv folder"),
     name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Name (default: the config file's stem)"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="With --separate: folds at once (default: the number of cores)"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="Folds as N groups of members, one process each (with --separate: N folds at once; default: the number of cores)"),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster (one task per fold)"),
     separate: bool = typer.Option(False, "--separate", help="One process per fold (--workers at once), not members of one pass"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the folder's path"),

@@ -98,23 +98,28 @@ def run_job(job: dict) -> dict:
 
 
 def run_members(jobs: list[dict]) -> list[dict]:
-    """Trials whose configs differ only in what a member holds on its own (seed, learning rate,
-    l2), trained as the members of one pass, each into its own run folder: their results as
-    `run_job` gives them. When they cannot be members (their data differ in shape, say), or the
-    pass fails (one member's loss diverges, which fails only that trial alone), each trains
-    alone instead, one after the other, so every trial's result is the one it would have alone."""
+    """Trials (or cv folds) whose configs differ only in what a member holds on its own (seed,
+    learning rate, l2), trained as the members of one pass, each into its own run folder: their
+    results as `run_job` gives them. When they cannot be members (their data differ in shape,
+    say), or the pass fails (one member's loss diverges, which fails only that trial alone),
+    each trains alone instead, one after the other, so every result is the one it would have
+    alone."""
     from ..commands.population import population_problem, train_members
-    from ..data import load_seeds
+    from ..data import load_dataset, load_seeds
     from ..errors import NnctlError
 
     start = time.perf_counter()
     cfgs = [job["cfg"] for job in jobs]
     metric = jobs[0]["metric"]["name"]
+    folds = [tuple(job["fold"]) if job.get("fold") else None for job in jobs]
+    labels = [f"fold {fold[0]}" if fold else f"trial {job['folder']}" for job, fold in zip(jobs, folds)]
     try:
-        datasets = load_seeds(cfgs, cache=jobs[0].get("cache", True))
+        cache = jobs[0].get("cache", True)
+        datasets = [load_dataset(cfg, cache, fold) for cfg, fold in zip(cfgs, folds)] if any(folds) else \
+            load_seeds(cfgs, cache=cache)
         if population_problem(cfgs, datasets) is None:
             trained = train_members(cfgs, datasets, [(job["runs_dir"], job["folder"]) for job in jobs],
-                                    watched={metric: "metric.name"}, labels=[f"trial {job['folder']}" for job in jobs])
+                                    watched={metric: "metric.name"}, labels=labels, folds=folds)
         else:
             trained = None
     except (NnctlError, MemoryError):

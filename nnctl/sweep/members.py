@@ -35,7 +35,7 @@ def train_jobs_as_members(cfgs: list[Config], datasets: list, jobs: list[dict], 
                           what: str) -> list[dict]:
     """The jobs' runs trained as one population into their folders (`runs_dir`/`folder` of each
     job): a result per job as `run_all` gives them (`value`: the job's metric; `seconds`: the
-    whole population's). An interrupt is `Stopped`, and no run folder is left."""
+    run's share of the population's). An interrupt is `Stopped`, and no run folder is left."""
     from ..commands.population import train_members
     from .cv import Stopped
     from .jobs import metric_value
@@ -49,7 +49,7 @@ def train_jobs_as_members(cfgs: list[Config], datasets: list, jobs: list[dict], 
     except KeyboardInterrupt:
         raise Stopped(f"interrupted after 0 of {len(jobs)} {noun}; the {what} folder was removed "
                       f"(its {noun} only count together)")
-    seconds = time.perf_counter() - start
+    seconds = (time.perf_counter() - start) / len(jobs)  # each run's share of the pass
     results = [{"state": "complete", "value": metric_value(result.metrics, metric), "epochs": result.epochs,
                 "seconds": seconds, "node": socket.gethostname(), "run": str(Path(result.run)), "error": None}
                for result in trained]
