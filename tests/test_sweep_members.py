@@ -73,8 +73,9 @@ def test_an_interrupted_member_sweep_keeps_its_finished_trials_and_resumes(tmp_p
 
 @pytest.mark.parametrize("body, members, note", [
     ("parameters:\n  model.layers: {values: [[8], [16]]}\n", 1, None),
-    ("parameters:\n  training.learning_rate: {values: [0.01, 0.03]}\n  model.dropout: {values: [0.2]}\n", 1,
-     "the trials train one per job: dropout draws the members' masks"),
+    ("parameters:\n  training.learning_rate: {values: [0.01, 0.03]}\n  model.dropout: {values: [0.2]}\n", 8, None),
+    ("parameters:\n  training.learning_rate: {values: [0.01, 0.03]}\n  training.schedule: {values: [{name: plateau}]}\n",
+     1, "the trials train one per job: a plateau schedule"),
     ("early_terminate: {type: median, min_epochs: 2}\nparameters:\n  training.learning_rate: {values: [0.01, 0.03]}\n",
      1, "the trials train one per job: early_terminate prunes each trial on its own"),
 ])
