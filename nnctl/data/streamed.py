@@ -54,7 +54,7 @@ class StreamedDataset:
     window: int = 0  # rows shuffled together (data.shuffle_window, in whole shards)
     digest: str = ""  # the entry's key: the same file, settings and fold give the same one
     streamed = True
-    targets = None  # one target: several targets are not streamed (data.targets.not_yet)
+    targets = None  # what build_network and the loop read of a Dataset: None, one target
     whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
 
     @property
