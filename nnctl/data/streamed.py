@@ -56,7 +56,6 @@ class StreamedDataset:
     digest: str = ""  # the entry's key: the same file, settings and fold give the same one
     targets: list | None = None  # several targets (Dataset.targets) are not streamed: always one
     streamed = True
-    targets = None  # what build_network and the loop read of a Dataset: None, one target
     whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
 
     @property
