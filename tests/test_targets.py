@@ -293,3 +293,19 @@ def test_the_benchmark_table_has_two_regressions_and_three_classes(tmp_path):
     assert first.equals(again)
     assert sorted(first["condition"].unique()) == ["fair", "good", "poor"]
     assert first["price"].dtype.kind == "f" and first["days"].dtype.kind == "f"
+
+
+def test_label_smoothing_smooths_each_classification_head_only():
+    from nnctl.training.multiscore import smooth_heads
+
+    net = _heads_network()
+    t = _targets(6, np.random.default_rng(7))
+    smoothed = smooth_heads(net, t, 0.1)
+    np.testing.assert_array_equal(smoothed[:, 0], t[:, 0])  # the regression's values stay
+    np.testing.assert_allclose(smoothed[:, 1:4], t[:, 1:4] * 0.9 + 0.1 / 3)
+    np.testing.assert_allclose(smoothed[:, 4], t[:, 4] * 0.9 + 0.1 / 2)
+
+
+def test_several_targets_train_with_label_smoothing(multi, tmp_path):
+    run = train_run(multi(), tmp_path / "runs", "training.label_smoothing=0.1")
+    assert json.loads((run / "metrics.json").read_text())["validation"]["cond.accuracy"] > 0

@@ -199,9 +199,6 @@ def _check_targets(checker: Checker, cfg: dict) -> None:
         if value is not None:
             checker.fail(key, "is set for one target, and data.target lists several",
                          f"set it per target: data.targets: {{{names[0]}: {{{own}: ...}}}}")
-    for key, value in ((["training", "label_smoothing"], training["label_smoothing"]),):
-        if value:
-            checker.fail(key, "does not support several targets yet", "set it to 0, or train one target")
     for key, on, hint in ((["report", "importance"], cfg["report"]["importance"], "set report.importance: false"),
                           (["training", "conformal"], training["conformal"] == "normalized",
                            "leave training.conformal at absolute")):

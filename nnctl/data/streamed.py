@@ -56,6 +56,7 @@ class StreamedDataset:
     digest: str = ""  # the entry's key: the same file, settings and fold give the same one
     targets: list | None = None  # several targets (Dataset.targets) are not streamed: always one
     streamed = True
+    targets = None  # one target: streaming does not support several yet (data.targets)
     whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
 
     @property

@@ -227,6 +227,10 @@ class _Loop:
         self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
         if dataset.task == "classification" and training.label_smoothing:
             self.y = smooth_labels(self.y, training.label_smoothing, label_classes(network))
+        elif network.heads is not None and training.label_smoothing:
+            from .multiscore import smooth_heads
+
+            self.y = smooth_heads(network, self.y, training.label_smoothing)
         # class weights multiply each training row's loss; validation losses stay unweighted
         self.w = row_weights(training.class_weight, dataset, dataset.y_train, network.dtype, network)
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None

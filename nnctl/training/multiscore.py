@@ -81,6 +81,18 @@ def loss_targets(network, y: np.ndarray) -> np.ndarray:
     return t
 
 
+def smooth_heads(network, t: np.ndarray, epsilon: float) -> np.ndarray:
+    """Label smoothing of each classification head's block of loss-form targets `t` (a copy)."""
+    from ..nn.losses import smooth_labels
+
+    t = t.copy()
+    for h in network.heads:
+        if head_task(h) == "classification":
+            classes = 2 if h.loss == "binary_cross_entropy" else h.stop - h.start
+            t[:, h.start:h.stop] = smooth_labels(t[:, h.start:h.stop], epsilon, classes)
+    return t
+
+
 def multi_row_weights(dataset, y: np.ndarray, dtype, network) -> np.ndarray | None:
     """(rows, Σ outputs): each block its target's class weight of the row; None when no target
     has class weights."""
