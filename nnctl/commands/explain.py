@@ -189,11 +189,10 @@ def _dropped(tally, base, shuffled, blocks, rows: int, repeats: int, seed: int) 
 
 def gradient_importance(model, parts, where: str = "data") -> dict:
     """Mean |∂s/∂x · x| per original column over `parts`, an iterable of encoded X chunks;
-    `std` is its spread over the rows (not an uncertainty of the mean)."""
+    `std` is its spread over the rows (not an uncertainty of the mean). For an ensemble s is the
+    members' mean (`Network.input_gradient`); where each member embeds the codes with its own
+    table, the products are summed over the members before |·|, as the mean's linearization is."""
     network, blocks = model.network, column_blocks(model)
-    if network.members is not None:
-        raise NnctlError(f"gradient importance of an ensemble of {network.members} members is not defined yet",
-                         "--method", "use --method permutation")
     first = network.layers[0]
     embedded = isinstance(first, Embedding)
     places = _embedded_places(first, blocks) if embedded else [cols for _, cols in blocks]
@@ -202,7 +201,8 @@ def gradient_importance(model, parts, where: str = "data") -> dict:
     rows = 0
     for X in parts:
         inputs, grad = network.input_gradient(X, _seed(model, X), at=1 if embedded else 0)
-        contribution = np.abs(inputs.astype(np.float64) * grad)
+        product = inputs.astype(np.float64) * grad
+        contribution = np.abs(product.sum(axis=0) if product.ndim == 3 else product)
         per_row = np.stack([contribution[:, cols].sum(axis=1) for cols in places], axis=1)
         total += per_row.sum(axis=0)
         squares += (per_row * per_row).sum(axis=0)
@@ -213,6 +213,8 @@ def gradient_importance(model, parts, where: str = "data") -> dict:
     std = np.sqrt(np.maximum(squares / rows - mean * mean, 0.0))
     output = {"softmax": "predicted class's logit", "sigmoid": f"logit of class {model.classes[1]}" if
               model.classes else "logit"}.get(network.output_head, "prediction")
+    if network.members is not None:
+        output = f"the {network.members} members' mean {output}"
     return _result("gradient", "gradient_x_input", blocks, mean, std, rows, output=output)
 
 
