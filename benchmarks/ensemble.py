@@ -6,6 +6,8 @@ against one member, against 8 separate runs, and against PyTorch doing the same 
     python benchmarks/ensemble.py --workloads W1 W2 --members 4 --repeat 5 --skip-torch
     python benchmarks/ensemble.py --seeds 8             # `train iris --seeds 8` against --separate --workers 2
     python benchmarks/ensemble.py --seeds 8 --seeds-on iris W2 --repeat 3
+    python benchmarks/ensemble.py --cv 5                # `cv --folds 5` on iris and W2 against --separate --workers 2
+    python benchmarks/ensemble.py --sweep 8             # a grid sweep of 8 learning rates, the same way
 
 As bench.py: each timing is the difference of E and 3E epochs (start-up and CSV parsing cancel),
 the best of the repeats, with the peers alternated inside every repeat. All ratios are within one
@@ -62,24 +64,38 @@ def timed(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def seeds_ratio(config: Path, seeds: int, repeat: int, runs: Path) -> tuple[float, float]:
-    """Whole commands as a user runs them, `train CONFIG --seeds N` (members of one pass) then
-    the same with `--separate --workers 2`, alternated `repeat` times: (median seconds of each)."""
-    members, separate = [], []
-    base = ["train", str(config), "--seeds", str(seeds), "--quiet", "--runs-dir", str(runs)]
+def members_ratio(base: list[str], repeat: int, runs: Path, grouped: bool = False) -> tuple:
+    """Whole commands as a user runs them, `base` (`train CONFIG --seeds N` or `cv CONFIG --folds
+    K`: members of one pass) then the same with `--separate --workers 2` (and with `grouped`,
+    `--workers 2`: two groups of members), alternated `repeat` times: (median seconds of each)."""
+    members, separate, groups = [], [], []
+    base = [*base, "--quiet", "--runs-dir", str(runs)]
     for _ in range(repeat):
         members.append(timed(base))
         separate.append(timed(base + ["--separate", "--workers", "2"]))
-    return statistics.median(members), statistics.median(separate)
+        if grouped:
+            groups.append(timed(base + ["--workers", "2"]))
+    return statistics.median(members), statistics.median(separate), statistics.median(groups) if grouped else None
 
 
-def seeds_part(args) -> None:
-    for table in args.seeds_on:
+def whole_command_part(args, command: str, flag: str, n: int, tables: list[str]) -> None:
+    for table in tables:
         config = ROOT / "configs" / "iris.yaml" if table == "iris" else synthesize(table, args.data_dir)[1]
         with tempfile.TemporaryDirectory() as folder:
-            members, separate = seeds_ratio(config, args.seeds, args.repeat, Path(folder))
-        print(f"train --seeds {args.seeds} on {table}: members of one pass take {members / separate:.2f}x the time of "
-              f"--separate --workers 2 ({separate / members:.2f}x faster; median of {args.repeat})", flush=True)
+            if command == "sweep":  # a grid of n learning rates: trials as members, n / 2 per worker
+                sweep = Path(folder) / "rates.yaml"
+                rates = ", ".join(f"{0.001 * 1.5 ** i:.6g}" for i in range(n))
+                sweep.write_text(f"config: {config}\nmethod: grid\nparameters:\n"
+                                 f"  training.learning_rate: {{values: [{rates}]}}\n")
+                base = [command, str(sweep)]
+            else:
+                base = [command, str(config), flag, str(n)]
+            members, separate, groups = members_ratio(base, args.repeat, Path(folder), grouped=command == "cv")
+        shown = f"{command} of {n} learning rates" if command == "sweep" else f"{command} {flag} {n}"
+        print(f"{shown} on {table}: members of one pass take {members / separate:.2f}x the time of "
+              f"--separate --workers 2 ({separate / members:.2f}x faster; median of {args.repeat})"
+              + ("" if groups is None else f"; two groups of members (--workers 2) {groups / separate:.2f}x"),
+              flush=True)
 
 
 def main() -> None:
@@ -92,10 +108,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="instead: `nnctl train CONFIG --seeds N` (members) against --separate --workers 2")
     parser.add_argument("--seeds-on", nargs="+", default=["iris"], choices=["iris", *sorted(WORKLOADS)])
+    parser.add_argument("--cv", type=int, metavar="K",
+                        help="instead: `nnctl cv CONFIG --folds K` (members) against --separate --workers 2")
+    parser.add_argument("--cv-on", nargs="+", default=["iris", "W2"], choices=["iris", *sorted(WORKLOADS)])
+    parser.add_argument("--sweep", type=int, metavar="N",
+                        help="instead: a grid sweep of N learning rates (trials as members) against --separate "
+                             "--workers 2, on the --cv-on tables")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.sweep:
+        return whole_command_part(args, "sweep", "", args.sweep, args.cv_on)
     if args.seeds:
-        return seeds_part(args)
+        return whole_command_part(args, "train", "--seeds", args.seeds, args.seeds_on)
+    if args.cv:
+        return whole_command_part(args, "cv", "--folds", args.cv, args.cv_on)
     K = args.members
     with_torch = not args.skip_torch and have("torch")
     print(f"K = {K} members; marginal seconds of 2E epochs of the training loop, best of {args.repeat}")

@@ -167,3 +167,18 @@ def test_an_embedded_column_is_one_column_for_both_methods(tmp_path):
     # gradient × input of the looked-up rows: not 0, as the code's own (underivable) input would give
     assert next(c for c in explain(model, tmp_path / "train.csv", method="gradient")["columns"]
                 if c["column"] == "c")["importance"] > 0
+
+
+def test_an_ensembles_gradient_importance_is_of_its_members_mean(tmp_path):
+    model = _train(tmp_path, _two_that_matter(200, 0), model="  ensemble: 3\n", training="  dtype: float64\n")
+    held_out = tmp_path / "held_out.csv"
+    _two_that_matter(50, 1).to_csv(held_out, index=False)
+    result = explain(model, held_out, method="gradient")
+    assert result["output"] == "the 3 members' mean logit of class yes"
+    assert {c["column"] for c in result["columns"][:2]} == {"a", "b"}
+    # gradient × input of the members' mean logit: their gradients, each alone, averaged before |·|
+    X = model.inputs(pd.read_csv(held_out), "held_out.csv")
+    grad = np.mean([model.network.member(k).input_gradient(X)[1] for k in range(3)], axis=0)
+    cols = dict(column_blocks(model))["a"]
+    a = next(c for c in result["columns"] if c["column"] == "a")
+    assert a["importance"] == pytest.approx(np.abs(X[:, cols] * grad[:, cols]).sum(axis=1).mean(), rel=1e-9)

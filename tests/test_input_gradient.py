@@ -92,3 +92,48 @@ def test_an_embedding_network_is_differentiated_at_its_looked_up_rows():
     expected_inputs = np.column_stack([X[:, [0, 2]], table[X[:, 1].astype(int)]])
     np.testing.assert_allclose(inputs, expected_inputs)
     np.testing.assert_allclose(grad, _finite_differences(tail, expected_inputs, seed), rtol=1e-6, atol=1e-8)
+
+
+def _members(loss, outputs, K=3):
+    nets = []
+    for k in range(K):
+        net = Network.initialize([5, 7, 6, outputs], ["tanh", "relu"], loss, seed=3 + k, dtype=np.float64)
+        rng = np.random.default_rng(10 + k)
+        for layer in net.layers:
+            for value in layer.params.values():
+                value[...] = rng.normal(0, 0.5, size=value.shape)
+        nets.append(net)
+    return nets, Network.stack(nets)
+
+
+@pytest.mark.parametrize("loss, outputs", [("cross_entropy", 3), ("mse", 2)])
+def test_an_ensembles_input_gradient_is_its_members_mean_against_finite_differences(loss, outputs):
+    nets, ensemble = _members(loss, outputs)
+    X = np.random.default_rng(1).normal(size=(9, 5))
+    for seed in (None, np.eye(outputs)[np.arange(9) % outputs], np.linspace(0.5, 2.0, outputs)):
+        inputs, grad = ensemble.input_gradient(X, seed, chunk=4)
+        full = np.ones((9, outputs)) if seed is None else np.broadcast_to(seed, (9, outputs))
+        expected = np.mean([_finite_differences(net, X, full) for net in nets], axis=0)
+        assert np.array_equal(inputs, X) and grad.shape == X.shape
+        np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_an_ensemble_with_embeddings_has_each_members_looked_up_rows():
+    rng = np.random.default_rng(5)
+    nets, tables = [], []
+    for k in range(2):
+        tail = _dense_net("cross_entropy", 3)
+        for layer in tail.layers:
+            for value in layer.params.values():
+                value[...] += rng.normal(0, 0.1, size=value.shape)  # members differ
+        tables.append(rng.normal(size=(4, 3)))
+        nets.append((tail, Network([Embedding(3, [1], [tables[-1]])] + tail.layers, "cross_entropy", 3)))
+    ensemble = Network.stack([net for _, net in nets])
+    X = np.column_stack([rng.normal(size=8), rng.integers(0, 4, size=8).astype(float), rng.normal(size=8)])
+    seed = np.eye(3)[rng.integers(0, 3, size=8)]
+    inputs, grad = ensemble.input_gradient(X, seed, at=1)
+    assert inputs.shape == grad.shape == (2, 8, 5)
+    for k, (tail, _) in enumerate(nets):
+        rows = np.column_stack([X[:, [0, 2]], tables[k][X[:, 1].astype(int)]])
+        np.testing.assert_allclose(inputs[k], rows)
+        np.testing.assert_allclose(grad[k], _finite_differences(tail, rows, seed) / 2, rtol=1e-6, atol=1e-8)

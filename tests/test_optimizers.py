@@ -181,3 +181,26 @@ def test_optimizers_take_plain_arguments_as_pytorch_names_them():
             built.step([g.copy()], 0.1)
         np.testing.assert_array_equal(p, q)
         assert not np.array_equal(p, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"])
+def test_members_with_their_own_rates_and_l2_equal_separate_optimizers(name):
+    """(K, P) parameters with (K, 1) learning rates and weight decays: member k's row follows the
+    steps of an optimizer of its own with its own scalars."""
+    rng = np.random.default_rng(0)
+    K, P = 3, 5
+    rates, l2s = np.array([0.1, 0.01, 0.003]), np.array([0.0, 0.05, 0.2])
+    mask = (np.arange(P) < 3).astype(float)  # weights decay, the two "biases" do not
+    start = rng.normal(size=(K, P))
+    grads = rng.normal(size=(4, K, P))
+    together = start.copy()
+    opt = build_optimizer([together], TrainingConfig(**BASE, optimizer=name), [np.tile(mask, (K, 1))],
+                          weight_decay=l2s[:, None])
+    for g in grads:
+        opt.step([g.copy()], rates[:, None])
+    for k in range(K):
+        alone = start[k].copy()
+        own = make_optimizer([alone], {**BASE, "l2": float(l2s[k]), "optimizer": name}, decay=[mask])
+        for g in grads:
+            own.step([g[k].copy()], float(rates[k]))
+        np.testing.assert_allclose(together[k], alone, rtol=1e-12, atol=1e-15)

@@ -142,3 +142,110 @@ def test_member_losses_are_each_members_own(name, smoothed):
     got = member_values(name, z, a, y, w)
     want = [loss.value(z[k], a[k], y[k], w[k]) for k in range(K)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def both_cv(tmp_path_factory):
+    from nnctl.sweep.cv import run_cv
+
+    runs = tmp_path_factory.mktemp("cv")
+    members = run_cv(CONFIGS / "iris.yaml", 3, STOPPING, runs_dir=runs / "members")
+    separate = run_cv(CONFIGS / "iris.yaml", 3, STOPPING, runs_dir=runs / "separate", workers=2, separate=True)
+    return members, separate
+
+
+def test_cv_folds_as_members_equal_separate_folds_file_by_file(both_cv):
+    members, separate = both_cv
+    assert members["note"] is None and separate["note"] is None
+    epochs = set()
+    for m, s in zip(members["rows"], separate["rows"]):
+        a, b = Path(m["run"]), Path(s["run"])
+        assert a.name == b.name and sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+        metrics = json.loads((a / "metrics.json").read_text())
+        _close(metrics, json.loads((b / "metrics.json").read_text()), a.name)
+        epochs.add(metrics["epochs"])
+        assert (a / "config.yaml").read_text() == (b / "config.yaml").read_text()
+        for name in ("history.csv", "validation.csv"):
+            _close(_numbers(a / name), _numbers(b / name), f"{a.name}/{name}")
+        with np.load(a / "model.npz") as x, np.load(b / "model.npz") as y:
+            for key in y.files:
+                if key != "meta":
+                    np.testing.assert_allclose(x[key], y[key], rtol=1e-5, atol=1e-8, err_msg=key)
+    assert len(epochs) > 1  # the folds stopped at different epochs
+    _close(_numbers(members["folder"] / "folds.csv"), _numbers(separate["folder"] / "folds.csv"), "folds.csv")
+    _close(json.loads((members["folder"] / "summary.json").read_text()),
+           json.loads((separate["folder"] / "summary.json").read_text()), "summary.json")
+
+
+def test_cv_folds_in_groups_of_members_on_workers_equal_one_pass(both_cv, tmp_path):
+    from nnctl.sweep.cv import run_cv
+
+    members, _ = both_cv
+    grouped = run_cv(CONFIGS / "iris.yaml", 3, STOPPING, runs_dir=tmp_path, workers=2)
+    assert grouped["note"] is None
+    _close(_numbers(grouped["folder"] / "folds.csv"), _numbers(members["folder"] / "folds.csv"), "folds.csv")
+    for g, m in zip(grouped["rows"], members["rows"]):
+        a, b = Path(g["run"]), Path(m["run"])
+        _close(json.loads((a / "metrics.json").read_text()), json.loads((b / "metrics.json").read_text()), a.name)
+
+
+def test_cv_repeats_as_members_keep_their_layout(tmp_path):
+    from nnctl.sweep.cv import run_cv
+
+    result = run_cv(CONFIGS / "iris.yaml", 2, ["training.iterations=3"], runs_dir=tmp_path, repeats=2)
+    assert result["note"] is None
+    assert sorted(str(p.relative_to(result["folder"])) for p in result["folder"].glob("repeat_*/fold_*/model.npz")) \
+        == [f"repeat_{r}/fold_{i}/model.npz" for r in range(2) for i in range(2)]
+    alone = run_cv(CONFIGS / "iris.yaml", 2, ["training.iterations=3", "seed=43"], runs_dir=tmp_path / "alone",
+                   separate=True, workers=1)
+    with np.load(result["folder"] / "repeat_1/fold_1/model.npz") as x, \
+            np.load(alone["folder"] / "fold_1/model.npz") as y:
+        np.testing.assert_allclose(x["layers.0.W"], y["layers.0.W"], rtol=1e-5, atol=1e-7)
+
+
+def test_cv_folds_that_cannot_be_members_train_separately_with_a_note(tmp_path):
+    result = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--runs-dir", tmp_path, "--workers", "1",
+                 "--set", "training.iterations=2", "--set", "training.schedule={name: plateau}")
+    assert result.exit_code == 0, result.stderr
+    assert "note: the folds train as separate runs: a plateau schedule lowers each run's learning rate" \
+        in result.stderr
+    asked = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--separate", "--runs-dir", tmp_path,
+                "--set", "training.iterations=2", "--workers", "1")
+    assert asked.exit_code == 0 and "note:" not in asked.stderr
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_members_with_their_own_learning_rate_and_l2_equal_separate_runs(tmp_path, optimizer):
+    from nnctl.commands.population import population_problem, train_members
+    from nnctl.commands.train import train_config
+    from nnctl.config import load_config
+    from nnctl.data import load_seeds
+
+    own = [(0.03, 0.0), (0.01, 0.01), (0.003, 0.1)]
+    cfgs = [load_config(CONFIGS / "iris.yaml", STOPPING + [f"training.optimizer={optimizer}",
+                                                           f"training.learning_rate={lr}", f"training.l2={l2}"])
+            for lr, l2 in own]
+    datasets = load_seeds(cfgs)
+    assert population_problem(cfgs, datasets) is None
+    (tmp_path / "members").mkdir()
+    together = train_members(cfgs, datasets, [(tmp_path / "members", f"run_{i}") for i in range(3)],
+                             watched={"val_loss": "metric.name"})
+    epochs = set()
+    for i, (cfg, result) in enumerate(zip(cfgs, together)):
+        alone = train_config(cfg, runs_dir=tmp_path / "separate", folder=f"run_{i}", plot=False,
+                             metrics={"val_loss": "metric.name"})
+        a, b = Path(result.run), Path(alone.run)
+        _close(json.loads((a / "metrics.json").read_text()), json.loads((b / "metrics.json").read_text()), a.name)
+        _close(_numbers(a / "history.csv"), _numbers(b / "history.csv"), f"{a.name}/history.csv")
+        with np.load(a / "model.npz") as x, np.load(b / "model.npz") as y:
+            np.testing.assert_allclose(x["layers.0.W"], y["layers.0.W"], rtol=1e-5, atol=1e-8)
+        epochs.add(result.epochs)
+    assert len(epochs) > 1
+
+
+def test_configs_that_differ_in_more_than_a_member_holds_are_no_population():
+    from nnctl.commands.population import population_problem
+    from nnctl.config import load_config
+
+    cfgs = [load_config(CONFIGS / "iris.yaml", [f"training.batch_size={b}"]) for b in (8, 16)]
+    assert "differ in more than seed, training.learning_rate, training.l2" in population_problem(cfgs, [None, None])

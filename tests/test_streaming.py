@@ -353,3 +353,35 @@ def test_the_steps_after_training_read_a_random_sample_of_validation_rows(tmp_pa
     X, y = data.parts["validation"].head(len(data.parts["validation"]))
     found = [int(np.flatnonzero((X == row).all(axis=1))[0]) for row in held.X_val[:10]]
     assert found == sorted(found) and np.array_equal(y[found], held.y_val[:10])  # real rows, in file order
+
+
+def test_an_ensemble_trains_on_streamed_data_and_resumes_exactly(tmp_path, small_shards):
+    """model.ensemble on streamed data: the members share the shard and row order (each keeps its
+    own initial weights), the scores are the members' mean's, and an interrupt mid-window resumes
+    to the same weights."""
+    from nnctl.runs.model import load_model
+    from nnctl.training.scoring import score
+
+    config = write_cfg(tmp_path, write_table(tmp_path), "  grad_clip: 1.0\n  early_stopping: {patience: 20}\n")
+    config.write_text(config.read_text().replace("  layers: [8]\n", "  layers: [8]\n  ensemble: 3\n"))
+    straight = train_config(load_config(config), tmp_path / "a", "s", plot=False)
+    m = metrics(straight.run)
+    assert m["status"] == "completed" and m["validation"]["accuracy"] > 0.8
+    model = load_model(straight.run)
+    assert model.network.members == 3
+    W = model.network.layers[0].W
+    assert not np.allclose(W[0], W[1])
+    X, y = load_dataset(load_config(config)).parts["validation"].head(10_000)
+    loss, accuracy = score(model.network, "classification", X, y)
+    assert accuracy == m["validation"]["accuracy"] and loss == pytest.approx(m["validation"]["loss"], rel=1e-5)
+    calls = {"n": 0}
+
+    def stop_mid_epoch():
+        calls["n"] += 1
+        return calls["n"] >= 70
+
+    cut = train_config(load_config(config), tmp_path / "b", "s", plot=False, should_stop=stop_mid_epoch)
+    assert cut.status == "interrupted"
+    resumed = resume_run(cut.run, (), tmp_path / "b", plot=False)
+    assert weights(straight.run) == weights(resumed.run)
+    assert metrics(resumed.run)["validation"] == m["validation"]

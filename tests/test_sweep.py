@@ -213,8 +213,10 @@ parameters:
 """)
     runs = tmp_path / "runs"
     env = {**os.environ, "NO_COLOR": "1"}
+    # --separate: one trial per job, so that trials finish one by one (members: test_sweep_members.py)
     proc = subprocess.Popen([sys.executable, "-m", "nnctl", "sweep", str(sweep), "--runs-dir", str(runs),
-                             "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--workers", "1", "--separate"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:

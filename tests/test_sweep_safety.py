@@ -112,8 +112,9 @@ def test_an_interrupted_random_sweep_resumes_where_it_stopped(tmp_path):
     from nnctl.sweep.driver import run_sweep
 
     sweep = write_sweep(tmp_path, SMALL_RANDOM)
-    whole = run_sweep(sweep, runs_dir=tmp_path / "whole", workers=1)["folder"]
-    part = run_sweep(sweep, runs_dir=tmp_path / "part", workers=1, callback=StopAfter(4))
+    # one trial per job, so that the interrupt comes between trials (members: test_sweep_members.py)
+    whole = run_sweep(sweep, runs_dir=tmp_path / "whole", workers=1, separate=True)["folder"]
+    part = run_sweep(sweep, runs_dir=tmp_path / "part", workers=1, callback=StopAfter(4), separate=True)
     assert part["status"] == "interrupted" and len(trials(part["folder"])) == 4
     resumed = run_sweep(resume=part["folder"], workers=1)
     assert resumed["status"] == "completed"
@@ -127,7 +128,8 @@ def test_a_trial_killed_mid_run_is_run_again_with_its_parameters(tmp_path):
     from nnctl.sweep.driver import _study, run_sweep
     from nnctl.sweep.space import distributions
 
-    part = run_sweep(write_sweep(tmp_path, SMALL_RANDOM), runs_dir=tmp_path, workers=1, callback=StopAfter(2))
+    part = run_sweep(write_sweep(tmp_path, SMALL_RANDOM), runs_dir=tmp_path, workers=1, callback=StopAfter(2),
+                     separate=True)
     import yaml
 
     sweep = yaml.safe_load((part["folder"] / "sweep.yaml").read_text())

@@ -130,9 +130,29 @@ def test_gradient_of_each_target_matches_central_differences(one):
     assert "cond: gradient × input: predicted class's logit" in out.stdout
 
 
-def test_gradient_of_several_targets_of_an_ensemble_is_refused_as_for_one(members):
+def test_gradient_of_several_targets_of_an_ensemble_is_of_the_members_mean(members):
+    import pandas as pd
+
+    from nnctl.commands.explain import column_blocks, explain
+    from nnctl.runs.model import load_model
+
     run, data = members
-    assert_clean_error(cli("explain", run, data, "--method", "gradient"), "ensemble of 2 members")
+    model = load_model(run)
+    result = explain(model, data, method="gradient")
+    assert result["targets"]["price"]["output"] == "the 2 members' mean prediction"
+    net = model.network.astype(np.float64)
+    X = model.inputs(pd.read_csv(data)).astype(np.float64)
+    price = model.targets[0]
+    scale = np.asarray(price.spec["target_scaler"]["scale"]).reshape(-1)[0]
+    eps, grad = 1e-6, np.empty_like(X)
+    for j in range(X.shape[1]):
+        step = np.zeros(X.shape[1])
+        step[j] = eps
+        up, down = net.predict_members(X + step), net.predict_members(X - step)
+        grad[:, j] = (up[..., price.start].mean(axis=0) - down[..., price.start].mean(axis=0)) * scale / (2 * eps)
+    expected = {col: np.abs(X[:, cols] * grad[:, cols]).sum(axis=1).mean() for col, cols in column_blocks(model)}
+    got = {c["column"]: c["importance"] for c in result["targets"]["price"]["columns"]}
+    assert got == pytest.approx(expected, rel=2e-3, abs=1e-6)
 
 
 def test_explain_metric_names_one_target_and_its_metric(one, tmp_path):

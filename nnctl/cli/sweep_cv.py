@@ -22,6 +22,7 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="Trials at once on this machine (default: the number of cores), each with one BLAS thread"),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the trials as tasks on a Ray cluster (auto: RAY_ADDRESS or the running cluster)"),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="SWEEP_DIR", help="Continue a sweep folder to its `trials`"),
+    separate: bool = typer.Option(False, "--separate", help="One trial per job, never several as the members of one pass"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the sweep folder's path"),
     json_: bool = typer.Option(False, "--json", help="One JSON object per finished trial on stdout, then a summary"),
     track: Optional[str] = TrackOption,
@@ -57,13 +58,15 @@ def sweep(
     def sweep_run():
         try:
             return run_sweep(sweep_file, set_ or [], runs_dir, name, workers, ray, resume,
-                             callback=Many(display, tracker))
+                             callback=Many(display, tracker), separate=separate)
         finally:
             display.close()
 
     result = tracked(tracker, sweep_run)
     summary = json.loads((result["folder"] / "summary.json").read_text())
     if not quiet:
+        if result.get("note"):
+            sys.stderr.write(f"note: {result['note']}\n")
         best, counts = summary["best"], summary["counts"]
         shown = "—" if best is None else f"{best['value']:.4g} (trial {best['trial']})"
         used_up = " · every combination of the parameters was tried" if result.get("used_up") else ""
@@ -88,8 +91,9 @@ def cv(
     set_: Optional[List[str]] = SetOption,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", metavar="DIR", help="Folder for the cv folder"),
     name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="Name (default: the config file's stem)"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="Folds at once (default: the number of cores)"),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, metavar="N", help="Folds as N groups of members, one process each (with --separate: N folds at once; default: the number of cores)"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run the folds on a Ray cluster (one task per fold)"),
+    separate: bool = typer.Option(False, "--separate", help="One process per fold (--workers at once), not members of one pass"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the folder's path"),
     json_: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
     repeats: int = typer.Option(1, "--repeats", metavar="R", help="Draw the K folds R times, repeat r from seed + r (as scikit-learn's RepeatedStratifiedKFold); the summary is over all R·K folds"),
@@ -112,7 +116,9 @@ def cv(
 
     tracker = cv_tracker(config, set_ or [], track, also=said, runs_dir=runs_dir)
     result = tracked(tracker, lambda: run_cv(config, folds, set_ or [], runs_dir, name, workers, ray,
-                                             callback=tracker or said, repeats=repeats))
+                                             callback=tracker or said, repeats=repeats, separate=separate))
+    if result.get("note") and not quiet:
+        sys.stderr.write(f"note: {result['note']}\n")
     over = f"{folds * repeats} folds ({repeats} repeats of {folds})" if repeats > 1 else f"{folds} folds"
     if not quiet:
         for key, stats in result["summary"].items():

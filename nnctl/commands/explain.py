@@ -190,11 +190,15 @@ def _dropped(tally, base, shuffled, blocks, rows: int, repeats: int, seed: int) 
 
 def gradient_importance(model, parts, where: str = "data") -> dict:
     """Mean |∂s/∂x · x| per original column over `parts`, an iterable of encoded X chunks;
-    `std` is its spread over the rows (not an uncertainty of the mean)."""
+    `std` is its spread over the rows (not an uncertainty of the mean). For an ensemble s is the
+    members' mean (`Network.input_gradient`); where each member embeds the codes with its own
+    table, the products are summed over the members before |·|, as the mean's linearization is."""
     network, blocks = model.network, column_blocks(model)
     [(mean, std)], rows = _gradient_x_input(model, parts, [lambda X: _seed(model, X)], where)
     output = {"softmax": "predicted class's logit", "sigmoid": f"logit of class {model.classes[1]}" if
               model.classes else "logit"}.get(network.output_head, "prediction")
+    if network.members is not None:
+        output = f"the {network.members} members' mean {output}"
     return _result("gradient", "gradient_x_input", blocks, mean, std, rows, output=output)
 
 
@@ -209,6 +213,8 @@ def targets_gradient_importance(model, parts, where: str = "data") -> dict:
     for view, (mean, std) in zip(views, spreads):
         output = ("prediction" if view.task == "regression" else f"logit of class {view.classes[1]}"
                   if len(view.classes) == 2 else "predicted class's logit")
+        if model.network.members is not None:
+            output = f"the {model.network.members} members' mean {output}"
         result = _result("gradient", "gradient_x_input", blocks, mean, std, rows, output=output)
         own[view.name] = {k: result[k] for k in ("metric", "output", "columns")}
     return {"method": "gradient", "rows": rows, "targets": own}
@@ -218,9 +224,6 @@ def _gradient_x_input(model, parts, seeders, where: str):
     """([(mean, std) of |∂s/∂x · x| per original column, one per seeder], rows): each
     seeder(X) gives `Network.input_gradient`'s seed of one output s."""
     network, blocks = model.network, column_blocks(model)
-    if network.members is not None:
-        raise NnctlError(f"gradient importance of an ensemble of {network.members} members is not defined yet",
-                         "--method", "use --method permutation")
     first = network.layers[0]
     embedded = isinstance(first, Embedding)
     places = _embedded_places(first, blocks) if embedded else [cols for _, cols in blocks]
@@ -230,7 +233,8 @@ def _gradient_x_input(model, parts, seeders, where: str):
     for X in parts:
         for k, seeder in enumerate(seeders):
             inputs, grad = network.input_gradient(X, seeder(X), at=1 if embedded else 0)
-            contribution = np.abs(inputs.astype(np.float64) * grad)
+            product = inputs.astype(np.float64) * grad
+            contribution = np.abs(product.sum(axis=0) if product.ndim == 3 else product)
             per_row = np.stack([contribution[:, cols].sum(axis=1) for cols in places], axis=1)
             total[k] += per_row.sum(axis=0)
             squares[k] += (per_row * per_row).sum(axis=0)

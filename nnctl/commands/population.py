@@ -4,7 +4,7 @@ own seed, history.csv, metrics.json, validation.csv, calibration and conformal s
 own validation part, and its checkpoint.
 
     why = population_problem(cfgs, datasets)        # None: they can train as one
-    results = train_members(cfgs, datasets, "runs/iris-seeds8", ["seed_42", ...])
+    results = train_members(cfgs, datasets, [("runs/iris-seeds8", "seed_42"), ...])
 """
 from __future__ import annotations
 
@@ -38,13 +38,15 @@ def _networks(cfgs: list[Config], datasets: list) -> list[Network]:
 
 def population_problem(cfgs: list[Config], datasets: list) -> str | None:
     """Why these runs cannot train as the members of one pass, or None when they can: their
-    configs may differ only in `seed` and their data must have one shape (each member draws its
-    dropout masks from its own generator, as its run alone does)."""
+    configs may differ only in what a member holds on its own (`MEMBER_KEYS`: the seed, the
+    learning rate, l2) and their data must have one shape (each member draws its dropout masks
+    from its own generator, as its run alone does)."""
     first = cfgs[0]
     if first.model.ensemble > 1:
         return "each run is an ensemble already (model.ensemble > 1)"
-    if any(cfg.to_dict() | {"seed": 0} != first.to_dict() | {"seed": 0} for cfg in cfgs[1:]):
-        return "their configs differ in more than the seed"
+    common = [_without_member_keys(cfg) for cfg in cfgs]
+    if any(c != common[0] for c in common[1:]):
+        return "their configs differ in more than " + ", ".join(MEMBER_KEYS)
     if first.training.schedule["name"] == "plateau":
         return "a plateau schedule lowers each run's learning rate on its own validation scores"
     if getattr(datasets[0], "targets", None) is not None:
@@ -59,15 +61,29 @@ def population_problem(cfgs: list[Config], datasets: list) -> str | None:
     return None
 
 
-def train_members(cfgs: list[Config], datasets: list, runs_dir, folders: list[str], name: str = "trial",
-                  watched: dict | None = None) -> list[TrainResult]:
+# what each member of a population may hold on its own: configs that differ only here train as one
+MEMBER_KEYS = ("seed", "training.learning_rate", "training.l2")
+
+
+def _without_member_keys(cfg: Config) -> dict:
+    plain = cfg.to_dict()
+    plain["seed"] = 0
+    plain["training"] = {**plain["training"], "learning_rate": 0, "l2": 0}
+    return plain
+
+
+def train_members(cfgs: list[Config], datasets: list, places: list[tuple], name: str = "trial",
+                  watched: dict | None = None, labels: list[str] | None = None,
+                  folds: list | None = None) -> list[TrainResult]:
     """Train `cfgs` (which `population_problem` accepts) on `datasets` as one population, and
-    save run k as `<runs_dir>/<folders[k]>`; their TrainResults (`run`: the folder). Every run
-    folder is written at once when all are trained; an error or an interrupt leaves none."""
+    save run k as `<places[k][0]>/<places[k][1]>` (runs_dir, folder); their TrainResults (`run`:
+    the folder). Every run folder is written at once when all are trained; an error or an
+    interrupt leaves none. `labels` name the runs in messages ("fold 2"; default "seed <seed>");
+    `folds`: each run's (i, K) when it is a cv fold, recorded in its metrics.json as `train_config`'s."""
     networks = _networks(cfgs, datasets)
     population = Network.stack(networks)
     with one_blas_thread():
-        return _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched)
+        return _train_and_save(cfgs, datasets, population, places, name, watched, labels, folds or [None] * len(cfgs))
 
 
 def one_blas_thread():
@@ -83,15 +99,16 @@ def one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched) -> list[TrainResult]:
+def _train_and_save(cfgs, datasets, population, places, name, watched, labels, folds) -> list[TrainResult]:
     started = time.time()
     created = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
     with ExitStack() as stack:
-        runs = [stack.enter_context(atomic_run_folder(runs_dir, name, folder, started)) for folder in folders]
+        runs = [stack.enter_context(atomic_run_folder(runs_dir, name, folder, started)) for runs_dir, folder in places]
         for run, cfg in zip(runs, cfgs):
             RunFolder(run["tmp"]).write_config(dump_config(cfg))  # first, as a run alone does
-        members = train_population(population, datasets, cfgs[0].training, [cfg.seed for cfg in cfgs], watched)
-        for run, cfg, dataset, member in zip(runs, cfgs, datasets, members):
+        members = train_population(population, datasets, cfgs[0].training, [cfg.seed for cfg in cfgs], watched,
+                                   labels=labels, rates=[cfg.training for cfg in cfgs])
+        for run, cfg, dataset, member, fold in zip(runs, cfgs, datasets, members, folds):
             files = RunFolder(run["tmp"])
             if cfg.training.checkpoint_every is not None:
                 arrays, meta = member.checkpoint
@@ -99,7 +116,9 @@ def _train_and_save(cfgs, datasets, population, runs_dir, folders, name, watched
                                 {"config": cfg, "name": name, "data_digest": data_digest(dataset), "created": created,
                                  "paths_as_written": {}, "resumed_from": None, **meta,
                                  "status": member.result.status})
-            write_results(files, cfg, member.network, dataset, member.result, {"created": created})
+            extra = {"created": created} if fold is None else \
+                {"created": created, "fold": {"index": fold[0], "folds": fold[1]}}
+            write_results(files, cfg, member.network, dataset, member.result, extra)
     results = []
     for run, member in zip(runs, members):
         member.result.run = run["final"]

@@ -192,6 +192,11 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
                "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
     if cfg.report.importance:
         _write_importance(files, model, held_out, cfg, metrics)
+    # the members alone and their disagreement (one target: member outputs know one head)
+    if network.members is not None and len(held_out.X_val) and getattr(dataset, "targets", None) is None:
+        from .members import member_scores
+
+        metrics["members"] = member_scores(model, held_out.X_val, held_out.y_val)
     if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
         metrics["positive_class"] = dataset.classes[1]
     if dataset.targets is not None:

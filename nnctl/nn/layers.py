@@ -202,8 +202,9 @@ class Dense(Layer):
         if self.members is None:
             return {}, {}
         wide = self.members * self.W.shape[-1]
-        # the members' W side by side, (fan_in, K·units), and the product x @ it, (rows, K·units)
-        return {"wide": wide}, {"W_side": (fan_in, wide)}
+        # the members' W and b side by side, (fan_in, K·units) and (K·units,), and the product
+        # x @ it, (rows, K·units)
+        return {"wide": wide}, {"W_side": (fan_in, wide), "b_side": (wide,)}
 
     def backward_buffers(self, fan_in, input_delta=True):
         return {"dx": fan_in} if input_delta else {}
@@ -223,9 +224,12 @@ class Dense(Layer):
             side = buf.W_side
             np.copyto(side.reshape(fan_in, K, units), self.W.transpose(1, 0, 2))
             wide = np.dot(x, side, out=buf.wide)
+            # the bias added side by side too: one ufunc loop per row, not one per row and member
+            np.copyto(buf.b_side.reshape(K, units), self.b)
+            wide += buf.b_side
             np.copyto(out, wide.reshape(len(x), K, units).transpose(1, 0, 2))
-        else:
-            np.matmul(x, self.W, out=out)
+            return out
+        np.matmul(x, self.W, out=out)
         out += self.b[:, None, :]
         return out
 

@@ -29,17 +29,35 @@ class Loss(NamedTuple):
     delta: Callable  # (z, a, y, out) -> dL/dz written into out (unweighted; see `weighted`)
 
 
+ROWS_PER_CLASS = 128  # from this many rows per class, softmax works a column at a time
+
+
 def softmax(z, out):
-    # Subtract each row's maximum so exp never overflows. The maximum is read at the row's
-    # argmax, and rows are summed as a product with a column of ones: max/sum(axis=1) reduce
-    # slowly over few columns.
+    # Subtract each row's maximum so exp never overflows, and sum rows as a product with a
+    # column of ones: max/sum(axis=1) reduce slowly over few columns. Ufuncs between a (rows,
+    # classes) array and a (rows, 1) column run one inner loop per row, as slow as the rows are
+    # many; with many rows per class (members' rows) the maximum, the shift and the division go
+    # a column at a time (one loop over all rows per column: the same operations on the same
+    # values, so the same bits). With fewer rows the calls per column cost more than they save.
     if z.ndim == 3:  # members (K, rows, outputs): K·rows rows of one matrix
         softmax(z.reshape(-1, z.shape[-1]), out.reshape(-1, out.shape[-1]))
         return out
-    rows = np.arange(len(z))
-    np.subtract(z, z[rows, z.argmax(axis=1)][:, None], out=out)
+    classes = z.shape[1]
+    if len(z) < ROWS_PER_CLASS * classes or classes < 2:
+        np.subtract(z, z[np.arange(len(z)), z.argmax(axis=1)][:, None], out=out)
+        np.exp(out, out=out)
+        out /= np.dot(out, _ones(classes, out.dtype))[:, None]
+        return out
+    columns = range(classes)
+    top = np.maximum(z[:, 0], z[:, 1])  # the value at the argmax, NaN where a NaN is
+    for j in columns[2:]:
+        np.maximum(top, z[:, j], out=top)
+    for j in columns:
+        np.subtract(z[:, j], top, out=out[:, j])
     np.exp(out, out=out)
-    out /= np.dot(out, _ones(out.shape[1], out.dtype))[:, None]
+    total = np.dot(out, _ones(classes, out.dtype))
+    for j in columns:
+        np.divide(out[:, j], total, out=out[:, j])
     return out
 
 

@@ -378,12 +378,16 @@ class Network:
         turns ∂s/∂(its output) into ∂s/∂(its input), as in training. `at` = 1 stops at the first
         layer's output (an embedding's looked-up rows, whose codes have no derivative). Computed
         `chunk` rows at a time in a workspace of its own; it overwrites the gradients of the last
-        `backward`."""
-        if self.members is not None:
-            raise ValueError("input gradients of a network with members are not defined yet")
+        `backward`.
+
+        With K members, s is the members' mean, s = (1/K) Σ_m Σ_k seed_k · z_mk: every member's
+        delta is seed / K, and a shared input's gradient is the sum of what each member sends it
+        back (the first dense layer sums them). From `at` = 1 each member has its own input
+        (its own embedding rows): inputs and gradient are then (K, rows, widths[1])."""
         X = np.asarray(X, dtype=self.dtype)
         rows = X.shape[0]
-        inputs = np.empty((rows, self.widths[at]), dtype=self.dtype)
+        own = self.members is not None and at > 0
+        inputs = np.empty(((self.members,) if own else ()) + (rows, self.widths[at]), dtype=self.dtype)
         grad = np.empty_like(inputs)
         # the first layer skips dL/dx in training; here it may be the answer
         ws = self.workspace(input_delta=at == 0)
@@ -394,10 +398,12 @@ class Network:
             buffers = ws.bind(n, backward=True)
             delta = ws.head.delta
             delta[...] = 1.0 if seed is None else (seed if np.ndim(seed) == 1 else seed[start:start + n])
+            if self.members is not None:
+                delta /= self.members
             for layer, buf in zip(reversed(self.layers[at:]), reversed(buffers[at:])):
                 delta = layer.backward(delta, buf)
-            inputs[start:start + n] = part if at == 0 else buffers[at].x
-            grad[start:start + n] = delta
+            inputs[..., start:start + n, :] = part if at == 0 else buffers[at].x
+            grad[..., start:start + n, :] = delta
         return inputs, grad
 
     def forward_chunks(self, X: np.ndarray, chunk: int = CHUNK, ws: Workspace | None = None):

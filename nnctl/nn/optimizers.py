@@ -7,6 +7,11 @@ weight_decay=0.0)`). `weight_decay` is PyTorch's: `g + weight_decay * W` where d
 (weight matrices, not biases); for AdamW (`decoupled=True`) it is the decoupled form
 `W *= 1 - lr * weight_decay`. Gradients are modified in place; parameters, gradients and state
 share one dtype.
+
+Per member: K networks' parameters as one (K, P) array (a population's, member-major) may each
+have their own learning rate and weight decay. `lr` and `weight_decay` are then (K, 1) arrays
+that broadcast over each member's row, so K members with K rates are still a few whole-array
+operations, and member k's row follows exactly the update it would alone.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ class Optimizer:
         self.params = params
         self.decay = decay if decay is not None else [p.ndim == 2 for p in params]
         self.l2 = weight_decay
+        self.decays = bool(np.any(weight_decay))  # a float, or (K, 1) per member: tested once, not per step
         self.scratch = [np.empty_like(p) for p in params]
         self.t = 0
 
@@ -59,13 +65,15 @@ class Optimizer:
         return s
 
     def _decayed(self, i, g):
-        if self.l2:
+        if self.decays:
             s = self._weights_only(i, self.params[i], self.l2)
             if s is not None:
                 g += s
         return g
 
-    def step(self, grads, lr: float) -> None:
+    def step(self, grads, lr) -> None:
+        """One update of every array from `grads` at learning rate `lr` (a float, or (K, 1) per
+        member of (K, P) arrays)."""
         self.t += 1
         for i, (p, g) in enumerate(zip(self.params, grads)):
             self._update(i, p, self._decayed(i, g), lr)
@@ -113,6 +121,7 @@ class Adam(Optimizer):
         super().__init__(params, 0.0 if decoupled else weight_decay, decay)
         (self.beta1, self.beta2), self.eps = betas, eps
         self.decoupled_l2 = weight_decay if decoupled else 0.0
+        self.decouples = bool(np.any(self.decoupled_l2))
         self.ms = [np.zeros_like(p) for p in params]
         self.vs = [np.zeros_like(p) for p in params]
         self._c1 = self._c2_sqrt = 1.0  # bias corrections of the step being taken
@@ -126,7 +135,7 @@ class Adam(Optimizer):
 
     def _update(self, i, p, g, lr):
         m, v, s = self.ms[i], self.vs[i], self.scratch[i]
-        if self.decoupled_l2:  # AdamW: W -= lr * l2 * W, weights only
+        if self.decouples:  # AdamW: W -= lr * l2 * W, weights only
             shrink = self._weights_only(i, p, lr * self.decoupled_l2)
             if shrink is not None:
                 p -= shrink

@@ -11,6 +11,7 @@ from ..ui.fmt import format_number
 from .calibration import calibration_section
 from .health import dead_name, flags, layer_name, validation_rise
 from .importance import importance_section
+from .members import members_section
 from .outliers import concentrated, sentence
 from .rundata import RunData
 from .svg import histogram, line_chart, scatter
@@ -428,7 +429,7 @@ def run_page(run: RunData) -> str:
             f"{escape(headline)} · nnctl {escape(__version__)}</p>", notes,
             _summary(run), _curves([run]), _final_metrics(run),
             _classification(run) if run.task == "classification" else _regression(run), calibration_section(run),
-            importance_section(run),
+            importance_section(run), members_section(run),
             _health(run)]
     return _html(f"nnctl report: {run.name}", body)
 

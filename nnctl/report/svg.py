@@ -208,7 +208,16 @@ def histogram(values, title: str, x_label: str, bins: int = 30) -> str:
     counts = [0] * bins
     for v in values:
         counts[min(int((v - low) / width), bins - 1)] += 1
-    axes = _Axes([low, high], [0] + counts, y_from_zero=True)
+    return counted_histogram(low, high, counts, title, x_label)
+
+
+def counted_histogram(low: float, high: float, counts: list[int], title: str, x_label: str) -> str:
+    """Bars of `counts` rows over equal bins from `low` to `high` (counted elsewhere: a
+    histogram that metrics.json keeps, say)."""
+    if high - low < 1e-12:
+        low, high = low - 0.5, high + 0.5
+    width = (high - low) / max(len(counts), 1)
+    axes = _Axes([low, high], [0] + list(counts), y_from_zero=True)
     body = axes.frame(x_label, "rows")
     for i, n in enumerate(counts):
         if n:

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from ..config import load_config
 from ..config.typed import Config
 from ..errors import NnctlError, NothingTrained
@@ -17,6 +19,7 @@ from ..jsonfmt import dumps
 from ..runs.folder import RunFolder, check_name, folder_lock
 from ..training.signals import signals_held
 from .driver import make_folder, make_runner, write_files
+from .members import members_or_why, train_jobs_as_members
 
 
 def check_folds(cfg: Config, folds: int, flag: str = "--folds") -> None:
@@ -51,7 +54,7 @@ CvStopped = Stopped  # the name it had before `train --seeds` shared it
 
 
 def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None = None, workers: int | None = None,
-           ray_address: str | None = None, callback=None, repeats: int = 1) -> dict:
+           ray_address: str | None = None, callback=None, repeats: int = 1, separate: bool = False) -> dict:
     """K-fold cross-validation of one config (stratified for classification, from its seed):
     each fold a run folder `fold_<i>`, `folds.csv` and `summary.json` beside them. With
     `repeats` R > 1 the K folds are drawn R times, repeat r from seed + r (so its folds, initial
@@ -60,7 +63,10 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
     it has no --resume, and a part of its folds is no estimate (Stopped on an interrupt,
     NnctlError naming the failed fold); once every fold has finished, it is kept whole (an
     interrupt then waits for summary.json). `callback(key, result)` as each fold finishes: key is
-    the fold's index, or (repeat, fold) with repeats."""
+    the fold's index, or (repeat, fold) with repeats. The folds train as the members of one
+    pass in this process when they can (`sweep.members`), else, or with `separate`, as one job
+    per fold in parallel; the result's `note` says why they could not (None when they did, or
+    `separate` asked)."""
     cfg = load_config(config, list(overrides))
     check_name(Path(config).stem if name is None else name, "cv")
     if repeats < 1:
@@ -69,14 +75,28 @@ def run_cv(config, folds: int, overrides=(), runs_dir="runs", name: str | None =
         raise NnctlError(f"--folds {folds} --repeats {repeats} make {folds * repeats} runs, more than {MAX_RUNS} in "
                          "one folder", "--repeats", f"use --repeats {max(1, MAX_RUNS // max(folds, 1))} or fewer")
     check_folds(cfg, folds)
+    from ..data import load_dataset
+
+    jobs = _fold_jobs(cfg, folds, repeats, Path(runs_dir))  # where each goes is set once the folder is made
+    cfgs = [job["cfg"] for job in jobs]
+    datasets, note = (None, None) if separate else members_or_why(
+        cfgs, lambda: [load_dataset(job["cfg"], fold=job["fold"]) for job in jobs], ray_address, "folds")
     # "-cv<K>" in its name: a cv folder is never taken for a run at a glance
     times = f"x{repeats}" if repeats > 1 else ""
     folder = make_folder(runs_dir, f"{Path(config).stem if name is None else name}-cv{folds}{times}", "cv")
     with kept_when_whole(folder, "cv"), folder_lock(folder, "this cv is running", "wait for it to end"):
         jobs = _fold_jobs(cfg, folds, repeats, folder)
-        results = run_all(jobs, folder, workers, ray_address, callback, "cv")
+        if datasets is not None and (workers or 1) > 1:  # groups of members, one process each
+            results = run_all(jobs, folder, workers, None, callback, "cv", groups=min(workers, len(jobs)))
+        elif datasets is not None:
+            for job in jobs:
+                Path(job["runs_dir"]).mkdir(parents=True, exist_ok=True)
+            results = train_jobs_as_members(cfgs, datasets, jobs, callback, "folds", "cv")
+        else:
+            results = run_all(jobs, folder, workers, ray_address, callback, "cv")
         with signals_held():
-            return _cv_summary(folder, folds, repeats, jobs, results, cfg.training.early_stopping is not None)
+            summary = _cv_summary(folder, folds, repeats, jobs, results, cfg.training.early_stopping is not None)
+            return {**summary, "note": note}
 
 
 @contextmanager
@@ -109,13 +129,18 @@ def _fold_jobs(cfg, folds: int, repeats: int, folder: Path) -> list[dict]:
     return jobs
 
 
-def run_all(jobs: list[dict], folder: Path, workers, ray_address, callback, what: str) -> list[dict]:
+def run_all(jobs: list[dict], folder: Path, workers, ray_address, callback, what: str,
+            groups: int | None = None) -> list[dict]:
     """Run every job (see jobs.run_job; each also has a `key` for the callback and a `label`
     for messages) on local workers or Ray, all or nothing: the results in the jobs' order, or
-    NnctlError naming the first job that failed, or Stopped on an interrupt (Ctrl-C, SIGTERM)."""
+    NnctlError naming the first job that failed, or Stopped on an interrupt (Ctrl-C, SIGTERM).
+    With `groups` G, the jobs are split into G groups, each trained as the members of one pass
+    by one worker (jobs.run_members)."""
     for job in jobs:
         Path(job["runs_dir"]).mkdir(parents=True, exist_ok=True)
-    runner, capacity = make_runner(min(workers or os.cpu_count() or 1, len(jobs)), ray_address, folder)
+    units = [[i] for i in range(len(jobs))] if not groups else \
+        [list(part) for part in np.array_split(np.arange(len(jobs)), groups) if len(part)]
+    runner, capacity = make_runner(min(workers or os.cpu_count() or 1, len(units)), ray_address, folder)
     results: dict = {}
     noun = "folds" if what == "cv" else "seeds"
     try:
@@ -125,17 +150,21 @@ def run_all(jobs: list[dict], folder: Path, workers, ray_address, callback, what
             for i, job in enumerate(jobs):
                 job["dataset_ref"] = runner.put(i, load_dataset(job["cfg"], fold=job.get("fold")))
         submitted = [{k: v for k, v in job.items() if k not in ("key", "label")} for job in jobs]
-        pending = {runner.submit(job): i for i, job in enumerate(submitted)}
+        pending = {runner.submit(submitted[unit[0]] if len(unit) == 1 else
+                                 {"members": [submitted[i] for i in unit]}): unit for unit in units}
         while pending:
             for handle, result in runner.wait(pending):
-                i = pending.pop(handle)
-                write_files(Path(jobs[i]["runs_dir"]), result.pop("files", {}))  # paths start with its folder
-                results[i] = result
-                if callback:
-                    callback(jobs[i]["key"], result)
-                if result["state"] != "complete":  # the others cannot make a whole without it
-                    raise NnctlError(f"{jobs[i]['label']} failed: {result['error']}; the {what} folder was removed",
-                                     str(folder))
+                unit = pending.pop(handle)
+                for i, one in zip(unit, result.get("members") or [result]):  # all in, before any callback
+                    write_files(Path(jobs[i]["runs_dir"]), one.pop("files", {}))  # paths start with its folder
+                    results[i] = one
+                for i in unit:
+                    one = results[i]
+                    if callback:
+                        callback(jobs[i]["key"], one)
+                    if one["state"] != "complete":  # the others cannot make a whole without it
+                        raise NnctlError(f"{jobs[i]['label']} failed: {one['error']}; the {what} folder was removed",
+                                         str(folder))
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli.errors_handled)
         if len(results) == len(jobs) and all(r["state"] == "complete" for r in results.values()):
             runner.close()  # it came after the last one had finished (in a callback): nothing was left to stop

@@ -16,6 +16,7 @@ from ..config.typed import Config
 from ..errors import NnctlError
 from ..jsonfmt import dumps
 from ..runs.folder import check_name, ensure_writable, folder_lock, run_name, unique_folder
+from .members import group_size, members_per_job
 from .propose import DUPLICATE, Proposer
 from .saved import check_journal, read_saved_sweep, read_trials
 from .space import decode, distributions, flow, grid_size, journal_writes_whole, optuna_module, pruner, sampler
@@ -135,9 +136,13 @@ def write_files(folder: Path, files: dict) -> None:
 
 
 def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None = None, workers: int | None = None,
-              ray_address: str | None = None, resume=None, callback: SweepCallback | None = None) -> dict:
-    """Run (or with `resume`, continue) a sweep; returns {"folder", "rows", "best", "status"}.
-    KeyboardInterrupt stops it with every finished trial kept (status "interrupted")."""
+              ray_address: str | None = None, resume=None, callback: SweepCallback | None = None,
+              separate: bool = False) -> dict:
+    """Run (or with `resume`, continue) a sweep; returns {"folder", "rows", "best", "status",
+    "members", "note"}. KeyboardInterrupt stops it with every finished trial kept (status
+    "interrupted"). Trials that differ only in what a member holds on its own train up to
+    `members` at a time as the members of one pass in a job (`members_per_job`; `note`: why
+    not, when they could not), unless `separate`: one trial per job."""
     callback = callback or SweepCallback()
     optuna_module()  # before anything is written: a missing Optuna leaves nothing behind
     if resume is not None:
@@ -162,10 +167,10 @@ def run_sweep(sweep_path=None, overrides=(), runs_dir="runs", name: str | None =
         folder = make_folder(runs_dir, Path(sweep_path).stem if name is None else name)
     with folder_lock(folder, "this sweep is running: another `nnctl sweep` is writing in its folder",
                      "wait for it to end, or stop it (Ctrl-C) and resume it then"), _log_to(folder):
-        return _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
+        return _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback, separate)
 
 
-def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback) -> dict:
+def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback, separate=False) -> dict:
     """The sweep in its folder: see `run_sweep`."""
     try:
         if resume is None:
@@ -175,37 +180,36 @@ def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
         table = _Table(folder, sweep)
         dists = distributions(sweep["parameters"])
         proposer = Proposer(study, sweep, dists, *_recover(study, folder, sweep, table))
+        members, note = (1, None) if separate else members_per_job(sweep, ray_address)
         runner, capacity = make_runner(workers or os.cpu_count() or 1, ray_address, folder)
     except BaseException:
         if resume is None:  # a sweep that could not start leaves no folder
             shutil.rmtree(folder, ignore_errors=True)
         raise
     callback.on_start({"total": total, "done": len(table.rows), "workers": capacity, "folder": str(folder),
-                       "parameters": list(sweep["parameters"]), "metric": sweep["metric"]})
-    pending, status = {}, "completed"
+                       "parameters": list(sweep["parameters"]), "metric": sweep["metric"], "members": members,
+                       "note": note})
+    pending, status = {}, "completed"  # a job's handle -> [(trial, params)] of the trials it trains
     datasets: dict = {}
     try:
         while True:
-            while len(pending) < capacity and len(table.rows) + len(pending) < total:
-                trial = proposer.next()
-                if trial is None:
+            while len(pending) < capacity and len(table.rows) + _running(pending) < total:
+                left = total - len(table.rows) - _running(pending)
+                group = _next_trials(sweep, proposer, table, folder, ray_address, runner, datasets, callback, study,
+                                     group_size(members, left, capacity - len(pending)), total - _running(pending))
+                if not group:
                     break
-                params = decode(trial.params, sweep["parameters"])
-                job, invalid = _job(sweep, params, trial, folder, ray_address, runner, datasets)
-                if invalid is None:
-                    pending[runner.submit(job)] = (trial, params)
-                else:  # the sampled config is not valid: a failed trial, and on to the next
-                    _finish(study, table, callback, trial, params, invalid, folder)
+                jobs = [job for job, _, _ in group]
+                job = jobs[0] if len(jobs) == 1 else {"members": jobs}
+                pending[runner.submit(job)] = [(trial, params) for _, trial, params in group]
             if not pending:
                 break
             for handle, result in runner.wait(pending):
-                trial, params = pending.pop(handle)
-                write_files(folder / "trials", result.pop("files", {}))  # paths start with the trial's folder
-                _finish(study, table, callback, trial, params, result, folder)
+                _finish_job(study, table, callback, pending.pop(handle), result, folder)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli.errors_handled)
         status = "interrupted"
         runner.close(cancel=True)  # its workers are gone before their trials' folders are removed
-        for trial, params in pending.values():
+        for trial, params in (t for trials in pending.values() for t in trials):
             with journal_writes_whole():
                 study.tell(trial, state=optuna_module().trial.TrialState.FAIL)
             shutil.rmtree(folder / "trials" / f"{trial.number:03d}", ignore_errors=True)
@@ -217,7 +221,29 @@ def _run(sweep, folder, total, base_cfg, resume, workers, ray_address, callback)
     if table.rows and all(r["state"] == "failed" for r in table.rows) and status == "completed":
         status = "failed"
     return {"folder": folder, "rows": table.rows, "best": table.best(), "status": status,
-            "used_up": proposer.used_up}
+            "used_up": proposer.used_up, "members": members, "note": note}
+
+
+def _running(pending: dict) -> int:
+    return sum(len(trials) for trials in pending.values())
+
+
+def _next_trials(sweep, proposer, table, folder, ray_address, runner, datasets, callback, study, n: int,
+                 total: int) -> list:
+    """Up to `n` new trials as [(job, trial, params)], while the table's rows and these stay
+    under `total`; a trial whose config is not valid is finished as failed on the way."""
+    group = []
+    while len(group) < n and len(table.rows) + len(group) < total:
+        trial = proposer.next()
+        if trial is None:
+            break
+        params = decode(trial.params, sweep["parameters"])
+        job, invalid = _job(sweep, params, trial, folder, ray_address, runner, datasets)
+        if invalid is None:
+            group.append((job, trial, params))
+        else:  # the sampled config is not valid: a failed trial, and on to the next
+            _finish(study, table, callback, trial, params, invalid, folder)
+    return group
 
 
 def _job(sweep, params, trial, folder, ray_address, runner, datasets):
@@ -253,6 +279,20 @@ def _ship_data(job: dict, cfg: Config, folds, runner, datasets: dict) -> None:
             datasets[key] = ("dataset_ref", runner.put(key, load_dataset(cfg)))
     slot, ref = datasets[key]
     job[slot] = ref
+
+
+def _finish_job(study, table: _Table, callback, trials: list, result: dict, folder: Path) -> None:
+    """Record a finished job's trials (one, or the members it trained); an interrupt while they
+    are recorded still records every one of them (they are finished), then stops the sweep."""
+    interrupted = None
+    for (trial, params), one in zip(trials, result.get("members") or [result]):
+        try:
+            write_files(folder / "trials", one.pop("files", {}))  # paths start with the trial's folder
+            _finish(study, table, callback, trial, params, one, folder)
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def _finish(study, table: _Table, callback, trial, params, result: dict, folder: Path) -> None:

@@ -54,7 +54,11 @@ def _pruning_trial(prune: dict):
 
 def run_job(job: dict) -> dict:
     """Train `job["cfg"]` into `<runs_dir>/<folder>` (with `folds`, one run per fold inside
-    it, scored by their mean) and return {state, value, epochs, seconds, node, run, error}."""
+    it, scored by their mean) and return {state, value, epochs, seconds, node, run, error}.
+    A job of `members` (a list of such jobs) trains them as the members of one pass and
+    returns {"members": [their results]} (see run_members)."""
+    if "members" in job:
+        return {"members": run_members(job["members"])}
     from ..commands.train import RunOptions, train_config
     from ..errors import NnctlError
 
@@ -94,3 +98,44 @@ def run_job(job: dict) -> dict:
         out["state"], out["error"] = "failed", "out of memory"
     out["seconds"] = time.perf_counter() - start
     return out
+
+
+def run_members(jobs: list[dict]) -> list[dict]:
+    """Trials (or cv folds) whose configs differ only in what a member holds on its own (seed,
+    learning rate, l2), trained as the members of one pass, each into its own run folder: their
+    results as `run_job` gives them. When they cannot be members (their data differ in shape,
+    say), or the pass fails (one member's loss diverges, which fails only that trial alone),
+    each trains alone instead, one after the other, so every result is the one it would have
+    alone."""
+    from ..commands.population import population_problem, train_members
+    from ..data import load_dataset, load_seeds
+    from ..errors import NnctlError
+
+    start = time.perf_counter()
+    cfgs = [job["cfg"] for job in jobs]
+    metric = jobs[0]["metric"]["name"]
+    folds = [tuple(job["fold"]) if job.get("fold") else None for job in jobs]
+    labels = [f"fold {fold[0]}" if fold else f"trial {job['folder']}" for job, fold in zip(jobs, folds)]
+    try:
+        cache = jobs[0].get("cache", True)
+        datasets = [load_dataset(cfg, cache, fold) for cfg, fold in zip(cfgs, folds)] if any(folds) else \
+            load_seeds(cfgs, cache=cache)
+        if population_problem(cfgs, datasets) is None:
+            trained = train_members(cfgs, datasets, [(job["runs_dir"], job["folder"]) for job in jobs],
+                                    watched={metric: "metric.name"}, labels=labels, folds=folds)
+        else:
+            trained = None
+    except (NnctlError, MemoryError):
+        trained = None
+    if trained is None:
+        return [run_job(job) for job in jobs]
+    seconds = (time.perf_counter() - start) / len(jobs)  # each trial's share of the pass
+    outs = []
+    for job, result in zip(jobs, trained):
+        value = metric_value(result.metrics, metric)
+        out = {"state": "complete", "value": value, "epochs": result.epochs, "seconds": seconds,
+               "node": job.get("node") or socket.gethostname(), "run": str(result.run), "error": None}
+        if value is None:
+            out["state"], out["error"] = "failed", f"the run has no {metric} (no validation part?)"
+        outs.append(out)
+    return outs

@@ -24,6 +24,7 @@ from ..runs.folder import RunFolder, check_name, folder_lock
 from ..training.signals import signals_held
 from .cv import MAX_RUNS, kept_when_whole, run_all, score_column
 from .driver import make_folder
+from .members import members_or_why, train_jobs_as_members
 
 PARTS = (("train", "train"), ("validation", "val"), ("test", "test"))  # metrics.json part -> column prefix
 NOT_SCORES = {"rows", "support"}  # numbers in a part that count rows, not how good the model is
@@ -64,62 +65,22 @@ def train_seeds(config, seeds: int, overrides=(), runs_dir="runs", name: str | N
         cfg, stem = load_config(config, list(overrides)), Path(config).stem
     name = check_name(stem if name is None else name, "seeds")
     check_seeds(seeds)
-    from ..data import load_dataset
+    from ..data import load_dataset, load_seeds
 
     load_dataset(cfg, cache=cache)  # a config that cannot load fails here, not once per seed
     cfgs = [replace(cfg, seed=seed) for seed in seeds_of(cfg, seeds)]
-    datasets, note = (None, None) if separate else _as_members(cfgs, ray_address, cache)
+    datasets, note = (None, None) if separate else \
+        members_or_why(cfgs, lambda: load_seeds(cfgs, cache=cache), ray_address, "seeds", cache)
     # "-seeds<N>" in its name: a seeds folder is never taken for a run at a glance
     folder = make_folder(runs_dir, f"{name}-seeds{seeds}", "seeds")
     with kept_when_whole(folder, "seeds"), folder_lock(folder, "these seeds are training", "wait for them to end"):
         jobs = seed_jobs(cfg, seeds, folder, cache)
         if datasets is not None:
-            results = _members(cfgs, datasets, jobs, folder, callback)
+            results = train_jobs_as_members(cfgs, datasets, jobs, callback, "seeds", "seeds")
         else:
             results = run_all(jobs, folder, workers, ray_address, callback, "seeds")
         with signals_held():
             return {**write_summary(folder, jobs, results, cfg.training.early_stopping is not None), "note": note}
-
-
-def _as_members(cfgs: list[Config], ray_address: str | None, cache: bool):
-    """(the seeds' datasets, None) when the seeds can train as the members of one pass, else
-    (None, why not)."""
-    from ..commands.population import population_problem
-    from ..data import load_dataset, load_seeds
-
-    if ray_address:
-        return None, "the seeds run as separate Ray tasks (--ray-address)"
-    if getattr(load_dataset(cfgs[0], cache=cache), "streamed", False):  # before reading N splits of it
-        return None, "the seeds train one at a time on streamed data"
-    datasets = load_seeds(cfgs, cache=cache)
-    why = population_problem(cfgs, datasets)
-    return (None, f"the seeds train as separate runs: {why}") if why else (datasets, None)
-
-
-def _members(cfgs: list[Config], datasets: list, jobs: list[dict], folder: Path, callback) -> list[dict]:
-    """The seeds trained as one population into their folders: results as `run_all` gives them."""
-    import socket
-    import time
-
-    from ..commands.population import train_members
-    from .cv import Stopped
-
-    start = time.perf_counter()
-    try:
-        trained = train_members(cfgs, datasets, folder, [job["folder"] for job in jobs],
-                                watched={jobs[0]["metric"]["name"]: "metric.name"})
-    except KeyboardInterrupt:
-        raise Stopped(f"interrupted after 0 of {len(jobs)} seeds; the seeds folder was removed "
-                      "(its seeds only count together)")
-    seconds = time.perf_counter() - start
-    results = []
-    for job, result in zip(jobs, trained):
-        out = {"state": "complete", "value": result.metrics["train"]["loss"], "epochs": result.epochs,
-               "seconds": seconds, "node": socket.gethostname(), "run": str(result.run), "error": None}
-        results.append(out)
-        if callback:
-            callback(job["key"], out)
-    return results
 
 
 def seed_jobs(cfg: Config, n: int, folder: Path, cache: bool = True) -> list[dict]:

@@ -71,9 +71,6 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
     members = cfg.model.ensemble
-    if members > 1 and getattr(dataset, "streamed", False):
-        raise NnctlError("model.ensemble > 1 does not train on streamed data yet", "model.ensemble",
-                         "use model.ensemble: 1, or data.streaming: false")
     embedded = embedding_sizes(dataset)
     numeric = numeric_embedding(cfg, dataset)
     first = dataset.n_inputs - len(embedded) + sum(width for _, _, width in embedded)
@@ -244,8 +241,10 @@ def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0, per
     params = (sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables) * members
     n = len(dataset.X_train)
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
-    # members: their own batch order keeps K copies of the training rows
-    copies = members * dataset.X_train.nbytes if members > 1 else 0
+    # members: their own batch order keeps K copies of the training rows (streamed: they share
+    # the windows read from disk)
+    streamed = getattr(dataset, "streamed", False)
+    copies = members * dataset.X_train.nbytes if members > 1 and not streamed else 0
     needed = params * itemsize * 6 + (4 * sum(sizes[1:]) + per_row) * rows * itemsize * members + copies
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")

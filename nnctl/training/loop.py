@@ -216,6 +216,7 @@ class _Loop:
         self.diagnostics: list[dict] = []
         self.seconds_before = 0.0  # trained by the run this one resumes
         self.partial = None  # (batches done, row order, loss so far) of the epoch cut short
+        self.fill = False  # whether batches are gathered one at a time (`fill_batch`)
         self.setup_data()
 
     def diagnostics_for(self, network) -> Diagnostics:
@@ -237,11 +238,24 @@ class _Loop:
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
         # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
         self.shuffle = training.shuffle and self.batch < self.rows
-        # members each see the rows in their own order: (K, rows, ...) buffers, batches along axis 1
-        lead = (self.members,) if self.members and self.shuffle else ()
+        # members each see the rows in their own order, gathered a batch at a time into one
+        # (K, batch, ...) buffer (`fill`): K copies of an epoch's rows would leave the cache
+        self.fill = self.members and self.shuffle
+        if self.fill:
+            K, b = self.members, self.batch
+
+            def buffer(a):
+                whole = np.empty((K, b) + a.shape[1:], dtype=a.dtype)
+                # a short last batch: the first K·n rows of the buffer, contiguous as a full one
+                return lambda n: whole.reshape(-1)[:K * n * a.shape[-1]].reshape((K, n) + a.shape[1:])
+
+            views = [buffer(a) if a is not None else (lambda n: None) for a in (self.X, self.y, self.w)]
+            self.batches = [tuple(view(min(b, self.rows - s)) for view in views) for s in range(0, self.rows, b)]
+            self.order = None
+            return
 
         def epoch_buffer(a):
-            return np.empty(lead + a.shape, dtype=a.dtype) if self.shuffle else a
+            return np.empty(a.shape, dtype=a.dtype) if self.shuffle else a
 
         self.X_epoch, self.y_epoch = epoch_buffer(self.X), epoch_buffer(self.y)
         self.w_epoch = None if self.w is None else epoch_buffer(self.w)
@@ -305,12 +319,24 @@ class _Loop:
         self.clipped += clipped
 
     def gather(self, order: np.ndarray) -> None:
-        """Fill the epoch's buffers with the training rows in `order`, (rows,) or with members (K, rows)."""
+        """Fill the epoch's buffers with the training rows in `order`, (rows,); with members
+        (K, rows) keep the order, which `fill_batch` reads a batch at a time."""
+        if self.fill:
+            self.order = order
+            return
         # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
         np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
         np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
         if self.w is not None:
             np.take(self.w, order, axis=0, out=self.w_epoch, mode="clip")
+
+    def fill_batch(self, k: int, xb, yb, wb) -> None:
+        """Gather the members' batch k, (K, n, ...), from the rows in their epoch's order."""
+        s = k * self.batch
+        rows = self.order[:, s:s + xb.shape[1]]
+        for source, out in ((self.X, xb), (self.y, yb), (self.w, wb)):
+            if source is not None:
+                np.take(source, rows, axis=0, out=out, mode="clip")
 
     def epoch(self, epoch: int, measured: bool, diagnose: bool = False) -> float | None:
         """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
@@ -333,7 +359,10 @@ class _Loop:
         sampled = self.sampled if diagnose else ()  # the steps to measure, if any
         if diagnose:
             self.diagnose.begin_epoch()
+        fill = self.fill_batch if self.fill else None
         for k, (xb, yb, wb) in enumerate(batches, first):
+            if fill is not None:
+                fill(k, xb, yb, wb)
             loss = self.train_step(network, xb, yb, wb, k in sampled, measured, step, grads, lr, clip)
             if measured:
                 total += loss

@@ -19,14 +19,16 @@ HYPERPARAMETERS = {
 }
 
 
-def build_optimizer(params, training: TrainingConfig, decay=None) -> Optimizer:
+def build_optimizer(params, training: TrainingConfig, decay=None, weight_decay=None) -> Optimizer:
     """The optimizer `training.optimizer` names over `params` (arrays updated in place),
-    with its hyper-parameters and `l2` as weight decay; `decay`: per array, where l2 applies."""
+    with its hyper-parameters and `l2` as weight decay (`weight_decay` instead: (K, 1) per
+    member of (K, P) params); `decay`: per array, where l2 applies."""
     name = training.optimizer
     cls, fixed = OPTIMIZERS[name]
     kwargs = {arg: tuple(getattr(training, k) for k in key) if isinstance(key, tuple) else getattr(training, key)
               for arg, key in HYPERPARAMETERS[name].items()}
-    return cls(params, weight_decay=training.l2, decay=decay, **fixed, **kwargs)
+    l2 = training.l2 if weight_decay is None else weight_decay
+    return cls(params, weight_decay=l2, decay=decay, **fixed, **kwargs)
 
 
 def network_optimizer(network, training: TrainingConfig) -> Optimizer:

@@ -24,6 +24,7 @@ from ..nn.diagnostics import Diagnostics
 from ..nn.network import CHUNK, Network
 from .callbacks import Callback
 from ..nn.losses import smooth_labels
+from .optimization import LearningRate
 from .loop import TrainResult, _Loop, check_finite, final_metrics, label_classes, log_every
 from .scoring import extra_scores, metrics_in_use, row_weights, targets_for, watched_metrics
 from .stopping import EarlyStopping
@@ -57,12 +58,17 @@ def same_shapes(datasets) -> str | None:
 
 
 def train_population(network: Network, datasets: list, training, seeds: list[int], watched: dict | None = None,
-                     should_stop=None) -> list[Member]:
+                     should_stop=None, labels: list[str] | None = None, rates: list | None = None) -> list[Member]:
     """Train `network` (K members, member k initialized from seeds[k]) on `datasets` (one per
     member, of one shape: `same_shapes`) under `training`; a list of K Members. A member whose
-    loss becomes non-finite is an NnctlError naming its seed; `should_stop()` true ends training
-    with KeyboardInterrupt (a population is all or nothing)."""
+    loss becomes non-finite is an NnctlError naming it (`labels[k]`, default "seed <seed>");
+    `should_stop()` true ends training with KeyboardInterrupt (a population is all or nothing).
+    `rates`: each member's own `training` where members differ in `learning_rate` or `l2` (the
+    rest of `training` is theirs in common)."""
     loop = PopulationLoop(network, datasets, training, seeds, Callback(), should_stop, watched or {})
+    loop.labels = labels or [f"seed {s}" for s in seeds]
+    if rates is not None:
+        loop.own_rates(rates)
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         if loop.run(start) == "interrupted":
@@ -78,6 +84,20 @@ class _MemberView:
 
     def snapshot(self) -> dict:
         return self.network.member_snapshot(self.k)
+
+
+class _MemberRates:
+    """Each member's learning rate of an epoch, (K, 1): member k's schedule from its own base
+    rate (a plateau schedule never trains a population: see commands.population)."""
+
+    watched = None
+
+    def __init__(self, schedules: list, dtype):
+        self.schedules, self.dtype = schedules, dtype  # the parameters' dtype: no mixed-type products per step
+
+    def __call__(self, epoch: int) -> np.ndarray:
+        self.logged = [s(epoch) for s in self.schedules]  # as each run alone logs its rate
+        return np.array(self.logged, dtype=self.dtype)[:, None]
 
 
 class PopulationLoop(_Loop):
@@ -104,9 +124,26 @@ class PopulationLoop(_Loop):
         self.clipped = np.zeros(K, dtype=np.int64)
         self.finished: list = [None] * K
         self.step = self._step
+        self.labels = [f"seed {s}" for s in self.seeds]
 
     def diagnostics_for(self, network) -> Diagnostics:
         return Diagnostics(network, self.ws, apart=True)
+
+    def own_rates(self, trainings: list) -> None:
+        """Member k learns at trainings[k]'s learning rate (under the common schedule) and decays
+        by its l2: the optimizer then updates the (K, P) parameters with (K, 1) rates."""
+        K, network = self.members, self.network
+        rates = [t.learning_rate for t in trainings]
+        l2s = [t.l2 for t in trainings]
+        if len(set(rates)) == 1 and len(set(l2s)) == 1:
+            return  # one rate for all: scalars, as a run alone has
+        from .optimization import build_optimizer
+
+        self.optimizer = build_optimizer([network.flat_params.reshape(K, -1)], self.training,
+                                         decay=[network.decay_mask.reshape(K, -1)],
+                                         weight_decay=np.array(l2s, dtype=network.dtype)[:, None])
+        self.grads = [network.flat_grads.reshape(K, -1)]
+        self.schedule = _MemberRates([LearningRate(t) for t in trainings], network.dtype)
 
     def setup_data(self) -> None:
         """Each member's training rows, targets and weights stacked: (K, rows, ...)."""
@@ -193,14 +230,14 @@ class PopulationLoop(_Loop):
         scores = self.score_members() if self.has_val else None
         logs = []
         for k in np.flatnonzero(self.active):
-            where = f"{self.advice} (seed {self.seeds[k]})"
+            where = f"{self.advice} ({self.labels[k]})"
             log = {"epoch": epoch, "train_loss": float(train_loss[k])}
             check_finite(log["train_loss"], epoch, where)
             if scores is not None:
                 log["val_loss"], log[self.metric] = float(scores[0][k]), float(scores[1][k])
                 log.update(scores[2][k])
                 check_finite(log["val_loss"], epoch, where)
-            log["learning_rate"] = self.lr
+            log["learning_rate"] = self.lr if np.isscalar(self.lr) else self.schedule.logged[k]
             log["seconds"] = self.elapsed(start)
             logs.append(log)
         return logs
@@ -254,7 +291,7 @@ class PopulationLoop(_Loop):
         if self.clip is not None:
             result.clipped_steps, result.steps = int(self.clipped[k]), self.steps
             result.metrics.update(clipped_steps=result.clipped_steps, steps=self.steps)
-        check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), f"{self.advice} (seed {self.seeds[k]})")
+        check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), f"{self.advice} ({self.labels[k]})")
         self.finished[k] = Member(result, alone, checkpoint)
         self.active[k] = False
         stopped = np.flatnonzero(~self.active)
