@@ -18,7 +18,7 @@ def explain(
     data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns, and the target column for permutation; - reads stdin"),
     method: str = typer.Option("permutation", "--method", metavar="METHOD", help="permutation (the drop in a metric when a column is shuffled) or gradient (mean |∂output/∂input × input|)"),
     repeats: Optional[int] = typer.Option(None, "--repeats", metavar="R", help="Permutation: shuffles per column (default 5); std is their spread"),
-    metric: Optional[str] = typer.Option(None, "--metric", metavar="M", help="Permutation: the metric whose drop is measured (default: accuracy for classification, r2 for regression)"),
+    metric: Optional[str] = typer.Option(None, "--metric", metavar="M", help="Permutation: the metric whose drop is measured (default: accuracy for classification, r2 for regression); several targets: TARGET.METRIC ranks that target alone"),
     seed: Optional[int] = typer.Option(None, "--seed", metavar="N", help="Permutation: seed of the shuffles (default 0)"),
     json_: bool = typer.Option(False, "--json", help="Print one JSON object: method, metric, columns [{column, importance, std}]"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Also write column, importance, std as CSV here"),

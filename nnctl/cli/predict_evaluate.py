@@ -38,12 +38,12 @@ def predict(
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV here instead of stdout"),
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=_threshold, help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5); several targets: TARGET=T"),
-    positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold refers to (default: the model's positive class, data.positive_class)"),
+    positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold refers to (default: the model's positive class, data.positive_class); several targets: TARGET=LABEL"),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add lower and upper, a split-conformal interval that holds the true value for a share L of rows (e.g. 0.9); needs a validation part at training time"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add prediction_set, the classes (joined by |) of a split-conformal set that holds the true class for a share L of rows; needs a validation part at training time"),
     strict_range: bool = typer.Option(False, "--strict-range", help=STRICT_RANGE_HELP),
-    spread: bool = typer.Option(False, "--spread", help="An ensemble (model.ensemble): add the members' standard deviation per row, spread (regression) or spread_<class> (of each probability)"),
+    spread: bool = typer.Option(False, "--spread", help="An ensemble (model.ensemble): add the members' standard deviation per row, spread (regression) or spread_<class> (of each probability); several targets: <target>_spread, spread_<target>_<class>"),
     unknown_category: Optional[UnknownCategory] = typer.Option(None, "--unknown-category", help="A category training never saw: error, or ignore (it adds nothing: an all-zero one-hot, the zero row of an embedding, as under data.unknown_category: ignore). Default: the model's data.unknown_category"),
 ):
     """Predict every row of a CSV; writes a CSV with a `prediction` column.
@@ -90,7 +90,7 @@ def evaluate(
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
     threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=_threshold, help="Two classes: count a row as the positive class when its probability is at least T; several targets: TARGET=T"),
-    positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold, roc_auc and average_precision refer to (default: the model's positive class)"),
+    positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold, roc_auc and average_precision refer to (default: the model's positive class); several targets: TARGET=LABEL"),
     choose_threshold: Optional[str] = typer.Option(None, "--choose-threshold", metavar="RULE", help="Two classes: find the threshold that meets RULE (f1 | youden | precision=P | recall=R) and score at it, for predict --threshold"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add the coverage and mean_width of the split-conformal intervals at level L"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add the coverage and mean_set_size of the split-conformal sets at level L"),
