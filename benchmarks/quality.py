@@ -7,6 +7,7 @@ wall time as a ratio to LightGBM's.
     python benchmarks/quality.py --tables heldout      # the tables the recipe was not tuned on
     python benchmarks/quality.py --models nnctl --set training.warmup=5 --label warm
     python benchmarks/quality.py --ablation --tables dev --models nnctl   # each ingredient alone
+    python benchmarks/quality.py --tables categorical --models nnctl --set data.embedding=auto --label emb
 
 Tables (`TABLES`): CSVs read straight from the installed packages' files, nothing downloaded:
 R datasets from `pydataset`'s bundled archive and, when installed, ISLP's. Each is cut to at most
@@ -22,7 +23,10 @@ regression target standardized, TransformedTargetRegressor); RealMLP-TD from pyt
 defaults and the validation part (numeric NaNs filled with the training median, which it needs),
 where pytabkit is installed.
 
-nnctl: `nnctl init`'s recipe (`nnctl.config.recipe`) with the table's path and target, plus
+`--tables categorical` are the dev tables with a categorical column of dozens of levels (added
+after the recipe was chosen, to measure `data.embedding`).
+
+nnctl: `nnctl init`'s recipe (`nnctl.config.recipe`: the key table's defaults) with the table's path and target, plus
 any `--set` overrides. `--ablation` trains the baseline, the old starter config (layers
 [16, 16], SGD 0.01, up to 200 epochs) with early stopping (patience 16) and batch 256 (without
 them its runs cost 200 epochs of small batches each, too slow on 2 shared cores), that baseline

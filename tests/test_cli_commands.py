@@ -162,6 +162,7 @@ def test_validate_reports_data_errors(write_config, write_csv):
 
 
 # --- init ------------------------------------------------------------------------------------
+@pytest.mark.new_defaults
 def test_init_writes_a_config_that_trains(tmp_path):
     path = tmp_path / "starter.yaml"
     assert cli("init", path).exit_code == 0
