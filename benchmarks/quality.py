@@ -113,6 +113,8 @@ INGREDIENTS = {
     "dropout_0.1": ["model.dropout=0.1"],
     "label_smoothing_0.1": ["training.label_smoothing=0.1"],
     "embedding_auto": ["data.embedding=auto"],
+    "periodic": ["model.numeric_embedding={kind: periodic}"],
+    "piecewise_linear": ["model.numeric_embedding={kind: piecewise_linear}"],
 }
 
 

@@ -11,6 +11,7 @@ from nnctl.nn.activations import ACTIVATIONS
 from nnctl.nn.embedding import Embedding
 from nnctl.nn.layers import LAYERS, Activation, Dense, Dropout
 from nnctl.nn.normalization import BatchNorm, LayerNorm
+from nnctl.nn.numeric import Periodic, PiecewiseLinear, quantile_edges
 
 ROWS, FAN_IN = 6, 4
 
@@ -31,6 +32,11 @@ EXAMPLES = {
                                                         rng.normal(size=FAN_IN), rng.uniform(0.5, 2, FAN_IN)))],
     "layer_norm": [("layer_norm", lambda rng: LayerNorm(rng.uniform(0.5, 1.5, FAN_IN), rng.normal(size=FAN_IN)))],
     "embedding": [("embedding", lambda rng: Embedding(FAN_IN, [1], [rng.normal(size=(5, 2))]))],
+    "periodic": [("periodic", lambda rng: Periodic(FAN_IN, [0, 2, 3], rng.normal(size=(3, 2)) * 0.3,
+                                                   rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 2))))],
+    # bins from a sample, one column of only two values (fewer bins than asked), a value beyond
+    "piecewise_linear": [("piecewise_linear", lambda rng: PiecewiseLinear(FAN_IN, [3, 0, 2], quantile_edges(
+        np.column_stack([rng.normal(size=40), rng.normal(size=40), rng.integers(0, 2, 40)]), 4)))],
 }
 CASES = [pytest.param(kind, make, id=name) for kind, variants in EXAMPLES.items() for name, make in variants]
 

@@ -17,7 +17,8 @@ optional `onnx` extra). The graph does, in `predict`'s order:
 4. every layer, each type by its own translation (`LAYER_EXPORTS`: dense is a Gemm, an
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
    norm a LayerNormalization, or its parts below opset 17, dropout nothing, an embedding a Gather
-   of its tables' rows by the codes);
+   of its tables' rows by the codes, a periodic embedding Cos and Sin then a batched MatMul, a
+   piecewise-linear one Mul, Add, Max and Min);
 5. the output: the logits divided by the model's temperature (training.calibration), then
    softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units (through expm1 or the inverse quantile map for a log1p or
@@ -223,10 +224,62 @@ def _embedding(g: _Graph, layer, i: int, x: str, opset: int) -> str:
     return pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, f"embedding{i}", axis=-1)
 
 
+def _numeric_inputs(g: _Graph, layer, i: int, x: str) -> str:
+    """A numeric embedding's inputs as [..., N, F, 1] (the layer's input is [N, inputs], or
+    [K, N, inputs] after an embedding with members)."""
+    picked = g.op("Gather", [x, g.const(layer.columns, f"numeric{i}", np.int64)], f"numeric{i}", axis=-1)
+    return g.op("Unsqueeze", [picked, g.const([-1], f"axis{i}", np.int64)], f"numeric{i}")
+
+
+def _per_feature(g: _Graph, layer, i: int, x: str, embedded: str) -> str:
+    """The passed-through inputs, then the numeric embedding's [..., N, F, width] flattened to
+    [..., N, F·width], side by side as the layer puts them."""
+    leading = [0, 0] if layer.members is not None else [0]  # Reshape's 0: that axis as it is
+    flat = g.op("Reshape", [embedded, g.const(leading + [layer.features * layer.width], f"shape{i}", np.int64)],
+                f"embedded{i}")
+    if not len(layer.keep):
+        return flat
+    kept = g.op("Gather", [x, g.const(layer.keep, f"keep{i}", np.int64)], f"kept{i}", axis=-1)
+    if layer.members is not None:  # the rows [N, kept] once per member: [K, N, kept]
+        kept = g.op("Expand", [kept, g.const([layer.members, 1, 1], f"members{i}", np.int64)], f"kept{i}")
+    return g.op("Concat", [kept, flat], f"numeric_embedding{i}", axis=-1)
+
+
+def _member_axis(layer, a: np.ndarray) -> np.ndarray:
+    """A per-feature array (F, ...) as it broadcasts over [..., N, F, ...]: with members
+    (K, F, ...) -> (K, 1, F, ...)."""
+    return a if layer.members is None else a[:, None]
+
+
+def _periodic(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    """PLR: cos and sin of 2π c x, each feature's own product (a MatMul whose batch axes are
+    the rows and features: [..., N, F, 1, 2k] @ [F, 2k, width]), its bias, ReLU."""
+    angle = g.op("Mul", [_numeric_inputs(g, layer, i, x),
+                         g.const(_member_axis(layer, 2 * math.pi * layer.c.astype(np.float64)), f"frequencies{i}")],
+                 f"angle{i}")
+    v = g.op("Concat", [g.op("Cos", [angle]), g.op("Sin", [angle])], f"periodic{i}", axis=-1)
+    v = g.op("Unsqueeze", [v, g.const([-2], f"row_axis{i}", np.int64)], f"periodic{i}")
+    h = g.op("MatMul", [v, g.const(_member_axis(layer, layer.W), f"W{i}")], f"matmul{i}")
+    h = g.op("Squeeze", [h, g.const([-2], f"row_axis{i}", np.int64)], f"matmul{i}")
+    h = g.op("Relu", [g.op("Add", [h, g.const(_member_axis(layer, layer.b), f"b{i}")])], f"plr{i}")
+    return _per_feature(g, layer, i, x, h)
+
+
+def _piecewise_linear(g: _Graph, layer, i: int, x: str, opset: int) -> str:
+    """PLE: x · scale + shift, clipped by Max and Min against per-component bounds (±inf where
+    a component is open), as the layer computes it."""
+    scale, shift, lo, hi = (_member_axis(layer, a) for a in layer.coefficients(np.float64))
+    z = g.op("Add", [g.op("Mul", [_numeric_inputs(g, layer, i, x), g.const(scale, f"ple_scale{i}")]),
+                     g.const(shift, f"ple_shift{i}")], f"ple{i}")
+    e = g.op("Min", [g.op("Max", [z, g.const(lo, f"ple_low{i}")]), g.const(hi, f"ple_high{i}")], f"ple{i}")
+    return _per_feature(g, layer, i, x, e)
+
+
 # layer type -> (graph, layer, its index, input name, opset) -> output name: a new layer type
 # adds its translation here
 LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer, "batch_norm": _batch_norm,
-                 "layer_norm": _layer_norm, "embedding": _embedding,
+                 "layer_norm": _layer_norm, "embedding": _embedding, "periodic": _periodic,
+                 "piecewise_linear": _piecewise_linear,
                  "dropout": lambda g, layer, i, x, opset: x}  # dropout: the identity outside training, no node
 
 

@@ -251,26 +251,47 @@ def schema_dropout(key):
 
 
 # --- mappings with their own keys ------------------------------------------------------------
-def check_schedule(checker, v, key, path):
+def _check_tagged(checker, v, key, path, tag: str, what: str):
+    """A name, or a mapping whose `tag` names a variant in `key.sub` beside that variant's own
+    keys (defaults filled in): a schedule, a numeric embedding."""
     if isinstance(v, str):
-        v = {"name": v}
-    if not isinstance(v, dict) or "name" not in v:
-        checker.fail(path, "must be a schedule name or a mapping with `name`", f"choices: {', '.join(key.choices)}")
-    name = v["name"]
+        v = {tag: v}
+    if not isinstance(v, dict) or tag not in v:
+        checker.fail(path, f"must be a {what} name or a mapping with `{tag}`", f"choices: {', '.join(key.sub)}")
+    name = v[tag]
     if not isinstance(name, str) or name not in key.sub:
-        checker.fail(path + ["name"], f"must be one of {', '.join(key.sub)}; got {show(name)}{did_you_mean(name, key.sub)}")
-    own = {k: x for k, x in v.items() if k != "name"}
-    return {"name": name, **checker.section(own, key.sub[name], path, f"a key of the {name} schedule")}
+        checker.fail(path + [tag], f"must be one of {', '.join(key.sub)}; got {show(name)}{did_you_mean(name, key.sub)}")
+    own = {k: x for k, x in v.items() if k != tag}
+    return {tag: name, **checker.section(own, key.sub[name], path, f"a key of the {name} {what}")}
 
 
-def schema_schedule(key):
+def _schema_tagged(key, tag: str):
     variants = [{"enum": list(key.sub)}]
     for name, own in key.sub.items():
         variant = section_schema(own)
-        variant["properties"] = {"name": {"const": name}, **variant["properties"]}
-        variant["required"] = ["name"]
+        variant["properties"] = {tag: {"const": name}, **variant["properties"]}
+        variant["required"] = [tag]
         variants.append(variant)
     return {"anyOf": variants}
+
+
+def check_schedule(checker, v, key, path):
+    return _check_tagged(checker, v, key, path, "name", "schedule")
+
+
+def schema_schedule(key):
+    return _schema_tagged(key, "name")
+
+
+def check_numeric_embedding(checker, v, key, path):
+    """`none` (also null or false), a kind's name, or {kind: ..., its keys}; `none` stays a name."""
+    if v is None or v is False or v == "none" or (isinstance(v, dict) and v.get("kind") == "none" and len(v) == 1):
+        return "none"
+    return _check_tagged(checker, v, key, path, "kind", "numeric embedding")
+
+
+def schema_numeric_embedding(key):
+    return _schema_tagged(key, "kind")
 
 
 def check_early_stopping(checker, v, key, path):
@@ -347,6 +368,7 @@ KINDS: dict[str, Kind] = {
     "activation": Kind(check_activation, schema_activation),
     "dropout": Kind(check_dropout, schema_dropout),
     "schedule": Kind(check_schedule, schema_schedule),
+    "numeric_embedding": Kind(check_numeric_embedding, schema_numeric_embedding),
     "early_stopping": Kind(check_early_stopping, schema_early_stopping),
     "class_weight": Kind(check_class_weight, schema_class_weight),
     "tags": Kind(check_tags, schema_tags),

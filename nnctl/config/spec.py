@@ -52,6 +52,19 @@ def _schedule_keys() -> dict:
 EARLY_STOPPING_METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2", "val_roc_auc", "val_average_precision",
                           "val_f1", "val_balanced_accuracy")
 
+# model.numeric_embedding's kinds and each kind's own keys; `none` has none
+NUMERIC_EMBEDDINGS = {
+    "none": {},
+    "periodic": {
+        "frequencies": Key(16, "int", "learned frequencies per numeric input (k: sin and cos of each, 2k values)", low=1),
+        "width": Key(16, "int", "the size of each numeric input's vector (the linear layer after sin/cos)", low=1),
+        "sigma": Key(0.1, "float", "the frequencies' initial spread: N(0, sigma^2), truncated at 3 sigma", low=0.0, low_open=True),
+    },
+    "piecewise_linear": {
+        "bins": Key(16, "int", "bins per numeric input, at the training part's quantiles (fewer where values repeat)", low=1),
+    },
+}
+
 EARLY_STOPPING = {
     "patience": Key(16, "int", "logged epochs without improvement before stopping", low=1),
     "min_delta": Key(0.0, "float", "the smallest change that counts as an improvement", low=0.0),
@@ -103,6 +116,8 @@ def _spec() -> dict:
             "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
             "dropout": Key(0.0, "dropout", "dropout rate after each hidden block (inverted, as torch.nn.Dropout): one rate, or a list with one per hidden layer; 0 = none",
                            low=0.0, high=1.0),
+            "numeric_embedding": Key("none", "numeric_embedding", "each numeric input as its own small vector, the vectors then side by side (categoricals keep one-hot or data.embedding): none | {kind: periodic, frequencies: 16, width: 16, sigma: 0.1} (PLR: learned frequencies, sin/cos, a linear layer per input, ReLU) | {kind: piecewise_linear, bins: 16} (PLE: the encoding over the training part's quantile bins)",
+                                     sub=NUMERIC_EMBEDDINGS),
             "ensemble": Key(1, "int", "members trained at once in one network, each from its own seed (seed + i), dropout masks and batch order; the model predicts their mean (probability or output)", low=1),
         },
         "training": {

@@ -46,7 +46,7 @@ def _make(path: tuple, table: dict) -> type:
     for name, entry in table.items():
         if isinstance(entry, dict):
             _make(path + (name,), entry)
-        elif isinstance(entry, Key) and entry.sub and entry.kind != "schedule":
+        elif isinstance(entry, Key) and entry.sub and entry.kind not in ("schedule", "numeric_embedding"):
             _make(path + (name,), entry.sub)
         fields.append((name, Any, dataclasses.field(default=None)))
     cls = dataclasses.make_dataclass(_class_name(path), fields, frozen=True,

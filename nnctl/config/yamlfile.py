@@ -163,7 +163,7 @@ def set_override(raw: dict, keys: list[str], value) -> None:
     for key in keys[:-1]:
         child = node.get(key)
         if isinstance(child, str):  # `schedule: step` written short, overridden by a sub-key
-            child = {"name": child}
+            child = {"kind" if key == "numeric_embedding" else "name": child}
         elif not isinstance(child, dict):
             child = {}
         node[key] = child

@@ -94,6 +94,10 @@ class FeatureEncoder:
         """(input index, column) of each embedded column's code input."""
         return [(j, name) for j, name in enumerate(self.inputs) if name in self.embedding]
 
+    def numeric_inputs(self) -> list[int]:
+        """Input indices of the numeric columns (neither one-hot nor category codes)."""
+        return np.flatnonzero(~self._onehot_mask()).tolist()
+
     def fit(self, df, categorical, scale: str, missing: str, dtype, where: str = "data",
             categories_from=None, embedding=None) -> np.ndarray:
         """Learn fill values and scaler from the training rows `df`, and the categories from

@@ -6,6 +6,7 @@
 - `layers.py`       layers as objects (`Dense`, `Activation`, `Dropout`): forward, backward, named arrays
 - `normalization.py` `BatchNorm`, `LayerNorm` (PyTorch's definitions)
 - `embedding.py`    `Embedding`: learned tables for categorical columns
+- `numeric.py`      `Periodic`, `PiecewiseLinear`: embeddings of numeric inputs (PLR, PLE)
 - `clipping.py`     gradient clipping by the global norm
 - `network.py`      `Network`: the layers in order plus the loss's output head; forward, backward
 - `workspace.py`    `Workspace`/`Buffers`: the arrays a pass writes, owned by the caller, not the layers

@@ -339,3 +339,4 @@ class Dropout(Layer):
 # that has them needs only LAYERS
 from . import normalization  # noqa: E402,F401
 from . import embedding  # noqa: E402,F401
+from . import numeric  # noqa: E402,F401

@@ -192,6 +192,9 @@ def _outputs(meta: dict) -> int | None:
     return len(meta["target_scaler"]["offset"]) if meta.get("target_scaler") else None
 
 
+NUMERIC_WIDTH = {"periodic": "width", "piecewise_linear": "bins"}  # a numeric embedding's columns per input
+
+
 def format2_limit(meta: dict):
     """A read_npz limit for a format-2 model: only `meta` and `layers.<i>.<name>` arrays of the
     layers meta lists, float32 or float64; the first dense layer's rows are the inputs meta
@@ -207,6 +210,13 @@ def format2_limit(meta: dict):
     if first.get("type") == "embedding" and isinstance(columns, list) and _numbers(first.get("widths"), len(columns)):
         # the first dense layer takes the inputs less the code columns, plus the embeddings
         inputs += int(sum(first["widths"])) - len(first["columns"])
+    for spec in specs[:dense[0] if dense else 0]:
+        numeric = spec.get("columns") if isinstance(spec, dict) else None
+        size = spec.get(NUMERIC_WIDTH.get(spec.get("type"), ""), None) if isinstance(spec, dict) else None
+        if isinstance(numeric, list) and _numbers([size], 1):
+            # a numeric embedding: each of its inputs becomes `size` columns
+            inputs += len(numeric) * (int(size) - 1)
+    deeper = {i for i, spec in enumerate(specs) if isinstance(spec, dict) and spec.get("type") == "periodic"}
 
     def limit(name: str, header) -> str | None:
         if name == "meta":
@@ -218,7 +228,7 @@ def format2_limit(meta: dict):
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
         if header.dtype not in FLOATS:
             return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
-        if len(header.shape) > 2 + lead:
+        if len(header.shape) > 2 + lead + (parts[2] == "W" and parts[1].isdigit() and int(parts[1]) in deeper):
             return f"`{name}` has shape {header.shape}, more dimensions than any layer's array"
         if members is not None and (not header.shape or header.shape[0] != members):
             return f"`{name}` has shape {header.shape}, not a leading axis of the {members} members meta names"

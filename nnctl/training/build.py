@@ -3,6 +3,8 @@ seed, or `model.init_from`), and a check that it fits in memory. `train`, `valid
 `gradcheck` and `trace` all build their network here."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..config import hidden_activations, load_config
@@ -14,6 +16,7 @@ from ..nn.layers import Activation, Dense, Dropout
 from ..nn.losses import LOSSES, loss_for
 from ..nn.network import Network, initial_weights
 from ..nn.normalization import NORMALIZATIONS
+from ..nn.numeric import Periodic, PiecewiseLinear, quantile_edges
 from .scoring import row_weights, targets_for
 
 
@@ -42,13 +45,17 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
         raise NnctlError("model.ensemble > 1 does not train on streamed data yet", "model.ensemble",
                          "use model.ensemble: 1, or data.streaming: false")
     embedded = embedding_sizes(dataset)
+    numeric = numeric_embedding(cfg, dataset)
     first = dataset.n_inputs - len(embedded) + sum(width for _, _, width in embedded)
+    if numeric is not None:
+        first += numeric.features * (numeric.width - 1)
     sizes = [first] + list(cfg.model.layers) + [dataset.n_outputs]
-    _check_model_fits(sizes, cfg, dataset, sum((n + 1) * width for _, n, width in embedded))
+    _check_model_fits(sizes, cfg, dataset, sum((n + 1) * width for _, n, width in embedded) +
+                      (numeric.n_params if numeric is not None else 0), numeric.per_row if numeric is not None else 0)
     dtype = np.dtype(cfg.training.dtype)
     loss = choose_loss(cfg, dataset)
     # member i is the network `seed + i` would build alone: member 0 is the single network
-    networks = [Network(network_layers(cfg, sizes, embedded, dataset.n_inputs, dtype, cfg.seed + i), loss,
+    networks = [Network(network_layers(cfg, sizes, embedded, dataset.n_inputs, dtype, cfg.seed + i, numeric), loss,
                         dataset.n_inputs) for i in range(members)]
     network = networks[0] if members == 1 else Network.stack(networks)
     if cfg.model.init_from and not fresh:
@@ -56,21 +63,25 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
     return network
 
 
-def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype, seed: int) -> list:
-    """The layer list, emitted once: [embedding], then per hidden block dense → [norm] →
-    activation → [dropout], then the output's dense layer.
+def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype, seed: int,
+                   numeric: "NumericPlan | None" = None) -> list:
+    """The layer list, emitted once: [embedding], [numeric embedding], then per hidden block
+    dense → [norm] → activation → [dropout], then the output's dense layer.
 
     Each source of randomness has its own stream of `seed` (the config's, or a member's): the dense weights `default_rng(seed)`
     (layer by layer, as `initial_weights` draws them), the dropout masks (one generator the
-    dropout layers share) and the embedding tables each a child of `SeedSequence(seed)`, apart
-    from the shuffle's. A dropout rate of 0 adds no layer: the network is exactly the one
-    without dropout."""
+    dropout layers share), the embedding tables and a periodic embedding's arrays each a child of
+    `SeedSequence(seed)`, apart from the shuffle's. A dropout rate of 0 adds no layer: the
+    network is exactly the one without dropout."""
     activations = hidden_activations(cfg)
-    streams = np.random.SeedSequence(seed).spawn(4)  # [1]: the shuffle's (training.loop)
+    streams = np.random.SeedSequence(seed).spawn(5)  # [1]: the shuffle's (training.loop)
     layers = []
     if embedded:
         layers.append(Embedding.fresh(n_inputs, [j for j, _, _ in embedded], [(n, w) for _, n, w in embedded],
                                       np.random.default_rng(streams[3]), dtype, decay=cfg.training.l2_embeddings))
+    if numeric is not None:
+        layers.append(numeric.layer(layers[-1].units(n_inputs) if layers else n_inputs,
+                                    np.random.default_rng(streams[4]), dtype))
     rates = dropout_rates(cfg)
     dropout_rng = np.random.default_rng(streams[2]) if any(rates) else None
     norm = NORMALIZATIONS.get(cfg.model.normalization)
@@ -83,6 +94,71 @@ def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype
             if rates[i]:
                 layers.append(Dropout(rates[i], dropout_rng))
     return layers
+
+
+@dataclass
+class NumericPlan:
+    """model.numeric_embedding for one dataset: its settings, the numeric inputs' indices in the
+    layer's input (after an `Embedding`, which puts its code columns last), and PLE's bin edges
+    (F, bins + 1) from the training part, the same for every member."""
+
+    setting: dict
+    columns: list
+    edges: np.ndarray | None
+
+    @property
+    def features(self) -> int:
+        return len(self.columns)
+
+    @property
+    def width(self) -> int:
+        return self.setting["width"] if self.setting["kind"] == "periodic" else self.setting["bins"]
+
+    @property
+    def n_params(self) -> int:
+        if self.setting["kind"] != "periodic":
+            return 0
+        k, width = self.setting["frequencies"], self.setting["width"]
+        return self.features * (k + 2 * k * width + width)
+
+    @property
+    def per_row(self) -> int:
+        """Numbers per batch row that the layer's passes write: its output and, for periodic,
+        the sines and cosines, the linear layers' outputs and their deltas."""
+        out = self.features * self.width
+        if self.setting["kind"] != "periodic":
+            return 3 * out  # the output, the unclipped values, backward's mask
+        return 3 * out + 2 * self.features * 2 * self.setting["frequencies"]
+
+    def layer(self, fan_in: int, rng, dtype):
+        if self.setting["kind"] == "periodic":
+            return Periodic.fresh(fan_in, self.columns, self.setting["frequencies"], self.setting["width"],
+                                  self.setting["sigma"], rng, dtype)
+        return PiecewiseLinear(fan_in, self.columns, self.edges.astype(dtype))
+
+
+def numeric_embedding(cfg: Config, dataset) -> NumericPlan | None:
+    """The plan of model.numeric_embedding for this dataset, or None (`none`, or no numeric
+    input). PLE's edges are the training part's quantiles of the scaled inputs (the layer sees
+    them scaled); on streamed data, those of a seeded sample of at most SAMPLE_ROWS rows."""
+    setting = cfg.model.numeric_embedding
+    numeric = dataset.encoder.numeric_inputs()
+    if setting == "none" or not numeric:
+        return None
+    codes = {j for j, _ in dataset.encoder.code_columns()}
+    # after an embedding layer the inputs less the code columns come first, in order
+    place = {j: i for i, j in enumerate(j for j in range(dataset.n_inputs) if j not in codes)}
+    edges = None
+    if setting["kind"] == "piecewise_linear":
+        from ..data.scaling import SAMPLE_ROWS
+
+        if getattr(dataset, "streamed", False):
+            train = dataset.parts["train"]
+            X, _ = train.sample(min(SAMPLE_ROWS, len(train)), cfg.seed)
+        else:
+            X = dataset.X_train
+        edges = quantile_edges(X[:, numeric], setting["bins"])
+    return NumericPlan(dict(setting), [place[j] for j in numeric], edges)
 
 
 def embedding_sizes(dataset: Dataset) -> list[tuple[int, int, int]]:
@@ -118,10 +194,11 @@ def check_batches(cfg, network: Network, dataset: Dataset) -> None:
                      f"use another batch_size (e.g. {good}), or model.normalization: layer")
 
 
-def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0) -> None:
+def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0, per_row: int = 0) -> None:
     """Weights, gradients, two optimizer states, scratch and the float64 draw: about six
     copies of the parameters (`tables`: the embedding tables' entries); plus pre-activations,
-    activations, what activations save for backward, and deltas per batch row."""
+    activations, what activations save for backward, and deltas per batch row (`per_row`: what
+    a numeric embedding writes per row)."""
     from ..resources import require_memory
 
     itemsize = np.dtype(cfg.training.dtype).itemsize
@@ -131,7 +208,7 @@ def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0) -> 
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
     # members: their own batch order keeps K copies of the training rows
     copies = members * dataset.X_train.nbytes if members > 1 else 0
-    needed = params * itemsize * 6 + 4 * rows * sum(sizes[1:]) * itemsize * members + copies
+    needed = params * itemsize * 6 + (4 * sum(sizes[1:]) + per_row) * rows * itemsize * members + copies
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")
 
@@ -167,7 +244,7 @@ def _warm_start(path, network: Network, dataset: Dataset) -> None:
         raise NnctlError(f"model.init_from is {describe(theirs)}, the config builds {describe(ours)}",
                          "model.init_from", "use the same model.layers as that model, or train from scratch")
     arrays = {name: a.astype(network.dtype) for name, a in saved.items()}
-    embedded = isinstance(ours.layers[0], Embedding)
+    embedded = not isinstance(ours.layers[0], Dense)  # an embedding of categories or of numbers
     if embedded and rows != list(range(len(rows))):
         # the first dense layer's rows follow the embedding's output, not the inputs: same order only
         raise NnctlError("model.init_from has embedded columns and takes its inputs in another order than this data",

@@ -190,6 +190,15 @@ TRACE_RULES = {
     "layer_norm": ("out{i} = γ ⊙ x̂ + β,  x̂ = ({x} - μ) / √(σ² + eps),  μ, σ² = each row's mean and variance over its columns",
                    "∂L/∂γ = Σ_rows delta{i} ⊙ x̂,  ∂L/∂β = Σ_rows delta{i},  "
                    "delta{p} = (g - mean_cols(g) - x̂ ⊙ mean_cols(g ⊙ x̂)) / √(σ² + eps),  g = delta{i} ⊙ γ"),
+    "periodic": ("out{i} = [{x}'s other columns, then per numeric column f: ReLU(v_f · W_f + b_f)],  "
+                 "v_f = [cos(2π c_f x_f), sin(2π c_f x_f)]",
+                 "∂L/∂W_f = v_fᵀ · g_f,  ∂L/∂b_f = Σ_rows g_f,  ∂L/∂c_f = 2π Σ_rows x_f ⊙ ∂L/∂a_f,  "
+                 "g_f = delta{i}'s block f ⊙ 1{{out > 0}},  ∂L/∂a_f = (g_f · W_fᵀ) on sin ⊙ cos − on cos ⊙ sin,  "
+                 "delta{p} = 2π Σ_k c_f ⊙ ∂L/∂a_f (other columns: delta{i} as it is)"),
+    "piecewise_linear": ("out{i} = [{x}'s other columns, then per numeric column f and bin t: "
+                         "clip((x_f − b_t) / (b_t+1 − b_t))]",
+                         "delta{p} = Σ_t delta{i}'s block / (b_t+1 − b_t) where the clip passes "
+                         "(other columns: delta{i} as it is)"),
 }
 
 
@@ -233,6 +242,8 @@ def print_trace(record: dict) -> None:
             layer = layers[f["layer"]]
             rule = _trace_rule(layer, 0) or f"out{f['layer']}"
             zeros = f" (the mask zeroes {f['mask_zeros']:.0%} of the values)" if "mask_zeros" in f else ""
+            zeros += f" ({f['relu_zeros']:.0%} of its ReLU outputs are 0)" if "relu_zeros" in f else ""
+            zeros += f" ({f['outside']:.0%} of the numbers lie beyond the bin edges)" if "outside" in f else ""
             blocks.append(f"layer {f['layer']} ({layer['name']}){zeros}: {rule} =\n{format_matrix(f['output'])}")
         blocks.append(f"output: {record['output']}(out{last}) =\n{format_matrix(step['output'])}")
         panel(s + "2. forward propagation", blocks)
