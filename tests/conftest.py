@@ -30,6 +30,7 @@ OLD_DEFAULTS = {
     ("data", "scale"): "standard",
     ("data", "embedding"): {},
     ("model", "layers"): [16, 16],
+    ("model", "numeric_embedding"): "none",
     ("training", "learning_rate"): 0.01,
     ("training", "batch_size"): 32,
     ("training", "optimizer"): "sgd",

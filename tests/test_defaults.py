@@ -22,6 +22,7 @@ def minimal(write_config, extra=""):
 def test_a_minimal_config_resolves_to_the_recipe(write_config):
     cfg = minimal(write_config)
     assert cfg.data.embedding == "auto"  # only categoricals of more than 10 categories; none here
+    assert cfg.model.numeric_embedding == {"kind": "periodic", "frequencies": 16, "width": 16, "sigma": 0.1}
     assert cfg.data.scale == "robust" and cfg.model.layers == [256, 256, 256] and cfg.model.dropout == 0.0
     t = cfg.training
     assert (t.optimizer, t.learning_rate, t.l2, t.batch_size, t.warmup, t.iterations) == ("adamw", 0.001, 0.0001, 256, 5, 200)

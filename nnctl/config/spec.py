@@ -116,7 +116,7 @@ def _spec() -> dict:
             "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
             "dropout": Key(0.0, "dropout", "dropout rate after each hidden block (inverted, as torch.nn.Dropout): one rate, or a list with one per hidden layer; 0 = none",
                            low=0.0, high=1.0),
-            "numeric_embedding": Key("none", "numeric_embedding", "each numeric input as its own small vector, the vectors then side by side (categoricals keep one-hot or data.embedding): none | {kind: periodic, frequencies: 16, width: 16, sigma: 0.1} (PLR: learned frequencies, sin/cos, a linear layer per input, ReLU) | {kind: piecewise_linear, bins: 16} (PLE: the encoding over the training part's quantile bins)",
+            "numeric_embedding": Key({"kind": "periodic", "frequencies": 16, "width": 16, "sigma": 0.1}, "numeric_embedding", "each numeric input as its own small vector, the vectors then side by side (categoricals keep one-hot or data.embedding): none | {kind: periodic, frequencies: 16, width: 16, sigma: 0.1} (PLR: learned frequencies, sin/cos, a linear layer per input, ReLU) | {kind: piecewise_linear, bins: 16} (PLE: the encoding over the training part's quantile bins)",
                                      sub=NUMERIC_EMBEDDINGS),
             "ensemble": Key(1, "int", "members trained at once in one network, each from its own seed (seed + i), dropout masks and batch order; the model predicts their mean (probability or output)", low=1),
         },
