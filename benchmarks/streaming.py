@@ -19,7 +19,8 @@
    fits (--rows x --features), trained with data.streaming false and true, rows per second of
    training (the loop's own seconds, so the first pass and loading are left out; the shards are
    written by an untimed first run and read from the page cache after, as a second run on the
-   same table would).
+   same table would); the best of --repeat runs of each, taking turns, and rows per CPU
+   second of the process beside them.
 3. Peak RSS of each as `nnctl train` in a subprocess, the streamed one under
    NNCTL_MEMORY_LIMIT=--budget (ru_maxrss of the children), from the shards step 2 left in the
    cache.
@@ -204,10 +205,12 @@ def measure(what: str, path: Path, workdir: Path, budget: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def first_pass_figures(paths: list[Path], workdir: Path, budget: str) -> tuple[list[str], dict]:
+def first_pass_figures(paths: list[Path], workdir: Path, budget: str, repeat: int = 1) -> tuple[list[str], dict]:
     """(the table's lines, {file name: figures}): the pass against pandas' chunks (CSV) or
     pyarrow.parquet.read_table (Parquet), measured one after the other in the same run; for a
-    CSV, the pass with pyarrow's reader too."""
+    CSV, the pass with pyarrow's reader too. With `repeat`, each is measured that many times,
+    peer and passes taking turns, and each one's best turn is given (as bench.py does: other
+    work on the machine only ever slows a run down)."""
     found = {}
     lines = [f"{'file':<26} {'MB':>6} {'pass MB/s':>10} {'peer':>11} {'peer MB/s':>10} {'ratio':>6} "
              f"{'CPU ratio':>9} {'peak RSS (pass)':>16} {'peak RSS (peer)':>16}"]
@@ -216,17 +219,24 @@ def first_pass_figures(paths: list[Path], workdir: Path, budget: str) -> tuple[l
         parquet = path.suffix == ".parquet"
         peer_name = "read_table" if parquet else "pandas"
         variants = [("first_pass", "")] + ([] if parquet else [("first_pass_arrow", " (pyarrow)")])
-        peer = measure(peer_name, path, workdir, budget)
-        base = mb / peer["seconds"]
+        turns = []
+        for _ in range(repeat):
+            turns.append({what: measure(what, path, workdir, budget)
+                          for what in [peer_name] + [v for v, _ in variants]})
+        base = max(mb / t[peer_name]["seconds"] for t in turns)
+        peer = {"peak_rss": max(t[peer_name]["peak_rss"] for t in turns)}
         for what, label in variants:
-            ours = measure(what, path, workdir, budget)
-            rate = mb / ours["seconds"]
+            rate = max(mb / t[what]["seconds"] for t in turns)
+            ratio = rate / base
+            # the peer's CPU over the pass's, each its least
+            least = min(t[what]["cpu_seconds"] for t in turns)
+            cpu = min(t[peer_name]["cpu_seconds"] for t in turns) / max(least, 1e-9)
+            ours = {"peak_rss": max(t[what]["peak_rss"] for t in turns), "rows": turns[0][what]["rows"]}
             key = path.name + label
-            cpu = peer["cpu_seconds"] / max(ours["cpu_seconds"], 1e-9)  # the peer's CPU over the pass's
-            found[key] = {"mb": mb, "pass_mb_s": rate, "peer": peer_name, "peer_mb_s": base, "ratio": rate / base,
+            found[key] = {"mb": mb, "pass_mb_s": rate, "peer": peer_name, "peer_mb_s": base, "ratio": ratio,
                           "cpu_ratio": cpu, "peak_rss": ours["peak_rss"], "peer_peak_rss": peer["peak_rss"],
-                          "rows": ours["rows"]}
-            lines.append(f"{key:<26} {mb:>6.0f} {rate:>10.1f} {peer_name:>11} {base:>10.1f} {rate / base:>5.2f}× "
+                          "rows": ours["rows"], "turns": repeat}
+            lines.append(f"{key:<26} {mb:>6.0f} {rate:>10.1f} {peer_name:>11} {base:>10.1f} {ratio:>5.2f}× "
                          f"{cpu:>8.2f}× {ours['peak_rss'] / 2**20:>13.0f} MB {peer['peak_rss'] / 2**20:>13.0f} MB")
     return lines, found
 
@@ -299,15 +309,28 @@ def trained(config: Path, runs: Path, sets: list[str]):
     return train_config(load_config(config, sets), runs, "bench", plot=False)
 
 
-def throughput(config: Path, workdir: Path) -> dict:
-    rates = {}
-    for mode in ("false", "true"):
-        sets = [f"data.streaming={mode}"]
-        trained(config, workdir / "runs", sets + ["training.iterations=1"])  # untimed: writes the cache/shards
-        result = trained(config, workdir / "runs", sets)
-        rows = result.metrics["train"]["rows"]
-        rates["in memory" if mode == "false" else "streamed"] = rows * result.epochs / result.seconds
-    return rates
+MODES = {"in memory": "false", "streamed": "true"}
+
+
+def throughput(config: Path, workdir: Path, repeat: int = 1) -> tuple[dict, dict]:
+    """({mode: rows per second of the loop}, {mode: rows per CPU second of the process}), the
+    best of `repeat` runs of each, the two modes taking turns: on a shared machine, runs a
+    minute apart see different loads, and other work only ever slows a run down."""
+    import resource
+
+    rates, cpu = {name: [] for name in MODES}, {name: [] for name in MODES}
+    for mode in MODES.values():  # untimed: writes the cache/shards
+        trained(config, workdir / "runs", [f"data.streaming={mode}", "training.iterations=1"])
+    for _ in range(repeat):
+        for name, mode in MODES.items():
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            result = trained(config, workdir / "runs", [f"data.streaming={mode}"])
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            done = result.metrics["train"]["rows"] * result.epochs
+            rates[name].append(done / result.seconds)
+            seconds = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            cpu[name].append(done / max(seconds, 1e-9))
+    return {name: max(r) for name, r in rates.items()}, {name: max(r) for name, r in cpu.items()}
 
 
 def peak_rss(config: Path, workdir: Path, budget: str) -> dict:
@@ -374,11 +397,14 @@ def train_figures(args) -> dict:
     table = synthesize(workdir / "table.parquet", args.rows, args.features)
     config = write_config(workdir, table, args.epochs)
     found = {"rows": args.rows, "features": args.features}
-    rates = found["rows_per_second"] = throughput(config, workdir)
-    print(f"\ntraining throughput, {args.rows:,} rows x {args.features} features, layers [32], batch 256:")
+    rates, cpu = throughput(config, workdir, args.repeat)
+    found["rows_per_second"], found["rows_per_cpu_second"] = rates, cpu
+    print(f"\ntraining throughput, {args.rows:,} rows x {args.features} features, layers [32], batch 256 "
+          f"(best of {args.repeat}, the modes taking turns):")
     for name, rate in rates.items():
-        print(f"  {name:<10} {rate:>12,.0f} rows/s")
-    print(f"  streamed / in memory: {rates['streamed'] / rates['in memory']:.2f}x (goal >= 0.8x)")
+        print(f"  {name:<10} {rate:>12,.0f} rows/s {cpu[name]:>12,.0f} rows/CPU s")
+    print(f"  streamed / in memory: {rates['streamed'] / rates['in memory']:.2f}x (goal >= 0.8x), "
+          f"per CPU second {cpu['streamed'] / cpu['in memory']:.2f}x")
     if not args.no_rss:
         peaks = found["peak_rss"] = peak_rss(config, workdir, args.budget)
         print(f"peak RSS of `nnctl train` (1 epoch): in memory {peaks['in memory'] / 2**20:,.0f} MB, "
@@ -409,6 +435,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--rows", type=int, default=400_000, help="rows of the training table that fits")
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="turns of each measurement, peers and modes alternating (the best is given)")
     parser.add_argument("--shuffle-rows", type=int, default=60_000, help="rows of the shuffle-effect tables")
     parser.add_argument("--shard-rows", type=int, default=1024, help="shard size of the shuffle-effect runs")
     parser.add_argument("--no-rss", action="store_true", help="skip the training's subprocess peak-RSS runs")
@@ -419,7 +447,7 @@ def main(argv=None) -> dict:
         csv, parquet = prepare(args.workdir, args.size_gb, args.generate_rows)
         print(f"first pass ({args.size_gb:g} GB table, NNCTL_MEMORY_LIMIT={args.budget}; peers: pandas.read_csv "
               "in chunks for CSV (goal >= 1.0x), pyarrow.parquet.read_table for Parquet (goal >= 0.5x))")
-        lines, found["first_pass"] = first_pass_figures([csv, parquet], args.workdir, args.budget)
+        lines, found["first_pass"] = first_pass_figures([csv, parquet], args.workdir, args.budget, args.repeat)
         print("\n".join(lines), flush=True)
     if not args.skip_train:
         found["train"] = train_figures(args)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nnctl.nn.activations import ACTIVATIONS
+from nnctl.nn.composite import Residual
 from nnctl.nn.embedding import Embedding
 from nnctl.nn.layers import LAYERS, Activation, Dense, Dropout
 from nnctl.nn.normalization import BatchNorm, LayerNorm
@@ -32,6 +33,20 @@ EXAMPLES = {
                                                         rng.normal(size=FAN_IN), rng.uniform(0.5, 2, FAN_IN)))],
     "layer_norm": [("layer_norm", lambda rng: LayerNorm(rng.uniform(0.5, 1.5, FAN_IN), rng.normal(size=FAN_IN)))],
     "embedding": [("embedding", lambda rng: Embedding(FAN_IN, [1], [rng.normal(size=(5, 2))]))],
+    # a composite: its children's arrays as its own (body.0.W, ...), their buffers in its own
+    "residual": [
+        ("residual", lambda rng: Residual([Dense(rng.normal(size=(FAN_IN, FAN_IN)), rng.normal(size=FAN_IN)),
+                                           LayerNorm(rng.uniform(0.5, 1.5, FAN_IN), rng.normal(size=FAN_IN)),
+                                           Activation("tanh")])),
+        ("residual_batch_norm_dropout", lambda rng: Residual([
+            Dense(rng.normal(size=(FAN_IN, FAN_IN)), rng.normal(size=FAN_IN)),
+            BatchNorm(rng.uniform(0.5, 1.5, FAN_IN), rng.normal(size=FAN_IN), rng.normal(size=FAN_IN),
+                      rng.uniform(0.5, 2, FAN_IN)),
+            Activation("elu"), Dropout(0.4, np.random.default_rng(int(rng.integers(1 << 30))))])),
+        ("residual_nested", lambda rng: Residual([
+            Residual([Dense(rng.normal(size=(FAN_IN, FAN_IN)), rng.normal(size=FAN_IN)), Activation("tanh")]),
+            Dense(rng.normal(size=(FAN_IN, FAN_IN)), rng.normal(size=FAN_IN))])),
+    ],
     "periodic": [("periodic", lambda rng: Periodic(FAN_IN, [0, 2, 3], rng.normal(size=(3, 2)) * 0.3,
                                                    rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 2))))],
     # bins from a sample, one column of only two values (fewer bins than asked), a value beyond
@@ -107,7 +122,8 @@ def test_the_member_axis_is_each_member_alone(kind, make):
     if members[0].params:
         assert stacked.members == 3
     own = np.stack([_x(np.random.default_rng(10 + k), codes=kind == "embedding") for k in range(3)])
-    training = kind not in ("dropout", "batch_norm")  # evaluation: no masks, running statistics
+    # evaluation for random layers and batch statistics (what each declares): no masks, running statistics
+    training = stacked.rng is None and stacked.min_rows == 1
     for inputs, each in ((x, [x] * 3), (own, list(own))):
         out = stacked.forward(inputs, training)
         for k, member in enumerate(members):

@@ -132,3 +132,25 @@ def test_reading_ahead_hands_over_the_readers_error_and_stops_when_left(tmp_path
     endless = reading.ahead(iter(range(10**9)))
     assert next(endless) == 0
     endless.close()  # the thread stops: nothing left running
+
+
+def test_pieces_beyond_the_memory_share_go_to_disk_and_give_the_same_shards(write_config, tmp_path, monkeypatch):
+    import nnctl.data.onepass as onepass
+
+    mixed_table(900).to_csv(tmp_path / "t.csv", index=False)
+    cfg = config(write_config, tmp_path / "t.csv", "  missing: mean\n")
+    got, real = {}, onepass._raw_path
+    for name, share in (("held", onepass.RAW_SHARE), ("spilled", 10**15)):  # a room of 0 bytes: every piece spills
+        monkeypatch.setattr(onepass, "RAW_SHARE", share)
+        monkeypatch.setattr(reading, "PREFER_ARROW", False)
+        paths = []
+        monkeypatch.setattr(onepass, "_raw_path", lambda *a: paths.append(a) or real(*a))
+        monkeypatch.setattr(onepass, "default_chunk_rows", lambda columns: 100)  # 9 pieces
+        (tmp_path / name).mkdir()
+        meta, parts = shards(cfg, tmp_path / name)
+        got[name] = [whole(parts[part]) for part in ("train", "validation")]
+        assert bool(paths) == (name == "spilled")
+        assert not list((tmp_path / name).glob("raw-*"))
+    for held, spilled in zip(got["held"], got["spilled"]):
+        for a, b in zip(held, spilled):
+            np.testing.assert_array_equal(a, b)

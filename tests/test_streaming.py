@@ -236,6 +236,42 @@ def test_cv_folds_on_streamed_data_are_stratified_and_scaled_on_their_training_f
     assert scored == sorted(sizes)
 
 
+def test_a_streamed_fold_fills_and_scales_its_target_from_its_training_folds_alone(tmp_path, small_shards):
+    """Issue 35: `missing: mean` fills and a regression target's scaler come from the fold's
+    training rows, as in-memory cv's do, not from every row of the table."""
+    import pandas as pd
+
+    table = write_table(tmp_path, regression=True)
+    lines = table.read_text().splitlines()
+    for i in range(1, len(lines), 7):  # column a missing in every 7th row, colour in every 5th
+        lines[i] = "," + lines[i].split(",", 1)[1]
+    for i in range(3, len(lines), 5):
+        cells = lines[i].split(",")
+        lines[i] = ",".join(cells[:3] + [""] + cells[4:])
+    table.write_text("\n".join(lines) + "\n")
+    cfg = load_config(write_cfg(tmp_path, table), ["data.missing=mean"])
+    fold = load_dataset(cfg, fold=(1, 3))  # whose training rows' most frequent colour is not the table's
+    raw = pd.read_csv(table)
+    held_out = fold.parts["validation"].head_rows(len(fold.parts["validation"]))
+    train = np.setdiff1d(np.arange(len(raw)), held_out)
+    assert fold.encoder.fill["a"] == pytest.approx(np.nanmean(raw["a"].to_numpy()[train]), abs=1e-5)
+    y = raw["target"].to_numpy()[train]
+    np.testing.assert_allclose(fold.target_scaler["offset"], [y.mean()], atol=1e-4)
+    np.testing.assert_allclose(fold.target_scaler["scale"], [y.std()], rtol=1e-4)
+    X, y_scaled = fold.parts["train"].head(len(fold.parts["train"]))
+    assert not np.isnan(X).any()
+    np.testing.assert_allclose(y_scaled.astype(np.float64).mean(), 0, atol=1e-5)
+    np.testing.assert_allclose(y_scaled.astype(np.float64).std(), 1, atol=1e-5)
+    a = np.where(raw["a"].isna(), np.nanmean(raw["a"].to_numpy()[train]), raw["a"]).astype(np.float32)[train]
+    np.testing.assert_allclose(X[:, 0].astype(np.float64).mean(), 0, atol=1e-5)  # a, filled, then standardized
+    np.testing.assert_allclose(X[:, 0].astype(np.float64).std(), 1, atol=1e-4)
+    np.testing.assert_allclose(fold.encoder.scaler["scale"][0], a.astype(np.float64).std(), rtol=1e-4)
+    colour = raw["colour"].to_numpy()[train]
+    names, counts = np.unique(colour[pd.notna(colour)].astype(str), return_counts=True)
+    assert fold.encoder.fill["colour"] == names[np.argmax(counts)]
+    assert (X[:, 3:6].sum(axis=1) == 1).all()  # every row one category: a missing one its fill
+
+
 def test_a_sweep_on_streamed_data_trains_its_trials(tmp_path):
     pytest.importorskip("optuna")
     from nnctl.sweep.driver import run_sweep

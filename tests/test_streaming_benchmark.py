@@ -39,7 +39,7 @@ def test_the_generated_table_is_seeded_and_its_first_pass_runs(tmp_path):
 def test_the_first_pass_figures_compare_each_file_with_pandas(tmp_path, capsys):
     bench = _load()
     found = bench.main(["--size-gb", str(40_000 / 2**30), "--generate-rows", "200", "--budget", "50MB",
-                        "--workdir", str(tmp_path), "--skip-train"])
+                        "--workdir", str(tmp_path), "--skip-train", "--repeat", "1"])
     figures = found["first_pass"]
     name = f"table-{40_000 / 2**30:g}gb"
     assert set(figures) == {f"{name}.csv", f"{name}.csv (pyarrow)", f"{name}.parquet"}
@@ -47,7 +47,7 @@ def test_the_first_pass_figures_compare_each_file_with_pandas(tmp_path, capsys):
     for row in figures.values():
         assert row["rows"] >= 200 and row["rows"] % 200 == 0
         assert row["pass_mb_s"] > 0 and row["peer_mb_s"] > 0
-        assert row["ratio"] == pytest.approx(row["pass_mb_s"] / row["peer_mb_s"]) and row["cpu_ratio"] > 0
+        assert row["ratio"] > 0 and row["cpu_ratio"] > 0 and row["turns"] == 1
         assert row["peak_rss"] > 20 << 20  # an interpreter with NumPy and pandas, measured in its own process
     out = capsys.readouterr().out
     assert "pass MB/s" in out and "peer MB/s" in out
@@ -57,9 +57,11 @@ def test_the_first_pass_figures_compare_each_file_with_pandas(tmp_path, capsys):
 def test_the_training_figures_measure_throughput_and_the_shuffle_window(tmp_path, capsys):
     bench = _load()
     found = bench.main(["--skip-first-pass", "--rows", "6000", "--features", "4", "--epochs", "1",
-                        "--shuffle-rows", "3000", "--shard-rows", "256", "--workdir", str(tmp_path), "--no-rss"])["train"]
+                        "--shuffle-rows", "3000", "--shard-rows", "256", "--workdir", str(tmp_path), "--no-rss",
+                        "--repeat", "1"])["train"]
     assert set(found["rows_per_second"]) == {"in memory", "streamed"}
     assert all(rate > 0 for rate in found["rows_per_second"].values())
+    assert set(found["rows_per_cpu_second"]) == {"in memory", "streamed"}
     curves = found["shuffle"]
     assert set(curves) == {"random order", "sorted by label"}
     for variants in curves.values():

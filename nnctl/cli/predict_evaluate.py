@@ -148,6 +148,16 @@ def _conformal_note(model, interval, sets) -> None:
     from ..commands.conformal import too_few_note
 
     for option, level in (("--interval", interval), ("--sets", sets)):
-        note = too_few_note(model, level, option) if level is not None else None
+        if level is None:
+            continue
+        if model.targets is not None:  # several targets: each one its option applies to, named
+            task = "regression" if option == "--interval" else "classification"
+            notes = [(v.name, too_few_note(v, level, option)) for v in model.targets
+                     if v.task == task and v.conformal_scores is not None]
+            for name, note in notes:
+                if note:
+                    sys.stderr.write(f"{note} (target {name})\n")
+            continue
+        note = too_few_note(model, level, option)
         if note:
             sys.stderr.write(note + "\n")

@@ -127,24 +127,54 @@ def permutation_importance(model, parts, metric=None, repeats: int = REPEATS, se
     deviation (numpy's, ddof 0, as scikit-learn's)."""
     metric = check_metric(model, metric)
     check_repeats(repeats)
-    tally, blocks = Tally(model, metric), column_blocks(model)
+    tally = Tally(model, metric)
+    return _permutation(model, [tally], ((X, [y]) for X, y in parts), lambda X: [tally.outputs(X)], repeats, seed,
+                        where)[0]
+
+
+def targets_permutation_importance(model, parts, repeats: int = REPEATS, seed: int = SEED,
+                                   where: str = "data") -> dict:
+    """Several targets: `permutation_importance` of each target with its main metric (r2 or
+    accuracy), from one forward pass per shuffle; `parts` yields (X, [y of each target]).
+    {"method", "rows", "repeats", "seed", "targets": {target: {"metric", "baseline", "columns"}}}."""
+    views = model.targets
+    tallies = [Tally(view, check_metric(view, None)) for view in views]
+
+    def outputs(X):
+        out = model.network_outputs(X)
+        return [v.values(out) if v.task == "regression" else v.proba(out) for v in views]
+
+    results = _permutation(model, tallies, parts, outputs, repeats, seed, where)
+    return {"method": "permutation", "rows": results[0]["rows"], "repeats": repeats, "seed": seed,
+            "targets": {v.name: {k: r[k] for k in ("metric", "baseline", "columns")} for v, r in zip(views, results)}}
+
+
+def _permutation(model, tallies, parts, outputs, repeats: int, seed: int, where: str) -> list[dict]:
+    """Each tally's permutation result over `parts` (X, [y per tally]); `outputs(X)` gives each
+    tally's outputs of one forward pass."""
+    blocks = column_blocks(model)
     rng = np.random.default_rng(seed)
     base, shuffled, rows = None, None, 0
-    for X, y in parts:
-        first = tally.stats(y, tally.outputs(X))
+    for X, ys in parts:
+        first = [t.stats(y, o) for t, y, o in zip(tallies, ys, outputs(X))]
         if base is None:
-            base, shuffled = first, np.zeros((len(blocks), repeats, len(first)))
+            base, shuffled = first, [np.zeros((len(blocks), repeats, len(f))) for f in first]
         else:
-            base = base + first
+            base = [b + f for b, f in zip(base, first)]
         rows += len(X)
         work = X.copy()
         for c, (_, cols) in enumerate(blocks):
             for r in range(repeats):
                 work[:, cols] = X[rng.permutation(len(X)), cols]
-                shuffled[c, r] += tally.stats(y, tally.outputs(work))
+                for k, (t, y, o) in enumerate(zip(tallies, ys, outputs(work))):
+                    shuffled[k][c, r] += t.stats(y, o)
             work[:, cols] = X[:, cols]
     if not rows:
         raise NnctlError("data file has no rows to explain", where)
+    return [_dropped(t, b, sh, blocks, rows, repeats, seed) for t, b, sh in zip(tallies, base, shuffled)]
+
+
+def _dropped(tally, base, shuffled, blocks, rows: int, repeats: int, seed: int) -> dict:
     baseline = tally.value(base)
     scores = np.array([[tally.value(s) for s in per_column] for per_column in shuffled])
     drops = tally.sign * (baseline - scores)
@@ -153,7 +183,7 @@ def permutation_importance(model, parts, metric=None, repeats: int = REPEATS, se
     # importance, which would show as "-2.220e-17" in the table and as a hairline bar
     scale = np.nanmax(np.abs(np.append(scores, baseline)), initial=0.0)
     importance[np.abs(importance) <= 1e-12 * scale] = 0.0
-    return _result("permutation", metric, blocks, importance, drops.std(axis=1), rows,
+    return _result("permutation", tally.metric, blocks, importance, drops.std(axis=1), rows,
                    baseline=baseline, repeats=repeats, seed=seed)
 
 
@@ -248,10 +278,13 @@ def check_options(method: str, metric=None, repeats=None, seed=None) -> None:
 def explain(model, data_path, method: str = "permutation", metric=None, repeats=None, seed=None,
             chunk_rows: int | None = None, given_as="the DATA argument") -> dict:
     """Importance of each original column of a loaded model on a table (read in chunks): see
-    `permutation_importance` (the table needs the target column) and `gradient_importance`."""
+    `permutation_importance` (the table needs the target column) and `gradient_importance`.
+    Several targets: `targets_permutation_importance`, each target with its main metric."""
     from .predict import _chunks, _where, labelled_chunks
 
     check_options(method, metric, repeats, seed)
+    if model.targets is not None:
+        return _explain_targets(model, data_path, method, metric, repeats, seed, chunk_rows, given_as)
     if method == "gradient":
         where = _where(data_path)
         frames = _chunks(model, data_path, list(model.encoder.features), chunk_rows, given_as=given_as)
@@ -261,6 +294,25 @@ def explain(model, data_path, method: str = "permutation", metric=None, repeats=
     result = permutation_importance(model, parts, metric, REPEATS if repeats is None else repeats,
                                     SEED if seed is None else seed, _where(data_path))
     _check_measurable(result, _where(data_path))
+    return result
+
+
+def _explain_targets(model, data_path, method, metric, repeats, seed, chunk_rows, given_as) -> dict:
+    from ..data.targets import not_yet
+    from .predict import _chunks, _where, truth_of
+
+    for flag, given in (("--method gradient", method == "gradient"), ("--metric", metric is not None)):
+        if given:
+            raise not_yet(f"explain {flag}", str(model.path), f"leave {flag.split()[0]} out: permutation importance "
+                          "ranks the columns for each target by its own metric (r2 or accuracy)")
+    where, views = _where(data_path), model.targets
+    columns = list(dict.fromkeys(model.encoder.features + [v.name for v in views]))
+    parts = ((model.inputs(chunk, where), [truth_of(v, chunk, where) for v in views])
+             for chunk in _chunks(model, data_path, columns, chunk_rows, given_as=given_as))
+    result = targets_permutation_importance(model, parts, REPEATS if repeats is None else repeats,
+                                            SEED if seed is None else seed, where)
+    for own in result["targets"].values():
+        _check_measurable({**own, "rows": result["rows"]}, where)
     return result
 
 
@@ -287,9 +339,13 @@ def explain_file(model_path, data_path, method: str = "permutation", metric=None
 
 
 def importance_frame(result: dict):
-    """The result's columns as a DataFrame: column, importance, std (what --output writes)."""
+    """The result's columns as a DataFrame: column, importance, std (what --output writes);
+    several targets: a `target` column first, each target's columns in turn."""
     import pandas as pd
 
+    if "targets" in result:
+        rows = [{"target": name, **c} for name, own in result["targets"].items() for c in own["columns"]]
+        return pd.DataFrame(rows, columns=["target", "column", "importance", "std"])
     return pd.DataFrame(result["columns"], columns=["column", "importance", "std"])
 
 

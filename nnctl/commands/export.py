@@ -18,7 +18,8 @@ optional `onnx` extra). The graph does, in `predict`'s order:
    activation its operator, batch norm a BatchNormalization with its running statistics, layer
    norm a LayerNormalization, or its parts below opset 17, dropout nothing, an embedding a Gather
    of its tables' rows by the codes, a periodic embedding Cos and Sin then a batched MatMul, a
-   piecewise-linear one Mul, Add, Max and Min);
+   piecewise-linear one Mul, Add, Max and Min, a residual block its body's layers and an Add of its
+   input);
 5. the output: the logits divided by the model's temperature (training.calibration), then
    softmax probabilities, the sigmoid's two columns, or the regression value mapped
    back to the target's units (through expm1 or the inverse quantile map for a log1p or
@@ -224,6 +225,15 @@ def _embedding(g: _Graph, layer, i: int, x: str, opset: int) -> str:
     return pieces[0] if len(pieces) == 1 else g.op("Concat", pieces, f"embedding{i}", axis=-1)
 
 
+def _residual(g: _Graph, layer, i, x: str, opset: int) -> str:
+    """x + f(x): the body's layers, each by its own translation, then an Add (which broadcasts
+    a shared input [N, F] over the members' [K, N, F], as NumPy does)."""
+    out = x
+    for j, child in enumerate(layer.body):
+        out = _layer(g, child, f"{i}_body{j}", out, opset)
+    return g.op("Add", [x, out], f"residual{i}")
+
+
 def _numeric_inputs(g: _Graph, layer, i: int, x: str) -> str:
     """A numeric embedding's inputs as [..., N, F, 1] (the layer's input is [N, inputs], or
     [K, N, inputs] after an embedding with members)."""
@@ -279,8 +289,17 @@ def _piecewise_linear(g: _Graph, layer, i: int, x: str, opset: int) -> str:
 # adds its translation here
 LAYER_EXPORTS = {"dense": _dense, "activation": _activation_layer, "batch_norm": _batch_norm,
                  "layer_norm": _layer_norm, "embedding": _embedding, "periodic": _periodic,
-                 "piecewise_linear": _piecewise_linear,
+                 "piecewise_linear": _piecewise_linear, "residual": _residual,
                  "dropout": lambda g, layer, i, x, opset: x}  # dropout: the identity outside training, no node
+
+
+def _layer(g: _Graph, layer, i, x: str, opset: int) -> str:
+    """Layer `i` (a composite's child: `3_body0`) translated, or a clear error for a type without
+    a translation."""
+    if layer.type not in LAYER_EXPORTS:
+        raise NnctlError(f"layer {str(i).replace('_body', '.body.')} is of type '{layer.type}', which has no "
+                         "ONNX form in this nnctl", "nnctl export", "the model still predicts with nnctl predict")
+    return LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
 
 
 def _inputs(g: _Graph, model, onnx, unknown: str) -> tuple[list, str]:
@@ -297,7 +316,7 @@ def _inputs(g: _Graph, model, onnx, unknown: str) -> tuple[list, str]:
             x = g.op("Where", [g.op("IsNaN", [x]), g.const(values, "fill"), x], "filled")
         return inputs, x
     inputs, pieces = [], []
-    names = input_names(encoder.features)
+    names = input_names(encoder.features, output_names(model))
     for column in encoder.features:
         if column in encoder.categories:
             inputs.append(helper.make_tensor_value_info(names[column], onnx.TensorProto.STRING, ["N", 1]))
@@ -314,13 +333,14 @@ def _inputs(g: _Graph, model, onnx, unknown: str) -> tuple[list, str]:
     return inputs, g.op("Concat", pieces, "encoded", axis=1)
 
 
-def input_names(columns: list) -> dict:
+def input_names(columns: list, outputs=OUTPUT_NAMES) -> dict:
     """{column: graph input name}: the column's own name, but for one named like an output
-    (`label`, `probabilities`, `prediction`), which gets `_input` added until it is free."""
-    names, taken = {}, set(columns) | set(OUTPUT_NAMES)
+    (`label`, `probabilities`, `prediction`, or `output_names` of several targets), which gets
+    `_input` added until it is free."""
+    names, taken = {}, set(columns) | set(outputs)
     for column in columns:
         name = column
-        while name in OUTPUT_NAMES or (name != column and name in taken):
+        while name in outputs or (name != column and name in taken):
             name += "_input"
         names[column] = name
         taken.add(name)
@@ -355,6 +375,12 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     from .conformal import conformal_columns
     from .predict import check_threshold, effective_threshold
 
+    if model.targets is not None:
+        from ..data.targets import not_yet
+
+        for flag, given in (("--threshold", threshold), ("--interval", interval), ("--sets", sets)):
+            if given is not None:
+                raise not_yet(f"export {flag}", str(model.path), f"leave {flag} out")
     check_threshold(model, threshold)
     threshold = effective_threshold(model, threshold)[0]
     onnx, helper, numpy_helper = _onnx()
@@ -370,22 +396,25 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     network, meta = model.network, model.meta
     dtype = np.dtype(network.dtype).type
     categorical = bool(model.encoder.categories)
-    g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"]).values() if categorical else ["features"])
+    named = output_names(model)
+    g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"], named).values() if categorical
+               else ["features"])
+    g.taken |= set(named)
     unknown = unknown or model.encoder.unknown
     inputs, x = _inputs(g, model, onnx, unknown)
     x = _scaled(g, meta["scaler"], x)
     for i, layer in enumerate(network.layers):
-        if layer.type not in LAYER_EXPORTS:
-            raise NnctlError(f"layer {i} is of type '{layer.type}', which has no ONNX form in this nnctl",
-                             "nnctl export", "the model still predicts with nnctl predict")
-        x = LAYER_EXPORTS[layer.type](g, layer, i, x, opset)
+        x = _layer(g, layer, i, x, opset)
     spread = None
     if network.members is not None:
         if conformal.needs_spread:
             spread = _members_spread(g, model, x, opset)
-        x = _members_mean(g, network, x, opset)
+        x = _members_mean(g, network.output_head, x, opset) if model.targets is None else x
     elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
-    outputs = _outputs(g, model, x, onnx, elem, threshold) + _conformal_outputs(g, conformal, onnx, elem, spread)
+    if model.targets is not None:
+        outputs = _targets_outputs(g, model, x, onnx, elem, opset)
+    else:
+        outputs = _outputs(g, model, x, onnx, elem, threshold) + _conformal_outputs(g, conformal, onnx, elem, spread)
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
@@ -395,13 +424,17 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
 
     info = {"features": json.dumps(meta["features"]), "task": meta["task"], "target": meta["target"],
             "nnctl_version": __version__, "run": run_name}
+    if model.targets is not None:  # what each output is, for whoever reads the file
+        info["target"] = json.dumps(meta["target"])
+        info["targets"] = json.dumps([{"name": v.name, "task": v.task, "outputs": list(dict.fromkeys(
+            target_output_names(v).values())), **({"classes": v.classes} if v.classes else {})} for v in model.targets])
     if model.classes is not None:
         info["classes"] = json.dumps(model.classes)
     if threshold is not None:
         info["threshold"] = repr(float(threshold))
     if conformal.option is not None:  # what the extra outputs mean, for whoever reads the file
         info["conformal"] = json.dumps({"level": conformal.level, "q": conformal.q, "outputs": conformal.names})
-    renamed = {name: column for column, name in input_names(meta["features"]).items() if name != column}
+    renamed = {name: column for column, name in input_names(meta["features"], named).items() if name != column}
     if categorical and renamed:
         info["renamed_inputs"] = json.dumps(renamed)
     helper.set_model_props(proto, info)
@@ -470,11 +503,10 @@ def _members_spread(g: _Graph, model, x: str, opset: int) -> str:
     return g.op("Reshape", [spread, g.const([-1], "flat", np.int64)], "spread")
 
 
-def _members_mean(g: _Graph, network, x: str, opset: int) -> str:
+def _members_mean(g: _Graph, head: str, x: str, opset: int) -> str:
     """The members' outputs [K, N, outputs] -> what `_outputs` takes from a single network: the
     mean output for regression, else the logits of the mean probability (log p̄ for a softmax,
     whose softmax is p̄ again; log p̄ − log(1 − p̄) for a sigmoid), which a temperature divides."""
-    head = network.output_head
     if head == "softmax":
         x = g.op("Softmax", [x], "member_probabilities", axis=-1)
     elif head == "sigmoid":
@@ -489,29 +521,36 @@ def _members_mean(g: _Graph, network, x: str, opset: int) -> str:
 
 
 def _outputs(g: _Graph, model, x: str, onnx, elem, threshold: float | None = None) -> list:
-    helper, last = g.helper, model.network.output_head
-    if model.task == "regression":
-        scaler = model.meta.get("target_scaler")
+    return _head(g, x, onnx, elem, model.task, model.network.output_head, model.meta.get("target_scaler"),
+                 model.classes, model.temperature, threshold, dict(zip(OUTPUT_NAMES, OUTPUT_NAMES)))
+
+
+def _head(g: _Graph, x: str, onnx, elem, task: str, last: str, scaler, classes, temperature: float,
+          threshold: float | None, names: dict) -> list:
+    """One target's outputs from its logits `x` [N, outputs]: `names["prediction"]` [N] in its
+    units (regression), else `names["label"]` [N] and `names["probabilities"]` [N, classes]."""
+    helper = g.helper
+    if task == "regression":
         if scaler:
             x = g.op("Add", [g.op("Mul", [x, g.const(scaler["scale"], "target_scale")]),
                              g.const(scaler["offset"], "target_offset")], "linked")
             g.linked = x
             x = _unlinked(g, scaler, x)
-        g.nodes.append(helper.make_node("Reshape", [x, g.const([-1], "flat", np.int64)], ["prediction"]))
-        return [helper.make_tensor_value_info("prediction", elem, ["N"])]
-    classes = model.classes
-    if model.temperature != 1.0:  # training.calibration: the probabilities predict gives
-        x = g.op("Div", [x, g.const(model.temperature, "temperature")], "calibrated")
+        g.nodes.append(helper.make_node("Reshape", [x, g.const([-1], "flat", np.int64)], [names["prediction"]]))
+        return [helper.make_tensor_value_info(names["prediction"], elem, ["N"])]
+    probabilities = names["probabilities"]
+    if temperature != 1.0:  # training.calibration: the probabilities predict gives
+        x = g.op("Div", [x, g.const(temperature, "temperature")], "calibrated")
     if last == "sigmoid":
         p = g.op("Sigmoid", [x])
-        g.nodes.append(helper.make_node("Concat", [g.op("Sub", [g.const([1.0], "one"), p]), p], ["probabilities"],
+        g.nodes.append(helper.make_node("Concat", [g.op("Sub", [g.const([1.0], "one"), p]), p], [probabilities],
                                         axis=1))
     else:
-        g.nodes.append(helper.make_node("Softmax", [x], ["probabilities"], axis=1))
+        g.nodes.append(helper.make_node("Softmax", [x], [probabilities], axis=1))
     if threshold is None:
-        index = g.op("ArgMax", ["probabilities"], "index", axis=1, keepdims=0)
+        index = g.op("ArgMax", [probabilities], "index", axis=1, keepdims=0)
     else:  # predict's own test, p ≥ T, as not (p < T): the positive class's index is 1
-        positive = g.op("Gather", ["probabilities", g.const(1, "positive_column", np.int64)], "p_positive", axis=1)
+        positive = g.op("Gather", [probabilities, g.const(1, "positive_column", np.int64)], "p_positive", axis=1)
         below = g.op("Less", [positive, g.const(threshold, "threshold")], "below_threshold")
         index = g.op("Cast", [g.op("Not", [below])], "index", to=onnx.TensorProto.INT64)
     integers = all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
@@ -522,9 +561,37 @@ def _outputs(g: _Graph, model, x: str, onnx, elem, threshold: float | None = Non
         g.initializers.append(g.helper.make_tensor(name, onnx.TensorProto.STRING, [len(classes)],
                                                    [str(c).encode() for c in classes]))
         labels, label_type = name, onnx.TensorProto.STRING
-    g.nodes.append(helper.make_node("Gather", [labels, index], ["label"], axis=0))
-    return [helper.make_tensor_value_info("label", label_type, ["N"]),
-            helper.make_tensor_value_info("probabilities", elem, ["N", len(classes)])]
+    g.nodes.append(helper.make_node("Gather", [labels, index], [names["label"]], axis=0))
+    return [helper.make_tensor_value_info(names["label"], label_type, ["N"]),
+            helper.make_tensor_value_info(probabilities, elem, ["N", len(classes)])]
+
+
+def target_output_names(view) -> dict:
+    """A target's ONNX outputs, named after it: `<target>` (its label or value) and for a
+    classification `<target>_probabilities`."""
+    return {"prediction": view.name, "label": view.name, "probabilities": f"{view.name}_probabilities"}
+
+
+def output_names(model) -> tuple:
+    """The graph's outputs' names: OUTPUT_NAMES, or each target's (`target_output_names`)."""
+    if model.targets is None:
+        return OUTPUT_NAMES
+    return tuple(name for view in model.targets for name in dict.fromkeys(target_output_names(view).values()))
+
+
+def _targets_outputs(g: _Graph, model, x: str, onnx, elem, opset: int) -> list:
+    """Several targets: each target's block of the last layer's outputs (`x` [N, Σ outputs], or
+    [K, N, Σ outputs] for an ensemble, averaged per target as `_members_mean` does) through its
+    own head."""
+    outputs, members = [], model.network.members is not None
+    for view in model.targets:
+        ends = [g.const([edge], "edge", np.int64) for edge in (view.start, view.stop)]
+        block = g.op("Slice", [x, *ends, g.const([-1], "last_axis", np.int64)], f"{view.name}_block")
+        if members:
+            block = _members_mean(g, view.meta["output"], block, opset)
+        outputs += _head(g, block, onnx, elem, view.task, view.meta["output"], view.meta.get("target_scaler"),
+                         view.classes, view.temperature, None, target_output_names(view))
+    return outputs
 
 
 def _conformal_outputs(g: _Graph, conformal, onnx, elem, spread: str | None = None) -> list:
@@ -564,17 +631,24 @@ def _doc(model, unknown: str) -> str:
                   "a category training never saw fails the whole run: onnxruntime's 'Unknown Category and "
                   "zeros = 0', or 'indices element out of data bounds' for an embedded column; export with "
                   "--unknown-category ignore to read it as adding nothing)"))
-        renamed = {n: c for c, n in input_names(meta["features"]).items() if n != c}
+        renamed = {n: c for c, n in input_names(meta["features"], output_names(model)).items() if n != c}
         if renamed:
             how += " (named like an output, " + ", ".join(f"column '{c}' is input '{n}'" for n, c in renamed.items()) + ")"
     else:
         how = f"'features', shape [N, {len(meta['features'])}], columns in this order: {', '.join(meta['features'])}"
-    if model.task == "regression":
+    if model.targets is not None:
+        out = "; ".join(f"'{v.name}' [N] in its own units" if v.task == "regression" else
+                        f"'{v.name}' [N] (one of {', '.join(map(str, v.classes))}) and '{v.name}_probabilities' "
+                        f"[N, {len(v.classes)}]" for v in model.targets)
+        target = "', '".join(meta["target"])
+        doc = f"nnctl model of several targets, '{target}'. Inputs: {how}. Outputs: {out}."
+    elif model.task == "regression":
         out = f"'prediction' [N]: {meta['target']} in its own units"
     else:
         out = f"'label' [N] (one of {', '.join(map(str, model.classes))}) and 'probabilities' [N, {len(model.classes)}]"
-    doc = f"nnctl {meta['task']} model of '{meta['target']}'. Inputs: {how}. Outputs: {out}."
-    if model.network.dtype == np.float64 and any(getattr(layer, "name", None) == "gelu" for layer in model.network.layers):
+    if model.targets is None:
+        doc = f"nnctl {meta['task']} model of '{meta['target']}'. Inputs: {how}. Outputs: {out}."
+    if model.network.dtype == np.float64 and any(getattr(layer, "name", None) == "gelu" for _, layer in model.network.leaves()):
         doc += " A float64 graph; its gelu layers compute in float32 (onnxruntime has no float64 gelu)."
     return doc
 

@@ -38,8 +38,8 @@ def _networks(cfgs: list[Config], datasets: list) -> list[Network]:
 
 def population_problem(cfgs: list[Config], datasets: list) -> str | None:
     """Why these runs cannot train as the members of one pass, or None when they can: their
-    configs may differ only in `seed`, their data must have one shape, and nothing random may
-    be drawn from a generator the members would share (dropout masks)."""
+    configs may differ only in `seed` and their data must have one shape (each member draws its
+    dropout masks from its own generator, as its run alone does)."""
     first = cfgs[0]
     if first.model.ensemble > 1:
         return "each run is an ensemble already (model.ensemble > 1)"
@@ -47,12 +47,12 @@ def population_problem(cfgs: list[Config], datasets: list) -> str | None:
         return "their configs differ in more than the seed"
     if first.training.schedule["name"] == "plateau":
         return "a plateau schedule lowers each run's learning rate on its own validation scores"
+    if getattr(datasets[0], "targets", None) is not None:
+        return "several targets train one run at a time (each run's heads weigh their losses by its own start)"
     why = same_shapes(datasets)
     if why is not None:
         return why
     networks = _networks(cfgs, datasets)
-    if networks[0].rng is not None:
-        return "dropout draws the members' masks from one generator, so they would not equal separate runs"
     shapes = {tuple((name, a.shape) for name, a in n.arrays().items()) for n in networks}
     if len(shapes) > 1:  # an embedding table sized by the categories its split saw, say
         return "their networks differ in shape"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.targets import MULTI
 from ..errors import NnctlError, did_you_mean
 
 PREDICT_CHUNK_CELLS = 20_000_000  # cells parsed at a time: about 160 MB as float64
@@ -138,6 +139,10 @@ class PredictOptions:
 def check_options(model, options: PredictOptions) -> int:
     """Refuse options this model cannot honour, before any row is read; the positive class's
     index."""
+    if model.targets is not None:
+        from .targets import check_multi_options
+
+        return check_multi_options(model, options)
     if options.proba and model.task == "regression":
         raise NnctlError("--proba gives class probabilities, but this model is a regression", str(model.path),
                          "leave out --proba: the prediction column holds the predicted values")
@@ -171,10 +176,14 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
     """`predict_chunk`'s prediction columns (not the kept ones) as {name: array}, in order:
     what `nnctl serve` answers from without building a DataFrame it would only take apart.
     `ranges`: a `data.ranges.RangeCheck` the chunk's inputs are counted in (or None)."""
-    conformal = options.conformal(model)
     X = model.inputs(chunk, where, options.unknown)
     if ranges is not None:
         ranges.add(X, chunk.index)
+    if model.targets is not None:
+        from .targets import multi_prediction_columns
+
+        return multi_prediction_columns(model, X, options.proba, options)
+    conformal = options.conformal(model)
     spread = model.spread_from_inputs(X) if options.spread or conformal.needs_spread else None
     columns = {}
     if model.task == "regression":
@@ -247,6 +256,12 @@ def evaluate(model, data_path, threshold=None, chunk_rows: int | None = None, gi
     `mean_set_size`. `ranges`: as `predict_frames`'."""
     from .conformal import conformal_columns
 
+    if model.targets is not None:
+        from .targets import check_multi_options, multi_evaluate
+
+        options = PredictOptions(threshold=threshold, positive=positive, interval=interval, sets=sets)
+        check_multi_options(model, options)
+        return multi_evaluate(model, data_path, chunk_rows, given_as, ranges, options)
     check_threshold(model, threshold)
     positive_index(model, positive)  # an unknown label is refused before the file is read
     conformal = conformal_columns(model, interval, sets)
@@ -283,20 +298,32 @@ def labelled_chunks(model, data_path, chunk_rows: int | None = None, given_as="t
     index = {category_label(c): i for i, c in enumerate(model.classes or [])}
     for chunk in _chunks(model, data_path, list(dict.fromkeys(model.encoder.features + [target])), chunk_rows,
                          given_as=given_as):
-        if chunk[target].isna().any():
-            raise NnctlError(f"target column '{target}' has missing values", where, "drop those rows to evaluate")
+        y = truth_of(model, chunk, where, index)
         X = model.inputs(chunk, where)
         if ranges is not None:
             ranges.add(X, chunk.index)
-        if model.task == "regression":
-            yield X, chunk[target].to_numpy(dtype=np.float64)
-            continue
-        keys = [category_label(v) for v in chunk[target]]
-        unknown = [k for k in keys if k not in index]
-        if unknown:
-            raise NnctlError(f"label '{unknown[0]}' in column '{target}' is not a class the model knows", where,
-                             f"its classes: {', '.join(map(str, model.classes))}")
-        yield X, np.array([index[k] for k in keys], dtype=np.int64)
+        yield X, y
+
+
+def truth_of(model, chunk, where: str, index: dict | None = None) -> np.ndarray:
+    """The target column of a chunk as evaluate scores it: values (regression) or class indices
+    (`index`: label -> index, made from `model.classes` when None); `model` may be one target
+    of several (runs.model.TargetView)."""
+    from ..data.encoding import category_label
+
+    target = model.meta["target"]
+    if chunk[target].isna().any():
+        raise NnctlError(f"target column '{target}' has missing values", where, "drop those rows to evaluate")
+    if model.task == "regression":
+        return chunk[target].to_numpy(dtype=np.float64)
+    if index is None:
+        index = {category_label(c): i for i, c in enumerate(model.classes)}
+    keys = [category_label(v) for v in chunk[target]]
+    unknown = [k for k in keys if k not in index]
+    if unknown:
+        raise NnctlError(f"label '{unknown[0]}' in column '{target}' is not a class the model knows", where,
+                         f"its classes: {', '.join(map(str, model.classes))}")
+    return np.array([index[k] for k in keys], dtype=np.int64)
 
 
 def score_outputs(model, y, out, threshold=None, positive=None) -> dict:
@@ -342,6 +369,10 @@ def check_thresholds(report: dict, fail_under: dict, fail_over: dict) -> list[st
 
     classification = report["task"] == "classification"
     valid = [m for m in (CLASSIFICATION_METRICS if classification else REGRESSION_METRICS) if m in report]
+    if report["task"] == MULTI:
+        from .targets import threshold_names
+
+        valid = threshold_names(report)
     missed = []
     for flag, limits in (("--fail-under", fail_under), ("--fail-over", fail_over)):
         for name, limit in limits.items():

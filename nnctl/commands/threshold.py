@@ -74,6 +74,7 @@ def choose_threshold(model, data_path, rule_text: str, positive=None, chunk_rows
                      ranges=None) -> dict:
     """`evaluate`'s report at the threshold that meets `rule_text` ('f1', 'youden',
     'precision=P', 'recall=R'), with `threshold` and `rule`: for two-class models only."""
+    model.require_one_target("--choose-threshold")
     from .predict import labelled_outputs, positive_index, score_outputs
 
     rule, level = parse_rule(rule_text)

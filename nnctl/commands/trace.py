@@ -40,6 +40,11 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
         "initial": [{"layer": i, "type": layer.type, "params": _arrays(layer)} for i, layer in network.trainable],
         "steps": [],
     }
+    if network.heads is not None:  # several targets: each head's block, output, loss and weight λ
+        from ..nn.losses import LOSSES
+
+        record["heads"] = [{"target": h.name, "columns": [h.start, h.stop], "output": LOSSES[h.loss].output,
+                            "loss": h.loss, "weight": float(lam)} for h, lam in zip(network.heads, network.loss.weights)]
     ws = network.workspace()
     for step in range(1, steps + 1):
         outputs = {}
@@ -48,6 +53,8 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
         forward = [{"layer": i, "type": layer.type, "name": layer.describe(), "output": outputs[i],
                     **layer.record(buf)} for i, (layer, buf) in enumerate(zip(network.layers, ws.buffers))]
         loss = network.loss_value(y, weights, ws)
+        head_losses = None if network.heads is None else \
+            network.loss.parts(ws.z, ws.head.output, y, weights)
         arriving = {}
         network.backward(y, weights, watch=lambda i, delta: arriving.__setitem__(i, _m(delta)), ws=ws)
         backward = [{"layer": i, "type": layer.type, "delta": arriving[i],
@@ -60,5 +67,6 @@ def run_trace(config, overrides=(), rows: int = 4, steps: int = 1) -> dict:
         update = [{"layer": i, "type": layer.type, "before": before[i], "after": _arrays(layer)}
                   for i, layer in network.trainable]
         record["steps"].append({"step": step, "forward": forward, "output": _m(output), "loss": loss,
-                                "backward": backward, "update": update})
+                                "backward": backward, "update": update,
+                                **({} if head_losses is None else {"head_losses": head_losses})})
     return record

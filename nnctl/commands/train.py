@@ -31,10 +31,11 @@ from ..runs.folder import RunFolder, atomic_run_folder, check_name, claim_for_re
 from ..runs.model import Model, build_meta, save_model
 from ..training import Callback, TrainResult, train
 from ..training.build import architecture, build_network, check_batches
-from ..training.calibration import calibrate, check_calibration, reliability
-from ..training.conformal import add_conformal, check_conformal
+from ..training.calibration import calibrate, calibrate_targets, check_calibration, reliability
+from ..training.conformal import add_conformal, add_target_conformal, check_conformal
 from ..training.checkpoint import Checkpoint, Checkpointer, data_digest, load_checkpoint
-from ..training.scoring import metric_name
+from ..training.multiscore import own_metric
+from ..training.scoring import dataset_heads, metric_name
 from .explain import IMPORTANCE_NEEDS_PART, run_importance
 from .plot import try_plot_run
 from .predict import labelled_outputs, score_outputs
@@ -154,12 +155,16 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
     meta = build_meta(network, dataset, cfg)
     held_out = _held_out(dataset, cfg.seed)
     # first, before anything is scored from the saved model: all of it uses the temperature
-    calibration = calibrate(network, held_out, cfg)
-    if calibration is not None:
+    if dataset.targets is not None:  # a temperature per classification target, in its meta entry
+        calibration = calibrate_targets(network, meta, held_out, cfg)
+    else:
+        calibration = calibrate(network, held_out, cfg)
+    if calibration is not None and dataset.targets is None:
         meta["calibration"] = {"temperature": calibration["temperature"]}
     model = Model(network, meta, files.file(files.MODEL))
     # after anything that changes the model's outputs (a fitted temperature): the scores are of them
-    kept_scores = add_conformal(model, held_out, cfg.training.conformal)
+    kept_scores = (add_conformal(model, held_out, cfg.training.conformal) if dataset.targets is None
+                   else add_target_conformal(model, held_out))
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, model.meta, kept_scores)
     files.write_history(result.history)
@@ -168,13 +173,20 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
         # a streamed validation part may be any size: validation.csv keeps its first rows
         files.write_predictions(files.VALIDATION, model, *dataset.preview(PREDICTION_ROWS))
     test = None
-    if cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
+    if cfg.data.test_path and dataset.targets is not None:
+        from .targets import multi_evaluate
+
+        result.metrics["test"] = multi_evaluate(model, cfg.data.test_path, given_as="data.test_path")
+    elif cfg.data.test_path:  # scored once, with the final model, as `nnctl evaluate` would
         truth, outputs = labelled_outputs(model, cfg.data.test_path, given_as="data.test_path")
         result.metrics["test"] = score_outputs(model, truth, outputs)
         files.write_outputs(files.TEST, model, truth, outputs, np.arange(len(truth)))  # every row, in order
         test = (truth, outputs)
     metrics = {**result.metrics, "task": dataset.task, "architecture": architecture(network.sizes),
-               "metric": metric_name(dataset.task), "created": extra["created"],
+               "metric": metric_name(dataset.task) if dataset.targets is None else
+               # several targets: the first target's own, as the live table's metric column
+               "{0.name}.{1}".format(dataset_heads(dataset)[0], own_metric(dataset_heads(dataset)[0])),
+               "created": extra["created"],
                # whose weights model.npz holds: early stopping may have put back its best epoch's
                "saved_epoch": result.best_epoch if result.restored_best else result.epochs,
                "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
@@ -182,7 +194,11 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
         _write_importance(files, model, held_out, cfg, metrics)
     if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
         metrics["positive_class"] = dataset.classes[1]
-    if dataset.task == "regression":
+    if dataset.targets is not None:
+        metrics["targets"] = list(dataset.target)
+        if calibration is not None:
+            metrics["calibration"] = calibration  # {target: its temperature and losses}
+    elif dataset.task == "regression":
         _add_target_units(metrics, model, dataset, cfg)
     else:
         _add_calibration(metrics, calibration, model, held_out, test)

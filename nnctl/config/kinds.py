@@ -345,6 +345,89 @@ def schema_tags(key):
     return {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
 
 
+# --- several targets -------------------------------------------------------------------------
+def check_target(checker, v, key, path):
+    """One column name, or a list of distinct ones (several targets); a list of one is that name."""
+    if isinstance(v, list):
+        if not v:
+            checker.fail(path, "is an empty list", "name the column to predict, or a list of two or more columns")
+        names = [check_str(checker, x, key, path) for x in v]
+        dupes = [n for i, n in enumerate(names) if n in names[:i]]
+        if dupes:
+            checker.fail(path, f"lists the target '{dupes[0]}' twice", "list each target column once")
+        return names[0] if len(names) == 1 else names
+    return check_str(checker, v, key, path)
+
+
+def schema_target(key):
+    return {"anyOf": [schema_str(key), {"type": "array", "items": schema_str(key), "minItems": 1, "uniqueItems": True}]}
+
+
+def check_targets(checker, v, key, path):
+    """{column: {task, positive_class, class_weight, missing}}: only the keys written are kept,
+    so that what a target leaves out can follow the single-target keys."""
+    from .spec import TARGET_KEYS
+
+    if v is None or v == {}:
+        return {}
+    if not isinstance(v, dict):
+        checker.fail(path, f"must be a mapping {{column: {{task: ..., ...}}}}, got {show(v)}")
+    out = {}
+    for column, own in v.items():
+        here = path + [str(column)]
+        if own is None:
+            own = {}
+        if not isinstance(own, dict):
+            checker.fail(here, f"must be a mapping of {', '.join(TARGET_KEYS)}, got {show(own)}")
+        checker.reject_unknown(own, TARGET_KEYS, here, "a per-target key")
+        out[str(column)] = {name: checker.value(own[name], TARGET_KEYS[name], here + [name])
+                            for name in TARGET_KEYS if name in own}
+    return out
+
+
+def schema_targets(key):
+    from .spec import TARGET_KEYS
+
+    own = section_schema(TARGET_KEYS)
+    for entry in own["properties"].values():
+        entry.pop("default", None)
+    return {"type": "object", "additionalProperties": own}
+
+
+def check_target_weights(checker, v, key, path):
+    if v is None or v == {}:
+        return {}
+    if not isinstance(v, dict):
+        checker.fail(path, f"must be a mapping {{column: weight}}, got {show(v)}")
+    weights = {}
+    for column, weight in v.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0 or weight != weight \
+                or weight == float("inf"):
+            checker.fail(path + [str(column)], f"must be a number >= 0, got {show(weight)}")
+        weights[str(column)] = float(weight)
+    return weights
+
+
+def schema_target_weights(key):
+    return {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}}
+
+
+def check_metric(checker, v, key, path):
+    """A history column: one of `key.choices`, or with several targets val_<target>_<metric>
+    (which target names exist is known once the data is read)."""
+    from .spec import TARGET_METRICS
+
+    if isinstance(v, str) and (v in key.choices or (v.startswith("val_") and v.rsplit("_", 1)[0] != "val" and any(
+            v.endswith(f"_{m}") and len(v) > len(m) + 5 for m in TARGET_METRICS))):
+        return v
+    checker.fail(path, f"must be one of {', '.join(key.choices)}, or with several targets val_<target>_<metric>; "
+                       f"got {show(v)}{did_you_mean(v, key.choices) if isinstance(v, str) else ''}")
+
+
+def schema_metric(key):
+    return {"anyOf": [{"enum": list(key.choices)}, {"type": "string", "pattern": "^val_.+_.+$"}]}
+
+
 def _schema_of(kind: str):
     return lambda key: {"type": kind}
 
@@ -372,6 +455,10 @@ KINDS: dict[str, Kind] = {
     "early_stopping": Kind(check_early_stopping, schema_early_stopping),
     "class_weight": Kind(check_class_weight, schema_class_weight),
     "tags": Kind(check_tags, schema_tags),
+    "target": Kind(check_target, schema_target),
+    "targets": Kind(check_targets, schema_targets),
+    "target_weights": Kind(check_target_weights, schema_target_weights),
+    "metric": Kind(check_metric, schema_metric),
 }
 
 

@@ -52,6 +52,9 @@ def _schedule_keys() -> dict:
 EARLY_STOPPING_METRICS = ("val_loss", "train_loss", "val_accuracy", "val_r2", "val_roc_auc", "val_average_precision",
                           "val_f1", "val_balanced_accuracy")
 
+# several targets: each target's own history columns, val_<target>_<one of these>
+TARGET_METRICS = ("loss", "accuracy", "r2", "roc_auc", "average_precision", "f1", "balanced_accuracy")
+
 # model.numeric_embedding's kinds and each kind's own keys; `none` has none
 NUMERIC_EMBEDDINGS = {
     "none": {},
@@ -68,8 +71,18 @@ NUMERIC_EMBEDDINGS = {
 EARLY_STOPPING = {
     "patience": Key(16, "int", "logged epochs without improvement before stopping", low=1),
     "min_delta": Key(0.0, "float", "the smallest change that counts as an improvement", low=0.0),
-    "metric": Key("val_loss", "choice", "the value watched", EARLY_STOPPING_METRICS),
+    "metric": Key("val_loss", "metric", "the value watched; several targets: also val_<target>_<metric> (val_price_r2)",
+                  EARLY_STOPPING_METRICS),
     "restore_best": Key(True, "bool", "end with the best epoch's weights"),
+}
+
+
+# data.targets: one target's own settings (what it leaves out follows the single-target keys)
+TARGET_KEYS = {
+    "task": Key("auto", "choice", "auto | classification | regression (auto: model.task)", ("auto", "classification", "regression")),
+    "positive_class": Key(None, "label", "two classes: the label the sigmoid refers to", nullable=True),
+    "class_weight": Key(None, "class_weight", "null | balanced | {label: weight}", nullable=True),
+    "missing": Key("error", "choice", "rows missing this target: error | drop (left out: error under data.missing: error, else drop)", ("error", "drop")),
 }
 
 
@@ -86,7 +99,8 @@ def _spec() -> dict:
             "path": Key(REQUIRED, "path", "CSV (or .parquet) file with a header row, or a folder or glob of such files read as one table (relative to this file)"),
             "validation_path": Key(None, "path", "a separate validation file (validation_split is then not used)", nullable=True),
             "test_path": Key(None, "path", "a test file, scored once with the final model -> metrics.json \"test\"", nullable=True),
-            "target": Key(REQUIRED, "str", "the column to predict"),
+            "target": Key(REQUIRED, "target", "the column to predict, or a list of distinct columns: one model with a head per target (docs/targets.md)"),
+            "targets": Key({}, "targets", "several targets: per-target settings {column: {task, positive_class, class_weight, missing}}; what a target leaves out follows model.task, data.positive_class, training.class_weight, data.missing"),
             "features": Key(None, "names", "columns to use as inputs; null = every column but the target", nullable=True),
             "exclude": Key([], "columns", "columns to leave out (IDs, leaks); with features: null, every other column is used"),
             "positive_class": Key(None, "label", "two classes: the label the sigmoid, thresholds, ROC and PR refer to; null = the second label, sorted",
@@ -116,6 +130,7 @@ def _spec() -> dict:
             "init_from": Key(None, "path", "a model.npz (or run folder) to start from: warm start / fine-tuning", nullable=True),
             "dropout": Key(0.0, "dropout", "dropout rate after each hidden block (inverted, as torch.nn.Dropout): one rate, or a list with one per hidden layer; 0 = none",
                            low=0.0, high=1.0),
+            "residual": Key(False, "bool", "each hidden block whose input and output widths match computes x + f(x) (f: dense → [norm] → activation → [dropout]); the output layer never"),
             "numeric_embedding": Key({"kind": "periodic", "frequencies": 16, "width": 16, "sigma": 0.1}, "numeric_embedding", "each numeric input as its own small vector, the vectors then side by side (categoricals keep one-hot or data.embedding): none | {kind: periodic, frequencies: 16, width: 16, sigma: 0.1} (PLR: learned frequencies, sin/cos, a linear layer per input, ReLU) | {kind: piecewise_linear, bins: 16} (PLE: the encoding over the training part's quantile bins)",
                                      sub=NUMERIC_EMBEDDINGS),
             "ensemble": Key(1, "int", "members trained at once in one network, each from its own seed (seed + i), dropout masks and batch order; the model predicts their mean (probability or output)", low=1),
@@ -144,6 +159,7 @@ def _spec() -> dict:
                                   "null (train every epoch), or {patience: 16, min_delta: 0.0, metric: val_loss, restore_best: true}; when not written and there is no validation part, null",
                                   nullable=True, sub=EARLY_STOPPING),
             "class_weight": Key(None, "class_weight", "null | balanced | {label: weight}: each row's loss times its class's weight", nullable=True),
+            "target_weights": Key({}, "target_weights", "several targets: {column: weight} in the summed loss; each target's loss is first divided by its value at initialization, so equal weights (the default, 1) make the targets count alike"),
             "calibration": Key("none", "choice", "classification: none | temperature (after training, fit one temperature T on the validation part: probabilities become softmax(z / T) or sigmoid(z / T); labels do not change)",
                                ("none", "temperature")),
             "conformal": Key("absolute", "choice", "regression: absolute | normalized (the validation part's residuals kept for predict --interval: as they are, an interval of one width for every row; or divided by the ensemble members' spread plus a floor, so intervals widen where members disagree: needs model.ensemble >= 2)",

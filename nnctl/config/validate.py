@@ -163,14 +163,17 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
                      "make the plateau patience smaller than training.early_stopping.patience, e.g. half of it")
     _check_calibration(checker, cfg)
     features, exclude, target = cfg["data"]["features"], cfg["data"]["exclude"], cfg["data"]["target"]
-    if features and target in features:
-        checker.fail(["data", "features"], f"includes the target column '{target}'")
+    for target in target_names(cfg["data"]["target"]):
+        if features and target in features:
+            checker.fail(["data", "features"], f"includes the target column '{target}'",
+                         "a column is either a feature or a target: remove it from one of them")
+        if target in exclude:
+            checker.fail(["data", "exclude"], f"names the target column '{target}', which is never an input anyway",
+                         "remove it from data.exclude")
     if features and exclude:
         checker.fail(["data", "exclude"], "is set together with data.features, which already lists every input",
                      "use one: data.features (the columns to use) or data.exclude (the columns to leave out)")
-    if target in exclude:
-        checker.fail(["data", "exclude"], f"names the target column '{target}', which is never an input anyway",
-                     "remove it from data.exclude")
+    _check_targets(checker, cfg)
     return from_dict(cfg)
 
 
@@ -187,6 +190,39 @@ def _fit_defaults(raw: dict, cfg: dict) -> None:
     if "schedule" not in given and stop and schedule["name"] == "plateau" and schedule["patience"] >= stop["patience"]:
         patience = stop["patience"] // 2
         training["schedule"] = {**schedule, "patience": patience} if patience else {"name": "constant"}
+
+
+def target_names(target) -> list[str]:
+    """data.target as a list: one column, or the several targets in order."""
+    return list(target) if isinstance(target, list) else [target]
+
+
+def _check_targets(checker: Checker, cfg: dict) -> None:
+    """Per-target settings name targets; several targets take class weights and positive
+    classes per target only (one setting for all of them would be ambiguous)."""
+    data, training = cfg["data"], cfg["training"]
+    names = target_names(data["target"])
+    for key, mapping in ((["data", "targets"], data["targets"]), (["training", "target_weights"],
+                                                                  training["target_weights"])):
+        for column in mapping:
+            if column not in names:
+                checker.fail(key + [column], f"names '{column}', which is not a target{suggest(column, names)}",
+                             f"the targets (data.target): {', '.join(names)}")
+    if len(names) < 2:
+        return
+    for key, value, own in ((["data", "positive_class"], data["positive_class"], "positive_class"),
+                            (["training", "class_weight"], training["class_weight"], "class_weight")):
+        if value is not None:
+            checker.fail(key, "is set for one target, and data.target lists several",
+                         f"set it per target: data.targets: {{{names[0]}: {{{own}: ...}}}}")
+    for key, on, hint in ((["report", "importance"], cfg["report"]["importance"], "set report.importance: false"),
+                          (["training", "conformal"], training["conformal"] == "normalized",
+                           "leave training.conformal at absolute")):
+        if on:
+            checker.fail(key, "does not support several targets yet", f"{hint}, or train one target per model")
+    if training["loss"] != "auto":
+        checker.fail(["training", "loss"], "is one loss, and data.target lists several",
+                     "leave training.loss: auto: each target gets its task's loss")
 
 
 PYTHON_SOURCE = "the config changed in Python"

@@ -73,7 +73,7 @@ def chunks(part, columns: list, as_float=frozenset()):
                 break
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                 raise _fallback(exc, wanted) from exc
-            frame = batch.to_pandas()
+            frame = batch.to_pandas(split_blocks=True)  # a block per column: numbers are not copied
             frame.columns = order
             frame.index = range(start, start + len(frame))
             start += len(frame)

@@ -66,8 +66,9 @@ NOT_IN_KEY = ("streaming", "shuffle_window")
 
 def cache_key(cfg, fold=None, layout: str = "arrays") -> str | None:
     """The entry's name for this config's data, or None when the file is too small to cache.
-    `layout`: "arrays" (a Dataset's four arrays) or "shards" (a streamed dataset's shards, always
-    keyed: streaming needs them on disk whatever the file's size)."""
+    `layout`: "arrays" (a Dataset's four arrays), "shards" (a streamed dataset's shards, always
+    keyed: streaming needs them on disk whatever the file's size) or "shards-folds" (cv folds'
+    shards that keep missing values for each fold to fill: streamfolds.keeps_missing)."""
     from .. import __version__
 
     from .multifile import is_many, member_files

@@ -35,7 +35,8 @@ def feature_columns(cfg_data, header: list[str], where: str, notes: list) -> lis
         else:
             raise NnctlError(f"column {i + 1} of the header has no name", where,
                              "give it a name, or list the columns to use in data.features")
-    return [c for c in header if c and c != cfg_data.target and c not in exclude]
+    targets = cfg_data.target if isinstance(cfg_data.target, (list, tuple)) else [cfg_data.target]
+    return [c for c in header if c and c not in targets and c not in exclude]
 
 
 def categorical_columns(df, features, setting, path) -> list[str]:
@@ -163,7 +164,8 @@ def classes_note(classes, rows: int, target) -> list:
 def handle_missing(df, features, target, policy, path, keep_index: bool = False):
     """`df` with missing values handled by `policy`; its rows numbered afresh, or with
     `keep_index` still by their place in the file (for the row numbers of validation.csv)."""
-    used = list(dict.fromkeys(features + [target]))
+    targets = list(target) if isinstance(target, (list, tuple)) else [target]
+    used = list(dict.fromkeys(features + targets))
     counts = df[used].isna().sum()
     counts = counts[counts > 0]
     if len(counts) == 0:
@@ -172,7 +174,7 @@ def handle_missing(df, features, target, policy, path, keep_index: bool = False)
         listed = ", ".join(f"'{c}' ({n})" for c, n in counts.items())
         raise NnctlError(f"missing values in column{'s' if len(counts) > 1 else ''} {listed}", str(path),
                          "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)")
-    subset = used if policy == "drop" else [target]
+    subset = used if policy == "drop" else targets
     kept = df.dropna(subset=subset)
     if len(kept) == 0:
         raise NnctlError("no rows left after dropping rows with missing values", str(path))

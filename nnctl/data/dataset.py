@@ -21,6 +21,8 @@ from .multifile import total_size
 from .tables import open_table, read_table, require_rereadable
 from .encoding import FeatureEncoder, label_index
 from .scaling import check_log1p, fit_target, target_setting, to_training
+from .targets import MULTI, drop_missing_targets, encode_targets, is_multi, not_yet, split_targets, target_names, \
+    target_tasks
 
 
 
@@ -42,6 +44,9 @@ class Dataset:
     # each validation row's place in its file (0-based data row: of data.path, or of
     # data.validation_path when it gives the validation rows); None from an older cache entry
     val_rows: np.ndarray | None = None
+    # several targets (data.target a list): one data.targets.Target each, in order; y is then
+    # (rows, targets), see data/targets.py. None for one target.
+    targets: list | None = None
 
     # what training, scoring, checkpoints and the steps after training read of a dataset, the
     # same for one held in memory (here) and one streamed from shards (streamed.StreamedDataset)
@@ -57,6 +62,8 @@ class Dataset:
 
     @property
     def n_outputs(self) -> int:
+        if self.targets is not None:
+            return sum(t.n_outputs for t in self.targets)
         if self.task == "regression":
             return self.y_train.shape[1]
         return 1 if len(self.classes) == 2 else len(self.classes)
@@ -108,6 +115,11 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None, p
     from .streamed import load_streamed, streaming_reason
 
     reason = streaming_reason(cfg)
+    if reason is not None and is_multi(cfg.data.target):
+        raise not_yet("data.streaming", "data.streaming",
+                      "set data.streaming: false (the table must then fit in memory), or train one target per model")
+    if is_multi(cfg.data.target):  # the dataset cache keeps one target's arrays
+        cache = False
     if reason is not None:
         return load_streamed(cfg, reason, cache=cache, fold=fold, progress=progress)
     return _through_cache(cfg, fold, cache, lambda: _prepare(cfg, fold))
@@ -172,6 +184,7 @@ class _Rows:
     rows_read: int
     notes: list
     numbers: np.ndarray  # each row's place in its file (0-based data row)
+    tasks: list | None = None  # several targets: each one's task
 
 
 @dataclass
@@ -180,31 +193,37 @@ class _Split:
     classes: list | None
     train_idx: np.ndarray
     val_idx: np.ndarray
+    targets: list | None = None  # several targets: their data.targets.Target, in order
 
 
 def _read(cfg) -> _Rows:
     data = cfg.data
     path, notes = Path(data.path), []
     table = open_table(path, data.delimiter)
-    header, target = table.header, data.target
+    header, target, names = table.header, data.target, target_names(data.target)
     named = [h for h in header if h]
-    if target not in header:
-        raise NnctlError(f"target column '{target}' not in the file{did_you_mean(target, named)}", str(path),
-                         f"set data.target to one of: {', '.join(named[:20])}")
+    for name in names:
+        if name not in header:
+            raise NnctlError(f"target column '{name}' not in the file{did_you_mean(name, named)}", str(path),
+                             f"set data.target to one of: {', '.join(named[:20])}")
     features = feature_columns(data, header, str(path), notes)
     if not features:
         raise NnctlError("there are no feature columns besides the target", str(path))
-    used = list(dict.fromkeys(features + [target]))
-    _check_fits(path, len(header), len(features) + 1, np.dtype(cfg.training.dtype).itemsize)
+    used = list(dict.fromkeys(features + names))
+    _check_fits(path, len(header), len(features) + len(names), np.dtype(cfg.training.dtype).itemsize)
     extra = _other_files(data, used)  # checked before the long work: a typo there fails fast
     df = read_table(table, columns=used, decimal=data.decimal)
     rows_read = len(df)
     categorical = categorical_columns(df, features, data.categorical, path)
     notes += suspicious_columns(df, features, categorical, cfg.data.embedding)
+    if is_multi(target):
+        df = drop_missing_targets(df, cfg, names, str(path))
     df = handle_missing(df, features, target, data.missing, path, keep_index=True)
     numbers, df = df.index.to_numpy(dtype=np.int64), df.reset_index(drop=True)
-    task = cfg.model.task
-    if task == "auto":
+    task, tasks = cfg.model.task, None
+    if is_multi(target):
+        task, tasks = MULTI, target_tasks(cfg, df, names, notes)
+    elif task == "auto":
         kind, distinct = target_kind(df[target])
         task = auto_task(kind, distinct)
         notes += task_note(kind, distinct, target)
@@ -214,18 +233,23 @@ def _read(cfg) -> _Rows:
         val_where = extra["validation"].where
         val_df = read_table(extra["validation"], columns=used, decimal=data.decimal)
         rows_read += len(val_df)
+        if is_multi(target):
+            val_df = drop_missing_targets(val_df, cfg, names, val_where)
         val_df = handle_missing(val_df, features, target, data.missing, val_where, keep_index=True)
         numbers = np.concatenate([numbers, val_df.index.to_numpy(dtype=np.int64)])
         df = _concat(df, val_df)
         if data.validation_split:
             notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
-    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes, numbers)
+    return _Rows(df, train_rows, features, categorical, task, str(path), val_where, rows_read, notes, numbers, tasks)
 
 
 def _split(cfg, rows: _Rows, fold: tuple[int, int] | None) -> _Split:
     """Targets and the train/validation rows: a validation file's rows, fold i of K, or a
     (stratified) fraction drawn from the seed."""
     target, fraction = cfg.data.target, cfg.data.validation_split
+    if rows.tasks is not None:
+        y, targets, train_idx, val_idx = split_targets(cfg, rows, fold)
+        return _Split(y, None, train_idx, val_idx, targets)
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(1)[0])
     classes, positive = None, cfg.data.positive_class
     if rows.task == "classification":
@@ -279,6 +303,12 @@ def _encode(cfg, rows: _Rows, split: _Split) -> Dataset:
     X_val = encoder.transform(df.iloc[split.val_idx], dtype, where=rows.val_where or rows.where)
     y_train, y_val = split.y[split.train_idx], split.y[split.val_idx]
     class_counts, target_scaler = {}, None
+    if split.targets is not None:
+        counted = y_train if rows.val_where is not None else split.y
+        y_train, y_val = encode_targets(cfg, split.targets, y_train, y_val, counted, rows.where, dtype)
+        return Dataset(X_train, y_train, X_val, y_val, MULTI, list(data.target), encoder, None,
+                       rows_read=rows.rows_read, rows_dropped=rows.rows_read - len(df), notes=rows.notes,
+                       val_rows=rows.numbers[split.val_idx], targets=split.targets)
     if rows.task == "classification":
         # with a validation file, the counts are the training file's; otherwise the whole file's
         counted = y_train if rows.val_where is not None else split.y

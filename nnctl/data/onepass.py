@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError
-from .reading import attempts, table_chunks
+from .reading import ahead, attempts, table_chunks
 from .scan import Scan, _columns, _finish, default_chunk_rows, encoded_chunks
 from .scanpass import FirstPass
 from .shards import ShardWriter
@@ -24,30 +24,32 @@ from .tables import open_table
 
 PARTS = ("train", "validation")
 RAW = ("rows", "X", "codes", "values")  # a raw piece's arrays (values: a numeric target's, or none)
+RAW_SHARE = 8  # the raw pieces held in memory take at most the memory budget / this
 
 
-def write_shards(cfg, folder: Path, shard_rows_for, progress=None) -> dict:
+def write_shards(cfg, folder: Path, shard_rows_for, progress=None, keep_missing: bool = False) -> dict:
     """One pass over data.path into `folder`'s shards (and data.validation_path's rows, encoded
     as they are read); returns the cache entry's meta. `shard_rows_for(n_inputs, itemsize)`
-    sizes the shards; `progress` is told how far the read got (see reading.Reading)."""
+    sizes the shards; `progress` is told how far the read got (see reading.Reading);
+    `keep_missing`: missing numbers stay NaN, not filled (cv folds fill them: streamfolds.py)."""
     data, notes = cfg.data, []
     table = open_table(data.path, data.delimiter)
     features, used = _columns(cfg, table, notes)
-    state, pieces = attempts(lambda reading: _read(cfg, table, features, used, folder, reading), progress)
+    state, pieces = attempts(lambda reading: _read(cfg, table, features, used, RawPieces(folder), reading), progress)
     scan = _finish(cfg, state, features, table, notes)
     dtype = np.dtype(cfg.training.dtype)
     shard_rows = shard_rows_for(scan.n_inputs, dtype.itemsize)
     n_classes = len(scan.classes) if scan.classes is not None else None
-    finish = Finisher(cfg, scan, state)
+    finish = Finisher(cfg, scan, state, keep_missing)
     sizes, counts = {}, {}
     for part in PARTS:
         writer = ShardWriter(folder, part, shard_rows, n_classes)
         if part == "validation" and data.validation_path:  # another file, not part of the fit
             for rows, X, y in encoded_chunks(cfg, scan, part):
                 writer.add(np.asarray(rows, dtype=np.int64), X, y)
-        else:
-            for k in pieces[part]:
-                writer.add(*finish(folder, part, k))
+        else:  # the next piece is finished in a thread while this one is written
+            for piece in ahead(finish(pieces.take(part, k)) for k in pieces.numbers[part]):
+                writer.add(*piece)
         sizes[part], counts[part] = writer.close(), writer.counts.tolist()
     y_width = scan.n_outputs if scan.task == "regression" else 0
     return {"streamed": True, "task": scan.task, "target": scan.target, "encoder": scan.encoder.to_meta(),
@@ -61,12 +63,46 @@ def _raw_path(folder: Path, part: str, k: int, what: str) -> Path:
     return Path(folder) / f"raw-{part}-{k:05d}.{what}.npy"
 
 
-def _read(cfg, table, features, used, folder: Path, reading):
-    """The pass itself: (FirstPass, {part: [piece numbers]}). A retried pass overwrites the pieces
-    of the last try; the Finisher removes each piece as it turns it into shards."""
+class RawPieces:
+    """The pass's raw pieces until they are finished: held in memory while they take at most
+    an eighth of the memory budget together (a table of a few hundred MB never goes to disk
+    and back), the rest as `.npy` files in the shards' folder. A retried pass starts a new
+    one, and overwrites the files of the last try."""
+
+    def __init__(self, folder: Path, room: int | None = None):
+        from ..resources import memory_budget
+
+        self.folder = Path(folder)
+        self.room = memory_budget() // RAW_SHARE if room is None else room
+        self.held: dict = {}
+        self.numbers: dict = {part: [] for part in PARTS}
+
+    def put(self, part: str, k: int, arrays: dict) -> None:
+        size = sum(a.nbytes for a in arrays.values())
+        if size <= self.room:
+            self.held[part, k], self.room = arrays, self.room - size
+        else:
+            for what, array in arrays.items():
+                np.save(_raw_path(self.folder, part, k, what), array)
+        self.numbers[part].append(k)
+
+    def take(self, part: str, k: int) -> dict:
+        """Piece k's arrays, let go of here (its files removed)."""
+        if (part, k) in self.held:
+            return self.held.pop((part, k))
+        arrays = {}
+        for what in RAW:
+            path = _raw_path(self.folder, part, k, what)
+            if path.exists():
+                arrays[what] = np.load(path, allow_pickle=False)
+                path.unlink()
+        return arrays
+
+
+def _read(cfg, table, features, used, pieces: RawPieces, reading):
+    """The pass itself: (FirstPass, the raw pieces it wrote)."""
     fraction = 0.0 if cfg.data.validation_path else cfg.data.validation_split
     state = FirstPass(cfg, features, table.where)
-    pieces = {part: [] for part in PARTS}
     chunk_rows = default_chunk_rows(len(used))
     k = 0
     for where, start, chunk in table_chunks(table, used, chunk_rows, cfg.data.decimal, reading):
@@ -76,12 +112,8 @@ def _read(cfg, table, features, used, folder: Path, reading):
         for part, mask in (("train", ~raw.val), ("validation", raw.val)):
             if mask.any():
                 every = mask.all()
-                for what in RAW:
-                    array = getattr(raw, what)
-                    if array is not None:
-                        picked = array if every else (array[:, mask] if what == "X" else array[mask])
-                        np.save(_raw_path(folder, part, k, what), picked)
-                pieces[part].append(k)
+                pieces.put(part, k, {what: array if every else (array[:, mask] if what == "X" else array[mask])
+                                     for what in RAW if (array := getattr(raw, what)) is not None})
         k += 1
     if state.rows == 0:
         raise NnctlError("data file has a header but no data rows", table.where)
@@ -92,7 +124,7 @@ class Finisher:
     """A raw piece as the shards hold it: (rows, X, y), X encoded and scaled as
     `FeatureEncoder.transform` makes it, y as `scan._targets` makes it."""
 
-    def __init__(self, cfg, scan: Scan, state: FirstPass):
+    def __init__(self, cfg, scan: Scan, state: FirstPass, keep_missing: bool = False):
         encoder, self.dtype = scan.encoder, np.dtype(cfg.training.dtype)
         self.encoder, self.scan = encoder, scan
         self.categorical = []  # (raw column, first input, width, "onehot" | "code", code -> index)
@@ -107,17 +139,18 @@ class Finisher:
                 lookup = np.empty(len(state.codes[col]) + 1, dtype=np.int64)
                 for name, code in state.codes[col].items():
                     lookup[code] = index[name]
-                lookup[-1] = index.get(fill, -1) if fill is not None else -1  # a missing value: its fill
+                # a missing value: its fill's (none when kept missing: all zeros, or code -1)
+                lookup[-1] = index.get(fill, -1) if fill is not None and not keep_missing else -1
                 onehot = encoder._onehot_column(col)
                 self.categorical.append((i, j, len(names) if onehot else 1, "onehot" if onehot else "code", lookup))
                 j += len(names) if onehot else 1
             else:
                 numbers[0].append(i)
                 numbers[1].append(j)
-                if fill is not None:
+                if fill is not None and not keep_missing:
                     self.fills.append((len(numbers[0]) - 1, self.dtype.type(fill)))
                 j += 1
-        self.width = j
+        self.width, self.keep_missing = j, keep_missing
         self.numbers = tuple(np.array(n, dtype=np.int64) for n in numbers)
         # (first, end) of each run of numbers whose inputs follow one another, and its first input
         self.runs, start = [], 0
@@ -131,13 +164,7 @@ class Finisher:
         self.where = scan.files[0] if scan.files else cfg.data.path
         self.classes = state.target.class_lookup(scan.classes) if scan.classes is not None else None
 
-    def __call__(self, folder: Path, part: str, k: int):
-        arrays = {}
-        for what in RAW:
-            path = _raw_path(folder, part, k, what)
-            if path.exists():
-                arrays[what] = np.load(path, allow_pickle=False)
-                path.unlink()
+    def __call__(self, arrays: dict):
         return arrays["rows"], self.features(arrays["X"]), self.targets(arrays)
 
     def features(self, raw: np.ndarray) -> np.ndarray:
@@ -156,22 +183,29 @@ class Finisher:
             block -= self.offset[:, None]
             block /= self.scale[:, None]
             # values beyond the dtype were refused as they were read; scaling can still overflow
-            bad = ~np.isfinite(block.sum(axis=1, dtype=np.float64))
+            bad = np.isinf(block).any(axis=1) if self.keep_missing else \
+                ~np.isfinite(block.sum(axis=1, dtype=np.float64))
             if bad.any():  # the encoder's own message, naming the first such input
                 probe = np.zeros((1, self.width), dtype=self.dtype)
                 probe[0, inputs[bad]] = np.inf
                 self.encoder._check_range(probe, self.where)
             for first, last, at in self.runs:  # by slices: a fancy column index is 10 times slower
                 X[:, at:at + last - first] = block[first:last].T
-        flat = X.reshape(-1)
+        flat, starts = X.reshape(-1), None
         for i, j, width, kind, lookup in self.categorical:
             column = raw[i]
-            codes = lookup[np.where(np.isnan(column), -1, column).astype(np.int64)]
+            missing = np.isnan(column)
+            codes = lookup[(np.where(missing, -1, column) if missing.any() else column).astype(np.intp)]
             if kind == "code":
                 X[:, j] = codes
                 continue
-            rows = np.flatnonzero(codes >= 0)
-            flat[rows * self.width + j + codes[rows]] = 1
+            if starts is None:  # each row's first place in `flat`, shared by the one-hot columns
+                starts = np.arange(0, X.size, self.width, dtype=np.intp)
+            if missing.any() and (codes < 0).any():
+                rows = np.flatnonzero(codes >= 0)
+                flat[starts[rows] + (codes[rows] + j)] = 1
+            else:
+                flat[starts + (codes + j)] = 1
         return X
 
     def targets(self, arrays: dict) -> np.ndarray:

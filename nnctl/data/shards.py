@@ -123,7 +123,7 @@ class ShardPart:
     """One part's shards, read without holding them: `len()`, `shape`, a few shards into a
     buffer (`load`), one shard at a time (`chunks`), the first rows (`head`), or a seeded sample
     of rows (`sample`). `keep(j, rows, y)`, when given, picks the rows of shard j that belong to
-    this part (a cv fold) by row number and class; `rescale(X)`, when set, rescales what is read
+    this part (a cv fold) by row number and class; `rescale(X, y)`, when set, rescales what is read
     in place (a cv fold's own scaling: streamfolds.py)."""
 
     def __init__(self, folder: Path, part: str, sizes: list[int], shard_rows: int, n_inputs: int, dtype, y_dtype,
@@ -169,7 +169,7 @@ class ShardPart:
                 y[n:n + size] = self._array(j, "y")[mask]
             n += size
         if self.rescale is not None and n:
-            self.rescale(X[:n])
+            self.rescale(X[:n], y[:n])
         return n
 
     def chunks(self):

@@ -11,7 +11,8 @@ shards at a time (`training/streamloop.py`).
 
 cv folds (i, K) on streamed data share one entry written without a validation split: fold i's
 rows are picked shard by shard as they are read, stratified by class for a classification, and
-rescaled by its training folds' own statistics (`streamfolds.py`).
+rescaled by its training folds' own statistics (`streamfolds.py`): the inputs' scaler, the
+`missing: mean` fills (the entry keeps missing numbers as NaN) and a regression target's scaler.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 from ..errors import NnctlError
 from ..resources import human_bytes
 from .shards import ShardPart, Side
-from .streamfolds import InFold, class_offsets, fold_scaling
+from .streamfolds import InFold, class_offsets, fold_scaling, keeps_missing
 
 SHARD_BYTES = 8 << 20  # a shard holds about this much of X
 MIN_SHARD_ROWS = 1024
@@ -53,7 +54,9 @@ class StreamedDataset:
     counts: dict = field(default_factory=dict)  # part -> rows per class (np.ndarray), classification
     window: int = 0  # rows shuffled together (data.shuffle_window, in whole shards)
     digest: str = ""  # the entry's key: the same file, settings and fold give the same one
+    targets: list | None = None  # several targets (Dataset.targets) are not streamed: always one
     streamed = True
+    targets = None  # one target: streaming does not support several yet (data.targets)
     whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
 
     @property
@@ -150,14 +153,15 @@ def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | 
     # calibration), which a changed config is checked against, are set aside with it
     source = replace(cfg, data=replace(cfg.data, validation_split=0.0),
                      training=replace(cfg.training, early_stopping=None, calibration="none")) if fold else cfg
-    key = dataset_cache.cache_key(source, layout="shards")
+    keep_missing = bool(fold) and keeps_missing(cfg.data)  # each fold fills them with its own training means
+    key = dataset_cache.cache_key(source, layout="shards-folds" if keep_missing else "shards")
     found = dataset_cache.entry_meta(key) if cache else None
     if found is not None:
         try:
             return _opened(cfg, *found, reason, fold)
         except (OSError, ValueError, KeyError, TypeError):
             dataset_cache.drop(key)  # damaged: written again below
-    fill = _writer(source, progress)
+    fill = _writer(source, progress, keep_missing)
     folder = dataset_cache.write_entry(key, fill, dataset_cache.limit_bytes()) if cache else None
     if folder is None:  # no cache, or one that cannot be written: the shards still need a home
         folder = Path(tempfile.mkdtemp(prefix="nnctl-shards-"))
@@ -172,13 +176,13 @@ def shard_rows_for(n_inputs: int, itemsize: int) -> int:
     return max(MIN_SHARD_ROWS, SHARD_BYTES // max(n_inputs * itemsize, 1))
 
 
-def _writer(cfg, progress=None):
+def _writer(cfg, progress=None, keep_missing: bool = False):
     """fill(folder) for `cache.write_entry`: one pass over the table (`onepass.write_shards`);
     returns the entry's meta."""
     from .onepass import write_shards
 
     def fill(folder: Path) -> dict:
-        return write_shards(cfg, folder, shard_rows_for, progress)
+        return write_shards(cfg, folder, shard_rows_for, progress, keep_missing)
     return fill
 
 
@@ -199,6 +203,7 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
                          keep)
 
     encoder = FeatureEncoder.from_meta(meta["encoder"], saved=False)
+    target_scaler = meta["target_scaler"]
     if fold:
         i, k = fold
         before = None
@@ -206,7 +211,8 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
             before = class_offsets(part("train").targets(), len(meta["classes"]))
         parts = {"train": part("train", InFold(cfg.seed, k, i, False, before)),
                  "validation": part("validation", InFold(cfg.seed, k, i, True, before), source="train")}
-        rescale = fold_scaling(parts["train"], encoder, dtype)  # sets encoder.scaler: the training folds'
+        # sets encoder.scaler (and fill): the training folds'; the target scaler too
+        rescale, target_scaler = fold_scaling(parts["train"], encoder, dtype, target_scaler)
         for p in parts.values():
             p.rescale = rescale
     else:
@@ -223,7 +229,7 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
     notes.append(("note", f"streaming from encoded shards on disk, because {reason}: {len(train):,} training rows "
                           f"in {train.n_shards} shard{'s' if train.n_shards != 1 else ''} of up to {train.shard_rows:,} rows, "
                           f"shuffled within windows of {min(window, len(train)):,} rows (data.shuffle_window)"))
-    return StreamedDataset(parts, meta["task"], meta["target"], encoder, meta["classes"], meta["target_scaler"], meta["rows_read"], meta["rows_dropped"],
+    return StreamedDataset(parts, meta["task"], meta["target"], encoder, meta["classes"], target_scaler, meta["rows_read"], meta["rows_dropped"],
                            meta["class_counts"], notes, counts, window,
                            digest=f"{meta['key']}:{fold[0]}/{fold[1]}" if fold else meta["key"])
 

@@ -49,53 +49,177 @@ def class_offsets(targets, n_classes: int) -> np.ndarray:
     return np.cumsum(counts, axis=0) - counts
 
 
+AFFINE = ("standard", "minmax", "none")  # input scalers a fold refits from the shards' values
+AFFINE_TARGET = ("standard", "log1p")  # target scalers it refits (log1p: affine in log1p(y))
+
+
+def keeps_missing(data) -> bool:
+    """Whether a fold entry's shards keep missing numbers as NaN, for each fold to fill with its
+    training folds' mean (`missing: mean` under an affine scaler; robust and quantile scaling
+    bend the values, so their shards are filled with the whole table's mean)."""
+    return data.missing == "mean" and data.scale in AFFINE
+
+
 @dataclass(eq=False)
 class Rescale:
-    """Inputs `columns` of each window read as (X - shift) / scale, in X's dtype."""
+    """Inputs `columns` of each window read as (X - shift) / scale in X's dtype, a missing one
+    (NaN) first set to its `fill`; a missing category (a one-hot block of zeros, or code -1) set
+    to its fill, (first input, width or 0 for a code, the fill's index) in `categories`; a
+    regression target as (y - y_shift) / y_scale."""
 
     columns: np.ndarray
     shift: np.ndarray
     scale: np.ndarray = field(default=None)
+    fill: np.ndarray | None = None
+    y_shift: np.ndarray | None = None
+    y_scale: np.ndarray | None = None
+    categories: list = field(default_factory=list)
 
-    def __call__(self, X: np.ndarray) -> None:
-        block = X[:, self.columns]
-        block -= self.shift
-        block /= self.scale
-        X[:, self.columns] = block
+    def __call__(self, X: np.ndarray, y: np.ndarray | None = None) -> None:
+        for j, width, index in self.categories:
+            if width:
+                missing = ~X[:, j:j + width].any(axis=1)
+                X[missing, j + index] = 1
+            else:
+                column = X[:, j]
+                column[column < 0] = index
+        if len(self.columns):
+            block = X[:, self.columns]
+            if self.fill is not None:
+                missing = np.isnan(block)
+                if missing.any():
+                    block = np.where(missing, self.fill, block)
+            block -= self.shift
+            block /= self.scale
+            X[:, self.columns] = block
+        if self.y_shift is not None and y is not None:
+            y -= self.y_shift.reshape((1,) * (y.ndim - 1) + (-1,))
+            y /= self.y_scale.reshape((1,) * (y.ndim - 1) + (-1,))
 
 
-def fold_scaling(train_part, encoder, dtype) -> Rescale | None:
-    """The Rescale of a fold's parts from its training rows' statistics (standard or minmax; None
-    for scale: none or no numbers), and encoder.scaler set to the composed scaler."""
+class Stats:
+    """Per column of blocks (rows, columns): present values' count, mean, M2 (Chan et al.'s
+    merge, a whole block at a time, as scanstats.Moments does per column), minimum, maximum, and
+    missing (NaN) values."""
+
+    def __init__(self, width: int):
+        self.n, self.mean, self.m2 = np.zeros(width), np.zeros(width), np.zeros(width)
+        self.low, self.high, self.missing = np.full(width, np.inf), np.full(width, -np.inf), np.zeros(width)
+
+    def add(self, block: np.ndarray) -> None:
+        block = block.astype(np.float64)
+        present = ~np.isnan(block)
+        b_n = present.sum(axis=0)
+        self.missing += len(block) - b_n
+        if not b_n.any():
+            return
+        b_mean = np.where(present, block, 0.0).sum(axis=0) / np.maximum(b_n, 1)
+        b_m2 = np.where(present, (block - b_mean) ** 2, 0.0).sum(axis=0)
+        delta, total = b_mean - self.mean, self.n + b_n
+        share = np.divide(b_n, total, out=np.zeros_like(self.n), where=total > 0)
+        self.mean = self.mean + delta * share
+        self.m2 = self.m2 + b_m2 + delta ** 2 * self.n * share
+        self.n = total
+        self.low, self.high = np.fmin(self.low, np.fmin.reduce(block, axis=0)), \
+            np.fmax(self.high, np.fmax.reduce(block, axis=0))
+
+
+def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) -> tuple:
+    """(the Rescale of a fold's parts from its training rows' statistics, or None; the fold's
+    target scaler). Sets encoder.scaler to the composed scaler (standard or minmax) and, for
+    shards that kept missing values (`keeps_missing`), encoder.fill to the training folds'
+    means and most frequent categories; a regression target's standard or log1p scaler is
+    composed the same way."""
     scaler = encoder.scaler
-    if scaler is None or scaler["kind"] not in ("standard", "minmax") or not len(train_part):
-        return None
-    passthrough = encoder._onehot_mask()
-    columns = np.flatnonzero(~passthrough)
-    if not len(columns):
-        return None
-    n, mean, m2 = 0, np.zeros(len(columns)), np.zeros(len(columns))
-    low, high = np.full(len(columns), np.inf), np.full(len(columns), -np.inf)
-    for X, _ in train_part.chunks():
-        block = X[:, columns].astype(np.float64)
-        if not len(block):
-            continue
-        # Chan et al.'s merge, a whole shard at a time, as scanstats.Moments does per column
-        b_n, b_mean = len(block), block.mean(axis=0)
-        b_m2 = ((block - b_mean) ** 2).sum(axis=0)
-        delta, total = b_mean - mean, n + b_n
-        mean = mean + delta * b_n / total
-        m2 = m2 + b_m2 + delta ** 2 * n * b_n / total
-        n = total
-        low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
-    if scaler["kind"] == "standard":
-        shift, spread = mean, np.sqrt(m2 / max(n, 1))
+    kind = scaler["kind"] if scaler is not None else "none"
+    columns = np.array(encoder.numeric_inputs(), dtype=np.int64)
+    refit = kind in ("standard", "minmax") and len(columns) > 0
+    fills = encoder.fill is not None and kind in AFFINE  # the entry kept missing values (keeps_missing)
+    y_refit = bool(target_scaler and target_scaler["kind"] in AFFINE_TARGET and train_part.y_width)
+    if not len(train_part) or not (refit or fills or y_refit):
+        return None, target_scaler
+    layout = [(f, j, width) for f, j, width in _categorical_inputs(encoder)
+              if fills and encoder.fill.get(f) is not None]
+    inputs, targets, seen = _measured(train_part, columns, layout, y_refit, encoder)
+    offset = np.array(scaler["offset"], dtype=np.float64) if scaler else np.zeros(len(encoder._onehot_mask()))
+    scale = np.array(scaler["scale"], dtype=np.float64) if scaler else np.ones(len(offset))
+    stored_fill, categories = None, []
+    if fills:
+        stored_fill, categories = _fills(encoder, inputs, columns, offset, scale, seen, layout)
+    shift, spread = _shift_spread(inputs, kind) if refit else (np.zeros(len(columns)), np.ones(len(columns)))
+    if refit:
+        offset[columns] += scale[columns] * shift
+        scale[columns] *= spread
+        encoder.scaler = {**scaler, "offset": offset.tolist(), "scale": scale.tolist()}
+    y_shift = y_scale = None
+    if y_refit:
+        y_shift, y_scale = _shift_spread(targets, "standard")
+        t_offset, t_scale = np.array(target_scaler["offset"]), np.array(target_scaler["scale"])
+        target_scaler = {**target_scaler, "offset": (t_offset + t_scale * y_shift).tolist(),
+                         "scale": (t_scale * y_scale).tolist()}
+        y_shift, y_scale = y_shift.astype(dtype), y_scale.astype(dtype)
+    rescale = Rescale(columns, shift.astype(dtype), spread.astype(dtype),
+                      None if stored_fill is None else stored_fill.astype(dtype), y_shift, y_scale, categories)
+    return rescale, target_scaler
+
+
+def _measured(train_part, columns, layout: list, y_refit: bool, encoder) -> tuple:
+    """(Stats of the inputs `columns`, Stats of the targets, each `layout` category's rows per
+    category (missing ones, kept so, set nothing)) over the fold's training rows, in one read."""
+    inputs, targets = Stats(len(columns)), Stats(train_part.y_width if y_refit else 0)
+    seen = [np.zeros(width or len(encoder.categories[f]), dtype=np.int64) for f, j, width in layout]
+    for X, y in train_part.chunks():
+        inputs.add(X[:, columns])
+        for counts, (f, j, width) in zip(seen, layout):
+            if width:
+                counts += X[:, j:j + width].sum(axis=0, dtype=np.int64)
+            else:
+                codes = X[:, j].astype(np.int64)
+                counts += np.bincount(codes[codes >= 0], minlength=len(counts))
+        if y_refit:
+            targets.add(y.reshape(len(y), -1))
+    return inputs, targets, seen
+
+
+def _fills(encoder, inputs: Stats, columns, offset, scale, seen: list, layout: list) -> tuple:
+    """(the fill of each input `columns` as the shards hold them, or None when nothing is
+    missing; the Rescale's categories): a number's training mean, a category's most frequent
+    (the first in sorted order among equals), set in encoder.fill as a raw value. The inputs'
+    Stats then count the filled rows, as the in-memory scaler, fitted after filling, does."""
+    mean = np.where(inputs.n > 0, inputs.mean, 0.0)
+    names = encoder.inputs  # a numeric input's name is its column's
+    fill = dict(encoder.fill)
+    fill.update({names[c]: float(offset[c] + scale[c] * m) for c, m in zip(columns, mean) if names[c] in fill})
+    categories = []
+    for counts, (f, j, width) in zip(seen, layout):
+        if counts.any():
+            index = int(np.argmax(counts))
+            categories.append((j, width, index))
+            fill[f] = encoder.categories[f][index]
+    encoder.fill = fill
+    if not inputs.missing.any():
+        return None, categories
+    inputs.n = inputs.n + inputs.missing  # M2 and the mean stay: the fill is the mean
+    inputs.low, inputs.high = np.fmin(inputs.low, mean), np.fmax(inputs.high, mean)
+    return mean, categories
+
+
+def _shift_spread(stats: Stats, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """What standard (mean, std) or minmax (low, high - low) scaling takes off and divides by."""
+    if kind == "standard":
+        shift, spread = stats.mean, np.sqrt(stats.m2 / np.maximum(stats.n, 1))
     else:
-        shift, spread = low, high - low
+        shift, spread = stats.low, stats.high - stats.low
     spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
-    offset, scale = np.array(scaler["offset"], dtype=np.float64), np.array(scaler["scale"], dtype=np.float64)
-    offset[columns] += scale[columns] * shift
-    scale[columns] *= spread
-    encoder.scaler = {**scaler, "offset": offset.tolist(), "scale": scale.tolist()}
-    return Rescale(columns, shift.astype(dtype), spread.astype(dtype))
+    return np.where(np.isfinite(shift), shift, 0.0), spread
+
+
+def _categorical_inputs(encoder) -> list:
+    """(feature, first input, width: 0 for a code) of each categorical feature."""
+    found, j = [], 0
+    for f in encoder.features:
+        width = len(encoder.categories[f]) if encoder._onehot_column(f) else 1
+        if f in encoder.categories:
+            found.append((f, j, width if encoder._onehot_column(f) else 0))
+        j += width
+    return found

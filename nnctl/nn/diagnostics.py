@@ -34,7 +34,8 @@ class Diagnostics:
     """Measures a network's steps per trainable layer, from its flat parameter and gradient
     arrays: each norm is one dot product of a layer's slice with itself. A layer's norms are
     over its decayed arrays (a dense layer's W) when it has any, else over all its arrays.
-    `layer` in each row counts trainable layers: 0 is the first layer with arrays. `ws`: the
+    `layer` in each row counts trainable layers: 0 is the first layer with arrays; a composite's
+    children (a residual block's dense layer) count in its place (`Network.leaves`). `ws`: the
     workspace of the steps measured, where dead_fraction reads the activations' inputs. With
     members, a layer's norms are over every member's arrays together (its column block of the
     member-major (K, P) arrays); with `apart`, each member's are its own, and each row of
@@ -46,7 +47,8 @@ class Diagnostics:
         self.members = network.members
         self.apart = bool(apart and self.members)
         self.slices, self.feeds = [], []
-        offset, layers = 0, network.layers
+        leaves = list(network.leaves())
+        offset, layers = 0, [layer for _, layer in leaves]
         for i, layer in enumerate(layers):
             if not layer.params:
                 continue
@@ -57,8 +59,8 @@ class Diagnostics:
             self.slices.append(slice(first, first + sum(sizes[n] for n in decayed)))
             offset += sum(sizes.values())
             fed = _activation_fed(layers[i + 1:])
-            # by index: the activation's input of a step is in the workspace, not the layer
-            self.feeds.append(None if fed is None else next(j for j, other in enumerate(layers) if other is fed))
+            # by path: the activation's input of a step is in the workspace, not the layer
+            self.feeds.append(None if fed is None else next(path for path, other in leaves if other is fed))
 
     @staticmethod
     def steps_to_measure(batches: int, last_is_short: bool) -> frozenset:
@@ -89,7 +91,7 @@ class Diagnostics:
         if self.members:  # each layer a column block of (K, P)
             params, grads, change = (a.reshape(self.members, -1) for a in (params, grads, change))
             dot = np.vdot
-        buffers = self.ws.buffers if self.ws is not None else None
+        ws = self.ws if self.ws is not None and self.ws.buffers else None
         for i, (s, activation) in enumerate(zip(self.slices, self.feeds)):
             g, w, d = grads[s], params[s], change[s]
             weight = math.sqrt(float(dot(w, w)))
@@ -97,8 +99,8 @@ class Diagnostics:
             row[0] += math.sqrt(float(dot(g, g)))
             row[1] += weight
             row[2] += math.sqrt(float(dot(d, d))) / weight if weight > 0 else math.nan
-            if activation is not None and buffers:
-                row[3] += dead_fraction(buffers[activation].x)
+            if activation is not None and ws:
+                row[3] += dead_fraction(ws.leaf_buffers(activation).x)
         self.steps += 1
 
     def _after_step_apart(self, before: np.ndarray, total) -> None:
@@ -122,10 +124,10 @@ class Diagnostics:
         self.sums[:, :, 0] += grad
         self.sums[:, :, 1] += weight
         self.sums[:, :, 2] += ratio
-        buffers = self.ws.buffers if self.ws is not None else None
+        ws = self.ws if self.ws is not None and self.ws.buffers else None
         for i, activation in enumerate(self.feeds):
-            if activation is not None and buffers:
-                z = buffers[activation].x
+            if activation is not None and ws:
+                z = ws.leaf_buffers(activation).x
                 self.sums[:, i, 3] += np.count_nonzero(z.max(axis=-2) <= 0, axis=-1) / max(z.shape[-1], 1)
         self.steps += 1
 

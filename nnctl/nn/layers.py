@@ -133,6 +133,11 @@ class Layer:
         """Take the network's views of this layer's params and grads (same names, shapes)."""
         self.params, self.grads = params, grads
 
+    def leaves(self, path: tuple = ()):
+        """(path, layer) of every layer that is no composite, in order: this one, with the
+        names of the composites it sits in (`("body.0",)`); a composite yields its children's."""
+        yield path, self
+
 
 LAYERS: dict[str, type] = {}
 
@@ -281,6 +286,43 @@ class Activation(Layer):
         return delta
 
 
+class _States:
+    """`MemberGenerators.bit_generator`: its `state` is the list of the members' states, read and
+    set as one generator's is (what training checkpoints)."""
+
+    def __init__(self, generators):
+        self.generators = generators
+
+    @property
+    def state(self) -> list:
+        return [g.bit_generator.state for g in self.generators]
+
+    @state.setter
+    def state(self, states) -> None:
+        if not isinstance(states, list) or len(states) != len(self.generators):
+            raise ValueError(f"the dropout generators' states are not {len(self.generators)} members' states")
+        for g, state in zip(self.generators, states):
+            g.bit_generator.state = state
+
+
+class MemberGenerators:
+    """K members' generators used as one: `random(dtype, out)` fills member k's part of `out`
+    (its leading axis) from generator k, so that each member draws the masks it draws alone. The
+    K draws are a loop over members; only the draws are, never the arithmetic."""
+
+    def __init__(self, generators):
+        self.generators = list(generators)
+        self.bit_generator = _States(self.generators)
+
+    def random(self, dtype=np.float64, out=None):
+        if out.ndim < 3 or out.shape[0] != len(self.generators):
+            raise ValueError(f"members' masks are drawn into (K={len(self.generators)}, rows, units), "
+                             f"not {out.shape}")
+        for g, part in zip(self.generators, out):
+            g.random(dtype=dtype, out=part)
+        return out
+
+
 @register
 class Dropout(Layer):
     """Inverted dropout, as torch.nn.Dropout: in training out = x ⊙ m, m = 1{u ≥ p} / (1 − p)
@@ -289,7 +331,7 @@ class Dropout(Layer):
 
     backward: dL/dx = delta ⊙ m (the same mask; in evaluation, delta). The masks come from
     `rng`, a numpy Generator the network's dropout layers share (its state goes into
-    checkpoints). A frozen workspace (`buf.frozen`) keeps the last mask instead of drawing one,
+    checkpoints); with members, a `MemberGenerators`: member k's masks from its own generator. A frozen workspace (`buf.frozen`) keeps the last mask instead of drawing one,
     so a gradient check's forward passes all see the same function. `record(buf)` is what trace
     shows beside the output: the mask's share of zeros."""
 
@@ -339,4 +381,5 @@ class Dropout(Layer):
 # that has them needs only LAYERS
 from . import normalization  # noqa: E402,F401
 from . import embedding  # noqa: E402,F401
+from . import composite  # noqa: E402,F401
 from . import numeric  # noqa: E402,F401

@@ -53,14 +53,18 @@ def _rebuilt(layer: Layer, arrays: dict) -> Layer:
 
 class Network:
     """`layers`: Layer objects in order; `loss`: the loss's name (and through it the output
-    head). `n_inputs`: the input columns, when the first layer cannot tell (a dense one can)."""
+    head), or a heads.MultiLoss: one head per target on blocks of the output columns (`heads`).
+    `n_inputs`: the input columns, when the first layer cannot tell (a dense one can)."""
 
-    def __init__(self, layers: list[Layer], loss: str, n_inputs: int | None = None):
+    def __init__(self, layers: list[Layer], loss, n_inputs: int | None = None):
         if not layers:
             raise ValueError("a network needs at least one layer")
         self.layers = list(layers)
-        self.loss_name = loss
-        self.loss = LOSSES[loss]
+        self.loss_arg = loss  # what a copy of this network is built with
+        single = isinstance(loss, str)
+        self.loss_name = loss if single else loss.name
+        self.loss = LOSSES[loss] if single else loss
+        self.heads = None if single else loss.heads  # several targets: heads.Head per target
         self.n_inputs = n_inputs if n_inputs is not None else layers[0].fan_in
         self.widths = [self.n_inputs]  # columns into each layer, then the output's
         for layer in self.layers:
@@ -125,7 +129,7 @@ class Network:
     @property
     def sizes(self) -> list[int]:
         """Inputs, then the units of each dense layer: [4, 16, 3] for 4 → 16 → 3."""
-        return [self.n_inputs] + [w for layer, w in zip(self.layers, self.widths[1:]) if isinstance(layer, Dense)]
+        return [self.n_inputs] + [layer.W.shape[-1] for _, layer in self.leaves() if isinstance(layer, Dense)]
 
     @property
     def n_outputs(self) -> int:
@@ -149,6 +153,14 @@ class Network:
     def trainable(self) -> list[tuple[int, Layer]]:
         """(index, layer) of every layer with parameters."""
         return [(i, layer) for i, layer in enumerate(self.layers) if layer.params]
+
+    def leaves(self):
+        """(path, layer) of every layer that is no composite, in order, a composite's children in
+        its place: path ('layers.3', 'body.0') names the layer's arrays (`layers.3.body.0.W`) and
+        finds its buffers (`Workspace.leaf_buffers`)."""
+        for i, layer in enumerate(self.layers):
+            for path, leaf in layer.leaves():
+                yield (f"layers.{i}",) + path, leaf
 
     def named_params(self):
         """('layers.<i>.<name>', array, gradient) of every trainable array, in flat order."""
@@ -206,29 +218,39 @@ class Network:
         """A copy of this network in another dtype (float64 for gradient checks)."""
         layers = [_rebuilt(layer, {k: np.asarray(v, dtype=dtype) for k, v in {**layer.params, **layer.state}.items()})
                   for layer in self.layers]
-        return Network(layers, self.loss_name, self.n_inputs)
+        return Network(layers, self.loss_arg, self.n_inputs)
 
     @classmethod
     def stack(cls, networks: list["Network"]) -> "Network":
         """One network with K = len(networks) members from K networks of one shape: member k's
-        arrays are network k's (copied). Random layers keep the first network's generator, which
-        the members then share (each draws its own masks from it)."""
+        arrays are network k's (copied). A random layer draws member k's noise from network k's
+        generator (`MemberGenerators`), so each member draws what it would alone."""
         first = networks[0]
         if any(n.members is not None for n in networks):
             raise ValueError("only networks without members stack")
-        layers = []
+        from .layers import MemberGenerators
+
+        layers, generators = [], {}
         for i, layer in enumerate(first.layers):
             arrays = {name: np.stack([{**n.layers[i].params, **n.layers[i].state}[name] for n in networks])
                       for name in {**layer.params, **layer.state}}
-            layers.append(_rebuilt(layer, arrays))
-        return cls(layers, first.loss_name, first.n_inputs)
+            rebuilt = _rebuilt(layer, arrays)
+            if layer.rng is not None:  # each member draws from its own network's generator, shared as there
+                own = tuple(n.layers[i].rng for n in networks)
+                rebuilt.rng = generators.setdefault(tuple(map(id, own)), MemberGenerators(own))
+            layers.append(rebuilt)
+        return cls(layers, first.loss_arg, first.n_inputs)
 
     def member(self, k: int) -> "Network":
         """Member k alone, as a network without members (its arrays copied)."""
         if self.members is None:
             raise ValueError("this network has no members")
-        return Network([_rebuilt(layer, {name: np.array(a[k]) for name, a in {**layer.params, **layer.state}.items()})
-                        for layer in self.layers], self.loss_name, self.n_inputs)
+        layers = [_rebuilt(layer, {name: np.array(a[k]) for name, a in {**layer.params, **layer.state}.items()})
+                  for layer in self.layers]
+        for layer in layers:
+            if hasattr(layer.rng, "generators"):  # member k's own generator
+                layer.rng = layer.rng.generators[k]
+        return Network(layers, self.loss_arg, self.n_inputs)
 
     def member_snapshot(self, k: int) -> dict:
         """Member k's `snapshot()`, as `member(k).snapshot()` would give it, without copying
@@ -291,7 +313,7 @@ class Network:
         K, n = self.members, z.shape[-1]
         y = np.broadcast_to(y, (K,) + y.shape[-2:]).reshape(-1, y.shape[-1])
         if w is not None:
-            w = np.broadcast_to(w, (K,) + w.shape[-2:]).reshape(-1, 1)
+            w = np.broadcast_to(w, (K,) + w.shape[-2:]).reshape(-1, w.shape[-1])
         return K * self.loss.value(z.reshape(-1, n), a.reshape(-1, n), y, w)
 
     def member_losses(self, y, w=None, ws: Workspace | None = None) -> np.ndarray:
@@ -299,6 +321,8 @@ class Network:
         y (K, rows, outputs), row weights `w` (K, rows, 1) or None: what each member would
         measure alone."""
         ws = self._ws(ws)
+        if self.heads is not None:
+            return self.loss.member_values(ws.z, ws.head.output, y, w)
         return member_values(self.loss_name, ws.z, ws.head.output, y, w)
 
     def mean_output(self, outputs: np.ndarray) -> np.ndarray:
@@ -310,12 +334,9 @@ class Network:
         """Pre-head values whose head gives the output activations `a` (rows, outputs): log p for
         softmax, the logit for sigmoid, `a` for identity. How an ensemble's mean probability
         becomes logits (for its loss, and for temperature scaling)."""
-        head = self.output_head
-        if head == "identity":
-            return a
-        tiny = np.finfo(a.dtype).tiny
-        p = np.clip(a, tiny, None if head == "softmax" else 1 - np.finfo(a.dtype).epsneg)
-        return np.log(p) if head == "softmax" else np.log(p) - np.log1p(-p)
+        if self.heads is not None:
+            return self.loss.logits(a)
+        return head_logits(self.output_head, a)
 
     def output_loss(self, a: np.ndarray, y, w=None) -> float:
         """The loss of output activations `a` (rows, outputs), e.g. the members' mean, against y."""
@@ -418,6 +439,15 @@ class Network:
             self.forward(part, ws=ws)
             out[start:start + len(part)] = ws.z
         return out
+
+
+def head_logits(head: str, a: np.ndarray) -> np.ndarray:
+    """Pre-head values whose output activation `head` gives `a` (see Network.output_logits)."""
+    if head == "identity":
+        return a
+    tiny = np.finfo(a.dtype).tiny
+    p = np.clip(a, tiny, None if head == "softmax" else 1 - np.finfo(a.dtype).epsneg)
+    return np.log(p) if head == "softmax" else np.log(p) - np.log1p(-p)
 
 
 MLP = Network  # the name nnctl's Python API had before layers were objects

@@ -20,14 +20,47 @@ class Buffers:
     ((rows,), for sums over rows as one BLAS product), and what forward keeps for backward (`x`,
     its input; the mode; ...). `input_delta`: whether backward must return dL/dx (False for a
     network's first layer in training: nothing before it needs it). `frozen`: a random layer
-    reuses the noise it drew last instead of drawing anew (what gradcheck sets)."""
+    reuses the noise it drew last instead of drawing anew (what gradcheck sets).
+
+    A composite layer's children have Buffers of their own, in `children` by the child's name
+    (`body.0`): an array named `body.0.out` is child `body.0`'s `out`. They share this one's
+    `ones`, and `frozen` set here is set on them too."""
 
     def __init__(self, arrays: dict, input_delta: bool = True, frozen: bool = False):
-        for name, a in arrays.items():
-            setattr(self, name, a)
-        self.input_delta, self.frozen = input_delta, frozen
+        self.children: dict[str, Buffers] = {}
+        self._frozen = frozen
+        # plain names first: a child made for a nested name takes this one's `ones`
+        for name in sorted(arrays, key=lambda n: n.count(".") > 1):
+            self.put(name, arrays[name])
+        self.input_delta = input_delta
         self.x = None
         self.training = False
+
+    def put(self, name: str, a: np.ndarray) -> None:
+        """Hold `a` as `name`, or for a nested name (`body.0.out`) as its child's."""
+        parts = name.split(".", 2)
+        if len(parts) < 3:
+            setattr(self, name, a)
+            return
+        self.child(f"{parts[0]}.{parts[1]}").put(parts[2], a)
+
+    def child(self, key: str) -> "Buffers":
+        """Child `key`'s Buffers (`body.0`), made on first use."""
+        child = self.children.get(key)
+        if child is None:
+            ones = getattr(self, "ones", None)
+            child = self.children[key] = Buffers({} if ones is None else {"ones": ones}, True, self._frozen)
+        return child
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    @frozen.setter
+    def frozen(self, frozen: bool) -> None:
+        self._frozen = frozen
+        for child in self.children.values():
+            child.frozen = frozen
 
 
 def _specs(layer, fan_in: int, backward: bool, input_delta: bool, members, shared: bool) -> dict:
@@ -118,7 +151,7 @@ class Workspace:
             for r, (buffers, head, _, _) in self._views.items():
                 for b, extra in zip(buffers + [head], self._slice_each(more, r)):
                     for name, a in extra.items():
-                        setattr(b, name, a)
+                        b.put(name, a)
             self.backward_ready = True
         views = self._views.get(rows)
         if views is None:
@@ -131,6 +164,14 @@ class Workspace:
         self.buffers, self.head, self.pairs, self.reversed_pairs = views
         self.rows = rows
         return self.buffers
+
+    def leaf_buffers(self, path: tuple) -> Buffers:
+        """The bound Buffers of the layer at `path` (as `Network.leaves` names it: ('layers.3',
+        'body.0'))."""
+        buf = self.buffers[int(path[0].split(".")[1])]
+        for key in path[1:]:
+            buf = buf.children[key]
+        return buf
 
     def _allocate(self, backward: bool) -> list[dict]:
         """Per layer, then the head: {name: (memory, spec)}, forward's arrays or backward's."""

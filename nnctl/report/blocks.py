@@ -21,19 +21,25 @@ def blocks(layers: list, n_inputs: int, output: str) -> str:
     the output head closes the last bracket."""
     widths, extras = [str(n_inputs)], [[]]
     for layer in layers:
-        if isinstance(layer, Dense):
-            widths.append(str(layer.settings()["units"]))
-            extras.append([])
-        else:
-            extras[-1].append(layer.describe())
+        inner = [leaf for _, leaf in layer.leaves()]
+        for leaf in inner:
+            if isinstance(leaf, Dense):
+                widths.append(str(leaf.settings()["units"]))
+                extras.append([])
+            else:
+                extras[-1].append(leaf.describe())
+        if inner != [layer]:  # a composite (a residual block): its kind closes its block
+            extras[-1].append(layer.type)
     extras[-1].append(output)
     # extras[0] holds what would sit before the first dense layer (none today): shown after the inputs too
     return " → ".join(w + (f" [{', '.join(e)}]" if e else "") for w, e in zip(widths, extras))
 
 
 def trainable(layers: list) -> list[Trainable]:
-    """One entry per layer with params, in the order diagnostics.csv numbers them."""
+    """One entry per layer with params, in the order diagnostics.csv numbers them (a
+    composite's children in its place)."""
     found = []
+    layers = [leaf for layer in layers for _, leaf in layer.leaves()]
     for i, layer in enumerate(layers):
         if layer.params:
             relu = _activation_fed(layers[i + 1:])

@@ -188,10 +188,12 @@ def _curves(runs: list[RunData]) -> str:
         if run.history and "val_loss" in run.history[0]:
             loss.append({"label": f"{prefix}validation", "x": epochs, "y": losses("val_loss"),
                          "dashed": True, "color": i})
-        key = f"val_{_metric_name(run)}"
-        if run.history and key in run.history[0]:
-            metric.append({"label": f"{prefix}{key.replace('_', ' ')}", "x": epochs, "y": _column(run.history, key),
-                           "color": i})
+        keys = [f"val_{_metric_name(run)}"] if not run.targets else \
+            [f"val_{t.name}_{_metric_name(t)}" for t in _named(run)]
+        for j, key in enumerate(keys):  # several targets: each target's own metric
+            if run.history and key in run.history[0]:
+                metric.append({"label": f"{prefix}{key.replace('_', ' ')}", "x": epochs,
+                               "y": _column(run.history, key), "color": i + j})
         rate.append({"label": f"{prefix}learning rate", "x": epochs, "y": _column(run.history, "learning_rate"),
                      "color": i})
     positive = all(v is None or v > 0 for s in loss for v in s["y"])
@@ -377,8 +379,47 @@ def _health(run: RunData) -> str:
             f'<div class="grid2">{"".join(charts)}</div>')
 
 
+def _named(run: RunData) -> list:
+    """Each target's RunData with its `name`: the target's column."""
+    names = run.metrics.get("targets") or []
+    return [_Target(name, target) for name, target in zip(names, run.targets)]
+
+
+class _Target:
+    def __init__(self, name: str, run: RunData):
+        self.name, self.run, self.task = name, run, run.task
+
+
+def _targets_page(run: RunData) -> list[str]:
+    """The sections of a run of several targets: the weighted loss and each target's metric per
+    part, then a section per target with what a run of that target alone shows."""
+    targets, rows = _named(run), []
+    for part in ("train", "validation", "test"):
+        scores = run.metrics.get(part)
+        if scores:
+            rows.append([part, _num(scores.get("loss")),
+                         *[_num(scores.get(f"{t.name}.{_metric_name(t)}")) for t in targets], _num(scores.get("rows"))])
+    header = ["part", "loss (weighted sum)", *[f"{t.name} {_metric_name(t)}" for t in targets], "rows"]
+    out = [f'<h2>Final metrics</h2>{_table(header, rows)}']
+    for t in targets:
+        own = [_final_metrics(t.run), _classification(t.run) if t.task == "classification" else _regression(t.run),
+               calibration_section(t.run)]
+        out.append("".join(own).replace("<h2>", f"<h2>{escape(t.name)}: "))
+    return out
+
+
 def run_page(run: RunData) -> str:
     m = run.metrics
+    if run.targets:
+        part = m.get("validation") or m.get("train") or {}
+        headline = ", ".join(f"{escape(t.name)} {_metric_name(t)} {_num(part.get(f'{t.name}.{_metric_name(t)}'))}"
+                             for t in _named(run))
+        notes = "".join(f'<p class="note">{escape(n)}</p>' for n in run.notes)
+        body = [f"<h1>{escape(run.name)}</h1>",
+                f'<p class="muted">{len(run.targets)} targets · {escape(str(m.get("status", "")).replace("_", " "))}'
+                f" · {headline} · nnctl {escape(__version__)}</p>", notes,
+                _summary(run), _curves([run]), *_targets_page(run), importance_section(run), _health(run)]
+        return _html(f"nnctl report: {run.name}", body)
     part = m.get("validation") or m.get("train") or {}
     headline = f"{_metric_name(run)} {_num(part.get(_metric_name(run)))}" if part else ""
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in run.notes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.targets import MULTI
 from ..errors import NnctlError
 from ..runs.folder import DAMAGED, NOT_A_RUN_HINT, RunFolder
 
@@ -22,6 +23,7 @@ class RunData:
     blocks: str | None = None  # e.g. "4 → 16 [batch norm, relu, dropout 0.2] → 3 [softmax]", from model.npz
     trainable: list = field(default_factory=list)  # blocks.Trainable per diagnostics.csv `layer`; empty: unknown
     importance: list = field(default_factory=list)  # importance.csv's rows (report.importance); empty: none
+    targets: list = field(default_factory=list)  # several targets: one RunData per target (`_target_runs`)
 
     @property
     def name(self) -> str:
@@ -60,16 +62,53 @@ def read_run(folder) -> RunData:
                          "backprop health is not shown. Train it again to see it.")
     for part in ("validation", "test"):
         name = files.VALIDATION if part == "validation" else files.TEST
+        if metrics.get("task") == MULTI:
+            continue  # each target's columns are read into its own RunData below
         found = files.read_predictions(name)
         if found is not None:
             run.classes, rows = found
             setattr(run, part, _check_predictions(rows, run.task, run.classes, files.file(name)))
     _read_layers(run, path)
+    if metrics.get("task") == MULTI:
+        run.targets = _target_runs(run, files)
     run.importance = files.read_importance() or []
     if not files.has(files.VALIDATION):
         run.notes.append(f"This run has no {files.VALIDATION} (no validation part, or an older nnctl): "
                          "the confusion matrix, ROC/PR curves and residuals are not shown.")
     return run
+
+
+def _target_runs(run: RunData, files: RunFolder) -> list[RunData]:
+    """A run of several targets as one RunData per target, read as a run of that target alone:
+    its task and classes (model.npz), its scores (metrics.json's `<target>.<metric>`), and its
+    columns of validation.csv and test.csv as `target`, `prediction` (and `p_<class>` of two
+    classes)."""
+    from ..runs.model import load_model
+
+    views, runs = load_model(run.path).targets, []
+    for view in views:
+        name, own = view.name, f"{view.name}."
+        metrics = {"task": view.task, "status": run.metrics.get("status")}
+        for part in ("train", "validation", "test"):
+            scores = run.metrics.get(part)
+            if isinstance(scores, dict):
+                metrics[part] = {k[len(own):]: v for k, v in scores.items() if k.startswith(own)}
+                metrics[part]["rows"] = scores.get("rows")
+        classes = [str(c) for c in view.classes] if view.task == "classification" else []
+        target = RunData(run.path, metrics, run.config, [], classes=classes)
+        for part in ("validation", "test"):
+            file = files.VALIDATION if part == "validation" else files.TEST
+            rows = files.read_rows(file)
+            if rows is None:
+                continue
+            wanted = {name: "target", f"{name}_prediction": "prediction", "row": "row",
+                      **({f"p_{name}_{c}": f"p_{c}" for c in classes} if len(classes) == 2 else {})}
+            if rows and not set(wanted) - {"row"} <= set(rows[0]):
+                raise NnctlError(f"{file} has no columns {name} and {name}_prediction", str(files.file(file)), DAMAGED)
+            mapped = [{wanted[k]: v for k, v in row.items() if k in wanted} for row in rows]
+            setattr(target, part, _check_predictions(mapped, view.task, classes, files.file(file)))
+        runs.append(target)
+    return runs
 
 
 def _read_layers(run: RunData, path: Path) -> None:

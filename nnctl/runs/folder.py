@@ -179,7 +179,9 @@ class RunFolder:
         needs nothing but the run folder: `target`, `prediction`, and `p_<class>` columns;
         for regression both in the target's own units. `y` as the dataset holds it. `rows`:
         each row's place in its file (0-based), written as `row` (see `write_outputs`)."""
-        if model.task == "regression":
+        if model.targets is not None:
+            self.write_target_outputs(name, model, y, model.network_outputs(X), rows)
+        elif model.task == "regression":
             truth = _target_in_its_units(y, model.meta.get("target_scaler"))
             self.write_outputs(name, model, truth, model.values_from_inputs(X), rows)
         else:
@@ -205,6 +207,30 @@ class RunFolder:
             for i, (t, predicted, p) in enumerate(zip(classes[np.asarray(truth, dtype=np.int64)],
                                                       classes[outputs.argmax(axis=1)], outputs)):
                 writer.writerow([t, predicted] + [f"{v:.8g}" for v in p] + ([row_cells[i]] if numbered else []))
+
+    def write_target_outputs(self, name: str, model, y, outputs, rows=None) -> None:
+        """`write_predictions` of a model of several targets, from y (rows, targets) as the
+        dataset holds it and the model's outputs (rows, Σ outputs): per target `<t>` (the
+        truth), `<t>_prediction` and `p_<t>_<class>` columns, then `row`."""
+        header, columns = [], []
+        for j, view in enumerate(model.targets):
+            if view.task == "regression":
+                truth = _target_in_its_units(y[:, j:j + 1], view.spec.get("target_scaler"))
+                header += [view.name, f"{view.name}_prediction"]
+                columns += [[_number(v) for v in np.ravel(truth).tolist()],
+                            [_number(v) for v in view.values(outputs).tolist()]]
+                continue
+            classes, p = np.asarray(view.classes, dtype=object), view.proba(outputs)
+            header += [view.name, f"{view.name}_prediction"] + [f"p_{view.name}_{c}" for c in view.classes]
+            columns += [classes[y[:, j].astype(np.int64)], classes[p.argmax(axis=1)]]
+            columns += [[f"{v:.8g}" for v in p[:, i]] for i in range(p.shape[1])]
+        if rows is not None:
+            header.append("row")
+            columns.append([str(int(r) + 1) for r in np.asarray(rows).tolist()])
+        with naming_errors(self.file(name)), open(self.file(name), "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(zip(*columns))
 
     def write_importance(self, columns: list[dict]) -> None:
         """importance.csv: `column`, `importance`, `std`, most important first (as `nnctl

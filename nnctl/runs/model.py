@@ -20,6 +20,7 @@ import numpy as np
 from .. import __version__
 from ..data.encoding import FeatureEncoder
 from ..data.scaling import from_training, scaler_problem, target_problem
+from ..data.targets import MULTI
 from ..errors import NnctlError
 from ..npzfile import meta_array, nonfinite, read_meta, read_npz
 from ..nn.calibration import T_RANGE
@@ -48,6 +49,8 @@ def build_meta(network: Network, dataset, cfg) -> dict:
         "dtype": str(network.dtype),
         **dataset.encoder.to_meta(),
     }
+    if network.heads is not None:
+        return {**meta, **heads_meta(network, dataset)}
     if dataset.task == "classification":
         meta["classes"] = dataset.classes
         if len(dataset.classes) == 2:  # the sigmoid's output is the probability of this class
@@ -55,6 +58,20 @@ def build_meta(network: Network, dataset, cfg) -> dict:
     else:
         meta["target_scaler"] = dataset.target_scaler
     return meta
+
+
+def heads_meta(network: Network, dataset) -> dict:
+    """Several targets: `targets` (in order: each one's task, classes or target_scaler, its
+    head's output activation, loss and output columns, its weight and initial loss scale) and
+    `heads` ({target: [layer indices]}: the dense layer whose column block is its head)."""
+    from ..data.targets import target_meta
+
+    last = network.trainable[-1][0]
+    loss = network.loss
+    targets = [{**target_meta(t), "output": LOSSES[h.loss].output, "loss": h.loss, "columns": [h.start, h.stop],
+                "weight": float(w * scale), "loss_scale": float(scale)}
+               for t, h, w, scale in zip(dataset.targets, network.heads, loss.weights, loss.scales)]
+    return {"targets": targets, "heads": {h.name: [last] for h in network.heads}}
 
 
 def layer_specs(network: Network) -> list[dict]:
@@ -69,6 +86,9 @@ def save_model(path, network: Network, meta: dict, extra: dict | None = None) ->
     extra = extra or {}
     if CONFORMAL_SCORES not in extra:
         meta = {k: v for k, v in meta.items() if k != "conformal"}
+    if "targets" in meta:  # several targets: each one's `conformal` entry likewise
+        meta = {**meta, "targets": [{k: v for k, v in t.items() if k != "conformal" or target_scores_name(j) in extra}
+                                    for j, t in enumerate(meta["targets"])]}
     with open(path, "wb") as fh:
         np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
 
@@ -139,6 +159,11 @@ def load_model(path) -> "Model":
     arrays = read_npz(path, *MODEL_FILE, limit=limit)
     _require_finite(arrays, where)
     problem = _conformal_problem(meta, arrays.get(CONFORMAL_SCORES))
+    for j, t in enumerate(meta.get("targets") or []):  # several targets: each one's own scores
+        if problem is None and isinstance(t, dict) and ("conformal" in t or target_scores_name(j) in arrays):
+            problem = _conformal_problem({"task": t.get("task"), "conformal": t.get("conformal")},
+                                         arrays.get(target_scores_name(j)))
+            problem = problem and f"target {j}: {problem.replace(CONFORMAL_SCORES, target_scores_name(j))}"
     if problem:
         raise NnctlError(f"model file is damaged: {problem}", where, "train again, or point at another run")
     if meta["format_version"] == 1:
@@ -149,7 +174,11 @@ def load_model(path) -> "Model":
     if len(inputs) != network.n_inputs:
         raise NnctlError(f"the model's first layer takes {network.n_inputs} inputs but meta names {len(inputs)}",
                          where)
-    return Model(network, meta, path, arrays.get(CONFORMAL_SCORES))
+    model = Model(network, meta, path, arrays.get(CONFORMAL_SCORES))
+    if "targets" in meta:
+        model.target_scores = {j: arrays[target_scores_name(j)] for j in range(len(meta["targets"]))
+                               if target_scores_name(j) in arrays}
+    return model
 
 
 def _meta_limit(name: str, header) -> str | None:
@@ -187,11 +216,39 @@ def format1_limit(meta: dict):
 def _outputs(meta: dict) -> int | None:
     """The output units that `meta` implies (None when it cannot tell)."""
     classes = meta.get("classes")
+    if "targets" in meta:
+        return meta["targets"][-1]["columns"][1]
     if meta["task"] == "classification":
         return 1 if len(classes) == 2 else len(classes)
     return len(meta["target_scaler"]["offset"]) if meta.get("target_scaler") else None
 
 
+def _spec_at(specs, path: list) -> dict | None:
+    """The layer spec a path of an array name leads to (`['3', 'body', '0']` for
+    `layers.3.body.0.W`: a composite's child), or None when meta lists no such layer."""
+    if not path or not path[0].isdigit() or not isinstance(specs, list) or int(path[0]) >= len(specs):
+        return None
+    spec = specs[int(path[0])]
+    if not isinstance(spec, dict):
+        return None
+    if len(path) == 1:
+        return spec
+    return _spec_at(spec.get(path[1]), path[2:]) if len(path) > 2 else None
+
+
+def _dense_paths(specs, path: tuple = ()) -> list[tuple]:
+    """The paths (('3', 'body', '0'), as array names hold them) of the dense layers, composites'
+    children in their place, in order."""
+    found = []
+    for i, spec in enumerate(specs if isinstance(specs, list) else []):
+        if not isinstance(spec, dict):
+            continue
+        if spec.get("type") == "dense":
+            found.append(path + (str(i),))
+        for group, children in spec.items():
+            if isinstance(children, list) and children and all(isinstance(c, dict) for c in children):
+                found += _dense_paths(children, path + (str(i), group))
+    return found
 NUMERIC_WIDTH = {"periodic": "width", "piecewise_linear": "bins"}  # a numeric embedding's columns per input
 
 
@@ -204,13 +261,13 @@ def format2_limit(meta: dict):
     members = meta.get("members") if meta["format_version"] >= 3 else None
     lead = 0 if members is None else 1
     inputs, outputs = len(meta.get("inputs", meta["features"])), _outputs(meta)
-    dense = [i for i, spec in enumerate(specs) if spec.get("type") == "dense"]
+    dense = _dense_paths(specs)
     first = specs[0] if specs and isinstance(specs[0], dict) else {}
     columns = first.get("columns")
     if first.get("type") == "embedding" and isinstance(columns, list) and _numbers(first.get("widths"), len(columns)):
         # the first dense layer takes the inputs less the code columns, plus the embeddings
         inputs += int(sum(first["widths"])) - len(first["columns"])
-    for spec in specs[:dense[0] if dense else 0]:
+    for spec in specs[:int(dense[0][0]) if dense else 0]:  # the layers before the first dense one's block
         numeric = spec.get("columns") if isinstance(spec, dict) else None
         size = spec.get(NUMERIC_WIDTH.get(spec.get("type"), ""), None) if isinstance(spec, dict) else None
         if isinstance(numeric, list) and _numbers([size], 1):
@@ -223,8 +280,11 @@ def format2_limit(meta: dict):
             return _meta_limit(name, header)
         if name == CONFORMAL_SCORES:
             return _conformal_limit(meta, header)
+        j = target_of_scores(name, meta)
+        if j is not None:
+            return _conformal_limit(meta["targets"][j], header, name)
         parts = name.split(".")
-        if len(parts) != 3 or parts[0] != "layers" or not parts[1].isdigit() or int(parts[1]) >= len(specs):
+        if parts[0] != "layers" or _spec_at(specs, parts[1:-1]) is None:
             return f"it holds an array `{name}` that a model with {len(specs)} layers does not have"
         if header.dtype not in FLOATS:
             return f"`{name}` is {header.dtype}, where nnctl models hold float32 or float64"
@@ -232,7 +292,7 @@ def format2_limit(meta: dict):
             return f"`{name}` has shape {header.shape}, more dimensions than any layer's array"
         if members is not None and (not header.shape or header.shape[0] != members):
             return f"`{name}` has shape {header.shape}, not a leading axis of the {members} members meta names"
-        i, array = int(parts[1]), parts[2]
+        i, array = tuple(parts[1:-1]), parts[-1]
         if dense and i == dense[0] and array == "W" and len(header.shape) == 2 + lead and \
                 header.shape[-2] != inputs:
             return f"`{name}` has {header.shape[-2]} rows, but meta names {inputs} inputs"
@@ -246,13 +306,29 @@ def format2_limit(meta: dict):
 CONFORMAL_SCORES = "conformal.scores"  # split conformal's calibration scores, sorted float64 (n,)
 
 
-def _conformal_limit(meta: dict, header) -> str | None:
+def target_scores_name(j: int) -> str:
+    """The array of target j's conformal scores, in a model of several targets (meta
+    `targets[j].conformal` is its entry)."""
+    return f"{CONFORMAL_SCORES}.{j}"
+
+
+def target_of_scores(name: str, meta: dict) -> int | None:
+    """j when `name` is target j's scores array of this model's targets, else None."""
+    head, _, index = name.rpartition(".")
+    targets = meta.get("targets")
+    if head != CONFORMAL_SCORES or not index.isdigit() or not isinstance(targets, list) or int(index) >= len(targets) \
+            or not isinstance(targets[int(index)], dict):
+        return None
+    return int(index)
+
+
+def _conformal_limit(meta: dict, header, name: str = CONFORMAL_SCORES) -> str | None:
     entry = meta.get("conformal")
     n = entry.get("n") if isinstance(entry, dict) else None
     if not _count(n):
-        return f"it holds `{CONFORMAL_SCORES}` but meta has no `conformal` entry with its count `n`"
+        return f"it holds `{name}` but meta has no `conformal` entry with its count `n`"
     if header.dtype != np.float64 or header.shape != (n,):
-        return f"`{CONFORMAL_SCORES}` is {header.dtype} {header.shape}, where meta `conformal` implies float64 ({n},)"
+        return f"`{name}` is {header.dtype} {header.shape}, where meta `conformal` implies float64 ({n},)"
     return None
 
 
@@ -309,11 +385,60 @@ def _read_meta(arrays: dict, where: str) -> dict:
     return meta
 
 
-def _loss(output, meta: dict, where: str) -> str:
+def _loss(output, meta: dict, where: str):
+    if "targets" in meta:
+        return _multi_loss(meta, where)
     loss = meta.get("loss") or OUTPUT_LOSS.get(output)
     if loss not in LOSSES or LOSSES[loss].output != output:
         raise NnctlError(f"model's output activation '{output}' is not one nnctl knows", where)
     return loss
+
+
+def _multi_loss(meta: dict, where: str):
+    """The heads of a multi-target model from meta.targets (checked by `_targets_problem`)."""
+    from ..nn.heads import Head, MultiLoss
+
+    targets = meta["targets"]
+    loss = MultiLoss([Head(t["name"], t["loss"], *t["columns"]) for t in targets],
+                     [t["weight"] / t["loss_scale"] for t in targets])
+    loss.scales = np.array([t["loss_scale"] for t in targets], dtype=np.float64)
+    return loss
+
+
+def _targets_problem(meta: dict) -> str | None:
+    """What is wrong with a multi-target model's `targets` and `heads`, or None."""
+    targets, heads = meta.get("targets"), meta.get("heads")
+    if not isinstance(targets, list) or len(targets) < 2 or not all(isinstance(t, dict) for t in targets):
+        return "`targets` must list two or more targets"
+    start = 0
+    for t in targets:
+        name, task = t.get("name"), t.get("task")
+        if not isinstance(name, str) or task not in ("classification", "regression"):
+            return "each of `targets` needs a `name` and a `task` (classification or regression)"
+        loss = t.get("loss")
+        if loss not in LOSSES or LOSSES[loss].task != task or LOSSES[loss].output != t.get("output"):
+            return f"target '{name}' has the loss {loss!r} and output {t.get('output')!r}, which do not fit a {task}"
+        classes = t.get("classes")
+        if task == "classification" and (not isinstance(classes, list) or len(classes) < 2
+                                         or len({str(c) for c in classes}) != len(classes)):
+            return f"target '{name}': `classes` must list two or more different labels"
+        width = (1 if len(classes) == 2 else len(classes)) if task == "classification" else 1
+        if t.get("columns") != [start, start + width]:
+            return f"target '{name}': `columns` must be [{start}, {start + width}]"
+        start += width
+        if not _numbers([t.get("weight"), t.get("loss_scale")], 2) or not t["loss_scale"] > 0 or not t["weight"] >= 0:
+            return f"target '{name}': `weight` must be a number >= 0 and `loss_scale` one > 0"
+        if t.get("calibration") is not None and not _temperature_ok(t["calibration"], task):
+            return f"target '{name}': `calibration` must be {{\"temperature\": T}} of a classification target"
+        scaler = t.get("target_scaler")
+        if scaler is not None and (not isinstance(scaler, dict) or not _numbers(scaler.get("offset"), 1)
+                                   or not _numbers(scaler.get("scale"), 1) or target_problem(scaler, 1)):
+            return f"target '{name}': `target_scaler` must hold one `offset` and one `scale`"
+    if meta.get("target") != [t["name"] for t in targets]:
+        return "`target` must list the names of `targets`, in order"
+    if not isinstance(heads, dict) or list(heads) != meta["target"]:
+        return "`heads` must map each target to its layers"
+    return None
 
 
 def _format2_network(arrays: dict, meta: dict, where: str) -> Network:
@@ -357,7 +482,14 @@ DAMAGED_HINT = "train again, or point at another run"
 
 def _settings_problem(kind: str, spec: dict) -> str | None:
     """What a layer's settings hold that would make it predict nonsense rather than fail: a
-    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row)."""
+    normalization's eps must be positive (a negative one makes √(σ² + eps) NaN for every row);
+    the same for a composite's children."""
+    for group, children in spec.items():
+        if isinstance(children, list) and all(isinstance(c, dict) for c in children):
+            for j, child in enumerate(children):
+                problem = _settings_problem(child.get("type"), child)
+                if problem:
+                    return f"{group}.{j}: {problem}"
     if kind in ("batch_norm", "layer_norm") and "eps" in spec:
         eps = spec["eps"]
         if not _numbers([eps], 1) or not (np.isfinite(eps) and eps > 0):
@@ -372,9 +504,9 @@ def _arrays_problem(layer, own: dict, prefix: str) -> str | None:
     extra = sorted(set(own) - expected)
     if extra:
         return f"has an array `{prefix}{extra[0]}` that a layer of its type does not have"
-    var = own.get("running_var")
-    if var is not None and (np.asarray(var) < 0).any():
-        return f"has a negative variance in `{prefix}running_var`: a variance is never below 0"
+    for name, var in own.items():  # a composite's child's too: body.1.running_var
+        if name.split(".")[-1] == "running_var" and (np.asarray(var) < 0).any():
+            return f"has a negative variance in `{prefix}{name}`: a variance is never below 0"
     return None
 
 
@@ -473,7 +605,11 @@ def _meta_problem(meta: dict) -> str | None:
         return "`loss` must be a loss's name"
     if meta.get("decimal", ".") not in (".", ",") or meta.get("unknown_category", "error") not in ("error", "ignore"):
         return "`decimal` must be '.' or ',', and `unknown_category` error or ignore"
-    if meta["task"] not in ("classification", "regression"):
+    if meta["task"] == MULTI or "targets" in meta:
+        problem = _targets_problem(meta) if meta["task"] == MULTI else "`targets` is for a multitarget model"
+        if problem:
+            return problem
+    elif meta["task"] not in ("classification", "regression"):
         return f"`task` is {meta['task']!r}, not classification or regression"
     if not _names(meta["features"]) or not meta["features"]:
         return "`features` must be a non-empty list of column names"
@@ -595,6 +731,24 @@ class Model:
     def classes(self) -> list | None:
         return self.meta.get("classes")
 
+    @property
+    def targets(self) -> list["TargetView"] | None:
+        """Several targets: one TargetView each, in order (what each target's predictions are
+        read through); None for a model of one target."""
+        if "targets" not in self.meta:
+            return None
+        views = [TargetView(self, t) for t in self.meta["targets"]]
+        for j, view in enumerate(views):
+            view.conformal_scores = (getattr(self, "target_scores", None) or {}).get(j)
+        return views
+
+    def require_one_target(self, what: str) -> None:
+        """NnctlError for a command that several targets do not reach yet."""
+        if "targets" in self.meta:
+            from ..data.targets import not_yet
+
+            raise not_yet(what, str(self.path), "use predict and evaluate, or train one target per model for this")
+
     def inputs(self, df, where="data", unknown: str | None = None) -> np.ndarray:
         """`df`'s rows as the network's inputs; `unknown` (error | ignore) overrides the model's
         unknown_category (predict --unknown-category)."""
@@ -634,8 +788,16 @@ class Model:
 
     def network_outputs(self, X: np.ndarray) -> np.ndarray:
         """The network's outputs (rows, outputs) on encoded inputs, before the target transform
-        is undone (regression) or the classes named."""
-        return self._output(X)
+        is undone (regression) or the classes named. Several targets: each calibrated target's
+        block is its head of its logits divided by its temperature."""
+        out = self._output(X)
+        views = self.targets
+        if views is not None and any(v.temperature != 1.0 for v in views):
+            out = out.copy()
+            for v in views:
+                if v.temperature != 1.0:
+                    out[:, v.start:v.stop] = _tempered(v.meta["output"], out[:, v.start:v.stop], v.temperature)
+        return out
 
     def member_outputs(self, X: np.ndarray) -> np.ndarray:
         """Each member's own prediction (K, rows, outputs), float64: its class probabilities
@@ -666,6 +828,59 @@ class Model:
         if self.task == "regression":
             return self.values_from_inputs(X)
         return self.labels(self.proba_from_inputs(X))
+
+    def labels(self, proba: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
+
+
+def _tempered(head: str, a: np.ndarray, temperature: float) -> np.ndarray:
+    """A softmax or sigmoid head's output `a` again, from its logits divided by `temperature`."""
+    from ..nn.network import head_logits
+
+    with np.errstate(over="ignore", under="ignore"):
+        z = head_logits(head, a) / temperature
+        if head == "sigmoid":
+            return (1.0 / (1.0 + np.exp(-z))).astype(a.dtype)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(a.dtype)
+
+
+class TargetView:
+    """One target of a multi-target model, read as a single-target model reads: `task`,
+    `classes`, `meta` (the model's, with this target's entries), and its predictions from the
+    model's outputs (rows, Σ outputs): `block`, `proba`, `values`, `labels`."""
+
+    threshold = None  # no saved thresholds per target yet
+    conformal_scores = None  # sorted (n,): this target's validation scores, when training kept them
+
+    def __init__(self, model: Model, spec: dict):
+        self.model, self.spec = model, spec
+        self.name, self.task = spec["name"], spec["task"]
+        self.classes = spec.get("classes")
+        self.start, self.stop = spec["columns"]
+        self.path, self.network, self.encoder = model.path, model.network, model.encoder
+        shared = {k: v for k, v in model.meta.items() if k not in ("targets", "heads", "threshold", "calibration",
+                                                                     "conformal")}
+        self.meta = {**shared, **{k: v for k, v in spec.items() if k not in ("name", "columns")}, "target": self.name}
+
+    @property
+    def temperature(self) -> float:
+        """What this target's logits are divided by (training.calibration), 1.0 uncalibrated."""
+        return float((self.spec.get("calibration") or {}).get("temperature", 1.0))
+
+    def block(self, outputs: np.ndarray) -> np.ndarray:
+        """This target's columns of the model's outputs (rows, Σ outputs)."""
+        return outputs[..., self.start:self.stop]
+
+    def proba(self, outputs: np.ndarray) -> np.ndarray:
+        """Class probabilities (rows, classes) of a classification target."""
+        out = self.block(outputs)
+        return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
+
+    def values(self, outputs: np.ndarray) -> np.ndarray:
+        """A regression target's values (rows,) in its own units."""
+        return from_training(self.block(outputs), self.spec.get("target_scaler"))[..., 0]
 
     def labels(self, proba: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]

@@ -280,10 +280,8 @@ def predictions(model, frame, options, given_rows=None) -> dict:
     """POST /predict's answer from the same prediction `nnctl predict` writes as CSV:
     `predictions`, `probabilities` ({label: p} per row) with proba, `kept` with keep, `lower` and
     `upper` with interval, `prediction_sets` (a list of labels per row) with sets, `warnings`
-    (one line per column) when rows lie far outside what training saw (`data/ranges.py`)."""
-    import numpy as np
-
-    from ..commands.conformal import SEPARATOR
+    (one line per column) when rows lie far outside what training saw (`data/ranges.py`). A model
+    of several targets answers each row as {target: ...} (`multi_payload`)."""
     from ..commands.predict import check_options, prediction_columns, range_check
 
     ranges = range_check(model, "the request's rows")
@@ -294,9 +292,26 @@ def predictions(model, frame, options, given_rows=None) -> dict:
         columns = prediction_columns(model, frame, "the request's rows", options, chosen, ranges)
     except NnctlError as exc:
         raise Refusal.of(exc)
+    keep = options.kept()
+    payload = one_payload(model, columns, options) if model.targets is None else multi_payload(model, columns, options)
+    warnings = ranges.warnings()  # rows far outside what training saw: said to the client and in the log
+    if warnings:
+        payload["warnings"] = warnings
+        sys.stderr.write("".join(f"warning: POST /predict: {line}\n" for line in warnings))
+    if keep:
+        payload["kept"] = (given_rows.kept(keep) if given_rows is not None
+                           else frame[keep].reset_index(drop=True).to_dict("records"))
+    return payload
+
+
+def one_payload(model, columns: dict, options) -> dict:
+    """A model of one target: `predictions`, and `probabilities`, `lower`/`upper`, `spread`,
+    `prediction_sets` as the options ask."""
+    import numpy as np
+
+    from ..commands.conformal import SEPARATOR
     from ..commands.predict import spread_names
 
-    keep = options.kept()
     spreads = spread_names(model) if options.spread else []
     conformal = {"lower", "upper", "prediction_set", *spreads}
     predicted = [c for c in columns if c not in conformal]
@@ -319,13 +334,40 @@ def predictions(model, frame, options, given_rows=None) -> dict:
                              if model.task == "classification" else values.tolist())
     if options.sets is not None:
         payload["prediction_sets"] = [text.split(SEPARATOR) if text else [] for text in columns["prediction_set"]]
-    warnings = ranges.warnings()  # rows far outside what training saw: said to the client and in the log
-    if warnings:
-        payload["warnings"] = warnings
-        sys.stderr.write("".join(f"warning: POST /predict: {line}\n" for line in warnings))
-    if keep:
-        payload["kept"] = (given_rows.kept(keep) if given_rows is not None
-                           else frame[keep].reset_index(drop=True).to_dict("records"))
+    return payload
+
+
+def multi_payload(model, columns: dict, options) -> dict:
+    """A model of several targets: `predictions` holds each row as {target: label or value};
+    with proba, `probabilities` each row as {target: {label: p}} of its classification targets;
+    with interval, `lower` and `upper` each row as {target: bound} of its regression targets;
+    with sets, `prediction_sets` each row as {target: [labels]} of its classification targets."""
+    import numpy as np
+
+    names = [v.name for v in model.targets]
+    values = [columns[n].tolist() for n in names]
+    payload = {"predictions": [dict(zip(names, row)) for row in zip(*values)]}
+    if options.proba:
+        sorts = [v for v in model.targets if v.task == "classification"]
+        each = []
+        for view in sorts:
+            labels = [str(c) for c in view.classes]
+            p = np.column_stack([columns[f"p_{view.name}_{c}"] for c in view.classes]).astype(float)
+            each.append([dict(zip(labels, row)) for row in p.tolist()])
+        payload["probabilities"] = [dict(zip([v.name for v in sorts], row)) for row in zip(*each)]
+    from ..commands.conformal import SEPARATOR
+
+    for key, option, task in (("lower", options.interval, "regression"), ("upper", options.interval, "regression"),
+                              ("prediction_sets", options.sets, "classification")):
+        if option is None:
+            continue
+        views = [v.name for v in model.targets if v.task == task]
+        if key == "prediction_sets":
+            each = [[text.split(SEPARATOR) if text else [] for text in columns[f"{n}_set"]] for n in views]
+        else:  # an infinite bound (too few validation rows) is JSON's null
+            each = [[v if np.isfinite(v) else None for v in np.asarray(columns[f"{n}_{key}"], float).tolist()]
+                    for n in views]
+        payload[key] = [dict(zip(views, row)) for row in zip(*each)]
     return payload
 
 

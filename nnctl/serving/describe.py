@@ -22,6 +22,9 @@ def model_info(model) -> dict:
     info = {"name": run_name(model.path), "task": model.task, "features": features}
     if model.task == "classification":
         info["classes"] = list(model.classes)
+    if model.targets is not None:
+        info["targets"] = [{"name": v.name, "task": v.task, **({"classes": list(v.classes)} if v.classes else {})}
+                           for v in model.targets]
     info["target"] = model.meta.get("target")
     info["metrics"] = training_metrics(model.path)
     info["nnctl_version"] = __version__

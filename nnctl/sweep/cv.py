@@ -162,13 +162,16 @@ def _cv_summary(folder: Path, folds: int, repeats: int, jobs: list[dict], result
     for job, result in zip(jobs, results):
         run = Path(job["runs_dir"]) / job["folder"]
         metrics = RunFolder(run).read_metrics()
-        name = metrics["metric"]
+        # several targets: each target's own metric (`price.r2`), else the one metric
+        names = [f"{t}.{m}" for t in metrics["targets"] for m in ("r2", "accuracy")
+                 if f"{t}.{m}" in metrics["validation"]] if metrics.get("targets") else [metrics["metric"]]
         row = {"repeat": job["key"][0]} if repeats > 1 else {}
         row.update({"fold": job["fold"][0], "rows": metrics["validation"]["rows"],
-                    "val_loss": metrics["validation"]["loss"], f"val_{name}": metrics["validation"][name],
+                    "val_loss": metrics["validation"]["loss"],
+                    **{f"val_{name}": metrics["validation"][name] for name in names},
                     "epochs": metrics["epochs"], "seconds": result["seconds"], "run": str(run)})
         rows.append(row)
-    name = next(k for k in rows[0] if k.startswith("val_") and k != "val_loss")
+    scored = [k for k in rows[0] if k.startswith("val_") and k != "val_loss"]
     with open(folder / "folds.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -178,7 +181,7 @@ def _cv_summary(folder: Path, folds: int, repeats: int, jobs: list[dict], result
         summary["repeats"] = repeats
     if early_stopping:
         summary["note"] = EARLY_STOPPING_NOTE
-    for key in ("val_loss", name):
+    for key in ("val_loss", *scored):
         values = [r[key] for r in rows]
         summary[key] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values)}
     (folder / "summary.json").write_text(dumps(summary, indent=2) + "\n")

@@ -15,6 +15,9 @@ def metric_value(metrics: dict, name: str):
     """The final value of a history column from metrics.json: val_loss -> validation.loss."""
     part, _, key = name.partition("_")
     scores = metrics.get({"val": "validation", "train": "train"}[part]) or {}
+    if key not in scores:  # several targets: val_price_r2 -> validation["price.r2"]
+        key = next((dotted for i in range(len(key)) if key[i] == "_" and (dotted := f"{key[:i]}.{key[i + 1:]}")
+                    in scores), key)
     value = scores.get(key)
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 

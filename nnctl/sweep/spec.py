@@ -17,13 +17,13 @@ DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform")
 
 
 def _check_metric(checker, v, key, path):
-    from ..training.stopping import MAXIMIZED
+    from ..training.stopping import maximized
 
     if isinstance(v, str):
         v = {"name": v}
     if not isinstance(v, dict):
         checker.fail(path, f"must be a mapping like {{name: val_loss, goal: minimize}}, got {show(v)}")
-    if "goal" not in v and v.get("name") in MAXIMIZED:
+    if "goal" not in v and isinstance(v.get("name"), str) and maximized(v["name"]):
         v = {**v, "goal": "maximize"}  # higher is better for accuracy, r2, f1, ...: minimizing it would mislead
     return checker.section(v, key.sub, path)
 
@@ -91,7 +91,8 @@ SWEEP = {
     "method": Key("tpe", "choice", "grid | random | tpe (Optuna's samplers)", ("grid", "random", "tpe")),
     "trials": Key(30, "int", "how many trials (grid runs every combination)", low=1),
     "metric": Key({"name": "val_loss", "goal": "minimize"}, "sweep_metric", "what a trial is scored by",
-                  sub={"name": Key("val_loss", "choice", "a history column", METRICS),
+                  sub={"name": Key("val_loss", "metric", "a history column; several targets: also val_<target>_<metric>",
+                                   METRICS),
                        "goal": Key("minimize", "choice", "minimize | maximize", ("minimize", "maximize"))}),
     "folds": Key(None, "int", "K: score each trial by K-fold cross-validation (the mean)", low=2, nullable=True),
     "seed": Key(0, "int", "the search's seed: the same file proposes the same trials", low=0),

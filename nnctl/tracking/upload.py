@@ -39,11 +39,15 @@ def run_tags(folder: Path, metrics: dict, user_tags: dict | None = None) -> dict
 
 
 def final_metrics(metrics: dict) -> dict[str, float]:
-    """metrics.json's scores as `final_<part>_<name>`: final_val_accuracy, final_test_loss, ..."""
-    out = {}
+    """metrics.json's scores as `final_<part>_<name>`: final_val_accuracy, final_test_loss, ...;
+    several targets' `<target>.<metric>` as `final_val_<target>_<metric>`, history's naming."""
+    out, several = {}, bool(metrics.get("targets"))
     for part, prefix in (("train", "final_train_"), ("validation", "final_val_"), ("test", "final_test_")):
         for name, value in (metrics.get(part) or {}).items():
             if _number(value) and name != "rows":
+                if several and "." in name:  # a target's name may hold dots; a metric's never does
+                    target, _, metric = name.rpartition(".")
+                    name = f"{target}_{metric}"
                 out[prefix + name] = float(value)
     for name in ("epochs", "best_epoch", "seconds"):
         if _number(metrics.get(name)):

@@ -11,13 +11,15 @@ from ..config import hidden_activations, load_config
 from ..config.typed import Config
 from ..data import Dataset, load_dataset
 from ..errors import NnctlError
+from ..nn.composite import Residual
 from ..nn.embedding import Embedding
 from ..nn.layers import Activation, Dense, Dropout
+from ..nn.heads import MultiLoss
 from ..nn.losses import LOSSES, loss_for
 from ..nn.network import Network, initial_weights
 from ..nn.normalization import NORMALIZATIONS
 from ..nn.numeric import Periodic, PiecewiseLinear, quantile_edges
-from .scoring import row_weights, targets_for
+from .scoring import dataset_heads, row_weights, targets_for
 
 
 def architecture(sizes) -> str:
@@ -37,6 +39,34 @@ def choose_loss(cfg: Config, dataset: Dataset) -> str:
     return loss
 
 
+def multi_loss(cfg: Config, dataset: Dataset) -> MultiLoss:
+    """The heads of several targets, each with its task's loss (loss: auto), side by side in
+    the output columns, and each target's weight (training.target_weights, else 1); the scale
+    of each loss is set by `scale_heads` once the network exists."""
+    weights = [cfg.training.target_weights.get(t.name, 1.0) for t in dataset.targets]
+    return MultiLoss(dataset_heads(dataset), weights)
+
+
+SCALE_ROWS = 4096  # training rows the initial losses are measured on
+
+
+def scale_heads(network: Network, dataset: Dataset, cfg: Config) -> None:
+    """Divide each target's weight by its loss at initialization, measured on the first
+    SCALE_ROWS training rows: a cross-entropy of log(classes) and a standardized target's MSE of
+    about 1 then each start near their weight (docs/targets.md)."""
+    loss = network.loss
+    X, y = dataset.X_train[:SCALE_ROWS], dataset.y_train[:SCALE_ROWS]
+    user = np.array([cfg.training.target_weights.get(h.name, 1.0) for h in loss.heads])
+    if not len(X):
+        return
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        a = network.predict_output(X)
+        parts = loss.parts(network.output_logits(a), a, targets_for(network, y))
+    scales = np.array([p if np.isfinite(p) and p > 1e-12 else 1.0 for p in parts])
+    loss.scales = scales
+    loss.weights = user / scales
+
+
 def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network:
     """The config's network for this dataset: from the seed, or from `model.init_from` unless
     `fresh` (a resumed run, whose weights come from its checkpoint)."""
@@ -53,10 +83,12 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
     _check_model_fits(sizes, cfg, dataset, sum((n + 1) * width for _, n, width in embedded) +
                       (numeric.n_params if numeric is not None else 0), numeric.per_row if numeric is not None else 0)
     dtype = np.dtype(cfg.training.dtype)
-    loss = choose_loss(cfg, dataset)
+    loss = choose_loss(cfg, dataset) if dataset.targets is None else multi_loss(cfg, dataset)
     # member i is the network `seed + i` would build alone: member 0 is the single network
     networks = [Network(network_layers(cfg, sizes, embedded, dataset.n_inputs, dtype, cfg.seed + i, numeric), loss,
                         dataset.n_inputs) for i in range(members)]
+    if dataset.targets is not None:
+        scale_heads(networks[0], dataset, cfg)
     network = networks[0] if members == 1 else Network.stack(networks)
     if cfg.model.init_from and not fresh:
         _warm_start(cfg.model.init_from, network, dataset)
@@ -66,7 +98,10 @@ def build_network(cfg: Config, dataset: Dataset, fresh: bool = False) -> Network
 def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype, seed: int,
                    numeric: "NumericPlan | None" = None) -> list:
     """The layer list, emitted once: [embedding], [numeric embedding], then per hidden block
-    dense → [norm] → activation → [dropout], then the output's dense layer.
+    dense → [norm] → activation → [dropout], then the output's dense layer. With `model.residual`,
+    a hidden block whose input width (the previous block's units, or the first block's inputs)
+    equals its units is one residual layer holding those layers, x + f(x); the weights are the
+    same either way.
 
     Each source of randomness has its own stream of `seed` (the config's, or a member's): the dense weights `default_rng(seed)`
     (layer by layer, as `initial_weights` draws them), the dropout masks (one generator the
@@ -86,13 +121,16 @@ def network_layers(cfg: Config, sizes: list[int], embedded, n_inputs: int, dtype
     dropout_rng = np.random.default_rng(streams[2]) if any(rates) else None
     norm = NORMALIZATIONS.get(cfg.model.normalization)
     for i, (W, b) in enumerate(initial_weights(sizes, activations, cfg.model.init, seed, dtype)):
-        layers.append(Dense(W, b))
+        block = [Dense(W, b)]
         if i < len(activations):
             if norm is not None:
-                layers.append(norm.fresh(W.shape[1], dtype))
-            layers.append(Activation(activations[i]))
+                block.append(norm.fresh(W.shape[1], dtype))
+            block.append(Activation(activations[i]))
             if rates[i]:
-                layers.append(Dropout(rates[i], dropout_rng))
+                block.append(Dropout(rates[i], dropout_rng))
+            if cfg.model.residual and W.shape[0] == W.shape[1]:
+                block = [Residual(block)]
+        layers.extend(block)
     return layers
 
 
@@ -244,13 +282,17 @@ def _warm_start(path, network: Network, dataset: Dataset) -> None:
         raise NnctlError(f"model.init_from is {describe(theirs)}, the config builds {describe(ours)}",
                          "model.init_from", "use the same model.layers as that model, or train from scratch")
     arrays = {name: a.astype(network.dtype) for name, a in saved.items()}
-    embedded = not isinstance(ours.layers[0], Dense)  # an embedding of categories or of numbers
+    embedded = not isinstance(ours.layers[0], (Dense, Residual))  # an embedding of categories or of numbers
     if embedded and rows != list(range(len(rows))):
         # the first dense layer's rows follow the embedding's output, not the inputs: same order only
         raise NnctlError("model.init_from has embedded columns and takes its inputs in another order than this data",
                          "model.init_from", "list data.features in that model's order, or train from scratch")
     if embedded:
         rows = slice(None)
+    elif rows != list(range(len(rows))) and any(path for path, _ in ours.layers[0].leaves()):
+        # a residual first block adds its input to its output: its columns are the inputs' order
+        raise NnctlError("model.init_from starts with a residual block and takes its inputs in another order than "
+                         "this data", "model.init_from", "list data.features in that model's order, or train from scratch")
     first, last = f"layers.{ours.trainable[0][0]}.", f"layers.{ours.trainable[-1][0]}."
     for name, a in arrays.items():
         if name.startswith(first) and a.ndim == 2:  # (inputs, units): rows follow the inputs
@@ -290,5 +332,5 @@ def prepare_float64(config, overrides, rows: int):
     X, y = dataset.X_train[:rows], dataset.y_train[:rows]
     if len(X) < network.min_rows:
         raise NnctlError("batch normalization cannot normalize a batch of one row", "--rows", "use --rows 2 or more")
-    weights = row_weights(cfg.training.class_weight, dataset, y, np.float64)
+    weights = row_weights(cfg.training.class_weight, dataset, y, np.float64, network)
     return network, X, targets_for(network, y), cfg, weights

@@ -28,7 +28,11 @@ def check_calibration(cfg: Config, dataset) -> None:
     auto) and whether the validation part has rows."""
     if cfg.training.calibration != "temperature":
         return
-    if dataset.task != "classification":
+    if dataset.targets is not None:  # several targets: a temperature for each classification target
+        if not any(t.task == "classification" for t in dataset.targets):
+            raise NnctlError("temperature scales class probabilities, and none of these targets is a classification",
+                             KEY, "set training.calibration: none")
+    elif dataset.task != "classification":
         raise NnctlError(f"temperature scales class probabilities, but column '{dataset.target}' makes this "
                          "a regression", KEY, "set training.calibration: none")
     if len(dataset.X_val) == 0:
@@ -53,6 +57,35 @@ def calibrate(network: Network, dataset, cfg: Config) -> dict | None:
         return {"temperature": 1.0, "val_log_loss_before": before, "val_log_loss_after": before,
                 "note": SEPARABLE_NOTE}
     return {"temperature": t, "val_log_loss_before": before, "val_log_loss_after": temperature_loss(logits, y, 1.0 / t)}
+
+
+def calibrate_targets(network: Network, meta: dict, dataset, cfg: Config) -> dict | None:
+    """Several targets: `calibrate` of each classification target on its own block of the
+    outputs (its logits recovered from its head's output, the members' mean with members), kept
+    in its meta entry as `calibration: {"temperature": T}`; {target: calibrate's dict}, or None
+    for `none`."""
+    from ..nn.network import head_logits
+
+    if cfg.training.calibration != "temperature":
+        return None
+    outputs, found = network.predict_output(dataset.X_val), {}
+    y = np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.X_val), -1)
+    for j, target in enumerate(meta["targets"]):
+        if target["task"] != "classification":
+            continue
+        start, stop = target["columns"]
+        logits = head_logits(target["output"], outputs[:, start:stop])
+        truth = y[:, j].astype(np.int64)
+        t = fit_temperature(logits, truth)
+        before = temperature_loss(logits, truth, 1.0)
+        if t <= T_RANGE[0]:  # see `calibrate`: no optimum, the network's own probabilities are kept
+            found[target["name"]] = {"temperature": 1.0, "val_log_loss_before": before, "val_log_loss_after": before,
+                                     "note": SEPARABLE_NOTE}
+        else:
+            found[target["name"]] = {"temperature": t, "val_log_loss_before": before,
+                                     "val_log_loss_after": temperature_loss(logits, truth, 1.0 / t)}
+        target["calibration"] = {"temperature": found[target["name"]]["temperature"]}
+    return found
 
 
 def reliability(part: str, y, proba) -> dict:

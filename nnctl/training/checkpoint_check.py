@@ -63,8 +63,10 @@ def checkpoint_meta_problem(meta: dict) -> str | None:
     except (TypeError, ValueError, KeyError, OverflowError):
         return "`rng` is not the state of the shuffle generator"
     if "dropout_rng" in meta:
+        states = meta["dropout_rng"]  # an ensemble's: one state per member
         try:
-            np.random.PCG64().state = meta["dropout_rng"]
+            for state in states if isinstance(states, list) and states else [states]:
+                np.random.PCG64().state = state
         except (TypeError, ValueError, KeyError, OverflowError):
             return "`dropout_rng` is not the state of the dropout generator"
     if "member_rngs" in meta:
@@ -75,9 +77,15 @@ def checkpoint_meta_problem(meta: dict) -> str | None:
             return "`member_rngs` are not the states of the members' shuffle generators"
     if meta["config"]["training"].get("early_stopping") or meta.get("stopper") is not None:
         stopper = meta.get("stopper")
-        if not isinstance(stopper, dict) or not {"best", "best_epoch", "waited"} <= set(stopper) \
-                or not (stopper["best"] is None or _number(stopper["best"])) \
-                or not (stopper.get("best_epoch") is None or _count(stopper["best_epoch"])) \
-                or not _count(stopper.get("waited")):
+        # an ensemble's members each stop on their own (training.ensemble): one state per member
+        members = stopper.get("members") if isinstance(stopper, dict) and "members" in stopper else [stopper]
+        if not isinstance(members, list) or not members or not all(_stopper_ok(s) for s in members):
             return "`stopper` lacks early stopping's `best`, `best_epoch` and `waited`"
     return None
+
+
+def _stopper_ok(stopper) -> bool:
+    return isinstance(stopper, dict) and {"best", "best_epoch", "waited"} <= set(stopper) \
+        and (stopper["best"] is None or _number(stopper["best"])) \
+        and (stopper.get("best_epoch") is None or _count(stopper["best_epoch"])) \
+        and _count(stopper.get("waited"))

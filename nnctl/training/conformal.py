@@ -13,7 +13,7 @@ from ..data.scaling import is_linear, linked_output
 from ..errors import NnctlError
 from ..nn.conformal import (CLASSIFICATION_SCORE, NORMALIZED_SCORE, REGRESSION_SCORE, absolute_residuals,
                             normalized_residuals, spread_floor, true_class_scores)
-from ..runs.model import CONFORMAL_SCORES
+from ..runs.model import CONFORMAL_SCORES, target_scores_name
 
 
 def check_conformal(how: str, task: str, members: int | None, target_scaler: dict | None = None) -> None:
@@ -72,3 +72,27 @@ def add_conformal(model, dataset, how: str = "absolute") -> dict:
     model.meta["conformal"] = {**entry, "n": int(len(scores))}
     model.conformal_scores = scores
     return {CONFORMAL_SCORES: scores}
+
+
+def add_target_conformal(model, dataset) -> dict:
+    """Several targets: each target's validation scores, as `validation_scores` makes one
+    target's (absolute residuals in its link's space, or 1 − p of the true class), in its
+    meta entry (`targets[j].conformal`) and `conformal.scores.<j>`; {} without a validation part."""
+    if not len(dataset.X_val):
+        return {}
+    outputs, kept = model.network_outputs(dataset.X_val), {}
+    y = np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.X_val), -1)
+    for j, view in enumerate(model.targets):
+        if view.task == "regression":
+            scaler = view.meta.get("target_scaler")
+            truth = linked_output(y[:, j:j + 1], scaler)[:, 0]
+            values = linked_output(view.block(outputs), scaler)[:, 0]
+            entry, scores = {"kind": REGRESSION_SCORE}, absolute_residuals(truth, values)
+        else:
+            entry, scores = {"kind": CLASSIFICATION_SCORE}, true_class_scores(view.proba(outputs), y[:, j].astype(np.int64))
+        if np.isfinite(scores).all():
+            model.meta["targets"][j]["conformal"] = {**entry, "n": int(len(scores))}
+            kept[target_scores_name(j)] = scores
+    model.target_scores = {j: kept[target_scores_name(j)] for j in range(len(model.meta["targets"]))
+                           if target_scores_name(j) in kept}
+    return kept

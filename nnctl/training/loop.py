@@ -21,9 +21,9 @@ from ..nn.network import Network
 from .callbacks import Callback
 from .checkpoint import checkpoint_path
 from .optimization import LearningRate, network_optimizer
-from .scoring import (metric_name, metrics_in_use, row_weights, score_chunks, score_with, targets_for,
-                      watched_metrics)
-from .stopping import MAXIMIZED, EarlyStopping
+from .scoring import (metric_column, metric_name, metrics_in_use, row_weights, score_chunks, score_with,
+                      targets_for, watched_metrics)
+from .stopping import EarlyStopping, maximized
 
 
 PROGRESS_SECONDS = 0.5  # how often the loop reports progress inside an epoch
@@ -73,6 +73,9 @@ def train(network: Network, dataset, training: TrainingConfig, seed: int = 0, ca
     loop_class = _Loop
     if getattr(dataset, "streamed", False):  # rows read from shards on disk, a window at a time
         from .streamloop import StreamLoop as loop_class
+    elif network.members:  # members that stop and slow down on their own scores
+        from .ensemble import EnsembleLoop, uses_member_loop
+        loop_class = EnsembleLoop if uses_member_loop(network, dataset, training) else _Loop
     loop = loop_class(network, dataset, training, seed, callback, should_stop, metrics or {})
     if resume is not None:
         try:
@@ -113,9 +116,11 @@ def final_metrics(network: Network, dataset, result: TrainResult, targets=(None,
     """Loss and metric on the training and validation parts, and on the validation part the
     `extra` history columns (val_f1 -> "f1"); `targets` are their `targets_for` forms when the
     caller already has them."""
-    name = metric_name(dataset.task)
     metrics = {"status": result.status, "epochs": result.epochs,
                "best_epoch": result.best_epoch, "seconds": round(result.seconds, 4)}
+    if network.heads is not None:
+        return _final_heads(network, dataset, metrics, targets, extra)
+    name = metric_name(dataset.task)
     parts = (("train", dataset.X_train, dataset.y_train, targets[0]),
              ("validation", dataset.X_val, dataset.y_val, targets[1]))
     streamed = getattr(dataset, "streamed", False)
@@ -127,6 +132,19 @@ def final_metrics(network: Network, dataset, result: TrainResult, targets=(None,
             else:
                 loss, value, more = score_with(network, dataset.task, X, y, t, watched)
             metrics[part] = {"loss": loss, name: value, **{k[len("val_"):]: v for k, v in more.items()}, "rows": len(X)}
+    return metrics
+
+
+def _final_heads(network: Network, dataset, metrics: dict, targets, extra) -> dict:
+    """final_metrics of several targets: the summed loss and `<target>.<metric>` per part."""
+    from .multiscore import report_values, score_multi
+
+    parts = (("train", dataset.X_train, dataset.y_train, targets[0], ()),
+             ("validation", dataset.X_val, dataset.y_val, targets[1], extra))
+    for part, X, y, t, watched in parts:
+        if len(X):
+            loss, values = score_multi(network, X, y, t, watched)
+            metrics[part] = {"loss": loss, **report_values(values), "rows": len(X)}
     return metrics
 
 
@@ -175,7 +193,7 @@ class _Loop:
         # a plateau schedule watches what early stopping watches, else the validation loss
         reduce_on = training.early_stopping.metric if training.early_stopping else \
             "val_loss" if self.has_val else "train_loss"
-        self.schedule = LearningRate(training, reduce_on, reduce_on in MAXIMIZED)
+        self.schedule = LearningRate(training, reduce_on, maximized(reduce_on))
         self.grads = [network.flat_grads]
         self.clip = training.grad_clip  # None: no clipping, and no work per batch for it
         self.clipped = self.steps = 0
@@ -184,7 +202,7 @@ class _Loop:
         # the arrays this loop's passes write: made once, reused by every batch and every scoring
         self.ws = network.workspace()
         self.has_val = len(dataset.X_val) > 0
-        self.metric = f"val_{metric_name(dataset.task)}"
+        self.metric = metric_column(dataset)
         self.stopper = EarlyStopping.from_config(training.early_stopping) if training.early_stopping else None
         # measured only when in use: each costs a sort or a count of the validation rows
         self.extra = metrics_in_use(watched_metrics(training, watched), dataset)
@@ -209,8 +227,12 @@ class _Loop:
         self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
         if dataset.task == "classification" and training.label_smoothing:
             self.y = smooth_labels(self.y, training.label_smoothing, label_classes(network))
+        elif network.heads is not None and training.label_smoothing:
+            from .multiscore import smooth_heads
+
+            self.y = smooth_heads(network, self.y, training.label_smoothing)
         # class weights multiply each training row's loss; validation losses stay unweighted
-        self.w = row_weights(training.class_weight, dataset, dataset.y_train, network.dtype)
+        self.w = row_weights(training.class_weight, dataset, dataset.y_train, network.dtype, network)
         self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
         # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
         # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.

@@ -273,6 +273,8 @@ class PopulationLoop(_Loop):
                                 for row in self.diagnostics if row["member"] == k]}
         if self.clip is not None:
             meta["clipped_steps"], meta["steps"] = int(self.clipped[k]), self.steps
+        if self.dropout_rng is not None:  # member k's own masks' generator (nn.layers.MemberGenerators)
+            meta["dropout_rng"] = self.dropout_rng.generators[k].bit_generator.state
         if self.stoppers is not None:
             stopper = self.stoppers[k]
             meta["stopper"] = stopper.state()

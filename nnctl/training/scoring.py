@@ -14,9 +14,24 @@ def metric_name(task: str) -> str:
     return "accuracy" if task == "classification" else "r2"
 
 
+def metric_column(dataset) -> str:
+    """The history column of the metric logged beside the loss: val_accuracy or val_r2; with
+    several targets, the first target's (val_price_r2)."""
+    if getattr(dataset, "targets", None) is not None:
+        from .multiscore import main_columns
+
+        return main_columns(dataset_heads(dataset))[0]
+    return f"val_{metric_name(dataset.task)}"
+
+
 def targets_for(network: Network, y: np.ndarray) -> np.ndarray:
     """Targets in the form the network's loss takes: one-hot rows for cross_entropy, a column
-    of 0/1 for binary_cross_entropy, floats for regression — all (rows, outputs)."""
+    of 0/1 for binary_cross_entropy, floats for regression — all (rows, outputs). Several
+    targets: each head's block in its form, side by side (multiscore.loss_targets)."""
+    if network.heads is not None:
+        from .multiscore import loss_targets
+
+        return loss_targets(network, y)
     if network.loss_name == "cross_entropy":
         onehot = np.zeros((len(y), network.n_outputs), dtype=network.dtype)
         onehot[np.arange(len(y)), y.astype(np.int64, copy=False)] = 1
@@ -46,6 +61,8 @@ def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, target
     """`score`, and {name: value} of the `extra` history columns (EXTRA_METRICS) in the same
     forward pass; the outputs are kept only when some are asked for. `ws`: the workspace to
     score in (the training loop's, so that scoring allocates nothing), else a new one."""
+    if network.heads is not None:
+        return _score_heads(network, X, y, targets, extra, ws)
     if len(X) == 0:
         return float("nan"), float("nan"), {name: float("nan") for name in extra}
     t = targets_for(network, y) if targets is None else targets
@@ -64,6 +81,17 @@ def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, target
     if task == "regression":
         return total / len(X), r2(t, outputs), {}
     return total / len(X), correct / len(X), extra_scores(extra, y, outputs) if extra else {}
+
+
+def _score_heads(network, X, y, targets, extra, ws) -> tuple[float, float, dict]:
+    """score_with of several targets: (summed loss, the first target's metric, {every other
+    target's metric column and the `extra` ones})."""
+    from .multiscore import history_values, main_columns, score_multi
+
+    loss, values = score_multi(network, X, y, targets, extra, ws)
+    columns = history_values(values)
+    first = columns.pop(main_columns(network.heads)[0])
+    return loss, first, columns
 
 
 def score_chunks(network: Network, task: str, chunks, extra=(), ws=None) -> tuple[float, float, dict]:
@@ -147,9 +175,29 @@ def metrics_in_use(watched: dict, dataset) -> list[str]:
     """The EXTRA_METRICS among `watched` (see `watched_metrics`) to log each measured epoch,
     in EXTRA_METRICS' order. A column this dataset cannot give is an NnctlError naming the key
     that asks for it."""
+    if getattr(dataset, "targets", None) is not None:
+        from .multiscore import check_column, extra_columns, main_columns
+
+        heads = dataset_heads(dataset)
+        for name, key in watched.items():
+            check_column(name, dataset, key, heads)
+        return main_columns(heads)[1:] + extra_columns(watched, heads)
     for name, key in watched.items():
         check_metric(name, dataset, key)
     return [name for name in EXTRA_METRICS if name in watched]
+
+
+def dataset_heads(dataset) -> list:
+    """The heads a multi-target dataset's network has (names, losses and output blocks)."""
+    from ..nn.heads import Head
+    from ..nn.losses import loss_for
+
+    heads, start = [], 0
+    for t in dataset.targets:
+        heads.append(Head(t.name, loss_for(t.task, len(t.classes) if t.classes else None), start,
+                          start + t.n_outputs))
+        start += t.n_outputs
+    return heads
 
 
 def check_metric(name: str, dataset, key: str) -> None:
@@ -204,7 +252,12 @@ def class_weights(setting, dataset) -> np.ndarray | None:
     return np.array([setting.get(label, 1.0) for label in labels])
 
 
-def row_weights(setting, dataset, y: np.ndarray, dtype) -> np.ndarray | None:
-    """(rows, 1) weights of rows whose class indices are `y`, or None without class weights."""
+def row_weights(setting, dataset, y: np.ndarray, dtype, network=None) -> np.ndarray | None:
+    """(rows, 1) weights of rows whose class indices are `y`, or None without class weights.
+    Several targets: (rows, outputs), each head's block its own target's (multi_row_weights)."""
+    if getattr(dataset, "targets", None) is not None:
+        from .multiscore import multi_row_weights
+
+        return multi_row_weights(dataset, y, dtype, network)
     weights = class_weights(setting, dataset)
     return None if weights is None else weights[y].astype(dtype).reshape(-1, 1)

@@ -10,11 +10,20 @@ from .scoring import EXTRA_METRICS
 MAXIMIZED = ("val_accuracy", "val_r2") + EXTRA_METRICS
 
 
+def maximized(metric: str) -> bool:
+    """Whether a larger `metric` is better: MAXIMIZED, or a target's own (val_price_r2; its
+    val_<target>_loss is minimized)."""
+    from ..config.spec import TARGET_METRICS
+
+    return metric in MAXIMIZED or (metric.startswith("val_") and metric not in ("val_loss",) and any(
+        metric.endswith(f"_{m}") for m in TARGET_METRICS if m != "loss"))
+
+
 class EarlyStopping:
     def __init__(self, metric: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
                  restore_best: bool = True):
         self.metric, self.patience, self.min_delta, self.restore_best = metric, patience, min_delta, restore_best
-        self.maximize = metric in MAXIMIZED
+        self.maximize = maximized(metric)
         self.best = -math.inf if self.maximize else math.inf
         self.best_epoch = None
         self.best_params = None

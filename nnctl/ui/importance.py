@@ -12,8 +12,15 @@ def print_importance(result: dict) -> None:
     measured: the method, the metric (or the output differentiated), rows, repeats and seed."""
     from rich.table import Table
 
+    if "targets" in result:  # several targets: one table each, its title naming the target
+        for name, own in result["targets"].items():
+            shared = {k: v for k, v in result.items() if k != "targets"}
+            print_importance({**shared, **own, "target": name})
+        return
     if result["method"] == "permutation":
         title = f"permutation importance: drop in {result['metric']} (baseline {format_number(result['baseline'])})"
+        if "target" in result:
+            title = f"{result['target']}: {title}"
         caption = f"{result['rows']} rows · {result['repeats']} repeats · seed {result['seed']}"
     else:
         title = f"gradient × input: {result['output']}"
