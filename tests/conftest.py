@@ -67,20 +67,31 @@ def old_defaults_yaml(extra: str = "") -> str:
     return yaml.safe_dump({"model": model, "training": training}, default_flow_style=None, sort_keys=False) + extra
 
 
-@pytest.fixture(autouse=True)
-def _old_defaults(request, monkeypatch):
-    """Every test sees the old defaults (OLD_DEFAULTS) unless it is marked `new_defaults`."""
-    if request.node.get_closest_marker("new_defaults"):
-        return
+_OLD_SPEC = None
+_REAL_SPEC = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _old_defaults_session():
+    """The old defaults (OLD_DEFAULTS) for the whole session, module and session fixtures
+    included (they are made before any function-scoped fixture)."""
     import nnctl.config.spec as spec_module
 
-    global _OLD_SPEC
-    if _OLD_SPEC is None:
-        _OLD_SPEC = _old_spec()
-    monkeypatch.setattr(spec_module, "_SPEC", _OLD_SPEC)
+    global _OLD_SPEC, _REAL_SPEC
+    _REAL_SPEC = spec_module.spec()
+    _OLD_SPEC = _old_spec()
+    spec_module._SPEC = _OLD_SPEC
+    yield
+    spec_module._SPEC = _REAL_SPEC
 
 
-_OLD_SPEC = None
+@pytest.fixture(autouse=True)
+def _old_defaults(request, monkeypatch, _old_defaults_session):
+    """A test marked `new_defaults` sees the key table's own defaults."""
+    if request.node.get_closest_marker("new_defaults"):
+        import nnctl.config.spec as spec_module
+
+        monkeypatch.setattr(spec_module, "_SPEC", _REAL_SPEC)
 
 
 @pytest.fixture(autouse=True)
