@@ -7,6 +7,7 @@ wall time as a ratio to LightGBM's.
     python benchmarks/quality.py --tables heldout      # the tables the recipe was not tuned on
     python benchmarks/quality.py --models nnctl --set training.warmup=5 --label warm
     python benchmarks/quality.py --ablation --tables dev --models nnctl   # each ingredient alone
+    python benchmarks/quality.py --tables categorical --models nnctl --set data.embedding=auto --label emb
 
 Tables (`TABLES`): CSVs read straight from the installed packages' files, nothing downloaded:
 R datasets from `pydataset`'s bundled archive and, when installed, ISLP's. Each is cut to at most
@@ -22,7 +23,10 @@ regression target standardized, TransformedTargetRegressor); RealMLP-TD from pyt
 defaults and the validation part (numeric NaNs filled with the training median, which it needs),
 where pytabkit is installed.
 
-nnctl: `nnctl init`'s recipe (`nnctl.config.recipe`) with the table's path and target, plus
+`--tables categorical` are the dev tables with a categorical column of dozens of levels (added
+after the recipe was chosen, to measure `data.embedding`).
+
+nnctl: `nnctl init`'s recipe (`nnctl.config.recipe`: the key table's defaults) with the table's path and target, plus
 any `--set` overrides. `--ablation` trains the baseline, the old starter config (layers
 [16, 16], SGD 0.01, up to 200 epochs) with early stopping (patience 16) and batch 256 (without
 them its runs cost 200 epochs of small batches each, too slow on 2 shared cores), that baseline
@@ -66,6 +70,12 @@ TABLES = {
     "computers": ("pydataset", "Ecdat/Computers", "price", "regression", [], "yes/no categoricals"),
     "medexp": ("pydataset", "Ecdat/MedExp", "med", "regression", [], "medical expenses: a heavy-tailed target"),
     "wages1": ("pydataset", "Ecdat/Wages1", "wage", "regression", [], "wages: a skewed target"),
+    # dev tables with a categorical of dozens of levels (data.embedding: auto embeds it)
+    "verbagg": ("pydataset", "lme4/VerbAgg", "resp", "classification", ["r2", "id"],
+                "3 classes, an item column of 24 levels; r2 dropped (resp coarsened: it leaks), id dropped"),
+    "forbes2000": ("pydataset", "HSAUR/Forbes2000", "marketvalue", "regression", ["rank", "name"],
+                   "country of 61 levels, category of 27, heavy tails; rank (a score of the target) and name dropped"),
+    "sumhes": ("pydataset", "Ecdat/SumHes", "gdp", "regression", [], "a country column of 125 levels"),
     # --- heldout: never tuned on ---
     "benefits": ("pydataset", "Ecdat/Benefits", "ui", "classification", [], "51 states, categoricals"),
     "flchain": ("pydataset", "survival/flchain", "death", "classification", ["futime", "chapter"],
@@ -78,7 +88,9 @@ TABLES = {
     "treatment": ("pydataset", "Ecdat/Treatment", "re78", "regression", [], "earnings: zeros and a long tail"),
     "workinghours": ("pydataset", "Ecdat/Workinghours", "hours", "regression", [], "categoricals, zeros"),
 }
-GROUPS = {"dev": [t for t in list(TABLES)[:6]], "heldout": [t for t in list(TABLES)[6:]]}
+HELDOUT = ["benefits", "flchain", "turnout", "fishing", "slid", "budgetfood", "treatment", "workinghours"]
+GROUPS = {"dev": [t for t in TABLES if t not in HELDOUT], "heldout": HELDOUT,
+          "categorical": ["verbagg", "forbes2000", "sumhes"]}
 MODELS = ("nnctl", "lightgbm", "sklearn_mlp", "realmlp")
 
 # the old starter config, which the ablation adds each ingredient to alone
@@ -346,7 +358,7 @@ def report(rows, labels, tables, seeds, out=sys.stdout) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", default="all", help="all | dev | heldout | comma-separated names")
+    parser.add_argument("--tables", default="all", help="all | dev | heldout | categorical | comma-separated names")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--set", action="append", default=[], dest="overrides", help="nnctl config override")

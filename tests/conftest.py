@@ -22,6 +22,78 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: (item.path in fast) + (item.path not in slow))
 
 
+# The key table's defaults before they became the tabular recipe (docs/config.md, "Defaults
+# changed"). Tests written under them keep their meaning and their speed: each test sees these
+# in-process unless marked `new_defaults`; a test that runs nnctl in another process writes the
+# ones it needs (`old_defaults_yaml`).
+OLD_DEFAULTS = {
+    ("data", "scale"): "standard",
+    ("data", "embedding"): {},
+    ("model", "layers"): [16, 16],
+    ("model", "numeric_embedding"): "none",
+    ("training", "learning_rate"): 0.01,
+    ("training", "batch_size"): 32,
+    ("training", "optimizer"): "sgd",
+    ("training", "l2"): 0.0,
+    ("training", "schedule"): {"name": "constant"},
+    ("training", "warmup"): 0,
+    ("training", "early_stopping"): None,
+    ("training", "early_stopping", "patience"): 20,
+}
+
+
+def _old_spec() -> dict:
+    from dataclasses import replace
+
+    from nnctl.config.spec import spec
+
+    table = {section: dict(entry) if isinstance(entry, dict) else entry for section, entry in spec().items()}
+    for path, value in OLD_DEFAULTS.items():
+        if len(path) == 2:
+            table[path[0]][path[1]] = replace(table[path[0]][path[1]], default=value)
+    stop = table["training"]["early_stopping"]
+    table["training"]["early_stopping"] = replace(stop, sub={**stop.sub, "patience": replace(
+        stop.sub["patience"], default=OLD_DEFAULTS[("training", "early_stopping", "patience")])})
+    return table
+
+
+def old_defaults_yaml(extra: str = "") -> str:
+    """The old model and training defaults as config sections (model:, training:), for a test
+    that runs nnctl in another process; `extra` lines go under training:."""
+    import yaml
+
+    model = {k: v for (s, k, *rest), v in OLD_DEFAULTS.items() if s == "model" and not rest}
+    training = {k: v for (s, k, *rest), v in OLD_DEFAULTS.items() if s == "training" and not rest}
+    return yaml.safe_dump({"model": model, "training": training}, default_flow_style=None, sort_keys=False) + extra
+
+
+_OLD_SPEC = None
+_REAL_SPEC = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _old_defaults_session():
+    """The old defaults (OLD_DEFAULTS) for the whole session, module and session fixtures
+    included (they are made before any function-scoped fixture)."""
+    import nnctl.config.spec as spec_module
+
+    global _OLD_SPEC, _REAL_SPEC
+    _REAL_SPEC = spec_module.spec()
+    _OLD_SPEC = _old_spec()
+    spec_module._SPEC = _OLD_SPEC
+    yield
+    spec_module._SPEC = _REAL_SPEC
+
+
+@pytest.fixture(autouse=True)
+def _old_defaults(request, monkeypatch, _old_defaults_session):
+    """A test marked `new_defaults` sees the key table's own defaults."""
+    if request.node.get_closest_marker("new_defaults"):
+        import nnctl.config.spec as spec_module
+
+        monkeypatch.setattr(spec_module, "_SPEC", _REAL_SPEC)
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Each test gets its own dataset cache folder, never the user's."""

@@ -69,6 +69,25 @@ def test_gradients_against_finite_differences():
     assert input_delta_check(Embedding(3, [0], [rng.normal(size=(5, 3))]), x) < 1e-6
 
 
+def test_fresh_tables_start_small_against_the_inputs_beside_them():
+    """A category's first row must not outweigh the one-hot row it replaces (norm 1) or a
+    standardized input beside it (std 1). Rows of N(0, 1) at fastai's width had norm
+    sqrt(width) (7 at 500 categories): a random offset per category that Adam's steps of about
+    1e-3 never outgrew, and embedding: auto lost to one-hot (docs/quality.md)."""
+    rng = np.random.default_rng(0)
+    width = auto_width(500)
+    layer = Embedding.fresh(2, [0], [(500, width)], rng, np.float32)
+    x = np.column_stack([rng.integers(0, 500, 4000), rng.standard_normal(4000)]).astype(np.float32)
+    out = layer.forward(x)
+    numeric, rows = out[:, 0], out[:, 1:]
+    assert rows.shape[1] == width == 52
+    assert np.linalg.norm(rows, axis=1).max() < 0.2  # a one-hot row's norm is 1
+    assert rows.std() < 0.02 * numeric.std()
+    # members draw their own small tables
+    members = Embedding.fresh(2, [0], [(500, width)], [np.random.default_rng(i) for i in range(3)], np.float32)
+    assert members.tables[0].shape == (3, 501, width) and float(np.abs(members.tables[0]).max()) < 0.1
+
+
 def test_auto_width_is_fastais_rule_and_auto_embeds_only_wide_columns():
     assert [auto_width(n) for n in (2, 11, 30, 2000, 10 ** 7)] == [2, 6, 11, 113, 600]
     categories = {"city": [f"c{i}" for i in range(AUTO_EMBEDDING_MIN + 1)], "color": list("rgb")}

@@ -1,11 +1,15 @@
 """`nnctl init FILE --data DATA --target COL`: the recipe, adapted to the table, with reasons."""
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from nnctl.config import load_config
 
 from .cli_helpers import assert_clean_error, cli
+
+# init writes the key table's defaults: these tests see them
+pytestmark = pytest.mark.new_defaults
 
 
 def table(tmp_path, rows=400, seed=0):

@@ -417,6 +417,7 @@ def test_the_live_view_shows_progress_after_two_seconds_of_an_epoch():
 # === Configs and usage: nnctl init, did you mean, block style, usage lines ===========================
 
 
+@pytest.mark.new_defaults
 def test_init_writes_the_real_defaults_and_a_relative_path(tmp_path):
     from nnctl.config import load_config, resolve
 

@@ -149,6 +149,7 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
                      "give one rate per hidden layer, or a single rate for all")
     if training["batch_size"] == 0:
         training["batch_size"] = None
+    _fit_defaults(raw, cfg)
     stop = training["early_stopping"]
     if stop and stop["metric"].startswith("val_") and cfg["data"]["validation_split"] == 0 \
             and not cfg["data"]["validation_path"]:
@@ -174,6 +175,21 @@ def resolve(raw: dict, base_dir: Path, source: str = "config", node=None, set_pa
                      "use one: data.features (the columns to use) or data.exclude (the columns to leave out)")
     _check_targets(checker, cfg)
     return from_dict(cfg)
+
+
+def _fit_defaults(raw: dict, cfg: dict) -> None:
+    """The defaults of early stopping and the plateau schedule yield to what the config writes,
+    so that a key left out never fails a rule against a key written: without a validation part
+    there is no early stopping; under a short early-stopping patience the plateau's is half of
+    it (a constant rate when that leaves none), so the rate is reduced before training stops."""
+    given = raw.get("training") if isinstance(raw.get("training"), dict) else {}
+    training, data = cfg["training"], cfg["data"]
+    if "early_stopping" not in given and data["validation_split"] == 0 and not data["validation_path"]:
+        training["early_stopping"] = None
+    stop, schedule = training["early_stopping"], training["schedule"]
+    if "schedule" not in given and stop and schedule["name"] == "plateau" and schedule["patience"] >= stop["patience"]:
+        patience = stop["patience"] // 2
+        training["schedule"] = {**schedule, "patience": patience} if patience else {"name": "constant"}
 
 
 def target_names(target) -> list[str]:

@@ -13,12 +13,21 @@ occurs twice gets both rows' deltas), the gradient of torch.nn.Embedding; dL/dx 
 `keep` block for the other inputs and 0 for the codes, which are not differentiable. The last
 row of each table starts at zero: an unseen category then adds nothing, as its all-zero one-hot
 encoding would. The tables decay under l2 unless `training.l2_embeddings: false`.
+
+Tables start small, N(0, INIT_STD²), not N(0, 1) as torch.nn.Embedding: a row of N(0, 1)
+entries is a random vector of norm sqrt(width), larger than the one-hot row (norm 1) it
+replaces, which Adam's steps of about the learning rate (1e-3) take hundreds of epochs to
+outgrow, so each category kept a random offset and rare ones never lost it. Started near zero,
+a category moves only as far as its rows' gradients take it: rare ones stay near the mean, the
+shrinkage that lets an embedding beat one-hot (docs/quality.md, "Embeddings").
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .layers import Layer, register
+
+INIT_STD = 0.01  # the tables' initial spread (see the module docstring)
 
 
 @register
@@ -51,12 +60,12 @@ class Embedding(Layer):
 
     @classmethod
     def fresh(cls, fan_in, columns, sizes, rng, dtype, decay=True) -> "Embedding":
-        """New tables for `sizes` [(categories, width), ...]: N(0, 1) as torch.nn.Embedding, the
+        """New tables for `sizes` [(categories, width), ...]: N(0, INIT_STD²), the
         unseen-category row at zero. `rng`: one generator, or one per member (a list)."""
         rngs = rng if isinstance(rng, (list, tuple)) else [rng]
         tables = []
         for n, width in sizes:
-            t = np.stack([r.standard_normal((n + 1, width)) for r in rngs])
+            t = np.stack([r.standard_normal((n + 1, width)) for r in rngs]) * INIT_STD
             t[:, n] = 0.0
             tables.append(t.astype(dtype) if isinstance(rng, (list, tuple)) else t[0].astype(dtype))
         return cls(fan_in, columns, tables, decay)
