@@ -83,8 +83,10 @@ data:
   test_path: test.parquet
   target: label
   validation_split: 0.05
+  scale: standard
 model:
   layers: [8]
+  numeric_embedding: none
 training:
   optimizer: adam
   learning_rate: 0.005
