@@ -11,7 +11,7 @@ from nnctl.commands.train import RunOptions, train_config
 from nnctl.config import load_config
 from nnctl.data import scaling
 from nnctl.data.dataset import load_dataset
-from nnctl.data.scanstats import Reservoir
+from nnctl.data.scanstats import Reservoir, sample_rows
 from nnctl.runs.model import load_model
 
 from .cli_helpers import assert_clean_error, cli
@@ -100,6 +100,42 @@ def test_a_reservoir_keeps_a_uniform_bounded_sample():
     small = Reservoir(size=1000)
     small.add(np.arange(10.0))
     np.testing.assert_array_equal(small.values, np.arange(10.0))
+
+
+def test_the_streamed_samples_together_fit_a_share_of_the_budget(monkeypatch):
+    # 60 columns of 100k float64 values were 48 MB: half a 100 MB budget before any fitting
+    monkeypatch.setenv("NNCTL_MEMORY_LIMIT", "100MB")
+    rows = sample_rows(60)
+    assert 10_000 <= rows and rows * 60 * 8 <= (100 << 20) // 8
+    assert sample_rows(2) == scaling.SAMPLE_ROWS  # few columns: the full sample still fits
+    monkeypatch.setenv("NNCTL_MEMORY_LIMIT", "1MB")
+    assert sample_rows(60) == 10_000  # never so few rows that the quartiles are noise
+
+
+def test_robust_and_quantile_fit_one_column_at_a_time():
+    """Fitting copied every sample side by side in float64 and np.quantile copied that again:
+    three times the samples' memory at once, on top of them (403 MB under a 100 MB budget)."""
+    import tracemalloc
+
+    X = np.random.default_rng(0).lognormal(size=(20_000, 30))
+    passthrough = np.zeros(30, dtype=bool)
+    passthrough[3] = True
+    for kind in ("robust", "quantile"):
+        tracemalloc.start()
+        try:
+            got = scaling.scaler_from_sample(X, kind, passthrough)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < X.nbytes / 4, (kind, peak, X.nbytes)
+    robust = scaling.scaler_from_sample(X, "robust", passthrough)
+    q25, median, q75 = np.quantile(X, [0.25, 0.5, 0.75], axis=0)
+    keep = ~passthrough
+    np.testing.assert_array_equal(np.array(robust["offset"])[keep], median[keep])
+    np.testing.assert_array_equal(np.array(robust["scale"])[keep], (q75 - q25)[keep])
+    assert robust["offset"][3] == 0.0 and robust["scale"][3] == 1.0 and 3 not in robust["clipped"]
+    assert robust["clipped"] == [j for j in range(30) if j != 3]
+    assert set(got["quantiles"]) == {str(j) for j in range(30) if j != 3}
 
 
 @pytest.mark.parametrize("kind", ["standard", "log1p", "quantile"])

@@ -73,23 +73,28 @@ def _moment_stats(X: np.ndarray, kind: str):
 
 
 def scaler_from_sample(X: np.ndarray, kind: str, passthrough: np.ndarray) -> dict:
-    """`robust` or `quantile` from the rows X (rows, inputs): the whole training part in memory,
-    or a bounded sample of it when streaming."""
-    width = X.shape[1]
-    columns = [j for j in range(width) if not passthrough[j]]
+    """`robust` or `quantile` from the rows X (rows, inputs): the whole training part in memory."""
+    return scaler_from_columns(lambda j: X[:, j], X.shape[1], kind, passthrough, empty=not len(X))
+
+
+def scaler_from_columns(column, width: int, kind: str, passthrough: np.ndarray, empty: bool = False) -> dict:
+    """`robust` or `quantile` from each input's values, `column(j)` (rows,), one column at a time:
+    a float64 copy of one column is the most this holds beyond its input (a streamed table's
+    bounded samples side by side, copied whole, tripled the first pass's memory)."""
+    columns = [] if empty else [j for j in range(width) if not passthrough[j]]
     if kind == "robust":
         offset, scale = np.zeros(width), np.ones(width)
-        if len(X) and columns:
-            values = X[:, columns].astype(np.float64)
-            q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75], axis=0)
-            spread = (values.max(axis=0) - values.min(axis=0)) / 2
-            offset[columns] = median
-            scale[columns] = np.where(q75 > q25, q75 - q25, np.where(spread > 0, spread, 1.0))
+        for j in columns:
+            values = np.asarray(column(j), np.float64)
+            q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75])
+            spread = (values.max() - values.min()) / 2
+            offset[j] = median
+            scale[j] = q75 - q25 if q75 > q25 else (spread if spread > 0 else 1.0)
         out = _finished(kind, offset, scale, passthrough)
-        out["clip"], out["clipped"] = SMOOTH_CLIP, columns
+        out["clip"], out["clipped"] = SMOOTH_CLIP, [j for j in range(width) if not passthrough[j]]
         return out
     out = _finished(kind, np.zeros(width), np.ones(width), passthrough)
-    out["quantiles"] = {str(j): quantile_knots(X[:, j], QUANTILES) for j in columns} if len(X) else {}
+    out["quantiles"] = {str(j): quantile_knots(column(j), QUANTILES) for j in columns}
     return out
 
 

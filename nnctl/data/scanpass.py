@@ -14,8 +14,8 @@ import numpy as np
 from ..errors import NnctlError, plain
 from .columns import auto_task, column_warnings, looks_like_decimal_commas
 from .encoding import category_label, is_number
-from .scaling import check_log1p, fit_target, scaler_from_sample, target_setting
-from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, TargetLabels
+from .scaling import check_log1p, fit_target, scaler_from_columns, target_setting
+from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, TargetLabels, sample_rows
 
 MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
 
@@ -62,7 +62,8 @@ class FirstPass:
         self.moments = {c: Moments() for c in features}  # training values as the dtype holds them
         # robust and quantile scaling are fit on a bounded sample of each numeric column
         sampled = data.scale in ("robust", "quantile")
-        self.samples = {c: Reservoir(seed=i) for i, c in enumerate(features)} if sampled else {}
+        size = sample_rows(len(features))
+        self.samples = {c: Reservoir(size, seed=i) for i, c in enumerate(features)} if sampled else {}
         self.raw = {c: Moments() for c in features}  # training values in float64: the fill mean
         self.missing_train = dict.fromkeys(features, 0)
         self.seen: dict = {c: set() for c in features}  # category names, every kept row
@@ -224,25 +225,31 @@ class FirstPass:
         return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
 
     def _sampled_scaler(self, encoder, kind: str, dtype, fill: dict | None) -> dict:
-        """The columns' samples side by side as one matrix (each column's own rows: only its
-        quantiles matter), passed through scaling.scaler_from_sample."""
-        columns, passthrough = [], []
+        """Each numeric column's sample (its own rows: only its quantiles matter), made one column
+        at a time as scaling.scaler_from_columns asks for it, never side by side in one matrix."""
+        inputs, passthrough = [], []  # per encoded input: its numeric column, or None
         for col in encoder.features:
             width = len(encoder.categories[col]) if encoder._onehot_column(col) else 1
-            if col in encoder.categories:
-                columns += [np.zeros(1)] * width
-                passthrough += [True] * width
-                continue
-            sample = self.samples[col]
+            numeric = col not in encoder.categories
+            inputs += [col if numeric else None] * width
+            passthrough += [not numeric] * width
+        numeric = [c for c in inputs if c is not None]
+        rows = max([self._sample_length(c, fill) for c in numeric] + [1])
+
+        def column(j: int) -> np.ndarray:
+            col, sample = inputs[j], self.samples[inputs[j]]
             values = sample.with_constant(float(dtype.type(fill[col])), self.missing_train[col]) \
                 if fill is not None else sample.values
-            columns.append(values.astype(dtype).astype(np.float64))
-            passthrough.append(False)
-        rows = max([len(c) for c in columns] + [0])
-        # a shorter sample (fewer present values) is stretched over the rows by repeating it evenly
-        matrix = np.column_stack([c[np.arange(rows) * len(c) // rows] if len(c) else np.zeros(rows)
-                                  for c in columns]) if columns else np.zeros((0, 0))
-        return scaler_from_sample(matrix if self.train_rows else matrix[:0], kind, np.array(passthrough, dtype=bool))
+            values = values.astype(dtype).astype(np.float64)
+            # a shorter sample (fewer present values) is stretched over the rows by repeating it evenly
+            return values[np.arange(rows) * len(values) // rows] if len(values) else np.zeros(rows)
+
+        return scaler_from_columns(column, len(inputs), kind, np.array(passthrough, dtype=bool),
+                                   empty=not self.train_rows)
+
+    def _sample_length(self, col: str, fill: dict | None) -> int:
+        sample = self.samples[col]
+        return len(sample.with_constant(0.0, self.missing_train[col]) if fill is not None else sample.values)
 
     def column_warnings(self) -> list:
         notes = []

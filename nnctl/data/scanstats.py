@@ -56,6 +56,21 @@ class Moments:
         return math.sqrt(self.m2 / self.n) if self.n else 0.0
 
 
+# the numeric columns' samples together take at most this share of the memory budget (float64
+# values): 60 columns of SAMPLE_ROWS are 48 MB, which alone broke a 100 MB budget
+SAMPLE_SHARE = 8
+MIN_SAMPLE_ROWS = 10_000  # quartiles to about 1 % of the spread even under a tiny budget
+
+
+def sample_rows(columns: int) -> int:
+    """Rows each of `columns` bounded samples keeps: SAMPLE_ROWS, fewer where the budget
+    (NNCTL_MEMORY_LIMIT) cannot hold that many for every column."""
+    from ..resources import memory_budget
+
+    affordable = memory_budget() // SAMPLE_SHARE // (8 * max(columns, 1))
+    return int(min(max(affordable, MIN_SAMPLE_ROWS), SAMPLE_ROWS))
+
+
 class Reservoir:
     """A uniform sample of at most `size` values of a column seen chunk by chunk (Algorithm R,
     one chunk at a time): what robust and quantile scaling are fit on when the table is streamed.
