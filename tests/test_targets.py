@@ -277,18 +277,9 @@ def test_streaming_several_targets_is_one_clear_error(multi, tmp_path):
 
 
 def test_the_benchmark_table_has_two_regressions_and_three_classes(tmp_path):
-    import importlib.util
+    from tests.conftest import load_benchmark
 
-    from tests.conftest import ROOT
-
-    spec = importlib.util.spec_from_file_location("targets_bench", ROOT / "benchmarks" / "targets.py")
-    bench = importlib.util.module_from_spec(spec)
-    import os
-
-    environ = dict(os.environ)
-    spec.loader.exec_module(bench)  # it pins BLAS threads for its own process; not for ours
-    os.environ.clear()
-    os.environ.update(environ)
+    bench = load_benchmark("targets")
     first, again = bench.synthesize(60), bench.synthesize(60)
     assert first.equals(again)
     assert sorted(first["condition"].unique()) == ["fair", "good", "poor"]
