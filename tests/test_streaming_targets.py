@@ -182,3 +182,17 @@ def test_a_streamed_target_missing_a_value_is_one_error_naming_it(tmp_path):
     assert_clean_error(result, "target column 'days' has missing values (first in data row 10)")
     with pytest.raises(NnctlError, match="data.targets: {days: {missing: drop}}"):
         load_dataset(load_config(config(tmp_path, train)))
+
+
+def test_the_closing_line_names_the_first_targets_test_metric():
+    """A run of several targets with data.test_path: `price.r2`, not a KeyError on `r2`."""
+    from types import SimpleNamespace
+
+    from nnctl.ui.progress import summary_line
+
+    metrics = {"validation": {"loss": 1.0, "price.r2": 0.5, "rows": 9},
+               "test": {"task": "multitarget", "rows": 7, "targets": ["price", "cond"], "price.r2": 0.25,
+                        "cond.accuracy": 0.5}}
+    result = SimpleNamespace(metrics=metrics, status="completed", restored_best=False, best_epoch=2, epochs=2,
+                             best_by="val_loss", seconds=1.0)
+    assert "test price.r2 0.2500 (7 rows)" in summary_line(result, "runs/x")
