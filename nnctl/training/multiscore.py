@@ -163,17 +163,23 @@ def score_multi(network, X: np.ndarray, y: np.ndarray, t=None, extra=(), ws=None
         else:
             predicted = block.argmax(axis=1) if block.shape[1] > 1 else (block[:, 0] > 0.5)
             values[(h.name, "accuracy")] = float(np.mean(predicted == y[:, i]))
-        for j, metric in asked:
-            if j != i:
-                continue
-            if metric == "loss":
-                values[(h.name, "loss")] = float(parts[i])
-            elif metric in EXTRA:
-                from .scoring import extra_scores
-
-                values[(h.name, metric)] = extra_scores([f"val_{metric}"], y[:, i].astype(np.int64),
-                                                        block)[f"val_{metric}"]
+        _asked(values, i, h, asked, parts, lambda: (y[:, i].astype(np.int64), block))
     return loss, values
+
+
+def _asked(values: dict, i: int, head, asked: set, parts, labelled) -> None:
+    """Into `values`, the `extra` columns asked of head i: its loss (`parts[i]`), or a ranking or
+    counting metric of `labelled()`'s (class indices, outputs)."""
+    for j, metric in asked:
+        if j != i:
+            continue
+        if metric == "loss":
+            values[(head.name, "loss")] = float(parts[i])
+        elif metric in EXTRA:
+            from .scoring import extra_scores
+
+            labels, outputs = labelled()
+            values[(head.name, metric)] = extra_scores([f"val_{metric}"], labels, outputs)[f"val_{metric}"]
 
 
 def score_multi_chunks(network, chunks, extra=(), ws=None) -> tuple[float, dict]:
@@ -216,16 +222,7 @@ def score_multi_chunks(network, chunks, extra=(), ws=None) -> tuple[float, dict]
             values[(h.name, "r2")] = float(1 - residual / ss_tot) if ss_tot > 0 else 1.0 if residual == 0 else 0.0
         else:
             values[(h.name, "accuracy")] = float(correct[i] / n)
-        for j, metric in asked:
-            if j != i:
-                continue
-            if metric == "loss":
-                values[(h.name, "loss")] = float(parts[i])
-            elif metric in EXTRA:
-                from .scoring import extra_scores
-
-                labels, outputs = (np.concatenate(a) for a in zip(*kept[i]))
-                values[(h.name, metric)] = extra_scores([f"val_{metric}"], labels, outputs)[f"val_{metric}"]
+        _asked(values, i, h, asked, parts, lambda i=i: tuple(np.concatenate(a) for a in zip(*kept[i])))
     return float(np.dot(network.loss.weights, parts)), values
 
 
