@@ -196,3 +196,17 @@ def test_the_closing_line_names_the_first_targets_test_metric():
     result = SimpleNamespace(metrics=metrics, status="completed", restored_best=False, best_epoch=2, epochs=2,
                              best_by="val_loss", seconds=1.0)
     assert "test price.r2 0.2500 (7 rows)" in summary_line(result, "runs/x")
+
+
+@pytest.mark.parametrize("transform", ["log1p", "quantile"])
+def test_streamed_shards_hold_a_transformed_target_as_memory_does(tmp_path, transform):
+    """The first pass wrote (y - offset) / scale without the transform's link: a log1p or
+    quantile target trained on other values than the in-memory run and the validation file."""
+    train, valid = write(tmp_path, 200, 0, "t.csv"), write(tmp_path, 40, 1, "v.csv")
+    path = config(tmp_path, train, f"  target_transform: {transform}\n  validation_path: {valid}\n")
+    for target in ("[price, cond]", "price"):
+        cfg = load_config(path, [f"data.target={target}"])
+        y = np.concatenate(list(load_dataset(cfg).parts["train"].targets()))
+        whole = load_dataset(load_config(path, [f"data.target={target}", "data.streaming=false"]))
+        np.testing.assert_allclose(y.reshape(len(y), -1)[:, :1], whole.y_train.reshape(len(y), -1)[:, :1],
+                                   rtol=1e-4, atol=1e-4)

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import NnctlError
 from .reading import ahead, attempts, table_chunks
 from .scan import Scan, _columns, _finish, default_chunk_rows, encoded_chunks
+from .scaling import to_training
 from .scanpass import FirstPass
 from .shards import ShardWriter
 from .splits import hashed_validation
@@ -218,8 +219,6 @@ class Finisher:
 
     def targets(self, arrays: dict) -> np.ndarray:
         if self.lookups is not None:  # (rows, targets), as targets.encode_targets makes them
-            from .scaling import to_training
-
             y = np.empty(arrays["codes"].shape, dtype=np.float64)
             for j, (lookup, t) in enumerate(zip(self.lookups, self.scan.targets)):
                 y[:, j] = lookup[arrays["codes"][:, j]] if lookup is not None else \
@@ -227,8 +226,5 @@ class Finisher:
             return y.astype(self.dtype)
         if self.classes is not None:
             return self.classes[arrays["codes"]]
-        y = arrays["values"].reshape(-1, 1)
-        scaler = self.scan.target_scaler
-        if scaler:
-            y = (y - np.asarray(scaler["offset"])) / np.asarray(scaler["scale"])
-        return y.astype(self.dtype)
+        # through the transform's link (log1p, quantile), as scan._targets and memory make them
+        return to_training(arrays["values"].reshape(-1, 1), self.scan.target_scaler).astype(self.dtype)
