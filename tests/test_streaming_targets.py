@@ -134,6 +134,13 @@ def test_each_target_is_learned_in_the_first_pass(tmp_path, small_shards):
     loop = StreamLoop(build_network(cfg, data), data, cfg.training, cfg.seed, Callback(), None, {})
     assert loop.t_win.shape == (len(loop.X_read), 6) and loop.y_read.shape == (len(loop.X_read), 4)
     assert loop.w_win is None
+    # what auto streaming sizes before the first pass: one value a row per target, in the dtype
+    from nnctl.data.scan import estimate_size
+    from nnctl.resources import encoded_bytes_estimate
+
+    estimate = estimate_size(cfg)
+    assert (estimate.inputs, estimate.n_outputs) == (4, 4)
+    assert encoded_bytes_estimate(cfg, estimate) == int(estimate.rows * (4 + 4) * 4)
 
 
 def test_early_stopping_watches_a_target_and_a_cut_run_resumes_exactly(tmp_path, small_shards):

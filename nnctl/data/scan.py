@@ -28,7 +28,7 @@ from .scaling import to_training
 from .scanstats import labels_as
 from .splits import hashed_validation
 from .tables import open_table, table_parts
-from .targets import MULTI, Target, settings, target_names
+from .targets import MULTI, Target, is_multi, settings, target_names
 
 # cells parsed at a time: a chunk takes about 24 bytes a cell while it is parsed, checked and
 # encoded (its float64 values, their float32 copies, the encoded rows), so CHUNK_SHARE of the
@@ -80,6 +80,7 @@ class SizeEstimate:
     rows: float
     inputs: int
     task: str = "classification"
+    n_outputs: int = 1  # values a row holds of its targets beside a class index: several targets, one each
 
 
 COMPRESSION_RATIO = 5  # CSV text is about this many times larger than its gzip, bz2, xz or zip
@@ -95,6 +96,8 @@ def estimate_size(cfg) -> SizeEstimate:
     rows = sum(_rows_of(part) for part in table_parts(table))
     fraction = 0.0 if data.validation_path else data.validation_split
     task = "regression" if cfg.model.task == "regression" else "classification"
+    if is_multi(data.target):  # y is (rows, targets) in the dtype
+        return SizeEstimate(rows * (1 - fraction), max(used, 1), MULTI, len(data.target))
     return SizeEstimate(rows * (1 - fraction), max(used, 1), task)
 
 
