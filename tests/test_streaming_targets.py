@@ -105,7 +105,7 @@ def test_a_streamed_run_of_several_targets_equals_the_in_memory_run(tmp_path):
         got["validation"]["price.r2"], rel=1e-6)
 
 
-def test_each_target_is_learned_in_the_first_pass(tmp_path, small_shards):
+def test_each_target_is_learned_in_the_first_pass(tmp_path, small_shards, monkeypatch):
     """Tasks, classes (the positive class last), class counts and each regression target's
     scaler, as the in-memory path finds them; y shards are (rows, targets) in the dtype."""
     train = write(tmp_path, 400, 0, "t.csv")
@@ -121,6 +121,10 @@ def test_each_target_is_learned_in_the_first_pass(tmp_path, small_shards):
             np.testing.assert_allclose(got.target_scaler["offset"], want.target_scaler["offset"], rtol=1e-12)
             np.testing.assert_allclose(got.target_scaler["scale"], want.target_scaler["scale"], rtol=1e-12)
     assert data.targets[2].classes == ["yes", "no"]
+    import nnctl.data.onepass as onepass  # a second run opens the cached shards, targets and all
+
+    monkeypatch.setattr(onepass, "write_shards", lambda *a, **k: pytest.fail("the table was read again"))
+    assert load_dataset(load_config(path)).targets == data.targets
     y = np.concatenate(list(data.parts["train"].targets()))
     assert y.shape == (400, 4) and y.dtype == np.float32
     np.testing.assert_allclose(y, whole.y_train, rtol=1e-5, atol=1e-5)
