@@ -87,6 +87,13 @@ def test_a_streamed_run_of_several_targets_equals_the_in_memory_run(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-8, atol=1e-10)
+    from nnctl.runs.model import load_model
+
+    meta_s, meta_m = load_model(on_disk.run).meta["targets"], load_model(in_memory.run).meta["targets"]
+    for got_t, want_t in zip(meta_s, meta_m):  # each loss's scale at initialization, and its weight
+        assert got_t["loss_scale"] == pytest.approx(want_t["loss_scale"], rel=1e-9)
+        assert got_t["weight"] == pytest.approx(want_t["weight"], rel=1e-9)
+    assert [t["weight"] for t in meta_s] == pytest.approx([2.0, 1.0, 1.0])
     got, want = metrics(on_disk.run), metrics(in_memory.run)
     assert got["train"]["rows"] == want["train"]["rows"] == 199  # the row without `days` dropped
     for part in ("train", "validation"):
