@@ -160,7 +160,9 @@ def multi_prediction_columns(model, X: np.ndarray, proba: bool, options=None) ->
                     columns[f"p_{view.name}_{c}"] = p[:, i]
         if own is not None:
             added = {}
-            own.add(added, columns[view.name] if view.task == "regression" else p)
+            # normalized intervals: each row's width follows this target's members' spread
+            spread = view.spread_from_inputs(X)[:, 0] if own.needs_spread else None
+            own.add(added, columns[view.name] if view.task == "regression" else p, spread)
             for name, values in added.items():
                 columns[f"{view.name}_{name.replace('prediction_', '')}"] = values
         if spreads is not None:
@@ -179,6 +181,9 @@ def multi_evaluate(model, data_path, chunk_rows=None, given_as="the DATA argumen
     names = [v.name for v in views]
     where = _where(data_path)
     truths, outputs = [[] for _ in views], []
+    conformal = conformal_of(model, options) if options is not None else {}
+    # normalized intervals: each row's width follows its target's members' spread, in the same pass
+    spreads = {v.name: [] for v in views if v.name in conformal and conformal[v.name].needs_spread}
     columns = list(dict.fromkeys(model.encoder.features + names))
     for chunk in _chunks(model, data_path, columns, chunk_rows, given_as=given_as):
         X = model.inputs(chunk, where)
@@ -186,18 +191,20 @@ def multi_evaluate(model, data_path, chunk_rows=None, given_as="the DATA argumen
             ranges.add(X, chunk.index)
         for view, kept in zip(views, truths):
             kept.append(truth_of(view, chunk, where))
+            if view.name in spreads:
+                spreads[view.name].append(view.spread_from_inputs(X)[:, 0])
         outputs.append(model.network_outputs(X))
     rows = sum(len(t) for t in truths[0])
     if not rows:
         raise NnctlError("data file has no rows to evaluate", where)
     out = np.concatenate(outputs)
     report = {"task": MULTI, "rows": int(rows), "targets": names}
-    conformal = conformal_of(model, options) if options is not None else {}
     decided = target_thresholds(model, options.threshold, options.positive) if options is not None else {}
     for view, kept in zip(views, truths):
         y = np.concatenate(kept)
         own = view.values(out) if view.task == "regression" else view.proba(out)
-        covered = conformal[view.name].coverage(y, own) if view.name in conformal else {}
+        spread = np.concatenate(spreads[view.name]) if view.name in spreads else None
+        covered = conformal[view.name].coverage(y, own, spread) if view.name in conformal else {}
         threshold, index = decided.get(view.name, (None, None))
         scored = score_outputs(view, y, own, threshold, None if index is None else view.classes[index])
         for key, value in {**scored, **covered}.items():

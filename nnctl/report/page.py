@@ -404,7 +404,7 @@ def _targets_page(run: RunData) -> list[str]:
     out = [f'<h2>Final metrics</h2>{_table(header, rows)}']
     for t in targets:
         own = [_final_metrics(t.run), _classification(t.run) if t.task == "classification" else _regression(t.run),
-               calibration_section(t.run)]
+               calibration_section(t.run), importance_section(t.run), members_section(t.run)]
         out.append("".join(own).replace("<h2>", f"<h2>{escape(t.name)}: "))
     return out
 
@@ -419,7 +419,7 @@ def run_page(run: RunData) -> str:
         body = [f"<h1>{escape(run.name)}</h1>",
                 f'<p class="muted">{len(run.targets)} targets · {escape(str(m.get("status", "")).replace("_", " "))}'
                 f" · {headline} · nnctl {escape(__version__)}</p>", notes,
-                _summary(run), _curves([run]), *_targets_page(run), importance_section(run), _health(run)]
+                _summary(run), _curves([run]), *_targets_page(run), _health(run)]
         return _html(f"nnctl report: {run.name}", body)
     part = m.get("validation") or m.get("train") or {}
     headline = f"{_metric_name(run)} {_num(part.get(_metric_name(run)))}" if part else ""
