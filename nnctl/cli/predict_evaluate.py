@@ -122,15 +122,19 @@ def evaluate(
     loaded = load_model(model)
     ranges = range_check(loaded, data, strict_range)
     if choose_threshold is not None:
+        chooser = save_chosen if save else choose_threshold_model
+        report = chooser(loaded, data, choose_threshold, positive=positive, ranges=ranges)
+        # several targets: each chosen one's threshold, <target>=T as --threshold takes it
+        chosen = ({"": report["threshold"]} if loaded.targets is None else
+                  {f"{k[:-5]}=": report[f"{k[:-5]}.threshold"] for k in report if k.endswith(".rule")})
+        given = ",".join(f"{name}{t!r}" for name, t in chosen.items())
         if save:
-            report = save_chosen(loaded, data, choose_threshold, positive=positive, ranges=ranges)
-            sys.stderr.write(f"threshold {report['threshold']!r} saved in {report['saved']}: predict, serve and "
+            sys.stderr.write(f"threshold {given} saved in {report['saved']}: predict, serve and "
                              "export use it unless given --threshold\n")
-        else:
-            report = choose_threshold_model(loaded, data, choose_threshold, positive=positive, ranges=ranges)
-            if not json_:
-                typer.echo(f"threshold {report['threshold']!r} meets {report['rule']}: "
-                           f"nnctl predict {model} DATA.csv --threshold {report['threshold']!r}")
+        elif not json_:
+            rules = report["rule"] if loaded.targets is None else \
+                ", ".join(f"{k[:-5]} {report[k]}" for k in report if k.endswith(".rule"))
+            typer.echo(f"threshold {given} meets {rules}: nnctl predict {model} DATA.csv --threshold {given}")
     else:
         report = evaluate_model(loaded, data, threshold=threshold, positive=positive, interval=interval, sets=sets,
                                 ranges=ranges)

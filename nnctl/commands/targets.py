@@ -7,7 +7,7 @@ import numpy as np
 
 from ..data.targets import MULTI, not_yet
 from ..errors import NnctlError
-from .predict import decide
+from .predict import decide, effective_threshold
 
 
 def check_multi_options(model, options, conformal: bool = True) -> int:
@@ -151,10 +151,12 @@ def multi_prediction_columns(model, X: np.ndarray, proba: bool, options=None) ->
             columns[view.name] = view.values(outputs)
         else:
             p = view.proba(outputs)
-            if decided.get(view.name, (None,))[0] is None:
+            # --threshold <target>=T, else the threshold saved for this target (--choose-threshold --save)
+            threshold, index = effective_threshold(view, *decided.get(view.name, (None, 1)))
+            if threshold is None:
                 columns[view.name] = view.labels(p)
             else:
-                columns[view.name] = np.asarray(view.classes, dtype=object)[decide(view, p, *decided[view.name])]
+                columns[view.name] = np.asarray(view.classes, dtype=object)[decide(view, p, threshold, index)]
             if proba:
                 for i, c in enumerate(view.classes):
                     columns[f"p_{view.name}_{c}"] = p[:, i]
@@ -175,33 +177,16 @@ def multi_evaluate(model, data_path, chunk_rows=None, given_as="the DATA argumen
     its metrics (as `score_outputs` gives them for one target), in the targets' order; with
     --interval / --sets (`options`), each target's `<target>.level`, `.coverage` and
     `.mean_width` or `.mean_set_size`."""
-    from .predict import _chunks, _where, score_outputs, truth_of
+    from .predict import score_outputs
 
     views = model.targets
-    names = [v.name for v in views]
-    where = _where(data_path)
-    truths, outputs = [[] for _ in views], []
     conformal = conformal_of(model, options) if options is not None else {}
     # normalized intervals: each row's width follows its target's members' spread, in the same pass
     spreads = {v.name: [] for v in views if v.name in conformal and conformal[v.name].needs_spread}
-    columns = list(dict.fromkeys(model.encoder.features + names))
-    for chunk in _chunks(model, data_path, columns, chunk_rows, given_as=given_as):
-        X = model.inputs(chunk, where)
-        if ranges is not None:
-            ranges.add(X, chunk.index)
-        for view, kept in zip(views, truths):
-            kept.append(truth_of(view, chunk, where))
-            if view.name in spreads:
-                spreads[view.name].append(view.spread_from_inputs(X)[:, 0])
-        outputs.append(model.network_outputs(X))
-    rows = sum(len(t) for t in truths[0])
-    if not rows:
-        raise NnctlError("data file has no rows to evaluate", where)
-    out = np.concatenate(outputs)
-    report = {"task": MULTI, "rows": int(rows), "targets": names}
+    truths, out = multi_labelled(model, data_path, chunk_rows, given_as, ranges, spreads)
+    report = {"task": MULTI, "rows": int(len(out)), "targets": [v.name for v in views]}
     decided = target_thresholds(model, options.threshold, options.positive) if options is not None else {}
-    for view, kept in zip(views, truths):
-        y = np.concatenate(kept)
+    for view, y in zip(views, truths):
         own = view.values(out) if view.task == "regression" else view.proba(out)
         spread = np.concatenate(spreads[view.name]) if view.name in spreads else None
         covered = conformal[view.name].coverage(y, own, spread) if view.name in conformal else {}
@@ -211,6 +196,30 @@ def multi_evaluate(model, data_path, chunk_rows=None, given_as="the DATA argumen
             if key not in ("rows", "task"):
                 report[f"{view.name}.{key}"] = value
     return report
+
+
+def multi_labelled(model, data_path, chunk_rows=None, given_as="the DATA argument", ranges=None,
+                   spreads: dict | None = None) -> tuple[list, np.ndarray]:
+    """([each target's truth (rows,)], the model's outputs (rows, Σ outputs)) on a labelled
+    table, read in chunks; `spreads` {target: []} gets each chunk's members' spread of those
+    regression targets, in the same pass."""
+    from .predict import _chunks, _where, truth_of
+
+    views, where, spreads = model.targets, _where(data_path), spreads or {}
+    truths, outputs = [[] for _ in views], []
+    columns = list(dict.fromkeys(model.encoder.features + [v.name for v in views]))
+    for chunk in _chunks(model, data_path, columns, chunk_rows, given_as=given_as):
+        X = model.inputs(chunk, where)
+        if ranges is not None:
+            ranges.add(X, chunk.index)
+        for view, kept in zip(views, truths):
+            kept.append(truth_of(view, chunk, where))
+            if view.name in spreads:
+                spreads[view.name].append(view.spread_from_inputs(X)[:, 0])
+        outputs.append(model.network_outputs(X))
+    if not sum(len(t) for t in truths[0]):
+        raise NnctlError("data file has no rows to evaluate", where)
+    return [np.concatenate(kept) for kept in truths], np.concatenate(outputs)
 
 
 def threshold_names(report: dict) -> list[str]:
