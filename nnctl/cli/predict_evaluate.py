@@ -15,7 +15,7 @@ STRICT_RANGE_HELP = ("Refuse (exit 2) a table with a numeric value far outside w
                      "training range by more than half its width), instead of warning")
 
 
-def _threshold(value):
+def threshold_value(value):
     """--threshold: a probability, read and refused as typer reads a float option (the same
     error line), or `TARGET=T[,...]` for a model of several targets."""
     if isinstance(value, str) and "=" in value:
@@ -37,7 +37,7 @@ def predict(
     data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored); - reads stdin; .gz .bz2 .xz .zip are read as they are"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV here instead of stdout"),
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=_threshold, help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5); several targets: TARGET=T"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=threshold_value, help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5); several targets: TARGET=T"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold refers to (default: the model's positive class, data.positive_class); several targets: TARGET=LABEL"),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add lower and upper, a split-conformal interval that holds the true value for a share L of rows (e.g. 0.9); needs a validation part at training time"),
@@ -89,7 +89,7 @@ def evaluate(
     json_: bool = typer.Option(False, "--json", help="Print one JSON object with every metric"),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=_threshold, help="Two classes: count a row as the positive class when its probability is at least T; several targets: TARGET=T"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=threshold_value, help="Two classes: count a row as the positive class when its probability is at least T; several targets: TARGET=T"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold, roc_auc and average_precision refer to (default: the model's positive class); several targets: TARGET=LABEL"),
     choose_threshold: Optional[str] = typer.Option(None, "--choose-threshold", metavar="RULE", help="Two classes: find the threshold that meets RULE (f1 | youden | precision=P | recall=R) and score at it, for predict --threshold"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add the coverage and mean_width of the split-conformal intervals at level L"),

@@ -448,12 +448,15 @@ def comparison_page(runs: list[RunData]) -> str:
     rows = []
     for run in runs:
         m = run.metrics
-        name = _metric_name(run)
-        rows.append([escape(run.name), escape(str(m.get("status", ""))), _num(m.get("epochs")),
-                     escape(run.blocks or str(m.get("architecture", ""))),
-                     _loss_cell(run, "train"), _loss_cell(run, "validation"),
-                     f"{name} {_num((m.get('validation') or m.get('train') or {}).get(name))}",
-                     _num((m.get("test") or {}).get(name)), _num(m.get("seconds"))])
+        # several targets: a row per target, its own metric beside the run's weighted loss
+        named = [(f"{escape(run.name)} · {escape(t.name)}", f"{t.name}.{_metric_name(t)}", _metric_name(t))
+                 for t in _named(run)] if run.targets else [(escape(run.name), _metric_name(run), _metric_name(run))]
+        for label, key, name in named:
+            rows.append([label, escape(str(m.get("status", ""))), _num(m.get("epochs")),
+                         escape(run.blocks or str(m.get("architecture", ""))),
+                         _loss_cell(run, "train"), _loss_cell(run, "validation"),
+                         f"{escape(name)} {_num((m.get('validation') or m.get('train') or {}).get(key))}",
+                         _num((m.get("test") or {}).get(key)), _num(m.get("seconds"))])
     table = _table(["run", "status", "epochs", "architecture", "train loss", "val loss", "val metric", "test metric",
                     "seconds"], rows)
     health = []
