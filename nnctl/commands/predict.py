@@ -84,7 +84,16 @@ def effective_threshold(model, threshold=None, chosen: int = 1) -> tuple[float |
 
 def saved_threshold_note(model, threshold) -> str | None:
     """The stderr line that says a saved threshold decides the labels (None when --threshold
-    is given or the model has none)."""
+    is given or the model has none). Several targets: a line for each target whose saved
+    threshold decides, unless --threshold names it."""
+    if model.targets is not None:
+        from .targets import target_thresholds
+
+        given = target_thresholds(model, threshold) if threshold is not None else {}
+        lines = [f"note: {v.name} is {v.classes[1]} where p_{v.name}_{v.classes[1]} is at least {v.threshold:g}, the "
+                 f"threshold saved in the model (evaluate --choose-threshold --save); --threshold {v.name}=T overrides it"
+                 for v in model.targets if v.threshold is not None and given.get(v.name, (None,))[0] is None]
+        return "\n".join(lines) or None
     used, index = effective_threshold(model, threshold)
     if threshold is not None or used is None:
         return None
