@@ -851,19 +851,6 @@ class Model:
     def labels(self, proba: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
 
-    def member_outputs(self, X: np.ndarray) -> np.ndarray:
-        """Each member's own prediction of this target (K, rows, outputs), float64, as
-        `Model.member_outputs` gives one target's: its class probabilities, or its value in its
-        units (K, rows, 1). Uncalibrated."""
-        out = self.block(self.model.network_member_outputs(X))
-        if self.task == "regression":
-            return from_training(out, self.spec.get("target_scaler"))
-        return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
-
-    def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
-        """The members' standard deviation (population) of this target's outputs (rows, outputs)."""
-        return self.member_outputs(X).std(axis=0)
-
 
 def _tempered(head: str, a: np.ndarray, temperature: float) -> np.ndarray:
     """A softmax or sigmoid head's output `a` again, from its logits divided by `temperature`."""
