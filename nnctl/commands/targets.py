@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.targets import MULTI, not_yet
+from ..data.targets import MULTI
 from ..errors import NnctlError
 from .predict import decide, effective_threshold
 
 
-def check_multi_options(model, options, conformal: bool = True) -> int:
-    """Refuse what several targets do not support yet, and output columns that --keep would
-    give twice; returns predict's `chosen` index (unused with several targets). `conformal`:
-    --interval and --sets are taken (predict, serve), each checked against its targets."""
-    for flag, given in (("--interval", options.interval is not None and not conformal),
-                        ("--sets", options.sets is not None and not conformal)):
-        if given:
-            raise not_yet(flag, str(model.path), f"leave out {flag}, or train one target per model for it")
+def check_multi_options(model, options) -> int:
+    """Refuse options no target can honour, and output columns that --keep would give twice;
+    returns predict's `chosen` index (unused with several targets). --threshold, --positive,
+    --interval and --sets are each checked against the targets they name or apply to."""
     target_thresholds(model, options.threshold, options.positive)
     if options.spread:
         from .predict import require_members
