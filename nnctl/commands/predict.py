@@ -90,8 +90,9 @@ def saved_threshold_note(model, threshold) -> str | None:
         from .targets import target_thresholds
 
         given = target_thresholds(model, threshold) if threshold is not None else {}
-        lines = [f"note: {v.name} is {v.classes[1]} where p_{v.name}_{v.classes[1]} is at least {v.threshold:g}, the "
-                 f"threshold saved in the model (evaluate --choose-threshold --save); --threshold {v.name}=T overrides it"
+        lines = [f"note: {v.name} is {v.classes[1]} where p_{v.name}_{v.classes[1]} is at least {v.threshold:g}, "
+                 "the threshold saved in the model (evaluate --choose-threshold --save); "
+                 f"--threshold {v.name}=T overrides it"
                  for v in model.targets if v.threshold is not None and given.get(v.name, (None,))[0] is None]
         return "\n".join(lines) or None
     used, index = effective_threshold(model, threshold)

@@ -104,9 +104,10 @@ def target_rules(model, rule_text: str) -> dict:
             if eq and name not in ("precision", "recall"):
                 raise NnctlError(f"{FLAG} names '{name}', which is not a target of this model", FLAG,
                                  f"its targets: {', '.join(views)}")
+            example = f"e.g. {FLAG} {two[0] if two else '<target>'}=f1"
             raise NnctlError(f"{FLAG} {rule_text}: with several targets, name the target it is for", FLAG,
-                             f"e.g. {FLAG} {two[0] if two else '<target>'}=f1" +
-                             (f" (two-class targets: {', '.join(two)})" if two else "; this model has no two-class target"))
+                             example + (f" (two-class targets: {', '.join(two)})" if two else
+                                        "; this model has no two-class target"))
         if name not in two:
             view = views[name]
             kind = "a regression" if view.task == "regression" else f"{len(view.classes)} classes"
