@@ -109,11 +109,8 @@ def _read(cfg, table, features, used, pieces: RawPieces, reading):
         rows = start + np.arange(len(chunk), dtype=np.int64)
         raw = state.add(chunk, rows, hashed_validation(rows, cfg.seed, fraction), where, raw=True)
         del chunk
-        for part, mask in (("train", ~raw.val), ("validation", raw.val)):
-            if mask.any():
-                every = mask.all()
-                pieces.put(part, k, {what: array if every else (array[:, mask] if what == "X" else array[mask])
-                                     for what in RAW if (array := getattr(raw, what)) is not None})
+        for part, arrays in raw.parts.items():
+            pieces.put(part, k, arrays)
         k += 1
     if state.rows == 0:
         raise NnctlError("data file has a header but no data rows", table.where)

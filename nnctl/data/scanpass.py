@@ -23,12 +23,29 @@ MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mea
 def kept_rows(chunk, used: list, target: str, policy: str, where: str) -> np.ndarray:
     """(rows,) bool: the rows data.missing keeps. Under `error` a missing value is an error
     naming its column and first row (the chunk's index is the row's place in its file)."""
-    missing = chunk[used].isna()
-    if policy == "error" and missing.to_numpy().any():
-        col = next(c for c in used if missing[c].any())
-        row = int(chunk.index[int(np.flatnonzero(missing[col].to_numpy())[0])])
-        raise NnctlError(f"missing values in column '{col}' (first in data row {row + 1})", where, MISSING_HINT)
-    return ~(missing.any(axis=1) if policy == "drop" else missing[target]).to_numpy()
+    def missing(col):  # None when nothing is missing: a NumPy integer or bool column never is
+        column = chunk[col]
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":
+            return None
+        found = column.isna().to_numpy()
+        return found if found.any() else None
+
+    if policy == "error":
+        for col in used:
+            found = missing(col)
+            if found is not None:
+                row = int(chunk.index[int(np.flatnonzero(found)[0])])
+                raise NnctlError(f"missing values in column '{col}' (first in data row {row + 1})", where,
+                                 MISSING_HINT)
+    dropped = [m for c in (used if policy == "drop" else [target]) if (m := missing(c)) is not None]
+    if not dropped:
+        return np.ones(len(chunk), dtype=bool)
+    return ~np.logical_or.reduce(dropped)
+
+
+def cut(array: np.ndarray, mask):
+    """array's rows where mask holds (all of them for None)."""
+    return array if mask is None else array[mask]
 
 
 def _numeric_dtype(column) -> bool:
@@ -39,14 +56,12 @@ def _numeric_dtype(column) -> bool:
 
 @dataclass
 class Raw:
-    """A chunk's kept rows as the one pass writes them: row numbers, which are validation rows,
-    the features by column (features, rows) in the config's dtype (numbers as read; a category
-    as its code in `FirstPass.codes`; NaN where missing), and the target as `TargetLabels.add` gives it."""
-    rows: np.ndarray
-    val: np.ndarray
-    X: np.ndarray
-    codes: np.ndarray
-    values: np.ndarray | None
+    """A chunk's kept rows as the one pass writes them, by part ("train", "validation": only
+    the parts it has rows in): each part's row numbers, its features by column (features, rows)
+    in the config's dtype (numbers as read; a category as its code in `FirstPass.codes`; NaN
+    where missing), and its target as `TargetLabels.add` gives it. Each column is cut into its
+    parts as it comes: cutting the whole (features, rows) block by columns costs ten times more."""
+    parts: dict
 
 
 class FirstPass:
@@ -57,7 +72,7 @@ class FirstPass:
         self.listed = [] if data.categorical == "auto" else list(data.categorical)
         self.kinds = {c: "categorical" for c in self.listed}  # the rest: "numeric" or text, from the data
         self.used = list(dict.fromkeys(features + [data.target]))
-        self.target = TargetLabels(data.target)
+        self.target = TargetLabels(data.target, sampled=target_setting(data) == "quantile")
         self.rows = self.train_rows = self.val_rows = 0
         self.moments = {c: Moments() for c in features}  # training values as the dtype holds them
         # robust and quantile scaling are fit on a bounded sample of each numeric column
@@ -86,21 +101,24 @@ class FirstPass:
         self.train_rows += int(train.sum())
         self.val_rows += int((~train).sum())
         codes, values = self.target.add(chunk[self.data.target], train)
-        # by column, as the columns come: the shards' rows are made from it once, at the end
-        X = np.empty((len(self.features), len(chunk)), dtype=self.dtype) if raw else None
+        # each part's rows (None: every row), its arrays filled by column as the columns come
+        masks = {part: (None if mask.all() else mask) for part, mask in (("train", train), ("validation", ~train))
+                 if mask.any()} if raw else {}
+        parts = {part: {"rows": cut(rows[keep], mask), "codes": cut(codes, mask),
+                        "X": np.empty((len(self.features), len(codes) if mask is None else int(mask.sum())),
+                                      dtype=self.dtype)} | ({} if values is None else {"values": cut(values, mask)})
+                 for part, mask in masks.items()}
         for i, col in enumerate(self.features):
             if self.kinds.get(col) == "categorical":
-                column_codes = self._categorical(chunk[col], col, train)
-                if raw:
-                    X[i] = column_codes
-                    X[i, column_codes < 0] = np.nan
+                column = self._categorical(chunk[col], col, train)
+                if parts:
+                    column = column.astype(self.dtype)
+                    column[column < 0] = np.nan
             else:
-                column_values = self._numeric(chunk[col], col, train, where)
-                if raw:
-                    X[i] = column_values
-        if raw:
-            return Raw(rows[keep], ~train, X, codes, values)
-        return None
+                column = self._numeric(chunk[col], col, train, where)
+            for part, mask in masks.items():
+                parts[part]["X"][i] = cut(column, mask)
+        return Raw(parts) if raw else None
 
     def _kinds(self, chunk, where: str) -> None:
         for col in self.features:
