@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError
-from .reading import ahead, attempts, table_chunks
+from .reading import attempts, mapped, table_chunks
 from .scan import Scan, _columns, _finish, default_chunk_rows, encoded_chunks
 from .scanpass import FirstPass
 from .shards import ShardWriter
@@ -47,8 +47,8 @@ def write_shards(cfg, folder: Path, shard_rows_for, progress=None, keep_missing:
         if part == "validation" and data.validation_path:  # another file, not part of the fit
             for rows, X, y in encoded_chunks(cfg, scan, part):
                 writer.add(np.asarray(rows, dtype=np.int64), X, y)
-        else:  # the next piece is finished in a thread while this one is written
-            for piece in ahead(finish(pieces.take(part, k)) for k in pieces.numbers[part]):
+        else:  # the next pieces are finished in threads while this one is written
+            for piece in mapped(lambda k: finish(pieces.take(part, k)), pieces.numbers[part]):
                 writer.add(*piece)
         sizes[part], counts[part] = writer.close(), writer.counts.tolist()
     y_width = scan.n_outputs if scan.task == "regression" else 0

@@ -15,7 +15,7 @@ from ..errors import NnctlError, plain
 from .columns import auto_task, column_warnings, looks_like_decimal_commas
 from .encoding import category_label, is_number
 from .scaling import check_log1p, fit_target, scaler_from_columns, target_setting
-from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, TargetLabels, sample_rows
+from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, Scratch, TargetLabels, sample_rows
 
 MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
 
@@ -43,9 +43,9 @@ def kept_rows(chunk, used: list, target: str, policy: str, where: str) -> np.nda
     return ~np.logical_or.reduce(dropped)
 
 
-def cut(array: np.ndarray, mask):
-    """array's rows where mask holds (all of them for None)."""
-    return array if mask is None else array[mask]
+def cut(array: np.ndarray, at):
+    """array's rows at these places (all of them for None)."""
+    return array if at is None else array[at]
 
 
 def _numeric_dtype(column) -> bool:
@@ -85,6 +85,7 @@ class FirstPass:
         self.codes: dict = {c: {} for c in features}  # category name -> its code in the raw rows
         self.modes: dict = {c: {} for c in features}  # category -> training rows, for missing: mean
         self.ids = {c: DistinctInts() for c in features}
+        self.scratch = Scratch()
 
     def add(self, chunk, rows: np.ndarray, val: np.ndarray, where: str, raw: bool = False):
         """One chunk: its rows' numbers in the table, and which are in the validation part. With
@@ -101,13 +102,13 @@ class FirstPass:
         self.train_rows += int(train.sum())
         self.val_rows += int((~train).sum())
         codes, values = self.target.add(chunk[self.data.target], train)
-        # each part's rows (None: every row), its arrays filled by column as the columns come
-        masks = {part: (None if mask.all() else mask) for part, mask in (("train", train), ("validation", ~train))
-                 if mask.any()} if raw else {}
-        parts = {part: {"rows": cut(rows[keep], mask), "codes": cut(codes, mask),
-                        "X": np.empty((len(self.features), len(codes) if mask is None else int(mask.sum())),
-                                      dtype=self.dtype)} | ({} if values is None else {"values": cut(values, mask)})
-                 for part, mask in masks.items()}
+        picked = None if train.all() else np.flatnonzero(train)
+        # each part's rows' places (None: every row), its arrays filled by column as the columns come
+        places = {part: (None if mask.all() else picked if part == "train" else np.flatnonzero(mask))
+                  for part, mask in (("train", train), ("validation", ~train)) if mask.any()} if raw else {}
+        parts = {part: {"rows": cut(rows[keep], at), "codes": cut(codes, at),
+                        "X": np.empty((len(self.features), len(codes) if at is None else len(at)), dtype=self.dtype)}
+                 | ({} if values is None else {"values": cut(values, at)}) for part, at in places.items()}
         for i, col in enumerate(self.features):
             if self.kinds.get(col) == "categorical":
                 column = self._categorical(chunk[col], col, train)
@@ -115,9 +116,12 @@ class FirstPass:
                     column = column.astype(self.dtype)
                     column[column < 0] = np.nan
             else:
-                column = self._numeric(chunk[col], col, train, where)
-            for part, mask in masks.items():
-                parts[part]["X"][i] = cut(column, mask)
+                column = self._numeric(chunk[col], col, train, where, picked)
+            for part, at in places.items():
+                if at is None:
+                    parts[part]["X"][i] = column
+                else:
+                    np.take(column, at, out=parts[part]["X"][i])
         return Raw(parts) if raw else None
 
     def _kinds(self, chunk, where: str) -> None:
@@ -148,18 +152,32 @@ class FirstPass:
                              f"or leave it out (data.exclude: [{col}], or drop it from data.features)")
         self.kinds[col] = "categorical"
 
-    def _numeric(self, column, col: str, train: np.ndarray, where: str) -> np.ndarray:
+    def _numeric(self, column, col: str, train: np.ndarray, where: str, picked=None) -> np.ndarray:
         """Learns the column's training moments; returns its values as the dtype holds them
-        (NaN where missing). A column without a missing or odd value takes the short way."""
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        with np.errstate(over="ignore"):
-            held = values.astype(self.dtype)
+        (NaN where missing). A column without a missing or odd value takes the short way, given
+        the training rows' places (`picked`; None: every row)."""
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)  # only read: may be pandas' own
+        scratch, n = self.scratch, len(values)
+        # the temporaries below live in memory reused from column to column (see Scratch): the
+        # caller copies what it keeps of `held` before the next column
+        held = values
+        if self.dtype != np.float64:
+            held = scratch.get("held", n, self.dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.copyto(held, values, casting="unsafe")
         if np.isfinite(held).all():
-            self.moments[col].add(held[train].astype(np.float64))
+            # the training rows in float64 once, for the moments and the sample alike
+            trained = held if picked is None else np.take(held, picked, out=scratch.get("picked", len(picked),
+                                                                                        held.dtype))
+            if trained.dtype != np.float64:
+                wide = scratch.get("trained", len(trained))
+                np.copyto(wide, trained)
+                trained = wide
+            self.moments[col].add(trained, scratch)
             if col in self.samples:
-                self.samples[col].add(held[train].astype(np.float64))
+                self.samples[col].add(trained, scratch)
             if self.data.missing == "mean":  # the fill value is the mean as read, in float64
-                self.raw[col].add(values[train])
+                self.raw[col].add(values if picked is None else values[picked], scratch)
             return held
         infinite = np.isinf(values)
         if infinite.any():

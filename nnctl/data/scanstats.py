@@ -15,6 +15,29 @@ ID_TRACK_ROWS = 1 << 20  # an integer column is checked for being an ID over at 
 TARGET_DISTINCT_CAP = 100_000  # distinct target values counted; beyond, only a regression is possible
 
 
+class Scratch:
+    """Arrays a pass reuses from chunk to chunk for its temporaries, by name: a fresh array of
+    a few MB a column comes from the kernel as new pages each time, and zeroing and mapping
+    them cost the first pass more than the arithmetic done in them."""
+
+    def __init__(self):
+        self.arrays: dict = {}
+
+    def get(self, name: str, n: int, dtype=np.float64) -> np.ndarray:
+        """An uninitialized (n,) array of `dtype`, the same memory at each call with that name."""
+        array = self.arrays.get(name)
+        if array is None or len(array) < n or array.dtype != dtype:
+            array = self.arrays[name] = np.empty(n, dtype=dtype)
+        return array[:n]
+
+    def steps(self, n: int) -> np.ndarray:
+        """1.0, 2.0, ... n as float64, made once."""
+        array = self.arrays.get("steps")
+        if array is None or len(array) < n:
+            array = self.arrays["steps"] = np.arange(1, n + 1, dtype=np.float64)
+        return array[:n]
+
+
 class Moments:
     """Count, mean, sum of squared deviations (M2), minimum and maximum of a column, merged
     chunk by chunk in float64 with Chan et al.'s update, which stays accurate where a running
@@ -24,11 +47,11 @@ class Moments:
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
         self.low, self.high = math.inf, -math.inf
 
-    def add(self, values: np.ndarray) -> None:
+    def add(self, values: np.ndarray, scratch: Scratch | None = None) -> None:
         """values: (rows,) float64, no NaN."""
         if len(values):
             mean = float(values.mean())
-            d = values - mean
+            d = np.subtract(values, mean, out=None if scratch is None else scratch.get("deviations", len(values)))
             # einsum, not a BLAS dot: one vector is too little work to wake BLAS's threads for
             self.merge(len(values), mean, float(np.einsum("i,i->", d, d)))
             self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
@@ -81,7 +104,7 @@ class Reservoir:
         self.values = np.empty(0)
         self.rng = np.random.default_rng(seed)
 
-    def add(self, values: np.ndarray) -> None:
+    def add(self, values: np.ndarray, scratch: Scratch | None = None) -> None:
         """values: (rows,) float64, no NaN."""
         room = self.size - len(self.values)
         if room > 0:
@@ -94,9 +117,13 @@ class Reservoir:
         # (its draw, uniform below that count, falls below size); later values overwrite earlier
         # ones in the same slot, as one at a time would. The draws scale one uniform array:
         # integers() with a bound per value took 8 times as long, most of the first pass's own work
-        slots = (self.rng.random(len(values)) * (self.seen + np.arange(1, len(values) + 1))).astype(np.int64)
-        taken = slots < self.size
-        self.values[slots[taken]] = values[taken]
+        scratch = scratch or Scratch()
+        n = len(values)
+        draws = self.rng.random(out=scratch.get("draws", n))
+        counts = np.add(scratch.steps(n), self.seen, out=scratch.get("counts", n))
+        np.multiply(draws, counts, out=draws)  # below size exactly where its whole part is
+        taken = draws < self.size
+        self.values[draws[taken].astype(np.int64)] = values[taken]
         self.seen += len(values)
 
     def with_constant(self, value: float, count: int) -> np.ndarray:
