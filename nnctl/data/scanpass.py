@@ -121,7 +121,7 @@ class FirstPass:
                 if at is None:
                     parts[part]["X"][i] = column
                 else:
-                    np.take(column, at, out=parts[part]["X"][i])
+                    np.take(column, at, out=parts[part]["X"][i], mode="clip")  # "raise" buffers `out`
         return Raw(parts) if raw else None
 
     def _kinds(self, chunk, where: str) -> None:
@@ -167,8 +167,8 @@ class FirstPass:
                 np.copyto(held, values, casting="unsafe")
         if np.isfinite(held).all():
             # the training rows in float64 once, for the moments and the sample alike
-            trained = held if picked is None else np.take(held, picked, out=scratch.get("picked", len(picked),
-                                                                                        held.dtype))
+            trained = held if picked is None else \
+                np.take(held, picked, out=scratch.get("picked", len(picked), held.dtype), mode="clip")
             if trained.dtype != np.float64:
                 wide = scratch.get("trained", len(trained))
                 np.copyto(wide, trained)
