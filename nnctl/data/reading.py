@@ -6,7 +6,8 @@ of its own, so the next chunk is parsed while the caller learns from and writes 
     for where, start, chunk in table_chunks(table, used, chunk_rows, decimal, Reading(progress=...)):
         ...
 
-`attempts(run)` runs a pass with `Reading()`, and again when pyarrow gives up part way (a column
+`mapped(function, items)` works items out in a few threads, in order (the pass's pieces
+finished while the last is written). `attempts(run)` runs a pass with `Reading()`, and again when pyarrow gives up part way (a column
 read as floats, or pandas from the start): a pass is a function of its Reading, holding nothing
 from an earlier try.
 """
