@@ -20,9 +20,10 @@ from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, Scratch,
 MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
 
 
-def kept_rows(chunk, used: list, target: str, policy: str, where: str) -> np.ndarray:
+def kept_rows(chunk, used: list, target, policy: str, where: str) -> np.ndarray:
     """(rows,) bool: the rows data.missing keeps. Under `error` a missing value is an error
-    naming its column and first row (the chunk's index is the row's place in its file)."""
+    naming its column and first row (the chunk's index is the row's place in its file).
+    `target`: its column, or the several targets' (each already checked by `kept_targets`)."""
     def missing(col):  # None when nothing is missing: a NumPy integer or bool column never is
         column = chunk[col]
         if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":
@@ -37,10 +38,31 @@ def kept_rows(chunk, used: list, target: str, policy: str, where: str) -> np.nda
                 row = int(chunk.index[int(np.flatnonzero(found)[0])])
                 raise NnctlError(f"missing values in column '{col}' (first in data row {row + 1})", where,
                                  MISSING_HINT)
-    dropped = [m for c in (used if policy == "drop" else [target]) if (m := missing(c)) is not None]
+    checked = used if policy == "drop" else target if isinstance(target, list) else [target]
+    dropped = [m for c in checked if (m := missing(c)) is not None]
     if not dropped:
         return np.ones(len(chunk), dtype=bool)
     return ~np.logical_or.reduce(dropped)
+
+
+def kept_targets(cfg, chunk, features: list, names: list, where: str) -> np.ndarray:
+    """kept_rows of several targets, as the in-memory path keeps them
+    (`targets.drop_missing_targets`, then data.missing on the features): a row missing a target
+    is dropped under that target's policy `drop`, an error naming the column and row under `error`."""
+    from .targets import missing_policy
+
+    keep = np.ones(len(chunk), dtype=bool)
+    for name in names:
+        missing = chunk[name].isna().to_numpy()
+        if missing.any():
+            if missing_policy(cfg, name) == "error":
+                row = int(chunk.index[int(np.flatnonzero(missing)[0])])
+                raise NnctlError(f"target column '{name}' has missing values (first in data row {row + 1})", where,
+                                 f"fill them in, or set data.targets: {{{name}: {{missing: drop}}}}")
+            keep &= ~missing
+    if keep.any():
+        keep[keep] = kept_rows(chunk if keep.all() else chunk[keep], features, names, cfg.data.missing, where)
+    return keep
 
 
 def cut(array: np.ndarray, at):
@@ -66,13 +88,20 @@ class Raw:
 
 class FirstPass:
     def __init__(self, cfg, features: list, where: str):
+        from .targets import is_multi, target_names
+
         data = cfg.data
-        self.data, self.features, self.where = data, features, where
+        self.cfg, self.data, self.features, self.where = cfg, data, features, where
         self.dtype, self.model_task = np.dtype(cfg.training.dtype), cfg.model.task
         self.listed = [] if data.categorical == "auto" else list(data.categorical)
         self.kinds = {c: "categorical" for c in self.listed}  # the rest: "numeric" or text, from the data
-        self.used = list(dict.fromkeys(features + [data.target]))
-        self.target = TargetLabels(data.target, sampled=target_setting(data) == "quantile")
+        self.names = target_names(data.target)
+        self.used = list(dict.fromkeys(features + self.names))
+        # the target's sample only for a quantile transform (several targets: as each asks)
+        quantile = is_multi(data.target) or target_setting(data) == "quantile"
+        self.target = TargetLabels(self.names[0], sampled=quantile)
+        # several targets: one TargetLabels each (the first is `target`)
+        self.labels = [self.target] + [TargetLabels(n) for n in self.names[1:]] if is_multi(data.target) else None
         self.rows = self.train_rows = self.val_rows = 0
         self.moments = {c: Moments() for c in features}  # training values as the dtype holds them
         # robust and quantile scaling are fit on a bounded sample of each numeric column
@@ -95,13 +124,21 @@ class FirstPass:
         for col in self.features:
             if self.kinds.get(col) != "categorical":
                 self.ids[col].add(chunk[col])  # before dropping, as in memory
-        keep = kept_rows(chunk, self.used, self.data.target, self.data.missing, where)
+        if self.labels is None:
+            keep = kept_rows(chunk, self.used, self.data.target, self.data.missing, where)
+        else:
+            keep = kept_targets(self.cfg, chunk, self.features, self.names, where)
         if not keep.all():
             chunk = chunk[keep]
         train = ~val[keep]
         self.train_rows += int(train.sum())
         self.val_rows += int((~train).sum())
-        codes, values = self.target.add(chunk[self.data.target], train)
+        if self.labels is None:
+            codes, values = self.target.add(chunk[self.data.target], train)
+        else:  # (rows, targets): each target's codes, and its values (NaN for a column of text)
+            added = [labels.add(chunk[labels.target], train) for labels in self.labels]
+            codes = np.stack([c for c, _ in added], axis=1)
+            values = np.stack([v if v is not None else np.full(len(chunk), np.nan) for _, v in added], axis=1)
         picked = None if train.all() else np.flatnonzero(train)
         # each part's rows' places (None: every row), its arrays filled by column as the columns come
         places = {part: (None if mask.all() else picked if part == "train" else np.flatnonzero(mask))
@@ -301,10 +338,18 @@ class FirstPass:
 
     def target_result(self) -> tuple:
         """(task, sorted classes or None, {class: rows} or None, target scaler or None)."""
+        self.check_rows()
+        task = self.data_task()
+        return (task, *self.label_result(self.target, task))
+
+    def check_rows(self) -> None:
         if self.rows and not self.train_rows + self.val_rows:
             raise NnctlError("no rows left after dropping rows with missing values", self.where)
-        target, labels = self.data.target, self.target
-        task = self.data_task()
+
+    def label_result(self, labels: TargetLabels, task: str) -> tuple:
+        """(sorted classes or None, {class: rows} or None, target scaler or None) of one target
+        column, whose task is `task`."""
+        target = labels.target
         if task == "classification":
             if labels.overflow:
                 raise labels.too_many(self.where)
@@ -314,7 +359,7 @@ class FirstPass:
                 raise NnctlError(f"target column '{target}' has a single class ({plain(classes[0])}); "
                                  "classification needs two or more", self.where,
                                  "check data.target, or set model.task: regression")
-            return task, classes, counts, None
+            return classes, counts, None
         if labels.text or (labels.seen_bool and not labels.seen_numeric):
             raise NnctlError(f"target column '{target}' is not numeric, so it cannot be a regression target",
                              self.where, "set model.task: classification (or auto)")
@@ -330,7 +375,7 @@ class FirstPass:
             scaler = {"kind": kind, "offset": [moments.mean], "scale": [scale]}
         elif kind == "quantile":
             scaler = fit_target(labels.sample.values, "quantile")
-        return task, None, None, scaler
+        return None, None, scaler
 
     def data_task(self) -> str:
         """dataset's choice of task over the whole column (`columns.auto_task`)."""
