@@ -266,3 +266,46 @@ def test_configs_that_differ_in_more_than_a_member_holds_are_no_population():
 
     cfgs = [load_config(CONFIGS / "iris.yaml", [f"training.batch_size={b}"]) for b in (8, 16)]
     assert "differ in more than seed, training.learning_rate, training.l2" in population_problem(cfgs, [None, None])
+
+
+@pytest.mark.new_defaults
+def test_the_recipe_defaults_seeds_are_one_population(tmp_path):
+    """`nnctl init`'s config (plateau schedule and early stopping by default) trains its seeds
+    as members, not separately."""
+    from dataclasses import replace
+
+    from nnctl.commands.population import population_problem
+    from nnctl.config import load_config
+    from nnctl.data import load_seeds
+
+    assert cli("init", tmp_path / "nnctl.yaml").exit_code == 0
+    cfg = load_config(tmp_path / "nnctl.yaml", [])
+    assert cfg.training.schedule["name"] == "plateau" and cfg.training.early_stopping
+    cfgs = [replace(cfg, seed=cfg.seed + i) for i in range(2)]
+    assert population_problem(cfgs, load_seeds(cfgs)) is None
+
+
+def test_members_with_their_own_rates_in_float32_take_the_steps_of_runs_alone(tmp_path):
+    """In float32, member k's (K, 1) rate and weight decay, each plateau-lowered on its own
+    score, make the factors its run alone makes from Python floats (computed in float64, rounded
+    once): the weights are the separate runs' bit for bit, not merely within 1e-5."""
+    from nnctl.commands.population import one_blas_thread, train_members
+    from nnctl.commands.train import train_config
+    from nnctl.config import load_config
+    from nnctl.data import load_seeds
+
+    plateau = ["training.iterations=30", "training.early_stopping={patience: 4}", "training.optimizer=adamw",
+               "training.schedule={name: plateau, patience: 2}"]
+    cfgs = [load_config(CONFIGS / "iris.yaml", plateau + [f"training.learning_rate={lr}", f"training.l2={l2}"])
+            for lr, l2 in [(0.03, 0.001), (0.01, 0.01)]]
+    (tmp_path / "members").mkdir()
+    together = train_members(cfgs, load_seeds(cfgs), [(tmp_path / "members", f"run_{i}") for i in range(2)])
+    for i, (cfg, result) in enumerate(zip(cfgs, together)):
+        with one_blas_thread():  # as the pass: one BLAS thread sums its products in one order
+            alone = train_config(cfg, runs_dir=tmp_path / "separate", folder=f"run_{i}", plot=False)
+        rates = _column(Path(result.run) / "history.csv", "learning_rate")
+        assert rates == _column(Path(alone.run) / "history.csv", "learning_rate") and min(rates) < max(rates)
+        with np.load(Path(result.run) / "model.npz") as x, np.load(Path(alone.run) / "model.npz") as y:
+            for key in y.files:
+                if key != "meta":
+                    np.testing.assert_array_equal(x[key], y[key], err_msg=key)

@@ -91,13 +91,14 @@ class _MemberRates:
     rate; a plateau in it lowers member k's rate on member k's own logged score (`observe`), as
     its run alone does."""
 
-    def __init__(self, schedules: list, dtype):
-        self.schedules, self.dtype = schedules, dtype  # the parameters' dtype: no mixed-type products per step
+    def __init__(self, schedules: list):
+        self.schedules = schedules
         self.watched = schedules[0].watched
 
     def __call__(self, epoch: int) -> np.ndarray:
         self.logged = [s(epoch) for s in self.schedules]  # as each run alone logs its rate
-        return np.array(self.logged, dtype=self.dtype)[:, None]
+        # float64, as a run alone's Python float: the optimizer rounds each factor it makes once
+        return np.array(self.logged)[:, None]
 
     def observe(self, k: int, log: dict) -> None:
         self.schedules[k].observe(log)
@@ -144,12 +145,12 @@ class PopulationLoop(_Loop):
             return  # one rate for all: scalars, as a run alone has
         from .optimization import build_optimizer
 
-        decay = None if len(set(l2s)) == 1 else np.array(l2s, dtype=network.dtype)[:, None]
+        decay = None if len(set(l2s)) == 1 else np.array(l2s)[:, None]  # float64: see nn.optimizers
         self.optimizer = build_optimizer([network.flat_params.reshape(K, -1)], self.training,
                                          decay=[network.decay_mask.reshape(K, -1)], weight_decay=decay)
         self.grads = [network.flat_grads.reshape(K, -1)]
         metric = watched or "val_loss"
-        self.schedule = _MemberRates([LearningRate(t, metric, maximized(metric)) for t in trainings], network.dtype)
+        self.schedule = _MemberRates([LearningRate(t, metric, maximized(metric)) for t in trainings])
 
     def setup_data(self) -> None:
         """Each member's training rows, targets and weights stacked: (K, rows, ...)."""
