@@ -278,3 +278,13 @@ def test_a_tampered_quantile_scaler_is_refused(tmp_path):
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "bad.npz", **arrays)
     assert_clean_error(cli("predict", tmp_path / "bad.npz", data), "quantile", "increasing")
+
+
+def test_a_target_near_float64s_limit_gets_a_finite_scale():
+    # found by test_fuzz: [178001.66, 1e308] overflowed the std to inf, saved as null in model.npz
+    scaler = scaling.fit_target(np.array([178001.66, 1e308]), "standard")
+    assert np.isfinite(scaler["offset"][0]) and np.isfinite(scaler["scale"][0])
+    assert scaler["offset"][0] == pytest.approx(5e307) and scaler["scale"][0] == pytest.approx(5e307)
+    assert scaling.to_training(np.array([1e308]), scaler)[0] == pytest.approx(1.0)
+    plain = scaling.fit_target(np.array([1.0, 2.0, 4.0]), "standard")
+    assert plain["offset"] == [np.mean([1.0, 2.0, 4.0])] and plain["scale"] == [np.std([1.0, 2.0, 4.0])]
