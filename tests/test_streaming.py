@@ -104,24 +104,24 @@ def test_a_streamed_run_trains_and_scores_its_parts_in_chunks(tmp_path, small_sh
 
 
 def test_the_same_seed_gives_the_same_weights_and_every_row_is_visited_once_an_epoch(tmp_path, small_shards):
-    from nnctl.training import streamloop
+    from nnctl.training import loop
 
     config = write_cfg(tmp_path, write_table(tmp_path))
     a = train_config(load_config(config), tmp_path / "a", "s", plot=False)
     b = train_config(load_config(config), tmp_path / "b", "s", plot=False)
     assert weights(a.run) == weights(b.run)
     seen = []
-    arrange = streamloop.StreamLoop.arrange
+    gather = loop._Loop.gather
 
-    def spy(self, n, perm):
-        arrange(self, n, perm)
-        seen.append(self.X_win[:n, 0].copy())
+    def spy(self, perm):
+        gather(self, perm)
+        seen.append(self.epoch_arrays()[0][:len(perm), 0].copy())
 
-    streamloop.StreamLoop.arrange = spy
+    loop._Loop.gather = spy
     try:
         train_config(load_config(config, ["training.iterations=2"]), tmp_path / "c", "s", plot=False)
     finally:
-        streamloop.StreamLoop.arrange = arrange
+        loop._Loop.gather = gather
     data = load_dataset(load_config(config))
     every = np.sort(data.parts["train"].head(10_000)[0][:, 0])
     windows = len(seen) // 2
@@ -303,7 +303,7 @@ def test_a_streamed_fold_pickles_for_a_ray_worker_and_reads_the_same_rows(tmp_pa
 
 
 def test_a_window_never_ends_in_a_batch_of_one_row_so_batch_norm_streams(tmp_path, small_shards):
-    from nnctl.training.streamloop import batch_bounds
+    from nnctl.data.source import batch_bounds
 
     assert batch_bounds(65, 32) == [0, 32, 48, 65] and batch_bounds(64, 32) == [0, 32, 64]
     assert batch_bounds(1, 32) == [0, 1] and batch_bounds(33, 32) == [0, 16, 33]

@@ -57,7 +57,7 @@ class StreamedDataset:
     targets: list | None = None  # several targets (Dataset.targets) are not streamed: always one
     streamed = True
     targets = None  # one target: streaming does not support several yet (data.targets)
-    whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
+    resident = False  # its rows stay on disk: never stacked with other datasets' in memory
 
     @property
     def X_train(self) -> Side:
