@@ -175,7 +175,7 @@ class NumericPlan:
 def numeric_embedding(cfg: Config, dataset) -> NumericPlan | None:
     """The plan of model.numeric_embedding for this dataset, or None (`none`, or no numeric
     input). PLE's edges are the training part's quantiles of the scaled inputs (the layer sees
-    them scaled); on streamed data, those of a seeded sample of at most SAMPLE_ROWS rows."""
+    them scaled), of a seeded sample of at most SAMPLE_ROWS of its rows (all of a smaller part)."""
     setting = cfg.model.numeric_embedding
     numeric = dataset.encoder.numeric_inputs()
     if setting == "none" or not numeric:
