@@ -356,9 +356,10 @@ def test_the_steps_after_training_read_a_random_sample_of_validation_rows(tmp_pa
 
 
 def test_an_ensemble_trains_on_streamed_data_and_resumes_exactly(tmp_path, small_shards):
-    """model.ensemble on streamed data: the members share the shard and row order (each keeps its
-    own initial weights), the scores are the members' mean's, and an interrupt mid-window resumes
-    to the same weights."""
+    """model.ensemble on streamed data: the members share the shard order, each shuffles a
+    window's rows in its own order (as in memory), each stops on its own score (ensemble.py's
+    member loop), the scores are the members' mean's, and an interrupt mid-window resumes to the
+    same weights."""
     from nnctl.runs.model import load_model
     from nnctl.training.scoring import score
 
@@ -385,3 +386,22 @@ def test_an_ensemble_trains_on_streamed_data_and_resumes_exactly(tmp_path, small
     resumed = resume_run(cut.run, (), tmp_path / "b", plot=False)
     assert weights(straight.run) == weights(resumed.run)
     assert metrics(resumed.run)["validation"] == m["validation"]
+
+
+def test_r2_gathered_chunk_by_chunk_is_nn_metrics_r2_exactly_for_one_chunk_and_to_rounding_for_several():
+    from nnctl.nn.metrics import r2
+    from nnctl.training.scoring import R2Sums
+
+    rng = np.random.default_rng(0)
+    t = rng.normal(3.0, 2.0, (1000, 2)).astype(np.float32)
+    out = (t + rng.normal(0, 0.5, t.shape)).astype(np.float32)
+    one = R2Sums()
+    one.add(t, out)
+    assert float(one.value()) == r2(t, out)  # a part in memory: one chunk, bit for bit
+    many = R2Sums()
+    for s in range(0, 1000, 128):
+        many.add(t[s:s + 128], out[s:s + 128])
+    assert float(many.value()) == pytest.approx(r2(t, out), rel=1e-12)
+    members = R2Sums()  # a leading members' axis: each member's own R²
+    members.add(np.broadcast_to(t, (2,) + t.shape), np.stack([out, t]))
+    assert members.value().tolist() == [r2(t, out), 1.0]
