@@ -45,7 +45,7 @@ class Member:
 def same_shapes(datasets) -> str | None:
     """Why these datasets cannot be one population's (None when they can): every member needs
     as many training and validation rows and inputs as the others, in memory."""
-    if not all(d.resident for d in datasets):  # data.source: a part on disk is read a window at a time
+    if not all(getattr(d, "resident", True) for d in datasets):  # data.source: a part on disk is read a window at a time
         return "the data is streamed from disk"
     first = datasets[0]
     for name in ("X_train", "X_val"):
