@@ -8,6 +8,7 @@ window at a time. A part on disk (`shards.ShardPart`) has many shards; a part in
 - `window_buffers(shards)` (what `read` fills: nothing for a part in memory) and
   `read(shards, buffers)` → (X, y) of those shards' rows, valid until the next read;
 - `chunks()` → (X, y) pieces in order (what scoring walks);
+- `targets()` → y shard by shard (what class counts are made from);
 - `head(n)`, `sample(n, seed)` → (X, y) of the first / a seeded random `n` rows.
 
 The training loop visits the shards in a seeded order, `window` rows' worth at a time, permutes
@@ -52,6 +53,10 @@ class MemoryPart:
 
     def chunks(self):
         return [(self.X, self.y)] if len(self.X) else []
+
+    def targets(self):
+        """Every row's y, shard by shard: here, one."""
+        return [self.y]
 
     def head(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return self.X[:n], self.y[:n]

@@ -20,7 +20,7 @@ import numpy as np
 
 from .loop import _Loop
 from .optimization import LearningRate
-from .scoring import R2Sums, extra_scores, targets_for
+from .scoring import R2Sums, extra_scores, scoring_chunk, targets_for
 from .stopping import MAXIMIZED, EarlyStopping
 
 
@@ -29,12 +29,14 @@ def member_scores(network, task: str, chunks, extra=(), ws=None):
     (loss, metric, {extra column: value}), as `score_chunks` gives them, and each member's own log
     ({"val_loss", "val_accuracy" | "val_r2", extra columns}), as the member alone measures it."""
     K = network.members
+    ws = network.workspace() if ws is None else ws
+    chunk = scoring_chunk(ws)
     rows, total, own, correct = 0, 0.0, np.zeros(K), np.zeros(K + 1)
     sums, kept = R2Sums(), []
     for X, y in chunks:
         t = targets_for(network, y)
         outputs = np.empty((K + 1,) + t.shape, dtype=network.dtype)  # the members', then their mean
-        for start, out in network.forward_chunks(X, ws=ws):
+        for start, out in network.forward_chunks(X, chunk, ws):
             n = out.shape[-2]
             part = t[start:start + n]
             own += network.member_losses(np.broadcast_to(part, out.shape), ws=ws) * n

@@ -124,9 +124,9 @@ def final_metrics(network: Network, dataset, result: TrainResult, extra=(), trai
         if rows:
             if name is None:  # several targets: the summed loss and `<target>.<metric>`
                 from .multiscore import report_values
-                from .scoring import score_multi_chunks
+                from .scoring import score_heads_part
 
-                loss, values = score_multi_chunks(network, dataset.chunks(part), watched, targets)
+                loss, values = score_heads_part(network, dataset.chunks(part), watched, targets)
                 metrics[part] = {"loss": loss, **report_values(values), "rows": rows}
                 continue
             loss, value, more = score_chunks(network, dataset.task, dataset.chunks(part), watched, targets=targets)

@@ -5,7 +5,8 @@ import numpy as np
 
 from ..config.typed import TrainingConfig
 from ..errors import NnctlError
-from ..nn.network import Network
+from ..nn.network import CHUNK, Network
+from ..resources import chunk_rows
 
 
 def metric_name(task: str) -> str:
@@ -36,6 +37,14 @@ def targets_for(network: Network, y: np.ndarray) -> np.ndarray:
         onehot[np.arange(len(y)), y.astype(np.int64, copy=False)] = 1
         return onehot
     return y.astype(network.dtype, copy=False).reshape(len(y), -1)
+
+
+def scoring_chunk(ws) -> int:
+    """Rows per forward pass when scoring in the workspace `ws`: CHUNK, fewer when their buffers
+    would pass the memory budget's share for them (`resources.chunk_rows`). The training loop's
+    workspace counts backward's arrays too: a chunk larger than its batches grows them as well."""
+    backward = ws.backward_ready
+    return chunk_rows(ws.row_bytes(backward), ws.row_bytes(backward, widest=True), CHUNK)
 
 
 def score(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=None) -> tuple[float, float]:
@@ -77,13 +86,15 @@ def _score_heads(network, X, y, targets, extra, ws) -> tuple[float, float, dict]
     return loss, first, columns
 
 
-def score_multi_chunks(network: Network, chunks, extra=(), targets=None, ws=None) -> tuple[float, dict]:
-    """`multiscore.score_multi` of a part given as (X, y) chunks. Several targets are not
-    streamed yet (data.targets), so a part here is one chunk; more are joined."""
-    from .multiscore import score_multi
+def score_heads_part(network: Network, chunks, extra=(), targets=None, ws=None) -> tuple[float, dict]:
+    """`multiscore.score_multi` of a part given as (X, y) chunks, chunk by chunk; with `targets(y)`
+    (the training part's smoothed targets, in memory: one chunk) over the chunks joined."""
+    from .multiscore import score_multi, score_multi_chunks
 
+    if targets is None:
+        return score_multi_chunks(network, chunks, extra, ws)
     X, y = _joined(chunks)
-    return score_multi(network, X, y, None if targets is None else targets(y), extra, ws)
+    return score_multi(network, X, y, targets(y), extra, ws)
 
 
 def _joined(chunks) -> tuple[np.ndarray, np.ndarray]:
@@ -132,17 +143,21 @@ def score_chunks(network: Network, task: str, chunks, extra=(), ws=None, targets
     per-chunk sums (`R2Sums`). The `extra` columns rank or count the whole part, so only when some
     are asked for are its outputs and labels kept. `targets(y)`: a chunk's targets in the loss's
     form (default `targets_for`)."""
-    if network.heads is not None:
-        X, y = _joined(chunks)
-        return _score_heads(network, X, y, None if targets is None else targets(y), extra, ws)
+    if network.heads is not None:  # several targets: the first target's metric, the others' columns
+        from .multiscore import history_values, main_columns
+
+        loss, values = score_heads_part(network, chunks, extra, targets, ws)
+        columns = history_values(values)
+        return loss, columns.pop(main_columns(network.heads)[0]), columns
     n, total, correct = 0, 0.0, 0
     sums = R2Sums()
     kept = []
     ws = network.workspace() if ws is None else ws
+    chunk = scoring_chunk(ws)
     for X, y in chunks:
         t = targets_for(network, y) if targets is None else targets(y)
         outputs = np.empty(t.shape, dtype=network.dtype) if task == "regression" or extra else None
-        for start, out in network.forward_chunks(X, ws=ws):
+        for start, out in network.forward_chunks(X, chunk, ws):
             loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
             end = start + len(out)
             total += loss * len(out)
