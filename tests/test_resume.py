@@ -94,6 +94,33 @@ def test_an_interrupt_mid_epoch_resumes_exactly(tmp_path):
     assert metrics(resumed.run)["epochs"] == metrics(straight.run)["epochs"]
 
 
+def test_a_checkpoint_cut_mid_epoch_before_epochs_were_windows_resumes_exactly(tmp_path):
+    # an in-memory run's checkpoint of the last round: `order` and `batches_done`, no shard order
+    # nor window position (loop.position reads it as one window's)
+    config = iris_config(tmp_path, "adam")
+    straight = train_config(load_config(config, ["training.iterations=12"]), tmp_path / "a", "iris", plot=False)
+    calls = {"n": 0}
+
+    def stop_after_29_batches():
+        calls["n"] += 1
+        return calls["n"] >= 29
+
+    cut = train_config(load_config(config, ["training.iterations=12"]), tmp_path / "b", "iris", plot=False,
+                       should_stop=stop_after_29_batches)
+    path = cut.run / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as npz:
+        saved = {k: npz[k] for k in npz.files}
+    meta = json.loads(saved["meta"].tobytes())
+    b = meta["batches_done"]
+    assert meta["stream"] == {"window": 0, "batch": b, "rows_done": 16 * b} and saved["shard_order"].tolist() == [0]
+    assert 0 < b < 8 and saved["order"].shape == (120,)
+    del meta["stream"], saved["shard_order"]
+    saved["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **saved)
+    resumed = resume_run(cut.run, (), tmp_path / "b", plot=False)
+    assert_same_weights(straight.run, resumed.run)
+
+
 def test_a_completed_run_trains_on_and_an_early_stopped_one_needs_more_patience(tmp_path):
     run = cli("train", CONFIGS / "xor.yaml", "--runs-dir", tmp_path, "--quiet").stdout.strip()
     assert_clean_error(cli("train", "--resume", run, "--runs-dir", tmp_path), "already trained 300 epochs",

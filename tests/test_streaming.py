@@ -104,24 +104,24 @@ def test_a_streamed_run_trains_and_scores_its_parts_in_chunks(tmp_path, small_sh
 
 
 def test_the_same_seed_gives_the_same_weights_and_every_row_is_visited_once_an_epoch(tmp_path, small_shards):
-    from nnctl.training import streamloop
+    from nnctl.training import loop
 
     config = write_cfg(tmp_path, write_table(tmp_path))
     a = train_config(load_config(config), tmp_path / "a", "s", plot=False)
     b = train_config(load_config(config), tmp_path / "b", "s", plot=False)
     assert weights(a.run) == weights(b.run)
     seen = []
-    arrange = streamloop.StreamLoop.arrange
+    gather = loop._Loop.gather
 
-    def spy(self, n, perm):
-        arrange(self, n, perm)
-        seen.append(self.X_win[:n, 0].copy())
+    def spy(self, perm):
+        gather(self, perm)
+        seen.append(self.epoch_arrays()[0][:len(perm), 0].copy())
 
-    streamloop.StreamLoop.arrange = spy
+    loop._Loop.gather = spy
     try:
         train_config(load_config(config, ["training.iterations=2"]), tmp_path / "c", "s", plot=False)
     finally:
-        streamloop.StreamLoop.arrange = arrange
+        loop._Loop.gather = gather
     data = load_dataset(load_config(config))
     every = np.sort(data.parts["train"].head(10_000)[0][:, 0])
     windows = len(seen) // 2
@@ -303,7 +303,7 @@ def test_a_streamed_fold_pickles_for_a_ray_worker_and_reads_the_same_rows(tmp_pa
 
 
 def test_a_window_never_ends_in_a_batch_of_one_row_so_batch_norm_streams(tmp_path, small_shards):
-    from nnctl.training.streamloop import batch_bounds
+    from nnctl.data.source import batch_bounds
 
     assert batch_bounds(65, 32) == [0, 32, 48, 65] and batch_bounds(64, 32) == [0, 32, 64]
     assert batch_bounds(1, 32) == [0, 1] and batch_bounds(33, 32) == [0, 16, 33]
@@ -356,9 +356,10 @@ def test_the_steps_after_training_read_a_random_sample_of_validation_rows(tmp_pa
 
 
 def test_an_ensemble_trains_on_streamed_data_and_resumes_exactly(tmp_path, small_shards):
-    """model.ensemble on streamed data: the members share the shard and row order (each keeps its
-    own initial weights), the scores are the members' mean's, and an interrupt mid-window resumes
-    to the same weights."""
+    """model.ensemble on streamed data: the members share the shard order, each shuffles a
+    window's rows in its own order (as in memory), each stops on its own score (ensemble.py's
+    member loop), the scores are the members' mean's, and an interrupt mid-window resumes to the
+    same weights."""
     from nnctl.runs.model import load_model
     from nnctl.training.scoring import score
 
@@ -385,3 +386,22 @@ def test_an_ensemble_trains_on_streamed_data_and_resumes_exactly(tmp_path, small
     resumed = resume_run(cut.run, (), tmp_path / "b", plot=False)
     assert weights(straight.run) == weights(resumed.run)
     assert metrics(resumed.run)["validation"] == m["validation"]
+
+
+def test_r2_gathered_chunk_by_chunk_is_nn_metrics_r2_exactly_for_one_chunk_and_to_rounding_for_several():
+    from nnctl.nn.metrics import r2
+    from nnctl.training.scoring import R2Sums
+
+    rng = np.random.default_rng(0)
+    t = rng.normal(3.0, 2.0, (1000, 2)).astype(np.float32)
+    out = (t + rng.normal(0, 0.5, t.shape)).astype(np.float32)
+    one = R2Sums()
+    one.add(t, out)
+    assert float(one.value()) == r2(t, out)  # a part in memory: one chunk, bit for bit
+    many = R2Sums()
+    for s in range(0, 1000, 128):
+        many.add(t[s:s + 128], out[s:s + 128])
+    assert float(many.value()) == pytest.approx(r2(t, out), rel=1e-12)
+    members = R2Sums()  # a leading members' axis: each member's own R²
+    members.add(np.broadcast_to(t, (2,) + t.shape), np.stack([out, t]))
+    assert members.value().tolist() == [r2(t, out), 1.0]

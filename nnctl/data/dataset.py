@@ -49,8 +49,21 @@ class Dataset:
     targets: list | None = None
 
     # what training, scoring, checkpoints and the steps after training read of a dataset, the
-    # same for one held in memory (here) and one streamed from shards (streamed.StreamedDataset)
-    whole_batches = False  # batches are cut from the whole part: its last one may be of one row
+    # same for one held in memory (here) and one streamed from shards (streamed.StreamedDataset):
+    # `parts` (data.source's protocol: here each part is one shard), `window`, `chunks`,
+    # `held_out`, `preview`, `fingerprint`
+    resident = True  # its rows are arrays in memory: they may be stacked with other datasets'
+
+    @property
+    def parts(self) -> dict:
+        from .source import MemoryPart
+
+        return {"train": MemoryPart(self.X_train, self.y_train), "validation": MemoryPart(self.X_val, self.y_val)}
+
+    @property
+    def window(self) -> int:
+        """Rows shuffled together: all the training rows."""
+        return max(len(self.X_train), 1)
 
     @property
     def n_inputs(self) -> int:
@@ -70,8 +83,7 @@ class Dataset:
 
     def chunks(self, part: str):
         """(X, y) of the part ("train" | "validation") in pieces: here, the whole part at once."""
-        X, y = (self.X_train, self.y_train) if part == "train" else (self.X_val, self.y_val)
-        return [(X, y)] if len(X) else []
+        return self.parts[part].chunks()
 
     def held_out(self, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """The validation rows the steps after training use (calibration, conformal scores,

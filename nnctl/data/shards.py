@@ -172,6 +172,15 @@ class ShardPart:
             self.rescale(X[:n], y[:n])
         return n
 
+    def window_buffers(self, shards: int) -> tuple[np.ndarray, np.ndarray]:
+        """What `read` fills: room for `shards` full shards (data.source's protocol)."""
+        return self.buffers(shards)
+
+    def read(self, shards, buffers) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) of shards `shards`, in that order, read into `buffers` (data.source's protocol)."""
+        n = self.load(shards, *buffers)
+        return buffers[0][:n], buffers[1][:n]
+
     def chunks(self):
         """(X, y) of each shard in order, each a new array."""
         for j in range(self.n_shards):

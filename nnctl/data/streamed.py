@@ -7,7 +7,7 @@ chunk parsed once, learned from and written, then finished into shards once the 
 and writes the encoded training and validation rows as shards into the dataset cache (the
 same keys, atomic temp-folder-then-rename and size limit as `cache.py`); later runs on the same
 file and settings open those shards without reading the table. Training reads a window of a few
-shards at a time (`training/streamloop.py`).
+shards at a time through `source.py`'s protocol (`training/loop.py`).
 
 cv folds (i, K) on streamed data share one entry written without a validation split: fold i's
 rows are picked shard by shard as they are read, stratified by class for a classification, and
@@ -58,7 +58,7 @@ class StreamedDataset:
     # (rows, targets) in the config's dtype, as in memory (data/targets.py). None for one target.
     targets: list | None = None
     streamed = True
-    whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
+    resident = False  # its rows stay on disk: never stacked with other datasets' in memory
 
     @property
     def X_train(self) -> Side:

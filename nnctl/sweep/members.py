@@ -24,7 +24,7 @@ def members_or_why(cfgs: list[Config], load, ray_address: str | None, noun: str,
 
     if ray_address:
         return None, f"the {noun} run as separate Ray tasks (--ray-address)"
-    if getattr(load_dataset(cfgs[0], cache=cache), "streamed", False):  # before reading N parts of it
+    if not load_dataset(cfgs[0], cache=cache).resident:  # rows on disk: known before reading N parts of it
         return None, f"the {noun} train one at a time on streamed data"
     datasets = load()
     why = population_problem(cfgs, datasets)
@@ -93,8 +93,7 @@ def members_per_job(sweep: dict, ray_address: str | None) -> tuple[int, str | No
         except NnctlError:  # every trial fails alike, one per job, each saying why
             return 1, None
         data = load_dataset(cfg)
-        why = "the data is streamed from disk" if getattr(data, "streamed", False) else \
-            population_problem([cfg, cfg], [data, data])
+        why = population_problem([cfg, cfg], [data, data])  # rows on disk: same_shapes says so
     return (1, f"the trials train one per job: {why}") if why else (MEMBERS_PER_JOB, None)
 
 

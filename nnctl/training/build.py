@@ -175,9 +175,9 @@ class NumericPlan:
 def numeric_embedding(cfg: Config, dataset) -> NumericPlan | None:
     """The plan of model.numeric_embedding for this dataset, or None (`none`, or no numeric
     input). PLE's edges are the training part's quantiles of the scaled inputs (the layer sees
-    them scaled), fit one column at a time; on streamed data, those of a seeded sample of
-    `scanstats.sample_rows` rows (at most SAMPLE_ROWS, fewer where a share of the memory budget
-    cannot hold that many for every numeric input, as robust and quantile scaling's samples)."""
+    them scaled), fit one column at a time, of a seeded sample of the training part's rows:
+    `scanstats.sample_rows` of them (at most SAMPLE_ROWS, fewer where a share of the memory budget
+    cannot hold that many for every numeric input; all of a smaller part)."""
     setting = cfg.model.numeric_embedding
     numeric = dataset.encoder.numeric_inputs()
     if setting == "none" or not numeric:
@@ -189,11 +189,8 @@ def numeric_embedding(cfg: Config, dataset) -> NumericPlan | None:
     if setting["kind"] == "piecewise_linear":
         from ..data.scanstats import sample_rows
 
-        if getattr(dataset, "streamed", False):
-            train = dataset.parts["train"]
-            X, _ = train.sample(min(sample_rows(len(numeric)), len(train)), cfg.seed)
-        else:
-            X = dataset.X_train
+        train = dataset.parts["train"]
+        X, _ = train.sample(min(sample_rows(len(numeric)), len(train)), cfg.seed)
         # column by column: the inputs side by side in float64, and np.quantile's copy of them,
         # would be four times the sample's memory at once
         edges = np.concatenate([quantile_edges(X[:, [j]], setting["bins"]) for j in numeric])
@@ -219,18 +216,14 @@ def check_batches(cfg, network: Network, dataset: Dataset) -> None:
         return
     rows = len(dataset.X_train)
     batch = min(cfg.training.batch_size or rows, rows)
-    last = batch if dataset.whole_batches else rows % batch or batch
-    if min(batch, last) >= 2:
+    # every epoch is cut at data.source.batch_bounds, which never leaves a last batch of one row
+    if batch >= 2:
         return
     if rows < 2:
         raise NnctlError(f"batch normalization cannot normalize a batch of one row: the training part has {rows} row",
                          "training.batch_size", "use more training rows, or model.normalization: layer")
-    what = f"batch_size {batch}" if batch == 1 else \
-        f"the last batch of each epoch has 1 row ({rows} training rows, batch_size {batch})"
-    # the nearest batch size above whose last batch is not a single row
-    good = next(b for b in range(max(batch, 1) + 1, rows + 1) if rows % b != 1)
-    raise NnctlError(f"batch normalization cannot normalize a batch of one row: {what}", "training.batch_size",
-                     f"use another batch_size (e.g. {good}), or model.normalization: layer")
+    raise NnctlError(f"batch normalization cannot normalize a batch of one row: batch_size {batch}",
+                     "training.batch_size", "use another batch_size (e.g. 2), or model.normalization: layer")
 
 
 def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0, per_row: int = 0) -> None:
@@ -245,11 +238,8 @@ def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0, per
     params = (sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables) * members
     n = len(dataset.X_train)
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
-    # members: their own batch order keeps K copies of the training rows (streamed: they share
-    # the windows read from disk)
-    streamed = getattr(dataset, "streamed", False)
-    copies = members * dataset.X_train.nbytes if members > 1 and not streamed else 0
-    needed = params * itemsize * 6 + (4 * sum(sizes[1:]) + per_row) * rows * itemsize * members + copies
+    # members gather their own batches from the window a batch at a time: no copies of the rows
+    needed = params * itemsize * 6 + (4 * sum(sizes[1:]) + per_row) * rows * itemsize * members
     require_memory(needed, f"the network {architecture(sizes)} ({params:,} parameters)", "model.layers",
                    "use smaller layers (model.layers) or a smaller batch_size")
 

@@ -15,7 +15,7 @@ def checkpoint_limit(name: str, header) -> str | None:
     if name == "meta":
         ok = len(header.shape) == 1 and header.dtype == np.uint8
         return None if ok else f"`meta` is {header.dtype} {header.shape}, not JSON bytes"
-    if name in ("order", "shard_order"):  # shard_order: a streamed epoch's order of shards
+    if name in ("order", "shard_order"):  # shard_order: the order of the training part's shards (data.source)
         # an ensemble's members each have their own order: (K, rows)
         ok = len(header.shape) in ((1, 2) if name == "order" else (1,)) and header.dtype.kind in "iu"
         return None if ok else f"`{name}` is {header.dtype} {header.shape}, not a permutation"

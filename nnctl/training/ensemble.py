@@ -20,39 +20,48 @@ import numpy as np
 
 from .loop import _Loop
 from .optimization import LearningRate
-from .scoring import extra_scores, scoring_chunk
+from .scoring import R2Sums, extra_scores, scoring_chunk, targets_for
 from .stopping import MAXIMIZED, EarlyStopping
 
 
-def member_scores(network, task: str, X: np.ndarray, y: np.ndarray, t: np.ndarray, extra=(), ws=None):
-    """From one pass over (X, y) (`t`: its targets in the loss's form): the mean prediction's
-    (loss, metric, {extra column: value}), as `score_with` gives them, and each member's own log
+def member_scores(network, task: str, chunks, extra=(), ws=None):
+    """From one pass over a part given as (X, y) chunks (data.source): the mean prediction's
+    (loss, metric, {extra column: value}), as `score_chunks` gives them, and each member's own log
     ({"val_loss", "val_accuracy" | "val_r2", extra columns}), as the member alone measures it."""
-    from ..nn.metrics import r2
-
-    K, rows = network.members, len(X)
-    total, own = 0.0, np.zeros(K)
-    outputs = np.empty((K,) + t.shape, dtype=network.dtype)
+    K = network.members
     ws = network.workspace() if ws is None else ws
-    for start, out in network.forward_chunks(X, scoring_chunk(ws), ws):
-        n = out.shape[-2]
-        part = t[start:start + n]
-        own += network.member_losses(np.broadcast_to(part, out.shape), ws=ws) * n
-        total += network.output_loss(network.mean_output(out), part) * n
-        outputs[:, start:start + n] = out
-    mean = outputs.mean(axis=0)
+    chunk = scoring_chunk(ws)
+    rows, total, own, correct = 0, 0.0, np.zeros(K), np.zeros(K + 1)
+    sums, kept = R2Sums(), []
+    for X, y in chunks:
+        t = targets_for(network, y)
+        outputs = np.empty((K + 1,) + t.shape, dtype=network.dtype)  # the members', then their mean
+        for start, out in network.forward_chunks(X, chunk, ws):
+            n = out.shape[-2]
+            part = t[start:start + n]
+            own += network.member_losses(np.broadcast_to(part, out.shape), ws=ws) * n
+            mean = network.mean_output(out)
+            total += network.output_loss(mean, part) * n
+            outputs[:K, start:start + n], outputs[K, start:start + n] = out, mean
+        if task == "regression":
+            sums.add(np.broadcast_to(t, outputs.shape), outputs)
+        else:
+            predicted = outputs.argmax(axis=-1) if outputs.shape[-1] > 1 else outputs[..., 0] > 0.5
+            correct += np.count_nonzero(predicted == y, axis=-1)
+            if extra:
+                kept.append((y, outputs))
+        rows += len(X)
     if task == "regression":
-        return (total / rows, r2(t, mean), {}), [{"val_loss": own[k] / rows, "val_r2": r2(t, outputs[k])}
-                                                 for k in range(K)]
-
-    def right(out):
-        predicted = out.argmax(axis=-1) if out.shape[-1] > 1 else out[..., 0] > 0.5
-        return np.count_nonzero(predicted == y, axis=-1) / rows
-
-    correct = right(outputs)
-    ensemble = (total / rows, float(right(mean)), extra_scores(extra, y, mean) if extra else {})
-    return ensemble, [{"val_loss": own[k] / rows, "val_accuracy": float(correct[k]),
-                       **(extra_scores(extra, y, outputs[k]) if extra else {})} for k in range(K)]
+        r2s = sums.value()
+        return (total / rows, float(r2s[K]), {}), [{"val_loss": own[k] / rows, "val_r2": float(r2s[k])}
+                                                   for k in range(K)]
+    if extra:
+        y = np.concatenate([k[0] for k in kept]) if len(kept) > 1 else kept[0][0]
+        outputs = np.concatenate([k[1] for k in kept], axis=1) if len(kept) > 1 else kept[0][1]
+    scores = [extra_scores(extra, y, outputs[k]) if extra else {} for k in range(K + 1)]
+    ensemble = (total / rows, float(correct[K] / rows), scores[K])
+    return ensemble, [{"val_loss": own[k] / rows, "val_accuracy": float(correct[k] / rows), **scores[k]}
+                      for k in range(K)]
 
 
 class _Row:
@@ -171,8 +180,7 @@ class EnsembleLoop(_Loop):
         """The mean prediction's (loss, metric, extra columns), and each member's own log, handed
         to the stoppers and schedules, from one pass over the validation rows."""
         network, dataset = self.network, self.dataset
-        ensemble, logs = member_scores(network, dataset.task, dataset.X_val, dataset.y_val, self.val_targets,
-                                       self.extra, self.ws)
+        ensemble, logs = member_scores(network, dataset.task, dataset.chunks("validation"), self.extra, self.ws)
         self.schedule.logs = logs
         if self.stopper is not None:
             self.stopper.logs = logs
@@ -190,6 +198,6 @@ def uses_member_loop(network, dataset, training) -> bool:
     training losses are not measured apart: on `train_loss` they stop all at once; nor are the
     members of several targets yet, whose score is a weighted sum over heads)."""
     stop = training.early_stopping
-    return bool(network.members and network.heads is None and len(dataset.X_val) and not getattr(dataset, "streamed", False)
+    return bool(network.members and network.heads is None and len(dataset.X_val)
                 and (stop or training.schedule["name"] == "plateau") and not (stop and stop.metric == "train_loss"))
 

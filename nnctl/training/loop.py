@@ -21,8 +21,9 @@ from ..nn.network import Network
 from .callbacks import Callback
 from .checkpoint import checkpoint_path
 from .optimization import LearningRate, network_optimizer
-from .scoring import (metric_column, metric_name, metrics_in_use, row_weights, score_chunks, score_with,
-                      targets_for, watched_metrics)
+from ..data.source import batch_bounds
+from .scoring import (metric_column, metric_name, metrics_in_use, row_weights, score_chunks, targets_for,
+                      watched_metrics)
 from .stopping import EarlyStopping, maximized
 
 
@@ -71,9 +72,7 @@ def train(network: Network, dataset, training: TrainingConfig, seed: int = 0, ca
     metric); the early-stopping metric is always logged."""
     callback = callback or Callback()
     loop_class = _Loop
-    if getattr(dataset, "streamed", False):  # rows read from shards on disk, a window at a time
-        from .streamloop import StreamLoop as loop_class
-    elif network.members:  # members that stop and slow down on their own scores
+    if network.members:  # members that stop and slow down on their own scores
         from .ensemble import EnsembleLoop, uses_member_loop
         loop_class = EnsembleLoop if uses_member_loop(network, dataset, training) else _Loop
     loop = loop_class(network, dataset, training, seed, callback, should_stop, metrics or {})
@@ -102,7 +101,7 @@ def train(network: Network, dataset, training: TrainingConfig, seed: int = 0, ca
         best_epoch = stopper.best_epoch if stopper else _best_epoch(loop.history, best_by)
         result = TrainResult(loop.history, status, best_epoch, loop.elapsed(start), loop.completed,
                              diagnostics=loop.diagnostics, restored_best=restored, best_by=best_by)
-        result.metrics = final_metrics(network, dataset, result, (loop.y, loop.val_targets), loop.extra)
+        result.metrics = final_metrics(network, dataset, result, loop.extra, loop.loss_targets)
         if loop.clip is not None:
             result.clipped_steps, result.steps = loop.clipped, loop.steps
             result.metrics.update(clipped_steps=loop.clipped, steps=loop.steps)
@@ -112,42 +111,26 @@ def train(network: Network, dataset, training: TrainingConfig, seed: int = 0, ca
     return result
 
 
-def final_metrics(network: Network, dataset, result: TrainResult, targets=(None, None), extra=()) -> dict:
+def final_metrics(network: Network, dataset, result: TrainResult, extra=(), train_targets=None) -> dict:
     """Loss and metric on the training and validation parts, and on the validation part the
-    `extra` history columns (val_f1 -> "f1"); `targets` are their `targets_for` forms when the
-    caller already has them."""
+    `extra` history columns (val_f1 -> "f1"), each part scored chunk by chunk (data.source).
+    `train_targets(y)`: the training part's targets as the loop trained on them (smoothed
+    labels), so that its loss is the one training measured."""
     metrics = {"status": result.status, "epochs": result.epochs,
                "best_epoch": result.best_epoch, "seconds": round(result.seconds, 4)}
-    if network.heads is not None:
-        return _final_heads(network, dataset, metrics, targets, extra)
-    name = metric_name(dataset.task)
-    parts = (("train", dataset.X_train, dataset.y_train, targets[0]),
-             ("validation", dataset.X_val, dataset.y_val, targets[1]))
-    streamed = getattr(dataset, "streamed", False)
-    for part, X, y, t in parts:
-        if len(X):
-            watched = extra if part == "validation" else ()
-            if streamed:
-                loss, value, more = score_chunks(network, dataset.task, dataset.parts[part].chunks(), watched)
-            else:
-                loss, value, more = score_with(network, dataset.task, X, y, t, watched)
-            metrics[part] = {"loss": loss, name: value, **{k[len("val_"):]: v for k, v in more.items()}, "rows": len(X)}
-    return metrics
+    name = None if network.heads is not None else metric_name(dataset.task)
+    for part, watched, targets in (("train", (), train_targets), ("validation", extra, None)):
+        rows = len(dataset.parts[part])
+        if rows:
+            if name is None:  # several targets: the summed loss and `<target>.<metric>`
+                from .multiscore import report_values
+                from .scoring import score_heads_part
 
-
-def _final_heads(network: Network, dataset, metrics: dict, targets, extra) -> dict:
-    """final_metrics of several targets: the summed loss and `<target>.<metric>` per part."""
-    from .multiscore import report_values, score_multi, score_multi_chunks
-
-    parts = (("train", dataset.X_train, dataset.y_train, targets[0], ()),
-             ("validation", dataset.X_val, dataset.y_val, targets[1], extra))
-    for part, X, y, t, watched in parts:
-        if len(X) and getattr(dataset, "streamed", False):
-            loss, values = score_multi_chunks(network, dataset.parts[part].chunks(), watched)
-            metrics[part] = {"loss": loss, **report_values(values), "rows": len(X)}
-        elif len(X):
-            loss, values = score_multi(network, X, y, t, watched)
-            metrics[part] = {"loss": loss, **report_values(values), "rows": len(X)}
+                loss, values = score_heads_part(network, dataset.chunks(part), watched, targets)
+                metrics[part] = {"loss": loss, **report_values(values), "rows": rows}
+                continue
+            loss, value, more = score_chunks(network, dataset.task, dataset.chunks(part), watched, targets=targets)
+            metrics[part] = {"loss": loss, name: value, **{k[len("val_"):]: v for k, v in more.items()}, "rows": rows}
     return metrics
 
 
@@ -226,46 +209,98 @@ class _Loop:
         return Diagnostics(network, self.ws)
 
     def setup_data(self) -> None:
-        """The training rows in the loss's form, their class weights and the epoch's buffers."""
+        """The training part as windows of its shards (data.source: a part in memory is one
+        shard, so one window of all its rows), whether to shuffle, and the buffers a window is
+        read into; the rows themselves are read and prepared by `window`."""
+        dataset, training = self.dataset, self.training
+        self.part = dataset.parts["train"]
+        self.window_shards = max(1, dataset.window // self.part.shard_rows)
+        self.n_windows = -(-self.part.n_shards // self.window_shards)
+        # one full batch over the whole part in one window: the order cannot change the gradient
+        self.shuffle = training.shuffle and not (self.batch >= self.rows and self.n_windows == 1)
+        # members each see a window's rows in their own order, gathered a batch at a time into one
+        # (K, batch, ...) buffer (`fill`): K copies of a window's rows would leave the cache
+        self.fill = bool(self.members) and self.shuffle
+        self.read_buffers = self.part.window_buffers(self.window_shards)
+        self.capacity = min(self.window_shards * self.part.shard_rows, self.rows)  # a window's most rows
+        self.read_from = None  # the (X, y) read that `X`, `y`, `w` were prepared from
+        self.prepared = 0  # how many times they were
+        self.X = self.y = self.w = None
+        self.epoch_buffers = None
+        self.cut_key, self.cut_batches, self.bounds = None, [], [0]
+        self.order = None
+
+    def loss_targets(self, y: np.ndarray) -> np.ndarray:
+        """Targets `y` in the loss's form as training uses them (label smoothing applied)."""
         network, dataset, training = self.network, self.dataset, self.training
-        self.X, self.y = dataset.X_train, targets_for(network, dataset.y_train)
+        t = targets_for(network, y)
         if dataset.task == "classification" and training.label_smoothing:
-            self.y = smooth_labels(self.y, training.label_smoothing, label_classes(network))
+            t = smooth_labels(t, training.label_smoothing, label_classes(network))
         elif network.heads is not None and training.label_smoothing:
             from .multiscore import smooth_heads
 
-            self.y = smooth_heads(network, self.y, training.label_smoothing)
-        # class weights multiply each training row's loss; validation losses stay unweighted
-        self.w = row_weights(training.class_weight, dataset, dataset.y_train, network.dtype, network)
-        self.val_targets = targets_for(network, dataset.y_val) if self.has_val else None
-        # one contiguous buffer per epoch: batches are then views, not gathered copies. With one
-        # full batch the order of rows cannot change the gradient, so there is nothing to shuffle.
-        self.shuffle = training.shuffle and self.batch < self.rows
-        # members each see the rows in their own order, gathered a batch at a time into one
-        # (K, batch, ...) buffer (`fill`): K copies of an epoch's rows would leave the cache
-        self.fill = self.members and self.shuffle
+            t = smooth_heads(network, t, training.label_smoothing)
+        return t
+
+    def window(self, order: np.ndarray, w: int) -> int:
+        """Read window w of the epoch's shard `order` and prepare its rows (`X`; `y`, targets in
+        the loss's form; `w`, their class weights); the rows it holds. A window read from the
+        same arrays as the last one (a part in memory) is not prepared again."""
+        X, y = self.part.read(order[w * self.window_shards:(w + 1) * self.window_shards], self.read_buffers)
+        if self.read_from is None or self.read_from[0] is not X or self.read_from[1] is not y:
+            self.read_from = (X, y)
+            self.X, self.y = X, self.loss_targets(y)
+            # class weights multiply each training row's loss; validation losses stay unweighted
+            self.w = row_weights(self.training.class_weight, self.dataset, y, self.network.dtype, self.network)
+            self.prepared += 1
+        return len(X)
+
+    def epoch_arrays(self) -> tuple:
+        """The buffers a window's rows are gathered into in their epoch's order, made once for
+        the largest window; with members (`fill`), one (K, batch, ...) buffer each."""
+        if self.epoch_buffers is None:
+            if self.fill:
+                K, b = self.members, self.batch
+                self.epoch_buffers = tuple(None if a is None else np.empty((K, b) + a.shape[1:], dtype=a.dtype)
+                                           for a in (self.X, self.y, self.w))
+            else:
+                self.epoch_buffers = tuple(None if a is None else np.empty((self.capacity,) + a.shape[1:], dtype=a.dtype)
+                                           for a in (self.X, self.y, self.w))
+        return self.epoch_buffers
+
+    def cut(self, n: int) -> list:
+        """The window's batches, (X, y, w) views cut at `batch_bounds`: of the epoch's buffers
+        when shuffling (made once per window size), else of the window's rows as they are."""
+        key = (n, None if self.shuffle else self.prepared)
+        if key != self.cut_key:
+            self.cut_key, self.bounds = key, batch_bounds(n, self.batch)
+            self.cut_batches = self.make_batches(n, self.bounds)
+        return self.cut_batches
+
+    def make_batches(self, n: int, bounds: list[int]) -> list:
+        pairs = list(zip(bounds[:-1], bounds[1:]))
         if self.fill:
-            K, b = self.members, self.batch
+            def view(whole, rows):  # a short batch: the first K·rows rows of the buffer, contiguous as a full one
+                if whole is None:
+                    return None
+                return whole.reshape(-1)[:self.members * rows * whole.shape[-1]].reshape(
+                    (self.members, rows) + whole.shape[2:])
 
-            def buffer(a):
-                whole = np.empty((K, b) + a.shape[1:], dtype=a.dtype)
-                # a short last batch: the first K·n rows of the buffer, contiguous as a full one
-                return lambda n: whole.reshape(-1)[:K * n * a.shape[-1]].reshape((K, n) + a.shape[1:])
+            return [tuple(view(a, e - s) for a in self.epoch_arrays()) for s, e in pairs]
+        arrays = self.epoch_arrays() if self.shuffle else (self.X, self.y, self.w)
+        return [tuple(None if a is None else a[s:e] for a in arrays) for s, e in pairs]
 
-            views = [buffer(a) if a is not None else (lambda n: None) for a in (self.X, self.y, self.w)]
-            self.batches = [tuple(view(min(b, self.rows - s)) for view in views) for s in range(0, self.rows, b)]
-            self.order = None
-            return
+    def shard_order(self) -> np.ndarray:
+        """The epoch's order of the training part's shards (one shard: nothing drawn)."""
+        n_shards = self.part.n_shards
+        return self.rng.permutation(n_shards) if self.shuffle and n_shards > 1 else np.arange(n_shards)
 
-        def epoch_buffer(a):
-            return np.empty(a.shape, dtype=a.dtype) if self.shuffle else a
-
-        self.X_epoch, self.y_epoch = epoch_buffer(self.X), epoch_buffer(self.y)
-        self.w_epoch = None if self.w is None else epoch_buffer(self.w)
-        # the buffers are refilled in place each epoch, so their batch views are made once
-        self.batches = [(self.X_epoch[..., s:s + self.batch, :], self.y_epoch[..., s:s + self.batch, :],
-                         None if self.w is None else self.w_epoch[..., s:s + self.batch, :])
-                        for s in range(0, self.rows, self.batch)]
+    def draw(self, n: int) -> np.ndarray:
+        """A window's row order: a permutation of its n rows, or with members one each from their
+        own generators, (K, n)."""
+        if not self.members:
+            return self.rng.permutation(n)
+        return np.stack([rng.permutation(n) for rng in self.rngs])
 
     def run(self, start: float) -> str:
         epochs, every = self.training.iterations, log_every(self.training)
@@ -293,7 +328,7 @@ class _Loop:
     def train_step(self, network, xb, yb, wb, diagnosed: bool, measured: bool, step, grads, lr, clip) -> float:
         """One batch, the algorithm itself: forward, the loss, backward, clipping, the update
         (measured layer by layer when `diagnosed`). The batch's summed loss when `measured`,
-        else 0.0. The in-memory and the streamed loops differ only in where batches come from."""
+        else 0.0."""
         ws, members = self.ws, self.members
         network.forward(xb, True, ws=ws)
         # with members, the mean of their losses (loss_value is their sum)
@@ -322,61 +357,69 @@ class _Loop:
         self.clipped += clipped
 
     def gather(self, order: np.ndarray) -> None:
-        """Fill the epoch's buffers with the training rows in `order`, (rows,); with members
-        (K, rows) keep the order, which `fill_batch` reads a batch at a time."""
+        """Fill the epoch's buffers with the window's rows in `order`, (n,); with members
+        (K, n) keep the order, which `fill_batch` reads a batch at a time."""
         if self.fill:
             self.order = order
             return
+        n = order.shape[-1]
         # mode="clip" skips numpy's bounds-check buffering; `order` is a permutation anyway
-        np.take(self.X, order, axis=0, out=self.X_epoch, mode="clip")
-        np.take(self.y, order, axis=0, out=self.y_epoch, mode="clip")
-        if self.w is not None:
-            np.take(self.w, order, axis=0, out=self.w_epoch, mode="clip")
+        for source, out in zip((self.X, self.y, self.w), self.epoch_arrays()):
+            if source is not None:
+                np.take(source, order, axis=0, out=out[:n], mode="clip")
 
     def fill_batch(self, k: int, xb, yb, wb) -> None:
-        """Gather the members' batch k, (K, n, ...), from the rows in their epoch's order."""
-        s = k * self.batch
+        """Gather the members' batch k of the window, (K, n, ...), from its rows in their order."""
+        s = self.bounds[k]
         rows = self.order[:, s:s + xb.shape[1]]
         for source, out in ((self.X, xb), (self.y, yb), (self.w, wb)):
             if source is not None:
                 np.take(source, rows, axis=0, out=out, mode="clip")
 
     def epoch(self, epoch: int, measured: bool, diagnose: bool = False) -> float | None:
-        """One pass over the training rows; the mean batch loss when `measured` (else 0.0), or
-        None when interrupted (`partial` then holds where it stopped). With `diagnose`, some of
-        the epoch's steps are measured layer by layer and averaged (nn.diagnostics)."""
+        """One pass over the training rows, window by window; the mean batch loss when `measured`
+        (else 0.0), or None when interrupted (`partial` then holds where it stopped: the shard
+        order, the window and batch reached, the window's row order, the loss so far, the batches
+        and rows done). With `diagnose`, some of the epoch's steps are measured layer by layer and
+        averaged (nn.diagnostics)."""
         network, step, grads, clip = self.network, self.step, self.grads, self.clip
         lr = self.lr = self.schedule(epoch - 1)
-        first, order, total = 0, None, 0.0
         if self.partial is not None:  # finish the epoch a resumed run was cut short in
-            first, order, total = self.partial
+            order, first_window, first_batch, perm, total, k, done = self.partial
             self.partial = None
-        elif self.shuffle:
-            order = self.rng.permutation(self.rows) if not self.members else \
-                np.stack([rng.permutation(self.rows) for rng in self.rngs])  # per epoch, not per step
-        if order is not None:
-            self.gather(order)
+        else:
+            order, first_window, first_batch, perm, total, k, done = self.shard_order(), 0, 0, None, 0.0, 0, 0
         clock, should_stop = time.perf_counter, self.should_stop
         started = clock()
-        batches = self.batches if first == 0 else self.batches[first:]
         sampled = self.sampled if diagnose else ()  # the steps to measure, if any
         if diagnose:
             self.diagnose.begin_epoch()
         fill = self.fill_batch if self.fill else None
-        for k, (xb, yb, wb) in enumerate(batches, first):
-            if fill is not None:
-                fill(k, xb, yb, wb)
-            loss = self.train_step(network, xb, yb, wb, k in sampled, measured, step, grads, lr, clip)
-            if measured:
-                total += loss
-            if should_stop is not None and should_stop():
-                self.partial = (k + 1, order, total)
-                return None
-            now = clock()
-            if now >= self.next_progress:  # a sign of life inside long epochs, twice a second
-                self.next_progress = now + PROGRESS_SECONDS
-                self.callback.on_progress({"epoch": epoch, "rows_done": min((k + 1) * self.batch, self.rows),
-                                           "rows": self.rows, "epoch_seconds": now - started})
+        for w in range(first_window, self.n_windows):
+            n = self.window(order, w)
+            if perm is None and self.shuffle:
+                perm = self.draw(n)  # per window, not per step
+            if perm is not None:
+                self.gather(perm)
+            batches = self.cut(n)
+            for b in range(first_batch, len(batches)):
+                xb, yb, wb = batches[b]
+                if fill is not None:
+                    fill(b, xb, yb, wb)
+                loss = self.train_step(network, xb, yb, wb, k in sampled, measured, step, grads, lr, clip)
+                if measured:
+                    total += loss
+                k += 1
+                done += xb.shape[-2]
+                if should_stop is not None and should_stop():
+                    self.partial = (order, w, b + 1, perm, total, k, done)
+                    return None
+                now = clock()
+                if now >= self.next_progress:  # a sign of life inside long epochs, twice a second
+                    self.next_progress = now + PROGRESS_SECONDS
+                    self.callback.on_progress({"epoch": epoch, "rows_done": done, "rows": self.rows,
+                                               "epoch_seconds": now - started})
+            perm, first_batch = None, 0
         if diagnose:
             self.diagnostics += self.diagnose.end_epoch(epoch)
         return total / self.rows
@@ -398,11 +441,13 @@ class _Loop:
             meta["member_rngs"] = [rng.bit_generator.state for rng in self.rngs[1:]]
         if self.clip is not None:
             meta["clipped_steps"], meta["steps"] = self.clipped, self.steps
-        if self.partial is not None:
-            done, order, total = self.partial
-            meta["batches_done"], meta["partial_loss"] = done, total
-            if order is not None:
-                arrays["order"] = order
+        if self.partial is not None:  # where in the epoch: the shard order, window, batch and row order
+            order, w, b, perm, total, k, done = self.partial
+            arrays["shard_order"] = order
+            if perm is not None:
+                arrays["order"] = perm
+            meta["batches_done"], meta["partial_loss"] = k, total
+            meta["stream"] = {"window": w, "batch": b, "rows_done": done}
         if self.schedule.state() is not None:
             meta["schedule"] = self.schedule.state()
         if self.stopper is not None:
@@ -432,21 +477,35 @@ class _Loop:
         self.history = list(meta["history"])
         self.diagnostics = list(meta.get("diagnostics", []))
         self.seconds_before = float(meta["seconds"])
+        self.partial = None
         if meta.get("batches_done"):
-            order = arrays.get("order")
-            shape = (self.members, self.rows) if self.members else (self.rows,)
-            if self.shuffle and (order is None or order.shape != shape):
-                raise ValueError("the row order of the epoch cut short is missing")
-            self.partial = (int(meta["batches_done"]), order, float(meta["partial_loss"]))
+            self.partial = self.position(arrays, meta)
         if self.stopper is not None and meta.get("stopper"):
             best = {k[5:]: v for k, v in arrays.items() if k.startswith("best.")}
             if best and best.get("params", np.empty(0)).shape != self.network.flat_params.shape:
                 raise ValueError("early stopping's best weights do not fit the network")
             self.stopper.load_state(meta["stopper"], best or None)
 
+    def position(self, arrays: dict, meta: dict) -> tuple:
+        """`partial` of the epoch a checkpoint was cut short in; ValueError when it is missing or
+        does not fit. A checkpoint written before epochs were windows (an in-memory run's: only
+        `order` and the batches done) is one window's position."""
+        done = int(meta["batches_done"])
+        stream, shards = meta.get("stream"), arrays.get("shard_order")
+        if stream is None and self.n_windows == 1:
+            stream, shards = {"window": 0, "batch": done, "rows_done": min(done * self.batch, self.rows)}, \
+                np.arange(self.part.n_shards)
+        if stream is None or shards is None or shards.shape != (self.part.n_shards,):
+            raise ValueError("the epoch's position (shard order, window, batch) is missing")
+        perm = arrays.get("order")
+        shape = (self.members, self.rows) if self.members else (self.rows,)
+        if self.shuffle and (perm is None or (self.n_windows == 1 and perm.shape != shape)):
+            raise ValueError("the row order of the epoch cut short is missing")
+        return (shards, int(stream["window"]), int(stream["batch"]), perm, float(meta["partial_loss"]), done,
+                int(stream["rows_done"]))
+
     def score_validation(self) -> tuple[float, float, dict]:
-        return score_with(self.network, self.dataset.task, self.dataset.X_val, self.dataset.y_val, self.val_targets,
-                          self.extra, self.ws)
+        return score_chunks(self.network, self.dataset.task, self.dataset.chunks("validation"), self.extra, self.ws)
 
     def measure(self, epoch: int, train_loss: float, start: float) -> dict:
         check_finite(train_loss, epoch, self.advice)

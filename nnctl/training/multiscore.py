@@ -128,14 +128,11 @@ class _Single:
         self.task, self.classes, self.target = target.task, target.classes, target.name
         j = [t.name for t in dataset.targets].index(target.name)
         self.counts = None
-        if getattr(dataset, "streamed", False):
-            self.y_train = dataset.y_train  # its length; the counts are what `balanced` reads
-            if target.task == "classification" and target.class_weight == "balanced":
-                n = len(target.classes)
-                self.counts = {"train": sum((np.bincount(y[:, j].astype(np.int64), minlength=n)
-                                             for y in dataset.parts["train"].targets()), np.zeros(n, dtype=np.int64))}
-        else:
-            self.y_train = dataset.y_train[:, j].astype(np.int64)
+        self.y_train = dataset.y_train  # its length; the counts are what `balanced` reads
+        if target.task == "classification" and target.class_weight == "balanced":
+            n = len(target.classes)  # counted a shard at a time (data.source: in memory, one)
+            self.counts = {"train": sum((np.bincount(y[:, j].astype(np.int64), minlength=n)
+                                         for y in dataset.parts["train"].targets()), np.zeros(n, dtype=np.int64))}
 
 
 def outputs_of(network, X: np.ndarray, ws=None) -> np.ndarray:

@@ -26,6 +26,7 @@ from ..nn.network import CHUNK, Network
 from .callbacks import Callback
 from ..nn.losses import smooth_labels
 from .optimization import LearningRate
+from ..data.source import batch_bounds
 from .loop import TrainResult, _Loop, check_finite, final_metrics, label_classes, log_every
 from .scoring import extra_scores, metrics_in_use, row_weights, targets_for, watched_metrics
 from .stopping import EarlyStopping, maximized
@@ -45,7 +46,7 @@ class Member:
 def same_shapes(datasets) -> str | None:
     """Why these datasets cannot be one population's (None when they can): every member needs
     as many training and validation rows and inputs as the others, in memory."""
-    if any(getattr(d, "streamed", False) for d in datasets):
+    if not all(getattr(d, "resident", True) for d in datasets):  # data.source: a part on disk is read a window at a time
         return "the data is streamed from disk"
     first = datasets[0]
     for name in ("X_train", "X_val"):
@@ -167,11 +168,13 @@ class PopulationLoop(_Loop):
             self.val_targets = np.stack([targets_for(network, d.y_val) for d in datasets])
         else:
             self.val_targets = None
+        # the members' rows are one window of one shard (data.source), cut as a run alone cuts it
+        self.part, self.n_windows, self.window_shards = self.dataset.parts["train"], 1, 1
         self.shuffle = training.shuffle and self.batch < self.rows
-        K, rows, b = self.members, self.rows, self.batch
-        # batch-major memory: each batch's (K, b, ...) rows are one contiguous block (numpy's
-        # matmul leaves BLAS for a batch strided across the members' whole parts)
-        self.starts = list(range(0, rows, b))
+        self.fill, self.order, self.prepared = False, None, 0
+        self.cut_key, self.cut_batches = None, []
+        K, rows = self.members, self.rows
+        self.bounds = batch_bounds(rows, self.batch)
         # member k's row i, read from the members' rows as one (K·rows, ...) array
         self.offsets = (np.arange(K) * rows)[:, None]
         self.X_epoch, self.y_epoch = np.empty_like(self.X), np.empty_like(self.y)
@@ -179,20 +182,28 @@ class PopulationLoop(_Loop):
         if not self.shuffle:  # one order for good: the rows as they are
             self.gather(np.tile(np.arange(rows), (K, 1)))
 
-        def batch(a, s):
-            n = min(b, rows - s)
-            return a.reshape(-1, a.shape[-1])[K * s:K * (s + n)].reshape(K, n, a.shape[-1])
+    def window(self, order, w: int) -> int:
+        return self.rows  # the members' rows are stacked in memory once (setup_data)
 
-        self.batches = [(batch(self.X_epoch, s), batch(self.y_epoch, s),
-                         None if self.w is None else batch(self.w_epoch, s)) for s in self.starts]
+    def make_batches(self, n: int, bounds: list[int]) -> list:
+        """Batch-major memory: each batch's (K, b, ...) rows are one contiguous block (numpy's
+        matmul leaves BLAS for a batch strided across the members' whole parts)."""
+        K = self.members
+
+        def batch(a, s, e):
+            return None if a is None else a.reshape(-1, a.shape[-1])[K * s:K * e].reshape(K, e - s, a.shape[-1])
+
+        return [tuple(batch(a, s, e) for a in (self.X_epoch, self.y_epoch, self.w_epoch))
+                for s, e in zip(bounds[:-1], bounds[1:])]
 
     def gather(self, order: np.ndarray) -> None:
         """Fill the batch-major buffers from each member's rows in its `order` (K, rows)."""
-        K, rows, b = self.members, self.rows, self.batch
-        full = rows // b * b
+        K, b, bounds = self.members, self.batch, self.bounds
+        # the leading batches of b rows at once, the (at most two) others one by one
+        full = next((i for i in range(len(bounds) - 1) if bounds[i + 1] - bounds[i] != b), len(bounds) - 1)
         index = order + self.offsets
-        flat = np.concatenate([index[:, :full].reshape(K, -1, b).transpose(1, 0, 2).reshape(-1),
-                               index[:, full:].reshape(-1)])
+        flat = np.concatenate([index[:, :bounds[full]].reshape(K, -1, b).transpose(1, 0, 2).reshape(-1)]
+                              + [index[:, s:e].reshape(-1) for s, e in zip(bounds[full:-1], bounds[full + 1:])])
         for source, out in ((self.X, self.X_epoch), (self.y, self.y_epoch), (self.w, self.w_epoch)):
             if source is not None:
                 np.take(source.reshape(-1, source.shape[-1]), flat, axis=0, out=out.reshape(-1, out.shape[-1]),
@@ -295,8 +306,7 @@ class PopulationLoop(_Loop):
                              diagnostics=diagnostics, restored_best=restored, best_by=best_by)
         dataset = self.datasets[k]
         # the training targets as its loop trained on them (smoothed labels), as a run alone scores
-        targets = (self.y[k], self.val_targets[k] if self.has_val else None)
-        result.metrics = final_metrics(alone, dataset, result, targets, self.extra)
+        result.metrics = final_metrics(alone, dataset, result, self.extra, self.loss_targets)
         if self.clip is not None:
             result.clipped_steps, result.steps = int(self.clipped[k]), self.steps
             result.metrics.update(clipped_steps=result.clipped_steps, steps=self.steps)

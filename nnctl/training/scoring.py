@@ -5,7 +5,6 @@ import numpy as np
 
 from ..config.typed import TrainingConfig
 from ..errors import NnctlError
-from ..nn.metrics import r2
 from ..nn.network import CHUNK, Network
 from ..resources import chunk_rows
 
@@ -72,24 +71,8 @@ def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, target
     score in (the training loop's, so that scoring allocates nothing), else a new one."""
     if network.heads is not None:
         return _score_heads(network, X, y, targets, extra, ws)
-    if len(X) == 0:
-        return float("nan"), float("nan"), {name: float("nan") for name in extra}
-    t = targets_for(network, y) if targets is None else targets
-    total, correct = 0.0, 0
-    outputs = np.empty(t.shape, dtype=network.dtype) if task == "regression" or extra else None
-    ws = network.workspace() if ws is None else ws
-    for start, out in network.forward_chunks(X, scoring_chunk(ws), ws):
-        loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
-        end = start + len(out)
-        total += loss * len(out)
-        if outputs is not None:
-            outputs[start:end] = out
-        if task != "regression":
-            predicted = out.argmax(axis=1) if out.shape[1] > 1 else (out[:, 0] > 0.5)
-            correct += int(np.count_nonzero(predicted == y[start:end]))
-    if task == "regression":
-        return total / len(X), r2(t, outputs), {}
-    return total / len(X), correct / len(X), extra_scores(extra, y, outputs) if extra else {}
+    given = None if targets is None else (lambda _: targets)
+    return score_chunks(network, task, [(X, y)] if len(X) else [], extra, ws, given)
 
 
 def _score_heads(network, X, y, targets, extra, ws) -> tuple[float, float, dict]:
@@ -103,46 +86,96 @@ def _score_heads(network, X, y, targets, extra, ws) -> tuple[float, float, dict]
     return loss, first, columns
 
 
-def score_chunks(network: Network, task: str, chunks, extra=(), ws=None) -> tuple[float, float, dict]:
-    """`score_with` over a part given as (X, y) chunks (a streamed dataset's shards): the loss
-    and metric summed chunk by chunk, R² from per-output sums. The `extra` columns rank or count
-    the whole part, so only when some are asked for are its outputs and labels kept."""
-    if network.heads is not None:  # several targets: as _score_heads, chunk by chunk
-        from .multiscore import history_values, main_columns, score_multi_chunks
+def score_heads_part(network: Network, chunks, extra=(), targets=None, ws=None) -> tuple[float, dict]:
+    """`multiscore.score_multi` of a part given as (X, y) chunks, chunk by chunk; with `targets(y)`
+    (the training part's smoothed targets, in memory: one chunk) over the chunks joined."""
+    from .multiscore import score_multi, score_multi_chunks
 
-        loss, values = score_multi_chunks(network, chunks, extra, ws)
+    if targets is None:
+        return score_multi_chunks(network, chunks, extra, ws)
+    X, y = _joined(chunks)
+    return score_multi(network, X, y, targets(y), extra, ws)
+
+
+def _joined(chunks) -> tuple[np.ndarray, np.ndarray]:
+    chunks = list(chunks)
+    if len(chunks) == 1:
+        return chunks[0]
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+
+class R2Sums:
+    """R² per output gathered chunk by chunk: each chunk's rows, mean, squared deviations and
+    squared residuals (float64), merged as Chan et al. merge variances. One chunk gives exactly
+    `nn.metrics.r2`'s figure (the same sums in the same order); several, the same to float
+    rounding (about 1e-12 relative)."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2, self.res = 0, 0.0, 0.0, 0.0
+
+    def add(self, t: np.ndarray, out: np.ndarray) -> None:
+        """t, out: (..., rows, outputs) targets and predictions; a leading axis (members) is kept."""
+        t = np.asarray(t, dtype=np.float64)
+        out = np.asarray(out, dtype=np.float64)
+        n, mean = t.shape[-2], t.mean(axis=-2)
+        m2 = ((t - mean[..., None, :]) ** 2).sum(axis=-2)
+        res = ((t - out) ** 2).sum(axis=-2)
+        if self.n == 0:
+            self.n, self.mean, self.m2, self.res = n, mean, m2, res
+            return
+        total = self.n + n
+        delta = mean - self.mean
+        self.m2 = self.m2 + m2 + delta ** 2 * (self.n * n / total)
+        self.mean = self.mean + delta * (n / total)
+        self.res, self.n = self.res + res, total
+
+    def value(self):
+        """R² averaged over outputs (scikit-learn's uniform_average); per member with a leading axis."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # scikit-learn: a constant truth scores 1.0 if predicted exactly, else 0.0
+            score = np.where(self.m2 > 0, 1 - self.res / self.m2, np.where(self.res == 0, 1.0, 0.0))
+        return np.mean(score, axis=-1)
+
+
+def score_chunks(network: Network, task: str, chunks, extra=(), ws=None, targets=None) -> tuple[float, float, dict]:
+    """`score_with` over a part given as (X, y) chunks (data.source: a part in memory is one
+    chunk, a streamed one a shard each): the loss and metric summed chunk by chunk, R² from
+    per-chunk sums (`R2Sums`). The `extra` columns rank or count the whole part, so only when some
+    are asked for are its outputs and labels kept. `targets(y)`: a chunk's targets in the loss's
+    form (default `targets_for`)."""
+    if network.heads is not None:  # several targets: the first target's metric, the others' columns
+        from .multiscore import history_values, main_columns
+
+        loss, values = score_heads_part(network, chunks, extra, targets, ws)
         columns = history_values(values)
         return loss, columns.pop(main_columns(network.heads)[0]), columns
     n, total, correct = 0, 0.0, 0
-    sums = None  # regression, per output: Σt, Σt², Σ(t - output)²
+    sums = R2Sums()
     kept = []
     ws = network.workspace() if ws is None else ws
     chunk = scoring_chunk(ws)
     for X, y in chunks:
-        t = targets_for(network, y)
+        t = targets_for(network, y) if targets is None else targets(y)
+        outputs = np.empty(t.shape, dtype=network.dtype) if task == "regression" or extra else None
         for start, out in network.forward_chunks(X, chunk, ws):
             loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
             end = start + len(out)
             total += loss * len(out)
-            if task == "regression":
-                tt = t[start:end].astype(np.float64)
-                part = np.stack([tt.sum(axis=0), (tt ** 2).sum(axis=0), ((tt - out) ** 2).sum(axis=0)])
-                sums = part if sums is None else sums + part
-            else:
+            if outputs is not None:
+                outputs[start:end] = out
+            if task != "regression":
                 predicted = out.argmax(axis=1) if out.shape[1] > 1 else (out[:, 0] > 0.5)
                 correct += int(np.count_nonzero(predicted == y[start:end]))
-                if extra:
-                    kept.append((y[start:end].copy(), out.copy()))
+        if task == "regression":
+            sums.add(t, outputs)
+        elif extra:
+            kept.append((y, outputs))
         n += len(X)
     if n == 0:
         return float("nan"), float("nan"), {name: float("nan") for name in extra}
     if task == "regression":
-        ss_tot = sums[1] - sums[0] ** 2 / n
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2s = np.where(ss_tot > 0, 1 - sums[2] / ss_tot, np.where(sums[2] == 0, 1.0, 0.0))
-        return total / n, float(np.mean(r2s)), {}
-    more = extra_scores(extra, np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept])) \
-        if extra else {}
+        return total / n, float(sums.value()), {}
+    more = extra_scores(extra, *_joined(kept)) if extra else {}
     return total / n, correct / n, more
 
 
