@@ -137,14 +137,14 @@ def test_each_target_is_learned_in_the_first_pass(tmp_path, small_shards, monkey
     np.testing.assert_allclose(y, whole.y_train, rtol=1e-5, atol=1e-5)
     # the window's buffers: one (rows, outputs) array of targets, none per target
     from nnctl.training.build import build_network
-    from nnctl.training.streamloop import StreamLoop
-
     from nnctl.training.callbacks import Callback
+    from nnctl.training.loop import _Loop
 
     cfg = load_config(path)
-    loop = StreamLoop(build_network(cfg, data), data, cfg.training, cfg.seed, Callback(), None, {})
-    assert loop.t_win.shape == (len(loop.X_read), 6) and loop.y_read.shape == (len(loop.X_read), 4)
-    assert loop.w_win is None
+    loop = _Loop(build_network(cfg, data), data, cfg.training, cfg.seed, Callback(), None, {})
+    n = loop.window(loop.shard_order(), 0)
+    assert loop.y.shape == (n, 6) and loop.read_from[1].shape == (n, 4)
+    assert loop.w is None
     # what auto streaming sizes before the first pass: one value a row per target, in the dtype
     from nnctl.data.scan import estimate_size
     from nnctl.resources import encoded_bytes_estimate
