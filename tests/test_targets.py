@@ -271,11 +271,6 @@ def test_gradcheck_and_trace_walk_every_head(multi):
         assert line in trace.stdout
 
 
-def test_streaming_several_targets_is_one_clear_error(multi, tmp_path):
-    result = cli("train", multi("  streaming: true\n"), "--runs-dir", tmp_path / "runs", "--quiet")
-    assert_clean_error(result, "data.streaming does not support several targets yet")
-
-
 def test_the_benchmark_table_has_two_regressions_and_three_classes(tmp_path):
     from tests.conftest import load_benchmark
 

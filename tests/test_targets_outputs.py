@@ -110,16 +110,6 @@ def test_onnx_has_one_output_per_target_equal_to_predict(which, request, tmp_pat
                                                "classes": ["fair", "good", "poor"]}
 
 
-def test_export_options_several_targets_lack_are_one_clear_error(multi_run, tmp_path):
-    pytest.importorskip("onnx")
-    from tests.cli_helpers import assert_clean_error
-
-    run, _ = multi_run
-    assert_clean_error(cli("export", run, "--output", tmp_path / "m.onnx", "--interval", "0.9"),
-                       "export --interval does not support several targets yet")
-    assert not (tmp_path / "m.onnx").exists()
-
-
 # --- MLflow ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_mlflow_logs_each_targets_metrics_and_the_pyfunc_predicts_each_target(multi_run, tmp_path):
@@ -158,8 +148,6 @@ def test_final_metrics_of_several_targets_are_named_as_history_names_them():
 def test_report_has_a_section_per_target_with_its_tasks_charts(multi_run, tmp_path):
     import re
 
-    from tests.cli_helpers import assert_clean_error
-
     run, _ = multi_run
     out = cli("report", run, "--output", tmp_path / "report.html")
     assert out.exit_code == 0, out.stderr
@@ -175,8 +163,6 @@ def test_report_has_a_section_per_target_with_its_tasks_charts(multi_run, tmp_pa
     assert f"price r2 {format_number(metrics['validation']['price.r2'])}" in html
     assert all(f"val {name}" in html for name in ("price r2", "days r2", "cond accuracy"))  # each target's curve
     assert "predicted against actual" in html and "true \\ predicted" in html
-    assert_clean_error(cli("report", run, run, "--output", tmp_path / "both.html"),
-                       "comparing runs in one report does not support several targets yet")
 
 
 # --- explain ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ STRICT_RANGE_HELP = ("Refuse (exit 2) a table with a numeric value far outside w
                      "training range by more than half its width), instead of warning")
 
 
-def _threshold(value):
+def threshold_value(value):
     """--threshold: a probability, read and refused as typer reads a float option (the same
     error line), or `TARGET=T[,...]` for a model of several targets."""
     if isinstance(value, str) and "=" in value:
@@ -37,7 +37,7 @@ def predict(
     data: Path = typer.Argument(..., metavar="DATA.csv", help="CSV with the model's feature columns (any order; extra columns ignored); - reads stdin; .gz .bz2 .xz .zip are read as they are"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write the CSV here instead of stdout"),
     proba: bool = typer.Option(False, "--proba", help="Add one p_<class> probability column per class"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=_threshold, help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5); several targets: TARGET=T"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=threshold_value, help="Two classes: predict the positive class when its probability is at least T (default: the most probable class, i.e. 0.5); several targets: TARGET=T"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold refers to (default: the model's positive class, data.positive_class); several targets: TARGET=LABEL"),
     keep: Optional[List[str]] = typer.Option(None, "--keep", metavar="COL", help="Copy this input column (an ID, say) into the output, first, unchanged (repeatable)"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add lower and upper, a split-conformal interval that holds the true value for a share L of rows (e.g. 0.9); needs a validation part at training time"),
@@ -89,7 +89,7 @@ def evaluate(
     json_: bool = typer.Option(False, "--json", help="Print one JSON object with every metric"),
     fail_under: Optional[List[str]] = typer.Option(None, "--fail-under", metavar="METRIC=VALUE", help="Exit 1 if METRIC < VALUE (repeatable)"),
     fail_over: Optional[List[str]] = typer.Option(None, "--fail-over", metavar="METRIC=VALUE", help="Exit 1 if METRIC > VALUE, for losses (repeatable)"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=_threshold, help="Two classes: count a row as the positive class when its probability is at least T; several targets: TARGET=T"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=threshold_value, help="Two classes: count a row as the positive class when its probability is at least T; several targets: TARGET=T"),
     positive: Optional[str] = typer.Option(None, "--positive", metavar="LABEL", help="Two classes: the class --threshold, roc_auc and average_precision refer to (default: the model's positive class); several targets: TARGET=LABEL"),
     choose_threshold: Optional[str] = typer.Option(None, "--choose-threshold", metavar="RULE", help="Two classes: find the threshold that meets RULE (f1 | youden | precision=P | recall=R) and score at it, for predict --threshold"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add the coverage and mean_width of the split-conformal intervals at level L"),
@@ -122,15 +122,19 @@ def evaluate(
     loaded = load_model(model)
     ranges = range_check(loaded, data, strict_range)
     if choose_threshold is not None:
+        chooser = save_chosen if save else choose_threshold_model
+        report = chooser(loaded, data, choose_threshold, positive=positive, ranges=ranges)
+        # several targets: each chosen one's threshold, <target>=T as --threshold takes it
+        chosen = ({"": report["threshold"]} if loaded.targets is None else
+                  {f"{k[:-5]}=": report[f"{k[:-5]}.threshold"] for k in report if k.endswith(".rule")})
+        given = ",".join(f"{name}{t!r}" for name, t in chosen.items())
         if save:
-            report = save_chosen(loaded, data, choose_threshold, positive=positive, ranges=ranges)
-            sys.stderr.write(f"threshold {report['threshold']!r} saved in {report['saved']}: predict, serve and "
+            sys.stderr.write(f"threshold {given} saved in {report['saved']}: predict, serve and "
                              "export use it unless given --threshold\n")
-        else:
-            report = choose_threshold_model(loaded, data, choose_threshold, positive=positive, ranges=ranges)
-            if not json_:
-                typer.echo(f"threshold {report['threshold']!r} meets {report['rule']}: "
-                           f"nnctl predict {model} DATA.csv --threshold {report['threshold']!r}")
+        elif not json_:
+            rules = report["rule"] if loaded.targets is None else \
+                ", ".join(f"{k[:-5]} {report[k]}" for k in report if k.endswith(".rule"))
+            typer.echo(f"threshold {given} meets {rules}: nnctl predict {model} DATA.csv --threshold {given}")
     else:
         report = evaluate_model(loaded, data, threshold=threshold, positive=positive, interval=interval, sets=sets,
                                 ranges=ranges)

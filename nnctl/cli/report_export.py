@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from . import app, errors_handled, UnknownCategory
+from .predict_evaluate import threshold_value
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -35,7 +36,7 @@ def export(
     opset: int = typer.Option(21, "--opset", metavar="N", help="ONNX opset (13 and above)"),
     interval: Optional[float] = typer.Option(None, "--interval", metavar="L", help="Regression: add outputs lower and upper, the split-conformal interval at level L (as predict --interval)"),
     sets: Optional[float] = typer.Option(None, "--sets", metavar="L", help="Classification: add output prediction_set, [N, classes] booleans, the split-conformal set at level L (as predict --sets)"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", help="Two classes: 'label' is the positive class where its probability is at least T (default: the model's saved threshold, else the most probable class)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", metavar="T", parser=threshold_value, help="Two classes: 'label' is the positive class where its probability is at least T (default: the model's saved threshold, else the most probable class); several targets: TARGET=T"),
     unknown_category: Optional[UnknownCategory] = typer.Option(None, "--unknown-category", help="A category training never saw: error (onnxruntime fails the whole run) or ignore (it adds nothing, as predict --unknown-category ignore). Default: the model's data.unknown_category"),
 ):
     """Export a model to ONNX with its whole pipeline inside (fill, one-hot, scaling, layers,

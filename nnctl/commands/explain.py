@@ -425,6 +425,8 @@ def run_importance(model, dataset, test_path, seed: int = SEED) -> dict | None:
     validation part; None when there is neither. Adds `part` to the result."""
     from .predict import labelled_chunks
 
+    if model.targets is not None:
+        return _run_targets_importance(model, dataset, test_path, seed)
     if test_path:
         parts, part = labelled_chunks(model, test_path, given_as="data.test_path"), "test"
     elif len(dataset.X_val):
@@ -435,3 +437,26 @@ def run_importance(model, dataset, test_path, seed: int = SEED) -> dict | None:
     else:
         return None
     return {**permutation_importance(model, parts, None, REPEATS, seed, where=f"the {part} part"), "part": part}
+
+
+def _run_targets_importance(model, dataset, test_path, seed: int) -> dict | None:
+    """Several targets: `run_importance` of each target with its main metric (r2 or accuracy),
+    from one forward pass per shuffle; the result as `targets_permutation_importance` gives it,
+    with `part`."""
+    from .predict import _chunks, truth_of
+
+    views = model.targets
+    if test_path:
+        where, part = "data.test_path", "test"
+        columns = list(dict.fromkeys(model.encoder.features + [v.name for v in views]))
+        parts = ((model.inputs(chunk, where), [truth_of(v, chunk, where) for v in views])
+                 for chunk in _chunks(model, test_path, columns, None, given_as=where))
+    elif len(dataset.X_val):
+        part, y = "validation", np.asarray(dataset.y_val, dtype=np.float64).reshape(len(dataset.X_val), -1)
+        # the dataset holds each regression target scaled, each class as its index
+        truths = [from_training(y[:, j:j + 1], v.spec.get("target_scaler"))[:, 0] if v.task == "regression"
+                  else y[:, j].astype(np.int64) for j, v in enumerate(views)]
+        parts = [(dataset.X_val, truths)]
+    else:
+        return None
+    return {**targets_permutation_importance(model, parts, REPEATS, seed, f"the {part} part"), "part": part}

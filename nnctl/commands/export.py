@@ -372,23 +372,28 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     is decided at `threshold`, else at the model's saved threshold, as predict decides it.
     `unknown` (error | ignore) overrides the model's unknown_category, as predict
     --unknown-category does."""
-    from .conformal import conformal_columns
+    from .conformal import ConformalColumns, conformal_columns
     from .predict import check_threshold, effective_threshold
 
-    if model.targets is not None:
-        from ..data.targets import not_yet
+    if model.targets is not None:  # each target's threshold and conformal outputs, as predict's
+        from .predict import PredictOptions
+        from .targets import conformal_of, target_thresholds
 
-        for flag, given in (("--threshold", threshold), ("--interval", interval), ("--sets", sets)):
-            if given is not None:
-                raise not_yet(f"export {flag}", str(model.path), f"leave {flag} out")
-    check_threshold(model, threshold)
-    threshold = effective_threshold(model, threshold)[0]
+        given = {name: t for name, (t, _) in target_thresholds(model, threshold).items()}
+        thresholds = {v.name: effective_threshold(v, given.get(v.name))[0] for v in model.targets}
+        per_target = conformal_of(model, PredictOptions(interval=interval, sets=sets))
+        threshold, conformal = None, ConformalColumns()
+        added = {f"{name}_{n.replace('prediction_', '')}": c.option for name, c in per_target.items() for n in c.names}
+    else:
+        check_threshold(model, threshold)
+        threshold = effective_threshold(model, threshold)[0]
+        conformal, thresholds, per_target = conformal_columns(model, interval, sets), {}, {}
+        added = {n: conformal.option for n in conformal.names}
     onnx, helper, numpy_helper = _onnx()
-    conformal = conformal_columns(model, interval, sets)
-    clash = [c for c in model.meta["features"] if c in conformal.names]
+    clash = [c for c in model.meta["features"] if c in added]
     if clash:
-        raise NnctlError(f"column '{clash[0]}' has the name of an output that {conformal.option} adds",
-                         conformal.option, "leave the option out, or rename that column and train again")
+        raise NnctlError(f"column '{clash[0]}' has the name of an output that {added[clash[0]]} adds",
+                         added[clash[0]], "leave the option out, or rename that column and train again")
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise NnctlError(f"opset {opset} cannot express this model: nnctl exports opsets {MIN_OPSET} to "
                          f"{onnx.defs.onnx_opset_version()} (this onnx package's newest)", "--opset",
@@ -396,7 +401,7 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     network, meta = model.network, model.meta
     dtype = np.dtype(network.dtype).type
     categorical = bool(model.encoder.categories)
-    named = output_names(model)
+    named = output_names(model) + tuple(n for n in added if model.targets is not None)
     g = _Graph(helper, numpy_helper, dtype, input_names(meta["features"], named).values() if categorical
                else ["features"])
     g.taken |= set(named)
@@ -408,13 +413,14 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
     spread = None
     if network.members is not None:
         if conformal.needs_spread:
-            spread = _members_spread(g, model, x, opset)
+            spread = _members_spread(g, model.meta.get("target_scaler"), x, opset)
         x = _members_mean(g, network.output_head, x, opset) if model.targets is None else x
     elem = onnx.TensorProto.DOUBLE if dtype == np.float64 else onnx.TensorProto.FLOAT
     if model.targets is not None:
-        outputs = _targets_outputs(g, model, x, onnx, elem, opset)
+        outputs = _targets_outputs(g, model, x, onnx, elem, opset, thresholds, per_target)
     else:
-        outputs = _outputs(g, model, x, onnx, elem, threshold) + _conformal_outputs(g, conformal, onnx, elem, spread)
+        outputs = _outputs(g, model, x, onnx, elem, threshold) + _conformal_outputs(
+            g, conformal, onnx, elem, spread, dict(zip(CONFORMAL_NAMES, CONFORMAL_NAMES)))
     graph = helper.make_graph(g.nodes, "nnctl", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ML_OPSET)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="nnctl", producer_version=__version__,
@@ -434,6 +440,11 @@ def build_onnx(model, opset: int = DEFAULT_OPSET, run_name: str = "", interval: 
         info["threshold"] = repr(float(threshold))
     if conformal.option is not None:  # what the extra outputs mean, for whoever reads the file
         info["conformal"] = json.dumps({"level": conformal.level, "q": conformal.q, "outputs": conformal.names})
+    if any(t is not None for t in thresholds.values()):  # several targets: {target: T}
+        info["threshold"] = json.dumps({k: float(t) for k, t in thresholds.items() if t is not None})
+    if per_target:
+        info["conformal"] = json.dumps({name: {"level": c.level, "q": c.q, "outputs": list(
+            conformal_output_names(name, c).values())} for name, c in per_target.items()})
     renamed = {name: column for column, name in input_names(meta["features"], named).items() if name != column}
     if categorical and renamed:
         info["renamed_inputs"] = json.dumps(renamed)
@@ -492,12 +503,12 @@ def _over_members(g: _Graph, x: str, opset: int, keepdims: int = 0) -> str:
     return g.op("ReduceMean", [x], "members_mean", axes=[0], keepdims=keepdims)
 
 
-def _members_spread(g: _Graph, model, x: str, opset: int) -> str:
-    """The members' standard deviation [N] of a regression's value in the target's units, from
-    their outputs [K, N, 1]: what normalized conformal intervals scale by."""
+def _members_spread(g: _Graph, scaler, x: str, opset: int) -> str:
+    """The members' standard deviation [N] of a regression's value in the target's units
+    (`scaler`, its target scaler), from their outputs [K, N, 1]: what normalized conformal
+    intervals scale by."""
     deviation = g.op("Sub", [x, _over_members(g, x, opset, keepdims=1)])
     spread = g.op("Sqrt", [_over_members(g, g.op("Mul", [deviation, deviation]), opset)], "spread")
-    scaler = model.meta.get("target_scaler")
     if scaler:
         spread = g.op("Mul", [spread, g.const(np.abs(scaler["scale"]), "target_scale")])
     return g.op("Reshape", [spread, g.const([-1], "flat", np.int64)], "spread")
@@ -579,46 +590,66 @@ def output_names(model) -> tuple:
     return tuple(name for view in model.targets for name in dict.fromkeys(target_output_names(view).values()))
 
 
-def _targets_outputs(g: _Graph, model, x: str, onnx, elem, opset: int) -> list:
+def _targets_outputs(g: _Graph, model, x: str, onnx, elem, opset: int, thresholds: dict, conformal: dict) -> list:
     """Several targets: each target's block of the last layer's outputs (`x` [N, Σ outputs], or
     [K, N, Σ outputs] for an ensemble, averaged per target as `_members_mean` does) through its
-    own head."""
+    own head, decided at its threshold ({target: T or None}), then its conformal outputs
+    ({target: ConformalColumns}: `<target>_lower`, `<target>_upper` or `<target>_set`)."""
     outputs, members = [], model.network.members is not None
     for view in model.targets:
         ends = [g.const([edge], "edge", np.int64) for edge in (view.start, view.stop)]
         block = g.op("Slice", [x, *ends, g.const([-1], "last_axis", np.int64)], f"{view.name}_block")
+        own, spread = conformal.get(view.name), None
+        if members and own is not None and own.needs_spread:
+            spread = _members_spread(g, view.meta.get("target_scaler"), block, opset)
         if members:
             block = _members_mean(g, view.meta["output"], block, opset)
+        names = target_output_names(view)
         outputs += _head(g, block, onnx, elem, view.task, view.meta["output"], view.meta.get("target_scaler"),
-                         view.classes, view.temperature, None, target_output_names(view))
+                         view.classes, view.temperature, thresholds.get(view.name), names)
+        if own is not None:
+            outputs += _conformal_outputs(g, own, onnx, elem, spread, {**conformal_output_names(view.name, own),
+                                                                       **names})
     return outputs
 
 
-def _conformal_outputs(g: _Graph, conformal, onnx, elem, spread: str | None = None) -> list:
+CONFORMAL_NAMES = ("lower", "upper", "prediction_set")
+
+
+def conformal_output_names(target: str, conformal) -> dict:
+    """A target's conformal outputs, named as predict's columns: `<target>_lower`,
+    `<target>_upper` (--interval) or `<target>_set` (--sets)."""
+    return {n: f"{target}_{n.replace('prediction_', '')}" for n in conformal.names}
+
+
+def _conformal_outputs(g: _Graph, conformal, onnx, elem, spread: str | None, names: dict) -> list:
     """`lower` and `upper` [N], the prediction ∓ q (for a log1p or quantile target g⁻¹(g(ŷ) ∓ q)),
     or `prediction_set` [N, classes], true where 1 − p ≤ q: the constant q of split conformal,
     computed once from the model's scores. Normalized scores: the half-width is q·(σ + floor),
-    σ the members' `spread` [N]."""
+    σ the members' `spread` [N]. `names`: each of those outputs' name and the `prediction` and
+    `probabilities` they are made from."""
     helper = g.helper
+    names = {"prediction": "prediction", "probabilities": "probabilities", **names}
     if conformal.option == "--interval" and not is_linear(conformal.target):
         q, flat = g.const(conformal.q, "half_width"), g.const([-1], "flat", np.int64)
-        for name, op in (("lower", "Sub"), ("upper", "Add")):
+        for name, op in ((names["lower"], "Sub"), (names["upper"], "Add")):
             bound = _unlinked(g, conformal.target, g.op(op, [g.linked, q]))
             g.nodes.append(helper.make_node("Reshape", [bound, flat], [name]))
-        return [helper.make_tensor_value_info(name, elem, ["N"]) for name in ("lower", "upper")]
+        return [helper.make_tensor_value_info(names[name], elem, ["N"]) for name in ("lower", "upper")]
     if conformal.option == "--interval":
         q = g.const(conformal.q, "half_width")
         if spread is not None:
             q = g.op("Mul", [q, g.op("Add", [spread, g.const(conformal.floor, "floor")])], "half_width")
-        g.nodes.append(helper.make_node("Sub", ["prediction", q], ["lower"]))
-        g.nodes.append(helper.make_node("Add", ["prediction", q], ["upper"]))
-        return [helper.make_tensor_value_info(name, elem, ["N"]) for name in ("lower", "upper")]
+        g.nodes.append(helper.make_node("Sub", [names["prediction"], q], [names["lower"]]))
+        g.nodes.append(helper.make_node("Add", [names["prediction"], q], [names["upper"]]))
+        return [helper.make_tensor_value_info(names[name], elem, ["N"]) for name in ("lower", "upper")]
     if conformal.option == "--sets":
         # predict's own test, 1 − p ≤ q (p ≥ 1 − q would round differently); in a float32 graph a
         # row whose score is within float32 rounding of q can still land on the other side
-        score = g.op("Sub", [g.const(1.0, "one"), "probabilities"], "score")
-        g.nodes.append(helper.make_node("LessOrEqual", [score, g.const(conformal.q, "q")], ["prediction_set"]))
-        return [helper.make_tensor_value_info("prediction_set", onnx.TensorProto.BOOL, ["N", len(conformal.labels)])]
+        score = g.op("Sub", [g.const(1.0, "one"), names["probabilities"]], "score")
+        g.nodes.append(helper.make_node("LessOrEqual", [score, g.const(conformal.q, "q")], [names["prediction_set"]]))
+        return [helper.make_tensor_value_info(names["prediction_set"], onnx.TensorProto.BOOL,
+                                              ["N", len(conformal.labels)])]
     return []
 
 

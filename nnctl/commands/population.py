@@ -31,7 +31,8 @@ def _networks(cfgs: list[Config], datasets: list) -> list[Network]:
         network = build_network(cfg, dataset)
         check_batches(cfg, network, dataset)
         check_calibration(cfg, dataset)
-        check_conformal(cfg.training.conformal, dataset.task, network.members)
+        check_conformal(cfg.training.conformal, dataset.task, network.members,
+                        targets=getattr(dataset, "targets", None))
         networks.append(network)
     return networks
 

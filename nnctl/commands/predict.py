@@ -31,8 +31,9 @@ def check_threshold(model, threshold) -> None:
     """--threshold is a probability, for two-class models."""
     if threshold is None:
         return
-    if isinstance(threshold, str):  # TARGET=T, from the command line
-        raise NnctlError(f"--threshold {threshold} names a target, and this model has one", "--threshold",
+    if isinstance(threshold, (str, dict)):  # TARGET=T from the command line, {target: T} from serve
+        shown = threshold if isinstance(threshold, str) else ",".join(f"{k}={v:g}" for k, v in threshold.items())
+        raise NnctlError(f"--threshold {shown} names a target, and this model has one", "--threshold",
                          "give the probability alone, e.g. --threshold 0.3")
     if not 0.0 <= threshold <= 1.0:
         raise NnctlError(f"--threshold must be a probability between 0 and 1, got {threshold}", "--threshold")
@@ -49,6 +50,9 @@ def positive_index(model, positive=None) -> int:
     `positive` (a label, from --positive) overrides the model's own, which training put second."""
     if positive is None:
         return 1
+    if isinstance(positive, dict):  # {target: label}, from serve
+        raise NnctlError(f"--positive names a target ({', '.join(map(str, positive))}), and this model has one",
+                         "--positive", "give the label alone")
     if model.task != "classification" or len(model.classes) != 2:
         kind = "a regression" if model.task == "regression" else f"{len(model.classes)} classes"
         raise NnctlError(f"--positive applies to two-class models; this one has {kind}", "--positive")
@@ -80,7 +84,17 @@ def effective_threshold(model, threshold=None, chosen: int = 1) -> tuple[float |
 
 def saved_threshold_note(model, threshold) -> str | None:
     """The stderr line that says a saved threshold decides the labels (None when --threshold
-    is given or the model has none)."""
+    is given or the model has none). Several targets: a line for each target whose saved
+    threshold decides, unless --threshold names it."""
+    if model.targets is not None:
+        from .targets import target_thresholds
+
+        given = target_thresholds(model, threshold) if threshold is not None else {}
+        lines = [f"note: {v.name} is {v.classes[1]} where p_{v.name}_{v.classes[1]} is at least {v.threshold:g}, "
+                 "the threshold saved in the model (evaluate --choose-threshold --save); "
+                 f"--threshold {v.name}=T overrides it"
+                 for v in model.targets if v.threshold is not None and given.get(v.name, (None,))[0] is None]
+        return "\n".join(lines) or None
     used, index = effective_threshold(model, threshold)
     if threshold is not None or used is None:
         return None

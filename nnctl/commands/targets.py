@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.targets import MULTI, not_yet
+from ..data.targets import MULTI
 from ..errors import NnctlError
-from .predict import decide
+from .predict import decide, effective_threshold
 
 
-def check_multi_options(model, options, conformal: bool = True) -> int:
-    """Refuse what several targets do not support yet, and output columns that --keep would
-    give twice; returns predict's `chosen` index (unused with several targets). `conformal`:
-    --interval and --sets are taken (predict, serve), each checked against its targets."""
-    for flag, given in (("--interval", options.interval is not None and not conformal),
-                        ("--sets", options.sets is not None and not conformal)):
-        if given:
-            raise not_yet(flag, str(model.path), f"leave out {flag}, or train one target per model for it")
+def check_multi_options(model, options) -> int:
+    """Refuse options no target can honour, and output columns that --keep would give twice;
+    returns predict's `chosen` index (unused with several targets). --threshold, --positive,
+    --interval and --sets are each checked against the targets they name or apply to."""
     target_thresholds(model, options.threshold, options.positive)
     if options.spread:
         from .predict import require_members
@@ -151,16 +147,20 @@ def multi_prediction_columns(model, X: np.ndarray, proba: bool, options=None) ->
             columns[view.name] = view.values(outputs)
         else:
             p = view.proba(outputs)
-            if decided.get(view.name, (None,))[0] is None:
+            # --threshold <target>=T, else the threshold saved for this target (--choose-threshold --save)
+            threshold, index = effective_threshold(view, *decided.get(view.name, (None, 1)))
+            if threshold is None:
                 columns[view.name] = view.labels(p)
             else:
-                columns[view.name] = np.asarray(view.classes, dtype=object)[decide(view, p, *decided[view.name])]
+                columns[view.name] = np.asarray(view.classes, dtype=object)[decide(view, p, threshold, index)]
             if proba:
                 for i, c in enumerate(view.classes):
                     columns[f"p_{view.name}_{c}"] = p[:, i]
         if own is not None:
             added = {}
-            own.add(added, columns[view.name] if view.task == "regression" else p)
+            # normalized intervals: each row's width follows this target's members' spread
+            spread = view.spread_from_inputs(X)[:, 0] if own.needs_spread else None
+            own.add(added, columns[view.name] if view.task == "regression" else p, spread)
             for name, values in added.items():
                 columns[f"{view.name}_{name.replace('prediction_', '')}"] = values
         if spreads is not None:
@@ -173,37 +173,49 @@ def multi_evaluate(model, data_path, chunk_rows=None, given_as="the DATA argumen
     its metrics (as `score_outputs` gives them for one target), in the targets' order; with
     --interval / --sets (`options`), each target's `<target>.level`, `.coverage` and
     `.mean_width` or `.mean_set_size`."""
-    from .predict import _chunks, _where, score_outputs, truth_of
+    from .predict import score_outputs
 
     views = model.targets
-    names = [v.name for v in views]
-    where = _where(data_path)
-    truths, outputs = [[] for _ in views], []
-    columns = list(dict.fromkeys(model.encoder.features + names))
-    for chunk in _chunks(model, data_path, columns, chunk_rows, given_as=given_as):
-        X = model.inputs(chunk, where)
-        if ranges is not None:
-            ranges.add(X, chunk.index)
-        for view, kept in zip(views, truths):
-            kept.append(truth_of(view, chunk, where))
-        outputs.append(model.network_outputs(X))
-    rows = sum(len(t) for t in truths[0])
-    if not rows:
-        raise NnctlError("data file has no rows to evaluate", where)
-    out = np.concatenate(outputs)
-    report = {"task": MULTI, "rows": int(rows), "targets": names}
     conformal = conformal_of(model, options) if options is not None else {}
+    # normalized intervals: each row's width follows its target's members' spread, in the same pass
+    spreads = {v.name: [] for v in views if v.name in conformal and conformal[v.name].needs_spread}
+    truths, out = multi_labelled(model, data_path, chunk_rows, given_as, ranges, spreads)
+    report = {"task": MULTI, "rows": int(len(out)), "targets": [v.name for v in views]}
     decided = target_thresholds(model, options.threshold, options.positive) if options is not None else {}
-    for view, kept in zip(views, truths):
-        y = np.concatenate(kept)
+    for view, y in zip(views, truths):
         own = view.values(out) if view.task == "regression" else view.proba(out)
-        covered = conformal[view.name].coverage(y, own) if view.name in conformal else {}
+        spread = np.concatenate(spreads[view.name]) if view.name in spreads else None
+        covered = conformal[view.name].coverage(y, own, spread) if view.name in conformal else {}
         threshold, index = decided.get(view.name, (None, None))
         scored = score_outputs(view, y, own, threshold, None if index is None else view.classes[index])
         for key, value in {**scored, **covered}.items():
             if key not in ("rows", "task"):
                 report[f"{view.name}.{key}"] = value
     return report
+
+
+def multi_labelled(model, data_path, chunk_rows=None, given_as="the DATA argument", ranges=None,
+                   spreads: dict | None = None) -> tuple[list, np.ndarray]:
+    """([each target's truth (rows,)], the model's outputs (rows, Σ outputs)) on a labelled
+    table, read in chunks; `spreads` {target: []} gets each chunk's members' spread of those
+    regression targets, in the same pass."""
+    from .predict import _chunks, _where, truth_of
+
+    views, where, spreads = model.targets, _where(data_path), spreads or {}
+    truths, outputs = [[] for _ in views], []
+    columns = list(dict.fromkeys(model.encoder.features + [v.name for v in views]))
+    for chunk in _chunks(model, data_path, columns, chunk_rows, given_as=given_as):
+        X = model.inputs(chunk, where)
+        if ranges is not None:
+            ranges.add(X, chunk.index)
+        for view, kept in zip(views, truths):
+            kept.append(truth_of(view, chunk, where))
+            if view.name in spreads:
+                spreads[view.name].append(view.spread_from_inputs(X)[:, 0])
+        outputs.append(model.network_outputs(X))
+    if not sum(len(t) for t in truths[0]):
+        raise NnctlError("data file has no rows to evaluate", where)
+    return [np.concatenate(kept) for kept in truths], np.concatenate(outputs)
 
 
 def threshold_names(report: dict) -> list[str]:

@@ -74,7 +74,8 @@ def choose_threshold(model, data_path, rule_text: str, positive=None, chunk_rows
                      ranges=None) -> dict:
     """`evaluate`'s report at the threshold that meets `rule_text` ('f1', 'youden',
     'precision=P', 'recall=R'), with `threshold` and `rule`: for two-class models only."""
-    model.require_one_target("--choose-threshold")
+    if model.targets is not None:
+        return _choose_target_thresholds(model, data_path, rule_text, positive, chunk_rows, ranges)
     from .predict import labelled_outputs, positive_index, score_outputs
 
     rule, level = parse_rule(rule_text)
@@ -88,6 +89,59 @@ def choose_threshold(model, data_path, rule_text: str, positive=None, chunk_rows
     threshold = pick_threshold(y == index, out[:, index], rule, level)
     report = score_outputs(model, y, out, threshold, positive)
     return {"threshold": threshold, "rule": rule if level is None else f"{rule}={level:g}", **report}
+
+
+def target_rules(model, rule_text: str) -> dict:
+    """Several targets: {target: (rule, level)} of `<target>=<rule>[,...]` (`sold=f1`,
+    `sold=precision=0.9,churn=youden`), each target a two-class one; a bare rule is ambiguous."""
+    views = {v.name: v for v in model.targets}
+    two = [v.name for v in model.targets if v.task == "classification" and len(v.classes) == 2]
+    rules = {}
+    for part in str(rule_text).split(","):
+        name, eq, rule = part.partition("=")
+        name = name.strip()
+        if not eq or name not in views:
+            if eq and name not in ("precision", "recall"):
+                raise NnctlError(f"{FLAG} names '{name}', which is not a target of this model", FLAG,
+                                 f"its targets: {', '.join(views)}")
+            example = f"e.g. {FLAG} {two[0] if two else '<target>'}=f1"
+            raise NnctlError(f"{FLAG} {rule_text}: with several targets, name the target it is for", FLAG,
+                             example + (f" (two-class targets: {', '.join(two)})" if two else
+                                        "; this model has no two-class target"))
+        if name not in two:
+            view = views[name]
+            kind = "a regression" if view.task == "regression" else f"{len(view.classes)} classes"
+            raise NnctlError(f"target '{name}': {FLAG} applies to two-class targets; this one has {kind}", FLAG,
+                             f"two-class targets: {', '.join(two)}" if two else "this model has no two-class target")
+        rules[name] = parse_rule(rule)
+    return rules
+
+
+def _choose_target_thresholds(model, data_path, rule_text: str, positive=None, chunk_rows=None, ranges=None) -> dict:
+    """Several targets: `choose_threshold` of each target `<target>=<rule>` names, from one
+    pass over the table; evaluate's report of every target at those thresholds, with
+    `<target>.threshold` and `<target>.rule`."""
+    from .predict import score_outputs
+    from .targets import multi_labelled, target_thresholds
+
+    rules = target_rules(model, rule_text)
+    positives = target_thresholds(model, None, positive)  # --positive sold=no, checked before the file is read
+    truths, out = multi_labelled(model, data_path, chunk_rows, ranges=ranges)
+    report = {"task": model.task, "rows": int(len(out)), "targets": [v.name for v in model.targets]}
+    for view, y in zip(model.targets, truths):
+        threshold = None
+        index = positives.get(view.name, (None, 1))[1]
+        own = view.values(out) if view.task == "regression" else view.proba(out)
+        if view.name in rules:
+            rule, level = rules[view.name]
+            try:
+                threshold = pick_threshold(y == index, own[:, index], rule, level)
+            except NnctlError as exc:
+                raise NnctlError(f"target '{view.name}': {exc.message}", exc.where, exc.hint)
+            report[f"{view.name}.rule"] = rule if level is None else f"{rule}={level:g}"
+        scored = score_outputs(view, y, own, threshold, None if index == 1 else view.classes[index])
+        report.update((f"{view.name}.{k}", v) for k, v in scored.items() if k not in ("rows", "task"))
+    return report
 
 
 def choose_threshold_csv(model_path, data_path, rule_text: str, positive=None) -> dict:
@@ -105,10 +159,30 @@ def save_chosen(model, data_path, rule_text: str, positive=None, ranges=None) ->
     from ..runs.model import save_threshold
     from .predict import positive_index
 
+    if model.targets is not None:
+        return _save_target_thresholds(model, data_path, rule_text, positive, ranges)
     if positive is not None and model.task == "classification" and len(model.classes) == 2 \
             and positive_index(model, positive) != 1:
         raise NnctlError(f"a saved threshold refers to the model's positive class ({model.classes[1]}), not "
                          f"'{positive}'", "--save", "leave --positive out to save one, or leave --save out")
     report = choose_threshold(model, data_path, rule_text, positive, ranges=ranges)
     save_threshold(model, report["threshold"])
+    return {**report, "saved": str(model.path)}
+
+
+def _save_target_thresholds(model, data_path, rule_text: str, positive=None, ranges=None) -> dict:
+    """Several targets: `save_chosen` of each target `<target>=<rule>` names, each threshold in
+    its `meta.targets` entry; the report gains `saved`."""
+    from ..runs.model import save_target_thresholds
+    from .targets import target_thresholds
+
+    rules = target_rules(model, rule_text)
+    for name, (_, index) in target_thresholds(model, None, positive).items():
+        view = next(v for v in model.targets if v.name == name)
+        if name in rules and index != 1:
+            raise NnctlError(f"a saved threshold refers to target '{name}''s positive class ({view.classes[1]}), "
+                             "not the one --positive names", "--save", "leave --positive out to save one, "
+                             "or leave --save out")
+    report = choose_threshold(model, data_path, rule_text, positive, ranges=ranges)
+    save_target_thresholds(model, {name: report[f"{name}.threshold"] for name in rules})
     return {**report, "saved": str(model.path)}

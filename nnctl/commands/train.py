@@ -97,7 +97,8 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
     network = build_network(cfg, dataset, fresh=resume is not None)
     check_batches(cfg, network, dataset)
     check_calibration(cfg, dataset)
-    check_conformal(cfg.training.conformal, dataset.task, network.members, dataset.target_scaler)
+    check_conformal(cfg.training.conformal, dataset.task, network.members, dataset.target_scaler,
+                    getattr(dataset, "targets", None))
     digest = _checked_digest(cfg, dataset, resume)
     if options.should_stop is not None and options.should_stop():
         raise NothingTrained(NOTHING)
@@ -164,7 +165,7 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
     model = Model(network, meta, files.file(files.MODEL))
     # after anything that changes the model's outputs (a fitted temperature): the scores are of them
     kept_scores = (add_conformal(model, held_out, cfg.training.conformal) if dataset.targets is None
-                   else add_target_conformal(model, held_out))
+                   else add_target_conformal(model, held_out, cfg.training.conformal))
     with naming_errors(files.file(files.MODEL)):
         save_model(files.file(files.MODEL), network, model.meta, kept_scores)
     files.write_history(result.history)
@@ -192,11 +193,16 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
                "saved_because": f"best {result.best_by}" if result.restored_best else "last"}
     if cfg.report.importance:
         _write_importance(files, model, held_out, cfg, metrics)
-    # the members alone and their disagreement (one target: member outputs know one head)
-    if network.members is not None and len(held_out.X_val) and getattr(dataset, "targets", None) is None:
+    # the members alone and their disagreement; several targets: each target's, keyed by it
+    if network.members is not None and len(held_out.X_val):
         from .members import member_scores
 
-        metrics["members"] = member_scores(model, held_out.X_val, held_out.y_val)
+        if dataset.targets is None:
+            metrics["members"] = member_scores(model, held_out.X_val, held_out.y_val)
+        else:
+            y = np.asarray(held_out.y_val).reshape(len(held_out.X_val), -1)
+            metrics["members"] = {v.name: member_scores(v, held_out.X_val, y[:, j])
+                                  for j, v in enumerate(model.targets)}
     if dataset.classes is not None and len(dataset.classes) == 2:  # what roc_auc and the like refer to
         metrics["positive_class"] = dataset.classes[1]
     if dataset.targets is not None:
@@ -244,7 +250,13 @@ def _add_calibration(metrics: dict, calibration: dict | None, model, dataset, te
 def _write_importance(files: RunFolder, model, dataset, cfg: Config, metrics: dict) -> None:
     """importance.csv, and how it was measured as metrics.json's `importance` (report.importance)."""
     result = run_importance(model, dataset, cfg.data.test_path, cfg.seed)
-    if result is not None:
+    if result is not None and "targets" in result:  # several targets: each one's, keyed by it
+        files.write_importance([{"target": name, **c} for name, own in result["targets"].items()
+                                for c in own["columns"]])
+        shared = {k: v for k, v in result.items() if k != "targets"}
+        metrics["importance"] = {name: {**shared, **{k: v for k, v in own.items() if k != "columns"}}
+                                 for name, own in result["targets"].items()}
+    elif result is not None:
         files.write_importance(result["columns"])
         metrics["importance"] = {k: v for k, v in result.items() if k != "columns"}
 

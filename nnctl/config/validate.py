@@ -215,11 +215,6 @@ def _check_targets(checker: Checker, cfg: dict) -> None:
         if value is not None:
             checker.fail(key, "is set for one target, and data.target lists several",
                          f"set it per target: data.targets: {{{names[0]}: {{{own}: ...}}}}")
-    for key, on, hint in ((["report", "importance"], cfg["report"]["importance"], "set report.importance: false"),
-                          (["training", "conformal"], training["conformal"] == "normalized",
-                           "leave training.conformal at absolute")):
-        if on:
-            checker.fail(key, "does not support several targets yet", f"{hint}, or train one target per model")
     if training["loss"] != "auto":
         checker.fail(["training", "loss"], "is one loss, and data.target lists several",
                      "leave training.loss: auto: each target gets its task's loss")

@@ -21,7 +21,7 @@ from .multifile import total_size
 from .tables import open_table, read_table, require_rereadable
 from .encoding import FeatureEncoder, label_index
 from .scaling import check_log1p, fit_target, target_setting, to_training
-from .targets import MULTI, drop_missing_targets, encode_targets, is_multi, not_yet, split_targets, target_names, \
+from .targets import MULTI, drop_missing_targets, encode_targets, is_multi, split_targets, target_names, \
     target_tasks
 
 
@@ -115,13 +115,10 @@ def load_dataset(cfg, cache: bool = True, fold: tuple[int, int] | None = None, p
     from .streamed import load_streamed, streaming_reason
 
     reason = streaming_reason(cfg)
-    if reason is not None and is_multi(cfg.data.target):
-        raise not_yet("data.streaming", "data.streaming",
-                      "set data.streaming: false (the table must then fit in memory), or train one target per model")
+    if reason is not None:  # shards keep several targets too (their entry's meta names them)
+        return load_streamed(cfg, reason, cache=cache, fold=fold, progress=progress)
     if is_multi(cfg.data.target):  # the dataset cache keeps one target's arrays
         cache = False
-    if reason is not None:
-        return load_streamed(cfg, reason, cache=cache, fold=fold, progress=progress)
     return _through_cache(cfg, fold, cache, lambda: _prepare(cfg, fold))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import NnctlError
 from .reading import ahead, attempts, table_chunks
 from .scan import Scan, _columns, _finish, default_chunk_rows, encoded_chunks
+from .scaling import to_training
 from .scanpass import FirstPass
 from .shards import ShardWriter
 from .splits import hashed_validation
@@ -51,12 +52,16 @@ def write_shards(cfg, folder: Path, shard_rows_for, progress=None, keep_missing:
             for piece in ahead(finish(pieces.take(part, k)) for k in pieces.numbers[part]):
                 writer.add(*piece)
         sizes[part], counts[part] = writer.close(), writer.counts.tolist()
-    y_width = scan.n_outputs if scan.task == "regression" else 0
-    return {"streamed": True, "task": scan.task, "target": scan.target, "encoder": scan.encoder.to_meta(),
+    y_width = len(scan.targets) if scan.targets is not None else scan.n_outputs if scan.task == "regression" else 0
+    meta = {"streamed": True, "task": scan.task, "target": scan.target, "encoder": scan.encoder.to_meta(),
             "classes": scan.classes, "target_scaler": scan.target_scaler, "rows_read": scan.rows,
             "rows_dropped": scan.rows_dropped, "class_counts": scan.class_counts, "notes": scan.notes,
             "n_inputs": scan.n_inputs, "dtype": dtype.name, "y_width": y_width, "shard_rows": shard_rows,
             "parts": sizes, "counts": counts}
+    if scan.targets is not None:  # several: each one's task, classes, class counts or target scaler
+        meta["targets"] = [{"name": t.name, "task": t.task, "classes": t.classes, "target_scaler": t.target_scaler,
+                            "class_counts": t.class_counts} for t in scan.targets]
+    return meta
 
 
 def _raw_path(folder: Path, part: str, k: int, what: str) -> Path:
@@ -163,6 +168,10 @@ class Finisher:
         self.scale = np.asarray(scaler["scale"], dtype=self.dtype)[self.numbers[1]]
         self.where = scan.files[0] if scan.files else cfg.data.path
         self.classes = state.target.class_lookup(scan.classes) if scan.classes is not None else None
+        # several targets: each one's code -> class index lookup, or None for a regression
+        self.lookups = None if scan.targets is None else \
+            [labels.class_lookup(t.classes) if t.classes is not None else None
+             for labels, t in zip(state.labels, scan.targets)]
 
     def __call__(self, arrays: dict):
         return arrays["rows"], self.features(arrays["X"]), self.targets(arrays)
@@ -209,10 +218,13 @@ class Finisher:
         return X
 
     def targets(self, arrays: dict) -> np.ndarray:
+        if self.lookups is not None:  # (rows, targets), as targets.encode_targets makes them
+            y = np.empty(arrays["codes"].shape, dtype=np.float64)
+            for j, (lookup, t) in enumerate(zip(self.lookups, self.scan.targets)):
+                y[:, j] = lookup[arrays["codes"][:, j]] if lookup is not None else \
+                    to_training(arrays["values"][:, j:j + 1], t.target_scaler)[:, 0]
+            return y.astype(self.dtype)
         if self.classes is not None:
             return self.classes[arrays["codes"]]
-        y = arrays["values"].reshape(-1, 1)
-        scaler = self.scan.target_scaler
-        if scaler:
-            y = (y - np.asarray(scaler["offset"])) / np.asarray(scaler["scale"])
-        return y.astype(self.dtype)
+        # through the transform's link (log1p, quantile), as scan._targets and memory make them
+        return to_training(arrays["values"].reshape(-1, 1), self.scan.target_scaler).astype(self.dtype)

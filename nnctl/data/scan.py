@@ -21,13 +21,14 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import NnctlError, did_you_mean
-from .columns import classes_note, feature_columns, task_note
+from .columns import auto_task, classes_note, feature_columns, task_note
 from .encoding import FeatureEncoder, embedding_widths
-from .scanpass import FirstPass, kept_rows
+from .scanpass import FirstPass, kept_rows, kept_targets
 from .scaling import to_training
 from .scanstats import labels_as
 from .splits import hashed_validation
 from .tables import open_table, table_parts
+from .targets import MULTI, Target, is_multi, settings, target_names
 
 # cells parsed at a time: a chunk takes about 24 bytes a cell while it is parsed, checked and
 # encoded (its float64 values, their float32 copies, the encoded rows), so CHUNK_SHARE of the
@@ -53,6 +54,10 @@ class Scan:
     notes: list  # ("note" | "warning", text), as Dataset.notes
     label_kind: str = "int"  # how target labels compare: text | bool | int | float (scanstats.TargetLabels)
     files: list = field(default_factory=list)  # the files of data.path, in the order read
+    # several targets (task "multitarget", target the list): one data.targets.Target each, and
+    # each one's label kind; y is then (rows, targets) as in memory (data/targets.py)
+    targets: list | None = None
+    label_kinds: list | None = None
 
     @property
     def n_inputs(self) -> int:
@@ -60,6 +65,8 @@ class Scan:
 
     @property
     def n_outputs(self) -> int:
+        if self.targets is not None:
+            return sum(t.n_outputs for t in self.targets)
         if self.task == "regression":
             return len(self.target_scaler["offset"]) if self.target_scaler else 1
         return 1 if len(self.classes) == 2 else len(self.classes)
@@ -73,6 +80,7 @@ class SizeEstimate:
     rows: float
     inputs: int
     task: str = "classification"
+    n_outputs: int = 1  # values a row holds of its targets beside a class index: several targets, one each
 
 
 COMPRESSION_RATIO = 5  # CSV text is about this many times larger than its gzip, bz2, xz or zip
@@ -83,10 +91,13 @@ def estimate_size(cfg) -> SizeEstimate:
     or a glob of files (errors as open_table's)."""
     data = cfg.data
     table = open_table(data.path, data.delimiter)
-    used = len(data.features) if data.features else len([h for h in table.header if h]) - 1 - len(data.exclude)
+    used = len(data.features) if data.features else \
+        len([h for h in table.header if h]) - len(target_names(data.target)) - len(data.exclude)
     rows = sum(_rows_of(part) for part in table_parts(table))
     fraction = 0.0 if data.validation_path else data.validation_split
     task = "regression" if cfg.model.task == "regression" else "classification"
+    if is_multi(data.target):  # y is (rows, targets) in the dtype
+        return SizeEstimate(rows * (1 - fraction), max(used, 1), MULTI, len(data.target))
     return SizeEstimate(rows * (1 - fraction), max(used, 1), task)
 
 
@@ -125,9 +136,11 @@ def _columns(cfg, table, notes: list) -> tuple[list, list]:
 
     data, header, where = cfg.data, table.header, table.where
     named = [h for h in header if h]
-    if data.target not in header:
-        raise NnctlError(f"target column '{data.target}' not in the file{did_you_mean(data.target, named)}", where,
-                         f"set data.target to one of: {', '.join(named[:20])}")
+    names = target_names(data.target)
+    for name in names:
+        if name not in header:
+            raise NnctlError(f"target column '{name}' not in the file{did_you_mean(name, named)}", where,
+                             f"set data.target to one of: {', '.join(named[:20])}")
     features = feature_columns(data, header, where, notes)
     if not features:
         raise NnctlError("there are no feature columns besides the target", where)
@@ -136,7 +149,7 @@ def _columns(cfg, table, notes: list) -> tuple[list, list]:
             if col not in features:
                 raise NnctlError(f"data.categorical names '{col}', which is not a feature column"
                                  f"{did_you_mean(col, features)}", where)
-    used = list(dict.fromkeys(features + [data.target]))
+    used = list(dict.fromkeys(features + names))
     _other_files(data, used)  # a typo in the validation or test file's columns fails before the long pass
     return features, used
 
@@ -174,11 +187,19 @@ def scan_table(cfg, chunk_rows: int | None = None) -> Scan:
 def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
     data, where = cfg.data, table.where
     notes += state.column_warnings()
+    unused_split = [("note", "data.validation_split is not used: data.validation_path gives the validation rows")] \
+        if data.validation_path and data.validation_split else []
+    if state.labels is not None:
+        targets = _finish_targets(cfg, state, notes, unused_split, where)
+        encoder = _encoder(cfg, state, features, where)
+        return Scan(encoder, MULTI, list(data.target), None, None, state.rows, state.train_rows, state.val_rows,
+                    state.rows - state.train_rows - state.val_rows, {}, notes,
+                    files=[p.where for p in table_parts(table)], targets=targets,
+                    label_kinds=[labels.kind() for labels in state.labels])
     task, classes, counts, scaler = state.target_result()
     if cfg.model.task == "auto":
         notes += task_note(*state.target_kind(), data.target)
-    if data.validation_path and data.validation_split:
-        notes.append(("note", "data.validation_split is not used: data.validation_path gives the validation rows"))
+    notes += unused_split
     if classes is not None:
         notes += classes_note(classes, sum(counts.values()), data.target)
         if data.positive_class is not None:
@@ -191,6 +212,37 @@ def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
                 state.rows - state.train_rows - state.val_rows,
                 {str(c): int(counts[c]) for c in classes} if classes is not None else {}, notes,
                 label_kind=state.target.kind(), files=[p.where for p in table_parts(table)])
+
+
+def _finish_targets(cfg, state: FirstPass, notes: list, unused_split: list, where: str) -> list:
+    """Each of several targets' Target, as `targets.split_targets` and `encode_targets` make
+    them in memory: its task (data.targets.<t>.task, else model.task; auto from the column),
+    classes (the positive class last), class counts or target scaler."""
+    state.check_rows()
+    tasks, targets = [], []
+    for labels in state.labels:
+        task = settings(cfg, labels.target).get("task") or cfg.model.task
+        if task == "auto":
+            kind, distinct = labels.kind(), None if labels.overflow else len(labels.counts)
+            task = auto_task(kind, distinct)
+            notes += task_note(kind, distinct, labels.target)
+        tasks.append(task)
+    notes += unused_split
+    for labels, task in zip(state.labels, tasks):
+        name, own = labels.target, settings(cfg, labels.target)
+        classes, counts, scaler = state.label_result(labels, task)
+        if classes is not None:
+            notes += classes_note(classes, sum(counts.values()), name)
+            if own.get("positive_class") is not None:
+                classes = _positive_last(classes, own["positive_class"], name, where)
+        else:
+            for key in ("positive_class", "class_weight"):
+                if own.get(key) is not None:
+                    raise NnctlError(f"data.targets.{name}.{key} is set, but '{name}' is a regression", where,
+                                     f"leave it out, or set data.targets.{name}.task: classification")
+        targets.append(Target(name, task, classes, scaler, own.get("class_weight"),
+                              {str(c): int(counts[c]) for c in classes} if classes is not None else {}))
+    return targets
 
 
 def _positive_last(classes: list, positive, target: str, where: str) -> list:
@@ -237,18 +289,34 @@ def encoded_chunks(cfg, scan: Scan, part: str = "train",
         if not path:
             return
     table = open_table(path, data.delimiter, given_as=given_as)
-    used = list(dict.fromkeys(scan.encoder.features + [scan.target]))
+    names = target_names(scan.target)
+    used = list(dict.fromkeys(scan.encoder.features + names))
     # sized by the wider of the text and the encoded rows: one-hot columns widen a row many times
     chunk_rows = chunk_rows or default_chunk_rows(max(len(used), scan.n_inputs))
     for where, start, chunk in _chunks(table, used, chunk_rows, data.decimal):
         rows = start + np.arange(len(chunk), dtype=np.int64)
-        keep = kept_rows(chunk, used, scan.target, data.missing, where)
+        if scan.targets is None:
+            keep = kept_rows(chunk, used, scan.target, data.missing, where)
+        else:
+            keep = kept_targets(cfg, chunk, scan.encoder.features, names, where)
         if fraction is not None:
             keep &= hashed_validation(rows, cfg.seed, fraction) == (part == "validation")
         if keep.any():
             chunk = chunk[keep]
-            X = scan.encoder.transform(chunk, np.dtype(cfg.training.dtype), where=where)
-            yield rows[keep], X, _targets(scan, chunk[scan.target], np.dtype(cfg.training.dtype), where)
+            dtype = np.dtype(cfg.training.dtype)
+            X = scan.encoder.transform(chunk, dtype, where=where)
+            if scan.targets is None:
+                y = _targets(scan, chunk[scan.target], dtype, where)
+            else:  # (rows, targets): class indices and scaled values side by side, as in memory
+                y = np.stack([_targets(one, chunk[one.target], np.float64, where).reshape(len(chunk))
+                              for one in _each_target(scan)], axis=1).astype(dtype)
+            yield rows[keep], X, y
+
+
+def _each_target(scan: Scan) -> list:
+    """Each of several targets as a Scan of that target alone (what `_targets` reads)."""
+    return [SimpleNamespace(task=t.task, target=t.name, classes=t.classes, target_scaler=t.target_scaler,
+                            label_kind=kind) for t, kind in zip(scan.targets, scan.label_kinds)]
 
 
 def _targets(scan: Scan, column, dtype, where: str) -> np.ndarray:

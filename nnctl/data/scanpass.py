@@ -20,15 +20,40 @@ from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, TargetLa
 MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
 
 
-def kept_rows(chunk, used: list, target: str, policy: str, where: str) -> np.ndarray:
+def kept_rows(chunk, used: list, target, policy: str, where: str) -> np.ndarray:
     """(rows,) bool: the rows data.missing keeps. Under `error` a missing value is an error
-    naming its column and first row (the chunk's index is the row's place in its file)."""
+    naming its column and first row (the chunk's index is the row's place in its file).
+    `target`: its column, or the several targets' (each already checked by `kept_targets`)."""
     missing = chunk[used].isna()
     if policy == "error" and missing.to_numpy().any():
         col = next(c for c in used if missing[c].any())
         row = int(chunk.index[int(np.flatnonzero(missing[col].to_numpy())[0])])
         raise NnctlError(f"missing values in column '{col}' (first in data row {row + 1})", where, MISSING_HINT)
-    return ~(missing.any(axis=1) if policy == "drop" else missing[target]).to_numpy()
+    if policy == "drop":
+        return ~missing.any(axis=1).to_numpy()
+    if isinstance(target, list):
+        return ~chunk[target].isna().any(axis=1).to_numpy()
+    return ~missing[target].to_numpy()
+
+
+def kept_targets(cfg, chunk, features: list, names: list, where: str) -> np.ndarray:
+    """kept_rows of several targets, as the in-memory path keeps them
+    (`targets.drop_missing_targets`, then data.missing on the features): a row missing a target
+    is dropped under that target's policy `drop`, an error naming the column and row under `error`."""
+    from .targets import missing_policy
+
+    keep = np.ones(len(chunk), dtype=bool)
+    for name in names:
+        missing = chunk[name].isna().to_numpy()
+        if missing.any():
+            if missing_policy(cfg, name) == "error":
+                row = int(chunk.index[int(np.flatnonzero(missing)[0])])
+                raise NnctlError(f"target column '{name}' has missing values (first in data row {row + 1})", where,
+                                 f"fill them in, or set data.targets: {{{name}: {{missing: drop}}}}")
+            keep &= ~missing
+    if keep.any():
+        keep[keep] = kept_rows(chunk if keep.all() else chunk[keep], features, names, cfg.data.missing, where)
+    return keep
 
 
 def _numeric_dtype(column) -> bool:
@@ -51,13 +76,18 @@ class Raw:
 
 class FirstPass:
     def __init__(self, cfg, features: list, where: str):
+        from .targets import is_multi, target_names
+
         data = cfg.data
-        self.data, self.features, self.where = data, features, where
+        self.cfg, self.data, self.features, self.where = cfg, data, features, where
         self.dtype, self.model_task = np.dtype(cfg.training.dtype), cfg.model.task
         self.listed = [] if data.categorical == "auto" else list(data.categorical)
         self.kinds = {c: "categorical" for c in self.listed}  # the rest: "numeric" or text, from the data
-        self.used = list(dict.fromkeys(features + [data.target]))
-        self.target = TargetLabels(data.target)
+        self.names = target_names(data.target)
+        self.used = list(dict.fromkeys(features + self.names))
+        self.target = TargetLabels(self.names[0])
+        # several targets: one TargetLabels each (the first is `target`)
+        self.labels = [self.target] + [TargetLabels(n) for n in self.names[1:]] if is_multi(data.target) else None
         self.rows = self.train_rows = self.val_rows = 0
         self.moments = {c: Moments() for c in features}  # training values as the dtype holds them
         # robust and quantile scaling are fit on a bounded sample of each numeric column
@@ -79,13 +109,21 @@ class FirstPass:
         for col in self.features:
             if self.kinds.get(col) != "categorical":
                 self.ids[col].add(chunk[col])  # before dropping, as in memory
-        keep = kept_rows(chunk, self.used, self.data.target, self.data.missing, where)
+        if self.labels is None:
+            keep = kept_rows(chunk, self.used, self.data.target, self.data.missing, where)
+        else:
+            keep = kept_targets(self.cfg, chunk, self.features, self.names, where)
         if not keep.all():
             chunk = chunk[keep]
         train = ~val[keep]
         self.train_rows += int(train.sum())
         self.val_rows += int((~train).sum())
-        codes, values = self.target.add(chunk[self.data.target], train)
+        if self.labels is None:
+            codes, values = self.target.add(chunk[self.data.target], train)
+        else:  # (rows, targets): each target's codes, and its values (NaN for a column of text)
+            added = [labels.add(chunk[labels.target], train) for labels in self.labels]
+            codes = np.stack([c for c, _ in added], axis=1)
+            values = np.stack([v if v is not None else np.full(len(chunk), np.nan) for _, v in added], axis=1)
         # by column, as the columns come: the shards' rows are made from it once, at the end
         X = np.empty((len(self.features), len(chunk)), dtype=self.dtype) if raw else None
         for i, col in enumerate(self.features):
@@ -265,10 +303,18 @@ class FirstPass:
 
     def target_result(self) -> tuple:
         """(task, sorted classes or None, {class: rows} or None, target scaler or None)."""
+        self.check_rows()
+        task = self.data_task()
+        return (task, *self.label_result(self.target, task))
+
+    def check_rows(self) -> None:
         if self.rows and not self.train_rows + self.val_rows:
             raise NnctlError("no rows left after dropping rows with missing values", self.where)
-        target, labels = self.data.target, self.target
-        task = self.data_task()
+
+    def label_result(self, labels: TargetLabels, task: str) -> tuple:
+        """(sorted classes or None, {class: rows} or None, target scaler or None) of one target
+        column, whose task is `task`."""
+        target = labels.target
         if task == "classification":
             if labels.overflow:
                 raise labels.too_many(self.where)
@@ -278,7 +324,7 @@ class FirstPass:
                 raise NnctlError(f"target column '{target}' has a single class ({plain(classes[0])}); "
                                  "classification needs two or more", self.where,
                                  "check data.target, or set model.task: regression")
-            return task, classes, counts, None
+            return classes, counts, None
         if labels.text or (labels.seen_bool and not labels.seen_numeric):
             raise NnctlError(f"target column '{target}' is not numeric, so it cannot be a regression target",
                              self.where, "set model.task: classification (or auto)")
@@ -294,7 +340,7 @@ class FirstPass:
             scaler = {"kind": kind, "offset": [moments.mean], "scale": [scale]}
         elif kind == "quantile":
             scaler = fit_target(labels.sample.values, "quantile")
-        return task, None, None, scaler
+        return None, None, scaler
 
     def data_task(self) -> str:
         """dataset's choice of task over the whole column (`columns.auto_task`)."""

@@ -54,9 +54,10 @@ class StreamedDataset:
     counts: dict = field(default_factory=dict)  # part -> rows per class (np.ndarray), classification
     window: int = 0  # rows shuffled together (data.shuffle_window, in whole shards)
     digest: str = ""  # the entry's key: the same file, settings and fold give the same one
-    targets: list | None = None  # several targets (Dataset.targets) are not streamed: always one
+    # several targets (Dataset.targets): one data.targets.Target each, in order; y is then
+    # (rows, targets) in the config's dtype, as in memory (data/targets.py). None for one target.
+    targets: list | None = None
     streamed = True
-    targets = None  # one target: streaming does not support several yet (data.targets)
     whole_batches = True  # batches are cut window by window, never leaving a last batch of one row
 
     @property
@@ -104,6 +105,8 @@ class StreamedDataset:
 
     @property
     def n_outputs(self) -> int:
+        if self.targets is not None:
+            return sum(t.n_outputs for t in self.targets)
         if self.task == "regression":
             return self.parts["train"].y_width
         return 1 if len(self.classes) == 2 else len(self.classes)
@@ -198,12 +201,13 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
     def part(name, keep=None, source=None):
         sizes = meta["parts"].get(source or name, [])
         _check_files(folder, source or name, sizes, n_inputs, dtype, y_dtype, meta["y_width"],
-                     len(meta["classes"]) if meta["classes"] is not None else None)
+                     len(meta["classes"]) if meta["classes"] is not None else None,
+                     [len(t["classes"]) if t["classes"] else None for t in meta.get("targets") or []])
         return ShardPart(folder, source or name, sizes, meta["shard_rows"], n_inputs, dtype, y_dtype, meta["y_width"],
                          keep)
 
     encoder = FeatureEncoder.from_meta(meta["encoder"], saved=False)
-    target_scaler = meta["target_scaler"]
+    target_scaler, targets = meta["target_scaler"], _targets(cfg, meta)
     if fold:
         i, k = fold
         before = None
@@ -211,8 +215,14 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
             before = class_offsets(part("train").targets(), len(meta["classes"]))
         parts = {"train": part("train", InFold(cfg.seed, k, i, False, before)),
                  "validation": part("validation", InFold(cfg.seed, k, i, True, before), source="train")}
-        # sets encoder.scaler (and fill): the training folds'; the target scaler too
-        rescale, target_scaler = fold_scaling(parts["train"], encoder, dtype, target_scaler)
+        # sets encoder.scaler (and fill): the training folds'; the target scaler(s) too
+        scalers = target_scaler if targets is None else [t.target_scaler for t in targets]
+        rescale, scalers = fold_scaling(parts["train"], encoder, dtype, scalers)
+        if targets is None:
+            target_scaler = scalers
+        else:
+            for t, scaler in zip(targets, scalers):
+                t.target_scaler = scaler
         for p in parts.values():
             p.rescale = rescale
     else:
@@ -231,7 +241,18 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
                           f"shuffled within windows of {min(window, len(train)):,} rows (data.shuffle_window)"))
     return StreamedDataset(parts, meta["task"], meta["target"], encoder, meta["classes"], target_scaler, meta["rows_read"], meta["rows_dropped"],
                            meta["class_counts"], notes, counts, window,
-                           digest=f"{meta['key']}:{fold[0]}/{fold[1]}" if fold else meta["key"])
+                           digest=f"{meta['key']}:{fold[0]}/{fold[1]}" if fold else meta["key"], targets=targets)
+
+
+def _targets(cfg, meta: dict) -> list | None:
+    """Several targets' Target from the entry's meta, with their class weights from the config
+    (data.targets.<t>.class_weight); None for one target."""
+    from .targets import Target, settings
+
+    if "targets" not in meta:
+        return None
+    return [Target(t["name"], t["task"], t["classes"], t["target_scaler"], settings(cfg, t["name"]).get("class_weight"),
+                   t["class_counts"]) for t in meta["targets"]]
 
 
 def _window_rows(cfg, shard_rows: int, row_bytes: int) -> int:
@@ -247,10 +268,11 @@ def _window_rows(cfg, shard_rows: int, row_bytes: int) -> int:
 
 
 def _check_files(folder: Path, part: str, sizes: list[int], n_inputs: int, dtype, y_dtype, y_width: int,
-                 n_classes: int | None) -> None:
+                 n_classes: int | None, each_classes: list = ()) -> None:
     """ValueError unless each shard of the part is what meta says: plain files of the rows,
-    dtype and C order written, and class indices that are classes. Anything else (a link, a
-    file replaced by hand) is rebuilt, never trained on."""
+    dtype and C order written, and class indices that are classes (`each_classes`: several
+    targets' numbers of classes, None for a regression). Anything else (a link, a file replaced
+    by hand) is rebuilt, never trained on."""
     from .shards import check_labels, check_npy, shard_name
 
     for j, n in enumerate(sizes):
@@ -259,3 +281,11 @@ def _check_files(folder: Path, part: str, sizes: list[int], n_inputs: int, dtype
         check_npy(folder / shard_name(part, j, "rows"), (n,), np.int64)
         if n_classes is not None:
             check_labels(np.load(folder / shard_name(part, j, "y"), mmap_mode="r", allow_pickle=False), n_classes)
+        if any(k is not None for k in each_classes):
+            y = np.load(folder / shard_name(part, j, "y"), mmap_mode="r", allow_pickle=False)
+            for column, k in enumerate(each_classes):
+                if k is not None:
+                    labels = y[:, column]
+                    if not np.array_equal(labels, np.round(labels)):
+                        raise ValueError(f"target {column}: class indices that are not whole numbers")
+                    check_labels(labels.astype(np.int64), k)

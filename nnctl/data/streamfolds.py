@@ -124,23 +124,28 @@ class Stats:
             np.fmax(self.high, np.fmax.reduce(block, axis=0))
 
 
-def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) -> tuple:
+def fold_scaling(train_part, encoder, dtype, target_scaler: dict | list | None = None) -> tuple:
     """(the Rescale of a fold's parts from its training rows' statistics, or None; the fold's
     target scaler). Sets encoder.scaler to the composed scaler (standard or minmax) and, for
     shards that kept missing values (`keeps_missing`), encoder.fill to the training folds'
     means and most frequent categories; a regression target's standard or log1p scaler is
-    composed the same way."""
+    composed the same way. Several targets: `target_scaler` is a list, each y column's scaler
+    (None for a classification's class indices, which stay as they are), and so is the result."""
     scaler = encoder.scaler
     kind = scaler["kind"] if scaler is not None else "none"
     columns = np.array(encoder.numeric_inputs(), dtype=np.int64)
     refit = kind in ("standard", "minmax") and len(columns) > 0
     fills = encoder.fill is not None and kind in AFFINE  # the entry kept missing values (keeps_missing)
-    y_refit = bool(target_scaler and target_scaler["kind"] in AFFINE_TARGET and train_part.y_width)
+    several = isinstance(target_scaler, list)
+    scalers = target_scaler if several else [target_scaler] * (train_part.y_width if target_scaler else 0)
+    # the y columns rescaled: a single target's outputs, or the regression columns of several
+    y_columns = np.array([c for c, one in enumerate(scalers) if one and one["kind"] in AFFINE_TARGET], dtype=np.int64)
+    y_refit = bool(len(y_columns) and train_part.y_width)
     if not len(train_part) or not (refit or fills or y_refit):
         return None, target_scaler
     layout = [(f, j, width) for f, j, width in _categorical_inputs(encoder)
               if fills and encoder.fill.get(f) is not None]
-    inputs, targets, seen = _measured(train_part, columns, layout, y_refit, encoder)
+    inputs, targets, seen = _measured(train_part, columns, layout, y_columns if y_refit else None, encoder)
     offset = np.array(scaler["offset"], dtype=np.float64) if scaler else np.zeros(len(encoder._onehot_mask()))
     scale = np.array(scaler["scale"], dtype=np.float64) if scaler else np.ones(len(offset))
     stored_fill, categories = None, []
@@ -152,21 +157,32 @@ def fold_scaling(train_part, encoder, dtype, target_scaler: dict | None = None) 
         scale[columns] *= spread
         encoder.scaler = {**scaler, "offset": offset.tolist(), "scale": scale.tolist()}
     y_shift = y_scale = None
-    if y_refit:
+    if y_refit and not several:
         y_shift, y_scale = _shift_spread(targets, "standard")
         t_offset, t_scale = np.array(target_scaler["offset"]), np.array(target_scaler["scale"])
         target_scaler = {**target_scaler, "offset": (t_offset + t_scale * y_shift).tolist(),
                          "scale": (t_scale * y_scale).tolist()}
+        y_shift, y_scale = y_shift.astype(dtype), y_scale.astype(dtype)
+    elif y_refit:  # each regression column as one target's, the others by (y - 0) / 1: unchanged
+        moved, spread_y = _shift_spread(targets, "standard")
+        y_shift, y_scale = np.zeros(train_part.y_width), np.ones(train_part.y_width)
+        y_shift[y_columns], y_scale[y_columns] = moved, spread_y
+        target_scaler = list(target_scaler)
+        for c, a, b in zip(y_columns.tolist(), moved, spread_y):
+            one = target_scaler[c]
+            target_scaler[c] = {**one, "offset": [one["offset"][0] + one["scale"][0] * a],
+                                "scale": [one["scale"][0] * b]}
         y_shift, y_scale = y_shift.astype(dtype), y_scale.astype(dtype)
     rescale = Rescale(columns, shift.astype(dtype), spread.astype(dtype),
                       None if stored_fill is None else stored_fill.astype(dtype), y_shift, y_scale, categories)
     return rescale, target_scaler
 
 
-def _measured(train_part, columns, layout: list, y_refit: bool, encoder) -> tuple:
-    """(Stats of the inputs `columns`, Stats of the targets, each `layout` category's rows per
-    category (missing ones, kept so, set nothing)) over the fold's training rows, in one read."""
-    inputs, targets = Stats(len(columns)), Stats(train_part.y_width if y_refit else 0)
+def _measured(train_part, columns, layout: list, y_columns, encoder) -> tuple:
+    """(Stats of the inputs `columns`, Stats of the targets' `y_columns` (None: none), each
+    `layout` category's rows per category (missing ones, kept so, set nothing)) over the fold's
+    training rows, in one read."""
+    inputs, targets = Stats(len(columns)), Stats(len(y_columns) if y_columns is not None else 0)
     seen = [np.zeros(width or len(encoder.categories[f]), dtype=np.int64) for f, j, width in layout]
     for X, y in train_part.chunks():
         inputs.add(X[:, columns])
@@ -176,8 +192,8 @@ def _measured(train_part, columns, layout: list, y_refit: bool, encoder) -> tupl
             else:
                 codes = X[:, j].astype(np.int64)
                 counts += np.bincount(codes[codes >= 0], minlength=len(counts))
-        if y_refit:
-            targets.add(y.reshape(len(y), -1))
+        if y_columns is not None:
+            targets.add(y.reshape(len(y), -1)[:, y_columns])
     return inputs, targets, seen
 
 

@@ -404,7 +404,7 @@ def _targets_page(run: RunData) -> list[str]:
     out = [f'<h2>Final metrics</h2>{_table(header, rows)}']
     for t in targets:
         own = [_final_metrics(t.run), _classification(t.run) if t.task == "classification" else _regression(t.run),
-               calibration_section(t.run)]
+               calibration_section(t.run), importance_section(t.run), members_section(t.run)]
         out.append("".join(own).replace("<h2>", f"<h2>{escape(t.name)}: "))
     return out
 
@@ -419,7 +419,7 @@ def run_page(run: RunData) -> str:
         body = [f"<h1>{escape(run.name)}</h1>",
                 f'<p class="muted">{len(run.targets)} targets · {escape(str(m.get("status", "")).replace("_", " "))}'
                 f" · {headline} · nnctl {escape(__version__)}</p>", notes,
-                _summary(run), _curves([run]), *_targets_page(run), importance_section(run), _health(run)]
+                _summary(run), _curves([run]), *_targets_page(run), _health(run)]
         return _html(f"nnctl report: {run.name}", body)
     part = m.get("validation") or m.get("train") or {}
     headline = f"{_metric_name(run)} {_num(part.get(_metric_name(run)))}" if part else ""
@@ -448,12 +448,15 @@ def comparison_page(runs: list[RunData]) -> str:
     rows = []
     for run in runs:
         m = run.metrics
-        name = _metric_name(run)
-        rows.append([escape(run.name), escape(str(m.get("status", ""))), _num(m.get("epochs")),
-                     escape(run.blocks or str(m.get("architecture", ""))),
-                     _loss_cell(run, "train"), _loss_cell(run, "validation"),
-                     f"{name} {_num((m.get('validation') or m.get('train') or {}).get(name))}",
-                     _num((m.get("test") or {}).get(name)), _num(m.get("seconds"))])
+        # several targets: a row per target, its own metric beside the run's weighted loss
+        named = [(f"{escape(run.name)} · {escape(t.name)}", f"{t.name}.{_metric_name(t)}", _metric_name(t))
+                 for t in _named(run)] if run.targets else [(escape(run.name), _metric_name(run), _metric_name(run))]
+        for label, key, name in named:
+            rows.append([label, escape(str(m.get("status", ""))), _num(m.get("epochs")),
+                         escape(run.blocks or str(m.get("architecture", ""))),
+                         _loss_cell(run, "train"), _loss_cell(run, "validation"),
+                         f"{escape(name)} {_num((m.get('validation') or m.get('train') or {}).get(key))}",
+                         _num((m.get("test") or {}).get(key)), _num(m.get("seconds"))])
     table = _table(["run", "status", "epochs", "architecture", "train loss", "val loss", "val metric", "test metric",
                     "seconds"], rows)
     health = []

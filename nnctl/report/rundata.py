@@ -89,13 +89,18 @@ def _target_runs(run: RunData, files: RunFolder) -> list[RunData]:
     for view in views:
         name, own = view.name, f"{view.name}."
         metrics = {"task": view.task, "status": run.metrics.get("status")}
+        for key in ("members", "importance"):  # several targets: {target: its own}
+            each = run.metrics.get(key)
+            if isinstance(each, dict) and isinstance(each.get(name), dict):
+                metrics[key] = each[name]
         for part in ("train", "validation", "test"):
             scores = run.metrics.get(part)
             if isinstance(scores, dict):
                 metrics[part] = {k[len(own):]: v for k, v in scores.items() if k.startswith(own)}
                 metrics[part]["rows"] = scores.get("rows")
         classes = [str(c) for c in view.classes] if view.task == "classification" else []
-        target = RunData(run.path, metrics, run.config, [], classes=classes)
+        target = RunData(run.path, metrics, run.config, [], classes=classes,
+                         importance=[r for r in files.read_importance() or [] if r.get("target") == name])
         for part in ("validation", "test"):
             file = files.VALIDATION if part == "validation" else files.TEST
             rows = files.read_rows(file)

@@ -23,11 +23,6 @@ def report_runs(runs, output=None) -> Path:
         raise NnctlError("a seeds folder is reported alone", str(seeds[0]),
                          "report it on its own; to compare its runs, pass their seed_<N> folders")
     data = [read_seeds(r) if seeds else read_run(r) for r in runs]
-    several = [d for d in data if getattr(d, "targets", None)]
-    if several and len(data) > 1:
-        from ..data.targets import not_yet
-
-        raise not_yet("comparing runs in one report", str(several[0].path), "report each run of several targets alone")
     output = Path(output) if output is not None else RunFolder(runs[0]).file(RunFolder.REPORT)
     if output.is_dir():
         raise NnctlError("--output is a folder", str(output), "give a file name, e.g. report.html")

@@ -234,11 +234,14 @@ class RunFolder:
 
     def write_importance(self, columns: list[dict]) -> None:
         """importance.csv: `column`, `importance`, `std`, most important first (as `nnctl
-        explain --output` writes it); metrics.json's `importance` says how it was measured."""
+        explain --output` writes it); several targets: a `target` column first, each target's
+        columns in turn. metrics.json's `importance` says how it was measured."""
+        targeted = bool(columns) and "target" in columns[0]
         with naming_errors(self.file(self.IMPORTANCE)), open(self.file(self.IMPORTANCE), "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(IMPORTANCE_COLUMNS)
-            writer.writerows([c["column"], _number(c["importance"]), _number(c["std"])] for c in columns)
+            writer.writerow((("target",) if targeted else ()) + IMPORTANCE_COLUMNS)
+            writer.writerows(([c["target"]] if targeted else []) + [c["column"], _number(c["importance"]),
+                                                                     _number(c["std"])] for c in columns)
 
     # --- reading ------------------------------------------------------------------------------
     def write_tracking(self, record: dict) -> None:
@@ -299,7 +302,8 @@ class RunFolder:
             if None in row or None in row.values() or any(k not in row for k in IMPORTANCE_COLUMNS):
                 raise NnctlError(f"{self.IMPORTANCE} line {line} does not have its header's cells", str(path), DAMAGED)
             try:
-                read.append({"column": row["column"], "importance": float(row["importance"]), "std": float(row["std"])})
+                read.append({**({"target": row["target"]} if "target" in row else {}), "column": row["column"],
+                             "importance": float(row["importance"]), "std": float(row["std"])})
             except ValueError:
                 raise NnctlError(f"{self.IMPORTANCE} line {line}: importance and std must be numbers", str(path),
                                  DAMAGED)

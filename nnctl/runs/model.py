@@ -97,13 +97,31 @@ def save_threshold(model: "Model", threshold: float) -> None:
     """Store a chosen decision threshold in the model's file as `meta.threshold` (what predict,
     serve and export then use unless given --threshold), atomically: the file is replaced whole
     or not at all. Every other array is written back as it was read."""
-    from ..atomic import atomic_file
-
     path = Path(model.path)
     meta = {**model.meta, "threshold": float(threshold)}
     problem = _threshold_problem(meta, meta.get("classes"))
     if problem:
         raise NnctlError(f"cannot save this threshold: {problem}", str(path))
+    _rewrite_meta(model, meta)
+
+
+def save_target_thresholds(model: "Model", thresholds: dict) -> None:
+    """Several targets: store each chosen threshold ({target: T}) in its `meta.targets` entry as
+    `threshold`, as `save_threshold` stores one target's."""
+    meta = {**model.meta, "targets": [{**t, **({"threshold": float(thresholds[t["name"]])}
+                                              if t["name"] in thresholds else {})} for t in model.meta["targets"]]}
+    for t in meta["targets"]:
+        problem = _threshold_problem(t, t.get("classes"))
+        if problem:
+            raise NnctlError(f"cannot save the threshold of target '{t['name']}': {problem}", str(model.path))
+    _rewrite_meta(model, meta)
+
+
+def _rewrite_meta(model: "Model", meta: dict) -> None:
+    """The model's file with `meta` in place of its own, atomically."""
+    from ..atomic import atomic_file
+
+    path = Path(model.path)
     meta_only = _read_meta(read_npz(path, *MODEL_FILE, limit=_meta_limit, names=("meta",)), str(path))
     limit = format1_limit(meta_only) if meta_only["format_version"] == 1 else format2_limit(meta_only)
     arrays = {name: a for name, a in read_npz(path, *MODEL_FILE, limit=limit).items() if name != "meta"}
@@ -161,8 +179,8 @@ def load_model(path) -> "Model":
     problem = _conformal_problem(meta, arrays.get(CONFORMAL_SCORES))
     for j, t in enumerate(meta.get("targets") or []):  # several targets: each one's own scores
         if problem is None and isinstance(t, dict) and ("conformal" in t or target_scores_name(j) in arrays):
-            problem = _conformal_problem({"task": t.get("task"), "conformal": t.get("conformal")},
-                                         arrays.get(target_scores_name(j)))
+            own = {"task": t.get("task"), "conformal": t.get("conformal"), "members": meta.get("members")}
+            problem = _conformal_problem(own, arrays.get(target_scores_name(j)))
             problem = problem and f"target {j}: {problem.replace(CONFORMAL_SCORES, target_scores_name(j))}"
     if problem:
         raise NnctlError(f"model file is damaged: {problem}", where, "train again, or point at another run")
@@ -428,6 +446,9 @@ def _targets_problem(meta: dict) -> str | None:
         start += width
         if not _numbers([t.get("weight"), t.get("loss_scale")], 2) or not t["loss_scale"] > 0 or not t["weight"] >= 0:
             return f"target '{name}': `weight` must be a number >= 0 and `loss_scale` one > 0"
+        problem = _threshold_problem(t, classes)
+        if problem:
+            return f"target '{name}': {problem}"
         if t.get("calibration") is not None and not _temperature_ok(t["calibration"], task):
             return f"target '{name}': `calibration` must be {{\"temperature\": T}} of a classification target"
         scaler = t.get("target_scaler")
@@ -742,13 +763,6 @@ class Model:
             view.conformal_scores = (getattr(self, "target_scores", None) or {}).get(j)
         return views
 
-    def require_one_target(self, what: str) -> None:
-        """NnctlError for a command that several targets do not reach yet."""
-        if "targets" in self.meta:
-            from ..data.targets import not_yet
-
-            raise not_yet(what, str(self.path), "use predict and evaluate, or train one target per model for this")
-
     def inputs(self, df, where="data", unknown: str | None = None) -> np.ndarray:
         """`df`'s rows as the network's inputs; `unknown` (error | ignore) overrides the model's
         unknown_category (predict --unknown-category)."""
@@ -856,7 +870,6 @@ class TargetView:
     `classes`, `meta` (the model's, with this target's entries), and its predictions from the
     model's outputs (rows, Σ outputs): `block`, `proba`, `values`, `labels`."""
 
-    threshold = None  # no saved thresholds per target yet
     conformal_scores = None  # sorted (n,): this target's validation scores, when training kept them
 
     def __init__(self, model: Model, spec: dict):
@@ -868,6 +881,13 @@ class TargetView:
         shared = {k: v for k, v in model.meta.items() if k not in ("targets", "heads", "threshold", "calibration",
                                                                      "conformal")}
         self.meta = {**shared, **{k: v for k, v in spec.items() if k not in ("name", "columns")}, "target": self.name}
+
+    @property
+    def threshold(self) -> float | None:
+        """This two-class target's decision threshold saved by `evaluate --choose-threshold
+        <target>=RULE --save` (its positive class, classes[1], wins where its probability is at
+        least it), or None."""
+        return self.spec.get("threshold")
 
     @property
     def temperature(self) -> float:
@@ -889,3 +909,16 @@ class TargetView:
 
     def labels(self, proba: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes, dtype=object)[proba.argmax(axis=1)]
+
+    def member_outputs(self, X: np.ndarray) -> np.ndarray:
+        """Each member's own prediction of this target (K, rows, outputs), float64, as
+        `Model.member_outputs` gives one target's: its class probabilities, or its value in its
+        units (K, rows, 1). Uncalibrated."""
+        out = self.block(self.model.network_member_outputs(X))
+        if self.task == "regression":
+            return from_training(out, self.spec.get("target_scaler"))
+        return np.concatenate([1 - out, out], axis=-1) if len(self.classes) == 2 else out
+
+    def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
+        """The members' standard deviation (population) of this target's outputs (rows, outputs)."""
+        return self.member_outputs(X).std(axis=0)

@@ -14,7 +14,7 @@ from ..errors import NnctlError
 from ..jsonfmt import dumps
 from . import KEEP_ALIVE, MAX_CONNECTIONS, READ_TIMEOUT, SHUTDOWN_TIMEOUT
 from .accesslog import WARM_UP
-from .bodies import Refusal, csv_frame, json_request, refuse_unknown, request_options
+from .bodies import Refusal, csv_frame, json_request, query_target_values, refuse_unknown, request_options
 from .describe import model_info, request_schemas, run_name
 
 SETTINGS_ENV = "NNCTL_SERVE_SETTINGS"  # how the parent hands its settings to worker processes
@@ -125,8 +125,10 @@ def create_app(model, settings: ServeSettings):
     @app.post("/predict", dependencies=[Depends(authorized)], openapi_extra=_predict_body(model))
     async def predict(request: Request,
                       proba: bool = Query(False, description="CSV bodies: add class probabilities"),
-                      threshold: float | None = Query(None, description="CSV bodies: two-class threshold"),
-                      positive: str | None = Query(None, description="CSV bodies: the class threshold refers to"),
+                      threshold: str | None = Query(None, description="CSV bodies: two-class threshold; "
+                                                    "several targets: <target>=<number>[,...]"),
+                      positive: str | None = Query(None, description="CSV bodies: the class threshold refers to; "
+                                                   "several targets: <target>=<label>[,...]"),
                       keep: list[str] = Query([], description="CSV bodies: columns to echo back (repeatable)"),
                       interval: float | None = Query(None, description="CSV bodies, regression: add the "
                                                      "split-conformal interval at this level (lower, upper)"),
@@ -149,8 +151,9 @@ def create_app(model, settings: ServeSettings):
 
         def respond() -> Response:
             if kind == "text/csv":
-                options = request_options(proba, threshold, positive, keep, interval, sets, spread, unknown_category,
-                                          settings.unknown_category)
+                options = request_options(proba, query_target_values(threshold, model, "threshold"),
+                                          query_target_values(positive, model, "positive"), keep, interval, sets,
+                                          spread, unknown_category, settings.unknown_category)
                 frame, given = csv_frame(body, model, options, settings.max_rows), None
             else:
                 given, frame, options = json_request(body, model, settings.max_rows, settings.unknown_category)

@@ -252,11 +252,13 @@ def request_options(proba, threshold, positive, keep, interval=None, sets=None, 
     for name, flag in (("proba", proba), ("spread", spread)):
         if not isinstance(flag, bool):
             raise Refusal(422, f"'{name}' must be true or false, got {_shown(flag)}")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or not math.isfinite(threshold)):
-        raise Refusal(422, f"'threshold' must be a number between 0 and 1, got {_shown(threshold)}")
-    if positive is not None and not isinstance(positive, (str, int, float)):
-        raise Refusal(422, f"'positive' must be a class label, got {_shown(positive)}")
+    # several targets: {target: value} objects, as `nnctl predict --threshold sold=0.3` names them
+    if threshold is not None and not all(_is_number(t) for t in _values(threshold)):
+        raise Refusal(422, f"'threshold' must be a number between 0 and 1 (several targets: an object of "
+                      f"target: number), got {_shown(threshold)}")
+    if positive is not None and not all(isinstance(p, (str, int, float)) for p in _values(positive)):
+        raise Refusal(422, f"'positive' must be a class label (several targets: an object of target: label), "
+                      f"got {_shown(positive)}")
     if not isinstance(keep, list) or not all(isinstance(c, str) for c in keep):
         raise Refusal(422, f"'keep' must be a list of column names, got {_shown(keep)}")
     for name, level in (("interval", interval), ("sets", sets)):
@@ -267,10 +269,47 @@ def request_options(proba, threshold, positive, keep, interval=None, sets=None, 
         raise Refusal(422, f"'unknown_category' must be \"error\" or \"ignore\", got {_shown(unknown_category)}",
                       "ignore: a category training never saw adds nothing (all-zero one-hot), as under "
                       "data.unknown_category: ignore")
-    return PredictOptions(proba, None if threshold is None else float(threshold),
-                          tuple(keep), None if positive is None else str(positive),
+    if isinstance(threshold, dict):
+        threshold = {k: float(v) for k, v in threshold.items()}
+    elif threshold is not None:
+        threshold = float(threshold)
+    if positive is not None:
+        positive = {k: str(v) for k, v in positive.items()} if isinstance(positive, dict) else str(positive)
+    return PredictOptions(proba, threshold, tuple(keep), positive,
                           None if interval is None else float(interval), None if sets is None else float(sets),
                           spread, unknown_category or default_unknown)
+
+
+def _values(given) -> list:
+    """An option's values: the one given, or each of an object's (several targets)."""
+    return list(given.values()) if isinstance(given, dict) else [given]
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def query_target_values(text: str | None, model, name: str):
+    """A CSV request's `threshold` or `positive` query parameter: `sold=0.3[,churn=0.7]` as
+    {target: value} (a number for threshold), else the value itself (a number for threshold;
+    for a model of one target, `positive` is a label, '=' and all)."""
+    if text is None:
+        return None
+    if "=" in text and (name == "threshold" or model.targets is not None):
+        parts = [p.partition("=") for p in text.split(",")]
+        if any(not sep or not key.strip() for key, sep, _ in parts):
+            raise Refusal(422, f"'{name}' must be <target>=<value>, several joined by commas, got {_shown(text)}")
+        found = {key.strip(): value.strip() for key, _, value in parts}
+        return {k: _query_number(v, name) for k, v in found.items()} if name == "threshold" else found
+    return _query_number(text, name) if name == "threshold" else text
+
+
+def _query_number(text: str, name: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise Refusal(422, f"'{name}' must be a number between 0 and 1, got {_shown(text)}")
+    return value
 
 
 def _shown(value) -> str:

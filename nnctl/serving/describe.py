@@ -3,7 +3,7 @@ schema FastAPI shows at /docs, both read from the model's own meta."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Dict, Literal, Optional
 
 from .. import __version__
 from ..runs.folder import RunFolder
@@ -79,14 +79,19 @@ def request_schemas(model) -> dict:
     from pydantic import BaseModel, ConfigDict, Field
 
     Row = row_model(model)
+    # several targets: each two-class target's value, named by it ({"sold": 0.3})
+    several = getattr(model, "targets", None) is not None
+    Threshold = Optional[Dict[str, float]] if several else Optional[float]
+    Positive = Optional[Dict[str, str]] if several else Optional[str]
+    per_target = "; an object of target: value, for the two-class targets it names" if several else ""
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(extra="forbid")
         rows: list[Row] = Field(description="The rows to predict, each an object of column: value")
         proba: bool = Field(False, description="Add each row's class probabilities (classification)")
-        threshold: Optional[float] = Field(None, description="Two classes: predict the positive class when "
-                                                             "its probability is at least this")
-        positive: Optional[str] = Field(None, description="Two classes: the class threshold refers to")
+        threshold: Threshold = Field(None, description="Two classes: predict the positive class when its "
+                                                       "probability is at least this" + per_target)
+        positive: Positive = Field(None, description="Two classes: the class threshold refers to" + per_target)
         keep: list[str] = Field([], description="Columns of the rows to echo back in `kept`, unchanged")
         interval: Optional[float] = Field(None, description="Regression: add `lower` and `upper`, the "
                                                             "split-conformal interval at this level (e.g. 0.9)")

@@ -16,12 +16,26 @@ from ..nn.conformal import (CLASSIFICATION_SCORE, NORMALIZED_SCORE, REGRESSION_S
 from ..runs.model import CONFORMAL_SCORES, target_scores_name
 
 
-def check_conformal(how: str, task: str, members: int | None, target_scaler: dict | None = None) -> None:
+def check_conformal(how: str, task: str, members: int | None, target_scaler: dict | None = None,
+                    targets=None) -> None:
     """training.conformal: normalized divides by the members' spread of a regression value, so
     it needs a regression and an ensemble, and a target in its own units or standardized (a
     log1p or quantile target's residuals are measured in another space than the spread);
-    refused before training starts."""
+    refused before training starts. Several targets (`targets`, the dataset's): each regression
+    target is checked so, and classification targets keep 1 − p(class)."""
     if how != "normalized":
+        return
+    if targets is not None:
+        regressions = [t for t in targets if t.task == "regression"]
+        if not regressions:
+            raise NnctlError("training.conformal: normalized is for regression targets (intervals), and this run "
+                             "has none", "training.conformal",
+                             "leave it at absolute: prediction sets use 1 − p(class)")
+        for t in regressions:
+            try:
+                check_conformal(how, t.task, members, t.target_scaler)
+            except NnctlError as exc:
+                raise NnctlError(f"target '{t.name}': {exc.message}", exc.where, exc.hint)
         return
     if task == "regression" and not is_linear(target_scaler):
         raise NnctlError(f"training.conformal: normalized needs data.target_transform none or standard, not "
@@ -74,10 +88,11 @@ def add_conformal(model, dataset, how: str = "absolute") -> dict:
     return {CONFORMAL_SCORES: scores}
 
 
-def add_target_conformal(model, dataset) -> dict:
+def add_target_conformal(model, dataset, how: str = "absolute") -> dict:
     """Several targets: each target's validation scores, as `validation_scores` makes one
-    target's (absolute residuals in its link's space, or 1 − p of the true class), in its
-    meta entry (`targets[j].conformal`) and `conformal.scores.<j>`; {} without a validation part."""
+    target's (absolute residuals in its link's space, normalized by its members' spread under
+    `how` = normalized, or 1 − p of the true class), in its meta entry (`targets[j].conformal`)
+    and `conformal.scores.<j>`; {} without a validation part."""
     if not len(dataset.X_val):
         return {}
     outputs, kept = model.network_outputs(dataset.X_val), {}
@@ -87,7 +102,13 @@ def add_target_conformal(model, dataset) -> dict:
             scaler = view.meta.get("target_scaler")
             truth = linked_output(y[:, j:j + 1], scaler)[:, 0]
             values = linked_output(view.block(outputs), scaler)[:, 0]
-            entry, scores = {"kind": REGRESSION_SCORE}, absolute_residuals(truth, values)
+            if how == "normalized":
+                spread = view.spread_from_inputs(dataset.X_val)[:, 0]
+                floor = spread_floor(spread)
+                entry = {"kind": NORMALIZED_SCORE, "floor": floor}
+                scores = normalized_residuals(truth, values, spread, floor)
+            else:
+                entry, scores = {"kind": REGRESSION_SCORE}, absolute_residuals(truth, values)
         else:
             entry, scores = {"kind": CLASSIFICATION_SCORE}, true_class_scores(view.proba(outputs), y[:, j].astype(np.int64))
         if np.isfinite(scores).all():

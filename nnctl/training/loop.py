@@ -137,12 +137,15 @@ def final_metrics(network: Network, dataset, result: TrainResult, targets=(None,
 
 def _final_heads(network: Network, dataset, metrics: dict, targets, extra) -> dict:
     """final_metrics of several targets: the summed loss and `<target>.<metric>` per part."""
-    from .multiscore import report_values, score_multi
+    from .multiscore import report_values, score_multi, score_multi_chunks
 
     parts = (("train", dataset.X_train, dataset.y_train, targets[0], ()),
              ("validation", dataset.X_val, dataset.y_val, targets[1], extra))
     for part, X, y, t, watched in parts:
-        if len(X):
+        if len(X) and getattr(dataset, "streamed", False):
+            loss, values = score_multi_chunks(network, dataset.parts[part].chunks(), watched)
+            metrics[part] = {"loss": loss, **report_values(values), "rows": len(X)}
+        elif len(X):
             loss, values = score_multi(network, X, y, t, watched)
             metrics[part] = {"loss": loss, **report_values(values), "rows": len(X)}
     return metrics

@@ -69,10 +69,13 @@ def extra_columns(watched: dict, heads) -> list[str]:
     return [name for name in watched if name not in main and parse_column(name, heads) is not None]
 
 
-def loss_targets(network, y: np.ndarray) -> np.ndarray:
+def loss_targets(network, y: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """(rows, Σ outputs) of (rows, targets) class indices and values: each block one-hot,
-    a 0/1 column or the value, as its head's loss takes it."""
-    t = np.zeros((len(y), network.n_outputs), dtype=network.dtype)
+    a 0/1 column or the value, as its head's loss takes it; into `out` when given (a streamed
+    window's buffer)."""
+    t = np.zeros((len(y), network.n_outputs), dtype=network.dtype) if out is None else out
+    if out is not None:
+        t[:] = 0
     for j, h in enumerate(network.heads):
         if h.loss == "cross_entropy":
             t[np.arange(len(y)), h.start + y[:, j].astype(np.int64)] = 1
@@ -93,30 +96,46 @@ def smooth_heads(network, t: np.ndarray, epsilon: float) -> np.ndarray:
     return t
 
 
-def multi_row_weights(dataset, y: np.ndarray, dtype, network) -> np.ndarray | None:
+def multi_row_weights(dataset, y: np.ndarray, dtype, network, owned=None, out=None) -> np.ndarray | None:
     """(rows, Σ outputs): each block its target's class weight of the row; None when no target
-    has class weights."""
-    from .scoring import class_weights
-
-    owned = [(j, h, class_weights(t.class_weight, _Single(t, dataset))) for j, (h, t)
-             in enumerate(zip(network.heads, dataset.targets))]
+    has class weights. `owned`: `head_class_weights`, when the caller has them; `out`: the
+    array to fill (a streamed window's buffer)."""
+    owned = head_class_weights(dataset, network) if owned is None else owned
     if all(weights is None for _, _, weights in owned):
         return None
-    w = np.ones((len(y), network.n_outputs), dtype=dtype)
+    w = np.ones((len(y), network.n_outputs), dtype=dtype) if out is None else out
+    if out is not None:
+        w[:] = 1
     for j, h, weights in owned:
         if weights is not None:
             w[:, h.start:h.stop] = weights[y[:, j].astype(np.int64)][:, None]
     return w
 
 
+def head_class_weights(dataset, network) -> list:
+    """(target index, head, its class weights or None) per target."""
+    from .scoring import class_weights
+
+    return [(j, h, class_weights(t.class_weight, _Single(t, dataset))) for j, (h, t)
+            in enumerate(zip(network.heads, dataset.targets))]
+
+
 class _Single:
-    """One target of a multi-target dataset, as class_weights reads a dataset."""
+    """One target of a multi-target dataset, as class_weights reads a dataset: a streamed one's
+    class counts come from its shards' targets, read one shard at a time."""
 
     def __init__(self, target, dataset):
         self.task, self.classes, self.target = target.task, target.classes, target.name
         j = [t.name for t in dataset.targets].index(target.name)
-        self.y_train = dataset.y_train[:, j].astype(np.int64)
         self.counts = None
+        if getattr(dataset, "streamed", False):
+            self.y_train = dataset.y_train  # its length; the counts are what `balanced` reads
+            if target.task == "classification" and target.class_weight == "balanced":
+                n = len(target.classes)
+                self.counts = {"train": sum((np.bincount(y[:, j].astype(np.int64), minlength=n)
+                                             for y in dataset.parts["train"].targets()), np.zeros(n, dtype=np.int64))}
+        else:
+            self.y_train = dataset.y_train[:, j].astype(np.int64)
 
 
 def outputs_of(network, X: np.ndarray, ws=None) -> np.ndarray:
@@ -144,17 +163,67 @@ def score_multi(network, X: np.ndarray, y: np.ndarray, t=None, extra=(), ws=None
         else:
             predicted = block.argmax(axis=1) if block.shape[1] > 1 else (block[:, 0] > 0.5)
             values[(h.name, "accuracy")] = float(np.mean(predicted == y[:, i]))
-        for j, metric in asked:
-            if j != i:
-                continue
-            if metric == "loss":
-                values[(h.name, "loss")] = float(parts[i])
-            elif metric in EXTRA:
-                from .scoring import extra_scores
-
-                values[(h.name, metric)] = extra_scores([f"val_{metric}"], y[:, i].astype(np.int64),
-                                                        block)[f"val_{metric}"]
+        _asked(values, i, h, asked, parts, lambda: (y[:, i].astype(np.int64), block))
     return loss, values
+
+
+def _asked(values: dict, i: int, head, asked: set, parts, labelled) -> None:
+    """Into `values`, the `extra` columns asked of head i: its loss (`parts[i]`), or a ranking or
+    counting metric of `labelled()`'s (class indices, outputs)."""
+    for j, metric in asked:
+        if j != i:
+            continue
+        if metric == "loss":
+            values[(head.name, "loss")] = float(parts[i])
+        elif metric in EXTRA:
+            from .scoring import extra_scores
+
+            labels, outputs = labelled()
+            values[(head.name, metric)] = extra_scores([f"val_{metric}"], labels, outputs)[f"val_{metric}"]
+
+
+def score_multi_chunks(network, chunks, extra=(), ws=None) -> tuple[float, dict]:
+    """`score_multi` over a part given as (X, y) chunks (a streamed dataset's shards): each
+    head's loss and accuracy summed chunk by chunk, R² from per-head sums (Σt, Σt², Σ(t - a)²),
+    as scoring.score_chunks does for one target. Only the heads an `extra` ranking or counting
+    metric is asked of keep their outputs and labels."""
+    heads = network.heads
+    asked = {parse_column(name, heads) for name in extra}
+    keep = {i for i, metric in asked if metric in EXTRA}
+    n, parts = 0, np.zeros(len(heads))
+    correct = np.zeros(len(heads))
+    sums = [np.zeros(3) for _ in heads]
+    kept = {i: [] for i in keep}
+    for X, y in chunks:
+        if not len(X):
+            continue
+        t = loss_targets(network, y)
+        a = outputs_of(network, X, ws)
+        parts += np.array(network.loss.parts(network.output_logits(a), a, t)) * len(X)
+        for i, h in enumerate(heads):
+            block = a[:, h.start:h.stop]
+            if head_task(h) == "regression":
+                truth = t[:, h.start].astype(np.float64)
+                sums[i] += [truth.sum(), (truth ** 2).sum(), ((truth - block[:, 0]) ** 2).sum()]
+            else:
+                predicted = block.argmax(axis=1) if block.shape[1] > 1 else (block[:, 0] > 0.5)
+                correct[i] += np.count_nonzero(predicted == y[:, i])
+            if i in kept:
+                kept[i].append((y[:, i].astype(np.int64), block.copy()))
+        n += len(X)
+    if n == 0:
+        return float("nan"), {(h.name, own_metric(h)): float("nan") for h in heads}
+    parts /= n
+    values = {}
+    for i, h in enumerate(heads):
+        if head_task(h) == "regression":
+            total, squares, residual = sums[i]
+            ss_tot = squares - total ** 2 / n
+            values[(h.name, "r2")] = float(1 - residual / ss_tot) if ss_tot > 0 else 1.0 if residual == 0 else 0.0
+        else:
+            values[(h.name, "accuracy")] = float(correct[i] / n)
+        _asked(values, i, h, asked, parts, lambda i=i: tuple(np.concatenate(a) for a in zip(*kept[i])))
+    return float(np.dot(network.loss.weights, parts)), values
 
 
 def history_values(values: dict) -> dict:

@@ -98,6 +98,12 @@ def score_chunks(network: Network, task: str, chunks, extra=(), ws=None) -> tupl
     """`score_with` over a part given as (X, y) chunks (a streamed dataset's shards): the loss
     and metric summed chunk by chunk, R² from per-output sums. The `extra` columns rank or count
     the whole part, so only when some are asked for are its outputs and labels kept."""
+    if network.heads is not None:  # several targets: as _score_heads, chunk by chunk
+        from .multiscore import history_values, main_columns, score_multi_chunks
+
+        loss, values = score_multi_chunks(network, chunks, extra, ws)
+        columns = history_values(values)
+        return loss, columns.pop(main_columns(network.heads)[0]), columns
     n, total, correct = 0, 0.0, 0
     sums = None  # regression, per output: Σt, Σt², Σ(t - output)²
     kept = []

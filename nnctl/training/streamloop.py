@@ -38,6 +38,13 @@ class StreamLoop(_Loop):
         self.X = self.y = self.w = self.val_targets = None
         self.class_w = class_weights(training.class_weight, dataset)
         self.smoothing = training.label_smoothing if dataset.task == "classification" else 0.0
+        # several targets: each head's class weights, found once (balanced ones count the shards)
+        self.head_w = None
+        if network.heads is not None:
+            from .multiscore import head_class_weights
+
+            owned = head_class_weights(dataset, network)
+            self.head_w = owned if any(weights is not None for _, _, weights in owned) else None
         self.window_shards = max(1, dataset.window // self.part.shard_rows)
         self.n_windows = -(-self.part.n_shards // self.window_shards)
         # one full batch over the whole table in one window: the order cannot change the gradient
@@ -47,6 +54,8 @@ class StreamLoop(_Loop):
         rows = len(self.X_read)
         self.t_win = np.zeros((rows, network.n_outputs), dtype=network.dtype)
         self.w_win = None if self.class_w is None else np.empty((rows, 1), dtype=network.dtype)
+        if self.head_w is not None:  # each head's block its own target's weight
+            self.w_win = np.empty((rows, network.n_outputs), dtype=network.dtype)
 
     def arrange(self, n: int, perm) -> None:
         """The window's n rows read, in `perm`'s order, with their targets in the loss's form and
@@ -56,6 +65,9 @@ class StreamLoop(_Loop):
             np.take(self.X_read[:n], perm, axis=0, out=self.X_win[:n], mode="clip")
             y = y[perm]
         t = self.t_win[:n]
+        if self.network.heads is not None:
+            self.arrange_heads(n, y, t)
+            return
         if self.network.loss_name == "cross_entropy":
             t[:] = 0
             t[np.arange(n), y] = 1
@@ -65,6 +77,17 @@ class StreamLoop(_Loop):
             t[:] = smooth_labels(t, self.smoothing, label_classes(self.network))
         if self.w_win is not None:
             self.w_win[:n, 0] = self.class_w[y]
+
+    def arrange_heads(self, n: int, y: np.ndarray, t: np.ndarray) -> None:
+        """Several targets: y (n, targets) as each head's block of `t`, as the in-memory loop's
+        targets_for, smoothing and row weights make them, in the window's buffers."""
+        from .multiscore import loss_targets, multi_row_weights, smooth_heads
+
+        loss_targets(self.network, y, out=t)
+        if self.training.label_smoothing:
+            t[:] = smooth_heads(self.network, t, self.training.label_smoothing)
+        if self.head_w is not None:
+            multi_row_weights(self.dataset, y, self.network.dtype, self.network, self.head_w, out=self.w_win[:n])
 
     def epoch(self, epoch: int, measured: bool, diagnose: bool = False) -> float | None:
         network, step, grads, clip, batch = self.network, self.optimizer.step, self.grads, self.clip, self.batch

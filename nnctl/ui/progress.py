@@ -305,6 +305,8 @@ def summary_line(result, run) -> str:
     if "test" in m:
         test = m["test"]
         name = "accuracy" if test["task"] == "classification" else "r2"
+        if "targets" in test:  # several targets: the first one's own metric (price.r2)
+            name = next(f"{test['targets'][0]}.{m}" for m in ("r2", "accuracy") if f"{test['targets'][0]}.{m}" in test)
         parts.append(f"test {name} {format_number(test[name])} ({test['rows']} rows)")
     parts.append(f"{result.epochs} epochs in {format_duration(result.seconds)}")
     return " · ".join(parts) + f"\nrun saved to {run}"
