@@ -210,10 +210,11 @@ def first_pass_figures(paths: list[Path], workdir: Path, budget: str, repeat: in
     pyarrow.parquet.read_table (Parquet), measured one after the other in the same run; for a
     CSV, the pass with pyarrow's reader too. With `repeat`, each is measured that many times,
     peer and passes taking turns, and each one's best turn is given (as bench.py does: other
-    work on the machine only ever slows a run down)."""
+    work on the machine only ever slows a run down), and beside it the median of the turns'
+    own ratios (each pass against the peer run just before it)."""
     found = {}
     lines = [f"{'file':<26} {'MB':>6} {'pass MB/s':>10} {'peer':>11} {'peer MB/s':>10} {'ratio':>6} "
-             f"{'CPU ratio':>9} {'peak RSS (pass)':>16} {'peak RSS (peer)':>16}"]
+             f"{'CPU ratio':>9} {'median':>6} {'peak RSS (pass)':>16} {'peak RSS (peer)':>16}"]
     for path in paths:
         mb = path.stat().st_size / 2**20
         parquet = path.suffix == ".parquet"
@@ -231,13 +232,15 @@ def first_pass_figures(paths: list[Path], workdir: Path, budget: str, repeat: in
             # the peer's CPU over the pass's, each its least
             least = min(t[what]["cpu_seconds"] for t in turns)
             cpu = min(t[peer_name]["cpu_seconds"] for t in turns) / max(least, 1e-9)
+            # each turn's pass against the peer measured just before it, the middle one
+            median = float(np.median([t[peer_name]["seconds"] / t[what]["seconds"] for t in turns]))
             ours = {"peak_rss": max(t[what]["peak_rss"] for t in turns), "rows": turns[0][what]["rows"]}
             key = path.name + label
             found[key] = {"mb": mb, "pass_mb_s": rate, "peer": peer_name, "peer_mb_s": base, "ratio": ratio,
-                          "cpu_ratio": cpu, "peak_rss": ours["peak_rss"], "peer_peak_rss": peer["peak_rss"],
+                          "cpu_ratio": cpu, "ratio_median": median, "peak_rss": ours["peak_rss"], "peer_peak_rss": peer["peak_rss"],
                           "rows": ours["rows"], "turns": repeat}
             lines.append(f"{key:<26} {mb:>6.0f} {rate:>10.1f} {peer_name:>11} {base:>10.1f} {ratio:>5.2f}× "
-                         f"{cpu:>8.2f}× {ours['peak_rss'] / 2**20:>13.0f} MB {peer['peak_rss'] / 2**20:>13.0f} MB")
+                         f"{cpu:>8.2f}× {median:>5.2f}× {ours['peak_rss'] / 2**20:>13.0f} MB {peer['peak_rss'] / 2**20:>13.0f} MB")
     return lines, found
 
 

@@ -82,6 +82,24 @@ def encoded_bytes_estimate(cfg, scan_or_header) -> int:
     return int(rows * (inputs * itemsize + target))
 
 
+# a forward pass that scores or predicts in chunks of rows keeps the chunk's buffers under
+# budget / SCORING_SHARE: a periodic embedding of 60 inputs writes 15 KB a row, 30 MB for 2,048
+# rows, which the streaming budget never saw. And its widest buffer under CACHE_BYTES whatever the
+# budget: that embedding's 60 per-input products ran several times slower per row in chunks of
+# 2,048 rows than of 512 (docs/large-data.md), while a plain MLP's buffers stay far below it
+SCORING_SHARE = 16
+CACHE_BYTES = 4 << 20
+ROW_MULTIPLE = 64  # chunks in whole blocks of rows (runs/model.py's ROW_BLOCK: the same kernels)
+
+
+def chunk_rows(row_bytes: int, widest_bytes: int, most: int) -> int:
+    """Rows per forward pass for a network whose passes write `row_bytes` a row, `widest_bytes`
+    of it in one array: `most`, fewer when the buffers would pass 1/SCORING_SHARE of the memory
+    budget or the widest one CACHE_BYTES; a multiple of ROW_MULTIPLE, at least one block."""
+    fit = min(memory_budget() // SCORING_SHARE // max(int(row_bytes), 1), CACHE_BYTES // max(int(widest_bytes), 1))
+    return int(max(ROW_MULTIPLE, min(most, fit) // ROW_MULTIPLE * ROW_MULTIPLE))
+
+
 def available_memory() -> int | None:
     """Bytes of memory available now (Linux's MemAvailable), or None where unknown."""
     try:

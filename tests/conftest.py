@@ -112,6 +112,17 @@ def _old_defaults(request, monkeypatch, _old_defaults_session):
 
 
 @pytest.fixture(autouse=True)
+def _no_loss_png(request, monkeypatch):
+    """An in-process train skips drawing loss.png, which costs about three times a small run's
+    training (matplotlib's layout and PNG), unless the test is marked `plots`; nnctl run in a
+    subprocess always draws it."""
+    if not request.node.get_closest_marker("plots"):
+        import nnctl.commands.train
+
+        monkeypatch.setattr(nnctl.commands.train, "try_plot_run", lambda folder, history, label: False)
+
+
+@pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory, monkeypatch):
     """Each test gets its own dataset cache folder, never the user's."""
     monkeypatch.setenv("NNCTL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))

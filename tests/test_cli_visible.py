@@ -144,6 +144,7 @@ def _png_loads(path):
     assert image.ndim == 3 and image.shape[0] > 100
 
 
+@pytest.mark.plots
 def test_runs_get_a_loss_png_and_plot_compares_runs(tmp_path):
     pytest.importorskip("matplotlib")
     runs = [cli("train", CONFIGS / "iris.yaml", "--runs-dir", tmp_path, "--quiet", "--name", f"lr{lr}",
@@ -158,6 +159,7 @@ def test_runs_get_a_loss_png_and_plot_compares_runs(tmp_path):
     _png_loads(out)
 
 
+@pytest.mark.plots
 def test_without_matplotlib_plot_says_how_to_install_and_train_still_works(tmp_path, monkeypatch):
     import nnctl.commands.plot
 

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nnctl.config import load_config
 from nnctl.data import arrowcsv, reading
 from nnctl.data.encoding import FeatureEncoder
 from nnctl.data.onepass import write_shards
@@ -154,3 +155,40 @@ def test_pieces_beyond_the_memory_share_go_to_disk_and_give_the_same_shards(writ
     for held, spilled in zip(got["held"], got["spilled"]):
         for a, b in zip(held, spilled):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_chunks_of_training_rows_only_give_the_two_read_encoding(write_config, tmp_path, dtype):
+    """With data.validation_path every row of data.path is a training row: the pass takes the
+    short way (no rows to pick), its temporaries reused from column to column and chunk to chunk."""
+    table = mixed_table(900)
+    table.iloc[:700].to_csv(tmp_path / "t.csv", index=False)
+    table.iloc[700:].to_csv(tmp_path / "v.csv", index=False)
+    cfg = load_config(write_config(f"seed: 7\ndata:\n  path: {tmp_path / 't.csv'}\n  target: y\n  categorical: auto\n"
+                                   f"  validation_path: {tmp_path / 'v.csv'}\n  missing: mean\n"
+                                   f"training:\n  dtype: {dtype}\n"))
+    (tmp_path / "s").mkdir()
+    meta, parts = shards(cfg, tmp_path / "s")
+    for part in ("train", "validation"):
+        _, (rows, X, y) = two_reads(cfg, part, meta)
+        got_rows, got_X, got_y = whole(parts[part])
+        np.testing.assert_array_equal(got_rows, rows)
+        np.testing.assert_array_equal(got_X, X)
+        np.testing.assert_array_equal(got_y, y)
+    assert got_X.dtype == np.dtype(dtype) and len(whole(parts["train"])[0]) == 700
+
+
+def test_finished_pieces_come_in_order_and_a_workers_error_is_raised_here():
+    import time
+
+    def slow_first(k):
+        time.sleep(0.02 if k == 0 else 0)
+        if k == 5:
+            raise ValueError("piece 5")
+        return k * 10
+
+    got = reading.mapped(slow_first, range(5))
+    assert list(got) == [0, 10, 20, 30, 40]
+    failing = reading.mapped(slow_first, range(8))
+    with pytest.raises(ValueError, match="piece 5"):
+        list(failing)

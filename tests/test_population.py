@@ -1,6 +1,7 @@
 """`train --seeds N` as the members of one pass (a population: each member on its own split,
-with its own scores, early stopping and run folder) equals N separate runs; and where members
-cannot be (a plateau schedule, unequal parts, Ray) the seeds run separately with a note saying why."""
+with its own scores, early stopping, plateau schedule and run folder) equals N separate runs; and
+where members cannot be (runs that are ensembles, unequal parts, Ray) the seeds run separately with
+a note saying why."""
 import csv
 import json
 from pathlib import Path
@@ -18,9 +19,11 @@ from nnctl.training.population import same_shapes
 from .cli_helpers import cli
 from .conftest import CONFIGS
 
-# float64 so that equal means equal to rounding; patience 3 on iris stops the seeds at
-# different epochs, so members stop while others train on
-STOPPING = ["training.dtype=float64", "training.iterations=60", "training.early_stopping={patience: 3}",
+# float64 so that equal means equal to rounding; patience 4 on iris stops the seeds at
+# different epochs, so members stop while others train on, and a plateau of patience 2 (the new
+# defaults' schedule) halves each member's rate on its own validation loss before it stops
+STOPPING = ["training.dtype=float64", "training.iterations=60", "training.early_stopping={patience: 4}",
+            "training.schedule={name: plateau, patience: 2}",
             "training.grad_clip=1.0", "training.label_smoothing=0.05", "model.dropout=0.1"]
 
 
@@ -65,7 +68,7 @@ def _close(a, b, where):
 def test_members_equal_separate_runs_file_by_file(both):
     members, separate = both
     assert members["note"] is None and separate["note"] is None
-    epochs = []
+    epochs, rates = [], []
     for m, s in zip(members["rows"], separate["rows"]):
         a, b = Path(m["run"]), Path(s["run"])
         assert a.name == b.name and sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
@@ -86,9 +89,23 @@ def test_members_equal_separate_runs_file_by_file(both):
             np.testing.assert_allclose(ca.arrays[key], value, rtol=1e-5, atol=1e-8, err_msg=key)
         for key in ("completed", "optimizer_t", "rng", "status", "steps", "clipped_steps", "data_digest", "name"):
             assert ca.meta[key] == cb.meta[key], key
+        _close(ca.meta["schedule"], cb.meta["schedule"], f"{a.name} plateau")
+        rates.append(_column(a / "history.csv", "learning_rate"))
     # the seeds stopped early at different epochs: a member stopped while the others trained on
     assert all(status == "early_stopped" for status, _ in epochs) and len({e for _, e in epochs}) > 1
+    _lowered_on_their_own(rates)
     _close(_numbers(members["folder"] / "seeds.csv"), _numbers(separate["folder"] / "seeds.csv"), "seeds.csv")
+
+
+def _column(path: Path, name: str) -> list:
+    rows = _numbers(path)
+    return [row[rows[0].index(name)] for row in rows[1:]]
+
+
+def _lowered_on_their_own(rates: list[list[float]]) -> None:
+    """Every member's plateau lowered its rate, not all at the same epochs."""
+    assert all(min(r) < max(r) for r in rates)
+    assert len({tuple(r[:min(map(len, rates))]) for r in rates}) > 1
 
 
 def test_a_member_run_resumes_as_the_separate_run_does(both, tmp_path):
@@ -102,10 +119,9 @@ def test_a_member_run_resumes_as_the_separate_run_does(both, tmp_path):
 
 def test_runs_that_cannot_be_members_train_separately_with_a_note(tmp_path):
     result = cli("train", CONFIGS / "iris.yaml", "--seeds", "2", "--runs-dir", tmp_path,
-                 "--set", "training.iterations=2", "--set", "training.schedule={name: plateau}")
+                 "--set", "training.iterations=2", "--set", "model.ensemble=2")
     assert result.exit_code == 0, result.stderr
-    assert "note: the seeds train as separate runs: a plateau schedule lowers each run's learning rate" \
-        in result.stderr
+    assert "note: the seeds train as separate runs: each run is an ensemble already" in result.stderr
     assert len(list(Path(result.stdout.strip().splitlines()[-1]).glob("seed_*/model.npz"))) == 2
     # --separate asks for it: no note
     asked = cli("train", CONFIGS / "iris.yaml", "--seeds", "2", "--separate", "--runs-dir", tmp_path,
@@ -157,7 +173,7 @@ def both_cv(tmp_path_factory):
 def test_cv_folds_as_members_equal_separate_folds_file_by_file(both_cv):
     members, separate = both_cv
     assert members["note"] is None and separate["note"] is None
-    epochs = set()
+    epochs, rates = set(), []
     for m, s in zip(members["rows"], separate["rows"]):
         a, b = Path(m["run"]), Path(s["run"])
         assert a.name == b.name and sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
@@ -167,11 +183,13 @@ def test_cv_folds_as_members_equal_separate_folds_file_by_file(both_cv):
         assert (a / "config.yaml").read_text() == (b / "config.yaml").read_text()
         for name in ("history.csv", "validation.csv"):
             _close(_numbers(a / name), _numbers(b / name), f"{a.name}/{name}")
+        rates.append(_column(a / "history.csv", "learning_rate"))
         with np.load(a / "model.npz") as x, np.load(b / "model.npz") as y:
             for key in y.files:
                 if key != "meta":
                     np.testing.assert_allclose(x[key], y[key], rtol=1e-5, atol=1e-8, err_msg=key)
     assert len(epochs) > 1  # the folds stopped at different epochs
+    _lowered_on_their_own(rates)
     _close(_numbers(members["folder"] / "folds.csv"), _numbers(separate["folder"] / "folds.csv"), "folds.csv")
     _close(json.loads((members["folder"] / "summary.json").read_text()),
            json.loads((separate["folder"] / "summary.json").read_text()), "summary.json")
@@ -205,10 +223,9 @@ def test_cv_repeats_as_members_keep_their_layout(tmp_path):
 
 def test_cv_folds_that_cannot_be_members_train_separately_with_a_note(tmp_path):
     result = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--runs-dir", tmp_path, "--workers", "1",
-                 "--set", "training.iterations=2", "--set", "training.schedule={name: plateau}")
+                 "--set", "training.iterations=2", "--set", "model.ensemble=2")
     assert result.exit_code == 0, result.stderr
-    assert "note: the folds train as separate runs: a plateau schedule lowers each run's learning rate" \
-        in result.stderr
+    assert "note: the folds train as separate runs: each run is an ensemble already" in result.stderr
     asked = cli("cv", CONFIGS / "iris.yaml", "--folds", "2", "--separate", "--runs-dir", tmp_path,
                 "--set", "training.iterations=2", "--workers", "1")
     assert asked.exit_code == 0 and "note:" not in asked.stderr
@@ -249,3 +266,46 @@ def test_configs_that_differ_in_more_than_a_member_holds_are_no_population():
 
     cfgs = [load_config(CONFIGS / "iris.yaml", [f"training.batch_size={b}"]) for b in (8, 16)]
     assert "differ in more than seed, training.learning_rate, training.l2" in population_problem(cfgs, [None, None])
+
+
+@pytest.mark.new_defaults
+def test_the_recipe_defaults_seeds_are_one_population(tmp_path):
+    """`nnctl init`'s config (plateau schedule and early stopping by default) trains its seeds
+    as members, not separately."""
+    from dataclasses import replace
+
+    from nnctl.commands.population import population_problem
+    from nnctl.config import load_config
+    from nnctl.data import load_seeds
+
+    assert cli("init", tmp_path / "nnctl.yaml").exit_code == 0
+    cfg = load_config(tmp_path / "nnctl.yaml", [])
+    assert cfg.training.schedule["name"] == "plateau" and cfg.training.early_stopping
+    cfgs = [replace(cfg, seed=cfg.seed + i) for i in range(2)]
+    assert population_problem(cfgs, load_seeds(cfgs)) is None
+
+
+def test_members_with_their_own_rates_in_float32_take_the_steps_of_runs_alone(tmp_path):
+    """In float32, member k's (K, 1) rate and weight decay, each plateau-lowered on its own
+    score, make the factors its run alone makes from Python floats (computed in float64, rounded
+    once): the weights are the separate runs' bit for bit, not merely within 1e-5."""
+    from nnctl.commands.population import one_blas_thread, train_members
+    from nnctl.commands.train import train_config
+    from nnctl.config import load_config
+    from nnctl.data import load_seeds
+
+    plateau = ["training.iterations=30", "training.early_stopping={patience: 4}", "training.optimizer=adamw",
+               "training.schedule={name: plateau, patience: 2}"]
+    cfgs = [load_config(CONFIGS / "iris.yaml", plateau + [f"training.learning_rate={lr}", f"training.l2={l2}"])
+            for lr, l2 in [(0.03, 0.001), (0.01, 0.01)]]
+    (tmp_path / "members").mkdir()
+    together = train_members(cfgs, load_seeds(cfgs), [(tmp_path / "members", f"run_{i}") for i in range(2)])
+    for i, (cfg, result) in enumerate(zip(cfgs, together)):
+        with one_blas_thread():  # as the pass: one BLAS thread sums its products in one order
+            alone = train_config(cfg, runs_dir=tmp_path / "separate", folder=f"run_{i}", plot=False)
+        rates = _column(Path(result.run) / "history.csv", "learning_rate")
+        assert rates == _column(Path(alone.run) / "history.csv", "learning_rate") and min(rates) < max(rates)
+        with np.load(Path(result.run) / "model.npz") as x, np.load(Path(alone.run) / "model.npz") as y:
+            for key in y.files:
+                if key != "meta":
+                    np.testing.assert_array_equal(x[key], y[key], err_msg=key)

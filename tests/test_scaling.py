@@ -102,6 +102,30 @@ def test_a_reservoir_keeps_a_uniform_bounded_sample():
     np.testing.assert_array_equal(small.values, np.arange(10.0))
 
 
+def test_a_reservoir_takes_every_row_with_the_same_chance_whatever_its_chunk():
+    """Each of 1,000 values, added in chunks of 250, is in a 100-value sample with chance 1/10:
+    a draw scaled wrongly favours the first or the last chunks."""
+    taken = np.zeros(1000)
+    for seed in range(300):
+        r = Reservoir(size=100, seed=seed)
+        for start in range(0, 1000, 250):
+            r.add(np.arange(start, start + 250, dtype=np.float64))
+        taken[r.values.astype(int)] += 1
+    by_chunk = taken.reshape(4, 250).mean(axis=1) / 300
+    np.testing.assert_allclose(by_chunk, 0.1, atol=0.01)
+
+
+def test_the_targets_sample_is_kept_only_for_a_quantile_transform(write_config, tmp_path):
+    from nnctl.data.scanpass import FirstPass
+
+    made = {}
+    for transform in ("quantile", "standard"):
+        cfg = load_config(write_config(f"data:\n  path: {tmp_path / 't.csv'}\n  target: y\n"
+                                       f"  target_transform: {transform}\n"))
+        made[transform] = FirstPass(cfg, ["x"], "t.csv").target.sample
+    assert isinstance(made["quantile"], Reservoir) and made["standard"] is None
+
+
 def test_the_streamed_samples_together_fit_a_share_of_the_budget(monkeypatch):
     # 60 columns of 100k float64 values were 48 MB: half a 100 MB budget before any fitting
     monkeypatch.setenv("NNCTL_MEMORY_LIMIT", "100MB")
@@ -254,3 +278,13 @@ def test_a_tampered_quantile_scaler_is_refused(tmp_path):
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "bad.npz", **arrays)
     assert_clean_error(cli("predict", tmp_path / "bad.npz", data), "quantile", "increasing")
+
+
+def test_a_target_near_float64s_limit_gets_a_finite_scale():
+    # found by test_fuzz: [178001.66, 1e308] overflowed the std to inf, saved as null in model.npz
+    scaler = scaling.fit_target(np.array([178001.66, 1e308]), "standard")
+    assert np.isfinite(scaler["offset"][0]) and np.isfinite(scaler["scale"][0])
+    assert scaler["offset"][0] == pytest.approx(5e307) and scaler["scale"][0] == pytest.approx(5e307)
+    assert scaling.to_training(np.array([1e308]), scaler)[0] == pytest.approx(1.0)
+    plain = scaling.fit_target(np.array([1.0, 2.0, 4.0]), "standard")
+    assert plain["offset"] == [np.mean([1.0, 2.0, 4.0])] and plain["scale"] == [np.std([1.0, 2.0, 4.0])]

@@ -14,7 +14,8 @@ from .test_sweep_safety import StopAfter
 
 pytest.importorskip("optuna")
 
-# float64 so that equal means equal to rounding; early stopping stops trials at different epochs
+# float64 so that equal means equal to rounding; early stopping stops trials at different epochs,
+# and each trial's plateau halves its own rate on its own validation loss
 GRID = """method: grid
 metric: {name: val_loss, goal: minimize}
 parameters:
@@ -22,7 +23,8 @@ parameters:
   training.l2: {values: [0.0, 0.01]}
   training.dtype: {values: [float64]}
   training.iterations: {values: [40]}
-  training.early_stopping: {values: [{patience: 3}]}
+  training.early_stopping: {values: [{patience: 4}]}
+  training.schedule: {values: [{name: plateau, patience: 2}]}
 """
 
 
@@ -43,7 +45,7 @@ def test_member_trials_equal_trials_trained_alone(both):
     assert len(a) == len(b) == 6 and all(r["state"] == "complete" for r in a)
     key = ("training.learning_rate", "training.l2")
     ours = {tuple(r[k] for k in key): r for r in a}
-    epochs = set()
+    epochs, lowered = set(), False
     for theirs in b:
         mine = ours[tuple(theirs[k] for k in key)]
         assert float(mine["value"]) == pytest.approx(float(theirs["value"]), rel=1e-5)
@@ -54,7 +56,10 @@ def test_member_trials_equal_trials_trained_alone(both):
         _close(_numbers(x / "history.csv"), _numbers(y / "history.csv"), f"{x.name}/history.csv")
         with np.load(x / "model.npz") as m, np.load(y / "model.npz") as s:
             np.testing.assert_allclose(m["layers.0.W"], s["layers.0.W"], rtol=1e-5, atol=1e-8)
+        rates = _numbers(x / "history.csv")
+        lowered |= min(r[rates[0].index("learning_rate")] for r in rates[1:]) < float(mine["training.learning_rate"])
     assert len(epochs) > 1  # members stopped while others trained on
+    assert lowered  # a plateau lowered a member's rate
 
 
 def test_an_interrupted_member_sweep_keeps_its_finished_trials_and_resumes(tmp_path):
@@ -75,7 +80,9 @@ def test_an_interrupted_member_sweep_keeps_its_finished_trials_and_resumes(tmp_p
     ("parameters:\n  model.layers: {values: [[8], [16]]}\n", 1, None),
     ("parameters:\n  training.learning_rate: {values: [0.01, 0.03]}\n  model.dropout: {values: [0.2]}\n", 8, None),
     ("parameters:\n  training.learning_rate: {values: [0.01, 0.03]}\n  training.schedule: {values: [{name: plateau}]}\n",
-     1, "the trials train one per job: a plateau schedule"),
+     8, None),
+    ("parameters:\n  training.learning_rate: {values: [0.01, 0.03]}\n  model.ensemble: {values: [2]}\n",
+     1, "the trials train one per job: each run is an ensemble already"),
     ("early_terminate: {type: median, min_epochs: 2}\nparameters:\n  training.learning_rate: {values: [0.01, 0.03]}\n",
      1, "the trials train one per job: early_terminate prunes each trial on its own"),
 ])

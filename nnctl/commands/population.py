@@ -41,15 +41,14 @@ def population_problem(cfgs: list[Config], datasets: list) -> str | None:
     """Why these runs cannot train as the members of one pass, or None when they can: their
     configs may differ only in what a member holds on its own (`MEMBER_KEYS`: the seed, the
     learning rate, l2) and their data must have one shape (each member draws its dropout masks
-    from its own generator, as its run alone does)."""
+    from its own generator, stops early and lowers a plateau schedule's rate on its own
+    validation scores, as its run alone does)."""
     first = cfgs[0]
     if first.model.ensemble > 1:
         return "each run is an ensemble already (model.ensemble > 1)"
     common = [_without_member_keys(cfg) for cfg in cfgs]
     if any(c != common[0] for c in common[1:]):
         return "their configs differ in more than " + ", ".join(MEMBER_KEYS)
-    if first.training.schedule["name"] == "plateau":
-        return "a plateau schedule lowers each run's learning rate on its own validation scores"
     if getattr(datasets[0], "targets", None) is not None:
         return "several targets train one run at a time (each run's heads weigh their losses by its own start)"
     why = same_shapes(datasets)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NnctlError
-from .reading import ahead, attempts, table_chunks
+from .reading import attempts, mapped, table_chunks
 from .scan import Scan, _columns, _finish, default_chunk_rows, encoded_chunks
 from .scaling import to_training
 from .scanpass import FirstPass
@@ -48,8 +48,8 @@ def write_shards(cfg, folder: Path, shard_rows_for, progress=None, keep_missing:
         if part == "validation" and data.validation_path:  # another file, not part of the fit
             for rows, X, y in encoded_chunks(cfg, scan, part):
                 writer.add(np.asarray(rows, dtype=np.int64), X, y)
-        else:  # the next piece is finished in a thread while this one is written
-            for piece in ahead(finish(pieces.take(part, k)) for k in pieces.numbers[part]):
+        else:  # the next pieces are finished in threads while this one is written
+            for piece in mapped(lambda k: finish(pieces.take(part, k)), pieces.numbers[part]):
                 writer.add(*piece)
         sizes[part], counts[part] = writer.close(), writer.counts.tolist()
     y_width = len(scan.targets) if scan.targets is not None else scan.n_outputs if scan.task == "regression" else 0
@@ -114,11 +114,8 @@ def _read(cfg, table, features, used, pieces: RawPieces, reading):
         rows = start + np.arange(len(chunk), dtype=np.int64)
         raw = state.add(chunk, rows, hashed_validation(rows, cfg.seed, fraction), where, raw=True)
         del chunk
-        for part, mask in (("train", ~raw.val), ("validation", raw.val)):
-            if mask.any():
-                every = mask.all()
-                pieces.put(part, k, {what: array if every else (array[:, mask] if what == "X" else array[mask])
-                                     for what in RAW if (array := getattr(raw, what)) is not None})
+        for part, arrays in raw.parts.items():
+            pieces.put(part, k, arrays)
         k += 1
     if state.rows == 0:
         raise NnctlError("data file has a header but no data rows", table.where)

@@ -128,26 +128,56 @@ def _row_group_costs(group, schema, names: list, chunksize: int) -> tuple[int, i
 
 def _numbered(batches, chunksize: int, where: str):
     """DataFrames of `chunksize` rows (the last one shorter) from the batches, indexed by their
-    rows' place in the file, as CSV chunks are (a message's data row is then the file's)."""
-    import pandas as pd
-
+    rows' place in the file, as CSV chunks are (a message's data row is then the file's). A
+    chunk that a row group's end splits is joined as Arrow data and made a DataFrame once (not
+    two DataFrames joined by pandas, which copies every column again); batches that may not
+    share their buffers become DataFrames at once, so that no slice keeps a row group alive."""
     start, pending, held = 0, [], 0
     try:
         for batch, shared in batches:
-            pending.append(batch.to_pandas(split_blocks=shared))
+            pending.append(batch if shared else batch.to_pandas())
             held += batch.num_rows
             del batch  # a slice of a whole row group keeps it alive while the next one is read
             while held >= chunksize:
-                frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
-                pending = [frame.iloc[chunksize:]] if len(frame) > chunksize else []
-                frame = frame.iloc[:chunksize]
-                held -= len(frame)
-                frame.index = range(start, start + len(frame))
-                start += len(frame)
-                yield frame
+                taken, pending = _first_rows(pending, chunksize)
+                held -= chunksize
+                yield _frame(taken, start)
+                start += chunksize
         if held:
-            frame = pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
-            frame.index = range(start, start + len(frame))
-            yield frame
+            yield _frame(pending, start)
     except Exception as exc:  # pyarrow's own errors for a file damaged past its header
         raise NnctlError(f"cannot read the Parquet file: {exc}", where)
+
+
+def _first_rows(pieces: list, n: int) -> tuple[list, list]:
+    """(the pieces holding the first n rows, the pieces of the rest): Arrow tables or DataFrames."""
+    taken, rest = [], list(pieces)
+    while n > 0:
+        piece = rest.pop(0)
+        size = len(piece)
+        if size > n:
+            head, tail = (piece.slice(0, n), piece.slice(n)) if not hasattr(piece, "iloc") else \
+                (piece.iloc[:n], piece.iloc[n:])
+            taken.append(head)
+            rest.insert(0, tail)
+            break
+        taken.append(piece)
+        n -= size
+    return taken, rest
+
+
+def _frame(pieces: list, start: int):
+    """One DataFrame of the pieces' rows, indexed from `start`."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if len(pieces) == 1:
+        frame = pieces[0] if hasattr(pieces[0], "iloc") else pieces[0].to_pandas(split_blocks=True)
+    elif not any(hasattr(p, "iloc") for p in pieces):
+        frame = pa.concat_tables([p if isinstance(p, pa.Table) else pa.Table.from_batches([p])
+                                  for p in pieces]).to_pandas(split_blocks=True)
+    else:
+        frame = pd.concat([p if hasattr(p, "iloc") else p.to_pandas(split_blocks=True) for p in pieces],
+                          ignore_index=True)
+    frame.index = range(start, start + len(frame))
+    return frame

@@ -6,7 +6,8 @@ of its own, so the next chunk is parsed while the caller learns from and writes 
     for where, start, chunk in table_chunks(table, used, chunk_rows, decimal, Reading(progress=...)):
         ...
 
-`attempts(run)` runs a pass with `Reading()`, and again when pyarrow gives up part way (a column
+`mapped(function, items)` works items out in a few threads, in order (the pass's pieces
+finished while the last is written). `attempts(run)` runs a pass with `Reading()`, and again when pyarrow gives up part way (a column
 read as floats, or pandas from the start): a pass is a function of its Reading, holding nothing
 from an earlier try.
 """
@@ -139,3 +140,26 @@ def ahead(iterable, depth: int = 1):
             except queue.Empty:
                 pass
             thread.join(timeout=0.05)
+
+
+def mapped(function, items, workers: int = 2):
+    """function(item) for each item, in order, worked out by `workers` threads at once, at most
+    `workers` ahead of the caller (NumPy lets go of the GIL, so pieces are finished on every
+    core while the caller writes the last one). An exception is raised here; leaving early
+    waits for the items in hand and drops the rest."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="nnctl-finish") as pool:
+        try:
+            for item in items:
+                if len(pending) >= workers:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(function, item))
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+

@@ -197,7 +197,13 @@ def fit_target(y: np.ndarray, kind: str) -> dict | None:
         return {"kind": "quantile", "offset": [0.0] * y.shape[1], "scale": [1.0] * y.shape[1],
                 "knots": [m[0] for m in maps], "scores": [m[1] for m in maps]}
     g = np.log1p(y) if kind == "log1p" else y
-    offset, scale = g.mean(axis=0), g.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        offset, scale = g.mean(axis=0), g.std(axis=0)
+    if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
+        # a target near float64's limit (1e308) overflows the sums into an inf scale, which
+        # model.npz cannot hold: the same statistics taken on g / max|g|
+        size = np.max(np.abs(g), axis=0)
+        offset, scale = (g / size).mean(axis=0) * size, (g / size).std(axis=0) * size
     scale = np.where(scale > 0, scale, 1.0)
     return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
 

@@ -15,7 +15,7 @@ from ..errors import NnctlError, plain
 from .columns import auto_task, column_warnings, looks_like_decimal_commas
 from .encoding import category_label, is_number
 from .scaling import check_log1p, fit_target, scaler_from_columns, target_setting
-from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, TargetLabels, sample_rows
+from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, Scratch, TargetLabels, sample_rows
 
 MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
 
@@ -24,16 +24,25 @@ def kept_rows(chunk, used: list, target, policy: str, where: str) -> np.ndarray:
     """(rows,) bool: the rows data.missing keeps. Under `error` a missing value is an error
     naming its column and first row (the chunk's index is the row's place in its file).
     `target`: its column, or the several targets' (each already checked by `kept_targets`)."""
-    missing = chunk[used].isna()
-    if policy == "error" and missing.to_numpy().any():
-        col = next(c for c in used if missing[c].any())
-        row = int(chunk.index[int(np.flatnonzero(missing[col].to_numpy())[0])])
-        raise NnctlError(f"missing values in column '{col}' (first in data row {row + 1})", where, MISSING_HINT)
-    if policy == "drop":
-        return ~missing.any(axis=1).to_numpy()
-    if isinstance(target, list):
-        return ~chunk[target].isna().any(axis=1).to_numpy()
-    return ~missing[target].to_numpy()
+    def missing(col):  # None when nothing is missing: a NumPy integer or bool column never is
+        column = chunk[col]
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iub":
+            return None
+        found = column.isna().to_numpy()
+        return found if found.any() else None
+
+    if policy == "error":
+        for col in used:
+            found = missing(col)
+            if found is not None:
+                row = int(chunk.index[int(np.flatnonzero(found)[0])])
+                raise NnctlError(f"missing values in column '{col}' (first in data row {row + 1})", where,
+                                 MISSING_HINT)
+    checked = used if policy == "drop" else target if isinstance(target, list) else [target]
+    dropped = [m for c in checked if (m := missing(c)) is not None]
+    if not dropped:
+        return np.ones(len(chunk), dtype=bool)
+    return ~np.logical_or.reduce(dropped)
 
 
 def kept_targets(cfg, chunk, features: list, names: list, where: str) -> np.ndarray:
@@ -56,6 +65,11 @@ def kept_targets(cfg, chunk, features: list, names: list, where: str) -> np.ndar
     return keep
 
 
+def cut(array: np.ndarray, at):
+    """array's rows at these places (all of them for None)."""
+    return array if at is None else array[at]
+
+
 def _numeric_dtype(column) -> bool:
     import pandas as pd
 
@@ -64,14 +78,12 @@ def _numeric_dtype(column) -> bool:
 
 @dataclass
 class Raw:
-    """A chunk's kept rows as the one pass writes them: row numbers, which are validation rows,
-    the features by column (features, rows) in the config's dtype (numbers as read; a category
-    as its code in `FirstPass.codes`; NaN where missing), and the target as `TargetLabels.add` gives it."""
-    rows: np.ndarray
-    val: np.ndarray
-    X: np.ndarray
-    codes: np.ndarray
-    values: np.ndarray | None
+    """A chunk's kept rows as the one pass writes them, by part ("train", "validation": only
+    the parts it has rows in): each part's row numbers, its features by column (features, rows)
+    in the config's dtype (numbers as read; a category as its code in `FirstPass.codes`; NaN
+    where missing), and its target as `TargetLabels.add` gives it. Each column is cut into its
+    parts as it comes: cutting the whole (features, rows) block by columns costs ten times more."""
+    parts: dict
 
 
 class FirstPass:
@@ -85,7 +97,9 @@ class FirstPass:
         self.kinds = {c: "categorical" for c in self.listed}  # the rest: "numeric" or text, from the data
         self.names = target_names(data.target)
         self.used = list(dict.fromkeys(features + self.names))
-        self.target = TargetLabels(self.names[0])
+        # the target's sample only for a quantile transform (several targets: as each asks)
+        quantile = is_multi(data.target) or target_setting(data) == "quantile"
+        self.target = TargetLabels(self.names[0], sampled=quantile)
         # several targets: one TargetLabels each (the first is `target`)
         self.labels = [self.target] + [TargetLabels(n) for n in self.names[1:]] if is_multi(data.target) else None
         self.rows = self.train_rows = self.val_rows = 0
@@ -100,6 +114,7 @@ class FirstPass:
         self.codes: dict = {c: {} for c in features}  # category name -> its code in the raw rows
         self.modes: dict = {c: {} for c in features}  # category -> training rows, for missing: mean
         self.ids = {c: DistinctInts() for c in features}
+        self.scratch = Scratch()
 
     def add(self, chunk, rows: np.ndarray, val: np.ndarray, where: str, raw: bool = False):
         """One chunk: its rows' numbers in the table, and which are in the validation part. With
@@ -124,21 +139,27 @@ class FirstPass:
             added = [labels.add(chunk[labels.target], train) for labels in self.labels]
             codes = np.stack([c for c, _ in added], axis=1)
             values = np.stack([v if v is not None else np.full(len(chunk), np.nan) for _, v in added], axis=1)
-        # by column, as the columns come: the shards' rows are made from it once, at the end
-        X = np.empty((len(self.features), len(chunk)), dtype=self.dtype) if raw else None
+        picked = None if train.all() else np.flatnonzero(train)
+        # each part's rows' places (None: every row), its arrays filled by column as the columns come
+        places = {part: (None if mask.all() else picked if part == "train" else np.flatnonzero(mask))
+                  for part, mask in (("train", train), ("validation", ~train)) if mask.any()} if raw else {}
+        parts = {part: {"rows": cut(rows[keep], at), "codes": cut(codes, at),
+                        "X": np.empty((len(self.features), len(codes) if at is None else len(at)), dtype=self.dtype)}
+                 | ({} if values is None else {"values": cut(values, at)}) for part, at in places.items()}
         for i, col in enumerate(self.features):
             if self.kinds.get(col) == "categorical":
-                column_codes = self._categorical(chunk[col], col, train)
-                if raw:
-                    X[i] = column_codes
-                    X[i, column_codes < 0] = np.nan
+                column = self._categorical(chunk[col], col, train)
+                if parts:
+                    column = column.astype(self.dtype)
+                    column[column < 0] = np.nan
             else:
-                column_values = self._numeric(chunk[col], col, train, where)
-                if raw:
-                    X[i] = column_values
-        if raw:
-            return Raw(rows[keep], ~train, X, codes, values)
-        return None
+                column = self._numeric(chunk[col], col, train, where, picked)
+            for part, at in places.items():
+                if at is None:
+                    parts[part]["X"][i] = column
+                else:
+                    np.take(column, at, out=parts[part]["X"][i], mode="clip")  # "raise" buffers `out`
+        return Raw(parts) if raw else None
 
     def _kinds(self, chunk, where: str) -> None:
         for col in self.features:
@@ -168,18 +189,32 @@ class FirstPass:
                              f"or leave it out (data.exclude: [{col}], or drop it from data.features)")
         self.kinds[col] = "categorical"
 
-    def _numeric(self, column, col: str, train: np.ndarray, where: str) -> np.ndarray:
+    def _numeric(self, column, col: str, train: np.ndarray, where: str, picked=None) -> np.ndarray:
         """Learns the column's training moments; returns its values as the dtype holds them
-        (NaN where missing). A column without a missing or odd value takes the short way."""
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        with np.errstate(over="ignore"):
-            held = values.astype(self.dtype)
+        (NaN where missing). A column without a missing or odd value takes the short way, given
+        the training rows' places (`picked`; None: every row)."""
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)  # only read: may be pandas' own
+        scratch, n = self.scratch, len(values)
+        # the temporaries below live in memory reused from column to column (see Scratch): the
+        # caller copies what it keeps of `held` before the next column
+        held = values
+        if self.dtype != np.float64:
+            held = scratch.get("held", n, self.dtype)
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.copyto(held, values, casting="unsafe")
         if np.isfinite(held).all():
-            self.moments[col].add(held[train].astype(np.float64))
+            # the training rows in float64 once, for the moments and the sample alike
+            trained = held if picked is None else \
+                np.take(held, picked, out=scratch.get("picked", len(picked), held.dtype), mode="clip")
+            if trained.dtype != np.float64:
+                wide = scratch.get("trained", len(trained))
+                np.copyto(wide, trained)
+                trained = wide
+            self.moments[col].add(trained, scratch)
             if col in self.samples:
-                self.samples[col].add(held[train].astype(np.float64))
+                self.samples[col].add(trained, scratch)
             if self.data.missing == "mean":  # the fill value is the mean as read, in float64
-                self.raw[col].add(values[train])
+                self.raw[col].add(values if picked is None else values[picked], scratch)
             return held
         infinite = np.isinf(values)
         if infinite.any():

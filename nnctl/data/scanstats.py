@@ -15,6 +15,29 @@ ID_TRACK_ROWS = 1 << 20  # an integer column is checked for being an ID over at 
 TARGET_DISTINCT_CAP = 100_000  # distinct target values counted; beyond, only a regression is possible
 
 
+class Scratch:
+    """Arrays a pass reuses from chunk to chunk for its temporaries, by name: a fresh array of
+    a few MB a column comes from the kernel as new pages each time, and zeroing and mapping
+    them cost the first pass more than the arithmetic done in them."""
+
+    def __init__(self):
+        self.arrays: dict = {}
+
+    def get(self, name: str, n: int, dtype=np.float64) -> np.ndarray:
+        """An uninitialized (n,) array of `dtype`, the same memory at each call with that name."""
+        array = self.arrays.get(name)
+        if array is None or len(array) < n or array.dtype != dtype:
+            array = self.arrays[name] = np.empty(n, dtype=dtype)
+        return array[:n]
+
+    def steps(self, n: int) -> np.ndarray:
+        """1.0, 2.0, ... n as float64, made once."""
+        array = self.arrays.get("steps")
+        if array is None or len(array) < n:
+            array = self.arrays["steps"] = np.arange(1, n + 1, dtype=np.float64)
+        return array[:n]
+
+
 class Moments:
     """Count, mean, sum of squared deviations (M2), minimum and maximum of a column, merged
     chunk by chunk in float64 with Chan et al.'s update, which stays accurate where a running
@@ -24,11 +47,11 @@ class Moments:
         self.n, self.mean, self.m2 = 0, 0.0, 0.0
         self.low, self.high = math.inf, -math.inf
 
-    def add(self, values: np.ndarray) -> None:
+    def add(self, values: np.ndarray, scratch: Scratch | None = None) -> None:
         """values: (rows,) float64, no NaN."""
         if len(values):
             mean = float(values.mean())
-            d = values - mean
+            d = np.subtract(values, mean, out=None if scratch is None else scratch.get("deviations", len(values)))
             # einsum, not a BLAS dot: one vector is too little work to wake BLAS's threads for
             self.merge(len(values), mean, float(np.einsum("i,i->", d, d)))
             self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
@@ -81,7 +104,7 @@ class Reservoir:
         self.values = np.empty(0)
         self.rng = np.random.default_rng(seed)
 
-    def add(self, values: np.ndarray) -> None:
+    def add(self, values: np.ndarray, scratch: Scratch | None = None) -> None:
         """values: (rows,) float64, no NaN."""
         room = self.size - len(self.values)
         if room > 0:
@@ -90,11 +113,17 @@ class Reservoir:
             values = values[room:]
         if not len(values):
             return
-        # value i is the (seen + i + 1)-th: it replaces a random slot with probability size / that;
-        # later values overwrite earlier ones in the same slot, as one at a time would
-        slots = self.rng.integers(0, self.seen + np.arange(1, len(values) + 1))
-        taken = slots < self.size
-        self.values[slots[taken]] = values[taken]
+        # value i is the (seen + i + 1)-th: it replaces a random slot with probability size / that
+        # (its draw, uniform below that count, falls below size); later values overwrite earlier
+        # ones in the same slot, as one at a time would. The draws scale one uniform array:
+        # integers() with a bound per value took 8 times as long, most of the first pass's own work
+        scratch = scratch or Scratch()
+        n = len(values)
+        draws = self.rng.random(out=scratch.get("draws", n))
+        counts = np.add(scratch.steps(n), self.seen, out=scratch.get("counts", n))
+        np.multiply(draws, counts, out=draws)  # below size exactly where its whole part is
+        taken = draws < self.size
+        self.values[draws[taken].astype(np.int64)] = values[taken]
         self.seen += len(values)
 
     def with_constant(self, value: float, count: int) -> np.ndarray:
@@ -133,7 +162,7 @@ class TargetLabels:
     what kind of column it is across chunks: text as soon as one chunk is text, as a whole
     file read at once would be."""
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, sampled: bool = True):
         self.target = target
         self.counts: dict = {}
         self.code_of: dict = {}  # label as counted -> its code in the rows this pass writes (first seen first)
@@ -141,7 +170,8 @@ class TargetLabels:
         self.whole = True
         self.moments = Moments()  # of the training rows: the regression target's scaler
         self.log_moments = Moments()  # of log1p of them: data.target_transform: log1p
-        self.sample = Reservoir()  # a bounded sample of them: data.target_transform: quantile
+        # a bounded sample of them, for data.target_transform: quantile (None: not asked for)
+        self.sample = Reservoir() if sampled else None
         self.low = math.inf
 
     def add(self, column, train: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -160,7 +190,8 @@ class TargetLabels:
             self.whole = self.whole and bool(np.all(np.mod(finite, 1) == 0) and np.all(np.abs(finite) < 2**53))
             trained = values[train]
             self.moments.add(trained)
-            self.sample.add(trained[np.isfinite(trained)])
+            if self.sample is not None:
+                self.sample.add(trained[np.isfinite(trained)])
             if len(values):
                 self.low = min(self.low, float(np.min(values)))
             if len(trained):

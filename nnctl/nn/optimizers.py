@@ -11,13 +11,22 @@ share one dtype.
 Per member: K networks' parameters as one (K, P) array (a population's, member-major) may each
 have their own learning rate and weight decay. `lr` and `weight_decay` are then (K, 1) arrays
 that broadcast over each member's row, so K members with K rates are still a few whole-array
-operations, and member k's row follows exactly the update it would alone.
+operations, and member k's row follows exactly the update it would alone: given in float64,
+each factor they make (`lr / (1 - b1^t)`, `lr * l2`) is rounded to the parameters' dtype once
+(`_own`), as a run alone's Python float is.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+
+def _own(factor, like):
+    """`factor` in `like`'s dtype: a per-member (K, 1) array computed in float64 is then rounded
+    once, as NumPy rounds a run alone's Python float, and the update's arithmetic stays in
+    float32 (a float64 array would promote it)."""
+    return factor.astype(like.dtype, copy=False) if isinstance(factor, np.ndarray) else factor
 
 
 class Optimizer:
@@ -66,7 +75,7 @@ class Optimizer:
 
     def _decayed(self, i, g):
         if self.decays:
-            s = self._weights_only(i, self.params[i], self.l2)
+            s = self._weights_only(i, self.params[i], _own(self.l2, g))
             if s is not None:
                 g += s
         return g
@@ -86,7 +95,7 @@ class SGD(Optimizer):
     """p -= lr * g"""
 
     def _update(self, i, p, g, lr):
-        np.multiply(g, lr, out=self.scratch[i])
+        np.multiply(g, _own(lr, g), out=self.scratch[i])
         p -= self.scratch[i]
 
 
@@ -109,7 +118,7 @@ class Momentum(Optimizer):
             s += g
         else:
             np.copyto(s, v)
-        s *= lr
+        s *= _own(lr, s)
         p -= s
 
 
@@ -136,7 +145,7 @@ class Adam(Optimizer):
     def _update(self, i, p, g, lr):
         m, v, s = self.ms[i], self.vs[i], self.scratch[i]
         if self.decouples:  # AdamW: W -= lr * l2 * W, weights only
-            shrink = self._weights_only(i, p, lr * self.decoupled_l2)
+            shrink = self._weights_only(i, p, _own(lr * self.decoupled_l2, p))
             if shrink is not None:
                 p -= shrink
         m *= self.beta1
@@ -150,7 +159,7 @@ class Adam(Optimizer):
         s /= self._c2_sqrt
         s += self.eps
         np.divide(m, s, out=s)
-        s *= lr / self._c1
+        s *= _own(lr / self._c1, s)
         p -= s
 
 
@@ -173,7 +182,7 @@ class RMSprop(Optimizer):
         np.sqrt(v, out=s)
         s += self.eps
         np.divide(g, s, out=s)
-        s *= lr
+        s *= _own(lr, s)
         p -= s
 
 

@@ -179,6 +179,18 @@ class Workspace:
         and `member_losses` read); the next pass binds the layers' own buffers again."""
         self.X, self.z, self.head, self.rows = X, z, Buffers({"output": output}), None
 
+    def row_bytes(self, backward: bool = False, widest: bool = False) -> int:
+        """Bytes per batch row of the per-row arrays a forward pass writes (and backward's with
+        `backward`), the head's included; with `widest`, of the widest one alone. Fixed-shape
+        scratch is not counted. What a caller that sizes its chunks of rows by memory divides by
+        (a wide numeric embedding writes far more per row than the network's widths suggest)."""
+        sizes = [(1 + backward) * (self.members or 1) * self.n_outputs]
+        for i, (layer, fan_in) in enumerate(zip(self.layers, self.widths)):
+            for part in (False, True) if backward else (False,):
+                specs = _specs(layer, fan_in, part, i > 0 or self.first_delta, self.members, i == 0)
+                sizes += [_size(spec, 1) for spec in specs.values() if spec[0] == "rows"]
+        return (max(sizes) if widest else sum(sizes)) * self.dtype.itemsize
+
     def leaf_buffers(self, path: tuple) -> Buffers:
         """The bound Buffers of the layer at `path` (as `Network.leaves` names it: ('layers.3',
         'body.0'))."""

@@ -27,7 +27,8 @@ from ..nn.calibration import T_RANGE
 from ..nn.embedding import Embedding
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
-from ..nn.network import Network
+from ..nn.network import CHUNK, Network
+from ..resources import chunk_rows
 
 FORMAT = "nnctl-mlp"
 FORMAT_VERSION = 3  # the newest this nnctl reads; a model of one member is written as 2
@@ -743,6 +744,16 @@ class Model:
         self.network, self.meta, self.path = network, meta, path
         self.conformal_scores = conformal_scores  # sorted (n,), when training had a validation part
         self.encoder = FeatureEncoder.from_meta(meta)
+        self._chunk = None
+
+    @property
+    def chunk(self) -> int:
+        """Rows per forward pass when predicting: CHUNK, fewer where a wide layer's buffers
+        would pass the memory budget's share for them (`resources.chunk_rows`)."""
+        if self._chunk is None:
+            ws = self.network.workspace()
+            self._chunk = chunk_rows(ws.row_bytes(), ws.row_bytes(widest=True), CHUNK)
+        return self._chunk
 
     @property
     def task(self) -> str:
@@ -789,8 +800,8 @@ class Model:
         # the thread pool of a served model may predict with it at once
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             if self.temperature == 1.0:
-                return self.network.predict_output(X)[:rows]
-            z = self.network.predict_logits(X)[:rows]
+                return self.network.predict_output(X, self.chunk)[:rows]
+            z = self.network.predict_logits(X, self.chunk)[:rows]
             z /= z.dtype.type(self.temperature)
             return self.network.loss.forward(z, np.empty_like(z))
 
@@ -827,7 +838,7 @@ class Model:
         target transform is undone or the classes named."""
         rows = X.shape[0]
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # no lock: see _output
-            return self.network.predict_members(padded_rows(X))[:, :rows].astype(np.float64)
+            return self.network.predict_members(padded_rows(X), self.chunk)[:, :rows].astype(np.float64)
 
     def spread_from_inputs(self, X: np.ndarray) -> np.ndarray:
         """The members' standard deviation (population, ddof 0) of each output (rows, outputs):

@@ -69,7 +69,7 @@ def members_per_job(sweep: dict, ray_address: str | None) -> tuple[int, str | No
     """(how many trials a job may train as the members of one pass, why only one, or None): the
     trials may be members when every swept key is one a member holds on its own
     (`MEMBER_KEYS`: seed, learning rate, l2; or has one value) and the base config's runs can be
-    (no plateau schedule, ...)."""
+    (`population_problem`: not ensembles, not several targets, ...)."""
     from ..commands.population import MEMBER_KEYS, population_problem
     from ..data import load_dataset
     from ..errors import NnctlError

@@ -175,7 +175,9 @@ class NumericPlan:
 def numeric_embedding(cfg: Config, dataset) -> NumericPlan | None:
     """The plan of model.numeric_embedding for this dataset, or None (`none`, or no numeric
     input). PLE's edges are the training part's quantiles of the scaled inputs (the layer sees
-    them scaled); on streamed data, those of a seeded sample of at most SAMPLE_ROWS rows."""
+    them scaled), fit one column at a time; on streamed data, those of a seeded sample of
+    `scanstats.sample_rows` rows (at most SAMPLE_ROWS, fewer where a share of the memory budget
+    cannot hold that many for every numeric input, as robust and quantile scaling's samples)."""
     setting = cfg.model.numeric_embedding
     numeric = dataset.encoder.numeric_inputs()
     if setting == "none" or not numeric:
@@ -185,14 +187,16 @@ def numeric_embedding(cfg: Config, dataset) -> NumericPlan | None:
     place = {j: i for i, j in enumerate(j for j in range(dataset.n_inputs) if j not in codes)}
     edges = None
     if setting["kind"] == "piecewise_linear":
-        from ..data.scaling import SAMPLE_ROWS
+        from ..data.scanstats import sample_rows
 
         if getattr(dataset, "streamed", False):
             train = dataset.parts["train"]
-            X, _ = train.sample(min(SAMPLE_ROWS, len(train)), cfg.seed)
+            X, _ = train.sample(min(sample_rows(len(numeric)), len(train)), cfg.seed)
         else:
             X = dataset.X_train
-        edges = quantile_edges(X[:, numeric], setting["bins"])
+        # column by column: the inputs side by side in float64, and np.quantile's copy of them,
+        # would be four times the sample's memory at once
+        edges = np.concatenate([quantile_edges(X[:, [j]], setting["bins"]) for j in numeric])
     return NumericPlan(dict(setting), [place[j] for j in numeric], edges)
 
 

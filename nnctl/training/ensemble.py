@@ -20,7 +20,7 @@ import numpy as np
 
 from .loop import _Loop
 from .optimization import LearningRate
-from .scoring import extra_scores
+from .scoring import extra_scores, scoring_chunk
 from .stopping import MAXIMIZED, EarlyStopping
 
 
@@ -33,7 +33,8 @@ def member_scores(network, task: str, X: np.ndarray, y: np.ndarray, t: np.ndarra
     K, rows = network.members, len(X)
     total, own = 0.0, np.zeros(K)
     outputs = np.empty((K,) + t.shape, dtype=network.dtype)
-    for start, out in network.forward_chunks(X, ws=ws):
+    ws = network.workspace() if ws is None else ws
+    for start, out in network.forward_chunks(X, scoring_chunk(ws), ws):
         n = out.shape[-2]
         part = t[start:start + n]
         own += network.member_losses(np.broadcast_to(part, out.shape), ws=ws) * n

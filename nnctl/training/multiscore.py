@@ -140,7 +140,10 @@ class _Single:
 
 def outputs_of(network, X: np.ndarray, ws=None) -> np.ndarray:
     """(rows, Σ outputs): the output activations, the members' mean with members."""
-    return network.predict_output(X, ws=ws)
+    from .scoring import scoring_chunk
+
+    ws = network.workspace() if ws is None else ws
+    return network.predict_output(X, scoring_chunk(ws), ws)
 
 
 def score_multi(network, X: np.ndarray, y: np.ndarray, t=None, extra=(), ws=None) -> tuple[float, dict]:

@@ -8,7 +8,8 @@ layer for all of them.
     results = train_population(network, datasets, cfg.training, seeds=[42, 43, 44])
     results[k].result, results[k].network, results[k].checkpoint
 
-A member that stops early is frozen (its weights put back after every later step, so it stays
+Each member's plateau schedule, if any, lowers its own rate on its own validation score. A
+member that stops early is frozen (its weights put back after every later step, so it stays
 finite and still) while the others train on; its result and its checkpoint are taken when it
 stops, as its run alone would end there.
 """
@@ -27,7 +28,7 @@ from ..nn.losses import smooth_labels
 from .optimization import LearningRate
 from .loop import TrainResult, _Loop, check_finite, final_metrics, label_classes, log_every
 from .scoring import extra_scores, metrics_in_use, row_weights, targets_for, watched_metrics
-from .stopping import EarlyStopping
+from .stopping import EarlyStopping, maximized
 
 
 @dataclass
@@ -67,8 +68,7 @@ def train_population(network: Network, datasets: list, training, seeds: list[int
     rest of `training` is theirs in common)."""
     loop = PopulationLoop(network, datasets, training, seeds, Callback(), should_stop, watched or {})
     loop.labels = labels or [f"seed {s}" for s in seeds]
-    if rates is not None:
-        loop.own_rates(rates)
+    loop.own_rates(rates or [training] * len(seeds))
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         if loop.run(start) == "interrupted":
@@ -88,16 +88,20 @@ class _MemberView:
 
 class _MemberRates:
     """Each member's learning rate of an epoch, (K, 1): member k's schedule from its own base
-    rate (a plateau schedule never trains a population: see commands.population)."""
+    rate; a plateau in it lowers member k's rate on member k's own logged score (`observe`), as
+    its run alone does."""
 
-    watched = None
-
-    def __init__(self, schedules: list, dtype):
-        self.schedules, self.dtype = schedules, dtype  # the parameters' dtype: no mixed-type products per step
+    def __init__(self, schedules: list):
+        self.schedules = schedules
+        self.watched = schedules[0].watched
 
     def __call__(self, epoch: int) -> np.ndarray:
         self.logged = [s(epoch) for s in self.schedules]  # as each run alone logs its rate
-        return np.array(self.logged, dtype=self.dtype)[:, None]
+        # float64, as a run alone's Python float: the optimizer rounds each factor it makes once
+        return np.array(self.logged)[:, None]
+
+    def observe(self, k: int, log: dict) -> None:
+        self.schedules[k].observe(log)
 
 
 class PopulationLoop(_Loop):
@@ -130,20 +134,23 @@ class PopulationLoop(_Loop):
         return Diagnostics(network, self.ws, apart=True)
 
     def own_rates(self, trainings: list) -> None:
-        """Member k learns at trainings[k]'s learning rate (under the common schedule) and decays
-        by its l2: the optimizer then updates the (K, P) parameters with (K, 1) rates."""
+        """Member k learns at trainings[k]'s learning rate (under the common schedule, a plateau
+        of its own on its own score) and decays by its l2: the optimizer then updates the (K, P)
+        parameters with (K, 1) rates."""
         K, network = self.members, self.network
         rates = [t.learning_rate for t in trainings]
         l2s = [t.l2 for t in trainings]
-        if len(set(rates)) == 1 and len(set(l2s)) == 1:
+        watched = self.schedule.watched  # the run alone's plateau metric (None: no plateau)
+        if len(set(rates)) == 1 and len(set(l2s)) == 1 and watched is None:
             return  # one rate for all: scalars, as a run alone has
         from .optimization import build_optimizer
 
+        decay = None if len(set(l2s)) == 1 else np.array(l2s)[:, None]  # float64: see nn.optimizers
         self.optimizer = build_optimizer([network.flat_params.reshape(K, -1)], self.training,
-                                         decay=[network.decay_mask.reshape(K, -1)],
-                                         weight_decay=np.array(l2s, dtype=network.dtype)[:, None])
+                                         decay=[network.decay_mask.reshape(K, -1)], weight_decay=decay)
         self.grads = [network.flat_grads.reshape(K, -1)]
-        self.schedule = _MemberRates([LearningRate(t) for t in trainings], network.dtype)
+        metric = watched or "val_loss"
+        self.schedule = _MemberRates([LearningRate(t, metric, maximized(metric)) for t in trainings])
 
     def setup_data(self) -> None:
         """Each member's training rows, targets and weights stacked: (K, rows, ...)."""
@@ -207,13 +214,15 @@ class PopulationLoop(_Loop):
         epochs, every = self.training.iterations, log_every(self.training)
         for epoch in range(1, epochs + 1):
             logged = epoch == 1 or epoch == epochs or epoch % every == 0
-            measured = logged or self.stoppers is not None
+            measured = logged or self.stoppers is not None or self.schedule.watched is not None
             train_loss = self.epoch(epoch, measured, diagnose=logged)
             if train_loss is None:
                 return "interrupted"
             self.completed = epoch
             if measured:
                 for k, log in zip(np.flatnonzero(self.active), self.measure_members(epoch, train_loss, start)):
+                    if self.schedule.watched is not None:
+                        self.schedule.observe(k, log)
                     stop = self.stoppers is not None and self.stoppers[k].update(log, self.views[k])
                     if logged or stop:
                         self.histories[k].append(log)
@@ -312,6 +321,8 @@ class PopulationLoop(_Loop):
             meta["clipped_steps"], meta["steps"] = int(self.clipped[k]), self.steps
         if self.dropout_rng is not None:  # member k's own masks' generator (nn.layers.MemberGenerators)
             meta["dropout_rng"] = self.dropout_rng.generators[k].bit_generator.state
+        if self.schedule.watched is not None:  # its plateau's reductions
+            meta["schedule"] = self.schedule.schedules[k].state()
         if self.stoppers is not None:
             stopper = self.stoppers[k]
             meta["stopper"] = stopper.state()

@@ -6,7 +6,8 @@ import numpy as np
 from ..config.typed import TrainingConfig
 from ..errors import NnctlError
 from ..nn.metrics import r2
-from ..nn.network import Network
+from ..nn.network import CHUNK, Network
+from ..resources import chunk_rows
 
 
 def metric_name(task: str) -> str:
@@ -39,6 +40,14 @@ def targets_for(network: Network, y: np.ndarray) -> np.ndarray:
     return y.astype(network.dtype, copy=False).reshape(len(y), -1)
 
 
+def scoring_chunk(ws) -> int:
+    """Rows per forward pass when scoring in the workspace `ws`: CHUNK, fewer when their buffers
+    would pass the memory budget's share for them (`resources.chunk_rows`). The training loop's
+    workspace counts backward's arrays too: a chunk larger than its batches grows them as well."""
+    backward = ws.backward_ready
+    return chunk_rows(ws.row_bytes(backward), ws.row_bytes(backward, widest=True), CHUNK)
+
+
 def score(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=None) -> tuple[float, float]:
     """(loss, accuracy or R²) of the network on (X, y), X: (rows, inputs); one forward pass in
     chunks of rows. `targets` is `targets_for(network, y)`, when the caller already has it."""
@@ -69,7 +78,7 @@ def score_with(network: Network, task: str, X: np.ndarray, y: np.ndarray, target
     total, correct = 0.0, 0
     outputs = np.empty(t.shape, dtype=network.dtype) if task == "regression" or extra else None
     ws = network.workspace() if ws is None else ws
-    for start, out in network.forward_chunks(X, ws=ws):
+    for start, out in network.forward_chunks(X, scoring_chunk(ws), ws):
         loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
         end = start + len(out)
         total += loss * len(out)
@@ -108,9 +117,10 @@ def score_chunks(network: Network, task: str, chunks, extra=(), ws=None) -> tupl
     sums = None  # regression, per output: Σt, Σt², Σ(t - output)²
     kept = []
     ws = network.workspace() if ws is None else ws
+    chunk = scoring_chunk(ws)
     for X, y in chunks:
         t = targets_for(network, y)
-        for start, out in network.forward_chunks(X, ws=ws):
+        for start, out in network.forward_chunks(X, chunk, ws):
             loss, out = _scored(network, out, t[start:start + out.shape[-2]], ws)
             end = start + len(out)
             total += loss * len(out)
