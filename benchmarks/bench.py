@@ -49,10 +49,23 @@ CLI_EPOCH_FACTOR = {"W1": 10, "W2": 3}
 
 
 # --- data ------------------------------------------------------------------------------------
-def synthesize(name: str, data_dir: Path) -> tuple[Path, Path]:
-    """(csv, config) of a workload, made deterministically once and reused."""
+# The workloads as they were defined: the recipe defaults (#33) would add a periodic embedding,
+# a schedule, warm-up and early stopping (which ends W1 long before its epochs, so 3E - E would
+# time nothing). A baseline tree gets only the keys its config spec names.
+PINNED = {"data": {"scale": "standard", "embedding": "{}"},
+          "model": {"numeric_embedding": "none"},
+          "training": {"l2": "0.0", "schedule": "constant", "warmup": "0", "early_stopping": "null"}}
+
+
+def synthesize(name: str, data_dir: Path, tree: Path | None = None) -> tuple[Path, Path]:
+    """(csv, config) of a workload, made deterministically once and reused; with `tree` (another
+    revision's source), a config of the keys that tree knows."""
     rows, features, layers, classes, batch, lr, epochs = WORKLOADS[name]
-    csv, config = data_dir / f"{name.lower()}.csv", data_dir / f"{name.lower()}.yaml"
+    csv, config = data_dir / f"{name.lower()}.csv", data_dir / f"{name.lower()}{'.base' if tree else ''}.yaml"
+    spec = (tree / "nnctl" / "config" / "spec.py").read_text() if tree else None
+    pins = {section: "".join(f"  {key}: {value}\n" for key, value in keys.items()
+                             if spec is None or f'"{key}"' in spec)
+            for section, keys in PINNED.items()}
     if not csv.exists():
         import pandas as pd
 
@@ -70,10 +83,10 @@ def synthesize(name: str, data_dir: Path) -> tuple[Path, Path]:
         frame.to_csv(tmp, index=False)
         tmp.rename(csv)
     config.write_text(
-        f"seed: 0\ndata:\n  path: {csv.name}\n  target: label\n  validation_split: 0.2\n"
-        f"model:\n  task: classification\n  layers: {layers}\n  activation: relu\n"
+        f"seed: 0\ndata:\n  path: {csv.name}\n  target: label\n  validation_split: 0.2\n{pins['data']}"
+        f"model:\n  task: classification\n  layers: {layers}\n  activation: relu\n{pins['model']}"
         f"training:\n  optimizer: sgd\n  learning_rate: {lr}\n  batch_size: {batch or 'null'}\n"
-        f"  iterations: {epochs}\n  log_every: auto\n")
+        f"  iterations: {epochs}\n  log_every: auto\n{pins['training']}")
     return csv, config
 
 
@@ -327,7 +340,8 @@ def main() -> None:
             if sklearn_ok:
                 suites["api"]["sklearn"] = lambda e, c=config: sklearn_api(c, e)
             if base is not None:
-                suites["api"]["base"] = lambda e, c=config: base_api(base, c, e)
+                base_config = synthesize(name, args.data_dir, base)[1]
+                suites["api"]["base"] = lambda e, c=base_config: base_api(base, c, e)
                 # this tree timed exactly as `base` is (its own process, loop_time.py): the like-for-like
                 # peer for the base ratio, as the in-process row runs under other conditions
                 suites["api"]["own"] = lambda e, c=config: base_api(ROOT, c, e)
@@ -336,7 +350,7 @@ def main() -> None:
                 if torch_ok:
                     suites["cli"]["pytorch"] = lambda e, n=name, c=csv: torch_cli(n, c, e)
                 if base is not None:
-                    suites["cli"]["base"] = lambda e, c=config: base_cli(base, c, e, Path(runs))
+                    suites["cli"]["base"] = lambda e, c=base_config: base_cli(base, c, e, Path(runs))
             for how, peers in suites.items():
                 nnctl_api(config, 1)  # warm the dataset cache and imports
                 run_epochs = epochs * (CLI_EPOCH_FACTOR.get(name, 1) if how == "cli" else 1)

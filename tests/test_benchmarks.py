@@ -27,6 +27,22 @@ def test_synthesized_workload_is_a_config_nnctl_trains_on(bench, tmp_path):
     assert bench.synthesize("W1", tmp_path)[0].read_bytes() == first
 
 
+@pytest.mark.new_defaults
+def test_workloads_keep_their_definition_under_the_recipe_defaults(bench, tmp_path):
+    # the recipe's early stopping ended W1 after a few dozen of its 2,000 epochs, so E and 3E
+    # epochs took the same time and K = 8 timed as 0 s
+    cfg = load_config(bench.synthesize("W1", tmp_path)[1])
+    assert cfg.training.early_stopping is None and cfg.training.warmup == 0 and cfg.training.l2 == 0
+    assert cfg.model.numeric_embedding == "none" and cfg.data.embedding == {}
+    assert cfg.data.scale == "standard" and cfg.training.schedule == {"name": "constant"}
+    # a baseline tree gets only the keys its config spec names
+    old = tmp_path / "old" / "nnctl" / "config"
+    old.mkdir(parents=True)
+    (old / "spec.py").write_text('"scale" "embedding" "l2" "schedule" "early_stopping"')
+    text = bench.synthesize("W1", tmp_path, tmp_path / "old")[1].read_text()
+    assert "early_stopping: null" in text and "numeric_embedding" not in text and "warmup" not in text
+
+
 def test_budget_line_reports_the_ceiling_products_set(bench):
     products = bench.products_per_batch("W1", repeat=1)
     assert 0 < products < 0.1

@@ -127,6 +127,7 @@ class Workspace:
         self.reversed_pairs: list[tuple] = []
         self.X = self.z = None
         self.frozen = False
+        self._stitched: tuple | None = None  # (z, output) of a chunk scored in pieces
 
     def freeze(self, frozen: bool) -> None:
         """Random layers keep the noise they drew last (True) or draw anew each pass (False)."""
@@ -164,6 +165,19 @@ class Workspace:
         self.buffers, self.head, self.pairs, self.reversed_pairs = views
         self.rows = rows
         return self.buffers
+
+    def stitch(self, rows: int) -> tuple:
+        """(z, output), (K, rows, outputs) each: where `Network.forward_chunks` gathers a chunk
+        it scores in pieces."""
+        if self._stitched is None or self._stitched[0].shape[1] < rows:
+            shape = (self.members or 1, rows, self.n_outputs)
+            self._stitched = (np.empty(shape, dtype=self.dtype), np.empty(shape, dtype=self.dtype))
+        return tuple(a[:, :rows] for a in self._stitched)
+
+    def stitched(self, X: np.ndarray, z: np.ndarray, output: np.ndarray) -> None:
+        """Show the gathered pieces as the last forward pass, over all of X (what `loss_value`
+        and `member_losses` read); the next pass binds the layers' own buffers again."""
+        self.X, self.z, self.head, self.rows = X, z, Buffers({"output": output}), None
 
     def row_bytes(self, backward: bool = False, widest: bool = False) -> int:
         """Bytes per batch row of the per-row arrays a forward pass writes (and backward's with
