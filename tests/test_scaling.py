@@ -288,3 +288,14 @@ def test_a_target_near_float64s_limit_gets_a_finite_scale():
     assert scaling.to_training(np.array([1e308]), scaler)[0] == pytest.approx(1.0)
     plain = scaling.fit_target(np.array([1.0, 2.0, 4.0]), "standard")
     assert plain["offset"] == [np.mean([1.0, 2.0, 4.0])] and plain["scale"] == [np.std([1.0, 2.0, 4.0])]
+
+
+def test_a_quantile_target_with_no_validation_rows_trains(tmp_path):
+    # validation_split: 0.0 left an empty validation part that the quantile link could not reshape
+    rows = np.random.default_rng(0).normal(size=(60, 2))
+    pd.DataFrame({"a": rows[:, 0], "y": np.exp(rows[:, 1])}).to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "c.yaml").write_text("data:\n  path: t.csv\n  target: y\n  target_transform: quantile\n"
+                                     "  validation_split: 0.0\ntraining:\n  iterations: 2\n")
+    data = load_dataset(load_config(tmp_path / "c.yaml"))
+    assert data.X_val.shape[0] == 0 and data.y_val.shape[0] == 0 and data.target_scaler["kind"] == "quantile"
+    assert scaling.to_training(np.zeros((0, 1)), data.target_scaler).shape == (0, 1)

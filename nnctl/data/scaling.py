@@ -236,7 +236,7 @@ def unlink(v: np.ndarray, scaler: dict | None) -> np.ndarray:
 def _per_output(v: np.ndarray, xs: list, fs: list) -> np.ndarray:
     """np.interp per output column of v (rows,) or (rows, outputs)."""
     flat = v.ndim == 1
-    cols = v.reshape(len(v), -1)
+    cols = v[:, None] if flat else v  # not reshape(len(v), -1): no rows (an empty validation part) has no -1
     out = np.column_stack([np.interp(cols[:, k], xs[k], fs[k]) for k in range(cols.shape[1])]) \
         if cols.shape[1] else cols
     return out.reshape(-1) if flat else out
