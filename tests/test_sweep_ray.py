@@ -24,11 +24,11 @@ IN_NAMESPACE = os.environ.get("NNCTL_LOOPBACK_ONLY") == "1"
 pytestmark = pytest.mark.slow  # a Ray cluster per test
 
 
-def _ray_processes(netns: str | None = None) -> list[str]:
+def _ray_processes(netns: str | None = None, pattern: str = "raylet|gcs_server") -> list[str]:
     """Ray's processes left in network namespace `netns` (default: this process's): only this
     test's, not those of tests that other workers or other checkouts run beside it."""
     netns = netns or os.readlink("/proc/self/ns/net")
-    found = subprocess.run(["pgrep", "-af", "raylet|gcs_server"], capture_output=True, text=True).stdout
+    found = subprocess.run(["pgrep", "-af", pattern], capture_output=True, text=True).stdout
     left = []
     for line in found.splitlines():
         try:
@@ -71,6 +71,18 @@ def _cluster():
     worker = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     return cluster, worker
+
+
+def _wait_for_trials_running(count: int, proc, timeout: float = 240) -> None:
+    """Until `count` Ray workers in this network namespace run a trial (a worker's process title
+    is `ray::_ray_job` while it runs one), or fail after `timeout` s or if the sweep ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        if sum("ray::_ray_job" in line for line in _ray_processes(pattern="ray::")) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{count} trials were not running after {timeout} s")
 
 
 def _trials(folder) -> list[dict]:
@@ -136,7 +148,7 @@ parameters:
         proc = subprocess.Popen([sys.executable, "-m", "nnctl", "sweep", str(sweep), "--ray", cluster.address,
                                  "--runs-dir", str(tmp_path / "runs"), "--quiet"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
-        time.sleep(8)  # the cluster's two CPUs are busy with the first two trials
+        _wait_for_trials_running(2, proc)  # the cluster's two CPUs are busy with the first two trials
         cluster.remove_node(worker, allow_graceful=False)
         out, err = proc.communicate(timeout=400)
         assert proc.returncode in (0, 1), err
