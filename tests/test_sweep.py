@@ -46,10 +46,19 @@ parameters:
 """
 
 
-def test_a_sweep_writes_the_contractsmake_folder(tmp_path):
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory) -> Path:
+    """The SMALL sweep, run once for the tests that only read its folder (none writes into it)."""
+    tmp_path = tmp_path_factory.mktemp("small-sweep")
     result = run(write_sweep(tmp_path, SMALL), tmp_path)
     folder = Path(result.stdout.strip().splitlines()[-1])
-    assert folder.parent == tmp_path / "runs" and folder.name.startswith("sweep-")
+    assert folder.parent == tmp_path / "runs"
+    return folder
+
+
+def test_a_sweep_writes_the_contractsmake_folder(small_sweep):
+    folder = small_sweep
+    assert folder.name.startswith("sweep-")
     assert {p.name for p in folder.iterdir()} >= {"sweep.yaml", "trials.csv", "summary.json", "best.yaml", "trials"}
     rows = trials(folder)
     assert list(rows[0])[:10] == ["trial", "state", "training.learning_rate", "model.layers", "training.iterations",
@@ -84,8 +93,8 @@ def test_optunas_log_goes_to_each_sweeps_own_file_only_while_it_runs(tmp_path):
     assert logging.getLogger("optuna").handlers == before
 
 
-def test_best_yaml_reproduces_the_best_trial_bit_for_bit(tmp_path):
-    folder = Path(run(write_sweep(tmp_path, SMALL), tmp_path).stdout.strip())
+def test_best_yaml_reproduces_the_best_trial_bit_for_bit(small_sweep, tmp_path):
+    folder = small_sweep
     best = json.loads((folder / "summary.json").read_text())["best"]
     again = cli("train", folder / "best.yaml", "--runs-dir", tmp_path / "again", "--quiet").stdout.strip()
     with np.load(Path(best["run"]) / "model.npz") as a, np.load(Path(again) / "model.npz") as b:
@@ -239,9 +248,9 @@ parameters:
     assert {p.name for p in (folder / "trials").iterdir()} == {r["run"].rsplit("/", 1)[-1] for r in rows}
 
 
-def test_plot_of_a_sweepmake_folder(tmp_path):
+def test_plot_of_a_sweepmake_folder(small_sweep, tmp_path):
     pytest.importorskip("matplotlib")
-    folder = run(write_sweep(tmp_path, SMALL), tmp_path).stdout.strip()
+    folder = small_sweep
     result = cli("plot", folder, "--output", tmp_path / "sweep.png")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "sweep.png").read_bytes().startswith(b"\x89PNG")
