@@ -286,7 +286,20 @@ class PopulationLoop(_Loop):
 
     def score_members(self):
         """(losses (K,), metrics (K,), [{extra column: value}] per member) on each member's own
-        validation part, in chunks of rows as a run alone scores it."""
+        validation part, in chunks of rows as a run alone scores it; once a member has stopped,
+        of the active members only (the others' entries 0 and {})."""
+        if self.live is None:
+            return self._score()
+        with self.live:
+            losses, metrics, more = self._score()
+        K, index = self.members, self.index
+        whole = np.zeros(K), np.zeros(K), [{} for _ in range(K)]
+        whole[0][index], whole[1][index] = losses, metrics
+        for i, k in enumerate(index):
+            whole[2][k] = more[i]
+        return whole
+
+    def _score(self):
         network, ws, task = self.network, self.ws, self.dataset.task
         X, t, y = self.X_val, self.val_targets, self.y_val
         K, rows = self.members, X.shape[1]
@@ -379,7 +392,8 @@ class _Live:
     optimizer state carries over exactly."""
 
     SWAPPED = ("network", "optimizer", "step", "grads", "ws", "members", "X", "y", "w", "X_epoch", "y_epoch",
-               "w_epoch", "offsets", "rngs", "rng", "diagnose", "schedule", "cut_key", "cut_batches")
+               "w_epoch", "offsets", "rngs", "rng", "diagnose", "schedule", "cut_key", "cut_batches", "X_val", "y_val",
+               "val_targets")
 
     def __init__(self, loop: PopulationLoop, before: "_Live | None"):
         from .optimization import build_optimizer
@@ -420,11 +434,16 @@ class _Live:
             "w_epoch": None if w is None else np.empty_like(w), "offsets": (np.arange(K) * rows)[:, None],
             "rngs": rngs, "rng": rngs[0], "diagnose": Diagnostics(sub, ws, apart=True),
             "schedule": _Slice(loop.schedule, index), "cut_key": None, "cut_batches": []}
+        if loop.has_val:  # each active member's validation part, for `score_members`
+            for name in ("X_val", "y_val", "val_targets"):
+                self.mine[name] = getattr(loop, name)[index] if before is None else before.mine[name][keep]
+        else:
+            self.mine.update(X_val=None, y_val=None, val_targets=None)
         self.saved: dict = {}
 
     def __enter__(self):
         loop = self.loop
-        self.saved = {name: getattr(loop, name) for name in self.SWAPPED}
+        self.saved = {name: getattr(loop, name, None) for name in self.SWAPPED}
         for name, value in self.mine.items():
             setattr(loop, name, value)
         if not loop.shuffle and loop.cut_key is None:  # one order for good, as setup_data gathers it
