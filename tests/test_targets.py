@@ -295,3 +295,13 @@ def test_label_smoothing_smooths_each_classification_head_only():
 def test_several_targets_train_with_label_smoothing(multi, tmp_path):
     run = train_run(multi(), tmp_path / "runs", "training.label_smoothing=0.1")
     assert json.loads((run / "metrics.json").read_text())["validation"]["cond.accuracy"] > 0
+
+
+def test_the_bundled_two_target_config_trains_and_predicts_both(tmp_path):
+    from .conftest import CONFIGS, DATASETS
+
+    run = train_run(CONFIGS / "iris-two-targets.yaml", tmp_path / "runs", "training.iterations=3")
+    head = cli("predict", run, DATASETS / "iris.csv").stdout.splitlines()
+    assert head[0] == "species,petal_width" and len(head) == 151
+    species, width = head[1].split(",")
+    assert species in {"setosa", "versicolor", "virginica"} and np.isfinite(float(width))
