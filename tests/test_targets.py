@@ -50,6 +50,14 @@ def test_bad_targets_are_one_clear_error(multi, target, extra, fragment):
         load_config(multi(extra, target))
 
 
+@pytest.mark.parametrize("streaming", ["false", "true"])
+def test_a_targets_positive_class_error_names_its_own_key(multi, tmp_path, streaming):
+    path = multi("  targets:\n    cond: {positive_class: good}\n", "[price, cond]")
+    result = cli("train", path, "--runs-dir", tmp_path / "runs", "--set", f"data.streaming={streaming}")
+    assert_clean_error(result, "data.targets.cond.positive_class is for two classes; 'cond' has 3",
+                       "leave data.targets.cond.positive_class out")
+
+
 def test_target_weights_name_targets(multi, tmp_path):
     path = multi(target="[price, cond]")
     with pytest.raises(NnctlError, match="names 'days', which is not a target"):
