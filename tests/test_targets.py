@@ -58,6 +58,14 @@ def test_a_targets_positive_class_error_names_its_own_key(multi, tmp_path, strea
                        "leave data.targets.cond.positive_class out")
 
 
+def test_a_metric_a_target_cannot_have_lists_the_ones_it_can(multi, tmp_path):
+    result = cli("train", multi(target="[price, cond]"), "--runs-dir", tmp_path / "runs",
+                 "--set", "training.early_stopping.metric=val_cond_r2")
+    assert_clean_error(result, "r2 is not a metric of the classification target 'cond'",
+                       "use one of val_cond_loss, val_cond_accuracy, val_cond_roc_auc, val_cond_f1, "
+                       "val_cond_balanced_accuracy")
+
+
 def test_target_weights_name_targets(multi, tmp_path):
     path = multi(target="[price, cond]")
     with pytest.raises(NnctlError, match="names 'days', which is not a target"):
