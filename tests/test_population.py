@@ -309,3 +309,48 @@ def test_members_with_their_own_rates_in_float32_take_the_steps_of_runs_alone(tm
             for key in y.files:
                 if key != "meta":
                     np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def test_stopped_members_leave_the_pass_with_the_same_results(tmp_path, monkeypatch):
+    """Once a member stops, the pass trains only the active members (fewer member-rows through
+    the network per step), and every file of every run is exactly what a pass that keeps the
+    stopped members in it, frozen, writes (float32; Adam's state, batch norm's running
+    statistics, dropout, clipping and a plateau included)."""
+    from nnctl.training.population import PopulationLoop
+
+    passes = []
+    step = PopulationLoop.train_step
+    monkeypatch.setattr(PopulationLoop, "train_step",
+                        lambda self, net, xb, *a: passes.append(xb.shape[0]) or step(self, net, xb, *a))
+    config = [s for s in STOPPING if "dtype" not in s] + ["training.iterations=40", "training.optimizer=adamw",
+                                                          "training.l2=0.001", "model.normalization=batch"]
+    results = {}
+    for compact in (False, True):
+        monkeypatch.setattr(PopulationLoop, "compact", compact)
+        passes.clear()
+        results[compact] = (train_seeds(CONFIGS / "iris.yaml", 3, config, runs_dir=tmp_path / str(compact)),
+                            list(passes))
+    (frozen, whole), (compact, counts) = results[False], results[True]
+    assert set(whole) == {3} and counts[0] == 3 and min(counts) < 3 and sum(counts) < sum(whole)
+    assert counts == sorted(counts, reverse=True)
+    for m, s in zip(compact["rows"], frozen["rows"]):
+        a, b = Path(m["run"]), Path(s["run"])
+        for name in ("history.csv", "diagnostics.csv", "validation.csv"):
+            assert _numbers(a / name) == _numbers(b / name), f"{a.name}/{name}"
+        with np.load(a / "model.npz") as x, np.load(b / "model.npz") as y:
+            assert sorted(x.files) == sorted(y.files)
+            for key in y.files:
+                if key != "meta":
+                    np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+        ca, cb = load_checkpoint(a), load_checkpoint(b)
+        assert sorted(ca.arrays) == sorted(cb.arrays)
+        for key, value in cb.arrays.items():
+            np.testing.assert_array_equal(ca.arrays[key], value, err_msg=key)
+        assert _timeless(ca.meta) == _timeless(cb.meta)
+
+
+def _timeless(value):
+    """`value` without its clock readings (seconds, created), which no two runs share."""
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items() if k not in ("seconds", "created")}
+    return [_timeless(v) for v in value] if isinstance(value, list) else value

@@ -50,6 +50,22 @@ def test_bad_targets_are_one_clear_error(multi, target, extra, fragment):
         load_config(multi(extra, target))
 
 
+@pytest.mark.parametrize("streaming", ["false", "true"])
+def test_a_targets_positive_class_error_names_its_own_key(multi, tmp_path, streaming):
+    path = multi("  targets:\n    cond: {positive_class: good}\n", "[price, cond]")
+    result = cli("train", path, "--runs-dir", tmp_path / "runs", "--set", f"data.streaming={streaming}")
+    assert_clean_error(result, "data.targets.cond.positive_class is for two classes; 'cond' has 3",
+                       "leave data.targets.cond.positive_class out")
+
+
+def test_a_metric_a_target_cannot_have_lists_the_ones_it_can(multi, tmp_path):
+    result = cli("train", multi(target="[price, cond]"), "--runs-dir", tmp_path / "runs",
+                 "--set", "training.early_stopping.metric=val_cond_r2")
+    assert_clean_error(result, "r2 is not a metric of the classification target 'cond'",
+                       "use one of val_cond_loss, val_cond_accuracy, val_cond_roc_auc, val_cond_f1, "
+                       "val_cond_balanced_accuracy")
+
+
 def test_target_weights_name_targets(multi, tmp_path):
     path = multi(target="[price, cond]")
     with pytest.raises(NnctlError, match="names 'days', which is not a target"):
@@ -295,3 +311,13 @@ def test_label_smoothing_smooths_each_classification_head_only():
 def test_several_targets_train_with_label_smoothing(multi, tmp_path):
     run = train_run(multi(), tmp_path / "runs", "training.label_smoothing=0.1")
     assert json.loads((run / "metrics.json").read_text())["validation"]["cond.accuracy"] > 0
+
+
+def test_the_bundled_two_target_config_trains_and_predicts_both(tmp_path):
+    from .conftest import CONFIGS, DATASETS
+
+    run = train_run(CONFIGS / "iris-two-targets.yaml", tmp_path / "runs", "training.iterations=3")
+    head = cli("predict", run, DATASETS / "iris.csv").stdout.splitlines()
+    assert head[0] == "species,petal_width" and len(head) == 151
+    species, width = head[1].split(",")
+    assert species in {"setosa", "versicolor", "virginica"} and np.isfinite(float(width))

@@ -33,11 +33,24 @@ def show(v) -> str:
 
 
 # --- numbers ---------------------------------------------------------------------------------
+def number_fix(key: Key, path) -> str:
+    """The fix line of a number that is no number or out of range: the range and the default."""
+    bounds = []
+    if key.low is not None:
+        bounds.append(f"{'>' if key.low_open else '>='} {key.low:g}")
+    if key.high is not None:
+        bounds.append(f"{'<=' if key.high_closed else '<'} {key.high:g}")
+    default = key.default if isinstance(key.default, (int, float)) and not isinstance(key.default, bool) else None
+    what = "a whole number" if "int" in key.kind else "a number"
+    return (f"write {'.'.join(path)} as {what}{' ' + ' and '.join(bounds) if bounds else ''}"
+            + (f", e.g. the default {default:g}" if default is not None else ""))
+
+
 def _in_range(checker, v, key: Key, path):
     if key.low is not None and (v <= key.low if key.low_open else v < key.low):
-        checker.fail(path, f"must be {'>' if key.low_open else '>='} {key.low:g}, got {v}")
+        checker.fail(path, f"must be {'>' if key.low_open else '>='} {key.low:g}, got {v}", number_fix(key, path))
     if key.high is not None and (v > key.high if key.high_closed else v >= key.high):
-        checker.fail(path, f"must be {'<=' if key.high_closed else '<'} {key.high:g}, got {v}")
+        checker.fail(path, f"must be {'<=' if key.high_closed else '<'} {key.high:g}, got {v}", number_fix(key, path))
     return v
 
 
@@ -54,7 +67,7 @@ def check_int(checker, v, key, path):
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         else:
-            checker.fail(path, f"must be an integer, got {show(v)}")
+            checker.fail(path, f"must be an integer, got {show(v)}", number_fix(key, path))
     return _in_range(checker, v, key, path)
 
 
@@ -66,9 +79,9 @@ def check_float(checker, v, key, path):
     if isinstance(v, str) and SCIENTIFIC.fullmatch(v.strip()):
         v = float(v)  # YAML 1.1 reads 1e-3 (no dot) as a string; users mean the number
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        checker.fail(path, f"must be a number, got {show(v)}")
+        checker.fail(path, f"must be a number, got {show(v)}", number_fix(key, path))
     if v != v or v in (float("inf"), float("-inf")):
-        checker.fail(path, f"must be a finite number, got {v}")
+        checker.fail(path, f"must be a finite number, got {v}", number_fix(key, path))
     return float(_in_range(checker, v, key, path))
 
 

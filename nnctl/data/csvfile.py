@@ -132,7 +132,8 @@ def _whole_header(source, compression, head: bytes, where: str) -> bytes:
 def require_file(path, where: str, given_as: str) -> int:
     """The path's stat mode; a missing path or a folder is an NnctlError saying where the path
     came from (`given_as`: a config key or a command's argument)."""
-    hint = f"check {given_as}" + (" (relative to the config file)" if given_as.startswith("data.") else "")
+    hint = f"check {given_as}" + (" (written in the config file: relative to that file; given with --set: "
+                                  "relative to the current folder)" if given_as.startswith("data.") else "")
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:

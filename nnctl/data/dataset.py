@@ -408,15 +408,16 @@ def encode_labels(column, target, path) -> tuple[list, np.ndarray]:
     return [c.item() if hasattr(c, "item") else c for c in classes], y.astype(np.int64).ravel()
 
 
-def _positive_last(classes: list, y: np.ndarray, positive, target: str, where: str) -> tuple[list, np.ndarray]:
+def _positive_last(classes: list, y: np.ndarray, positive, target: str, where: str,
+                   key: str = "data.positive_class") -> tuple[list, np.ndarray]:
     """Two classes ordered so that the positive one is second: the sigmoid's output, thresholds,
     ROC and PR all refer to classes[1]."""
     if len(classes) != 2:
-        raise NnctlError(f"data.positive_class is for two classes; '{target}' has {len(classes)}", where,
-                         "leave data.positive_class out")
+        raise NnctlError(f"{key} is for two classes; '{target}' has {len(classes)}", where,
+                         f"leave {key} out")
     index = label_index(positive, classes)
     if index is None:
-        raise NnctlError(f"data.positive_class {plain(positive)} is not a label of column '{target}'", where,
+        raise NnctlError(f"{key} {plain(positive)} is not a label of column '{target}'", where,
                          f"its labels: {', '.join(map(str, classes))}")
     if index == 1:
         return classes, y

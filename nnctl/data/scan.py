@@ -234,7 +234,8 @@ def _finish_targets(cfg, state: FirstPass, notes: list, unused_split: list, wher
         if classes is not None:
             notes += classes_note(classes, sum(counts.values()), name)
             if own.get("positive_class") is not None:
-                classes = _positive_last(classes, own["positive_class"], name, where)
+                classes = _positive_last(classes, own["positive_class"], name, where,
+                                         f"data.targets.{name}.positive_class")
         else:
             for key in ("positive_class", "class_weight"):
                 if own.get(key) is not None:
@@ -245,10 +246,10 @@ def _finish_targets(cfg, state: FirstPass, notes: list, unused_split: list, wher
     return targets
 
 
-def _positive_last(classes: list, positive, target: str, where: str) -> list:
+def _positive_last(classes: list, positive, target: str, where: str, key: str = "data.positive_class") -> list:
     from .dataset import _positive_last as order
 
-    return order(classes, np.zeros(0, dtype=np.int64), positive, target, where)[0]
+    return order(classes, np.zeros(0, dtype=np.int64), positive, target, where, key)[0]
 
 
 def _encoder(cfg, state: FirstPass, features: list, where: str) -> FeatureEncoder:

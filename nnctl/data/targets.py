@@ -106,7 +106,8 @@ def split_targets(cfg, rows, fold):
             classes, y = encode_labels(rows.df[name], name, rows.where)
             rows.notes.extend(classes_note(classes, len(y), name))
             if own.get("positive_class") is not None:
-                classes, y = _positive_last(classes, y, own["positive_class"], name, rows.where)
+                classes, y = _positive_last(classes, y, own["positive_class"], name, rows.where,
+                                            f"data.targets.{name}.positive_class")
         else:
             if own.get("positive_class") is not None:
                 raise NnctlError(f"data.targets.{name}.positive_class is set, but '{name}' is a regression",

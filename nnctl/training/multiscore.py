@@ -56,8 +56,10 @@ def check_column(name: str, dataset, key: str, heads) -> None:
     task = head_task(heads[i])
     target = dataset.targets[i]
     if metric == "r2" and task != "regression" or metric not in ("loss", "r2") and task == "regression":
+        fits = [m for m in TARGET_METRICS if (m in ("loss", "r2")) == (task == "regression") or m == "loss"]
+        fits = [m for m in fits if m != "average_precision" or len(target.classes or ()) == 2]
         raise NnctlError(f"{name}: {metric} is not a metric of the {task} target '{target.name}'", key,
-                         f"use {column(target.name, own_metric(heads[i]))} or {column(target.name, 'loss')}")
+                         f"use one of {', '.join(column(target.name, m) for m in fits)}")
     if metric == "average_precision" and len(target.classes) != 2:
         raise NnctlError(f"{name} needs two classes, but '{target.name}' has {len(target.classes)}", key,
                          "use roc_auc, f1 or balanced_accuracy")

@@ -9,9 +9,11 @@ layer for all of them.
     results[k].result, results[k].network, results[k].checkpoint
 
 Each member's plateau schedule, if any, lowers its own rate on its own validation score. A
-member that stops early is frozen (its weights put back after every later step, so it stays
-finite and still) while the others train on; its result and its checkpoint are taken when it
-stops, as its run alone would end there.
+member that stops early leaves the pass: its result and its checkpoint are taken when it stops,
+as its run alone would end there, and the epochs after it train a smaller population of the
+members still active (`_Live`: their rows of the weights, optimizer state, data and generators),
+so a stopped member costs no more forward/backward work. Each member's arithmetic is its own
+(per-member products, losses, clipping and updates), so the others' results stay bit-identical.
 """
 from __future__ import annotations
 
@@ -110,6 +112,10 @@ class PopulationLoop(_Loop):
     from each member's training rows in its own order; per-member losses, scores, stoppers,
     histories and diagnostics."""
 
+    # once a member stops, train only the active ones (`_Live`); False keeps every member in the
+    # pass, its rows frozen: the same results at more cost (tests compare the two)
+    compact = True
+
     def __init__(self, network, datasets, training, seeds, callback, should_stop, watched):
         self.datasets, self.seeds = datasets, list(seeds)
         super().__init__(network, datasets[0], training, seeds[0], callback, should_stop, watched)
@@ -125,7 +131,10 @@ class PopulationLoop(_Loop):
         self.views = [_MemberView(network, k) for k in range(K)]
         self.histories = [[] for _ in range(K)]
         self.active = np.ones(K, dtype=bool)
-        self.frozen = None  # (member indices, their params) once a member has stopped
+        self.live = None  # once a member has stopped: the active members alone (`_Live`)
+        self.index = np.arange(K)  # the members the pass trains (all, or live's)
+        self.decay = None  # each member's own l2, (K, 1), where members differ in it
+        self.frozen = None  # (member indices, their params) once a member has stopped, without `compact`
         self.clipped = np.zeros(K, dtype=np.int64)
         self.finished: list = [None] * K
         self.step = self._step
@@ -146,7 +155,7 @@ class PopulationLoop(_Loop):
             return  # one rate for all: scalars, as a run alone has
         from .optimization import build_optimizer
 
-        decay = None if len(set(l2s)) == 1 else np.array(l2s)[:, None]  # float64: see nn.optimizers
+        decay = self.decay = None if len(set(l2s)) == 1 else np.array(l2s)[:, None]  # float64: see nn.optimizers
         self.optimizer = build_optimizer([network.flat_params.reshape(K, -1)], self.training,
                                          decay=[network.decay_mask.reshape(K, -1)], weight_decay=decay)
         self.grads = [network.flat_grads.reshape(K, -1)]
@@ -213,13 +222,26 @@ class PopulationLoop(_Loop):
         return network.member_losses(yb, wb, ws) * rows  # (K,): each member's summed batch loss
 
     def count_clipped(self, norm, clipped) -> None:
-        self.clipped += norm > self.clip
+        self.clipped[self.index] += norm > self.clip
 
     def _step(self, grads, lr) -> None:
         self.optimizer.step(grads, lr)
         if self.frozen is not None:  # stopped members keep the weights they stopped with
             members, params = self.frozen
             self.network.flat_params.reshape(self.members, -1)[members] = params
+
+    def epoch(self, epoch: int, measured: bool, diagnose: bool = False):
+        """`_Loop.epoch` over the active members only once one has stopped (`_Live`); the
+        training losses (K,) with 0 for stopped members, whose logs are no longer made."""
+        if self.live is None:
+            return super().epoch(epoch, measured, diagnose)
+        with self.live:
+            loss = super().epoch(epoch, measured, diagnose)
+        if loss is None or np.isscalar(loss):
+            return loss
+        full = np.zeros(self.members)
+        full[self.index] = loss
+        return full
 
     def run(self, start: float) -> str:
         epochs, every = self.training.iterations, log_every(self.training)
@@ -264,7 +286,20 @@ class PopulationLoop(_Loop):
 
     def score_members(self):
         """(losses (K,), metrics (K,), [{extra column: value}] per member) on each member's own
-        validation part, in chunks of rows as a run alone scores it."""
+        validation part, in chunks of rows as a run alone scores it; once a member has stopped,
+        of the active members only (the others' entries 0 and {})."""
+        if self.live is None:
+            return self._score()
+        with self.live:
+            losses, metrics, more = self._score()
+        K, index = self.members, self.index
+        whole = np.zeros(K), np.zeros(K), [{} for _ in range(K)]
+        whole[0][index], whole[1][index] = losses, metrics
+        for i, k in enumerate(index):
+            whole[2][k] = more[i]
+        return whole
+
+    def _score(self):
         network, ws, task = self.network, self.ws, self.dataset.task
         X, t, y = self.X_val, self.val_targets, self.y_val
         K, rows = self.members, X.shape[1]
@@ -289,7 +324,7 @@ class PopulationLoop(_Loop):
 
     def finish(self, k: int, status: str, start: float) -> None:
         """Member k's run ends here: its checkpoint state now, its weights (the best epoch's
-        when its stopper kept them), its final metrics; then it is frozen."""
+        when its stopper kept them), its final metrics; then the others train on without it (`_Live`)."""
         stopper = self.stoppers[k] if self.stoppers is not None else None
         checkpoint = self.member_state(k, start)
         alone = self.network.member(k)
@@ -313,16 +348,23 @@ class PopulationLoop(_Loop):
         check_finite(result.metrics["train"]["loss"], max(result.epochs, 1), f"{self.advice} ({self.labels[k]})")
         self.finished[k] = Member(result, alone, checkpoint)
         self.active[k] = False
-        stopped = np.flatnonzero(~self.active)
-        self.frozen = (stopped, self.network.flat_params.reshape(self.members, -1)[stopped].copy())
+        if not self.active.any() or status != "early_stopped":
+            return
+        if self.compact:
+            self.live = _Live(self, self.live)
+        else:  # the whole pass trains on, the stopped members' rows put back after each step
+            stopped = np.flatnonzero(~self.active)
+            self.frozen = (stopped, self.network.flat_params.reshape(self.members, -1)[stopped].copy())
 
     def member_state(self, k: int, start: float) -> tuple[dict, dict]:
         """(arrays, meta) of the checkpoint member k's run alone would write now (`_Loop.state`
         of a network without members)."""
-        K = self.members
+        K, row = self.members, k
         optimizer = self.optimizer.state()
+        if self.live is not None:  # the active members' state is the smaller pass's
+            optimizer, K, row = self.live.optimizer.state(), len(self.index), int(np.flatnonzero(self.index == k)[0])
         arrays = {name: np.array(a[k]) for name, a in self.network.arrays().items()}
-        arrays.update({f"opt_{name}": v.reshape(K, -1)[k].copy() for name, v in optimizer.items() if name != "t"})
+        arrays.update({f"opt_{name}": v.reshape(K, -1)[row].copy() for name, v in optimizer.items() if name != "t"})
         meta = {"completed": self.completed, "rng": self.rngs[k].bit_generator.state, "optimizer_t": optimizer["t"],
                 "history": self.histories[k], "seconds": self.elapsed(start), "batches_done": 0, "partial_loss": 0.0,
                 "diagnostics": [{key: v for key, v in row.items() if key != "member"}
@@ -339,3 +381,98 @@ class PopulationLoop(_Loop):
             if stopper.best_params is not None:
                 arrays.update({f"best.{name}": v for name, v in stopper.best_params.items()})
         return arrays, meta
+
+
+class _Live:
+    """The members still active once one has stopped, as a population of their own that
+    `PopulationLoop.epoch` trains in place of the whole one (`with live:` swaps the loop's
+    network, optimizer, workspace, data and generators for theirs, and afterwards writes their
+    weights and state back into the whole network's rows, which scoring, snapshots and
+    checkpoints read). Built from the previous live population, if any, so that each member's
+    optimizer state carries over exactly."""
+
+    SWAPPED = ("network", "optimizer", "step", "grads", "ws", "members", "X", "y", "w", "X_epoch", "y_epoch",
+               "w_epoch", "offsets", "rngs", "rng", "diagnose", "schedule", "cut_key", "cut_batches", "X_val", "y_val",
+               "val_targets")
+
+    def __init__(self, loop: PopulationLoop, before: "_Live | None"):
+        from .optimization import build_optimizer
+
+        old = loop.index  # the members the pass trained until now
+        index = np.flatnonzero(loop.active)
+        keep = np.searchsorted(old, index)  # their rows in that pass
+        source = before.network if before is not None else loop.network
+        sub = Network.stack([source.member(int(i)) for i in keep])
+        K = len(index)
+        previous = before.optimizer if before is not None else loop.optimizer
+        training = loop.training
+        if isinstance(loop.schedule, _MemberRates) or loop.decay is not None:
+            decay = None if loop.decay is None else loop.decay[index]
+            optimizer = build_optimizer([sub.flat_params.reshape(K, -1)], training,
+                                        decay=[sub.decay_mask.reshape(K, -1)], weight_decay=decay)
+            grads = [sub.flat_grads.reshape(K, -1)]
+        else:
+            from .optimization import network_optimizer
+
+            optimizer, grads = network_optimizer(sub, training), [sub.flat_grads]
+        state = previous.state()
+        optimizer.load_state({name: v if name == "t" else v.reshape(len(old), -1)[keep].reshape(
+            getattr(optimizer, name.rstrip("0123456789"))[int(name[len(name.rstrip("0123456789")):])].shape)
+            for name, v in state.items()})
+        loop.index = index
+        rows = loop.rows
+        self.loop, self.index = loop, index
+        X = loop.X[index] if before is None else before.mine["X"][keep]
+        y = loop.y[index] if before is None else before.mine["y"][keep]
+        w = None if loop.w is None else (loop.w[index] if before is None else before.mine["w"][keep])
+        rngs = [loop.rngs[i] for i in index] if before is None else [before.mine["rngs"][i] for i in keep]
+        ws = sub.workspace()
+        self.network, self.optimizer = sub, optimizer
+        self.mine = {
+            "network": sub, "optimizer": optimizer, "step": optimizer.step, "grads": grads, "ws": ws, "members": K,
+            "X": X, "y": y, "w": w, "X_epoch": np.empty_like(X), "y_epoch": np.empty_like(y),
+            "w_epoch": None if w is None else np.empty_like(w), "offsets": (np.arange(K) * rows)[:, None],
+            "rngs": rngs, "rng": rngs[0], "diagnose": Diagnostics(sub, ws, apart=True),
+            "schedule": _Slice(loop.schedule, index), "cut_key": None, "cut_batches": []}
+        if loop.has_val:  # each active member's validation part, for `score_members`
+            for name in ("X_val", "y_val", "val_targets"):
+                self.mine[name] = getattr(loop, name)[index] if before is None else before.mine[name][keep]
+        else:
+            self.mine.update(X_val=None, y_val=None, val_targets=None)
+        self.saved: dict = {}
+
+    def __enter__(self):
+        loop = self.loop
+        self.saved = {name: getattr(loop, name, None) for name in self.SWAPPED}
+        for name, value in self.mine.items():
+            setattr(loop, name, value)
+        if not loop.shuffle and loop.cut_key is None:  # one order for good, as setup_data gathers it
+            loop.gather(np.tile(np.arange(loop.rows), (len(self.index), 1)))
+        self.diagnosed = len(loop.diagnostics)
+        return self
+
+    def __exit__(self, *exc):
+        loop = self.loop
+        for name in ("cut_key", "cut_batches"):
+            self.mine[name] = getattr(loop, name)
+        for name, value in self.saved.items():
+            setattr(loop, name, value)
+        for row in loop.diagnostics[self.diagnosed:]:  # the live pass numbers its members from 0
+            row["member"] = int(self.index[row["member"]])
+        whole = loop.network
+        whole.flat_params.reshape(loop.members, -1)[self.index] = self.network.flat_params.reshape(len(self.index), -1)
+        for (name, a), (_, b) in zip(whole.named_state(), self.network.named_state()):
+            a[self.index] = b
+        return False
+
+
+class _Slice:
+    """A schedule's rates of the active members only: (K, 1) rates cut to their rows."""
+
+    def __init__(self, schedule, index):
+        self.schedule, self.index = schedule, index
+        self.watched = schedule.watched
+
+    def __call__(self, epoch: int):
+        rates = self.schedule(epoch)
+        return rates if np.isscalar(rates) else rates[self.index]
