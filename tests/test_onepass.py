@@ -42,6 +42,16 @@ def whole(part):
     rows = np.concatenate([part._array(j, "rows") for j in range(part.n_shards)])
     return rows, np.concatenate(X), np.concatenate(y)
 
+def assert_parts_equal_two_reads(cfg, meta, parts):
+    """Each part's shards hold exactly the rows, X and y of `two_reads`; the last scan."""
+    for part in ("train", "validation"):
+        scan, (rows, X, y) = two_reads(cfg, part, meta)
+        got_rows, got_X, got_y = whole(parts[part])
+        np.testing.assert_array_equal(got_rows, rows)
+        np.testing.assert_array_equal(got_X, X)
+        np.testing.assert_array_equal(got_y, y)
+    return scan
+
 
 @pytest.mark.parametrize("arrow", [True, False])
 @pytest.mark.parametrize("extra", ["  missing: mean\n  embedding: {city: 4}\n", "  scale: minmax\n  missing: drop\n",
@@ -53,12 +63,7 @@ def test_the_shards_are_the_two_read_encoding_bit_for_bit(write_config, tmp_path
     cfg = config(write_config, tmp_path / "t.csv", extra)
     (tmp_path / "s").mkdir()
     meta, parts = shards(cfg, tmp_path / "s")
-    for part in ("train", "validation"):
-        scan, (rows, X, y) = two_reads(cfg, part, meta)
-        got_rows, got_X, got_y = whole(parts[part])
-        np.testing.assert_array_equal(got_rows, rows)
-        np.testing.assert_array_equal(got_X, X)
-        np.testing.assert_array_equal(got_y, y)
+    scan = assert_parts_equal_two_reads(cfg, meta, parts)
     expected = scan_table(cfg, chunk_rows=41).encoder.to_meta()
     for key in ("features", "categories", "embedding"):
         assert meta["encoder"][key] == expected[key]
@@ -169,13 +174,8 @@ def test_chunks_of_training_rows_only_give_the_two_read_encoding(write_config, t
                                    f"training:\n  dtype: {dtype}\n"))
     (tmp_path / "s").mkdir()
     meta, parts = shards(cfg, tmp_path / "s")
-    for part in ("train", "validation"):
-        _, (rows, X, y) = two_reads(cfg, part, meta)
-        got_rows, got_X, got_y = whole(parts[part])
-        np.testing.assert_array_equal(got_rows, rows)
-        np.testing.assert_array_equal(got_X, X)
-        np.testing.assert_array_equal(got_y, y)
-    assert got_X.dtype == np.dtype(dtype) and len(whole(parts["train"])[0]) == 700
+    assert_parts_equal_two_reads(cfg, meta, parts)
+    assert whole(parts["validation"])[1].dtype == np.dtype(dtype) and len(whole(parts["train"])[0]) == 700
 
 
 def test_finished_pieces_come_in_order_and_a_workers_error_is_raised_here():
