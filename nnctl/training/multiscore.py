@@ -43,6 +43,11 @@ def parse_column(name: str, heads) -> tuple | None:
     return None
 
 
+def _task_has(task: str, metric: str) -> bool:
+    """Whether a target of `task` logs `metric`: every target its loss, a regression R² alone."""
+    return metric == "loss" or (metric == "r2") == (task == "regression")
+
+
 def check_column(name: str, dataset, key: str, heads) -> None:
     """NnctlError naming `key` when `name` is not a column these targets can log."""
     if name in ("train_loss", "val_loss"):
@@ -55,9 +60,9 @@ def check_column(name: str, dataset, key: str, heads) -> None:
     i, metric = found
     task = head_task(heads[i])
     target = dataset.targets[i]
-    if metric == "r2" and task != "regression" or metric not in ("loss", "r2") and task == "regression":
-        fits = [m for m in TARGET_METRICS if (m in ("loss", "r2")) == (task == "regression") or m == "loss"]
-        fits = [m for m in fits if m != "average_precision" or len(target.classes or ()) == 2]
+    if not _task_has(task, metric):
+        fits = [m for m in TARGET_METRICS if _task_has(task, m)
+                and (m != "average_precision" or len(target.classes or ()) == 2)]
         raise NnctlError(f"{name}: {metric} is not a metric of the {task} target '{target.name}'", key,
                          f"use one of {', '.join(column(target.name, m) for m in fits)}")
     if metric == "average_precision" and len(target.classes) != 2:
