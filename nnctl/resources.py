@@ -89,7 +89,8 @@ def encoded_bytes_estimate(cfg, scan_or_header) -> int:
 # 2,048 rows than of 512 (docs/large-data.md), while a plain MLP's buffers stay far below it
 SCORING_SHARE = 16
 CACHE_BYTES = 4 << 20
-ROW_MULTIPLE = 64  # chunks in whole blocks of rows (runs/model.py's ROW_BLOCK: the same kernels)
+# chunks in whole blocks of rows, the blocks runs/model.py pads a prediction's rows to: the same BLAS kernels
+ROW_MULTIPLE = 64
 
 
 def chunk_rows(row_bytes: int, widest_bytes: int, most: int) -> int:

@@ -28,7 +28,7 @@ from ..nn.embedding import Embedding
 from ..nn.layers import LAYERS, Activation, Dense
 from ..nn.losses import LOSSES
 from ..nn.network import CHUNK, Network
-from ..resources import chunk_rows
+from ..resources import ROW_MULTIPLE, chunk_rows
 
 FORMAT = "nnctl-mlp"
 FORMAT_VERSION = 3  # the newest this nnctl reads; a model of one member is written as 2
@@ -721,16 +721,13 @@ def _ranges_problem(meta: dict) -> str | None:
     return None
 
 
-ROW_BLOCK = 64  # a divisor of the network's CHUNK
-
-
 def padded_rows(X: np.ndarray) -> np.ndarray:
-    """X with zero rows added up to a multiple of ROW_BLOCK. BLAS picks its kernels by the
+    """X with zero rows added up to a multiple of ROW_MULTIPLE. BLAS picks its kernels by the
     number of rows (a matrix-vector kernel for one row, tail kernels for a ragged last panel),
     and their sums round differently in float32: the same row alone or among 29 others came out
     a few units in the last place apart. Whole blocks of rows keep every row on the same kernels,
     so a row's prediction does not depend on the rows sent with it."""
-    extra = -X.shape[0] % ROW_BLOCK
+    extra = -X.shape[0] % ROW_MULTIPLE
     if not extra:
         return X
     return np.concatenate([X, np.zeros((extra,) + X.shape[1:], dtype=X.dtype)])
