@@ -415,10 +415,9 @@ class _Live:
             from .optimization import network_optimizer
 
             optimizer, grads = network_optimizer(sub, training), [sub.flat_grads]
-        state = previous.state()
-        optimizer.load_state({name: v if name == "t" else v.reshape(len(old), -1)[keep].reshape(
-            getattr(optimizer, name.rstrip("0123456789"))[int(name[len(name.rstrip("0123456789")):])].shape)
-            for name, v in state.items()})
+        shapes = {name: np.shape(v) for name, v in optimizer.state().items()}  # the active members' own
+        optimizer.load_state({name: v if name == "t" else v.reshape(len(old), -1)[keep].reshape(shapes[name])
+                              for name, v in previous.state().items()})
         loop.index = index
         rows = loop.rows
         self.loop, self.index = loop, index
