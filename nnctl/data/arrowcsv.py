@@ -20,6 +20,7 @@ from .csvfile import NA_STRINGS
 MIN_BLOCK, MAX_BLOCK = 1 << 20, 16 << 20  # bytes parsed at a time, from the budget between these
 BLOCK_SHARE = 48  # a block is held about 3 times (text, parsed, as a DataFrame), a few blocks at once
 PROBE_BLOCK = 1 << 20  # bytes the columns' types are inferred from (see _opened)
+SLAB_BLOCKS = 4  # blocks a slab is parsed in, on the cores at once
 RETYPES = 4  # integer columns read again as floats before giving up on pyarrow
 
 
@@ -64,30 +65,59 @@ def chunks(part, columns: list, as_float=frozenset()):
                                    false_values=["False", "FALSE", "false"], column_types=types)
     source = pa.OSFile(str(part.source))
     try:
-        reader = _opened(source, read, parse, convert, pacsv)
-        order = [wanted[int(f.name[1:])] for f in reader.schema]
-        start = 0
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                raise _fallback(exc, wanted) from exc
-            frame = batch.to_pandas(split_blocks=True)  # a block per column: numbers are not copied
-            frame.columns = order
-            frame.index = range(start, start + len(frame))
-            start += len(frame)
-            yield (frame[columns] if order != columns else frame), source.tell()
+        schema = _typed(source, read, parse, convert, pacsv)
     finally:
         source.close()
+    order = [wanted[int(f.name[1:])] for f in schema]
+    start = 0
+    for body, at, first in _slabs(part.source, read.block_size):
+        # a slab's blocks are parsed on every core at once: pyarrow's streaming reader parses
+        # one block at a time, most of it in the calling thread
+        options = pacsv.ReadOptions(column_names=names, skip_rows=1 if first else 0, use_threads=True,
+                                    block_size=max(len(body) // SLAB_BLOCKS, MIN_BLOCK // 16))
+        try:
+            table = pacsv.read_csv(pa.py_buffer(body), read_options=options, parse_options=parse,
+                                   convert_options=convert)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise _fallback(exc, wanted) from exc
+        del body
+        if not table.num_rows:
+            continue
+        frame = table.to_pandas(split_blocks=True)  # a block per column: numbers are not copied
+        del table
+        frame.columns = order
+        frame.index = range(start, start + len(frame))
+        start += len(frame)
+        yield (frame[columns] if order != columns else frame), at
+
+
+def _slabs(path, size: int):
+    """(bytes, file offset of their end, whether they are the first) of the file in slabs of
+    about `size` bytes, each cut after its last line break: pyarrow reads values without line
+    breaks in them (newlines_in_values), so a line break always ends a row."""
+    with open(path, "rb") as fh:
+        carry, first = b"", True
+        while True:
+            data = fh.read(size)
+            held = carry + data if carry else data
+            if not data:
+                if held:
+                    yield held, fh.tell(), first
+                return
+            cut = max(held.rfind(b"\n"), held.rfind(b"\r")) + 1
+            if not cut:  # a line longer than a slab: read on
+                carry = held
+                continue
+            carry = held[cut:]
+            yield (memoryview(held)[:cut] if carry else held), fh.tell() - len(carry), first
+            first = False
 
 
 SIMPLE = ("int64", "double", "bool", "string", "large_string")
 
 
-def _opened(source, read, parse, convert, pacsv):
-    """The streaming reader, every column's type given: pyarrow infers them from a first block of
+def _typed(source, read, parse, convert, pacsv):
+    """The file's schema, with every column's type set in `convert`: pyarrow infers them from a first block of
     at most PROBE_BLOCK bytes, read alone, and the whole file is read with those types, since
     inferring a type on every block (trying int64 first) took pyarrow 1.6 to 2 times the CPU of
     reading with the types known. A column pyarrow reads as something pandas does not (a date, a
@@ -100,8 +130,7 @@ def _opened(source, read, parse, convert, pacsv):
         schema = pacsv.open_csv(source, read_options=probe, parse_options=parse, convert_options=convert).schema
         convert.column_types = {f.name: f.type if str(f.type) in SIMPLE else
                                 pa.float64() if pa.types.is_null(f.type) else pa.string() for f in schema}
-        source.seek(0)
-        return pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+        return schema
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise Fallback(str(exc)) from exc
 
