@@ -7,6 +7,7 @@ column with one stray word in row 10 million as text; here that word is an error
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,28 @@ def _numeric_dtype(column) -> bool:
     return pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
 
 
+LEARNERS = 2  # threads a chunk's columns are learned in (NumPy lets go of the GIL)
+LEARN_ALONE_ROWS = 20_000  # a chunk of fewer rows is learned from in the calling thread
+_learners = None
+
+
+def by_column(learn, items: list, rows: int) -> None:
+    """learn(*item) for each column's item, in LEARNERS threads when the chunk is large: each
+    column's state is its own, and the first error in column order is raised, as one thread
+    would raise it."""
+    global _learners
+    if rows < LEARN_ALONE_ROWS or len(items) < 2:
+        for item in items:
+            learn(*item)
+        return
+    if _learners is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _learners = ThreadPoolExecutor(LEARNERS, thread_name_prefix="nnctl-learn")
+    for future in [_learners.submit(learn, *item) for item in items]:
+        future.result()
+
+
 @dataclass
 class Raw:
     """A chunk's kept rows as the one pass writes them, by part ("train", "validation": only
@@ -114,7 +137,14 @@ class FirstPass:
         self.codes: dict = {c: {} for c in features}  # category name -> its code in the raw rows
         self.modes: dict = {c: {} for c in features}  # category -> training rows, for missing: mean
         self.ids = {c: DistinctInts() for c in features}
-        self.scratch = Scratch()
+        self.scratches = threading.local()  # a Scratch for each thread columns are learned in
+
+    @property
+    def scratch(self) -> Scratch:
+        found = getattr(self.scratches, "scratch", None)
+        if found is None:
+            found = self.scratches.scratch = Scratch()
+        return found
 
     def add(self, chunk, rows: np.ndarray, val: np.ndarray, where: str, raw: bool = False):
         """One chunk: its rows' numbers in the table, and which are in the validation part. With
@@ -146,19 +176,21 @@ class FirstPass:
         parts = {part: {"rows": cut(rows[keep], at), "codes": cut(codes, at),
                         "X": np.empty((len(self.features), len(codes) if at is None else len(at)), dtype=self.dtype)}
                  | ({} if values is None else {"values": cut(values, at)}) for part, at in places.items()}
-        for i, col in enumerate(self.features):
+        def learn(i: int, col: str, series) -> None:
             if self.kinds.get(col) == "categorical":
-                column = self._categorical(chunk[col], col, train)
+                column = self._categorical(series, col, train)
                 if parts:
                     column = column.astype(self.dtype)
                     column[column < 0] = np.nan
             else:
-                column = self._numeric(chunk[col], col, train, where, picked)
+                column = self._numeric(series, col, train, where, picked)
             for part, at in places.items():
                 if at is None:
                     parts[part]["X"][i] = column
                 else:
                     np.take(column, at, out=parts[part]["X"][i], mode="clip")  # "raise" buffers `out`
+
+        by_column(learn, [(i, col, chunk[col]) for i, col in enumerate(self.features)], len(chunk))
         return Raw(parts) if raw else None
 
     def _kinds(self, chunk, where: str) -> None:
