@@ -120,10 +120,14 @@ class Reservoir:
         scratch = scratch or Scratch()
         n = len(values)
         draws = self.rng.random(out=scratch.get("draws", n))
-        counts = np.add(scratch.steps(n), self.seen, out=scratch.get("counts", n))
-        np.multiply(draws, counts, out=draws)  # below size exactly where its whole part is
-        taken = draws < self.size
-        self.values[draws[taken].astype(np.int64)] = values[taken]
+        # a value can only be kept where its draw times the smallest count is below size: a
+        # bound a little above that picks the few candidates in one comparison, and only they
+        # are multiplied by their counts (the same products, so the same sample)
+        bound = self.size / (self.seen + 1) * (1 + 1e-9)
+        candidates = np.flatnonzero(np.less(draws, bound, out=scratch.get("candidates", n, bool)))
+        slots = draws[candidates] * (candidates + (self.seen + 1.0))  # below size exactly where its whole part is
+        taken = slots < self.size
+        self.values[slots[taken].astype(np.int64)] = values[candidates[taken]]
         self.seen += len(values)
 
     def with_constant(self, value: float, count: int) -> np.ndarray:
