@@ -21,10 +21,10 @@ from typing import Callable
 from . import arrowcsv
 from .tables import read_table, table_parts
 
-# pyarrow's reader takes more CPU a byte than pandas' C parser on the 2-core machine this was
-# measured on (docs/large-data.md), and parses ahead on its own threads; pandas in a thread of its
-# own parses ahead too. True reads plain CSV files with pyarrow.
-PREFER_ARROW = False
+# pyarrow's reader, given every column's type and parsing a slab's blocks on every core at once
+# (arrowcsv.py), costs about the CPU a byte of pandas' C parser and takes less time
+# (docs/large-data.md); False reads every CSV file with pandas.
+PREFER_ARROW = True
 
 
 @dataclass(frozen=True)
