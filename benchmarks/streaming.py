@@ -128,6 +128,9 @@ def _first_pass(path: str, workdir: str, arrow: bool = False) -> dict:
     read once, learned from and written as shards, into a throwaway folder."""
     import shutil
 
+    import pandas  # noqa: F401  the readers, imported before the clock starts, as the peer's is
+    import pyarrow.csv  # noqa: F401
+
     from nnctl.config import resolve
     from nnctl.data import reading
     from nnctl.data.onepass import write_shards
