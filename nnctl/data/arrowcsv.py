@@ -94,11 +94,13 @@ def chunks(part, columns: list, as_float=frozenset()):
 def _slabs(path, size: int):
     """(bytes, file offset of their end, whether they are the first) of the file in slabs of
     about `size` bytes, each cut after its last line break: pyarrow reads values without line
-    breaks in them (newlines_in_values), so a line break always ends a row."""
+    breaks in them (newlines_in_values), so a line break always ends a row. The first slabs are
+    smaller (an eighth, a quarter, a half), so the caller's work starts while the next is parsed."""
     with open(path, "rb") as fh:
-        carry, first = b"", True
+        carry, first, now = b"", True, max(size // 8, MIN_BLOCK // 16)
         while True:
-            data = fh.read(size)
+            data = fh.read(now)
+            now = min(now * 2, size)
             held = carry + data if carry else data
             if not data:
                 if held:
