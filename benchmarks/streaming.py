@@ -6,7 +6,7 @@
 
 1. The first pass over a generated table of --size-gb, as CSV and as Parquet
    (`data.onepass.write_shards`: the table read once, learned from and written as shards into a
-   throwaway folder; for CSV with pandas' reader and with pyarrow's), in MB of the file per
+   throwaway folder; for CSV with the default reader, pyarrow's, and with pandas'), in MB of the file per
    second against a peer measured in the same run: `pandas.read_csv` of the same CSV in chunks
    (parsing alone, nothing learned), `pyarrow.parquet.read_table` of the Parquet (the whole file
    at once, on every core), each in its own subprocess under NNCTL_MEMORY_LIMIT=--budget, which
@@ -123,9 +123,10 @@ def prepare(workdir: Path, size_gb: float, chunk_rows: int = GENERATE_ROWS) -> t
 
 # --- measurements, each in a subprocess of its own (peak RSS is per process) -------------------
 
-def _first_pass(path: str, workdir: str, arrow: bool = False) -> dict:
+def _first_pass(path: str, workdir: str, arrow: bool | None = None) -> dict:
     """Streaming's first pass as `nnctl train` makes it (`data.onepass.write_shards`): the table
-    read once, learned from and written as shards, into a throwaway folder."""
+    read once, learned from and written as shards, into a throwaway folder; a CSV with the
+    default reader (reading.PREFER_ARROW), or with pyarrow's (`arrow` True) or pandas' (False)."""
     import shutil
 
     import pandas  # noqa: F401  the readers, imported before the clock starts, as the peer's is
@@ -140,7 +141,8 @@ def _first_pass(path: str, workdir: str, arrow: bool = False) -> dict:
     folder = Path(workdir) / "shards"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    preferred, reading.PREFER_ARROW = reading.PREFER_ARROW, arrow
+    preferred = reading.PREFER_ARROW
+    reading.PREFER_ARROW = preferred if arrow is None else arrow
     try:
         start = time.perf_counter()
         meta = write_shards(cfg, folder, shard_rows_for)
@@ -151,8 +153,8 @@ def _first_pass(path: str, workdir: str, arrow: bool = False) -> dict:
     return {"seconds": seconds, "rows": meta["rows_read"], "inputs": meta["n_inputs"]}
 
 
-def _first_pass_arrow(path: str, workdir: str) -> dict:
-    return _first_pass(path, workdir, arrow=True)
+def _first_pass_pandas(path: str, workdir: str) -> dict:
+    return _first_pass(path, workdir, arrow=False)
 
 
 def _pandas_chunks(path: str, workdir: str) -> dict:
@@ -182,7 +184,7 @@ def _read_table(path: str, workdir: str) -> dict:
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 
-MEASURES = {"first_pass": _first_pass, "first_pass_arrow": _first_pass_arrow, "pandas": _pandas_chunks,
+MEASURES = {"first_pass": _first_pass, "first_pass_pandas": _first_pass_pandas, "pandas": _pandas_chunks,
             "read_table": _read_table}
 
 
@@ -222,7 +224,7 @@ def first_pass_figures(paths: list[Path], workdir: Path, budget: str, repeat: in
         mb = path.stat().st_size / 2**20
         parquet = path.suffix == ".parquet"
         peer_name = "read_table" if parquet else "pandas"
-        variants = [("first_pass", "")] + ([] if parquet else [("first_pass_arrow", " (pyarrow)")])
+        variants = [("first_pass", "")] + ([] if parquet else [("first_pass_pandas", " (pandas)")])
         turns = []
         for _ in range(repeat):
             turns.append({what: measure(what, path, workdir, budget)

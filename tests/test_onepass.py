@@ -192,3 +192,58 @@ def test_finished_pieces_come_in_order_and_a_workers_error_is_raised_here():
     failing = reading.mapped(slow_first, range(8))
     with pytest.raises(ValueError, match="piece 5"):
         list(failing)
+
+
+def test_slabs_end_at_line_breaks_and_give_every_byte_once(tmp_path):
+    text = b"a,b\r\n" + b"".join(b"%d,x%d\r\n" % (i, i) for i in range(3000))
+    (tmp_path / "t.csv").write_bytes(text)
+    slabs = list(arrowcsv._slabs(tmp_path / "t.csv", 1000))
+    assert b"".join(bytes(s) for s, _, _ in slabs) == text
+    assert [first for _, _, first in slabs] == [True] + [False] * (len(slabs) - 1)
+    assert [at for _, at, _ in slabs] == list(np.cumsum([len(s) for s, _, _ in slabs]))
+    assert all(bytes(s)[-1:] in (b"\n", b"\r") for s, _, _ in slabs) and len(bytes(slabs[0][0])) <= 1000
+
+
+def test_a_quoted_line_break_cut_by_a_slab_sends_the_file_to_pandas(write_config, tmp_path, monkeypatch):
+    """A slab ends at its last line break, one inside quotes too: pyarrow then finds a short row
+    and gives up, and pandas reads the file as the two reads do."""
+    monkeypatch.setattr(reading, "PREFER_ARROW", True)
+    monkeypatch.setattr(arrowcsv, "block_bytes", lambda: 4096)
+    head = "x,note,y\n" + "".join(f"{i},n{i},{i % 2}\n" for i in range(300))
+    # the quoted line break is the first slab's last one: its 4096 bytes end inside "two\nlines"
+    filler = "1," + '"' + "w" * (4090 - len(head) - 7 - 7) + '"' + ",0\n"
+    rows = "".join(f"{i},n{i},{i % 2}\n" for i in range(300, 900))
+    (tmp_path / "t.csv").write_text(head + filler + '7,"two\nlines",1\n' + rows)
+    cfg = config(write_config, tmp_path / "t.csv", "  exclude: [note]\n")
+    from nnctl.data.tables import open_table, table_parts
+
+    with pytest.raises(arrowcsv.Fallback):
+        list(arrowcsv.chunks(table_parts(open_table(str(tmp_path / "t.csv"), None))[0], ["x", "y"]))
+    (tmp_path / "s").mkdir()
+    meta, parts = shards(cfg, tmp_path / "s")
+    assert meta["rows_read"] == 902
+    np.testing.assert_array_equal(whole(parts["train"])[1], two_reads(cfg, "train", meta)[1][1])
+
+
+def test_columns_learned_in_threads_give_the_same_shards_and_the_first_error(write_config, tmp_path, monkeypatch):
+    from nnctl.data import scanpass
+    from nnctl.errors import NnctlError
+
+    monkeypatch.setattr(reading, "PREFER_ARROW", False)
+    mixed_table(900).to_csv(tmp_path / "t.csv", index=False)
+    cfg = config(write_config, tmp_path / "t.csv", "  missing: mean\n")
+    got = {}
+    for alone in (10**9, 0):  # one thread; every chunk in LEARNERS threads
+        monkeypatch.setattr(scanpass, "LEARN_ALONE_ROWS", alone)
+        (tmp_path / str(alone)).mkdir()
+        got[alone] = [whole(part) for part in shards(cfg, tmp_path / str(alone))[1].values()]
+    for one, threaded in zip(got[10**9], got[0]):
+        for a, b in zip(one, threaded):
+            np.testing.assert_array_equal(a, b)
+    table = mixed_table(900)
+    table.loc[500, "big"] = np.inf
+    table.loc[700, "a"] = -np.inf
+    table.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "e").mkdir()
+    with pytest.raises(NnctlError, match="column 'a' has an infinite value"):
+        shards(cfg, tmp_path / "e")

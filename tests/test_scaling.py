@@ -115,6 +115,27 @@ def test_a_reservoir_takes_every_row_with_the_same_chance_whatever_its_chunk():
     np.testing.assert_allclose(by_chunk, 0.1, atol=0.01)
 
 
+def test_a_reservoir_keeps_what_scaling_every_draw_by_its_count_keeps():
+    """Only the draws under a bound are multiplied by their counts: the sample is the one that
+    multiplying all of them gives (Algorithm R, a chunk at a time), the same seed's sample."""
+    def every_draw(size, chunks, seed):
+        rng, kept, seen = np.random.default_rng(seed), np.empty(0), 0
+        for values in chunks:
+            room = size - len(kept)
+            kept, seen, values = np.concatenate([kept, values[:max(room, 0)]]), seen + min(max(room, 0), len(values)), \
+                values[max(room, 0):]
+            slots = rng.random(len(values)) * (np.arange(1, len(values) + 1) + seen)
+            kept[slots[slots < size].astype(np.int64)] = values[slots < size]
+            seen += len(values)
+        return kept
+    rng = np.random.default_rng(4)
+    chunks = [rng.normal(size=n) for n in (300, 2000, 5, 7000, 1, 40_000)]
+    r = Reservoir(size=1000, seed=9)
+    for values in chunks:
+        r.add(values)
+    np.testing.assert_array_equal(r.values, every_draw(1000, chunks, 9))
+
+
 def test_the_targets_sample_is_kept_only_for_a_quantile_transform(write_config, tmp_path):
     from nnctl.data.scanpass import FirstPass
 

@@ -97,7 +97,7 @@ def _slabs(path, size: int):
     breaks in them (newlines_in_values), so a line break always ends a row. The first slabs are
     smaller (an eighth, a quarter, a half), so the caller's work starts while the next is parsed."""
     with open(path, "rb") as fh:
-        carry, first, now = b"", True, max(size // 8, MIN_BLOCK // 16)
+        carry, first, now = b"", True, min(size, max(size // 8, MIN_BLOCK // 16))
         while True:
             data = fh.read(now)
             now = min(now * 2, size)
