@@ -247,3 +247,15 @@ def test_columns_learned_in_threads_give_the_same_shards_and_the_first_error(wri
     (tmp_path / "e").mkdir()
     with pytest.raises(NnctlError, match="column 'a' has an infinite value"):
         shards(cfg, tmp_path / "e")
+
+
+def test_a_file_of_crlf_lines_read_in_slabs_gives_the_two_read_encoding(write_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(reading, "PREFER_ARROW", True)
+    monkeypatch.setattr(arrowcsv, "block_bytes", lambda: 1001)  # slabs cut between \r and \n too
+    mixed_table(900).to_csv(tmp_path / "t.csv", index=False, lineterminator="\r\n")
+    cfg = config(write_config, tmp_path / "t.csv", "  missing: mean\n")
+    (tmp_path / "s").mkdir()
+    with monkeypatch.context() as patched:  # read by pyarrow, not given up on
+        patched.setattr(reading, "read_table", lambda *a, **k: pytest.fail("pandas read the file"))
+        meta, parts = shards(cfg, tmp_path / "s")
+    assert_parts_equal_two_reads(cfg, meta, parts)

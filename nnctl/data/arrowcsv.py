@@ -97,21 +97,23 @@ def _slabs(path, size: int):
     breaks in them (newlines_in_values), so a line break always ends a row. The first slabs are
     smaller (an eighth, a quarter, a half), so the caller's work starts while the next is parsed."""
     with open(path, "rb") as fh:
-        carry, first, now = b"", True, min(size, max(size // 8, MIN_BLOCK // 16))
+        first, now = True, min(size, max(size // 8, MIN_BLOCK // 16))
         while True:
-            data = fh.read(now)
+            start, held = fh.tell(), fh.read(now)
             now = min(now * 2, size)
-            held = carry + data if carry else data
-            if not data:
-                if held:
-                    yield held, fh.tell(), first
+            if not held:
                 return
             cut = max(held.rfind(b"\n"), held.rfind(b"\r")) + 1
-            if not cut:  # a line longer than a slab: read on
-                carry = held
-                continue
-            carry = held[cut:]
-            yield (memoryview(held)[:cut] if carry else held), fh.tell() - len(carry), first
+            while not cut:  # a line longer than the slab: read on to its end
+                more = fh.read(size)
+                if not more:
+                    cut = len(held)
+                    break
+                held += more
+                cut = max(held.rfind(b"\n"), held.rfind(b"\r")) + 1
+            if cut < len(held):  # the cut line's start is read again with the next slab, not copied
+                fh.seek(start + cut)
+            yield (memoryview(held)[:cut] if cut < len(held) else held), start + cut, first
             first = False
 
 
