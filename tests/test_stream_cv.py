@@ -96,3 +96,48 @@ def test_a_streamed_fold_fits_each_quantile_target_of_several_on_its_training_ro
         np.testing.assert_allclose(fold.targets[j].target_scaler["knots"][0], expected["knots"][0], rtol=1e-6)
         np.testing.assert_allclose(y_val[:, j], to_training(raw[held, j:j + 1], expected)[:, 0], atol=1e-5)
     assert fold.targets[2].target_scaler is None and set(np.unique(y_val[:, 2])) <= {0.0, 1.0, 2.0}
+
+
+def test_calibration_conformal_scores_and_importance_see_the_class_mix_of_a_sorted_file(tmp_path, small_shards,
+                                                                                       monkeypatch):
+    """Issue 35: on a file sorted by class, the validation rows the steps after training read are
+    a seeded sample whose class mix is the whole validation part's (its first rows: one class)."""
+    from nnctl.commands import train as train_command
+    from nnctl.commands.train import train_config
+
+    table = write_table(tmp_path)
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join([lines[0]] + sorted(lines[1:], key=lambda line: line.rsplit(",", 1)[1])) + "\n")
+    cfg = load_config(write_cfg(tmp_path, table), ["training.calibration=temperature", "report.importance=true",
+                                                   "training.iterations=2"])
+    monkeypatch.setattr(train_command, "HELD_OUT_ROWS", 60)
+    seen = {}
+
+    def spy(name, real):
+        def call(first, held, *args, **kwargs):
+            seen[name] = np.asarray(held.y_val)
+            return real(first, held, *args, **kwargs)
+        monkeypatch.setattr(train_command, name, call)
+
+    for name in ("calibrate", "add_conformal", "run_importance"):
+        spy(name, getattr(train_command, name))
+    train_config(cfg, tmp_path / "runs", "sorted", plot=False)
+    y_all = np.concatenate(list(load_dataset(cfg).parts["validation"].targets()))
+    whole = np.bincount(y_all, minlength=3) / len(y_all)
+    assert sorted(seen) == ["add_conformal", "calibrate", "run_importance"]
+    for name, y in seen.items():
+        assert len(y) == 60, name
+        np.testing.assert_allclose(np.bincount(y, minlength=3) / 60, whole, atol=0.12, err_msg=name)
+    assert np.bincount(y_all[:60], minlength=3).max() == 60  # what the first rows would have been
+
+
+def test_streamed_cv_folds_of_a_file_sorted_by_class_keep_the_class_mix(tmp_path, small_shards):
+    table = write_table(tmp_path, 600)
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join([lines[0]] + sorted(lines[1:], key=lambda line: line.rsplit(",", 1)[1])) + "\n")
+    cfg = load_config(write_cfg(tmp_path, table))
+    folds = [load_dataset(cfg, fold=(i, 4)) for i in range(4)]
+    per_class = np.array([f.counts["validation"] for f in folds])  # (folds, classes)
+    assert per_class.sum() == 600 and (per_class.max(axis=0) - per_class.min(axis=0) <= 1).all()
+    for f in folds:  # and each fold's training part keeps the table's mix
+        np.testing.assert_array_equal(f.counts["train"] + f.counts["validation"], per_class.sum(axis=0))
