@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import NnctlError
 from ..resources import human_bytes
-from .shards import ShardPart, Side
+from .shards import ShardPart
 from .streamfolds import InFold, class_offsets, fold_scaling, fold_source, keeps_missing
 
 SHARD_BYTES = 8 << 20  # a shard holds about this much of X
@@ -39,8 +39,8 @@ WINDOW_SHARE = 8  # ...unless that buffer (held twice: as read and permuted) wou
 @dataclass
 class StreamedDataset:
     """What training, scoring and `build_meta` read of a `Dataset`, with the rows left on disk:
-    `X_train`/`y_train`/`X_val`/`y_val` have a length and a shape and give their first rows
-    (`X_train[:100]`); the parts themselves are `parts[name]` (`shards.ShardPart`)."""
+    the parts are `parts[name]` (`shards.ShardPart`), read through data.source's protocol as a
+    Dataset's are; no arrays of the whole part stand in for `X_train` and the like."""
 
     parts: dict
     task: str
@@ -60,22 +60,6 @@ class StreamedDataset:
     targets: list | None = None
     streamed = True
     resident = False  # its rows stay on disk: never stacked with other datasets' in memory
-
-    @property
-    def X_train(self) -> Side:
-        return Side(self.parts["train"], 0)
-
-    @property
-    def y_train(self) -> Side:
-        return Side(self.parts["train"], 1)
-
-    @property
-    def X_val(self) -> Side:
-        return Side(self.parts["validation"], 0)
-
-    @property
-    def y_val(self) -> Side:
-        return Side(self.parts["validation"], 1)
 
     @property
     def n_inputs(self) -> int:
