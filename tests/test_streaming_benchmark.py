@@ -34,7 +34,7 @@ def test_the_first_pass_figures_compare_each_file_with_pandas(tmp_path, capsys):
                         "--workdir", str(tmp_path), "--skip-train", "--repeat", "1"])
     figures = found["first_pass"]
     name = f"table-{40_000 / 2**30:g}gb"
-    assert set(figures) == {f"{name}.csv", f"{name}.csv (pandas)", f"{name}.parquet"}
+    assert set(figures) == {f"{name}.csv", f"{name}.csv (pyarrow)", f"{name}.parquet"}
     assert figures[f"{name}.csv"]["peer"] == "pandas" and figures[f"{name}.parquet"]["peer"] == "read_table"
     for row in figures.values():
         assert row["rows"] >= 200 and row["rows"] % 200 == 0

@@ -22,9 +22,11 @@ from . import arrowcsv
 from .tables import read_table, table_parts
 
 # pyarrow's reader, given every column's type and parsing a slab's blocks on every core at once
-# (arrowcsv.py), costs about the CPU a byte of pandas' C parser and takes less time
-# (docs/large-data.md); False reads every CSV file with pandas.
-PREFER_ARROW = True
+# (arrowcsv.py), costs about the CPU a byte of pandas' C parser (docs/large-data.md); but its
+# chunks are slabs of bytes, not the budget's rows, so a scaler merged over them differs in its
+# last bits from a compressed copy's read by pandas, and a column's kind comes from the file's
+# first megabyte. True reads plain CSV files with pyarrow.
+PREFER_ARROW = False
 
 
 @dataclass(frozen=True)
