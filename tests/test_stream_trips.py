@@ -128,3 +128,23 @@ def test_the_smooth_clip_of_a_value_near_the_dtypes_limit_is_the_clip_not_zero()
     assert scaling.smooth_clip(np.array([1e308, -1e308, 2.0])).tolist() == \
         [3.0, -3.0, pytest.approx(2 / np.sqrt(1 + 4 / 9))]
     assert scaling.smooth_clip(np.array([1e20, -3e38], np.float32)).tolist() == [3.0, -3.0]
+
+
+# --- 2. a missing target value -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target, hint", [("y", "set data.missing: drop"),
+                                          ("[y, a]", "set data.targets: {y: {missing: drop}}")])
+def test_a_missing_target_is_the_same_error_line_in_memory_and_streamed(tmp_path, target, hint):
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=30).round(3).astype(object)
+    y[[6, 20]] = ""  # data rows 7 and 21
+    cfg = config(tmp_path, write(tmp_path, {"a": rng.normal(size=30), "b": rng.normal(size=30), "y": y}))
+    fragments = ["target column 'y' has missing values (first in data row 7", "table.csv", hint]
+    memory = train(cfg, tmp_path, "data.streaming=false", f"data.target={target}")
+    assert_clean_error(memory, *fragments, "first in data row 7, 2 rows in all)")
+    streamed = train(cfg, tmp_path, "data.streaming=true", f"data.target={target}")
+    assert_clean_error(streamed, *fragments)
+    # the same line but for the count, which the streamed pass stops before knowing
+    assert streamed.stderr.replace(")", ", 2 rows in all)", 1) == memory.stderr
+    nothing_left(tmp_path)
