@@ -148,3 +148,66 @@ def test_a_missing_target_is_the_same_error_line_in_memory_and_streamed(tmp_path
     # the same line but for the count, which the streamed pass stops before knowing
     assert streamed.stderr.replace(")", ", 2 rows in all)", 1) == memory.stderr
     nothing_left(tmp_path)
+
+
+# --- 3. other bad inputs, streamed and in memory alike -------------------------------------
+
+
+def parquet(tmp_path, b, name) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / name
+    pq.write_table(pa.table({"a": rng.normal(size=len(b)), "b": b, "y": rng.integers(0, 2, len(b))}), path)
+    return path
+
+
+def bad_tables(tmp_path):
+    """(table, extra --set, fragments of the one error line both paths give)."""
+    rng = np.random.default_rng(0)
+    yield write(tmp_path, {"a": [], "y": []}, "empty.csv"), (), ["header but no data rows", "empty.csv"]
+    yield (write(tmp_path, {"a": rng.normal(size=20), "y": ["yes"] * 20}, "one.csv"), (),
+           ["target column 'y' has a single class ('yes')", "one.csv", "model.task: regression"])
+    pa = pytest.importorskip("pyarrow")
+    nested = pa.array([[i, i + 1] for i in range(20)])
+    for settings in ((), ("data.categorical=[b]",)):
+        yield (parquet(tmp_path, nested, "list.parquet"), settings,
+               ["column 'b' holds nested values (list<element: int64>)", "list.parquet", "data.exclude: [b]"])
+    yield (parquet(tmp_path, pa.array([{"k": i} for i in range(20)]), "struct.parquet"), ("data.target=b",),
+           ["column 'b' holds nested values (struct<k: int64>)", "struct.parquet"])
+    # Parquet's null type: numbers all missing, as a CSV's empty column (memory said 'not numeric (e.g. '')')
+    yield (parquet(tmp_path, pa.nulls(20), "null.parquet"), (),
+           ["missing values in column 'b' (first in data row 1", "null.parquet", "data.missing: drop"])
+
+
+def test_bad_tables_are_one_error_line_on_both_paths_with_nothing_left(tmp_path):
+    for table, settings, fragments in bad_tables(tmp_path):
+        cfg = config(tmp_path, table)
+        for streaming in ("false", "true"):
+            result = train(cfg, tmp_path, f"data.streaming={streaming}", *settings)
+            assert_clean_error(result, *fragments)
+            nothing_left(tmp_path)
+
+
+def test_a_word_in_a_numeric_column_after_the_first_chunk_names_its_row(tmp_path, monkeypatch):
+    from nnctl.data import onepass
+
+    monkeypatch.setattr(onepass, "default_chunk_rows", lambda columns: 50)
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=200).round(3).astype(object)
+    a[130] = "oops"  # in the third chunk
+    cfg = config(tmp_path, write(tmp_path, {"a": a, "y": rng.integers(0, 2, 200)}))
+    assert_clean_error(train(cfg, tmp_path, "data.streaming=true"),
+                       "column 'a' holds numbers, but data row 131 has 'oops'", "table.csv", "data.categorical")
+    assert_clean_error(train(cfg, tmp_path, "data.streaming=false"),
+                       "column 'a' is not numeric (e.g. 'oops')", "table.csv", "data.categorical")
+    nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("window", ["0", "many"])
+def test_a_bad_shuffle_window_is_one_error_line_naming_the_key(tmp_path, window):
+    cfg = config(tmp_path, write(tmp_path, {"a": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]}))
+    assert_clean_error(train(cfg, tmp_path, "data.streaming=true", f"data.shuffle_window={window}"),
+                       "data.shuffle_window", "whole number >= 1")
+    nothing_left(tmp_path)

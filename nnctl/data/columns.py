@@ -44,7 +44,10 @@ def feature_columns(cfg_data, header: list[str], where: str, notes: list) -> lis
 def categorical_columns(df, features, setting, path) -> list[str]:
     import pandas as pd
 
-    numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])}
+    # a column without a value (Parquet's null type) is numbers all missing, as a CSV's empty column
+    # reads and as the streamed pass takes it
+    numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])
+               or not df[c].notna().any()}
     # before `auto` takes text columns as categories: numbers written with decimal commas are
     # text to the parser, and one-hot encoding them would silently make every value a category
     # (a column listed in data.categorical by name is the user's choice)
