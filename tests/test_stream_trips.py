@@ -211,3 +211,19 @@ def test_a_bad_shuffle_window_is_one_error_line_naming_the_key(tmp_path, window)
     assert_clean_error(train(cfg, tmp_path, "data.streaming=true", f"data.shuffle_window={window}"),
                        "data.shuffle_window", "whole number >= 1")
     nothing_left(tmp_path)
+
+
+def test_a_scaler_that_is_not_finite_is_never_saved(tmp_path):
+    from nnctl.errors import NnctlError
+    from nnctl.nn.network import Network
+    from nnctl.runs.model import save_model
+
+    network = Network.__new__(Network)
+    network.arrays = lambda: {}
+    for meta in ({"scaler": {"offset": [0.0], "scale": [float("inf")]}},
+                 {"scaler": {"offset": [0.0], "scale": [1.0]}, "target_scaler": {"offset": [float("nan")], "scale": [1.0]}},
+                 {"scaler": {"kind": "quantile", "offset": [0.0], "scale": [1.0],
+                             "quantiles": {"0": [[0.0, float("inf")], [0.0, 1.0]]}}}):
+        with pytest.raises(NnctlError, match="cannot save the model: the .* is not a finite number"):
+            save_model(tmp_path / "model.npz", network, meta)
+        assert not (tmp_path / "model.npz").exists()
