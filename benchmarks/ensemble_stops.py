@@ -105,10 +105,18 @@ def _head(z):
     return e / e.sum(-1, keepdims=True)
 
 
+def _argmin(f, low: float, high: float, steps: int = 60) -> float:
+    """Golden-section search for the minimum of a unimodal f on [low, high]."""
+    g = (np.sqrt(5) - 1) / 2
+    a, b = low, high
+    for _ in range(steps):
+        c, d = b - g * (b - a), a + g * (b - a)
+        a, b = (a, d) if f(c) < f(d) else (c, b)
+    return (a + b) / 2
+
+
 def rules(test, val, yt, yv, task) -> dict:
     """{rule: the test score of the members' mean it gives}."""
-    from scipy.optimize import minimize_scalar
-
     E, K = test.shape[:2]
     own = np.array([best_epoch(loss(task, val[:, k], yv)) for k in range(K)])
     at = lambda eps, P=test: P[np.minimum(eps, E - 1), np.arange(K)]  # noqa: E731
@@ -121,7 +129,7 @@ def rules(test, val, yt, yv, task) -> dict:
            "member 0 (seed 42 alone, to rounding)": loss(task, at(own)[0], yt)}
     if task != "regression":
         zv, zt = _logits(at(own, val).mean(0)), _logits(at(own).mean(0))
-        T = minimize_scalar(lambda T: loss(task, _head(zv / T), yv), bounds=(0.05, 20), method="bounded").x
+        T = _argmin(lambda T: loss(task, _head(zv / T), yv), 0.05, 20.0)  # log loss is unimodal in T
         out["one temperature on the mean (classification)"] = loss(task, _head(zt / T), yt)
         out["the mean of the members' logits (classification)"] = loss(task, _head(_logits(at(own)).mean(0)), yt)
     return out

