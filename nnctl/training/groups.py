@@ -5,7 +5,7 @@ A step of K members is K networks' arithmetic; on one core it costs about K step
 products are as fast per member stacked as alone). NumPy releases the GIL in BLAS and in its
 ufuncs, so two threads that each step half of the members use two cores; members never mix, so
 each member's arithmetic is what it is in one thread, the same products on the same rows, and
-its weights are the same bits. BLAS is held at one thread meanwhile (threadpoolctl), as two
+its weights are the same bits. BLAS is held at one thread during epochs (threadpoolctl), as two
 threads that each start two BLAS threads would fight over the cores.
 
 Each group is a `Network.members_view` (its members' rows of the weights and gradients), a
@@ -41,13 +41,13 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def _blas_limiter():
-    """A context that holds BLAS at one thread, or None without threadpoolctl."""
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries loaded, or None without threadpoolctl."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return None
-    return lambda: threadpool_limits(1, user_api="blas")
+    return ThreadpoolController()
 
 
 def member_rows(a, members: int, start: int, stop: int):
@@ -173,13 +173,12 @@ class MemberGroups:
     loop's own thread steps the first group). A context: entering holds BLAS at one thread and
     starts the threads, leaving puts both back."""
 
-    def __init__(self, loop, groups: int):
-        self.loop, self.count = loop, groups
-        self.whole_step = loop.train_step
+    def __init__(self, loop, groups: int, controller):
+        self.loop, self.count, self.controller = loop, groups, controller
+        self.whole_step, self.whole_epoch = loop.train_step, loop.epoch
         self.key = None  # (network, optimizer) the groups were cut from (a population swaps them)
         self.groups: list = []
         self.helper: _Helper | None = None
-        self.limit = None
 
     @classmethod
     def for_loop(cls, loop) -> "MemberGroups | None":
@@ -187,31 +186,35 @@ class MemberGroups:
         core, a small step, layers with state arrays, or no way to hold BLAS at one thread."""
         network = loop.network
         K, groups = network.members, min(2, cores())
-        if not K or K < 2 or groups < 2 or _blas_limiter() is None:
-            return None
-        if loop.batch * network.flat_params.size < MIN_WORK:  # rows x members x weights each
-            return None
+        if not K or K < 2 or groups < 2 or loop.batch * network.flat_params.size < MIN_WORK:
+            return None  # (rows x members x weights each)
         if any(layer.state for _, layer in network.leaves()):
             return None
-        return cls(loop, min(PARTS, K))
+        controller = _blas_controller()
+        return None if controller is None else cls(loop, min(PARTS, K), controller)
 
     def __enter__(self):
-        self.limit = _blas_limiter()()
         self.helper = _Helper(np.geterr())
         self.choice = _Choice()
         self.cut()
         self.loop.train_step = self.train_step
         self.pending = None  # the batch whose rows `fill_later` left to the groups
         self.loop.fill_batch = self.fill_later
+        self.loop.epoch = self.epoch
         return self
 
     def __exit__(self, *exc):
         self.loop.train_step = self.whole_step
-        del self.loop.fill_batch  # the class's again
+        del self.loop.fill_batch, self.loop.epoch  # the class's again
         self.helper.close()
         self.helper = None
-        self.limit.__exit__(None, None, None)
         return False
+
+    def epoch(self, *args, **kwargs):
+        """The loop's epoch with BLAS at one thread: two threads that each start BLAS threads
+        would fight over the cores. Scoring between epochs keeps BLAS's own threads."""
+        with self.controller.limit(limits=1, user_api="blas"):
+            return self.whole_epoch(*args, **kwargs)
 
     def fill_later(self, k, xb, yb, wb) -> None:
         """The loop's `fill_batch`: each group gathers its own members' rows of batch k."""
