@@ -430,8 +430,12 @@ class Network:
         """Yield (start, output) for consecutive chunks of X's rows in evaluation mode: the
         whole of X scored with buffers of at most `chunk` rows, in `ws` (a new workspace when
         None). Each output is overwritten by the next chunk; the loss of the chunk against its
-        targets is `loss_value(..., ws=ws)`. With members each output is (K, rows, outputs)."""
+        targets is `loss_value(..., ws=ws)`. With members each output is (K, rows, outputs), and
+        X may be the members' own rows, (K, rows, inputs)."""
         ws = self.workspace() if ws is None else ws
+        if X.ndim == 3:  # the members' own rows: chunks and pieces of the rows axis
+            yield from self._own_chunks(X, chunk, ws)
+            return
         # With K members a pass takes chunk / K rows, so that their arrays are one network's size
         # and stay in cache (8 members' 2,048-row passes ran ~6x slower per row than 256-row
         # ones on W2); the pieces are gathered into the same chunks as before, so a caller's
@@ -445,6 +449,22 @@ class Network:
             z, out = ws.stitch(len(part))
             for s in range(0, len(part), piece):
                 a = self.forward(part[s:s + piece], ws=ws)
+                np.copyto(out[:, s:s + a.shape[-2]], a)
+                np.copyto(z[:, s:s + a.shape[-2]], ws.z)
+            ws.stitched(part, z, out)
+            yield start, out
+
+    def _own_chunks(self, X: np.ndarray, chunk: int, ws: Workspace):
+        """`forward_chunks` of the members' own rows X (K, rows, inputs), in the same pieces."""
+        piece = max(1, chunk // self.members)
+        for start in range(0, X.shape[1], chunk):
+            part = X[:, start:start + chunk]
+            if part.shape[1] <= piece:
+                yield start, self.forward(np.ascontiguousarray(part), ws=ws)
+                continue
+            z, out = ws.stitch(part.shape[1])
+            for s in range(0, part.shape[1], piece):
+                a = self.forward(np.ascontiguousarray(part[:, s:s + piece]), ws=ws)  # BLAS takes each member whole
                 np.copyto(out[:, s:s + a.shape[-2]], a)
                 np.copyto(z[:, s:s + a.shape[-2]], ws.z)
             ws.stitched(part, z, out)

@@ -307,8 +307,9 @@ class PopulationLoop(_Loop):
         keep = task == "regression" or self.extra
         outputs = np.empty(t.shape, dtype=network.dtype) if keep else None
         total, correct = np.zeros(K), np.zeros(K)
-        for s in range(0, rows, CHUNK):
-            out = network.forward(np.ascontiguousarray(X[:, s:s + CHUNK]), ws=ws)  # BLAS needs it whole
+        # chunks of CHUNK rows as a run alone's, each passed CHUNK / K rows at a time (members'
+        # (K, 2,048, 128) arrays leave the cache: 2.7x the time of 8 runs' scoring on W2)
+        for s, out in network.forward_chunks(X, CHUNK, ws):
             n = out.shape[1]
             total += network.member_losses(t[:, s:s + n], ws=ws) * n
             if outputs is not None:
