@@ -243,7 +243,7 @@ class Dense(Layer):
         # each member's own product (a small shared input too: K small GEMMs and one bias add
         # cost less than the side-by-side copies, bias pass and transposing copy; same bits)
         np.matmul(x, self.W, out=out)
-        return add_bias(out, self.b, buf.b_tile)
+        return add_bias(out, self.b, buf.b_tile, buf)
 
     def backward(self, delta, buf):
         x = buf.x

@@ -23,16 +23,32 @@ def tile_rows(rows: int) -> int:
     return min(divisors, key=lambda m: (m + rows // m, -m))
 
 
-def add_bias(out: np.ndarray, b: np.ndarray, tile: np.ndarray) -> np.ndarray:
+def add_bias(out: np.ndarray, b: np.ndarray, tile: np.ndarray, buf=None) -> np.ndarray:
     """out (K, rows, units) += b (K, units) for every row, in place; `tile`: scratch of at
-    least (K, TILE_ROWS·units) of out's dtype. Returns out."""
-    K, rows, units = out.shape
-    m = tile_rows(rows)
-    if m == 1:  # a prime number of rows: the plain broadcast
+    least (K, TILE_ROWS·units) of out's dtype. `buf`, when given, keeps the views this makes of
+    `out` and `tile` for its next call with the same `out` (a workspace's batch of one size).
+    Returns out."""
+    views = None if buf is None else getattr(buf, "bias_views", None)
+    if views is None or views[0] is not out:
+        views = (out,) + _views(out, tile)
+        if buf is not None:
+            buf.bias_views = views
+    _, fill, wide, side = views
+    if fill is None:  # the plain broadcast
         out += b[:, None, :]
         return out
-    side = tile.reshape(K, -1)[:, :m * units]
-    np.copyto(side.reshape(K, m, units), b[:, None, :])
-    wide = out.reshape(K, rows // m, m * units)
-    np.add(wide, side[:, None, :], out=wide)
+    np.copyto(fill, b[:, None, :])
+    np.add(wide, side, out=wide)
     return out
+
+
+def _views(out: np.ndarray, tile: np.ndarray) -> tuple:
+    """(the tile as (K, m, units) to fill, out as (K, rows / m, m·units), the tile as (K, 1,
+    m·units) to add), or three Nones when m is 1 or `out` is not contiguous (no reshape of it is
+    a view)."""
+    K, rows, units = out.shape
+    m = tile_rows(rows)
+    if m == 1 or not out.flags.c_contiguous:
+        return None, None, None
+    side = tile.reshape(K, -1)[:, :m * units]
+    return side.reshape(K, m, units), out.reshape(K, rows // m, m * units), side[:, None, :]
