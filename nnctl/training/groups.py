@@ -241,7 +241,10 @@ class MemberGroups:
         """`_Loop.train_step`, each group of members in its own thread; a diagnosed step whole."""
         loop, k = self.loop, self.pending
         self.pending = None
-        if diagnosed or not _plain_update(loop, step):  # measured layer by layer, or an update of its own
+        # whole: a step diagnostics measure layer by layer, an update of the loop's own, or an
+        # input the members share (whose first product takes one way or another by the number of
+        # members, `Dense.forward`, and the two can differ in the last bit)
+        if diagnosed or xb.ndim < 3 or not _plain_update(loop, step):
             if k is not None:
                 type(loop).fill_batch(loop, k, xb, yb, wb)
             return self.whole_step(network, xb, yb, wb, diagnosed, measured, step, grads, lr, clip)
