@@ -153,6 +153,9 @@ def test_the_choice_follows_the_faster_way_and_tries_the_other():
     for _ in range(20):
         choice.record(True, 5.0)  # the groups got slow (another job took the second core)
     assert [choice.pick() for _ in range(3)] == [False, False, False]
+    for _ in range(20):
+        choice.record(True, 1.95)  # about as fast: one thread, the safe side
+    assert [choice.pick() for _ in range(3)] == [False, False, False]
 
 
 def test_member_views_share_the_rows_they_train(tmp_path):
