@@ -41,9 +41,11 @@ def open_parquet(path: Path, where: str) -> ParquetFile:
     return ParquetFile(where, path, header)
 
 
-def read_parquet(table: ParquetFile, columns=None, chunksize=None):
+def read_parquet(table: ParquetFile, columns=None, chunksize=None, categories: bool = False):
     """A DataFrame, or an iterator of them with `chunksize` (rows per batch, so memory stays
-    bounded however large the file is)."""
+    bounded however large the file is). `categories`: text columns come as pandas categories,
+    read from the file's dictionaries (each distinct text decoded once a row group, not once a
+    row: the first pass then finds a chunk's categories among a few names, not in every row)."""
     pq = _pyarrow(table.where)
     try:
         if chunksize is None:
@@ -53,12 +55,22 @@ def read_parquet(table: ParquetFile, columns=None, chunksize=None):
             return frame
         # pre_buffer would read ahead and keep the whole file's column chunks: memory as large as
         # the file, which chunks are meant to avoid
-        source = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=READ_BUFFER)
+        source = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=READ_BUFFER,
+                                read_dictionary=_text_columns(pq.read_schema(table.path), columns) if categories else None)
         return _numbered(_row_group_chunks(source, columns, chunksize), chunksize, table.where)
     except NnctlError:
         raise
     except Exception as exc:
         raise NnctlError(f"cannot read the Parquet file: {exc}", table.where)
+
+
+def _text_columns(schema, columns) -> list:
+    """The names of the string columns among `columns` (every column for None)."""
+    import pyarrow as pa
+
+    wanted = None if columns is None else set(columns)
+    return [field.name for field in schema if (wanted is None or field.name in wanted)
+            and (pa.types.is_string(field.type) or pa.types.is_large_string(field.type))]
 
 
 READ_BUFFER = 64 << 10  # bytes each column's reader buffers: pyarrow keeps one per column

@@ -18,7 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import arrowcsv
+from . import arrowcsv, parquetfile
+from .csvfile import require_columns
 from .tables import read_table, table_parts
 
 # pyarrow's reader takes more CPU a byte than pandas' C parser on the 2-core machine this was
@@ -66,12 +67,20 @@ def table_chunks(table, used: list, chunk_rows: int, decimal: str, reading: Read
                 _tell(reading, part.where, offset + rows, (before + at) / total if total else None)
         else:
             estimate = _rows_estimate(part)
-            for chunk in ahead(read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal)):
+            for chunk in ahead(_chunks(part, used, chunk_rows, decimal)):
                 yield part.where, offset + rows, chunk
                 rows += len(chunk)
                 done = (before + sizes[k] * min(rows / estimate, 1.0)) / total if estimate and total else None
                 _tell(reading, part.where, offset + rows, done)
         offset += rows
+
+
+def _chunks(part, used: list, chunk_rows: int, decimal: str):
+    """A file's chunks; a Parquet file's text columns as categories (`parquetfile.read_parquet`)."""
+    if part.kind == "parquet":
+        require_columns(part.header, used, part.where)
+        return parquetfile.read_parquet(part, used, chunk_rows, categories=True)
+    return read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal)
 
 
 def _tell(reading: Reading, where: str, rows: int, fraction) -> None:
