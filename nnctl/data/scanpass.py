@@ -104,7 +104,8 @@ class FirstPass:
         self.used = list(dict.fromkeys(features + self.names))
         # the target's sample only for a quantile transform (several targets: as each asks)
         quantile = is_multi(data.target) or target_setting(data) == "quantile"
-        self.target = TargetLabels(self.names[0], sampled=quantile)
+        self.target = TargetLabels(self.names[0], sampled=quantile,
+                                   logged=is_multi(data.target) or target_setting(data) == "log1p")
         # several targets: one TargetLabels each (the first is `target`)
         self.labels = [self.target] + [TargetLabels(n) for n in self.names[1:]] if is_multi(data.target) else None
         self.rows = self.train_rows = self.val_rows = 0
