@@ -136,9 +136,9 @@ def test_an_entry_folder_that_is_a_link_is_replaced_not_followed(cached, tmp_pat
 def test_a_shard_not_as_its_meta_says_is_rebuilt(tmp_path, how):
     config = load_config(write_cfg(tmp_path, write_table(tmp_path, rows=300)))
     first = load_dataset(config)
-    X, y = first.X_train[:300], first.y_train[:300]
+    X, y = first.parts["train"].head(300)
     _tamper(_entry() / f"train-00000.{'y' if how.startswith('labels') else 'X'}.npy", how)
     again = load_dataset(config)
-    np.testing.assert_array_equal(again.X_train[:300], X)
-    np.testing.assert_array_equal(again.y_train[:300], y)
+    np.testing.assert_array_equal(again.parts["train"].head(300)[0], X)
+    np.testing.assert_array_equal(again.parts["train"].head(300)[1], y)
     assert not any(f.is_symlink() for f in _entry().iterdir())

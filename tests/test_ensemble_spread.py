@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from nnctl.nn.conformal import FLOOR_SHARE, conformal_quantile
+from nnctl.commands.predict import predict_csv
 from nnctl.runs.model import load_model
 
 from .cli_helpers import assert_clean_error, cli, train_run
@@ -47,6 +48,9 @@ def test_spread_of_each_class_probability(tmp_path):
     X = model.inputs(pd.read_csv(DATASETS / "iris.csv"))
     p = np.array([model.network.member(k).predict_output(X) for k in range(3)], dtype=np.float64)
     np.testing.assert_allclose(out[[f"spread_{c}" for c in classes]], p.std(axis=0), atol=1e-6)
+    # a class's spread is printed in its probability's precision (float32), not with 17 digits
+    frame = predict_csv(run, DATASETS / "iris.csv", proba=True, spread=True)
+    assert {str(frame[f"{kind}_{c}"].dtype) for kind in ("p", "spread") for c in classes} == {"float32"}
 
 
 def test_spread_needs_an_ensemble(iris_run):

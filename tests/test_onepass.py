@@ -55,7 +55,7 @@ def assert_parts_equal_two_reads(cfg, meta, parts):
 
 @pytest.mark.parametrize("arrow", [True, False])
 @pytest.mark.parametrize("extra", ["  missing: mean\n  embedding: {city: 4}\n", "  scale: minmax\n  missing: drop\n",
-                                   "  missing: mean\ntraining:\n  dtype: float64\n"])
+                                   "  missing: mean\ntraining:\n  dtype: float64\n", "  scale: robust\n  missing: mean\n", "  scale: quantile\n  missing: drop\n"])
 def test_the_shards_are_the_two_read_encoding_bit_for_bit(write_config, tmp_path, monkeypatch, arrow, extra):
     monkeypatch.setattr(reading, "PREFER_ARROW", arrow)
     monkeypatch.setattr(arrowcsv, "block_bytes", lambda: 4096)  # many blocks, pyarrow's types fixed by the first

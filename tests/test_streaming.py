@@ -74,14 +74,15 @@ def test_streamed_data_is_shards_in_the_cache_and_a_second_run_reads_no_table(tm
     assert train.shard_rows == 128 and train.n_shards == -(-len(train) // 128)
     assert len(train) + len(val) == 1200 and 150 < len(val) < 330  # the hash split's 20 %
     assert data.window == 256 and data.n_inputs == 6 and data.n_outputs == 3
-    assert data.X_train.shape == (len(train), 6) and data.X_train[:5].dtype == np.float32
+    assert train.shape == (len(train), 6) and train.head(5)[0].dtype == np.float32
+    assert not hasattr(data, "X_train") and not hasattr(data, "y_val")  # no stand-ins: the parts are read
     assert sum(data.counts["train"]) == len(train)
     assert any("streaming from encoded shards" in text and "data.streaming is true" in text for _, text in data.notes)
     import nnctl.data.onepass as onepass
 
     monkeypatch.setattr(onepass, "write_shards", lambda *a, **k: pytest.fail("the table was read again"))
     again = load_dataset(cfg)
-    assert np.array_equal(again.X_train[:300], data.X_train[:300]) and len(again.parts["train"]) == len(train)
+    assert np.array_equal(again.parts["train"].head(300)[0], train.head(300)[0]) and len(again.parts["train"]) == len(train)
 
 
 def test_a_streamed_run_trains_and_scores_its_parts_in_chunks(tmp_path, small_shards):
@@ -299,7 +300,7 @@ def test_a_streamed_fold_pickles_for_a_ray_worker_and_reads_the_same_rows(tmp_pa
     data = load_dataset(load_config(write_cfg(tmp_path, write_table(tmp_path))), fold=(1, 3))
     copy = pickle.loads(pickle.dumps(data))
     assert len(copy.parts["validation"]) == len(data.parts["validation"])
-    assert np.array_equal(copy.X_val[:50], data.X_val[:50])
+    assert np.array_equal(copy.parts["validation"].head(50)[0], data.parts["validation"].head(50)[0])
 
 
 def test_a_window_never_ends_in_a_batch_of_one_row_so_batch_norm_streams(tmp_path, small_shards):

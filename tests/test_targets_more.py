@@ -76,6 +76,7 @@ def test_spread_of_each_target_is_its_members_standard_deviation(members):
     np.testing.assert_allclose(frame["price_spread"], price.values(each).std(axis=0), rtol=1e-6)
     np.testing.assert_allclose(frame["spread_cond_good"], each[:, :, 2].std(axis=0), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(frame["spread_sold_no"], frame["spread_sold_yes"], atol=1e-9)  # 1 - p spreads as p
+    assert frame["spread_cond_good"].dtype == frame["p_cond_good"].dtype == np.float32  # no 17 digits
     assert frame["price_spread"].gt(0).all()
     assert cond.name == "cond"
     served = predictions(model, table_.head(2), request_options(False, None, None, [], spread=True))

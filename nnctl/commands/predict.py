@@ -210,6 +210,7 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
             for i in range(values.shape[1]):
                 columns[f"prediction_{i}"] = values[:, i]
         conformal.add(columns, values, None if spread is None else spread[:, 0])
+        shown = values.dtype
     else:
         p = model.proba_from_inputs(X)
         decided = decide(model, p, *effective_threshold(model, options.threshold, chosen))
@@ -218,8 +219,10 @@ def prediction_columns(model, chunk, where: str, options: PredictOptions, chosen
             for i, c in enumerate(model.classes):
                 columns[f"p_{c}"] = p[:, i]
         conformal.add(columns, p)
+        shown = p.dtype
     if options.spread:
-        columns.update(zip(spread_names(model), spread.T))
+        # in the precision of the column it describes (float32 probabilities get no 17 digits)
+        columns.update(zip(spread_names(model), spread.T.astype(shown)))
     return columns
 
 

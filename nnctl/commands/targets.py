@@ -100,15 +100,19 @@ def spread_names(view) -> list[str]:
     return [f"spread_{view.name}_{c}" for c in view.classes]
 
 
-def member_spreads(model, X: np.ndarray) -> dict:
+def member_spreads(model, X: np.ndarray, probability_dtype=np.float32) -> dict:
     """{column: the members' standard deviation (population, ddof 0)} of each target's value in
     its units or of each of its class probabilities, as one target's `spread_from_inputs`
-    (uncalibrated: a temperature belongs to the ensemble's mean, not to one member)."""
+    (uncalibrated: a temperature belongs to the ensemble's mean, not to one member). A class's
+    spread is given in `probability_dtype`, its probabilities' precision."""
     members = model.network_member_outputs(X)
     spreads = {}
     for view in model.targets:
-        own = view.values(members) if view.task == "regression" else view.proba(members)
-        spreads.update(zip(spread_names(view), np.atleast_2d(own.std(axis=0).T)))
+        if view.task == "regression":
+            spread = view.values(members).std(axis=0)
+        else:
+            spread = view.proba(members).std(axis=0).astype(probability_dtype)
+        spreads.update(zip(spread_names(view), np.atleast_2d(spread.T)))
     return spreads
 
 
@@ -139,7 +143,7 @@ def multi_prediction_columns(model, X: np.ndarray, proba: bool, options=None) ->
     ask for (`<target>_lower`/`_upper`, `<target>_set`); one forward pass for all."""
     outputs = model.network_outputs(X)
     columns, conformal = {}, conformal_of(model, options) if options is not None else {}
-    spreads = member_spreads(model, X) if options is not None and options.spread else None
+    spreads = member_spreads(model, X, outputs.dtype) if options is not None and options.spread else None
     decided = target_thresholds(model, options.threshold, options.positive) if options is not None else {}
     for view in model.targets:
         own = conformal.get(view.name)

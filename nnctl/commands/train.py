@@ -92,7 +92,7 @@ def train_config(cfg: Config, runs_dir=None, name: str | None = None, *, options
     if dataset is None:
         reads = options.callback.on_read if options.callback is not None else None
         dataset = load_dataset(cfg, cache=options.cache, fold=fold, progress=reads)
-    if cfg.report.importance and not cfg.data.test_path and not len(dataset.X_val):
+    if cfg.report.importance and not cfg.data.test_path and not len(dataset.parts["validation"]):
         dataset.notes.append(("warning", IMPORTANCE_NEEDS_PART))
     network = build_network(cfg, dataset, fresh=resume is not None)
     check_batches(cfg, network, dataset)
@@ -170,7 +170,7 @@ def write_results(files: RunFolder, cfg: Config, network, dataset, result: Train
         save_model(files.file(files.MODEL), network, model.meta, kept_scores)
     files.write_history(result.history)
     files.write_diagnostics(result.diagnostics)
-    if len(dataset.X_val):
+    if len(dataset.parts["validation"]):
         # a streamed validation part may be any size: validation.csv keeps its first rows
         files.write_predictions(files.VALIDATION, model, *dataset.preview(PREDICTION_ROWS))
     test = None
@@ -273,8 +273,8 @@ def _add_target_units(metrics: dict, model, dataset, cfg: Config) -> None:
     from ..nn.losses import loss_for
 
     scaler = dataset.target_scaler
-    for part, X, y in (("train", dataset.X_train, dataset.y_train), ("validation", dataset.X_val, dataset.y_val)):
-        if len(X) and part in metrics:
+    for part in ("train", "validation"):
+        if len(dataset.parts[part]) and part in metrics:
             errors = []
             for X, y in dataset.chunks(part):
                 truth = from_training(np.asarray(y, dtype=np.float64).reshape(len(y), -1), scaler)

@@ -36,7 +36,7 @@ import numpy as np
 from ..jsonfmt import finite
 from ..resources import parse_size
 
-FORMAT = 1
+FORMAT = 2  # 2: streamed shards under robust or quantile scaling hold the bent values (1 held them unbent)
 MIN_BYTES = 1 << 20
 DEFAULT_LIMIT = "2GB"
 WHOLE_HASH_BYTES = 64 << 20  # hashed whole at a small share of parsing's time (docs/performance.md)

@@ -245,26 +245,3 @@ class ShardPart:
 
     def _array(self, j: int, what: str) -> np.ndarray:
         return np.load(self._path(j, what), allow_pickle=False)
-
-
-class Side:
-    """`dataset.X_train` (side 0) or `dataset.y_train` (side 1) of a streamed dataset: its length
-    and shape, and its first rows by slicing (`X_train[:rows]`), never the whole of it."""
-
-    def __init__(self, part: ShardPart, side: int):
-        self.part, self.side = part, side
-
-    def __len__(self) -> int:
-        return len(self.part)
-
-    @property
-    def shape(self) -> tuple:
-        if self.side == 0:
-            return self.part.shape
-        return (len(self.part),) + ((self.part.y_width,) if self.part.y_width else ())
-
-    def __getitem__(self, index):
-        if not isinstance(index, slice) or index.start not in (None, 0) or index.step not in (None, 1):
-            raise TypeError("a streamed part gives its first rows only ([:n])")
-        stop = len(self.part) if index.stop is None else min(index.stop, len(self.part))
-        return self.part.head(stop)[self.side]

@@ -11,23 +11,24 @@ shards at a time through `source.py`'s protocol (`training/loop.py`).
 
 cv folds (i, K) on streamed data share one entry written without a validation split: fold i's
 rows are picked shard by shard as they are read, stratified by class for a classification, and
-rescaled by its training folds' own statistics (`streamfolds.py`): the inputs' scaler, the
-`missing: mean` fills (the entry keeps missing numbers as NaN) and a regression target's scaler.
+rescaled by its training folds' own statistics (`streamfolds.py`): the inputs' scaler (robust
+and quantile fitted anew on the raw numbers such an entry holds), the `missing: mean` fills (the
+entry keeps missing numbers as NaN) and a regression target's scaler.
 """
 from __future__ import annotations
 
 import atexit
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import NnctlError
 from ..resources import human_bytes
-from .shards import ShardPart, Side
-from .streamfolds import InFold, class_offsets, fold_scaling, keeps_missing
+from .shards import ShardPart
+from .streamfolds import InFold, class_offsets, fold_scaling, fold_source, keeps_missing
 
 SHARD_BYTES = 8 << 20  # a shard holds about this much of X
 MIN_SHARD_ROWS = 1024
@@ -38,8 +39,8 @@ WINDOW_SHARE = 8  # ...unless that buffer (held twice: as read and permuted) wou
 @dataclass
 class StreamedDataset:
     """What training, scoring and `build_meta` read of a `Dataset`, with the rows left on disk:
-    `X_train`/`y_train`/`X_val`/`y_val` have a length and a shape and give their first rows
-    (`X_train[:100]`); the parts themselves are `parts[name]` (`shards.ShardPart`)."""
+    the parts are `parts[name]` (`shards.ShardPart`), read through data.source's protocol as a
+    Dataset's are; no arrays of the whole part stand in for `X_train` and the like."""
 
     parts: dict
     task: str
@@ -59,22 +60,6 @@ class StreamedDataset:
     targets: list | None = None
     streamed = True
     resident = False  # its rows stay on disk: never stacked with other datasets' in memory
-
-    @property
-    def X_train(self) -> Side:
-        return Side(self.parts["train"], 0)
-
-    @property
-    def y_train(self) -> Side:
-        return Side(self.parts["train"], 1)
-
-    @property
-    def X_val(self) -> Side:
-        return Side(self.parts["validation"], 0)
-
-    @property
-    def y_val(self) -> Side:
-        return Side(self.parts["validation"], 1)
 
     @property
     def n_inputs(self) -> int:
@@ -151,12 +136,9 @@ def load_streamed(cfg, reason: str, cache: bool = True, fold: tuple[int, int] | 
         path = getattr(cfg.data, given_as.split(".")[1])
         if path:
             require_rereadable(path, given_as, "streaming reads it more than once (its first lines, then its rows)")
-    # a fold's shards come from the whole table: only the data, seed, task and dtype of `source`
-    # matter, so training's rules about a validation part (early stopping on val_*, temperature
-    # calibration), which a changed config is checked against, are set aside with it
-    source = replace(cfg, data=replace(cfg.data, validation_split=0.0),
-                     training=replace(cfg.training, early_stopping=None, calibration="none")) if fold else cfg
-    keep_missing = bool(fold) and keeps_missing(cfg.data)  # each fold fills them with its own training means
+    # a fold's shards come from the whole table, raw where each fold fits its own scaler
+    source = fold_source(cfg) if fold else cfg
+    keep_missing = bool(fold) and keeps_missing(source.data)  # each fold fills them with its own training means
     key = dataset_cache.cache_key(source, layout="shards-folds" if keep_missing else "shards")
     found = dataset_cache.entry_meta(key) if cache else None
     if found is not None:
@@ -217,7 +199,8 @@ def _opened(cfg, folder: Path, meta: dict, reason: str, fold) -> StreamedDataset
                  "validation": part("validation", InFold(cfg.seed, k, i, True, before), source="train")}
         # sets encoder.scaler (and fill): the training folds'; the target scaler(s) too
         scalers = target_scaler if targets is None else [t.target_scaler for t in targets]
-        rescale, scalers = fold_scaling(parts["train"], encoder, dtype, scalers)
+        regression = None if targets is None else [c for c, t in enumerate(targets) if t.task == "regression"]
+        rescale, scalers = fold_scaling(parts["train"], encoder, dtype, scalers, cfg.data, regression)
         if targets is None:
             target_scaler = scalers
         else:

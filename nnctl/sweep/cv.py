@@ -37,7 +37,7 @@ def check_folds(cfg: Config, folds: int, flag: str = "--folds") -> None:
                              "stratified folds need each class in every fold", flag,
                              f"use {flag} {smallest} or fewer")
     else:
-        rows = len(data.y_train) + len(data.y_val)
+        rows = len(data.parts["train"]) + len(data.parts["validation"])
         if folds > rows:
             raise NnctlError(f"{flag} {folds} is more than the data's {rows} rows", flag, f"use {flag} {rows} or fewer")
 

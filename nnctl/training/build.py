@@ -55,7 +55,7 @@ def scale_heads(network: Network, dataset: Dataset, cfg: Config) -> None:
     SCALE_ROWS training rows: a cross-entropy of log(classes) and a standardized target's MSE of
     about 1 then each start near their weight (docs/targets.md)."""
     loss = network.loss
-    X, y = dataset.X_train[:SCALE_ROWS], dataset.y_train[:SCALE_ROWS]
+    X, y = dataset.parts["train"].head(SCALE_ROWS)
     user = np.array([cfg.training.target_weights.get(h.name, 1.0) for h in loss.heads])
     if not len(X):
         return
@@ -214,7 +214,7 @@ def check_batches(cfg, network: Network, dataset: Dataset) -> None:
     channel when training"): refuse training whose batches include one, before it starts."""
     if network.min_rows < 2:
         return
-    rows = len(dataset.X_train)
+    rows = len(dataset.parts["train"])
     batch = min(cfg.training.batch_size or rows, rows)
     # every epoch is cut at data.source.batch_bounds, which never leaves a last batch of one row
     if batch >= 2:
@@ -236,7 +236,7 @@ def _check_model_fits(sizes, cfg: Config, dataset: Dataset, tables: int = 0, per
     itemsize = np.dtype(cfg.training.dtype).itemsize
     members = cfg.model.ensemble
     params = (sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])) + tables) * members
-    n = len(dataset.X_train)
+    n = len(dataset.parts["train"])
     rows = max(min(cfg.training.batch_size or n, n), min(n, 65536))  # a batch, or a scoring chunk
     # members gather their own batches from the window a batch at a time: no copies of the rows
     needed = params * itemsize * 6 + (4 * sum(sizes[1:]) + per_row) * rows * itemsize * members
@@ -322,7 +322,7 @@ def prepare_float64(config, overrides, rows: int):
     cfg = load_config(config, list(overrides) + ["training.dtype=float64"])
     dataset = load_dataset(cfg)
     network = build_network(cfg, dataset)
-    X, y = dataset.X_train[:rows], dataset.y_train[:rows]
+    X, y = dataset.parts["train"].head(rows)
     if len(X) < network.min_rows:
         raise NnctlError("batch normalization cannot normalize a batch of one row", "--rows", "use --rows 2 or more")
     weights = row_weights(cfg.training.class_weight, dataset, y, np.float64, network)

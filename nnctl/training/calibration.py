@@ -35,7 +35,7 @@ def check_calibration(cfg: Config, dataset) -> None:
     elif dataset.task != "classification":
         raise NnctlError(f"temperature scales class probabilities, but column '{dataset.target}' makes this "
                          "a regression", KEY, "set training.calibration: none")
-    if len(dataset.X_val) == 0:
+    if len(dataset.parts["validation"]) == 0:
         raise NnctlError("temperature is fitted on the validation part, and it has no rows", KEY,
                          "hold out more rows (data.validation_split), or give data.validation_path")
 

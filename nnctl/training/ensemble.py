@@ -198,6 +198,6 @@ def uses_member_loop(network, dataset, training) -> bool:
     training losses are not measured apart: on `train_loss` they stop all at once; nor are the
     members of several targets yet, whose score is a weighted sum over heads)."""
     stop = training.early_stopping
-    return bool(network.members and network.heads is None and len(dataset.X_val)
+    return bool(network.members and network.heads is None and len(dataset.parts["validation"])
                 and (stop or training.schedule["name"] == "plateau") and not (stop and stop.metric == "train_loss"))
 

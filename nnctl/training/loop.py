@@ -167,7 +167,7 @@ class _Loop:
     def __init__(self, network, dataset, training, seed, callback, should_stop, watched):
         self.network, self.dataset, self.training = network, dataset, training
         self.callback, self.should_stop = callback, should_stop
-        self.rows = len(dataset.X_train)
+        self.rows = len(dataset.parts["train"])
         self.batch = min(training.batch_size or self.rows, self.rows)
         self.members = network.members  # K members: each its own batch order, from seed + i
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
@@ -175,7 +175,7 @@ class _Loop:
                                   for i in range(1, self.members or 1)]
         self.optimizer = network_optimizer(network, training)
         self.step = self.optimizer.step  # what a batch's update calls (a population also holds stopped members)
-        self.has_val = len(dataset.X_val) > 0
+        self.has_val = len(dataset.parts["validation"]) > 0
         # a plateau schedule watches what early stopping watches, else the validation loss
         reduce_on = training.early_stopping.metric if training.early_stopping else \
             "val_loss" if self.has_val else "train_loss"
@@ -187,7 +187,7 @@ class _Loop:
         self.dropout_rng = network.rng
         # the arrays this loop's passes write: made once, reused by every batch and every scoring
         self.ws = network.workspace()
-        self.has_val = len(dataset.X_val) > 0
+        self.has_val = len(dataset.parts["validation"]) > 0
         self.metric = metric_column(dataset)
         self.stopper = EarlyStopping.from_config(training.early_stopping) if training.early_stopping else None
         # measured only when in use: each costs a sort or a count of the validation rows

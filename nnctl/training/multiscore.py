@@ -135,7 +135,6 @@ class _Single:
         self.task, self.classes, self.target = target.task, target.classes, target.name
         j = [t.name for t in dataset.targets].index(target.name)
         self.counts = None
-        self.y_train = dataset.y_train  # its length; the counts are what `balanced` reads
         if target.task == "classification" and target.class_weight == "balanced":
             n = len(target.classes)  # counted a shard at a time (data.source: in memory, one)
             self.counts = {"train": sum((np.bincount(y[:, j].astype(np.int64), minlength=n)

@@ -180,13 +180,14 @@ def score_chunks(network: Network, task: str, chunks, extra=(), ws=None, targets
 
 
 def part_counts(dataset, part: str) -> np.ndarray:
-    """Rows per class of the training or validation part: counted from `y_train`/`y_val`, or as
-    a streamed dataset counted them while writing its shards."""
+    """Rows per class of the training or validation part: as a streamed dataset counted them
+    while writing its shards, or counted from the part's targets (data.source: in memory, one
+    shard)."""
     counts = getattr(dataset, "counts", None)
     if counts:
         return np.asarray(counts[part])
-    y = dataset.y_train if part == "train" else dataset.y_val
-    return np.bincount(y, minlength=len(dataset.classes))
+    n = len(dataset.classes)
+    return sum((np.bincount(y, minlength=n) for y in dataset.parts[part].targets()), np.zeros(n, dtype=np.int64))
 
 
 # history columns beyond train_loss, val_loss and the task's own metric (always logged): each is
@@ -269,7 +270,7 @@ def check_metric(name: str, dataset, key: str) -> None:
     if name in TWO_CLASSES and len(labels) != 2:
         raise NnctlError(f"{name} needs two classes, but column '{dataset.target}' has {len(labels)}", key,
                          "use val_roc_auc (one-vs-rest), val_f1 (macro) or val_balanced_accuracy")
-    if name in RANKED and len(dataset.y_val):
+    if name in RANKED and len(dataset.parts["validation"]):
         ranked = labels[1:] if name == "val_average_precision" else labels
         counts = part_counts(dataset, "validation")
         missing = [label for i, label in enumerate(labels) if label in ranked and counts[i] == 0]
@@ -292,7 +293,7 @@ def class_weights(setting, dataset) -> np.ndarray | None:
     n_classes = len(dataset.classes)
     if setting == "balanced":
         counts = part_counts(dataset, "train").astype(np.float64)
-        return len(dataset.y_train) / (n_classes * np.maximum(counts, 1))
+        return counts.sum() / (n_classes * np.maximum(counts, 1))  # every training row is in a class
     labels = [category_label(c) for c in dataset.classes]
     for label in setting:
         if label not in labels:

@@ -285,7 +285,7 @@ def validation_summary(network, dataset) -> str:
              f"rows          {dataset.rows_read} read"
              + (f", {dataset.rows_dropped} dropped for missing values" if dataset.rows_dropped else ""),
              f"features      {len(dataset.encoder.features)} columns → {dataset.n_inputs} inputs",
-             f"split         {len(dataset.X_train)} train, {len(dataset.X_val)} validation"]
+             f"split         {len(dataset.parts['train'])} train, {len(dataset.parts['validation'])} validation"]
     if dataset.classes:
         positive = f" · positive: {dataset.classes[1]}" if len(dataset.classes) == 2 else ""
         lines.insert(3, "classes       " + ", ".join(f"{c} ({n})" for c, n in dataset.class_counts.items()) + positive)
