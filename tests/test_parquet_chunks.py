@@ -100,17 +100,3 @@ def test_text_read_as_categories_gives_the_shards_text_read_as_strings_gives(wri
     assert arrays.keys() == strings_arrays.keys() and len(arrays) > 6
     for name, array in arrays.items():
         np.testing.assert_array_equal(array, strings_arrays[name])
-
-
-@pytest.mark.parametrize("budget", ["100MB", "1MB"])
-def test_the_passes_chunks_end_where_row_groups_end(tmp_path, monkeypatch, budget):
-    """The passes' chunks (`groups`) are cut from each row group's start, so that no chunk joins
-    two row groups' columns (a copy of every column); numbered by their place in the file."""
-    from nnctl.data import parquetfile
-
-    monkeypatch.setenv("NNCTL_MEMORY_LIMIT", budget)  # 1MB: each column read on its own
-    X = write(tmp_path / "t.parquet", 12, 50_000, 20_000)
-    chunks = list(parquetfile.read_parquet(open_table(tmp_path / "t.parquet"), None, 7_000, groups=True))
-    assert [len(chunk) for chunk in chunks] == [7_000, 7_000, 6_000] * 2 + [7_000, 3_000]
-    assert [chunk.index[0] for chunk in chunks] == [0, 7_000, 14_000, 20_000, 27_000, 34_000, 40_000, 47_000]
-    np.testing.assert_array_equal(np.concatenate([chunk.to_numpy() for chunk in chunks]), X)

@@ -41,13 +41,11 @@ def open_parquet(path: Path, where: str) -> ParquetFile:
     return ParquetFile(where, path, header)
 
 
-def read_parquet(table: ParquetFile, columns=None, chunksize=None, categories: bool = False, groups: bool = False):
+def read_parquet(table: ParquetFile, columns=None, chunksize=None, categories: bool = False):
     """A DataFrame, or an iterator of them with `chunksize` (rows per batch, so memory stays
     bounded however large the file is). `categories`: text columns come as pandas categories,
     read from the file's dictionaries (each distinct text decoded once a row group, not once a
-    row: the first pass then finds a chunk's categories among a few names, not in every row).
-    `groups`: a chunk also ends where a row group does (then at most `chunksize` rows): never
-    two row groups' columns copied into one DataFrame."""
+    row: the first pass then finds a chunk's categories among a few names, not in every row)."""
     pq = _pyarrow(table.where)
     try:
         if chunksize is None:
@@ -59,7 +57,7 @@ def read_parquet(table: ParquetFile, columns=None, chunksize=None, categories: b
         # the file, which chunks are meant to avoid
         source = pq.ParquetFile(table.path, pre_buffer=False, buffer_size=READ_BUFFER,
                                 read_dictionary=_text_columns(pq.read_schema(table.path), columns) if categories else None)
-        return _numbered(_row_group_chunks(source, columns, chunksize, groups), chunksize, table.where, groups)
+        return _numbered(_row_group_chunks(source, columns, chunksize), chunksize, table.where)
     except NnctlError:
         raise
     except Exception as exc:
@@ -79,10 +77,10 @@ READ_BUFFER = 64 << 10  # bytes each column's reader buffers: pyarrow keeps one 
 PAGE_COST = 3 << 20  # what pyarrow holds per column reading in batches: a page as read and decompressed, a dictionary
 
 
-def _row_group_chunks(source, columns, chunksize, groups: bool = False):
+def _row_group_chunks(source, columns, chunksize):
     """(record batch, whether its DataFrame may share its buffers), one row group after another,
     cut where the table's chunks of `chunksize` rows end (`_numbered` joins the pieces a row
-    group's end splits), or with `groups` every `chunksize` rows from the row group's start. A row group is
+    group's end splits). A row group is
     read whole, one column at a time, when that takes less memory than pyarrow's batched reader,
     which keeps a decoded page and dictionary (PAGE_COST) and a buffer for every column at once:
     150 MB for 60 columns, more than a row group of 250,000 rows holds. When both fit in a
@@ -113,7 +111,7 @@ def _row_group_chunks(source, columns, chunksize, groups: bool = False):
         if group is not None:
             start = 0
             while start < group.num_rows:
-                piece = group.slice(start, chunksize - ((0 if groups else done) + start) % chunksize)
+                piece = group.slice(start, chunksize - (done + start) % chunksize)
                 start += piece.num_rows
                 yield piece, shared
             done += group.num_rows
@@ -144,24 +142,15 @@ def _row_group_costs(group, schema, names: list, chunksize: int) -> tuple[int, i
     return whole, batched
 
 
-def _numbered(batches, chunksize: int, where: str, groups: bool = False):
+def _numbered(batches, chunksize: int, where: str):
     """DataFrames of `chunksize` rows (the last one shorter) from the batches, indexed by their
     rows' place in the file, as CSV chunks are (a message's data row is then the file's). A
     chunk that a row group's end splits is joined as Arrow data and made a DataFrame once (not
     two DataFrames joined by pandas, which copies every column again); batches that may not
-    share their buffers become DataFrames at once, so that no slice keeps a row group alive.
-    With `groups`, each batch is a chunk of its own."""
+    share their buffers become DataFrames at once, so that no slice keeps a row group alive."""
     start, pending, held = 0, [], 0
     try:
         for batch, shared in batches:
-            if groups:
-                rows, pieces = batch.num_rows, [batch if shared else batch.to_pandas()]
-                del batch
-                if rows:
-                    yield _frame(pieces, start)
-                    start += rows
-                del pieces
-                continue
             pending.append(batch if shared else batch.to_pandas())
             held += batch.num_rows
             del batch  # a slice of a whole row group keeps it alive while the next one is read

@@ -76,11 +76,10 @@ def table_chunks(table, used: list, chunk_rows: int, decimal: str, reading: Read
 
 
 def _chunks(part, used: list, chunk_rows: int, decimal: str):
-    """A file's chunks; a Parquet file's text columns as categories, its chunks ending at row
-    groups' ends too (`parquetfile.read_parquet`)."""
+    """A file's chunks; a Parquet file's text columns as categories (`parquetfile.read_parquet`)."""
     if part.kind == "parquet":
         require_columns(part.header, used, part.where)
-        return parquetfile.read_parquet(part, used, chunk_rows, categories=True, groups=True)
+        return parquetfile.read_parquet(part, used, chunk_rows, categories=True)
     return read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal)
 
 
