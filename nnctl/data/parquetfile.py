@@ -90,7 +90,7 @@ def _row_group_chunks(source, columns, chunksize):
     soon as it is cut. Freed memory goes back to the system (pyarrow's pool would keep it) after
     each row group read in a budget that is tight for it, else once the file is read: the next row
     group's columns, read at once, take the same memory again without the kernel's fresh pages
-    (a tenth of the page faults of reading the 124 MB benchmark file)."""
+    (a half to a tenth of the page faults of reading the 124 MB benchmark file)."""
     import pyarrow as pa
 
     from ..resources import memory_budget
