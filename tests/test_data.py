@@ -76,7 +76,7 @@ def test_numeric_labels_stay_numeric(write_config, write_csv):
     "text, message",
     [
         ("a,y\nhello,1\nworld,0\n", "column 'a' is not numeric (e.g. 'hello')"),
-        ("a,y\n1,1\n,0\n2,1\n", "missing values in column 'a' (1)"),
+        ("a,y\n1,1\n,0\n2,1\n", "missing values in column 'a' (first in data row 2, 1 row in all)"),
         ("a,y\n1,1\ninf,0\n2,1\n", "column 'a' has an infinite value"),
         ("a,y\n1,1\n2,1\n3,1\n", "single class"),
         ("", "empty"),

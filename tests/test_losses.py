@@ -86,3 +86,20 @@ def test_loss_for_picks_by_task_and_classes():
     assert loss_for("classification", 2, "cross_entropy") == "binary_cross_entropy"
     assert loss_for("regression", None) == "mse"
     assert loss_for("regression", None, "huber") == "huber"
+
+
+@pytest.mark.parametrize("classes", [2, 3, 10])
+def test_softmax_of_many_rows_has_the_bits_of_few_rows_at_a_time(classes):
+    # from ROWS_PER_CLASS rows per class softmax works a class at a time (members' K·rows rows):
+    # each row must still get the bits the few-rows form gives it, ties and a NaN row included
+    from nnctl.nn.losses import ROWS_PER_CLASS, softmax
+
+    rows = 2 * ROWS_PER_CLASS * classes
+    z = np.random.default_rng(5).normal(size=(rows, classes)).astype(np.float32) * 10
+    z[3] = 1.5
+    z[7, 1] = np.nan
+    with np.errstate(invalid="ignore"):
+        many = softmax(z, np.empty_like(z))
+        few = np.concatenate([softmax(z[s:s + 16], np.empty((len(z[s:s + 16]), classes), np.float32))
+                              for s in range(0, rows, 16)])
+    assert many.tobytes() == few.tobytes()

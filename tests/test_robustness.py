@@ -89,7 +89,7 @@ def test_real_world_csvs_train(write_config, tmp_path, content, extra):
     (b"a,a,y\n1,2,0\n3,4,1\n", ["'a' more than once"]),
     (b"a,,y\n1,2,0\n3,4,1\n", ["column 2 of the header has no name"]),
     (b"a,b,y\n1,2,0\n3,4,1,9,9\n5,6,0\n", ["cannot parse the CSV", "line 3"]),
-    (b"a,b,y\n1,2,0\n,4,1\n5,,0\n6,7,1\n", ["missing values in columns 'a' (1), 'b' (1)", "data.missing"]),
+    (b"a,b,y\n1,2,0\n,4,1\n5,,0\n6,7,1\n", ["missing values in column 'a' (first in data row 2, 1 row in all); also in 'b' (1)", "data.missing"]),
     (b"a,b,y\n1,2,0\n1e300,4,1\n5,6,0\n6,7,1\n", ["column 'a' has values too large for float32", "float64"]),
     (b"a,b,y\n1,2,0\nx,4,1\n5,6,0\n6,7,1\n", ["column 'a' is not numeric (e.g. 'x')", "data.categorical"]),
     (b"a,b,y\n1,2,0\n3,4,0\n", ["single class"]),

@@ -121,3 +121,20 @@ def test_column_by_column_bins_equal_the_whole_matrix_ones():
     X[:, 2] = np.round(X[:, 2])  # repeated quantiles: merged edges
     whole = quantile_edges(X, 6)
     np.testing.assert_array_equal(np.concatenate([quantile_edges(X[:, [j]], 6) for j in range(7)]), whole)
+
+
+def test_a_workspace_reads_the_memory_budget_once_for_its_scoring_chunk(monkeypatch):
+    # a training loop scores every epoch in one workspace (with early stopping on W1, reading the
+    # budget from /proc each time cost more than the epoch): once, and once more for backward's arrays
+    import nnctl.resources as resources
+
+    reads = []
+    monkeypatch.setattr(resources, "memory_budget", lambda: reads.append(1) or 1 << 30)
+    network = wide_network()
+    ws = network.workspace()
+    network.forward(np.zeros((3, F), np.float32), ws=ws)
+    first = scoring_chunk(ws)
+    assert scoring_chunk(ws) == first and len(reads) == 1
+    network.backward(np.zeros((3, 1), np.float32), ws=ws)
+    scoring_chunk(ws), scoring_chunk(ws)
+    assert len(reads) == 2

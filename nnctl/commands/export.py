@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..data.scaling import SMOOTH_CLIP, is_linear, quantile_tables
+from ..data.scaling import CLIP_BOUND, SMOOTH_CLIP, is_linear, quantile_tables
 from ..errors import NnctlError
 from ..nn.activations import ELU_ALPHA, LEAKY_SLOPE
 
@@ -462,9 +462,13 @@ def _scaled(g: _Graph, scaler: dict, x: str) -> str:
     if scaler.get("kind") == "robust" and scaler.get("clipped"):
         mask = np.zeros((1, width), dtype=bool)
         mask[0, scaler["clipped"]] = True
-        ratio = g.op("Div", [x, g.const(scaler.get("clip", SMOOTH_CLIP), "clip")])
+        clip = scaler.get("clip", SMOOTH_CLIP)
+        # bounded as scaling.smooth_clip bounds it: a square that overflows would send x to 0
+        bound = g.const(clip * CLIP_BOUND, "clip_bound")
+        u = g.op("Max", [g.op("Min", [x, bound]), g.op("Neg", [bound])])
+        ratio = g.op("Div", [u, g.const(clip, "clip")])
         root = g.op("Sqrt", [g.op("Add", [g.const(1.0, "one"), g.op("Mul", [ratio, ratio])])])
-        x = g.op("Where", [g.const(mask, "clipped", bool), g.op("Div", [x, root]), x], "clipped")
+        x = g.op("Where", [g.const(mask, "clipped", bool), g.op("Div", [u, root]), x], "clipped")
     elif scaler.get("kind") == "quantile" and scaler.get("quantiles"):
         tables = quantile_tables(scaler, width)
         x = g.op("Where", [g.const(tables[-1][None, :], "mapped", bool), _interp(g, x, tables[:-1]), x], "quantiles")

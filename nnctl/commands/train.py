@@ -292,7 +292,8 @@ def _error_sums(truth, predicted) -> tuple[float, float, float]:
     import numpy as np
 
     error = truth - np.asarray(predicted, dtype=np.float64)
-    return float(len(error)), float(np.sum(error ** 2)), float(np.sum(np.abs(error)))
+    with np.errstate(over="ignore"):  # a target near 1e308: its mse is inf, saved as null
+        return float(len(error)), float(np.sum(error ** 2)), float(np.sum(np.abs(error)))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 categorical, missing values, and the notes and warnings a careful user would want about them."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import NnctlError, did_you_mean
 from .encoding import is_number
 
@@ -42,7 +44,10 @@ def feature_columns(cfg_data, header: list[str], where: str, notes: list) -> lis
 def categorical_columns(df, features, setting, path) -> list[str]:
     import pandas as pd
 
-    numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])}
+    # a column without a value (Parquet's null type) is numbers all missing, as a CSV's empty column
+    # reads and as the streamed pass takes it
+    numeric = {c for c in features if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])
+               or not df[c].notna().any()}
     # before `auto` takes text columns as categories: numbers written with decimal commas are
     # text to the parser, and one-hot encoding them would silently make every value a category
     # (a column listed in data.categorical by name is the user's choice)
@@ -161,6 +166,22 @@ def classes_note(classes, rows: int, target) -> list:
                         "confusion matrix this large")]
 
 
+MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
+# data.missing: mean fills features only: a row missing its target is left out under drop and mean alike
+TARGET_MISSING_HINT = "fill them in, or set data.missing: drop (leave those rows out; a target is never filled in)"
+
+
+def missing_error(col: str, row: int, where: str, count: int | None = None, target: bool = False,
+                  hint: str | None = None, more: str = "") -> NnctlError:
+    """The one error of a missing value under missing: error, alike whether the whole table was
+    read (which knows `count`, the column's missing rows) or a chunk at a time (which stops at
+    the first): the column, its first missing row (0-based `row`, as data rows are counted in
+    the file) and the fix. `more`: other columns' counts, appended."""
+    place = f"first in data row {row + 1}" + (f", {count} row{'s' if count != 1 else ''} in all" if count else "")
+    what = f"target column '{col}' has missing values" if target else f"missing values in column '{col}'"
+    return NnctlError(f"{what} ({place}){more}", str(where), hint or (TARGET_MISSING_HINT if target else MISSING_HINT))
+
+
 def handle_missing(df, features, target, policy, path, keep_index: bool = False):
     """`df` with missing values handled by `policy`; its rows numbered afresh, or with
     `keep_index` still by their place in the file (for the row numbers of validation.csv)."""
@@ -170,10 +191,11 @@ def handle_missing(df, features, target, policy, path, keep_index: bool = False)
     counts = counts[counts > 0]
     if len(counts) == 0:
         return df
-    if policy == "error":
-        listed = ", ".join(f"'{c}' ({n})" for c, n in counts.items())
-        raise NnctlError(f"missing values in column{'s' if len(counts) > 1 else ''} {listed}", str(path),
-                         "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)")
+    if policy == "error":  # the first column as the streamed pass names it, the others' counts after it
+        col, *others = counts.index
+        more = "; also in " + ", ".join(f"'{c}' ({counts[c]})" for c in others) if others else ""
+        row = int(df.index[int(np.flatnonzero(df[col].isna().to_numpy())[0])])
+        raise missing_error(col, row, path, int(counts[col]), target=col in targets, more=more)
     subset = used if policy == "drop" else targets
     kept = df.dropna(subset=subset)
     if len(kept) == 0:

@@ -219,8 +219,13 @@ class FeatureEncoder:
             bad = ~np.isfinite(X).all(axis=0)
         if bad.any():
             col = self.inputs[int(np.flatnonzero(bad)[0])]
-            raise NnctlError(f"column '{col}' has values too large for {X.dtype} (beyond ±{limit:.3g})", where,
-                             "rescale that column, or set training.dtype: float64", column=col)
+            if X.dtype.itemsize < 8:
+                raise NnctlError(f"column '{col}' has values too large for {X.dtype} (beyond ±{limit:.3g})", where,
+                                 "rescale that column, or set training.dtype: float64", column=col)
+            # float64 read them all (an inf is refused as read): their scaling overflowed, as
+            # minmax's (x - min) does for a column spanning -1e308 to 1e308
+            raise NnctlError(f"column '{col}' has values too large for {X.dtype} once scaled (beyond ±{limit:.3g})",
+                             where, "rescale that column, or set data.scale: standard or robust", column=col)
 
     def _onehot(self, column, col, where, dtype, unknown: str) -> np.ndarray:
         codes = self._codes(column, col, where, unknown)

@@ -213,11 +213,12 @@ class Finisher:
                 missing = np.isnan(block[k])
                 if missing.any():
                     block[k, missing] = fill
-            block -= self.offset[:, None]
-            block /= self.scale[:, None]
             # values beyond the dtype were refused as they were read; scaling can still overflow
-            bad = np.isinf(block).any(axis=1) if self.keep_missing else \
-                ~np.isfinite(block.sum(axis=1, dtype=np.float64))
+            with np.errstate(over="ignore", invalid="ignore"):
+                block -= self.offset[:, None]
+                block /= self.scale[:, None]
+                bad = np.isinf(block).any(axis=1) if self.keep_missing else \
+                    ~np.isfinite(block.sum(axis=1, dtype=np.float64))
             if bad.any():  # the encoder's own message, naming the first such input
                 probe = np.zeros((1, self.width), dtype=self.dtype)
                 probe[0, inputs[bad]] = np.inf

@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import NnctlError
 
 SMOOTH_CLIP = 3.0  # robust scaling's smooth clip: |x'| < 3
+CLIP_BOUND = 1e15  # the smooth clip's input is bounded to ±clip · this: its square fits float32
 QUANTILES = 128  # knots kept per numeric column by `quantile` feature scaling
 TARGET_QUANTILES = 512  # knots kept for a `quantile` target
 SAMPLE_ROWS = 100_000  # rows a bounded sample keeps (streaming; the quantiles of a long column)
@@ -65,11 +66,25 @@ def _moment_stats(X: np.ndarray, kind: str):
         for start in range(0, len(X), STATS_ROWS):
             d = X[start:start + STATS_ROWS].astype(np.float64) - mean
             squares += np.einsum("ij,ij->j", d, d)
-        return mean, np.sqrt(squares / len(X))
+        std = np.sqrt(squares / len(X))
+        for j in np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std))):
+            mean[j], std[j] = _large_moments(X[:, j])
+        return mean, std
     if kind == "minmax" and len(X):
         low, high = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
         return low, high - low
     return np.zeros(X.shape[1]), np.ones(X.shape[1])
+
+
+def _large_moments(values: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of a column whose plain sums overflow (values near float64's limit, 1e308):
+    taken on values / max|values|, as fit_target and a streamed table's moments do."""
+    values = np.asarray(values, np.float64)
+    size = float(np.max(np.abs(values))) if len(values) else 0.0
+    if not (np.isfinite(size) and size > 0):
+        return np.nan, np.nan  # an inf value: _finished keeps offset 0 / scale 1, the range check refuses it
+    shrunk = values / size
+    return float(shrunk.mean() * size), float(shrunk.std() * size)
 
 
 def scaler_from_sample(X: np.ndarray, kind: str, passthrough: np.ndarray) -> dict:
@@ -87,7 +102,7 @@ def scaler_from_columns(column, width: int, kind: str, passthrough: np.ndarray, 
         for j in columns:
             values = np.asarray(column(j), np.float64)
             q25, median, q75 = np.quantile(values, [0.25, 0.5, 0.75])
-            spread = (values.max() - values.min()) / 2
+            spread = values.max() / 2 - values.min() / 2  # halved first: a span near ±1e308 overflows
             offset[j] = median
             scale[j] = q75 - q25 if q75 > q25 else (spread if spread > 0 else 1.0)
         out = _finished(kind, offset, scale, passthrough)
@@ -123,9 +138,11 @@ def quantile_knots(values: np.ndarray, count: int) -> list:
 
 
 def apply_scaler(X: np.ndarray, scaler: dict) -> None:
-    """Scale X (rows, inputs) in place, in its own dtype."""
-    X -= np.asarray(scaler["offset"], dtype=X.dtype)
-    X /= np.asarray(scaler["scale"], dtype=X.dtype)
+    """Scale X (rows, inputs) in place, in its own dtype (a value the scaling overflows is
+    inf, for the caller's range check to name its column)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        X -= np.asarray(scaler["offset"], dtype=X.dtype)
+        X /= np.asarray(scaler["scale"], dtype=X.dtype)
     kind = scaler.get("kind")
     if kind == "robust" and scaler.get("clipped"):
         cols = np.asarray(scaler["clipped"], dtype=np.int64)
@@ -139,6 +156,9 @@ def apply_scaler(X: np.ndarray, scaler: dict) -> None:
 def smooth_clip(u: np.ndarray, c: float = SMOOTH_CLIP) -> np.ndarray:
     """u / sqrt(1 + (u / c)²): the identity near 0, ±c far out; u's dtype."""
     c = u.dtype.type(c)
+    # beyond ±c·CLIP_BOUND the result is ±c to the last bit; bounding u keeps (u / c)² finite,
+    # which for a value near the dtype's limit overflowed to inf and sent it to 0, not ±c
+    u = np.clip(u, -c * CLIP_BOUND, c * CLIP_BOUND)
     return u / np.sqrt(1 + (u / c) ** 2)
 
 
@@ -199,11 +219,10 @@ def fit_target(y: np.ndarray, kind: str) -> dict | None:
     g = np.log1p(y) if kind == "log1p" else y
     with np.errstate(over="ignore", invalid="ignore"):
         offset, scale = g.mean(axis=0), g.std(axis=0)
-    if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
-        # a target near float64's limit (1e308) overflows the sums into an inf scale, which
-        # model.npz cannot hold: the same statistics taken on g / max|g|
-        size = np.max(np.abs(g), axis=0)
-        offset, scale = (g / size).mean(axis=0) * size, (g / size).std(axis=0) * size
+    # a target near float64's limit (1e308) overflows the sums into an inf scale, which
+    # model.npz cannot hold: the same statistics taken on g / max|g|
+    for k in np.flatnonzero(~(np.isfinite(offset) & np.isfinite(scale))):
+        offset[k], scale[k] = _large_moments(g[:, k])
     scale = np.where(scale > 0, scale, 1.0)
     return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
 

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import NnctlError, plain
-from .columns import auto_task, column_warnings, looks_like_decimal_commas
+from .columns import auto_task, column_warnings, looks_like_decimal_commas, missing_error
 from .encoding import category_label, is_number
 from .scaling import check_log1p, fit_target, scaler_from_columns, target_setting
 from .scanstats import ID_TRACK_ROWS, DistinctInts, Moments, Reservoir, Scratch, TargetLabels, sample_rows
 
-MISSING_HINT = "fill them in, or set data.missing: drop (drop those rows) or mean (fill with the training mean)"
 
 
 def kept_rows(chunk, used: list, target, policy: str, where: str) -> np.ndarray:
@@ -38,8 +37,7 @@ def kept_rows(chunk, used: list, target, policy: str, where: str) -> np.ndarray:
             found = missing(col)
             if found is not None:
                 row = int(chunk.index[int(np.flatnonzero(found)[0])])
-                raise NnctlError(f"missing values in column '{col}' (first in data row {row + 1})", where,
-                                 MISSING_HINT)
+                raise missing_error(col, row, where, target=col in (target if isinstance(target, list) else [target]))
     checked = used if policy == "drop" else target if isinstance(target, list) else [target]
     dropped = [m for c in checked if (m := missing(c)) is not None]
     if not dropped:
@@ -51,7 +49,7 @@ def kept_targets(cfg, chunk, features: list, names: list, where: str) -> np.ndar
     """kept_rows of several targets, as the in-memory path keeps them
     (`targets.drop_missing_targets`, then data.missing on the features): a row missing a target
     is dropped under that target's policy `drop`, an error naming the column and row under `error`."""
-    from .targets import missing_policy
+    from .targets import drop_hint, missing_policy
 
     keep = np.ones(len(chunk), dtype=bool)
     for name in names:
@@ -59,8 +57,7 @@ def kept_targets(cfg, chunk, features: list, names: list, where: str) -> np.ndar
         if missing.any():
             if missing_policy(cfg, name) == "error":
                 row = int(chunk.index[int(np.flatnonzero(missing)[0])])
-                raise NnctlError(f"target column '{name}' has missing values (first in data row {row + 1})", where,
-                                 f"fill them in, or set data.targets: {{{name}: {{missing: drop}}}}")
+                raise missing_error(name, row, where, target=True, hint=drop_hint(name))
             keep &= ~missing
     if keep.any():
         keep[keep] = kept_rows(chunk if keep.all() else chunk[keep], features, names, cfg.data.missing, where)

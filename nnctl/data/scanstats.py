@@ -41,42 +41,72 @@ class Scratch:
 class Moments:
     """Count, mean, sum of squared deviations (M2), minimum and maximum of a column, merged
     chunk by chunk in float64 with Chan et al.'s update, which stays accurate where a running
-    sum of squares would cancel."""
+    sum of squares would cancel. A column with values near float64's limit (1e308) would
+    overflow the squares into an inf scale: its moments are then kept on values / `unit`, a
+    power of two above its largest value, as scaling.fit_target does in memory (exact for
+    the rest: a power of two scales without rounding)."""
 
     def __init__(self):
-        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.n, self._mean, self._m2, self.unit = 0, 0.0, 0.0, 1.0
         self.low, self.high = math.inf, -math.inf
+
+    @property
+    def mean(self) -> float:
+        return self._mean * self.unit
+
+    @property
+    def m2(self) -> float:
+        with np.errstate(over="ignore"):
+            return float(np.float64(self._m2) * self.unit * self.unit)
 
     def add(self, values: np.ndarray, scratch: Scratch | None = None) -> None:
         """values: (rows,) float64, no NaN."""
         if len(values):
+            low, high = float(values.min()), float(values.max())
+            self.low, self.high = min(self.low, low), max(self.high, high)
+            if self._rescale(max(-low, high)):
+                values = values / self.unit
             mean = float(values.mean())
             d = np.subtract(values, mean, out=None if scratch is None else scratch.get("deviations", len(values)))
             # einsum, not a BLAS dot: one vector is too little work to wake BLAS's threads for
-            self.merge(len(values), mean, float(np.einsum("i,i->", d, d)))
-            self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+            self._merge(len(values), mean, float(np.einsum("i,i->", d, d)))
 
-    def merge(self, n: int, mean: float, m2: float) -> None:
+    def _rescale(self, size: float) -> bool:
+        """Whether values as large as `size` are kept on values / unit (unit raised to fit them)."""
+        if not (size > LARGE and math.isfinite(size)):
+            return self.unit != 1.0
+        unit = math.ldexp(1.0, math.frexp(size)[1] - 1)  # size / unit is in [1, 2): 2**1024 is no float
+        if unit > self.unit:
+            shrink = self.unit / unit
+            self._mean, self._m2, self.unit = self._mean * shrink, self._m2 * shrink * shrink, unit
+        return True
+
+    def _merge(self, n: int, mean: float, m2: float) -> None:
+        """Merges n values of (mean, M2), both already on the unit's scale."""
         total = self.n + n
         if total == 0:
             return
-        delta = mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += m2 + delta * delta * self.n * n / total
+        delta = mean - self._mean
+        self._mean += delta * n / total
+        self._m2 += m2 + delta * delta * self.n * n / total
         self.n = total
 
     def with_constant(self, value: float, count: int) -> "Moments":
         """These moments with `count` more rows of `value` (a filled-in missing value)."""
         out = Moments()
-        out.n, out.mean, out.m2, out.low, out.high = self.n, self.mean, self.m2, self.low, self.high
+        out.n, out._mean, out._m2, out.unit = self.n, self._mean, self._m2, self.unit
+        out.low, out.high = self.low, self.high
         if count:
-            out.merge(count, value, 0.0)
+            out._merge(count, value / out.unit if out._rescale(abs(value)) else value, 0.0)
             out.low, out.high = min(out.low, value), max(out.high, value)
         return out
 
     @property
     def std(self) -> float:
-        return math.sqrt(self.m2 / self.n) if self.n else 0.0
+        return math.sqrt(self._m2 / self.n) * self.unit if self.n else 0.0
+
+
+LARGE = 2.0 ** 400  # beyond, a column's squares could overflow: its moments are kept on a smaller scale
 
 
 # the numeric columns' samples together take at most this share of the memory budget (float64
@@ -252,7 +282,9 @@ def _distinct(values: np.ndarray) -> tuple:
     range (the usual class labels 0..k) counted without sorting."""
     if values.dtype == np.float64 and len(values):
         low, high = values.min(), values.max()
-        if high - low < SMALL_RANGE:
+        with np.errstate(over="ignore"):  # values near ±1e308: their span is inf, not a small range
+            small = high - low < SMALL_RANGE
+        if small:
             ints = values.astype(np.int64)
             if (ints == values).all():
                 counts = np.bincount(ints - int(low))

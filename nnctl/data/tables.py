@@ -40,7 +40,25 @@ def _read_parquet(table, columns, chunksize, decimal, as_text):
     # Parquet stores types, so decimal marks and text columns need no parsing choices
     if columns is not None:
         require_columns(table.header, columns, table.where)
+    _refuse_nested(table, columns)
     return parquetfile.read_parquet(table, list(columns) if columns is not None else None, chunksize)
+
+
+def _refuse_nested(table, columns) -> None:
+    """A Parquet column of lists, structs or maps holds no number or category: refused by name
+    before it is read (pandas makes its cells arrays and dicts, which no encoder can hash)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(table.path)  # the footer only; the header is its names, stripped
+    for name in columns if columns is not None else table.header:
+        kind = schema.field(table.header.index(name)).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if pa.types.is_nested(kind):
+            raise NnctlError(f"column '{name}' holds nested values ({kind}), which cannot be numbers or categories",
+                             table.where, f"flatten it into plain columns first, or leave '{name}' out "
+                             f"(data.exclude: [{name}])")
 
 
 def _open_many(path, delimiter, given_as):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NnctlError
-from .columns import auto_task, classes_note, task_note
+from .columns import auto_task, classes_note, missing_error, task_note
 from .scaling import check_log1p, fit_target, target_setting, to_training
 from .splits import kfold_split, random_split
 
@@ -62,6 +62,11 @@ def missing_policy(cfg, name: str) -> str:
     return settings(cfg, name).get("missing") or ("error" if cfg.data.missing == "error" else "drop")
 
 
+def drop_hint(name: str) -> str:
+    """The fix for a missing value of one of several targets."""
+    return f"fill them in, or set data.targets: {{{name}: {{missing: drop}}}}"
+
+
 def drop_missing_targets(df, cfg, names: list[str], where: str):
     """Rows missing a target whose policy is drop are left out; one missing a target whose
     policy is error is an NnctlError naming the column."""
@@ -70,8 +75,8 @@ def drop_missing_targets(df, cfg, names: list[str], where: str):
         if not missing.any():
             continue
         if missing_policy(cfg, name) == "error":
-            raise NnctlError(f"target column '{name}' has {int(missing.sum())} missing value(s)", where,
-                             f"fill them in, or set data.targets: {{{name}: {{missing: drop}}}}")
+            row = int(df.index[int(np.flatnonzero(missing.to_numpy())[0])])
+            raise missing_error(name, row, where, int(missing.sum()), target=True, hint=drop_hint(name))
         df = df[~missing]
     if len(df) == 0:
         raise NnctlError("no rows left after dropping rows with missing targets", where)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import ACTIVATIONS
+from .rowwise import TILE_ROWS, add_bias
 from .workspace import Buffers, layer_buffers
 
 
@@ -201,8 +202,11 @@ class Dense(Layer):
         return self.W.shape[-1]
 
     def scratch(self, fan_in):
-        # with members: each member's W transposed, for backward's product into its input delta
-        return {} if self.members is None else {"W_T": (self.members, self.W.shape[-1], fan_in)}
+        # with members: each member's W transposed, for backward's product into its input delta,
+        # and their b repeated side by side (`rowwise.add_bias`)
+        if self.members is None:
+            return {}
+        return {"W_T": (self.members, self.W.shape[-1], fan_in), "b_tile": (self.members, TILE_ROWS * self.W.shape[-1])}
 
     def shared_input_buffers(self, fan_in):
         if self.members is None:
@@ -239,8 +243,7 @@ class Dense(Layer):
         # each member's own product (a small shared input too: K small GEMMs and one bias add
         # cost less than the side-by-side copies, bias pass and transposing copy; same bits)
         np.matmul(x, self.W, out=out)
-        out += self.b[:, None, :]
-        return out
+        return add_bias(out, self.b, buf.b_tile, buf)
 
     def backward(self, delta, buf):
         x = buf.x

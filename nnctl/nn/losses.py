@@ -48,16 +48,15 @@ def softmax(z, out):
         np.exp(out, out=out)
         out /= np.dot(out, _ones(classes, out.dtype))[:, None]
         return out
-    columns = range(classes)
     top = np.maximum(z[:, 0], z[:, 1])  # the value at the argmax, NaN where a NaN is
-    for j in columns[2:]:
+    for j in range(2, classes):
         np.maximum(top, z[:, j], out=top)
-    for j in columns:
-        np.subtract(z[:, j], top, out=out[:, j])
+    # the shift and the division as one call each over the transposed views, iterated in the
+    # order given (order="C"): one inner loop per class over all rows, as a call per column would
+    np.subtract(z.T, top, out=out.T, order="C")
     np.exp(out, out=out)
     total = np.dot(out, _ones(classes, out.dtype))
-    for j in columns:
-        np.divide(out[:, j], total, out=out[:, j])
+    np.divide(out.T, total, out=out.T, order="C")
     return out
 
 

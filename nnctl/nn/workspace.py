@@ -128,6 +128,9 @@ class Workspace:
         self.X = self.z = None
         self.frozen = False
         self._stitched: tuple | None = None  # (z, output) of a chunk scored in pieces
+        # what a caller derives from this workspace's arrays and keeps for its life, by its own key
+        # (training's scoring chunk: a memory budget read from /proc costs more than a W1 epoch)
+        self.memo: dict = {}
 
     def freeze(self, frozen: bool) -> None:
         """Random layers keep the noise they drew last (True) or draw anew each pass (False)."""

@@ -90,8 +90,34 @@ def save_model(path, network: Network, meta: dict, extra: dict | None = None) ->
     if "targets" in meta:  # several targets: each one's `conformal` entry likewise
         meta = {**meta, "targets": [{k: v for k, v in t.items() if k != "conformal" or target_scores_name(j) in extra}
                                     for j, t in enumerate(meta["targets"])]}
+    problem = _unsaved_scaler(meta)
+    if problem:  # JSON would write it as null, which load_model refuses: a model that never loads
+        raise NnctlError(f"cannot save the model: {problem} is not a finite number", str(path),
+                         "rescale the columns with values near float64's limit (1e308), or set data.scale: robust "
+                         "and data.target_transform: quantile")
     with open(path, "wb") as fh:
         np.savez(fh, meta=meta_array(meta), **network.arrays(), **extra)
+
+
+def _unsaved_scaler(meta: dict) -> str | None:
+    """The first feature or target scaler value that is inf or NaN (named), or None."""
+    scalers = [("the feature scaler", meta.get("scaler")), ("the target scaler", meta.get("target_scaler"))]
+    scalers += [(f"target '{t.get('name')}''s scaler", t.get("target_scaler")) for t in meta.get("targets") or []
+                if isinstance(t, dict)]
+    for what, scaler in scalers:
+        if not isinstance(scaler, dict):
+            continue
+        for key in ("offset", "scale", "knots", "scores"):
+            try:
+                values = np.asarray(scaler.get(key) or [], dtype=np.float64)
+            except (TypeError, ValueError):  # ragged knots: one list per output
+                values = np.concatenate([np.asarray(v, np.float64) for v in scaler[key]])
+            if not np.isfinite(values).all():
+                return f"{what}'s {key}"
+        for knots, scores in (scaler.get("quantiles") or {}).values():
+            if not (np.isfinite(knots).all() and np.isfinite(scores).all()):
+                return f"{what}'s quantiles"
+    return None
 
 
 def save_threshold(model: "Model", threshold: float) -> None:

@@ -137,7 +137,10 @@ class MemberRates:
         self.last = None  # the members' own rates of the last epoch asked for
 
     def __call__(self, epoch: int):
-        rates = np.array([r(epoch) for r in self.rates]) * self.active
+        # the members' schedules are one config's: the epoch's base rate is worked out once, and
+        # each member's plateau scales it (what each LearningRate would give)
+        base = self.rates[0].epoch_rate(epoch)
+        rates = np.array([base if r.plateau is None else r.plateau.rate(base) for r in self.rates]) * self.active
         self.last = rates
         if (rates == rates[0]).all():
             return float(rates[0])

@@ -29,6 +29,7 @@ from .callbacks import Callback
 from ..nn.losses import smooth_labels
 from .optimization import LearningRate
 from ..data.source import batch_bounds
+from .groups import member_groups
 from .loop import TrainResult, _Loop, check_finite, final_metrics, label_classes, log_every
 from .scoring import extra_scores, metrics_in_use, row_weights, targets_for, watched_metrics
 from .stopping import EarlyStopping, maximized
@@ -73,7 +74,7 @@ def train_population(network: Network, datasets: list, training, seeds: list[int
     loop.labels = labels or [f"seed {s}" for s in seeds]
     loop.own_rates(rates or [training] * len(seeds))
     start = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), member_groups(loop):
         if loop.run(start) == "interrupted":
             raise KeyboardInterrupt
     return loop.finished
@@ -306,8 +307,9 @@ class PopulationLoop(_Loop):
         keep = task == "regression" or self.extra
         outputs = np.empty(t.shape, dtype=network.dtype) if keep else None
         total, correct = np.zeros(K), np.zeros(K)
-        for s in range(0, rows, CHUNK):
-            out = network.forward(np.ascontiguousarray(X[:, s:s + CHUNK]), ws=ws)  # BLAS needs it whole
+        # chunks of CHUNK rows as a run alone's, each passed CHUNK / K rows at a time (members'
+        # (K, 2,048, 128) arrays leave the cache: 2.7x the time of 8 runs' scoring on W2)
+        for s, out in network.forward_chunks(X, CHUNK, ws):
             n = out.shape[1]
             total += network.member_losses(t[:, s:s + n], ws=ws) * n
             if outputs is not None:

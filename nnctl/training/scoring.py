@@ -42,9 +42,15 @@ def targets_for(network: Network, y: np.ndarray) -> np.ndarray:
 def scoring_chunk(ws) -> int:
     """Rows per forward pass when scoring in the workspace `ws`: CHUNK, fewer when their buffers
     would pass the memory budget's share for them (`resources.chunk_rows`). The training loop's
-    workspace counts backward's arrays too: a chunk larger than its batches grows them as well."""
+    workspace counts backward's arrays too: a chunk larger than its batches grows them as well.
+    Worked out once per workspace (and once more when backward's arrays join it): a training loop
+    that scores every epoch does not read the memory budget every epoch."""
     backward = ws.backward_ready
-    return chunk_rows(ws.row_bytes(backward), ws.row_bytes(backward, widest=True), CHUNK)
+    rows = ws.memo.get(("scoring_chunk", backward))
+    if rows is None:
+        rows = ws.memo[("scoring_chunk", backward)] = chunk_rows(ws.row_bytes(backward),
+                                                                 ws.row_bytes(backward, widest=True), CHUNK)
+    return rows
 
 
 def score(network: Network, task: str, X: np.ndarray, y: np.ndarray, targets=None) -> tuple[float, float]:
