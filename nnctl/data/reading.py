@@ -18,9 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import arrowcsv, parquetfile
-from .csvfile import require_columns
-from .tables import read_table, table_parts
+from . import arrowcsv
+from .tables import parquet_chunks, read_table, table_parts
 
 # pyarrow's reader takes more CPU a byte than pandas' C parser on the 2-core machine this was
 # measured on (docs/large-data.md), and parses ahead on its own threads; pandas in a thread of its
@@ -78,8 +77,7 @@ def table_chunks(table, used: list, chunk_rows: int, decimal: str, reading: Read
 def _chunks(part, used: list, chunk_rows: int, decimal: str):
     """A file's chunks; a Parquet file's text columns as categories (`parquetfile.read_parquet`)."""
     if part.kind == "parquet":
-        require_columns(part.header, used, part.where)
-        return parquetfile.read_parquet(part, used, chunk_rows, categories=True)
+        return parquet_chunks(part, used, chunk_rows)
     return read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal)
 
 
