@@ -259,3 +259,30 @@ def test_a_file_of_crlf_lines_read_in_slabs_gives_the_two_read_encoding(write_co
         patched.setattr(reading, "read_table", lambda *a, **k: pytest.fail("pandas read the file"))
         meta, parts = shards(cfg, tmp_path / "s")
     assert_parts_equal_two_reads(cfg, meta, parts)
+
+
+@pytest.mark.parametrize("scale", ["robust", "standard"])
+def test_moments_learned_from_the_raw_rows_in_a_thread_are_the_columns_own(write_config, tmp_path, scale):
+    """The one pass learns its numeric columns' training moments and samples from the raw
+    training rows, in a thread of its own; they are bit for bit what learning them from the
+    columns gives (the scan, which writes no raw rows), missing values and all."""
+    from nnctl.data.scanpass import FirstPass
+    from nnctl.data.splits import hashed_validation
+
+    cfg = config(write_config, tmp_path / "t.csv", f"  scale: {scale}\n  missing: mean\n")
+    frame = mixed_table(700)
+    features = ["a", "big", "n", "colour", "city"]
+    passes = [FirstPass(cfg, features, "t.csv") for _ in range(2)]
+    for start in range(0, len(frame), 150):
+        chunk = frame.iloc[start:start + 150]
+        rows = np.arange(start, start + len(chunk), dtype=np.int64)
+        val = hashed_validation(rows, cfg.seed, 0.25)
+        for state, raw in zip(passes, (True, False)):
+            state.add(chunk, rows, val, "t.csv", raw=raw)
+    threaded, inline = passes
+    threaded.settle()
+    for col in ("a", "big", "n"):
+        assert vars(threaded.moments[col]) == vars(inline.moments[col])
+        assert threaded.moments[col].n == inline.train_rows - inline.missing_train[col] > 0
+        if scale == "robust":
+            np.testing.assert_array_equal(threaded.samples[col].values, inline.samples[col].values)

@@ -69,3 +69,34 @@ def test_chunk_sizes_follow_the_memory_budget(monkeypatch):
     assert sizes["1GB"] == (1 << 30) // 8 // 24 // 60
     assert sizes["1TB"] == 8_000_000 // 60  # past 8 million cells larger chunks gain nothing
     assert sizes["64KB"] == 250_000 // 60  # nor do tiny ones cost less than pandas' per-chunk work
+
+
+@pytest.mark.parametrize("budget", ["100MB", "1MB"])
+def test_text_read_as_categories_gives_the_shards_text_read_as_strings_gives(write_config, tmp_path, monkeypatch,
+                                                                              budget):
+    """The passes read a Parquet file's text columns as categories, from its dictionaries (each
+    row group's own, some of them cut across chunks); the one pass's shards and meta are those
+    of the same text read as strings, missing values, categories and classes alike."""
+    from nnctl.data import parquetfile
+    from nnctl.data.onepass import write_shards
+
+    from .test_onepass import config, mixed_table
+
+    monkeypatch.setenv("NNCTL_MEMORY_LIMIT", budget)  # 1MB: row groups in batches, chunks as copies
+    pq.write_table(pa.Table.from_pandas(mixed_table(900), preserve_index=False), tmp_path / "t.parquet",
+                   row_group_size=250)
+    chunk = next(parquetfile.read_parquet(open_table(tmp_path / "t.parquet"), ["colour", "a"], 100, categories=True))
+    assert chunk["colour"].dtype == "category" and chunk["a"].dtype == np.float64
+    cfg = config(write_config, tmp_path / "t.parquet", "  missing: mean\n  embedding: {city: 4}\n")
+    found = []
+    for text in (parquetfile._text_columns, lambda schema, columns: []):
+        monkeypatch.setattr(parquetfile, "_text_columns", text)
+        folder = tmp_path / f"s{len(found)}"
+        folder.mkdir()
+        meta = write_shards(cfg, folder, lambda n, size: 64)
+        found.append((meta, {f.name: np.load(f) for f in sorted(folder.glob("*.npy"))}))
+    (meta, arrays), (strings_meta, strings_arrays) = found
+    assert meta == strings_meta and meta["encoder"]["categories"]["colour"] == ["blue", "green", "grey", "red"]
+    assert arrays.keys() == strings_arrays.keys() and len(arrays) > 6
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(array, strings_arrays[name])

@@ -175,6 +175,11 @@ class Finisher:
                 j += 1
         self.width, self.keep_missing = j, keep_missing
         self.numbers = tuple(np.array(n, dtype=np.int64) for n in numbers)
+        # the numbers' raw rows: a slice when they follow one another (scaled where they lie: a
+        # raw piece is let go of once finished), else a copy of them
+        first = numbers[0][0] if numbers[0] else 0
+        self.block = slice(first, first + len(numbers[0])) if numbers[0] == list(range(first, first + len(numbers[0]))) \
+            else self.numbers[0]
         # (first, end) of each run of numbers whose inputs follow one another, and its first input
         self.runs, start = [], 0
         for k in range(1, len(numbers[1]) + 1):
@@ -203,7 +208,7 @@ class Finisher:
         X = np.zeros((raw.shape[1], self.width), dtype=self.dtype)
         sources, inputs = self.numbers
         if len(sources):
-            block = raw[sources]
+            block = raw[self.block]
             for k, fill in self.fills:
                 missing = np.isnan(block[k])
                 if missing.any():

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import arrowcsv
-from .tables import read_table, table_parts
+from .tables import parquet_chunks, read_table, table_parts
 
 # pyarrow's reader, given every column's type and parsing a slab's blocks on every core at once
 # (arrowcsv.py), costs about the CPU a byte of pandas' C parser (docs/large-data.md); but its
@@ -68,12 +68,19 @@ def table_chunks(table, used: list, chunk_rows: int, decimal: str, reading: Read
                 _tell(reading, part.where, offset + rows, (before + at) / total if total else None)
         else:
             estimate = _rows_estimate(part)
-            for chunk in ahead(read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal)):
+            for chunk in ahead(_chunks(part, used, chunk_rows, decimal)):
                 yield part.where, offset + rows, chunk
                 rows += len(chunk)
                 done = (before + sizes[k] * min(rows / estimate, 1.0)) / total if estimate and total else None
                 _tell(reading, part.where, offset + rows, done)
         offset += rows
+
+
+def _chunks(part, used: list, chunk_rows: int, decimal: str):
+    """A file's chunks; a Parquet file's text columns as categories (`parquetfile.read_parquet`)."""
+    if part.kind == "parquet":
+        return parquet_chunks(part, used, chunk_rows)
+    return read_table(part, columns=used, chunksize=chunk_rows, decimal=decimal)
 
 
 def _tell(reading: Reading, where: str, rows: int, fraction) -> None:

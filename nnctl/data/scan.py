@@ -186,6 +186,7 @@ def scan_table(cfg, chunk_rows: int | None = None) -> Scan:
 
 def _finish(cfg, state: FirstPass, features: list, table, notes: list) -> Scan:
     data, where = cfg.data, table.where
+    state.settle()  # the moments learned in a thread
     notes += state.column_warnings()
     unused_split = [("note", "data.validation_split is not used: data.validation_path gives the validation rows")] \
         if data.validation_path and data.validation_split else []

@@ -8,6 +8,7 @@ column with one stray word in row 10 million as text; here that word is an error
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,9 @@ def kept_targets(cfg, chunk, features: list, names: list, where: str) -> np.ndar
     if keep.any():
         keep[keep] = kept_rows(chunk if keep.all() else chunk[keep], features, names, cfg.data.missing, where)
     return keep
+
+
+LATER_AHEAD = 2  # chunks whose moments may wait for the thread learning them
 
 
 def cut(array: np.ndarray, at):
@@ -119,7 +123,8 @@ class FirstPass:
         self.used = list(dict.fromkeys(features + self.names))
         # the target's sample only for a quantile transform (several targets: as each asks)
         quantile = is_multi(data.target) or target_setting(data) == "quantile"
-        self.target = TargetLabels(self.names[0], sampled=quantile)
+        self.target = TargetLabels(self.names[0], sampled=quantile,
+                                   logged=is_multi(data.target) or target_setting(data) == "log1p")
         # several targets: one TargetLabels each (the first is `target`)
         self.labels = [self.target] + [TargetLabels(n) for n in self.names[1:]] if is_multi(data.target) else None
         self.rows = self.train_rows = self.val_rows = 0
@@ -134,14 +139,8 @@ class FirstPass:
         self.codes: dict = {c: {} for c in features}  # category name -> its code in the raw rows
         self.modes: dict = {c: {} for c in features}  # category -> training rows, for missing: mean
         self.ids = {c: DistinctInts() for c in features}
-        self.scratches = threading.local()  # a Scratch for each thread columns are learned in
-
-    @property
-    def scratch(self) -> Scratch:
-        found = getattr(self.scratches, "scratch", None)
-        if found is None:
-            found = self.scratches.scratch = Scratch()
-        return found
+        self.scratches = threading.local()  # each thread's own Scratch (see `scratch`)
+        self.later = None  # the thread learning the training rows' moments, and its work in hand
 
     def add(self, chunk, rows: np.ndarray, val: np.ndarray, where: str, raw: bool = False):
         """One chunk: its rows' numbers in the table, and which are in the validation part. With
@@ -173,6 +172,8 @@ class FirstPass:
         parts = {part: {"rows": cut(rows[keep], at), "codes": cut(codes, at),
                         "X": np.empty((len(self.features), len(codes) if at is None else len(at)), dtype=self.dtype)}
                  | ({} if values is None else {"values": cut(values, at)}) for part, at in places.items()}
+        later = [] if "train" in parts else None  # numeric columns whose moments come from the raw rows
+
         def learn(i: int, col: str, series) -> None:
             if self.kinds.get(col) == "categorical":
                 column = self._categorical(series, col, train)
@@ -180,7 +181,9 @@ class FirstPass:
                     column = column.astype(self.dtype)
                     column[column < 0] = np.nan
             else:
-                column = self._numeric(series, col, train, where, picked)
+                column = self._numeric(series, col, train, where, picked, later is not None)
+                if later is not None:
+                    later.append((i, col))
             for part, at in places.items():
                 if at is None:
                     parts[part]["X"][i] = column
@@ -188,7 +191,57 @@ class FirstPass:
                     np.take(column, at, out=parts[part]["X"][i], mode="clip")  # "raise" buffers `out`
 
         by_column(learn, [(i, col, chunk[col]) for i, col in enumerate(self.features)], len(chunk))
+        if later:
+            # sorted: the learners' threads append in any order, the moments' thread takes columns in one
+            self._learn_later(parts["train"]["X"], sorted(later))
         return Raw(parts) if raw else None
+
+    @property
+    def scratch(self) -> Scratch:
+        scratch = getattr(self.scratches, "scratch", None)
+        if scratch is None:
+            scratch = self.scratches.scratch = Scratch()
+        return scratch
+
+    def _learn_later(self, X: np.ndarray, columns: list) -> None:
+        """The training rows' moments and samples of these numeric columns ((place in X, name)),
+        learned from the chunk's raw training part (X: (features, rows), NaN where missing) in a
+        thread of its own while the next chunk is read and learned from: chunk after chunk in
+        the table's order, from the same values the column gave, so they are the ones learning
+        them in `_numeric` would give, bit for bit. `settle` waits for them."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self.later is None:
+            self.later = (ThreadPoolExecutor(1, thread_name_prefix="nnctl-moments"), deque())
+        pool, pending = self.later
+        while len(pending) >= LATER_AHEAD:  # bounded: each holds a chunk's training rows
+            pending.popleft().result()
+        pending.append(pool.submit(self._learn_rows, X, columns))
+
+    def _learn_rows(self, X: np.ndarray, columns: list) -> None:
+        scratch = self.scratch
+        for i, col in columns:
+            row = X[i]
+            missing = np.isnan(row)
+            if missing.any():
+                values = row[~missing].astype(np.float64)
+            else:
+                values = scratch.get("trained", len(row))
+                np.copyto(values, row)
+            self.moments[col].add(values, scratch)
+            if col in self.samples:
+                self.samples[col].add(values, scratch)
+
+    def settle(self) -> None:
+        """Waits for the moments learned in a thread (`_learn_later`); raises what it raised."""
+        if self.later is not None:
+            pool, pending = self.later
+            self.later = None
+            try:
+                while pending:
+                    pending.popleft().result()
+            finally:
+                pool.shutdown(cancel_futures=True)
 
     def _kinds(self, chunk, where: str) -> None:
         for col in self.features:
@@ -218,10 +271,11 @@ class FirstPass:
                              f"or leave it out (data.exclude: [{col}], or drop it from data.features)")
         self.kinds[col] = "categorical"
 
-    def _numeric(self, column, col: str, train: np.ndarray, where: str, picked=None) -> np.ndarray:
-        """Learns the column's training moments; returns its values as the dtype holds them
-        (NaN where missing). A column without a missing or odd value takes the short way, given
-        the training rows' places (`picked`; None: every row)."""
+    def _numeric(self, column, col: str, train: np.ndarray, where: str, picked=None, later: bool = False) -> np.ndarray:
+        """Learns the column's training moments (`later`: the caller has them learned from the
+        raw training rows, `_learn_later`); returns its values as the dtype holds them (NaN
+        where missing). A column without a missing or odd value takes the short way, given the
+        training rows' places (`picked`; None: every row)."""
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)  # only read: may be pandas' own
         scratch, n = self.scratch, len(values)
         # the temporaries below live in memory reused from column to column (see Scratch): the
@@ -232,6 +286,10 @@ class FirstPass:
             with np.errstate(over="ignore", invalid="ignore"):
                 np.copyto(held, values, casting="unsafe")
         if np.isfinite(held).all():
+            if self.data.missing == "mean":  # the fill value is the mean as read, in float64
+                self.raw[col].add(values if picked is None else values[picked], scratch)
+            if later:
+                return held
             # the training rows in float64 once, for the moments and the sample alike
             trained = held if picked is None else \
                 np.take(held, picked, out=scratch.get("picked", len(picked), held.dtype), mode="clip")
@@ -242,8 +300,6 @@ class FirstPass:
             self.moments[col].add(trained, scratch)
             if col in self.samples:
                 self.samples[col].add(trained, scratch)
-            if self.data.missing == "mean":  # the fill value is the mean as read, in float64
-                self.raw[col].add(values if picked is None else values[picked], scratch)
             return held
         infinite = np.isinf(values)
         if infinite.any():
@@ -257,6 +313,8 @@ class FirstPass:
                              "rescale that column, or set training.dtype: float64")
         self.missing_train[col] += int((train & ~present).sum())
         self.raw[col].add(values[present & train])
+        if later:
+            return held
         self.moments[col].add(held[present & train].astype(np.float64))
         if col in self.samples:
             self.samples[col].add(held[present & train].astype(np.float64))

@@ -196,14 +196,14 @@ class TargetLabels:
     what kind of column it is across chunks: text as soon as one chunk is text, as a whole
     file read at once would be."""
 
-    def __init__(self, target: str, sampled: bool = True):
-        self.target = target
+    def __init__(self, target: str, sampled: bool = True, logged: bool = True):
+        self.target, self.logged = target, logged
         self.counts: dict = {}
         self.code_of: dict = {}  # label as counted -> its code in the rows this pass writes (first seen first)
         self.text = self.seen_bool = self.seen_numeric = self.overflow = self.infinite = False
         self.whole = True
         self.moments = Moments()  # of the training rows: the regression target's scaler
-        self.log_moments = Moments()  # of log1p of them: data.target_transform: log1p
+        self.log_moments = Moments()  # of log1p of them: data.target_transform: log1p (when `logged`)
         # a bounded sample of them, for data.target_transform: quantile (None: not asked for)
         self.sample = Reservoir() if sampled else None
         self.low = math.inf
@@ -228,7 +228,7 @@ class TargetLabels:
                 self.sample.add(trained[np.isfinite(trained)])
             if len(values):
                 self.low = min(self.low, float(np.min(values)))
-            if len(trained):
+            if len(trained) and self.logged:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     self.log_moments.add(np.log1p(trained))
         else:

@@ -36,12 +36,18 @@ def _open_parquet(path, delimiter, given_as):
     return parquetfile.open_parquet(Path(path), str(path))
 
 
-def _read_parquet(table, columns, chunksize, decimal, as_text):
+def _read_parquet(table, columns, chunksize, decimal, as_text, categories: bool = False):
     # Parquet stores types, so decimal marks and text columns need no parsing choices
     if columns is not None:
         require_columns(table.header, columns, table.where)
     _refuse_nested(table, columns)
-    return parquetfile.read_parquet(table, list(columns) if columns is not None else None, chunksize)
+    return parquetfile.read_parquet(table, list(columns) if columns is not None else None, chunksize, categories)
+
+
+def parquet_chunks(table, columns, chunksize: int):
+    """A Parquet table's chunks as the passes read them: checked as `read_table` checks them,
+    its text columns as categories (`parquetfile.read_parquet`)."""
+    return _read_parquet(table, columns, chunksize, ".", (), categories=True)
 
 
 def _refuse_nested(table, columns) -> None:
