@@ -11,7 +11,8 @@ threads that each start two BLAS threads would fight over the cores.
 Each group is a `Network.members_view` (its members' rows of the weights and gradients), a
 workspace of its own and an `Optimizer.members_view`; the batch, targets, weights and learning
 rate come cut to its members. Where a step is small (W1's), the hand-over between threads costs
-more than the half step it saves, so groups are used only from `MIN_WORK` multiply-adds a step;
+more than the half step it saves, so groups are used only from `MIN_WORK` multiply-adds a step
+(off by default: see its comment);
 steps that diagnostics measure layer by layer run whole, in the loop's thread.
 
     with member_groups(loop):                # MemberGroups.for_loop(loop), or nothing
@@ -27,9 +28,11 @@ from types import SimpleNamespace
 import numpy as np
 
 # multiply-adds of one step's forward products (rows x members x weights per member) from which
-# two groups beat one thread: measured on two cores, W2's 64 x 8 x 17k (8.9M) gains, W1's 150 x
-# 8 x 115 loses to the hand-over
-MIN_WORK = 2_000_000
+# groups are tried. Off (infinite) by default: on the idle 2-core machine, `train w2.yaml --seeds
+# 8` stepped in groups took 2.2-2.6 ms a step against 1.0-1.1 ms in one thread (the two threads
+# hand the GIL back and forth between NumPy's many small calls), and the choice's every-32nd-step
+# try of groups cost ~4%. The tests set it to 0; lower it where a step is far larger than W2's.
+MIN_WORK = float("inf")
 PARTS = 2  # groups of members a step is cut into, taken by two threads
 
 
