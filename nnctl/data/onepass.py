@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import NnctlError
 from .reading import attempts, mapped, table_chunks
 from .scan import Scan, _columns, _finish, default_chunk_rows, encoded_chunks
-from .scaling import SMOOTH_CLIP, smooth_clip, to_training
+from .scaling import bend, to_training
 from .scanpass import FirstPass
 from .shards import ShardWriter
 from .splits import hashed_validation
@@ -122,27 +122,6 @@ def _read(cfg, table, features, used, pieces: RawPieces, reading):
     return state, pieces
 
 
-def _bends(scaler: dict, inputs: np.ndarray):
-    """bend(block): what `scaling.apply_scaler` does after (x - offset) / scale, on the numbers'
-    block (numbers, rows) whose rows are `inputs`: robust's smooth clip, quantile's map to a
-    normal (the shards held (x - median) / IQR, or the raw values, without it)."""
-    place = {int(j): k for k, j in enumerate(inputs)}
-    if scaler.get("kind") == "robust" and scaler.get("clipped"):
-        rows = np.array([place[j] for j in scaler["clipped"] if j in place], dtype=np.int64)
-        clip = scaler.get("clip", SMOOTH_CLIP)
-
-        def bend(block):
-            block[rows] = smooth_clip(block[rows], clip)
-        return bend
-    maps = [(place[int(j)], knots, scores) for j, (knots, scores) in (scaler.get("quantiles") or {}).items()
-            if int(j) in place] if scaler.get("kind") == "quantile" else []
-
-    def bend(block):
-        for k, knots, scores in maps:
-            block[k] = np.interp(block[k].astype(np.float64), knots, scores)
-    return bend
-
-
 class Finisher:
     """A raw piece as the shards hold it: (rows, X, y), X encoded and scaled as
     `FeatureEncoder.transform` makes it, y as `scan._targets` makes it."""
@@ -189,7 +168,6 @@ class Finisher:
         scaler = encoder.scaler
         self.offset = np.asarray(scaler["offset"], dtype=self.dtype)[self.numbers[1]]
         self.scale = np.asarray(scaler["scale"], dtype=self.dtype)[self.numbers[1]]
-        self.bend = _bends(scaler, self.numbers[1])
         self.where = scan.files[0] if scan.files else cfg.data.path
         self.classes = state.target.class_lookup(scan.classes) if scan.classes is not None else None
         # several targets: each one's code -> class index lookup, or None for a regression
@@ -223,7 +201,7 @@ class Finisher:
                 probe = np.zeros((1, self.width), dtype=self.dtype)
                 probe[0, inputs[bad]] = np.inf
                 self.encoder._check_range(probe, self.where)
-            self.bend(block)
+            bend(block, self.encoder.scaler, inputs)  # robust's clip, quantile's map
             for first, last, at in self.runs:  # by slices: a fancy column index is 10 times slower
                 X[:, at:at + last - first] = block[first:last].T
         flat, starts = X.reshape(-1), None

@@ -143,14 +143,26 @@ def apply_scaler(X: np.ndarray, scaler: dict) -> None:
     with np.errstate(over="ignore", invalid="ignore"):
         X -= np.asarray(scaler["offset"], dtype=X.dtype)
         X /= np.asarray(scaler["scale"], dtype=X.dtype)
+    bend(X.T, scaler)
+
+
+def bend(by_input: np.ndarray, scaler: dict, inputs=None) -> None:
+    """What follows (x - offset) / scale, in place on values held input by input (by_input[k]:
+    input `inputs[k]`'s values; `inputs` None: input k): robust's smooth clip of its clipped
+    inputs, quantile's map to a normal; inputs the block does not hold are left out."""
+    place = None if inputs is None else {int(j): k for k, j in enumerate(inputs)}
+
+    def at(j):
+        return int(j) if place is None else place.get(int(j))
+
     kind = scaler.get("kind")
     if kind == "robust" and scaler.get("clipped"):
-        cols = np.asarray(scaler["clipped"], dtype=np.int64)
-        X[:, cols] = smooth_clip(X[:, cols], scaler.get("clip", SMOOTH_CLIP))
+        rows = np.array([k for j in scaler["clipped"] if (k := at(j)) is not None], dtype=np.int64)
+        by_input[rows] = smooth_clip(by_input[rows], scaler.get("clip", SMOOTH_CLIP))
     elif kind == "quantile":
         for j, (knots, scores) in (scaler.get("quantiles") or {}).items():
-            j = int(j)
-            X[:, j] = np.interp(X[:, j].astype(np.float64), knots, scores)
+            if (k := at(j)) is not None:
+                by_input[k] = np.interp(by_input[k].astype(np.float64), knots, scores)
 
 
 def smooth_clip(u: np.ndarray, c: float = SMOOTH_CLIP) -> np.ndarray:
