@@ -398,9 +398,7 @@ class FirstPass:
 
         def column(j: int) -> np.ndarray:
             col, sample = inputs[j], self.samples[inputs[j]]
-            values = sample.with_constant(float(dtype.type(fill[col])), self.missing_train[col]) \
-                if fill is not None else sample.values
-            values = values.astype(dtype).astype(np.float64)
+            values = sample.as_trained(dtype, None if fill is None else fill[col], self.missing_train[col])
             # a shorter sample (fewer present values) is stretched over the rows by repeating it evenly
             return values[np.arange(rows) * len(values) // rows] if len(values) else np.zeros(rows)
 

@@ -166,6 +166,14 @@ class Reservoir:
         extra = int(round(len(self.values) * count / self.seen)) if self.seen else min(count, self.size)
         return np.concatenate([self.values, np.full(extra if total else 0, value)])
 
+    def as_trained(self, dtype, fill: float | None = None, missing: int = 0) -> np.ndarray:
+        """The sample as training holds the column, what robust and quantile are fit on: its
+        `missing` rows filled with `fill` in their share (missing: mean; None: left out), each
+        value as `dtype` holds it, in float64."""
+        dtype = np.dtype(dtype)
+        values = self.values if fill is None else self.with_constant(float(dtype.type(fill)), missing)
+        return values.astype(dtype).astype(np.float64)
+
 
 class DistinctInts:
     """Whether an integer column has a different value in every row so far (an ID), checked

@@ -243,14 +243,10 @@ def _sampled_scaler(inputs: "Stats", columns, width: int, kind: str, fill, dtype
     passthrough = np.ones(width, dtype=bool)
     passthrough[columns] = False
     place = {int(j): c for c, j in enumerate(columns)}
-    dtype = np.dtype(dtype)
 
     def column(j: int) -> np.ndarray:
         c = place[j]
-        sample = inputs.samples[c]
-        values = sample.with_constant(float(dtype.type(fill[c])), int(inputs.missing[c])) \
-            if fill is not None else sample.values
-        return values.astype(dtype).astype(np.float64)
+        return inputs.samples[c].as_trained(dtype, None if fill is None else fill[c], int(inputs.missing[c]))
 
     return scaler_from_columns(column, width, kind, passthrough)
 
