@@ -354,3 +354,31 @@ def _timeless(value):
     if isinstance(value, dict):
         return {k: _timeless(v) for k, v in value.items() if k not in ("seconds", "created")}
     return [_timeless(v) for v in value] if isinstance(value, list) else value
+
+
+def test_members_own_rows_are_scored_in_pieces_with_the_bits_of_one_pass(tmp_path):
+    """A population's validation rows, (K, rows, inputs), pass CHUNK / K rows at a time (K
+    members' arrays of a whole chunk leave the cache); each chunk's outputs and losses are
+    those of one pass over it."""
+    from nnctl.config import load_config
+    from nnctl.data import load_dataset
+    from nnctl.nn.network import Network
+    from nnctl.training.build import build_network
+
+    from .test_resume import iris_config
+
+    cfgs = [load_config(iris_config(tmp_path, "adam"), [f"seed={s}", "model.layers=[8]"]) for s in (1, 2, 3, 4)]
+    networks = [build_network(cfg, load_dataset(cfg)) for cfg in cfgs]
+    network = Network.stack(networks)
+    X = np.random.default_rng(0).normal(size=(4, 150, 4)).astype(network.dtype)
+    t = np.eye(3, dtype=network.dtype)[np.random.default_rng(1).integers(0, 3, size=(4, 150))]
+    ws, whole = network.workspace(), network.workspace()
+    starts = []
+    for start, out in network.forward_chunks(X, 64, ws):  # chunks of 64 rows in pieces of 16
+        n = out.shape[1]
+        one = network.forward(np.ascontiguousarray(X[:, start:start + n]), ws=whole)
+        assert out.tobytes() == one.tobytes()
+        assert network.member_losses(t[:, start:start + n], ws=ws).tobytes() == \
+            network.member_losses(t[:, start:start + n], ws=whole).tobytes()
+        starts.append(start)
+    assert starts == [0, 64, 128]

@@ -54,11 +54,9 @@ def _rebuilt(layer: Layer, arrays: dict) -> Layer:
 class Network:
     """`layers`: Layer objects in order; `loss`: the loss's name (and through it the output
     head), or a heads.MultiLoss: one head per target on blocks of the output columns (`heads`).
-    `n_inputs`: the input columns, when the first layer cannot tell (a dense one can).
-    `flat`: (params, grads), flat arrays of the right size to live in instead of new ones (the
-    params' values are written into them): `members_view`'s rows of another network."""
+    `n_inputs`: the input columns, when the first layer cannot tell (a dense one can)."""
 
-    def __init__(self, layers: list[Layer], loss, n_inputs: int | None = None, flat: tuple | None = None):
+    def __init__(self, layers: list[Layer], loss, n_inputs: int | None = None):
         if not layers:
             raise ValueError("a network needs at least one layer")
         self.layers = list(layers)
@@ -84,8 +82,8 @@ class Network:
         # arrays are views into it. An optimizer then updates everything with a handful of
         # whole-array operations instead of a handful per array: that is most of the step's cost
         # for small networks. `decay_mask` is 1 where weight decay applies (weights), 0 elsewhere.
-        self.flat_params, self.flat_grads = (np.empty(total, dtype=dtype), np.zeros(total, dtype=dtype)) \
-            if flat is None else flat
+        self.flat_params = np.empty(total, dtype=dtype)
+        self.flat_grads = np.zeros(total, dtype=dtype)
         self.decay_mask = np.zeros(total, dtype=dtype)
         # member-major: member k's arrays are row k of the (K, P) view, each array a column block
         rows_p, rows_g, rows_d = (a.reshape(K, per_member) for a in (self.flat_params, self.flat_grads,
@@ -253,24 +251,6 @@ class Network:
             if hasattr(layer.rng, "generators"):  # member k's own generator
                 layer.rng = layer.rng.generators[k]
         return Network(layers, self.loss_arg, self.n_inputs)
-
-    def members_view(self, start: int, stop: int) -> "Network":
-        """Members start..stop-1 as a network of their own whose params and grads are this one's
-        rows (views, not copies: stepping it steps them), each random layer drawing from those
-        members' own generators: what one thread of several trains (training/groups.py). Not for
-        layers with `state` (running statistics would be copies)."""
-        from .layers import MemberGenerators
-
-        if self.members is None or any(layer.state for _, layer in self.leaves()):
-            raise ValueError("only a network with members and no state arrays has member views")
-        layers, generators = [], {}
-        for layer in self.layers:
-            rebuilt = _rebuilt(layer, {name: a[start:stop] for name, a in layer.params.items()})
-            if layer.rng is not None:  # one subset per generator the members' layers share
-                rebuilt.rng = generators.setdefault(id(layer.rng), MemberGenerators(layer.rng.generators[start:stop]))
-            layers.append(rebuilt)
-        rows = slice(start * (self.flat_params.size // self.members), stop * (self.flat_params.size // self.members))
-        return Network(layers, self.loss_arg, self.n_inputs, flat=(self.flat_params[rows], self.flat_grads[rows]))
 
     def member_snapshot(self, k: int) -> dict:
         """Member k's `snapshot()`, as `member(k).snapshot()` would give it, without copying

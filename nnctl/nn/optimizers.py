@@ -17,7 +17,6 @@ each factor they make (`lr / (1 - b1^t)`, `lr * l2`) is rounded to the parameter
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -63,27 +62,6 @@ class Optimizer:
                     raise ValueError(f"{name}{i} has shape {saved.shape}, the optimizer's is {a.shape}")
                 np.copyto(a, saved)
         self.t = int(state["t"])
-
-    def members_view(self, start: int, stop: int, members: int) -> "Optimizer":
-        """This optimizer over members start..stop-1 of `members` (K) member-major arrays (flat
-        (K·P,) or (K, P)): the same class and hyper-parameters, its arrays (params, state,
-        scratch, decay masks, a per-member (K, 1) weight decay) views of those members' rows, so
-        stepping it steps them exactly as this one would. Its step count is the caller's to keep
-        in step with this one's (`t`)."""
-        def rows(a):
-            if not isinstance(a, np.ndarray) or a.ndim == 0:
-                return a  # a float, or True/False
-            return a[start:stop] if a.ndim > 1 else a.reshape(members, -1)[start:stop].reshape(-1)
-
-        view = copy.copy(self)
-        view.params, view.scratch = [rows(p) for p in self.params], [rows(s) for s in self.scratch]
-        view.decay = [rows(d) for d in self.decay]
-        for name in self.STATE:
-            setattr(view, name, [rows(a) for a in getattr(self, name)])
-        for name in ("l2", "decoupled_l2"):  # per member: (K, 1)
-            if isinstance(getattr(self, name, None), np.ndarray):
-                setattr(view, name, getattr(self, name)[start:stop])
-        return view
 
     def _weights_only(self, i, values, factor):
         """scratch[i] = factor * values where weight decay applies, 0 elsewhere (or None)."""

@@ -20,7 +20,6 @@ from ..nn.losses import smooth_labels
 from ..nn.network import Network
 from .callbacks import Callback
 from .checkpoint import checkpoint_path
-from .groups import member_groups
 from .optimization import LearningRate, network_optimizer
 from ..data.source import batch_bounds
 from .scoring import (metric_column, metric_name, metrics_in_use, row_weights, score_chunks, targets_for,
@@ -91,8 +90,7 @@ def train(network: Network, dataset, training: TrainingConfig, seed: int = 0, ca
     # overflow shows up as a non-finite loss, reported with advice; numpy's own
     # RuntimeWarnings would only add noise on stderr
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        with member_groups(loop):  # a large step of members: groups of them in threads
-            status = loop.run(start)
+        status = loop.run(start)
         if checkpointer is not None:
             checkpointer.write(loop.state(start), status)
         stopper = loop.stopper
@@ -370,11 +368,10 @@ class _Loop:
             if source is not None:
                 np.take(source, order, axis=0, out=out[:n], mode="clip")
 
-    def fill_batch(self, k: int, xb, yb, wb, members=slice(None)) -> None:
-        """Gather the members' batch k of the window, (K, n, ...), from its rows in their order
-        (`members`: only those members' rows, into xb, yb, wb cut to them)."""
+    def fill_batch(self, k: int, xb, yb, wb) -> None:
+        """Gather the members' batch k of the window, (K, n, ...), from its rows in their order."""
         s = self.bounds[k]
-        rows = self.order[members, s:s + xb.shape[1]]
+        rows = self.order[:, s:s + xb.shape[1]]
         for source, out in ((self.X, xb), (self.y, yb), (self.w, wb)):
             if source is not None:
                 np.take(source, rows, axis=0, out=out, mode="clip")

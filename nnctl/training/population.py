@@ -29,7 +29,6 @@ from .callbacks import Callback
 from ..nn.losses import smooth_labels
 from .optimization import LearningRate
 from ..data.source import batch_bounds
-from .groups import member_groups
 from .loop import TrainResult, _Loop, check_finite, final_metrics, label_classes, log_every
 from .scoring import extra_scores, metrics_in_use, row_weights, targets_for, watched_metrics
 from .stopping import EarlyStopping, maximized
@@ -74,7 +73,7 @@ def train_population(network: Network, datasets: list, training, seeds: list[int
     loop.labels = labels or [f"seed {s}" for s in seeds]
     loop.own_rates(rates or [training] * len(seeds))
     start = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), member_groups(loop):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         if loop.run(start) == "interrupted":
             raise KeyboardInterrupt
     return loop.finished
